@@ -1,0 +1,1 @@
+"""backline.analyzers"""
