@@ -226,3 +226,30 @@ class AnalyzerRun:
     findings: int = 0
     facts: int = 0
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An entry of the evidence that was refused on intake, and why
+    (``../etc/passwd``: path escapes the work folder; zip bomb; encrypted ...)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisResult:
+    """Everything one analysis produced; the input of every report renderer."""
+
+    inputs: tuple[str, ...]
+    artifacts: tuple[Artifact, ...]
+    runs: tuple[AnalyzerRun, ...]
+    findings: tuple[Finding, ...]
+    events: tuple[Event, ...]
+    facts: tuple[Fact, ...]
+    refusals: tuple[Refusal, ...] = ()
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)   # tz, jobs, fail_on, ...
+    backline_version: str = ""
+    schema_version: str = SCHEMA_VERSION
