@@ -25,7 +25,7 @@ from backline import __version__
 from backline.analyzers.registry import all_analyzer_classes
 from backline.analyzers.runner import DEFAULT_MAX_EVENTS, ProgressFn, RunSettings, run_all
 from backline.errors import UsageError
-from backline.model import AnalysisResult, Artifact, Event, Finding
+from backline.model import AnalysisResult, Artifact, ArtifactKind, Event, Finding
 from backline.storage.blobs import BlobStore
 
 
@@ -93,11 +93,12 @@ def analyze(
             if unknown:
                 raise UsageError(f"unknown analyzer(s): {', '.join(sorted(unknown))}")
             classes = [c for c in classes if c.name in wanted]
+        bundle_bins, bundle_syms = _provide_bundle_files(intake.artifacts, work_dir)
         settings = RunSettings(
             tz=options.tz,
             work_dir=str(work_dir / "runs"),
-            symbol_paths=tuple(str(p) for p in options.symbol_paths),
-            binary_paths=tuple(str(p) for p in options.binary_paths),
+            symbol_paths=tuple(str(p) for p in (*options.symbol_paths, *bundle_syms)),
+            binary_paths=tuple(str(p) for p in (*options.binary_paths, *bundle_bins)),
             max_events=options.max_events_per_artifact,
         )
         out = run_all(intake.artifacts, classes, settings, jobs=options.jobs, progress=progress)
@@ -122,6 +123,44 @@ def analyze(
                  "analyzers": list(options.analyzers) if options.analyzers else None},
         backline_version=__version__,
     )
+
+
+def _provide_bundle_files(artifacts: Sequence[Artifact], work_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Executables and Breakpad symbol files that came inside the evidence are handed to the
+    dump analyzers (as ``--binaries`` / ``--symbols`` folders) under their original names.
+
+    Analyzers never search the bundle themselves; the engine provides their inputs.
+    """
+    bins_dir, syms_dir = work_dir / "bundle-binaries", work_dir / "bundle-symbols"
+    bins: list[Path] = []
+    syms: list[Path] = []
+    for art in artifacts:
+        if not art.readable:
+            continue
+        try:
+            if art.kind is ArtifactKind.EXECUTABLE:
+                target = bins_dir / art.name
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.symlink_to(Path(art.local_path).resolve())
+                bins = [bins_dir]
+            elif art.kind is ArtifactKind.SYMBOLS:
+                with open(art.local_path, "rb") as f:
+                    head = f.readline(4096).decode("utf-8", "replace").split()
+                # MODULE <os> <arch> <debug id> <debug file name>
+                if len(head) >= 5 and head[0] == "MODULE":
+                    debug_id, name = head[3], " ".join(head[4:])
+                    if "/" in name or "\\" in name or name in (".", "..") or "/" in debug_id:
+                        continue
+                    stem = name[:-4] if name.lower().endswith(".pdb") else name
+                    target = syms_dir / name / debug_id / f"{stem}.sym"
+                    if not target.exists():
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.symlink_to(Path(art.local_path).resolve())
+                    syms = [syms_dir]
+        except OSError:
+            continue
+    return bins, syms
 
 
 def _with_time_ranges(artifacts: Sequence[Artifact], events: Sequence[Event]) -> tuple[Artifact, ...]:
