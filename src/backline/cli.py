@@ -27,6 +27,9 @@ app = typer.Typer(
 #: Modules with a ``register(app)`` function, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.analyze",
+    "backline.commands.case",
+    "backline.commands.user",
+    "backline.commands.serve",
 )
 
 

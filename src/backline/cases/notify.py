@@ -160,6 +160,12 @@ class Dispatcher:
         self.config = config
         self.clock = clock
 
+    def recover(self) -> int:
+        """Messages a stopped server was sending go back to pending (sent at least once)."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(T.outbox).where(T.outbox.c.status == "sending")
+                                .values(status="pending")).rowcount
+
     def deliver_due(self, limit: int = 100) -> dict[str, int]:
         now = utc(self.clock())
         counts = {"sent": 0, "retry": 0, "failed": 0}
@@ -168,6 +174,12 @@ class Dispatcher:
                                                       T.outbox.c.next_attempt_at <= now)
                                .order_by(T.outbox.c.id).limit(limit)).mappings().all()
         for msg in due:
+            with self.engine.begin() as conn:          # claim it, so two servers never send it twice
+                claimed = conn.execute(update(T.outbox).where(T.outbox.c.id == msg["id"],
+                                                              T.outbox.c.status == "pending")
+                                       .values(status="sending")).rowcount
+            if not claimed:
+                continue
             try:
                 if msg["channel"] == "email":
                     self._send_email(msg)
