@@ -94,19 +94,20 @@ class CaseService:
         if self.events is not None:
             self.events.emit(conn, event, dict(case_row), actor, data)
 
-    def _cas(self, conn: Connection, row, expected: int | None, values: Mapping[str, Any]) -> int:
-        """Compare-and-set on ``row_version``; returns the new version."""
+    def _cas(self, conn: Connection, row, expected: int | None, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Compare-and-set on ``row_version``; returns the row as written."""
         if expected is not None and expected != row["row_version"]:
             raise Conflict(f"case {row['key']} was changed (version {row['row_version']}, "
                            f"you sent {expected}); reload and retry", locator=f"case:{row['key']}")
         new = row["row_version"] + 1
+        now = self._now()
         n = conn.execute(update(T.cases).where(T.cases.c.id == row["id"],
                                                T.cases.c.row_version == row["row_version"])
-                         .values(row_version=new, updated_at=self._now(), **values)).rowcount
+                         .values(row_version=new, updated_at=now, **values)).rowcount
         if n != 1:
             raise Conflict(f"case {row['key']} was changed by someone else; reload and retry",
                            locator=f"case:{row['key']}")
-        return new
+        return {**dict(row), **values, "row_version": new, "updated_at": now}
 
     # ------------------------------------------------------------------ cases
     def check_intake(self, product: str, intake: Mapping[str, Any]) -> IntakeResult:
@@ -206,9 +207,8 @@ class CaseService:
                 result = self.intake.check(row["product"], merged)
                 values.update(intake=merged, intake_score=result.score, intake_missing=list(result.missing))
             before = {k: row[k] for k in values}
-            self._cas(conn, row, expected_version, values)
+            new_row = self._cas(conn, row, expected_version, values)
             self.audit(conn, user, "case", key, "update", before, values, row["id"])
-            new_row = conn.execute(select(T.cases).where(T.cases.c.id == row["id"])).mappings().one()
             self._emit(conn, "case.updated", new_row, user, changes=sorted(values))
             return self._load(conn, new_row)
 
@@ -238,12 +238,11 @@ class CaseService:
                 values["returned_for_info"] = True
             if target is CaseStatus.INVESTIGATING and current is CaseStatus.RESOLVED:
                 values["resolved_at"] = None
-            self._cas(conn, row, expected_version, values)
+            new_row = self._cas(conn, row, expected_version, values)
             conn.execute(insert(T.status_history).values(case_id=row["id"], from_status=current.value,
                                                          to_status=target.value, at=now, by_id=user.id))
             self.audit(conn, user, "case", key, "status", {"status": current.value},
                        {"status": target.value, "reason": reason}, row["id"])
-            new_row = conn.execute(select(T.cases).where(T.cases.c.id == row["id"])).mappings().one()
             self._emit(conn, "case.status_changed", new_row, user, before=current.value,
                        after=target.value, reason=reason)
             return self._load(conn, new_row)
@@ -262,12 +261,11 @@ class CaseService:
             before_owner = None
             if row["owner_id"] is not None:
                 before_owner = conn.execute(select(T.users.c.name).where(T.users.c.id == row["owner_id"])).scalar()
-            self._cas(conn, row, expected_version, values)
+            new_row = self._cas(conn, row, expected_version, values)
             self.audit(conn, user, "case", key, "assign",
                        {"owner": before_owner, "co_owners": row["co_owners"]},
                        {"owner": owner_row["name"], "co_owners": cos if co_owners is not None else row["co_owners"]},
                        row["id"])
-            new_row = conn.execute(select(T.cases).where(T.cases.c.id == row["id"])).mappings().one()
             self._emit(conn, "case.assigned", new_row, user, owner=owner_row["name"])
             return self._load(conn, new_row)
 
@@ -418,17 +416,17 @@ class CaseService:
 
     # ------------------------------------------------------------------ loading
     def _load(self, conn: Connection, row) -> Case:
-        owner = None
-        if row["owner_id"] is not None:
-            owner = conn.execute(select(T.users.c.name).where(T.users.c.id == row["owner_id"])).scalar()
+        names = dict(conn.execute(select(T.users.c.id, T.users.c.name)
+                                  .where(T.users.c.id.in_({row["created_by"], row["owner_id"] or row["created_by"]})))
+                     .all())
         links = tuple(r[0] for r in conn.execute(select(T.case_links.c.other_key)
                                                  .where(T.case_links.c.case_id == row["id"])
                                                  .order_by(T.case_links.c.id)))
         parts = tuple(Participant(r["name"], ParticipantRole(r["role"]), r["email"], r["user_id"])
                       for r in conn.execute(select(T.participants).where(T.participants.c.case_id == row["id"])
                                             .order_by(T.participants.c.id)).mappings())
-        creator = conn.execute(select(T.users.c.name).where(T.users.c.id == row["created_by"])).scalar()
-        return _row_to_case(row, owner, links, parts, creator=creator)
+        return _row_to_case(row, names.get(row["owner_id"]) if row["owner_id"] is not None else None, links, parts,
+                            creator=names.get(row["created_by"]))
 
     def count(self) -> int:
         with self.engine.connect() as conn:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -40,10 +41,19 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+#: How long a successful token lookup is remembered in this process (disabling a user or
+#: rotating a token takes at most this long to reach every server process).
+AUTH_CACHE_SECONDS = 5.0
+_AUTH_CACHE_MAX = 10_000
+
+
 class UserStore:
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = _now):
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = _now,
+                 cache_seconds: float = AUTH_CACHE_SECONDS):
         self.engine = engine
         self.clock = clock
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, User, datetime | None]] = {}
 
     def add(self, name: str, role: Role | str, *, org: str | None = None, team: str | None = None,
             email: str | None = None, ttl: timedelta | None = None) -> tuple[User, str]:
@@ -74,14 +84,21 @@ class UserStore:
                 token_hash=hash_token(token), token_expires_at=(now + ttl) if ttl else None)).rowcount
         if not n:
             raise UsageError(f"no user {name!r}")
+        self._cache.clear()
         return token
 
     def authenticate(self, token: str | None) -> User:
         """The user holding ``token``; PermissionDenied when missing, wrong, expired or disabled."""
         if not token:
             raise PermissionDenied("missing API token (send 'Authorization: Bearer <token>')")
+        digest = hash_token(token)
+        hit = self._cache.get(digest)
+        if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
+            if hit[2] is not None and hit[2] <= self.clock():
+                raise PermissionDenied("API token expired")
+            return hit[1]
         with self.engine.connect() as conn:
-            row = conn.execute(select(T.users).where(T.users.c.token_hash == hash_token(token))).mappings().first()
+            row = conn.execute(select(T.users).where(T.users.c.token_hash == digest)).mappings().first()
         if row is None:
             raise PermissionDenied("invalid API token")
         if not row["active"]:
@@ -89,7 +106,12 @@ class UserStore:
         exp = utc(row["token_expires_at"])
         if exp is not None and exp <= self.clock():
             raise PermissionDenied("API token expired")
-        return row_to_user(row)
+        user = row_to_user(row)
+        if self.cache_seconds > 0:
+            if len(self._cache) >= _AUTH_CACHE_MAX:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic(), user, exp)
+        return user
 
     def get(self, name: str) -> User:
         with self.engine.connect() as conn:
