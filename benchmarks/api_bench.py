@@ -180,7 +180,9 @@ def main() -> int:
                                    for i, cn in enumerate(conns)))
             return time.perf_counter() - t0
 
+        cpu0 = time.process_time()
         elapsed = asyncio.run(run())
+        client_cpu = time.process_time() - cpu0
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
         proc = None
@@ -207,6 +209,7 @@ def main() -> int:
         print(f"requests/s      {rps:.0f}   (target {TARGET_RPS:.0f}; ratio {rps / TARGET_RPS:.2f})")
         print(f"latency p50     {p50:.1f} ms")
         print(f"latency p99     {p99:.1f} ms   (target {TARGET_P99_MS:.0f}; ratio {p99 / TARGET_P99_MS:.2f})")
+        print(f"load client     {client_cpu / elapsed:.0%} of one core (same machine)")
         print(f"acknowledged    {len(notes)} notes, {sum(acked_status.values())} status changes")
         print(f"lost writes     {lost_notes + lost_status}   (unacknowledged extra status rows: {extra_status})")
         ok = rps >= TARGET_RPS and p99 <= TARGET_P99_MS and lost_notes + lost_status == 0 and server_errors == 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, literal, null, select, union_all, update
 from sqlalchemy.engine import Engine
 
 from backline.cases.access import SUPPORT_STATUS_MOVES, Action, can_see, require, visible_filter
@@ -154,8 +154,16 @@ class CaseService:
 
     def get(self, user: User, key: str) -> Case:
         require(user, Action.READ_CASE)
+        owner_u, creator_u = T.users.alias("owner_u"), T.users.alias("creator_u")
+        q = (select(T.cases, owner_u.c.name.label("owner_name"), creator_u.c.name.label("creator_name"))
+             .join(owner_u, owner_u.c.id == T.cases.c.owner_id, isouter=True)
+             .join(creator_u, creator_u.c.id == T.cases.c.created_by)
+             .where(T.cases.c.key == key))
         with self.engine.connect() as conn:
-            return self._load(conn, self._case_row(conn, user, key))
+            row = conn.execute(q).mappings().first()
+            if row is None or not can_see(user, row):
+                raise NotFound(f"no case {key}", locator=f"case:{key}")
+            return self._load(conn, row, row["owner_name"], row["creator_name"])
 
     def list(self, user: User, *, status: Sequence[CaseStatus] = (), severity: Sequence[CaseSeverity] = (),
              org: str | None = None, owner: str | None = None, limit: int = 100, offset: int = 0) -> list[Case]:
@@ -415,18 +423,27 @@ class CaseService:
         return compute_clocks(_clock_input(row, [(utc(a), CaseStatus(s)) for a, s in hist]), self.sla, now)
 
     # ------------------------------------------------------------------ loading
-    def _load(self, conn: Connection, row) -> Case:
-        names = dict(conn.execute(select(T.users.c.id, T.users.c.name)
-                                  .where(T.users.c.id.in_({row["created_by"], row["owner_id"] or row["created_by"]})))
-                     .all())
-        links = tuple(r[0] for r in conn.execute(select(T.case_links.c.other_key)
-                                                 .where(T.case_links.c.case_id == row["id"])
-                                                 .order_by(T.case_links.c.id)))
-        parts = tuple(Participant(r["name"], ParticipantRole(r["role"]), r["email"], r["user_id"])
-                      for r in conn.execute(select(T.participants).where(T.participants.c.case_id == row["id"])
-                                            .order_by(T.participants.c.id)).mappings())
-        return _row_to_case(row, names.get(row["owner_id"]) if row["owner_id"] is not None else None, links, parts,
-                            creator=names.get(row["created_by"]))
+    def _load(self, conn: Connection, row, owner: str | None = None, creator: str | None = None) -> Case:
+        """The full case (names, links, participants) in at most two more queries."""
+        if creator is None or (owner is None and row["owner_id"] is not None):
+            names = dict(conn.execute(select(T.users.c.id, T.users.c.name).where(
+                T.users.c.id.in_({row["created_by"], row["owner_id"] or row["created_by"]}))).all())
+            owner = names.get(row["owner_id"]) if row["owner_id"] is not None else None
+            creator = names.get(row["created_by"])
+        L, P = T.case_links.c, T.participants.c
+        q = union_all(
+            select(literal("l").label("k"), L.id, L.other_key.label("a"), L.kind.label("b"),
+                   null().label("c"), null().label("d")).where(L.case_id == row["id"]),
+            select(literal("p").label("k"), P.id, P.name.label("a"), P.role.label("b"),
+                   P.email.label("c"), P.user_id.label("d")).where(P.case_id == row["id"]))
+        links: list[str] = []
+        parts: list[Participant] = []
+        for k, _id, a, b, c, d in sorted(conn.execute(q).all(), key=lambda r: (r[0], r[1])):
+            if k == "l":
+                links.append(a)
+            else:
+                parts.append(Participant(a, ParticipantRole(b), c, d))
+        return _row_to_case(row, owner, tuple(links), tuple(parts), creator=creator)
 
     def count(self) -> int:
         with self.engine.connect() as conn:
