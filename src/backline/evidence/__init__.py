@@ -8,7 +8,7 @@ See docs/evidence.md for containers, limits and how kinds are decided.
 """
 
 from backline.evidence.classify import Classification, classify_file, classify_head
-from backline.evidence.collect import Intake, collect
+from backline.evidence.intake import Intake, collect
 from backline.evidence.limits import IntakeLimits
 
 __all__ = ["Classification", "Intake", "IntakeLimits", "classify_file", "classify_head", "collect"]

@@ -5,7 +5,7 @@ each member is checked here: its name (``..``, absolute, NUL), its type
 (links, devices, FIFOs), encryption, duplicates, overlapping zip entries and
 the declared entry count.  Nothing is extracted by these modules; callers
 read accepted members through a ratio-guarded stream and write them where
-they choose (see :mod:`backline.evidence.collect`).
+they choose (see :mod:`backline.evidence.intake`).
 
 Each member is yielded as :class:`Member` (accepted, with ``open()``) or
 :class:`Refused` (with the reason).
@@ -125,7 +125,7 @@ def iter_zip(path: Path, label: str, limits: IntakeLimits, remaining_entries: in
                 if stat.S_ISLNK(mode):
                     yield Refused(shown, "symbolic link entry: links are not followed")
                     continue
-                if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+                if stat.S_IFMT(mode) and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
                     yield Refused(shown, "device, FIFO or socket entry: not extracted")
                     continue
             if info.flag_bits & 0x1:

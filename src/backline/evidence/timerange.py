@@ -179,23 +179,25 @@ def _netmon2(f: BinaryIO, size: int) -> TimeProbe:
 # ------------------------------------------------------------------ evtx
 
 def _evtx(f: BinaryIO, size: int) -> TimeProbe:
+    """Earliest and latest record written-time over every chunk (records are
+    not in time order across chunks, and dirty files have unlisted chunks)."""
     lo = hi = None
     off = 0x1000
     while off + 0x200 <= size:
         f.seek(off)
-        ch = f.read(0x34)
-        if ch[:8] == b"ElfChnk\x00":
-            (last_off,) = struct.unpack_from("<I", ch, 0x2C)
-            for rec_off in (0x200, last_off):
-                if rec_off < 0x200 or rec_off + 24 > 0x10000:
-                    continue
-                f.seek(off + rec_off)
-                rec = f.read(24)
-                if len(rec) == 24 and rec[:4] == b"\x2a\x2a\x00\x00":
-                    (ft,) = struct.unpack_from("<Q", rec, 16)
-                    if ft:
-                        lo = ft if lo is None or ft < lo else lo
-                        hi = ft if hi is None or ft > hi else hi
+        chunk = f.read(0x10000)
+        if chunk[:8] == b"ElfChnk\x00":
+            (free_off,) = struct.unpack_from("<I", chunk, 0x30)
+            end = min(free_off, len(chunk)) if free_off >= 0x200 else len(chunk)
+            pos = 0x200
+            while pos + 24 <= end and chunk[pos:pos + 4] == b"\x2a\x2a\x00\x00":
+                rsize, _rid, ft = struct.unpack_from("<IQQ", chunk, pos + 4)
+                if ft:
+                    lo = ft if lo is None or ft < lo else lo
+                    hi = ft if hi is None or ft > hi else hi
+                if rsize < 24:
+                    break
+                pos += rsize
         off += 0x10000
     if lo is None:
         return TimeProbe(problems=("no event record found in any chunk",))
@@ -219,7 +221,7 @@ def _frac(s: str | None) -> int:
 
 
 def parse_line_time(line: str) -> datetime | None:
-    """The timestamp at the start of a log line (within its first 64 characters).
+    """The timestamp at the start of a log line (within its first 96 characters).
 
     Only forms that carry a year are used; a stamp without zone is taken as UTC.
 
@@ -228,7 +230,7 @@ def parse_line_time(line: str) -> datetime | None:
     >>> parse_line_time("[Sun Dec 04 04:47:44 2005] [notice] x").isoformat()
     '2005-12-04T04:47:44+00:00'
     """
-    start = line[:64]
+    start = line[:96]
     try:
         m = _ISO.search(start)
         if m:
