@@ -21,6 +21,8 @@ import hashlib
 import io
 import lzma
 import os
+import tarfile
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ CHUNK = 1 << 20
 #: Exceptions a decompressor or archive reader may raise on damaged input.
 STREAM_ERRORS: tuple[type[BaseException], ...] = (
     OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError, ValueError,
-    gzip.BadGzipFile,
+    gzip.BadGzipFile, zipfile.BadZipFile, tarfile.TarError,
 )
 
 
