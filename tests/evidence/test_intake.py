@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from backline.errors import EvidenceError
+from backline.errors import EvidenceError, NothingReadable
 from backline.evidence import IntakeLimits, collect
 from backline.model.core import ArtifactKind as K
 from backline.storage.blobs import BlobStore, sha256_file
@@ -157,7 +157,7 @@ def test_unreadable_file_is_listed_with_reason(tmp_path: Path, monkeypatch) -> N
         return real(path, limit)
 
     monkeypatch.setattr(collect_mod, "read_head", deny)
-    (a,) = collect([p], tmp_path / "work").artifacts
+    (a,) = collect([p], tmp_path / "work", require_readable=False).artifacts
     assert a.local_path is None and a.problems == ("unreadable: Permission denied",)
 
 
@@ -208,3 +208,14 @@ def test_limits_validate() -> None:
         IntakeLimits(max_depth=0)
     with pytest.raises(ValueError):
         IntakeLimits(max_ratio=1)
+
+
+def test_nothing_readable_raises_with_the_partial_intake(tmp_path: Path) -> None:
+    root = tmp_path / "ev"
+    root.mkdir()
+    (root / "empty.log").write_bytes(b"")
+    with pytest.raises(NothingReadable) as ei:
+        collect([root], tmp_path / "work")
+    (a,) = ei.value.intake.artifacts
+    assert a.path == "ev/empty.log" and a.problems == ("zero-byte file",)
+    assert "nothing readable" in str(ei.value)

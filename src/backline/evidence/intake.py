@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from backline.errors import ArchiveError, EvidenceError, UnsafeArchiveEntry
+from backline.errors import ArchiveError, EvidenceError, NothingReadable, UnsafeArchiveEntry
 from backline.evidence.archives import Member, iter_tar, iter_zip
 from backline.evidence.classify import Classification, classify_head, read_head, strip_compression_suffix
 from backline.evidence.limits import IntakeLimits
@@ -291,11 +291,15 @@ class _Collector:
 
 
 def collect(paths: Sequence[Path], work_dir: Path, *, limits: IntakeLimits | None = None,
-            store: BlobStore | None = None, progress: Callable[[str], None] | None = None) -> Intake:
+            store: BlobStore | None = None, progress: Callable[[str], None] | None = None,
+            require_readable: bool = True) -> Intake:
     """Take in every path (files, folders, archives); see the module docstring.
 
     Raises :class:`~backline.errors.EvidenceError` naming the path when a
-    given path does not exist or cannot be read at all.
+    given path does not exist or cannot be read at all, and
+    :class:`~backline.errors.NothingReadable` when no file with content was
+    found (unless ``require_readable`` is False); that exception carries the
+    partial intake as ``.intake`` so callers can still list what was found.
     """
     for p in paths:
         if not os.path.lexists(p):
@@ -303,5 +307,13 @@ def collect(paths: Sequence[Path], work_dir: Path, *, limits: IntakeLimits | Non
     c = _Collector(Path(work_dir), limits or IntakeLimits(), store, progress)
     for p in paths:
         c.add_input(Path(p))
-    return Intake(inputs=tuple(str(p) for p in paths), artifacts=tuple(c.artifacts),
-                  refusals=tuple(c.refusals), work_dir=c.run_dir)
+    intake = Intake(inputs=tuple(str(p) for p in paths), artifacts=tuple(c.artifacts),
+                    refusals=tuple(c.refusals), work_dir=c.run_dir)
+    if require_readable and not intake.usable:
+        what = f"{len(intake.artifacts)} file(s) found, none readable with content"
+        if intake.refusals:
+            what += f"; {len(intake.refusals)} entr(y/ies) refused"
+        exc = NothingReadable(f"nothing readable: {what}", artifact=", ".join(str(p) for p in paths))
+        exc.intake = intake  # type: ignore[attr-defined]
+        raise exc
+    return intake
