@@ -195,3 +195,17 @@ def test_pe_and_truncated_headers(tmp_path: Path) -> None:
     assert (c.kind, c.format) == (K.EXECUTABLE, "pe32+")
     t = classify_head(b"\xd4\xc3\xb2\xa1\x02\x00", "x.pcap", 6)
     assert t.kind is K.CAPTURE and "truncated" in t.problems[0]
+
+
+def test_short_log_ending_in_a_traceback_stays_a_log() -> None:
+    lines = [f"2026-11-27 10:13:{i:02d},414 INFO  [MainThread] svc - step {i}" for i in range(8)]
+    lines += ["Traceback (most recent call last):", '  File "/app/x.py", line 185, in run',
+              "    reserve()", '  File "/app/x.py", line 12, in reserve', "    raise KeyError(k)",
+              "KeyError: 'sku'", "", "During handling of the above exception, another exception occurred:",
+              "", "Traceback (most recent call last):", '  File "/app/x.py", line 190, in run',
+              "    fallback()", "RuntimeError: reservation failed"]
+    c = classify_head("\n".join(lines).encode() + b"\n", "orders-service.log", 2000)
+    assert c.kind is K.TEXT_LOG
+    # while the traceback alone is a crash trace, whatever the name
+    alone = classify_head("\n".join(lines[8:]).encode() + b"\n", "orders-service.log", 2000)
+    assert (alone.kind, alone.format) == (K.CRASH_TRACE, "python")

@@ -147,6 +147,7 @@ _TS_ANY = re.compile(
     r"|\b\d{6} \d{6}\b"                                        # HDFS 081109 203615
     r"|\b\d{8}-\d{1,2}:\d{1,2}:\d{1,2}"                        # HealthApp 20171223-22:15:29
     r"|^\[?\d{1,2}[:.]\d{2}[ :.]\d{2}"                         # [10.30 16:49:06], 16:49:06
+    r"|\[\d{1,2}/" + _MONTHS + r"/\d{4}[: ]\d{2}:\d{2}"          # access log [10/Oct/2000:13:55:36
     r"|\b1\d{9}(\.\d+)?\b)"                                    # epoch seconds
 )
 _LEVEL_FIRST = re.compile(r"^\s*[\[<]?(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRITICAL|"
@@ -175,6 +176,11 @@ def _lines(text: str, limit: int = 400) -> list[str]:
 
 
 def _log_score(lines: list[str]) -> float:
+    if not lines:
+        return 0.0
+    # Indented lines continue the record above them (stack frames, wrapped
+    # messages): only lines that start a record are scored.
+    lines = [ln for ln in lines if not ln[:1].isspace()]
     if not lines:
         return 0.0
     hits = 0

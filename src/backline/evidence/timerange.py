@@ -212,6 +212,7 @@ _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d
 _DASHDOT = re.compile(r"(\d{4})-(\d{2})-(\d{2})-(\d{2})\.(\d{2})\.(\d{2})(?:\.(\d{1,9}))?")
 _CTIME = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (" + "|".join(_MON) +
                     r") +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))? (\d{4})")
+_CLF = re.compile(r"\[(\d{1,2})/(" + "|".join(_MON) + r")/(\d{4})[: ](\d{2}):(\d{2}):(\d{2})(?: ([+-]\d{4}))?\]")
 _COMPACT = re.compile(r"^(\d{2})(\d{2})(\d{2}) (\d{2})(\d{2})(\d{2})\b")            # yyMMdd HHmmss
 _STAMP8 = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{1,2}):(\d{1,2}):(\d{1,2})(?::(\d{1,3}))?")
 
@@ -229,6 +230,8 @@ def parse_line_time(line: str) -> datetime | None:
     '2015-10-18T18:01:47.978000+00:00'
     >>> parse_line_time("[Sun Dec 04 04:47:44 2005] [notice] x").isoformat()
     '2005-12-04T04:47:44+00:00'
+    >>> parse_line_time('10.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200').isoformat()
+    '2000-10-10T20:55:36+00:00'
     """
     start = line[:96]
     try:
@@ -249,6 +252,14 @@ def parse_line_time(line: str) -> datetime | None:
         if m:
             mon, d, h, mi, s, fr, y = m.groups()
             return datetime(int(y), _MON[mon], int(d), int(h), int(mi), int(s), _frac(fr), tzinfo=UTC)
+        m = _CLF.search(start)
+        if m:
+            d, mon, y, h, mi, s, tz = m.groups()
+            dt = datetime(int(y), _MON[mon], int(d), int(h), int(mi), int(s), tzinfo=UTC)
+            if tz:
+                sign = 1 if tz[0] == "+" else -1
+                dt -= sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5]))
+            return dt
         m = _STAMP8.match(start)
         if m:
             y, mo, d, h, mi, s, ms = m.groups()
