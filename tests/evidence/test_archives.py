@@ -313,3 +313,29 @@ def test_corrupt_zip_listed_as_archive(tmp_path: Path) -> None:
     (a,) = intake.artifacts
     assert a.kind is K.ARCHIVE and a.problems
     assert intake.refusals and intake.refusals[0].path == "bad.zip"
+
+
+def test_empty_archives_are_listed(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    zipfile.ZipFile(buf, "w").close()
+    intake = _run(tmp_path, "empty.zip", buf.getvalue())
+    (a,) = intake.artifacts
+    assert a.kind is K.ARCHIVE and "empty archive" in a.problems[-1]
+    t = _run(tmp_path, "empty.tar.gz", _tar([], "w:gz"))
+    (b,) = t.artifacts
+    assert b.kind is K.ARCHIVE and b.path == "empty.tar.gz"
+
+
+def test_zip_with_a_corrupt_member_keeps_the_others(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bad.log", GOOD * 50)
+        zf.writestr("good.log", GOOD)
+    data = bytearray(buf.getvalue())
+    start = data.find(b"bad.log") + len(b"bad.log")
+    data[start + 5:start + 25] = b"\xff" * 20           # damage the deflate stream of bad.log
+    intake = _run(tmp_path, "c.zip", bytes(data))
+    paths = {a.path: a for a in intake.artifacts}
+    assert "c.zip!/good.log" in paths
+    bad = paths.get("c.zip!/bad.log")
+    assert (bad is not None and bad.problems) or any(r.path == "c.zip!/bad.log" for r in intake.refusals)

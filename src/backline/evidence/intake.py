@@ -33,7 +33,8 @@ from backline.evidence.archives import Member, iter_tar, iter_zip
 from backline.evidence.classify import Classification, classify_head, read_head, strip_compression_suffix
 from backline.evidence.limits import IntakeLimits
 from backline.evidence.names import render_name, safe_basename
-from backline.evidence.streams import Budget, CountingReader, GuardedReader, copy_bounded, open_decompressor
+from backline.evidence.streams import (STREAM_ERRORS, Budget, CountingReader, GuardedReader, copy_bounded,
+                                       open_decompressor)
 from backline.evidence.timerange import probe_time_range
 from backline.model.core import Artifact, ArtifactKind, Refusal
 from backline.storage.blobs import BlobStore, sha256_file
@@ -184,8 +185,13 @@ class _Collector:
                 self._record(path, display, cls, size, original, problems, sha256, compression)
                 return
             if cls.is_archive:
-                self.expand(path, display, "tar", cls.compression, nest + 1)
-                self._discard(path, original)
+                seen = self.expand(path, display, "tar", cls.compression, nest + 1)
+                if seen:
+                    self._discard(path, original)
+                    return
+                why = self.refusals[-1].reason if seen is None else "empty archive (no files in it)"
+                cls = Classification(ArtifactKind.ARCHIVE, cls.format, cls.problems + (why,))
+                self._record(path, display, cls, size, original, problems, sha256, compression)
                 return
             dest = self._slot(display.rsplit("/", 1)[-1].rsplit(".", 1)[0])
             try:
@@ -213,10 +219,12 @@ class _Collector:
                 self._record(path, display, cls, size, original, problems + ("not expanded: nesting limit",),
                              sha256, compression)
                 return
-            if self.expand(path, display, cls.format, "", nest + 1):
+            seen = self.expand(path, display, cls.format, "", nest + 1)
+            if seen:
                 self._discard(path, original)
                 return
-            cls = Classification(ArtifactKind.ARCHIVE, cls.format, cls.problems + (self.refusals[-1].reason,))
+            why = self.refusals[-1].reason if seen is None else "empty archive (no files in it)"
+            cls = Classification(ArtifactKind.ARCHIVE, cls.format, cls.problems + (why,))
         self._record(path, display, cls, size, original, problems, sha256, compression)
 
     def _record(self, path: Path, display: str, cls: Classification, size: int, original: bool,
@@ -243,15 +251,18 @@ class _Collector:
             time_start=start, time_end=end, meta=meta))
 
     # ------------------------------------------------------------ archives
-    def expand(self, path: Path, display: str, fmt: str, compression: str, nest: int) -> bool:
-        """Expand an archive; False (with a refusal recorded) when it cannot be opened."""
+    def expand(self, path: Path, display: str, fmt: str, compression: str, nest: int) -> int | None:
+        """Expand an archive: the number of entries seen, or None (with a refusal
+        recorded) when it cannot be opened."""
         remaining = self.limits.max_entries - self.budget.entries
+        seen = 0
         try:
             if fmt == "zip":
                 members: Iterable = iter_zip(path, display, self.limits, remaining)
             else:
                 members = iter_tar(path, compression, display, self.limits, self.run_dir)
             for m in members:
+                seen += 1
                 self.budget.entries += 1
                 if self.budget.entries > self.limits.max_entries:
                     self.refuse(f"{display}!/{m.name}", f"entry limit of {self.limits.max_entries} reached: "
@@ -263,14 +274,14 @@ class _Collector:
                 self._member(m, display, nest)
         except UnsafeArchiveEntry as exc:
             self.refuse(f"{display}", f"{exc.message} (rest of the archive not read)")
-            return True
+            return seen + 1
         except ArchiveError as exc:
             self.refuse(display, exc.message)
-            return False
-        except OSError as exc:
-            self.refuse(display, f"cannot read archive: {exc.strerror or exc}")
-            return False
-        return True
+            return None
+        except STREAM_ERRORS as exc:
+            self.refuse(display, f"cannot read archive: {exc}")
+            return None if seen == 0 else seen
+        return seen
 
     def _member(self, m: Member, display: str, nest: int) -> None:
         inner = f"{display}!/{render_name(m.name)[0]}"
@@ -281,7 +292,7 @@ class _Collector:
         except UnsafeArchiveEntry as exc:
             self.refuse(inner, exc.message)
             return
-        except (ArchiveError, RuntimeError, NotImplementedError) as exc:
+        except (ArchiveError, RuntimeError, NotImplementedError, *STREAM_ERRORS) as exc:
             self.refuse(inner, f"cannot extract: {exc}")
             if dest.exists():
                 dest.unlink()
@@ -306,7 +317,12 @@ def collect(paths: Sequence[Path], work_dir: Path, *, limits: IntakeLimits | Non
             raise EvidenceError("no such file or directory", artifact=str(p))
     c = _Collector(Path(work_dir), limits or IntakeLimits(), store, progress)
     for p in paths:
-        c.add_input(Path(p))
+        try:
+            c.add_input(Path(p))
+        except EvidenceError:
+            raise
+        except Exception as exc:  # failures are data: record and go on with the other inputs
+            c.refuse(render_name(str(p))[0], f"internal error while reading this input: {exc!r}")
     intake = Intake(inputs=tuple(str(p) for p in paths), artifacts=tuple(c.artifacts),
                     refusals=tuple(c.refusals), work_dir=c.run_dir)
     if require_readable and not intake.usable:

@@ -61,7 +61,9 @@ def is_tar(head: bytes) -> bool:
         return True
     block = head[:512]
     if not block[:100].strip(b"\x00"):
-        return False
+        # an empty tar is only its two zero end blocks (padded to the record size)
+        return len(head) >= 1024 and not head.strip(b"\x00") and len(head) % 512 == 0
+
     field = block[148:156].replace(b"\x00", b" ").strip()
     if not field or any(c not in b"01234567" for c in field):
         return False
