@@ -62,7 +62,7 @@ def is_tar(head: bytes) -> bool:
     block = head[:512]
     if not block[:100].strip(b"\x00"):
         # an empty tar is only its two zero end blocks (padded to the record size)
-        return len(head) >= 1024 and not head.strip(b"\x00") and len(head) % 512 == 0
+        return 1024 <= len(head) <= 20480 and len(head) % 512 == 0 and not head.strip(b"\x00")
 
     field = block[148:156].replace(b"\x00", b" ").strip()
     if not field or any(c not in b"01234567" for c in field):
