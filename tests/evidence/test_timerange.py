@@ -115,3 +115,13 @@ def test_utf16_log_time_range(tmp_path: Path) -> None:
     p.write_bytes(b"\xff\xfe" + "2024-05-01 10:00:00 INFO a\r\n2024-05-02 11:00:00 INFO b\r\n".encode("utf-16-le"))
     (a,) = collect([p], tmp_path / "w").artifacts
     assert (a.time_start, a.time_end) == (datetime(2024, 5, 1, 10, tzinfo=UTC), datetime(2024, 5, 2, 11, tzinfo=UTC))
+
+
+def test_long_capture_end_time_from_the_tail(corpus: Path, tmp_path: Path, monkeypatch) -> None:
+    import backline.evidence.timerange as tr
+
+    monkeypatch.setattr(tr, "MAX_RECORDS", 1000)          # force the tail search on a 4102-packet file
+    (a,) = collect([corpus / "net/zeek_http_1000_requests_one_dropped.pcap.gz"], tmp_path / "w").artifacts
+    oracle = json.loads((corpus / "net/zeek_http_1000_requests_one_dropped.pcap.gz.oracle.json").read_text())
+    assert abs(_epoch(a.time_end) - Decimal(oracle["last_ts_epoch"])) < Decimal("0.000002")
+    assert a.problems == ()

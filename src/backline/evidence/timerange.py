@@ -23,8 +23,10 @@ from backline.model.core import ArtifactKind
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: Walk at most this many capture records (a probe must stay cheap).
-MAX_RECORDS = 5_000_000
+#: Walk at most this many capture records from the start (about 0.6 s); past
+#: that the end time is found from the tail of the file.
+MAX_RECORDS = 1_000_000
+TAIL_BYTES = 1 << 20
 TEXT_PROBE = 64 * 1024
 
 
@@ -87,7 +89,32 @@ def _pcap(f: BinaryIO, size: int, nano: bool) -> TimeProbe:
         n += 1
     if lo is None:
         return TimeProbe(problems=problems)
+    if n >= MAX_RECORDS:
+        last = _pcap_tail_time(f, size, e, div)
+        if last is None:
+            problems += (f"time range end not probed past record {n}",)
+        else:
+            hi = max(hi, last)  # type: ignore[type-var]
     return TimeProbe(_epoch(lo), _epoch(hi), problems)  # type: ignore[arg-type]
+
+
+def _pcap_tail_time(f: BinaryIO, size: int, e: str, div: float) -> float | None:
+    """Time of the last record, found by looking in the tail for an offset from
+    which a chain of plausible record headers ends exactly at the end of the file."""
+    tail_len = min(size - 24, TAIL_BYTES)
+    f.seek(size - tail_len)
+    buf = f.read(tail_len)
+    for start in range(0, max(0, len(buf) - 16)):
+        pos, last, count = start, None, 0
+        while pos + 16 <= len(buf):
+            sec, frac, incl, orig = struct.unpack_from(e + "IIII", buf, pos)
+            if incl > 0x40000 or orig < incl or frac >= div:
+                break
+            pos += 16 + incl
+            last, count = sec + frac / div, count + 1
+        if pos == len(buf) and count >= 2:
+            return last
+    return None
 
 
 def _pcapng(f: BinaryIO, size: int) -> TimeProbe:
