@@ -125,3 +125,19 @@ def test_long_capture_end_time_from_the_tail(corpus: Path, tmp_path: Path, monke
     oracle = json.loads((corpus / "net/zeek_http_1000_requests_one_dropped.pcap.gz.oracle.json").read_text())
     assert abs(_epoch(a.time_end) - Decimal(oracle["last_ts_epoch"])) < Decimal("0.000002")
     assert a.problems == ()
+
+
+@pytest.mark.parametrize("walk_bytes", [0, 1 << 40])
+def test_capture_fast_path_and_full_walk_agree_with_tshark(corpus: Path, tmp_path: Path, monkeypatch,
+                                                           walk_bytes: int) -> None:
+    """WALK_BYTES=0 forces the first-record + tail path on every capture; 1 TB forces full walks."""
+    import backline.evidence.timerange as tr
+
+    monkeypatch.setattr(tr, "WALK_BYTES", walk_bytes)
+    intake = collect([corpus / "net"], tmp_path / "work")
+    for a in (a for a in intake.artifacts if a.kind is K.CAPTURE and a.format != "netmon2"):
+        oracle = json.loads((corpus / "net" / (a.path.split("/", 1)[1] + ".oracle.json")).read_text())
+        assert abs(_epoch(a.time_start) - Decimal(oracle["first_ts_epoch"])) < Decimal("0.000002"), a.path
+        assert abs(_epoch(a.time_end) - Decimal(oracle["last_ts_epoch"])) < Decimal("0.000002"), a.path
+        if "truncated" in a.path:
+            assert any(p.startswith("truncated") for p in a.problems)

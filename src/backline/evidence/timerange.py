@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import mmap
 import re
 import struct
 from dataclasses import dataclass
@@ -23,10 +24,13 @@ from backline.model.core import ArtifactKind
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: Walk at most this many capture records from the start (about 0.6 s); past
+#: Walk at most this many capture records from the start (well under a second); past
 #: that the end time is found from the tail of the file.
 MAX_RECORDS = 1_000_000
 TAIL_BYTES = 1 << 20
+#: Captures larger than this are not walked: first record from the start, last
+#: record from a chain of headers in the tail (falling back to a walk if none).
+WALK_BYTES = 2 << 20
 TEXT_PROBE = 64 * 1024
 
 
@@ -63,30 +67,41 @@ def _pcap(f: BinaryIO, size: int, nano: bool) -> TimeProbe:
         return TimeProbe(problems=("truncated: pcap global header incomplete",))
     e = "<" if hdr[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
     div = 1e9 if nano else 1e6
+    unpack = struct.Struct(e + "IIII").unpack_from
+    if size > WALK_BYTES and size >= 24 + 16:
+        sec, frac, incl, _orig = unpack(f.read(16))
+        first = sec + frac / div
+        last = _pcap_tail_time(f, size, e, div)
+        if last is not None and 24 + 16 + incl <= size:
+            return TimeProbe(_epoch(first), _epoch(max(first, last)))
+        f.seek(24)                      # no clean chain to the end: walk to find the damage
     lo = hi = None
     off, n = 24, 0
     problems: tuple[str, ...] = ()
-    while n < MAX_RECORDS:
-        rec = f.read(16)
-        if not rec:
-            break
-        if len(rec) < 16:
-            problems = (f"truncated: record header {n + 1} at offset 0x{off:x} is cut short",)
-            break
-        sec, frac, incl, _orig = struct.unpack(e + "IIII", rec)
-        if incl > 0x4000000:
-            problems = (f"corrupt: record {n + 1} at offset 0x{off:x} claims {incl} bytes",)
-            break
-        if off + 16 + incl > size:
-            problems = (f"truncated: record {n + 1} at offset 0x{off:x} is cut short "
-                        f"({size - off - 16} of {incl} bytes)",)
-            break
-        t = sec + frac / div
-        lo = t if lo is None or t < lo else lo
-        hi = t if hi is None or t > hi else hi
-        f.seek(incl, 1)
-        off += 16 + incl
-        n += 1
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:   # no per-record syscalls
+        while n < MAX_RECORDS:
+            if off >= size:
+                break
+            if off + 16 > size:
+                problems = (f"truncated: record header {n + 1} at offset 0x{off:x} is cut short",)
+                break
+            sec, frac, incl, _orig = unpack(mm, off)
+            if incl > 0x4000000:
+                problems = (f"corrupt: record {n + 1} at offset 0x{off:x} claims {incl} bytes",)
+                break
+            if off + 16 + incl > size:
+                problems = (f"truncated: record {n + 1} at offset 0x{off:x} is cut short "
+                            f"({size - off - 16} of {incl} bytes)",)
+                break
+            t = sec + frac / div
+            if lo is None:
+                lo = hi = t
+            elif t > hi:
+                hi = t
+            elif t < lo:
+                lo = t
+            off += 16 + incl
+            n += 1
     if lo is None:
         return TimeProbe(problems=problems)
     if n >= MAX_RECORDS:
@@ -118,6 +133,50 @@ def _pcap_tail_time(f: BinaryIO, size: int, e: str, div: float) -> float | None:
 
 
 def _pcapng(f: BinaryIO, size: int) -> TimeProbe:
+    if size > WALK_BYTES:
+        first = _pcapng_walk(f, size, first_only=True)
+        if isinstance(first, _Walk) and first.start is not None:
+            last = _pcapng_last(f, size, first.meta)
+            if last is not None:
+                return TimeProbe(first.start, max(first.start, last))
+    walked = _pcapng_walk(f, size)
+    assert isinstance(walked, TimeProbe)
+    return walked
+
+
+def _pcapng_last(f: BinaryIO, size: int, state: tuple) -> datetime | None:
+    """Time of the last packet block, walking back by the trailing block lengths."""
+    e, resol = state
+    end = size
+    for _ in range(64):
+        if end < 12:
+            return None
+        f.seek(end - 4)
+        (blen,) = struct.unpack(e + "I", f.read(4))
+        if blen < 12 or blen % 4 or blen > end:
+            return None
+        f.seek(end - blen)
+        head = f.read(20)
+        btype, lead = struct.unpack_from(e + "II", head)
+        if lead != blen:
+            return None
+        if btype == 6:
+            iface, th, tl = struct.unpack_from(e + "III", head, 8)
+            res = resol[iface] if iface < len(resol) else 1e-6
+            return _epoch(((th << 32) | tl) * res)
+        end -= blen
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    start: datetime | None
+    end: datetime | None
+    problems: tuple[str, ...]
+    meta: tuple
+
+
+def _pcapng_walk(f: BinaryIO, size: int, first_only: bool = False) -> "_Walk | TimeProbe":
     e = "<"
     resol: list[float] = []
     lo = hi = None
@@ -161,6 +220,8 @@ def _pcapng(f: BinaryIO, size: int) -> TimeProbe:
             lo = t if lo is None or t < lo else lo
             hi = t if hi is None or t > hi else hi
             n += 1
+            if first_only:
+                return _Walk(_epoch(t), None, (), (e, list(resol)))
         off += blen
     return TimeProbe(_epoch(lo) if lo is not None else None, _epoch(hi) if hi is not None else None)
 
