@@ -6,9 +6,9 @@ classifies every file found and returns an :class:`Intake`.  Hostile
 entries are refused one by one (``Intake.refusals``) and the rest of the
 bundle is still taken in.
 
-Extracted bytes are only ever written to fresh numbered folders under a new
-``intake-*`` folder inside ``work_dir``; names from archives are used for
-display, never as paths.  With a :class:`~backline.storage.blobs.BlobStore`
+Extracted bytes are only ever written as fresh numbered files
+(``000123-app.log``) in a new ``intake-*`` folder inside ``work_dir``; names
+from archives are used for display, never as paths.  With a :class:`~backline.storage.blobs.BlobStore`
 each artifact's bytes go into the store and ``local_path`` points there.
 
 >>> import pathlib, tempfile
@@ -76,10 +76,9 @@ class _Collector:
 
     # ------------------------------------------------------------ helpers
     def _slot(self, name: str) -> Path:
+        """A fresh file path in the run folder: ``000123-<safe name>`` (never an archive path)."""
         self.slots += 1
-        d = self.run_dir / f"{self.slots:06d}"
-        d.mkdir()
-        return d / safe_basename(name)
+        return self.run_dir / f"{self.slots:06d}-{safe_basename(name)}"
 
     def _unique(self, display: str) -> str:
         if display not in self.used:
