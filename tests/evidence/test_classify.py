@@ -209,3 +209,14 @@ def test_short_log_ending_in_a_traceback_stays_a_log() -> None:
     # while the traceback alone is a crash trace, whatever the name
     alone = classify_head("\n".join(lines[8:]).encode() + b"\n", "orders-service.log", 2000)
     assert (alone.kind, alone.format) == (K.CRASH_TRACE, "python")
+
+
+def test_truncated_elf_core_is_flagged(corpus: Path, tmp_path: Path) -> None:
+    whole = corpus / "dumps/lldb/elf-core/linux-x86_64.core"
+    assert classify_file(whole).problems == ()
+    cut = tmp_path / "core"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    c = classify_file(cut)
+    assert c.kind is K.ELF_CORE and c.problems and c.problems[0].startswith("truncated")
+    for exe in ("linux-i386.out", "linux-x86_64.out", "linux-i386.core"):
+        assert classify_file(corpus / "dumps/lldb/elf-core" / exe).problems == ()

@@ -176,7 +176,7 @@ class _Collector:
             return
         cls = classify_head(head, strip_compression_suffix(display) if compression else display, size)
         problems = notes + carried
-        broken = cls.kind is ArtifactKind.ARCHIVE and cls.format == cls.compression
+        broken = cls.kind is ArtifactKind.ARCHIVE and cls.format == cls.compression and bool(cls.problems)
         if cls.compression and not broken:
             if nest + 1 > self.limits.max_depth:
                 self.refuse(display, f"nested deeper than the limit of {self.limits.max_depth} "

@@ -112,7 +112,7 @@ def _minidump(head: bytes, size: int) -> Sniff:
     return Sniff(_K.MINIDUMP, "minidump", tuple(problems), (("streams", count),))
 
 
-def _elf(head: bytes) -> Sniff:
+def _elf(head: bytes, size: int) -> Sniff:
     if len(head) < 20:
         return Sniff(_K.EXECUTABLE, "elf", ("truncated: ELF header incomplete",))
     cls = {1: "elf32", 2: "elf64"}.get(head[4], "elf")
@@ -121,10 +121,38 @@ def _elf(head: bytes) -> Sniff:
     (machine,) = struct.unpack_from(endian + "H", head, 18)
     meta = (("elf_type", {1: "rel", 2: "exec", 3: "dyn", 4: "core"}.get(etype, str(etype))),
             ("machine", machine), ("endian", "little" if endian == "<" else "big"))
-    problems = () if cls != "elf" else (f"unknown ELF class {head[4]}",)
+    problems = (f"unknown ELF class {head[4]}",) if cls == "elf" else _elf_segments_problems(head, size, cls, endian)
     if etype == 4:
         return Sniff(_K.ELF_CORE, cls, problems, meta)
     return Sniff(_K.EXECUTABLE, cls, problems, meta)
+
+
+def _elf_segments_problems(head: bytes, size: int, cls: str, e: str) -> tuple[str, ...]:
+    """A file cut short: program headers or segment data past the end of the file."""
+    if cls == "elf64":
+        if len(head) < 64:
+            return ("truncated: ELF header incomplete",)
+        phoff, = struct.unpack_from(e + "Q", head, 32)
+        phentsize, phnum = struct.unpack_from(e + "HH", head, 54)
+        fmt, off_at, filesz_at = e + "QQ", 8, 32
+    else:
+        if len(head) < 52:
+            return ("truncated: ELF header incomplete",)
+        phoff, = struct.unpack_from(e + "I", head, 28)
+        phentsize, phnum = struct.unpack_from(e + "HH", head, 42)
+        fmt, off_at, filesz_at = e + "II", 4, 16
+    if phnum and phoff + phnum * phentsize > size:
+        return (f"truncated: program headers at 0x{phoff:x} run past the end of the file ({size} bytes)",)
+    for i in range(phnum):
+        base = phoff + i * phentsize
+        if base + filesz_at + (8 if cls == "elf64" else 4) > len(head):
+            break
+        (p_offset,) = struct.unpack_from(fmt[0] + fmt[1], head, base + off_at)
+        (p_filesz,) = struct.unpack_from(fmt[0] + fmt[1], head, base + filesz_at)
+        if p_filesz and p_offset + p_filesz > size:
+            return (f"truncated: segment {i} ends at 0x{p_offset + p_filesz:x}, past the end of the "
+                    f"file (0x{size:x})",)
+    return ()
 
 
 def _pe(head: bytes) -> Sniff | None:
@@ -168,7 +196,7 @@ def sniff_binary(head: bytes, size: int) -> Sniff | None:
     if h4 == b"MDMP":
         return _minidump(head, size)
     if h4 == b"\x7fELF":
-        return _elf(head)
+        return _elf(head, size)
     if h4 in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4"):
         return _pcap(head, size, "pcap")
     if h4 in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"):
