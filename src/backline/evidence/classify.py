@@ -122,7 +122,7 @@ def classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Clas
             fmt = f"tar+{comp}"
         return Classification(c.kind, fmt, c.problems, c.encoding, comp, c.meta)
 
-    sniff = sniff_binary(head, size)
+    sniff = sniff_binary(head, size, name)
     if sniff is not None:
         return Classification(sniff.kind, sniff.format, sniff.problems, meta=sniff.meta)
     arch = sniff_archive(head)
