@@ -107,7 +107,7 @@ class _Collector:
         try:
             st = os.stat(p)
         except OSError as exc:
-            raise EvidenceError(f"cannot read: {exc.strerror or exc}", artifact=str(p)) from None
+            raise EvidenceError(f"cannot read: {exc.strerror or exc}", artifact=render_name(str(p))[0]) from None
         if stat.S_ISDIR(st.st_mode):
             self.walk_dir(p, display)
         elif stat.S_ISREG(st.st_mode):
@@ -313,7 +313,7 @@ def collect(paths: Sequence[Path], work_dir: Path, *, limits: IntakeLimits | Non
     """
     for p in paths:
         if not os.path.lexists(p):
-            raise EvidenceError("no such file or directory", artifact=str(p))
+            raise EvidenceError("no such file or directory", artifact=render_name(str(p))[0])
     c = _Collector(Path(work_dir), limits or IntakeLimits(), store, progress)
     for p in paths:
         try:
@@ -328,7 +328,8 @@ def collect(paths: Sequence[Path], work_dir: Path, *, limits: IntakeLimits | Non
         what = f"{len(intake.artifacts)} file(s) found, none readable with content"
         if intake.refusals:
             what += f"; {len(intake.refusals)} entr(y/ies) refused"
-        exc = NothingReadable(f"nothing readable: {what}", artifact=", ".join(str(p) for p in paths))
+        exc = NothingReadable(f"nothing readable: {what}",
+                              artifact=", ".join(render_name(str(p))[0] for p in paths))
         exc.intake = intake  # type: ignore[attr-defined]
         raise exc
     return intake

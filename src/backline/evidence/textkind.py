@@ -272,6 +272,8 @@ _YAML = re.compile(r"^\s*(-\s+.*|[\w.\-\"']+:(\s+.*)?|#.*|---|\.\.\.)\s*$")
 
 def _config_format(text: str, lines: list[str]) -> str:
     s = text.lstrip()
+    if re.match(r"<(!doctype html|html[\s>])", s, re.I):
+        return ""
     if s.startswith("<?xml") or re.match(r"<[A-Za-z][\w:.-]*[\s>]", s):
         return "xml"
     if len(lines) < 3:
