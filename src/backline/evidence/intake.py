@@ -202,6 +202,7 @@ class _Collector:
                     copied = copy_bounded(guarded, dest, self.budget, display)  # type: ignore[arg-type]
             except UnsafeArchiveEntry as exc:
                 self.refuse(display, exc.message)
+                self._discard(path, original)
                 return
             except OSError as exc:
                 self._unreadable(display, str(exc.strerror or exc), size, problems)
