@@ -125,8 +125,9 @@ def _window(epochs: list[float]) -> tuple[float, float]:
             lo, hi = max(lo, p_lo - pad), min(hi, p_hi + pad)
     if hi - lo < 1.0:                          # one instant: show a minute around it
         mid = (hi + lo) / 2
-        lo, hi = mid - 30.0, mid + 30.0
-    return lo, hi
+        return mid - 30.0, mid + 30.0
+    edge = (hi - lo) * 0.01                    # keep the first and last events off the edges
+    return lo - edge, hi + edge
 
 
 def build_timeline(events: Iterable[Event], *, n_buckets: int = DEFAULT_BUCKETS,
@@ -240,24 +241,44 @@ def build_timeline(events: Iterable[Event], *, n_buckets: int = DEFAULT_BUCKETS,
 
 
 _TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
-               21600, 43200, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400,
-               91 * 86400, 182 * 86400, 365 * 86400)
+               21600, 43200, 86400, 2 * 86400, 7 * 86400, 14 * 86400)
+_MONTH_STEPS = (1, 2, 3, 6, 12, 24, 60, 120)
+
+
+def _month_ticks(start: datetime, end: datetime, max_ticks: int) -> list[datetime]:
+    months = (end.year - start.year) * 12 + end.month - start.month + 1
+    step = next((m for m in _MONTH_STEPS if months / m <= max_ticks), _MONTH_STEPS[-1])
+    index = start.year * 12 + start.month - 1
+    index = -(-index // step) * step              # first month index divisible by step
+    ticks = []
+    while True:
+        t = datetime(index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
+        if t > end:
+            return ticks
+        if t >= start:
+            ticks.append(t)
+        index += step
 
 
 def nice_ticks(start: datetime, end: datetime, max_ticks: int = 8) -> list[datetime]:
     """Round tick times between ``start`` and ``end`` (at most ``max_ticks``).
 
+    Seconds, minutes, hours and days are multiples of a round step; spans of
+    more than a few weeks get ticks on the first of a month.
+
     >>> from datetime import datetime, timezone
     >>> a = datetime(2024, 1, 1, 10, 7, tzinfo=timezone.utc)
     >>> [t.strftime("%H:%M") for t in nice_ticks(a, a.replace(hour=11, minute=2))]
     ['10:10', '10:20', '10:30', '10:40', '10:50', '11:00']
+    >>> [t.strftime("%Y-%m") for t in nice_ticks(a, a.replace(year=2025, month=2))]
+    ['2024-03', '2024-05', '2024-07', '2024-09', '2024-11', '2025-01']
     """
     span = (end - start).total_seconds()
     if span <= 0:
         return [start]
     step = next((s for s in _TICK_STEPS if span / s <= max_ticks), None)
     if step is None:
-        step = _TICK_STEPS[-1] * math.ceil(span / max_ticks / _TICK_STEPS[-1])
+        return _month_ticks(start, end, max_ticks)
     first = math.ceil(_epoch(start) / step) * step
     ticks = []
     t = first
