@@ -23,12 +23,13 @@ from functools import lru_cache
 from importlib import resources
 
 import jinja2
+from markupsafe import Markup
 
 from backline.model import Event, Severity
 from backline.report.json_report import iso, jsonable
 from backline.report.model import SEVERITY_ORDER, Report
 from backline.report.svg import SEVERITY_COLOUR, timeline_svg
-from backline.report.text import clean
+from backline.report.text import clean, visible
 
 #: Limits that keep the page usable (everything is in the JSON report).
 MAX_EXCERPT = 4000
@@ -54,6 +55,7 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible,
     )
     env.filters["iso"] = lambda ts: iso(ts) or ""
     env.filters["when"] = _when
@@ -62,6 +64,16 @@ def _env() -> jinja2.Environment:
     env.filters["short"] = lambda s, n=120: clean(str(s), n)
     env.filters["value"] = _value
     return env
+
+
+def _visible(value: object) -> object:
+    """Every ``{{ }}`` output: control characters (ESC, NUL ...) become ``\\xNN`` text.
+
+    Our own markup (``Markup``: the CSS, the script, the SVG) passes unchanged.
+    """
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
 
 
 def _when(ts) -> str:

@@ -16,9 +16,10 @@ True
 from __future__ import annotations
 
 import math
-from html import escape
+from html import escape as _escape
 
 from backline.model import Severity
+from backline.report.text import visible
 from backline.report.timeline import OTHER_LANE, Timeline, TimelineCell, nice_ticks, tick_label
 
 #: Fill colours per severity (also used by the HTML stylesheet).
@@ -39,8 +40,13 @@ LANE_H = 20
 GAP = 10
 
 
+def escape(value: object) -> str:
+    """Text and attribute escaping, with control characters made visible."""
+    return _escape(visible(str(value)), quote=True)
+
+
 def _a(value: object) -> str:
-    return escape(str(value), quote=True)
+    return escape(value)
 
 
 def _short(path: str, limit: int = 34) -> str:

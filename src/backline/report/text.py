@@ -45,6 +45,18 @@ _CONTROL[0x7F] = "\\x7f"
 _CONTROL.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})
 
 
+_KEEP_LINES = {c: v for c, v in _CONTROL.items() if c not in (9, 10, 13)}
+
+
+def visible(text: str) -> str:
+    r"""Control characters other than tab, CR and LF shown as ``\xNN``.
+
+    >>> visible("a\x1b[0m\tb\nc") == "a\\x1b[0m\tb\nc"
+    True
+    """
+    return text.translate(_KEEP_LINES)
+
+
 def clean(text: str, limit: int = 300) -> str:
     """One line, control characters shown as ``\\xNN``, at most ``limit`` characters.
 
