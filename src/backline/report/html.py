@@ -28,7 +28,7 @@ from markupsafe import Markup
 from backline.model import Event, Severity
 from backline.report.json_report import iso, jsonable
 from backline.report.model import SEVERITY_ORDER, Report
-from backline.report.svg import SEVERITY_COLOUR, timeline_svg
+from backline.report.svg import bucket_text, timeline_svg
 from backline.report.text import clean, visible
 
 #: Limits that keep the page usable (everything is in the JSON report).
@@ -63,6 +63,7 @@ def _env() -> jinja2.Environment:
     env.filters["excerpt"] = _excerpt
     env.filters["short"] = lambda s, n=120: clean(str(s), n)
     env.filters["value"] = _value
+    env.filters["duration"] = bucket_text
     return env
 
 
@@ -141,7 +142,6 @@ def render_html(report: Report) -> str:
         r=report,
         s=report.summary,
         severities=SEVERITY_ORDER,
-        colours={sev.label: SEVERITY_COLOUR[sev] for sev in Severity},
         anchors=anchors,
         css=_asset("report.css"),
         script=script,

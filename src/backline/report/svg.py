@@ -49,9 +49,29 @@ def _a(value: object) -> str:
     return escape(value)
 
 
-def _short(path: str, limit: int = 34) -> str:
-    name = path.rsplit("/", 1)[-1].rsplit("!", 1)[-1] or path
-    return name if len(name) <= limit else "\u2026" + name[-(limit - 1):]
+def _tail(path: str, parts: int) -> str:
+    steps = [p for p in path.replace("!/", "/").split("/") if p]
+    return "/".join(steps[-parts:]) or path
+
+
+def lane_labels(paths: list[str], limit: int = 34) -> list[str]:
+    """Short lane labels: the file name, or as many trailing folders as it
+    takes to tell paths with the same file name apart.
+
+    >>> lane_labels(["a.zip!/node1/app.log", "a.zip!/node2/app.log", "x/db.log"])
+    ['node1/app.log', 'node2/app.log', 'db.log']
+    """
+    labels = []
+    for path in paths:
+        parts = 1
+        while parts < 6:
+            mine = _tail(path, parts)
+            if sum(1 for other in paths if _tail(other, parts) == mine) <= 1:
+                break
+            parts += 1
+        label = _tail(path, parts)
+        labels.append(label if len(label) <= limit else "\u2026" + label[-(limit - 1):])
+    return labels
 
 
 def _cell_title(tl: Timeline, lane: str, cell: TimelineCell) -> str:
@@ -108,7 +128,7 @@ def timeline_svg(tl: Timeline) -> str:
     if has_dates:
         peak = max((sum(h) for h in tl.histogram), default=0)
         out.append(f'<text x="{x0 + 4}" y="{AXIS_H + 11}" class="tl-peak">peak {peak:,} / '
-                   f'{escape(_bucket_text(tl.bucket_seconds))}</text>')
+                   f'{escape(bucket_text(tl.bucket_seconds))}</text>')
         for i, counts in enumerate(tl.histogram):
             total = sum(counts)
             if not total:
@@ -130,12 +150,13 @@ def timeline_svg(tl: Timeline) -> str:
     # lanes
     max_cell = max((c.total for lane in tl.lanes for c in lane.cells), default=1)
     log_max = math.log1p(max_cell)
+    labels = lane_labels([lane.artifact for lane in tl.lanes])
     for row, lane in enumerate(tl.lanes):
         y = lanes_y + row * LANE_H
         if row % 2 == 0:
             out.append(f'<rect x="0" y="{y}" width="{WIDTH}" height="{LANE_H}" class="tl-stripe"/>')
         label = (f"{OTHER_LANE[:-1]}: {lane.merged})" if lane.artifact == OTHER_LANE
-                 else _short(lane.artifact))
+                 else labels[row])
         out.append(f'<text x="{x0 - 8}" y="{y + LANE_H - 6}" text-anchor="end" class="tl-label">'
                    f'<title>{escape(lane.artifact)} \u2014 {lane.total:,} events</title>'
                    f'{escape(label)}</text>')
@@ -156,7 +177,7 @@ def timeline_svg(tl: Timeline) -> str:
     return "".join(out)
 
 
-def _bucket_text(seconds: float) -> str:
+def bucket_text(seconds: float) -> str:
     """``12 s``, ``5.0 min``, ``2.4 h`` ... the width of one bucket."""
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
