@@ -104,3 +104,23 @@ def test_iso_handles_none_and_naive():
     from datetime import datetime
     assert iso(None) is None
     assert iso(datetime(2024, 1, 2, 3, 4, 5)) == "2024-01-02T03:04:05Z"
+
+
+def test_every_schema_field_is_documented():
+    from backline.testing import project_root
+    doc = (project_root() / "docs" / "report-json.md").read_text()
+    names: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            names.update(node.get("properties", {}))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(load_schema())
+    missing = sorted(n for n in names
+                     if not re.search(rf"`(?:[\w.]+\.)?{re.escape(n)}(?:`|\.[\w.]+`|`,)", doc))
+    assert not missing
