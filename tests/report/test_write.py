@@ -50,3 +50,13 @@ def test_lone_surrogates_from_bad_decoding_are_written(rich, tmp_path):
     doc = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert doc["facts"][0]["value"] == bad              # round-trips through the \udce9 escape
     assert "caf\\udce9" in paths["md"].read_text(encoding="utf-8")
+
+
+def test_streamed_json_file_equals_render_json(rich, tmp_path):
+    from backline.report import render_json
+    report = build_report(rich, now=fixed_clock)
+    path = write_reports(report, tmp_path, ["json"])["json"]
+    assert path.read_text(encoding="utf-8") == render_json(report)
+    compact = json.loads(render_json(report, indent=None))
+    assert compact == json.loads(path.read_text()) and len(compact["events"]) == len(rich.events)
+    assert json.loads(render_json(report, include_events=False))["events"] == []

@@ -20,11 +20,12 @@ from __future__ import annotations
 import enum
 import json
 import math
+import uuid
 from datetime import date, datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import PurePath
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from backline.model import AnalyzerRun, Artifact, Event, EvidenceRef, Fact, Finding, utc
 from backline.report.model import ArtifactSection, Report
@@ -202,10 +203,37 @@ def to_document(report: Report, *, include_events: bool = True) -> dict[str, Any
     }
 
 
+def iter_json(report: Report, *, indent: int | None = 2,
+              include_events: bool = True) -> Iterator[str]:
+    """The JSON report in pieces, one event at a time (for writing big reports
+    to a file without holding the whole text in memory).  With ``indent`` each
+    event is one line."""
+    sentinel = f"__backline_events_{uuid.uuid4().hex}__"
+    doc = to_document(report, include_events=False)
+    doc["events"] = sentinel
+    doc["events_included"] = include_events
+    head, tail = json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False).split(
+        f'"{sentinel}"', 1)
+    yield head
+    if not include_events or not report.events:
+        yield "[]"
+    else:
+        pad = "\n" + " " * (2 * indent) if indent else ""
+        sep = "," + pad if indent else ","
+        close = "\n" + " " * indent + "]" if indent else "]"
+        dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+        yield "[" + pad
+        first = True
+        for ev in report.events:
+            yield (dumps(_event(ev)) if first else sep + dumps(_event(ev)))
+            first = False
+        yield close
+    yield tail
+
+
 def render_json(report: Report, *, indent: int | None = 2, include_events: bool = True) -> str:
-    """The JSON report as text (UTF-8 safe; always valid against the schema)."""
-    return json.dumps(to_document(report, include_events=include_events), indent=indent,
-                      ensure_ascii=False, allow_nan=False)
+    """The JSON report as text (valid against the schema)."""
+    return "".join(iter_json(report, indent=indent, include_events=include_events))
 
 
 @lru_cache(maxsize=1)

@@ -27,7 +27,7 @@ from rich.console import Console
 
 from backline.errors import StorageError, UsageError
 from backline.report.html import render_html
-from backline.report.json_report import render_json
+from backline.report.json_report import iter_json
 from backline.report.markdown import render_markdown
 from backline.report.model import Report
 from backline.report.text import render_text
@@ -41,12 +41,16 @@ def _render_txt(report: Report) -> str:
     return buf.getvalue()
 
 
-#: format name -> (file name, renderer)
-FORMATS: dict[str, tuple[str, Callable[[Report], str]]] = {
-    "json": ("report.json", render_json),
-    "md": ("report.md", render_markdown),
-    "html": ("report.html", render_html),
-    "txt": ("report.txt", _render_txt),
+def _whole(render: Callable[[Report], str]) -> Callable[[Report], Iterable[str]]:
+    return lambda report: (render(report),)
+
+
+#: format name -> (file name, renderer yielding the text in pieces)
+FORMATS: dict[str, tuple[str, Callable[[Report], Iterable[str]]]] = {
+    "json": ("report.json", iter_json),          # streamed: one event at a time
+    "md": ("report.md", _whole(render_markdown)),
+    "html": ("report.html", _whole(render_html)),
+    "txt": ("report.txt", _whole(_render_txt)),
 }
 _ALIASES = {"markdown": "md", "htm": "html", "text": "txt"}
 
@@ -67,12 +71,12 @@ def normalise_formats(formats: Iterable[str]) -> list[str]:
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    data = text.encode("utf-8", errors="backslashreplace")
+def _write_atomic(path: Path, pieces: Iterable[str]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+            for piece in pieces:
+                fh.write(piece.encode("utf-8", errors="backslashreplace"))
         os.replace(tmp, path)
     except BaseException:
         try:
