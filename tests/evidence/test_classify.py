@@ -297,3 +297,11 @@ def test_json_lines_logs_vs_records(tmp_path: Path) -> None:
     rec = "\n".join(json.dumps({"id": i, "title": "bug", "status": "open"}) for i in range(20)) + "\n"
     c = classify_head(rec.encode(), "cases.jsonl", len(rec))
     assert (c.kind, c.format) == (K.DATA, "jsonl")
+
+
+def test_stack_walker_output_names_win_over_weak_content() -> None:
+    # a walker that failed may leave a one-line error in its output file
+    err = b"ERROR 2024-01-01 minidump could not be read: header is invalid\n"
+    for name in ("x.breakpad.txt", "x.rust.txt", "x.breakpad.mr.txt", "x.stackwalk.out"):
+        assert classify_head(err, f"dumps/generated/{name}", len(err)).kind is K.DATA, name
+    assert classify_head(err, "notes.txt", len(err)).kind is K.TEXT_LOG

@@ -315,6 +315,8 @@ def classify_text(text: str, name: str) -> TextVerdict:
     # 2. the name, where it is specific and the weak heuristics below could mislead
     if by_name and by_name.kind in (_K.SOURCE, _K.DOCUMENT) and by_name.format != "text":
         return by_name
+    if by_name and by_name.format == "tool-output":     # stack-walker output, whatever it says
+        return TextVerdict(_K.DATA, _looks_json(text) or "tool-output")
     if text.startswith("#!") and not by_name:
         return TextVerdict(_K.SOURCE, "script")
 
