@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from backline.analyzers.dumps.analysis import disassemble
 from backline.analyzers.dumps.exceptions import crash_reason
 from backline.analyzers.dumps.minidump import types as T
 from backline.analyzers.dumps.minidump.context import CpuContext
@@ -44,6 +45,16 @@ def _stack_memory(md: T.Minidump, th: T.MdThread, ctx: CpuContext) -> StackMemor
     if region is not None:
         return StackMemory(region.base, region.data, ptr)
     return None
+
+
+def crashing_instruction(md: T.Minidump, ip: int, cpu: str,
+                         registers: dict[str, int] | None = None) -> dict | None:
+    """Disassemble the instruction at ``ip`` when the dump holds its bytes."""
+    region = md.memory.region_at(ip)
+    if region is None:
+        return None
+    off = ip - region.base
+    return disassemble(bytes(region.data[off:off + 16]), ip, cpu, registers)
 
 
 def _frame(i: int, w: WalkedFrame, modules: Sequence[T.MdModule], with_regs: bool) -> StackFrame:
@@ -118,6 +129,16 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
     modules += tuple(CrashModule(name=u.code_file.replace("\\", "/").rsplit("/", 1)[-1], base=u.base,
                                  size=u.size, path=u.code_file, unloaded=True)
                      for u in md.unloaded_modules)
+    if crashing_index is not None and threads[crashing_index].frames and si is not None:
+        f0 = threads[crashing_index].frames[0]
+        ci = crashing_instruction(md, f0.instruction or 0, si.cpu, dict(f0.registers))
+        if ci is not None:
+            extra_ci = ci
+        else:
+            extra_ci = None
+            warnings.append("crashing instruction: code bytes at the crash address are not in the dump")
+    else:
+        extra_ci = None
     pid = md.misc_info.process_id if md.misc_info else None
     if pid is None and "proc_status" in md.linux:
         for line in md.linux["proc_status"].splitlines():
@@ -135,6 +156,8 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
         "inlines": inlines,
         "os_short": os_short,
     }
+    if extra_ci is not None:
+        extra["crashing_instruction"] = extra_ci
     if md.misc_info and md.misc_info.process_create_time:
         extra["process_create_time"] = datetime.fromtimestamp(md.misc_info.process_create_time, timezone.utc).isoformat()
     if md.assertion:
