@@ -294,9 +294,11 @@ class SymbolStore:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        rel = sym_relpath(debug_file, debug_id)
+        rels = [sym_relpath(debug_file, debug_id)]
+        if debug_id.upper() != debug_id:
+            rels.append(sym_relpath(debug_file, debug_id.upper()))
         found: SymbolFile | None = None
-        for root in self.paths:
+        for root, rel in ((r, x) for r in self.paths for x in rels):
             p = root / rel
             if p.is_file():
                 try:

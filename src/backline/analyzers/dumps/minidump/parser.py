@@ -206,11 +206,11 @@ def _cv_record(r: Reader, size: int, rva: int, code_file: str) -> tuple[str | No
         guid = r.bytes(rva + 4, 16)
         age = r.u32(rva + 20)
         pdb = r.cstring(rva + 24, size - 24)
-        return pdb, f"{_fmt_guid(guid)}{age:X}", None, "RSDS"
+        return pdb, f"{_fmt_guid(guid)}{age:x}", None, "RSDS"
     if sig == 0x3031424E and size >= 16:            # NB10 (PDB 2)
         ts, age = r.u32(rva + 8), r.u32(rva + 12)
         pdb = r.cstring(rva + 16, size - 16)
-        return pdb, f"{ts:08X}{age:X}", None, "NB10"
+        return pdb, f"{ts:08X}{age:x}", None, "NB10"
     if sig == 0x4270454C:                           # BpEL (ELF build id)
         build_id = r.bytes(rva + 4, size - 4)
         padded = (build_id + bytes(16))[:16]
@@ -226,6 +226,7 @@ def _version(r: Reader, off: int) -> str | None:
 
 
 def _module_list(r: Reader, s: T.StreamEntry, md: T.Minidump, cpu: str | None) -> None:
+    apple = md.system_info is not None and md.system_info.os in ("Mac OS X", "iOS")
     n = r.u32(s.rva)
     off = s.rva + 4
     if s.size == 8 + n * 108:
@@ -242,7 +243,9 @@ def _module_list(r: Reader, s: T.StreamEntry, md: T.Minidump, cpu: str | None) -
         except FormatError as exc:
             md.warnings.append(f"module {code_file}: CodeView record unreadable: {exc.message}")
             debug_file = debug_id = build_id = cvsig = None
-        code_id = build_id or (f"{ts:08X}{size:x}" if ts else None)
+        code_id = build_id or f"{ts:08x}{size:x}"
+        if apple and cvsig == "RSDS" and debug_id:
+            code_id = debug_id[:32].lower()          # Mach-O LC_UUID
         md.modules.append(T.MdModule(base, size, checksum, ts, code_file, version, debug_file,
                                      debug_id, code_id, cvsig))
 

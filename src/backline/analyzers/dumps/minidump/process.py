@@ -124,7 +124,7 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
     modules = tuple(CrashModule(name=m.filename, base=m.base, size=m.size, path=m.code_file,
                                 version=m.version, debug_file=(m.debug_file or "").replace("\\", "/").rsplit("/", 1)[-1] or None,
                                 debug_id=m.debug_id, code_id=m.code_id,
-                                symbols_loaded=loaded.get(i, False) or (store.get(m.debug_file, m.debug_id) is not None))
+                                symbols_loaded=loaded.get(i, False))
                     for i, m in enumerate(md.modules))
     modules += tuple(CrashModule(name=u.code_file.replace("\\", "/").rsplit("/", 1)[-1], base=u.base,
                                  size=u.size, path=u.code_file, unloaded=True)

@@ -188,10 +188,20 @@ class MdSystemInfo:
 
     @property
     def os_version(self) -> str:
-        if self.os in ("Linux", "Android") and self.csd_version:
-            return self.csd_version
+        """``major.minor.build`` plus the CSD/build string; for Linux dumps written with
+        version 0.0.0 the kernel release and build are taken from the ``uname -srvmo`` text."""
         base = f"{self.major}.{self.minor}.{self.build}"
-        return f"{base} {self.csd_version}".strip()
+        csd = self.csd_version.strip()
+        if self.platform_id == 0x8201 and base == "0.0.0" and csd:
+            words = csd.split(" ")
+            if len(words) > 1 and words[1] != "0.0.0":
+                rest = words[2:]
+                if rest:
+                    last = rest.pop()
+                    if last == "Linux/GNU" and rest:
+                        rest.pop()
+                return f"{words[1]} {' '.join(rest)}"
+        return f"{base} {csd}".strip()
 
     @property
     def cpu_info(self) -> str:
@@ -199,7 +209,7 @@ class MdSystemInfo:
             fam = self.processor_level
             model, stepping = self.processor_revision >> 8, self.processor_revision & 0xFF
             s = f"family {fam} model {model} stepping {stepping}"
-            return f"{self.vendor_id} {s}" if self.vendor_id else s
+            return f"{self.vendor_id} {s}" if (self.vendor_id and self.cpu == "x86") else s
         return ""
 
     @property
