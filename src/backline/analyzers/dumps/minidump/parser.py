@@ -27,7 +27,7 @@ from backline.errors import FormatError
 
 MAGIC = 0x504D444D          # "MDMP"
 MAX_STREAMS = 4096
-MAX_RECORDS = 1_000_000
+MAX_STREAM_BYTES = 1 << 28      # no directory or descriptor stream is larger than 256 MiB
 
 _CPU_NAMES = {0: "x86", 1: "mips", 2: "alpha", 3: "ppc", 4: "shx", 5: "arm", 6: "ia64",
               9: "amd64", 10: "x86", 12: "arm64", 0x8001: "sparc", 0x8002: "ppc64",
@@ -73,13 +73,25 @@ def parse_minidump(data: bytes | memoryview, name: str = "<minidump>") -> T.Mini
         raise FormatError(f"stream directory ({nstreams} entries at {dir_rva:#x}) exceeds file of {r.size} bytes",
                           artifact=name, locator="offset:0xc")
     md = T.Minidump(path=name, version=version, flags=flags, timestamp=timestamp)
+    truncated = False
     for i in range(nstreams):
         st, sz, rva = struct.unpack_from("<III", data, dir_rva + i * 12)
         if st == 0:                     # unused entry
             continue
         if rva + sz > r.size:
-            raise FormatError(f"stream {i} ({T.STREAM_NAMES.get(st, hex(st))}) range {rva:#x}+{sz:#x} exceeds file of {r.size} bytes",
-                              artifact=name, locator=f"stream:{i}")
+            label = T.STREAM_NAMES.get(st, hex(st))
+            if sz > MAX_STREAM_BYTES or (rva >= r.size and st not in T.STREAM_NAMES):
+                raise FormatError(f"stream {i} ({label}) range {rva:#x}+{sz:#x} exceeds file of {r.size} bytes",
+                                  artifact=name, locator=f"stream:{i}")
+            # starts inside the file but is cut off: a truncated dump; read what is there
+            truncated = True
+            if rva >= r.size:
+                md.warnings.append(f"stream {i} ({label}) starts at {rva:#x}, after the end of the file "
+                                   f"({r.size} bytes): the dump is truncated, stream missing")
+                continue
+            md.warnings.append(f"stream {i} ({label}) is cut off at byte {r.size} "
+                               f"({rva + sz - r.size} of {sz} bytes missing): the dump is truncated")
+            sz = r.size - rva
         if sz and dir_rva < rva + sz and rva < dir_rva + nstreams * 12 and st in _REQUIRED:
             raise FormatError(f"stream {i} overlaps the stream directory", artifact=name,
                               locator=f"stream:{i}")
@@ -94,7 +106,12 @@ def parse_minidump(data: bytes | memoryview, name: str = "<minidump>") -> T.Mini
     cpu = cpu if cpu in ("x86", "amd64", "arm64") else None
     for st, fn in _REQUIRED.items():
         if st in by_type:
-            fn(r, by_type[st], md, cpu)
+            try:
+                fn(r, by_type[st], md, cpu)
+            except FormatError as exc:
+                if not truncated:
+                    raise
+                md.warnings.append(f"{T.STREAM_NAMES[st]} stream unreadable in the truncated dump: {exc.message}")
     md.memory = T.Memory(md.memory_regions)
     for st, fn in _OPTIONAL.items():
         if st in by_type:
@@ -118,8 +135,9 @@ def _memory_list(r: Reader, s: T.StreamEntry, md: T.Minidump, cpu: str | None) -
     for i in range(n):
         base, size, rva = struct.unpack_from("<QII", r.data, s.rva + 4 + i * 16)
         if rva + size > r.size:
-            raise FormatError(f"memory range {i} ({size} bytes at {rva:#x}) exceeds file",
-                              artifact=r.name, locator=f"offset:{s.rva + 4 + i * 16:#x}")
+            md.warnings.append(f"memory range {i} at {base:#x} ({size} bytes at file offset {rva:#x}) "
+                               f"is outside the file: memory missing")
+            continue
         regions.append(T.MemoryRegion(base, r.data[rva:rva + size]))
 
 
