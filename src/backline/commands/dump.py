@@ -14,6 +14,7 @@ from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape as esc
 from rich.table import Table
 
 from backline.analyzers.dumps.analysis import analyze_crash
@@ -94,7 +95,7 @@ def _frames_table(th: CrashThread, title: str, blamed: int | None) -> Table:
     t.add_column("trust")
     for f in th.frames:
         mark = " [bold red]<= blamed[/]" if blamed is not None and f.index == blamed else ""
-        t.add_row(str(f.index), f.display() + mark, f.trust)
+        t.add_row(str(f.index), esc(f.display()) + mark, f.trust)
     return t
 
 
@@ -104,18 +105,18 @@ def render(console: Console, rep: CrashReport, threads: bool, disasm: bool) -> N
                   f"  process {rep.process_name or '?'}  pid {rep.pid if rep.pid is not None else '?'}")
     if exc is not None:
         where = f" at {exc.address:#x}" if exc.address is not None else ""
-        console.print(f"[bold red]Crash reason:[/] {exc.type}{where}")
+        console.print(f"[bold red]Crash reason:[/] {esc(exc.type)}{where}")
         for c in exc.causes:
-            console.print(f"  caused by {c.type}: {c.message}")
+            console.print(f"  caused by {esc(c.type)}: {esc(c.message)}")
     else:
         console.print("[bold]No exception[/] (hang or requested dump)")
     console.print(f"[bold]Problem class:[/] {rep.problem_class}")
-    console.print(f"[bold]Bucket:[/] {rep.bucket_id}")
-    console.print(f"[bold]Signature:[/] {rep.signature}")
+    console.print(f"[bold]Bucket:[/] {esc(rep.bucket_id or '')}")
+    console.print(f"[bold]Signature:[/] {esc(rep.signature or '')}")
     extra = rep.extra or {}
     ci = extra.get("crashing_instruction")
     if ci:
-        console.print(f"[bold]Crashing instruction:[/] {ci['text']}  ({ci['bytes']})")
+        console.print(f"[bold]Crashing instruction:[/] {esc(ci['text'])}  ({ci['bytes']})")
         if disasm:
             th = rep.crashed_thread
             regs = th.frames[0].registers if th and th.frames else {}
@@ -127,7 +128,7 @@ def render(console: Console, rep: CrashReport, threads: bool, disasm: bool) -> N
                 console.print(f"  effective address: {ci['effective_address']:#x}")
     th = rep.crashed_thread
     if th is not None:
-        console.print(_frames_table(th, f"Crashing thread {th.id}{' (' + th.name + ')' if th.name else ''}",
+        console.print(_frames_table(th, esc(f"Crashing thread {th.id}{' (' + th.name + ')' if th.name else ''}"),
                                     rep.blamed_frame))
     for d in rep.deadlocks:
         console.print(f"[bold red]Deadlock:[/] threads {', '.join(map(str, d.threads))} on {', '.join(d.resources)}")
@@ -135,15 +136,15 @@ def render(console: Console, rep: CrashReport, threads: bool, disasm: bool) -> N
     if waiting and (exc is None or threads):
         console.print(f"[bold]Waiting threads:[/] {len(waiting)} of {len(rep.threads)}")
         for t in waiting:
-            console.print(f"  thread {t.id}: {t.wait.kind} {t.wait.resource} in {t.wait.function}"
+            console.print(f"  thread {t.id}: {t.wait.kind} {esc(t.wait.resource)} in {esc(t.wait.function or '?')}"
                           + (f" (owner {t.wait.owner})" if t.wait.owner is not None else ""))
     if threads:
         for i, t in enumerate(rep.threads):
             if i == rep.crashing_thread:
                 continue
-            console.print(_frames_table(t, f"Thread {i} id {t.id}{' (' + t.name + ')' if t.name else ''}", None))
+            console.print(_frames_table(t, esc(f"Thread {i} id {t.id}{' (' + t.name + ')' if t.name else ''}"), None))
     for w in rep.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {esc(w)}")
 
 
 def dump(
