@@ -61,3 +61,32 @@ def test_no_memory_gives_context_frame_only():
     mods = ModuleMap([], lambda i: None)
     frames, cut = walk_stack(CpuContext("amd64", {"rip": 0x401000, "rsp": 0x1000}), None, mods, "linux")
     assert len(frames) == 1 and not cut
+
+
+def test_arm64_frame_records_and_pointer_authentication():
+    base = 0x7000
+    words = [0] * 16
+    words[2], words[3] = 0x7030, 0x0023_0000_0010_0200      # frame record with PAC bits
+    words[6], words[7] = 0, 0x100300
+    mem = _stack(base, words)
+    mods = ModuleMap([_Mod(0x100000, 0x10000)], lambda i: None)
+    ctx = CpuContext("arm64", {"pc": 0x100100, "sp": base, "fp": 0x7010, "lr": 0x100200})
+    frames, _ = walk_stack(ctx, mem, mods, "ios")
+    assert [f.trust for f in frames] == ["context", "frame_pointer", "frame_pointer"]
+    assert [f.instruction for f in frames] == [0x100100, 0x100200 - 4, 0x100300 - 4]
+
+
+def test_arm64_cfi_with_x29_x30_names():
+    from backline.analyzers.dumps.symbols import SymbolFile
+
+    sym = SymbolFile.parse_text("MODULE ios arm64 00 app\nFUNC 100 40 0 leaf\n"
+                                "STACK CFI INIT 100 40 .cfa: sp 16 + .ra: .cfa -8 + ^ x29: .cfa -16 + ^\n")
+    base = 0x7000
+    words = [0] * 8
+    words[0], words[1] = 0x7040, 0x100220
+    mem = _stack(base, words)
+    mods = ModuleMap([_Mod(0x100000, 0x10000)], lambda i: sym)
+    ctx = CpuContext("arm64", {"pc": 0x100104, "sp": base, "fp": 0x7100, "lr": 0x1})
+    frames, _ = walk_stack(ctx, mem, mods, "ios")
+    assert frames[1].trust == "cfi" and frames[1].context.regs["fp"] == 0x7040
+    assert frames[1].context.sp == base + 16 and frames[1].instruction == 0x100220 - 4

@@ -120,7 +120,7 @@ def parse_context(reader: Reader, rva: int, size: int, cpu_hint: str | None) -> 
             raise FormatError(f"arm64 context of {size} bytes is too small", artifact=reader.name,
                               locator=f"offset:{rva:#x}")
         regs = {f"x{i}": vals[i] for i in range(29)}
-        regs.update(fp=vals[29], lr=vals[30], sp=vals[31], pc=vals[32])
+        regs.update(fp=vals[29], lr=vals[30], sp=vals[31], pc=vals[32], x29=vals[29], x30=vals[30])
         return CpuContext("arm64", regs)
     raise FormatError(f"unsupported CPU context (flags {flags:#x}, {size} bytes)",
                       artifact=reader.name, locator=f"offset:{rva:#x}")

@@ -121,9 +121,15 @@ def walk_stack(ctx: CpuContext, memory: StackMemory | None, modules: ModuleMap, 
             return frames, False
         new_ctx, trust = found
         ip, sp = new_ctx.ip, new_ctx.sp
-        if ip < 4096 or sp <= frames[-1].context.sp:
+        last_sp = frames[-1].context.sp
+        if ip < 4096:
             return frames, False
-        ins = ip - 1
+        if sp <= last_sp:
+            # arm64 leaf functions keep sp: allowed once, for the context frame's caller
+            leaf = ctx.cpu == "arm64" and len(frames) == 1 and sp == last_sp
+            if not leaf:
+                return frames, False
+        ins = ip - (4 if ctx.cpu == "arm64" else 1)
         idx, sym = modules.lookup(ins)
         frames.append(WalkedFrame(new_ctx, trust, ins, idx, sym))
     return frames, True

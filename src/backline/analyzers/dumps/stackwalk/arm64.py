@@ -1,42 +1,95 @@
-"""arm64 caller recovery: STACK CFI, frame-record chain (``fp``/``lr``), then scanning.
+"""arm64 caller recovery: STACK CFI, frame records (``[fp] = caller fp``, ``[fp+8] = return
+address``), then stack scanning.  Pointer-authentication bits are stripped from recovered
+pointers with a mask just above the highest module address (at least 2^47).
 
-The context frame's caller comes from ``lr`` when the frame record is not
-usable; pointer-authentication bits are stripped from return addresses.
+CFI register names ``x29``/``x30`` are aliases of ``fp``/``lr``.
 """
 
 from __future__ import annotations
 
 from backline.analyzers.dumps.minidump.context import CpuContext
-from backline.analyzers.dumps.stackwalk import ModuleMap, StackMemory, WalkedFrame, cfi_step
+from backline.analyzers.dumps.stackwalk import ModuleMap, StackMemory, WalkedFrame, callee_regs
+from backline.analyzers.dumps.stackwalk.cfi import cfi_unwind
 
 CALLEE_SAVED = tuple(f"x{i}" for i in range(19, 29)) + ("fp",)
 SCAN_WORDS = 40
-PAC_MASK = (1 << 48) - 1
+_M64 = (1 << 64) - 1
 
 
-def _strip(p: int) -> int:
-    return p & PAC_MASK
+def is_non_canonical(p: int) -> bool:
+    return 0x7FFFFFFFFFFF < p < 0xFFFF800000000000
 
 
-def _by_frame_pointer(frames: list[WalkedFrame], memory: StackMemory) -> CpuContext | None:
+def pac_mask(modules: ModuleMap) -> int:
+    top = max([(1 << 47) - 1] + [m.base + m.size for m in modules.modules])
+    return (1 << top.bit_length()) - 1
+
+
+def _ctx(regs: dict[str, int], valid: set[str]) -> CpuContext:
+    if "fp" in regs:
+        regs["x29"] = regs["fp"]
+        if "fp" in valid:
+            valid.add("x29")
+    if "lr" in regs:
+        regs["x30"] = regs["lr"]
+        if "lr" in valid:
+            valid.add("x30")
+    return CpuContext("arm64", regs, frozenset(valid))
+
+
+def _by_cfi(frames: list[WalkedFrame], memory: StackMemory, modules: ModuleMap) -> CpuContext | None:
     last = frames[-1]
+    if last.module_index is None or not last.context.has("sp"):
+        return None
+    sym = modules.symbols(last.module_index)
+    if sym is None:
+        return None
+    rules = sym.cfi_rules(last.instruction - modules.modules[last.module_index].base)
+    if rules is None:
+        return None
+    regs = callee_regs(last)
+    for a, b in (("x29", "fp"), ("x30", "lr")):
+        if b in regs:
+            regs.setdefault(a, regs[b])
+    out = cfi_unwind(rules, regs, memory.read, 8)
+    if out is None:
+        return None
+    mask = pac_mask(modules)
+    new = {r: regs[r] for r in CALLEE_SAVED if r in regs}
+    valid = set(new)
+    for k, v in out.items():
+        name = {"x29": "fp", "x30": "lr"}.get(k.lstrip("-"), k.lstrip("-"))
+        if k.startswith("-"):
+            new.pop(name, None)
+            valid.discard(name)
+        elif not k.startswith("."):
+            new[name] = v
+            valid.add(name)
+    new["sp"], new["pc"] = out[".cfa"], out[".ra"] & mask
+    valid.update(("sp", "pc"))
+    for r in ("lr", "fp"):
+        if r in new:
+            new[r] &= mask
+    return _ctx(new, valid)
+
+
+def _by_frame_pointer(last: WalkedFrame, memory: StackMemory, modules: ModuleMap) -> CpuContext | None:
     c = last.context
-    fp = c.get("fp")
-    if not fp:
+    fp, sp = c.get("fp"), c.get("sp")
+    if fp is None or sp is None or fp >= _M64 - 16:
         return None
-    caller_fp = memory.read(fp)
-    caller_lr = memory.read(fp + 8)
-    if caller_fp is None or caller_lr is None:
+    if fp == 0:
+        caller_fp, caller_pc, caller_sp = 0, 0, sp
+    else:
+        caller_fp, caller_pc = memory.read(fp), memory.read(fp + 8)
+        if caller_fp is None or caller_pc is None:
+            return None
+        caller_sp = fp + 16
+    mask = pac_mask(modules)
+    caller_fp, caller_pc = caller_fp & mask, caller_pc & mask
+    if is_non_canonical(caller_pc):
         return None
-    caller_sp = fp + 16
-    lr = c.get("lr")
-    if len(frames) == 1 and lr is not None:
-        # the context frame has not pushed its own record yet when lr still differs
-        pc = _strip(lr)
-        return CpuContext("arm64", {"pc": pc, "sp": c.regs.get("sp", 0) + 0, "fp": fp,
-                                    "lr": _strip(caller_lr)}, frozenset(("pc", "sp", "fp", "lr")))
-    return CpuContext("arm64", {"pc": _strip(caller_lr), "sp": caller_sp, "fp": caller_fp},
-                      frozenset(("pc", "sp", "fp")))
+    return _ctx({"pc": caller_pc, "fp": caller_fp, "sp": caller_sp}, {"pc", "fp", "sp"})
 
 
 def _by_scan(last: WalkedFrame, memory: StackMemory, modules: ModuleMap) -> CpuContext | None:
@@ -47,27 +100,22 @@ def _by_scan(last: WalkedFrame, memory: StackMemory, modules: ModuleMap) -> CpuC
     words = SCAN_WORDS * 4 if last.trust == "context" else SCAN_WORDS
     for i in range(words):
         addr = sp + i * 8
-        ip = memory.read(addr)
-        if ip is None:
+        pc = memory.read(addr)
+        if pc is None:
             return None
-        ip = _strip(ip)
-        if ip and modules.instruction_seems_valid(ip):
-            return CpuContext("arm64", {"pc": ip, "sp": addr + 8}, frozenset(("pc", "sp")))
+        if pc and not is_non_canonical(pc) and modules.instruction_seems_valid(pc):
+            return _ctx({"pc": pc, "sp": addr + 8}, {"pc", "sp"})
     return None
 
 
 def caller(frames: list[WalkedFrame], memory: StackMemory, modules: ModuleMap,
            os_short: str) -> tuple[CpuContext, str] | None:
     last = frames[-1]
-    ctx = cfi_step(frames, memory, modules, "pc", "sp", CALLEE_SAVED)
+    ctx = _by_cfi(frames, memory, modules)
     if ctx is not None:
         return ctx, "cfi"
-    ctx = _by_frame_pointer(frames, memory)
-    if ctx is not None and (len(frames) > 1 or ctx.sp > last.context.sp or True):
-        if len(frames) == 1 and ctx.sp <= last.context.sp:
-            # lr-based caller of the context frame keeps sp; nudge by one word so the
-            # walk progresses (the next step reads the frame record)
-            ctx = CpuContext("arm64", dict(ctx.regs, sp=last.context.sp + 1), ctx.valid)
+    ctx = _by_frame_pointer(last, memory, modules)
+    if ctx is not None:
         return ctx, "frame_pointer"
     ctx = _by_scan(last, memory, modules)
     if ctx is not None:
