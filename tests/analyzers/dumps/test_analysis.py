@@ -108,3 +108,22 @@ def test_text_trace_report():
     rep = analyze_crash(CrashReport("java", threads=(th,), crashing_thread=0, exception=exc))
     assert rep.problem_class == "UNHANDLED_EXCEPTION" and rep.blamed_frame == 1
     assert rep.bucket_id == "UNHANDLED_EXCEPTION_java_lang_IllegalStateException_com.acme.App.start"
+
+
+def test_critical_section_owner_from_memory_x86():
+    """Two x86 threads each own one CRITICAL_SECTION and wait in RtlEnterCriticalSection for the other's."""
+    cs_a, cs_b = 0x500000, 0x500040
+    mem = {0x1000: cs_b, 0x2000: cs_a, cs_a + 12: 11, cs_b + 12: 22}
+
+    def thread(tid, esp):
+        return CrashThread(tid, (
+            StackFrame(0, "context", 0x7C90E514, module="ntdll.dll", function="NtWaitForSingleObject",
+                       registers={"esp": esp - 0x20}),
+            StackFrame(1, "cfi", 0x7C901046, module="ntdll.dll", function="RtlEnterCriticalSection",
+                       registers={"esp": esp - 0x10}),
+            StackFrame(2, "cfi", 0x401020, module="app.exe", function="worker", registers={"esp": esp})))
+    rep = analyze_crash(CrashReport("minidump", cpu="x86", threads=(thread(11, 0x1000), thread(22, 0x2000))),
+                        lambda a, n: mem.get(a))
+    assert rep.threads[0].wait.resource == f"critical_section:{cs_b:#x}" and rep.threads[0].wait.owner == 22
+    assert [d.threads for d in rep.deadlocks] == [(11, 22)]
+    assert rep.problem_class == "DEADLOCK"

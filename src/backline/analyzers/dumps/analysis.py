@@ -35,6 +35,7 @@ from backline.analyzers.dumps.signature import normalize_function, socorro_signa
 
 NULL_LIMIT = 0x10000          # the first 64 KiB are never mapped (Windows) / mmap_min_addr (Linux)
 STACK_GUARD = 0x10000
+_WAIT_PRIORITY = ("critical_section", "mutex", "join", "condition", "handle", "futex", "sleep", "io")
 _ABORT_FUNCTIONS = {"abort", "raise", "gsignal", "__assert_fail", "__assert_rtn", "_assert", "_wassert",
                     "__pthread_kill", "pthread_kill", "__pthread_kill_implementation", "__abort_with_payload",
                     "__pthread_kill_internal", "std::terminate", "__cxa_throw"}
@@ -280,13 +281,12 @@ def classify_waits(report: CrashReport, read_ptr: Callable[[int, int], int | Non
             out.append(t)
             continue
         wait = None
-        for f in t.frames[:depth]:
-            if not f.function:
-                continue
-            name = f.function.split("(")[0]
-            kind = _wait_kind(name)
-            if kind is None:
-                continue
+        hits = [(f, _wait_kind(f.function.split("(")[0])) for f in t.frames[:depth] if f.function]
+        hits = [(f, k) for f, k in hits if k is not None]
+        # the most specific wait wins: NtWaitForSingleObject under RtlEnterCriticalSection is a
+        # critical section wait, a futex under pthread_mutex_lock a mutex wait
+        hits.sort(key=lambda h: _WAIT_PRIORITY.index(h[1]) if h[1] in _WAIT_PRIORITY else 99)
+        for f, kind in hits[:1]:
             resource = f"{kind}@{t.id}"
             owner = None
             regs = t.frames[0].registers or t.registers
@@ -296,13 +296,34 @@ def classify_waits(report: CrashReport, read_ptr: Callable[[int, int], int | Non
                 if read_ptr is not None:
                     own = read_ptr(arg + 8, 4)
                     owner = own or None
+            elif kind == "critical_section" and report.cpu == "x86" and read_ptr is not None:
+                cs = _critical_section_x86(t, read_ptr)
+                if cs is not None:
+                    resource = f"critical_section:{cs[0]:#x}"
+                    owner = cs[1]
             wait = WaitInfo(kind, resource, owner, f.function)
-            break
         if wait is not None:
             changed = True
             t = dataclasses.replace(t, wait=wait)
         out.append(t)
     return dataclasses.replace(report, threads=tuple(out)) if changed else report
+
+
+def _critical_section_x86(t: CrashThread, read_ptr: Callable[[int, int], int | None]) -> tuple[int, int | None] | None:
+    """(CRITICAL_SECTION address, owning thread id) for an x86 thread blocked in
+    ``RtlEnterCriticalSection``: the argument is the first word at its caller's stack pointer;
+    ``OwningThread`` is at offset 12 of the structure."""
+    for k, f in enumerate(t.frames[:-1]):
+        if f.function and f.function.split("(")[0].lstrip("_").startswith(("RtlEnterCriticalSection",
+                                                                             "EnterCriticalSection")):
+            esp = t.frames[k + 1].registers.get("esp")
+            if esp is None:
+                return None
+            cs = read_ptr(esp, 4)
+            if not cs:
+                return None
+            return cs, (read_ptr(cs + 12, 4) or None)
+    return None
 
 
 def analyze_crash(report: CrashReport, read_ptr: Callable[[int, int], int | None] | None = None) -> CrashReport:

@@ -109,7 +109,7 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
         walked, cut = walk_stack(ctx, mem, mmap_, os_short, max_frames)
         if cut:
             warnings.append(f"thread {th.thread_id:#x}: stack cut at {max_frames} frames")
-        frames = tuple(_frame(i, w, md.modules, i == 0) for i, w in enumerate(walked))
+        frames = tuple(_frame(i, w, md.modules, True) for i, w in enumerate(walked))
         for fi, w in enumerate(walked):
             if w.symbol and w.symbol.inlines:
                 inlines[f"{ti}/{fi}"] = [list(x) for x in w.symbol.inlines]
