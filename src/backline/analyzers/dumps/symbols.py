@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -278,12 +279,14 @@ def sym_relpath(debug_file: str, debug_id: str) -> str:
 class SymbolStore:
     """Symbol folders searched in order; parsed files are cached (thread-safe).
 
-    A missing or unreadable file caches as ``None`` so each is tried once.
+    A missing or unreadable file caches as ``None`` so each is tried once; at most
+    ``max_files`` lookups are kept (least recently used dropped).
     """
 
-    def __init__(self, paths: Sequence[Path] = ()) -> None:
+    def __init__(self, paths: Sequence[Path] = (), max_files: int = 256) -> None:
         self.paths = tuple(Path(p) for p in paths)
-        self._cache: dict[tuple[str, str], SymbolFile | None] = {}
+        self.max_files = max_files
+        self._cache: OrderedDict[tuple[str, str], SymbolFile | None] = OrderedDict()
         self._lock = threading.Lock()
         self.errors: list[str] = []
 
@@ -293,6 +296,7 @@ class SymbolStore:
         key = (debug_file, debug_id)
         with self._lock:
             if key in self._cache:
+                self._cache.move_to_end(key)
                 return self._cache[key]
         rels = [sym_relpath(debug_file, debug_id)]
         if debug_id.upper() != debug_id:
@@ -309,6 +313,8 @@ class SymbolStore:
                 break
         with self._lock:
             self._cache[key] = found
+            while len(self._cache) > self.max_files:
+                self._cache.popitem(last=False)
         return found
 
 

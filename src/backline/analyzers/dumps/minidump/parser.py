@@ -27,6 +27,7 @@ from backline.errors import FormatError
 
 MAGIC = 0x504D444D          # "MDMP"
 MAX_STREAMS = 4096
+SMALL_FILE = 64 << 20
 MAX_STREAM_BYTES = 1 << 28      # no directory or descriptor stream is larger than 256 MiB
 
 _CPU_NAMES = {0: "x86", 1: "mips", 2: "alpha", 3: "ppc", 4: "shx", 5: "arm", 6: "ia64",
@@ -52,8 +53,12 @@ def read_minidump(path: Path | str, name: str | None = None) -> T.Minidump:
         if size < 32:
             raise FormatError(f"file of {size} bytes is too small for a minidump header",
                               artifact=name, locator="offset:0x0")
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return parse_minidump(bytes(mm), name)
+        if size < SMALL_FILE:
+            return parse_minidump(fh.read(), name)
+        # large (full-memory) dumps are mapped, not copied: memory regions are views of the map,
+        # which stays open as long as the parsed dump references it
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    return parse_minidump(memoryview(mm), name)
 
 
 def parse_minidump(data: bytes | memoryview, name: str = "<minidump>") -> T.Minidump:

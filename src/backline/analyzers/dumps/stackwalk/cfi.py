@@ -4,9 +4,9 @@ Both are postfix programs over the callee's registers and the stack memory.
 They produce the caller's registers; failure at any step gives ``None`` so the
 walker falls back to the next method.
 
->>> mem = {0x1010: 0x401234}
+>>> mem = {0x1008: 0x401234}
 >>> regs = cfi_unwind(".cfa: $rsp 16 + .ra: .cfa -8 + ^", {"rsp": 0x1000}, mem.get, 8)
->>> hex(regs["rsp"]), hex(regs["rip"]) if "rip" in regs else hex(regs[".ra"])
+>>> hex(regs[".cfa"]), hex(regs[".ra"])
 ('0x1010', '0x401234')
 """
 
