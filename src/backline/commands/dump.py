@@ -34,11 +34,13 @@ EXAMPLES = """Examples:
 
 
 def classify(path: Path) -> str:
-    """``minidump``, ``elf_core``, ``text`` or raise BacklineError for anything else."""
+    """``minidump``, ``microdump``, ``elf_core``, ``text`` or raise BacklineError for anything else."""
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if head[:4] == b"MDMP":
         return "minidump"
+    if b"-----BEGIN BREAKPAD MICRODUMP-----" in head:
+        return "microdump"
     if head[:4] == b"\x7fELF":
         if len(head) < 18:
             raise BacklineError("ELF header is truncated", artifact=str(path), locator="offset:0x0")
@@ -71,11 +73,10 @@ def _optional(module: str, func: str, what: str) -> Callable:
 def load_reports(path: Path, symbols: list[Path], binaries: list[Path]) -> list[CrashReport]:
     """Read and analyse ``path`` into one or more crash reports."""
     kind = classify(path)
-    if kind == "minidump":
-        from backline.analyzers.dumps.minidump.parser import read_minidump
-        from backline.analyzers.dumps.minidump.process import report_from_minidump
+    if kind in ("minidump", "microdump"):
+        from backline.analyzers.dumps.minidump.process import read_dump, report_from_minidump
         from backline.analyzers.dumps.symbols import shared_store
-        md = read_minidump(path, str(path))
+        md = read_dump(path, str(path))
         rep = report_from_minidump(md, shared_store(symbols))
         return [analyze_crash(rep, lambda a, n: md.memory.read_ptr(a, n))]
     if kind == "elf_core":

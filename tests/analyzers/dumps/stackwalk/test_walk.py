@@ -64,10 +64,11 @@ def test_no_memory_gives_context_frame_only():
 
 
 def test_arm64_frame_records_and_pointer_authentication():
+    """Breakpad's rule: the caller's pc is the callee's lr, [fp+8] becomes the caller's lr."""
     base = 0x7000
     words = [0] * 16
-    words[2], words[3] = 0x7030, 0x0023_0000_0010_0200      # frame record with PAC bits
-    words[6], words[7] = 0, 0x100300
+    words[2], words[3] = 0x7030, 0x0023_0000_0010_0300      # frame record with PAC bits
+    words[6], words[7] = 0, 0
     mem = _stack(base, words)
     mods = ModuleMap([_Mod(0x100000, 0x10000)], lambda i: None)
     ctx = CpuContext("arm64", {"pc": 0x100100, "sp": base, "fp": 0x7010, "lr": 0x100200})

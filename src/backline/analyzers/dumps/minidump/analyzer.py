@@ -21,8 +21,7 @@ from typing import Iterator
 
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
 from backline.analyzers.dumps.analysis import analyze_crash
-from backline.analyzers.dumps.minidump.parser import read_minidump
-from backline.analyzers.dumps.minidump.process import report_from_minidump
+from backline.analyzers.dumps.minidump.process import read_dump, report_from_minidump
 from backline.analyzers.dumps.model import CrashReport
 from backline.analyzers.dumps.symbols import shared_store
 from backline.errors import BacklineError
@@ -129,7 +128,7 @@ class MinidumpAnalyzer(Analyzer):
         if path is None:
             return
         try:
-            md = read_minidump(path, artifact.path)
+            md = read_dump(path, artifact.path)
         except (BacklineError, OSError) as exc:
             yield Finding("DUMP.UNREADABLE", f"Minidump unreadable: {exc}", Severity.MEDIUM,
                           artifact.path, (EvidenceRef(artifact.path, getattr(exc, "locator", None) or "file"),),

@@ -18,6 +18,7 @@ from backline.analyzers.dumps.analysis import disassemble
 from backline.analyzers.dumps.exceptions import crash_reason
 from backline.analyzers.dumps.minidump import types as T
 from backline.analyzers.dumps.minidump.context import CpuContext
+from backline.analyzers.dumps.minidump.microdump import is_microdump, read_microdump
 from backline.analyzers.dumps.minidump.parser import read_minidump
 from backline.analyzers.dumps.model import (CrashException, CrashModule, CrashReport, CrashThread,
                                             StackFrame)
@@ -30,8 +31,17 @@ def process_minidump(path: Path | str, symbol_paths: Sequence[Path] = (), *,
                      store: SymbolStore | None = None, name: str | None = None,
                      max_frames: int = MAX_FRAMES) -> CrashReport:
     """Parse, walk and symbolize the minidump at ``path``."""
-    md = read_minidump(path, name)
+    md = read_dump(path, name)
     return report_from_minidump(md, store or shared_store(symbol_paths), max_frames=max_frames)
+
+
+def read_dump(path: Path | str, name: str | None = None) -> T.Minidump:
+    """A minidump, or a Breakpad microdump (text) when the file holds one."""
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if head[:4] != b"MDMP" and is_microdump(head):
+        return read_microdump(path, name)
+    return read_minidump(path, name)
 
 
 def _stack_memory(md: T.Minidump, th: T.MdThread, ctx: CpuContext) -> StackMemory | None:
@@ -94,7 +104,7 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
     for ti, th in enumerate(md.threads):
         is_crash = crash_tid is not None and th.thread_id == crash_tid
         if is_crash or (crash_tid is None and requesting is not None and th.thread_id == requesting):
-            crashing_index = ti if is_crash else crashing_index
+            crashing_index = ti          # the crashing thread, else the requesting thread (rust-minidump)
         if dump_tid is not None and th.thread_id == dump_tid and not is_crash:
             threads.append(CrashThread(th.thread_id, (), th.name, False, state="dump_thread"))
             continue
@@ -158,6 +168,8 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
     }
     if extra_ci is not None:
         extra["crashing_instruction"] = extra_ci
+    if md.version == 0 and not md.streams:
+        extra["source"] = "microdump"
     if md.misc_info and md.misc_info.process_create_time:
         extra["process_create_time"] = datetime.fromtimestamp(md.misc_info.process_create_time, timezone.utc).isoformat()
     if md.assertion:

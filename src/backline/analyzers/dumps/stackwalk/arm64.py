@@ -1,5 +1,5 @@
-"""arm64 caller recovery: STACK CFI, frame records (``[fp] = caller fp``, ``[fp+8] = return
-address``), then stack scanning.  Pointer-authentication bits are stripped from recovered
+"""arm64 caller recovery (Breakpad's rules): STACK CFI, frame records (the caller's pc is the
+callee's ``lr``; ``[fp]`` and ``[fp+8]`` are the caller's fp and lr), then stack scanning.  Pointer-authentication bits are stripped from recovered
 pointers with a mask just above the highest module address (at least 2^47).
 
 CFI register names ``x29``/``x30`` are aliases of ``fp``/``lr``.
@@ -73,23 +73,41 @@ def _by_cfi(frames: list[WalkedFrame], memory: StackMemory, modules: ModuleMap) 
     return _ctx(new, valid)
 
 
-def _by_frame_pointer(last: WalkedFrame, memory: StackMemory, modules: ModuleMap) -> CpuContext | None:
+def _lr(frames: list[WalkedFrame], memory: StackMemory, mask: int) -> int:
+    """The callee's link register; when unknown, recovered from its callee's frame record if that
+    record links to this frame (Breakpad's CorrectRegLRByFramePointer); else 0."""
+    last = frames[-1].context
+    lr = last.get("lr")
+    if lr is not None:
+        return lr
+    fp, sp = last.regs.get("fp", 0), last.regs.get("sp", 0)
+    if len(frames) < 2 or fp <= sp:
+        return 0
+    callee_fp = frames[-2].context.regs.get("fp", 0)
+    if not callee_fp or memory.read(callee_fp) != fp:
+        return 0
+    v = memory.read(callee_fp + 8)
+    return (v or 0) & mask
+
+
+def _by_frame_pointer(frames: list[WalkedFrame], memory: StackMemory, modules: ModuleMap) -> CpuContext | None:
+    """Breakpad's rule: the caller's pc is the callee's lr; the caller's lr and fp come from the
+    frame record at fp (``[fp+8]``, ``[fp]``); sp = fp + 16."""
+    last = frames[-1]
     c = last.context
-    fp, sp = c.get("fp"), c.get("sp")
-    if fp is None or sp is None or fp >= _M64 - 16:
+    fp, sp = c.regs.get("fp", 0), c.regs.get("sp", 0)
+    if fp >= _M64 - 16:
         return None
-    if fp == 0:
-        caller_fp, caller_pc, caller_sp = 0, 0, sp
-    else:
-        caller_fp, caller_pc = memory.read(fp), memory.read(fp + 8)
-        if caller_fp is None or caller_pc is None:
-            return None
-        caller_sp = fp + 16
     mask = pac_mask(modules)
-    caller_fp, caller_pc = caller_fp & mask, caller_pc & mask
-    if is_non_canonical(caller_pc):
-        return None
-    return _ctx({"pc": caller_pc, "fp": caller_fp, "sp": caller_sp}, {"pc", "fp", "sp"})
+    caller_fp = caller_lr = 0
+    if fp:
+        caller_fp, caller_lr = memory.read(fp), memory.read(fp + 8)
+        if caller_fp is None or caller_lr is None:
+            return None
+    caller_sp = fp + 16 if fp else sp
+    pc = _lr(frames, memory, mask) & mask
+    return _ctx({"pc": pc, "fp": caller_fp, "sp": caller_sp, "lr": caller_lr & mask},
+                {"pc", "fp", "sp", "lr"})
 
 
 def _by_scan(last: WalkedFrame, memory: StackMemory, modules: ModuleMap) -> CpuContext | None:
@@ -114,7 +132,7 @@ def caller(frames: list[WalkedFrame], memory: StackMemory, modules: ModuleMap,
     ctx = _by_cfi(frames, memory, modules)
     if ctx is not None:
         return ctx, "cfi"
-    ctx = _by_frame_pointer(last, memory, modules)
+    ctx = _by_frame_pointer(frames, memory, modules)
     if ctx is not None:
         return ctx, "frame_pointer"
     ctx = _by_scan(last, memory, modules)
