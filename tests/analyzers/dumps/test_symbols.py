@@ -12,7 +12,7 @@ INLINE_ORIGIN 0 inlined_helper
 FUNC 1000 40 8 Demo::Run(int)
 1000 10 10 1
 1010 20 11 1
-INLINE 0 11 1 0 1010 8
+INLINE 0 42 2 0 1010 8
 1030 10 12 2
 FUNC m 2000 10 0 merged_function
 PUBLIC 3000 4 _PublicOnly@4
@@ -31,8 +31,10 @@ def test_functions_lines_and_inlines():
         "windows", "x86", "ABCDEF0123456789ABCDEF01234567891", "demo.pdb", "45D35F6C2D000")
     info = s.lookup(0x1012)
     assert (info.function, info.function_base, info.parameter_size) == ("Demo::Run(int)", 0x1000, 8)
-    assert (info.file, info.line, info.line_base) == ("c:\\src\\demo.cc", 11, 0x1010)
+    # inlined call: the frame's location is the call site (util.h:42), the inline frame's the line inside
+    assert (info.file, info.line, info.line_base) == ("c:\\src\\util.h", 42, 0x1010)
     assert info.inlines == (("inlined_helper", "c:\\src\\demo.cc", 11),)
+    assert s.lookup(0x1019).inlines == () and s.lookup(0x1019).line == 11
     assert s.lookup(0x1035).file == "c:\\src\\util.h"
     assert s.lookup(0x2004).function == "merged_function"
     assert s.bad_lines == 1
@@ -43,6 +45,13 @@ def test_public_symbols_cover_the_gap_after_them():
     assert s.lookup(0x3002).function == "_PublicOnly@4" and s.lookup(0x3002).is_public
     assert s.lookup(0x3500).function == "other_public"
     assert s.lookup(0x0500) is None
+
+
+def test_public_symbol_does_not_extend_over_a_function():
+    s = SymbolFile.parse_text("MODULE Linux x86_64 00 m\nPUBLIC 100 0 early\nFUNC 200 10 0 f\nPUBLIC 300 0 late\n")
+    assert s.lookup(0x150).function == "early"
+    assert s.lookup(0x250) is None              # after f, but "early" ends where f begins
+    assert s.lookup(0x350).function == "late"
 
 
 def test_stack_records():

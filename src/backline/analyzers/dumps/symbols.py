@@ -210,7 +210,13 @@ class SymbolFile:
         return None
 
     def lookup(self, offset: int) -> SymbolInfo | None:
-        """Function (FUNC, else the nearest PUBLIC below), file and line at a module offset."""
+        """Function (FUNC, else the nearest PUBLIC below), file and line at a module offset.
+
+        With INLINE records the frame's file/line is the call site of the outermost inlined
+        call, and ``inlines`` lists the inlined functions innermost first, each with the line
+        inside it (rust-minidump's presentation).  A PUBLIC symbol is not used past a FUNC that
+        starts after it (it cannot extend over a function).
+        """
         f = self.function_at(offset)
         if f is not None:
             file = line = line_base = None
@@ -220,23 +226,38 @@ class SymbolFile:
                     a, s, ln, fi = f.lines[j]
                     if offset < a + s:
                         file, line, line_base = self.files.get(fi), ln, a
-            return SymbolInfo(f.name, f.start, f.param_size, file, line, line_base,
-                              inlines=self._inlines(f, offset))
+            inlines: tuple = ()
+            if f.inlines:
+                chain = self._inline_chain(f, offset)
+                if chain:
+                    inner_file, inner_line = file, (line or None)
+                    file, line = self.files.get(chain[0][1]), chain[0][0]
+                    names = [self.origins.get(o, "?") for _l, _f, o in chain]
+                    locs = [(self.files.get(cf), cl) for cl, cf, _o in chain[1:]] + [(inner_file, inner_line)]
+                    inlines = tuple(reversed([(n, lf, ll) for n, (lf, ll) in zip(names, locs)]))
+            return SymbolInfo(f.name, f.start, f.param_size, file, line, line_base, inlines=inlines)
         i = bisect.bisect_right(self._pub_addrs, offset) - 1
         if i >= 0:
+            k = bisect.bisect_left(self._func_starts, offset) - 1     # nearest FUNC starting before
+            if k >= 0 and self._pub_addrs[i] <= self._func_starts[k]:
+                return None
             nm, ps = self._pubs[i]
             return SymbolInfo(nm, self._pub_addrs[i], ps, is_public=True)
         return None
 
-    def _inlines(self, f: _Func, offset: int) -> tuple[tuple[str, str | None, int | None], ...]:
-        if not f.inlines:
-            return ()
-        hits = []
+    @staticmethod
+    def _inline_chain(f: _Func, offset: int) -> list[tuple[int, int, int]]:
+        """(call line, call file, origin) of the inlined calls covering ``offset``, depth 0 first."""
+        by_depth: dict[int, tuple[int, int, int]] = {}
         for depth, cline, cfile, origin, ranges in f.inlines:
-            if any(a <= offset < a + s for a, s in ranges):
-                hits.append((depth, self.origins.get(origin, "?"), self.files.get(cfile), cline))
-        hits.sort()
-        return tuple((name, file, line) for _d, name, file, line in hits)
+            if depth not in by_depth and any(a <= offset < a + s for a, s in ranges):
+                by_depth[depth] = (cline, cfile, origin)
+        chain = []
+        d = 0
+        while d in by_depth:
+            chain.append(by_depth[d])
+            d += 1
+        return chain
 
     def cfi_rules(self, offset: int) -> str | None:
         """The STACK CFI rules in force at ``offset`` (INIT rules then every delta up to it)."""
