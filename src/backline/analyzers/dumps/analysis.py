@@ -9,7 +9,7 @@ Problem classes: ``NULL_POINTER_READ``, ``NULL_POINTER_WRITE``,
 ``NULL_POINTER_EXECUTE``, ``INVALID_POINTER_READ``, ``INVALID_POINTER_WRITE``,
 ``EXECUTE_NON_CODE``, ``STACK_OVERFLOW``, ``STACK_BUFFER_OVERRUN`` (fast fail),
 ``HEAP_CORRUPTION``, ``ABORT``, ``DIVIDE_BY_ZERO``, ``ILLEGAL_INSTRUCTION``,
-``BREAKPOINT``, ``CPP_EXCEPTION``, ``UNHANDLED_EXCEPTION`` (text traces),
+``BREAKPOINT``, ``CPP_EXCEPTION``, ``INVALID_PARAMETER``, ``UNHANDLED_EXCEPTION`` (text traces),
 ``DEADLOCK``, ``HANG``, ``NO_EXCEPTION`` and ``UNKNOWN``.
 
 >>> from backline.analyzers.dumps.model import *
@@ -204,6 +204,8 @@ def problem_class(report: CrashReport) -> str:
         return "BREAKPOINT"
     if "CPP_EXCEPTION" in t:
         return "CPP_EXCEPTION"
+    if "INVALID_PARAMETER" in t:
+        return "INVALID_PARAMETER"          # CRT invalid parameter handler (_invalid_parameter)
     notes = str((report.extra or {}).get("annotations", ""))
     if "abort() called" in notes:
         return "ABORT"

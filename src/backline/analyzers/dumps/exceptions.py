@@ -16,6 +16,9 @@ compare directly with their outputs.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from importlib import resources
+
 WINDOWS_EXCEPTIONS = {
     0x40010005: "DBG_CONTROL_C",
     0x40010008: "DBG_CONTROL_BREAK",
@@ -126,11 +129,39 @@ MAC_KERN = {1: "KERN_INVALID_ADDRESS", 2: "KERN_PROTECTION_FAILURE", 0x32: "KERN
             13: "EXC_I386_GPFLT"}
 
 
+@lru_cache(maxsize=None)
+def windows_code_tables() -> dict[str, dict[int, str]]:
+    """``{"exception": {...}, "winerror": {...}, "ntstatus": {...}}`` from ``data/windows_codes.txt``."""
+    tables: dict[str, dict[int, str]] = {}
+    cur: dict[int, str] = {}
+    text = resources.files("backline.analyzers.dumps").joinpath("data/windows_codes.txt").read_text("utf-8")
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            cur = tables.setdefault(line.strip("[]"), {})
+            continue
+        code, _, name = line.partition("\t")
+        cur.setdefault(int(code, 16), name.strip())
+    return tables
+
+
+def windows_code_name(code: int) -> str | None:
+    """Name of a Windows exception code: exception names first, then Win32 errors, then NTSTATUS.
+
+    >>> windows_code_name(0xC000000D), windows_code_name(0xC00000FD)
+    ('STATUS_INVALID_PARAMETER', 'EXCEPTION_STACK_OVERFLOW')
+    """
+    t = windows_code_tables()
+    return (t.get("exception", {}).get(code) or t.get("winerror", {}).get(code)
+            or t.get("ntstatus", {}).get(code) or WINDOWS_EXCEPTIONS.get(code))
+
+
 def crash_reason(os_short: str, code: int, flags: int, params: tuple[int, ...],
                  address: int = 0) -> tuple[str, int]:
     """(crash reason text, crash address) for an exception record, the way rust-minidump names it."""
     if os_short == "windows":
-        name = WINDOWS_EXCEPTIONS.get(code)
+        name = windows_code_name(code)
         if code == 0xC0000005 and params:
             acc = ACCESS_TYPES.get(params[0])
             addr = params[1] if len(params) > 1 else address
