@@ -108,6 +108,7 @@ def report_to_json(report: CrashReport, include_threads: bool = True) -> dict[st
         "signature": report.signature,
         "blamed_frame": blamed,
         "crashing_instruction": extra.get("crashing_instruction"),
+        "crash_address_region": extra.get("crash_address_region"),
         "crash_time": extra.get("crash_time"),
         "process_name": report.process_name,
         "deadlocks": [{"threads": list(d.threads), "resources": list(d.resources)} for d in report.deadlocks],

@@ -172,6 +172,14 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
         extra["source"] = "microdump"
     if md.misc_info and md.misc_info.process_create_time:
         extra["process_create_time"] = datetime.fromtimestamp(md.misc_info.process_create_time, timezone.utc).isoformat()
+    if exception is not None and exception.address is not None and md.memory_info:
+        region = md.memory_info_at(exception.address)
+        extra["crash_address_region"] = (
+            {"base": region.base, "size": region.size, "protection": region.protection,
+             "committed": region.committed, "executable": region.executable}
+            if region is not None else {"unmapped": True})
+    if md.comments:
+        extra["comments"] = md.comments
     if md.assertion:
         a = md.assertion
         extra["assertion"] = {"expression": a.expression, "function": a.function, "file": a.file, "line": a.line}

@@ -163,6 +163,53 @@ def _crashpad(r: Reader, s: T.StreamEntry, md: T.Minidump, cpu: str | None) -> N
     md.crashpad_info = T.MdCrashpadInfo(version, report_id, client_id, simple, tuple(mods))
 
 
+def _memory_info(r: Reader, s: T.StreamEntry, md: T.Minidump, cpu: str | None) -> None:
+    hdr, entry, n = r.u32(s.rva), r.u32(s.rva + 4), r.u64(s.rva + 8)
+    if hdr < 16 or entry < 48:
+        raise FormatError(f"memory info list header {hdr}/{entry} is not valid", artifact=r.name,
+                          locator=f"offset:{s.rva:#x}")
+    r.count(n, entry, s.rva + hdr, s.size - hdr, "memory info list")
+    for i in range(n):
+        base, abase, aprot, _a, size, state, prot, typ, _b = struct.unpack_from(
+            "<QQIIQIIII", r.data, s.rva + hdr + i * entry)
+        md.memory_info.append(T.MdMemoryInfo(base, abase, aprot, size, state, prot, typ))
+
+
+def _thread_info(r: Reader, s: T.StreamEntry, md: T.Minidump, cpu: str | None) -> None:
+    hdr, entry, n = r.u32(s.rva), r.u32(s.rva + 4), r.u32(s.rva + 8)
+    if hdr < 12 or entry < 64:
+        raise FormatError(f"thread info list header {hdr}/{entry} is not valid", artifact=r.name,
+                          locator=f"offset:{s.rva:#x}")
+    r.count(n, entry, s.rva + hdr, s.size - hdr, "thread info list")
+    for i in range(n):
+        md.thread_info.append(T.MdThreadInfo(*struct.unpack_from("<IIIIQQQQQQ", r.data, s.rva + hdr + i * entry)))
+
+
+def _comment(wide: bool):
+    def read(r: Reader, s: T.StreamEntry, md: T.Minidump, cpu: str | None) -> None:
+        raw = r.bytes(s.rva, min(s.size, MAX_TEXT_STREAM))
+        text = raw.decode("utf-16-le" if wide else "latin-1", errors="replace")
+        md.comments.append(text.split("\0", 1)[0])
+    return read
+
+
+def _thread_ex_list(r: Reader, s: T.StreamEntry, md: T.Minidump, cpu: str | None) -> None:
+    """MINIDUMP_THREAD_EX (64 bytes: a thread plus its backing store); used when no thread list."""
+    if md.threads:
+        return
+    from backline.analyzers.dumps.minidump.parser import _context
+    n = r.u32(s.rva)
+    r.count(n, 64, s.rva + 4, s.size - 4, "thread ex list")
+    for i in range(n):
+        (tid, suspend, pclass, prio, teb, st_start, st_size, st_rva, ctx_size,
+         ctx_rva) = struct.unpack_from("<IIIIQQIIII", r.data, s.rva + 4 + i * 64)
+        ctx = _context(r, ctx_size, ctx_rva, cpu, md, f"thread {tid:#x}")
+        md.threads.append(T.MdThread(tid, suspend, pclass, prio, teb, st_start, st_size, st_rva, ctx))
+        if st_size and st_rva + st_size <= r.size:
+            md.memory_regions.append(T.MemoryRegion(st_start, r.data[st_rva:st_rva + st_size]))
+            md.memory = T.Memory(md.memory_regions)
+
+
 OPTIONAL_STREAMS = {
     T.THREAD_NAMES: _thread_names,
     T.UNLOADED_MODULE_LIST: _unloaded,
@@ -178,4 +225,9 @@ OPTIONAL_STREAMS = {
     T.LINUX_MAPS: _text("maps"),
     T.LINUX_AUXV: _auxv,
     T.CRASHPAD_INFO: _crashpad,
+    T.MEMORY_INFO_LIST: _memory_info,
+    T.THREAD_INFO_LIST: _thread_info,
+    T.COMMENT_A: _comment(False),
+    T.COMMENT_W: _comment(True),
+    T.THREAD_EX_LIST: _thread_ex_list,
 }

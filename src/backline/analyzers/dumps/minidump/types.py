@@ -239,6 +239,56 @@ class MdMiscInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class MdMemoryInfo:
+    """One MINIDUMP_MEMORY_INFO: a region of the address space and its protection."""
+
+    base: int
+    allocation_base: int
+    allocation_protect: int
+    size: int
+    state: int
+    protect: int
+    type: int
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+    @property
+    def protection(self) -> str:
+        """``PAGE_EXECUTE_READ`` style name of ``protect`` (modifiers after ``|``)."""
+        names = {0x01: "PAGE_NOACCESS", 0x02: "PAGE_READONLY", 0x04: "PAGE_READWRITE",
+                 0x08: "PAGE_WRITECOPY", 0x10: "PAGE_EXECUTE", 0x20: "PAGE_EXECUTE_READ",
+                 0x40: "PAGE_EXECUTE_READWRITE", 0x80: "PAGE_EXECUTE_WRITECOPY"}
+        base = names.get(self.protect & 0xFF, f"{self.protect & 0xFF:#x}" if self.protect & 0xFF else "")
+        mods = [n for bit, n in ((0x100, "PAGE_GUARD"), (0x200, "PAGE_NOCACHE"),
+                                 (0x400, "PAGE_WRITECOMBINE")) if self.protect & bit]
+        return "|".join([base] + mods) if base else "|".join(mods) or "none"
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.protect & 0xF0)
+
+    @property
+    def committed(self) -> bool:
+        return self.state == 0x1000
+
+
+@dataclass(frozen=True, slots=True)
+class MdThreadInfo:
+    thread_id: int
+    dump_flags: int
+    dump_error: int
+    exit_status: int
+    create_time: int
+    exit_time: int
+    kernel_time: int
+    user_time: int
+    start_address: int
+    affinity: int
+
+
+@dataclass(frozen=True, slots=True)
 class MdAssertion:
     expression: str
     function: str
@@ -282,11 +332,20 @@ class Minidump:
     exception: MdException | None = None
     misc_info: MdMiscInfo | None = None
     handles: list[MdHandle] = field(default_factory=list)
+    memory_info: list[MdMemoryInfo] = field(default_factory=list)
+    thread_info: list[MdThreadInfo] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
     breakpad_info: dict[str, int | None] | None = None
     assertion: MdAssertion | None = None
     crashpad_info: MdCrashpadInfo | None = None
     linux: dict[str, Any] = field(default_factory=dict)   # maps, proc_status, lsb_release, cmdline, environ, cpu_info, auxv
     warnings: list[str] = field(default_factory=list)
+
+    def memory_info_at(self, address: int) -> MdMemoryInfo | None:
+        for r in self.memory_info:
+            if r.base <= address < r.end:
+                return r
+        return None
 
     def module_at(self, address: int) -> MdModule | None:
         for m in self.modules:
