@@ -127,3 +127,9 @@ def test_critical_section_owner_from_memory_x86():
     assert rep.threads[0].wait.resource == f"critical_section:{cs_b:#x}" and rep.threads[0].wait.owner == 22
     assert [d.threads for d in rep.deadlocks] == [(11, 22)]
     assert rep.problem_class == "DEADLOCK"
+
+
+def test_managed_frames_are_not_classified_as_native_waits():
+    th = CrashThread("worker", (StackFrame(0, "text", function="read", language="python"),))
+    rep = analyze_crash(CrashReport("faulthandler", threads=(th,)))
+    assert rep.threads[0].wait is None and rep.problem_class == "NO_EXCEPTION"

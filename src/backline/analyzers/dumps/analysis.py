@@ -283,7 +283,8 @@ def classify_waits(report: CrashReport, read_ptr: Callable[[int, int], int | Non
             out.append(t)
             continue
         wait = None
-        hits = [(f, _wait_kind(f.function.split("(")[0])) for f in t.frames[:depth] if f.function]
+        hits = [(f, _wait_kind(f.function.split("(")[0])) for f in t.frames[:depth]
+                if f.function and f.language == "native"]      # text traces bring their own WaitInfo
         hits = [(f, k) for f, k in hits if k is not None]
         # the most specific wait wins: NtWaitForSingleObject under RtlEnterCriticalSection is a
         # critical section wait, a futex under pthread_mutex_lock a mutex wait
