@@ -13,7 +13,7 @@ from backline.analyzers.dumps.symbols import SymbolStore
 from backline.testing import corpus_dir
 
 FRAME_KEYS = ("file", "frame", "function", "function_offset", "line", "module", "module_offset",
-              "offset", "trust", "missing_symbols")
+              "offset", "trust", "missing_symbols", "inlines", "unloaded_modules")
 MODULE_KEYS = ("filename", "base_addr", "end_addr", "debug_id", "debug_file", "loaded_symbols",
                "code_id", "version")
 SYSTEM_KEYS = ("os", "os_ver", "cpu_arch", "cpu_info", "cpu_count")
@@ -45,6 +45,7 @@ def test_json_matches_rust_minidump(dmp, oracle, nosym):
     assert {k: doc["system_info"][k] for k in SYSTEM_KEYS} == {k: oracle["system_info"][k] for k in SYSTEM_KEYS}
     assert [{k: m[k] for k in MODULE_KEYS} for m in doc["modules"]] == \
         [{k: m[k] for k in MODULE_KEYS} for m in oracle["modules"]]
+    assert doc["unloaded_modules"] == oracle["unloaded_modules"]
     if oracle.get("crashing_thread"):
         ours, theirs = doc["crashing_thread"]["frames"], oracle["crashing_thread"]["frames"]
         assert [{k: f[k] for k in FRAME_KEYS} for f in ours] == [{k: f[k] for k in FRAME_KEYS} for f in theirs]

@@ -80,3 +80,15 @@ def test_text_trace_signature():
                          frames=(StackFrame(0, "text", function="com.acme.Foo.bar", language="java"),))
     rep = CrashReport("java", exception=exc)
     assert socorro_signature(rep) == "java.lang.NullPointerException at com.acme.Foo.bar"
+
+
+def test_frame_in_unloaded_module():
+    th = CrashThread(1, (StackFrame(0, "context", 0x7FF0001234),
+                         StackFrame(1, "scan", 0x401000, module="app.exe", function="run")), crashed=True)
+    rep = CrashReport("minidump", os="Windows NT", threads=(th,), crashing_thread=0,
+                      exception=CrashException("EXCEPTION_ACCESS_VIOLATION_EXEC", address=0x7FF0001234),
+                      extra={"unloaded_frames": {"0/0": [{"module": "plugin.dll", "offsets": [0x1234]}]}})
+    assert socorro_signature(rep) == "(unloaded plugin.dll) | run"        # as siggen 2.2 gives
+    from backline.analyzers.dumps.json_out import report_to_json
+    f0 = report_to_json(rep)["crashing_thread"]["frames"][0]
+    assert f0["unloaded_modules"] == [{"module": "plugin.dll", "offsets": ["0x0000000000001234"]}]

@@ -22,7 +22,8 @@ def _hexer(cpu: str | None):
     return h
 
 
-def _frame(f: StackFrame, h, inlines: list | None, with_regs: bool, report: CrashReport) -> dict[str, Any]:
+def _frame(f: StackFrame, h, inlines: list | None, with_regs: bool, report: CrashReport,
+           unloaded: list | None = None) -> dict[str, Any]:
     d: dict[str, Any] = {
         "file": f.file,
         "frame": f.index,
@@ -35,7 +36,8 @@ def _frame(f: StackFrame, h, inlines: list | None, with_regs: bool, report: Cras
         "module_offset": h(f.module_offset) if f.module is not None else None,
         "offset": h(f.instruction),
         "trust": f.trust,
-        "unloaded_modules": None,
+        "unloaded_modules": [{"module": u["module"], "offsets": [h(o) for o in u["offsets"]]}
+                             for u in unloaded] if unloaded else None,
     }
     if with_regs and f.registers:
         d["registers"] = {k: h(v) for k, v in sorted(f.registers.items())}
@@ -44,7 +46,9 @@ def _frame(f: StackFrame, h, inlines: list | None, with_regs: bool, report: Cras
 
 def _thread(report: CrashReport, ti: int, t: CrashThread, h, crashing: bool) -> dict[str, Any]:
     inl = (report.extra or {}).get("inlines") or {}
-    frames = [_frame(f, h, inl.get(f"{ti}/{f.index}"), crashing and f.index == 0, report) for f in t.frames]
+    unl = (report.extra or {}).get("unloaded_frames") or {}
+    frames = [_frame(f, h, inl.get(f"{ti}/{f.index}"), crashing and f.index == 0, report,
+                     unl.get(f"{ti}/{f.index}")) for f in t.frames]
     return {"frame_count": len(frames), "frames": frames, "last_error_value": None,
             "thread_id": t.id, "thread_name": t.name}
 
@@ -86,7 +90,7 @@ def report_to_json(report: CrashReport, include_threads: bool = True) -> dict[st
             "symbol_url": None, "cert_subject": None,
         } for m in modules],
         "unloaded_modules": [{"base_addr": h(m.base), "end_addr": h(m.base + m.size),
-                              "filename": m.name, "code_id": m.code_id}
+                              "filename": m.name, "code_id": m.code_id, "cert_subject": None}
                              for m in report.modules if m.unloaded],
         "pid": report.pid,
         "thread_count": len(report.threads),

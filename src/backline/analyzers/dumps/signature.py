@@ -149,7 +149,7 @@ def _source_name(file: str | None) -> str | None:
 
 
 def normalize_frame(module: str | None, function: str | None, file: str | None, line: int | None,
-                    address: int | None) -> str:
+                    address: int | None, unloaded: str | None = None) -> str:
     """The one-string form of a frame used to build signatures."""
     if function:
         return normalize_function(function, line, rust=(_source_name(file) or "").endswith(".rs"))
@@ -159,20 +159,24 @@ def normalize_frame(module: str | None, function: str | None, file: str | None, 
         return f"{name}#{line}"
     if module:
         return module.strip("[]")
+    if unloaded:
+        return f"(unloaded {unloaded})"
     if address is not None:        # Socorro keeps "@0x0": the offset text is non-empty
         return f"@{address:#x}"
     return ""
 
 
-def _frames(report: CrashReport, ti: int) -> Iterator[tuple[str | None, str | None, str | None, int | None, int | None]]:
+def _frames(report: CrashReport, ti: int) -> Iterator[tuple]:
     th = report.threads[ti]
     inl = (report.extra or {}).get("inlines") or {}
+    unl = (report.extra or {}).get("unloaded_frames") or {}
     lower = report.os == "Windows NT"
     for f in th.frames:
         mod = f.module.lower() if (lower and f.module) else f.module
         for name, file, line in inl.get(f"{ti}/{f.index}", ()):
-            yield mod, name, file, line, f.instruction
-        yield mod, f.function, f.file, f.line, f.instruction
+            yield mod, name, file, line, f.instruction, None
+        u = unl.get(f"{ti}/{f.index}")
+        yield mod, f.function, f.file, f.line, f.instruction, (u[0]["module"] if u else None)
 
 
 def frame_list(report: CrashReport) -> list[str]:

@@ -100,6 +100,7 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
     dump_tid = (md.breakpad_info or {}).get("dump_thread_id")
     threads: list[CrashThread] = []
     inlines: dict[str, list] = {}
+    unloaded_frames: dict[str, list] = {}
     crashing_index: int | None = None
     for ti, th in enumerate(md.threads):
         is_crash = crash_tid is not None and th.thread_id == crash_tid
@@ -123,6 +124,14 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
         for fi, w in enumerate(walked):
             if w.symbol and w.symbol.inlines:
                 inlines[f"{ti}/{fi}"] = [list(x) for x in w.symbol.inlines]
+            if w.module_index is None and md.unloaded_modules:
+                hits: dict[str, list[int]] = {}
+                for u in md.unloaded_modules:
+                    if u.base <= w.instruction < u.base + u.size:
+                        hits.setdefault(u.code_file, []).append(w.instruction - u.base)
+                if hits:
+                    unloaded_frames[f"{ti}/{fi}"] = [{"module": k, "offsets": sorted(set(v))}
+                                                     for k, v in sorted(hits.items())]
         threads.append(CrashThread(th.thread_id, frames, th.name, is_crash,
                                    registers=ctx.valid_regs()))
     exception = None
@@ -136,8 +145,8 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
                                 debug_id=m.debug_id, code_id=m.code_id,
                                 symbols_loaded=loaded.get(i, False))
                     for i, m in enumerate(md.modules))
-    modules += tuple(CrashModule(name=u.code_file.replace("\\", "/").rsplit("/", 1)[-1], base=u.base,
-                                 size=u.size, path=u.code_file, unloaded=True)
+    modules += tuple(CrashModule(name=u.code_file, base=u.base, size=u.size, path=u.code_file,
+                                 code_id=f"{u.timestamp:08x}{u.size:x}", unloaded=True)
                      for u in md.unloaded_modules)
     if crashing_index is not None and threads[crashing_index].frames and si is not None:
         f0 = threads[crashing_index].frames[0]
@@ -164,6 +173,7 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
         "streams": [s.name for s in md.streams],
         "main_module": 0 if md.modules else None,
         "inlines": inlines,
+        "unloaded_frames": unloaded_frames,
         "os_short": os_short,
     }
     if extra_ci is not None:
