@@ -144,6 +144,8 @@ def render(console: Console, rep: CrashReport, threads: bool, disasm: bool) -> N
             if i == rep.crashing_thread:
                 continue
             console.print(_frames_table(t, esc(f"Thread {i} id {t.id}{' (' + t.name + ')' if t.name else ''}"), None))
+    for n in extra.get("notes", ()):
+        console.print(f"[dim]note: {esc(n)}[/]")
     for w in rep.warnings:
         console.print(f"[yellow]warning:[/] {esc(w)}")
 

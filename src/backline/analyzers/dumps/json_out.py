@@ -121,5 +121,6 @@ def report_to_json(report: CrashReport, include_threads: bool = True) -> dict[st
                             for t in report.threads if t.wait is not None],
         "annotations": extra.get("annotations"),
         "warnings": list(report.warnings),
+        "notes": list(extra.get("notes", ())),
     }
     return doc

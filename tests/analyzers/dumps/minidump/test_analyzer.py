@@ -73,3 +73,22 @@ def test_truncated_dump_is_incomplete(corpus, tmp_path):
     codes = {f.code for f in out if isinstance(f, Finding)}
     assert {"DUMP.CRASH", "DUMP.INCOMPLETE"} <= codes
     assert ctx.warnings
+
+
+def test_through_backline_analyze(corpus):
+    """The analyzer runs inside ``backline analyze`` (intake classifies the dump, the runner runs it)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from backline.cli import app
+
+    d = corpus / "dumps/breakpad"
+    r = CliRunner().invoke(app, ["analyze", str(d / "minidump2.dmp"), "--symbols", str(d / "symbols"),
+                                 "--format", "json", "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    crash = next(f for f in doc["findings"] if f["code"] == "DUMP.CRASH")
+    assert crash["data"]["bucket_id"].startswith("NULL_POINTER_WRITE_c0000005_test_app.exe!")
+    assert any(f["name"] == "dump.signature" and f["value"] == "(anonymous namespace)::CrashFunction"
+               for f in doc["facts"])

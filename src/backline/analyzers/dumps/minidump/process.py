@@ -99,6 +99,7 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
     requesting = (md.breakpad_info or {}).get("requesting_thread_id")
     dump_tid = (md.breakpad_info or {}).get("dump_thread_id")
     threads: list[CrashThread] = []
+    notes: list[str] = []            # facts about what the dump lacks that are normal, not damage
     inlines: dict[str, list] = {}
     unloaded_frames: dict[str, list] = {}
     crashing_index: int | None = None
@@ -155,7 +156,7 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
             extra_ci = ci
         else:
             extra_ci = None
-            warnings.append("crashing instruction: code bytes at the crash address are not in the dump")
+            notes.append("crashing instruction not disassembled: the dump holds no code bytes at the crash address")
     else:
         extra_ci = None
     pid = md.misc_info.process_id if md.misc_info else None
@@ -190,6 +191,8 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
             if region is not None else {"unmapped": True})
     if md.comments:
         extra["comments"] = md.comments
+    if notes:
+        extra["notes"] = notes
     if md.assertion:
         a = md.assertion
         extra["assertion"] = {"expression": a.expression, "function": a.function, "file": a.file, "line": a.line}
