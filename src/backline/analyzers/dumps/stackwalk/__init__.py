@@ -50,13 +50,10 @@ class ModuleMap:
 
     def index_at(self, address: int) -> int | None:
         i = bisect.bisect_right(self._bases, address) - 1
-        # modules may overlap; check a few neighbours below
-        while i >= 0 and i >= len(self._bases) - 10_000:
-            if address < self._ends[i]:
-                return self._idx[i]
-            if i == 0 or self._ends[i - 1] <= self._bases[i]:
-                break
-            i -= 1
+        # modules may overlap (bad dumps): look at a few lower neighbours, never more
+        for j in range(i, max(i - 8, -1), -1):
+            if address < self._ends[j]:
+                return self._idx[j]
         return None
 
     def symbols(self, index: int) -> SymbolFile | None:
