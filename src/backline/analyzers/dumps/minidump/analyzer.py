@@ -15,7 +15,7 @@ Findings (codes are stable):
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
