@@ -127,6 +127,9 @@ def render(console: Console, rep: CrashReport, threads: bool, disasm: bool) -> N
                 console.print(f"  memory access: {ci['memory_access']}")
             if ci.get("effective_address") is not None:
                 console.print(f"  effective address: {ci['effective_address']:#x}")
+            for ins in ci.get("following", []):
+                mark = "=>" if ins["address"] == ci["address"] else "  "
+                console.print(f"  {mark} {ins['address']:#x}  {esc(ins['text'])}")
     th = rep.crashed_thread
     if th is not None:
         console.print(_frames_table(th, esc(f"Crashing thread {th.id}{' (' + th.name + ')' if th.name else ''}"),

@@ -147,6 +147,26 @@ def disassemble(code: bytes, address: int, cpu: str,
             "effective_address": effective}
 
 
+def disassemble_window(code: bytes, address: int, cpu: str, count: int = 6) -> list[dict[str, Any]]:
+    """Up to ``count`` instructions from ``address`` (WinDbg's ``u``): ``[{"address", "text"}]``.
+
+    >>> [i["text"] for i in disassemble_window(bytes.fromhex("5589e5c3"), 0x1000, "x86")]
+    ['push ebp', 'mov ebp, esp', 'ret']
+    """
+    try:
+        import capstone
+    except ImportError:        # pragma: no cover - capstone is a dependency
+        return []
+    arch = {"x86": (capstone.CS_ARCH_X86, capstone.CS_MODE_32),
+            "amd64": (capstone.CS_ARCH_X86, capstone.CS_MODE_64),
+            "arm64": (capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)}.get(cpu)
+    if arch is None:
+        return []
+    md = capstone.Cs(*arch)
+    return [{"address": i.address, "text": f"{i.mnemonic} {i.op_str}".strip()}
+            for i in md.disasm(bytes(code[:count * 16]), address, count)]
+
+
 def _effective_address(insn, mem, registers: dict[str, int], mask: int) -> int | None:
     """``base + index * scale + disp`` from the frame's registers (None if one is unknown)."""
     total = mem.disp

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from backline.analyzers.dumps.analysis import disassemble
+from backline.analyzers.dumps.analysis import disassemble, disassemble_window
 from backline.analyzers.dumps.exceptions import crash_reason
 from backline.analyzers.dumps.minidump import types as T
 from backline.analyzers.dumps.minidump.context import CpuContext
@@ -64,7 +64,10 @@ def crashing_instruction(md: T.Minidump, ip: int, cpu: str,
     if region is None:
         return None
     off = ip - region.base
-    return disassemble(bytes(region.data[off:off + 16]), ip, cpu, registers)
+    out = disassemble(bytes(region.data[off:off + 16]), ip, cpu, registers)
+    if out is not None:
+        out["following"] = disassemble_window(bytes(region.data[off:off + 96]), ip, cpu)
+    return out
 
 
 def _frame(i: int, w: WalkedFrame, modules: Sequence[T.MdModule], with_regs: bool) -> StackFrame:
