@@ -141,7 +141,8 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
     exception = None
     if exc is not None:
         reason, address = crash_reason(os_short, exc.code, exc.flags, exc.parameters, exc.address)
-        exception = CrashException(type=reason, code=exc.code, subcode=f"{exc.flags:#x}" if exc.flags else None,
+        sub = reason.split(" / ", 1)[1] if " / " in reason else (f"{exc.flags:#x}" if exc.flags else None)
+        exception = CrashException(type=reason, code=exc.code, subcode=sub,
                                    address=address, thread=exc.thread_id,
                                    message=f"{reason} at {address:#x}")
     modules = tuple(CrashModule(name=m.filename, base=m.base, size=m.size, path=m.code_file,
