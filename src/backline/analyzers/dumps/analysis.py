@@ -128,14 +128,20 @@ def disassemble(code: bytes, address: int, cpu: str,
         regs_read, regs_written = [], []
     access = None
     effective = None
+    accesses: list[dict[str, Any]] = []
     if cpu in ("x86", "amd64"):
         acc = 0
         mask = (1 << (32 if cpu == "x86" else 64)) - 1
         for op in insn.operands:
             if op.type == x86_const.X86_OP_MEM:
                 acc |= op.access
-                if registers is not None and effective is None:
-                    effective = _effective_address(insn, op.mem, registers, mask)
+                if insn.mnemonic.startswith("lea"):
+                    continue                       # address arithmetic, no memory access
+                ea = _effective_address(insn, op.mem, registers, mask) if registers is not None else None
+                if effective is None:
+                    effective = ea
+                accesses.append({"address": ea, "size": op.size,
+                                 "access": {1: "read", 2: "write", 3: "read_write"}.get(op.access)})
         if insn.mnemonic.startswith(("push", "call")):
             acc |= capstone.CS_AC_WRITE
         if insn.mnemonic.startswith(("pop", "ret")):
@@ -144,7 +150,7 @@ def disassemble(code: bytes, address: int, cpu: str,
     text = f"{insn.mnemonic} {insn.op_str}".strip()
     return {"address": address, "text": text, "bytes": bytes(insn.bytes).hex(),
             "regs_read": regs_read, "regs_written": regs_written, "memory_access": access,
-            "effective_address": effective}
+            "effective_address": effective, "memory_accesses": accesses}
 
 
 def disassemble_window(code: bytes, address: int, cpu: str, count: int = 6) -> list[dict[str, Any]]:

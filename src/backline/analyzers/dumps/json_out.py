@@ -59,10 +59,21 @@ def report_to_json(report: CrashReport, include_threads: bool = True) -> dict[st
     extra = dict(report.extra or {})
     exc = report.exception
     ct = report.crashing_thread
+    ci = extra.get("crashing_instruction") or {}
     crash_info = {
         "address": h(exc.address) if exc and exc.address is not None else None,
+        "adjusted_address": None,
         "assertion": None,
+        "crash_inconsistencies": [],
         "crashing_thread": ct,
+        "instruction": ci.get("text"),
+        "instruction_pointer_update": None,
+        "memory_accesses": [
+            {**({"access_type": a["access"]} if a.get("access") in ("read", "write") else {}),
+             "address": h(a["address"]), "size": a["size"]}
+            for a in ci.get("memory_accesses", []) if a.get("address") is not None
+        ] if ci else None,
+        "possible_bit_flips": None,
         "type": exc.type if exc else None,
     }
     if "assertion" in extra:
