@@ -66,18 +66,21 @@ def _access_cases():
             oracle = json.loads(js.read_text())
         except ValueError:
             continue
-        accesses = (oracle.get("crash_info") or {}).get("memory_accesses")
-        if accesses is not None:
+        ci = oracle.get("crash_info") or {}
+        if ci.get("memory_accesses") is not None:
             dmp = js.parent.parent / (js.name[: -len(".rust.json")] + ".dmp")
-            out.append(pytest.param(dmp, accesses, id=dmp.stem))
+            out.append(pytest.param(dmp, ci, id=dmp.stem))
     return out
 
 
-@pytest.mark.parametrize("dmp,accesses", _access_cases())
-def test_memory_accesses_of_the_faulting_instruction_match(dmp, accesses):
+@pytest.mark.parametrize("dmp,crash_info", _access_cases())
+def test_memory_accesses_of_the_faulting_instruction_match(dmp, crash_info):
     """Effective address and size from capstone + registers equal rust-minidump's analysis;
-    the access type too wherever rust-minidump states one."""
-    ours = report_to_json(analyze_crash(process_minidump(dmp)))["crash_info"]["memory_accesses"]
+    the access type too wherever rust-minidump states one; so does the adjusted address."""
+    accesses = crash_info["memory_accesses"]
+    doc = report_to_json(analyze_crash(process_minidump(dmp)))["crash_info"]
+    assert doc["adjusted_address"] == crash_info["adjusted_address"]
+    ours = doc["memory_accesses"]
     assert [(a["address"], a["size"]) for a in ours] == [(a["address"], a["size"]) for a in accesses]
     for a, b in zip(ours, accesses):
         if "access_type" in b:

@@ -140,8 +140,11 @@ def disassemble(code: bytes, address: int, cpu: str,
                 ea = _effective_address(insn, op.mem, registers, mask) if registers is not None else None
                 if effective is None:
                     effective = ea
+                base = insn.reg_name(op.mem.base) if op.mem.base else None
                 accesses.append({"address": ea, "size": op.size,
-                                 "access": {1: "read", 2: "write", 3: "read_write"}.get(op.access)})
+                                 "access": {1: "read", 2: "write", 3: "read_write"}.get(op.access),
+                                 # a null base register: a null pointer plus an offset
+                                 "null_base": bool(base and registers is not None and registers.get(base) == 0)})
         if insn.mnemonic.startswith(("push", "call")):
             acc |= capstone.CS_AC_WRITE
         if insn.mnemonic.startswith(("pop", "ret")):
@@ -192,6 +195,29 @@ def _effective_address(insn, mem, registers: dict[str, int], mask: int) -> int |
 
 
 # ------------------------------------------------------------------ problem class
+
+def adjusted_address(report: CrashReport) -> dict[str, Any] | None:
+    """rust-minidump's ``adjusted_address``: a null pointer in disguise (the accessed operand's
+    base register is 0: ``{"kind": "null-pointer", "offset"}``), else the real non-canonical
+    address behind a general-protection fault on amd64 (``{"kind": "non-canonical", "address"}``)."""
+    ci = (report.extra or {}).get("crashing_instruction") or {}
+    accesses = [a for a in ci.get("memory_accesses", []) if a.get("address") is not None]
+    for a in accesses:
+        if a.get("null_base"):
+            return {"kind": "null-pointer", "offset": a["address"]}
+    exc = report.exception
+    if report.cpu != "amd64" or exc is None or not accesses:
+        return None
+    t = exc.type or ""
+    gpf = (("ACCESS_VIOLATION" in t and exc.address == 0xFFFFFFFFFFFFFFFF)
+           or (t.startswith("SIGSEGV") and "SI_KERNEL" in t and not exc.address)
+           or "EXC_I386_GPFLT" in t)
+    if gpf:
+        for a in accesses:
+            if 0x0000_8000_0000_0000 <= a["address"] <= 0xFFFF_7FFF_FFFF_FFFF:
+                return {"kind": "non-canonical", "address": a["address"]}
+    return None
+
 
 def _in_module(report: CrashReport, address: int) -> bool:
     return any(m.base <= address < m.base + m.size for m in report.modules if m.size and not m.unloaded)

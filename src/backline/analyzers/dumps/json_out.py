@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backline.analyzers.dumps.analysis import adjusted_address
 from backline.analyzers.dumps.model import CrashReport, CrashThread, StackFrame
 from backline.model.core import SCHEMA_VERSION
 
@@ -53,6 +54,15 @@ def _thread(report: CrashReport, ti: int, t: CrashThread, h, crashing: bool) -> 
             "thread_id": t.id, "thread_name": t.name}
 
 
+def _adjusted(report: CrashReport, h) -> dict[str, Any] | None:
+    adj = adjusted_address(report)
+    if adj is None:
+        return None
+    if adj["kind"] == "null-pointer":
+        return {"kind": "null-pointer", "offset": h(adj["offset"])}
+    return {"kind": "non-canonical", "address": h(adj["address"])}
+
+
 def report_to_json(report: CrashReport, include_threads: bool = True) -> dict[str, Any]:
     """The rust-minidump-shaped document for ``report`` (``analysis`` holds Backline's results)."""
     h = _hexer(report.cpu)
@@ -62,7 +72,7 @@ def report_to_json(report: CrashReport, include_threads: bool = True) -> dict[st
     ci = extra.get("crashing_instruction") or {}
     crash_info = {
         "address": h(exc.address) if exc and exc.address is not None else None,
-        "adjusted_address": None,
+        "adjusted_address": _adjusted(report, h),
         "assertion": None,
         "crash_inconsistencies": [],
         "crashing_thread": ct,
