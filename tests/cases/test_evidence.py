@@ -168,15 +168,13 @@ def test_upload_limit(world):
 
 
 def test_real_pipeline_on_a_corpus_file(world, corpus, tmp_path):
-    """A real capture from the corpus goes through the real pipeline; the stored findings are
-    exactly what the pipeline reports for that file run directly."""
-    import backline.evidence
-    if not hasattr(backline.evidence, "collect"):
-        pytest.skip("the intake stage (backline.evidence.collect) is not on this branch yet; runs after merge")
+    """A real minidump from the corpus goes through the real pipeline in the job runner; the
+    stored findings are exactly what the pipeline reports for that file run directly, and the
+    bug report drafted from them carries the crash signature and the blamed frame."""
     from backline.pipeline import AnalyzeOptions, analyze
 
     hub, eng, _c, case = world
-    src = corpus / "net" / "cs_tcp_refuseconnection.pcapng"
+    src = corpus / "dumps" / "breakpad" / "linux_null_dereference.dmp"
     with open(src, "rb") as f:
         hub.evidence.upload(eng, case.key, src.name, f)
     runner = JobRunner(hub.cases, hub.store, work_root=tmp_path)
@@ -184,7 +182,18 @@ def test_real_pipeline_on_a_corpus_file(world, corpus, tmp_path):
     item = hub.evidence.list(eng, case.key)[0]
     assert item.job_status == "done", item.job_error
     direct = analyze([src], AnalyzeOptions(work_dir=tmp_path / "direct"))
+    assert direct.findings, "the pipeline found nothing in a crash dump"
     stored = hub.evidence.findings(eng, case.key)
-    assert sorted((f["code"], f["count"]) for f in stored) == sorted((f.code, f.count) for f in direct.findings)
+    key = lambda f: (f["code"], f["count"], f["title"], f["artifact"])  # noqa: E731
+    assert sorted(key(f) for f in stored) == sorted((f.code, f.count, f.title, f.artifact) for f in direct.findings)
+    by_code = {f["code"]: f for f in stored}
+    for f in direct.findings:
+        assert [(r["locator"], r["excerpt"]) for r in by_code[f.code]["refs"]] == \
+            [(r.locator, r.excerpt) for r in f.evidence[:20]]
     done = [e for e in hub.cases.audit_log(eng, case.key) if e.entity == "job"]
     assert done and done[0].after["artifacts"] == len(direct.artifacts) >= 1
+
+    crash = next(f for f in direct.findings if f.data.get("signature"))
+    bug = hub.bugs.create(eng, case.key)
+    assert bug["fields"]["crash_signature"] == crash.data["signature"]
+    assert [fr["frame"] for fr in bug["fields"]["crashing_stack"] if fr["blamed"]] == [crash.data["blamed_frame"]]

@@ -65,11 +65,11 @@ def test_serve_end_to_end(server):
     r = httpx.post(base + "/api/cases/ESC-1001/evidence", headers=auth,
                    files={"file": ("app.log", b"2026-11-23 10:00:00 ERROR boom\n")})
     assert r.status_code == 201
-    # the server's background runner picks the job up (its result depends on the pipeline)
+    # the server's background runner picks the job up and runs the real pipeline
     for _ in range(100):
         ev = httpx.get(base + "/api/cases/ESC-1001/evidence", headers=auth).json()["evidence"][0]
         if ev["job"]["status"] in ("done", "failed"):
             break
         time.sleep(0.1)
-    assert ev["job"]["status"] in ("done", "failed")
+    assert ev["job"]["status"] == "done", ev
     assert (home / "backline.db").exists()

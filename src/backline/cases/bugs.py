@@ -4,7 +4,8 @@
 environment facts, symptoms, steps, expected/actual) and its stored findings
 (top findings with excerpts; the crash signature and crashing stack with the
 blamed frame, read from a finding's ``data`` keys ``signature``, ``frames``
-and ``blamed_frame``).  People then edit any field.  Renderers turn the same
+(else the finding's ``frame:N`` evidence refs) and ``blamed_frame`` (an index
+or the frame's display text)).  People then edit any field.  Renderers turn the same
 fields into Markdown, a Jira REST ``POST /rest/api/2/issue`` payload and a
 GitHub ``POST /repos/{owner}/{repo}/issues`` payload.
 """
@@ -39,11 +40,15 @@ def draft_fields(case: Case, findings: Sequence[Mapping[str, Any]], evidence: Se
     crash = next((f for f in findings if (f.get("data") or {}).get("signature")), None)
     stack: list[dict[str, Any]] = []
     if crash:
-        frames = crash["data"].get("frames") or []
+        frames = [fr if isinstance(fr, str) else (fr.get("display") or fr.get("function") or str(fr))
+                  for fr in crash["data"].get("frames") or []]
+        if not frames:       # fall back to the frames the finding points at (thread:T/frame:N refs)
+            frames = [r.get("excerpt") or r.get("locator") for r in crash.get("refs") or []
+                      if "frame:" in str(r.get("locator"))]
         blamed = crash["data"].get("blamed_frame")
-        for i, fr in enumerate(frames[:30]):
-            text = fr if isinstance(fr, str) else (fr.get("display") or fr.get("function") or str(fr))
-            stack.append({"index": i, "frame": str(text), "blamed": blamed == i})
+        for i, text in enumerate(frames[:30]):
+            hit = blamed == i if isinstance(blamed, int) else (blamed is not None and str(blamed) == str(text))
+            stack.append({"index": i, "frame": str(text), "blamed": hit})
     return {
         "summary": str(intake.get("symptoms", case.title))[:2000],
         "environment": _text(intake.get("environment")),
