@@ -197,3 +197,9 @@ def test_real_pipeline_on_a_corpus_file(world, corpus, tmp_path):
     bug = hub.bugs.create(eng, case.key)
     assert bug["fields"]["crash_signature"] == crash.data["signature"]
     assert [fr["frame"] for fr in bug["fields"]["crashing_stack"] if fr["blamed"]] == [crash.data["blamed_frame"]]
+    facts = {x["name"]: x["value"] for x in hub.evidence.facts(eng, case.key)}
+    assert facts == {x.name: x.value for x in direct.facts}
+    env = {x["name"]: x["value"] for x in bug["fields"]["evidence_facts"]}
+    assert env and all(facts[k] == v for k, v in env.items())
+    if "dump.os" in facts:
+        assert f"dump.os: {facts['dump.os']}" in hub.bugs.render(eng, bug["id"], "markdown")

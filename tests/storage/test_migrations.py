@@ -55,6 +55,7 @@ def test_fresh_database_matches_the_tables(empty_engine):
 def test_upgrade_keeps_data(empty_engine):
     upgrade(empty_engine, "0001")
     assert "hotfixes" not in inspect(empty_engine).get_table_names()
+    assert "case_facts" not in inspect(empty_engine).get_table_names()
     now = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
     with empty_engine.begin() as conn:
         uid = conn.execute(insert(T.users).values(name="erin", role="engineer", token_hash="0" * 64, active=True,

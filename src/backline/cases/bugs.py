@@ -24,7 +24,7 @@ from backline.model.core import utc
 from backline.storage import tables as T
 
 #: Editable fields, in the order the report shows them.
-FIELDS = ("summary", "environment", "symptoms", "steps_to_reproduce", "expected", "actual",
+FIELDS = ("summary", "environment", "evidence_facts", "symptoms", "steps_to_reproduce", "expected", "actual",
           "evidence_summary", "crash_signature", "crashing_stack", "root_cause", "suggested_fix",
           "attachments", "facts")
 _TEXT = {"summary", "environment", "symptoms", "steps_to_reproduce", "expected", "actual",
@@ -32,9 +32,13 @@ _TEXT = {"summary", "environment", "symptoms", "steps_to_reproduce", "expected",
 _JIRA_PRIORITY = {"S1": "Highest", "S2": "High", "S3": "Medium", "S4": "Low"}
 
 
+#: Fact name endings that describe the environment (shown in the report's environment section).
+ENV_FACTS = ("os", "os_version", "cpu", "process", "version", "product", "hostname", "kernel", "jvm", "runtime")
+
+
 def draft_fields(case: Case, findings: Sequence[Mapping[str, Any]], evidence: Sequence[Mapping[str, Any]],
                  *, root_cause: str | None = None, suggested_fix: str | None = None,
-                 top: int = 5) -> dict[str, Any]:
+                 top: int = 5, facts: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The first draft of a bug report for ``case``."""
     intake = case.intake
     crash = next((f for f in findings if (f.get("data") or {}).get("signature")), None)
@@ -52,6 +56,8 @@ def draft_fields(case: Case, findings: Sequence[Mapping[str, Any]], evidence: Se
     return {
         "summary": str(intake.get("symptoms", case.title))[:2000],
         "environment": _text(intake.get("environment")),
+        "evidence_facts": [{"name": x["name"], "value": x["value"], "artifact": x["artifact"]}
+                           for x in facts if str(x["name"]).rsplit(".", 1)[-1] in ENV_FACTS][:20],
         "symptoms": _text(intake.get("symptoms")),
         "steps_to_reproduce": _text(intake.get("steps_to_reproduce")),
         "expected": _text(intake.get("expected")),
@@ -91,7 +97,9 @@ def render_markdown(title: str, f: Mapping[str, Any]) -> str:
             out.extend([f"## {name}", "", body.strip(), ""])
 
     section("Summary", f.get("summary", ""))
-    section("Environment", f.get("environment", ""))
+    env = f.get("environment", "")
+    env_facts = "\n".join(f"- {x['name']}: {x['value']} (`{x['artifact']}`)" for x in f.get("evidence_facts", []))
+    section("Environment", "\n\n".join(p for p in (env, env_facts) if p))
     section("Symptoms", f.get("symptoms", ""))
     section("Steps to reproduce", f.get("steps_to_reproduce", ""))
     if f.get("expected") or f.get("actual"):
@@ -161,7 +169,8 @@ class BugService:
         ev = EvidenceService(self.cases, store=None)  # type: ignore[arg-type]  # listing only
         findings = ev.findings(user, key)
         evidence = [e.to_json() for e in ev.list(user, key)]
-        fields = draft_fields(case, findings, evidence, root_cause=root_cause, suggested_fix=suggested_fix)
+        fields = draft_fields(case, findings, evidence, root_cause=root_cause, suggested_fix=suggested_fix,
+                              facts=ev.facts(user, key))
         title = (title or f"[{case.product} {case.version}] {case.title}").strip()[:500]
         now = self.cases._now()
         with self.cases.engine.begin() as conn:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_UPLOAD = 20 * 1024 ** 3          # 20 GiB
 MAX_ATTEMPTS = 3
+MAX_FACTS = 2000                      # per job; the rest are dropped (counted in the audit entry)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ +()\[\]-]")
 
 AnalyzeFn = Callable[[Sequence[Path], Any], AnalysisResult]
@@ -130,6 +131,18 @@ class EvidenceService:
         return [finding_json(r) for r in rows]
 
 
+    def facts(self, user: User, key: str) -> list[dict[str, Any]]:
+        """Facts the analysis learned from the case's evidence (``dump.os``, ``net.packets``, ...)."""
+        require(user, Action.READ_FINDINGS)
+        with self.cases.engine.connect() as conn:
+            row = self.cases._case_row(conn, user, key)
+            rows = conn.execute(select(T.case_facts, T.evidence.c.filename)
+                                .join(T.evidence, T.evidence.c.id == T.case_facts.c.evidence_id)
+                                .where(T.case_facts.c.case_id == row["id"]).order_by(T.case_facts.c.id)).mappings().all()
+        return [{"name": r["name"], "value": r["value"], "artifact": r["artifact"], "evidence_file": r["filename"],
+                 "analyzer": r["analyzer"]} for r in rows]
+
+
 def finding_json(r) -> dict[str, Any]:
     from backline.model.core import Severity
     return {"id": r["id"], "code": r["code"], "title": r["title"], "severity": Severity(r["severity"]).label,
@@ -218,10 +231,17 @@ class JobRunner:
                     for f in result.findings]
             if rows:
                 conn.execute(insert(T.findings), rows)
+            conn.execute(T.case_facts.delete().where(T.case_facts.c.job_id == job["id"]))
+            facts = [{"case_id": job["case_id"], "job_id": job["id"], "evidence_id": ev["id"], "name": x.name[:200],
+                      "value": _plain(x.value), "artifact": _rel(x.artifact, prefix)[:1000], "analyzer": x.analyzer}
+                     for x in result.facts[:MAX_FACTS]]
+            if facts:
+                conn.execute(insert(T.case_facts), facts)
             conn.execute(update(T.jobs).where(T.jobs.c.id == job["id"]).values(
                 status=JobStatus.DONE.value, finished_at=self.cases._now(), error=None))
             self.cases.audit(conn, None, "job", job["id"], "done", None,
-                             {"findings": len(rows), "artifacts": len(result.artifacts)}, job["case_id"])
+                             {"findings": len(rows), "artifacts": len(result.artifacts), "facts": len(result.facts)},
+                             job["case_id"])
 
     def _fail(self, job, message: str) -> None:
         status = JobStatus.QUEUED if job["attempts"] < MAX_ATTEMPTS and message.startswith("internal") \

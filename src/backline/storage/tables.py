@@ -239,3 +239,18 @@ outbox = Table(
     Column("created_at", TS, nullable=False),
     Index("ix_outbox_status", "status"),
 )
+
+# --- revision 0003 --------------------------------------------------------
+
+case_facts = Table(
+    "case_facts", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("value", JSON),
+    Column("artifact", String(1000), nullable=False),
+    Column("analyzer", String(100), nullable=False),
+    Index("ix_case_facts_case", "case_id"),
+)

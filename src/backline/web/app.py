@@ -228,7 +228,7 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
 
     @app.get("/api/cases/{key}/findings")
     def findings(key: str, user: User = Auth):
-        return J({"case": key, "findings": hub.evidence.findings(user, key)})
+        return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key)})
 
     @app.post("/api/cases/{key}/bugs", status_code=201)
     def create_bug(key: str, body: S.BugIn, user: User = Auth):
