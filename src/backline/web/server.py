@@ -9,6 +9,7 @@ same thing: ``BACKLINE_DATABASE_URL`` (or SQLite in ``BACKLINE_HOME``),
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -80,8 +81,17 @@ def app_from_env() -> FastAPI:
     app = create_app(hub)
     inner = app.router.lifespan_context
 
+    threads = int(os.environ.get("BACKLINE_THREADS", "8"))
+
     @asynccontextmanager
     async def lifespan(a):
+        # A few threads per process: requests queue fairly on the event loop instead of
+        # fighting over the GIL (which is what made the slow tail).
+        import anyio.to_thread
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(1, threads)
+        # Start-up objects never die: keep them out of the collector's way (shorter pauses).
+        gc.collect()
+        gc.freeze()
         bg = Background(hub) if background else None
         if bg:
             bg.start()
