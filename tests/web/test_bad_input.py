@@ -136,3 +136,28 @@ def test_stale_write_gets_409_and_nothing_is_lost(client, eng):
 def test_openapi_document(client):
     doc = client.get("/openapi.json").json()
     assert "/api/cases/{key}/notes" in doc["paths"] and "/api/reports/summary" in doc["paths"]
+
+
+@pytest.mark.parametrize("path", ["/api/notes/99999999999999999999999/history", "/api/bugs/9223372036854775808",
+                                  "/api/notes/-1/history", "/api/bugs/0"])
+def test_out_of_range_ids(client, eng, path):
+    r = client.get(path, headers=eng)
+    assert r.status_code in (404, 422), r.text
+
+
+def test_nul_characters_and_huge_numbers(client, eng):
+    r = client.post("/api/cases", headers=eng, json={**CASE, "title": "bad\x00title"})
+    assert r.status_code == 422
+    r = client.post("/api/cases", headers=eng, json={**CASE, "intake": {**INTAKE, "symptoms": "a\x00" * 20}})
+    assert r.status_code == 422
+    _case(client, eng)
+    r = client.post("/api/cases/ESC-1001/notes", headers=eng, json={"body": "x\x00y", "visibility": "public"})
+    assert r.status_code == 422
+    r = client.post("/api/cases/ESC-1001/status", headers=eng, json={"status": "investigating",
+                                                                     "row_version": 10 ** 30})
+    assert r.status_code in (409, 422)
+    r = client.post("/api/hotfixes", headers=eng, json={"name": "HF-1", "build": "b", "bug_ids": [10 ** 30]})
+    assert r.status_code in (404, 422)
+    r = client.post("/api/cases/ESC-1001/evidence", headers=eng, files={"file": ("a\x00b.log", b"x")})
+    assert r.status_code == 201
+    assert client.get("/api/cases/ESC-1001/notes", headers=eng).json()["notes"] == []

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 
 from backline.cases.access import Action, require
 from backline.cases.model import Case, User
-from backline.cases.service import CaseService
+from backline.cases.service import CaseService, reject_nul
 from backline.errors import CaseError, Conflict, NotFound
 from backline.model.core import utc
 from backline.storage import tables as T
@@ -164,6 +164,7 @@ class BugService:
                suggested_fix: str | None = None) -> dict[str, Any]:
         """Draft a bug report from the case and its findings, and store it."""
         require(user, Action.MANAGE_BUGS)
+        reject_nul(title, root_cause, suggested_fix)
         from backline.cases.evidence import EvidenceService   # avoid an import cycle at module load
         case = self.cases.get(user, key)
         ev = EvidenceService(self.cases, store=None)  # type: ignore[arg-type]  # listing only
@@ -204,6 +205,7 @@ class BugService:
              expected_version: int | None = None) -> dict[str, Any]:
         """Edit fields, or link the report to the external tracker (key, URL, status)."""
         require(user, Action.MANAGE_BUGS)
+        reject_nul(dict(changes))
         with self.cases.engine.begin() as conn:
             row = self._row(conn, user, bug_id)
             values: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backline.cases.access import Action, require
 from backline.cases.model import User, Verification
-from backline.cases.service import CaseService
+from backline.cases.service import CaseService, reject_nul
 from backline.errors import CaseError, NotFound
 from backline.model.core import utc
 from backline.storage import tables as T
@@ -27,6 +27,7 @@ class HotfixService:
                affected_versions: Sequence[str] = (), fixed_versions: Sequence[str] = (),
                delivered_to: Sequence[str] = ()) -> dict[str, Any]:
         require(user, Action.MANAGE_HOTFIXES)
+        reject_nul(name, build, list(affected_versions), list(fixed_versions), list(delivered_to))
         now = self.cases._now()
         try:
             with self.cases.engine.begin() as conn:

@@ -33,6 +33,28 @@ MAX_TITLE = 500
 MAX_NOTE = 100_000
 
 
+def reject_nul(*values: Any) -> None:
+    """Refuse NUL characters anywhere in text (PostgreSQL cannot store them; nobody means them).
+
+    >>> reject_nul("ok", {"a": ["fine"]})
+    >>> reject_nul({"a": "x\\x00"})
+    Traceback (most recent call last):
+    ...
+    backline.errors.CaseError: text must not contain NUL characters
+    """
+    stack = list(values)
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                raise CaseError("text must not contain NUL characters")
+        elif isinstance(v, Mapping):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+
+
 def system_clock() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -116,6 +138,8 @@ class CaseService:
     def create(self, user: User, new: NewCase) -> Case:
         """Take in an escalation: complete ones enter the queue (``new``), others go to ``needs_info``."""
         require(user, Action.CREATE_CASE)
+        reject_nul(new.title, new.product, new.version, new.org, new.team, dict(new.intake), list(new.links),
+                   [(p.name, p.email) for p in new.participants])
         if not new.title.strip() or len(new.title) > MAX_TITLE:
             raise CaseError(f"title must be 1..{MAX_TITLE} characters")
         for what, val in (("product", new.product), ("version", new.version), ("org", new.org)):
@@ -193,6 +217,7 @@ class CaseService:
         unknown = set(changes) - allowed_fields
         if unknown:
             raise CaseError(f"cannot change {', '.join(sorted(unknown))}")
+        reject_nul(dict(changes))
         with self.engine.begin() as conn:
             row = self._case_row(conn, user, key, for_update=True)
             values: dict[str, Any] = {}
@@ -288,6 +313,7 @@ class CaseService:
     # ------------------------------------------------------------------ links, participants
     def link(self, user: User, key: str, other: str, kind: str = "related") -> Case:
         require(user, Action.UPDATE_CASE)
+        reject_nul(other, kind)
         with self.engine.begin() as conn:
             row = self._case_row(conn, user, key)
             self._case_row(conn, user, other)
@@ -303,6 +329,7 @@ class CaseService:
 
     def add_participant(self, user: User, key: str, participant: Participant) -> Case:
         require(user, Action.MANAGE_PARTICIPANTS)
+        reject_nul(participant.name, participant.email)
         with self.engine.begin() as conn:
             row = self._case_row(conn, user, key)
             self._add_participant(conn, row["id"], participant)
@@ -320,6 +347,7 @@ class CaseService:
         """Add a note.  A staff member's public note is contact with the customer (SLA)."""
         vis = visibility if isinstance(visibility, Visibility) else _visibility(visibility)
         require(user, Action.ADD_PUBLIC_NOTE if vis is Visibility.PUBLIC else Action.ADD_INTERNAL_NOTE)
+        reject_nul(body)
         if not body.strip() or len(body) > MAX_NOTE:
             raise CaseError(f"note body must be 1..{MAX_NOTE} characters")
         now = self._now()
@@ -345,6 +373,7 @@ class CaseService:
     def edit_note(self, user: User, note_id: int, body: str, visibility: Visibility | str | None = None,
                   *, expected_revisions: int | None = None) -> Note:
         """Edit a note; the previous text is kept in its history."""
+        reject_nul(body)
         if not body.strip() or len(body) > MAX_NOTE:
             raise CaseError(f"note body must be 1..{MAX_NOTE} characters")
         with self.engine.begin() as conn:

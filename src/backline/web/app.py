@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backline import __version__
@@ -76,6 +77,19 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
             return _err(422, "invalid", str(exc))
         log.error("storage/internal error: %s", exc)
         return _err(503 if isinstance(exc, StorageError) else 400, "error", str(exc))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(_r: Request, exc: SQLAlchemyError):
+        # a safety net: values the database refuses are the caller's problem (422); anything
+        # else is the database being unavailable (503) - never a traceback
+        if isinstance(exc, (DataError, IntegrityError)):
+            return _err(422, "invalid", "a value cannot be stored (out of range or conflicting)")
+        log.error("database error: %s", exc.__class__.__name__)
+        return _err(503, "unavailable", "the database is unavailable; retry later")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_r: Request, exc: OverflowError):
+        return _err(422, "invalid", "a number is out of range")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_r: Request, exc: RequestValidationError):
@@ -191,12 +205,12 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
         return J({"notes": [n.to_json() for n in hub.cases.notes(user, key)]})
 
     @app.patch("/api/notes/{note_id}")
-    def edit_note(note_id: int, body: S.NoteEditIn, user: User = Auth):
+    def edit_note(note_id: int = Path(ge=1, le=2 ** 63 - 1), *, body: S.NoteEditIn, user: User = Auth):
         return J(hub.cases.edit_note(user, note_id, body.body, body.visibility,
                                      expected_revisions=body.revisions).to_json())
 
     @app.get("/api/notes/{note_id}/history")
-    def note_history(note_id: int, user: User = Auth):
+    def note_history(note_id: int = Path(ge=1, le=2 ** 63 - 1), *, user: User = Auth):
         return J({"revisions": hub.cases.note_history(user, note_id)})
 
     @app.get("/api/cases/{key}/audit")
@@ -240,14 +254,15 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
         return J({"bugs": hub.bugs.list(user, key)})
 
     @app.get("/api/bugs/{bug_id}")
-    def get_bug(bug_id: int, user: User = Auth, format: Literal["json", "markdown", "jira", "github"] = "json"):
+    def get_bug(bug_id: int = Path(ge=1, le=2 ** 63 - 1), *, user: User = Auth,
+                format: Literal["json", "markdown", "jira", "github"] = "json"):
         if format == "json":
             return J(hub.bugs.get(user, bug_id))
         out = hub.bugs.render(user, bug_id, format)
         return PlainTextResponse(out, media_type="text/markdown") if format == "markdown" else J(out)
 
     @app.patch("/api/bugs/{bug_id}")
-    def edit_bug(bug_id: int, body: S.BugEditIn, user: User = Auth):
+    def edit_bug(bug_id: int = Path(ge=1, le=2 ** 63 - 1), *, body: S.BugEditIn, user: User = Auth):
         changes = body.model_dump(exclude_unset=True, exclude={"row_version"})
         return J(hub.bugs.edit(user, bug_id, changes, expected_version=body.row_version))
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 _FORBID = ConfigDict(extra="forbid", str_strip_whitespace=False)
+#: Database ids and versions: positive and within a signed 64-bit integer.
+DbId = Annotated[int, Field(ge=1, le=2 ** 63 - 1)]
+Version = Annotated[int, Field(ge=0, le=2 ** 31 - 1)]
 
 
 class ParticipantIn(BaseModel):
@@ -41,21 +46,21 @@ class CaseUpdateIn(BaseModel):
     sla_policy: str | None = Field(default=None, max_length=100)
     calendar: str | None = Field(default=None, max_length=100)
     intake: dict[str, Any] | None = None
-    row_version: int | None = None
+    row_version: Version | None = None
 
 
 class StatusIn(BaseModel):
     model_config = _FORBID
     status: str = Field(min_length=1, max_length=32)
     reason: str | None = Field(default=None, max_length=2000)
-    row_version: int | None = None
+    row_version: Version | None = None
 
 
 class AssignIn(BaseModel):
     model_config = _FORBID
     owner: str = Field(min_length=1, max_length=200)
     co_owners: list[str] | None = Field(default=None, max_length=20)
-    row_version: int | None = None
+    row_version: Version | None = None
 
 
 class LinkIn(BaseModel):
@@ -74,7 +79,7 @@ class NoteEditIn(BaseModel):
     model_config = _FORBID
     body: str = Field(min_length=1, max_length=100_000)
     visibility: Literal["internal", "public"] | None = None
-    revisions: int | None = None
+    revisions: Version | None = None
 
 
 class BugIn(BaseModel):
@@ -92,13 +97,13 @@ class BugEditIn(BaseModel):
     external_key: str | None = Field(default=None, max_length=100)
     external_url: str | None = Field(default=None, max_length=1000)
     external_status: str | None = Field(default=None, max_length=100)
-    row_version: int | None = None
+    row_version: Version | None = None
 
 
 class HotfixIn(BaseModel):
     model_config = _FORBID
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    bug_ids: list[int] = Field(default_factory=list, max_length=100)
+    bug_ids: list[DbId] = Field(default_factory=list, max_length=100)
     build: str = Field(min_length=1, max_length=200)
     affected_versions: list[str] = Field(default_factory=list, max_length=100)
     fixed_versions: list[str] = Field(default_factory=list, max_length=100)
