@@ -95,7 +95,9 @@ class CaseService:
     def _case_row(self, conn: Connection, user: User, key: str, *, for_update: bool = False):
         q = select(T.cases).where(T.cases.c.key == key)
         if for_update and conn.dialect.name == "postgresql":
-            q = q.with_for_update()
+            # FOR NO KEY UPDATE: compatible with the KEY SHARE locks that inserts of notes, audit
+            # and history rows take on the case row, so those writers never deadlock with us
+            q = q.with_for_update(key_share=True)
         row = conn.execute(q).mappings().first()
         if row is None or not can_see(user, row):
             # the same answer for "absent" and "not yours": keys are not an oracle
@@ -353,19 +355,19 @@ class CaseService:
         now = self._now()
         with self.engine.begin() as conn:
             row = self._case_row(conn, user, key)
-            nid = conn.execute(insert(T.notes).values(case_id=row["id"], author_id=user.id, body=body,
-                                                      visibility=vis.value, created_at=now, updated_at=now,
-                                                      revisions=0)).inserted_primary_key[0]
             contact: dict[str, Any] = {}
             if vis is Visibility.PUBLIC:
                 if user.role.is_staff:
                     contact["last_staff_contact_at"] = now
-                    if row["first_response_at"] is None:
-                        contact["first_response_at"] = now
+                    contact["first_response_at"] = func.coalesce(T.cases.c.first_response_at, now)
                 else:
                     contact["last_customer_contact_at"] = now
-            # contact times only move forward and never conflict with other writers
+            # contact times only move forward and never conflict with other writers; the case
+            # row is locked first, before the inserts that reference it
             conn.execute(update(T.cases).where(T.cases.c.id == row["id"]).values(updated_at=now, **contact))
+            nid = conn.execute(insert(T.notes).values(case_id=row["id"], author_id=user.id, body=body,
+                                                      visibility=vis.value, created_at=now, updated_at=now,
+                                                      revisions=0)).inserted_primary_key[0]
             self.audit(conn, user, "note", nid, "create", None, {"visibility": vis.value, "body": body}, row["id"])
             self._emit(conn, "note.created", row, user, note_id=nid, visibility=vis.value, body=body)
             return Note(nid, key, user.name, user.role, body, vis, now, now, 0)
