@@ -85,3 +85,18 @@ def test_bad_urls_are_clear_errors():
     with pytest.raises(StorageError) as err:
         upgrade(eng)
     assert "pw" not in str(err.value)
+
+
+def test_audit_log_is_append_only(empty_engine):
+    from sqlalchemy.exc import DBAPIError
+    upgrade(empty_engine)
+    now = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+    with empty_engine.begin() as conn:
+        conn.execute(insert(T.audit_log).values(at=now, actor="erin", entity="case", entity_id="ESC-1",
+                                                action="create", before=None, after={"a": 1}))
+    for stmt in (T.audit_log.update().values(actor="mallory"), T.audit_log.delete()):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with empty_engine.begin() as conn:
+                conn.execute(stmt)
+    with empty_engine.connect() as conn:
+        assert conn.execute(select(T.audit_log.c.actor)).scalars().all() == ["erin"]
