@@ -45,6 +45,9 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
         engine.dispose()
     except BacklineError as exc:
         fail(str(exc), 2)
+    from rich.console import Console
+    Console(stderr=True, highlight=False).print(
+        f"Backline case service on http://{host}:{port} (OpenAPI at /openapi.json), {workers} worker(s)")
     uvicorn.run("backline.web.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, access_log=False)
 
