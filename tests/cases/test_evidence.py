@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tracemalloc
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from backline.cases.model import CaseSeverity, CaseStatus, Participant, ParticipantRole, Role, Visibility
+from backline.cases.model import CaseSeverity, CaseStatus, Participant, ParticipantRole, Role
 from backline.cases.service import CaseService, NewCase
 from backline.cases.users import UserStore
 from backline.errors import CaseError, Conflict, NotFound, PermissionDenied
