@@ -77,12 +77,14 @@ class Conn:
 
 
 async def client(conn: Conn, keys: list[str], deadline: float, lat: list[float], codes: Counter,
-                 acked_notes: list[tuple[int, str]], acked_status: Counter, rng: random.Random) -> None:
+                 acked_notes: list[tuple[int, str]], acked_status: Counter, rng: random.Random,
+                 kinds: dict[str, list[float]]) -> None:
     versions: dict[str, int] = {}
     while time.perf_counter() < deadline:
         key = rng.choice(keys)
         r = rng.random()
         t0 = time.perf_counter()
+        kind = "read" if r < 0.60 else ("note" if r < 0.90 else "status")
         if r < 0.30:
             status, body = await conn.request("GET", f"/api/cases/{key}")
             if status == 200:
@@ -112,6 +114,7 @@ async def client(conn: Conn, keys: list[str], deadline: float, lat: list[float],
             elif status in (409, 422):
                 versions.pop(key, None)            # stale or same-state move: reload next time
         lat.append(time.perf_counter() - t0)
+        kinds.setdefault(kind, []).append(lat[-1])
         codes[status] += 1
 
 
@@ -169,6 +172,7 @@ def main() -> int:
         codes: Counter = Counter()
         notes: list[tuple[int, str]] = []
         acked_status: Counter = Counter()
+        kinds: dict[str, list[float]] = {}
 
         async def run() -> float:
             conns = [Conn("127.0.0.1", port, token) for _ in range(args.clients)]
@@ -176,7 +180,7 @@ def main() -> int:
                 await cn.request("GET", "/api/me")
             t0 = time.perf_counter()
             deadline = t0 + args.seconds
-            await asyncio.gather(*(client(cn, keys, deadline, lat, codes, notes, acked_status, random.Random(i))
+            await asyncio.gather(*(client(cn, keys, deadline, lat, codes, notes, acked_status, random.Random(i), kinds)
                                    for i, cn in enumerate(conns)))
             return time.perf_counter() - t0
 
@@ -209,6 +213,9 @@ def main() -> int:
         print(f"requests/s      {rps:.0f}   (target {TARGET_RPS:.0f}; ratio {rps / TARGET_RPS:.2f})")
         print(f"latency p50     {p50:.1f} ms")
         print(f"latency p99     {p99:.1f} ms   (target {TARGET_P99_MS:.0f}; ratio {p99 / TARGET_P99_MS:.2f})")
+        for kind, xs in sorted(kinds.items()):
+            xs = sorted(x * 1000 for x in xs)
+            print(f"  {kind:<13} n={len(xs):<6} p50 {statistics.median(xs):.1f} ms  p99 {xs[int(len(xs) * 0.99)]:.1f} ms")
         print(f"load client     {client_cpu / elapsed:.0%} of one core (same machine)")
         print(f"acknowledged    {len(notes)} notes, {sum(acked_status.values())} status changes")
         print(f"lost writes     {lost_notes + lost_status}   (unacknowledged extra status rows: {extra_status})")
