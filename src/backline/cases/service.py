@@ -353,18 +353,20 @@ class CaseService:
         if not body.strip() or len(body) > MAX_NOTE:
             raise CaseError(f"note body must be 1..{MAX_NOTE} characters")
         now = self._now()
+        contact: dict[str, Any] = {}
+        if vis is Visibility.PUBLIC:
+            if user.role.is_staff:
+                contact["last_staff_contact_at"] = now
+                contact["first_response_at"] = func.coalesce(T.cases.c.first_response_at, now)
+            else:
+                contact["last_customer_contact_at"] = now
         with self.engine.begin() as conn:
-            row = self._case_row(conn, user, key)
-            contact: dict[str, Any] = {}
-            if vis is Visibility.PUBLIC:
-                if user.role.is_staff:
-                    contact["last_staff_contact_at"] = now
-                    contact["first_response_at"] = func.coalesce(T.cases.c.first_response_at, now)
-                else:
-                    contact["last_customer_contact_at"] = now
-            # contact times only move forward and never conflict with other writers; the case
-            # row is locked first, before the inserts that reference it
-            conn.execute(update(T.cases).where(T.cases.c.id == row["id"]).values(updated_at=now, **contact))
+            # lock the case row first (before inserting rows that reference it) and read it in the
+            # same statement; contact times only move forward and never conflict with other writers
+            row = conn.execute(update(T.cases).where(T.cases.c.key == key).values(updated_at=now, **contact)
+                               .returning(*T.cases.c)).mappings().first()
+            if row is None or not can_see(user, row):
+                raise NotFound(f"no case {key}", locator=f"case:{key}")   # the update is rolled back
             nid = conn.execute(insert(T.notes).values(case_id=row["id"], author_id=user.id, body=body,
                                                       visibility=vis.value, created_at=now, updated_at=now,
                                                       revisions=0)).inserted_primary_key[0]
