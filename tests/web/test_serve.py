@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,14 +26,36 @@ def _backline() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "backline.cli"]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request):
+    """None (SQLite in BACKLINE_HOME) or a PostgreSQL URL whose search_path is a fresh schema."""
+    if request.param == "sqlite":
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+
+    from backline.storage.testdb import PG_URL
+    name = f"bl_s_{secrets.token_hex(5)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, database):
     env = {**os.environ, "BACKLINE_HOME": str(tmp_path / "home")}
     env.pop("BACKLINE_DATABASE_URL", None)
-    token = subprocess.run(_backline() + ["user", "add", "erin", "--role", "engineer"], env=env,
+    db_args = ["--database-url", database] if database else []
+    token = subprocess.run(_backline() + ["user", "add", "erin", "--role", "engineer"] + db_args, env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
     port = _free_port()
-    proc = subprocess.Popen(_backline() + ["serve", "--port", str(port)], env=env,
+    proc = subprocess.Popen(_backline() + ["serve", "--port", str(port)] + db_args, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -45,7 +68,7 @@ def server(tmp_path):
         else:
             proc.kill()
             pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
-        yield base, {"Authorization": f"Bearer {token}"}, tmp_path / "home"
+        yield base, {"Authorization": f"Bearer {token}"}, tmp_path / "home", database
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -55,7 +78,7 @@ def server(tmp_path):
 
 
 def test_serve_end_to_end(server):
-    base, auth, home = server
+    base, auth, home, database = server
     assert "/api/cases" in httpx.get(base + "/openapi.json").json()["paths"]
     assert httpx.get(base + "/api/cases").status_code == 401
     case = httpx.post(base + "/api/cases", headers=auth, json={
@@ -72,4 +95,4 @@ def test_serve_end_to_end(server):
             break
         time.sleep(0.1)
     assert ev["job"]["status"] == "done", ev
-    assert (home / "backline.db").exists()
+    assert (home / "backline.db").exists() == (database is None)
