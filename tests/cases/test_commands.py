@@ -69,3 +69,23 @@ def test_usage_errors_exit_2_with_one_line(tmp_path):
     assert "no case ESC-4242" in out
     out = run("case", "list", "--as", "erin", "--database-url", "mysql://x/y", code=2)
     assert "unsupported database URL" in out
+
+
+def test_rules_and_policies_from_files(tmp_path, monkeypatch):
+    """Intake rules and SLA policies are data: files named in the environment replace the built-ins."""
+    rules = {"products": {"*": {"items": [{"name": "symptoms", "min_length": 3}]}}}
+    (tmp_path / "rules.json").write_text(json.dumps(rules))
+    sla = {"calendars": {}, "policies": {"default": {"calendar": "24x7", "targets": {
+        s: {"first_response": 5, "update": 10, "resolution": 20} for s in ("S1", "S2", "S3", "S4")}}}}
+    (tmp_path / "sla.json").write_text(json.dumps(sla))
+    monkeypatch.setenv("BACKLINE_INTAKE_RULES", str(tmp_path / "rules.json"))
+    monkeypatch.setenv("BACKLINE_SLA_POLICIES", str(tmp_path / "sla.json"))
+    run("user", "add", "erin", "--role", "engineer")
+    out = run("case", "new", "t", "--product", "p", "--version", "1", "--org", "o", "-f", "symptoms=boom",
+              "--as", "erin")
+    assert out.startswith("ESC-1001 new")                   # one short item is enough under these rules
+    clocks = json.loads(run("case", "sla", "ESC-1001", "--json", "--as", "erin"))
+    assert [c["target_minutes"] for c in clocks] == [5, 10, 20]
+    (tmp_path / "sla.json").write_text("{broken")
+    out = run("case", "list", "--as", "erin", code=2)
+    assert "sla.json" in out

@@ -12,6 +12,7 @@ about HTTP.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,7 +59,16 @@ class Hub:
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, blob_root: Path | None = None,
              **kw) -> "Hub":
-        """Open (and by default migrate) the database at ``url`` (default: BACKLINE_HOME)."""
+        """Open (and by default migrate) the database at ``url`` (default: BACKLINE_HOME).
+
+        ``BACKLINE_SLA_POLICIES`` and ``BACKLINE_INTAKE_RULES`` name JSON files that replace the
+        built-in SLA policies/calendars and intake rules (same shape as the files in
+        ``backline/cases/data``).
+        """
+        if "sla" not in kw and os.environ.get("BACKLINE_SLA_POLICIES"):
+            kw["sla"] = SlaConfig.load(Path(os.environ["BACKLINE_SLA_POLICIES"]))
+        if "intake" not in kw and os.environ.get("BACKLINE_INTAKE_RULES"):
+            kw["intake"] = IntakeRules.load(Path(os.environ["BACKLINE_INTAKE_RULES"]))
         engine = make_engine(url)
         if migrate:
             upgrade(engine)

@@ -30,7 +30,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     """
     import uvicorn
 
-    from backline.storage.db import make_engine, upgrade
+    from backline.cases.hub import Hub
     from backline.web.server import notify_config_from_env
 
     if database_url:
@@ -40,9 +40,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     os.environ["BACKLINE_BACKGROUND"] = "1" if background else "0"
     try:
         notify_config_from_env()
-        engine = make_engine(database_url or None)
-        upgrade(engine)                 # once, before the workers start
-        engine.dispose()
+        hub = Hub.open(database_url or None)    # checks the settings; migrates once, before the workers start
+        hub.engine.dispose()
     except BacklineError as exc:
         fail(str(exc), 2)
     from rich.console import Console
