@@ -1,0 +1,292 @@
+"""Stack walking for ELF cores: context, then CFI, then frame pointer, then scanning.
+
+Each physical frame is found the first way that works, in Breakpad's order:
+the thread's registers (``context``), DWARF call-frame information of the
+module that holds the pc (``cfi``), the frame-pointer chain
+(``frame_pointer``), and finally a scan of the stack for a word that looks
+like a return address (``scan``: it points into executable code just after a
+call instruction).  Walks are bounded: the stack pointer must grow strictly,
+a walk stops at :data:`MAX_FRAMES`, and the pc/sp pair may not repeat.
+
+Symbolization adds inlined frames from DWARF (``inlined=True``), so frame
+lists compare one to one with ``gdb``'s ``bt``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Callable
+
+from backline.analyzers.dumps.elfcore.modules import LoadedModule
+from backline.analyzers.dumps.elfcore.reader import EM_386, EM_AARCH64, EM_X86_64, ElfCore
+from backline.analyzers.dumps.model import StackFrame
+
+MAX_FRAMES = 100_000          # physical frames per thread
+SCAN_WORDS_FIRST = 120        # words scanned for the caller of the context frame
+SCAN_WORDS = 40               # words scanned for later frames (Breakpad's default)
+#: Functions that start a process or thread: nothing real is above them.
+OUTERMOST = frozenset({"_start", "__start", "_dl_start_user", "__clone", "clone", "__clone3",
+                       "clone3", "__thread_start", "thread_start", "__clone_internal"})
+
+
+@dataclass(frozen=True, slots=True)
+class Arch:
+    pc: str
+    sp: str
+    fp: str
+    dwarf: dict[int, str]
+    callee_saved: tuple[str, ...]
+    ptr: int
+    ra_dwarf: int
+
+
+ARCHES = {
+    EM_X86_64: Arch("rip", "rsp", "rbp",
+                    {0: "rax", 1: "rdx", 2: "rcx", 3: "rbx", 4: "rsi", 5: "rdi", 6: "rbp", 7: "rsp",
+                     8: "r8", 9: "r9", 10: "r10", 11: "r11", 12: "r12", 13: "r13", 14: "r14",
+                     15: "r15", 16: "rip"},
+                    ("rbx", "rbp", "r12", "r13", "r14", "r15"), 8, 16),
+    EM_386: Arch("eip", "esp", "ebp",
+                 {0: "eax", 1: "ecx", 2: "edx", 3: "ebx", 4: "esp", 5: "ebp", 6: "esi", 7: "edi",
+                  8: "eip"},
+                 ("ebx", "ebp", "esi", "edi"), 4, 8),
+    EM_AARCH64: Arch("pc", "sp", "x29",
+                     {**{i: f"x{i}" for i in range(31)}, 31: "sp"},
+                     tuple(f"x{i}" for i in range(19, 31)), 8, 30),
+}
+
+
+class Walker:
+    """Unwinds the threads of one core with the modules found for it."""
+
+    def __init__(self, core: ElfCore, modules: list[LoadedModule]):
+        self.core = core
+        self.arch = ARCHES.get(core.machine)
+        self.modules = sorted(modules, key=lambda m: m.base)
+        self._bases = [m.base for m in self.modules]
+        self._sym_cache: dict[int, list[tuple]] = {}
+        self._code_cache: dict[int, bool] = {}
+
+    # -- helpers ------------------------------------------------------------
+    def module_at(self, addr: int) -> LoadedModule | None:
+        i = bisect.bisect_right(self._bases, addr) - 1
+        if i >= 0 and self.modules[i].contains(addr):
+            return self.modules[i]
+        return None
+
+    def read_code(self, addr: int, size: int) -> bytes | None:
+        data = self.core.read(addr, size)
+        if data is not None:
+            return data
+        m = self.module_at(addr)
+        if m is not None and m.image is not None:
+            return m.image.read_vaddr(addr - m.bias, size)
+        return None
+
+    def is_code(self, addr: int) -> bool:
+        got = self._code_cache.get(addr)
+        if got is not None:
+            return got
+        m = self.module_at(addr)
+        ok = False
+        if m is not None:
+            if m.exec_ranges:
+                ok = any(lo <= addr < hi for lo, hi in m.exec_ranges)
+            else:
+                ok = self.core.is_executable(addr) or m.image is not None
+        else:
+            seg = self.core._segment_at(addr)
+            ok = seg is not None and bool(seg.flags & 1)
+        if len(self._code_cache) < 200_000:
+            self._code_cache[addr] = ok
+        return ok
+
+    def _after_call(self, ra: int) -> bool:
+        """Is the instruction before ``ra`` a call (x86) / ``bl``/``blr`` (arm64)?"""
+        if self.core.machine == EM_AARCH64:
+            raw = self.read_code(ra - 4, 4)
+            if raw is None:
+                return True
+            w = int.from_bytes(raw, "little")
+            return (w & 0xFC000000) == 0x94000000 or (w & 0xFFFFFC1F) == 0xD63F0000
+        raw = self.read_code(ra - 7, 7)
+        if raw is None:
+            return True        # code not available: accept, as Breakpad does without modules
+        if raw[2] == 0xE8:                                  # call rel32
+            return True
+        if raw[5] == 0xFF and (raw[6] >> 3) & 7 == 2:       # call r/m, 2 bytes
+            return True
+        for k in (4, 1, 0):                                 # call [r+disp8], [rip+disp32], ...
+            if raw[k] == 0xFF and (raw[k + 1] >> 3) & 7 == 2:
+                return True
+        return raw[3] == 0xFF and (raw[4] >> 3) & 7 == 2
+
+    # -- symbolization -------------------------------------------------------
+    def symbolize(self, addr: int) -> list[tuple]:
+        """``[(module, module_offset, function, function_offset, file, line, inlined)]``,
+        innermost first, for the runtime address ``addr`` (already adjusted for callers)."""
+        got = self._sym_cache.get(addr)
+        if got is not None:
+            return got
+        m = self.module_at(addr)
+        if m is None:
+            out = [(None, None, None, None, None, None, False)]
+        else:
+            off = addr - m.base
+            func = foff = None
+            frames: list = []
+            img = m.image
+            if img is not None:
+                link = addr - m.bias
+                sym = img.symbol_at(link)
+                if sym is not None:
+                    func, foff = sym
+                dw = img.dwarf()
+                if dw is not None:
+                    try:
+                        frames = dw.frames_at(link)
+                    except Exception:       # malformed DWARF: fall back to the symbol table
+                        frames = []
+            if frames:
+                out = []
+                for sf in frames:
+                    name = sf.function
+                    fo = None
+                    if not sf.inlined:
+                        if func and (not name or func.startswith("_Z")):
+                            name = name or func
+                        name = name or func
+                        fo = foff if name == func else (link - sf.low_pc if sf.low_pc is not None else foff)
+                    out.append((m.name, off, name, fo, sf.file, sf.line, sf.inlined))
+            else:
+                out = [(m.name, off, func, foff, None, None, False)]
+        if len(self._sym_cache) < 200_000:
+            self._sym_cache[addr] = out
+        return out
+
+    # -- walking ---------------------------------------------------------------
+    def walk(self, registers: dict[str, int], max_frames: int = MAX_FRAMES,
+             on_warning: Callable[[str], None] | None = None) -> list[StackFrame]:
+        """Frames of one thread, innermost first (inlined frames expanded)."""
+        arch = self.arch
+        if arch is None or arch.pc not in registers:
+            return []
+        regs = dict(registers)
+        frames: list[StackFrame] = []
+        seen: set[tuple[int, int]] = set()
+        trust = "context"
+        physical = 0
+        lookup_adjust = 0
+        mask = (1 << (8 * arch.ptr)) - 1
+        while physical < max_frames:
+            pc = regs.get(arch.pc, 0) & mask
+            sp = regs.get(arch.sp, 0) & mask
+            if pc == 0 and physical > 0:
+                break
+            key = (pc, sp)
+            if key in seen:
+                if on_warning:
+                    on_warning(f"stack walk stopped: frame repeats at pc {pc:#x} sp {sp:#x}")
+                break
+            seen.add(key)
+            lookup = pc - lookup_adjust
+            for j, (mod, moff, func, foff, file, line, inl) in enumerate(self.symbolize(lookup)):
+                frames.append(StackFrame(
+                    index=len(frames), trust=trust, instruction=lookup, module=mod,
+                    module_offset=moff, function=func, function_offset=foff, file=file, line=line,
+                    registers=dict(registers) if physical == 0 and not inl else {},
+                    inlined=inl))
+            physical += 1
+            if frames and frames[-1].function in OUTERMOST:
+                break
+            nxt = self._step(regs, pc, lookup, physical == 1)
+            if nxt is None:
+                break
+            regs, trust, signal = nxt
+            lookup_adjust = 0 if signal else 1
+        else:
+            if on_warning:
+                on_warning(f"stack walk stopped after {max_frames} frames")
+        return frames
+
+    def _step(self, regs: dict[str, int], pc: int, lookup: int, first: bool):
+        arch = self.arch
+        core = self.core
+        sp = regs.get(arch.sp, 0)
+        # 1. CFI
+        m = self.module_at(lookup)
+        if m is not None and m.image is not None:
+            rules = m.image.rules_for(lookup - m.bias)
+            if rules is not None and rules.cfa is not None:
+                cfa_name = arch.dwarf.get(rules.cfa[0])
+                if cfa_name is not None and cfa_name in regs:
+                    cfa = regs[cfa_name] + rules.cfa[1]
+                    new: dict[str, int] = {r: regs[r] for r in arch.callee_saved if r in regs}
+                    ok = True
+                    for dreg, (kind, val) in rules.saved.items():
+                        name = arch.dwarf.get(dreg) if dreg != rules.ra_register else "__ra"
+                        if name is None:
+                            continue
+                        if kind == "offset":
+                            v = core.read_ptr(cfa + val)
+                            if v is None:
+                                if name == "__ra":
+                                    ok = False
+                                continue
+                            new[name] = v
+                        elif kind == "val_offset":
+                            new[name] = cfa + val
+                        elif kind == "register":
+                            src = arch.dwarf.get(val)
+                            if src in regs:
+                                new[name] = regs[src]
+                        elif kind == "undefined":
+                            new.pop(name, None)
+                            if name == "__ra":
+                                return None        # outermost frame (e.g. _start, clone3)
+                    if ok:
+                        ra = new.pop("__ra", None)
+                        if ra is None:
+                            ra_name = arch.dwarf.get(rules.ra_register)
+                            ra = regs.get(ra_name) if ra_name else None
+                        new[arch.sp] = cfa
+                        if ra is not None and self._plausible(ra, cfa, sp, strict=not first):
+                            new[arch.pc] = ra
+                            return new, "cfi", False
+        # 2. frame pointer
+        fp = regs.get(arch.fp)
+        if fp and fp >= sp and fp - sp < 0x1000000:
+            p = arch.ptr
+            saved_fp = core.read_ptr(fp)
+            ra = core.read_ptr(fp + p)
+            if saved_fp is not None and ra is not None:
+                new_sp = fp + 2 * p
+                if self._plausible(ra, new_sp, sp, strict=True) and (saved_fp == 0 or saved_fp > fp):
+                    new = {r: regs[r] for r in arch.callee_saved if r in regs}
+                    new[arch.fp] = saved_fp
+                    new[arch.sp] = new_sp
+                    new[arch.pc] = ra
+                    return new, "frame_pointer", False
+        # 3. scan
+        limit = SCAN_WORDS_FIRST if first else SCAN_WORDS
+        p = arch.ptr
+        start = sp
+        for i in range(limit):
+            addr = start + i * p
+            val = core.read_ptr(addr)
+            if val is None:
+                break
+            if self.is_code(val) and self._after_call(val):
+                new = {r: regs[r] for r in arch.callee_saved if r in regs}
+                new[arch.sp] = addr + p
+                new[arch.pc] = val
+                return new, "scan", False
+        return None
+
+    def _plausible(self, ra: int, new_sp: int, old_sp: int, strict: bool) -> bool:
+        if ra == 0:
+            return False
+        if new_sp < old_sp or (strict and new_sp == old_sp):
+            return False
+        return self.is_code(ra)
