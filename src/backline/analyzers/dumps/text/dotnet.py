@@ -21,7 +21,7 @@ from dataclasses import replace
 from backline.analyzers.dumps.model import CrashException, CrashReport, CrashThread, StackFrame
 from backline.analyzers.dumps.text.common import MAX_FRAMES, finish, renumber
 
-TYPE = r"(?:[A-Za-z_][\w`]*\.)+[A-Za-z_][\w`]*(?:Exception|Error|Fault)\b"
+TYPE = r"(?:[A-Za-z_][\w`]*\.)+\w*(?:Exception|Error|Fault)\b"
 EXC = re.compile(rf"(?P<type>{TYPE})(?::\s?(?P<msg>.*?))?(?= ---> |$)")
 HEAD = re.compile(rf"^(?P<prefix>\s*(?:Unhandled [Ee]xception[.:]?\s*|\[ERROR\] FATAL UNHANDLED EXCEPTION:\s*)?)"
                   rf"(?P<rest>{TYPE}(?::.*)?)$")
@@ -97,9 +97,10 @@ def parse_dotnet(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
                           extra={"line": offset + start + 1, "end_line": offset + j,
                                  "runtime": "mono" if any("[0x" in ln for ln in lines[start:j]) else "coreclr"})
         rep = finish(rep)
-        if top.frames:
-            rep = replace(rep, signature=" | ".join([top.type] + [top.causes[-1].type] * bool(top.causes)
-                                                   + [f.function for f in (top.causes[-1].frames if top.causes else top.frames)[:3]]))
+        innermost = top.causes[-1] if top.causes else top
+        parts = [top.type] + ([innermost.type] if innermost is not top else [])
+        parts += [f.function or "?" for f in innermost.frames[:3]]
+        rep = replace(rep, signature=" | ".join(parts))
         if out and out[-1][1].signature == rep.signature and out[-1][1].extra.get("end_line") is not None \
                 and _same(out[-1][1], rep):
             # Mono prints the same exception twice ("Unhandled Exception:" and "[ERROR] FATAL ...")
