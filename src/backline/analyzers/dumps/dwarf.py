@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_CU_CACHE = 64
+DW_LANG_MIPS_ASSEMBLER = 0x8001
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +225,9 @@ class DwarfIndex:
                 sub, low = die, lo
                 break
         file, line = self._line_at(cu, addr)
+        lang = cu.get_top_DIE().attributes.get("DW_AT_language")
+        if lang is not None and lang.value == DW_LANG_MIPS_ASSEMBLER:
+            sub = None          # assembly: the ELF symbol names the function (as gdb does)
         if sub is None:
             return [SourceFrame(None, file, line)] if line is not None else []
         chain = [(sub, low)]
@@ -268,3 +272,80 @@ class DwarfIndex:
                 cur_file = self._file_name(cu, cf.value) if cf is not None else None
                 cur_line = cl.value if cl is not None else None
         return out
+
+
+# -- call sites (for frames of tail calls, which leave no return address) -------------------
+CALL_SITE_TAGS = ("DW_TAG_call_site", "DW_TAG_GNU_call_site")
+MAX_SITES = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """One call in a function body: its return pc (or pc of a tail call) and its target."""
+
+    return_pc: int | None
+    pc: int | None
+    target: str | None
+    target_low_pc: int | None
+    tail: bool
+
+
+def _call_sites_of(index: "DwarfIndex", die) -> list[CallSite]:
+    out: list[CallSite] = []
+    stack = list(die.iter_children())
+    seen = 0
+    while stack and seen < MAX_SITES:
+        d = stack.pop()
+        seen += 1
+        if d.tag in CALL_SITE_TAGS:
+            a = d.attributes
+            rpc = a.get("DW_AT_call_return_pc") or (a.get("DW_AT_low_pc") if d.tag == "DW_TAG_GNU_call_site" else None)
+            cpc = a.get("DW_AT_call_pc")
+            tail = "DW_AT_call_tail_call" in a or "DW_AT_GNU_tail_call" in a
+            origin_key = "DW_AT_call_origin" if "DW_AT_call_origin" in a else "DW_AT_abstract_origin"
+            name = low = None
+            if origin_key in a:
+                try:
+                    od = d.get_DIE_from_attribute(origin_key)
+                    name = index._name(od)
+                    r = _ranges(od, index.dwarf)
+                    low = r[0][0] if r else None
+                except Exception:
+                    name = None
+            out.append(CallSite(rpc.value if rpc is not None else None,
+                                cpc.value if cpc is not None else None, name, low, tail))
+        elif d.tag in ("DW_TAG_lexical_block", "DW_TAG_inlined_subroutine"):
+            stack.extend(d.iter_children())
+    return out
+
+
+def _subprogram_die(index: "DwarfIndex", addr: int):
+    off = index._cu_offset(addr)
+    if off is None:
+        return None
+    try:
+        cu = index.dwarf.get_CU_at(off)
+    except Exception:
+        return None
+    for lo, hi, die in index._scopes(cu):
+        if lo <= addr < hi:
+            return die
+    return None
+
+
+def call_sites_at(index: "DwarfIndex", addr: int) -> list[CallSite]:
+    """Call sites of the (out-of-line) function containing ``addr``, cached per function."""
+    cache = index.__dict__.setdefault("_call_sites", {}) if hasattr(index, "__dict__") else {}
+    die = _subprogram_die(index, addr)
+    if die is None:
+        return []
+    key = die.offset
+    got = cache.get(key)
+    if got is None:
+        try:
+            got = _call_sites_of(index, die)
+        except Exception:
+            got = []
+        if len(cache) < 10_000:
+            cache[key] = got
+    return got

@@ -21,11 +21,11 @@ from typing import Sequence
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from backline.analyzers.dumps.elfcore.cfi import CfiTable
 
 #: Folders searched for separate debug files by build id, after the user's.
 SYSTEM_DEBUG_DIRS = (Path("/usr/lib/debug"),)
 MAX_SYMBOLS = 2_000_000
+_BIND_RANK = {"STB_GLOBAL": 0, "STB_WEAK": 1, "STB_LOCAL": 2}
 
 
 def find_debug_file(build_id: str | None, folders: Sequence[Path]) -> Path | None:
@@ -74,10 +74,11 @@ class ElfImage:
     _sym_addrs: list[int] = field(default_factory=list)
     _syms: list[tuple[int, int, str]] = field(default_factory=list)
     _symbols_loaded: bool = False
-    _cfi: list[CfiTable] | None = None
+    _cfi: list | None = None
     debug: "ElfImage | None" = None
     _dwarf: object = None
     _loads: list | None = None
+    _by_name: dict | None = None
 
     @classmethod
     def open(cls, path: Path) -> "ElfImage":
@@ -128,6 +129,9 @@ class ElfImage:
     def _load_symbols(self) -> None:
         self._symbols_loaded = True
         entries: dict[int, tuple[int, int, str]] = {}
+        names: dict[str, int] = {}
+        ranks: dict[int, tuple[int, int]] = {}
+        self._by_name = names
         images = [self] + ([self.debug] if self.debug else [])
         for img in images:
             elf = img._elf
@@ -150,11 +154,16 @@ class ElfImage:
                         if not addr or not sym.name:
                             continue
                         name = sym.name.split("@", 1)[0]
+                        names.setdefault(name, addr)
+                        if name.startswith("__GI_"):
+                            names.setdefault(name[5:], addr)
+                        rank = (len(name) - len(name.lstrip("_")),
+                                _BIND_RANK.get(info["bind"], 3))
                         prev = entries.get(addr)
-                        # prefer global over local over weak aliases; first seen wins otherwise
-                        if prev is None or (info["bind"] == "STB_GLOBAL" and prev[2].startswith("_")
-                                            and not name.startswith("_")):
+                        # gdb's choice among aliases: fewest leading underscores, then global
+                        if prev is None or rank < ranks[addr]:
                             entries[addr] = (addr, sym["st_size"], name)
+                            ranks[addr] = rank
                 except (ELFError, struct.error, ValueError):
                     continue
         self._syms = sorted(entries.values())
@@ -179,9 +188,17 @@ class ElfImage:
             return None
         return name, addr - start
 
+    def address_of(self, name: str) -> int | None:
+        """Link-time address of the function symbol ``name`` (first match)."""
+        if not self._symbols_loaded:
+            self._load_symbols()
+        return (self._by_name or {}).get(name)
+
     # -- unwinding ----------------------------------------------------------
-    def cfi_tables(self) -> list[CfiTable]:
+    def cfi_tables(self) -> list:
+        """Call-frame tables (:class:`~backline.analyzers.dumps.elfcore.cfi.CfiTable`)."""
         if self._cfi is None:
+            from backline.analyzers.dumps.elfcore.cfi import CfiTable
             self._cfi = []
             for img in [self] + ([self.debug] if self.debug else []):
                 elf = img._elf

@@ -67,6 +67,7 @@ class Walker:
         self._bases = [m.base for m in self.modules]
         self._sym_cache: dict[int, list[tuple]] = {}
         self._code_cache: dict[int, bool] = {}
+        self._tail_cache: dict[tuple, list[tuple]] = {}
 
     # -- helpers ------------------------------------------------------------
     def module_at(self, addr: int) -> LoadedModule | None:
@@ -191,6 +192,10 @@ class Walker:
                 break
             seen.add(key)
             lookup = pc - lookup_adjust
+            if physical > 0 and frames and lookup_adjust:
+                for tf in self._tail_call_frames(pc, frames[-1].function):
+                    frames.append(StackFrame(index=len(frames), trust="tailcall", instruction=tf[0],
+                                             module=tf[1], module_offset=tf[2], function=tf[3]))
             for j, (mod, moff, func, foff, file, line, inl) in enumerate(self.symbolize(lookup)):
                 frames.append(StackFrame(
                     index=len(frames), trust=trust, instruction=lookup, module=mod,
@@ -209,6 +214,58 @@ class Walker:
             if on_warning:
                 on_warning(f"stack walk stopped after {max_frames} frames")
         return frames
+
+    def _tail_call_frames(self, ra: int, callee: str | None) -> list[tuple]:
+        """Functions that tail-called their way from the call at ``ra`` to ``callee``.
+
+        The caller's DWARF call site at return address ``ra`` names the function
+        it called; when that is not ``callee``, the chain of tail calls (call
+        sites marked ``DW_AT_call_tail_call``) from it to ``callee`` is searched;
+        a unique chain becomes frames (``trust="tailcall"``), as gdb shows them.
+        """
+        if callee is None:
+            return []
+        cache = self._tail_cache
+        key = (ra, callee)
+        if key in cache:
+            return cache[key]
+        out: list[tuple] = []
+        m = self.module_at(ra - 1)
+        dw = m.image.dwarf() if m is not None and m.image is not None else None
+        if dw is not None:
+            from backline.analyzers.dumps.dwarf import call_sites_at
+            link = ra - m.bias
+            site = next((s for s in call_sites_at(dw, link - 1) if s.return_pc == link), None)
+            if site is not None and site.target and site.target != callee:
+                paths: list[list[tuple[str, int | None]]] = []
+                queue: list[tuple[str, int | None, list]] = [(site.target, site.target_low_pc, [])]
+                while queue and len(paths) < 2:
+                    name, low, path = queue.pop(0)
+                    if len(path) >= 4:
+                        continue
+                    low = low if low is not None else m.image.address_of(name)
+                    if low is None:
+                        continue
+                    for s in call_sites_at(dw, low):
+                        if not s.tail or not s.target:
+                            continue
+                        step = path + [(name, s.pc if s.pc is not None else s.return_pc)]
+                        if s.target == callee:
+                            if not paths or paths[0] != step:
+                                paths.append(step)
+                        elif all(s.target != p[0] for p in step):
+                            queue.append((s.target, s.target_low_pc, step))
+                if len(paths) == 1:
+                    for name, pc in reversed(paths[0]):
+                        # as gdb: the frame's pc is the tail call's return pc; its name is the
+                        # innermost function there (an inlined body when there is one)
+                        addr = pc + m.bias - 1 if pc is not None else None
+                        if addr is not None:
+                            name = self.symbolize(addr)[0][2] or name
+                        out.append((addr, m.name, (addr - m.base) if addr is not None else None, name))
+        if len(cache) < 100_000:
+            cache[key] = out
+        return out
 
     def _step(self, regs: dict[str, int], pc: int, lookup: int, first: bool):
         arch = self.arch
