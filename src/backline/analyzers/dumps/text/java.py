@@ -35,7 +35,7 @@ FRAME = re.compile(r"^\s*at (?:(?P<loader>[\w.$-]+(?:@[\w.+-]+)?)/)?(?P<func>[\w
                    r"\s*(?:~?\[[^\]]*\])?\s*$")
 MORE = re.compile(r"^\s*\.\.\. (?P<n>\d+) (?:more|common frames omitted)\s*$")
 JSTACK_START = re.compile(r"^Full thread dump ")
-JSTACK_THREAD = re.compile(r'^"(?P<name>(?:[^"\\]|\\.)*)"(?: #(?P<num>\d+))?.*?(?: nid=(?P<nid>0x[0-9a-f]+|\d+))?(?: (?P<rest>.*))?$')
+JSTACK_THREAD = re.compile(r'^"(?P<name>(?:[^"\\]|\\.)*)"(?: #(?P<num>\d+))?')
 JSTACK_STATE = re.compile(r"^\s*java\.lang\.Thread\.State: (?P<state>\w+)")
 LOCK_LINE = re.compile(r"^\s*- (?P<what>waiting to lock|locked|waiting on|parking to wait for|"
                        r"eliminated|waiting to re-lock in wait\(\))\s*<(?P<addr>0x[0-9a-f]+)>"
@@ -204,7 +204,8 @@ def parse_jstack(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
                                         function=frames[-1].function if frames else None)
                     _ = res
                 i += 1
-            nid = tm["nid"]
+            nm = re.search(r" nid=(0x[0-9a-fA-F]+|\d+)", line)
+            nid = nm.group(1) if nm else None
             tid: int | str = int(nid, 16) if nid and nid.startswith("0x") else (int(nid) if nid else tm["name"])
             # an Object.wait() releases the monitor it waits on: it does not hold it
             holds = [h for h in holds if not (wait and wait.kind == "wait" and h == wait.resource)]
