@@ -1,0 +1,125 @@
+"""Syntax variants written here, traces inside logs, and bad input."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from backline.analyzers.dumps.text import parse_text_crash, parse_text_crash_text
+
+CORECLR = """\
+Unhandled exception. System.InvalidOperationException: service failed to start
+ ---> System.FormatException: The input string '80a' was not in a correct format.
+   at System.Number.ThrowFormatException[TChar](ReadOnlySpan`1 value)
+   at System.Int32.Parse(String s)
+   at Demo.Program.ParsePort(String raw) in /src/Program.cs:line 14
+   --- End of inner exception stack trace ---
+   at Demo.Program.Start(String raw) in /src/Program.cs:line 21
+   at Demo.Program.Main(String[] args) in /src/Program.cs:line 30
+"""
+
+PY38 = """\
+Traceback (most recent call last):
+  File "app.py", line 9, in <module>
+    main()
+  File "app.py", line 6, in main
+    return 1 / 0
+ZeroDivisionError: division by zero
+"""
+
+JAVA_NATIVE = """\
+Exception in thread "worker-1" java.lang.UnsatisfiedLinkError: no foo in java.library.path
+\tat java.lang.ClassLoader.loadLibrary(Native Method)
+\tat com.example.Loader.load(Unknown Source)
+\tat com.example.Main.main(Main.java:5)
+"""
+
+FAULTHANDLER_SEGV = """\
+Fatal Python error: Segmentation fault
+
+Current thread 0x00007f0c1e8e5740 (most recent call first):
+  File "/app/native.py", line 12 in crash
+  File "/app/native.py", line 20 in <module>
+"""
+
+
+def test_coreclr_frames_and_inner():
+    [rep] = parse_text_crash_text(CORECLR)
+    e = rep.exception
+    assert rep.extra["runtime"] == "coreclr"
+    assert (e.type, [c.type for c in e.causes]) == ("System.InvalidOperationException", ["System.FormatException"])
+    assert [(f.function, f.line) for f in e.frames] == [("Demo.Program.Start", 21), ("Demo.Program.Main", 30)]
+    inner = e.causes[0]
+    assert len(inner.frames) == 3 and inner.frames[2].file == "/src/Program.cs" and inner.frames[2].line == 14
+    assert inner.frames[0].function == "System.Number.ThrowFormatException[TChar]"
+
+
+def test_python_38_without_carets():
+    [rep] = parse_text_crash_text(PY38)
+    assert rep.exception.type == "ZeroDivisionError"
+    assert [(f.function, f.line) for f in rep.exception.frames] == [("main", 6), ("<module>", 9)]
+    assert rep.exception.causes == ()
+
+
+def test_java_native_and_unknown_source():
+    [rep] = parse_text_crash_text(JAVA_NATIVE)
+    e = rep.exception
+    assert e.type == "java.lang.UnsatisfiedLinkError" and e.thread == "worker-1"
+    assert [(f.function, f.file, f.line) for f in e.frames] == [
+        ("java.lang.ClassLoader.loadLibrary", None, None), ("com.example.Loader.load", None, None),
+        ("com.example.Main.main", "Main.java", 5)]
+
+
+def test_faulthandler_fatal_error():
+    [rep] = parse_text_crash_text(FAULTHANDLER_SEGV)
+    assert rep.exception.type == "SIGSEGV" and rep.crashed_thread.frames[0].function == "crash"
+
+
+def test_traces_inside_a_log_keep_their_lines():
+    log = ["2024-01-01 10:00:00 INFO starting"] * 3 + PY38.splitlines() + \
+          ["2024-01-01 10:00:05 ERROR request failed"] + JAVA_NATIVE.splitlines() + ["tail"]
+    reps = parse_text_crash_text("\n".join(log), source="app.log")
+    assert [(r.source_format, r.extra["line"]) for r in reps] == [("python", 4), ("java", 11)]
+    assert all(r.extra["source"] == "app.log" for r in reps)
+    assert reps[0].signature == "ZeroDivisionError | main | <module>"
+
+
+def test_same_trace_same_signature_from_file_or_log(tmp_path):
+    p = tmp_path / "trace.txt"
+    p.write_text(JAVA_NATIVE)
+    from_file = parse_text_crash(p)[0]
+    from_log = parse_text_crash_text("noise\n" + JAVA_NATIVE + "more noise\n")[0]
+    assert from_file.signature == from_log.signature
+
+
+@pytest.mark.parametrize("text", [
+    "", "\n\n", "Traceback (most recent call last):\n", "Traceback (most recent call last):\n  File \"x\", line",
+    "Exception in thread \"main\" java.lang.Error\n\tat", "#  SIGSEGV (0xb) at pc=0x0, pid=1, tid=2\n",
+    "Full thread dump Java\n\"t\" #1\n", "Thread 0x1 (most recent call first):\n",
+    "System.Exception: x ---> \n   at ",
+])
+def test_truncated_inputs_do_not_crash(text):
+    reps = parse_text_crash_text(text)
+    assert isinstance(reps, list)
+
+
+def test_binary_junk(tmp_path):
+    rnd = random.Random(5)
+    p = tmp_path / "junk.bin"
+    p.write_bytes(bytes(rnd.randrange(256) for _ in range(200_000)))
+    assert parse_text_crash(p) == []
+
+
+def test_huge_trace_is_bounded():
+    text = "Traceback (most recent call last):\n" + '  File "r.py", line 2, in r\n    r()\n' * 20_000 + \
+           "RecursionError: maximum recursion depth exceeded\n"
+    [rep] = parse_text_crash_text(text)
+    assert rep.exception.type == "RecursionError"
+    assert len(rep.exception.frames) == 5_000          # capped
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path):
+    from backline.errors import FormatError
+    with pytest.raises(FormatError, match="missing.txt"):
+        parse_text_crash(tmp_path / "missing.txt")
