@@ -19,6 +19,7 @@ from typing import Any
 
 MAX_CU_CACHE = 64
 DW_LANG_MIPS_ASSEMBLER = 0x8001
+SCOPE_TAGS = ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type", "DW_TAG_union_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +171,14 @@ class DwarfIndex:
 
     # -- functions ----------------------------------------------------------
     def _name(self, die, depth: int = 0) -> str | None:
+        """The function's name as gdb prints it: qualified by its namespaces and classes."""
         if depth > 8:
             return None
         attrs = die.attributes
-        for key in ("DW_AT_name",):
-            if key in attrs:
-                v = attrs[key].value
-                return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+        if "DW_AT_name" in attrs:
+            v = attrs["DW_AT_name"].value
+            name = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+            return self._scope_prefix(die) + name
         for key in ("DW_AT_abstract_origin", "DW_AT_specification"):
             if key in attrs:
                 try:
@@ -185,6 +187,25 @@ class DwarfIndex:
                     return None
                 return self._name(ref, depth + 1)
         return None
+
+    @staticmethod
+    def _scope_prefix(die) -> str:
+        parts: list[str] = []
+        node = die
+        for _ in range(32):
+            try:
+                node = node.get_parent()
+            except Exception:
+                break
+            if node is None or node.tag not in SCOPE_TAGS:
+                break
+            attr = node.attributes.get("DW_AT_name")
+            if attr is None:
+                parts.append("(anonymous namespace)" if node.tag == "DW_TAG_namespace" else "{anonymous}")
+            else:
+                v = attr.value
+                parts.append(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
+        return "".join(p + "::" for p in reversed(parts))
 
     def _scopes(self, cu):
         key = cu.cu_offset

@@ -28,6 +28,48 @@ MAX_SYMBOLS = 2_000_000
 _BIND_RANK = {"STB_GLOBAL": 0, "STB_WEAK": 1, "STB_LOCAL": 2}
 
 
+_DEMANGLER: object = None
+
+
+def demangle(name: str) -> str:
+    """Itanium C++ names as people read them (``_ZN3Foo3barEi`` -> ``Foo::bar(int)``),
+    through the C++ runtime's own ``__cxa_demangle``; other names unchanged.
+
+    >>> demangle("main")
+    'main'
+    """
+    global _DEMANGLER
+    if not name.startswith("_Z"):
+        return name
+    if _DEMANGLER is None:
+        _DEMANGLER = False
+        import ctypes
+        import ctypes.util
+        for lib in ("libstdc++.so.6", ctypes.util.find_library("stdc++"), ctypes.util.find_library("c++")):
+            if not lib:
+                continue
+            try:
+                fn = ctypes.CDLL(lib).__cxa_demangle
+            except (OSError, AttributeError):
+                continue
+            fn.restype = ctypes.c_void_p
+            fn.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+            _DEMANGLER = (fn, ctypes, ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").free)
+            break
+    if not _DEMANGLER or len(name) > 4096:
+        return name
+    fn, ctypes, free = _DEMANGLER
+    status = ctypes.c_int(0)
+    ptr = fn(name.encode(), None, None, ctypes.byref(status))
+    if not ptr or status.value != 0:
+        return name
+    try:
+        return ctypes.string_at(ptr).decode("utf-8", "replace")
+    finally:
+        free.argtypes = [ctypes.c_void_p]
+        free(ptr)
+
+
 def find_debug_file(build_id: str | None, folders: Sequence[Path]) -> Path | None:
     """``<folder>/.build-id/ab/cdef….debug`` (or without ``.build-id``) for a build id."""
     if not build_id or len(build_id) < 4:

@@ -22,6 +22,37 @@ import pytest
 CFLAGS = ["-g", "-O0", "-fno-omit-frame-pointer"]
 PROGRAMS = ("null_deref", "abort_assert", "stack_overflow", "deadlock")
 
+#: Programs written for these tests (not corpus files): C++ names, a crash inside a signal handler.
+OWN_PROGRAMS = {
+    "cpp_crash.cpp": """
+#include <cstdio>
+#include <vector>
+namespace shop {
+struct Order { int id; std::vector<int> items; };
+class Basket {
+ public:
+  __attribute__((noinline)) int total(const Order* o) const { return o->items[0] + o->id; }
+};
+namespace {
+__attribute__((noinline)) int checkout(const Basket& b, const Order* o) { return b.total(o) * 2; }
+}
+template <typename T> __attribute__((noinline)) T run(const Basket& b, const Order* o) {
+  return checkout(b, o);
+}
+}  // namespace shop
+int main() { shop::Basket b; std::puts("cpp_crash"); return shop::run<int>(b, nullptr); }
+""",
+    "handler.c": """
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+static void on_fault(int sig) { (void)sig; abort(); }
+__attribute__((noinline)) static void poke(int *p) { *p = 7; }
+__attribute__((noinline)) static void work(void) { poke(NULL); }
+int main(void) { signal(SIGSEGV, on_fault); puts("handler"); work(); return 0; }
+""",
+}
+
 
 @dataclass
 class GdbThread:
@@ -41,7 +72,7 @@ class Built:
 
 
 GDB_THREAD = re.compile(r"^Thread \d+ \((?:Thread 0x[0-9a-f]+ )?\(?LWP (\d+)\)?\)?.*:$")
-GDB_FRAME = re.compile(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+) \(")
+GDB_FRAME = re.compile(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(<signal handler called>$|.+?(?= \())")
 GDB_SIGNAL = re.compile(r"^Program terminated with signal (SIG\w+)")
 
 
@@ -111,7 +142,7 @@ def _gcore_hung(exe: Path, out: Path) -> tuple[Path, str]:
 
 @pytest.fixture(scope="session")
 def linux_cores(corpus, tmp_path_factory) -> dict[str, Built]:
-    for tool in ("gcc", "gdb", "gcore"):
+    for tool in ("gcc", "g++", "gdb", "gcore"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is needed to build the ELF core test programs (apt-get install gcc gdb)")
     src = corpus / "dumps" / "linux"
@@ -124,6 +155,19 @@ def linux_cores(corpus, tmp_path_factory) -> dict[str, Built]:
                        capture_output=True, timeout=120)
         core, how = _gcore_hung(exe, out) if name == "deadlock" else _crash(exe, out)
         assert core.is_file(), f"no core made for {name}"
+        gdb = subprocess.run(["gdb", "-q", "-batch", "-ex", "thread apply all bt", str(exe), str(core)],
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "LC_ALL": "C"})
+        threads, sig = parse_gdb_bt(gdb.stdout)
+        built[name] = Built(exe, core, how, threads, sig, gdb.stdout)
+    for fname, text in OWN_PROGRAMS.items():
+        name, ext = fname.rsplit(".", 1)
+        source = out / fname
+        source.write_text(text)
+        exe = out / name
+        compiler = "g++" if ext == "cpp" else "gcc"
+        subprocess.run([compiler, *CFLAGS, "-o", str(exe), str(source)], check=True,
+                       capture_output=True, timeout=120)
+        core, how = _crash(exe, out)
         gdb = subprocess.run(["gdb", "-q", "-batch", "-ex", "thread apply all bt", str(exe), str(core)],
                              capture_output=True, text=True, timeout=300, env={**os.environ, "LC_ALL": "C"})
         threads, sig = parse_gdb_bt(gdb.stdout)

@@ -23,7 +23,7 @@ def _assert_matches_gdb(ours: list[str], gdb: list[str], where: str) -> None:
     assert ours[:len(gdb)] == gdb, f"{where}: ours {ours[:len(gdb) + 2]} vs gdb {gdb}"
 
 
-@pytest.mark.parametrize("name", ["null_deref", "abort_assert", "deadlock"])
+@pytest.mark.parametrize("name", ["null_deref", "abort_assert", "deadlock", "cpp_crash", "handler"])
 def test_every_thread_matches_gdb(linux_cores, name):
     b = linux_cores[name]
     rep = load_core(b.core, [b.exe.parent])
@@ -91,3 +91,22 @@ def test_deadlock_cycle_from_mutex_owners(linux_cores):
         assert w is not None and w.kind == "mutex" and w.owner in d.threads and w.owner != tid
     main = next(t for t in rep.threads if t.id not in workers)
     assert main.wait is not None and main.wait.kind == "join" and main.wait.owner in workers
+
+
+def test_cpp_names_are_qualified(linux_cores):
+    b = linux_cores["cpp_crash"]
+    rep = load_core(b.core, [b.exe.parent])
+    names = _names(rep.crashed_thread.frames)
+    assert names[:5] == ["std::vector<int, std::allocator<int> >::operator[]", "shop::Basket::total",
+                         "shop::(anonymous namespace)::checkout", "shop::run<int>", "main"]
+    assert rep.problem_class == "NULL_POINTER_READ"
+
+
+def test_crash_in_signal_handler_blames_interrupted_code(linux_cores):
+    b = linux_cores["handler"]
+    rep = load_core(b.core, [b.exe.parent])
+    frames = rep.crashed_thread.frames
+    k = _names(frames).index("<signal handler called>")
+    assert frames[k + 1].trust == "signal" and frames[k + 1].function == "poke"
+    assert frames[rep.blamed_frame].function == "poke"
+    assert rep.exception.type == "SIGABRT"

@@ -18,7 +18,7 @@ from typing import Sequence
 from backline.analyzers.dumps.elfcore.modules import LoadedModule, resolve_modules
 from backline.analyzers.dumps.elfcore.reader import EM_386, EM_X86_64, ElfCore, open_core
 from backline.analyzers.dumps.elfcore.signals import si_code_name, signal_name
-from backline.analyzers.dumps.elfcore.unwind import Walker
+from backline.analyzers.dumps.elfcore.unwind import SIGNAL_FRAME, Walker
 from backline.analyzers.dumps.hang import find_deadlocks
 from backline.analyzers.dumps.model import (CrashException, CrashModule, CrashReport, CrashThread,
                                             StackFrame, WaitInfo)
@@ -132,13 +132,16 @@ def _with_blame(report: CrashReport) -> CrashReport:
     t = report.crashed_thread
     if t is None or not t.frames:
         return report
-    blamed = next((i for i, f in enumerate(t.frames) if f.module and not _is_system(f.module)), 0)
+    # a crash inside a signal handler: the interrupted code (after the trampoline) is to blame
+    after = next((i + 1 for i, f in enumerate(t.frames) if f.function == SIGNAL_FRAME), 0)
+    blamed = next((i for i, f in enumerate(t.frames) if i >= after and f.module and not _is_system(f.module)),
+                  next((i for i, f in enumerate(t.frames) if f.module and not _is_system(f.module)), 0))
     f = t.frames[blamed]
     parts: list[str] = []
     for fr in t.frames[:blamed + 1]:
         name = clean_function(fr.function) or (f"{fr.module}+{fr.module_offset:#x}" if fr.module
                                                 else f"{fr.instruction or 0:#x}")
-        if fr is not f and SIGNATURE_SKIP.match(name or ""):
+        if fr is not f and (SIGNATURE_SKIP.match(name or "") or name == SIGNAL_FRAME):
             continue
         if fr is not f and _is_system(fr.module):
             continue

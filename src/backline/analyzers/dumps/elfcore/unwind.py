@@ -20,11 +20,20 @@ from typing import Callable
 
 from backline.analyzers.dumps.elfcore.modules import LoadedModule
 from backline.analyzers.dumps.elfcore.reader import EM_386, EM_AARCH64, EM_X86_64, ElfCore
+from backline.analyzers.dumps.elfsym import demangle
 from backline.analyzers.dumps.model import StackFrame
 
 MAX_FRAMES = 100_000          # physical frames per thread
 SCAN_WORDS_FIRST = 120        # words scanned for the caller of the context frame
 SCAN_WORDS = 40               # words scanned for later frames (Breakpad's default)
+#: ``mov rax, 15 (rt_sigreturn); syscall``: glibc's ``__restore_rt`` on x86-64.
+SIGRETURN_X86_64 = bytes.fromhex("48c7c00f0000000f05")
+#: ``uc_mcontext.gregs`` inside ``ucontext_t`` (after uc_flags, uc_link, uc_stack) and their order.
+UCONTEXT_GREGS_X86_64 = 40
+GREGS_X86_64 = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx",
+                "rdx", "rax", "rcx", "rsp", "rip")
+#: The name of a signal trampoline's frame (as gdb prints it).
+SIGNAL_FRAME = "<signal handler called>"
 #: Functions that start a process or thread: nothing real is above them.
 OUTERMOST = frozenset({"_start", "__start", "_dl_start_user", "__clone", "clone", "__clone3",
                        "clone3", "__thread_start", "thread_start", "__clone_internal"})
@@ -143,6 +152,7 @@ class Walker:
                 sym = img.symbol_at(link)
                 if sym is not None:
                     func, foff = sym
+                    func = demangle(func)
                 dw = img.dwarf()
                 if dw is not None:
                     try:
@@ -155,10 +165,10 @@ class Walker:
                     name = sf.function
                     fo = None
                     if not sf.inlined:
-                        if func and (not name or func.startswith("_Z")):
-                            name = name or func
-                        name = name or func
-                        fo = foff if name == func else (link - sf.low_pc if sf.low_pc is not None else foff)
+                        if name is None or sf.low_pc is None:
+                            name, fo = name or func, foff
+                        else:
+                            fo = link - sf.low_pc
                     out.append((m.name, off, name, fo, sf.file, sf.line, sf.inlined))
             else:
                 out = [(m.name, off, func, foff, None, None, False)]
@@ -196,7 +206,13 @@ class Walker:
                 for tf in self._tail_call_frames(pc, frames[-1].function):
                     frames.append(StackFrame(index=len(frames), trust="tailcall", instruction=tf[0],
                                              module=tf[1], module_offset=tf[2], function=tf[3]))
-            for j, (mod, moff, func, foff, file, line, inl) in enumerate(self.symbolize(lookup)):
+            trampoline = self.core.machine == EM_X86_64 and \
+                self.read_code(pc, len(SIGRETURN_X86_64)) == SIGRETURN_X86_64
+            symbols = self.symbolize(pc) if trampoline else self.symbolize(lookup)
+            if trampoline:
+                lookup = pc
+                symbols = [(s[0], s[1], SIGNAL_FRAME, None, None, None, False) for s in symbols[-1:]]
+            for j, (mod, moff, func, foff, file, line, inl) in enumerate(symbols):
                 frames.append(StackFrame(
                     index=len(frames), trust=trust, instruction=lookup, module=mod,
                     module_offset=moff, function=func, function_offset=foff, file=file, line=line,
@@ -271,6 +287,14 @@ class Walker:
         arch = self.arch
         core = self.core
         sp = regs.get(arch.sp, 0)
+        # 0. a signal trampoline: the interrupted registers are in the ucontext on the stack
+        if core.machine == EM_X86_64 and self.read_code(pc, len(SIGRETURN_X86_64)) == SIGRETURN_X86_64:
+            raw = core.read(sp + UCONTEXT_GREGS_X86_64, 8 * len(GREGS_X86_64))
+            if raw is not None:
+                new = {name: int.from_bytes(raw[8 * i:8 * i + 8], "little")
+                       for i, name in enumerate(GREGS_X86_64)}
+                if new["rip"] and new["rsp"]:
+                    return new, "signal", True
         # 1. CFI
         m = self.module_at(lookup)
         if m is not None and m.image is not None:
