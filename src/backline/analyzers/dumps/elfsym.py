@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +26,26 @@ from elftools.elf.elffile import ELFFile
 #: Folders searched for separate debug files by build id, after the user's.
 SYSTEM_DEBUG_DIRS = (Path("/usr/lib/debug"),)
 MAX_SYMBOLS = 2_000_000
-_BIND_RANK = {"STB_GLOBAL": 0, "STB_WEAK": 1, "STB_LOCAL": 2}
+_BIND_RANK = {1: 0, 2: 1, 0: 2}          # STB_GLOBAL, STB_WEAK, STB_LOCAL
+STT_FUNC, STT_GNU_IFUNC = 2, 10
+
+
+def _iter_func_symbols(raw: bytes, strtab: bytes, is64: bool):
+    """``(name, st_info, st_value, st_size)`` of defined function symbols in a symbol table."""
+    fmt = "<IBBHQQ" if is64 else "<IIIBBH"
+    size = 24 if is64 else 16
+    count = min(len(raw) // size, MAX_SYMBOLS)
+    for i, entry in enumerate(struct.iter_unpack(fmt, raw[:count * size])):
+        if is64:
+            st_name, info, _other, shndx, value, sz = entry
+        else:
+            st_name, value, sz, info, _other, shndx = entry
+        if (info & 0xF) not in (STT_FUNC, STT_GNU_IFUNC) or shndx == 0 or not value:
+            continue
+        end = strtab.find(b"\0", st_name)
+        if st_name >= len(strtab) or end <= st_name:
+            continue
+        yield strtab[st_name:end].decode("utf-8", "replace"), info, value, sz
 
 
 _DEMANGLER: object = None
@@ -121,6 +141,7 @@ class ElfImage:
     _dwarf: object = None
     _loads: list | None = None
     _by_name: dict | None = None
+    cached: bool = False
 
     @classmethod
     def open(cls, path: Path) -> "ElfImage":
@@ -148,6 +169,14 @@ class ElfImage:
             raise
 
     def close(self) -> None:
+        """Release the file handles (a no-op for images kept in the process-wide cache)."""
+        if self.cached:
+            return
+        self._release()
+
+    def _release(self) -> None:
+        if self.debug is not None:
+            self.debug.cached = False
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -181,33 +210,23 @@ class ElfImage:
                 continue
             for secname in (".symtab", ".dynsym"):
                 sec = elf.get_section_by_name(secname)
-                if sec is None or not hasattr(sec, "iter_symbols"):
+                if sec is None or sec.header.sh_type == "SHT_NOBITS":
                     continue
                 try:
-                    n = 0
-                    for sym in sec.iter_symbols():
-                        n += 1
-                        if n > MAX_SYMBOLS:
-                            break
-                        info = sym["st_info"]
-                        if info["type"] not in ("STT_FUNC", "STT_GNU_IFUNC") or sym["st_shndx"] == "SHN_UNDEF":
-                            continue
-                        addr = sym["st_value"]
-                        if not addr or not sym.name:
-                            continue
-                        name = sym.name.split("@", 1)[0]
-                        names.setdefault(name, addr)
-                        if name.startswith("__GI_"):
-                            names.setdefault(name[5:], addr)
-                        rank = (len(name) - len(name.lstrip("_")),
-                                _BIND_RANK.get(info["bind"], 3))
-                        prev = entries.get(addr)
-                        # gdb's choice among aliases: fewest leading underscores, then global
-                        if prev is None or rank < ranks[addr]:
-                            entries[addr] = (addr, sym["st_size"], name)
-                            ranks[addr] = rank
-                except (ELFError, struct.error, ValueError):
+                    strtab = elf.get_section(sec.header.sh_link).data()
+                    raw = sec.data()
+                except (ELFError, OSError, ValueError, IndexError):
                     continue
+                for name, info, value, size in _iter_func_symbols(raw, strtab, img.ptr_size == 8):
+                    name = name.split("@", 1)[0]
+                    names.setdefault(name, value)
+                    if name.startswith("__GI_"):
+                        names.setdefault(name[5:], value)
+                    rank = (len(name) - len(name.lstrip("_")), _BIND_RANK.get(info >> 4, 3))
+                    # gdb's choice among aliases: fewest leading underscores, then global
+                    if value not in entries or rank < ranks[value]:
+                        entries[value] = (value, size, name)
+                        ranks[value] = rank
         self._syms = sorted(entries.values())
         self._sym_addrs = [s[0] for s in self._syms]
 
@@ -281,8 +300,41 @@ class ElfImage:
         return self._dwarf or None
 
 
+#: Images stay open between analyses (symbol tables, CFI and DWARF indexes are costly to
+#: rebuild), keyed by path, size, mtime and the symbol folders; least recently used first out.
+_IMAGE_CACHE: "OrderedDict[tuple, ElfImage | None]" = OrderedDict()
+IMAGE_CACHE_SIZE = 32
+
+
 def open_image(path: Path, symbol_paths: Sequence[Path] = ()) -> ElfImage | None:
-    """Open ``path`` as an ELF image and attach its separate debug file if one exists."""
+    """Open ``path`` as an ELF image and attach its separate debug file if one exists.
+
+    Results are cached per process (see :data:`IMAGE_CACHE_SIZE`); ``None`` when the file
+    is not a readable ELF file.
+    """
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_size, st.st_mtime_ns, tuple(str(p) for p in symbol_paths))
+    if key in _IMAGE_CACHE:
+        _IMAGE_CACHE.move_to_end(key)
+        return _IMAGE_CACHE[key]
+    img = _open_image(Path(path), symbol_paths)
+    if img is not None:
+        img.cached = True
+        if img.debug is not None:
+            img.debug.cached = True
+    _IMAGE_CACHE[key] = img
+    while len(_IMAGE_CACHE) > IMAGE_CACHE_SIZE:
+        _key, old = _IMAGE_CACHE.popitem(last=False)
+        if old is not None:
+            old.cached = False
+            old._release()
+    return img
+
+
+def _open_image(path: Path, symbol_paths: Sequence[Path] = ()) -> ElfImage | None:
     try:
         img = ElfImage.open(path)
     except (OSError, ELFError, ValueError, struct.error):

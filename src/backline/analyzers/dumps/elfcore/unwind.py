@@ -203,7 +203,10 @@ class Walker:
             seen.add(key)
             lookup = pc - lookup_adjust
             if physical > 0 and frames and lookup_adjust:
-                for tf in self._tail_call_frames(pc, frames[-1].function):
+                last = frames[-1]
+                callee_start = (last.instruction - last.function_offset
+                                if last.instruction is not None and last.function_offset is not None else None)
+                for tf in self._tail_call_frames(pc, last.function, callee_start):
                     frames.append(StackFrame(index=len(frames), trust="tailcall", instruction=tf[0],
                                              module=tf[1], module_offset=tf[2], function=tf[3]))
             trampoline = self.core.machine == EM_X86_64 and \
@@ -231,7 +234,7 @@ class Walker:
                 on_warning(f"stack walk stopped after {max_frames} frames")
         return frames
 
-    def _tail_call_frames(self, ra: int, callee: str | None) -> list[tuple]:
+    def _tail_call_frames(self, ra: int, callee: str | None, callee_start: int | None = None) -> list[tuple]:
         """Functions that tail-called their way from the call at ``ra`` to ``callee``.
 
         The caller's DWARF call site at return address ``ra`` names the function
@@ -241,6 +244,11 @@ class Walker:
         """
         if callee is None:
             return []
+        if callee_start is not None and self.core.machine in (EM_X86_64, EM_386):
+            call = self.read_code(ra - 5, 5)
+            if call is not None and call[0] == 0xE8 and \
+                    (ra + int.from_bytes(call[1:], "little", signed=True)) & ((1 << 64) - 1) == callee_start:
+                return []           # a direct call of the callee itself: no tail call between
         cache = self._tail_cache
         key = (ra, callee)
         if key in cache:
