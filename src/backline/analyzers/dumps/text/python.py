@@ -24,6 +24,9 @@ from dataclasses import replace
 from backline.analyzers.dumps.model import CrashException, CrashReport, CrashThread, StackFrame, WaitInfo
 from backline.analyzers.dumps.text.common import MAX_FRAMES, finish, renumber
 
+GROUP_START = re.compile(r"^(?P<indent>\s*)\+ Exception Group Traceback \(most recent call last\):\s*$")
+GROUP_NESTED = re.compile(r"^Exception Group Traceback \(most recent call last\):\s*$")
+GROUP_SEP = re.compile(r"^\s*\+-(?:\+-)?-*(?: (?P<num>\d+|\.\.\.) -+)?\s*$")
 TB_START = re.compile(r"^\s*Traceback \(most recent call last\):\s*$")
 TB_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+), in (?P<func>.+?)\s*$')
 FH_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+) in (?P<func>.+?)\s*$')
@@ -73,12 +76,88 @@ def _read_tb(lines: list[str], i: int) -> tuple[CrashException | None, int]:
     return exc, i + 1
 
 
+def _at(line: str, col: int, ch: str) -> bool:
+    return len(line) > col and line[col] == ch and line[:col].strip() == ""
+
+
+def _read_group(lines: list[str], i: int, col: int | None = None,
+                depth: int = 0) -> tuple[CrashException | None, int]:
+    """An ``ExceptionGroup`` traceback (3.11 box drawing) whose header is ``lines[i]``.
+
+    The header is ``+ Exception Group Traceback ...`` (outermost) or ``| Exception
+    Group Traceback ...`` (a group inside a group) at column ``col``; the group's own
+    traceback follows on ``|`` lines at ``col``.  Its sub-exceptions follow
+    separators (``+-+--- 1 ---`` at ``col``, then ``+--- k ---`` two columns in), each
+    on ``|`` lines two columns in, and the last separator has no number.  Sub-exceptions
+    become ``causes`` with relation ``group``.
+    """
+    if col is None:
+        m = GROUP_START.match(lines[i])
+        col = len(m["indent"])
+    n = len(lines)
+    own = ["Traceback (most recent call last):"]
+    j = i + 1
+    while j < n and _at(lines[j], col, "|"):
+        own.append(lines[j][col + 2:])
+        j += 1
+    exc, _ = _read_tb(own, 0)
+    if exc is None:
+        return None, j
+    subs: list[CrashException] = []
+    sc = col + 2
+    first = True
+    while j < n and depth < 20:
+        line = lines[j]
+        sep = GROUP_SEP.match(line)
+        if not sep or not (_at(line, col, "+") if first else _at(line, sc, "+")):
+            break
+        first = False
+        j += 1
+        if sep["num"] is None:
+            break                                   # closing separator
+        if j < n and _at(lines[j], sc, "|") and GROUP_NESTED.match(lines[j][sc + 2:]):
+            sub, j = _read_group(lines, j, sc, depth + 1)
+        else:
+            body: list[str] = []
+            while j < n and _at(lines[j], sc, "|"):
+                body.append(lines[j][sc + 2:])
+                j += 1
+            sub = _sub_exception(body)
+        if sub is not None:
+            subs.append(replace(sub, relation="group", thread=None))
+    return replace(exc, causes=tuple(subs)), j
+
+
+def _sub_exception(body: list[str]) -> CrashException | None:
+    """A group member: a (chained) traceback, or a bare ``Type: message`` line."""
+    reps = parse_python(body)
+    if reps:
+        return reps[-1][1].exception
+    for line in body:
+        m = EXC_LINE.match(line.strip())
+        if m and not line.startswith(" "):
+            return CrashException(type=m["type"], message=(m["msg"] or "").strip())
+    return None
+
+
 def parse_python(lines: list[str], offset: int = 0) -> list[tuple[int, CrashReport]]:
     """Every (chained) traceback in ``lines``; first element is the 1-based start line."""
     out: list[tuple[int, CrashReport]] = []
     i = 0
     n = len(lines)
     while i < n:
+        if GROUP_START.match(lines[i]):
+            start = i
+            exc, i = _read_group(lines, i)
+            if exc is None:
+                i = start + 1
+                continue
+            exc = replace(exc, thread="main")
+            rep = CrashReport(source_format="python", threads=(CrashThread("main", exc.frames, crashed=True),),
+                              exception=exc, crashing_thread=0,
+                              extra={"line": offset + start + 1, "end_line": offset + i})
+            out.append((offset + start + 1, finish(rep)))
+            continue
         if not TB_START.match(lines[i]):
             i += 1
             continue
