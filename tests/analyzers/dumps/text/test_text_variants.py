@@ -71,6 +71,15 @@ def test_java_native_and_unknown_source():
         ("com.example.Main.main", "Main.java", 5)]
 
 
+def test_java_module_and_class_loader_prefixes():
+    text = ("java.lang.IllegalStateException: x\n"
+            "\tat com.foo.app//com.foo.Main.run(Main.java:7)\n"
+            "\tat java.base/java.lang.Thread.run(Thread.java:840)\n")
+    [rep] = parse_text_crash_text(text)
+    assert [(f.module, f.function) for f in rep.exception.frames] == [
+        ("com.foo.app", "com.foo.Main.run"), ("java.base", "java.lang.Thread.run")]
+
+
 def test_faulthandler_fatal_error():
     [rep] = parse_text_crash_text(FAULTHANDLER_SEGV)
     assert rep.exception.type == "SIGSEGV" and rep.crashed_thread.frames[0].function == "crash"

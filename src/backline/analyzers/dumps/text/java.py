@@ -29,13 +29,14 @@ from backline.analyzers.dumps.text.common import MAX_FRAMES, finish, renumber
 TYPE = r"(?:[a-zA-Z_$][\w$]*\.)+[A-Z_$][\w$]*"
 HEAD = re.compile(rf'^(?:Exception in thread "(?P<thread>[^"]*)" )?(?P<type>{TYPE})(?::\s?(?P<msg>.*))?$')
 NESTED = re.compile(rf"^(?P<indent>\s*)(?P<kind>Caused by|Suppressed): (?P<type>{TYPE})(?::\s?(?P<msg>.*))?$")
-FRAME = re.compile(r"^\s*at (?:(?P<loader>[\w.$-]+(?:@[\w.+-]+)?)/)?(?P<func>[\w$.<>/\-\[\]]+?)"
+FRAME = re.compile(r"^\s*at (?:(?P<loader>[\w.$-]+(?:@[\w.+-]+)?)/+(?!0x))?(?P<func>[\w$.<>/\-\[\]]+?)"
                    r"\((?P<src>(?:[\w.$@+-]+/)*(?:[\w$.-]+\.(?:java|kt|kts|scala|groovy|clj)(?::\d+)?|"
                    r"Native Method|Unknown Source|Compiled Code|Unknown|<generated>))\)"
                    r"\s*(?:~?\[[^\]]*\])?\s*$")
 MORE = re.compile(r"^\s*\.\.\. (?P<n>\d+) (?:more|common frames omitted)\s*$")
 JSTACK_START = re.compile(r"^Full thread dump ")
 JSTACK_THREAD = re.compile(r'^"(?P<name>(?:[^"\\]|\\.)*)"(?: #(?P<num>\d+))?')
+OWNED_LINE = re.compile(r"^\s*- <(?P<addr>0x[0-9a-f]+)>(?: \(a (?P<cls>[^)]+)\))?")
 JSTACK_STATE = re.compile(r"^\s*java\.lang\.Thread\.State: (?P<state>\w+)")
 LOCK_LINE = re.compile(r"^\s*- (?P<what>waiting to lock|locked|waiting on|parking to wait for|"
                        r"eliminated|waiting to re-lock in wait\(\))\s*<(?P<addr>0x[0-9a-f]+)>"
@@ -182,8 +183,24 @@ def parse_jstack(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
             frames: list[StackFrame] = []
             wait = None
             holds: list[str] = []
-            while i < n and lines[i].strip() and not lines[i].startswith('"'):
+            in_owned = False
+            while i < n and not lines[i].startswith('"'):
                 sl = lines[i]
+                if not sl.strip():
+                    # a blank line ends the block unless jstack -l's lock list follows
+                    if i + 1 < n and lines[i + 1].strip().startswith("Locked ownable synchronizers"):
+                        i += 1
+                        continue
+                    break
+                if sl.strip().startswith("Locked ownable synchronizers"):
+                    in_owned = True
+                    i += 1
+                    continue
+                om = OWNED_LINE.match(sl) if in_owned else None
+                if om:
+                    holds.append(f"lock:<{om['addr']}>")
+                    i += 1
+                    continue
                 sm = JSTACK_STATE.match(sl)
                 if sm:
                     state = sm["state"]
@@ -192,26 +209,25 @@ def parse_jstack(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
                     frames.append(replace(f, index=len(frames)))
                 lm = LOCK_LINE.match(sl)
                 if lm:
-                    res = f"monitor:<{lm['addr']}>" + (f" ({lm['cls']})" if lm["cls"] else "")
                     res_key = f"monitor:<{lm['addr']}>"
+                    fn = frames[-1].function if frames else None
                     if lm["what"] == "locked":
-                        if not (wait and wait.resource == res_key and wait.kind == "wait"):
-                            holds.append(res_key)
+                        holds.append(res_key)
                     elif lm["what"] == "waiting to lock" and wait is None:
-                        wait = WaitInfo("monitor", res_key, function=frames[-1].function if frames else None)
-                    elif lm["what"] in ("waiting on", "parking to wait for") and wait is None:
-                        wait = WaitInfo("wait" if lm["what"] == "waiting on" else "park", res_key,
-                                        function=frames[-1].function if frames else None)
-                    _ = res
+                        wait = WaitInfo("monitor", res_key, function=fn)
+                    elif lm["what"] == "waiting on" and wait is None:
+                        wait = WaitInfo("wait", res_key, function=fn)
+                    elif lm["what"] == "parking to wait for" and wait is None:
+                        wait = WaitInfo("lock", f"lock:<{lm['addr']}>", function=fn)
                 i += 1
             nm = re.search(r" nid=(0x[0-9a-fA-F]+|\d+)", line)
             nid = nm.group(1) if nm else None
             tid: int | str = int(nid, 16) if nid and nid.startswith("0x") else (int(nid) if nid else tm["name"])
-            # an Object.wait() releases the monitor it waits on: it does not hold it
             holds = [h for h in holds if not (wait and wait.kind == "wait" and h == wait.resource)]
+            # Object.wait() gives up the monitor: it is neither held nor a lock wait
             threads.append(CrashThread(id=tid, name=tm["name"], frames=tuple(frames), state=state,
-                                       wait=wait if wait and wait.kind == "monitor" else None,
-                                       holds=tuple(holds)))
+                                       wait=wait if wait and wait.kind in ("monitor", "lock") else None,
+                                       holds=tuple(dict.fromkeys(holds))))
         if threads:
             deadlocks = tuple(find_deadlocks(threads))
             rep = CrashReport(source_format="jstack", threads=tuple(threads), deadlocks=deadlocks,
