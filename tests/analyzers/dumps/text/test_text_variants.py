@@ -55,6 +55,21 @@ def test_coreclr_frames_and_inner():
     assert inner.frames[0].function == "System.Number.ThrowFormatException[TChar]"
 
 
+def test_windows_paths_and_aggregate_inner_numbering():
+    text = ("Unhandled exception. System.AggregateException: One or more errors occurred. (boom)\n"
+            " ---> (Inner Exception #0) System.InvalidOperationException: boom\n"
+            "   at App.Worker.Run() in C:\\src\\App\\Worker.cs:line 42\n"
+            "   --- End of inner exception stack trace ---\n"
+            "   at System.Threading.Tasks.Task.Wait()\n"
+            "   at App.Program.Main(String[] args) in C:\\src\\App\\Program.cs:line 9\n")
+    [rep] = parse_text_crash_text(text)
+    e = rep.exception
+    assert e.type == "System.AggregateException"
+    assert [c.type for c in e.causes] == ["System.InvalidOperationException"]
+    assert e.causes[0].frames[0].file == "C:\\src\\App\\Worker.cs" and e.causes[0].frames[0].line == 42
+    assert [f.function for f in e.frames] == ["System.Threading.Tasks.Task.Wait", "App.Program.Main"]
+
+
 def test_python_38_without_carets():
     [rep] = parse_text_crash_text(PY38)
     assert rep.exception.type == "ZeroDivisionError"

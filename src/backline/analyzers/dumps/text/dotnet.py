@@ -36,6 +36,7 @@ FRAME = re.compile(r"^\s+at (?P<func>(?:\(wrapper [^)]*\) )?[^\s(][^(]*?) ?\((?P
 def _chain(text: str) -> list[tuple[str, str]]:
     out = []
     for part in text.split(" ---> "):
+        part = re.sub(r"^\s*(?:---> )?\(Inner Exception #\d+\)\s*", "", part)
         m = re.match(rf"^\s*(?P<type>{TYPE})(?::\s?(?P<msg>.*))?$", part.strip())
         if m:
             out.append((m["type"], (m["msg"] or "").strip()))
