@@ -125,12 +125,27 @@ def _crash(exe: Path, out: Path, gdb_pass: tuple[str, ...] = ()) -> tuple[Path, 
     return core, "gdb-generate-core-file"
 
 
+def _wait_all_in_futex(pid: int, threads: int, timeout: float = 20.0) -> None:
+    """Until ``threads`` threads of ``pid`` sit in the futex system call (x86-64: 202)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            calls = [Path(f"/proc/{pid}/task/{t}/syscall").read_text().split()[:1]
+                     for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            calls = []
+        if sum(c == ["202"] for c in calls) >= threads:
+            return
+        time.sleep(0.05)
+    time.sleep(1.0)     # /proc/*/syscall unreadable here: give the threads time to block
+
+
 def _gcore_hung(exe: Path, out: Path) -> tuple[Path, str]:
     proc = subprocess.Popen([str(exe)], cwd=out, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
-        proc.stdout.readline()          # "deadlock: pid ..." is printed once both threads hold one lock
-        time.sleep(0.5)
+        proc.stdout.readline()          # "deadlock: pid ..." is printed after both threads started
+        _wait_all_in_futex(proc.pid, threads=3)
         prefix = out / "deadlock.gcore"
         subprocess.run(["gcore", "-o", str(prefix), str(proc.pid)], capture_output=True, timeout=120)
         produced = out / f"deadlock.gcore.{proc.pid}"
