@@ -77,6 +77,7 @@ class Walker:
         self._sym_cache: dict[int, list[tuple]] = {}
         self._code_cache: dict[int, bool] = {}
         self._tail_cache: dict[tuple, list[tuple]] = {}
+        self._bytes_cache: dict[tuple[int, int], bytes | None] = {}
 
     # -- helpers ------------------------------------------------------------
     def module_at(self, addr: int) -> LoadedModule | None:
@@ -86,13 +87,18 @@ class Walker:
         return None
 
     def read_code(self, addr: int, size: int) -> bytes | None:
+        """Code bytes at ``addr``: from the core, else from the module's file (memoized)."""
+        key = (addr, size)
+        if key in self._bytes_cache:
+            return self._bytes_cache[key]
         data = self.core.read(addr, size)
-        if data is not None:
-            return data
-        m = self.module_at(addr)
-        if m is not None and m.image is not None:
-            return m.image.read_vaddr(addr - m.bias, size)
-        return None
+        if data is None:
+            m = self.module_at(addr)
+            if m is not None and m.image is not None:
+                data = m.image.read_vaddr(addr - m.bias, size)
+        if len(self._bytes_cache) < 200_000:
+            self._bytes_cache[key] = data
+        return data
 
     def is_code(self, addr: int) -> bool:
         got = self._code_cache.get(addr)
