@@ -147,3 +147,17 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
     from backline.errors import FormatError
     with pytest.raises(FormatError, match="missing.txt"):
         parse_text_crash(tmp_path / "missing.txt")
+
+
+def test_exception_header_on_a_log_line():
+    log = ("2024-05-01 10:00:01,123 ERROR [http-nio-8080-exec-1] c.e.Api - request failed: "
+           "java.lang.IllegalStateException: pool exhausted\n"
+           "\tat com.example.Pool.take(Pool.java:88)\n"
+           "\tat com.example.Api.handle(Api.java:12)\n"
+           "2024-05-01 10:00:02,001 ERROR [worker] Host - System.TimeoutException: The operation has timed out.\n"
+           "   at Host.Worker.Run() in /src/Worker.cs:line 7\n")
+    reps = parse_text_crash_text(log)
+    assert [(r.source_format, r.exception.type, r.extra["line"]) for r in reps] == [
+        ("java", "java.lang.IllegalStateException", 1), ("dotnet", "System.TimeoutException", 4)]
+    assert reps[0].exception.message == "pool exhausted"
+    assert reps[1].exception.frames[0].line == 7

@@ -25,6 +25,7 @@ TYPE = r"(?:[A-Za-z_][\w`]*\.)+\w*(?:Exception|Error|Fault)\b"
 EXC = re.compile(rf"(?P<type>{TYPE})(?::\s?(?P<msg>.*?))?(?= ---> |$)")
 HEAD = re.compile(rf"^(?P<prefix>\s*(?:Unhandled [Ee]xception[.:]?\s*|\[ERROR\] FATAL UNHANDLED EXCEPTION:\s*)?)"
                   rf"(?P<rest>{TYPE}(?::.*)?)$")
+IN_LOG_LINE = re.compile(rf"(?:^|[\s\]])(?P<rest>{TYPE}(?::.*)?)$")
 INNER_LINE = re.compile(r"^\s*---> (?P<rest>.*)$")
 END_INNER = re.compile(r"^\s*--- End of inner exception stack trace ---\s*$")
 END_OTHER = re.compile(r"^\s*--- End of stack trace from previous location.*---\s*$")
@@ -60,6 +61,8 @@ def parse_dotnet(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
     n = len(lines)
     while i < n:
         hm = HEAD.match(lines[i])
+        if not hm and i + 1 < n and (parse_frame(lines[i + 1]) or INNER_LINE.match(lines[i + 1])):
+            hm = IN_LOG_LINE.search(lines[i])     # a log line ending in "System.X: message"
         if not hm:
             i += 1
             continue

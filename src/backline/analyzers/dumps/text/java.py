@@ -28,6 +28,9 @@ from backline.analyzers.dumps.text.common import MAX_FRAMES, finish, renumber
 
 TYPE = r"(?:[a-zA-Z_$][\w$]*\.)+[A-Z_$][\w$]*"
 HEAD = re.compile(rf'^(?:Exception in thread "(?P<thread>[^"]*)" )?(?P<type>{TYPE})(?::\s?(?P<msg>.*))?$')
+IN_LOG_LINE = re.compile(rf'(?:^|[\s:\]])(?:Exception in thread "(?P<thread>[^"]*)" )?'
+                         rf'(?P<type>(?:[a-zA-Z_$][\w$]*\.)+[A-Z_$][\w$]*(?:Exception|Error|Throwable))'
+                         rf'(?::\s?(?P<msg>.*))?$')
 NESTED = re.compile(rf"^(?P<indent>\s*)(?P<kind>Caused by|Suppressed): (?P<type>{TYPE})(?::\s?(?P<msg>.*))?$")
 FRAME = re.compile(r"^\s*at (?:(?P<loader>[\w.$-]+(?:@[\w.+-]+)?)/+(?!0x))?(?P<func>[\w$.<>/\-\[\]]+?)"
                    r"\((?P<src>(?:[\w.$@+-]+/)*(?:[\w$.-]+\.(?:java|kt|kts|scala|groovy|clj)(?::\d+)?|"
@@ -123,6 +126,8 @@ def parse_java_traces(lines: list[str], offset: int = 0) -> list[tuple[int, Cras
     while i < n:
         line = lines[i]
         m = HEAD.match(line.strip()) if line[:1] not in (" ", "\t") else None
+        if m is None and i + 1 < n and line[:1] not in (" ", "\t") and parse_frame(lines[i + 1]):
+            m = IN_LOG_LINE.search(line)          # "10:00:01 ERROR [main] failed: java.io.IOException: x"
         if not m or i + 1 >= n or parse_frame(lines[i + 1]) is None:
             i += 1
             continue
