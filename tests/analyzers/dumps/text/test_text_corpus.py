@@ -130,6 +130,9 @@ def test_hs_err_native_oom(corpus):
     assert rep.extra["error_location"] == "os_linux.cpp:2879"
     assert rep.extra["problematic_frame"] is None
     assert "34359738368 bytes" in rep.extra["detail"]
+    assert rep.extra["heap_max_bytes"] == 32 * 2**30                  # krashpad: heap reserved 32 GB
+    assert rep.extra["code_cache_bytes"] == 240 * 2**20               # krashpad: code cache 240 MB
+    assert rep.extra["command_line"] == "-XX:+PrintFlagsFinal -Xms32g"
 
 
 def test_hs_err_internal_error(corpus):

@@ -161,3 +161,17 @@ def test_exception_header_on_a_log_line():
         ("java", "java.lang.IllegalStateException", 1), ("dotnet", "System.TimeoutException", 4)]
     assert reps[0].exception.message == "pool exhausted"
     assert reps[1].exception.frames[0].line == 7
+
+
+def test_windows_hs_err_header_and_siginfo():
+    text = ("#\n# A fatal error has been detected by the Java Runtime Environment:\n#\n"
+            "#  EXCEPTION_ACCESS_VIOLATION (0xc0000005) at pc=0x000000006d8c7e1e, pid=5772, tid=0x0000000000001a48\n"
+            "#\n# JRE version: Java(TM) SE Runtime Environment (8.0_151-b12) (build 1.8.0_151-b12)\n"
+            "# Problematic frame:\n# V  [jvm.dll+0x147e1e]\n#\n\n"
+            "Current thread (0x0000000058f3e000):  JavaThread \"main\" [_thread_in_vm, id=6728, stack(0x1,0x2)]\n\n"
+            "siginfo: EXCEPTION_ACCESS_VIOLATION (0xc0000005), reading address 0x0000000000000000\n")
+    [rep] = parse_text_crash_text(text)
+    e = rep.exception
+    assert (e.type, e.code, e.subcode, e.address) == ("EXCEPTION_ACCESS_VIOLATION", 0xC0000005, "reading", 0)
+    assert rep.extra["jre_version"] == "8.0_151-b12" and rep.crashed_thread.id == 6728
+    assert rep.problem_class == "JVM_EXCEPTION_ACCESS_VIOLATION_IN_JVM"

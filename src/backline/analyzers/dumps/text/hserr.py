@@ -33,6 +33,12 @@ CURRENT = re.compile(r'^Current thread \((?P<addr>0x[0-9a-f]+)\):\s+(?P<kind>\w+
                      r'.*?(?:id=(?P<id>\d+))')
 SIGINFO = re.compile(r"^siginfo: si_signo: (?P<signo>\d+) \((?P<sig>\w+)\), si_code: (?P<code>-?\d+)"
                      r"(?: \((?P<cname>\w+)\))?(?:, si_addr: (?P<addr>0x[0-9a-f]+))?")
+WIN_SIGINFO = re.compile(r"^siginfo: (?P<sig>EXCEPTION_\w+) \((?P<code>0x[0-9a-fA-F]+)\)"
+                         r"(?:, (?P<access>reading|writing|execute|data execution prevention violation)"
+                         r"(?: at)? address (?P<addr>0x[0-9a-fA-F]+))?")
+FLAG = re.compile(r"^\s*(?:size_t|uintx|intx|uint64_t|bool|double|ccstr|ccstrlist|int|uint)\s+(?P<name>\w+)\s+"
+                  r"[:]?= (?P<value>\S*)")
+COMMAND_LINE = re.compile(r"^(?:Command Line|jvm_args):\s*(?P<args>.*?)\s*$")
 NATIVE = re.compile(r"^(?P<kind>[CVvJjA])\s+(?P<rest>.*)$")
 NATIVE_LIB = re.compile(r"^\[(?P<mod>[^\]+]+)\+(?P<off>0x[0-9a-f]+)\]\s*(?P<func>.*?)(?:\+(?P<foff>0x[0-9a-f]+))?\s*$")
 JAVA_METHOD = re.compile(r"^(?:\d+\s+)?(?:(?:C[12]|c[12]|JVMCI)\s+)?(?P<func>[\w$.<>/]+?)\(")
@@ -83,6 +89,7 @@ def parse_hs_err(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
     threads: list[CrashThread] = []
     current_idx = None
     section = None
+    flags: dict[str, str] = {}
     i = start
     n = len(lines)
     while i < n:
@@ -115,6 +122,14 @@ def parse_hs_err(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
             extra["current_thread_kind"] = m["kind"]
         elif m := SIGINFO.match(line):
             siginfo = m
+        elif m := WIN_SIGINFO.match(line):
+            extra["win_access"] = m["access"]
+            if m["addr"]:
+                extra["fault_address"] = int(m["addr"], 16)
+        elif m := COMMAND_LINE.match(line):
+            extra.setdefault("command_line", m["args"])
+        elif (m := FLAG.match(line)) and len(flags) < 5_000:
+            flags[m["name"]] = m["value"]
         elif line.startswith("Native frames:"):
             section = "native"
             i += 1
@@ -156,6 +171,13 @@ def parse_hs_err(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
     if siginfo is not None:
         subcode = siginfo["cname"]
         addr = int(siginfo["addr"], 16) if siginfo["addr"] else None
+    elif "fault_address" in extra:
+        subcode, addr = extra.get("win_access"), extra["fault_address"]
+    if flags:
+        extra["jvm_flags"] = flags
+        for key, flag in (("heap_max_bytes", "MaxHeapSize"), ("code_cache_bytes", "ReservedCodeCacheSize")):
+            if flags.get(flag, "").isdigit():
+                extra[key] = int(flags[flag])
     exc = CrashException(type=exc_type, message=message, code=code, subcode=subcode, address=addr,
                          thread=threads[current_idx].id if current_idx is not None else None,
                          frames=tuple(frames))
