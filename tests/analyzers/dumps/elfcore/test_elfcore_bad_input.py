@@ -77,3 +77,25 @@ def test_cyclic_stack_terminates(tmp_path, corpus):
         regs["rsp"] = regs["rbp"] = seg.vaddr
         frames = walker.walk(regs, max_frames=1000)
         assert 1 <= len(frames) <= 1000
+
+
+def test_random_corruption_never_escapes_as_another_error(tmp_path, corpus):
+    """Flipped bytes (mostly in headers and notes) give a report or a FormatError, nothing else."""
+    import random
+    src = _core_bytes(corpus)
+    exe = corpus / "dumps" / "lldb" / "elf-core" / "linux-x86_64.out"
+    rnd = random.Random(7)
+    outcomes = {"report": 0, "error": 0}
+    for i in range(80):
+        data = bytearray(src)
+        for _ in range(rnd.choice([1, 4, 16])):
+            data[rnd.randrange(0x3000)] = rnd.randrange(256)
+        p = tmp_path / f"fuzz{i}.core"
+        p.write_bytes(bytes(data))
+        try:
+            load_core(p, [exe])
+            outcomes["report"] += 1
+        except FormatError as exc:
+            assert str(p) in str(exc)
+            outcomes["error"] += 1
+    assert outcomes["report"] and outcomes["error"]

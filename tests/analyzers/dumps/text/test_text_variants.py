@@ -175,3 +175,24 @@ def test_windows_hs_err_header_and_siginfo():
     assert (e.type, e.code, e.subcode, e.address) == ("EXCEPTION_ACCESS_VIOLATION", 0xC0000005, "reading", 0)
     assert rep.extra["jre_version"] == "8.0_151-b12" and rep.crashed_thread.id == 6728
     assert rep.problem_class == "JVM_EXCEPTION_ACCESS_VIOLATION_IN_JVM"
+
+
+def test_mutated_corpus_texts_never_raise(corpus):
+    rnd = random.Random(3)
+    files = sorted((corpus / "dumps/text").glob("*/*.txt"))
+    assert files
+    for f in files:
+        lines = f.read_text(errors="replace").split("\n")
+        for _ in range(15):
+            ls = list(lines)
+            for _ in range(rnd.choice([1, 5])):
+                k = rnd.randrange(len(ls))
+                op = rnd.random()
+                if op < 0.35:
+                    del ls[k]
+                elif op < 0.7:
+                    ls.insert(k, ls[rnd.randrange(len(ls))])
+                else:
+                    ls[k] = ls[k][:rnd.randrange(len(ls[k]) + 1)]
+            for rep in parse_text_crash_text("\n".join(ls)):
+                assert rep.source_format in ("python", "java", "dotnet", "hs_err", "jstack", "faulthandler")
