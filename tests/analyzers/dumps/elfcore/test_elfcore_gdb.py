@@ -45,6 +45,10 @@ def test_null_deref_crash(linux_cores):
     assert top[0].trust == "context" and top[1].trust == "cfi"
     assert rep.blamed_frame == 0 and rep.signature == "store_value"
     assert rep.bucket_id == "NULL_POINTER_WRITE_SIGSEGV_null_deref!store_value"
+    insn = rep.extra["crash_instruction"]
+    assert insn["text"] == "mov dword ptr [rax + 4], edx"          # n->value = v, n == NULL
+    assert insn["registers"]["rax"] == 0 and insn["registers"]["edx"] == 42
+    assert insn["address"] == top[0].instruction
 
 
 def test_abort_assert(linux_cores):

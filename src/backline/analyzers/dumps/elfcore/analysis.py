@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from backline.analyzers.dumps.elfcore.modules import LoadedModule, resolve_modules
-from backline.analyzers.dumps.elfcore.reader import EM_386, EM_X86_64, ElfCore, open_core
+from backline.analyzers.dumps.elfcore.reader import EM_386, EM_AARCH64, EM_X86_64, ElfCore, open_core
 from backline.analyzers.dumps.elfcore.signals import si_code_name, signal_name
 from backline.analyzers.dumps.elfcore.unwind import SIGNAL_FRAME, Walker
 from backline.analyzers.dumps.hang import find_deadlocks
@@ -98,6 +98,7 @@ def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str
     threads = _with_waits(core, threads)
     exception = None
     problem = None
+    insn = None
     if crashing is not None:
         t = core.threads[crashing]
         si = core.siginfo
@@ -111,6 +112,7 @@ def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str
         exception = CrashException(type=signal_name(signo), message=msg, code=signo, subcode=sub,
                                    address=addr, thread=t.tid)
         problem = _problem_class(core, walker, threads[crashing], signo, code, addr)
+        insn = crash_instruction(walker, dict(t.registers))
     mods = tuple(CrashModule(name=m.name, base=m.base, size=m.end - m.base, path=m.path,
                              debug_id=m.build_id, code_id=m.build_id,
                              debug_file=str(m.image.debug.path) if m.image and m.image.debug else None,
@@ -123,7 +125,7 @@ def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str
         process_name=core.process_name, problem_class=problem,
         deadlocks=tuple(find_deadlocks(threads)), warnings=tuple(dict.fromkeys(warnings)),
         extra={"args": core.args, "auxv_entry": core.auxv.get(9),
-               "hang_dump": crashing is None},
+               "hang_dump": crashing is None, "crash_instruction": insn},
     )
     return _with_blame(report)
 
@@ -177,6 +179,44 @@ def _problem_class(core: ElfCore, walker: Walker, thread: CrashThread, signo: in
     if addr is not None and addr < NULL_LIMIT:
         return f"NULL_POINTER_{access or 'ACCESS'}"
     return f"INVALID_POINTER_{access or 'ACCESS'}"
+
+
+def crash_instruction(walker: Walker, registers: dict[str, int]) -> dict | None:
+    """The faulting instruction, disassembled with capstone, with the registers it uses.
+
+    ``{"address": pc, "text": "mov dword ptr [rax + 4], edx", "registers": {"rax": 0, ...}}``
+    """
+    arch = walker.arch
+    if arch is None or arch.pc not in registers:
+        return None
+    try:
+        import capstone
+    except ImportError:  # pragma: no cover - capstone is a dependency
+        return None
+    pc = registers[arch.pc]
+    modes = {EM_X86_64: (capstone.CS_ARCH_X86, capstone.CS_MODE_64),
+             EM_386: (capstone.CS_ARCH_X86, capstone.CS_MODE_32),
+             EM_AARCH64: (capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)}
+    mode = modes.get(walker.core.machine)
+    code = walker.read_code(pc, 16) if mode else None
+    if code is None:
+        return None
+    md = capstone.Cs(*mode)
+    md.detail = True
+    for insn in md.disasm(code, pc, 1):
+        used: dict[str, int] = {}
+        try:
+            read, written = insn.regs_access()
+            for r in list(read) + list(written):
+                name = insn.reg_name(r)
+                if name in registers:
+                    used[name] = registers[name]
+                elif name and name.startswith("e") and "r" + name[1:] in registers:
+                    used[name] = registers["r" + name[1:]] & 0xFFFFFFFF
+        except capstone.CsError:
+            pass
+        return {"address": pc, "text": f"{insn.mnemonic} {insn.op_str}".strip(), "registers": used}
+    return None
 
 
 def _access_kind(walker: Walker, pc: int) -> str | None:

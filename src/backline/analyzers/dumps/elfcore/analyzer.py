@@ -61,7 +61,8 @@ class ElfCoreAnalyzer(Analyzer):
                           data={"signal": rep.exception.type, "si_code": rep.exception.subcode,
                                 "address": rep.exception.address, "thread": t.id,
                                 "problem_class": rep.problem_class, "bucket_id": rep.bucket_id,
-                                "signature": rep.signature, "frames": len(t.frames)})
+                                "signature": rep.signature, "frames": len(t.frames),
+                                "instruction": (rep.extra.get("crash_instruction") or {}).get("text")})
             yield Event(ts=None, artifact=a, kind="dump.crash", summary=title,
                         severity=Severity.CRITICAL, ref=refs[0], ts_quality=TsQuality.NONE,
                         analyzer=self.name)
