@@ -45,6 +45,14 @@ def _is_system(module: str | None) -> bool:
     return bool(module) and any(re.search(p, module) for p in SYSTEM_MODULES)
 
 
+def _is_abort_machinery(function: str | None) -> bool:
+    """raise/abort/assert frames (also inside static executables); ``.constprop.0`` etc. ignored."""
+    if not function:
+        return False
+    base = re.sub(r"\.(?:constprop|isra|part|cold)(?:\.\d+)*$", "", clean_function(function) or "")
+    return bool(SIGNATURE_SKIP.match(base))
+
+
 def clean_function(name: str | None) -> str | None:
     """glibc internal aliases as users know them: ``__GI_raise`` -> ``raise``."""
     if name and name.startswith("__GI_"):
@@ -106,6 +114,10 @@ def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str
         code = si.code if si and si.signo == signo else None
         sub = si_code_name(signo, code) if code is not None else None
         addr = si.addr if si and si.signo == signo else None
+        if addr is None and signo in (7, 11) and walker.arch and walker.arch.pc in t.registers:
+            addr = _effective_address(walker, t.registers, t.registers[walker.arch.pc])
+            if addr is not None:
+                warnings.append("no NT_SIGINFO: fault address computed from the faulting instruction")
         msg = signal_name(signo) + (f" / {sub}" if sub else "")
         if si is not None and si.sender_pid is not None and code is not None and code <= 0:
             msg += f" sent by pid {si.sender_pid}"
@@ -136,14 +148,18 @@ def _with_blame(report: CrashReport) -> CrashReport:
         return report
     # a crash inside a signal handler: the interrupted code (after the trampoline) is to blame
     after = next((i + 1 for i, f in enumerate(t.frames) if f.function == SIGNAL_FRAME), 0)
-    blamed = next((i for i, f in enumerate(t.frames) if i >= after and f.module and not _is_system(f.module)),
-                  next((i for i, f in enumerate(t.frames) if f.module and not _is_system(f.module)), 0))
+
+    def blameable(i: int, f) -> bool:
+        return bool(f.module) and not _is_system(f.module) and not _is_abort_machinery(f.function)
+
+    blamed = next((i for i, f in enumerate(t.frames) if i >= after and blameable(i, f)),
+                  next((i for i, f in enumerate(t.frames) if blameable(i, f)), 0))
     f = t.frames[blamed]
     parts: list[str] = []
     for fr in t.frames[:blamed + 1]:
         name = clean_function(fr.function) or (f"{fr.module}+{fr.module_offset:#x}" if fr.module
                                                 else f"{fr.instruction or 0:#x}")
-        if fr is not f and (SIGNATURE_SKIP.match(name or "") or name == SIGNAL_FRAME):
+        if fr is not f and (_is_abort_machinery(name) or name == SIGNAL_FRAME):
             continue
         if fr is not f and _is_system(fr.module):
             continue
@@ -175,6 +191,8 @@ def _problem_class(core: ElfCore, walker: Walker, thread: CrashThread, signo: in
         return "EXECUTE_NULL" if addr < NULL_LIMIT else "EXECUTE_NON_CODE"
     if addr is not None and sp is not None and abs(addr - sp) < 0x10000 and not core.is_readable(addr):
         return "STACK_OVERFLOW"
+    if addr is None and pc is not None:
+        addr = _effective_address(walker, thread.registers, pc)
     access = _access_kind(walker, pc) if pc is not None else None
     if addr is not None and addr < NULL_LIMIT:
         return f"NULL_POINTER_{access or 'ACCESS'}"
@@ -211,11 +229,57 @@ def crash_instruction(walker: Walker, registers: dict[str, int]) -> dict | None:
                 name = insn.reg_name(r)
                 if name in registers:
                     used[name] = registers[name]
-                elif name and name.startswith("e") and "r" + name[1:] in registers:
+                elif name and name[0] == "e" and "r" + name[1:] in registers:      # eax -> rax
                     used[name] = registers["r" + name[1:]] & 0xFFFFFFFF
+                elif name and name[0] == "w" and "x" + name[1:] in registers:      # w1 -> x1
+                    used[name] = registers["x" + name[1:]] & 0xFFFFFFFF
         except capstone.CsError:
             pass
         return {"address": pc, "text": f"{insn.mnemonic} {insn.op_str}".strip(), "registers": used}
+    return None
+
+
+def _effective_address(walker: Walker, registers, pc: int) -> int | None:
+    """The memory operand's address (base + index * scale + displacement) of the instruction at
+    ``pc``: the fault address when the core has no ``NT_SIGINFO`` (e.g. qemu-user cores)."""
+    try:
+        import capstone
+    except ImportError:  # pragma: no cover
+        return None
+    machine = walker.core.machine
+    if machine == EM_X86_64:
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    elif machine == EM_386:
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
+    elif machine == EM_AARCH64:
+        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    else:
+        return None
+    md.detail = True
+    code = walker.read_code(pc, 16)
+    if code is None:
+        return None
+
+    def reg(r: int) -> int | None:
+        if not r:
+            return 0
+        name = insn.reg_name(r)
+        if name in registers:
+            return registers[name]
+        if name and name[0] in "ew" and ("r" + name[1:]) in registers:       # eax -> rax
+            return registers["r" + name[1:]] & 0xFFFFFFFF
+        if name and name[0] == "w" and ("x" + name[1:]) in registers:         # w1 -> x1
+            return registers["x" + name[1:]] & 0xFFFFFFFF
+        return None
+
+    for insn in md.disasm(code, pc, 1):
+        for op in insn.operands:
+            if op.type == (capstone.x86.X86_OP_MEM if machine != EM_AARCH64 else capstone.arm64.ARM64_OP_MEM):
+                base, index = reg(op.mem.base), reg(op.mem.index)
+                if base is None or index is None:
+                    return None
+                scale = getattr(op.mem, "scale", 1) or 1
+                return (base + index * scale + op.mem.disp) & ((1 << 64) - 1)
     return None
 
 
@@ -226,7 +290,14 @@ def _access_kind(walker: Walker, pc: int) -> str | None:
     except ImportError:  # pragma: no cover - capstone is a dependency
         return None
     code = walker.read_code(pc, 16)
-    if code is None or walker.core.machine not in (EM_X86_64, EM_386):
+    if code is None or walker.core.machine not in (EM_X86_64, EM_386, EM_AARCH64):
+        return None
+    if walker.core.machine == EM_AARCH64:
+        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+        md.detail = True
+        for insn in md.disasm(code, pc, 1):
+            m = insn.mnemonic
+            return "WRITE" if m.startswith("st") else "READ" if m.startswith("ld") else None
         return None
     mode = capstone.CS_MODE_64 if walker.core.machine == EM_X86_64 else capstone.CS_MODE_32
     md = capstone.Cs(capstone.CS_ARCH_X86, mode)

@@ -155,6 +155,46 @@ def _accept(path: Path, want_id: str | None, symbol_paths: Sequence[Path]) -> El
     return img
 
 
+def _attach_executable(core: ElfCore, mods: list[LoadedModule], finder: BinaryFinder, entry: int,
+                       symbol_paths: Sequence[Path], warnings: list[str]) -> None:
+    """Find the executable among ``--binaries`` files by entry point, then build id / name."""
+    phdr = core.auxv.get(AT_PHDR)
+    core_id = read_build_id(core, phdr & ~0xFFF) if phdr else None
+    owner = next((m for m in mods if m.contains(entry)), None)
+    if owner is not None and owner.build_id:
+        core_id = owner.build_id
+    best: tuple[int, ElfImage, Path] | None = None
+    for cand in finder.all_files():
+        img = open_image(cand, symbol_paths)
+        if img is None or img.elf_type != "ET_EXEC" or img.entry != entry:
+            continue
+        if core_id and img.build_id and img.build_id != core_id:
+            continue                                    # same entry point, different program
+        score = 2 if (core_id and img.build_id == core_id) else \
+            1 if core.process_name and cand.name.startswith(core.process_name) else 0
+        if best is None or score > best[0]:
+            best = (score, img, cand)
+    if best is None:
+        return
+    score, img, cand = best
+    if score == 0:
+        warnings.append(f"executable {cand.name} chosen by entry point only (no build id or name to confirm)")
+    if owner is None:
+        owner = LoadedModule(name=cand.name, path=str(cand), base=img.min_vaddr,
+                             end=img.min_vaddr + _image_span(img), build_id=core_id)
+        mods.append(owner)
+    owner.image = img
+    owner.bias = 0
+
+
+def _image_span(img: ElfImage) -> int:
+    if img._elf is None:
+        return 0x1000000
+    ends = [seg.header.p_vaddr + seg.header.p_memsz for seg in img._elf.iter_segments()
+            if seg.header.p_type == "PT_LOAD"]
+    return (max(ends) - img.min_vaddr) if ends else 0x1000000
+
+
 def resolve_modules(core: ElfCore, binary_paths: Sequence[Path], symbol_paths: Sequence[Path],
                     warnings: list[str]) -> list[LoadedModule]:
     """Modules of ``core`` with their images attached where they could be found."""
@@ -185,20 +225,7 @@ def resolve_modules(core: ElfCore, binary_paths: Sequence[Path], symbol_paths: S
             m.bias = m.base - img.min_vaddr
     # The main executable by entry point when NT_FILE did not lead to it.
     if entry is not None and not any(m.image and m.contains(entry) for m in mods):
-        for cand in finder.all_files():
-            img = open_image(cand, symbol_paths)
-            if img is None:
-                continue
-            if img.elf_type == "ET_EXEC" and img.entry == entry:
-                owner = next((m for m in mods if m.contains(entry)), None)
-                if owner is None:
-                    owner = LoadedModule(name=cand.name, path=str(cand), base=img.min_vaddr,
-                                         end=img.min_vaddr + 0x1000000)
-                    mods.append(owner)
-                owner.image = img
-                owner.bias = 0
-                break
-            img.close()
+        _attach_executable(core, mods, finder, entry, symbol_paths, warnings)
     for m in mods:
         if m.image is None and not m.name.startswith("["):
             warnings.append(f"no binary for {m.name} (build id {m.build_id or 'unknown'}): "
