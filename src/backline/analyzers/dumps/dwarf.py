@@ -80,6 +80,7 @@ class DwarfIndex:
         self._cu_ranges: list[tuple[int, int, int]] | None = None
         self._lines: dict[int, tuple[list[int], list[tuple[int, int]]]] = {}
         self._files: dict[int, list[str]] = {}
+        self._line_versions: dict[int, int] = {}
         self._subprograms: dict[int, list] = {}
 
     # -- finding the CU -----------------------------------------------------
@@ -148,6 +149,7 @@ class DwarfIndex:
                 addrs.append(a)
                 rows.append((f, ln))
         self._files[key] = files
+        self._line_versions[key] = lp.header["version"] if lp is not None else cu.header["version"]
         self._lines[key] = (addrs, rows)
         if len(self._lines) > MAX_CU_CACHE:
             self._lines.pop(next(iter(self._lines)))
@@ -155,7 +157,7 @@ class DwarfIndex:
 
     def _file_name(self, cu, index: int) -> str | None:
         files = self._files.get(cu.cu_offset, [])
-        ver = cu.header["version"]
+        ver = self._line_versions.get(cu.cu_offset, cu.header["version"])   # the line table's own
         i = index if ver >= 5 else index - 1
         return files[i] if 0 <= i < len(files) else None
 

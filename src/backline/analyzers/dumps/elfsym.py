@@ -30,9 +30,9 @@ _BIND_RANK = {1: 0, 2: 1, 0: 2}          # STB_GLOBAL, STB_WEAK, STB_LOCAL
 STT_FUNC, STT_GNU_IFUNC = 2, 10
 
 
-def _iter_func_symbols(raw: bytes, strtab: bytes, is64: bool):
+def _iter_func_symbols(raw: bytes, strtab: bytes, is64: bool, endian: str = "<"):
     """``(name, st_info, st_value, st_size)`` of defined function symbols in a symbol table."""
-    fmt = "<IBBHQQ" if is64 else "<IIIBBH"
+    fmt = endian + ("IBBHQQ" if is64 else "IIIBBH")
     size = 24 if is64 else 16
     count = min(len(raw) // size, MAX_SYMBOLS)
     for i, entry in enumerate(struct.iter_unpack(fmt, raw[:count * size])):
@@ -105,11 +105,11 @@ def find_debug_file(build_id: str | None, folders: Sequence[Path]) -> Path | Non
     return None
 
 
-def build_id_from_notes(data: bytes) -> str | None:
+def build_id_from_notes(data: bytes, endian: str = "<") -> str | None:
     """The NT_GNU_BUILD_ID in a block of ELF notes, as hex."""
     pos = 0
     while pos + 12 <= len(data):
-        namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+        namesz, descsz, ntype = struct.unpack_from(endian + "III", data, pos)
         name_off = pos + 12
         desc_off = name_off + ((namesz + 3) & ~3)
         nxt = desc_off + ((descsz + 3) & ~3)
@@ -131,6 +131,7 @@ class ElfImage:
     entry: int
     min_vaddr: int
     ptr_size: int
+    endian: str = "<"
     _fh: object = None
     _elf: ELFFile | None = None
     _sym_addrs: list[int] = field(default_factory=list)
@@ -162,7 +163,8 @@ class ElfImage:
             min_vaddr = (min(loads) & ~0xFFF) if loads else 0
             img = cls(path=path, build_id=build_id, elf_type=elf.header.e_type,
                       entry=elf.header.e_entry, min_vaddr=min_vaddr,
-                      ptr_size=8 if elf.elfclass == 64 else 4, _fh=fh, _elf=elf)
+                      ptr_size=8 if elf.elfclass == 64 else 4,
+                      endian="<" if elf.little_endian else ">", _fh=fh, _elf=elf)
             return img
         except Exception:
             fh.close()
@@ -217,7 +219,7 @@ class ElfImage:
                     raw = sec.data()
                 except (ELFError, OSError, ValueError, IndexError):
                     continue
-                for name, info, value, size in _iter_func_symbols(raw, strtab, img.ptr_size == 8):
+                for name, info, value, size in _iter_func_symbols(raw, strtab, img.ptr_size == 8, img.endian):
                     name = name.split("@", 1)[0]
                     names.setdefault(name, value)
                     if name.startswith("__GI_"):
@@ -273,7 +275,7 @@ class ElfImage:
                         data = sec.data()
                     except (ELFError, OSError, ValueError):
                         continue
-                    self._cfi.append(CfiTable(data, sec.header.sh_addr, eh, img.ptr_size))
+                    self._cfi.append(CfiTable(data, sec.header.sh_addr, eh, img.ptr_size, img.endian))
         return self._cfi
 
     def rules_for(self, addr: int):

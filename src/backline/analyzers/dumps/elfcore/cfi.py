@@ -91,12 +91,17 @@ class CfiTable:
     address: int
     eh: bool
     ptr_size: int = 8
+    endian: str = "<"
     _starts: list[int] = field(default_factory=list)
     _fdes: list[tuple[int, int, int]] = field(default_factory=list)   # (start, end, offset)
     _cies: dict[int, _Cie] = field(default_factory=dict)
     _cache: dict[int, Rules | None] = field(default_factory=dict)
     _indexed: bool = False
     errors: int = 0
+
+    @property
+    def _bo(self) -> str:
+        return "little" if self.endian == "<" else "big"
 
     # -- parsing ------------------------------------------------------------
     def _read_encoded(self, pos: int, enc: int) -> tuple[int, int]:
@@ -106,24 +111,24 @@ class CfiTable:
         fmt = enc & 0x0F
         buf = self.data
         if fmt == 0x00:
-            val = int.from_bytes(buf[pos:pos + self.ptr_size], "little")
+            val = int.from_bytes(buf[pos:pos + self.ptr_size], self._bo)
             pos += self.ptr_size
         elif fmt == 0x01:
             val, pos = _uleb(buf, pos)
         elif fmt == 0x02:
-            val, = struct.unpack_from("<H", buf, pos); pos += 2
+            val, = struct.unpack_from(self.endian + "H", buf, pos); pos += 2
         elif fmt == 0x03:
-            val, = struct.unpack_from("<I", buf, pos); pos += 4
+            val, = struct.unpack_from(self.endian + "I", buf, pos); pos += 4
         elif fmt == 0x04:
-            val, = struct.unpack_from("<Q", buf, pos); pos += 8
+            val, = struct.unpack_from(self.endian + "Q", buf, pos); pos += 8
         elif fmt == 0x09:
             val, pos = _sleb(buf, pos)
         elif fmt == 0x0A:
-            val, = struct.unpack_from("<h", buf, pos); pos += 2
+            val, = struct.unpack_from(self.endian + "h", buf, pos); pos += 2
         elif fmt == 0x0B:
-            val, = struct.unpack_from("<i", buf, pos); pos += 4
+            val, = struct.unpack_from(self.endian + "i", buf, pos); pos += 4
         elif fmt == 0x0C:
-            val, = struct.unpack_from("<q", buf, pos); pos += 8
+            val, = struct.unpack_from(self.endian + "q", buf, pos); pos += 8
         else:
             raise ValueError(f"pointer encoding {enc:#x}")
         app = enc & 0x70
@@ -137,12 +142,12 @@ class CfiTable:
         buf = self.data
         if pos + 4 > len(buf):
             return None
-        length, = struct.unpack_from("<I", buf, pos)
+        length, = struct.unpack_from(self.endian + "I", buf, pos)
         if length == 0:
             return None
         off64 = length == 0xFFFFFFFF
         if off64:
-            length, = struct.unpack_from("<Q", buf, pos + 4)
+            length, = struct.unpack_from(self.endian + "Q", buf, pos + 4)
             hdr = 12
         else:
             hdr = 4
@@ -151,7 +156,7 @@ class CfiTable:
         if nxt > len(buf) or length < 4:
             raise ValueError(f"CFI entry at {pos:#x} runs past the section")
         idsz = 8 if off64 else 4
-        cid = int.from_bytes(buf[body:body + idsz], "little")
+        cid = int.from_bytes(buf[body:body + idsz], self._bo)
         return length, cid, body + idsz, nxt
 
     def _is_cie(self, cid: int, body_id_pos: int) -> bool:
@@ -302,7 +307,7 @@ class CfiTable:
                     return
             elif op in (0x02, 0x03, 0x04):
                 size = {0x02: 1, 0x03: 2, 0x04: 4}[op]
-                loc += int.from_bytes(code[p:p + size], "little") * ca
+                loc += int.from_bytes(code[p:p + size], self._bo) * ca
                 p += size
                 if loc > pc:
                     return
@@ -374,7 +379,7 @@ class CfiTable:
 
     def _read_encoded_from(self, code: bytes, p: int, enc: int) -> tuple[int, int]:
         size = self.ptr_size if enc & 0x0F == 0 else {2: 2, 3: 4, 4: 8, 0xA: 2, 0xB: 4, 0xC: 8}.get(enc & 0x0F, 4)
-        return int.from_bytes(code[p:p + size], "little"), p + size
+        return int.from_bytes(code[p:p + size], self._bo), p + size
 
 
 @dataclass(slots=True)

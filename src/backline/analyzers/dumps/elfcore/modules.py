@@ -50,13 +50,14 @@ def read_build_id(core: ElfCore, base: int) -> str | None:
     if head is None or head[:4] != b"\x7fELF":
         return None
     is64 = head[4] == 2
+    E = "<" if head[5] != 2 else ">"
     try:
         if is64:
-            phoff, = struct.unpack_from("<Q", head, 32)
-            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            phoff, = struct.unpack_from(E + "Q", head, 32)
+            phentsize, phnum = struct.unpack_from(E + "HH", head, 54)
         else:
-            phoff, = struct.unpack_from("<I", head, 28)
-            phentsize, phnum = struct.unpack_from("<HH", head, 42)
+            phoff, = struct.unpack_from(E + "I", head, 28)
+            phentsize, phnum = struct.unpack_from(E + "HH", head, 42)
     except struct.error:
         return None
     if phnum > 128 or phentsize not in (32, 56):
@@ -69,9 +70,9 @@ def read_build_id(core: ElfCore, base: int) -> str | None:
     for i in range(phnum):
         off = i * phentsize
         if is64:
-            p_type, _f, _o, p_vaddr, _pa, p_filesz, _m, _a = struct.unpack_from("<IIQQQQQQ", phdrs, off)
+            p_type, _f, _o, p_vaddr, _pa, p_filesz, _m, _a = struct.unpack_from(E + "IIQQQQQQ", phdrs, off)
         else:
-            p_type, _o, p_vaddr, _pa, p_filesz, _m, _f, _a = struct.unpack_from("<IIIIIIII", phdrs, off)
+            p_type, _o, p_vaddr, _pa, p_filesz, _m, _f, _a = struct.unpack_from(E + "IIIIIIII", phdrs, off)
         if p_type == 1:
             loads.append(p_vaddr)
         elif p_type == 4 and p_filesz < 65536:
@@ -80,7 +81,7 @@ def read_build_id(core: ElfCore, base: int) -> str | None:
     for vaddr, size in notes:
         data = core.read(bias + vaddr, size)
         if data:
-            bid = build_id_from_notes(data)
+            bid = build_id_from_notes(data, E)
             if bid:
                 return bid
     return None

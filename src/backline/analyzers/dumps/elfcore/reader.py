@@ -29,14 +29,17 @@ PT_LOAD = 1
 PT_NOTE = 4
 NT_PRSTATUS = 1
 NT_PRPSINFO = 3
+NT_FPREGSET = 2
 NT_AUXV = 6
 NT_SIGINFO = 0x53494749
 NT_FILE = 0x46494C45
 
 EM_386 = 3
+EM_PPC64 = 21
+EM_S390 = 22
 EM_X86_64 = 62
 EM_AARCH64 = 183
-MACHINES = {EM_386: "x86", EM_X86_64: "amd64", EM_AARCH64: "arm64"}
+MACHINES = {EM_386: "x86", EM_X86_64: "amd64", EM_AARCH64: "arm64", EM_PPC64: "ppc64", EM_S390: "s390x"}
 
 MAX_NOTES = 100_000
 MAX_SEGMENTS = 1_000_000
@@ -49,9 +52,13 @@ GREGS = {
     EM_386: ("ebx", "ecx", "edx", "esi", "edi", "ebp", "eax", "ds", "es", "fs", "gs", "orig_eax",
              "eip", "cs", "eflags", "esp", "ss"),
     EM_AARCH64: tuple(f"x{i}" for i in range(31)) + ("sp", "pc", "pstate"),
+    # s390x: PSW mask and address, r0-r15 (the 4-byte access registers that follow are not read)
+    EM_S390: ("pswm", "pswa") + tuple(f"r{i}" for i in range(16)),
+    EM_PPC64: tuple(f"r{i}" for i in range(32)) + ("nip", "msr", "orig_gpr3", "ctr", "link", "xer", "ccr",
+                                                   "softe", "trap", "dar", "dsisr", "result"),
 }
 # Offset of pr_reg inside elf_prstatus: 112 on 64-bit ABIs, 72 on i386.
-PR_REG_OFFSET = {EM_X86_64: 112, EM_AARCH64: 112, EM_386: 72}
+PR_REG_OFFSET = {EM_X86_64: 112, EM_AARCH64: 112, EM_386: 72, EM_S390: 112, EM_PPC64: 112}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,7 @@ class ElfCore:
     machine: int
     is64: bool
     segments: list[Segment]
+    endian: str = "<"
     threads: list[ThreadStatus] = field(default_factory=list)
     files: list[MappedFile] = field(default_factory=list)
     auxv: dict[int, int] = field(default_factory=dict)
@@ -123,6 +131,10 @@ class ElfCore:
     @property
     def ptr_size(self) -> int:
         return 8 if self.is64 else 4
+
+    @property
+    def byteorder(self) -> str:
+        return "little" if self.endian == "<" else "big"
 
     def close(self) -> None:
         if isinstance(self._data, mmap.mmap):
@@ -167,11 +179,11 @@ class ElfCore:
         raw = self.read(addr, self.ptr_size)
         if raw is None:
             return None
-        return int.from_bytes(raw, "little")
+        return int.from_bytes(raw, self.byteorder)
 
     def read_u32(self, addr: int) -> int | None:
         raw = self.read(addr, 4)
-        return None if raw is None else int.from_bytes(raw, "little")
+        return None if raw is None else int.from_bytes(raw, self.byteorder)
 
     def read_cstring(self, addr: int, limit: int = 4096) -> str | None:
         out = bytearray()
@@ -227,19 +239,20 @@ def _parse(path: Path, data: mmap.mmap | bytes, size: int) -> ElfCore:
     cls, endian = data[4], data[5]
     if cls not in (1, 2):
         raise FormatError(f"bad ELF class {cls}", artifact=name, locator="offset:0x4")
-    if endian != 1:
-        raise FormatError("big-endian cores are not supported", artifact=name, locator="offset:0x5")
+    if endian not in (1, 2):
+        raise FormatError(f"bad ELF data encoding {endian}", artifact=name, locator="offset:0x5")
+    E = "<" if endian == 1 else ">"
     is64 = cls == 2
     if is64:
         if size < 64:
             raise TruncatedError("ELF header truncated", artifact=name, locator="offset:0x0")
-        e_type, e_machine = struct.unpack_from("<HH", data, 16)
-        e_phoff, = struct.unpack_from("<Q", data, 32)
-        e_phentsize, e_phnum = struct.unpack_from("<HH", data, 54)
+        e_type, e_machine = struct.unpack_from(E + "HH", data, 16)
+        e_phoff, = struct.unpack_from(E + "Q", data, 32)
+        e_phentsize, e_phnum = struct.unpack_from(E + "HH", data, 54)
     else:
-        e_type, e_machine = struct.unpack_from("<HH", data, 16)
-        e_phoff, = struct.unpack_from("<I", data, 28)
-        e_phentsize, e_phnum = struct.unpack_from("<HH", data, 42)
+        e_type, e_machine = struct.unpack_from(E + "HH", data, 16)
+        e_phoff, = struct.unpack_from(E + "I", data, 28)
+        e_phentsize, e_phnum = struct.unpack_from(E + "HH", data, 42)
     if e_type != ET_CORE:
         raise FormatError(f"ELF type {e_type} is not a core file (ET_CORE=4)", artifact=name,
                           locator="offset:0x10")
@@ -261,10 +274,10 @@ def _parse(path: Path, data: mmap.mmap | bytes, size: int) -> ElfCore:
         off = e_phoff + i * e_phentsize
         if is64:
             p_type, p_flags, p_offset, p_vaddr, _pa, p_filesz, p_memsz, _al = struct.unpack_from(
-                "<IIQQQQQQ", data, off)
+                E + "IIQQQQQQ", data, off)
         else:
             p_type, p_offset, p_vaddr, _pa, p_filesz, p_memsz, p_flags, _al = struct.unpack_from(
-                "<IIIIIIII", data, off)
+                E + "IIIIIIII", data, off)
         if p_type == PT_NOTE:
             if p_offset + p_filesz > size:
                 raise TruncatedError(f"note segment {p_offset:#x}+{p_filesz:#x} runs past the end "
@@ -280,12 +293,12 @@ def _parse(path: Path, data: mmap.mmap | bytes, size: int) -> ElfCore:
             segments.append(Segment(p_vaddr, p_memsz, p_offset, filesz, p_flags))
     segments.sort(key=lambda s: s.vaddr)
     core = ElfCore(path=path, machine=e_machine, is64=is64, segments=segments, warnings=warnings,
-                   _data=data, _starts=[s.vaddr for s in segments])
+                   endian=E, _data=data, _starts=[s.vaddr for s in segments])
     if e_machine not in GREGS:
         core.warnings.append(f"unsupported machine {e_machine}: registers not decoded")
     count = 0
     for off, length in notes:
-        for n_type, n_name, desc_off, desc_len in _iter_notes(data, off, length, name):
+        for n_type, n_name, desc_off, desc_len in _iter_notes(data, off, length, name, E):
             count += 1
             if count > MAX_NOTES:
                 raise FormatError(f"more than {MAX_NOTES} notes", artifact=name,
@@ -298,11 +311,11 @@ def _parse(path: Path, data: mmap.mmap | bytes, size: int) -> ElfCore:
     return core
 
 
-def _iter_notes(data, off: int, length: int, name: str):
+def _iter_notes(data, off: int, length: int, name: str, E: str = "<"):
     end = off + length
     pos = off
     while pos + 12 <= end:
-        namesz, descsz, n_type = struct.unpack_from("<III", data, pos)
+        namesz, descsz, n_type = struct.unpack_from(E + "III", data, pos)
         name_off = pos + 12
         desc_off = name_off + ((namesz + 3) & ~3)
         nxt = desc_off + ((descsz + 3) & ~3)
@@ -316,7 +329,8 @@ def _iter_notes(data, off: int, length: int, name: str):
 
 def _apply_note(core: ElfCore, n_type: int, desc: bytes, off: int) -> None:
     p = core.ptr_size
-    fmt = "<Q" if p == 8 else "<I"
+    E = core.endian
+    fmt = E + ("Q" if p == 8 else "I")
     if n_type == NT_PRSTATUS:
         regs: dict[str, int] = {}
         names = GREGS.get(core.machine, ())
@@ -326,25 +340,30 @@ def _apply_note(core: ElfCore, n_type: int, desc: bytes, off: int) -> None:
             return
         for i, reg in enumerate(names):
             regs[reg] = struct.unpack_from(fmt, desc, base + i * p)[0]
-        cursig, = struct.unpack_from("<h", desc, 12)
+        cursig, = struct.unpack_from(E + "h", desc, 12)
         pid_off = 32 if p == 8 else 24
-        tid, ppid = struct.unpack_from("<ii", desc, pid_off)
+        tid, ppid = struct.unpack_from(E + "ii", desc, pid_off)
         core.threads.append(ThreadStatus(tid=tid, signal=cursig, registers=regs, note_offset=off,
                                          ppid=ppid))
+    elif n_type == NT_FPREGSET and core.machine == EM_S390 and core.threads and len(desc) >= 8 + 16 * 8:
+        # s390x: fpc, pad, f0-f15; compilers park r11/r15 of leaf functions in f-registers
+        regs = core.threads[-1].registers
+        for i in range(16):
+            regs[f"f{i}"] = struct.unpack_from(E + "Q", desc, 8 + 8 * i)[0]
     elif n_type == NT_PRPSINFO:
         fname_off, args_off, pid_off = (40, 56, 24) if p == 8 else (28, 44, 12)
         if len(desc) >= args_off + 80:
             core.process_name = desc[fname_off:fname_off + 16].split(b"\0")[0].decode("utf-8", "replace")
             core.args = desc[args_off:args_off + 80].split(b"\0")[0].decode("utf-8", "replace").strip()
-            core.pid, = struct.unpack_from("<i", desc, pid_off)
+            core.pid, = struct.unpack_from(E + "i", desc, pid_off)
     elif n_type == NT_SIGINFO and len(desc) >= 12:
-        signo, errno, code = struct.unpack_from("<iii", desc, 0)
+        signo, errno, code = struct.unpack_from(E + "iii", desc, 0)
         addr = sender = None
         union = 16 if p == 8 else 12
         if signo in (4, 5, 7, 8, 11) and 0 < code < 0x80 and len(desc) >= union + p:   # SIGILL SIGTRAP SIGBUS SIGFPE SIGSEGV
             addr = struct.unpack_from(fmt, desc, union)[0]
         elif code <= 0 and len(desc) >= union + 4:                    # sent by kill/tgkill
-            sender = struct.unpack_from("<i", desc, union)[0]
+            sender = struct.unpack_from(E + "i", desc, union)[0]
         core.siginfo = SigInfo(signo, errno, code, addr, sender)
     elif n_type == NT_AUXV:
         for i in range(0, len(desc) - 2 * p + 1, 2 * p):
@@ -362,6 +381,6 @@ def _apply_note(core: ElfCore, n_type: int, desc: bytes, off: int) -> None:
             return
         names = desc[table + count * 3 * p:].split(b"\0")
         for i in range(count):
-            start, end, pgoff = struct.unpack_from("<QQQ" if p == 8 else "<III", desc, table + i * 3 * p)
+            start, end, pgoff = struct.unpack_from(E + ("QQQ" if p == 8 else "III"), desc, table + i * 3 * p)
             fname = names[i].decode("utf-8", "replace") if i < len(names) else ""
             core.files.append(MappedFile(start, end, pgoff * page, fname))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from backline.analyzers.dumps.elfcore.modules import LoadedModule
-from backline.analyzers.dumps.elfcore.reader import EM_386, EM_AARCH64, EM_X86_64, ElfCore
+from backline.analyzers.dumps.elfcore.reader import EM_386, EM_AARCH64, EM_PPC64, EM_S390, EM_X86_64, ElfCore
 from backline.analyzers.dumps.elfsym import demangle
 from backline.analyzers.dumps.model import StackFrame
 
@@ -63,6 +63,14 @@ ARCHES = {
     EM_AARCH64: Arch("pc", "sp", "x29",
                      {**{i: f"x{i}" for i in range(31)}, 31: "sp"},
                      tuple(f"x{i}" for i in range(19, 31)), 8, 30),
+    # s390x: return address in r14, stack pointer r15, r11 the usual frame pointer
+    EM_S390: Arch("pswa", "r15", "r11",
+                  {**{i: f"r{i}" for i in range(16)},
+                   **{16 + k: f"f{n}" for k, n in enumerate((0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15))}},
+                  tuple(f"r{i}" for i in range(6, 16)), 8, 14),
+    # ppc64 (ELFv2): return address in the link register (DWARF 65), stack pointer r1
+    EM_PPC64: Arch("nip", "r1", "r31", {**{i: f"r{i}" for i in range(32)}, 65: "link"},
+                   tuple(f"r{i}" for i in range(14, 32)) + ("r1",), 8, 65),
 }
 
 
@@ -120,12 +128,28 @@ class Walker:
 
     def _after_call(self, ra: int) -> bool:
         """Is the instruction before ``ra`` a call (x86) / ``bl``/``blr`` (arm64)?"""
-        if self.core.machine == EM_AARCH64:
+        machine = self.core.machine
+        if ra % {EM_AARCH64: 4, EM_PPC64: 4, EM_S390: 2}.get(machine, 1):
+            return False                    # misaligned for this instruction set
+        if machine == EM_AARCH64:
             raw = self.read_code(ra - 4, 4)
             if raw is None:
                 return True
             w = int.from_bytes(raw, "little")
             return (w & 0xFC000000) == 0x94000000 or (w & 0xFFFFFC1F) == 0xD63F0000
+        if machine == EM_PPC64:
+            raw = self.read_code(ra - 4, 4)
+            if raw is None:
+                return True
+            w = int.from_bytes(raw, self.core.byteorder)
+            return (w & 0xFC000003) == 0x48000001 or w in (0x4E800421, 0x4E800021)   # bl, bctrl, blrl
+        if machine == EM_S390:
+            raw = self.read_code(ra - 6, 6)
+            if raw is None:
+                return True
+            return (raw[0] == 0xC0 and raw[1] & 0x0F == 5) or raw[4] == 0x0D or raw[2] == 0x4D  # brasl, basr, bas
+        if machine not in (EM_X86_64, EM_386):
+            return True
         raw = self.read_code(ra - 7, 7)
         if raw is None:
             return True        # code not available: accept, as Breakpad does without modules
@@ -336,6 +360,10 @@ class Walker:
                             src = arch.dwarf.get(val)
                             if src in regs:
                                 new[name] = regs[src]
+                            else:
+                                new.pop(name, None)     # saved in a register we do not have
+                                if name == "__ra":
+                                    ok = False
                         elif kind == "undefined":
                             new.pop(name, None)
                             if name == "__ra":
@@ -345,7 +373,12 @@ class Walker:
                         if ra is None:
                             ra_name = arch.dwarf.get(rules.ra_register)
                             ra = regs.get(ra_name) if ra_name else None
-                        new[arch.sp] = cfa
+                        # the caller's stack pointer is the CFA unless the CFI restores it
+                        # (s390x: CFA = sp + 160, r15 itself is saved in the frame)
+                        sp_rule = next((k for d, (k, _v) in rules.saved.items()
+                                        if arch.dwarf.get(d) == arch.sp), None)
+                        if sp_rule not in ("offset", "val_offset", "register") or arch.sp not in new:
+                            new[arch.sp] = cfa
                         if ra is not None and self._plausible(ra, cfa, sp, strict=not first):
                             new[arch.pc] = ra
                             return new, "cfi", False
