@@ -26,7 +26,7 @@ from elftools.elf.elffile import ELFFile
 #: Folders searched for separate debug files by build id, after the user's.
 SYSTEM_DEBUG_DIRS = (Path("/usr/lib/debug"),)
 MAX_SYMBOLS = 2_000_000
-_BIND_RANK = {1: 0, 2: 1, 0: 2}          # STB_GLOBAL, STB_WEAK, STB_LOCAL
+_BIND_RANK = {1: 0, 0: 1, 2: 2}          # STB_GLOBAL, STB_LOCAL, STB_WEAK (aliases last)
 STT_FUNC, STT_GNU_IFUNC = 2, 10
 
 
@@ -203,7 +203,7 @@ class ElfImage:
         self._symbols_loaded = True
         entries: dict[int, tuple[int, int, str]] = {}
         names: dict[str, int] = {}
-        ranks: dict[int, tuple[int, int]] = {}
+        ranks: dict[int, tuple[int, int, int]] = {}
         self._by_name = names
         images = [self] + ([self.debug] if self.debug else [])
         for img in images:
@@ -224,8 +224,9 @@ class ElfImage:
                     names.setdefault(name, value)
                     if name.startswith("__GI_"):
                         names.setdefault(name[5:], value)
-                    rank = (len(name) - len(name.lstrip("_")), _BIND_RANK.get(info >> 4, 3))
-                    # gdb's choice among aliases: fewest leading underscores, then global
+                    rank = (len(name) - len(name.lstrip("_")), _BIND_RANK.get(info >> 4, 3), len(name))
+                    # gdb's choice among aliases: fewest leading underscores, then global, then shortest
+                    # (raise over its alias gsignal)
                     if value not in entries or rank < ranks[value]:
                         entries[value] = (value, size, name)
                         ranks[value] = rank

@@ -1,9 +1,10 @@
-"""Cores of other CPUs: the corpus programs cross-compiled (static) and crashed under qemu-user,
+"""Cores of other CPUs (arm64, ppc64le, s390x, mips64el, mipsel): the corpus programs cross-compiled (static) and crashed under qemu-user,
 which writes the guest's core (NT_PRSTATUS, NT_PRPSINFO, NT_AUXV; no NT_FILE, no NT_SIGINFO,
 no NT_FPREGSET).  arm64 and ppc64le are little-endian, s390x big-endian.
 
 Needs the Debian packages ``qemu-user`` and ``gcc-<triple> libc6-dev-<arch>-cross`` for
-aarch64-linux-gnu (arm64), powerpc64le-linux-gnu (ppc64el), s390x-linux-gnu (s390x); a CPU
+aarch64-linux-gnu (arm64), powerpc64le-linux-gnu (ppc64el), s390x-linux-gnu (s390x),
+mips64el-linux-gnuabi64 (mips64el), mipsel-linux-gnu (mipsel); a CPU
 whose tools are missing is skipped with that reason.  The oracle is the source: the frames
 gdb shows for the x86-64 build of the same programs."""
 
@@ -17,10 +18,12 @@ import pytest
 
 from backline.analyzers.dumps.elfcore import load_core
 
-ARCHES = {   # cpu name in the report: (compiler, qemu)
-    "arm64": ("aarch64-linux-gnu-gcc", "qemu-aarch64"),
-    "ppc64": ("powerpc64le-linux-gnu-gcc", "qemu-ppc64le"),
-    "s390x": ("s390x-linux-gnu-gcc", "qemu-s390x"),
+ARCHES = {   # target: (compiler, qemu, cpu name in the report)
+    "arm64": ("aarch64-linux-gnu-gcc", "qemu-aarch64", "arm64"),
+    "ppc64le": ("powerpc64le-linux-gnu-gcc", "qemu-ppc64le", "ppc64"),
+    "s390x": ("s390x-linux-gnu-gcc", "qemu-s390x", "s390x"),
+    "mips64el": ("mips64el-linux-gnuabi64-gcc", "qemu-mips64el", "mips"),
+    "mipsel": ("mipsel-linux-gnu-gcc", "qemu-mipsel", "mips"),
 }
 
 
@@ -30,13 +33,13 @@ def _limits():
 
 @pytest.fixture(scope="module", params=sorted(ARCHES))
 def cross_cores(request, corpus, tmp_path_factory):
-    cpu = request.param
-    cc, qemu = ARCHES[cpu]
+    target = request.param
+    cc, qemu, cpu = ARCHES[target]
     missing = [t for t in (cc, qemu) if shutil.which(t) is None]
     if missing:
         pytest.skip(f"{cpu} cross tools missing: {', '.join(missing)} (Debian: qemu-user and the "
                     f"gcc/libc6-dev cross packages)")
-    out = tmp_path_factory.mktemp(cpu)
+    out = tmp_path_factory.mktemp(target)
     cores = {}
     for name in ("null_deref", "abort_assert"):
         exe = out / name
@@ -47,7 +50,7 @@ def cross_cores(request, corpus, tmp_path_factory):
         run.mkdir()
         subprocess.run([qemu, str(exe)], cwd=run, preexec_fn=_limits, capture_output=True, timeout=120)
         guest = sorted(run.glob("qemu_*.core"))
-        assert guest, f"qemu wrote no guest core for {name} ({cpu})"
+        assert guest, f"qemu wrote no guest core for {name} ({target})"
         for other in run.glob("core*"):
             other.unlink()                      # a host core of qemu itself, if any
         cores[name] = (exe, guest[0])
@@ -77,6 +80,7 @@ def test_abort_in_static_executable(cross_cores):
     i = names.index("check_config")
     assert names[i:i + 3] == ["check_config", "load", "main"]
     assert {"raise", "abort"} <= set(names[:i])
-    assert all(f.trust in ("context", "cfi") for f in rep.crashed_thread.frames[:i + 3])
+    # MIPS glibc has functions without CFI (abort): their prologue is read instead
+    assert all(f.trust in ("context", "cfi", "prologue") for f in rep.crashed_thread.frames[:i + 3])
     # libc is inside the static executable: blame skips the abort machinery
     assert rep.crashed_thread.frames[rep.blamed_frame].function == "check_config"

@@ -35,11 +35,14 @@ NT_SIGINFO = 0x53494749
 NT_FILE = 0x46494C45
 
 EM_386 = 3
+EM_MIPS = 8
 EM_PPC64 = 21
 EM_S390 = 22
 EM_X86_64 = 62
 EM_AARCH64 = 183
-MACHINES = {EM_386: "x86", EM_X86_64: "amd64", EM_AARCH64: "arm64", EM_PPC64: "ppc64", EM_S390: "s390x"}
+MACHINES = {EM_386: "x86", EM_X86_64: "amd64", EM_AARCH64: "arm64", EM_PPC64: "ppc64", EM_S390: "s390x",
+            EM_MIPS: "mips"}
+_MIPS_TAIL = tuple(f"r{i}" for i in range(32)) + ("lo", "hi", "epc", "badvaddr", "status", "cause")
 
 MAX_NOTES = 100_000
 MAX_SEGMENTS = 1_000_000
@@ -57,8 +60,16 @@ GREGS = {
     EM_PPC64: tuple(f"r{i}" for i in range(32)) + ("nip", "msr", "orig_gpr3", "ctr", "link", "xer", "ccr",
                                                    "softe", "trap", "dar", "dsisr", "result"),
 }
-# Offset of pr_reg inside elf_prstatus: 112 on 64-bit ABIs, 72 on i386.
+# MIPS: o32 (32-bit) registers start at index 6 (EF_R0), n64 at 0 (asm/reg.h)
+MIPS_GREGS = {False: tuple(f"pad{i}" for i in range(6)) + _MIPS_TAIL, True: _MIPS_TAIL}
+# Offset of pr_reg inside elf_prstatus: 112 on 64-bit ABIs, 72 on 32-bit ones.
 PR_REG_OFFSET = {EM_X86_64: 112, EM_AARCH64: 112, EM_386: 72, EM_S390: 112, EM_PPC64: 112}
+
+
+def greg_names(core: "ElfCore") -> tuple[str, ...]:
+    if core.machine == EM_MIPS:
+        return MIPS_GREGS[core.is64]
+    return GREGS.get(core.machine, ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +305,12 @@ def _parse(path: Path, data: mmap.mmap | bytes, size: int) -> ElfCore:
     segments.sort(key=lambda s: s.vaddr)
     core = ElfCore(path=path, machine=e_machine, is64=is64, segments=segments, warnings=warnings,
                    endian=E, _data=data, _starts=[s.vaddr for s in segments])
-    if e_machine not in GREGS:
+    if e_machine == EM_MIPS and not is64:
+        e_flags, = struct.unpack_from(E + "I", data, 36)
+        if e_flags & 0x20:                      # EF_MIPS_ABI2: n32, 64-bit registers in a 32-bit core
+            core.machine = -EM_MIPS
+            core.warnings.append("MIPS n32 cores are not supported: registers not decoded")
+    if e_machine not in GREGS and e_machine != EM_MIPS:
         core.warnings.append(f"unsupported machine {e_machine}: registers not decoded")
     count = 0
     for off, length in notes:
@@ -333,8 +349,8 @@ def _apply_note(core: ElfCore, n_type: int, desc: bytes, off: int) -> None:
     fmt = E + ("Q" if p == 8 else "I")
     if n_type == NT_PRSTATUS:
         regs: dict[str, int] = {}
-        names = GREGS.get(core.machine, ())
-        base = PR_REG_OFFSET.get(core.machine, 112)
+        names = greg_names(core)
+        base = PR_REG_OFFSET.get(core.machine, 112 if core.is64 else 72)
         if len(desc) < base + len(names) * p:
             core.warnings.append(f"NT_PRSTATUS at offset {off:#x} is too short ({len(desc)} bytes)")
             return
@@ -351,7 +367,12 @@ def _apply_note(core: ElfCore, n_type: int, desc: bytes, off: int) -> None:
         for i in range(16):
             regs[f"f{i}"] = struct.unpack_from(E + "Q", desc, 8 + 8 * i)[0]
     elif n_type == NT_PRPSINFO:
-        fname_off, args_off, pid_off = (40, 56, 24) if p == 8 else (28, 44, 12)
+        if p == 8:
+            fname_off, args_off, pid_off = 40, 56, 24
+        elif len(desc) >= 128:      # 32-bit ABIs with 4-byte uid/gid (MIPS, ARM EABI): 128 bytes
+            fname_off, args_off, pid_off = 32, 48, 16
+        else:                       # i386: 2-byte uid/gid, 124 bytes
+            fname_off, args_off, pid_off = 28, 44, 12
         if len(desc) >= args_off + 80:
             core.process_name = desc[fname_off:fname_off + 16].split(b"\0")[0].decode("utf-8", "replace")
             core.args = desc[args_off:args_off + 80].split(b"\0")[0].decode("utf-8", "replace").strip()

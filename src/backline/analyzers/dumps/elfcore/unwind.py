@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from backline.analyzers.dumps.elfcore.modules import LoadedModule
-from backline.analyzers.dumps.elfcore.reader import EM_386, EM_AARCH64, EM_PPC64, EM_S390, EM_X86_64, ElfCore
+from backline.analyzers.dumps.elfcore.reader import (EM_386, EM_AARCH64, EM_MIPS, EM_PPC64, EM_S390, EM_X86_64,
+                                                    ElfCore)
 from backline.analyzers.dumps.elfsym import demangle
 from backline.analyzers.dumps.model import StackFrame
 
@@ -71,6 +72,9 @@ ARCHES = {
     # ppc64 (ELFv2): return address in the link register (DWARF 65), stack pointer r1
     EM_PPC64: Arch("nip", "r1", "r31", {**{i: f"r{i}" for i in range(32)}, 65: "link"},
                    tuple(f"r{i}" for i in range(14, 32)) + ("r1",), 8, 65),
+    # MIPS (o32 and n64): return address in r31 ($ra), stack pointer r29, frame pointer r30
+    EM_MIPS: Arch("epc", "r29", "r30", {i: f"r{i}" for i in range(32)},
+                  tuple(f"r{i}" for i in range(16, 24)) + ("r28", "r29", "r30"), 8, 31),
 }
 
 
@@ -80,6 +84,9 @@ class Walker:
     def __init__(self, core: ElfCore, modules: list[LoadedModule]):
         self.core = core
         self.arch = ARCHES.get(core.machine)
+        if self.arch is not None and core.machine == EM_MIPS and not core.is64:
+            from dataclasses import replace as _replace
+            self.arch = _replace(self.arch, ptr=4)
         self.modules = sorted(modules, key=lambda m: m.base)
         self._bases = [m.base for m in self.modules]
         self._sym_cache: dict[int, list[tuple]] = {}
@@ -129,7 +136,7 @@ class Walker:
     def _after_call(self, ra: int) -> bool:
         """Is the instruction before ``ra`` a call (x86) / ``bl``/``blr`` (arm64)?"""
         machine = self.core.machine
-        if ra % {EM_AARCH64: 4, EM_PPC64: 4, EM_S390: 2}.get(machine, 1):
+        if ra % {EM_AARCH64: 4, EM_PPC64: 4, EM_S390: 2, EM_MIPS: 4}.get(machine, 1):
             return False                    # misaligned for this instruction set
         if machine == EM_AARCH64:
             raw = self.read_code(ra - 4, 4)
@@ -148,6 +155,14 @@ class Walker:
             if raw is None:
                 return True
             return (raw[0] == 0xC0 and raw[1] & 0x0F == 5) or raw[4] == 0x0D or raw[2] == 0x4D  # brasl, basr, bas
+        if machine == EM_MIPS:
+            # the call (jal/jalr/bal) sits two instructions back, before its delay slot
+            raw = self.read_code(ra - 8, 4)
+            if raw is None:
+                return True
+            w = int.from_bytes(raw, self.core.byteorder)
+            op = w >> 26
+            return op == 3 or (op == 0 and w & 0x3F == 9) or (op == 1 and (w >> 16) & 0x1F in (17, 16))
         if machine not in (EM_X86_64, EM_386):
             return True
         raw = self.read_code(ra - 7, 7)
@@ -382,6 +397,11 @@ class Walker:
                         if ra is not None and self._plausible(ra, cfa, sp, strict=not first):
                             new[arch.pc] = ra
                             return new, "cfi", False
+        # 1b. MIPS functions without CFI: read the prologue (stack adjustment and $ra save)
+        if core.machine == EM_MIPS and m is not None and m.image is not None:
+            got = self._mips_prologue(regs, lookup, m)
+            if got is not None:
+                return got, "prologue", False
         # 2. frame pointer
         fp = regs.get(arch.fp)
         if fp and fp >= sp and fp - sp < 0x1000000:
@@ -411,6 +431,46 @@ class Walker:
                 new[arch.pc] = val
                 return new, "scan", False
         return None
+
+    def _mips_prologue(self, regs: dict[str, int], lookup: int, m: LoadedModule):
+        """Unwind a MIPS frame from its prologue: ``[d]addiu sp,sp,-N`` and ``s[wd] ra,off(sp)``
+        between the function's start and ``lookup`` (as debuggers do when there is no CFI)."""
+        sym = m.image.symbol_at(lookup - m.bias)
+        if sym is None or sym[1] > 0x4000:
+            return None
+        start = lookup - sym[1]
+        code = self.read_code(start, min(sym[1] + 4, 256) & ~3)
+        if not code:
+            return None
+        frame = None
+        saved: dict[str, int] = {}
+        bo = self.core.byteorder
+        for k in range(0, len(code) - 3, 4):
+            w = int.from_bytes(code[k:k + 4], bo)
+            op, rs, rt, imm = w >> 26, (w >> 21) & 31, (w >> 16) & 31, w & 0xFFFF
+            simm = imm - 0x10000 if imm & 0x8000 else imm
+            if op in (9, 25) and rs == 29 and rt == 29 and simm < 0 and frame is None:   # [d]addiu sp,sp,-N
+                frame = -simm
+            elif op in (43, 63) and rs == 29 and rt in (31, 30, 28, 16, 17, 18, 19, 20, 21, 22, 23):
+                saved.setdefault(f"r{rt}", simm)                                          # s[wd] reg,off(sp)
+        if frame is None or "r31" not in saved:
+            return None
+        sp = regs.get("r29")
+        if sp is None:
+            return None
+        ra = self.core.read_ptr(sp + saved["r31"])
+        new_sp = sp + frame
+        if ra is None or not self._plausible(ra, new_sp, sp, strict=True):
+            return None
+        new = {r: regs[r] for r in self.arch.callee_saved if r in regs}
+        for name, off in saved.items():
+            if name != "r31":
+                v = self.core.read_ptr(sp + off)
+                if v is not None:
+                    new[name] = v
+        new["r29"] = new_sp
+        new[self.arch.pc] = ra
+        return new
 
     def _plausible(self, ra: int, new_sp: int, old_sp: int, strict: bool) -> bool:
         if ra == 0:
