@@ -7,12 +7,13 @@ import pytest
 from backline.analyzers.dumps.elfcore import load_core
 
 
-@pytest.mark.parametrize("arch,pid,cpu", [("x86_64", 32259, "amd64"), ("i386", 32306, "x86")])
-def test_elf_core_with_executable(corpus, arch, pid, cpu):
+@pytest.mark.parametrize("arch,pid,cpu,regions", [("x86_64", 32259, "amd64", 5), ("i386", 32306, "x86", 4)])
+def test_elf_core_with_executable(corpus, arch, pid, cpu, regions):
     d = corpus / "dumps" / "lldb" / "elf-core"
     rep = load_core(d / f"linux-{arch}.core", [d / f"linux-{arch}.out"])
     assert rep.pid == pid and rep.cpu == cpu
     assert len(rep.threads) == 1
+    assert rep.extra["memory_regions"] == regions
     assert rep.exception.type == "SIGSEGV" and rep.exception.code == 11
     frames = rep.crashed_thread.frames
     assert [f.function for f in frames] == ["bar", "foo", "_start"]

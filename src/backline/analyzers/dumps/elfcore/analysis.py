@@ -137,6 +137,8 @@ def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str
         process_name=core.process_name, problem_class=problem,
         deadlocks=tuple(find_deadlocks(threads)), warnings=tuple(dict.fromkeys(warnings)),
         extra={"args": core.args, "auxv_entry": core.auxv.get(9),
+               "memory_regions": len(core.segments),
+               "dumped_bytes": sum(seg.filesz for seg in core.segments),
                "hang_dump": crashing is None, "crash_instruction": insn},
     )
     return _with_blame(report)
