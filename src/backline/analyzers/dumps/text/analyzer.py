@@ -7,6 +7,7 @@ from typing import Iterator
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
 from backline.analyzers.dumps.model import CrashReport
 from backline.analyzers.dumps.text import parse_text_crash
+from backline.analyzers.dumps.text.common import parse_text_time
 from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Finding, Severity, TsQuality
 
 CODES = {
@@ -76,12 +77,21 @@ class TextCrashAnalyzer(Analyzer):
             if rep.source_format == "hs_err":
                 data.update({k: rep.extra.get(k) for k in ("problematic_frame", "jre_version",
                                                            "error_location", "detail")})
+            ts = None
+            if rep.extra.get("time_text"):
+                ts, _exact = parse_text_time(rep.extra["time_text"], rep.extra.get("timezone_text"), ctx.tz)
             yield Finding(code=code, title=describe(rep), severity=severity, artifact=artifact.path,
                           evidence=tuple(refs), detail=rep.signature or "", analyzer=self.name,
-                          data=data)
-            yield Event(ts=None, artifact=artifact.path, kind="dump.crash" if e else "dump.hang",
+                          data=data, first_seen=ts, last_seen=ts)
+            ts, quality = None, TsQuality.NONE
+            if rep.extra.get("time_text"):
+                ts, exact = parse_text_time(rep.extra["time_text"], rep.extra.get("timezone_text"), ctx.tz)
+                quality = TsQuality.EXACT if exact else TsQuality.INFERRED
+                if ts is None:
+                    quality = TsQuality.NONE
+            yield Event(ts=ts, artifact=artifact.path, kind="dump.crash" if e else "dump.hang",
                         summary=describe(rep), severity=severity, ref=refs[0],
-                        ts_quality=TsQuality.NONE, analyzer=self.name)
+                        ts_quality=quality, analyzer=self.name)
             if rep.signature:
                 yield Fact("dump.signature", rep.signature, artifact.path, self.name)
             if e is not None:

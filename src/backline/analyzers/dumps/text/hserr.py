@@ -38,6 +38,8 @@ WIN_SIGINFO = re.compile(r"^siginfo: (?P<sig>EXCEPTION_\w+) \((?P<code>0x[0-9a-f
                          r"(?: at)? address (?P<addr>0x[0-9a-fA-F]+))?")
 FLAG = re.compile(r"^\s*(?:size_t|uintx|intx|uint64_t|bool|double|ccstr|ccstrlist|int|uint)\s+(?P<name>\w+)\s+"
                   r"[:]?= (?P<value>\S*)")
+TIME_LINE = re.compile(r"^[Tt]ime: (?P<time>\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})(?: (?P<zone>[A-Za-z]{1,5}|[+-]\d{2}:?\d{0,2}))?")
+ZONE_LINE = re.compile(r"^timezone: (?P<zone>\S+)")
 COMMAND_LINE = re.compile(r"^(?:Command Line|jvm_args):\s*(?P<args>.*?)\s*$")
 NATIVE = re.compile(r"^(?P<kind>[CVvJjA])\s+(?P<rest>.*)$")
 NATIVE_LIB = re.compile(r"^\[(?P<mod>[^\]+]+)\+(?P<off>0x[0-9a-f]+)\]\s*(?P<func>.*?)(?:\+(?P<foff>0x[0-9a-f]+))?\s*$")
@@ -126,6 +128,12 @@ def parse_hs_err(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
             extra["win_access"] = m["access"]
             if m["addr"]:
                 extra["fault_address"] = int(m["addr"], 16)
+        elif m := TIME_LINE.match(line):
+            extra["time_text"] = m["time"]
+            if m["zone"]:
+                extra["timezone_text"] = m["zone"]
+        elif m := ZONE_LINE.match(line):
+            extra.setdefault("timezone_text", m["zone"])
         elif m := COMMAND_LINE.match(line):
             extra.setdefault("command_line", m["args"])
         elif (m := FLAG.match(line)) and len(flags) < 5_000:

@@ -154,6 +154,8 @@ def parse_jstack(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
             continue
         start = i
         header = lines[i].strip()
+        stamp = lines[i - 1].strip() if i > 0 and re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$",
+                                                             lines[i - 1].strip()) else None
         i += 1
         threads: list[CrashThread] = []
         jvm_deadlocks: list[list[str]] = []
@@ -238,7 +240,8 @@ def parse_jstack(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
             rep = CrashReport(source_format="jstack", threads=tuple(threads), deadlocks=deadlocks,
                               problem_class="DEADLOCK" if deadlocks else "HANG",
                               extra={"line": offset + start + 1, "end_line": offset + i,
-                                     "jvm": header, "jvm_deadlocks": jvm_deadlocks})
+                                     "jvm": header, "jvm_deadlocks": jvm_deadlocks,
+                                     **({"time_text": stamp} if stamp else {})})
             names = {t.id: t.name for t in threads}
             sig = None
             if deadlocks:
