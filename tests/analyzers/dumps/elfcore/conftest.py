@@ -158,6 +158,30 @@ def _gcore_hung(exe: Path, out: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="session")
+def killed_deadlock(linux_cores, tmp_path_factory) -> Path:
+    """A kernel core of the hung deadlock program killed with SIGABRT from outside (what a
+    customer does to get a dump of a hung process)."""
+    if os.environ.get("BACKLINE_TEST_CORES") == "gdb" or not _plain_core_pattern():
+        pytest.skip("kernel core dumps are not written to a plain file here (core_pattern)")
+    out = tmp_path_factory.mktemp("killed")
+    proc = subprocess.Popen([str(linux_cores["deadlock"].exe)], cwd=out, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, preexec_fn=_unlimited_core)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        _wait_all_in_futex(proc.pid, threads=3)
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    cores = sorted(out.glob("core*"))
+    assert cores, "the kernel wrote no core for the killed process"
+    return cores[-1]
+
+
+@pytest.fixture(scope="session")
 def linux_cores(corpus, tmp_path_factory) -> dict[str, Built]:
     for tool in ("gcc", "g++", "gdb", "gcore"):
         if shutil.which(tool) is None:

@@ -41,3 +41,14 @@ def test_bad_core_fails_with_reason(tmp_path):
     res = run_analyzer(ElfCoreAnalyzer, p, ArtifactKind.ELF_CORE)
     assert res.run.status == RunStatus.FAILED
     assert "junk.core" in res.run.reason
+
+
+def test_hung_process_killed_from_outside(linux_cores, killed_deadlock):
+    b = linux_cores["deadlock"]
+    res = run_analyzer(ElfCoreAnalyzer, killed_deadlock, ArtifactKind.ELF_CORE,
+                       binary_paths=(str(b.exe.parent),))
+    assert res.run.status == RunStatus.OK, res.run.reason
+    codes = sorted(f.code for f in res.findings)
+    assert codes == ["DUMP.DEADLOCK", "DUMP.EXTERNAL_SIGNAL"]
+    ext = next(f for f in res.findings if f.code == "DUMP.EXTERNAL_SIGNAL")
+    assert ext.data["signal"] == "SIGABRT" and ext.data["si_code"] == "SI_USER"

@@ -124,6 +124,10 @@ def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str
         exception = CrashException(type=signal_name(signo), message=msg, code=signo, subcode=sub,
                                    address=addr, thread=t.tid)
         problem = _problem_class(core, walker, threads[crashing], signo, code, addr)
+        pid = core.pid or (core.threads[0].tid if core.threads else None)
+        if si is not None and si.sender_pid is not None and code is not None and code <= 0 \
+                and si.sender_pid not in (pid, 0) and si.sender_pid not in {th.tid for th in core.threads}:
+            problem = "EXTERNAL_SIGNAL"     # kill -ABRT/-QUIT/-SEGV from outside: often a hang snapshot
         insn = crash_instruction(walker, dict(t.registers))
     mods = tuple(CrashModule(name=m.name, base=m.base, size=m.end - m.base, path=m.path,
                              debug_id=m.build_id, code_id=m.build_id,

@@ -27,7 +27,7 @@ class ElfCoreAnalyzer(Analyzer):
     name = "dumps.elfcore"
     version = "1"
     consumes = frozenset({ArtifactKind.ELF_CORE})
-    emits = frozenset({"DUMP.CRASH", "DUMP.DEADLOCK", "DUMP.HANG", "dump.signal", "dump.pid",
+    emits = frozenset({"DUMP.CRASH", "DUMP.EXTERNAL_SIGNAL", "DUMP.DEADLOCK", "DUMP.HANG", "dump.signal", "dump.pid",
                        "dump.process", "dump.threads", "dump.signature", "dump.bucket_id",
                        "dump.problem_class", "dump.cpu"})
     description = "Reads ELF core files: threads, registers, signal, modules; unwinds with CFI."
@@ -56,7 +56,12 @@ class ElfCoreAnalyzer(Analyzer):
             if fi:
                 refs.append(EvidenceRef.frame(a, fi, ti, t.frames[fi].display()))
             title = crash_title(rep)
-            yield Finding(code="DUMP.CRASH", title=title, severity=Severity.CRITICAL, artifact=a,
+            external = rep.problem_class == "EXTERNAL_SIGNAL"
+            if external:
+                title = (f"{rep.process_name or 'process'} was sent {rep.exception.message} "
+                         f"(a dump taken from outside, e.g. of a hung process)")
+            yield Finding(code="DUMP.EXTERNAL_SIGNAL" if external else "DUMP.CRASH", title=title,
+                          severity=Severity.HIGH if external else Severity.CRITICAL, artifact=a,
                           evidence=tuple(refs), detail=rep.bucket_id or "", analyzer=self.name,
                           data={"signal": rep.exception.type, "si_code": rep.exception.subcode,
                                 "address": rep.exception.address, "thread": t.id,
