@@ -74,3 +74,13 @@ def test_recursion_error_with_repeated_lines(tmp_path):
     assert e.type == "RecursionError"
     # CPython prints the repeated frame a few times, then "[Previous line repeated N more times]"
     assert e.frames[0].function == "r" and e.frames[-1].function == "<module>"
+
+
+def test_syntax_error_location(tmp_path):
+    (tmp_path / "broken.py").write_text("def f(:\n    pass\n")
+    (tmp_path / "main.py").write_text("import broken\n")
+    [rep] = parse_text_crash_text(_stderr([str(tmp_path / "main.py")], cwd=tmp_path))
+    e = rep.exception
+    assert e.type == "SyntaxError"
+    assert e.frames[0].file.endswith("broken.py") and e.frames[0].line == 1 and e.frames[0].function is None
+    assert e.frames[-1].function == "<module>"

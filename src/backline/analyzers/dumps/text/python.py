@@ -28,7 +28,7 @@ GROUP_START = re.compile(r"^(?P<indent>\s*)\+ Exception Group Traceback \(most r
 GROUP_NESTED = re.compile(r"^Exception Group Traceback \(most recent call last\):\s*$")
 GROUP_SEP = re.compile(r"^\s*\+-(?:\+-)?-*(?: (?P<num>\d+|\.\.\.) -+)?\s*$")
 TB_START = re.compile(r"^\s*Traceback \(most recent call last\):\s*$")
-TB_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+), in (?P<func>.+?)\s*$')
+TB_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
 FH_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+) in (?P<func>.+?)\s*$')
 FH_THREAD = re.compile(r"^(?P<cur>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+|\d+)"
                        r"(?: \"(?P<name>[^\"]*)\")? \(most recent call first\):\s*$")
