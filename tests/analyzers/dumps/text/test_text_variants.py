@@ -196,3 +196,11 @@ def test_mutated_corpus_texts_never_raise(corpus):
                     ls[k] = ls[k][:rnd.randrange(len(ls[k]) + 1)]
             for rep in parse_text_crash_text("\n".join(ls)):
                 assert rep.source_format in ("python", "java", "dotnet", "hs_err", "jstack", "faulthandler")
+
+
+def test_repeated_java_traces_stay_java():
+    text = "java.lang.Error: x\n\tat a.B.c(B.java:1)\n" * 3 + \
+           "java.lang.IllegalStateException: y\n\tat a.B.d(Native Method)\n"
+    reps = parse_text_crash_text(text)
+    assert [(r.source_format, r.extra["line"]) for r in reps] == [
+        ("java", 1), ("java", 3), ("java", 5), ("java", 7)]

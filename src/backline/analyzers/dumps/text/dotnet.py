@@ -44,9 +44,14 @@ def _chain(text: str) -> list[tuple[str, str]]:
     return out
 
 
+#: Java frame sources, e.g. ``(Foo.java:12)``, ``(Native Method)``: not .NET argument lists.
+JAVA_SOURCE = re.compile(r"^(?:[\w.$@+-]+/)*(?:[\w$.-]+\.(?:java|kt|kts|scala|groovy|clj)(?::\d+)?|"
+                         r"Native Method|Unknown Source|Compiled Code|Unknown|<generated>)$")
+
+
 def parse_frame(line: str) -> StackFrame | None:
     m = FRAME.match(line)
-    if not m or line.lstrip().startswith("at ") is False:
+    if not m or JAVA_SOURCE.match(m["args"].strip()):
         return None
     file = m["file"]
     if file and file.startswith("<") and file.endswith(">"):
