@@ -107,6 +107,7 @@ def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str
     exception = None
     problem = None
     insn = None
+    shared_insn = None
     if crashing is not None:
         t = core.threads[crashing]
         si = core.siginfo
@@ -129,6 +130,7 @@ def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str
                 and si.sender_pid not in (pid, 0) and si.sender_pid not in {th.tid for th in core.threads}:
             problem = "EXTERNAL_SIGNAL"     # kill -ABRT/-QUIT/-SEGV from outside: often a hang snapshot
         insn = crash_instruction(walker, dict(t.registers))
+        shared_insn = _shared_disassembly(walker, core, dict(t.registers))
     mods = tuple(CrashModule(name=m.name, base=m.base, size=m.end - m.base, path=m.path,
                              debug_id=m.build_id, code_id=m.build_id,
                              debug_file=str(m.image.debug.path) if m.image and m.image.debug else None,
@@ -143,7 +145,9 @@ def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str
         extra={"args": core.args, "auxv_entry": core.auxv.get(9),
                "memory_regions": len(core.segments),
                "dumped_bytes": sum(seg.filesz for seg in core.segments),
-               "hang_dump": crashing is None, "crash_instruction": insn},
+               "hang_dump": crashing is None, "crash_instruction": insn,
+               # the minidump side's format (analysis.disassemble), read by analyze_crash and json_out
+               "crashing_instruction": shared_insn},
     )
     return _with_blame(report)
 
@@ -243,6 +247,23 @@ def crash_instruction(walker: Walker, registers: dict[str, int]) -> dict | None:
             pass
         return {"address": pc, "text": f"{insn.mnemonic} {insn.op_str}".strip(), "registers": used}
     return None
+
+
+def _shared_disassembly(walker: Walker, core: ElfCore, registers: dict[str, int]) -> dict | None:
+    """The faulting instruction as :func:`backline.analyzers.dumps.analysis.disassemble` gives it
+    for minidumps (same keys), so the shared crash analysis reads ELF cores the same way."""
+    arch = walker.arch
+    if arch is None or arch.pc not in registers:
+        return None
+    pc = registers[arch.pc]
+    code = walker.read_code(pc, 16) or walker.read_code(pc, 4)
+    if code is None:
+        return None
+    try:
+        from backline.analyzers.dumps.analysis import disassemble
+    except ImportError:         # pragma: no cover - shared module absent
+        return None
+    return disassemble(code, pc, core.cpu, registers)
 
 
 def _effective_address(walker: Walker, registers, pc: int) -> int | None:
