@@ -183,7 +183,7 @@ def killed_deadlock(linux_cores, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def linux_cores(corpus, tmp_path_factory) -> dict[str, Built]:
-    for tool in ("gcc", "g++", "gdb", "gcore"):
+    for tool in ("gcc", "gdb", "gcore"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is needed to build the ELF core test programs (apt-get install gcc gdb)")
     src = corpus / "dumps" / "linux"
@@ -206,6 +206,8 @@ def linux_cores(corpus, tmp_path_factory) -> dict[str, Built]:
         source.write_text(text)
         exe = out / name
         compiler = "g++" if ext == "cpp" else "gcc"
+        if shutil.which(compiler) is None:
+            continue            # the tests that need it say so (g++ is optional)
         subprocess.run([compiler, *CFLAGS, "-o", str(exe), str(source)], check=True,
                        capture_output=True, timeout=120)
         # the handler program's own SIGSEGV must reach its handler, not stop gdb

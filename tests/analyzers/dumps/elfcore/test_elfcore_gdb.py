@@ -25,6 +25,8 @@ def _assert_matches_gdb(ours: list[str], gdb: list[str], where: str) -> None:
 
 @pytest.mark.parametrize("name", ["null_deref", "abort_assert", "deadlock", "cpp_crash", "handler"])
 def test_every_thread_matches_gdb(linux_cores, name):
+    if name not in linux_cores:
+        pytest.skip(f"{name} was not built: its compiler is missing (apt-get install g++)")
     b = linux_cores[name]
     rep = load_core(b.core, [b.exe.parent])
     assert {t.id for t in rep.threads} == set(b.gdb_threads), "thread ids differ from gdb"
@@ -98,6 +100,8 @@ def test_deadlock_cycle_from_mutex_owners(linux_cores):
 
 
 def test_cpp_names_are_qualified(linux_cores):
+    if "cpp_crash" not in linux_cores:
+        pytest.skip("g++ is missing (apt-get install g++)")
     b = linux_cores["cpp_crash"]
     rep = load_core(b.core, [b.exe.parent])
     names = _names(rep.crashed_thread.frames)
