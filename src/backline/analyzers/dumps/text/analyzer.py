@@ -56,6 +56,10 @@ class TextCrashAnalyzer(Analyzer):
                        "dump.problem_class"})
     description = "Parses text crash artifacts into the crash model and reports each trace."
 
+    def applies_to(self, artifact: Artifact) -> bool:
+        # Breakpad microdumps are text but belong to the minidump analyzer.
+        return artifact.readable and artifact.kind in self.consumes and artifact.format != "microdump"
+
     def analyze(self, artifact: Artifact, ctx: AnalysisContext) -> Iterator[Output]:
         assert artifact.local_path is not None
         reports = parse_text_crash(artifact.local_path)
