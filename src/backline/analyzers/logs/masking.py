@@ -1,0 +1,121 @@
+"""Variable masking and template canonicalisation for the template miner.
+
+A message is split on whitespace into *words*; each word is split into
+*pieces* at delimiters (``, ; : = | " ' [ ] ( ) { } . - + @ # $ % & !``;
+``_`` and ``/`` are part of pieces).  A piece is a variable when it is a
+number, a hex value, or an identifier holding two or more digits
+(``blk_-1608``, ``R02``, ``0x1f``); a word that starts a path (``/etc/x``)
+or is a boolean is a variable too.  Variables become ``<*>``.
+
+Templates are then put in one canonical form (the conventions of the
+loghub ground truth): single spaces; a word piece that mixes ``<*>`` with
+other characters (``blk_<*>``) becomes ``<*>``; ``<*>.<*>`` and ``<*><*>``
+collapse into one ``<*>``.
+
+>>> mask_words("Received block blk_-1608 of size 91178 from /10.250.10.6")
+('Received', 'block', '<*>', 'of', 'size', '<*>', 'from', '<*>')
+>>> canonical("state <*>.<*>.<*> took <*><*> ms")
+'state <*> took <*> ms'
+>>> mask_words("jk2_init() Found child 6725 in scoreboard slot 10")
+('jk2_init()', 'Found', 'child', '<*>', 'in', 'scoreboard', 'slot', '<*>')
+"""
+
+from __future__ import annotations
+
+import re
+
+VAR = "<*>"
+
+#: Delimiters between pieces of a word (kept in the output).
+DELIMS = r"""\s,;:=|"'\[\](){}.\-+@#$%&!"""
+_SPLIT = re.compile(r"([" + DELIMS + r"]+)")
+
+# One pass over the whole message: numbers / hex / digit-heavy identifiers as
+# whole pieces; paths; booleans.  Pieces are bounded by delimiters or ends.
+_P_START = r"(?<![^" + DELIMS + r"])"
+_P_END = r"(?![^" + DELIMS + r"])"
+_VAR_RX = re.compile(
+    r"(?:(?<=[\s=:,'\"(\[{])|^)(?:[a-z][a-z0-9+.-]*:)?/(?:[^\s/,;'\")\]}]+/?)+"     # paths, URLs
+    r"|(?<=_)-\d+"                               # negative ids: blk_-1608
+    r"|" + _P_START + r"(?:"
+    r"0[xX][0-9a-fA-F]+"                        # 0x hex
+    r"|[0-9a-fA-F]*\d[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*(?=[" + DELIMS + r"]|$)(?<=[0-9a-fA-F]{6})"  # bare hex >= 6
+    r"|\d+"                                     # plain numbers
+    r"|[\w/]*?\d[\w/]*?\d[\w/]*"                # identifiers with two or more digits
+    r"|(?i:true|false|null)"                    # booleans / null
+    r")" + _P_END
+)
+_WS = re.compile(r"\s+")
+_MIXED = re.compile(r"[^" + DELIMS + r"]*<\*>[^" + DELIMS + r"]*")
+_MULTI = re.compile(r"<\*>(?:(?:\.|)<\*>)+")
+
+
+def mask(message: str) -> str:
+    """Replace obvious variables in ``message`` by ``<*>`` (canonical form)."""
+    return canonical(_VAR_RX.sub(VAR, message))
+
+
+def mask_words(message: str) -> tuple[str, ...]:
+    """:func:`mask`, split into words."""
+    return tuple(mask(message).split(" ")) if message.strip() else ()
+
+
+def _mixed(m: re.Match[str]) -> str:
+    tok = m.group()
+    return VAR if tok != VAR else tok
+
+
+def canonical(template: str) -> str:
+    """Put a template in canonical form (see module docstring)."""
+    t = _WS.sub(" ", template.strip())
+    if VAR not in t:
+        return t
+    t = _MIXED.sub(_mixed, t)
+    return _MULTI.sub(VAR, t)
+
+
+def pieces(word: str) -> list[str]:
+    """Split a word into pieces and delimiters (delimiters kept at odd indexes)."""
+    return _SPLIT.split(word)
+
+
+def generalise_word(a: str, b: str) -> str:
+    """The most specific word pattern covering words ``a`` and ``b``.
+
+    >>> generalise_word("user=root", "user=cyrus")
+    'user=<*>'
+    >>> generalise_word("(uid=0)", "(uid=<*>)")
+    '(uid=<*>)'
+    >>> generalise_word("abc", "xyz")
+    '<*>'
+    """
+    if a == b:
+        return a
+    if a == VAR or b == VAR:
+        return VAR
+    pa, pb = pieces(a), pieces(b)
+    if len(pa) == len(pb):
+        out = []
+        for i, (x, y) in enumerate(zip(pa, pb)):
+            if x == y:
+                out.append(x)
+            elif i % 2 == 1:          # delimiters differ: give up on structure
+                return VAR
+            else:
+                out.append(VAR)
+        return canonical("".join(out))
+    # different structure: keep the common prefix / suffix at delimiter boundaries
+    n = min(len(pa), len(pb))
+    pre = 0
+    while pre < n and pa[pre] == pb[pre]:
+        pre += 1
+    if pre % 2 == 1:                  # a prefix must end with a delimiter
+        pre -= 1
+    suf = 0
+    while suf < n - pre - 1 and pa[-1 - suf] == pb[-1 - suf]:
+        suf += 1
+    if suf % 2 == 1:                  # a suffix must start with a delimiter
+        suf -= 1
+    head = "".join(pa[:pre])
+    tail = "".join(pa[len(pa) - suf:]) if suf else ""
+    return canonical(head + VAR + tail)
