@@ -36,7 +36,7 @@ _P_START = r"(?<![^" + DELIMS + r"])"
 _P_END = r"(?![^" + DELIMS + r"])"
 _VAR_RX = re.compile(
     r"(?:(?<=[\s=:,'\"(\[{])|^)(?:[a-z][a-z0-9+.-]*:)?/(?:[^\s/,;'\")\]}]+/?)+"     # paths, URLs
-    r"|(?<=_)-\d+"                               # negative ids: blk_-1608
+    r"|(?:(?<=[_\s=:,(\[{])|^)-\d+(?:\.\d+)?(?![^" + DELIMS + r"])"  # negative numbers
     r"|" + _P_START + r"(?:"
     r"0[xX][0-9a-fA-F]+"                        # 0x hex
     r"|[0-9a-fA-F]*\d[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*(?=[" + DELIMS + r"]|$)(?<=[0-9a-fA-F]{6})"  # bare hex >= 6
@@ -47,7 +47,7 @@ _VAR_RX = re.compile(
 )
 _WS = re.compile(r"\s+")
 _MIXED = re.compile(r"[^" + DELIMS + r"]*<\*>[^" + DELIMS + r"]*")
-_MULTI = re.compile(r"<\*>(?:(?:\.|)<\*>)+")
+_MULTI = re.compile(r"<\*>(?:[.,-]?<\*>)+")
 
 
 def mask(message: str) -> str:
@@ -79,43 +79,38 @@ def pieces(word: str) -> list[str]:
     return _SPLIT.split(word)
 
 
-def generalise_word(a: str, b: str) -> str:
-    """The most specific word pattern covering words ``a`` and ``b``.
+_STRUCT = re.compile(r"([\s,;:=|\"'\[\](){}]+)")
+
+
+def generalise_word(a: str, b: str) -> str | None:
+    """The most specific word pattern covering words ``a`` and ``b``, or ``None``.
+
+    Words are compared by *segments* between structural delimiters
+    (``, ; : = | " ' [ ] ( ) { }``): equal segments stay, differing ones
+    become ``<*>``.  Words whose delimiters differ, or where a segment is
+    empty in one and not the other, are different words (``None``): they
+    belong to different templates.
 
     >>> generalise_word("user=root", "user=cyrus")
     'user=<*>'
-    >>> generalise_word("(uid=0)", "(uid=<*>)")
-    '(uid=<*>)'
-    >>> generalise_word("abc", "xyz")
+    >>> generalise_word("android.intent.A", "android.intent.B")
     '<*>'
+    >>> generalise_word("LOGIN(uid=<*>)", "(uid=<*>)") is None
+    True
     """
     if a == b:
         return a
     if a == VAR or b == VAR:
         return VAR
-    pa, pb = pieces(a), pieces(b)
-    if len(pa) == len(pb):
-        out = []
-        for i, (x, y) in enumerate(zip(pa, pb)):
-            if x == y:
-                out.append(x)
-            elif i % 2 == 1:          # delimiters differ: give up on structure
-                return VAR
-            else:
-                out.append(VAR)
-        return canonical("".join(out))
-    # different structure: keep the common prefix / suffix at delimiter boundaries
-    n = min(len(pa), len(pb))
-    pre = 0
-    while pre < n and pa[pre] == pb[pre]:
-        pre += 1
-    if pre % 2 == 1:                  # a prefix must end with a delimiter
-        pre -= 1
-    suf = 0
-    while suf < n - pre - 1 and pa[-1 - suf] == pb[-1 - suf]:
-        suf += 1
-    if suf % 2 == 1:                  # a suffix must start with a delimiter
-        suf -= 1
-    head = "".join(pa[:pre])
-    tail = "".join(pa[len(pa) - suf:]) if suf else ""
-    return canonical(head + VAR + tail)
+    sa, sb = _STRUCT.split(a), _STRUCT.split(b)
+    if len(sa) != len(sb):
+        return None
+    out = []
+    for i, (x, y) in enumerate(zip(sa, sb)):
+        if x == y:
+            out.append(x)
+        elif i % 2 == 1 or not x or not y:
+            return None
+        else:
+            out.append(VAR)
+    return canonical("".join(out))

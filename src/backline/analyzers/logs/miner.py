@@ -44,8 +44,7 @@ def template_id(template: str) -> str:
 @dataclass(slots=True)
 class _Cluster:
     words: list[str]
-    count: int
-    n_const: int
+    values: list[set[str] | None]     # distinct words seen per position; None = too many
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,62 +59,84 @@ class TemplateInfo:
 class TemplateMiner:
     """Incremental template miner (see module docstring).
 
-    ``add(message)`` returns a cluster number; ``template_of(n)`` gives that
-    cluster's current template.  Clusters only ever get more general, so a
-    second pass over the same input (``match``) maps every message to its
-    final template.
+    ``add(message)`` learns a message and returns its shape number;
+    ``template(message)`` / ``template_of_shape(n)`` give the final template
+    once learning is done.  Clusters only ever get more general, so a second
+    pass over the same input maps every message to its final template.
+
+    A position where a cluster's messages differ in only a few plain words
+    (at most ``split_values``: ``RUNNING``/``FAILED``, ``start``/``over``) is
+    kept constant and the cluster is split by it; more distinct values make
+    it a variable.
     """
 
-    def __init__(self, sim_threshold: float = 0.5):
+    def __init__(self, sim_threshold: float = 0.5, split_values: int = 3):
         self.sim_threshold = sim_threshold
+        self.split_values = split_values
         self._clusters: list[_Cluster] = []
         self._buckets: dict[tuple[int, str], list[int]] = {}
         self._shape: dict[str, int] = {}
+        self._shape_words: list[list[str]] = []
+        self._shape_cluster: list[int] = []
+        self._shape_count: list[int] = []
         self._raw: dict[str, int] = {}
         self._tcache: dict[int, str] = {}
+        self._version = 0
+        self._tcache_version = 0
 
     # -- learning ---------------------------------------------------------
     def add(self, message: str) -> int:
-        """Learn one message; return its cluster number."""
-        ci = self._raw.get(message)
-        if ci is not None:
-            self._clusters[ci].count += 1
-            return ci
-        shape = mask(message)
-        ci = self._shape.get(shape)
-        if ci is None:
-            ci = self._place(shape)
-            self._shape[shape] = ci
-        self._clusters[ci].count += 1
-        if len(self._raw) >= RAW_CACHE_MAX:
-            self._raw.clear()
-        self._raw[message] = ci
-        return ci
+        """Learn one message; return its shape number."""
+        si = self._raw.get(message)
+        if si is None:
+            si = self._shape_index(message)
+            if len(self._raw) >= RAW_CACHE_MAX:
+                self._raw.clear()
+            self._raw[message] = si
+        self._shape_count[si] += 1
+        return si
 
     def add_all(self, messages: Iterable[str]) -> list[int]:
-        """Learn many messages; return their cluster numbers."""
+        """Learn many messages; return their shape numbers."""
         add = self.add
         return [add(m) for m in messages]
 
-    def _place(self, shape: str) -> int:
-        words = shape.split(" ") if shape else [""]
+    def _shape_index(self, message: str) -> int:
+        shape = mask(message)
+        si = self._shape.get(shape)
+        if si is None:
+            words = shape.split(" ") if shape else [""]
+            si = self._shape[shape] = len(self._shape_words)
+            self._shape_words.append(words)
+            self._shape_cluster.append(self._place(words))
+            self._shape_count.append(0)
+        return si
+
+    def _place(self, words: list[str]) -> int:
+        self._version += 1
         first = words[0] if VAR not in words[0] else VAR
         key = (len(words), first)
         bucket = self._buckets.setdefault(key, [])
-        best, best_sim = -1, -1.0
+        best, best_sim, best_new = -1, -1.0, None
         for ci in bucket:
-            sim = self._similarity(self._clusters[ci].words, words)
-            if sim > best_sim:
-                best, best_sim = ci, sim
-        if best >= 0 and best_sim >= self.sim_threshold:
+            cl = self._clusters[ci]
+            sim = self._similarity(cl.words, words)
+            if sim > best_sim and sim >= self.sim_threshold:
+                new = [generalise_word(a, b) for a, b in zip(cl.words, words)]
+                if None not in new:
+                    best, best_sim, best_new = ci, sim, new
+        if best >= 0:
             cl = self._clusters[best]
-            new = [generalise_word(a, b) for a, b in zip(cl.words, words)]
-            if new != cl.words:
-                cl.words = new
-                cl.n_const = sum(1 for w in new if VAR not in w)
-                self._tcache.pop(best, None)
+            cap = self.split_values
+            for i, (old, w) in enumerate(zip(cl.words, words)):
+                vals = cl.values[i]
+                if vals is not None and (old != w or len(vals) > 1):
+                    vals.add(w)
+                    if len(vals) > cap or VAR in w:
+                        cl.values[i] = None
+            cl.words = best_new  # type: ignore[assignment]
             return best
-        self._clusters.append(_Cluster(words, 0, sum(1 for w in words if VAR not in w)))
+        self._clusters.append(_Cluster(list(words), [({w} if VAR not in w else None) for w in words]))
         bucket.append(len(self._clusters) - 1)
         return len(self._clusters) - 1
 
@@ -135,31 +156,43 @@ class TemplateMiner:
         return same / total if total else 1.0
 
     # -- results ----------------------------------------------------------
-    def template_of(self, cluster: int) -> str:
-        """Current canonical template of a cluster."""
-        t = self._tcache.get(cluster)
+    def template_of_shape(self, si: int) -> str:
+        """Final canonical template of a learned shape."""
+        if self._tcache_version != self._version:
+            self._tcache.clear()
+            self._tcache_version = self._version
+        t = self._tcache.get(si)
         if t is None:
-            t = self._tcache[cluster] = canonical(" ".join(self._clusters[cluster].words))
+            cl = self._clusters[self._shape_cluster[si]]
+            sw = self._shape_words[si]
+            out = [sw[i] if (VAR in w and vals is not None and len(vals) > 1) else w
+                   for i, (w, vals) in enumerate(zip(cl.words, cl.values))]
+            t = self._tcache[si] = canonical(" ".join(out))
         return t
 
-    def match(self, message: str) -> str:
-        """Template for ``message`` after learning (learns it, uncounted, if new)."""
-        ci = self._raw.get(message)
-        if ci is None:
-            shape = mask(message)
-            ci = self._shape.get(shape)
-            if ci is None:
-                ci = self._shape[shape] = self._place(shape)
-        return self.template_of(ci)
+    def template(self, message: str) -> str:
+        """Template of ``message`` after learning (learns it, uncounted, if new)."""
+        si = self._raw.get(message)
+        if si is None:
+            si = self._shape_index(message)
+        return self.template_of_shape(si)
+
+    match = template
 
     def templates(self) -> Iterator[TemplateInfo]:
-        """All templates with counts (clusters with equal templates are joined)."""
+        """All templates with the number of messages learned for each."""
         counts: dict[str, int] = {}
-        for i, cl in enumerate(self._clusters):
-            t = self.template_of(i)
-            counts[t] = counts.get(t, 0) + cl.count
+        for si, c in enumerate(self._shape_count):
+            if c:
+                t = self.template_of_shape(si)
+                counts[t] = counts.get(t, 0) + c
         for t, c in counts.items():
             yield TemplateInfo(template_id(t), t, c)
 
     def __len__(self) -> int:
         return len(self._clusters)
+
+    @property
+    def shapes(self) -> int:
+        """Distinct masked shapes seen (what the miner's memory grows with)."""
+        return len(self._shape_words)
