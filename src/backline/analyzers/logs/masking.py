@@ -35,7 +35,10 @@ _SPLIT = re.compile(r"([" + DELIMS + r"]+)")
 _P_START = r"(?<![^" + DELIMS + r"])"
 _P_END = r"(?![^" + DELIMS + r"])"
 _VAR_RX = re.compile(
-    r"(?:(?<=[\s=:,'\"(\[{])|^)(?:[a-z][a-z0-9+.-]*:)?/(?:[^\s/,;'\")\]}]+/?)+"     # paths, URLs
+    r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\")\]}]+"    # URLs (scheme kept by _URL_KEEP)
+    r"|(?:(?<=[\s=:,'\"(\[{])|^)/(?:[^\s/,;:'\")\]}]+/?)+"     # paths
+    r"|\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? )?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4})?\b"        # embedded dates
     r"|(?:(?<=[_\s=:,(\[{])|^)-\d+(?:\.\d+)?(?![^" + DELIMS + r"])"  # negative numbers
     r"|" + _P_START + r"(?:"
     r"0[xX][0-9a-fA-F]+"                        # 0x hex
@@ -50,9 +53,15 @@ _MIXED = re.compile(r"[^" + DELIMS + r"]*<\*>[^" + DELIMS + r"]*")
 _MULTI = re.compile(r"<\*>(?:[.,-]?<\*>)+")
 
 
+def _var(m: re.Match[str]) -> str:
+    tok = m.group()
+    i = tok.find("://")
+    return tok[: i + 3] + VAR if i > 0 else VAR
+
+
 def mask(message: str) -> str:
     """Replace obvious variables in ``message`` by ``<*>`` (canonical form)."""
-    return canonical(_VAR_RX.sub(VAR, message))
+    return canonical(_VAR_RX.sub(_var, message))
 
 
 def mask_words(message: str) -> tuple[str, ...]:
@@ -79,7 +88,7 @@ def pieces(word: str) -> list[str]:
     return _SPLIT.split(word)
 
 
-_STRUCT = re.compile(r"([\s,;:=|\"'\[\](){}]+)")
+_STRUCT = re.compile(r"([\s,;:=|\"'\[\](){}])")
 
 
 def generalise_word(a: str, b: str) -> str | None:
@@ -109,7 +118,7 @@ def generalise_word(a: str, b: str) -> str | None:
     for i, (x, y) in enumerate(zip(sa, sb)):
         if x == y:
             out.append(x)
-        elif i % 2 == 1 or not x or not y:
+        elif i % 2 == 1 or (i == 0 and (not x or not y)):
             return None
         else:
             out.append(VAR)
