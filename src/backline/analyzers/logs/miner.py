@@ -27,10 +27,15 @@ One generic configuration serves every log.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from backline.analyzers.logs.masking import VAR, canonical, generalise_word, mask
+
+#: Digit-normalised keys remembered by :meth:`TemplateMiner.add_block`; cleared when full.
+KEY_CACHE_MAX = 500_000
+_DIGITS = str.maketrans("123456789", "000000000")
 
 #: Distinct raw messages remembered (exact repeats skip masking); cleared when full.
 RAW_CACHE_MAX = 200_000
@@ -80,6 +85,7 @@ class TemplateMiner:
         self._shape_cluster: list[int] = []
         self._shape_count: list[int] = []
         self._raw: dict[str, int] = {}
+        self._by_key: dict[str, int] = {}
         self._tcache: dict[int, str] = {}
         self._version = 0
         self._tcache_version = 0
@@ -100,6 +106,50 @@ class TemplateMiner:
         """Learn many messages; return their shape numbers."""
         add = self.add
         return [add(m) for m in messages]
+
+    def add_block(self, messages: list[str]) -> list[int]:
+        """Learn a block of single-line messages at once; return their shape numbers.
+
+        The fast path: masking only depends on *where* digits are, not which
+        digits they are, so every message is keyed by its text with all
+        digits turned into ``0`` (one ``str.translate`` over the joined
+        block), counted with :class:`collections.Counter`, and masked once
+        per distinct key.  Messages must not contain newlines.
+        """
+        if not messages:
+            return []
+        keys = "\n".join(messages).translate(_DIGITS).split("\n")
+        if len(keys) != len(messages):       # a message held a newline: slow path
+            return self.add_all(messages)
+        by_key = self._by_key
+        counts = Counter(keys)
+        missing = [k for k in counts if k not in by_key]
+        if missing:
+            first: dict[str, str] = {}
+            for k, m in zip(keys, messages):
+                if k not in by_key and k not in first:
+                    first[k] = m
+            if len(by_key) + len(first) > KEY_CACHE_MAX:
+                by_key.clear()
+            words = self._shape_words
+            for k, m in first.items():
+                si = self._shape_index(m)
+                # a shape that kept digits (ssh2, jk2_init) depends on the digits
+                # themselves: such keys take the exact per-message path
+                by_key[k] = si if not any(c.isdigit() for w in words[si] for c in w) else -1
+        shape_count = self._shape_count
+        out = list(map(by_key.__getitem__, keys))
+        slow = False
+        for k, c in counts.items():
+            si = by_key[k]
+            if si >= 0:
+                shape_count[si] += c
+            else:
+                slow = True
+        if slow:
+            add = self.add
+            out = [si if si >= 0 else add(m) for si, m in zip(out, messages)]
+        return out
 
     def _shape_index(self, message: str) -> int:
         shape = mask(message)
