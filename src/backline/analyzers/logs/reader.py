@@ -109,6 +109,7 @@ class LogSource:
         self.display = display or str(path)
         self.max_line = max_line
         self.stats = ReadStats()
+        self.format_name = ""          # set by records.read_records once learned
         try:
             with open(self.path, "rb") as fh:
                 head = fh.read(8)

@@ -135,6 +135,7 @@ def read_records(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
             break
     if fmt is None:
         fmt = detect_format([ln.text for ln in sample if ln.text and not _CONT.match(ln.text)])
+    source.format_name = fmt.name
     has_header = fmt.name != "plain"
     parser = TsParser(tz, default_year=default_year)
 
