@@ -22,6 +22,7 @@ from backline.analyzers.logs.miner import TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
 from backline.analyzers.logs.records import LogRecord, read_records, stack_trace_kind
 from backline.analyzers.logs.stats import LogStats, TemplateStats
+from backline.analyzers.logs.timestamps import file_year
 from backline.analyzers.logs.store import RecordWriter
 from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Severity
 
@@ -49,11 +50,7 @@ def _event(artifact: str, rec: LogRecord) -> Event:
 def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> Iterator[Output]:
     """Analyze one text log file; yields Events, Findings and Facts (see module docstring)."""
     src = open_log(path, display=artifact)
-    try:  # syslog / logcat stamps have no year: start from the file's own year
-        from datetime import datetime, timezone
-        default_year = datetime.fromtimestamp(Path(path).stat().st_mtime, tz=timezone.utc).year
-    except (OSError, ValueError, OverflowError):
-        default_year = None
+    default_year = file_year(str(path))   # syslog / logcat stamps have no year
     tz = ctx.tz if isinstance(ctx.tz, ZoneInfo) else ZoneInfo("UTC")
     miner = TemplateMiner()
     stats = LogStats()

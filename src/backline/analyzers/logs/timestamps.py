@@ -180,6 +180,16 @@ class TsParser:
         return datetime.fromtimestamp(int(t) / 1000.0, tz=timezone.utc), TsQuality.EXACT
 
 
+def file_year(path: str) -> int | None:
+    """Year of a file's modification time: the start year for stamps without one."""
+    import os
+
+    try:
+        return datetime.fromtimestamp(os.stat(path).st_mtime, tz=timezone.utc).year
+    except (OSError, ValueError, OverflowError):
+        return None
+
+
 _FIND_ORDER = ("iso", "bgl", "ymd_slash", "ctime", "clf", "syslog", "compact", "yy_slash",
                "yymmdd", "logcat", "md_dot", "epoch_ms", "epoch")
 _FINDERS = [(k, re.compile(TS_REGEX[k])) for k in _FIND_ORDER]
