@@ -49,7 +49,7 @@ _VAR_RX = re.compile(
     r")" + _P_END
 )
 _WS = re.compile(r"\s+")
-_MIXED = re.compile(r"[^" + DELIMS + r"]*<\*>[^" + DELIMS + r"]*")
+_MIXED = re.compile(r"[^/" + DELIMS + r"]*<\*>[^/" + DELIMS + r"]*")
 _MULTI = re.compile(r"<\*>(?:[.,-]?<\*>)+")
 
 

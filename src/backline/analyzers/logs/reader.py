@@ -62,6 +62,7 @@ class ReadStats:
     long_lines: int = 0
     decode_errors: int = 0
     crlf_lines: int = 0
+    truncated: bool = False
     warnings: list[str] = field(default_factory=list)
 
 
@@ -160,8 +161,7 @@ class LogSource:
             if self._encoding.startswith("utf-16"):
                 yield from self._utf16_lines(fh)
                 return
-            reader = io.BufferedReader(fh, buffer_size=1 << 20) if not isinstance(
-                fh, io.BufferedReader) else fh
+            reader = io.BufferedReader(fh, buffer_size=1 << 16) if st.compression == "zstd" else fh
             while True:
                 raw = reader.readline(limit)
                 if not raw:
@@ -178,6 +178,26 @@ class LogSource:
                     yield raw
                     continue
                 yield raw.rstrip(b"\n")
+
+    def _safe_raw_lines(self) -> Iterator[bytes]:
+        """:meth:`_raw_lines`, stopping with a warning on corrupt compressed data."""
+        it = self._raw_lines()
+        while True:
+            try:
+                raw = next(it)
+            except StopIteration:
+                return
+            except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+                self.stats.truncated = True
+                self._warn(f"compressed data corrupt or truncated after line {self.stats.lines}: {exc}")
+                return
+            except Exception as exc:  # zstandard.ZstdError
+                if type(exc).__name__ != "ZstdError":
+                    raise
+                self.stats.truncated = True
+                self._warn(f"compressed data corrupt or truncated after line {self.stats.lines}: {exc}")
+                return
+            yield raw
 
     def _utf16_lines(self, fh: BinaryIO) -> Iterator[bytes]:
         """UTF-16 is decoded incrementally and re-encoded as UTF-8 lines."""
@@ -212,7 +232,7 @@ class LogSource:
         st.bytes_read = 0
         latin = self._encoding == "latin-1"
         n = 0
-        for raw in self._raw_lines():
+        for raw in self._safe_raw_lines():
             n += 1
             st.lines = n
             if raw.endswith(b"\r"):
