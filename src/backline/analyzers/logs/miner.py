@@ -27,15 +27,29 @@ One generic configuration serves every log.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from operator import itemgetter
+from typing import Callable, Iterable, Iterator
 
 from backline.analyzers.logs.masking import VAR, canonical, generalise_word, mask
 
 #: Digit-normalised keys remembered by :meth:`TemplateMiner.add_block`; cleared when full.
 KEY_CACHE_MAX = 500_000
 _DIGITS = str.maketrans("123456789", "000000000")
+
+
+def _single_digit_getter(key: str) -> Callable[[str], object]:
+    """A function picking a message's single digits (``jk2``, ``ssh2``) at the
+    positions where ``key`` (digits as ``0``) has lone digits."""
+    n = len(key)
+    pos = [i for i, c in enumerate(key) if c == "0" and (i == 0 or key[i - 1] != "0")
+           and (i + 1 == n or key[i + 1] != "0")]
+    return itemgetter(*pos) if pos else (lambda _m: None)
+
+
+_RUN2 = re.compile(r"\d\d")
 
 #: Distinct raw messages remembered (exact repeats skip masking); cleared when full.
 RAW_CACHE_MAX = 200_000
@@ -86,6 +100,8 @@ class TemplateMiner:
         self._shape_count: list[int] = []
         self._raw: dict[str, int] = {}
         self._by_key: dict[str, int] = {}
+        self._by_key2: dict[tuple[str, object], int] = {}
+        self._getters: dict[str, Callable[[str], object]] = {}
         self._tcache: dict[int, str] = {}
         self._version = 0
         self._tcache_version = 0
@@ -110,11 +126,14 @@ class TemplateMiner:
     def add_block(self, messages: list[str]) -> list[int]:
         """Learn a block of single-line messages at once; return their shape numbers.
 
-        The fast path: masking only depends on *where* digits are, not which
+        The fast path: masking depends on *where* digits are, not on which
         digits they are, so every message is keyed by its text with all
         digits turned into ``0`` (one ``str.translate`` over the joined
         block), counted with :class:`collections.Counter`, and masked once
-        per distinct key.  Messages must not contain newlines.
+        per distinct key.  Where the template keeps lone digits (``jk2_init``)
+        those digits are added to the key; where it keeps longer digit runs,
+        such messages are masked one by one.  The result is the same as
+        :meth:`add` for every message.  Messages must not contain newlines.
         """
         if not messages:
             return []
@@ -122,6 +141,9 @@ class TemplateMiner:
         if len(keys) != len(messages):       # a message held a newline: slow path
             return self.add_all(messages)
         by_key = self._by_key
+        if len(by_key) > KEY_CACHE_MAX:
+            by_key.clear()
+            self._getters.clear()
         counts = Counter(keys)
         missing = [k for k in counts if k not in by_key]
         if missing:
@@ -129,27 +151,45 @@ class TemplateMiner:
             for k, m in zip(keys, messages):
                 if k not in by_key and k not in first:
                     first[k] = m
-            if len(by_key) + len(first) > KEY_CACHE_MAX:
-                by_key.clear()
             words = self._shape_words
             for k, m in first.items():
-                si = self._shape_index(m)
-                # a shape that kept digits (ssh2, jk2_init) depends on the digits
-                # themselves: such keys take the exact per-message path
-                by_key[k] = si if not any(c.isdigit() for w in words[si] for c in w) else -1
+                cls = by_key[k] = self._key_class(self._shape_index(m), words)
+                if cls == -1:
+                    self._getters[k] = _single_digit_getter(k)
         shape_count = self._shape_count
         out = list(map(by_key.__getitem__, keys))
-        slow = False
+        rest = False
         for k, c in counts.items():
             si = by_key[k]
             if si >= 0:
                 shape_count[si] += c
             else:
-                slow = True
-        if slow:
-            add = self.add
-            out = [si if si >= 0 else add(m) for si, m in zip(out, messages)]
+                rest = True
+        if rest:
+            out = [si if si >= 0 else self._add_keyed(k, m, si) for si, k, m in zip(out, keys, messages)]
         return out
+
+    @staticmethod
+    def _key_class(si: int, words: list[list[str]]) -> int:
+        """How a digit key maps to shapes: the shape itself when it kept no digits;
+        -1 when it kept single digits only (``jk2_init``: the single digits decide);
+        -2 when it kept longer digit runs (decided per message)."""
+        shape = " ".join(words[si])
+        if not any(c.isdigit() for c in shape):
+            return si
+        return -2 if _RUN2.search(shape) else -1
+
+    def _add_keyed(self, key: str, message: str, cls: int) -> int:
+        if cls == -1:
+            k2 = (key, self._getters[key](message))
+            si = self._by_key2.get(k2)
+            if si is None:
+                if len(self._by_key2) >= KEY_CACHE_MAX:
+                    self._by_key2.clear()
+                si = self._by_key2[k2] = self._shape_index(message)
+            self._shape_count[si] += 1
+            return si
+        return self.add(message)
 
     def _shape_index(self, message: str) -> int:
         shape = mask(message)

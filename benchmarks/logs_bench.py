@@ -1,0 +1,153 @@
+"""Speed of Backline's template miner against Drain3 (default config), same input, same run.
+
+Builds a mixed input of >= 1,000,000 lines from the loghub-2k corpus: the 8
+systems' raw logs, one 2,000-line block at a time (as separate files would
+be), every run of 3+ digits replaced by fresh random digits so that repeated
+blocks are new messages, not cache hits.  Headers are split off once with
+Backline's header detection; both miners then get the same message list.
+
+Prints lines/s for: plain Python iteration over the lines (the floor),
+Backline's miner (block API), Backline end to end on a file (read, decode,
+header split, mine), and Drain3; then the ratio Backline / Drain3.
+
+Usage::
+
+    python benchmarks/logs_bench.py [--lines N] [--drain3-lines N]
+
+``--drain3-lines`` times Drain3 on the first N messages only (its rate is
+flat in N); by default it gets all of them.  Needs the ``bench`` extra
+(``pip install -e '.[bench]'``) for Drain3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import re
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from backline.analyzers.logs.formats import detect_format  # noqa: E402
+from backline.analyzers.logs.miner import TemplateMiner  # noqa: E402
+from backline.analyzers.logs.reader import open_log  # noqa: E402
+from backline.testing import corpus_dir  # noqa: E402
+
+_DIGITS = re.compile(r"\d{3,}")
+
+
+def build_input(n_lines: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(raw lines, messages) of at least ``n_lines`` lines, in per-system blocks."""
+    base = corpus_dir() / "logs" / "loghub-2k"
+    systems = []
+    for d in sorted(p for p in base.iterdir() if p.is_dir()):
+        lines = [ln.text for ln in open_log(d / f"{d.name}_2k.log")]
+        systems.append((lines, detect_format(lines[:400])))
+    rng = random.Random(seed)
+
+    def fresh(m: re.Match[str]) -> str:
+        return "".join(rng.choice("0123456789") for _ in m.group())
+
+    raw: list[str] = []
+    msgs: list[str] = []
+    while len(raw) < n_lines:
+        for lines, fmt in systems:
+            for s in lines:
+                s = _DIGITS.sub(fresh, s)
+                raw.append(s)
+                h = fmt.split(s)
+                msgs.append(h.message if h else s)
+    return raw, msgs
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def bench_backline_messages(msgs: list[str], block: int = 65536) -> tuple[float, TemplateMiner]:
+    t = time.perf_counter()
+    miner = TemplateMiner()
+    for i in range(0, len(msgs), block):
+        miner.add_block(msgs[i:i + block])
+    return time.perf_counter() - t, miner
+
+
+def bench_backline_file(raw: list[str]) -> float:
+    """End to end: write a file, then read + decode + split headers + mine it."""
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "mixed.log"
+        p.write_text("\n".join(raw) + "\n", encoding="utf-8")
+        t = time.perf_counter()
+        miner = TemplateMiner()
+        fmt = None
+        buf: list[str] = []
+        for ln in open_log(p):
+            buf.append(ln.text)
+            if len(buf) == 2000:                       # one system's block: learn its format
+                fmt = detect_format(buf[:400]) if fmt is None or not fmt.regex.match(buf[0]) else fmt
+                rx = fmt.regex
+                out = []
+                for s in buf:
+                    m = rx.match(s)
+                    out.append(m.group("msg") if m else s)
+                miner.add_block(out)
+                buf = []
+        return time.perf_counter() - t
+
+
+def bench_drain3(msgs: list[str]) -> float:
+    from drain3 import TemplateMiner as Drain3
+
+    d = Drain3()
+    t = time.perf_counter()
+    for m in msgs:
+        d.add_log_message(m)
+    return time.perf_counter() - t
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--drain3-lines", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    raw, msgs = build_input(args.lines)
+    n = len(msgs)
+    print(f"input: {n:,} lines from loghub-2k ({len(set(msgs)):,} distinct messages); "
+          f"python {platform.python_version()}, {os.cpu_count()} cores")
+
+    t = time.perf_counter()
+    for _ in msgs:
+        pass
+    floor = time.perf_counter() - t
+    print(f"python line iteration (floor) : {rate(n, floor):>12,.0f} lines/s")
+
+    dt, miner = bench_backline_messages(msgs)
+    bl = rate(n, dt)
+    print(f"backline miner (messages)     : {bl:>12,.0f} lines/s  "
+          f"({len(list(miner.templates()))} templates, {miner.shapes} shapes)")
+    dt2 = bench_backline_file(raw)
+    print(f"backline end to end (file)    : {rate(n, dt2):>12,.0f} lines/s  (read, decode, headers, mine)")
+
+    try:
+        sub = msgs[: args.drain3_lines] if args.drain3_lines else msgs
+        dd = bench_drain3(sub)
+        d3 = rate(len(sub), dd)
+        print(f"drain3 default (messages)     : {d3:>12,.0f} lines/s  (on {len(sub):,} lines)")
+        print(f"ratio backline / drain3       : {bl / d3:>12.1f}x")
+    except ImportError:
+        print("drain3 not installed (pip install -e '.[bench]'): no baseline")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process      : {peak:,.0f} MB (includes the input lists)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
