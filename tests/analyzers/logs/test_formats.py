@@ -71,3 +71,19 @@ def test_plain_text_without_timestamps():
     assert fmt.name == "plain"
     h = fmt.split("WARNING: disk low")
     assert (h.level, h.message) == ("WARNING", "disk low")
+
+
+def test_generic_learns_numeric_columns_after_timestamp():
+    lines = [f"{134681 + i} node-{i} unix.hw state_change.unavailable {1077804742 + i} 1 "
+             f"Component State Change: Component alt{i} is unavailable" for i in range(10)]
+    fmt = detect_format(lines)
+    h = fmt.split(lines[3])
+    assert h.ts_text == "1077804745"
+    assert h.message == "Component State Change: Component alt3 is unavailable"
+
+
+def test_generic_keeps_numbers_that_belong_to_the_message():
+    lines = [f"2024-03-01T10:00:0{i} {i} workers started" if i % 2 else f"2024-03-01T10:00:0{i} idle"
+             for i in range(8)]
+    fmt = detect_format(lines)
+    assert fmt.split(lines[1]).message == "1 workers started"

@@ -124,6 +124,9 @@ FORMATS: tuple[LogFormat, ...] = (
 )
 
 
+_NUM_FIELD = re.compile(r"\d+\s+\S")
+
+
 def _leading_fields(rest: str) -> str:
     """Regex for what follows a timestamp in a generic header."""
     return (r"[\]\)]?[,;]?\s*(?:[-|:]\s+)?(?:\[?(?P<level>" + _LEVELS + r")\]?:?\s+)?"
@@ -151,7 +154,15 @@ def generic_format(sample: list[str]) -> LogFormat:
     if hits * 2 < len(sample):
         return LogFormat("plain", r"(?:\[?(?P<level>" + _LEVELS + r")\]?:?\s+)?(?P<msg>.*)")
     prefix = r"(?:\S+\s+){%d}" % pre_fields if pre_fields else r"\[?"
-    return LogFormat(f"generic-{kind}", prefix + _ts(kind) + _leading_fields(""), kind)
+    fmt = LogFormat(f"generic-{kind}", prefix + _ts(kind) + _leading_fields(""), kind)
+    # a column right after the header that is numeric on (nearly) every line is a
+    # header field too (a pid, a flag), not part of the message
+    for _ in range(2):
+        msgs = [h.message for s in sample if (h := fmt.split(s)) is not None]
+        if len(msgs) < 5 or sum(1 for m in msgs if _NUM_FIELD.match(m)) < 0.95 * len(msgs):
+            break
+        fmt = LogFormat(fmt.name, fmt.pattern.replace("(?P<msg>.*)", r"\d+\s+(?P<msg>.*)"), kind)
+    return fmt
 
 
 def detect_format(sample: list[str], min_share: float = 0.6) -> LogFormat:
