@@ -89,14 +89,19 @@ def _open_binary(path: Path, compression: str) -> BinaryIO:
     return open(path, "rb")
 
 
+#: Every byte that is not a control byte (tab, LF, CR, FF, ESC count as text).
+_NOT_CTRL = bytes(b for b in range(256) if b >= 32 or b in (9, 10, 13, 12, 27))
+
+
 def _is_binary(raw: bytes) -> bool:
     """A line is binary junk when it holds NULs (outside UTF-16) or many control bytes."""
     if not raw:
         return False
     if b"\x00" in raw:
         return True
-    ctrl = sum(1 for b in raw[:512] if b < 32 and b not in (9, 10, 13, 12, 27))
-    return ctrl * 10 > min(len(raw), 512)
+    head = raw[:512]
+    ctrl = len(head.translate(None, _NOT_CTRL))
+    return ctrl * 10 > len(head)
 
 
 class LogSource:
@@ -154,30 +159,46 @@ class LogSource:
             return "utf-8-mixed"
 
     def _raw_lines(self) -> Iterator[bytes]:
-        """Physical lines as bytes (terminator removed), bounded by max_line."""
+        """Blocks of complete physical lines (``\n``-separated, no final terminator).
+
+        Read in 1 MiB chunks; a line longer than ``max_line`` is cut there and
+        the rest of it skipped, so memory stays bounded whatever the file.
+        """
         st = self.stats
         limit = self.max_line
         with _open_binary(self.path, st.compression) as fh:
             if self._encoding.startswith("utf-16"):
-                yield from self._utf16_lines(fh)
+                for line in self._utf16_lines(fh):
+                    yield line
                 return
-            reader = io.BufferedReader(fh, buffer_size=1 << 16) if st.compression == "zstd" else fh
+            buf = b""
+            skipping = False
+            # compressed streams: read1 hands over what is decompressed so far, so a
+            # truncated file still yields the lines before the damage
+            read = fh.read if not st.compression else getattr(fh, "read1", fh.read)
             while True:
-                raw = reader.readline(limit)
-                if not raw:
+                data = read(1 << 20)
+                if not data:
+                    if buf and not skipping:
+                        yield buf
                     return
-                st.bytes_read += len(raw)
-                if not raw.endswith(b"\n") and len(raw) >= limit:
+                st.bytes_read += len(data)
+                if skipping:
+                    i = data.find(b"\n")
+                    if i < 0:
+                        continue
+                    data = data[i + 1:]
+                    skipping = False
+                buf += data
+                j = buf.rfind(b"\n")
+                if j >= 0:
+                    yield buf[:j]
+                    buf = buf[j + 1:]
+                if len(buf) > limit:
                     st.long_lines += 1
-                    # skip the rest of this physical line in bounded chunks
-                    while True:
-                        more = reader.readline(limit)
-                        st.bytes_read += len(more)
-                        if not more or more.endswith(b"\n"):
-                            break
-                    yield raw
-                    continue
-                yield raw.rstrip(b"\n")
+                    yield buf[:limit]
+                    buf = b""
+                    skipping = True
 
     def _safe_raw_lines(self) -> Iterator[bytes]:
         """:meth:`_raw_lines`, stopping with a warning on corrupt compressed data."""
@@ -231,26 +252,53 @@ class LogSource:
         st.lines = st.binary_lines = st.long_lines = st.decode_errors = st.crlf_lines = 0
         st.bytes_read = 0
         latin = self._encoding == "latin-1"
+        limit = self.max_line
         n = 0
-        for raw in self._safe_raw_lines():
-            n += 1
-            st.lines = n
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-                st.crlf_lines += 1
-            if _is_binary(raw):
-                st.binary_lines += 1
-                continue
-            if latin:
-                text = raw.decode("latin-1")
-            else:
+        for block in self._safe_raw_lines():
+            raws = block.split(b"\n")
+            # fast path: a block without control bytes that decodes as UTF-8
+            if not latin and not block.translate(None, _NOT_CTRL):
                 try:
-                    text = raw.decode("utf-8")
+                    text = block.decode("utf-8")
                 except UnicodeDecodeError:
-                    # mixed encodings: this line is not UTF-8; Latin-1 never fails
-                    st.decode_errors += 1
+                    text = None
+                if text is not None:
+                    texts = text.split("\n")
+                    if len(texts) == len(raws):
+                        for t, r in zip(texts, raws):
+                            n += 1
+                            if len(r) > limit:
+                                st.long_lines += 1
+                                t = r[:limit].decode("utf-8", "replace")
+                            if t.endswith("\r"):
+                                t = t[:-1]
+                                st.crlf_lines += 1
+                            yield Line(n, t)
+                        st.lines = n
+                        continue
+            for raw in raws:
+                n += 1
+                st.lines = n
+                if len(raw) > limit:
+                    st.long_lines += 1
+                    raw = raw[:limit]
+                if raw.endswith(b"\r"):
+                    raw = raw[:-1]
+                    st.crlf_lines += 1
+                if _is_binary(raw):
+                    st.binary_lines += 1
+                    continue
+                if latin:
                     text = raw.decode("latin-1")
-            yield Line(n, text)
+                else:
+                    try:
+                        text = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        # mixed encodings: this line is not UTF-8; Latin-1 never fails
+                        st.decode_errors += 1
+                        text = raw.decode("latin-1")
+                yield Line(n, text)
+        st.lines = n
         if st.binary_lines:
             self._warn(f"{st.binary_lines} binary line(s) skipped")
         if st.long_lines:
