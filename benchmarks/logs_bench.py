@@ -102,6 +102,25 @@ def bench_backline_file(raw: list[str]) -> float:
         return time.perf_counter() - t
 
 
+def bench_analyzer(raw: list[str], system_lines: int = 2000) -> tuple[float, int]:
+    """The whole logs.text analyzer (records, miner, stats, findings, Parquet) on one
+    system's log grown to the input size (one file = one header format)."""
+    from backline.analyzers.base import AnalysisContext
+    from backline.analyzers.logs.text_analyzer import analyze_text_log
+
+    hadoop = [s for s in raw[: 16 * system_lines] if s[:4].isdigit() and " [" in s[:40]]
+    lines = (hadoop * (len(raw) // max(1, len(hadoop)) + 1))[: len(raw)]
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "big.log"
+        p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (Path(d) / "work").mkdir()
+        t = time.perf_counter()
+        n = 0
+        for _ in analyze_text_log(p, "big.log", AnalysisContext(work_dir=Path(d) / "work")):
+            n += 1
+        return time.perf_counter() - t, len(lines)
+
+
 def bench_drain3(msgs: list[str]) -> float:
     from drain3 import TemplateMiner as Drain3
 
@@ -116,6 +135,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--drain3-lines", type=int, default=0)
+    ap.add_argument("--analyzer", action="store_true", help="also time the whole logs.text analyzer")
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs for each timing (shared machines are noisy)")
     args = ap.parse_args(argv)
 
@@ -140,6 +160,11 @@ def main(argv: list[str]) -> int:
           f"({len(list(miner.templates()))} templates, {miner.shapes} shapes)")
     dt2 = min(bench_backline_file(raw) for _ in range(args.repeat))
     print(f"backline end to end (file)    : {rate(n, dt2):>12,.0f} lines/s  (read, decode, headers, mine)")
+
+    if args.analyzer:
+        da, na = bench_analyzer(raw)
+        print(f"logs.text analyzer (file)     : {rate(na, da):>12,.0f} lines/s  "
+              f"(records, templates, stats, findings, Parquet; {na:,} log4j lines)")
 
     try:
         sub = msgs[: args.drain3_lines] if args.drain3_lines else msgs

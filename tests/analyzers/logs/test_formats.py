@@ -87,3 +87,21 @@ def test_generic_keeps_numbers_that_belong_to_the_message():
              for i in range(8)]
     fmt = detect_format(lines)
     assert fmt.split(lines[1]).message == "1 workers started"
+
+
+def test_journald_json_export():
+    lines = ['{"__REALTIME_TIMESTAMP":"1700000000123456","PRIORITY":"3","_HOSTNAME":"web1",'
+             '"SYSLOG_IDENTIFIER":"nginx","_PID":"812","MESSAGE":"upstream timed out (110)"}'] * 3
+    fmt = detect_format(lines)
+    h = fmt.split(lines[0])
+    assert (h.level, h.component, h.pid, h.host, h.message) == ("err", "nginx", "812", "web1",
+                                                                "upstream timed out (110)")
+    from backline.analyzers.logs.timestamps import TsParser
+    ts, _ = TsParser().parse(h.ts_kind, h.ts_text)
+    assert ts.isoformat() == "2023-11-14T22:13:20.123456+00:00"
+
+
+def test_json_lines_app_log():
+    line = '{"time":"2024-05-01T10:00:00.5Z","level":"warn","logger":"db","msg":"slow query","ms":812}'
+    h = detect_format([line] * 3).split(line)
+    assert (h.ts_kind, h.level, h.component, h.message) == ("iso", "warn", "db", "slow query")

@@ -16,6 +16,7 @@ header.  No per-product configuration is needed.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -61,12 +62,59 @@ class LogFormat:
         if m is None:
             return None
         g = m.groupdict()
+        if self.name in _JSON_FORMATS:
+            return _json_header(g["msg"]) or Header("", "", "", "", "", "", "", g["msg"])
         return Header(
             ts_text=g.get("ts") or "", ts_kind=self.ts_kind if g.get("ts") else "",
             level=g.get("level") or "", component=(g.get("component") or "").strip(),
             pid=g.get("pid") or "", thread=g.get("thread") or "", host=g.get("host") or "",
             message=g.get("msg") or "",
         )
+
+
+_JSON_FORMATS = frozenset({"json-lines", "journald-json"})
+_J_MSG = ("MESSAGE", "message", "msg", "log", "@message", "text")
+_J_LEVEL = ("level", "severity", "levelname", "log.level", "lvl", "PRIORITY", "loglevel")
+_J_TS = ("__REALTIME_TIMESTAMP", "@timestamp", "timestamp", "time", "ts", "datetime", "date")
+_J_COMP = ("SYSLOG_IDENTIFIER", "logger", "logger_name", "component", "name", "module", "_COMM", "source")
+_J_PID = ("_PID", "pid", "process", "SYSLOG_PID")
+_J_HOST = ("_HOSTNAME", "host", "hostname")
+_J_THREAD = ("thread", "thread_name", "threadName", "tid")
+#: journald / syslog PRIORITY numbers
+_PRIORITY = {"0": "emerg", "1": "alert", "2": "crit", "3": "err", "4": "warning", "5": "notice",
+             "6": "info", "7": "debug"}
+
+
+def _first(d: dict, keys: tuple[str, ...]) -> str:
+    for k in keys:
+        v = d.get(k)
+        if v is not None and v != "":
+            return v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+    return ""
+
+
+def _json_header(text: str) -> Header | None:
+    """Fields of one JSON-lines record (journald export, structured app logs)."""
+    try:
+        d = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(d, dict):
+        return None
+    ts = _first(d, _J_TS)
+    kind = ""
+    if ts:
+        if ts.isdigit():
+            kind = "epoch_us" if len(ts) >= 16 else "epoch_ms" if len(ts) >= 13 else "epoch"
+        elif re.fullmatch(r"\d+\.\d+", ts):
+            kind = "epoch"
+        else:
+            kind = "iso"
+    level = _first(d, _J_LEVEL)
+    if "PRIORITY" in d and level == str(d.get("PRIORITY")):
+        level = _PRIORITY.get(level, level)
+    return Header(ts, kind, level, _first(d, _J_COMP), _first(d, _J_PID), _first(d, _J_THREAD),
+                  _first(d, _J_HOST), _first(d, _J_MSG) or text)
 
 
 _CACHE: dict[str, re.Pattern[str]] = {}

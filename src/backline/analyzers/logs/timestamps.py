@@ -77,6 +77,7 @@ class TsParser:
             "ctime": self._ctime, "clf": self._clf, "yymmdd": self._yymmdd,
             "yy_slash": self._yy_slash, "logcat": self._logcat, "compact": self._compact,
             "md_dot": self._md_dot, "epoch": self._epoch, "epoch_ms": self._epoch_ms,
+            "epoch_us": self._epoch_us,
         }
 
     # -- public --------------------------------------------------------
@@ -175,6 +176,11 @@ class TsParser:
 
     def _epoch(self, t: str) -> tuple[datetime, TsQuality]:
         return datetime.fromtimestamp(float(t), tz=timezone.utc), TsQuality.EXACT
+
+    def _epoch_us(self, t: str) -> tuple[datetime, TsQuality]:
+        v = int(t)
+        return (datetime.fromtimestamp(v // 1_000_000, tz=timezone.utc) + timedelta(microseconds=v % 1_000_000),
+                TsQuality.EXACT)
 
     def _epoch_ms(self, t: str) -> tuple[datetime, TsQuality]:
         return datetime.fromtimestamp(int(t) / 1000.0, tz=timezone.utc), TsQuality.EXACT
