@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from contextlib import contextmanager
 import heapq
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -155,7 +156,23 @@ def _blocks(recs: Iterator[LogRecord]) -> Iterator[list[LogRecord]]:
 
 
 # -- backline logs templates FILE -----------------------------------------------
-def _line_messages(path: Path) -> Iterator[tuple[int, str, str, str, str]]:
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on a TTY (stderr); a no-op otherwise."""
+    if not sys.stderr.isatty() or total <= 0:
+        yield lambda _done: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _line_messages(path: Path, progress: Callable[[int], None] | None = None
+                   ) -> Iterator[tuple[int, str, str, str, str]]:
     """(line, message, level, ts_kind, ts_text) for every physical line."""
     src = open_log(path)
     sample: list[str] = []
@@ -173,6 +190,8 @@ def _line_messages(path: Path) -> Iterator[tuple[int, str, str, str, str]]:
         yield from lines
 
     for ln in all_lines():
+        if progress is not None and ln.number % BLOCK == 0:
+            progress(src.stats.bytes_read)
         h = fmt.split(ln.text)
         if h is None:
             yield ln.number, ln.text, "", "", ""
@@ -214,11 +233,13 @@ def templates(
                         rec[1] = ts
             buf.clear()
 
-        for item in _line_messages(file):
-            buf.append(item)
-            if len(buf) >= BLOCK:
-                flush()
-        flush()
+        size = file.stat().st_size
+        with _progress("mining templates", size) as tick:
+            for item in _line_messages(file, tick):
+                buf.append(item)
+                if len(buf) >= BLOCK:
+                    flush()
+            flush()
         rows: dict[str, list] = {}
         counts = {si: miner._shape_count[si] for si in info}
         for si, (f, l, lvl, ex) in info.items():
@@ -232,10 +253,11 @@ def templates(
                 r[2] = max((x for x in (r[2], l) if x), default=None)
         _print_table(rows, top)
         if per_line is not None:
-            with open(per_line, "w", newline="", encoding="utf-8") as fh:
+            with open(per_line, "w", newline="", encoding="utf-8") as fh, \
+                    _progress("writing per-line templates", size) as tick:
                 w = csv.writer(fh)
                 w.writerow(["line", "template_id", "template"])
-                for line, msg, *_ in _line_messages(file):
+                for line, msg, *_ in _line_messages(file, tick):
                     t = miner.template(msg)
                     w.writerow([line, template_id(t), t])
             typer.echo(f"wrote {per_line}", err=True)
@@ -268,9 +290,11 @@ def _parquet_for(path: Path, zone: ZoneInfo) -> Path:
     if out.is_file():
         return out
     with tempfile.TemporaryDirectory(dir=default_store_dir()) as tmp:
-        ctx = AnalysisContext(tz=zone, work_dir=Path(tmp), max_events=0)
-        for _ in analyze_text_log(path, str(path), ctx):
-            pass
+        with _progress(f"indexing {path.name}", 1000) as tick:
+            ctx = AnalysisContext(tz=zone, work_dir=Path(tmp), max_events=0,
+                                  progress=lambda frac: tick(int(frac * 1000)))
+            for _ in analyze_text_log(path, str(path), ctx):
+                pass
         (Path(tmp) / "records.parquet").replace(out)
     return out
 
