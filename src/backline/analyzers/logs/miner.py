@@ -39,6 +39,16 @@ from backline.analyzers.logs.masking import VAR, canonical, generalise_word, mas
 KEY_CACHE_MAX = 500_000
 _DIGITS = str.maketrans("123456789", "000000000")
 
+_KEY_PREFIX = re.compile(r"^.*[=:](?=.)")
+_WORD = re.compile(r"[A-Za-z_]+")
+
+
+def _plain(word: str) -> bool:
+    """A plain word (``RUNNING``, ``start``, ``[preauth]``, ``mode=fast``): the kind of
+    value that names a state rather than holds data (hosts, classes, paths do)."""
+    core = _KEY_PREFIX.sub("", word).strip("\"'()[]{},;:.!?")
+    return _WORD.fullmatch(core) is not None
+
 
 def _single_digit_getter(key: str) -> Callable[[str], object]:
     """A function picking a message's single digits (``jk2``, ``ssh2``) at the
@@ -222,7 +232,7 @@ class TemplateMiner:
                 vals = cl.values[i]
                 if vals is not None and (old != w or len(vals) > 1):
                     vals.add(w)
-                    if len(vals) > cap or VAR in w:
+                    if len(vals) > cap or VAR in w or not all(map(_plain, vals)):
                         cl.values[i] = None
             cl.words = best_new  # type: ignore[assignment]
             return best
