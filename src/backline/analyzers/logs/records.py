@@ -178,7 +178,7 @@ def read_records(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
 
 
 def _finish(cur: dict, parts: list[str]) -> LogRecord:
-    text = "\n".join(parts)
+    text = parts[0] if len(parts) == 1 else "\n".join(parts)
     if len(text) > MAX_RECORD:
         text = text[:MAX_RECORD]
     return LogRecord(cur["line"], cur["end"], cur["ts"], cur["q"], cur["level"],

@@ -27,6 +27,7 @@ from backline.analyzers.logs.store import RecordWriter
 from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Severity
 
 NAME = "logs.text"
+_LABEL = {s: s.label for s in Severity}
 BLOCK = 4096
 MAX_STACK_TRACES = 200
 MAX_TRACE_TEXT = 64 * 1024
@@ -79,7 +80,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
                                        artifact, NAME))
             if writer is not None:
                 writer.add(ts=rec.ts, ts_quality=rec.ts_quality.value, line=rec.line,
-                           end_line=rec.end_line, level=rec.level, severity=rec.severity.label,
+                           end_line=rec.end_line, level=rec.level, severity=_LABEL[rec.severity],
                            component=rec.component, pid=rec.pid, thread=rec.thread, host=rec.host,
                            shape=shape, message=rec.message)
         batch.clear()

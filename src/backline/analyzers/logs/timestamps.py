@@ -105,6 +105,15 @@ class TsParser:
 
     # -- shapes --------------------------------------------------------
     def _iso(self, t: str) -> tuple[datetime, TsQuality]:
+        try:                                   # C fast path (Python 3.11 reads most ISO forms)
+            dt = datetime.fromisoformat(t)
+        except ValueError:
+            dt = None
+        if dt is not None:
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=self.tz)
+                return (dt if self.tz is timezone.utc else dt.astimezone(timezone.utc)), TsQuality.EXACT
+            return dt.astimezone(timezone.utc), TsQuality.EXACT
         n = [int(x) for x in _NUM.findall(t[:19])]
         us = 0
         rest = t[19:]
