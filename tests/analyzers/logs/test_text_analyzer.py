@@ -161,3 +161,16 @@ def test_stack_trace_fact(corpus, tmp_path):
     (st,) = [o for o in out if isinstance(o, Fact) and o.name == "log.stack_trace"]
     assert st.value["line"] == 2 and st.value["kind"] == "java"
     assert "Caused by: java.lang.NumberFormatException" in st.value["text"]
+
+
+def test_histograms_stay_bounded_over_long_spans():
+    from backline.analyzers.logs.records import LogRecord
+    from backline.analyzers.logs.stats import MAX_BUCKETS, LogStats
+    from backline.model import TsQuality
+
+    st = LogStats()
+    for i in range(40_000):                         # one record per minute for 4 weeks
+        ts = T0 + timedelta(minutes=i)
+        st.add(LogRecord(i + 1, i + 1, ts, TsQuality.EXACT, "INFO", Severity.INFO, "", "", "", "", "m", "m"), 0)
+    assert len(st.shapes[0].buckets) <= MAX_BUCKETS and st.bucket_s >= 300
+    assert sum(st.shapes[0].buckets.values()) == 40_000

@@ -17,7 +17,7 @@ import re
 from datetime import datetime, timezone
 from typing import Iterator
 
-from backline.analyzers.logs.stats import BUCKET_S, LogStats, TemplateStats
+from backline.analyzers.logs.stats import LogStats, TemplateStats
 from backline.model import EvidenceRef, Finding, Severity
 
 MAX_ERROR_TEMPLATES = 10
@@ -69,8 +69,9 @@ def bursts(artifact: str, tpls: list[TemplateStats], stats: LogStats, analyzer: 
     """Templates whose per-minute rate jumps far above their own average."""
     if stats.first_ts is None or stats.last_ts is None:
         return
-    span_buckets = max(1, int(stats.last_ts.timestamp()) // BUCKET_S
-                       - int(stats.first_ts.timestamp()) // BUCKET_S + 1)
+    width = stats.bucket_s
+    span_buckets = max(1, int(stats.last_ts.timestamp()) // width
+                       - int(stats.first_ts.timestamp()) // width + 1)
     if span_buckets < 10:
         return
     found: list[tuple[int, Finding]] = []
@@ -93,17 +94,17 @@ def bursts(artifact: str, tpls: list[TemplateStats], stats: LogStats, analyzer: 
             if n > 0.9 * t.count and len(runs) == 1 and end - start + 1 >= span_buckets // 2:
                 continue            # the template is simply always busy
             peak = max(t.buckets.get(b, 0) for b in range(start, end + 1))
-            t0 = datetime.fromtimestamp(start * BUCKET_S, tz=timezone.utc)
-            t1 = datetime.fromtimestamp((end + 1) * BUCKET_S, tz=timezone.utc)
+            t0 = datetime.fromtimestamp(start * width, tz=timezone.utc)
+            t1 = datetime.fromtimestamp((end + 1) * width, tz=timezone.utc)
             sev = Severity.HIGH if _is_error(t) else Severity.MEDIUM
             found.append((n, Finding(
                 code="LOG.BURST", title=f"burst of {n}x {t.template[:160]}", severity=sev,
                 artifact=artifact, evidence=_refs(artifact, t),
-                detail=(f"{n} records from {t0:%Y-%m-%d %H:%M} to {t1:%H:%M} UTC "
-                        f"(peak {peak}/min, average {mean:.2f}/min)"),
+                detail=(f"{n} records from {t0:%Y-%m-%d %H:%M} to {t1:%Y-%m-%d %H:%M} UTC "
+                        f"(peak {peak} per {width}s, average {mean:.2f})"),
                 count=n, first_seen=t0, last_seen=t1, analyzer=analyzer,
                 data={"template_id": t.template_id, "template": t.template, "start": t0.isoformat(),
-                      "end": t1.isoformat(), "peak_per_min": peak, "mean_per_min": round(mean, 3)})))
+                      "end": t1.isoformat(), "bucket_s": width, "peak": peak, "mean": round(mean, 3)})))
     found.sort(key=lambda x: -x[0])
     for _, f in found[:MAX_BURSTS]:
         yield f

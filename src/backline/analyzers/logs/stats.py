@@ -18,8 +18,10 @@ from datetime import datetime
 from backline.analyzers.logs.records import LogRecord
 from backline.model import Severity
 
-#: Width of a histogram bucket, seconds.
+#: Width of a histogram bucket, seconds (doubled whenever a template's
+#: histogram would hold more than MAX_BUCKETS buckets).
 BUCKET_S = 60
+MAX_BUCKETS = 8192
 #: Gaps kept in the reservoir sample used for the file's usual rhythm.
 GAP_SAMPLE = 4096
 EXAMPLES = 3
@@ -89,6 +91,7 @@ class LogStats:
         self._gap_n = 0
         self._top_gaps: list[tuple[float, int, Gap]] = []
         self._rng = random.Random(0)
+        self.bucket_s = BUCKET_S
 
     def add(self, rec: LogRecord, shape: int) -> None:
         """Account one record whose head line has miner shape ``shape``."""
@@ -114,8 +117,10 @@ class LogStats:
             st.first_ts = ts
         if st.last_ts is None or ts > st.last_ts:
             st.last_ts = ts
-        b = int(ts.timestamp()) // BUCKET_S
+        b = int(ts.timestamp()) // self.bucket_s
         st.buckets[b] = st.buckets.get(b, 0) + 1
+        if len(st.buckets) > MAX_BUCKETS:
+            self._coarsen()
         if self.first_ts is None or ts < self.first_ts:
             self.first_ts = ts
         if self.last_ts is None or ts > self.last_ts:
@@ -133,6 +138,15 @@ class LogStats:
                 elif gap > self._top_gaps[0][0]:
                     heapq.heapreplace(self._top_gaps, item)
         self._prev = (ts, rec.line)
+
+    def _coarsen(self) -> None:
+        """Double the bucket width of every histogram (memory stays bounded)."""
+        self.bucket_s *= 2
+        for st in self.shapes.values():
+            merged: dict[int, int] = {}
+            for b, c in st.buckets.items():
+                merged[b // 2] = merged.get(b // 2, 0) + c
+            st.buckets = merged
 
     def _sample_gap(self, gap: float) -> None:
         self._gap_n += 1
