@@ -79,3 +79,9 @@ def test_memory_grows_with_shapes_not_lines():
     for k in range(20):
         m.add_block([f"request {i} served in {i % 97} ms by worker {i % 4}" for i in range(k * 5000, (k + 1) * 5000)])
     assert m.shapes < 50 and len(list(m.templates())) == 1
+
+
+def test_mask_windows_paths_versions_sizes():
+    assert mask(r"Core: C:\Windows\winsxs\cbscore.dll loaded") == "Core: <*> loaded"
+    assert mask("Servicing Stack v6.1.7601.23505 ready") == "Servicing Stack <*> ready"
+    assert mask("stored (estimated size 16.0 KB, free 4.1 GB)") == "stored (estimated size <*>, free <*>)"

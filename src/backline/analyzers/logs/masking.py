@@ -37,10 +37,12 @@ _P_END = r"(?![^" + DELIMS + r"])"
 _VAR_RX = re.compile(
     r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\")\]}]+"    # URLs (scheme kept by _URL_KEEP)
     r"|(?:(?<=[\s=:,'\"(\[{])|^)/(?:[^\s/,;:'\")\]}]+/?)+"     # paths
+    r"|(?:(?<=[\s=,'\"(\[{])|^)(?:[A-Za-z]:|\\\\[\w.$-]+)\\[^\s,;'\")\]}]*"   # Windows paths
     r"|\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? )?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
     r" [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4})?\b"        # embedded dates
     r"|(?:(?<=[_\s=:,(\[{])|^)-\d+(?:\.\d+)?(?![^" + DELIMS + r"])"  # negative numbers
     r"|" + _P_START + r"\d+(?:\.\d+)? ?(?:[KMGTP]i?B|B)(?![\w])"      # sizes: 16.0 KB, 0MB
+    r"|(?<![\w.])[vV]\d+(?:[._-]\d+)+[a-z]?(?![\w.])"                   # versions: v6.1.7601
     r"|" + _P_START + r"(?:"
     r"0[xX][0-9a-fA-F]+"                        # 0x hex
     r"|[0-9a-fA-F]*\d[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*(?=[" + DELIMS + r"]|$)(?<=[0-9a-fA-F]{6})"  # bare hex >= 6
