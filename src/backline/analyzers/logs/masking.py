@@ -32,8 +32,8 @@ _SPLIT = re.compile(r"([" + DELIMS + r"]+)")
 
 # One pass over the whole message: numbers / hex / digit-heavy identifiers as
 # whole pieces; paths; booleans.  Pieces are bounded by delimiters or ends.
-_P_START = r"(?<![^" + DELIMS + r"])"
-_P_END = r"(?![^" + DELIMS + r"])"
+_P_START = r"(?<![^/" + DELIMS + r"])"
+_P_END = r"(?![^/" + DELIMS + r"])"
 _VAR_RX = re.compile(
     r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\")\]}]+"    # URLs (scheme kept by _URL_KEEP)
     r"|(?:(?<=[\s=:,'\"(\[{])|^)/(?:[^\s/,;:'\")\]}]+/?)+"     # paths
@@ -47,13 +47,17 @@ _VAR_RX = re.compile(
     r"0[xX][0-9a-fA-F]+"                        # 0x hex
     r"|[0-9a-fA-F]*\d[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*(?=[" + DELIMS + r"]|$)(?<=[0-9a-fA-F]{6})"  # bare hex >= 6
     r"|\d+"                                     # plain numbers
-    r"|[\w/]*?\d[\w/]*?\d[\w/]*"                # identifiers with two or more digits
+    r"|\w*?\d\w*?\d\w*"                         # identifiers with two or more digits
     r"|(?i:true|false|null)"                    # booleans / null
     r")" + _P_END
 )
 _WS = re.compile(r"\s+")
 _MIXED = re.compile(r"[^/" + DELIMS + r"]*<\*>[^/" + DELIMS + r"]*")
 _MULTI = re.compile(r"<\*>(?:[.,-]?<\*>)+")
+
+
+# host names that end in a number: msra-sa-41, mesos-slave-07 (two or more name parts)
+_HOSTLIKE = re.compile(r"(?<![\w.-])[A-Za-z]+(?:-[A-Za-z]+)+-<\*>")
 
 
 def _var(m: re.Match[str]) -> str:
@@ -83,6 +87,7 @@ def canonical(template: str) -> str:
     if VAR not in t:
         return t
     t = _MIXED.sub(_mixed, t)
+    t = _HOSTLIKE.sub(VAR, t)
     return _MULTI.sub(VAR, t)
 
 
