@@ -50,6 +50,15 @@ def _plain(word: str) -> bool:
     return _WORD.fullmatch(core) is not None
 
 
+_ENUM = re.compile(r"[A-Z][A-Z_]+")
+
+
+def _enum_like(word: str) -> bool:
+    """An upper-case identifier (``RUNNING``, ``FAIL_CONTAINER_CLEANUP``): a state name.
+    More distinct values of these are allowed before a position becomes a variable."""
+    return _ENUM.fullmatch(_KEY_PREFIX.sub("", word).strip("\"'()[]{},;:.!?")) is not None
+
+
 def _single_digit_getter(key: str) -> Callable[[str], object]:
     """A function picking a message's single digits (``jk2``, ``ssh2``) at the
     positions where ``key`` (digits as ``0``) has lone digits."""
@@ -232,7 +241,8 @@ class TemplateMiner:
                 vals = cl.values[i]
                 if vals is not None and (old != w or len(vals) > 1):
                     vals.add(w)
-                    if len(vals) > cap or VAR in w or not all(map(_plain, vals)):
+                    if (len(vals) > (cap if not all(map(_enum_like, vals)) else 2 * cap + 2)
+                            or VAR in w or not all(map(_plain, vals))):
                         cl.values[i] = None
             cl.words = best_new  # type: ignore[assignment]
             return best
