@@ -44,36 +44,29 @@ class RecordWriter:
         self.artifact = artifact
         self._tmp = self.path.with_suffix(".raw.parquet")
         self._writer = pq.ParquetWriter(self._tmp, _RAW_SCHEMA, compression="zstd")
-        self._cols: dict[str, list[Any]] = {n: [] for n in _RAW_SCHEMA.names}
+        self._rows: list[tuple] = []
         self.rows = 0
 
     def add(self, *, ts: datetime | None, ts_quality: str, line: int, end_line: int, level: str,
             severity: str, component: str, pid: str, thread: str, host: str, shape: int,
             message: str) -> None:
-        c = self._cols
-        c["ts"].append(ts)
-        c["ts_quality"].append(ts_quality)
-        c["artifact"].append(self.artifact)
-        c["line"].append(line)
-        c["end_line"].append(end_line)
-        c["level"].append(level)
-        c["severity"].append(severity)
-        c["component"].append(component)
-        c["pid"].append(pid)
-        c["thread"].append(thread)
-        c["host"].append(host)
-        c["shape"].append(shape)
-        c["message"].append(message[:4096])
+        """Add one record (keyword arguments, see :data:`COLUMNS`)."""
+        self.add_row((ts, ts_quality, self.artifact, line, end_line, level, severity, component, pid,
+                      thread, host, shape, message[:4096]))
+
+    def add_row(self, row: tuple) -> None:
+        """Add one record as a tuple in the order of the raw schema (fast path)."""
+        self._rows.append(row)
         self.rows += 1
-        if len(c["line"]) >= BATCH:
+        if len(self._rows) >= BATCH:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._cols["line"]:
+        if not self._rows:
             return
-        self._writer.write_table(pa.table(self._cols, schema=_RAW_SCHEMA))
-        for v in self._cols.values():
-            v.clear()
+        cols = list(zip(*self._rows))
+        self._writer.write_table(pa.table(dict(zip(_RAW_SCHEMA.names, cols)), schema=_RAW_SCHEMA))
+        self._rows.clear()
 
     def close(self, templates: dict[int, tuple[str, str]]) -> Path:
         """Finish the file: ``templates`` maps shape -> (template_id, template)."""

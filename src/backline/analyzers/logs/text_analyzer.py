@@ -24,10 +24,11 @@ from backline.analyzers.logs.records import LogRecord, read_records, stack_trace
 from backline.analyzers.logs.stats import LogStats, TemplateStats
 from backline.analyzers.logs.timestamps import file_year
 from backline.analyzers.logs.store import RecordWriter
-from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Severity
+from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Severity, TsQuality
 
 NAME = "logs.text"
 _LABEL = {s: s.label for s in Severity}
+_QVAL = {q: q.value for q in TsQuality}
 BLOCK = 4096
 MAX_STACK_TRACES = 200
 MAX_TRACE_TEXT = 64 * 1024
@@ -79,10 +80,9 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
                                                            "text": rec.text[:MAX_TRACE_TEXT]},
                                        artifact, NAME))
             if writer is not None:
-                writer.add(ts=rec.ts, ts_quality=rec.ts_quality.value, line=rec.line,
-                           end_line=rec.end_line, level=rec.level, severity=_LABEL[rec.severity],
-                           component=rec.component, pid=rec.pid, thread=rec.thread, host=rec.host,
-                           shape=shape, message=rec.message)
+                writer.add_row((rec.ts, _QVAL[rec.ts_quality], artifact, rec.line, rec.end_line, rec.level,
+                                _LABEL[rec.severity], rec.component, rec.pid, rec.thread, rec.host, shape,
+                                rec.message[:4096]))
         batch.clear()
         if ctx.progress is not None:
             ctx.progress(min(1.0, src.stats.bytes_read / size))

@@ -72,6 +72,9 @@ class TsParser:
         self.tz = tz
         self.year = default_year or datetime.now(timezone.utc).year
         self._last_month = 0
+        self._last_text = ""
+        self._last_kind = ""
+        self._last: tuple[datetime | None, TsQuality] = (None, TsQuality.NONE)
         self._parsers: dict[str, Callable[[str], tuple[datetime, TsQuality]]] = {
             "iso": self._iso, "ymd_slash": self._iso, "bgl": self._bgl, "syslog": self._syslog,
             "ctime": self._ctime, "clf": self._clf, "yymmdd": self._yymmdd,
@@ -83,13 +86,17 @@ class TsParser:
     # -- public --------------------------------------------------------
     def parse(self, kind: str, text: str) -> tuple[datetime | None, TsQuality]:
         """Parse ``text`` of shape ``kind``; ``(None, NONE)`` when it does not parse."""
+        if text == self._last_text and kind == self._last_kind:
+            return self._last
         fn = self._parsers.get(kind)
         if fn is None or not text:
             return None, TsQuality.NONE
         try:
-            return fn(text.strip())
+            res = fn(text.strip())
         except (ValueError, IndexError, KeyError, OverflowError):
-            return None, TsQuality.NONE
+            res = (None, TsQuality.NONE)
+        self._last_text, self._last_kind, self._last = text, kind, res
+        return res
 
     # -- helpers -------------------------------------------------------
     def _local(self, y: int, mo: int, d: int, h: int, mi: int, s: int, us: int = 0) -> datetime:
