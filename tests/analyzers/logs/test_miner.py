@@ -85,3 +85,8 @@ def test_mask_windows_paths_versions_sizes():
     assert mask(r"Core: C:\Windows\winsxs\cbscore.dll loaded") == "Core: <*> loaded"
     assert mask("Servicing Stack v6.1.7601.23505 ready") == "Servicing Stack <*> ready"
     assert mask("stored (estimated size 16.0 KB, free 4.1 GB)") == "stored (estimated size <*>, free <*>)"
+
+
+def test_mask_uuids_and_hardware_ids():
+    assert mask("[instance: b9000564-fe1a-409b-b8cc-1e88b294cd1d] VM Started") == "[instance: <*>] VM Started"
+    assert mask("chip FF:F2:9F:16:E5:B8:00:0D:60:E9:EA:17 ip=10.1.1.1") == "chip <*> ip=<*>"

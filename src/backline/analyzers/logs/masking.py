@@ -43,6 +43,8 @@ _VAR_RX = re.compile(
     r"|(?:(?<=[_\s=:,(\[{])|^)-\d+(?:\.\d+)?(?![^" + DELIMS + r"])"  # negative numbers
     r"|" + _P_START + r"\d+(?:\.\d+)? ?(?:[KMGTP]i?B|B)(?![\w])"      # sizes: 16.0 KB, 0MB
     r"|(?<![\w.])[vV]\d+(?:[._-]\d+)+[a-z]?(?![\w.])"                   # versions: v6.1.7601
+    r"|(?<![\w-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\w-])"  # UUIDs
+    r"|(?<![\w:])(?:[0-9A-Fa-f]{2}[:-]){5,}[0-9A-Fa-f]{2}(?![\w:])"       # MAC / hardware ids
     r"|" + _P_START + r"(?:"
     r"0[xX][0-9a-fA-F]+"                        # 0x hex
     r"|[0-9a-fA-F]*\d[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*(?=[" + DELIMS + r"]|$)(?<=[0-9a-fA-F]{6})"  # bare hex >= 6
