@@ -174,3 +174,17 @@ def test_histograms_stay_bounded_over_long_spans():
         st.add(LogRecord(i + 1, i + 1, ts, TsQuality.EXACT, "INFO", Severity.INFO, "", "", "", "", "m", "m"), 0)
     assert len(st.shapes[0].buckets) <= MAX_BUCKETS and st.bucket_s >= 300
     assert sum(st.shapes[0].buckets.values()) == 40_000
+
+
+def test_utf16_windows_cbs_log(tmp_path):
+    lines = [f"2016-09-28 04:30:{i:02d}, Info                  CBS    Loaded Servicing Stack v6.1.7601.{23505 + i} "
+             f"with Core: C:\\Windows\\winsxs\\amd64_{i}\\cbscore.dll" for i in range(30)]
+    lines.append("2016-09-28 04:31:00, Error                 CBS    Failed to resolve package [HRESULT = 0x800f0805]")
+    p = tmp_path / "CBS.log"
+    p.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-16"))       # BOM + UTF-16-LE, CRLF
+    out = list(analyze_text_log(p, "CBS.log", AnalysisContext()))
+    facts = {o.name: o.value for o in out if isinstance(o, Fact)}
+    assert facts["log.encoding"] == "utf-16-le" and facts["log.format"] == "windows-cbs"
+    assert facts["log.records"] == 31 and facts["log.templates"] == 2
+    (first,) = [o for o in out if isinstance(o, Finding) and o.code == "LOG.FIRST_ERROR"]
+    assert first.evidence[0].locator == "line:31"
