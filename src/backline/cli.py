@@ -26,6 +26,9 @@ app = typer.Typer(
 
 #: Modules with a ``register(app)`` function, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "backline.commands.analyze",
+    "backline.commands.inventory",
+    "backline.commands.dump",
     "backline.commands.logs",
 )
 
