@@ -286,6 +286,10 @@ class LogsEvtxAnalyzer(Analyzer):
                        "evtx.events_dropped"})
     description = "Windows event logs: service/app crashes, unexpected shutdowns, disk errors, top errors."
 
+    def applies_to(self, artifact: Artifact) -> bool:
+        """Readable artifacts of the right kind that hold at least one byte."""
+        return super().applies_to(artifact) and artifact.size > 0
+
     def analyze(self, artifact: Artifact, ctx: AnalysisContext) -> Iterator[Output]:
         assert artifact.local_path is not None
         yield from analyze_evtx(artifact.local_path, artifact.path, ctx)

@@ -155,6 +155,10 @@ class LogsTextAnalyzer(Analyzer):
     emits = FINDING_CODES | FACT_NAMES
     description = "Reads any text log: records, templates, error/burst/rare/new/silence findings."
 
+    def applies_to(self, artifact: Artifact) -> bool:
+        """Readable artifacts of the right kind that hold at least one byte."""
+        return super().applies_to(artifact) and artifact.size > 0
+
     def analyze(self, artifact: Artifact, ctx: AnalysisContext) -> Iterator[Output]:
         assert artifact.local_path is not None
         yield from analyze_text_log(artifact.local_path, artifact.path, ctx)
