@@ -105,3 +105,19 @@ def test_json_lines_app_log():
     line = '{"time":"2024-05-01T10:00:00.5Z","level":"warn","logger":"db","msg":"slow query","ms":812}'
     h = detect_format([line] * 3).split(line)
     assert (h.ts_kind, h.level, h.component, h.message) == ("iso", "warn", "db", "slow query")
+
+
+def test_python_http_server_access_log():
+    line = '127.0.0.1 - - [27/Nov/2026 10:13:44] "GET /api/stock/SKU-1001 HTTP/1.1" 200 -'
+    fmt = detect_format([line] * 3)
+    h = fmt.split(line)
+    assert fmt.name == "access-log" and h.message == '"GET /api/stock/SKU-1001 HTTP/1.1" 200 -'
+    from backline.analyzers.logs.timestamps import TsParser
+    assert TsParser().parse(h.ts_kind, h.ts_text)[0].isoformat() == "2026-11-27T10:13:44+00:00"
+
+
+def test_access_log_status_is_level():
+    ok = '10.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.0" 200 2326'
+    bad = '10.0.0.1 - - [10/Oct/2000:13:55:37 -0700] "POST /b HTTP/1.0" 503 12'
+    fmt = detect_format([ok, bad, ok])
+    assert fmt.split(ok).level == "info" and fmt.split(bad).level == "error"

@@ -64,6 +64,10 @@ class LogFormat:
         g = m.groupdict()
         if self.name in _JSON_FORMATS:
             return _json_header(g["msg"]) or Header("", "", "", "", "", "", "", g["msg"])
+        if self.name == "access-log":           # the HTTP status is the level
+            st = _HTTP_STATUS.match(g["msg"])
+            code = st.group(1) if st else ""
+            g["level"] = "error" if code[:1] == "5" else "warning" if code[:1] == "4" else "info"
         return Header(
             ts_text=g.get("ts") or "", ts_kind=self.ts_kind if g.get("ts") else "",
             level=g.get("level") or "", component=(g.get("component") or "").strip(),
@@ -72,6 +76,7 @@ class LogFormat:
         )
 
 
+_HTTP_STATUS = re.compile(r'"[^"]*" (\d{3}) ')
 _JSON_FORMATS = frozenset({"json-lines", "journald-json"})
 _J_MSG = ("MESSAGE", "message", "msg", "log", "@message", "text")
 _J_LEVEL = ("level", "severity", "levelname", "log.level", "lvl", "PRIORITY", "loglevel")

@@ -41,7 +41,7 @@ TS_REGEX: dict[str, str] = {
     # Apache error "Sun Dec 04 04:47:44 2005" (also ctime with fraction)
     "ctime": r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)? \d{4}",
     # Apache access "10/Oct/2000:13:55:36 -0700"
-    "clf": r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d(?: [+-]\d{4})?",
+    "clf": r"\d\d/[A-Z][a-z]{2}/\d{4}[: ]\d\d:\d\d:\d\d(?: [+-]\d{4})?",
     # HDFS "081109 203615"
     "yymmdd": r"\d{6} \d{6}",
     # Spark "17/06/09 20:10:40"
@@ -156,6 +156,7 @@ class TsParser:
                 TsQuality.EXACT)
 
     def _clf(self, t: str) -> tuple[datetime, TsQuality]:
+        t = t[:11] + ":" + t[12:]           # Python's http.server writes a space there
         dt = datetime.strptime(t, "%d/%b/%Y:%H:%M:%S %z" if " " in t else "%d/%b/%Y:%H:%M:%S")
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=self.tz)
