@@ -143,44 +143,58 @@ def read_records(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
         yield from sample
         yield from it
 
-    cur: dict | None = None
+    rx = fmt.regex
+    plain_regex = fmt.name not in ("json-lines", "journald-json", "access-log")
+    gi = rx.groupindex
+    idx = [gi.get(k, 0) for k in ("ts", "level", "component", "pid", "thread", "host", "msg")]
+    kind = fmt.ts_kind
+    parse = parser.parse
+    cur: list | None = None          # [line, end, ts, q, level, comp, pid, thread, host, msg]
     parts: list[str] = []
     size = 0
     for ln in lines():
         text = ln.text
-        h = fmt.split(text)
-        is_cont = False
-        if has_header:
-            is_cont = (h is None and cur is not None
-                       and (not text or text[0] in " \t" or find_timestamp(text, 24) is None))
+        if plain_regex:
+            m = rx.match(text)
+            fields = None if m is None else tuple((m.group(i) or "") if i else "" for i in idx)
         else:
-            is_cont = cur is not None and bool(text) and _CONT.match(text) is not None
-        if is_cont and cur is not None:
-            cur["end"] = ln.number
-            if size < MAX_RECORD:
-                parts.append(text)
-                size += len(text) + 1
-            continue
+            h = fmt.split(text)
+            fields = None if h is None else (h.ts_text, h.level, h.component, h.pid, h.thread, h.host,
+                                              h.message)
+        if cur is not None:
+            if has_header:
+                is_cont = fields is None and (not text or text[0] in " \t"
+                                              or find_timestamp(text, 24) is None)
+            else:
+                is_cont = bool(text) and _CONT.match(text) is not None
+            if is_cont:
+                cur[1] = ln.number
+                if size < MAX_RECORD:
+                    parts.append(text)
+                    size += len(text) + 1
+                continue
         if cur is not None:
             yield _finish(cur, parts)
-        if h is None:
-            h_ts, h_kind, level, comp, pid, thread, host, msg = "", "", "", "", "", "", "", text
+        if fields is None:
+            cur = [ln.number, ln.number, None, TsQuality.NONE, "", "", "", "", "", text]
         else:
-            h_ts, h_kind, level, comp, pid, thread, host, msg = (
-                h.ts_text, h.ts_kind, h.level, h.component, h.pid, h.thread, h.host, h.message)
-        ts, q = parser.parse(h_kind, h_ts) if h_ts else (None, TsQuality.NONE)
-        cur = {"line": ln.number, "end": ln.number, "ts": ts, "q": q, "level": level,
-               "comp": comp, "pid": pid, "thread": thread, "host": host, "msg": msg}
+            ts_text, level, comp, pid, thread, host, msg = fields
+            if ts_text and plain_regex:
+                ts, q = parse(kind, ts_text)
+            elif ts_text:
+                ts, q = parse(h.ts_kind, ts_text)
+            else:
+                ts, q = None, TsQuality.NONE
+            cur = [ln.number, ln.number, ts, q, level, comp.strip(), pid, thread, host, msg]
         parts = [text]
         size = len(text)
     if cur is not None:
         yield _finish(cur, parts)
 
 
-def _finish(cur: dict, parts: list[str]) -> LogRecord:
+def _finish(cur: list, parts: list[str]) -> LogRecord:
     text = parts[0] if len(parts) == 1 else "\n".join(parts)
     if len(text) > MAX_RECORD:
         text = text[:MAX_RECORD]
-    return LogRecord(cur["line"], cur["end"], cur["ts"], cur["q"], cur["level"],
-                     _severity(cur["level"], cur["msg"]), cur["comp"], cur["pid"], cur["thread"],
-                     cur["host"], cur["msg"], text)
+    line, end, ts, q, level, comp, pid, thread, host, msg = cur
+    return LogRecord(line, end, ts, q, level, _severity(level, msg), comp, pid, thread, host, msg, text)
