@@ -86,7 +86,7 @@ class LogStats:
         self.ts_backwards = 0
         self.first_error: LogRecord | None = None
         self.severity_counts: dict[Severity, int] = {}
-        self._prev: tuple[datetime, int] | None = None
+        self._prev: tuple[float, int, datetime] | None = None
         self._gaps: list[float] = []
         self._gap_n = 0
         self._top_gaps: list[tuple[float, int, Gap]] = []
@@ -98,7 +98,7 @@ class LogStats:
         self.records += 1
         sev = rec.severity
         self.severity_counts[sev] = self.severity_counts.get(sev, 0) + 1
-        if sev >= Severity.HIGH and self.first_error is None:
+        if self.first_error is None and sev >= Severity.HIGH:
             self.first_error = rec
         st = self.shapes.get(shape)
         if st is None:
@@ -117,27 +117,38 @@ class LogStats:
             st.first_ts = ts
         if st.last_ts is None or ts > st.last_ts:
             st.last_ts = ts
-        b = int(ts.timestamp()) // self.bucket_s
-        st.buckets[b] = st.buckets.get(b, 0) + 1
-        if len(st.buckets) > MAX_BUCKETS:
+        t = ts.timestamp()
+        b = int(t) // self.bucket_s
+        buckets = st.buckets
+        buckets[b] = buckets.get(b, 0) + 1
+        if len(buckets) > MAX_BUCKETS:
             self._coarsen()
         if self.first_ts is None or ts < self.first_ts:
             self.first_ts = ts
         if self.last_ts is None or ts > self.last_ts:
             self.last_ts = ts
-        if self._prev is not None:
-            pts, pline = self._prev
-            gap = (ts - pts).total_seconds()
+        prev = self._prev
+        if prev is not None:
+            gap = t - prev[0]
             if gap < 0:
                 self.ts_backwards += 1
             else:
-                self._sample_gap(gap)
-                item = (gap, rec.line, Gap(gap, pline, rec.line, pts, ts))
-                if len(self._top_gaps) < 10:
-                    heapq.heappush(self._top_gaps, item)
-                elif gap > self._top_gaps[0][0]:
-                    heapq.heapreplace(self._top_gaps, item)
-        self._prev = (ts, rec.line)
+                # reservoir sample of gaps (the file's usual rhythm)
+                self._gap_n += 1
+                if len(self._gaps) < GAP_SAMPLE:
+                    self._gaps.append(gap)
+                else:
+                    j = self._rng.randrange(self._gap_n)
+                    if j < GAP_SAMPLE:
+                        self._gaps[j] = gap
+                top = self._top_gaps
+                if len(top) < 10 or gap > top[0][0]:
+                    item = (gap, rec.line, Gap(gap, prev[1], rec.line, prev[2], ts))
+                    if len(top) < 10:
+                        heapq.heappush(top, item)
+                    else:
+                        heapq.heapreplace(top, item)
+        self._prev = (t, rec.line, ts)
 
     def _coarsen(self) -> None:
         """Double the bucket width of every histogram (memory stays bounded)."""
@@ -147,15 +158,6 @@ class LogStats:
             for b, c in st.buckets.items():
                 merged[b // 2] = merged.get(b // 2, 0) + c
             st.buckets = merged
-
-    def _sample_gap(self, gap: float) -> None:
-        self._gap_n += 1
-        if len(self._gaps) < GAP_SAMPLE:
-            self._gaps.append(gap)
-        else:
-            j = self._rng.randrange(self._gap_n)
-            if j < GAP_SAMPLE:
-                self._gaps[j] = gap
 
     def gap_quantile(self, q: float) -> float | None:
         """Quantile ``q`` of the sampled gaps between records (seconds)."""
