@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 from datetime import datetime, timezone
 from typing import Iterator
 from zoneinfo import ZoneInfo
@@ -119,9 +120,20 @@ class LogRecord:
         return self.end_line > self.line
 
 
+_EMPTY = ("",)
+_SEV_CACHE: dict[str, Severity | None] = {}
+
+
 def _severity(level: str, message: str) -> Severity:
-    sev = level_severity(level)
-    return sev if sev is not None else message_severity(message)
+    if level:
+        sev = _SEV_CACHE.get(level)
+        if sev is None:
+            sev = level_severity(level)
+            if len(_SEV_CACHE) < 1000:
+                _SEV_CACHE[level] = sev
+        if sev is not None:
+            return sev
+    return message_severity(message)
 
 
 def read_records(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
@@ -146,7 +158,9 @@ def read_records(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
     rx = fmt.regex
     plain_regex = fmt.name not in ("json-lines", "journald-json", "access-log")
     gi = rx.groupindex
-    idx = [gi.get(k, 0) for k in ("ts", "level", "component", "pid", "thread", "host", "msg")]
+    # the fields by position in m.groups("") + ("",): a missing group reads the final ""
+    pick = itemgetter(*[gi[k] - 1 if k in gi else -1
+                        for k in ("ts", "level", "component", "pid", "thread", "host", "msg")])
     kind = fmt.ts_kind
     parse = parser.parse
     cur: list | None = None          # [line, end, ts, q, level, comp, pid, thread, host, msg]
@@ -156,7 +170,7 @@ def read_records(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
         text = ln.text
         if plain_regex:
             m = rx.match(text)
-            fields = None if m is None else tuple((m.group(i) or "") if i else "" for i in idx)
+            fields = None if m is None else pick(m.groups("") + _EMPTY)
         else:
             h = fmt.split(text)
             fields = None if h is None else (h.ts_text, h.level, h.component, h.pid, h.thread, h.host,

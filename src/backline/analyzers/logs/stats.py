@@ -138,7 +138,7 @@ class LogStats:
                 if len(self._gaps) < GAP_SAMPLE:
                     self._gaps.append(gap)
                 else:
-                    j = self._rng.randrange(self._gap_n)
+                    j = int(self._rng.random() * self._gap_n)
                     if j < GAP_SAMPLE:
                         self._gaps[j] = gap
                 top = self._top_gaps
