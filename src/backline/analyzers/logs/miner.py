@@ -50,6 +50,19 @@ def _plain(word: str) -> bool:
     return _WORD.fullmatch(core) is not None
 
 
+#: Values of these keys, and words after these words, are data (user and host
+#: names), never state names, however few values a file shows.
+_DATA_KEYS = frozenset({"user", "username", "ruser", "uid", "euid", "gid", "pid", "tid", "host", "hostname",
+                        "rhost", "ip", "addr", "address", "port", "login", "account", "client", "session"})
+_DATA_BEFORE = frozenset({"user", "user:", "users", "host", "host:", "hostname", "account", "login", "client"})
+_KEY = re.compile(r"^[\"'(\[{]*([A-Za-z_]+)[=:]")
+
+
+def _data_key(word: str) -> bool:
+    m = _KEY.match(word)
+    return m is not None and m.group(1).lower() in _DATA_KEYS
+
+
 _ENUM = re.compile(r"[A-Z][A-Z_]+")
 
 
@@ -242,7 +255,8 @@ class TemplateMiner:
                 if vals is not None and (old != w or len(vals) > 1):
                     vals.add(w)
                     if (len(vals) > (cap if not all(map(_enum_like, vals)) else 2 * cap + 2)
-                            or VAR in w or not all(map(_plain, vals))):
+                            or VAR in w or not all(map(_plain, vals))
+                            or _data_key(w) or (i and words[i - 1].lower() in _DATA_BEFORE)):
                         cl.values[i] = None
             cl.words = best_new  # type: ignore[assignment]
             return best
