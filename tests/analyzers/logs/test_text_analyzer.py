@@ -188,3 +188,20 @@ def test_utf16_windows_cbs_log(tmp_path):
     assert facts["log.records"] == 31 and facts["log.templates"] == 2
     (first,) = [o for o in out if isinstance(o, Finding) and o.code == "LOG.FIRST_ERROR"]
     assert first.evidence[0].locator == "line:31"
+
+
+def test_logging_stops_after_an_error(corpus, tmp_path):
+    trace = (corpus / "dumps" / "text" / "gen" / "py_traceback_explicit.txt").read_text(encoding="utf-8").strip("\n")
+    lines = [f"2024-01-02 03:04:{i:02d},000 INFO [main] app.Worker: job {i} done" for i in range(20)]
+    lines.append("2024-01-02 03:04:30,000 ERROR [main] app.Worker: unhandled error, shutting down")
+    p = tmp_path / "app.log"
+    p.write_text("\n".join(lines) + "\n" + trace + "\n", encoding="utf-8")
+    out = list(analyze_text_log(p, "app.log", AnalysisContext()))
+    stops = [o for o in out if isinstance(o, Finding) and o.code == "LOG.SILENCE" and o.data["kind"] == "stops"]
+    assert len(stops) == 1 and stops[0].evidence[0].locator == "line:21"
+    # a file that goes on after its errors does not get it
+    p.write_text("\n".join(lines) + "\n" + "\n".join(
+        f"2024-01-02 03:05:{i:02d},000 INFO [main] app.Worker: job {i} done" for i in range(10)) + "\n",
+        encoding="utf-8")
+    out = list(analyze_text_log(p, "app.log", AnalysisContext()))
+    assert not [o for o in out if isinstance(o, Finding) and o.code == "LOG.SILENCE"]

@@ -8,7 +8,8 @@ Every finding carries :class:`EvidenceRef` objects pointing at lines.  Codes
 ``LOG.BURST``           a template whose rate jumps (start and end given)
 ``LOG.RARE_TEMPLATE``   a template seen a handful of times among frequent ones
 ``LOG.NEW_TEMPLATE``    a template that first appears late in the file
-``LOG.SILENCE``         a gap far longer than the file's usual rhythm
+``LOG.SILENCE``         a gap far longer than the file's usual rhythm, or logging
+                        that stops right after an error (the file's last records)
 """
 
 from __future__ import annotations
@@ -180,7 +181,31 @@ def silences(artifact: str, stats: LogStats, analyzer: str) -> Iterator[Finding]
             detail=(f"from {g.ts_before.isoformat()} (line {g.line_before}) to {g.ts_after.isoformat()} "
                     f"(line {g.line_after}); usual gap {med:.3g}s, 99th percentile {p99:.3g}s"),
             first_seen=g.ts_before, last_seen=g.ts_after, analyzer=analyzer,
-            data={"seconds": g.seconds, "median_gap_s": med, "p99_gap_s": p99})
+            data={"kind": "gap", "seconds": g.seconds, "median_gap_s": med, "p99_gap_s": p99})
+
+
+def logging_stops(artifact: str, stats: LogStats, analyzer: str) -> Iterator[Finding]:
+    """The file ends right after an error: the program likely stopped (crashed,
+    was killed, or shut down on that error) - its last words are the evidence."""
+    last, err = stats.last, stats.last_error
+    if last is None or err is None or stats.records < 5:
+        return
+    # the error is the last record, or only a few records follow within seconds
+    if last.line - err.line > 5:
+        return
+    if last.ts is not None and err.ts is not None and (last.ts - err.ts).total_seconds() > 60:
+        return
+    head = err.text.split("\n", 1)[0]
+    refs = [EvidenceRef.line(artifact, err.line, head[:500])]
+    if last.line != err.line:
+        refs.append(EvidenceRef.line(artifact, last.line, last.text.split("\n", 1)[0][:500]))
+    yield Finding(
+        code="LOG.SILENCE", title=f"logging stops after an error: {err.message[:160]}",
+        severity=Severity.HIGH, artifact=artifact, evidence=tuple(refs),
+        detail=(f"the last error is at line {err.line}" + (f" ({err.ts.isoformat()})" if err.ts else "")
+                + f"; the file ends at line {last.end_line}"),
+        first_seen=err.ts, last_seen=last.ts, analyzer=analyzer,
+        data={"kind": "stops", "line": err.line, "last_line": last.end_line})
 
 
 def _human(sec: float) -> str:

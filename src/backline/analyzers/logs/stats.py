@@ -85,6 +85,8 @@ class LogStats:
         self.last_ts: datetime | None = None
         self.ts_backwards = 0
         self.first_error: LogRecord | None = None
+        self.last: LogRecord | None = None
+        self.last_error: LogRecord | None = None
         self.severity_counts: dict[Severity, int] = {}
         self._prev: tuple[float, int, datetime] | None = None
         self._gaps: list[float] = []
@@ -98,8 +100,11 @@ class LogStats:
         self.records += 1
         sev = rec.severity
         self.severity_counts[sev] = self.severity_counts.get(sev, 0) + 1
-        if self.first_error is None and sev >= Severity.HIGH:
-            self.first_error = rec
+        self.last = rec
+        if sev >= Severity.HIGH:
+            self.last_error = rec
+            if self.first_error is None:
+                self.first_error = rec
         st = self.shapes.get(shape)
         if st is None:
             st = self.shapes[shape] = TemplateStats("", first_line=rec.line)
