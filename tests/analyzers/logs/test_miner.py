@@ -90,3 +90,8 @@ def test_mask_windows_paths_versions_sizes():
 def test_mask_uuids_and_hardware_ids():
     assert mask("[instance: b9000564-fe1a-409b-b8cc-1e88b294cd1d] VM Started") == "[instance: <*>] VM Started"
     assert mask("chip FF:F2:9F:16:E5:B8:00:0D:60:E9:EA:17 ip=10.1.1.1") == "chip <*> ip=<*>"
+
+
+def test_protocol_versions_stay():
+    assert mask('10.11.10.1 "GET /v2/54fadb41/servers/detail HTTP/1.1" status: 200 len: 1893') == \
+        '<*> "GET <*> HTTP/1.1" status: <*> len: <*>'

@@ -35,7 +35,8 @@ _SPLIT = re.compile(r"([" + DELIMS + r"]+)")
 _P_START = r"(?<![^/" + DELIMS + r"])"
 _P_END = r"(?![^/" + DELIMS + r"])"
 _VAR_RX = re.compile(
-    r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\")\]}]+"    # URLs (scheme kept by _URL_KEEP)
+    r"(?P<keep>\b(?:HTTP|HTTPS|RTSP|SIP|SPDY)/\d(?:\.\d)?(?![\w.]))"      # protocol names stay
+    r"|\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\")\]}]+"    # URLs (scheme kept by _URL_KEEP)
     r"|(?:(?<=[\s=:,'\"(\[{])|^)/(?:[^\s/,;:'\")\]}]+/?)+"     # paths
     r"|(?:(?<=[\s=,'\"(\[{])|^)(?:[A-Za-z]:|\\\\[\w.$-]+)\\[^\s,;'\")\]}]*"   # Windows paths
     r"|\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? )?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -64,6 +65,8 @@ _HOSTLIKE = re.compile(r"(?<![\w.-])[A-Za-z]+(?:-[A-Za-z]+)+-<\*>")
 
 def _var(m: re.Match[str]) -> str:
     tok = m.group()
+    if m.lastgroup == "keep":
+        return tok
     i = tok.find("://")
     return tok[: i + 3] + VAR if i > 0 else VAR
 
