@@ -95,3 +95,16 @@ def test_mask_uuids_and_hardware_ids():
 def test_protocol_versions_stay():
     assert mask('10.11.10.1 "GET /v2/54fadb41/servers/detail HTTP/1.1" status: 200 len: 1893') == \
         '<*> "GET <*> HTTP/1.1" status: <*> len: <*>'
+
+
+def test_shapes_are_capped(monkeypatch):
+    import backline.analyzers.logs.miner as miner_mod
+
+    monkeypatch.setattr(miner_mod, "SHAPE_MAX", 50)
+    m = TemplateMiner()
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+    msgs = [f"user {a}{b}{c} logged in from site" for a in words for b in words for c in words]
+    m.add_all(msgs)
+    assert m.shapes <= 50 + len(m) and m.shapes_dropped
+    assert {m.template(x) for x in msgs} == {"user <*> logged in from site"}
+    assert sum(t.count for t in m.templates()) == len(msgs)

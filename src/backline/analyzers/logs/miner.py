@@ -35,6 +35,9 @@ from typing import Callable, Iterable, Iterator
 
 from backline.analyzers.logs.masking import VAR, canonical, generalise_word, mask
 
+#: Distinct masked shapes kept; past this, new shapes count for their cluster only.
+SHAPE_MAX = 1_000_000
+
 #: Digit-normalised keys remembered by :meth:`TemplateMiner.add_block`; cleared when full.
 KEY_CACHE_MAX = 500_000
 _DIGITS = str.maketrans("123456789", "000000000")
@@ -132,6 +135,8 @@ class TemplateMiner:
         self._shape_count: list[int] = []
         self._raw: dict[str, int] = {}
         self._by_key: dict[str, int] = {}
+        self._cluster_shape: dict[int, int] = {}
+        self.shapes_dropped = False
         self._by_key2: dict[tuple[str, object], int] = {}
         self._getters: dict[str, Callable[[str], object]] = {}
         self._tcache: dict[int, str] = {}
@@ -228,11 +233,24 @@ class TemplateMiner:
         si = self._shape.get(shape)
         if si is None:
             words = shape.split(" ") if shape else [""]
-            si = self._shape[shape] = len(self._shape_words)
-            self._shape_words.append(words)
-            self._shape_cluster.append(self._place(words))
-            self._shape_count.append(0)
+            if len(self._shape_words) >= SHAPE_MAX:
+                # too many distinct shapes (free-text data in messages): stop keeping
+                # new ones; the message counts for its cluster's generic shape
+                ci = self._place(words)
+                si = self._cluster_shape.get(ci)
+                if si is None:
+                    si = self._cluster_shape[ci] = self._new_shape([VAR if VAR in w else w for w in
+                                                                    self._clusters[ci].words], ci)
+                    self.shapes_dropped = True
+                return si
+            si = self._shape[shape] = self._new_shape(words, self._place(words))
         return si
+
+    def _new_shape(self, words: list[str], cluster: int) -> int:
+        self._shape_words.append(words)
+        self._shape_cluster.append(cluster)
+        self._shape_count.append(0)
+        return len(self._shape_words) - 1
 
     def _place(self, words: list[str]) -> int:
         self._version += 1
