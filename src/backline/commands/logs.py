@@ -241,7 +241,7 @@ def templates(
                     flush()
             flush()
         rows: dict[str, list] = {}
-        counts = {si: miner._shape_count[si] for si in info}
+        counts = {si: miner.count_of_shape(si) for si in info}
         for si, (f, l, lvl, ex) in info.items():
             t = miner.template_of_shape(si)
             r = rows.get(t)

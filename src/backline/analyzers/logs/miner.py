@@ -312,6 +312,10 @@ class TemplateMiner:
             t = self._tcache[si] = canonical(" ".join(out))
         return t
 
+    def count_of_shape(self, si: int) -> int:
+        """Messages learned for a shape."""
+        return self._shape_count[si]
+
     def template(self, message: str) -> str:
         """Template of ``message`` after learning (learns it, uncounted, if new)."""
         si = self._raw.get(message)
