@@ -69,7 +69,7 @@ class TsParser:
     """Parses one file's timestamps; keeps the state needed for year inference."""
 
     def __init__(self, tz: ZoneInfo | timezone = timezone.utc, default_year: int | None = None):
-        self.tz = tz
+        self.tz = timezone.utc if getattr(tz, "key", None) in ("UTC", "Etc/UTC") else tz
         self.year = default_year or datetime.now(timezone.utc).year
         self._last_month = 0
         self._last_text = ""
@@ -100,7 +100,8 @@ class TsParser:
 
     # -- helpers -------------------------------------------------------
     def _local(self, y: int, mo: int, d: int, h: int, mi: int, s: int, us: int = 0) -> datetime:
-        return datetime(y, mo, d, h, mi, s, us, tzinfo=self.tz).astimezone(timezone.utc)
+        dt = datetime(y, mo, d, h, mi, s, us, tzinfo=self.tz)
+        return dt if self.tz is timezone.utc else dt.astimezone(timezone.utc)
 
     def _infer_year(self, month: int) -> int:
         if self._last_month and month < self._last_month - 6:
