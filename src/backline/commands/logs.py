@@ -107,14 +107,16 @@ def show(
         rx = re.compile(grep) if grep else None
         miners: dict[Path, TemplateMiner] = {}
         if template:
-            for f in files:
+            for f in (f for f in files if not _is_evtx(f)):
                 m = miners[f] = TemplateMiner()
                 for recs in _blocks(read_records(open_log(f), tz=zone, default_year=file_year(str(f)))):
                     m.add_block([r.message for r in recs])
 
         def stream(f: Path, idx: int) -> Iterator[tuple[float, int, int, str, LogRecord]]:
             last = 0.0
-            for rec in read_records(open_log(f), tz=zone, default_year=file_year(str(f))):
+            recs = _evtx_records(f) if _is_evtx(f) else read_records(open_log(f), tz=zone,
+                                                                    default_year=file_year(str(f)))
+            for rec in recs:
                 if rec.ts is not None:
                     last = rec.ts.timestamp()
                 yield last, idx, rec.line, str(f), rec
@@ -129,7 +131,8 @@ def show(
                 continue
             if rx and not rx.search(rec.text):
                 continue
-            if template and template_id(miners[Path(name)].template(rec.message)) != template:
+            if template and (Path(name) not in miners
+                             or template_id(miners[Path(name)].template(rec.message)) != template):
                 continue
             ts = rec.ts.isoformat() if rec.ts else "-"
             typer.echo(f"{name}:{rec.line} {ts} {rec.level or rec.severity.label} {rec.text}")
@@ -142,6 +145,28 @@ def show(
         _fail(exc)
     except BrokenPipeError:  # pragma: no cover - piping into head
         sys.stderr.close()
+
+
+def _is_evtx(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"ElfFile\x00"
+
+
+def _evtx_records(path: Path) -> Iterator[LogRecord]:
+    """Windows events as records (line = event record id), in file order."""
+    from backline.analyzers.logs.evtx_analyzer import LEVELS, read_evtx
+    from backline.model import TsQuality
+
+    problems: list[str] = []
+    names = {1: "Critical", 2: "Error", 3: "Warning", 4: "Information", 5: "Verbose"}
+    for ev in read_evtx(path, str(path), problems):
+        vals = "; ".join(v[:120] for v in ev.values() if v and v != "None")[:2000]
+        msg = f"{ev.provider} {ev.event_id}: {vals}"
+        yield LogRecord(ev.record_id, ev.record_id, ev.ts, TsQuality.EXACT if ev.ts else TsQuality.NONE,
+                        names.get(ev.level, str(ev.level)), LEVELS.get(ev.level, Severity.INFO), ev.provider,
+                        "", "", ev.computer, msg, msg)
+    if problems:
+        typer.echo(f"warning: {path}: {len(problems)} unreadable chunk(s)/record(s) skipped", err=True)
 
 
 def _blocks(recs: Iterator[LogRecord]) -> Iterator[list[LogRecord]]:

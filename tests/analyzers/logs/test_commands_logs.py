@@ -83,3 +83,14 @@ def test_usage_errors_exit_2(tmp_path):
     assert r.exit_code == 2
     r = runner.invoke(app, ["logs", str(a), "--tz", "Mars/Olympus"])
     assert r.exit_code == 2 and "time zone" in r.output
+
+
+def test_show_reads_event_logs_too(corpus, tmp_path):
+    a, _ = _two_logs(tmp_path)
+    evtx = corpus / "logs" / "evtx" / "system.evtx"
+    r = runner.invoke(app, ["logs", str(evtx), "--level", "error", "--grep", "Disk 51"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 3 and all("system.evtx:" in x and "Disk 51" in x for x in lines)
+    r = runner.invoke(app, ["logs", str(a), str(evtx), "--since", "2024-01-01", "--level", "error"])
+    assert r.exit_code == 0 and r.output.count("\n") == 1      # merged: only the text log is that recent
