@@ -88,7 +88,7 @@ def test_usage_errors_exit_2(tmp_path):
 def test_show_reads_event_logs_too(corpus, tmp_path):
     a, _ = _two_logs(tmp_path)
     evtx = corpus / "logs" / "evtx" / "system.evtx"
-    r = runner.invoke(app, ["logs", str(evtx), "--level", "error", "--grep", "Disk 51"])
+    r = runner.invoke(app, ["logs", str(evtx), "--level", "warning", "--grep", "Disk 51"])
     assert r.exit_code == 0, r.output
     lines = r.output.strip().splitlines()
     assert len(lines) == 3 and all("system.evtx:" in x and "Disk 51" in x for x in lines)
