@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.analyze",
     "backline.commands.inventory",
     "backline.commands.dump",
+    "backline.commands.logs",
 )
 
 

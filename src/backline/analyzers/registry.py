@@ -18,6 +18,8 @@ BUILTIN_ANALYZERS: tuple[str, ...] = (
     "backline.analyzers.dumps.minidump.analyzer:MinidumpAnalyzer",
     "backline.analyzers.dumps.elfcore.analyzer:ElfCoreAnalyzer",
     "backline.analyzers.dumps.text.analyzer:TextCrashAnalyzer",
+    "backline.analyzers.logs.text_analyzer:LogsTextAnalyzer",
+    "backline.analyzers.logs.evtx_analyzer:LogsEvtxAnalyzer",
 )
 
 
