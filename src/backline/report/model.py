@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from operator import attrgetter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Mapping
@@ -168,9 +169,15 @@ def section_status(artifact: Artifact | None, runs: tuple[AnalyzerRun, ...]) -> 
     return "not analyzed"
 
 
-def _event_key(ev: Event) -> tuple:
-    ts = utc(ev.ts)
-    return (ts is None, ts or datetime.min.replace(tzinfo=timezone.utc))
+def sort_events(events: tuple[Event, ...]) -> tuple[tuple[Event, ...], int]:
+    """Events by time (stable), undated last; also returns the undated count."""
+    dated = [e for e in events if e.ts is not None]
+    undated = [e for e in events if e.ts is None]
+    if any(e.ts.tzinfo is None for e in dated):              # type: ignore[union-attr]
+        dated.sort(key=lambda e: utc(e.ts))                 # type: ignore[arg-type,return-value]
+    else:                                                   # aware datetimes compare across zones
+        dated.sort(key=attrgetter("ts"))
+    return tuple(dated) + tuple(undated), len(undated)
 
 
 def _span(values: list[datetime | None]) -> tuple[datetime | None, datetime | None]:
@@ -191,13 +198,14 @@ def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None =
     assert generated_at is not None
 
     findings = tuple(sorted(result.findings, key=finding_sort_key))
-    events = tuple(sorted(result.events, key=_event_key))   # stable: equal times keep order
+    events, undated = sort_events(tuple(result.events))
 
     by_sev = Counter(f.severity for f in findings)
     kinds = Counter(a.kind.value for a in result.artifacts)
     run_status = Counter(r.status.value for r in result.runs)
-    undated = sum(1 for e in result.events if e.ts is None)
-    time_values: list[datetime | None] = [e.ts for e in result.events]
+    time_values: list[datetime | None] = []
+    if len(events) > undated:                               # sorted: first and last dated event
+        time_values += [events[0].ts, events[len(events) - undated - 1].ts]
     for a in result.artifacts:
         time_values += [a.time_start, a.time_end]
     for f in findings:
