@@ -120,12 +120,14 @@ def _context(report: Report) -> Text:
 def _findings_table(report: Report, max_findings: int) -> Table:
     table = Table(box=box.SIMPLE_HEAD, expand=True, show_edge=False, pad_edge=False,
                   header_style="bold")
+    shown = report.findings[:max_findings]
+    code_w = min(26, max((len(f.code) for f in shown), default=4))
     table.add_column("Severity", no_wrap=True, width=8)
-    table.add_column("Code", overflow="fold", ratio=3, min_width=12)
-    table.add_column("Finding", overflow="fold", ratio=5, min_width=16)
+    table.add_column("Code", overflow="fold", min_width=min(code_w, 12), max_width=code_w)
+    table.add_column("Finding", overflow="fold", ratio=3, min_width=12)
     table.add_column("#", justify="right", no_wrap=True, width=5)
-    table.add_column("Evidence", overflow="fold", ratio=4, min_width=14)
-    for f in report.findings[:max_findings]:
+    table.add_column("Evidence", overflow="fold", ratio=2, min_width=10)
+    for f in shown:
         where = f.evidence[0] if f.evidence else None
         artifact = f.artifact.rsplit("/", 1)[-1] if f.artifact else "(case)"
         ev = Text(clean(artifact, 60), style="bold")
