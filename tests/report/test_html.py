@@ -171,3 +171,16 @@ def test_long_excerpts_are_bounded(rich):
     f = replace(rich.findings[0], evidence=(EvidenceRef("x", "line:1", huge),))
     html = render_html(build_report(replace(rich, findings=(f,)), now=fixed_clock))
     assert len(html) < 200_000 and "more characters" in html
+
+
+def test_many_findings_runs_and_facts_are_capped(rich):
+    from dataclasses import replace
+    from backline.model import Fact, Finding, Severity
+    from backline.report.html import MAX_FACT_ROWS, MAX_FINDINGS
+    findings = tuple(Finding(f"X.{i}", f"finding {i}", Severity(i % 5), "a") for i in range(MAX_FINDINGS + 500))
+    facts = tuple(Fact(f"f.{i}", i, "a") for i in range(MAX_FACT_ROWS + 7))
+    html = render_html(build_report(replace(rich, findings=findings, facts=facts), now=fixed_clock))
+    _parse(html)
+    assert html.count('<article class="finding ') == MAX_FINDINGS
+    assert "… and 500 more findings (in report.json)" in html
+    assert "… and 7 more facts (in report.json)" in html
