@@ -184,3 +184,12 @@ def test_many_findings_runs_and_facts_are_capped(rich):
     assert html.count('<article class="finding ') == MAX_FINDINGS
     assert "… and 500 more findings (in report.json)" in html
     assert "… and 7 more facts (in report.json)" in html
+
+
+def test_nothing_analysed_is_not_a_clean_bill_of_health():
+    from backline.model import AnalysisResult, RunStatus
+    from .samples import art, run
+    result = AnalysisResult(("x",), (art("a.log"),), (run("-", "a.log", RunStatus.SKIPPED),), (), (), ())
+    html = render_html(build_report(result))
+    assert "No analyzer could read any of the 1 artifacts" in html
+    assert "ok-dot" not in html.split("</header>")[0]

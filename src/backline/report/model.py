@@ -50,6 +50,7 @@ class Summary:
     artifacts: int
     artifacts_by_kind: Mapping[str, int]           # kind value -> count, most first
     unreadable_artifacts: int                     # not materialised or with problems
+    analyzed_artifacts: int                       # with at least one analyzer run that was ok
     findings: int
     findings_by_severity: Mapping[str, int]       # every severity label, worst first
     occurrences: int                              # sum of finding counts
@@ -77,10 +78,13 @@ class Summary:
         return None
 
     def headline(self) -> str:
-        """``3 critical, 5 high findings in 12 artifacts`` (or ``No findings ...``)."""
+        """``3 critical, 5 high findings in 12 artifacts``, or ``No findings in 12
+        artifacts`` (``... (3 analysed)`` when analyzers read only some of them)."""
         parts = [f"{n} {label}" for label, n in self.findings_by_severity.items() if n]
         noun = "artifact" if self.artifacts == 1 else "artifacts"
         if not parts:
+            if self.analyzed_artifacts < self.artifacts:
+                return f"No findings in {self.artifacts} {noun} ({self.analyzed_artifacts} analysed)"
             return f"No findings in {self.artifacts} {noun}"
         word = "finding" if self.findings == 1 else "findings"
         return f"{', '.join(parts)} {word} in {self.artifacts} {noun}"
@@ -216,6 +220,8 @@ def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None =
         artifacts=len(result.artifacts),
         artifacts_by_kind=dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
         unreadable_artifacts=sum(1 for a in result.artifacts if not a.readable or a.problems),
+        analyzed_artifacts=len({r.artifact for r in result.runs if r.status is RunStatus.OK}
+                               & {a.path for a in result.artifacts}),
         findings=len(findings),
         findings_by_severity={s.label: by_sev.get(s, 0) for s in SEVERITY_ORDER},
         occurrences=sum(max(0, f.count) for f in findings),
