@@ -192,4 +192,4 @@ def test_nothing_analysed_is_not_a_clean_bill_of_health():
     result = AnalysisResult(("x",), (art("a.log"),), (run("-", "a.log", RunStatus.SKIPPED),), (), (), ())
     html = render_html(build_report(result))
     assert "No analyzer could read any of the 1 artifacts" in html
-    assert "ok-dot" not in html.split("</header>")[0]
+    assert "class=\"ok-dot\"" not in html and "class=\"sev-dot sev-info\"" in html
