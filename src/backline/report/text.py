@@ -90,7 +90,8 @@ def headline(report: Report) -> Text:
     parts = [(sev, n) for sev, n in parts if n]
     noun = "artifact" if s.artifacts == 1 else "artifacts"
     if not parts:
-        line.append(f"No findings in {s.artifacts} {noun}", style="bold green")
+        complete = s.analyzed_artifacts >= s.artifacts
+        line.append(s.headline(), style="bold green" if complete else "bold yellow")
     else:
         for i, (sev, n) in enumerate(parts):
             if i:
