@@ -48,7 +48,7 @@ def test_size_does_not_grow_with_events():
              for i in range(300_000)]
     a, b = timeline_svg(build_timeline(small)), timeline_svg(build_timeline(large))
     assert len(b) < 1.5 * len(a)
-    assert len(re.findall("<rect", b)) <= 24 * 120 + 120 * 5 + 60
+    assert len(re.findall("<rect", b)) <= 2 * 24 * 120 + 120 * 5 + 60
 
 
 def test_labels_tell_same_names_apart():

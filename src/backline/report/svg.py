@@ -1,7 +1,7 @@
 """The timeline chart as inline SVG, generated here (no chart library, no
 network): a density band (events per time bucket, stacked by severity) over
-one lane per artifact (cells coloured by the worst severity in the bucket,
-darker with more events), an axis with round tick times, and a column with
+one lane per artifact (a small bar per time bucket, its height growing with
+the events, the share of medium-or-worse events in the colour of the worst), an axis with round tick times, and a column with
 each lane's undated events.
 
 Every text node and attribute goes through :func:`html.escape`; artifact
@@ -135,11 +135,12 @@ def timeline_svg(tl: Timeline) -> str:
                 continue
             y = AXIS_H + BAND_H
             x = x0 + i * bw
+            bar = max(2.0, total / peak * (BAND_H - 14))     # a lone event stays visible
             for sev in sorted(Severity, reverse=True):
                 n = counts[int(sev)]
                 if not n:
                     continue
-                h = n / peak * (BAND_H - 14)
+                h = bar * n / total
                 y -= h
                 out.append(f'<rect x="{x:.2f}" y="{y:.2f}" width="{max(bw - 0.6, 0.8):.2f}" '
                            f'height="{max(h, 0.6):.2f}" fill="{SEVERITY_COLOUR[sev]}"/>')
@@ -147,12 +148,12 @@ def timeline_svg(tl: Timeline) -> str:
     out.append(f'<text x="{WIDTH - UNDATED_W / 2}" y="{AXIS_H + BAND_H / 2 + 4}" text-anchor="middle" '
                f'class="tl-undated">{undated_band:,}</text>')
 
-    # lanes
-    max_cell = max((c.total for lane in tl.lanes for c in lane.cells), default=1)
-    log_max = math.log1p(max_cell)
+    # lanes: a small bar chart per artifact; bar height ~ sqrt(events / lane's busiest bucket),
+    # its lower part (medium or worse, in proportion) in the colour of the worst severity
     labels = lane_labels([lane.artifact for lane in tl.lanes])
     for row, lane in enumerate(tl.lanes):
         y = lanes_y + row * LANE_H
+        base = y + LANE_H - 2
         if row % 2 == 0:
             out.append(f'<rect x="0" y="{y}" width="{WIDTH}" height="{LANE_H}" class="tl-stripe"/>')
         label = (f"{OTHER_LANE[:-1]}: {lane.merged})" if lane.artifact == OTHER_LANE
@@ -160,13 +161,22 @@ def timeline_svg(tl: Timeline) -> str:
         out.append(f'<text x="{x0 - 8}" y="{y + LANE_H - 6}" text-anchor="end" class="tl-label">'
                    f'<title>{escape(lane.artifact)} \u2014 {lane.total:,} events</title>'
                    f'{escape(label)}</text>')
+        lane_max = max((c.total for c in lane.cells), default=1)
         for cell in lane.cells:
             x = x0 + cell.bucket * bw
-            strength = 0.35 + 0.65 * (math.log1p(cell.total) / log_max if log_max else 1.0)
-            out.append(f'<rect x="{x:.2f}" y="{y + 3}" width="{max(bw - 0.6, 1.5):.2f}" '
-                       f'height="{LANE_H - 6}" rx="1.5" fill="{SEVERITY_COLOUR[cell.max_severity]}" '
-                       f'fill-opacity="{strength:.2f}"><title>'
-                       f'{escape(_cell_title(tl, lane.artifact, cell))}</title></rect>')
+            w = max(bw - 0.6, 1.5)
+            h = max(3.0, (LANE_H - 5) * math.sqrt(cell.total / lane_max))
+            worst = cell.max_severity
+            notable = sum(cell.counts[int(Severity.MEDIUM):])
+            quiet = SEVERITY_COLOUR[Severity.LOW if worst is Severity.LOW else Severity.INFO]
+            parts = [f'<g><title>{escape(_cell_title(tl, lane.artifact, cell))}</title>'
+                     f'<rect x="{x:.2f}" y="{base - h:.2f}" width="{w:.2f}" height="{h:.2f}" fill="{quiet}"/>']
+            if notable:
+                hn = max(2.5, h * notable / cell.total)
+                parts.append(f'<rect x="{x:.2f}" y="{base - hn:.2f}" width="{w:.2f}" height="{hn:.2f}" '
+                             f'fill="{SEVERITY_COLOUR[worst]}"/>')
+            parts.append("</g>")
+            out.append("".join(parts))
         if lane.undated:
             out.append(f'<text x="{WIDTH - UNDATED_W / 2}" y="{y + LANE_H - 6}" text-anchor="middle" '
                        f'class="tl-undated">{lane.undated:,}</text>')
