@@ -100,3 +100,10 @@ def test_ticks_are_round_and_inside(span, label):
     steps = {(b - a).total_seconds() for a, b in zip(ticks, ticks[1:])}
     assert len(steps) == 1 or span >= 30 * 86400
     assert label in [tick_label(t, span) for t in ticks]
+
+
+def test_midnight_tick_names_the_day():
+    start = datetime(2024, 1, 1, 18, 0, tzinfo=timezone.utc)
+    ticks = nice_ticks(start, start + timedelta(hours=12))
+    labels = [tick_label(t, 12 * 3600) for t in ticks]
+    assert "Jan 02" in labels and "20:00" in labels

@@ -168,7 +168,8 @@ def timeline_svg(tl: Timeline) -> str:
             h = max(3.0, (LANE_H - 5) * math.sqrt(cell.total / lane_max))
             worst = cell.max_severity
             notable = sum(cell.counts[int(Severity.MEDIUM):])
-            quiet = SEVERITY_COLOUR[Severity.LOW if worst is Severity.LOW else Severity.INFO]
+            mostly_low = cell.counts[int(Severity.LOW)] > cell.counts[int(Severity.INFO)]
+            quiet = SEVERITY_COLOUR[Severity.LOW if mostly_low else Severity.INFO]
             parts = [f'<g><title>{escape(_cell_title(tl, lane.artifact, cell))}</title>'
                      f'<rect x="{x:.2f}" y="{base - h:.2f}" width="{w:.2f}" height="{h:.2f}" fill="{quiet}"/>']
             if notable:

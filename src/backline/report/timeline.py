@@ -306,6 +306,8 @@ def tick_label(ts: datetime, span_seconds: float) -> str:
     if span_seconds <= 120:
         return ts.strftime("%H:%M:%S")
     if span_seconds <= 2 * 86400:
+        if ts.hour == 0 and ts.minute == 0 and span_seconds > 6 * 3600:
+            return ts.strftime("%b %d")          # midnight shows the new day
         return ts.strftime("%H:%M")
     if span_seconds <= 120 * 86400:
         return ts.strftime("%b %d")
