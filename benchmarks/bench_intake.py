@@ -3,9 +3,10 @@
 1. Classification of every corpus file vs libmagic's ``file -b`` over the same
    files (one process each; ratio = ours / file).
 2. Intake of a generated bundle (zip of logs + tar.gz of captures + gzip'd
-   capture, ~N MB) vs ``zipfile.extractall`` + sha256 of every file (the least a
-   safe intake must do; ratio = ours / baseline), with peak RSS of each in a
-   fresh process.
+   capture, ~N MB) vs ``zipfile.extractall`` + ``tarfile.extractall(filter="data")``
+   of the nested tar.gz + gunzip of the .gz + sha256 of every file (the least an
+   intake must do, without classification, checks or time probes; ratio = ours /
+   baseline), with peak RSS of each in a fresh process.
 
 Run: .venv/bin/python benchmarks/bench_intake.py [--mb 300]
 """
@@ -66,6 +67,18 @@ def make_bundle(dest: Path, mb: int) -> Path:
     return bundle
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; ru_maxrss would include the
+    parent's peak inherited across fork)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(mode: str, bundle: str, work: str) -> None:
     t = time.perf_counter()
     if mode == "ours":
@@ -76,6 +89,15 @@ def _child(mode: str, bundle: str, work: str) -> None:
     else:
         with zipfile.ZipFile(bundle) as zf:
             zf.extractall(work)
+        # expand what the bundle nests too, as intake does (tar.gz members, .gz files)
+        for p in list(Path(work).rglob("*.tar.gz")):
+            with tarfile.open(p) as tf:
+                tf.extractall(p.parent / (p.name + ".d"), filter="data")
+            p.unlink()
+        for p in list(Path(work).rglob("*.gz")):
+            with gzip.open(p) as src, open(p.with_suffix(""), "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            p.unlink()
         n = 0
         for p in Path(work).rglob("*"):
             if p.is_file():
@@ -85,7 +107,7 @@ def _child(mode: str, bundle: str, work: str) -> None:
                         h.update(chunk)
                 n += 1
     dt = time.perf_counter() - t
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = _peak_rss_mb()
     print(json.dumps({"mode": mode, "seconds": round(dt, 3), "files": n, "peak_rss_mb": round(rss_mb, 1)}))
 
 

@@ -28,6 +28,7 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.analyze",
     "backline.commands.inventory",
+    "backline.commands.dump",
     "backline.commands.report",
 )
 

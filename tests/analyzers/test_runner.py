@@ -79,7 +79,7 @@ def test_every_artifact_gets_a_status(tmp_path):
     out = run_all([a, doc, broken], [CountLines], RunSettings())
     status = {(r.artifact, r.analyzer): r for r in out.runs}
     assert status[("bundle.zip!/a.log", "test.count")].status is RunStatus.OK
-    skipped_doc = status[("bundle.zip!/notes.md", "-")]
+    skipped_doc = status[("bundle.zip!/notes.md", "(none)")]
     assert skipped_doc.status is RunStatus.SKIPPED and "document" in skipped_doc.reason
     assert status[("empty.log", "intake")].reason == "zero-byte file"
 

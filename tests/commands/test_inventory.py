@@ -82,3 +82,19 @@ def test_limits_from_the_command_line(tmp_path: Path) -> None:
     res = runner.invoke(app, ["inventory", str(tmp_path / "n.zip"), "--format", "json", "--max-depth", "2"])
     doc = json.loads(res.stdout)
     assert any("nested deeper" in r["reason"] for r in doc["refusals"])
+
+
+def test_non_utf8_paths_never_crash_the_output(tmp_path: Path) -> None:
+    import os
+
+    missing = os.fsdecode(tmp_path / os.fsencode(b"caf\xe9.zip").decode("utf-8", "surrogateescape"))
+    res = runner.invoke(app, ["inventory", missing])
+    assert res.exit_code == 2 and res.exception is None or isinstance(res.exception, SystemExit)
+    d = tmp_path / "ev"
+    d.mkdir()
+    (d / os.fsdecode(b"r\xe9sum\xe9.log")).write_bytes(LOG)
+    res = runner.invoke(app, ["inventory", str(d), "--format", "json"])
+    assert res.exit_code == 0
+    assert json.loads(res.stdout)["artifacts"][0]["path"] == "ev/r\\xe9sum\\xe9.log"
+    res = runner.invoke(app, ["inventory", str(d)])
+    assert res.exit_code == 0 and "r\\xe9sum\\xe9.log" in res.stdout

@@ -339,3 +339,16 @@ def test_zip_with_a_corrupt_member_keeps_the_others(tmp_path: Path) -> None:
     assert "c.zip!/good.log" in paths
     bad = paths.get("c.zip!/bad.log")
     assert (bad is not None and bad.problems) or any(r.path == "c.zip!/bad.log" for r in intake.refusals)
+
+
+def test_zip_with_lying_entry_count_refused_before_loading_directory(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(300):
+            zf.writestr(f"f{i:03d}.log", GOOD)
+    data = bytearray(buf.getvalue())
+    eocd = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", data, eocd + 8, 3, 3)          # claims 3 entries, the directory holds 300
+    intake = _run(tmp_path, "liar.zip", bytes(data), IntakeLimits(max_entries=5))
+    assert intake.artifacts[0].kind is K.ARCHIVE
+    assert "central directory" in intake.refusals[0].reason

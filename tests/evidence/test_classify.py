@@ -209,3 +209,99 @@ def test_short_log_ending_in_a_traceback_stays_a_log() -> None:
     # while the traceback alone is a crash trace, whatever the name
     alone = classify_head("\n".join(lines[8:]).encode() + b"\n", "orders-service.log", 2000)
     assert (alone.kind, alone.format) == (K.CRASH_TRACE, "python")
+
+
+def test_truncated_elf_core_is_flagged(corpus: Path, tmp_path: Path) -> None:
+    whole = corpus / "dumps/lldb/elf-core/linux-x86_64.core"
+    assert classify_file(whole).problems == ()
+    cut = tmp_path / "core"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    c = classify_file(cut)
+    assert c.kind is K.ELF_CORE and c.problems and c.problems[0].startswith("truncated")
+    for exe in ("linux-i386.out", "linux-x86_64.out", "linux-i386.core"):
+        assert classify_file(corpus / "dumps/lldb/elf-core" / exe).problems == ()
+
+
+def test_sound_corpus_files_have_no_problems(corpus: Path) -> None:
+    """No false alarms: only the files SOURCES.md calls damaged (and empty ones) get problems."""
+    damaged = {"dumps/rust-minidump/invalid-range.dmp", "dumps/rust-minidump/invalid-record-count.dmp"}
+    noisy = []
+    for p in _corpus_files(corpus):
+        rel = p.relative_to(corpus).as_posix()
+        if rel in damaged or p.stat().st_size == 0:
+            continue
+        c = classify_file(p)
+        if c.problems:
+            noisy.append(f"{rel}: {c.problems}")
+    assert not noisy, "\n".join(noisy)
+
+
+@pytest.mark.parametrize("text,kind,fmt", [
+    # an hs_err fragment without the banner (e.g. the top lines were cut)
+    ("#\n#  SIGSEGV (0xb) at pc=0x00007f, pid=1, tid=2\n#\n# JRE version: OpenJDK (17.0)\n"
+     "# Java VM: OpenJDK 64-Bit Server VM\n# Problematic frame:\n# C  [libc.so.6+0x1]\n", K.HS_ERR, "hs_err"),
+    ("---------------  S U M M A R Y ------------\n\nCommand Line: -Xmx1g Main\n", K.HS_ERR, "hs_err"),
+    ("thread 'main' panicked at src/main.rs:4:5:\nindex out of bounds\nnote: run with `RUST_BACKTRACE=1`\n",
+     K.CRASH_TRACE, "rust"),
+    ("TypeError: Cannot read properties of undefined (reading 'x')\n    at Object.<anonymous> (/app/a.js:3:9)\n"
+     "    at Module._compile (node:internal/modules/cjs/loader:1256:14)\n    at run (/app/b.js:1:1)\n",
+     K.CRASH_TRACE, "node"),
+    ("Unhandled exception. System.InvalidOperationException: boom\n   at Svc.Start() in /src/Svc.cs:line 14\n"
+     "   at Program.Main() in /src/Program.cs:line 5\n", K.CRASH_TRACE, "dotnet"),
+    ("panic: runtime error: invalid memory address or nil pointer dereference\n"
+     "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4553b2]\n\ngoroutine 1 [running]:\n"
+     "main.main()\n\t/app/main.go:9 +0x12\n", K.CRASH_TRACE, "go"),
+])
+def test_more_crash_dialects(text: str, kind: K, fmt: str) -> None:
+    c = classify_head(text.encode(), "crash.txt", len(text))
+    assert (c.kind, c.format) == (kind, fmt)
+
+
+@pytest.mark.parametrize("line", [
+    "20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579",                         # HealthApp
+    "[10.30 16:49:06] chrome.exe - proxy.cse.cuhk.edu.hk:5070 open through proxy proxy:5070 HTTPS",  # Proxifier
+    "2016-09-28 04:30:30, Info                  CBS    Loaded Servicing Stack v6.1.7601.23505",     # Windows CBS
+    "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - x",
+    "- 1131566461 2005.11.09 dn228 Nov 9 12:01:01 dn228/dn228 crond(pam_unix)[2915]: session closed",
+    "Jul  1 09:00:55 calvisitor-10-105-160-95 kernel[0]: IOThunderboltSwitch<0>(0x0)::listenerCallback",
+    "nova-api.log.1.2017-05-16_13:53:08 2017-05-16 00:00:00.008 25746 INFO nova.osapi_compute.wsgi.server",
+    "134681 node-246 unix.hw state_change.unavailable 1077804742 1 Component State Change: Component",  # HPC
+])
+def test_other_loghub_dialects_are_logs_whatever_the_name(line: str) -> None:
+    data = ("\n".join([line] * 30) + "\n").encode()
+    for name in ("x.log", "x.txt", "x"):
+        assert classify_head(data, name, len(data)).kind is K.TEXT_LOG, name
+
+
+def test_large_json_cut_by_the_head_is_still_json(tmp_path: Path) -> None:
+    import json
+
+    doc = {"threads": [{"frames": [{"module": f"m{i}", "offset": i, "function": "f" * 20} for i in range(40)]}
+                       for _ in range(60)]}
+    p = tmp_path / "walk.json"
+    p.write_text(json.dumps(doc, indent=2))
+    assert p.stat().st_size > 128 * 1024
+    c = classify_file(p)
+    assert (c.kind, c.format) == (K.DATA, "json")
+    q = tmp_path / "walk.txt"                      # content decides, not the name
+    q.write_text(json.dumps(doc, indent=2))
+    assert classify_file(q).kind is K.DATA
+
+
+def test_json_lines_logs_vs_records(tmp_path: Path) -> None:
+    import json
+
+    log = "\n".join(json.dumps({"ts": f"2024-05-01T10:00:{i:02d}Z", "level": "info", "msg": "ok"})
+                    for i in range(20)) + "\n"
+    assert classify_head(log.encode(), "app.json", len(log)).kind is K.TEXT_LOG
+    rec = "\n".join(json.dumps({"id": i, "title": "bug", "status": "open"}) for i in range(20)) + "\n"
+    c = classify_head(rec.encode(), "cases.jsonl", len(rec))
+    assert (c.kind, c.format) == (K.DATA, "jsonl")
+
+
+def test_stack_walker_output_names_win_over_weak_content() -> None:
+    # a walker that failed may leave a one-line error in its output file
+    err = b"ERROR 2024-01-01 minidump could not be read: header is invalid\n"
+    for name in ("x.breakpad.txt", "x.rust.txt", "x.breakpad.mr.txt", "x.stackwalk.out"):
+        assert classify_head(err, f"dumps/generated/{name}", len(err)).kind is K.DATA, name
+    assert classify_head(err, "notes.txt", len(err)).kind is K.TEXT_LOG

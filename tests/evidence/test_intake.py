@@ -219,3 +219,44 @@ def test_nothing_readable_raises_with_the_partial_intake(tmp_path: Path) -> None
     (a,) = ei.value.intake.artifacts
     assert a.path == "ev/empty.log" and a.problems == ("zero-byte file",)
     assert "nothing readable" in str(ei.value)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zst"])
+def test_truncated_compressed_file_keeps_what_was_there(tmp_path: Path, suffix: str) -> None:
+    body = b"".join(b"2024-05-01T10:%02d:00Z INFO request %d served\n" % (i % 60, i) for i in range(30000))
+    comp = {".gz": gzip.compress, ".xz": lzma.compress, ".bz2": lambda b: __import__("bz2").compress(b, 1),
+            ".zst": lambda b: zstandard.ZstdCompressor().compress(b)}[suffix](body)
+    p = tmp_path / f"app.log{suffix}"
+    p.write_bytes(comp[: len(comp) * 2 // 3])
+    (a,) = collect([p], tmp_path / "work").artifacts
+    assert a.kind is K.TEXT_LOG
+    assert 0 < a.size < len(body)
+    assert body.startswith(a.local_path.read_bytes())
+    assert any(x.startswith("truncated") for x in a.problems)
+
+
+def test_multi_member_gzip_and_multi_frame_zstd(tmp_path: Path) -> None:
+    p = tmp_path / "two.log.gz"
+    p.write_bytes(gzip.compress(LOG) + gzip.compress(LOG))
+    (a,) = collect([p], tmp_path / "w1").artifacts
+    assert a.local_path.read_bytes() == LOG + LOG and a.problems == ()
+    z = tmp_path / "two.log.zst"
+    c = zstandard.ZstdCompressor()
+    z.write_bytes(c.compress(LOG) + c.compress(LOG))
+    (b,) = collect([z], tmp_path / "w2").artifacts
+    assert b.local_path.read_bytes() == LOG + LOG and b.problems == ()
+
+
+def test_bzip2_with_blocks_larger_than_the_head(tmp_path: Path) -> None:
+    import bz2
+    import random
+
+    rnd = random.Random(7)
+    body = b"".join(b"2024-05-01T10:00:%02dZ INFO %08x %08x\n" % (i % 60, rnd.getrandbits(32), i)
+                    for i in range(40000))
+    data = bz2.compress(body, 9)
+    assert len(data) > 64 * 1024            # the first block does not fit in the classification head
+    p = tmp_path / "big.log.bz2"
+    p.write_bytes(data)
+    (a,) = collect([p], tmp_path / "w").artifacts
+    assert (a.kind, a.compression, a.size, a.problems) == (K.TEXT_LOG, "bzip2", len(body), ())

@@ -141,3 +141,27 @@ def test_capture_fast_path_and_full_walk_agree_with_tshark(corpus: Path, tmp_pat
         assert abs(_epoch(a.time_end) - Decimal(oracle["last_ts_epoch"])) < Decimal("0.000002"), a.path
         if "truncated" in a.path:
             assert any(p.startswith("truncated") for p in a.problems)
+
+
+def test_minidump_written_time_matches_minidump_dump(corpus: Path, tmp_path: Path) -> None:
+    # upstream minidump_dump output: "time_date_stamp = 0x45d35f73 2007-02-14 19:13:55"
+    line = next(ln for ln in (corpus / "dumps/breakpad/minidump2.dump.out").read_text().splitlines()
+                if "time_date_stamp" in ln)
+    want = datetime.strptime(" ".join(line.split()[-2:]), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    (a,) = collect([corpus / "dumps/breakpad/minidump2.dmp"], tmp_path / "w").artifacts
+    assert a.time_start == a.time_end == want
+    (bad,) = collect([corpus / "dumps/rust-minidump/invalid-range.dmp"], tmp_path / "w2").artifacts
+    assert bad.time_start is None          # a broken header's stamp is not trusted
+
+
+def test_truncated_gzip_log_keeps_partial_content(tmp_path: Path) -> None:
+    import gzip as gz
+
+    body = b"".join(b"2024-05-01T10:%02d:00Z INFO line %d\n" % (i % 60, i) for i in range(20000))
+    data = gz.compress(body)
+    p = tmp_path / "app.log.gz"
+    p.write_bytes(data[: len(data) // 2])
+    (a,) = collect([p], tmp_path / "w").artifacts
+    assert a.kind is K.TEXT_LOG and a.compression == "gzip"
+    assert 0 < a.size < len(body)
+    assert any(x.startswith("truncated") for x in a.problems)

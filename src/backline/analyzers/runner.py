@@ -146,7 +146,7 @@ def _stamp(item, analyzer_name: str):
 
 
 def _skipped(artifact: Artifact, analyzer: str, reason: str) -> TaskResult:
-    return TaskResult(run=AnalyzerRun(analyzer, "-", artifact.path, RunStatus.SKIPPED, reason=reason))
+    return TaskResult(run=AnalyzerRun(analyzer, "", artifact.path, RunStatus.SKIPPED, reason=reason))
 
 
 def plan(artifacts: Sequence[Artifact], analyzers: Sequence[type[Analyzer]]):
@@ -173,7 +173,7 @@ def plan(artifacts: Sequence[Artifact], analyzers: Sequence[type[Analyzer]]):
                 tasks.append((cls, art))
                 matched = True
         if not matched:
-            skipped.append(_skipped(art, "-", f"no analyzer for kind '{art.kind.value}'"))
+            skipped.append(_skipped(art, "(none)", f"no analyzer for kind '{art.kind.value}'"))
     return tasks, skipped
 
 

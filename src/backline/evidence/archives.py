@@ -46,6 +46,25 @@ class Refused:
 
 # ------------------------------------------------------------------ zip
 
+#: Largest central directory read into memory (zipfile loads it whole).
+MAX_CENTRAL_DIRECTORY = 32 << 20
+
+
+def zip_central_directory_size(path: Path) -> int:
+    """Size in bytes of the central directory as the end record states it (0 if unknown)."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        tail_len = min(size, 65557)
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or pos + 22 > len(tail):
+        return 0
+    (cd_size,) = struct.unpack_from("<I", tail, pos + 12)
+    return cd_size
+
+
 def zip_declared_entries(path: Path) -> int | None:
     """Entry count from the end-of-central-directory record (zip64 aware), without
     loading the directory; ``None`` when no record is found."""
@@ -94,12 +113,21 @@ def iter_zip(path: Path, label: str, limits: IntakeLimits, remaining_entries: in
         raise ArchiveError(f"declares {declared} entries, more than the {remaining_entries} "
                            f"left under the limit of {limits.max_entries}: archive not expanded",
                            artifact=label)
+    cd_size = zip_central_directory_size(path)
+    if cd_size > MAX_CENTRAL_DIRECTORY:
+        raise ArchiveError(f"central directory of {cd_size} bytes is larger than the "
+                           f"{MAX_CENTRAL_DIRECTORY} bytes allowed: archive not expanded", artifact=label)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
         raise ArchiveError(f"cannot open zip: {exc}", artifact=label) from None
     archive_size = path.stat().st_size
     infos = zf.infolist()
+    if len(infos) > remaining_entries:      # the end record may have lied about the count
+        zf.close()
+        raise ArchiveError(f"central directory holds {len(infos)} entries, more than the "
+                           f"{remaining_entries} left under the limit of {limits.max_entries}: "
+                           "archive not expanded", artifact=label)
     # Overlapping entries (the "better zip bomb" construction) share compressed data.
     spans = sorted((i.header_offset, i.header_offset + 30 + len(i.orig_filename.encode("cp437", "replace"))
                     + i.compress_size, idx) for idx, i in enumerate(infos))

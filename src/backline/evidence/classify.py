@@ -112,16 +112,17 @@ def classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Clas
         except ValueError as exc:
             return Classification(ArtifactKind.ARCHIVE, comp, (str(exc),), compression=comp)
         if not inner:
-            return Classification(ArtifactKind.ARCHIVE, comp, (f"{comp} stream yields no bytes "
-                                                               "in the part read (truncated?)",),
-                                  compression=comp)
+            # e.g. a bzip2 block larger than the head: the content is only known once
+            # the stream is decompressed (intake does that and classifies the result).
+            return Classification(ArtifactKind.ARCHIVE, comp, compression=comp,
+                                  meta=(("content", "not visible in the part read"),))
         c = classify_head(inner, inner_name, max(size, len(inner)), _depth=1)
         fmt = c.format
         if c.kind is ArtifactKind.ARCHIVE and c.format == "tar":
             fmt = f"tar+{comp}"
         return Classification(c.kind, fmt, c.problems, c.encoding, comp, c.meta)
 
-    sniff = sniff_binary(head, size)
+    sniff = sniff_binary(head, size, name)
     if sniff is not None:
         return Classification(sniff.kind, sniff.format, sniff.problems, meta=sniff.meta)
     arch = sniff_archive(head)

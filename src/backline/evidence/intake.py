@@ -6,9 +6,9 @@ classifies every file found and returns an :class:`Intake`.  Hostile
 entries are refused one by one (``Intake.refusals``) and the rest of the
 bundle is still taken in.
 
-Extracted bytes are only ever written to fresh numbered folders under a new
-``intake-*`` folder inside ``work_dir``; names from archives are used for
-display, never as paths.  With a :class:`~backline.storage.blobs.BlobStore`
+Extracted bytes are only ever written as fresh numbered files
+(``000123-app.log``) in a new ``intake-*`` folder inside ``work_dir``; names
+from archives are used for display, never as paths.  With a :class:`~backline.storage.blobs.BlobStore`
 each artifact's bytes go into the store and ``local_path`` points there.
 
 >>> import pathlib, tempfile
@@ -76,10 +76,9 @@ class _Collector:
 
     # ------------------------------------------------------------ helpers
     def _slot(self, name: str) -> Path:
+        """A fresh file path in the run folder: ``000123-<safe name>`` (never an archive path)."""
         self.slots += 1
-        d = self.run_dir / f"{self.slots:06d}"
-        d.mkdir()
-        return d / safe_basename(name)
+        return self.run_dir / f"{self.slots:06d}-{safe_basename(name)}"
 
     def _unique(self, display: str) -> str:
         if display not in self.used:
@@ -108,7 +107,7 @@ class _Collector:
         try:
             st = os.stat(p)
         except OSError as exc:
-            raise EvidenceError(f"cannot read: {exc.strerror or exc}", artifact=str(p)) from None
+            raise EvidenceError(f"cannot read: {exc.strerror or exc}", artifact=render_name(str(p))[0]) from None
         if stat.S_ISDIR(st.st_mode):
             self.walk_dir(p, display)
         elif stat.S_ISREG(st.st_mode):
@@ -177,7 +176,7 @@ class _Collector:
             return
         cls = classify_head(head, strip_compression_suffix(display) if compression else display, size)
         problems = notes + carried
-        broken = cls.kind is ArtifactKind.ARCHIVE and cls.format == cls.compression
+        broken = cls.kind is ArtifactKind.ARCHIVE and cls.format == cls.compression and bool(cls.problems)
         if cls.compression and not broken:
             if nest + 1 > self.limits.max_depth:
                 self.refuse(display, f"nested deeper than the limit of {self.limits.max_depth} "
@@ -203,6 +202,7 @@ class _Collector:
                     copied = copy_bounded(guarded, dest, self.budget, display)  # type: ignore[arg-type]
             except UnsafeArchiveEntry as exc:
                 self.refuse(display, exc.message)
+                self._discard(path, original)
                 return
             except OSError as exc:
                 self._unreadable(display, str(exc.strerror or exc), size, problems)
@@ -314,7 +314,7 @@ def collect(paths: Sequence[Path], work_dir: Path, *, limits: IntakeLimits | Non
     """
     for p in paths:
         if not os.path.lexists(p):
-            raise EvidenceError("no such file or directory", artifact=str(p))
+            raise EvidenceError("no such file or directory", artifact=render_name(str(p))[0])
     c = _Collector(Path(work_dir), limits or IntakeLimits(), store, progress)
     for p in paths:
         try:
@@ -329,7 +329,8 @@ def collect(paths: Sequence[Path], work_dir: Path, *, limits: IntakeLimits | Non
         what = f"{len(intake.artifacts)} file(s) found, none readable with content"
         if intake.refusals:
             what += f"; {len(intake.refusals)} entr(y/ies) refused"
-        exc = NothingReadable(f"nothing readable: {what}", artifact=", ".join(str(p) for p in paths))
+        exc = NothingReadable(f"nothing readable: {what}",
+                              artifact=", ".join(render_name(str(p))[0] for p in paths))
         exc.intake = intake  # type: ignore[attr-defined]
         raise exc
     return intake

@@ -109,22 +109,106 @@ def _minidump(head: bytes, size: int) -> Sniff:
                 problems.append(f"minidump stream {i} (type {stype}) at rva 0x{srva:x} size {ssize} "
                                 f"runs past the end of the file")
                 break
+            cut = _minidump_memory_cut(head, size, stype, srva, ssize)
+            if cut:
+                problems.append(cut)
+                break
     return Sniff(_K.MINIDUMP, "minidump", tuple(problems), (("streams", count),))
 
 
-def _elf(head: bytes) -> Sniff:
+def _minidump_memory_cut(head: bytes, size: int, stype: int, rva: int, ssize: int) -> str:
+    """A memory list whose captured bytes lie past the end of the file (a cut dump)."""
+    if stype == 5 and rva + 4 <= len(head):                    # MemoryListStream
+        (n,) = struct.unpack_from("<I", head, rva)
+        for i in range(min(n, (len(head) - rva - 4) // 16)):
+            _start, dsize, drva = struct.unpack_from("<QII", head, rva + 4 + 16 * i)
+            if drva + dsize > size:
+                return f"truncated: memory range {i} (rva 0x{drva:x}, {dsize} bytes) is past the end of the file"
+    if stype == 9 and rva + 16 <= len(head):                   # Memory64ListStream
+        n, base = struct.unpack_from("<QQ", head, rva)
+        total = 0
+        for i in range(min(n, (len(head) - rva - 16) // 16)):
+            total += struct.unpack_from("<QQ", head, rva + 16 + 16 * i)[1]
+        if base + total > size:
+            return f"truncated: memory data ({total} bytes from rva 0x{base:x}) runs past the end of the file"
+    return ""
+
+
+def _netmon_problems(head: bytes, size: int) -> tuple[str, ...]:
+    if size < 40 or len(head) < 64:
+        return ("truncated: Network Monitor header incomplete",)
+    names = ("frame table", "user data", "comment data", None, "extended info")
+    for i, name in enumerate(names):
+        if name is None:
+            continue                                           # a (offset, count) pair
+        off, length = struct.unpack_from("<II", head, 24 + 8 * i)
+        if off and off + length > size:
+            return (f"truncated: {name} at 0x{off:x} ({length} bytes) runs past the end of the file",)
+    return ()
+
+
+def _elf(head: bytes, size: int, name: str) -> Sniff:
     if len(head) < 20:
-        return Sniff(_K.EXECUTABLE, "elf", ("truncated: ELF header incomplete",))
+        # e_type is gone: the name is all that is left to tell a core from a program
+        base = name.rsplit("/", 1)[-1].lower()
+        kind = _K.ELF_CORE if base == "core" or base.startswith("core.") or base.endswith(".core") else _K.EXECUTABLE
+        return Sniff(kind, "elf", ("truncated: ELF header incomplete",))
     cls = {1: "elf32", 2: "elf64"}.get(head[4], "elf")
     endian = "<" if head[5] != 2 else ">"
     (etype,) = struct.unpack_from(endian + "H", head, 16)
     (machine,) = struct.unpack_from(endian + "H", head, 18)
     meta = (("elf_type", {1: "rel", 2: "exec", 3: "dyn", 4: "core"}.get(etype, str(etype))),
             ("machine", machine), ("endian", "little" if endian == "<" else "big"))
-    problems = () if cls != "elf" else (f"unknown ELF class {head[4]}",)
+    problems = (f"unknown ELF class {head[4]}",) if cls == "elf" else _elf_segments_problems(head, size, cls, endian)
     if etype == 4:
         return Sniff(_K.ELF_CORE, cls, problems, meta)
     return Sniff(_K.EXECUTABLE, cls, problems, meta)
+
+
+def _elf_segments_problems(head: bytes, size: int, cls: str, e: str) -> tuple[str, ...]:
+    """A file cut short: program headers or segment data past the end of the file."""
+    if cls == "elf64":
+        if len(head) < 64:
+            return ("truncated: ELF header incomplete",)
+        phoff, = struct.unpack_from(e + "Q", head, 32)
+        phentsize, phnum = struct.unpack_from(e + "HH", head, 54)
+        fmt, off_at, filesz_at = e + "QQ", 8, 32
+    else:
+        if len(head) < 52:
+            return ("truncated: ELF header incomplete",)
+        phoff, = struct.unpack_from(e + "I", head, 28)
+        phentsize, phnum = struct.unpack_from(e + "HH", head, 42)
+        fmt, off_at, filesz_at = e + "II", 4, 16
+    if cls == "elf64":
+        (shoff,) = struct.unpack_from(e + "Q", head, 40)
+        shentsize, shnum = struct.unpack_from(e + "HH", head, 58)
+    else:
+        (shoff,) = struct.unpack_from(e + "I", head, 32)
+        shentsize, shnum = struct.unpack_from(e + "HH", head, 46)
+    if shnum and shoff + shnum * shentsize > size:
+        return (f"truncated: section headers at 0x{shoff:x} run past the end of the file ({size} bytes)",)
+    wide = cls == "elf64"
+    for i in range(shnum):
+        base = shoff + i * shentsize
+        if base + (40 if wide else 24) > len(head):
+            break
+        (sh_type,) = struct.unpack_from(e + "I", head, base + 4)
+        sh_offset, sh_size = struct.unpack_from(e + ("QQ" if wide else "II"), head, base + (24 if wide else 16))
+        if sh_type != 8 and sh_size and sh_offset + sh_size > size:       # 8 = SHT_NOBITS
+            return (f"truncated: section {i} ends at 0x{sh_offset + sh_size:x}, past the end of the "
+                    f"file (0x{size:x})",)
+    if phnum and phoff + phnum * phentsize > size:
+        return (f"truncated: program headers at 0x{phoff:x} run past the end of the file ({size} bytes)",)
+    for i in range(phnum):
+        base = phoff + i * phentsize
+        if base + filesz_at + (8 if cls == "elf64" else 4) > len(head):
+            break
+        (p_offset,) = struct.unpack_from(fmt[0] + fmt[1], head, base + off_at)
+        (p_filesz,) = struct.unpack_from(fmt[0] + fmt[1], head, base + filesz_at)
+        if p_filesz and p_offset + p_filesz > size:
+            return (f"truncated: segment {i} ends at 0x{p_offset + p_filesz:x}, past the end of the "
+                    f"file (0x{size:x})",)
+    return ()
 
 
 def _pe(head: bytes) -> Sniff | None:
@@ -155,20 +239,28 @@ def _evtx(head: bytes, size: int) -> Sniff:
     if len(head) >= 0x7C:
         (flags,) = struct.unpack_from("<I", head, 0x78)
         meta.append(("dirty", bool(flags & 1)))
+    if len(head) >= 0x2C:
+        (chunks,) = struct.unpack_from("<H", head, 0x2A)
+        meta.append(("chunks_in_header", chunks))
+        if chunks and size < 0x1000 + chunks * 0x10000:
+            problems.append(f"truncated: the header lists {chunks} chunks of 64 KiB, the file holds "
+                            f"{max(0, size - 0x1000) / 0x10000:.1f}")
     if size < 0x1000 + 0x200:
         problems.append("truncated: no event chunk after the file header")
+    elif (size - 0x1000) % 0x10000 and not problems:
+        problems.append(f"truncated: the last chunk is partial ({(size - 0x1000) % 0x10000} of 65536 bytes)")
     elif len(head) >= 0x1008 and head[0x1000:0x1008] != b"ElfChnk\x00":
         problems.append("first chunk at offset 0x1000 lacks the ElfChnk signature")
     return Sniff(_K.EVTX, "evtx", tuple(problems), tuple(meta))
 
 
-def sniff_binary(head: bytes, size: int) -> Sniff | None:
+def sniff_binary(head: bytes, size: int, name: str = "") -> Sniff | None:
     """Classify by magic bytes; ``None`` when no binary signature matches."""
     h4 = head[:4]
     if h4 == b"MDMP":
         return _minidump(head, size)
     if h4 == b"\x7fELF":
-        return _elf(head)
+        return _elf(head, size, name)
     if h4 in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4"):
         return _pcap(head, size, "pcap")
     if h4 in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"):
@@ -178,8 +270,7 @@ def sniff_binary(head: bytes, size: int) -> Sniff | None:
             return Sniff(_K.CAPTURE, "pcapng")
         return Sniff(_K.CAPTURE, "pcapng", ("pcapng section header without a byte-order magic",))
     if h4 == b"GMBU":
-        problems = ("truncated: Network Monitor header incomplete",) if size < 40 else ()
-        return Sniff(_K.CAPTURE, "netmon2", problems)
+        return Sniff(_K.CAPTURE, "netmon2", _netmon_problems(head, size))
     if h4 == b"RTSS":
         return Sniff(_K.CAPTURE, "netmon1")
     if head.startswith(b"snoop\x00\x00\x00"):

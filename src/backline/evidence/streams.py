@@ -65,17 +65,105 @@ class CountingReader(io.RawIOBase):
         return data
 
 
-def open_decompressor(raw: BinaryIO, compression: str) -> BinaryIO:
-    """A streaming reader of the decompressed bytes of ``raw``."""
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")   # type: ignore[return-value]
-    if compression == "bzip2":
-        return bz2.BZ2File(raw, mode="rb")               # type: ignore[return-value]
-    if compression == "xz":
-        return lzma.LZMAFile(raw, mode="rb")             # type: ignore[return-value]
-    if compression == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
-    raise ValueError(f"unknown compression {compression!r}")
+def open_decompressor(raw: BinaryIO, compression: str) -> "StreamDecompressor":
+    """A streaming reader of the decompressed bytes of ``raw`` (see :class:`StreamDecompressor`)."""
+    return StreamDecompressor(raw, compression)
+
+
+class StreamDecompressor(io.RawIOBase):
+    """Incremental decompression of every member/frame of ``raw``.
+
+    Unlike ``gzip.GzipFile`` and friends, the bytes decompressed before a
+    stream ends early are kept, and ``truncated`` says that it did.  Output
+    per step is bounded (zstd input is fed in small pieces, as its
+    decompressor has no output limit), so a bomb cannot fill memory.
+
+    >>> import io, gzip
+    >>> d = StreamDecompressor(io.BytesIO(gzip.compress(b"x" * 5000)[:-12]), "gzip")
+    >>> len(d.read(10_000)) > 0, d.read(10), d.truncated
+    (True, b'', True)
+    """
+
+    FEED = 64 * 1024
+    ZSTD_FEED = 512
+
+    def __init__(self, raw: BinaryIO, compression: str):
+        if compression not in ("gzip", "bzip2", "xz", "zstd"):
+            raise ValueError(f"unknown compression {compression!r}")
+        self.raw = raw
+        self.kind = compression
+        self.dec = self._new()
+        self.fed = False            # the current decoder has been given input
+        self.pending = b""          # input read but not yet given to the decoder
+        self.out = bytearray()
+        self.truncated = False
+        self.done = False
+
+    def _new(self):
+        if self.kind == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if self.kind == "bzip2":
+            return bz2.BZ2Decompressor()
+        if self.kind == "xz":
+            return lzma.LZMADecompressor()
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    def readable(self) -> bool:
+        return True
+
+    def _next_member(self, rest: bytes) -> None:
+        # Another member/frame follows, unless only zero padding is left.
+        if rest.strip(b"\x00"):
+            self.dec = self._new()
+            self.fed = False
+            self.pending = rest + self.pending
+        else:
+            self.pending = b""
+
+    def _step(self, want: int) -> None:
+        dec = self.dec
+        if self.kind in ("bzip2", "xz") and self.fed and not dec.eof and not dec.needs_input:
+            self.out += dec.decompress(b"", max_length=want)
+            return
+        if self.kind == "gzip" and self.fed and dec.unconsumed_tail:
+            tail = dec.unconsumed_tail
+            self.out += dec.decompress(tail, want)
+            if dec.eof:
+                self._next_member(dec.unused_data)
+            return
+        if not self.pending:
+            self.pending = self.raw.read(self.FEED)
+            if not self.pending:
+                if self.fed and not dec.eof:
+                    self.truncated = True
+                self.done = True
+                return
+        if self.kind == "zstd":
+            data, self.pending = self.pending[: self.ZSTD_FEED], self.pending[self.ZSTD_FEED:]
+        else:
+            data, self.pending = self.pending, b""
+        self.fed = True
+        if self.kind == "gzip":
+            self.out += dec.decompress(data, want)
+        elif self.kind == "zstd":
+            self.out += dec.decompress(data)
+        else:
+            self.out += dec.decompress(data, max_length=want)
+        if dec.eof:
+            self._next_member(dec.unused_data)
+
+    def read(self, size: int = -1) -> bytes:
+        want = CHUNK if size is None or size < 0 else size
+        while len(self.out) < want and not self.done:
+            self._step(want - len(self.out))
+        data = bytes(self.out[:want])
+        del self.out[:want]
+        return data
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
 
 
 class GuardedReader(io.RawIOBase):
@@ -107,6 +195,11 @@ class GuardedReader(io.RawIOBase):
             raise UnsafeArchiveEntry(
                 f"compression ratio above {self.max_ratio:g}:1 ({self.out} bytes out of {src}): "
                 "refused as a decompression bomb", artifact=self.label)
+
+    @property
+    def truncated(self) -> bool:
+        """True when the underlying compressed stream ended early."""
+        return bool(getattr(self.inner, "truncated", False))
 
     def read(self, size: int = -1) -> bytes:
         data = self.inner.read(CHUNK if size is None or size < 0 else size)
@@ -178,6 +271,8 @@ def copy_bounded(src: BinaryIO, dest: Path, budget: Budget, label: str) -> Copie
                 budget.written += len(chunk)
                 digest.update(chunk)
                 out.write(chunk)
+        if not problem and getattr(src, "truncated", False):
+            problem = f"truncated: the compressed stream ends early (after {size} bytes of content)"
     except BaseException:
         # Bytes already counted stay counted: a refused bomb still spends budget.
         os.unlink(dest)

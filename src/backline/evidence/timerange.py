@@ -1,4 +1,5 @@
-"""Cheap time-range probes: first and last time of a capture, event log or text log.
+"""Cheap time-range probes: first and last time of a capture, event log or text
+log, and the time a minidump was written.
 
 Only record headers (captures, event logs) or the head and tail of a text
 file are read; nothing is decoded in full.  A probe never raises: damage it
@@ -384,10 +385,25 @@ def _text(f: BinaryIO, size: int, encoding: str) -> TimeProbe:
     return TimeProbe(first, last or first)
 
 
+def _minidump_time(path: Path) -> tuple[datetime | None, datetime | None, tuple[str, ...]]:
+    """The minidump header's TimeDateStamp (when the dump was written), as start and end."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError as exc:
+        return None, None, (f"time probe failed: {exc}",)
+    (stamp,) = struct.unpack_from("<I", head, 20)
+    when = _epoch(stamp) if stamp else None
+    return when, when, ()
+
+
 def probe_time_range(path: Path, cls: Classification, size: int) -> tuple[datetime | None, datetime | None,
                                                                           tuple[str, ...]]:
-    """``(start, end, problems)`` for captures, event logs and text logs; Nones otherwise."""
+    """``(start, end, problems)`` for captures, event logs, text logs and minidumps;
+    Nones otherwise."""
     kind = cls.kind
+    if kind is ArtifactKind.MINIDUMP and not cls.problems and size >= 32:
+        return _minidump_time(path)
     if size == 0 or kind not in (ArtifactKind.CAPTURE, ArtifactKind.EVTX, ArtifactKind.TEXT_LOG):
         return None, None, ()
     try:
