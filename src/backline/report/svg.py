@@ -111,13 +111,17 @@ def timeline_svg(tl: Timeline) -> str:
     if has_dates:
         assert tl.start is not None and tl.end is not None
         span = (tl.end - tl.start).total_seconds()
+        times_only = span <= 2 * 86400          # tick labels are clock times: name the day on the left
         for t in nice_ticks(tl.start, tl.end):
             x = x0 + (t - tl.start).total_seconds() / span * plot_w
             out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{AXIS_H - 4}" y2="{height - 4}" class="tl-grid"/>')
+            if x - x0 < 30 or WIDTH - UNDATED_W - x < 30:
+                continue                         # a label there would collide with its neighbours
             out.append(f'<text x="{x:.1f}" y="{AXIS_H - 8}" text-anchor="middle" class="tl-tick">'
                        f'{escape(tick_label(t, span))}</text>')
-        out.append(f'<text x="{x0 - 8}" y="{AXIS_H - 8}" text-anchor="end" class="tl-tick">'
-                   f'{escape(tl.start.strftime("%Y-%m-%d"))} UTC</text>')
+        if times_only:
+            out.append(f'<text x="{x0 - 8}" y="{AXIS_H - 8}" text-anchor="end" class="tl-tick">'
+                       f'{escape(tl.start.strftime("%Y-%m-%d"))} UTC</text>')
     out.append(f'<text x="{WIDTH - UNDATED_W / 2}" y="{AXIS_H - 8}" text-anchor="middle" '
                f'class="tl-tick">undated</text>')
 
