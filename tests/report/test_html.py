@@ -193,3 +193,12 @@ def test_nothing_analysed_is_not_a_clean_bill_of_health():
     html = render_html(build_report(result))
     assert "No analyzer could read any of the 1 artifacts" in html
     assert "class=\"ok-dot\"" not in html and "class=\"sev-dot sev-info\"" in html
+
+
+def test_nested_finding_data_is_pretty_and_escaped(rich):
+    from dataclasses import replace
+    f = replace(rich.findings[0], data={"crash": {"text": "<script>x</script>", "regs": ["rax"]}})
+    html = render_html(build_report(replace(rich, findings=(f,)), now=fixed_clock))
+    _parse(html)
+    assert '<pre class="json">{\n  &#34;text&#34;: &#34;&lt;script&gt;x&lt;/script&gt;&#34;' in html
+    assert html.count("<script") == 1
