@@ -54,6 +54,7 @@ def test_size_does_not_grow_with_events():
 def test_labels_tell_same_names_apart():
     assert lane_labels(["b.zip!/n1/app.log", "b.zip!/n2/app.log"]) == ["n1/app.log", "n2/app.log"]
     assert len(lane_labels(["x/" + "y" * 100 + ".log"])[0]) == 34
+    assert lane_labels(["", "a.log"]) == ["(case-wide)", "a.log"]
 
 
 def test_bucket_text():

@@ -69,7 +69,7 @@ def lane_labels(paths: list[str], limit: int = 34) -> list[str]:
             if sum(1 for other in paths if _tail(other, parts) == mine) <= 1:
                 break
             parts += 1
-        label = _tail(path, parts)
+        label = _tail(path, parts) if path.strip() else "(case-wide)"
         labels.append(label if len(label) <= limit else "\u2026" + label[-(limit - 1):])
     return labels
 
