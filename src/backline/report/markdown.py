@@ -27,22 +27,30 @@ MAX_EVIDENCE = 3
 MAX_EXCERPT = 1000
 MAX_FACTS = 300
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
 _LINE_START = re.compile(r"^(\s*)([#+=-]|\d+[.)])")
 
 
 def esc(text: object, limit: int = 300) -> str:
-    """Escape inline Markdown text (one line, table-safe).
+    r"""Escape inline Markdown text (one line, table-safe).  Underscores inside
+    words (``crash_linux``) are left alone: no flavour emphasises them.
 
-    >>> esc("a|b <i>*x*</i>")
-    'a\\\\|b &lt;i&gt;\\\\*x\\\\*&lt;/i&gt;'
-    >>> esc("# not a heading")
-    '\\\\# not a heading'
+    >>> esc("a|b <i>*x*</i> snake_case _em_")
+    'a\\|b &lt;i&gt;\\*x\\*&lt;/i&gt; snake_case \\_em\\_'
     """
     s = clean(str(text), limit)
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    s = _MD_SPECIAL.sub(r"\\\1", s)
-    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)   # no heading/list/rule
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
+def paragraph(text: str, limit: int = 500) -> str:
+    r"""Escaped text that starts a line: it cannot become a heading, list or rule.
+
+    >>> paragraph("# not a heading")
+    '\\# not a heading'
+    """
+    s = esc(text, limit)
+    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
 
 
 def code(text: str) -> str:
@@ -119,7 +127,7 @@ def render_markdown(report: Report) -> str:
                 meta.append(f"analyzer: {esc(f.analyzer)}")
             out += ["- " + m for m in meta] + [""]
             if f.detail:
-                out += ["  \n".join(esc(line, 500) for line in f.detail[:8000].splitlines()[:40]), ""]
+                out += ["  \n".join(paragraph(line) for line in f.detail[:8000].splitlines()[:40]), ""]
             for ref in f.evidence[:MAX_EVIDENCE]:
                 out.append(f"{code(ref.artifact)} {code(ref.locator)}")
                 out.append("")
