@@ -28,7 +28,6 @@ from samples import many_events_result  # noqa: E402
 
 from backline.report import build_report, render_html, render_json, render_markdown, write_reports  # noqa: E402
 
-
 REPEAT = 3
 
 

@@ -156,7 +156,9 @@ def test_many_events_are_bucketed(many):
 @pytest.mark.parametrize("n", [1, 2])
 def test_one_or_two_events(n):
     from datetime import timedelta
+
     from backline.model import AnalysisResult, Event, Severity
+
     from .samples import T0, art
     events = tuple(Event(T0 + timedelta(seconds=i), "a.log", "k", "s", Severity.HIGH) for i in range(n))
     html = render_html(build_report(AnalysisResult(("a.log",), (art("a.log"),), (), (), events, ())))
@@ -166,6 +168,7 @@ def test_one_or_two_events(n):
 
 def test_long_excerpts_are_bounded(rich):
     from dataclasses import replace
+
     from backline.model import EvidenceRef
     huge = "A" * 1_000_000
     f = replace(rich.findings[0], evidence=(EvidenceRef("x", "line:1", huge),))
@@ -175,6 +178,7 @@ def test_long_excerpts_are_bounded(rich):
 
 def test_many_findings_runs_and_facts_are_capped(rich):
     from dataclasses import replace
+
     from backline.model import Fact, Finding, Severity
     from backline.report.html import MAX_FACT_ROWS, MAX_FINDINGS
     findings = tuple(Finding(f"X.{i}", f"finding {i}", Severity(i % 5), "a") for i in range(MAX_FINDINGS + 500))
@@ -188,6 +192,7 @@ def test_many_findings_runs_and_facts_are_capped(rich):
 
 def test_nothing_analysed_is_not_a_clean_bill_of_health():
     from backline.model import AnalysisResult, RunStatus
+
     from .samples import art, run
     result = AnalysisResult(("x",), (art("a.log"),), (run("-", "a.log", RunStatus.SKIPPED),), (), (), ())
     html = render_html(build_report(result))

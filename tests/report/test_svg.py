@@ -58,4 +58,5 @@ def test_labels_tell_same_names_apart():
 
 
 def test_bucket_text():
-    assert [bucket_text(s) for s in (0.25, 30, 734, 7200, 3 * 86400)] == ["250 ms", "30 s", "12.2 min", "2.0 h", "3.0 d"]
+    seconds = (0.25, 30, 734, 7200, 3 * 86400)
+    assert [bucket_text(s) for s in seconds] == ["250 ms", "30 s", "12.2 min", "2.0 h", "3.0 d"]

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from operator import attrgetter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Callable, Mapping
 
 from backline import __version__

@@ -1,8 +1,8 @@
 """The timeline chart as inline SVG, generated here (no chart library, no
 network): a density band (events per time bucket, stacked by severity) over
 one lane per artifact (a small bar per time bucket, its height growing with
-the events, the share of medium-or-worse events in the colour of the worst), an axis with round tick times, and a column with
-each lane's undated events.
+the events, the share of medium-or-worse events in the colour of the worst),
+an axis with round tick times, and a column with each lane's undated events.
 
 Every text node and attribute goes through :func:`html.escape`; artifact
 paths come from customer bundles.
