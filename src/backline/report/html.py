@@ -157,7 +157,7 @@ def render_html(report: Report) -> str:
         css=_asset("report.css"),
         script=script,
         csp=csp,
-        timeline=timeline_svg(report.timeline),
+        timeline=timeline_svg(report.timeline, anchors),
         notable=notable_events(report.events),
         limits={"evidence": MAX_EVIDENCE, "runs": MAX_RUN_ROWS, "facts": MAX_FACT_ROWS,
                 "findings": MAX_FINDINGS, "notable": MAX_NOTABLE_EVENTS},

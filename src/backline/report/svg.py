@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import math
+from typing import Mapping
 from html import escape as _escape
 
 from backline.model import Severity
@@ -91,8 +92,12 @@ def _empty_svg(message: str) -> str:
             f'</svg>')
 
 
-def timeline_svg(tl: Timeline) -> str:
-    """The chart for ``tl`` as one ``<svg>`` element (a string)."""
+def timeline_svg(tl: Timeline, anchors: Mapping[str, str] | None = None) -> str:
+    """The chart for ``tl`` as one ``<svg>`` element (a string).
+
+    ``anchors`` (artifact path -> element id in the page) turns lane labels
+    into links to the artifact's section.
+    """
     if tl.empty:
         return _empty_svg("No events were extracted from the evidence.")
     plot_w = WIDTH - LABEL_W - UNDATED_W
@@ -162,9 +167,11 @@ def timeline_svg(tl: Timeline) -> str:
             out.append(f'<rect x="0" y="{y}" width="{WIDTH}" height="{LANE_H}" class="tl-stripe"/>')
         label = (f"{OTHER_LANE[:-1]}: {lane.merged})" if lane.artifact == OTHER_LANE
                  else labels[row])
-        out.append(f'<text x="{x0 - 8}" y="{y + LANE_H - 6}" text-anchor="end" class="tl-label">'
-                   f'<title>{escape(lane.artifact)} \u2014 {lane.total:,} events</title>'
-                   f'{escape(label)}</text>')
+        text = (f'<text x="{x0 - 8}" y="{y + LANE_H - 6}" text-anchor="end" class="tl-label">'
+                f'<title>{escape(lane.artifact)} \u2014 {lane.total:,} events</title>'
+                f'{escape(label)}</text>')
+        target = (anchors or {}).get(lane.artifact)
+        out.append(f'<a href="#{_a(target)}">{text}</a>' if target else text)
         lane_max = max((c.total for c in lane.cells), default=1)
         for cell in lane.cells:
             x = x0 + cell.bucket * bw
