@@ -16,8 +16,8 @@ True
 from __future__ import annotations
 
 import math
-from typing import Mapping
 from html import escape as _escape
+from typing import Mapping
 
 from backline.model import Severity
 from backline.report.text import visible

@@ -122,14 +122,19 @@ def _window(epochs: np.ndarray) -> tuple[float, float]:
             pad = core * 0.02
             lo, hi = max(lo, p_lo - pad), min(hi, p_hi + pad)
     if hi - lo < 1.0:                          # one instant: show a minute around it
-        mid = (hi + lo) / 2
+        mid = min(max((hi + lo) / 2, _MIN_EPOCH + 30.0), _MAX_EPOCH - 30.0)
         return mid - 30.0, mid + 30.0
     edge = (hi - lo) * 0.01                    # keep the first and last events off the edges
-    return lo - edge, hi + edge
+    return max(_MIN_EPOCH, lo - edge), min(_MAX_EPOCH, hi + edge)
+
+
+#: Window limits that stay representable as datetimes (year 1 and 9999, a day inside).
+_MIN_EPOCH = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH).total_seconds()
+_MAX_EPOCH = (datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH).total_seconds()
 
 
 def _at(epoch: float) -> datetime:
-    return _EPOCH + timedelta(seconds=epoch)
+    return _EPOCH + timedelta(seconds=min(max(epoch, _MIN_EPOCH), _MAX_EPOCH))
 
 
 def build_timeline(events: Iterable[Event], *, n_buckets: int = DEFAULT_BUCKETS,
@@ -255,7 +260,7 @@ def _epoch(ts: datetime) -> float:
 
 _TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
                21600, 43200, 86400, 2 * 86400, 7 * 86400, 14 * 86400)
-_MONTH_STEPS = (1, 2, 3, 6, 12, 24, 60, 120)
+_MONTH_STEPS = (1, 2, 3, 6, 12, 24, 60, 120, 240, 600, 1200, 2400, 6000, 12000, 24000)
 
 
 def _month_ticks(start: datetime, end: datetime, max_ticks: int) -> list[datetime]:
@@ -264,13 +269,14 @@ def _month_ticks(start: datetime, end: datetime, max_ticks: int) -> list[datetim
     index = start.year * 12 + start.month - 1
     index = -(-index // step) * step              # first month index divisible by step
     ticks = []
-    while True:
-        t = datetime(index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
+    while index // 12 <= 9999:
+        t = datetime(max(1, index // 12), index % 12 + 1, 1, tzinfo=timezone.utc)
         if t > end:
             return ticks
         if t >= start:
             ticks.append(t)
         index += step
+    return ticks
 
 
 def nice_ticks(start: datetime, end: datetime, max_ticks: int = 8) -> list[datetime]:
