@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.inventory",
     "backline.commands.dump",
     "backline.commands.logs",
+    "backline.commands.report",
 )
 
 
