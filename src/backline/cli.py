@@ -29,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.analyze",
     "backline.commands.inventory",
     "backline.commands.dump",
+    "backline.commands.logs",
+    "backline.commands.report",
     "backline.commands.case",
     "backline.commands.user",
     "backline.commands.serve",

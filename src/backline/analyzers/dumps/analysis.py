@@ -381,14 +381,22 @@ def _critical_section_x86(t: CrashThread, read_ptr: Callable[[int, int], int | N
     return None
 
 
+#: Crash reports of native code: their signature is always the Socorro one.
+NATIVE_FORMATS = frozenset({"minidump", "microdump", "elf_core"})
+
+
 def analyze_crash(report: CrashReport, read_ptr: Callable[[int, int], int | None] | None = None) -> CrashReport:
     """Fill problem class, blamed frame, bucket id, signature and deadlocks of ``report``."""
     report = classify_waits(report, read_ptr)
     deadlocks = tuple(find_deadlocks(report.threads)) or report.deadlocks
     report = dataclasses.replace(report, deadlocks=deadlocks)
-    cls = problem_class(report)
+    # A reader that knows better (ABORT_ASSERT from an assert message, EXTERNAL_SIGNAL, JVM_*,
+    # a hang snapshot) has already set these; keep them and fill only what is missing.
+    cls = report.problem_class or problem_class(report)
     th = report.crashed_thread or (report.threads[0] if report.threads and report.exception is None else None)
-    blamed = blamed_frame(th)
+    blamed = report.blamed_frame if report.blamed_frame is not None else blamed_frame(th)
+    native = report.source_format in NATIVE_FORMATS
+    signature = socorro_signature(report) if native or not report.signature else report.signature
     return dataclasses.replace(report, problem_class=cls, blamed_frame=blamed,
-                               bucket_id=bucket_id(report, cls, blamed),
-                               signature=socorro_signature(report))
+                               bucket_id=report.bucket_id or bucket_id(report, cls, blamed),
+                               signature=signature)

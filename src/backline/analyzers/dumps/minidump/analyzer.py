@@ -118,17 +118,22 @@ class MinidumpAnalyzer(Analyzer):
 
     name = "dumps.minidump"
     version = "1"
-    consumes = frozenset({ArtifactKind.MINIDUMP})
+    consumes = frozenset({ArtifactKind.MINIDUMP, ArtifactKind.CRASH_TRACE})
     emits = frozenset({"DUMP.CRASH", "DUMP.DEADLOCK", "DUMP.HANG", "DUMP.INCOMPLETE",
                        "DUMP.UNREADABLE", *SPECIFIC.values(), *FACTS})
     description = "Minidump stack walking (CFI, frame pointer, scan), symbols, !analyze-style analysis"
+
+    def applies_to(self, artifact: Artifact) -> bool:
+        # Breakpad microdumps are text (intake calls them crash traces) but walk like minidumps.
+        return artifact.readable and (artifact.kind is ArtifactKind.MINIDUMP or (
+            artifact.kind is ArtifactKind.CRASH_TRACE and artifact.format == "microdump"))
 
     def analyze(self, artifact: Artifact, ctx: AnalysisContext) -> Iterator[Output]:
         path = Path(artifact.local_path) if artifact.local_path else None
         if path is None:
             return
         try:
-            md = read_dump(path, artifact.path)
+            md = read_dump(path, artifact.path)   # reads minidumps and microdumps
         except (BacklineError, OSError) as exc:
             yield Finding("DUMP.UNREADABLE", f"Minidump unreadable: {exc}", Severity.MEDIUM,
                           artifact.path, (EvidenceRef(artifact.path, getattr(exc, "locator", None) or "file"),),
