@@ -195,3 +195,8 @@ def test_links_and_participants(world):
     b = svc.add_participant(u["engineer"], b.key, Participant("Vera", ParticipantRole.SALES, "vera@vendor.test"))
     assert [p.role for p in b.participants] == [ParticipantRole.CUSTOMER_CONTACT, ParticipantRole.SALES]
     assert svc.link(u["engineer"], a.key, b.key).links == (b.key,)
+    with pytest.raises(CaseError, match="no such case"):
+        new_case(svc, u, product="other", links=("ESC-4242",))
+    with pytest.raises(NotFound):
+        svc.link(u["engineer"], a.key, "ESC-4242")
+    assert len(svc.list(u["engineer"])) == 2                  # the refused case was not written

@@ -168,6 +168,10 @@ class CaseService:
             conn.execute(insert(T.status_history).values(case_id=cid, from_status=None,
                                                          to_status=status.value, at=now, by_id=user.id))
             for other in new.links:
+                try:
+                    self._case_row(conn, user, other)
+                except NotFound:
+                    raise CaseError(f"cannot link to {other}: no such case") from None
                 self._link(conn, user, cid, other, "related")
             for p in new.participants:
                 self._add_participant(conn, cid, p)
