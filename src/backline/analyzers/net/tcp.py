@@ -1,0 +1,331 @@
+"""TCP sequence analysis with Wireshark's definitions, and per-connection state.
+
+The per-frame flags follow ``tcp_analyze_sequence_number`` in Wireshark's
+``epan/dissectors/packet-tcp.c`` (re-implemented here from its documented
+rules): a segment that does not advance the sequence number is a fast
+retransmission (>= 2 duplicate ACKs, within 20 ms), an out-of-order segment
+(within the handshake RTT, or 3 ms), a spurious retransmission (already
+ACKed) or a plain retransmission; every fast and spurious retransmission is
+also counted as a retransmission, as Wireshark's expert info does.
+
+Connection state uses Zeek's ``conn_state`` vocabulary (S0, REJ, SF, RSTO, ...).
+
+>>> t = TcpTracker()
+>>> a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+>>> f1 = t.segment(1, 0, a, 1000, b, 80, 100, 0, SYN, 8192, 0, -1)
+>>> f2 = t.segment(2, 1_000_000, b, 80, a, 1000, 0, 101, SYN | ACK | RST, 0, 0, -1)
+>>> t.conns[0].state()
+'REJ'
+"""
+
+from __future__ import annotations
+
+FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+#: Analysis flag names in the order of the oracle files; bit i is FLAG_NAMES[i].
+FLAG_NAMES = (
+    "retransmission", "fast_retransmission", "spurious_retransmission", "out_of_order",
+    "lost_segment", "ack_lost_segment", "duplicate_ack", "zero_window", "zero_window_probe",
+    "zero_window_probe_ack", "window_full", "window_update", "keep_alive", "keep_alive_ack",
+    "reused_ports",
+)
+A_RETRANS, A_FAST, A_SPURIOUS, A_OOO, A_LOST, A_ACK_LOST, A_DUPACK, A_ZW, A_ZWP, A_ZWPA, \
+    A_WFULL, A_WUPD, A_KA, A_KAA, A_REUSED = (1 << i for i in range(15))
+
+_M = 0xFFFFFFFF
+_HALF = 0x80000000
+
+
+def _gt(a: int, b: int) -> bool:
+    """Sequence-space a > b (32-bit wrap)."""
+    return a != b and ((a - b) & _M) < _HALF
+
+
+def _lt(a: int, b: int) -> bool:
+    return a != b and ((b - a) & _M) < _HALF
+
+
+class Direction:
+    """Per-direction sequence state (Wireshark's ``tcp_flow_t``)."""
+
+    __slots__ = ("base_seq", "base_set", "nextseq", "nextseqtime", "maxseqtobeacked",
+                 "lastack", "lastacktime", "window", "win_scale", "lastflags", "dupacks",
+                 "packets", "bytes", "fin", "rst", "last_was_syn")
+
+    def __init__(self) -> None:
+        self.base_seq = 0
+        self.base_set = False
+        self.nextseq = 0
+        self.nextseqtime = 0
+        self.maxseqtobeacked = 0
+        self.lastack = 0
+        self.lastacktime = 0
+        self.window = -1
+        self.win_scale = -1
+        self.lastflags = 0
+        self.dupacks = 0
+        self.packets = 0
+        self.bytes = 0
+        self.fin = 0          # frame number of first FIN
+        self.rst = 0          # frame number of first RST
+        self.last_was_syn = False
+
+
+class Connection:
+    """One TCP stream (Wireshark's ``tcp.stream``): state and statistics."""
+
+    __slots__ = ("stream", "a", "ap", "b", "bp", "d", "first_ts", "last_ts", "first_frame",
+                 "syn_frame", "syn_ts", "synack_frame", "synack_ts", "syn_from_a",
+                 "first_rtt", "handshake_rtt", "retrans", "data_packets", "zero_window",
+                 "analysis_counts", "rst_frames", "first_frame_from_a", "closed_ts")
+
+    def __init__(self, stream: int, a: bytes, ap: int, b: bytes, bp: int, frame: int, ts: int):
+        self.stream = stream
+        self.a, self.ap, self.b, self.bp = a, ap, b, bp
+        self.d = (Direction(), Direction())       # 0: a->b, 1: b->a
+        self.first_ts = ts
+        self.last_ts = ts
+        self.first_frame = frame
+        self.syn_frame = 0
+        self.syn_ts = 0
+        self.synack_frame = 0
+        self.synack_ts = 0
+        self.syn_from_a: bool | None = None
+        self.first_rtt = 0        # ns, SYN -> first ACK (Wireshark's iRTT)
+        self.handshake_rtt = 0    # ns, SYN -> SYN-ACK
+        self.retrans = 0
+        self.data_packets = 0
+        self.zero_window: list[tuple[int, int, int]] = []   # (frame, ts, dir) of zero-window runs
+        self.analysis_counts = 0
+        self.rst_frames: list[tuple[int, int, int]] = []    # (frame, ts, dir)
+        self.first_frame_from_a = True
+        self.closed_ts = 0
+
+    # ------------------------------------------------------------ summaries
+    def originator_is_a(self) -> bool:
+        if self.syn_from_a is not None:
+            return self.syn_from_a
+        return True
+
+    def state(self) -> str:
+        """Zeek ``conn_state`` of this connection."""
+        o, r = (self.d[0], self.d[1]) if self.originator_is_a() else (self.d[1], self.d[0])
+        syn, synack = bool(self.syn_frame), bool(self.synack_frame)
+        first_rst = None
+        if o.rst or r.rst:
+            first_rst = "o" if (o.rst and (not r.rst or o.rst < r.rst)) else "r"
+        if syn and not synack:
+            if first_rst == "r":
+                return "REJ"
+            if first_rst == "o":
+                return "RSTOS0"
+            if o.fin:
+                return "SH"
+            return "S0"
+        if synack and not syn:
+            if first_rst == "r":
+                return "RSTRH"
+            if r.fin:
+                return "SHR"
+            return "OTH"
+        if not syn and not synack:
+            return "OTH"
+        if first_rst == "o":
+            return "RSTO"
+        if first_rst == "r":
+            return "RSTR"
+        if o.fin and r.fin:
+            return "SF"
+        if o.fin:
+            return "S2"
+        if r.fin:
+            return "S3"
+        return "S1"
+
+    @property
+    def packets(self) -> int:
+        return self.d[0].packets + self.d[1].packets
+
+
+class TcpTracker:
+    """Run Wireshark's TCP analysis over segments fed in frame order."""
+
+    def __init__(self) -> None:
+        self.table: dict[tuple, Connection] = {}
+        self.conns: list[Connection] = []
+        self.counts = [0] * len(FLAG_NAMES)
+        self.conversations: set[tuple] = set()
+
+    def segment(self, num: int, ts: int, src: bytes, sport: int, dst: bytes, dport: int,
+                seq: int, ack: int, flags: int, win: int, seglen: int, wscale: int) -> int:
+        """Analyse one TCP segment; return its analysis flag bits."""
+        if (src, sport) <= (dst, dport):
+            key = (src, sport, dst, dport)
+            fwd_i = 0
+        else:
+            key = (dst, dport, src, sport)
+            fwd_i = 1
+        c = self.table.get(key)
+        af = 0
+        if c is None:
+            c = self._new(key, num, ts)
+            if fwd_i:
+                c.first_frame_from_a = False
+        elif (flags & (SYN | ACK)) == SYN:
+            f = c.d[fwd_i]
+            if f.base_set and seq != f.base_seq:
+                c = self._new(key, num, ts)
+                af |= A_REUSED
+        elif flags & (SYN | ACK) == SYN | ACK:
+            # Wireshark 4.0 flags a SYN-ACK with a new ISN but keeps the stream
+            f = c.d[fwd_i]
+            if f.base_set and seq != f.base_seq:
+                af |= A_REUSED
+                f.base_seq = seq
+        d = c.d
+        fwd = d[fwd_i]
+        rev = d[1 - fwd_i]
+        c.last_ts = ts
+        fwd.packets += 1
+        fwd.bytes += seglen
+
+        if flags & SYN:
+            if flags & ACK:
+                if not c.synack_frame:
+                    c.synack_frame = num
+                    c.synack_ts = ts
+                    if c.syn_ts and not c.handshake_rtt:
+                        c.handshake_rtt = ts - c.syn_ts
+                    if c.syn_from_a is None:
+                        c.syn_from_a = fwd_i == 1
+            else:
+                if not c.syn_frame:
+                    c.syn_frame = num
+                    c.syn_from_a = fwd_i == 0
+                c.syn_ts = ts     # most recent SYN (Wireshark's ts_mru_syn)
+            # window scaling from the handshake
+            fwd.win_scale = wscale if wscale >= 0 else -1
+            if fwd.win_scale == -1:
+                fwd.win_scale = -2
+                rev.win_scale = -2
+            elif flags & ACK and rev.win_scale == -2:
+                fwd.win_scale = -2
+        elif flags & ACK and c.syn_ts and not c.first_rtt:
+            c.first_rtt = ts - c.syn_ts
+        if flags & RST:
+            if not fwd.rst:
+                fwd.rst = num
+            c.rst_frames.append((num, ts, fwd_i))
+            c.closed_ts = ts
+        if flags & FIN and not fwd.fin:
+            fwd.fin = num
+            if rev.fin:
+                c.closed_ts = ts
+
+        # base sequence numbers
+        if not fwd.base_set:
+            fwd.base_seq = seq if flags & SYN else (seq - 1) & _M
+            fwd.base_set = True
+        if not rev.base_set and flags & ACK:
+            rev.base_seq = ack if flags & SYN else (ack - 1) & _M
+            rev.base_set = True
+
+        nextseq_f = fwd.nextseq
+        done_fwd = False
+        # ZERO WINDOW PROBE
+        if seglen == 1 and seq == nextseq_f and rev.window == 0:
+            af |= A_ZWP
+            done_fwd = True
+        if not done_fwd:
+            noctl = not (flags & (SYN | FIN | RST))
+            if win == 0 and noctl:
+                af |= A_ZW
+            if nextseq_f and _gt(seq, nextseq_f) and not flags & RST:
+                af |= A_LOST
+            if seglen <= 1 and seq == ((nextseq_f - 1) & _M) and noctl:
+                af |= A_KA
+            if seglen == 0 and noctl and seq == nextseq_f and ack == fwd.lastack:
+                if win and win != fwd.window:
+                    af |= A_WUPD
+                if win and win == fwd.window and rev.lastflags & A_KA:
+                    af |= A_KAA
+                    done_fwd = True
+                elif win == 0 and fwd.window == 0 and rev.lastflags & A_ZWP:
+                    af |= A_ZWPA
+                    done_fwd = True
+                elif win and win == fwd.window:
+                    fwd.dupacks = 1 if fwd.dupacks == -1 else fwd.dupacks + 1
+                    af |= A_DUPACK
+            if seglen > 0 and rev.win_scale != -1 and noctl:
+                shift = 0 if (rev.win_scale == -2 or rev.last_was_syn) else rev.win_scale
+                if ((seq + seglen) & _M) == ((rev.lastack + (rev.window << shift)) & _M):
+                    af |= A_WFULL
+        # finished_fwd
+        if ack != fwd.lastack:
+            fwd.dupacks = 0
+        if rev.maxseqtobeacked and _gt(ack, rev.maxseqtobeacked) and flags & ACK:
+            # Wireshark 4.0: move the boundary when the other side sent more since;
+            # otherwise (that side is stalled) flag only once and mark its dup-ACK
+            # counter -1 (an unsigned "many" in the fast-retransmission test).
+            if _lt(rev.maxseqtobeacked, rev.nextseq):
+                rev.maxseqtobeacked = rev.nextseq
+                af |= A_ACK_LOST
+            else:
+                if rev.dupacks == 0:
+                    af |= A_ACK_LOST
+                rev.dupacks = -1
+
+        if seglen > 0 or flags & (SYN | FIN):
+            not_adv = nextseq_f != 0 and _lt(seq, nextseq_f)
+            if not af & A_KA:
+                if seglen > 1 and ((nextseq_f - 1) & _M) == seq:
+                    not_adv = False
+                if not_adv and (rev.dupacks >= 2 or rev.dupacks < 0) and rev.lastack == seq \
+                        and ts - rev.lastacktime < 20_000_000:
+                    af |= A_FAST | A_RETRANS
+                elif not_adv and ts - fwd.nextseqtime < (c.first_rtt or 3_000_000) \
+                        and nextseq_f != ((seq + seglen) & _M):
+                    af |= A_OOO
+                elif seglen > 0 and rev.lastack and \
+                        not _gt((seq + seglen) & _M, rev.lastack):
+                    af |= A_SPURIOUS | A_RETRANS
+                elif not_adv:
+                    af |= A_RETRANS
+
+        nxt = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & _M
+        if not af & A_ZWP:
+            if _gt(nxt, fwd.nextseq) or not fwd.nextseq:
+                fwd.nextseq = nxt
+                fwd.nextseqtime = ts
+            if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
+                fwd.maxseqtobeacked = fwd.nextseq
+        fwd.window = win
+        fwd.lastack = ack
+        fwd.lastacktime = ts
+        fwd.lastflags = af
+        fwd.last_was_syn = bool(flags & SYN)
+
+        if af:
+            counts = self.counts
+            for i in range(15):
+                if af >> i & 1:
+                    counts[i] += 1
+            if af & A_RETRANS:
+                c.retrans += 1
+            if af & A_ZW and not fwd.lastflags & A_ZW:
+                pass
+        if seglen:
+            c.data_packets += 1
+        self._last_conn = c
+        self._last_dir = fwd_i
+        return af
+
+    def _new(self, key: tuple, num: int, ts: int) -> Connection:
+        c = Connection(len(self.conns), key[0], key[1], key[2], key[3], num, ts)
+        self.table[key] = c
+        self.conns.append(c)
+        self.conversations.add(key)
+        return c
+
+    def flag_counts(self) -> dict[str, int]:
+        return dict(zip(FLAG_NAMES, self.counts))
