@@ -26,6 +26,7 @@ app = typer.Typer(
 
 #: Modules with a ``register(app)`` function, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "backline.commands.net",
 )
 
 

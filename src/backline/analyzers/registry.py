@@ -15,6 +15,7 @@ from backline.analyzers.base import Analyzer
 
 #: "module:Class" of every built-in analyzer, in run order.
 BUILTIN_ANALYZERS: tuple[str, ...] = (
+    "backline.analyzers.net.analyzer:NetCaptureAnalyzer",
 )
 
 

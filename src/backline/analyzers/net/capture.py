@@ -338,7 +338,7 @@ def _make_apps(st: CaptureStats, c, d, pending_http: dict, smb_req: dict, hellos
             if req and command != CHANGE_NOTIFY:
                 times = st.smb2_times.setdefault(command, [])
                 if len(times) < 200_000:
-                    times.append((rtt, frame, server_name))
+                    times.append((rtt, frame, server_name, ts))
             if is_failure(status, command) and len(st.smb2_failures) < KEEP:
                 st.smb2_failures.append(SmbReply(frame, ts, stream, server_name, command,
                                                  status, req[0] if req else 0, rtt))

@@ -1,9 +1,9 @@
 """DNS (and mDNS / LLMNR, which share its wire format): queries matched to responses.
 
-Matching follows Wireshark: a response answers the earliest unanswered query
-with the same transaction id in the same conversation (address/port pair);
-a repeated query with an id still waiting is a retransmission and stays
-unanswered if only one response comes.
+Matching follows Wireshark 4.0: a response answers the latest query with the
+same transaction id in the same conversation (address/port pair); earlier
+repeats of that query stay unanswered in the counts (``dns_unanswered``), but
+a name is reported unanswered only when none of its queries got a response.
 
 >>> t = DnsTracker()
 >>> q = bytes.fromhex("12340100000100000000000003777777076578616d706c6503636f6d0000010001")
@@ -38,6 +38,7 @@ class DnsAnswer:
     rcode: str                   # "" when unanswered
     server: str
     rtt_ns: int
+    ts: int = 0                  # ns since the epoch of the response (or the query)
 
 
 def qname(msg: bytes, off: int = 12) -> tuple[str, int]:
@@ -71,7 +72,8 @@ class DnsTracker:
         self.failures: list[DnsAnswer] = []      # NXDOMAIN / SERVFAIL / other errors
         self.times_ns: list[int] = []
         self.keep = keep
-        self.query_frames: list[int] = []
+        self.servers: dict[tuple, str] = {}
+        self.retried = 0             # repeated queries that were answered in the end
 
     def message(self, num: int, ts: int, conv: tuple, msg: bytes, from_client: bool,
                 server: str = "") -> None:
@@ -88,6 +90,8 @@ class DnsTracker:
             if lst is None:
                 if len(self.pending) < MAX_PENDING:
                     self.pending[key] = [(num, ts, name, qtype)]
+                    if conv not in self.servers and len(self.servers) < MAX_PENDING:
+                        self.servers[conv] = server
             elif len(lst) < 64:
                 lst.append((num, ts, name, qtype))
             return
@@ -98,7 +102,9 @@ class DnsTracker:
         lst = self.pending.get(key)
         qframe, qts, name, qtype = (0, 0, "", 0)
         if lst:
-            qframe, qts, name, qtype = lst[0]
+            qframe, qts, name, qtype = lst[-1]
+            if len(lst) > 1:
+                self.retried += len(lst) - 1
             self.answered.add(qframe)
             del self.pending[key]
             if len(self.times_ns) < 1_000_000:
@@ -107,7 +113,7 @@ class DnsTracker:
             name, off = qname(msg) if msg[5] or msg[4] else ("<none>", 12)
         if code and len(self.failures) < self.keep:
             self.failures.append(DnsAnswer(qframe, num, name, qtype, rname, server,
-                                           ts - qts if qframe else 0))
+                                           ts - qts if qframe else 0, ts))
 
     def unanswered(self) -> int:
         """Queries minus distinct answered query frames (the oracle's rule)."""
@@ -116,7 +122,7 @@ class DnsTracker:
     def unanswered_queries(self) -> list[DnsAnswer]:
         out = []
         for (conv, _tid), lst in self.pending.items():
-            for qframe, _qts, name, qtype in lst:
-                out.append(DnsAnswer(qframe, 0, name, qtype, "", str(conv[2]), 0))
+            for qframe, qts, name, qtype in lst:
+                out.append(DnsAnswer(qframe, 0, name, qtype, "", self.servers.get(conv, ""), 0, qts))
         out.sort(key=lambda a: a.query_frame)
         return out

@@ -16,7 +16,7 @@ holds a :class:`~backline.errors.FormatError` naming the record and offset.
 >>> [(n, ts, lt, bytes(d)) for n, ts, lt, d, _ in r.packets()]
 [(1, 1000005000, 1, b'abc')]
 >>> str(r.problem)
-'t.pcap record:2 offset:0x2d: record header cut short (10 of 16 bytes)'
+'t.pcap record:2 offset:0x2b: record header cut short (10 of 16 bytes)'
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Connection state uses Zeek's ``conn_state`` vocabulary (S0, REJ, SF, RSTO, ...).
 >>> t = TcpTracker()
 >>> a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
 >>> f1 = t.segment(1, 0, a, 1000, b, 80, 100, 0, SYN, 8192, 0, -1)
->>> f2 = t.segment(2, 1_000_000, b, 80, a, 1000, 0, 101, SYN | ACK | RST, 0, 0, -1)
+>>> f2 = t.segment(2, 1_000_000, b, 80, a, 1000, 0, 101, ACK | RST, 0, 0, -1)
 >>> t.conns[0].state()
 'REJ'
 """
