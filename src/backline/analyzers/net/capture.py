@@ -127,37 +127,80 @@ class CaptureStats:
 
 
 class _Dir:
-    """In-order byte feeding of one TCP direction to an application parser."""
+    """In-order byte feeding of one TCP direction to an application parser.
 
-    __slots__ = ("parser", "next")
+    Segments after a hole wait (a few, bounded) for the retransmission that
+    fills it, as Wireshark's reassembly does; when too many wait, the parser
+    is told about the gap and resynchronises on what follows.
+    """
+
+    __slots__ = ("parser", "next", "held")
+
+    MAX_HELD = 48
 
     def __init__(self, parser) -> None:
         self.parser = parser
         self.next = -1
+        self.held: dict[int, tuple] | None = None
 
     def segment(self, frame: int, ts: int, seq: int, payload: bytes, seglen: int) -> None:
-        p = self.parser
         if self.next < 0:
             self.next = seq
         delta = (seq - self.next) & _M
         if delta == 0:
-            pass
-        elif delta < 0x8000_0000:     # hole before this segment
-            p.gap()
-        else:                         # starts before what we have: keep only new bytes
+            self._feed(frame, ts, payload, seglen)
+        elif delta < 0x8000_0000:                 # a hole before this segment
+            held = self.held
+            if held is None:
+                held = self.held = {}
+            held[seq] = (frame, ts, payload, seglen)
+            if len(held) > self.MAX_HELD:
+                self._give_up()
+            return
+        else:                                     # starts before what we have
             old = (self.next - seq) & _M
             if old >= seglen:
                 return
-            payload = payload[old:]
-            seglen -= old
-            seq = self.next
-        self.next = (seq + seglen) & _M
-        if len(payload) < seglen:     # snaplen cut the data: use what we have, then resync
+            self._feed(frame, ts, payload[old:], seglen - old)
+        held = self.held
+        while held:
+            nxt = held.pop(self.next, None)
+            if nxt is None:
+                # drop held segments that are now entirely old
+                for k in [k for k in held if ((self.next - k) & _M) < 0x8000_0000]:
+                    f, t, p, n = held.pop(k)
+                    old = (self.next - k) & _M
+                    if old < n:
+                        self._feed(f, t, p[old:], n - old)
+                if not held or self.next not in held:
+                    break
+                continue
+            self._feed(*nxt)
+
+    def _feed(self, frame: int, ts: int, payload: bytes, seglen: int) -> None:
+        self.next = (self.next + seglen) & _M
+        p = self.parser
+        if len(payload) < seglen:        # snaplen cut the data: use what we have, then resync
             if payload:
                 p.feed(frame, ts, payload)
             p.gap()
             return
         p.feed(frame, ts, payload)
+
+    def _give_up(self) -> None:
+        """The hole will not be filled: skip it and go on with what waited."""
+        held = self.held
+        self.held = None
+        self.parser.gap()
+        for seq in sorted(held, key=lambda k: (k - self.next) & _M):
+            frame, ts, payload, seglen = held[seq]
+            delta = (seq - self.next) & _M
+            if delta and delta < 0x8000_0000:
+                self.parser.gap()
+                self.next = seq
+            elif delta:
+                continue
+            self._feed(frame, ts, payload, seglen)
 
 
 def analyze_capture(path: str | Path, name: str | None = None,

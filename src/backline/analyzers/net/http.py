@@ -39,7 +39,7 @@ class HttpParser:
     ``on_response(frame, ts, status)`` are called when a head is complete."""
 
     __slots__ = ("on_request", "on_response", "state", "buf", "remaining", "head_frame",
-                 "head_ts", "expect_no_body")
+                 "head_ts", "expect_no_body", "pending")
 
     def __init__(self, on_request: Callable, on_response: Callable):
         self.on_request = on_request
@@ -50,11 +50,23 @@ class HttpParser:
         self.head_frame = 0
         self.head_ts = 0
         self.expect_no_body = False   # set by the engine when the request was HEAD
+        self.pending: tuple | None = None   # (callback, args) until the body is complete
 
     def gap(self) -> None:
-        """Bytes are missing: drop partial state and wait for a message start."""
+        """Bytes are missing: drop partial state and wait for a message start.
+        A message whose body was cut is not reported (Wireshark cannot
+        reassemble it either)."""
         self.state = _LOST
         self.buf = b""
+        self.pending = None
+
+    def _done(self, frame: int, ts: int) -> None:
+        """The current message is complete in ``frame``: report it."""
+        self.state = _HEAD
+        if self.pending is not None:
+            cb, args = self.pending
+            self.pending = None
+            cb(frame, ts, *args)
 
     def feed(self, frame: int, ts: int, data: bytes) -> None:
         if self.state == _LOST:
@@ -88,7 +100,7 @@ class HttpParser:
                 self.remaining -= k
                 data = data[k:]
                 if not self.remaining:
-                    self.state = _HEAD
+                    self._done(frame, ts)
             elif st == _CHUNK_SIZE or st == _CHUNK_TRAILER:
                 self.buf += data
                 i = self.buf.find(b"\r\n")
@@ -100,7 +112,7 @@ class HttpParser:
                 self.buf = b""
                 if st == _CHUNK_TRAILER:
                     if not line:
-                        self.state = _HEAD
+                        self._done(frame, ts)
                     continue
                 try:
                     size = int(line.split(b";", 1)[0].strip() or b"0", 16)
@@ -145,30 +157,26 @@ class HttpParser:
                 status = int(parts[1])
             except (IndexError, ValueError):
                 status = 0
-            self.on_response(self.head_frame, self.head_ts, status)
             no_body = self.expect_no_body or 100 <= status < 200 or status in (204, 304)
-            if 100 <= status < 200:
-                no_body = True
-            elif self.expect_no_body:
+            if not 100 <= status < 200:
                 self.expect_no_body = False
-            if no_body:
-                self.state = _HEAD
-            elif chunked:
-                self.state = _CHUNK_SIZE
-            elif clen >= 0:
-                self.remaining = clen
-                self.state = _BODY if clen else _HEAD
-            else:
-                self.state = _UNTIL_CLOSE
+            if no_body or (clen <= 0 and not chunked):
+                # no body, or a body that runs to the close: report now
+                self.on_response(frame, ts, status)
+                self.state = _HEAD if (no_body or clen == 0) else _UNTIL_CLOSE
+                return
+            self.pending = (self.on_response, (status,))
         else:
             parts = first.split(" ")
             method = parts[0]
             path = parts[1] if len(parts) > 1 else ""
-            self.on_request(self.head_frame, self.head_ts, method, path, host)
-            if chunked:
-                self.state = _CHUNK_SIZE
-            elif clen > 0:
-                self.remaining = clen
-                self.state = _BODY
-            else:
+            if clen <= 0 and not chunked:
+                self.on_request(frame, ts, method, path, host)
                 self.state = _HEAD
+                return
+            self.pending = (self.on_request, (method, path, host))
+        if chunked:
+            self.state = _CHUNK_SIZE
+        else:
+            self.remaining = clen
+            self.state = _BODY
