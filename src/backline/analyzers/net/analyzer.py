@@ -61,10 +61,6 @@ class NetCaptureAnalyzer(Analyzer):
         yield Fact("net.counts", oracle_counts(st), artifact.path, self.name)
         yield Fact("net.expert", expert_summary(st), artifact.path, self.name)
         yield Fact("net.link_types", sorted(st.linktypes), artifact.path, self.name)
-        states: dict[str, int] = {}
-        for c in st.tcp.conns:
-            s = c.state()
-            states[s] = states.get(s, 0) + 1
-        yield Fact("net.tcp_states", states, artifact.path, self.name)
+        yield Fact("net.tcp_states", st.tcp.state_counts(), artifact.path, self.name)
         yield from findings
         yield from events[: ctx.max_events]

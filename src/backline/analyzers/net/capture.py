@@ -221,13 +221,30 @@ def analyze_reader(reader: CaptureReader,
     zw_open: dict[tuple, ZeroWindowRun] = {}
     hellos: dict[int, str] = {}
     segment = tcp.segment
+
+    def on_evict(c) -> None:
+        apps.pop(c.stream, None)
+        hellos.pop(c.stream, None)
+        for ex in pending_http.pop(c.stream, ()):
+            st.http_unanswered += 1
+            if len(st.http) < KEEP:
+                st.http.append(ex)
+        for i in (0, 1):
+            run = zw_open.pop((c.stream, i), None)
+            if run is not None and len(st.zero_windows) < KEEP:
+                st.zero_windows.append(run)
+    tcp.on_evict = on_evict
     n = 0
     ts = 0
     for n, ts, lt, data, orig in reader.packets():
         if n == 1:
             st.first_ts = ts
-        if progress is not None and not n & 0xFFFF:
-            progress(reader._s.offset)
+        if not n & 0xFFF:
+            tcp.evict(ts)
+            if not n & 0xFFFFF:
+                tcp.sweep_idle(ts)
+            if progress is not None and not n & 0xFFFF:
+                progress(reader._s.offset)
         d = decode(lt, data, orig)
         if d is None:
             if lt not in SUPPORTED_LINKTYPES:
@@ -301,7 +318,7 @@ def analyze_reader(reader: CaptureReader,
     for run in zw_open.values():
         if len(st.zero_windows) < KEEP:
             st.zero_windows.append(run)
-    st.http_unanswered = sum(len(v) for v in pending_http.values())
+    st.http_unanswered += sum(len(v) for v in pending_http.values())
     for lst in pending_http.values():
         for ex in lst:
             if len(st.http) < KEEP:

@@ -38,8 +38,8 @@ def oracle_counts(st: CaptureStats) -> dict[str, Any]:
         "rst_frames": st.rst_frames,
         "syn_frames": st.syn_frames,
         "synack_frames": st.synack_frames,
-        "tcp_streams": len(st.tcp.conns),
-        "tcp_conversations": len(st.tcp.conversations),
+        "tcp_streams": st.tcp.n_streams,
+        "tcp_conversations": st.tcp.conversations,
         "dns_queries": st.dns.queries,
         "dns_rcodes": dict(st.dns.rcodes),
         "dns_unanswered": st.dns.unanswered(),
@@ -124,7 +124,7 @@ def build_document(st: CaptureStats, findings: list[Finding], limit: int = 1000)
         "smb2_responses": st.smb2_responses,
         "expert": expert_summary(st),
         "tcp_states": _states(st),
-        "conversations_total": len(st.tcp.conns),
+        "conversations_total": st.tcp.n_streams,
         "conversations": conversations(st, limit),
         "comments": st.comments,
         "problem": str(st.problem) if st.problem is not None else None,
@@ -135,11 +135,7 @@ def build_document(st: CaptureStats, findings: list[Finding], limit: int = 1000)
 
 
 def _states(st: CaptureStats) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for c in st.tcp.conns:
-        s = c.state()
-        out[s] = out.get(s, 0) + 1
-    return dict(sorted(out.items()))
+    return st.tcp.state_counts()
 
 
 def _finding(f: Finding) -> dict[str, Any]:

@@ -20,6 +20,10 @@ Connection state uses Zeek's ``conn_state`` vocabulary (S0, REJ, SF, RSTO, ...).
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
+from typing import Callable
+
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 #: Analysis flag names in the order of the oracle files; bit i is FLAG_NAMES[i].
@@ -77,7 +81,8 @@ class Connection:
     __slots__ = ("stream", "a", "ap", "b", "bp", "d", "first_ts", "last_ts", "first_frame",
                  "syn_frame", "syn_ts", "synack_frame", "synack_ts", "syn_from_a",
                  "first_rtt", "handshake_rtt", "retrans", "data_packets", "zero_window",
-                 "analysis_counts", "rst_frames", "first_frame_from_a", "closed_ts")
+                 "analysis_counts", "rst_frames", "first_frame_from_a", "closed_ts", "key",
+                 "queued")
 
     def __init__(self, stream: int, a: bytes, ap: int, b: bytes, bp: int, frame: int, ts: int):
         self.stream = stream
@@ -95,11 +100,13 @@ class Connection:
         self.handshake_rtt = 0    # ns, SYN -> SYN-ACK
         self.retrans = 0
         self.data_packets = 0
-        self.zero_window: list[tuple[int, int, int]] = []   # (frame, ts, dir) of zero-window runs
+        self.zero_window = 0      # zero-window packets
         self.analysis_counts = 0
         self.rst_frames: list[tuple[int, int, int]] = []    # (frame, ts, dir)
         self.first_frame_from_a = True
         self.closed_ts = 0
+        self.key: tuple = ()
+        self.queued = False
 
     # ------------------------------------------------------------ summaries
     def originator_is_a(self) -> bool:
@@ -147,14 +154,99 @@ class Connection:
         return self.d[0].packets + self.d[1].packets
 
 
-class TcpTracker:
-    """Run Wireshark's TCP analysis over segments fed in frame order."""
+#: States worth keeping a closed connection for (findings need them).
+PROBLEM_STATES = frozenset({"REJ", "S0", "SH", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SHR"})
 
-    def __init__(self) -> None:
+
+class TcpTracker:
+    """Run Wireshark's TCP analysis over segments fed in frame order.
+
+    Closed connections (RST, or FIN both ways) are evicted ``grace_ns`` of
+    capture time after their last packet, and idle ones after ``idle_ns``;
+    an evicted connection is kept only if it has a problem (see
+    :data:`PROBLEM_STATES`, retransmissions) or is among the ``top`` largest,
+    so memory follows the live connections, not the packets.
+    """
+
+    def __init__(self, grace_ns: int = 60 * 10**9, idle_ns: int = 600 * 10**9, top: int = 1000,
+                 keep_max: int = 100_000) -> None:
         self.table: dict[tuple, Connection] = {}
-        self.conns: list[Connection] = []
         self.counts = [0] * len(FLAG_NAMES)
-        self.conversations: set[tuple] = set()
+        self.n_streams = 0
+        self.conv_hashes: set[int] = set()
+        self.kept: list[Connection] = []
+        self.top_heap: list[tuple[int, int, Connection]] = []
+        self.evicted_states: dict[str, int] = {}
+        self.closing: deque[Connection] = deque()
+        self.grace_ns = grace_ns
+        self.idle_ns = idle_ns
+        self.top = top
+        self.keep_max = keep_max
+        self.on_evict: Callable[[Connection], None] | None = None
+        self._last_conn: Connection | None = None
+        self._last_dir = 0
+
+    @property
+    def conns(self) -> list[Connection]:
+        """Connections still known (live, kept, or among the largest), by stream."""
+        seen: dict[int, Connection] = {}
+        for c in self.kept:
+            seen[c.stream] = c
+        for _b, _s, c in self.top_heap:
+            seen[c.stream] = c
+        for c in self.table.values():
+            seen[c.stream] = c
+        return [seen[k] for k in sorted(seen)]
+
+    @property
+    def conversations(self) -> int:
+        """Distinct address/port pairs (rows of tshark's ``-z conv,tcp``)."""
+        return len(self.conv_hashes)
+
+    def state_counts(self) -> dict[str, int]:
+        out = dict(self.evicted_states)
+        for c in self.table.values():
+            st = c.state()
+            out[st] = out.get(st, 0) + 1
+        return dict(sorted(out.items()))
+
+    def evict(self, now: int) -> None:
+        """Retire connections closed (or idle) long enough before ``now``."""
+        q = self.closing
+        while q and q[0].last_ts + self.grace_ns < now:
+            c = q.popleft()
+            c.queued = False
+            if c.last_ts + self.grace_ns >= now:     # became active again
+                self._queue(c)
+                continue
+            self._retire(c)
+
+    def sweep_idle(self, now: int) -> None:
+        for c in [c for c in self.table.values() if c.last_ts + self.idle_ns < now]:
+            self._retire(c)
+
+    def _queue(self, c: Connection) -> None:
+        if not c.queued:
+            c.queued = True
+            self.closing.append(c)
+
+    def _retire(self, c: Connection) -> None:
+        if self.table.get(c.key) is c:
+            del self.table[c.key]
+        if self._last_conn is c:
+            self._last_conn = None
+        if self.on_evict is not None:
+            self.on_evict(c)
+        st = c.state()
+        self.evicted_states[st] = self.evicted_states.get(st, 0) + 1
+        if (st in PROBLEM_STATES or c.retrans or c.zero_window) and len(self.kept) < self.keep_max:
+            self.kept.append(c)
+            return
+        size = c.d[0].bytes + c.d[1].bytes
+        if len(self.top_heap) < self.top:
+            heapq.heappush(self.top_heap, (size, c.stream, c))
+        elif size > self.top_heap[0][0]:
+            heapq.heapreplace(self.top_heap, (size, c.stream, c))
 
     def segment(self, num: int, ts: int, src: bytes, sport: int, dst: bytes, dport: int,
                 seq: int, ack: int, flags: int, win: int, seglen: int, wscale: int) -> int:
@@ -215,12 +307,15 @@ class TcpTracker:
         if flags & RST:
             if not fwd.rst:
                 fwd.rst = num
-            c.rst_frames.append((num, ts, fwd_i))
+            if len(c.rst_frames) < 16:
+                c.rst_frames.append((num, ts, fwd_i))
             c.closed_ts = ts
+            self._queue(c)
         if flags & FIN and not fwd.fin:
             fwd.fin = num
             if rev.fin:
                 c.closed_ts = ts
+                self._queue(c)
 
         # base sequence numbers
         if not fwd.base_set:
@@ -312,8 +407,8 @@ class TcpTracker:
                     counts[i] += 1
             if af & A_RETRANS:
                 c.retrans += 1
-            if af & A_ZW and not fwd.lastflags & A_ZW:
-                pass
+            if af & A_ZW:
+                c.zero_window += 1
         if seglen:
             c.data_packets += 1
         self._last_conn = c
@@ -321,10 +416,14 @@ class TcpTracker:
         return af
 
     def _new(self, key: tuple, num: int, ts: int) -> Connection:
-        c = Connection(len(self.conns), key[0], key[1], key[2], key[3], num, ts)
+        old = self.table.get(key)
+        if old is not None:          # port reuse: the old stream is finished
+            self._retire(old)
+        c = Connection(self.n_streams, key[0], key[1], key[2], key[3], num, ts)
+        self.n_streams += 1
+        c.key = key
         self.table[key] = c
-        self.conns.append(c)
-        self.conversations.add(key)
+        self.conv_hashes.add(hash(key))
         return c
 
     def flag_counts(self) -> dict[str, int]:
