@@ -168,7 +168,7 @@ class TcpTracker:
     so memory follows the live connections, not the packets.
     """
 
-    def __init__(self, grace_ns: int = 60 * 10**9, idle_ns: int = 600 * 10**9, top: int = 1000,
+    def __init__(self, grace_ns: int = 5 * 10**9, idle_ns: int = 300 * 10**9, top: int = 1000,
                  keep_max: int = 100_000) -> None:
         self.table: dict[tuple, Connection] = {}
         self.counts = [0] * len(FLAG_NAMES)
