@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from backline.analyzers.net.decode import SUPPORTED_LINKTYPES, decode, format_addr
+import struct
+
+from backline.analyzers.net.decode import SUPPORTED_LINKTYPES, _window_scale, decode, format_addr
 from backline.analyzers.net.dns import DNS_PORTS, DnsTracker
 from backline.analyzers.net.http import HTTP_PORTS, HttpParser
 from backline.analyzers.net.reader import CaptureReader
@@ -28,6 +30,8 @@ from backline.analyzers.net.tcp import A_RETRANS, A_ZW, ACK, FIN, RST, SYN, TcpT
 from backline.analyzers.net.tls import TLS_PORTS, TlsParser, looks_like_tls
 
 KEEP = 5_000          # failures of each kind kept with their evidence
+# Ethernet + IPv4 without options + TCP header, read in one call (fast path)
+_fast = struct.Struct("!16xHxxH4x4s4sHHIIBBH").unpack_from
 
 
 @dataclass(slots=True)
@@ -245,34 +249,62 @@ def analyze_reader(reader: CaptureReader,
                 tcp.sweep_idle(ts)
             if progress is not None and not n & 0xFFFF:
                 progress(reader._s.offset)
-        d = decode(lt, data, orig)
-        if d is None:
-            if lt not in SUPPORTED_LINKTYPES:
-                st.unsupported_linktype_frames += 1
+        # fast path: Ethernet + IPv4 (no options, not fragmented) + TCP
+        if lt == 1 and data[12:15] == b"\x08\x00\x45" and data[23] == 6 and len(data) >= 54:
+            (tlen, frag, src, dst, sport, dport, seq, ack, doff, flags,
+             win) = _fast(data)
+            if frag & 0x3FFF:
+                fast = False
             else:
-                st.non_ip_frames += 1
-            continue
-        if len(d.src) == 4:
-            st.ipv4 += 1
+                fast = True
+                st.ipv4 += 1
+                wire = (orig if orig > len(data) else len(data)) - 14
+                if tlen < 20 or tlen > wire:
+                    tlen = wire
+                hl = (doff >> 4) << 2
+                seglen = tlen - 20 - hl
+                if seglen < 0 or hl < 20:
+                    if hl < 20:
+                        st.non_ip_frames += 1
+                        continue
+                    seglen = 0
+                flags |= (doff & 1) << 8
+                poff = 34 + hl
+                wscale = _window_scale(data, 54, min(34 + hl, len(data))) \
+                    if flags & SYN and hl > 20 else -1
+                proto = 6
         else:
-            st.ipv6 += 1
-        if d.vlan:
-            st.vlan_frames += 1
-        if d.fragment:
-            st.fragments += 1
-            continue
-        proto = d.proto
-        if proto == 6:
-            flags = d.flags
-            if flags & RST:
-                st.rst_frames += 1
-            if flags & SYN:
-                if flags & ACK:
-                    st.synack_frames += 1
+            fast = False
+        if not fast:
+            d = decode(lt, data, orig)
+            if d is None:
+                if lt not in SUPPORTED_LINKTYPES:
+                    st.unsupported_linktype_frames += 1
                 else:
-                    st.syn_frames += 1
-            af = segment(n, ts, d.src, d.sport, d.dst, d.dport, d.seq, d.ack, flags, d.win,
-                         d.seglen, d.wscale)
+                    st.non_ip_frames += 1
+                continue
+            if len(d.src) == 4:
+                st.ipv4 += 1
+            else:
+                st.ipv6 += 1
+            if d.vlan:
+                st.vlan_frames += 1
+            if d.fragment:
+                st.fragments += 1
+                continue
+            proto = d.proto
+            src, dst, sport, dport = d.src, d.dst, d.sport, d.dport
+            seq, ack, flags, win, seglen, wscale = d.seq, d.ack, d.flags, d.win, d.seglen, d.wscale
+        if proto == 6:
+            if flags & (RST | SYN):
+                if flags & RST:
+                    st.rst_frames += 1
+                if flags & SYN:
+                    if flags & ACK:
+                        st.synack_frames += 1
+                    else:
+                        st.syn_frames += 1
+            af = segment(n, ts, src, sport, dst, dport, seq, ack, flags, win, seglen, wscale)
             c = tcp._last_conn
             fwd_i = tcp._last_dir
             if af:
@@ -283,34 +315,32 @@ def analyze_reader(reader: CaptureReader,
                     key = (c.stream, fwd_i)
                     run = zw_open.get(key)
                     if run is None:
-                        zw_open[key] = ZeroWindowRun(c.stream, format_addr(d.src), n, ts, n, ts, 1)
+                        zw_open[key] = ZeroWindowRun(c.stream, format_addr(src), n, ts, n, ts, 1)
                     else:
                         run.last_frame, run.last_ts = n, ts
                         run.packets += 1
-            if d.win and zw_open and not flags & (SYN | RST):
+            if zw_open and win and not flags & (SYN | RST):
                 run = zw_open.pop((c.stream, fwd_i), None)
                 if run is not None:
                     run.end_ts = ts
                     if len(st.zero_windows) < KEEP:
                         st.zero_windows.append(run)
-            if d.seglen:
+            if seglen:
                 a = apps.get(c.stream)
+                payload = data[poff:poff + seglen] if fast else d.payload
                 if a is None:
-                    a = apps[c.stream] = _make_apps(st, c, d, pending_http, smb_req, hellos)
+                    a = apps[c.stream] = _make_apps(st, c, payload, pending_http, smb_req, hellos)
                 if a:
-                    a[fwd_i].segment(n, ts, d.seq, d.payload, d.seglen)
+                    a[fwd_i].segment(n, ts, seq, payload, seglen)
         elif proto == 17:
             st.udp += 1
-            sp, dp = d.sport, d.dport
-            if (sp in DNS_PORTS or dp in DNS_PORTS) and d.payload:
-                client_side = dp in DNS_PORTS and not (sp in DNS_PORTS and sp < dp)
+            if (sport in DNS_PORTS or dport in DNS_PORTS) and d.payload:
+                client_side = dport in DNS_PORTS and not (sport in DNS_PORTS and sport < dport)
                 if client_side:
-                    conv = (d.src, sp, d.dst, dp)
-                    server = format_addr(d.dst)
+                    conv = (src, sport, dst, dport)
                 else:
-                    conv = (d.dst, dp, d.src, sp)
-                    server = format_addr(d.src)
-                dns.message(n, ts, conv, d.payload, client_side, server)
+                    conv = (dst, dport, src, sport)
+                dns.message(n, ts, conv, d.payload, client_side, conv[2])
         elif proto == 1 or proto == 58:
             st.icmp += 1
     st.packets = n
@@ -335,7 +365,8 @@ def analyze_reader(reader: CaptureReader,
     return st
 
 
-def _make_apps(st: CaptureStats, c, d, pending_http: dict, smb_req: dict, hellos: dict) -> tuple:
+def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req: dict,
+               hellos: dict) -> tuple:
     """Choose the application parsers of a new stream from its ports (and first bytes)."""
     ports = (c.ap, c.bp)
     # server side: the SYN's destination when known, else the well-known port
@@ -405,7 +436,7 @@ def _make_apps(st: CaptureStats, c, d, pending_http: dict, smb_req: dict, hellos
         return (_Dir(Smb2Parser(on_smb)), _Dir(Smb2Parser(on_smb)))
 
     tls_port = any(p in TLS_PORTS for p in ports)
-    if tls_port or looks_like_tls(d.payload):
+    if tls_port or looks_like_tls(payload):
         sender_addr = [format_addr(c.a), format_addr(c.b)]
 
         def make(i):

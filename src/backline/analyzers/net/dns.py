@@ -76,7 +76,8 @@ class DnsTracker:
         self.retried = 0             # repeated queries that were answered in the end
 
     def message(self, num: int, ts: int, conv: tuple, msg: bytes, from_client: bool,
-                server: str = "") -> None:
+                server: str | bytes = "") -> None:
+        """Count one DNS message; ``server`` is the server's address (text or raw bytes)."""
         if len(msg) < 12:
             return
         tid = (msg[0] << 8) | msg[1]
@@ -91,7 +92,7 @@ class DnsTracker:
                 if len(self.pending) < MAX_PENDING:
                     self.pending[key] = [(num, ts, name, qtype)]
                     if conv not in self.servers and len(self.servers) < MAX_PENDING:
-                        self.servers[conv] = server
+                        self.servers[conv] = _text(server)
             elif len(lst) < 64:
                 lst.append((num, ts, name, qtype))
             return
@@ -112,10 +113,10 @@ class DnsTracker:
         if not name:
             name, off = qname(msg) if msg[5] or msg[4] else ("<none>", 12)
         if code and len(self.failures) < self.keep:
-            self.failures.append(DnsAnswer(qframe, num, name, qtype, rname, server,
+            self.failures.append(DnsAnswer(qframe, num, name, qtype, rname, _text(server),
                                            ts - qts if qframe else 0, ts))
 
-    def unanswered(self) -> int:
+    def unanswered(self) -> int:  # noqa: D401
         """Queries minus distinct answered query frames (the oracle's rule)."""
         return max(0, self.queries - len(self.answered))
 
@@ -126,3 +127,10 @@ class DnsTracker:
                 out.append(DnsAnswer(qframe, 0, name, qtype, "", self.servers.get(conv, ""), 0, qts))
         out.sort(key=lambda a: a.query_frame)
         return out
+
+
+def _text(addr: str | bytes) -> str:
+    if isinstance(addr, bytes):
+        from backline.analyzers.net.decode import format_addr
+        return format_addr(addr)
+    return addr
