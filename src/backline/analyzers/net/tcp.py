@@ -317,6 +317,36 @@ class TcpTracker:
                 c.closed_ts = ts
                 self._queue(c)
 
+        # Fast path: an in-order data segment or a pure ACK moving the ACK number,
+        # with none of the conditions below possible (checked here) -> no flags.
+        nextseq_f = fwd.nextseq
+        if not flags & 7 and not af and win and seq == nextseq_f and nextseq_f and rev.base_set \
+                and (seglen > 1 or (seglen == 0 and ack != fwd.lastack)):
+            m = rev.maxseqtobeacked
+            end = (seq + seglen) & _M
+            rl = rev.lastack
+            if not (m and ack != m and ((ack - m) & _M) < _HALF and flags & ACK) and not (
+                    seglen and ((rl and ((rl - end) & _M) < _HALF) or (
+                        rev.win_scale != -1 and end == ((rl + (rev.window << (
+                            0 if (rev.win_scale == -2 or rev.last_was_syn) else rev.win_scale)))
+                            & _M)))):
+                if ack != fwd.lastack:
+                    fwd.dupacks = 0
+                if seglen:
+                    fwd.nextseq = end
+                    fwd.nextseqtime = ts
+                    c.data_packets += 1
+                if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
+                    fwd.maxseqtobeacked = fwd.nextseq
+                fwd.window = win
+                fwd.lastack = ack
+                fwd.lastacktime = ts
+                fwd.lastflags = 0
+                fwd.last_was_syn = False
+                self._last_conn = c
+                self._last_dir = fwd_i
+                return 0
+
         # base sequence numbers
         if not fwd.base_set:
             fwd.base_seq = seq if flags & SYN else (seq - 1) & _M
