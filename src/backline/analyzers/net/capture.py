@@ -152,6 +152,11 @@ class _Dir:
             self.next = seq
         delta = (seq - self.next) & _M
         if delta == 0:
+            p = self.parser
+            if p.skip > seglen and not self.held and len(payload) == seglen:
+                p.skip -= seglen          # the middle of a body: nothing to parse
+                self.next = (self.next + seglen) & _M
+                return
             self._feed(frame, ts, payload, seglen)
         elif delta < 0x8000_0000:                 # a hole before this segment
             held = self.held

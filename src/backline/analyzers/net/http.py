@@ -39,14 +39,14 @@ class HttpParser:
     ``on_response(frame, ts, status)`` are called when a head is complete."""
 
     __slots__ = ("on_request", "on_response", "state", "buf", "remaining", "head_frame",
-                 "head_ts", "expect_no_body", "pending")
+                 "head_ts", "expect_no_body", "pending", "skip")
 
     def __init__(self, on_request: Callable, on_response: Callable):
         self.on_request = on_request
         self.on_response = on_response
         self.state = _HEAD
         self.buf = b""
-        self.remaining = 0
+        self.skip = 0                 # body bytes still to pass over
         self.head_frame = 0
         self.head_ts = 0
         self.expect_no_body = False   # set by the engine when the request was HEAD
@@ -96,10 +96,10 @@ class HttpParser:
                 self.buf = b""
                 self._head(frame, ts, head)
             elif st == _BODY:
-                k = min(self.remaining, len(data))
-                self.remaining -= k
+                k = min(self.skip, len(data))
+                self.skip -= k
                 data = data[k:]
-                if not self.remaining:
+                if not self.skip:
                     self._done(frame, ts)
             elif st == _CHUNK_SIZE or st == _CHUNK_TRAILER:
                 self.buf += data
@@ -122,13 +122,13 @@ class HttpParser:
                 if size == 0:
                     self.state = _CHUNK_TRAILER
                 else:
-                    self.remaining = size + 2
+                    self.skip = size + 2
                     self.state = _CHUNK_DATA
             elif st == _CHUNK_DATA:
-                k = min(self.remaining, len(data))
-                self.remaining -= k
+                k = min(self.skip, len(data))
+                self.skip -= k
                 data = data[k:]
-                if not self.remaining:
+                if not self.skip:
                     self.state = _CHUNK_SIZE
             else:   # _UNTIL_CLOSE or _LOST
                 return
@@ -178,5 +178,5 @@ class HttpParser:
         if chunked:
             self.state = _CHUNK_SIZE
         else:
-            self.remaining = clen
+            self.skip = clen
             self.state = _BODY

@@ -44,8 +44,7 @@ class TlsParser:
     """Parse one direction's records.  ``on_alert(frame, ts, level, desc)``;
     ``on_hello(frame, ts, sni, version)`` for a ClientHello."""
 
-    __slots__ = ("on_alert", "on_hello", "buf", "encrypted", "lost", "alert_records",
-                 "frame", "ts")
+    __slots__ = ("on_alert", "on_hello", "buf", "encrypted", "lost", "alert_records", "skip")
 
     def __init__(self, on_alert: Callable, on_hello: Callable):
         self.on_alert = on_alert
@@ -54,12 +53,20 @@ class TlsParser:
         self.encrypted = False
         self.lost = False
         self.alert_records = 0
+        self.skip = 0          # bytes of an opaque record body still to pass over
 
     def gap(self) -> None:
         self.buf = b""
         self.lost = True
+        self.skip = 0
 
     def feed(self, frame: int, ts: int, data: bytes) -> None:
+        if self.skip:
+            k = min(self.skip, len(data))
+            self.skip -= k
+            data = data[k:]
+            if not data:
+                return
         if self.lost:
             if not looks_like_tls(data):
                 return
@@ -74,6 +81,10 @@ class TlsParser:
                 return
             ln = (buf[off + 3] << 8) | buf[off + 4]
             if off + 5 + ln > n:
+                if ctype == 23 or (ctype == 22 and self.encrypted):
+                    # opaque body: no need to hold it
+                    self.skip = off + 5 + ln - n
+                    off = n
                 break
             body = buf[off + 5:off + 5 + ln]
             if ctype == 20:
