@@ -22,7 +22,7 @@ from typing import Callable
 import struct
 
 from backline.analyzers.net.decode import SUPPORTED_LINKTYPES, _window_scale, decode, format_addr
-from backline.analyzers.net.dns import DNS_PORTS, DnsTracker
+from backline.analyzers.net.dns import DNS_PORTS, DnsTcpParser, DnsTracker
 from backline.analyzers.net.http import HTTP_PORTS, HttpParser
 from backline.analyzers.net.reader import CaptureReader
 from backline.analyzers.net.smb2 import CHANGE_NOTIFY, SMB_PORTS, Smb2Parser, is_failure
@@ -414,6 +414,15 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
         resp = HttpParser(lambda *a: None, on_resp)
         pa, pb = (req, resp) if a_is_client else (resp, req)
         return (_Dir(pa), _Dir(pb))
+
+    if 53 in ports:
+        conv = (c.a, c.ap, c.b, c.bp) if a_is_client else (c.b, c.bp, c.a, c.ap)
+        srv_raw = conv[2]
+
+        def make_dns(from_client: bool):
+            return DnsTcpParser(lambda frame, ts, msg: st.dns.message(
+                frame, ts, conv, msg, from_client, srv_raw))
+        return (_Dir(make_dns(a_is_client)), _Dir(make_dns(not a_is_client)))
 
     if any(p in SMB_PORTS for p in ports):
         def on_smb(frame, ts, command, is_resp, status, mid):

@@ -134,3 +134,41 @@ def _text(addr: str | bytes) -> str:
         from backline.analyzers.net.decode import format_addr
         return format_addr(addr)
     return addr
+
+
+class DnsTcpParser:
+    """DNS over TCP: 2-byte length-prefixed messages in one direction.
+
+    >>> got = []
+    >>> p = DnsTcpParser(lambda f, t, m: got.append((f, len(m))))
+    >>> p.feed(4, 0, b"\\x00\\x0c" + bytes(12))
+    >>> got
+    [(4, 12)]
+    """
+
+    __slots__ = ("on_message", "buf", "skip", "lost")
+
+    def __init__(self, on_message):
+        self.on_message = on_message
+        self.buf = b""
+        self.skip = 0
+        self.lost = False
+
+    def gap(self) -> None:
+        self.buf = b""
+        self.lost = True
+
+    def feed(self, frame: int, ts: int, data: bytes) -> None:
+        if self.lost:          # resynchronise only at a segment that starts a message
+            self.lost = False
+        buf = self.buf + data if self.buf else data
+        off = 0
+        while off + 2 <= len(buf):
+            ln = (buf[off] << 8) | buf[off + 1]
+            if off + 2 + ln > len(buf):
+                break
+            if ln >= 12:
+                self.on_message(frame, ts, buf[off + 2:off + 2 + ln])
+            off += 2 + ln
+        rest = buf[off:]
+        self.buf = rest if len(rest) <= 65_537 else b""
