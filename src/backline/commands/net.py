@@ -63,7 +63,8 @@ def net_command(
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=1, default=str) + "\n")
     else:
-        _render(doc, Console())
+        out = Console()
+        _render(doc, out if out.is_terminal else Console(width=160))
     if st.problem is not None:
         err.print(f"warning: {st.problem} (read {st.packets} good packets before it)",
                   markup=False, highlight=False)
