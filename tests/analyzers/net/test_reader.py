@@ -147,3 +147,12 @@ def test_sniff_format():
     assert sniff_format(_pcap()[:4]) == "pcap"
     assert sniff_format(_pcap(nano=True, big=True)[:4]) == "nsecpcap"
     assert sniff_format(os.urandom(0)) is None
+
+
+def test_gzip_netmon_and_pcapng(tmp_path, corpus):
+    for name, fmt, count in (("msod_CCROD_ex1_netmon.cap", "netmon2", 184),
+                             ("msod_FASOD_ex2_smb2_domain.pcapng", "pcapng", 409)):
+        p = tmp_path / (name + ".gz")
+        p.write_bytes(gzip.compress((corpus / "net" / name).read_bytes()))
+        r = CaptureReader.open(p)
+        assert (len(list(r.packets())), r.format, r.compression) == (count, fmt, "gzip")
