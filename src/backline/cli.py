@@ -26,6 +26,11 @@ app = typer.Typer(
 
 #: Modules with a ``register(app)`` function, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "backline.commands.analyze",
+    "backline.commands.inventory",
+    "backline.commands.dump",
+    "backline.commands.logs",
+    "backline.commands.report",
     "backline.commands.net",
 )
 

@@ -15,6 +15,11 @@ from backline.analyzers.base import Analyzer
 
 #: "module:Class" of every built-in analyzer, in run order.
 BUILTIN_ANALYZERS: tuple[str, ...] = (
+    "backline.analyzers.dumps.minidump.analyzer:MinidumpAnalyzer",
+    "backline.analyzers.dumps.elfcore.analyzer:ElfCoreAnalyzer",
+    "backline.analyzers.dumps.text.analyzer:TextCrashAnalyzer",
+    "backline.analyzers.logs.text_analyzer:LogsTextAnalyzer",
+    "backline.analyzers.logs.evtx_analyzer:LogsEvtxAnalyzer",
     "backline.analyzers.net.analyzer:NetCaptureAnalyzer",
 )
 

@@ -1,0 +1,107 @@
+"""The ``dumps.text`` analyzer: crash traces and JVM fatal error logs as findings."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from backline.analyzers.base import AnalysisContext, Analyzer, Output
+from backline.analyzers.dumps.model import CrashReport
+from backline.analyzers.dumps.text import parse_text_crash
+from backline.analyzers.dumps.text.common import parse_text_time
+from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Finding, Severity, TsQuality
+
+CODES = {
+    "python": "DUMP.PYTHON_EXCEPTION",
+    "java": "DUMP.JAVA_EXCEPTION",
+    "dotnet": "DUMP.DOTNET_EXCEPTION",
+    "hs_err": "DUMP.JVM_FATAL",
+}
+
+
+def finding_code(rep: CrashReport) -> str:
+    """The stable finding code for one text report."""
+    if rep.deadlocks:
+        return "DUMP.DEADLOCK"
+    if rep.source_format == "faulthandler":
+        return "DUMP.PYTHON_FATAL" if rep.exception else "DUMP.HANG"
+    if rep.source_format == "jstack":
+        return "DUMP.HANG"
+    return CODES.get(rep.source_format, "DUMP.CRASH")
+
+
+def describe(rep: CrashReport) -> str:
+    e = rep.exception
+    if rep.deadlocks:
+        names = {t.id: t.name or str(t.id) for t in rep.threads}
+        d = rep.deadlocks[0]
+        return "deadlock between " + " and ".join(str(names.get(t, t)) for t in d.threads)
+    if e is None:
+        return f"{rep.source_format} thread dump of {len(rep.threads)} threads"
+    root = [c for c in e.causes if c.relation in ("cause", "inner", "context")]
+    text = f"{e.type}: {e.message}" if e.message else e.type
+    if root:
+        text += f" (root cause {root[-1].type}: {root[-1].message})"
+    return text[:500]
+
+
+class TextCrashAnalyzer(Analyzer):
+    """Python/Java/.NET traces, faulthandler and jstack dumps, JVM hs_err logs."""
+
+    name = "dumps.text"
+    version = "1"
+    consumes = frozenset({ArtifactKind.CRASH_TRACE, ArtifactKind.HS_ERR})
+    emits = frozenset({"DUMP.PYTHON_EXCEPTION", "DUMP.JAVA_EXCEPTION", "DUMP.DOTNET_EXCEPTION",
+                       "DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK", "DUMP.HANG",
+                       "dump.signature", "dump.exception_type", "dump.format", "jvm.version",
+                       "dump.problem_class"})
+    description = "Parses text crash artifacts into the crash model and reports each trace."
+
+    def applies_to(self, artifact: Artifact) -> bool:
+        # Breakpad microdumps are text but belong to the minidump analyzer.
+        return artifact.readable and artifact.kind in self.consumes and artifact.format != "microdump"
+
+    def analyze(self, artifact: Artifact, ctx: AnalysisContext) -> Iterator[Output]:
+        assert artifact.local_path is not None
+        reports = parse_text_crash(artifact.local_path)
+        if not reports:
+            ctx.warn(f"{artifact.path}: no crash trace found")
+        for rep in reports:
+            line = int(rep.extra.get("line") or 1)
+            e = rep.exception
+            refs = [EvidenceRef.line(artifact.path, line, (f"{e.type}: {e.message}" if e else None))]
+            code = finding_code(rep)
+            severity = Severity.CRITICAL if code in ("DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK") \
+                else Severity.HIGH
+            data = {"format": rep.source_format, "signature": rep.signature,
+                    "problem_class": rep.problem_class,
+                    "exception_type": e.type if e else None,
+                    "causes": [c.type for c in e.causes] if e else [],
+                    "threads": len(rep.threads),
+                    "deadlocks": [[str(t) for t in d.threads] for d in rep.deadlocks]}
+            if rep.source_format == "hs_err":
+                data.update({k: rep.extra.get(k) for k in ("problematic_frame", "jre_version",
+                                                           "error_location", "detail")})
+            ts = None
+            if rep.extra.get("time_text"):
+                ts, _exact = parse_text_time(rep.extra["time_text"], rep.extra.get("timezone_text"), ctx.tz)
+            yield Finding(code=code, title=describe(rep), severity=severity, artifact=artifact.path,
+                          evidence=tuple(refs), detail=rep.signature or "", analyzer=self.name,
+                          data=data, first_seen=ts, last_seen=ts)
+            ts, quality = None, TsQuality.NONE
+            if rep.extra.get("time_text"):
+                ts, exact = parse_text_time(rep.extra["time_text"], rep.extra.get("timezone_text"), ctx.tz)
+                quality = TsQuality.EXACT if exact else TsQuality.INFERRED
+                if ts is None:
+                    quality = TsQuality.NONE
+            yield Event(ts=ts, artifact=artifact.path, kind="dump.crash" if e else "dump.hang",
+                        summary=describe(rep), severity=severity, ref=refs[0],
+                        ts_quality=quality, analyzer=self.name)
+            if rep.signature:
+                yield Fact("dump.signature", rep.signature, artifact.path, self.name)
+            if e is not None:
+                yield Fact("dump.exception_type", e.type, artifact.path, self.name)
+            if rep.problem_class:
+                yield Fact("dump.problem_class", rep.problem_class, artifact.path, self.name)
+            if rep.extra.get("jre_version"):
+                yield Fact("jvm.version", rep.extra["jre_version"], artifact.path, self.name)
+            yield Fact("dump.format", rep.source_format, artifact.path, self.name)

@@ -1,0 +1,218 @@
+"""What is unusual in a log: findings computed from :mod:`~backline.analyzers.logs.stats`.
+
+Every finding carries :class:`EvidenceRef` objects pointing at lines.  Codes
+(stable, documented in docs/logs.md):
+
+``LOG.ERROR_TEMPLATE``  error / fatal / exception templates ranked by count
+``LOG.FIRST_ERROR``     the first error record of the file
+``LOG.BURST``           a template whose rate jumps (start and end given)
+``LOG.RARE_TEMPLATE``   a template seen a handful of times among frequent ones
+``LOG.NEW_TEMPLATE``    a template that first appears late in the file
+``LOG.SILENCE``         a gap far longer than the file's usual rhythm, or logging
+                        that stops right after an error (the file's last records)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Iterator
+
+from backline.analyzers.logs.stats import LogStats, TemplateStats
+from backline.model import EvidenceRef, Finding, Severity
+
+MAX_ERROR_TEMPLATES = 10
+MAX_BURSTS = 5
+MAX_RARE = 10
+MAX_NEW = 10
+MAX_SILENCES = 3
+
+_EXC = re.compile(r"(?:Exception|Error|Traceback|exception|panic|fatal|FATAL)")
+
+
+def _refs(artifact: str, st: TemplateStats) -> tuple[EvidenceRef, ...]:
+    return tuple(EvidenceRef.line(artifact, ln, text) for ln, text in st.examples)
+
+
+def _is_error(st: TemplateStats) -> bool:
+    return st.severity >= Severity.HIGH or (st.level == "" and bool(_EXC.search(st.template)))
+
+
+def error_templates(artifact: str, tpls: list[TemplateStats], analyzer: str) -> Iterator[Finding]:
+    """Error, fatal and exception templates ranked by count."""
+    errs = sorted((t for t in tpls if _is_error(t)), key=lambda t: (-t.count, t.first_line))
+    for rank, t in enumerate(errs[:MAX_ERROR_TEMPLATES], 1):
+        sev = Severity.CRITICAL if t.severity >= Severity.CRITICAL else Severity.HIGH
+        yield Finding(
+            code="LOG.ERROR_TEMPLATE", title=f"{t.count}x {t.template[:200]}", severity=sev,
+            artifact=artifact, evidence=_refs(artifact, t),
+            detail=f"error template #{rank} by count; first at line {t.first_line}",
+            count=t.count, first_seen=t.first_ts, last_seen=t.last_ts, analyzer=analyzer,
+            data={"template_id": t.template_id, "template": t.template, "rank": rank,
+                  "level": t.level, "first_line": t.first_line})
+
+
+def first_error(artifact: str, stats: LogStats, analyzer: str) -> Iterator[Finding]:
+    """The first error record of the file."""
+    rec = stats.first_error
+    if rec is None:
+        return
+    head = rec.text.split("\n", 1)[0]
+    yield Finding(
+        code="LOG.FIRST_ERROR", title=f"first error: {rec.message[:200]}", severity=rec.severity,
+        artifact=artifact, evidence=(EvidenceRef.line(artifact, rec.line, head[:500]),),
+        detail=f"line {rec.line}" + (f" at {rec.ts.isoformat()}" if rec.ts else ""),
+        first_seen=rec.ts, last_seen=rec.ts, analyzer=analyzer,
+        data={"line": rec.line, "level": rec.level})
+
+
+def bursts(artifact: str, tpls: list[TemplateStats], stats: LogStats, analyzer: str) -> Iterator[Finding]:
+    """Templates whose per-minute rate jumps far above their own average."""
+    if stats.first_ts is None or stats.last_ts is None:
+        return
+    width = stats.bucket_s
+    span_buckets = max(1, int(stats.last_ts.timestamp()) // width
+                       - int(stats.first_ts.timestamp()) // width + 1)
+    if span_buckets < 10:
+        return
+    found: list[tuple[int, Finding]] = []
+    for t in tpls:
+        if t.count < 20 or len(t.buckets) < 2:
+            continue
+        mean = t.count / span_buckets
+        thresh = max(10.0, 5.0 * mean)
+        hot = sorted(b for b, c in t.buckets.items() if c >= thresh)
+        if not hot:
+            continue
+        runs: list[list[int]] = [[hot[0], hot[0]]]
+        for b in hot[1:]:
+            if b <= runs[-1][1] + 1:
+                runs[-1][1] = b
+            else:
+                runs.append([b, b])
+        for start, end in runs:
+            n = sum(t.buckets.get(b, 0) for b in range(start, end + 1))
+            if n > 0.9 * t.count and len(runs) == 1 and end - start + 1 >= span_buckets // 2:
+                continue            # the template is simply always busy
+            peak = max(t.buckets.get(b, 0) for b in range(start, end + 1))
+            t0 = datetime.fromtimestamp(start * width, tz=timezone.utc)
+            t1 = datetime.fromtimestamp((end + 1) * width, tz=timezone.utc)
+            sev = Severity.HIGH if _is_error(t) else Severity.MEDIUM
+            found.append((n, Finding(
+                code="LOG.BURST", title=f"burst of {n}x {t.template[:160]}", severity=sev,
+                artifact=artifact, evidence=_refs(artifact, t),
+                detail=(f"{n} records from {t0:%Y-%m-%d %H:%M} to {t1:%Y-%m-%d %H:%M} UTC "
+                        f"(peak {peak} per {width}s, average {mean:.2f})"),
+                count=n, first_seen=t0, last_seen=t1, analyzer=analyzer,
+                data={"template_id": t.template_id, "template": t.template, "start": t0.isoformat(),
+                      "end": t1.isoformat(), "bucket_s": width, "peak": peak, "mean": round(mean, 3)})))
+    found.sort(key=lambda x: -x[0])
+    for _, f in found[:MAX_BURSTS]:
+        yield f
+
+
+def rare_templates(artifact: str, tpls: list[TemplateStats], stats: LogStats,
+                   analyzer: str) -> Iterator[Finding]:
+    """Templates seen at most a few times in a file dominated by frequent ones."""
+    if stats.records < 500 or len(tpls) < 3:
+        return
+    limit = max(2, int(stats.records * 0.001))
+    frequent = sum(t.count for t in tpls if t.count > 10 * limit)
+    if frequent < stats.records * 0.5:
+        return                       # no frequent backbone: everything is "rare"
+    rare = [t for t in tpls if t.count <= limit]
+    rare.sort(key=lambda t: (-t.severity, t.count, t.first_line))
+    for t in rare[:MAX_RARE]:
+        yield Finding(
+            code="LOG.RARE_TEMPLATE", title=f"rare: {t.template[:200]}",
+            severity=Severity.MEDIUM if t.severity >= Severity.MEDIUM else Severity.LOW,
+            artifact=artifact, evidence=_refs(artifact, t),
+            detail=f"seen {t.count}x among {stats.records} records", count=t.count,
+            first_seen=t.first_ts, last_seen=t.last_ts, analyzer=analyzer,
+            data={"template_id": t.template_id, "template": t.template})
+
+
+def new_templates(artifact: str, tpls: list[TemplateStats], stats: LogStats,
+                  analyzer: str) -> Iterator[Finding]:
+    """Templates that first appear in the last part of the file (new behaviour)."""
+    if stats.records < 200:
+        return
+    use_ts = stats.first_ts is not None and stats.last_ts is not None and stats.with_ts > stats.records // 2
+    if use_ts:
+        t0, t1 = stats.first_ts.timestamp(), stats.last_ts.timestamp()  # type: ignore[union-attr]
+        if t1 - t0 < 60:
+            return
+        cut = t0 + 0.6 * (t1 - t0)
+        late = [t for t in tpls if t.first_ts is not None and t.first_ts.timestamp() > cut]
+    else:
+        cut_line = max(t.first_line for t in tpls) * 0.6 if tpls else 0
+        late = [t for t in tpls if t.first_line > cut_line]
+    established = sum(t.count for t in tpls if t not in late)
+    if not late or established < stats.records * 0.5:
+        return
+    late.sort(key=lambda t: (-t.severity, -t.count, t.first_line))
+    for t in late[:MAX_NEW]:
+        yield Finding(
+            code="LOG.NEW_TEMPLATE", title=f"new after line {t.first_line}: {t.template[:180]}",
+            severity=Severity.MEDIUM if t.severity >= Severity.MEDIUM else Severity.LOW,
+            artifact=artifact, evidence=_refs(artifact, t),
+            detail=f"first seen at line {t.first_line}" + (f", {t.first_ts.isoformat()}" if t.first_ts else "")
+            + f"; {t.count}x from then on", count=t.count,
+            first_seen=t.first_ts, last_seen=t.last_ts, analyzer=analyzer,
+            data={"template_id": t.template_id, "template": t.template, "first_line": t.first_line})
+
+
+def silences(artifact: str, stats: LogStats, analyzer: str) -> Iterator[Finding]:
+    """Gaps far longer than the usual rhythm (>= 60 s, >= 50x median, >= 5x p99)."""
+    if stats.with_ts < 50:
+        return
+    med = stats.gap_quantile(0.5) or 0.0
+    p99 = stats.gap_quantile(0.99) or 0.0
+    floor = max(60.0, 50.0 * med, 5.0 * p99)
+    n = 0
+    for g in stats.largest_gaps():
+        if g.seconds < floor or n >= MAX_SILENCES:
+            break
+        n += 1
+        yield Finding(
+            code="LOG.SILENCE", title=f"no records for {_human(g.seconds)}", severity=Severity.MEDIUM,
+            artifact=artifact,
+            evidence=(EvidenceRef.line(artifact, g.line_before), EvidenceRef.line(artifact, g.line_after)),
+            detail=(f"from {g.ts_before.isoformat()} (line {g.line_before}) to {g.ts_after.isoformat()} "
+                    f"(line {g.line_after}); usual gap {med:.3g}s, 99th percentile {p99:.3g}s"),
+            first_seen=g.ts_before, last_seen=g.ts_after, analyzer=analyzer,
+            data={"kind": "gap", "seconds": g.seconds, "median_gap_s": med, "p99_gap_s": p99})
+
+
+def logging_stops(artifact: str, stats: LogStats, analyzer: str) -> Iterator[Finding]:
+    """The file ends right after an error: the program likely stopped (crashed,
+    was killed, or shut down on that error) - its last words are the evidence."""
+    last, err = stats.last, stats.last_error
+    if last is None or err is None or stats.records < 5:
+        return
+    # the error is the last record, or only a few records follow within seconds
+    if last.line - err.line > 5:
+        return
+    if last.ts is not None and err.ts is not None and (last.ts - err.ts).total_seconds() > 60:
+        return
+    head = err.text.split("\n", 1)[0]
+    refs = [EvidenceRef.line(artifact, err.line, head[:500])]
+    if last.line != err.line:
+        refs.append(EvidenceRef.line(artifact, last.line, last.text.split("\n", 1)[0][:500]))
+    yield Finding(
+        code="LOG.SILENCE", title=f"logging stops after an error: {err.message[:160]}",
+        severity=Severity.HIGH, artifact=artifact, evidence=tuple(refs),
+        detail=(f"the last error is at line {err.line}" + (f" ({err.ts.isoformat()})" if err.ts else "")
+                + f"; the file ends at line {last.end_line}"),
+        first_seen=err.ts, last_seen=last.ts, analyzer=analyzer,
+        data={"kind": "stops", "line": err.line, "last_line": last.end_line})
+
+
+def _human(sec: float) -> str:
+    if sec < 120:
+        return f"{sec:.0f} s"
+    if sec < 7200:
+        return f"{sec / 60:.0f} min"
+    if sec < 172800:
+        return f"{sec / 3600:.1f} h"
+    return f"{sec / 86400:.1f} days"

@@ -1,0 +1,295 @@
+"""The ``logs.evtx`` analyzer: Windows event logs through the Rust-backed ``evtx`` package.
+
+Every chunk is read (also past a header chunk count that is too low, as in
+dirty files); a chunk or record that does not parse is counted, skipped and
+reported as a warning.  Event data fields are kept.
+
+Findings (codes documented in docs/logs.md):
+
+``EVTX.SERVICE_CRASH``       7031 / 7034 from the Service Control Manager, per service
+``EVTX.APP_CRASH``           1000 (crash), 1002 (hang), 1001 (WER report) per app + faulting module
+``EVTX.UNEXPECTED_SHUTDOWN`` 6008 (EventLog), 41 (Kernel-Power)
+``EVTX.DISK_ERROR``          7, 51, 153 (disk drivers), 55 (NTFS)
+``EVTX.TOP_ERRORS``          critical/error events ranked by provider and event id
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from backline.analyzers.base import AnalysisContext, Analyzer, Output
+from backline.errors import FormatError
+from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Finding, Severity, TsQuality
+
+NAME = "logs.evtx"
+MAX_TOP_ERRORS = 10
+EXAMPLES = 3
+
+#: Windows event levels -> severity (0 = LogAlways / audit, taken as info).
+LEVELS = {0: Severity.INFO, 1: Severity.CRITICAL, 2: Severity.HIGH, 3: Severity.MEDIUM,
+          4: Severity.INFO, 5: Severity.INFO}
+_DISK_PROVIDER = re.compile(r"disk|atapi|ahci|nvme|iastor|storport|scsi|stor", re.I)
+_CHUNK = re.compile(r"chunk number (\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class EvtxRecord:
+    """One event, reduced to what the findings use; ``data`` keeps all event data fields."""
+
+    record_id: int
+    ts: datetime | None
+    provider: str
+    event_id: int
+    level: int
+    channel: str
+    computer: str
+    data: dict[str, Any] | list[Any]
+
+    def values(self) -> list[str]:
+        """Event data values in order (named or not)."""
+        d = self.data
+        if isinstance(d, dict):
+            return [str(v) for v in d.values()]
+        return [str(v) for v in d]
+
+    def field(self, name: str, index: int) -> str:
+        """A named event data field, or the ``index``-th unnamed one ('' when absent)."""
+        d = self.data
+        if isinstance(d, dict):
+            v = d.get(name)
+            if v is None:
+                vals = list(d.values())
+                v = vals[index] if index < len(vals) else ""
+            return "" if v is None else str(v)
+        return str(d[index]) if index < len(d) and d[index] is not None else ""
+
+
+def _event_data(ev: dict[str, Any]) -> dict[str, Any] | list[Any]:
+    ed = ev.get("EventData") or ev.get("UserData") or {}
+    if not isinstance(ed, dict):
+        return [ed]
+    data = ed.get("Data", ed)
+    if isinstance(data, dict) and "#text" in data and len(data) <= 2:
+        t = data["#text"]
+        return t if isinstance(t, list) else [t]
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if not k.startswith("#")}
+    if isinstance(data, list):
+        out: dict[str, Any] = {}
+        plain: list[Any] = []
+        for item in data:
+            if isinstance(item, dict) and "#attributes" in item:
+                out[str(item["#attributes"].get("Name", len(out)))] = item.get("#text")
+            else:
+                plain.append(item)
+        return out if out and not plain else plain or list(out.values())
+    return [data]
+
+
+def _parse(raw: dict[str, Any]) -> EvtxRecord:
+    ev = json.loads(raw["data"])["Event"]
+    sysd = ev.get("System", {})
+    eid = sysd.get("EventID")
+    eid = eid.get("#text") if isinstance(eid, dict) else eid
+    prov = sysd.get("Provider", {}).get("#attributes", {})
+    tc = sysd.get("TimeCreated", {}).get("#attributes", {}).get("SystemTime")
+    ts = None
+    if tc:
+        try:
+            ts = datetime.fromisoformat(tc.replace("Z", "+00:00"))
+        except ValueError:
+            ts = None
+    return EvtxRecord(int(raw.get("event_record_id") or sysd.get("EventRecordID") or 0), ts,
+                      str(prov.get("Name") or prov.get("EventSourceName") or ""), int(eid or 0),
+                      int(sysd.get("Level") or 0), str(sysd.get("Channel") or ""),
+                      str(sysd.get("Computer") or ""), _event_data(ev))
+
+
+def read_evtx(path: str | Path, artifact: str, problems: list[str]) -> Iterator[EvtxRecord]:
+    """Every readable record of an .evtx file; unreadable chunks / records go to ``problems``."""
+    try:
+        import evtx
+    except ImportError as exc:  # pragma: no cover - dependency is declared
+        raise FormatError("the 'evtx' package is not installed", artifact=artifact) from exc
+    try:
+        parser = evtx.PyEvtxParser(str(path))
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise FormatError(f"not a readable EVTX file: {exc}", artifact=artifact, locator="offset:0") from exc
+    it = parser.records_json()
+    while True:
+        try:
+            raw = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # the evtx package raises RuntimeError per bad chunk/record
+            problems.append(str(exc).splitlines()[0][:300])
+            if len(problems) > 100_000:
+                return
+            continue
+        try:
+            yield _parse(raw)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            problems.append(f"record {raw.get('event_record_id')}: {exc}")
+
+
+@dataclass(slots=True)
+class _Group:
+    count: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    refs: list[EvidenceRef] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, rec: EvtxRecord, artifact: str, excerpt: str) -> None:
+        self.count += 1
+        if rec.ts and (self.first is None or rec.ts < self.first):
+            self.first = rec.ts
+        if rec.ts and (self.last is None or rec.ts > self.last):
+            self.last = rec.ts
+        if len(self.refs) < EXAMPLES:
+            self.refs.append(EvidenceRef.record(artifact, rec.record_id, excerpt[:500]))
+
+
+def _summary(rec: EvtxRecord) -> str:
+    vals = [v for v in rec.values() if v and v != "None"][:8]
+    return f"{rec.provider} {rec.event_id}: " + "; ".join(v[:80] for v in vals)
+
+
+def _classify(rec: EvtxRecord) -> tuple[str, tuple[str, ...], dict[str, Any]] | None:
+    """(code, group key, data) for events with a dedicated finding, else None."""
+    p, e = rec.provider, rec.event_id
+    pl = p.lower()
+    if e in (7031, 7034) and "service control manager" in pl:
+        svc = rec.field("param1", 0)
+        return "EVTX.SERVICE_CRASH", (svc,), {"service": svc, "event_id": e}
+    if e == 1000 and pl == "application error":
+        d = {"app": rec.field("AppName", 0), "app_version": rec.field("AppVersion", 1),
+             "module": rec.field("ModuleName", 3), "module_version": rec.field("ModuleVersion", 4),
+             "exception_code": rec.field("ExceptionCode", 6), "offset": rec.field("FaultingOffset", 7),
+             "kind": "crash", "event_id": e}
+        return "EVTX.APP_CRASH", ("crash", d["app"], d["module"], d["module_version"]), d
+    if e == 1002 and pl == "application hang":
+        d = {"app": rec.field("AppName", 0), "app_version": rec.field("AppVersion", 1),
+             "module": "", "module_version": "", "kind": "hang", "event_id": e}
+        return "EVTX.APP_CRASH", ("hang", d["app"]), d
+    if e == 1001 and pl == "windows error reporting":
+        vals = rec.values()
+        ev_name = vals[2] if len(vals) > 2 else ""
+        if ev_name.upper() in ("APPCRASH", "BEX", "BEX64", "APPHANGB1", "APPHANGXPROC", "CLR20R3", "MOAPPCRASH"):
+            d = {"app": vals[5] if len(vals) > 5 else "", "app_version": vals[6] if len(vals) > 6 else "",
+                 "module": vals[8] if len(vals) > 8 else "", "module_version": vals[9] if len(vals) > 9 else "",
+                 "kind": "wer:" + ev_name, "event_id": e}
+            return "EVTX.APP_CRASH", ("wer", d["app"], d["module"]), d
+        return None
+    if e == 6008 and pl == "eventlog":
+        return "EVTX.UNEXPECTED_SHUTDOWN", ("6008",), {"event_id": e}
+    if e == 41 and "kernel-power" in pl:
+        return "EVTX.UNEXPECTED_SHUTDOWN", ("41",), {"event_id": e}
+    if (e in (7, 51, 153) and _DISK_PROVIDER.search(p)) or (e == 55 and "ntfs" in pl):
+        return "EVTX.DISK_ERROR", (p, str(e)), {"provider": p, "event_id": e}
+    return None
+
+
+_TITLES = {
+    "EVTX.SERVICE_CRASH": lambda d, n: f"service {d['service'] or '?'} terminated unexpectedly ({n}x)",
+    "EVTX.APP_CRASH": lambda d, n: (f"{d['app'] or '?'} {d['app_version']} {d['kind']} ({n}x)"
+                                    + (f" in {d['module']} {d['module_version']}" if d.get("module") else "")),
+    "EVTX.UNEXPECTED_SHUTDOWN": lambda d, n: f"unexpected shutdown (event {d['event_id']}, {n}x)",
+    "EVTX.DISK_ERROR": lambda d, n: f"disk/file system error: {d['provider']} event {d['event_id']} ({n}x)",
+}
+_SEVERITY = {"EVTX.SERVICE_CRASH": Severity.HIGH, "EVTX.APP_CRASH": Severity.HIGH,
+             "EVTX.UNEXPECTED_SHUTDOWN": Severity.HIGH, "EVTX.DISK_ERROR": Severity.CRITICAL}
+
+
+def analyze_evtx(path: str | Path, artifact: str, ctx: AnalysisContext) -> Iterator[Output]:
+    """Analyze one .evtx file (see module docstring)."""
+    problems: list[str] = []
+    special: dict[tuple[str, tuple[str, ...]], _Group] = {}
+    errors: dict[tuple[str, int], _Group] = {}
+    events: list[Event] = []
+    dropped = 0
+    n = 0
+    first = last = None
+    providers: dict[str, int] = {}
+    channels: dict[str, int] = {}
+    computers: dict[str, int] = {}
+    for rec in read_evtx(path, artifact, problems):
+        n += 1
+        providers[rec.provider] = providers.get(rec.provider, 0) + 1
+        channels[rec.channel] = channels.get(rec.channel, 0) + 1
+        computers[rec.computer] = computers.get(rec.computer, 0) + 1
+        if rec.ts:
+            first = rec.ts if first is None or rec.ts < first else first
+            last = rec.ts if last is None or rec.ts > last else last
+        sev = LEVELS.get(rec.level, Severity.INFO)
+        summary = _summary(rec)
+        cls = _classify(rec)
+        if cls is not None:
+            code, key, data = cls
+            g = special.setdefault((code, key), _Group(data=data))
+            g.add(rec, artifact, summary)
+            sev = max(sev, _SEVERITY[code])
+        if rec.level in (1, 2):
+            errors.setdefault((rec.provider, rec.event_id), _Group()).add(rec, artifact, summary)
+        if sev >= Severity.MEDIUM:
+            if len(events) < ctx.max_events:
+                kind = cls[0].lower() if cls else ("evtx.critical" if sev >= Severity.CRITICAL else
+                                                   "evtx.error" if sev >= Severity.HIGH else "evtx.warning")
+                events.append(Event(rec.ts, artifact, kind, summary[:300], sev,
+                                    EvidenceRef.record(artifact, rec.record_id, summary[:500]),
+                                    TsQuality.EXACT if rec.ts else TsQuality.NONE, NAME))
+            else:
+                dropped += 1
+    bad_chunks = sorted({int(m.group(1)) for p in problems if (m := _CHUNK.search(p))})
+    if problems:
+        ctx.warn(f"{artifact}: {len(bad_chunks)} bad chunk(s) and "
+                 f"{len(problems) - len(bad_chunks)} bad record(s) skipped; first: {problems[0][:200]}")
+    yield from events
+    for (code, _key), g in sorted(special.items(), key=lambda kv: (kv[0][0], -kv[1].count)):
+        yield Finding(code=code, title=_TITLES[code](g.data, g.count), severity=_SEVERITY[code],
+                      artifact=artifact, evidence=tuple(g.refs), count=g.count, first_seen=g.first,
+                      last_seen=g.last, analyzer=NAME, data=dict(g.data),
+                      detail=f"{g.count} event(s) from {g.first} to {g.last}")
+    ranked = sorted(errors.items(), key=lambda kv: (-kv[1].count, kv[0]))
+    for rank, ((prov, eid), g) in enumerate(ranked[:MAX_TOP_ERRORS], 1):
+        yield Finding(code="EVTX.TOP_ERRORS", title=f"#{rank}: {prov} event {eid} ({g.count}x)",
+                      severity=Severity.MEDIUM, artifact=artifact, evidence=tuple(g.refs), count=g.count,
+                      first_seen=g.first, last_seen=g.last, analyzer=NAME,
+                      data={"provider": prov, "event_id": eid, "rank": rank},
+                      detail=f"error/critical events ranked by provider and event id; {len(errors)} kinds in all")
+    yield Fact("evtx.records", n, artifact, NAME)
+    yield Fact("evtx.bad_chunks", len(bad_chunks), artifact, NAME)
+    yield Fact("evtx.bad_records", len(problems) - len(bad_chunks), artifact, NAME)
+    yield Fact("evtx.time_range", {"start": first.isoformat() if first else None,
+                                   "end": last.isoformat() if last else None}, artifact, NAME)
+    yield Fact("evtx.providers", dict(sorted(providers.items(), key=lambda kv: -kv[1])[:20]), artifact, NAME)
+    yield Fact("evtx.channels", channels, artifact, NAME)
+    yield Fact("evtx.computers", computers, artifact, NAME)
+    yield Fact("evtx.events_dropped", dropped, artifact, NAME)
+
+
+class LogsEvtxAnalyzer(Analyzer):
+    """Windows event logs (.evtx): crashes, shutdowns, disk errors, top errors."""
+
+    name = NAME
+    version = "1"
+    consumes = frozenset({ArtifactKind.EVTX})
+    emits = frozenset({"EVTX.SERVICE_CRASH", "EVTX.APP_CRASH", "EVTX.UNEXPECTED_SHUTDOWN", "EVTX.DISK_ERROR",
+                       "EVTX.TOP_ERRORS", "evtx.records", "evtx.bad_chunks", "evtx.bad_records",
+                       "evtx.time_range", "evtx.providers", "evtx.channels", "evtx.computers",
+                       "evtx.events_dropped"})
+    description = "Windows event logs: service/app crashes, unexpected shutdowns, disk errors, top errors."
+
+    def applies_to(self, artifact: Artifact) -> bool:
+        """Readable artifacts of the right kind that hold at least one byte."""
+        return super().applies_to(artifact) and artifact.size > 0
+
+    def analyze(self, artifact: Artifact, ctx: AnalysisContext) -> Iterator[Output]:
+        assert artifact.local_path is not None
+        yield from analyze_evtx(artifact.local_path, artifact.path, ctx)

@@ -1,0 +1,165 @@
+"""The ``logs.text`` analyzer: any text log in, findings, timeline events and facts out.
+
+One streaming pass: records are read (:mod:`.records`), their messages mined
+in blocks (:mod:`.miner`), accounted (:mod:`.stats`) and, when the context
+has a work folder, written to ``<work_dir>/records.parquet``.  Findings come
+from :mod:`.anomalies`.  Facts:
+
+``log.lines`` ``log.records`` ``log.encoding`` ``log.format`` ``log.templates``
+``log.time_range`` ``log.levels`` ``log.binary_lines`` ``log.long_lines``
+``log.ts_backwards`` ``log.events_dropped`` ``log.stack_trace`` ``log.parquet``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from backline.analyzers.base import AnalysisContext, Analyzer, Output
+from backline.analyzers.logs import anomalies
+from backline.analyzers.logs.miner import TemplateMiner, template_id
+from backline.analyzers.logs.reader import open_log
+from backline.analyzers.logs.records import LogRecord, read_records, stack_trace_kind
+from backline.analyzers.logs.stats import LogStats, TemplateStats
+from backline.analyzers.logs.timestamps import file_year
+from backline.analyzers.logs.store import RecordWriter
+from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Severity, TsQuality
+
+NAME = "logs.text"
+_LABEL = {s: s.label for s in Severity}
+_QVAL = {q: q.value for q in TsQuality}
+BLOCK = 4096
+MAX_STACK_TRACES = 200
+MAX_TRACE_TEXT = 64 * 1024
+
+FINDING_CODES = frozenset({"LOG.ERROR_TEMPLATE", "LOG.FIRST_ERROR", "LOG.BURST", "LOG.RARE_TEMPLATE",
+                           "LOG.NEW_TEMPLATE", "LOG.SILENCE"})
+FACT_NAMES = frozenset({"log.lines", "log.records", "log.encoding", "log.format", "log.templates",
+                        "log.time_range", "log.levels", "log.binary_lines", "log.long_lines",
+                        "log.ts_backwards", "log.events_dropped", "log.stack_trace", "log.parquet"})
+
+
+def _event(artifact: str, rec: LogRecord) -> Event:
+    sev = rec.severity
+    kind = "log.critical" if sev >= Severity.CRITICAL else "log.error" if sev >= Severity.HIGH else "log.warning"
+    head = rec.text.split("\n", 1)[0]
+    return Event(ts=rec.ts, artifact=artifact, kind=kind, summary=rec.message[:300] or head[:300],
+                 severity=sev, ref=EvidenceRef.line(artifact, rec.line, head[:500]),
+                 ts_quality=rec.ts_quality, analyzer=NAME)
+
+
+def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> Iterator[Output]:
+    """Analyze one text log file; yields Events, Findings and Facts (see module docstring)."""
+    src = open_log(path, display=artifact)
+    default_year = file_year(str(path))   # syslog / logcat stamps have no year
+    tz = ctx.tz if isinstance(ctx.tz, ZoneInfo) else ZoneInfo("UTC")
+    miner = TemplateMiner()
+    stats = LogStats()
+    writer = RecordWriter(Path(ctx.work_dir) / "records.parquet", artifact) if ctx.work_dir else None
+    events: list[Event] = []
+    dropped = 0
+    traces: list[Fact] = []
+    batch: list[LogRecord] = []
+    size = Path(path).stat().st_size or 1
+
+    def flush() -> None:
+        nonlocal dropped
+        shapes = miner.add_block([r.message for r in batch])
+        for rec, shape in zip(batch, shapes):
+            stats.add(rec, shape)
+            if rec.severity >= Severity.MEDIUM:
+                if len(events) < ctx.max_events:
+                    events.append(_event(artifact, rec))
+                else:
+                    dropped += 1
+            if rec.multiline and len(traces) < MAX_STACK_TRACES:
+                kind = stack_trace_kind(rec.text)
+                if kind:
+                    traces.append(Fact("log.stack_trace", {"line": rec.line, "kind": kind,
+                                                           "text": rec.text[:MAX_TRACE_TEXT]},
+                                       artifact, NAME))
+            if writer is not None:
+                writer.add_row((rec.ts, _QVAL[rec.ts_quality], artifact, rec.line, rec.end_line, rec.level,
+                                _LABEL[rec.severity], rec.component, rec.pid, rec.thread, rec.host, shape,
+                                rec.message[:4096]))
+        batch.clear()
+        if ctx.progress is not None:
+            ctx.progress(min(1.0, src.stats.bytes_read / size))
+
+    for rec in read_records(src, tz=tz, default_year=default_year):
+        batch.append(rec)
+        if len(batch) >= BLOCK:
+            flush()
+    if batch:
+        flush()
+    fmt_name = src.format_name
+
+    # final templates: shapes that ended in the same template are joined
+    by_tpl: dict[str, TemplateStats] = {}
+    shape_map: dict[int, tuple[str, str]] = {}
+    for shape, st in stats.shapes.items():
+        tpl = miner.template_of_shape(shape)
+        tid = template_id(tpl)
+        shape_map[shape] = (tid, tpl)
+        agg = by_tpl.get(tpl)
+        if agg is None:
+            agg = by_tpl[tpl] = TemplateStats(tpl, tid, first_line=st.first_line)
+        agg.merge(st)
+    tpls = list(by_tpl.values())
+
+    for w in src.stats.warnings:
+        ctx.warn(f"{artifact}: {w}")
+    if stats.ts_backwards:
+        ctx.warn(f"{artifact}: time went backwards {stats.ts_backwards} time(s)")
+    if src.stats.lines == 0:
+        ctx.warn(f"{artifact}: empty file")
+    elif src.stats.binary_lines * 2 > src.stats.lines:
+        ctx.warn(f"{artifact}: mostly binary ({src.stats.binary_lines} of {src.stats.lines} lines)"
+                 " - is this really a text log?")
+
+    yield from events
+    yield from anomalies.error_templates(artifact, tpls, NAME)
+    yield from anomalies.first_error(artifact, stats, NAME)
+    yield from anomalies.bursts(artifact, tpls, stats, NAME)
+    yield from anomalies.rare_templates(artifact, tpls, stats, NAME)
+    yield from anomalies.new_templates(artifact, tpls, stats, NAME)
+    yield from anomalies.silences(artifact, stats, NAME)
+    yield from anomalies.logging_stops(artifact, stats, NAME)
+    yield from traces
+
+    rs = src.stats
+    yield Fact("log.lines", rs.lines, artifact, NAME)
+    yield Fact("log.records", stats.records, artifact, NAME)
+    yield Fact("log.encoding", rs.encoding, artifact, NAME)
+    yield Fact("log.format", fmt_name, artifact, NAME)
+    yield Fact("log.templates", len(tpls), artifact, NAME)
+    yield Fact("log.levels", {s.label: c for s, c in sorted(stats.severity_counts.items())}, artifact, NAME)
+    yield Fact("log.time_range", {"start": stats.first_ts.isoformat() if stats.first_ts else None,
+                                  "end": stats.last_ts.isoformat() if stats.last_ts else None,
+                                  "records_with_ts": stats.with_ts}, artifact, NAME)
+    yield Fact("log.binary_lines", rs.binary_lines, artifact, NAME)
+    yield Fact("log.long_lines", rs.long_lines, artifact, NAME)
+    yield Fact("log.ts_backwards", stats.ts_backwards, artifact, NAME)
+    yield Fact("log.events_dropped", dropped, artifact, NAME)
+    if writer is not None:
+        out = writer.close(shape_map)
+        yield Fact("log.parquet", str(out), artifact, NAME)
+
+
+class LogsTextAnalyzer(Analyzer):
+    """Text logs: records, templates, timeline events and findings."""
+
+    name = NAME
+    version = "1"
+    consumes = frozenset({ArtifactKind.TEXT_LOG})
+    emits = FINDING_CODES | FACT_NAMES
+    description = "Reads any text log: records, templates, error/burst/rare/new/silence findings."
+
+    def applies_to(self, artifact: Artifact) -> bool:
+        """Readable artifacts of the right kind that hold at least one byte."""
+        return super().applies_to(artifact) and artifact.size > 0
+
+    def analyze(self, artifact: Artifact, ctx: AnalysisContext) -> Iterator[Output]:
+        assert artifact.local_path is not None
+        yield from analyze_text_log(artifact.local_path, artifact.path, ctx)

@@ -1,0 +1,250 @@
+"""Run analyzers over artifacts, in parallel, with failures isolated.
+
+Every (artifact, analyzer) pair is one task.  A task that raises becomes an
+:class:`AnalyzerRun` with ``status=failed``, the reason and the traceback;
+the run goes on.  With ``jobs > 1`` tasks run in a process pool; a worker
+that dies outright (a crash inside a native library) fails only the task it
+was running, the pool is rebuilt and the remaining tasks continue.
+
+Every artifact ends up with at least one run record: the analyzers that
+applied, or a ``skipped`` record saying why nothing ran (unreadable file, no
+analyzer for its kind).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+from zoneinfo import ZoneInfo
+
+from backline.analyzers.base import AnalysisContext, Analyzer
+from backline.model import AnalyzerRun, Artifact, Event, Fact, Finding, RunStatus
+
+#: Most events kept per task; the rest are counted in a warning.
+DEFAULT_MAX_EVENTS = 20_000
+#: Most findings kept per task (a runaway analyzer cannot flood the report).
+MAX_FINDINGS = 2_000
+MAX_FACTS = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Picklable settings every task gets (turned into an AnalysisContext in the worker)."""
+
+    tz: str = "UTC"
+    work_dir: str | None = None
+    symbol_paths: tuple[str, ...] = ()
+    binary_paths: tuple[str, ...] = ()
+    options: tuple[tuple[str, object], ...] = ()
+    max_events: int = DEFAULT_MAX_EVENTS
+
+
+@dataclass(slots=True)
+class TaskResult:
+    run: AnalyzerRun
+    events: list[Event] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunnerOutput:
+    runs: list[AnalyzerRun] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
+
+    def add(self, r: TaskResult) -> None:
+        self.runs.append(r.run)
+        self.events.extend(r.events)
+        self.findings.extend(r.findings)
+        self.facts.extend(r.facts)
+
+
+def _safe_name(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    return keep[-80:] or "artifact"
+
+
+def run_task(cls: type[Analyzer], artifact: Artifact, settings: RunSettings, index: int = 0) -> TaskResult:
+    """Run one analyzer on one artifact; never raises (except KeyboardInterrupt)."""
+    started = time.perf_counter()
+    work_dir = None
+    if settings.work_dir:
+        work_dir = Path(settings.work_dir) / f"{index:05d}-{_safe_name(cls.name)}-{_safe_name(artifact.name)}"
+        work_dir.mkdir(parents=True, exist_ok=True)
+    ctx = AnalysisContext(
+        tz=ZoneInfo(settings.tz),
+        work_dir=work_dir,
+        symbol_paths=tuple(Path(p) for p in settings.symbol_paths),
+        binary_paths=tuple(Path(p) for p in settings.binary_paths),
+        options=dict(settings.options),
+        max_events=settings.max_events,
+    )
+    result = TaskResult(run=AnalyzerRun(cls.name, cls.version, artifact.path, RunStatus.OK))
+    dropped = {"events": 0, "findings": 0, "facts": 0}
+    status, reason, tb = RunStatus.OK, "", ""
+    try:
+        analyzer = cls()
+        for item in analyzer.analyze(artifact, ctx):
+            if isinstance(item, Event):
+                if len(result.events) < settings.max_events:
+                    result.events.append(_stamp(item, cls.name))
+                else:
+                    dropped["events"] += 1
+            elif isinstance(item, Finding):
+                if len(result.findings) < MAX_FINDINGS:
+                    result.findings.append(_stamp(item, cls.name))
+                else:
+                    dropped["findings"] += 1
+            elif isinstance(item, Fact):
+                if len(result.facts) < MAX_FACTS:
+                    result.facts.append(_stamp(item, cls.name))
+                else:
+                    dropped["facts"] += 1
+            else:
+                raise TypeError(f"analyzer yielded {type(item).__name__}, expected Event, Finding or Fact")
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # failure isolation: this is data, not a crash
+        status = RunStatus.FAILED
+        reason = f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc(limit=30)
+    warnings = list(ctx.warnings)
+    for what, n in dropped.items():
+        if n:
+            warnings.append(f"{n} more {what} not kept (limit reached)")
+    result.run = AnalyzerRun(
+        analyzer=cls.name,
+        version=cls.version,
+        artifact=artifact.path,
+        status=status,
+        reason=reason,
+        traceback=tb,
+        duration_s=round(time.perf_counter() - started, 4),
+        events=len(result.events) + dropped["events"],
+        findings=len(result.findings) + dropped["findings"],
+        facts=len(result.facts) + dropped["facts"],
+        warnings=tuple(warnings),
+    )
+    return result
+
+
+def _stamp(item, analyzer_name: str):
+    """Fill in the analyzer name when the analyzer left it empty."""
+    if getattr(item, "analyzer", "x") == "":
+        from dataclasses import replace
+
+        return replace(item, analyzer=analyzer_name)
+    return item
+
+
+def _skipped(artifact: Artifact, analyzer: str, reason: str) -> TaskResult:
+    return TaskResult(run=AnalyzerRun(analyzer, "", artifact.path, RunStatus.SKIPPED, reason=reason))
+
+
+def plan(artifacts: Sequence[Artifact], analyzers: Sequence[type[Analyzer]]):
+    """Split into tasks to run and skipped records (one per artifact nothing applies to)."""
+    instances = [(cls, cls()) for cls in analyzers]
+    tasks: list[tuple[type[Analyzer], Artifact]] = []
+    skipped: list[TaskResult] = []
+    for art in artifacts:
+        if not art.readable:
+            why = "; ".join(art.problems) or "not readable"
+            skipped.append(_skipped(art, "intake", why))
+            continue
+        matched = False
+        for cls, inst in instances:
+            try:
+                ok = inst.applies_to(art)
+            except Exception as exc:  # an applies_to bug must not stop the run
+                skipped.append(TaskResult(run=AnalyzerRun(
+                    cls.name, cls.version, art.path, RunStatus.FAILED,
+                    reason=f"applies_to raised {type(exc).__name__}: {exc}",
+                    traceback=traceback.format_exc(limit=10))))
+                continue
+            if ok:
+                tasks.append((cls, art))
+                matched = True
+        if not matched:
+            skipped.append(_skipped(art, "(none)", f"no analyzer for kind '{art.kind.value}'"))
+    return tasks, skipped
+
+
+ProgressFn = Callable[[str, int, int], None]   # (description, done, total)
+
+
+def run_all(
+    artifacts: Sequence[Artifact],
+    analyzers: Sequence[type[Analyzer]],
+    settings: RunSettings,
+    *,
+    jobs: int = 1,
+    progress: ProgressFn | None = None,
+) -> RunnerOutput:
+    """Run every applicable analyzer on every artifact."""
+    tasks, skipped = plan(artifacts, analyzers)
+    out = RunnerOutput()
+    for s in skipped:
+        out.add(s)
+    total = len(tasks)
+    done = 0
+
+    def tick(desc: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(desc, done, total)
+
+    if jobs <= 1 or total <= 1:
+        for i, (cls, art) in enumerate(tasks):
+            out.add(run_task(cls, art, settings, i))
+            tick(f"{cls.name} {art.path}")
+        return out
+
+    pending = list(enumerate(tasks))
+    # Longest first keeps both workers busy to the end.
+    pending.sort(key=lambda it: -(it[1][1].size or 0))
+    while pending:
+        with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or jobs)) as pool:
+            futures: dict[Future, tuple[int, tuple[type[Analyzer], Artifact]]] = {}
+            for item in pending:
+                futures[pool.submit(run_task, item[1][0], item[1][1], settings, item[0])] = item
+            pending = []
+            broken = False
+            remaining = set(futures)
+            while remaining:
+                finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    idx, (cls, art) = futures[fut]
+                    try:
+                        out.add(fut.result())
+                        tick(f"{cls.name} {art.path}")
+                    except BrokenProcessPool:
+                        broken = True
+                        pending.append((idx, (cls, art)))
+            if broken:
+                # The pool died under some task.  Run the unfinished ones one by
+                # one in fresh single-worker pools so the culprit is identified.
+                for idx, (cls, art) in pending:
+                    out.add(_run_isolated(cls, art, settings, idx))
+                    tick(f"{cls.name} {art.path}")
+                pending = []
+    return out
+
+
+def _run_isolated(cls: type[Analyzer], art: Artifact, settings: RunSettings, idx: int) -> TaskResult:
+    try:
+        with ProcessPoolExecutor(max_workers=1) as pool:
+            return pool.submit(run_task, cls, art, settings, idx).result()
+    except BrokenProcessPool:
+        return TaskResult(run=AnalyzerRun(
+            cls.name, cls.version, art.path, RunStatus.FAILED,
+            reason="the analyzer's worker process died (crash in native code or out of memory)"))
+

@@ -1,0 +1,185 @@
+"""``backline analyze``: the main job."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from backline.errors import BacklineError, NothingReadable, UsageError
+from backline.model import Severity
+
+FORMATS = ("text", "json", "html", "md")
+
+
+def _err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    _err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+class _Progress:
+    """Rich progress bar on a TTY, plain lines otherwise (both on stderr)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.console = _err_console()
+        self.tty = self.console.is_terminal
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        if self.tty and not self.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TextColumn("{task.fields[item]}"),
+                                console=self.console, transient=True)
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def intake(self, message: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task("Reading evidence", total=None, item="")
+            self.bar.update(self.task, item=message[-60:])
+        else:
+            pass  # intake is quick per file; plain mode reports the analysis steps only
+
+    def analysis(self, desc: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            if self.task is None or self.bar.tasks[self.task].description != "Analysing":
+                if self.task is not None:
+                    self.bar.remove_task(self.task)
+                self.task = self.bar.add_task("Analysing", total=total, item="")
+            self.bar.update(self.task, completed=done, total=total, item=desc[-60:])
+        else:
+            self.console.print(f"[{done}/{total}] {desc}", markup=False, highlight=False)
+
+
+def analyze_cmd(
+    paths: List[Path] = typer.Argument(..., help="Files, folders or archives (zip, tar, tar.gz/bz2/xz/zst, gz...)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder to write report files into."),
+    fmt: List[str] = typer.Option(
+        [], "--format", "-f",
+        help="Report format: text (terminal), json, html, md. Repeatable. Default: text, plus json, html "
+             "and md files when --out is given."),
+    tz: str = typer.Option("UTC", "--tz", help="Time zone for log timestamps that carry none (IANA name)."),
+    jobs: int = typer.Option(min(2, os.cpu_count() or 1), "--jobs", "-j", help="Parallel worker processes."),
+    fail_on: Optional[str] = typer.Option(
+        None, "--fail-on", help="Exit 1 when a finding at or above this severity exists "
+                                "(info, low, medium, high, critical)."),
+    symbols: List[Path] = typer.Option([], "--symbols", help="Breakpad symbol folder (repeatable)."),
+    binaries: List[Path] = typer.Option([], "--binaries", help="Folder with executables/libraries for cores (repeatable)."),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not copy evidence into the evidence store."),
+    keep_work: Optional[Path] = typer.Option(None, "--work-dir", help="Keep extracted files and analyzer outputs here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Analyse a customer's evidence and report what is wrong.
+
+    Examples:
+
+      backline analyze bundle.zip
+
+      backline analyze logs/ dumps/app.dmp --out report/ --tz Europe/Berlin
+
+      backline analyze bundle.tar.gz --format json > result.json
+
+      backline analyze bundle.zip --fail-on high   # exit 1 when a high or critical finding exists
+
+    Exit codes: 0 analysed; 1 analysed and a finding at or above --fail-on exists;
+    2 usage error or nothing readable.
+    """
+    from backline.pipeline import AnalyzeOptions, analyze, check_tz
+    from backline.storage.blobs import BlobStore
+
+    formats = [f.lower() for f in fmt]
+    for f in formats:
+        if f not in FORMATS:
+            _fail(f"unknown --format {f!r}; use one of {', '.join(FORMATS)}")
+    if not formats:
+        formats = ["text", "json", "html", "md"] if out else ["text"]
+    threshold = None
+    if fail_on:
+        try:
+            threshold = Severity.parse(fail_on)
+        except ValueError as exc:
+            _fail(str(exc))
+    missing = [str(p) for p in paths if not os.path.lexists(p)]
+    if missing:
+        _fail(f"no such file or folder: {', '.join(missing)}")
+    try:
+        check_tz(tz)
+    except UsageError as exc:
+        _fail(str(exc))
+    if jobs < 1:
+        _fail("--jobs must be at least 1")
+    for d in list(symbols) + list(binaries):
+        if not d.is_dir():
+            _fail(f"not a folder: {d}")
+
+    options = AnalyzeOptions(
+        work_dir=keep_work, tz=tz, jobs=jobs, store=None if no_store else BlobStore(),
+        symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
+    )
+    try:
+        with _Progress(quiet) as prog:
+            result = analyze(paths, options, intake_progress=prog.intake, progress=prog.analysis)
+    except NothingReadable as exc:
+        _fail(str(exc))
+    except UsageError as exc:
+        _fail(str(exc))
+    except BacklineError as exc:
+        _fail(str(exc))
+
+    from backline.report import build_report, render_json, render_markdown, render_html, render_text, write_reports
+
+    report = build_report(result)
+    machine_to_stdout = out is None and any(f != "text" for f in formats)
+    if "text" in formats:
+        console = Console(stderr=machine_to_stdout, highlight=False)
+        render_text(report, console)
+    if out is not None:
+        file_formats = [f for f in formats if f != "text"]
+        if file_formats:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                _fail(f"cannot create {out}: {exc.strerror}")
+            written = write_reports(report, out, file_formats)
+            c = Console(stderr=True, highlight=False)
+            for kind, path in written.items():
+                c.print(f"{kind.upper():5} report: {path}", markup=False)
+    else:
+        for f in formats:
+            if f == "json":
+                sys.stdout.write(render_json(report) + "\n")
+            elif f == "md":
+                sys.stdout.write(render_markdown(report) + "\n")
+            elif f == "html":
+                sys.stdout.write(render_html(report) + "\n")
+
+    readable = [a for a in result.artifacts if a.readable]
+    if not readable:
+        _fail("nothing readable in the given evidence", 2)
+    if threshold is not None and any(fd.severity >= threshold for fd in result.findings):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("analyze")(analyze_cmd)

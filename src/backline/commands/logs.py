@@ -1,0 +1,365 @@
+"""``backline logs``: read logs, mine templates, query the record store.
+
+Examples::
+
+    backline logs app.log other.log.gz --level warning --since 2024-05-01T10:00
+    backline logs app.log --grep 'timeout|refused' --template T5e2ad1d5
+    backline logs templates app.log --per-line lines.csv
+    backline logs query app.log "SELECT level, count(*) FROM records GROUP BY 1"
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from contextlib import contextmanager
+import heapq
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from typer.core import TyperGroup
+
+from backline.analyzers.base import AnalysisContext
+from backline.analyzers.logs.formats import detect_format
+from backline.analyzers.logs.miner import TemplateMiner, template_id
+from backline.analyzers.logs.reader import open_log
+from backline.analyzers.logs.records import LogRecord, read_records
+from backline.analyzers.logs.store import default_store_dir, query
+from backline.analyzers.logs.timestamps import TsParser, file_year
+from backline.errors import BacklineError, UsageError
+from backline.model import Severity
+
+BLOCK = 8192
+
+
+class _DefaultGroup(TyperGroup):
+    """``backline logs FILE...`` runs the hidden ``show`` command."""
+
+    def parse_args(self, ctx, args):  # type: ignore[override]
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_DefaultGroup, no_args_is_help=True, help=(
+    "Read text logs: records merged by time, templates, SQL over the records.\n\n"
+    "Examples:\n\n"
+    "  backline logs app.log other.log.gz --level warning --since 2024-05-01T10:00\n\n"
+    "  backline logs templates app.log --per-line lines.csv\n\n"
+    "  backline logs query app.log \"SELECT level, count(*) FROM records GROUP BY 1\""))
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {tz!r} (use e.g. UTC, Europe/Berlin)") from None
+
+
+def _when(text: str | None, tz: ZoneInfo, what: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not an ISO date/time (e.g. 2024-05-01T10:00)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=tz)
+    return dt.astimezone(timezone.utc)
+
+
+def _check_files(files: list[Path]) -> None:
+    for f in files:
+        if not f.is_file():
+            raise UsageError(f"{f}: no such file")
+
+
+# -- backline logs FILE... ------------------------------------------------------
+@app.command("show", hidden=True)
+def show(
+    files: list[Path] = typer.Argument(..., help="Log files (plain or .gz/.bz2/.xz/.zst)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only records at or after this time (ISO)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Only records before this time (ISO)."),
+    level: Optional[str] = typer.Option(None, "--level", help="Minimum level: info, notice, warning, error, critical."),
+    grep: Optional[str] = typer.Option(None, "--grep", help="Regular expression the record must contain."),
+    template: Optional[str] = typer.Option(None, "--template", help="Only records of this template id."),
+    tz: str = typer.Option("UTC", "--tz", help="Zone of timestamps without an offset."),
+    limit: int = typer.Option(0, "--limit", help="Stop after this many records (0 = all)."),
+) -> None:
+    """Print matching records of several files, merged by time."""
+    try:
+        _check_files(files)
+        zone = _zone(tz)
+        t0, t1 = _when(since, zone, "--since"), _when(until, zone, "--until")
+        min_sev = Severity.parse(level) if level else None
+        rx = re.compile(grep) if grep else None
+        miners: dict[Path, TemplateMiner] = {}
+        if template:
+            for f in (f for f in files if not _is_evtx(f)):
+                m = miners[f] = TemplateMiner()
+                for recs in _blocks(read_records(open_log(f), tz=zone, default_year=file_year(str(f)))):
+                    m.add_block([r.message for r in recs])
+
+        def stream(f: Path, idx: int) -> Iterator[tuple[float, int, int, str, LogRecord]]:
+            last = 0.0
+            recs = _evtx_records(f) if _is_evtx(f) else read_records(open_log(f), tz=zone,
+                                                                    default_year=file_year(str(f)))
+            for rec in recs:
+                if rec.ts is not None:
+                    last = rec.ts.timestamp()
+                yield last, idx, rec.line, str(f), rec
+
+        shown = 0
+        for _, _, _, name, rec in heapq.merge(*(stream(f, i) for i, f in enumerate(files))):
+            if t0 and (rec.ts is None or rec.ts < t0):
+                continue
+            if t1 and (rec.ts is None or rec.ts >= t1):
+                continue
+            if min_sev is not None and rec.severity < min_sev:
+                continue
+            if rx and not rx.search(rec.text):
+                continue
+            if template and (Path(name) not in miners
+                             or template_id(miners[Path(name)].template(rec.message)) != template):
+                continue
+            ts = rec.ts.isoformat() if rec.ts else "-"
+            typer.echo(f"{name}:{rec.line} {ts} {rec.level or rec.severity.label} {rec.text}")
+            shown += 1
+            if limit and shown >= limit:
+                break
+    except re.error as exc:
+        _fail(UsageError(f"--grep: bad regular expression: {exc}"))
+    except (BacklineError, ValueError) as exc:
+        _fail(exc)
+    except BrokenPipeError:  # pragma: no cover - piping into head
+        sys.stderr.close()
+
+
+def _is_evtx(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"ElfFile\x00"
+
+
+def _evtx_records(path: Path) -> Iterator[LogRecord]:
+    """Windows events as records (line = event record id), in file order."""
+    from backline.analyzers.logs.evtx_analyzer import LEVELS, read_evtx
+    from backline.model import TsQuality
+
+    problems: list[str] = []
+    names = {1: "Critical", 2: "Error", 3: "Warning", 4: "Information", 5: "Verbose"}
+    for ev in read_evtx(path, str(path), problems):
+        vals = "; ".join(v[:120] for v in ev.values() if v and v != "None")[:2000]
+        msg = f"{ev.provider} {ev.event_id}: {vals}"
+        yield LogRecord(ev.record_id, ev.record_id, ev.ts, TsQuality.EXACT if ev.ts else TsQuality.NONE,
+                        names.get(ev.level, str(ev.level)), LEVELS.get(ev.level, Severity.INFO), ev.provider,
+                        "", "", ev.computer, msg, msg)
+    if problems:
+        typer.echo(f"warning: {path}: {len(problems)} unreadable chunk(s)/record(s) skipped", err=True)
+
+
+def _blocks(recs: Iterator[LogRecord]) -> Iterator[list[LogRecord]]:
+    block: list[LogRecord] = []
+    for r in recs:
+        block.append(r)
+        if len(block) >= BLOCK:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+# -- backline logs templates FILE -----------------------------------------------
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on a TTY (stderr); a no-op otherwise."""
+    if not sys.stderr.isatty() or total <= 0:
+        yield lambda _done: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _line_messages(path: Path, progress: Callable[[int], None] | None = None
+                   ) -> Iterator[tuple[int, str, str, str, str]]:
+    """(line, message, level, ts_kind, ts_text) for every physical line."""
+    src = open_log(path)
+    sample: list[str] = []
+    lines = iter(src)
+    head = []
+    for ln in lines:
+        head.append(ln)
+        sample.append(ln.text)
+        if len(head) >= 400:
+            break
+    fmt = detect_format(sample)
+
+    def all_lines():
+        yield from head
+        yield from lines
+
+    for ln in all_lines():
+        if progress is not None and ln.number % BLOCK == 0:
+            progress(src.stats.bytes_read)
+        h = fmt.split(ln.text)
+        if h is None:
+            yield ln.number, ln.text, "", "", ""
+        else:
+            yield ln.number, h.message, h.level, h.ts_kind, h.ts_text
+
+
+@app.command("templates")
+def templates(
+    file: Path = typer.Argument(..., help="A log file."),
+    per_line: Optional[Path] = typer.Option(None, "--per-line",
+                                            help="Write one CSV row per input line: line,template_id,template."),
+    tz: str = typer.Option("UTC", "--tz", help="Zone of timestamps without an offset."),
+    top: int = typer.Option(50, "--top", help="Rows of the table to print (0 = all)."),
+) -> None:
+    """Print the template table of FILE (id, count, first/last seen, level, template, example).
+
+    Example: backline logs templates app.log --per-line lines.csv
+    """
+    try:
+        _check_files([file])
+        zone = _zone(tz)
+        miner = TemplateMiner()
+        parser = TsParser(zone, default_year=file_year(str(file)))
+        info: dict[int, list] = {}     # shape -> [first_ts, last_ts, level, example]
+        buf: list[tuple[int, str, str, str, str]] = []
+
+        def flush() -> None:
+            shapes = miner.add_block([b[1] for b in buf])
+            for (line, msg, lvl, kind, tstext), si in zip(buf, shapes):
+                rec = info.get(si)
+                ts = parser.parse(kind, tstext)[0] if tstext else None
+                if rec is None:
+                    info[si] = [ts, ts, lvl, f"{line}: {msg[:120]}"]
+                elif ts is not None:
+                    if rec[0] is None or ts < rec[0]:
+                        rec[0] = ts
+                    if rec[1] is None or ts > rec[1]:
+                        rec[1] = ts
+            buf.clear()
+
+        size = file.stat().st_size
+        with _progress("mining templates", size) as tick:
+            for item in _line_messages(file, tick):
+                buf.append(item)
+                if len(buf) >= BLOCK:
+                    flush()
+            flush()
+        rows: dict[str, list] = {}
+        counts = {si: miner.count_of_shape(si) for si in info}
+        for si, (f, l, lvl, ex) in info.items():
+            t = miner.template_of_shape(si)
+            r = rows.get(t)
+            if r is None:
+                rows[t] = [counts[si], f, l, lvl, ex]
+            else:
+                r[0] += counts[si]
+                r[1] = min((x for x in (r[1], f) if x), default=None)
+                r[2] = max((x for x in (r[2], l) if x), default=None)
+        _print_table(rows, top)
+        if per_line is not None:
+            with open(per_line, "w", newline="", encoding="utf-8") as fh, \
+                    _progress("writing per-line templates", size) as tick:
+                w = csv.writer(fh)
+                w.writerow(["line", "template_id", "template"])
+                for line, msg, *_ in _line_messages(file, tick):
+                    t = miner.template(msg)
+                    w.writerow([line, template_id(t), t])
+            typer.echo(f"wrote {per_line}", err=True)
+    except (BacklineError, OSError) as exc:
+        _fail(exc)
+
+
+def _print_table(rows: dict[str, list], top: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} templates", show_lines=False)
+    for col in ("id", "count", "first seen", "last seen", "level", "template", "example"):
+        table.add_column(col, overflow="fold")
+    ordered = sorted(rows.items(), key=lambda kv: -kv[1][0])
+    for t, (count, first, last, lvl, ex) in ordered[: top or None]:
+        table.add_row(template_id(t), str(count), first.isoformat() if first else "-",
+                      last.isoformat() if last else "-", lvl or "-", t, ex)
+    Console(width=max(160, Console().width)).print(table)
+
+
+# -- backline logs query PATH SQL -----------------------------------------------
+def _parquet_for(path: Path, zone: ZoneInfo) -> Path:
+    """Parquet records of a text log, made once and kept in the data folder."""
+    from backline.analyzers.logs.text_analyzer import analyze_text_log
+
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{zone.key}".encode()).hexdigest()[:16]
+    out = default_store_dir() / f"{key}.parquet"
+    if out.is_file():
+        return out
+    with tempfile.TemporaryDirectory(dir=default_store_dir()) as tmp:
+        with _progress(f"indexing {path.name}", 1000) as tick:
+            ctx = AnalysisContext(tz=zone, work_dir=Path(tmp), max_events=0,
+                                  progress=lambda frac: tick(int(frac * 1000)))
+            for _ in analyze_text_log(path, str(path), ctx):
+                pass
+        (Path(tmp) / "records.parquet").replace(out)
+    return out
+
+
+@app.command("query")
+def query_cmd(
+    path: Path = typer.Argument(..., help="Parquet record file or folder of them, or a text log file."),
+    sql: str = typer.Argument(..., help="SQL over the table 'records'."),
+    tz: str = typer.Option("UTC", "--tz", help="Zone of timestamps without an offset (text logs)."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
+    limit: int = typer.Option(1000, "--limit", help="Rows to print at most."),
+) -> None:
+    """Run SQL over the records table (columns: ts, artifact, line, level, component, template_id, message, ...).
+
+    Example: backline logs query app.log "SELECT template, count(*) n FROM records GROUP BY 1 ORDER BY n DESC"
+    """
+    try:
+        zone = _zone(tz)
+        if path.is_file() and path.suffix != ".parquet":
+            source = _parquet_for(path, zone)
+        else:
+            source = path
+        names, rows = query([source], sql, limit=limit)
+    except BacklineError as exc:
+        _fail(exc)
+        return
+    if as_csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(names)
+        w.writerows(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*names)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    Console().print(table)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``backline logs`` to the root app."""
+    root.add_typer(app, name="logs")

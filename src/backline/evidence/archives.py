@@ -1,0 +1,254 @@
+"""Walk the members of zip and tar archives, checking every one before use.
+
+Python's ``zipfile``/``tarfile`` do not protect against hostile archives, so
+each member is checked here: its name (``..``, absolute, NUL), its type
+(links, devices, FIFOs), encryption, duplicates, overlapping zip entries and
+the declared entry count.  Nothing is extracted by these modules; callers
+read accepted members through a ratio-guarded stream and write them where
+they choose (see :mod:`backline.evidence.intake`).
+
+Each member is yielded as :class:`Member` (accepted, with ``open()``) or
+:class:`Refused` (with the reason).
+"""
+
+from __future__ import annotations
+
+import stat
+import struct
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+from backline.errors import ArchiveError
+from backline.evidence.limits import IntakeLimits
+from backline.evidence.names import check_member_name, render_name
+from backline.evidence.streams import CountingReader, GuardedReader, open_decompressor
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """An accepted regular-file member; ``open()`` gives a guarded reader."""
+
+    name: str
+    open: Callable[[], BinaryIO]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A member that was not extracted, and why."""
+
+    name: str
+    reason: str
+
+
+# ------------------------------------------------------------------ zip
+
+#: Largest central directory read into memory (zipfile loads it whole).
+MAX_CENTRAL_DIRECTORY = 32 << 20
+
+
+def zip_central_directory_size(path: Path) -> int:
+    """Size in bytes of the central directory as the end record states it (0 if unknown)."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        tail_len = min(size, 65557)
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or pos + 22 > len(tail):
+        return 0
+    (cd_size,) = struct.unpack_from("<I", tail, pos + 12)
+    return cd_size
+
+
+def zip_declared_entries(path: Path) -> int | None:
+    """Entry count from the end-of-central-directory record (zip64 aware), without
+    loading the directory; ``None`` when no record is found."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        tail_len = min(size, 65557 + 20)
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or pos + 22 > len(tail):
+        return None
+    (entries,) = struct.unpack_from("<H", tail, pos + 10)
+    if entries == 0xFFFF:
+        loc = tail.rfind(b"PK\x06\x07", 0, pos)
+        if loc >= 0:
+            (z64_off,) = struct.unpack_from("<Q", tail, loc + 8)
+            with open(path, "rb") as f:
+                f.seek(z64_off)
+                rec = f.read(56)
+            if rec[:4] == b"PK\x06\x06" and len(rec) >= 40:
+                (entries,) = struct.unpack_from("<Q", rec, 32)
+    return entries
+
+
+def _zip_name(info: zipfile.ZipInfo) -> tuple[str, bool]:
+    """The member name, decoding legacy (non-UTF-8 flag) names as UTF-8 when they are."""
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        try:
+            raw = info.orig_filename.encode("cp437")
+        except UnicodeEncodeError:
+            return name, False
+        try:
+            return raw.decode("utf-8"), False
+        except UnicodeDecodeError:
+            # Neither UTF-8 nor marked: keep the bytes, shown escaped.
+            return raw.decode("utf-8", "surrogateescape"), any(b >= 0x80 for b in raw)
+    return name, False
+
+
+def iter_zip(path: Path, label: str, limits: IntakeLimits, remaining_entries: int) -> Iterator[Member | Refused]:
+    """Members of the zip at ``path`` (``label`` is its display path)."""
+    declared = zip_declared_entries(path)
+    if declared is not None and declared > remaining_entries:
+        raise ArchiveError(f"declares {declared} entries, more than the {remaining_entries} "
+                           f"left under the limit of {limits.max_entries}: archive not expanded",
+                           artifact=label)
+    cd_size = zip_central_directory_size(path)
+    if cd_size > MAX_CENTRAL_DIRECTORY:
+        raise ArchiveError(f"central directory of {cd_size} bytes is larger than the "
+                           f"{MAX_CENTRAL_DIRECTORY} bytes allowed: archive not expanded", artifact=label)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
+        raise ArchiveError(f"cannot open zip: {exc}", artifact=label) from None
+    archive_size = path.stat().st_size
+    infos = zf.infolist()
+    if len(infos) > remaining_entries:      # the end record may have lied about the count
+        zf.close()
+        raise ArchiveError(f"central directory holds {len(infos)} entries, more than the "
+                           f"{remaining_entries} left under the limit of {limits.max_entries}: "
+                           "archive not expanded", artifact=label)
+    # Overlapping entries (the "better zip bomb" construction) share compressed data.
+    spans = sorted((i.header_offset, i.header_offset + 30 + len(i.orig_filename.encode("cp437", "replace"))
+                    + i.compress_size, idx) for idx, i in enumerate(infos))
+    overlapping: set[int] = set()
+    prev_end = -1
+    for start, end, idx in spans:
+        if start < prev_end:
+            overlapping.add(idx)
+        prev_end = max(prev_end, end)
+    seen: set[str] = set()
+    try:
+        for idx, info in enumerate(infos):
+            raw_name, bad_name = _zip_name(info)
+            shown = render_name(raw_name)[0]
+            if info.is_dir():
+                continue
+            name, reason = check_member_name(raw_name)
+            if reason:
+                yield Refused(shown, reason)
+                continue
+            mode = info.external_attr >> 16
+            if info.create_system == 3 and mode:
+                if stat.S_ISLNK(mode):
+                    yield Refused(shown, "symbolic link entry: links are not followed")
+                    continue
+                if stat.S_IFMT(mode) and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+                    yield Refused(shown, "device, FIFO or socket entry: not extracted")
+                    continue
+            if info.flag_bits & 0x1:
+                yield Refused(shown, "encrypted entry (password protected): cannot be read")
+                continue
+            if idx in overlapping:
+                yield Refused(shown, "entry overlaps another entry's data (zip bomb construction)")
+                continue
+            if name in seen:
+                yield Refused(shown, "duplicate name in the archive: the first entry was kept")
+                continue
+            seen.add(name)
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED,
+                                          zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+                yield Refused(shown, f"unsupported zip compression method {info.compress_type}")
+                continue
+            consumed = max(1, min(info.compress_size, archive_size))
+
+            def opener(info=info, consumed=consumed, shown=shown) -> BinaryIO:
+                return GuardedReader(zf.open(info), consumed, max_ratio=limits.max_ratio,  # type: ignore[arg-type]
+                                     grace=limits.ratio_grace_bytes, label=f"{label}!/{shown}")
+
+            notes = ("name is not valid UTF-8 (shown with \\x escapes)",) if bad_name else ()
+            yield Member(name, opener, notes)
+    finally:
+        zf.close()
+
+
+# ------------------------------------------------------------------ tar
+
+def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
+             work_dir: Path) -> Iterator[Member | Refused]:
+    """Members of the (possibly compressed) tar at ``path``, streamed in one pass.
+
+    Each accepted member must be read before the next one is requested.
+    """
+    raw_file = open(path, "rb")
+    counting = CountingReader(raw_file)
+    stream: BinaryIO = counting  # type: ignore[assignment]
+    if compression:
+        stream = GuardedReader(open_decompressor(counting, compression), counting,  # type: ignore[assignment]
+                               max_ratio=limits.max_ratio, grace=limits.ratio_grace_bytes, label=label)
+    try:
+        try:
+            tf = tarfile.open(fileobj=stream, mode="r|", errorlevel=2)
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+            raise ArchiveError(f"cannot open tar: {exc}", artifact=label) from None
+        seen: set[str] = set()
+        members = iter(tf)
+        while True:
+            try:
+                ti = next(members)
+            except StopIteration:
+                break
+            except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                yield Refused("(rest of archive)", f"archive is damaged or truncated here: {exc}")
+                break
+            shown = render_name(ti.name)[0]
+            if ti.isdir():
+                continue
+            name, reason = check_member_name(ti.name)
+            if reason:
+                yield Refused(shown, reason)
+                continue
+            if ti.issym() or ti.islnk():
+                what = "symbolic link" if ti.issym() else "hard link"
+                target = render_name(ti.linkname)[0]
+                escapes = target.startswith("/") or ".." in target.replace("\\", "/").split("/")
+                where = "leads outside the archive" if escapes else "is not followed"
+                yield Refused(shown, f"{what} to {target} {where}")
+                continue
+            if ti.ischr() or ti.isblk() or ti.isfifo() or ti.isdev():
+                yield Refused(shown, "device or FIFO entry: not extracted")
+                continue
+            if not ti.isfile():
+                yield Refused(shown, f"unsupported tar member type {ti.type!r}")
+                continue
+            try:   # an extra belt: the standard library's own data filter
+                tarfile.data_filter(ti, str(work_dir))
+            except tarfile.FilterError as exc:
+                yield Refused(shown, f"refused by the tar data filter: {exc}")
+                continue
+            if name in seen:
+                yield Refused(shown, "duplicate name in the archive: the first entry was kept")
+                continue
+            seen.add(name)
+            bad = render_name(ti.name)[1]
+            notes = ("name is not valid UTF-8 (shown with \\x escapes)",) if bad else ()
+
+            def opener(ti=ti) -> BinaryIO:
+                f = tf.extractfile(ti)
+                if f is None:
+                    raise ArchiveError("member has no data", artifact=f"{label}!/{ti.name}")
+                return f  # type: ignore[return-value]
+
+            yield Member(name, opener, notes)
+    finally:
+        raw_file.close()

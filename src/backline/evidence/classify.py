@@ -1,0 +1,176 @@
+"""Classify one file: content (magic bytes) first, name second.
+
+Only the head of the file is read (``IntakeLimits.head_bytes``, 64 KB by
+default), so classification is cheap whatever the file size.  Compressed
+files (gzip, bzip2, xz, zstd) are classified by what their first
+decompressed bytes hold, with ``compression`` saying how they came.
+
+>>> import pathlib, tempfile
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
+>>> _ = p.write_bytes(b"MDMP\\x93\\xa7\\x00\\x00" + bytes(8) + b"\\x20" + bytes(15))
+>>> c = classify_file(p)
+>>> c.kind.value, c.format
+('minidump', 'minidump')
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from backline.evidence.magic import sniff_archive, sniff_binary, sniff_compression
+from backline.evidence.textkind import classify_text, decode_head, kind_from_name
+from backline.model.core import ArtifactKind
+
+HEAD_BYTES = 64 * 1024
+
+_TEXT_KINDS = {ArtifactKind.TEXT_LOG, ArtifactKind.CRASH_TRACE, ArtifactKind.HS_ERR,
+               ArtifactKind.CONFIG, ArtifactKind.DATA, ArtifactKind.DOCUMENT,
+               ArtifactKind.SOURCE, ArtifactKind.SYMBOLS}
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The answer of :func:`classify_file`.
+
+    ``format`` is the detail inside the kind (``pcapng``, ``pe32+``, ``java``);
+    for text logs it is the text encoding (``utf-8``, ``utf-16le``).
+    ``encoding`` is set for every text file, ``compression`` when the bytes
+    came through a single-stream compressor (the kind is then the kind of the
+    decompressed content).  ``meta`` holds small extras (ELF type, newline).
+    """
+
+    kind: ArtifactKind
+    format: str
+    problems: tuple[str, ...] = ()
+    encoding: str = ""
+    compression: str = ""
+    meta: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def is_archive(self) -> bool:
+        """True for a container that intake expands (zip, tar, compressed tar)."""
+        return self.kind is ArtifactKind.ARCHIVE and self.format.split("+")[0] in ("zip", "tar")
+
+
+def decompress_head(head: bytes, compression: str, limit: int = HEAD_BYTES) -> bytes:
+    """Decompress at most ``limit`` bytes from the start of a compressed stream.
+
+    Raises ``ValueError`` (with the codec's message) on a corrupt stream.
+    """
+    try:
+        if compression == "gzip":
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            return d.decompress(head, limit)
+        if compression == "bzip2":
+            out = bytearray()
+            dec = bz2.BZ2Decompressor()
+            out += dec.decompress(head, max_length=limit)
+            return bytes(out)
+        if compression == "xz":
+            dec = lzma.LZMADecompressor()
+            return dec.decompress(head, max_length=limit)
+        if compression == "zstd":
+            dobj = zstandard.ZstdDecompressor().decompressobj()
+            return dobj.decompress(head)[:limit]
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as exc:
+        raise ValueError(f"corrupt {compression} stream: {exc}") from None
+    raise ValueError(f"unknown compression {compression!r}")
+
+
+_COMPRESSED_SUFFIX = {".tgz": ".tar", ".tbz2": ".tar", ".tbz": ".tar", ".txz": ".tar", ".tzst": ".tar",
+                      ".gz": "", ".gzip": "", ".bz2": "", ".xz": "", ".zst": "", ".zstd": ""}
+
+
+def strip_compression_suffix(name: str) -> str:
+    """``a.pcap.gz`` -> ``a.pcap``; ``a.tgz`` -> ``a.tar``; other names unchanged."""
+    low = name.lower()
+    for suf, repl in _COMPRESSED_SUFFIX.items():
+        if low.endswith(suf):
+            return name[: -len(suf)] + repl
+    return name
+
+
+def classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Classification:
+    """Classify from the first bytes of a file, its name and its total size."""
+    if size == 0:
+        by_name = kind_from_name(name)
+        kind = by_name.kind if by_name else ArtifactKind.UNKNOWN
+        return Classification(kind, by_name.format if by_name else "", ("zero-byte file",))
+
+    comp = sniff_compression(head)
+    if comp and _depth == 0:
+        inner_name = strip_compression_suffix(name)
+        try:
+            inner = decompress_head(head, comp)
+        except ValueError as exc:
+            return Classification(ArtifactKind.ARCHIVE, comp, (str(exc),), compression=comp)
+        if not inner:
+            # e.g. a bzip2 block larger than the head: the content is only known once
+            # the stream is decompressed (intake does that and classifies the result).
+            return Classification(ArtifactKind.ARCHIVE, comp, compression=comp,
+                                  meta=(("content", "not visible in the part read"),))
+        c = classify_head(inner, inner_name, max(size, len(inner)), _depth=1)
+        fmt = c.format
+        if c.kind is ArtifactKind.ARCHIVE and c.format == "tar":
+            fmt = f"tar+{comp}"
+        return Classification(c.kind, fmt, c.problems, c.encoding, comp, c.meta)
+
+    sniff = sniff_binary(head, size, name)
+    if sniff is not None:
+        return Classification(sniff.kind, sniff.format, sniff.problems, meta=sniff.meta)
+    arch = sniff_archive(head)
+    if arch:
+        base = name.rsplit("/", 1)[-1].lower()
+        if arch == "zip" and base.endswith((".jar", ".war", ".ear", ".apk", ".aar")):
+            return Classification(ArtifactKind.EXECUTABLE, "jar")
+        if arch == "zip" and base.endswith((".docx", ".xlsx", ".pptx", ".odt", ".ods", ".odp")):
+            return Classification(ArtifactKind.DOCUMENT, "office")
+        problems = () if arch in ("zip", "tar") else (f"{arch} archives are not supported; "
+                                                      "extract it and give the folder",)
+        return Classification(ArtifactKind.ARCHIVE, arch, problems)
+
+    decoded = decode_head(head, truncated=size > len(head))
+    if decoded is None:
+        by_name = kind_from_name(name)
+        if by_name and by_name.kind not in _TEXT_KINDS:
+            return Classification(by_name.kind, by_name.format)
+        return Classification(ArtifactKind.UNKNOWN, "binary")
+    text, encoding = decoded
+    if not text.strip():
+        return Classification(ArtifactKind.UNKNOWN, "text", ("only whitespace in the part read",),
+                              encoding=encoding)
+    verdict = classify_text(text, name)
+    fmt = verdict.format or encoding
+    problems: tuple[str, ...] = ()
+    if "\ufffd" in text[:65536] and encoding.startswith("utf"):
+        problems = ("text has bytes that are not valid " + encoding,)
+    newline = "crlf" if "\r\n" in text[:65536] else "lf"
+    return Classification(verdict.kind, fmt, problems, encoding, meta=(("newline", newline),))
+
+
+def read_head(path: Path, limit: int = HEAD_BYTES) -> tuple[bytes, int]:
+    """The first ``limit`` bytes of ``path`` and its size (OSError propagates)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        return f.read(limit), size
+
+
+def classify_file(path: Path, name: str | None = None, *, head_bytes: int = HEAD_BYTES) -> Classification:
+    """Classify the file at ``path``; ``name`` (the display name) defaults to the file name.
+
+    Never raises for bad content; an unreadable file gives kind UNKNOWN with
+    the reason in ``problems``.
+    """
+    display = name if name is not None else Path(path).name
+    try:
+        head, size = read_head(Path(path), head_bytes)
+    except OSError as exc:
+        return Classification(ArtifactKind.UNKNOWN, "", (f"unreadable: {exc.strerror or exc}",))
+    return classify_head(head, display, size)

@@ -1,0 +1,189 @@
+"""The main job as a library call: evidence paths in, :class:`AnalysisResult` out.
+
+>>> from pathlib import Path
+>>> opts = AnalyzeOptions(jobs=1)                       # doctest: +SKIP
+>>> result = analyze([Path("bundle.zip")], opts)        # doctest: +SKIP
+>>> [f.code for f in result.findings]                   # doctest: +SKIP
+
+Steps: intake (expand archives safely, classify every file, store it in the
+content-addressed store) -> run every applicable analyzer on every artifact
+(failures isolated) -> sort findings and events -> one immutable result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from backline import __version__
+from backline.analyzers.registry import all_analyzer_classes
+from backline.analyzers.runner import DEFAULT_MAX_EVENTS, ProgressFn, RunSettings, run_all
+from backline.errors import UsageError
+from backline.model import AnalysisResult, Artifact, ArtifactKind, Event, Finding
+from backline.storage.blobs import BlobStore
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeOptions:
+    """Settings of one analysis.
+
+    ``work_dir``: scratch folder for extracted files and analyzer outputs
+    (a temporary folder, removed afterwards, when None).  ``store``: the
+    content-addressed evidence store (None = do not store).  ``analyzers``:
+    restrict to these analyzer names (None = all).
+    """
+
+    work_dir: Path | None = None
+    tz: str = "UTC"
+    jobs: int = 1
+    store: BlobStore | None = None
+    limits: object | None = None            # backline.evidence.IntakeLimits
+    symbol_paths: tuple[Path, ...] = ()
+    binary_paths: tuple[Path, ...] = ()
+    analyzers: tuple[str, ...] | None = None
+    max_events_per_artifact: int = DEFAULT_MAX_EVENTS
+    keep_work_dir: bool = False
+
+
+def check_tz(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {name!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+    return name
+
+
+def _sort_key_ts(ts: datetime | None) -> tuple[int, datetime]:
+    return (0, ts) if ts is not None else (1, datetime.min.replace(tzinfo=timezone.utc))
+
+
+def analyze(
+    paths: Sequence[Path],
+    options: AnalyzeOptions | None = None,
+    *,
+    intake_progress: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
+) -> AnalysisResult:
+    """Analyse the evidence at ``paths``.  Raises UsageError for bad options and
+    NothingReadable (from intake) when no path holds anything readable."""
+    from backline.evidence import collect
+
+    options = options or AnalyzeOptions()
+    check_tz(options.tz)
+    if options.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    started = datetime.now(timezone.utc)
+
+    own_tmp = options.work_dir is None
+    work_dir = Path(tempfile.mkdtemp(prefix="backline-")) if own_tmp else Path(options.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        intake = collect([Path(p) for p in paths], work_dir / "evidence", limits=options.limits,
+                         store=options.store, progress=intake_progress)
+        classes = all_analyzer_classes()
+        if options.analyzers is not None:
+            wanted = set(options.analyzers)
+            unknown = wanted - {c.name for c in classes}
+            if unknown:
+                raise UsageError(f"unknown analyzer(s): {', '.join(sorted(unknown))}")
+            classes = [c for c in classes if c.name in wanted]
+        bundle_bins, bundle_syms = _provide_bundle_files(intake.artifacts, work_dir)
+        settings = RunSettings(
+            tz=options.tz,
+            work_dir=str(work_dir / "runs"),
+            symbol_paths=tuple(str(p) for p in (*options.symbol_paths, *bundle_syms)),
+            binary_paths=tuple(str(p) for p in (*options.binary_paths, *bundle_bins)),
+            max_events=options.max_events_per_artifact,
+        )
+        out = run_all(intake.artifacts, classes, settings, jobs=options.jobs, progress=progress)
+    finally:
+        if own_tmp and not options.keep_work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    artifacts = _with_time_ranges(intake.artifacts, out.events)
+    findings = sorted(out.findings, key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
+    events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
+    return AnalysisResult(
+        inputs=tuple(str(p) for p in paths),
+        artifacts=artifacts,
+        runs=tuple(out.runs),
+        findings=tuple(findings),
+        events=tuple(events),
+        facts=tuple(out.facts),
+        refusals=tuple(intake.refusals),
+        started_at=started,
+        finished_at=datetime.now(timezone.utc),
+        options={"tz": options.tz, "jobs": options.jobs,
+                 "analyzers": list(options.analyzers) if options.analyzers else None},
+        backline_version=__version__,
+    )
+
+
+def _provide_bundle_files(artifacts: Sequence[Artifact], work_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Executables and Breakpad symbol files that came inside the evidence are handed to the
+    dump analyzers (as ``--binaries`` / ``--symbols`` folders) under their original names.
+
+    Analyzers never search the bundle themselves; the engine provides their inputs.
+    """
+    bins_dir, syms_dir = work_dir / "bundle-binaries", work_dir / "bundle-symbols"
+    bins: list[Path] = []
+    syms: list[Path] = []
+    for art in artifacts:
+        if not art.readable:
+            continue
+        try:
+            if art.kind is ArtifactKind.EXECUTABLE:
+                target = bins_dir / art.name
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.symlink_to(Path(art.local_path).resolve())
+                bins = [bins_dir]
+            elif art.kind is ArtifactKind.SYMBOLS:
+                with open(art.local_path, "rb") as f:
+                    head = f.readline(4096).decode("utf-8", "replace").split()
+                # MODULE <os> <arch> <debug id> <debug file name>
+                if len(head) >= 5 and head[0] == "MODULE":
+                    debug_id, name = head[3], " ".join(head[4:])
+                    if "/" in name or "\\" in name or name in (".", "..") or "/" in debug_id:
+                        continue
+                    stem = name[:-4] if name.lower().endswith(".pdb") else name
+                    target = syms_dir / name / debug_id / f"{stem}.sym"
+                    if not target.exists():
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.symlink_to(Path(art.local_path).resolve())
+                    syms = [syms_dir]
+        except OSError:
+            continue
+    return bins, syms
+
+
+def _with_time_ranges(artifacts: Sequence[Artifact], events: Sequence[Event]) -> tuple[Artifact, ...]:
+    """Widen each artifact's known time range with the times of its events."""
+    span: dict[str, list[datetime]] = {}
+    for e in events:
+        if e.ts is None:
+            continue
+        s = span.setdefault(e.artifact, [e.ts, e.ts])
+        if e.ts < s[0]:
+            s[0] = e.ts
+        if e.ts > s[1]:
+            s[1] = e.ts
+    out = []
+    for a in artifacts:
+        s = span.get(a.path)
+        if s:
+            lo = min(x for x in (a.time_start, s[0]) if x is not None)
+            hi = max(x for x in (a.time_end, s[1]) if x is not None)
+            a = dataclasses.replace(a, time_start=lo, time_end=hi)
+        out.append(a)
+    return tuple(out)
+
+
+def worst_severity(findings: Sequence[Finding]):
+    return max((f.severity for f in findings), default=None)

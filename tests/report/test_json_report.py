@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import jsonschema
+import pytest
+
+from backline.model import SCHEMA_VERSION
+from backline.report import build_report, load_schema, render_json
+from backline.report.json_report import iso, jsonable
+
+from .samples import HOSTILE, empty_result, fixed_clock, hostile_result, many_events_result, rich_result
+
+Z_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+
+
+@pytest.fixture(scope="module")
+def validator():
+    schema = load_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def _doc(result):
+    return json.loads(render_json(build_report(result, now=fixed_clock)))
+
+
+@pytest.mark.parametrize("make", [empty_result, rich_result, hostile_result,
+                                  lambda: many_events_result(5000)],
+                         ids=["empty", "rich", "hostile", "many"])
+def test_reports_validate_against_the_schema(validator, make):
+    doc = _doc(make())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+    assert doc["schema_version"] == SCHEMA_VERSION
+
+
+def _set(doc, path, value):
+    """A copy of ``doc`` with ``path`` set to ``value`` (``_DELETE`` deletes it)."""
+    doc = copy.deepcopy(doc)
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return doc
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("path, value", [
+    (("schema_version",), _DELETE),
+    (("findings", 0, "severity"), "catastrophic"),
+    (("generated_at",), "2024-03-15 08:00:00+01:00"),
+    (("findings", 0, "evidence", 0, "surprise"), 1),
+    (("summary", "findings", "total"), -1),
+    (("events", 0, "ts_quality"), "guessed"),
+])
+def test_schema_is_not_vacuous(validator, path, value):
+    doc = _doc(rich_result())
+    assert validator.is_valid(doc)
+    assert not validator.is_valid(_set(doc, path, value))
+
+
+def test_content_matches_the_result():
+    result = rich_result()
+    doc = _doc(result)
+    assert doc["inputs"] == ["/cases/4711/bundle.zip"]
+    assert doc["summary"]["findings"]["by_severity"] == {"critical": 1, "high": 1, "medium": 1,
+                                                          "low": 1, "info": 1}
+    assert doc["summary"]["runs"]["by_status"] == {"ok": 2, "failed": 1, "skipped": 1}
+    assert len(doc["events"]) == len(result.events) and len(doc["facts"]) == len(result.facts)
+    first = doc["findings"][0]
+    assert (first["code"], first["severity"], first["count"]) == ("NET.TCP.RST_TO_SYN", "critical", 12)
+    assert first["evidence"] == [{"artifact": "bundle.zip!/net/trace.pcapng", "locator": "packet:5531",
+                                  "excerpt": "10.0.0.5:443 -> 10.0.0.9:51234 [RST, ACK]"}]
+    dmp = next(a for a in doc["artifacts"] if a["path"].endswith("svc.dmp"))
+    assert dmp["status"] == "failed" and dmp["runs"][0]["reason"].startswith("FormatError")
+    assert dmp["compression"] == "gzip" and dmp["kind"] == "minidump"
+    assert doc["refusals"][0] == {"path": "bundle.zip!/../etc/passwd", "reason": "path escapes the work folder"}
+    assert doc["options"]["symbols"] == ["/syms"]
+
+
+def test_datetimes_are_utc_with_z():
+    doc = _doc(rich_result())
+    stamps = [doc["generated_at"], doc["summary"]["time_span"]["start"], doc["findings"][1]["first_seen"]]
+    stamps += [e["ts"] for e in doc["events"] if e["ts"]]
+    assert stamps and all(Z_TIME.match(s) for s in stamps)
+    assert doc["generated_at"] == "2024-03-15T08:00:00Z"
+
+
+def test_awkward_values_become_json():
+    facts = {f["name"]: f["value"] for f in _doc(rich_result())["facts"]}
+    assert facts["net.rtt_ms"] == "nan"
+    assert facts["log.levels"] == ["ERROR", "INFO"]
+    assert facts["raw.magic"] == "4d444d50"
+    assert facts["log.span"] == {"start": "2024-03-14T09:26:53Z", "end": "2024-03-14T11:26:53Z"}
+
+
+def test_hostile_strings_survive_verbatim():
+    doc = _doc(hostile_result())
+    assert doc["findings"][0]["title"] == HOSTILE
+    assert doc["refusals"][0]["reason"] == HOSTILE
+
+
+def test_deep_nesting_is_cut():
+    deep: list = []
+    cur = deep
+    for _ in range(100):
+        cur.append([])
+        cur = cur[0]
+    out = json.dumps(jsonable(deep))
+    assert "<nested too deep>" in out
+
+
+def test_iso_handles_none_and_naive():
+    from datetime import datetime
+    assert iso(None) is None
+    assert iso(datetime(2024, 1, 2, 3, 4, 5)) == "2024-01-02T03:04:05Z"
+
+
+def test_every_schema_field_is_documented():
+    from backline.testing import project_root
+    doc = (project_root() / "docs" / "report-json.md").read_text()
+    names: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            names.update(node.get("properties", {}))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(load_schema())
+    missing = sorted(n for n in names
+                     if not re.search(rf"`(?:[\w.]+\.)?{re.escape(n)}(?:`|\.[\w.]+`|`,)", doc))
+    assert not missing
