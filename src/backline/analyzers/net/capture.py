@@ -30,6 +30,7 @@ from backline.analyzers.net.tcp import A_RETRANS, A_ZW, ACK, FIN, RST, SYN, TcpT
 from backline.analyzers.net.tls import TLS_PORTS, TlsParser, looks_like_tls
 
 KEEP = 5_000          # failures of each kind kept with their evidence
+EVICT_MASK = 0xFFF    # look for connections to retire every 4096 packets
 # Ethernet + IPv4 without options + TCP header, read in one call (fast path)
 _fast = struct.Struct("!16xHxxH4x4s4sHHIIBBH").unpack_from
 
@@ -245,10 +246,11 @@ def analyze_reader(reader: CaptureReader,
     tcp.on_evict = on_evict
     n = 0
     ts = 0
+    evict_mask = EVICT_MASK          # module setting, read per run (tests lower it)
     for n, ts, lt, data, orig in reader.packets():
         if n == 1:
             st.first_ts = ts
-        if not n & 0xFFF:
+        if not n & evict_mask:
             tcp.evict(ts)
             if not n & 0xFFFFF:
                 tcp.sweep_idle(ts)

@@ -16,8 +16,13 @@ its extension headers, and reads TCP, UDP, ICMP and ICMPv6 headers.
 
 from __future__ import annotations
 
+import socket
 import struct
 from typing import NamedTuple
+
+_ntoa = socket.inet_ntoa
+_ntop = socket.inet_ntop
+_AF_INET6 = socket.AF_INET6
 
 # pcap link types
 LINKTYPE_NULL = 0
@@ -211,10 +216,11 @@ def _window_scale(data: bytes, off: int, end: int) -> int:
 def format_addr(addr: bytes) -> str:
     """Text form of a 4- or 16-byte address.
 
-    >>> format_addr(bytes([10, 0, 0, 1]))
-    '10.0.0.1'
+    >>> format_addr(bytes([10, 0, 0, 1])), format_addr(bytes(15) + b"\\x01")
+    ('10.0.0.1', '::1')
     """
-    import ipaddress
     if len(addr) == 4:
-        return ".".join(str(b) for b in addr)
-    return str(ipaddress.IPv6Address(addr))
+        return _ntoa(addr)
+    if len(addr) == 16:
+        return _ntop(_AF_INET6, addr)
+    return addr.hex()

@@ -75,6 +75,19 @@ class Direction:
         self.last_was_syn = False
 
 
+_SAVED = ("base_seq", "base_set", "nextseq", "maxseqtobeacked", "lastack", "window",
+          "win_scale", "lastflags", "dupacks", "fin", "rst")
+
+
+def _save(d: Direction) -> tuple:
+    return tuple(getattr(d, k) for k in _SAVED)
+
+
+def _restore(d: Direction, saved: tuple) -> None:
+    for k, v in zip(_SAVED, saved):
+        setattr(d, k, v)
+
+
 class Connection:
     """One TCP stream (Wireshark's ``tcp.stream``): state and statistics."""
 
@@ -183,6 +196,10 @@ class TcpTracker:
         self.top = top
         self.keep_max = keep_max
         self.on_evict: Callable[[Connection], None] | None = None
+        # retired connections' sequence state, so a late packet (a FIN or RST
+        # retransmitted long after the close) continues its stream as in Wireshark
+        self.tombs: dict[tuple, tuple] = {}
+        self.tomb_max = 200_000
         self._last_conn: Connection | None = None
         self._last_dir = 0
 
@@ -230,9 +247,15 @@ class TcpTracker:
             c.queued = True
             self.closing.append(c)
 
-    def _retire(self, c: Connection) -> None:
+    def _retire(self, c: Connection, tomb: bool = True) -> None:
         if self.table.get(c.key) is c:
             del self.table[c.key]
+            if tomb:
+                tombs = self.tombs
+                tombs[c.key] = (c.stream, c.state(), c.syn_from_a, c.syn_frame, c.synack_frame,
+                                c.first_rtt, tuple(_save(d) for d in c.d))
+                if len(tombs) > self.tomb_max:
+                    del tombs[next(iter(tombs))]
         if self._last_conn is c:
             self._last_conn = None
         if self.on_evict is not None:
@@ -260,9 +283,16 @@ class TcpTracker:
         c = self.table.get(key)
         af = 0
         if c is None:
-            c = self._new(key, num, ts)
-            if fwd_i:
-                c.first_frame_from_a = False
+            tomb = self.tombs.pop(key, None) if self.tombs else None
+            if tomb is not None and not ((flags & (SYN | ACK)) == SYN and
+                                         tomb[6][fwd_i][1] and seq != tomb[6][fwd_i][0]):
+                c = self._resurrect(key, tomb, num, ts)
+            else:
+                c = self._new(key, num, ts)
+                if tomb is not None:
+                    af |= A_REUSED
+                if fwd_i:
+                    c.first_frame_from_a = False
         elif (flags & (SYN | ACK)) == SYN:
             f = c.d[fwd_i]
             if f.base_set and seq != f.base_seq:
@@ -445,10 +475,23 @@ class TcpTracker:
         self._last_dir = fwd_i
         return af
 
+    def _resurrect(self, key: tuple, tomb: tuple, num: int, ts: int) -> Connection:
+        """A late packet of a retired connection: restore its stream and state."""
+        stream, state, syn_from_a, syn_frame, synack_frame, first_rtt, dirs = tomb
+        c = Connection(stream, key[0], key[1], key[2], key[3], num, ts)
+        c.key = key
+        c.syn_from_a, c.syn_frame, c.synack_frame, c.first_rtt = \
+            syn_from_a, syn_frame, synack_frame, first_rtt
+        for d, saved in zip(c.d, dirs):
+            _restore(d, saved)
+        self.evicted_states[state] -= 1
+        self.table[key] = c
+        return c
+
     def _new(self, key: tuple, num: int, ts: int) -> Connection:
         old = self.table.get(key)
         if old is not None:          # port reuse: the old stream is finished
-            self._retire(old)
+            self._retire(old, tomb=False)
         c = Connection(self.n_streams, key[0], key[1], key[2], key[3], num, ts)
         self.n_streams += 1
         c.key = key
