@@ -79,3 +79,27 @@ def test_retired_connections_leave_the_live_table(monkeypatch):
     st = analyze_reader(CaptureReader.from_bytes(f.getvalue(), "many.pcap"))
     assert st.tcp.n_streams == 50 and st.tcp.state_counts() == {"RSTO": 50}
     assert len(st.tcp.table) <= 6           # only those within the 5 s grace are live
+
+
+@pytest.mark.parametrize("linktype", [1, 101, 113, 276, 0])
+def test_mutated_frames_never_crash(corpus, linktype):
+    import random
+    rnd = random.Random(linktype)
+    frames = [bytes(d) for _, _, _, d, _ in
+              CaptureReader.open(corpus / "net" / "zeek_tcp_reassembly.pcap").packets()]
+    f = io.BytesIO()
+    w = PcapWriter(f, linktype=linktype)
+    n = 0
+    for i in range(3000):
+        fr = bytearray(rnd.choice(frames))
+        if linktype != 1:
+            fr = fr[14:] if linktype in (101, 0) else bytearray(20) + fr[14:]
+        for _ in range(rnd.randint(0, 6)):
+            if fr:
+                fr[rnd.randrange(len(fr))] = rnd.getrandbits(8)
+        if rnd.random() < 0.3:
+            fr = fr[:rnd.randint(0, len(fr))]
+        w.write(10**18 + i * 1000, bytes(fr), orig_len=len(fr) + rnd.choice((0, 0, 7)))
+        n += 1
+    st = analyze_reader(CaptureReader.from_bytes(f.getvalue(), "fuzz.pcap"))
+    assert st.packets == n and st.problem is None

@@ -15,11 +15,10 @@ number of packets.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-
-import struct
 
 from backline.analyzers.net.decode import SUPPORTED_LINKTYPES, _window_scale, decode, format_addr
 from backline.analyzers.net.dns import DNS_PORTS, DnsTcpParser, DnsTracker
@@ -255,9 +254,9 @@ def analyze_reader(reader: CaptureReader,
             if not n & 0xFFFFF:
                 tcp.sweep_idle(ts)
             if progress is not None and not n & 0xFFFF:
-                progress(reader._s.offset)
+                progress(reader.offset)
         # fast path: Ethernet + IPv4 (no options, not fragmented) + TCP
-        if lt == 1 and data[12:15] == b"\x08\x00\x45" and data[23] == 6 and len(data) >= 54:
+        if lt == 1 and len(data) >= 54 and data[12:15] == b"\x08\x00\x45" and data[23] == 6:
             (tlen, frag, src, dst, sport, dport, seq, ack, doff, flags,
              win) = _fast(data)
             if frag & 0x3FFF:

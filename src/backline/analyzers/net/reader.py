@@ -144,6 +144,11 @@ class CaptureReader:
         self.bytes_read = 0
         self._backwards = 0
 
+    @property
+    def offset(self) -> int:
+        """Bytes of the (decompressed) file consumed so far."""
+        return self._s.offset
+
     @classmethod
     def open(cls, path: str | Path, name: str | None = None) -> "CaptureReader":
         """Open ``path`` (the file is closed when :meth:`packets` finishes)."""
