@@ -21,6 +21,7 @@ Connection state uses Zeek's ``conn_state`` vocabulary (S0, REJ, SF, RSTO, ...).
 from __future__ import annotations
 
 import heapq
+import struct
 from collections import deque
 from typing import Callable
 
@@ -75,17 +76,25 @@ class Direction:
         self.last_was_syn = False
 
 
-_SAVED = ("base_seq", "base_set", "nextseq", "maxseqtobeacked", "lastack", "window",
-          "win_scale", "lastflags", "dupacks", "fin", "rst")
+_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR",
+           "OTH")
+_DIR = struct.Struct("<I?IIIibHiQQ")        # one direction's saved sequence state
+_TOMB = struct.Struct("<QBbQQq")            # stream, state, syn_from_a, syn/synack frame, iRTT
 
 
-def _save(d: Direction) -> tuple:
-    return tuple(getattr(d, k) for k in _SAVED)
+def _tomb(c: "Connection") -> bytes:
+    """A retired connection's state packed small (about 120 bytes)."""
+    sfa = -1 if c.syn_from_a is None else int(c.syn_from_a)
+    return _TOMB.pack(c.stream, _STATES.index(c.state()), sfa, c.syn_frame, c.synack_frame,
+                      c.first_rtt) + b"".join(
+        _DIR.pack(d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
+                  d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst) for d in c.d)
 
 
-def _restore(d: Direction, saved: tuple) -> None:
-    for k, v in zip(_SAVED, saved):
-        setattr(d, k, v)
+def _untomb(blob: bytes) -> tuple:
+    head = _TOMB.unpack_from(blob)
+    dirs = (_DIR.unpack_from(blob, _TOMB.size), _DIR.unpack_from(blob, _TOMB.size + _DIR.size))
+    return head, dirs
 
 
 class Connection:
@@ -198,8 +207,8 @@ class TcpTracker:
         self.on_evict: Callable[[Connection], None] | None = None
         # retired connections' sequence state, so a late packet (a FIN or RST
         # retransmitted long after the close) continues its stream as in Wireshark
-        self.tombs: dict[tuple, tuple] = {}
-        self.tomb_max = 200_000
+        self.tombs: dict[tuple, bytes] = {}
+        self.tomb_max = 100_000
         self._last_conn: Connection | None = None
         self._last_dir = 0
 
@@ -252,8 +261,7 @@ class TcpTracker:
             del self.table[c.key]
             if tomb:
                 tombs = self.tombs
-                tombs[c.key] = (c.stream, c.state(), c.syn_from_a, c.syn_frame, c.synack_frame,
-                                c.first_rtt, tuple(_save(d) for d in c.d))
+                tombs[c.key] = _tomb(c)
                 if len(tombs) > self.tomb_max:
                     del tombs[next(iter(tombs))]
         if self._last_conn is c:
@@ -283,9 +291,10 @@ class TcpTracker:
         c = self.table.get(key)
         af = 0
         if c is None:
-            tomb = self.tombs.pop(key, None) if self.tombs else None
+            blob = self.tombs.pop(key, None) if self.tombs else None
+            tomb = _untomb(blob) if blob is not None else None
             if tomb is not None and not ((flags & (SYN | ACK)) == SYN and
-                                         tomb[6][fwd_i][1] and seq != tomb[6][fwd_i][0]):
+                                         tomb[1][fwd_i][1] and seq != tomb[1][fwd_i][0]):
                 c = self._resurrect(key, tomb, num, ts)
             else:
                 c = self._new(key, num, ts)
@@ -477,14 +486,15 @@ class TcpTracker:
 
     def _resurrect(self, key: tuple, tomb: tuple, num: int, ts: int) -> Connection:
         """A late packet of a retired connection: restore its stream and state."""
-        stream, state, syn_from_a, syn_frame, synack_frame, first_rtt, dirs = tomb
+        (stream, state, sfa, syn_frame, synack_frame, first_rtt), dirs = tomb
         c = Connection(stream, key[0], key[1], key[2], key[3], num, ts)
         c.key = key
-        c.syn_from_a, c.syn_frame, c.synack_frame, c.first_rtt = \
-            syn_from_a, syn_frame, synack_frame, first_rtt
+        c.syn_from_a = None if sfa < 0 else bool(sfa)
+        c.syn_frame, c.synack_frame, c.first_rtt = syn_frame, synack_frame, first_rtt
         for d, saved in zip(c.d, dirs):
-            _restore(d, saved)
-        self.evicted_states[state] -= 1
+            (d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
+             d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst) = saved
+        self.evicted_states[_STATES[state]] -= 1
         self.table[key] = c
         return c
 
