@@ -282,7 +282,7 @@ class TcpTracker:
     def segment(self, num: int, ts: int, src: bytes, sport: int, dst: bytes, dport: int,
                 seq: int, ack: int, flags: int, win: int, seglen: int, wscale: int) -> int:
         """Analyse one TCP segment; return its analysis flag bits."""
-        if (src, sport) <= (dst, dport):
+        if src < dst or (src == dst and sport <= dport):
             key = (src, sport, dst, dport)
             fwd_i = 0
         else:
