@@ -193,3 +193,17 @@ def test_fin_close_is_sf_state():
     (conn,) = st.tcp.conns
     assert conn.state() == "SF" and fs == []
     assert conn.handshake_rtt == MS
+
+
+def test_many_names_are_capped_with_one_summary_finding():
+    c = Cap()
+    for i in range(60):                                   # 60 different names, NXDOMAIN each
+        q = dns_query(i, f"host{i}.corp")
+        c.pkt(A, B, udp(30000 + i, 53, q), proto=17)
+        c.pkt(B, A, udp(53, 30000 + i, dns_response(q, 3)), proto=17)
+    st, (fs, _) = _run(c.bytes())
+    nx = [f for f in fs if f.code == "NET.DNS.NXDOMAIN"]
+    assert len(nx) == 51
+    (rest,) = [f for f in nx if "other_names" in f.data]
+    assert rest.data["other_names"] == 10 and rest.count == 10
+    assert sum(f.count for f in nx) == st.dns.rcodes["NXDomain"] == 60

@@ -21,6 +21,7 @@ Finding codes (documented in docs/net.md)::
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,6 +34,20 @@ from backline.analyzers.net.tls import ALERT_LEVELS, ALERT_NAMES
 from backline.model import Event, EvidenceRef, Finding, Severity
 
 MAX_REFS = 20
+MAX_EACH = 50        # per code, the most frequent groups get a finding each; the rest one
+_ID_SEGMENT = re.compile(r"(?=[^/]*\d)[0-9A-Fa-f-]{6,}|\d+")
+
+
+def path_pattern(path: str) -> str:
+    """An HTTP path with its query dropped and id-like segments replaced.
+
+    >>> path_pattern("/api/v1/items/48213?page=2")
+    '/api/v1/items/{id}'
+    >>> path_pattern("/users/3f2a9c1e-77aa-4c1d/avatar.png")
+    '/users/{id}/avatar.png'
+    """
+    path = path.split("?", 1)[0]
+    return "/".join("{id}" if _ID_SEGMENT.fullmatch(seg) else seg for seg in path.split("/"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,11 +193,14 @@ def _tcp(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
               Severity.MEDIUM, frames, count=len(frames),
               detail=f"Established connection(s) to {srv} ended with a RST sent by the {who} {sender}",
               data={"server": srv, "sender": sender, "sender_role": who, "connections": len(frames)})
+    runs = []
     for run in st.zero_windows:
         end = run.end_ts or st.last_ts
         dur = max(0, end - run.first_ts) / 1e9
-        if dur < th.zero_window_min_s:
-            continue
+        if dur >= th.zero_window_min_s:
+            runs.append((dur, run))
+    runs.sort(key=lambda x: (-x[0], x[1].first_frame))
+    for dur, run in runs[:MAX_EACH]:
         still = " and never reopened in the capture" if not run.end_ts else ""
         b.add("NET.TCP.ZERO_WINDOW_STALL",
               f"{run.receiver} advertised a zero window for {dur:.3f} s{still} (receiver not reading)",
@@ -192,30 +210,66 @@ def _tcp(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
               detail=f"tcp.stream {run.stream}: {run.packets} zero-window packet(s) from {run.receiver}",
               data={"stream": run.stream, "receiver": run.receiver, "duration_s": round(dur, 6),
                     "reopened": bool(run.end_ts)})
+    rest = runs[MAX_EACH:]
+    if rest:
+        receivers = sorted({r.receiver for _d, r in rest})
+        b.add("NET.TCP.ZERO_WINDOW_STALL",
+              f"{len(rest)} more zero-window stall(s), up to {rest[0][0]:.3f} s, "
+              f"from {len(receivers)} receiver(s)", Severity.MEDIUM,
+              [(r.first_frame, r.first_ts, f"zero window from {r.receiver}") for _d, r in rest],
+              count=len(rest), detail="Shorter stalls beyond the first "
+                                      f"{MAX_EACH} reported one by one",
+              data={"stalls": len(rest), "receivers": receivers[:100],
+                    "max_duration_s": round(rest[0][0], 6)})
 
 
 def _dns(b: _Builder, st: CaptureStats) -> None:
     groups: dict[tuple, list[DnsAnswer]] = defaultdict(list)
     for a in st.dns.failures:
         groups[(a.rcode, a.name)].append(a)
+    by_rcode: dict[str, list] = defaultdict(list)
     for (rcode, name), lst in groups.items():
+        by_rcode[rcode].append((name, lst))
+    for rcode, items in by_rcode.items():
         code = {"NXDomain": "NET.DNS.NXDOMAIN", "ServFail": "NET.DNS.SERVFAIL"}.get(rcode, "NET.DNS.ERROR")
         sev = Severity.HIGH if rcode == "ServFail" else Severity.MEDIUM
-        servers = sorted({a.server for a in lst})
-        frames = [(a.response_frame, a.ts, f"{rcode} for {name} from {a.server}") for a in lst]
-        b.add(code, f"DNS {rcode} for {name} ({len(lst)} response(s))", sev,
-              frames, count=len(lst),
-              detail=f"Server(s) {', '.join(servers)} answered {rcode} for {name}",
-              data={"name": name, "rcode": rcode, "servers": servers})
+        items.sort(key=lambda x: (-len(x[1]), x[0]))
+        for name, lst in items[:MAX_EACH]:
+            servers = sorted({a.server for a in lst})
+            frames = [(a.response_frame, a.ts, f"{rcode} for {name} from {a.server}") for a in lst]
+            b.add(code, f"DNS {rcode} for {name} ({len(lst)} response(s))", sev,
+                  frames, count=len(lst),
+                  detail=f"Server(s) {', '.join(servers)} answered {rcode} for {name}",
+                  data={"name": name, "rcode": rcode, "servers": servers})
+        rest = items[MAX_EACH:]
+        if rest:
+            answers = [a for _n, lst in rest for a in lst]
+            b.add(code, f"DNS {rcode} for {len(rest)} other name(s) ({len(answers)} response(s))",
+                  sev, [(a.response_frame, a.ts, f"{rcode} for {a.name}") for a in answers],
+                  count=len(answers),
+                  detail=f"Names beyond the {MAX_EACH} most frequent, e.g. "
+                         + ", ".join(n for n, _l in rest[:10]),
+                  data={"rcode": rcode, "names": [n for n, _l in rest[:100]],
+                        "other_names": len(rest)})
     un: dict[str, list[DnsAnswer]] = defaultdict(list)
     for a in st.dns.unanswered_queries():
         un[a.name].append(a)
-    for name, lst in un.items():
+    items = sorted(un.items(), key=lambda x: (-len(x[1]), x[0]))
+    for name, lst in items[:MAX_EACH]:
         frames = [(a.query_frame, a.ts, f"query for {name} to {a.server}") for a in lst]
         b.add("NET.DNS.UNANSWERED", f"DNS query for {name} never answered ({len(lst)} query(ies))",
               Severity.MEDIUM, frames, count=len(lst),
               detail=f"No response in the capture to {len(lst)} query(ies) for {name}",
               data={"name": name, "servers": sorted({a.server for a in lst})})
+    rest = items[MAX_EACH:]
+    if rest:
+        queries = [a for _n, lst in rest for a in lst]
+        b.add("NET.DNS.UNANSWERED", f"DNS queries for {len(rest)} other name(s) never answered",
+              Severity.MEDIUM, [(a.query_frame, a.ts, f"query for {a.name}") for a in queries],
+              count=len(queries), detail="Names beyond the first "
+                                         f"{MAX_EACH}, e.g. " + ", ".join(n for n, _l in rest[:10]),
+              data={"names": [n for n, _l in rest[:100]], "other_names": len(rest),
+                    "servers": sorted({a.server for a in queries})[:100]})
 
 
 def _tls(b: _Builder, st: CaptureStats) -> None:
@@ -240,14 +294,26 @@ def _http(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
     groups: dict[tuple, list] = defaultdict(list)
     for ex in st.http:
         if ex.status >= 400:
-            groups[(ex.server, ex.path.split("?", 1)[0], ex.status)].append(ex)
-    for (srv, path, status), lst in groups.items():
-        code = "NET.HTTP.5XX" if status >= 500 else "NET.HTTP.4XX"
-        frames = [(e.response_frame, e.response_ts, f"{status} for {e.method} {e.path}") for e in lst]
-        b.add(code, f"HTTP {status} for {path} on {srv} ({len(lst)} response(s))",
-              Severity.HIGH if status >= 500 else Severity.MEDIUM, frames, count=len(lst),
-              detail=f"{srv} answered {status} to {len(lst)} request(s) for {path}",
-              data={"server": srv, "path": path, "status": status})
+            groups[(ex.server, path_pattern(ex.path), ex.status)].append(ex)
+    for code in ("NET.HTTP.5XX", "NET.HTTP.4XX"):
+        items = sorted(((k, v) for k, v in groups.items() if (k[2] >= 500) == (code == "NET.HTTP.5XX")),
+                       key=lambda kv: (-len(kv[1]), kv[0]))
+        sev = Severity.HIGH if code == "NET.HTTP.5XX" else Severity.MEDIUM
+        for (srv, path, status), lst in items[:MAX_EACH]:
+            frames = [(e.response_frame, e.response_ts, f"{status} for {e.method} {e.path}")
+                      for e in lst]
+            b.add(code, f"HTTP {status} for {path} on {srv} ({len(lst)} response(s))", sev, frames,
+                  count=len(lst), detail=f"{srv} answered {status} to {len(lst)} request(s) for {path}",
+                  data={"server": srv, "path": path, "status": status})
+        rest = items[MAX_EACH:]
+        if rest:
+            exs = [e for _k, lst in rest for e in lst]
+            b.add(code, f"{len(exs)} more HTTP error response(s) for {len(rest)} other path(s)", sev,
+                  [(e.response_frame, e.response_ts, f"{e.status} for {e.method} {e.path}")
+                   for e in exs], count=len(exs),
+                  detail=f"Server/path/status groups beyond the {MAX_EACH} most frequent",
+                  data={"groups": [{"server": k[0], "path": k[1], "status": k[2], "count": len(v)}
+                                   for k, v in rest[:100]], "other_groups": len(rest)})
     for srv, times in st.http_times.items():
         s = sorted(times)
         p50, p95, mx = percentile(s, 0.5), percentile(s, 0.95), s[-1]
