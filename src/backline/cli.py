@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.dump",
     "backline.commands.logs",
     "backline.commands.report",
+    "backline.commands.net",
     "backline.commands.case",
     "backline.commands.user",
     "backline.commands.serve",
