@@ -3,7 +3,8 @@
 One streaming pass: records are read (:mod:`.records`), their messages mined
 in blocks (:mod:`.miner`), accounted (:mod:`.stats`) and, when the context
 has a work folder, written to ``<work_dir>/records.parquet``.  Findings come
-from :mod:`.anomalies`.  Facts:
+from :mod:`.anomalies`; stack traces inside records become crash findings
+(``DUMP.JAVA_EXCEPTION`` ... grouped by signature, :mod:`.crashes`).  Facts:
 
 ``log.lines`` ``log.records`` ``log.encoding`` ``log.format`` ``log.templates``
 ``log.time_range`` ``log.levels`` ``log.binary_lines`` ``log.long_lines``
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
 from backline.analyzers.logs import anomalies
+from backline.analyzers.logs.crashes import LogCrashes
 from backline.analyzers.logs.miner import TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
 from backline.analyzers.logs.records import LogRecord, read_records, stack_trace_kind
@@ -34,7 +36,11 @@ MAX_STACK_TRACES = 200
 MAX_TRACE_TEXT = 64 * 1024
 
 FINDING_CODES = frozenset({"LOG.ERROR_TEMPLATE", "LOG.FIRST_ERROR", "LOG.BURST", "LOG.RARE_TEMPLATE",
-                           "LOG.NEW_TEMPLATE", "LOG.SILENCE"})
+                           "LOG.NEW_TEMPLATE", "LOG.SILENCE",
+                           # stack traces inside the log, as the dumps area reports them
+                           "DUMP.PYTHON_EXCEPTION", "DUMP.JAVA_EXCEPTION", "DUMP.DOTNET_EXCEPTION",
+                           "DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK", "DUMP.HANG",
+                           "DUMP.CRASH"})
 FACT_NAMES = frozenset({"log.lines", "log.records", "log.encoding", "log.format", "log.templates",
                         "log.time_range", "log.levels", "log.binary_lines", "log.long_lines",
                         "log.ts_backwards", "log.events_dropped", "log.stack_trace", "log.parquet"})
@@ -60,6 +66,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     events: list[Event] = []
     dropped = 0
     traces: list[Fact] = []
+    crashes = LogCrashes(artifact)
     batch: list[LogRecord] = []
     size = Path(path).stat().st_size or 1
 
@@ -73,12 +80,14 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
                     events.append(_event(artifact, rec))
                 else:
                     dropped += 1
-            if rec.multiline and len(traces) < MAX_STACK_TRACES:
+            if rec.multiline:
                 kind = stack_trace_kind(rec.text)
                 if kind:
-                    traces.append(Fact("log.stack_trace", {"line": rec.line, "kind": kind,
-                                                           "text": rec.text[:MAX_TRACE_TEXT]},
-                                       artifact, NAME))
+                    crashes.add(rec.text, rec.line, rec.ts)
+                    if len(traces) < MAX_STACK_TRACES:
+                        traces.append(Fact("log.stack_trace", {"line": rec.line, "kind": kind,
+                                                               "text": rec.text[:MAX_TRACE_TEXT]},
+                                           artifact, NAME))
             if writer is not None:
                 writer.add_row((rec.ts, _QVAL[rec.ts_quality], artifact, rec.line, rec.end_line, rec.level,
                                 _LABEL[rec.severity], rec.component, rec.pid, rec.thread, rec.host, shape,
@@ -126,6 +135,12 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     yield from anomalies.new_templates(artifact, tpls, stats, NAME)
     yield from anomalies.silences(artifact, stats, NAME)
     yield from anomalies.logging_stops(artifact, stats, NAME)
+    yield from crashes.findings(NAME)
+    if crashes.skipped:
+        ctx.warn(f"{artifact}: {crashes.skipped} stack trace(s) past the first {crashes.parsed} not parsed")
+    if crashes.dropped:
+        ctx.warn(f"{artifact}: {crashes.dropped} stack trace(s) of signatures past the first "
+                 f"{len(crashes.groups)} not reported")
     yield from traces
 
     rs = src.stats

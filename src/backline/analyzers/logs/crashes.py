@@ -1,0 +1,123 @@
+"""Stack traces inside logs as crash findings.
+
+:class:`LogCrashes` is fed the multi-line records of a log that hold a stack
+trace (Java, Python, .NET).  Each record's text goes through the dumps area's
+text crash-trace parser (:func:`backline.analyzers.dumps.text.parse_text_crash_text`),
+and every trace it finds is grouped by its crash signature.  :meth:`LogCrashes.findings`
+yields one crash finding per signature, built by the dumps text analyzer's own
+:func:`~backline.analyzers.dumps.text.analyzer.crash_finding` (same codes:
+``DUMP.PYTHON_EXCEPTION``, ``DUMP.JAVA_EXCEPTION``, ``DUMP.DOTNET_EXCEPTION`` ...),
+with the number of occurrences, first and last seen, and ``line:N`` references
+to the trace's first line in the log file.
+
+Memory is bounded: at most :data:`MAX_GROUPS` signatures are kept (further
+ones are counted in :attr:`LogCrashes.dropped`), at most :data:`MAX_PARSED`
+traces are parsed per file, and parses of identical trace texts are cached.
+
+>>> from datetime import datetime, timezone
+>>> c = LogCrashes("app.log")
+>>> text = ("ERROR worker died\\nTraceback (most recent call last):\\n"
+...         '  File "w.py", line 3, in run\\n    go()\\nKeyError: 42')
+>>> c.add(text, 40, datetime(2024, 1, 1, tzinfo=timezone.utc))
+1
+>>> [(f.code, f.title, f.evidence[0].locator, f.count) for f in c.findings("logs.text")]
+[('DUMP.PYTHON_EXCEPTION', 'KeyError: 42', 'line:41', 1)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from backline.analyzers.dumps.model import CrashReport
+from backline.analyzers.dumps.text import parse_text_crash_text
+from backline.analyzers.dumps.text.analyzer import crash_finding, finding_code
+from backline.model import Finding
+
+#: Distinct crash signatures kept per file.
+MAX_GROUPS = 500
+#: Traces parsed per file (a log with more traces is counted, and warned about).
+MAX_PARSED = 20_000
+#: Lines referenced per finding (the first occurrences, plus the last one).
+MAX_REFS = 5
+_CACHE = 2_000
+
+
+@dataclass(slots=True)
+class CrashGroup:
+    """Occurrences of one crash signature in a log."""
+
+    report: CrashReport            # the first occurrence
+    lines: list[int] = field(default_factory=list)
+    count: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    last_line: int = 0
+
+
+class LogCrashes:
+    """Collects the stack traces of one log file, grouped by signature."""
+
+    def __init__(self, artifact: str) -> None:
+        self.artifact = artifact
+        self.groups: dict[tuple[str, str], CrashGroup] = {}
+        self.parsed = 0
+        self.skipped = 0           # traces not parsed (MAX_PARSED reached)
+        self.dropped = 0           # traces of signatures past MAX_GROUPS
+        self._cache: dict[str, list[tuple[int, CrashReport]]] = {}
+
+    def _parse(self, text: str) -> list[tuple[int, CrashReport]]:
+        hit = self._cache.get(text)
+        if hit is not None:
+            return hit
+        reps = [(int(r.extra.get("line") or 1), r) for r in parse_text_crash_text(text)]
+        if len(self._cache) < _CACHE:
+            self._cache[text] = reps
+        return reps
+
+    def add(self, text: str, line: int, ts: datetime | None) -> int:
+        """Parse a record's ``text`` (its head line is log line ``line``); returns traces found."""
+        if self.parsed >= MAX_PARSED:
+            self.skipped += 1
+            return 0
+        self.parsed += 1
+        reps = self._parse(text)
+        for rel, rep in reps:
+            key = (finding_code(rep), rep.signature or _fallback_key(rep))
+            g = self.groups.get(key)
+            if g is None:
+                if len(self.groups) >= MAX_GROUPS:
+                    self.dropped += 1
+                    continue
+                g = self.groups[key] = CrashGroup(rep)
+            at = line + rel - 1
+            g.count += 1
+            if len(g.lines) < MAX_REFS - 1:
+                g.lines.append(at)
+            g.last_line = at
+            if ts is not None:
+                if g.first_seen is None or ts < g.first_seen:
+                    g.first_seen = ts
+                if g.last_seen is None or ts > g.last_seen:
+                    g.last_seen = ts
+        return len(reps)
+
+    def findings(self, analyzer: str) -> Iterator[Finding]:
+        """One crash finding per signature, most frequent first (then by first line)."""
+        groups = sorted(self.groups.values(), key=lambda g: (-g.count, g.lines[0]))
+        for g in groups:
+            lines = g.lines if g.last_line in g.lines else g.lines + [g.last_line]
+            yield crash_finding(g.report, self.artifact, lines, analyzer, count=g.count,
+                                first_seen=g.first_seen, last_seen=g.last_seen,
+                                extra={"count": g.count, "first_line": g.lines[0],
+                                       "last_line": g.last_line, "source": "log"})
+
+
+def _fallback_key(rep: CrashReport) -> str:
+    """Grouping key of a report without a signature: exception type and top frame."""
+    e = rep.exception
+    if e is None:
+        return rep.source_format
+    top = e.frames[0].function if e.frames else ""
+    return f"{e.type}|{top}"
