@@ -22,15 +22,13 @@ from backline.analyzers.logs import anomalies
 from backline.analyzers.logs.crashes import LogCrashes
 from backline.analyzers.logs.miner import TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
-from backline.analyzers.logs.records import LogRecord, read_records, stack_trace_kind
+from backline.analyzers.logs.records import LogRecord, read_record_rows, stack_trace_kind
 from backline.analyzers.logs.stats import LogStats, TemplateStats
 from backline.analyzers.logs.timestamps import file_year
 from backline.analyzers.logs.store import RecordWriter
 from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Severity, TsQuality
 
 NAME = "logs.text"
-_LABEL = {s: s.label for s in Severity}
-_QVAL = {q: q.value for q in TsQuality}
 BLOCK = 4096
 MAX_STACK_TRACES = 200
 MAX_TRACE_TEXT = 64 * 1024
@@ -67,37 +65,39 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     dropped = 0
     traces: list[Fact] = []
     crashes = LogCrashes(artifact)
-    batch: list[LogRecord] = []
+    batch: list[tuple] = []
     size = Path(path).stat().st_size or 1
+
+    medium = Severity.MEDIUM
 
     def flush() -> None:
         nonlocal dropped
-        shapes = miner.add_block([r.message for r in batch])
-        for rec, shape in zip(batch, shapes):
-            stats.add(rec, shape)
-            if rec.severity >= Severity.MEDIUM:
+        shapes = miner.add_block([r[10] for r in batch])
+        stats.add_rows(batch, shapes)
+        # rows are tuples in records.ROW_FIELDS order: [0] line, [1] end_line, [5] severity
+        for row in batch:
+            if row[5] >= medium:
                 if len(events) < ctx.max_events:
-                    events.append(_event(artifact, rec))
+                    events.append(_event(artifact, LogRecord(*row)))
                 else:
                     dropped += 1
-            if rec.multiline:
-                kind = stack_trace_kind(rec.text)
+            if row[1] > row[0]:
+                text = row[11]
+                kind = stack_trace_kind(text)
                 if kind:
-                    crashes.add(rec.text, rec.line, rec.ts)
+                    crashes.add(text, row[0], row[2])
                     if len(traces) < MAX_STACK_TRACES:
-                        traces.append(Fact("log.stack_trace", {"line": rec.line, "kind": kind,
-                                                               "text": rec.text[:MAX_TRACE_TEXT]},
+                        traces.append(Fact("log.stack_trace", {"line": row[0], "kind": kind,
+                                                               "text": text[:MAX_TRACE_TEXT]},
                                            artifact, NAME))
-            if writer is not None:
-                writer.add_row((rec.ts, _QVAL[rec.ts_quality], artifact, rec.line, rec.end_line, rec.level,
-                                _LABEL[rec.severity], rec.component, rec.pid, rec.thread, rec.host, shape,
-                                rec.message[:4096]))
+        if writer is not None:
+            writer.add_block(batch, shapes)
         batch.clear()
         if ctx.progress is not None:
             ctx.progress(min(1.0, src.stats.bytes_read / size))
 
-    for rec in read_records(src, tz=tz, default_year=default_year):
-        batch.append(rec)
+    for row in read_record_rows(src, tz=tz, default_year=default_year):
+        batch.append(row)
         if len(batch) >= BLOCK:
             flush()
     if batch:
