@@ -159,14 +159,14 @@ def read_record_rows(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
     record split; the analyzer works on these rows and makes a
     :class:`LogRecord` only for the few records it reports (``LogRecord(*row)``).
     """
-    it = iter(source)
-    sample = []
+    it = source.numbered()
+    sample: list[tuple[int, str]] = []
     for ln in it:
         sample.append(ln)
         if len(sample) >= SAMPLE_LINES:
             break
     if fmt is None:
-        fmt = detect_format([ln.text for ln in sample if ln.text and not _CONT.match(ln.text)])
+        fmt = detect_format([t for _, t in sample if t and not _CONT.match(t)])
     source.format_name = fmt.name
     has_header = fmt.name != "plain"
     parser = TsParser(tz, default_year=default_year)
@@ -189,8 +189,7 @@ def read_record_rows(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
     parts: list[str] | None = None   # its lines when it has continuation lines
     end = 0
     size = 0
-    for ln in chain(sample, it):
-        text = ln.text
+    for n, text in chain(sample, it):
         if plain_regex:
             m = rx.match(text)
             fields = None if m is None else pick(m.groups("") + _EMPTY)
@@ -205,7 +204,7 @@ def read_record_rows(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
             else:
                 is_cont = bool(text) and _CONT.match(text) is not None
             if is_cont:
-                end = ln.number
+                end = n
                 if parts is None:
                     parts = [cur[11]]
                     size = len(cur[11])
@@ -215,7 +214,6 @@ def read_record_rows(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
                 continue
             yield cur if parts is None else _finish(cur, end, parts)
             parts = None
-        n = ln.number
         if fields is None:
             cur = (n, n, None, no_ts, "", message_severity(text), "", "", "", "", text, text)
             continue
