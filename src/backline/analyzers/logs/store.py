@@ -49,7 +49,7 @@ class RecordWriter:
         self.path = Path(path)
         self.artifact = artifact
         self._tmp = self.path.with_suffix(".raw.parquet")
-        self._writer = pq.ParquetWriter(self._tmp, _RAW_SCHEMA, compression="zstd")
+        self._writer = pq.ParquetWriter(self._tmp, _RAW_SCHEMA, compression="lz4")  # temporary: fast codec
         self._rows: list[tuple] = []
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -110,27 +110,36 @@ class RecordWriter:
         self._write_pending()
 
     def close(self, templates: dict[int, tuple[str, str]]) -> Path:
-        """Finish the file: ``templates`` maps shape -> (template_id, template)."""
-        import duckdb
+        """Finish the file: ``templates`` maps shape -> (template_id, template).
+
+        The raw file is rewritten one row group at a time (memory bounded by a
+        row group), its ``shape`` column replaced by the template columns; rows
+        stay in the order they were added (line order).
+        """
+        import pyarrow.compute as pc
 
         self._flush()
         self._write_pending()
         self._writer.close()
-        shapes = list(templates)
-        tmap = pa.table({"shape": pa.array(shapes, pa.int32()),
-                         "template_id": [templates[s][0] for s in shapes],
-                         "template": [templates[s][1] for s in shapes]})
-        con = duckdb.connect()
+        keys = list(templates)
+        key_arr = pa.array(keys, pa.int32())
+        tids = pa.array([templates[k][0] for k in keys], pa.string())
+        tpls = pa.array([templates[k][1] for k in keys], pa.string())
+        schema = pa.schema([_RAW_SCHEMA.field(c) if c in _RAW_SCHEMA.names else pa.field(c, pa.string())
+                            for c in COLUMNS])
         try:
-            con.register("tmap", tmap)
-            cols = ", ".join(f"r.{c}" if c not in ("template_id", "template") else f"t.{c}"
-                             for c in COLUMNS)
-            con.execute(
-                f"COPY (SELECT {cols} FROM read_parquet('{_sql_path(self._tmp)}') r "
-                f"LEFT JOIN tmap t USING (shape) ORDER BY r.line) "
-                f"TO '{_sql_path(self.path)}' (FORMAT PARQUET, COMPRESSION ZSTD)")
+            raw = pq.ParquetFile(self._tmp)
+            with pq.ParquetWriter(self.path, schema, compression="zstd") as out:
+                for i in range(raw.num_row_groups):
+                    t = raw.read_row_group(i)
+                    idx = pc.index_in(t.column("shape"), value_set=key_arr)
+                    cols = {c: t.column(c) for c in _RAW_SCHEMA.names if c != "shape"}
+                    cols["template_id"] = tids.take(idx)
+                    cols["template"] = tpls.take(idx)
+                    out.write_table(pa.table([cols[c] for c in COLUMNS], schema=schema))
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot write the records table {self.path}: {exc}") from exc
         finally:
-            con.close()
             self._tmp.unlink(missing_ok=True)
         return self.path
 

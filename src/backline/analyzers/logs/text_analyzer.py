@@ -14,6 +14,7 @@ from :mod:`.anomalies`; stack traces inside records become crash findings
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -65,12 +66,11 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     dropped = 0
     traces: list[Fact] = []
     crashes = LogCrashes(artifact)
-    batch: list[tuple] = []
     size = Path(path).stat().st_size or 1
 
     medium = Severity.MEDIUM
 
-    def flush() -> None:
+    def flush(batch: list[tuple]) -> None:
         nonlocal dropped
         shapes = miner.add_block([r[10] for r in batch])
         stats.add_rows(batch, shapes)
@@ -92,16 +92,15 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
                                            artifact, NAME))
         if writer is not None:
             writer.add_block(batch, shapes)
-        batch.clear()
         if ctx.progress is not None:
             ctx.progress(min(1.0, src.stats.bytes_read / size))
 
-    for row in read_record_rows(src, tz=tz, default_year=default_year):
-        batch.append(row)
-        if len(batch) >= BLOCK:
-            flush()
-    if batch:
-        flush()
+    rows = read_record_rows(src, tz=tz, default_year=default_year)
+    while True:
+        batch = list(islice(rows, BLOCK))
+        if not batch:
+            break
+        flush(batch)
     fmt_name = src.format_name
 
     # final templates: shapes that ended in the same template are joined
