@@ -98,8 +98,8 @@ def bench_backline_file(raw: list[str]) -> tuple[float, float]:
         miner = TemplateMiner()
         fmt = None
         buf: list[str] = []
-        for ln in open_log(p):
-            buf.append(ln.text)
+        for _, text in open_log(p).numbered():
+            buf.append(text)
             if len(buf) == 2000:                       # one system's block: learn its format
                 fmt = detect_format(buf[:400]) if fmt is None or not fmt.regex.match(buf[0]) else fmt
                 rx = fmt.regex
