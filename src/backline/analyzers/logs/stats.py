@@ -13,7 +13,9 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import Counter
 from collections.abc import Sequence
+from operator import itemgetter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -134,10 +136,12 @@ class LogStats:
         with_ts = 0
         f_t, l_t = self._first_t, self._last_t
         prev = self._prev
+        p_t, p_line, p_ts = prev if prev is not None else (None, 0, None)
         gaps, top = self._gaps, self._top_gaps
+        for sev, c in Counter(map(itemgetter(5), rows)).items():
+            sev_counts[sev] = sev_counts.get(sev, 0) + c
         for row, shape in zip(rows, shapes):
             sev = row[5]
-            sev_counts[sev] = sev_counts.get(sev, 0) + 1
             if sev >= high:
                 self._last_error = row
                 if self._first_error is None:
@@ -169,8 +173,8 @@ class LogStats:
                 f_t, self.first_ts = t, ts
             if t > l_t:
                 l_t, self.last_ts = t, ts
-            if prev is not None:
-                gap = t - prev[0]
+            if p_t is not None:
+                gap = t - p_t
                 if gap < 0:
                     self.ts_backwards += 1
                 else:
@@ -183,13 +187,14 @@ class LogStats:
                         if j < GAP_SAMPLE:
                             gaps[j] = gap
                     if len(top) < 10 or gap > top[0][0]:
-                        item = (gap, row[0], Gap(gap, prev[1], row[0], prev[2], ts))
+                        item = (gap, row[0], Gap(gap, p_line, row[0], p_ts, ts))
                         if len(top) < 10:
                             heapq.heappush(top, item)
                         else:
                             heapq.heapreplace(top, item)
-            prev = (t, row[0], ts)
-        self._prev = prev
+            p_t, p_line, p_ts = t, row[0], ts
+        if p_t is not None:
+            self._prev = (p_t, p_line, p_ts)
         self._first_t, self._last_t = f_t, l_t
         self.with_ts += with_ts
 
