@@ -218,3 +218,18 @@ def test_parse_cap_warns(gen, tmp_path, monkeypatch):
 
 def test_analyzer_declares_crash_codes():
     assert {"DUMP.JAVA_EXCEPTION", "DUMP.PYTHON_EXCEPTION", "DUMP.DOTNET_EXCEPTION"} <= LogsTextAnalyzer.emits
+
+
+def test_trace_parser_failure_is_a_warning_not_a_crash(gen, tmp_path, monkeypatch):
+    def broken(text, source=""):
+        raise ValueError("parser bug")
+    monkeypatch.setattr(crashes_mod, "parse_text_crash_text", broken)
+    trace = (gen / "java_caused_by.txt").read_text(encoding="utf-8").strip("\n")
+    p = tmp_path / "bad.log"
+    p.write_text(f"2025-01-01 00:00:00,000 ERROR [m] x - boom\n{trace}\n"
+                 "2025-01-01 00:00:01,000 INFO [m] x - ok\n")
+    ctx = AnalysisContext()
+    out = list(analyze_text_log(p, "bad.log", ctx))
+    assert _crash_findings(out) == []
+    assert any(isinstance(o, Finding) and o.code == "LOG.FIRST_ERROR" for o in out)
+    assert any("1 stack trace(s) could not be parsed (ValueError: parser bug)" in w for w in ctx.warnings)

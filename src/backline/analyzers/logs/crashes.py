@@ -65,13 +65,21 @@ class LogCrashes:
         self.parsed = 0
         self.skipped = 0           # traces not parsed (MAX_PARSED reached)
         self.dropped = 0           # traces of signatures past MAX_GROUPS
+        self.failed = 0            # records whose trace parser raised (a bug there, counted)
+        self.first_failure = ""
         self._cache: dict[str, list[tuple[int, CrashReport]]] = {}
 
     def _parse(self, text: str) -> list[tuple[int, CrashReport]]:
         hit = self._cache.get(text)
         if hit is not None:
             return hit
-        reps = [(int(r.extra.get("line") or 1), r) for r in parse_text_crash_text(text)]
+        try:
+            reps = [(int(r.extra.get("line") or 1), r) for r in parse_text_crash_text(text)]
+        except Exception as exc:  # noqa: BLE001 - one bad trace must not cost the log's other findings
+            self.failed += 1
+            if not self.first_failure:
+                self.first_failure = f"{type(exc).__name__}: {exc}"[:200]
+            reps = []
         if len(self._cache) < _CACHE:
             self._cache[text] = reps
         return reps

@@ -137,6 +137,9 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     yield from crashes.findings(NAME)
     if crashes.skipped:
         ctx.warn(f"{artifact}: {crashes.skipped} stack trace(s) past the first {crashes.parsed} not parsed")
+    if crashes.failed:
+        ctx.warn(f"{artifact}: {crashes.failed} stack trace(s) could not be parsed "
+                 f"({crashes.first_failure})")
     if crashes.dropped:
         ctx.warn(f"{artifact}: {crashes.dropped} stack trace(s) of signatures past the first "
                  f"{len(crashes.groups)} not reported")
