@@ -233,3 +233,14 @@ def test_trace_parser_failure_is_a_warning_not_a_crash(gen, tmp_path, monkeypatc
     assert _crash_findings(out) == []
     assert any(isinstance(o, Finding) and o.code == "LOG.FIRST_ERROR" for o in out)
     assert any("1 stack trace(s) could not be parsed (ValueError: parser bug)" in w for w in ctx.warnings)
+
+
+def test_parsed_text_is_bounded(gen, tmp_path, monkeypatch):
+    trace = (gen / "py_traceback_implicit.txt").read_text(encoding="utf-8").strip("\n")
+    monkeypatch.setattr(crashes_mod, "MAX_PARSED_CHARS", 2 * len(trace))
+    p = tmp_path / "dense.log"
+    p.write_text("".join(f"2025-01-01 00:00:{i:02d},000 ERROR [m] x - boom\n{trace}\n" for i in range(6)))
+    ctx = AnalysisContext()
+    [f] = _crash_findings(analyze_text_log(p, "dense.log", ctx))
+    assert f.count == 2          # two record texts (head line + trace) pass the character budget
+    assert any("4 stack trace(s) past the first 2 not parsed" in w for w in ctx.warnings)

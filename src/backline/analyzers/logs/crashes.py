@@ -12,7 +12,8 @@ to the trace's first line in the log file.
 
 Memory is bounded: at most :data:`MAX_GROUPS` signatures are kept (further
 ones are counted in :attr:`LogCrashes.dropped`), at most :data:`MAX_PARSED`
-traces are parsed per file, and parses of identical trace texts are cached.
+traces and :data:`MAX_PARSED_CHARS` characters of trace text are parsed per
+file, and parses of identical trace texts are cached.
 
 >>> from datetime import datetime, timezone
 >>> c = LogCrashes("app.log")
@@ -37,8 +38,10 @@ from backline.model import Finding
 
 #: Distinct crash signatures kept per file.
 MAX_GROUPS = 500
-#: Traces parsed per file (a log with more traces is counted, and warned about).
+#: Traces parsed per file, and characters of trace text parsed per file (the parser reads
+#: about 5 MB/s: this bounds a trace-dense log to seconds); more are counted and warned about.
 MAX_PARSED = 20_000
+MAX_PARSED_CHARS = 64 * 1024 * 1024
 #: Lines referenced per finding (the first occurrences, plus the last one).
 MAX_REFS = 5
 _CACHE = 2_000
@@ -63,6 +66,7 @@ class LogCrashes:
         self.artifact = artifact
         self.groups: dict[tuple[str, str], CrashGroup] = {}
         self.parsed = 0
+        self.parsed_chars = 0
         self.skipped = 0           # traces not parsed (MAX_PARSED reached)
         self.dropped = 0           # traces of signatures past MAX_GROUPS
         self.failed = 0            # records whose trace parser raised (a bug there, counted)
@@ -86,10 +90,11 @@ class LogCrashes:
 
     def add(self, text: str, line: int, ts: datetime | None) -> int:
         """Parse a record's ``text`` (its head line is log line ``line``); returns traces found."""
-        if self.parsed >= MAX_PARSED:
+        if self.parsed >= MAX_PARSED or self.parsed_chars >= MAX_PARSED_CHARS:
             self.skipped += 1
             return 0
         self.parsed += 1
+        self.parsed_chars += len(text)
         reps = self._parse(text)
         for rel, rep in reps:
             key = (finding_code(rep), rep.signature or _fallback_key(rep))
