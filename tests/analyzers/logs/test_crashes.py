@@ -209,7 +209,9 @@ def test_parse_cap_warns(gen, tmp_path, monkeypatch):
     monkeypatch.setattr(crashes_mod, "MAX_PARSED", 2)
     trace = (gen / "java_caused_by.txt").read_text(encoding="utf-8").strip("\n")
     p = tmp_path / "many.log"
-    p.write_text("".join(f"2025-01-01 00:00:{i:02d},000 ERROR [m] x - boom\n{trace}\n" for i in range(5)))
+    # "unhandled error" heads: no caching by the trace lines, every record is parsed
+    p.write_text("".join(f"2025-01-01 00:00:{i:02d},000 ERROR [m] x - unhandled error\n{trace}\n"
+                         for i in range(5)))
     ctx = AnalysisContext()
     [f] = _crash_findings(analyze_text_log(p, "many.log", ctx))
     assert f.count == 2
@@ -239,8 +241,35 @@ def test_parsed_text_is_bounded(gen, tmp_path, monkeypatch):
     trace = (gen / "py_traceback_implicit.txt").read_text(encoding="utf-8").strip("\n")
     monkeypatch.setattr(crashes_mod, "MAX_PARSED_CHARS", 2 * len(trace))
     p = tmp_path / "dense.log"
-    p.write_text("".join(f"2025-01-01 00:00:{i:02d},000 ERROR [m] x - boom\n{trace}\n" for i in range(6)))
+    p.write_text("".join(f"2025-01-01 00:00:{i:02d},000 ERROR [m] x - fatal\n{trace}\n" for i in range(6)))
     ctx = AnalysisContext()
     [f] = _crash_findings(analyze_text_log(p, "dense.log", ctx))
     assert f.count == 2          # two record texts (head line + trace) pass the character budget
     assert any("4 stack trace(s) past the first 2 not parsed" in w for w in ctx.warnings)
+
+
+def test_same_trace_under_other_head_lines_is_parsed_once(gen, tmp_path, monkeypatch):
+    calls = []
+    real = crashes_mod.parse_text_crash_text
+
+    def counting(text, source=""):
+        calls.append(text)
+        return real(text, source)
+    monkeypatch.setattr(crashes_mod, "parse_text_crash_text", counting)
+    java = (gen / "java_caused_by.txt").read_text(encoding="utf-8").strip("\n")
+    lines: list[str] = []
+    heads = []
+    for i in range(30):
+        lines.append(f"2025-01-01 00:{i:02d}:00,000 ERROR [m] x - request {i} failed")
+        heads.append(len(lines) + 1)
+        lines.extend(java.split("\n"))
+    # the exception in the head line itself (frames follow): the head takes part, no rest cache
+    lines.append("2025-01-01 01:00:00,000 ERROR [m] x - failed: java.lang.IllegalStateException: bad state")
+    lines.append("\tat a.B.run(B.java:10)")
+    p = tmp_path / "repeat.log"
+    p.write_text("\n".join(lines) + "\n")
+    found = {f.data["exception_type"]: f for f in _crash_findings(analyze_text_log(p, "r.log", AnalysisContext()))}
+    assert found["java.io.UncheckedIOException"].count == 30
+    assert found["java.io.UncheckedIOException"].data["last_line"] == heads[-1]
+    assert found["java.lang.IllegalStateException"].evidence[0].locator == f"line:{len(lines) - 1}"
+    assert len(calls) == 2

@@ -13,7 +13,9 @@ to the trace's first line in the log file.
 Memory is bounded: at most :data:`MAX_GROUPS` signatures are kept (further
 ones are counted in :attr:`LogCrashes.dropped`), at most :data:`MAX_PARSED`
 traces and :data:`MAX_PARSED_CHARS` characters of trace text are parsed per
-file, and parses of identical trace texts are cached.
+file, and parses are cached (2,000 texts, 16 Mi characters) by the record's
+continuation lines when the head line's message plays no part in the trace, so
+the same trace logged again at another time is parsed once.
 
 >>> from datetime import datetime, timezone
 >>> c = LogCrashes("app.log")
@@ -27,6 +29,7 @@ file, and parses of identical trace texts are cached.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +48,10 @@ MAX_PARSED_CHARS = 64 * 1024 * 1024
 #: Lines referenced per finding (the first occurrences, plus the last one).
 MAX_REFS = 5
 _CACHE = 2_000
+_CACHE_CHARS = 16 * 1024 * 1024
+#: A head-line message that may itself start or belong to a trace (then no caching by the rest).
+_HEAD_HINT = re.compile(r"exception|error|throwable|traceback|fatal|panic|unhandled|thread|deadlock|"
+                        r"\bat |^\s|caused by", re.I)
 
 
 @dataclass(slots=True)
@@ -72,38 +79,50 @@ class LogCrashes:
         self.failed = 0            # records whose trace parser raised (a bug there, counted)
         self.first_failure = ""
         self._cache: dict[str, list[tuple[int, CrashReport]]] = {}
+        self._cached_chars = 0
 
     def _parse(self, text: str) -> list[tuple[int, CrashReport]]:
-        hit = self._cache.get(text)
-        if hit is not None:
-            return hit
         try:
-            reps = [(int(r.extra.get("line") or 1), r) for r in parse_text_crash_text(text)]
+            return [(int(r.extra.get("line") or 1), r) for r in parse_text_crash_text(text)]
         except Exception as exc:  # noqa: BLE001 - one bad trace must not cost the log's other findings
             self.failed += 1
             if not self.first_failure:
                 self.first_failure = f"{type(exc).__name__}: {exc}"[:200]
-            reps = []
-        if len(self._cache) < _CACHE:
-            self._cache[text] = reps
-        return reps
+            return []
 
-    def add(self, text: str, line: int, ts: datetime | None) -> int:
-        """Parse a record's ``text`` (its head line is log line ``line``); returns traces found."""
-        if self.parsed >= MAX_PARSED or self.parsed_chars >= MAX_PARSED_CHARS:
-            self.skipped += 1
-            return 0
-        self.parsed += 1
-        self.parsed_chars += len(text)
-        reps = self._parse(text)
+    def add(self, text: str, line: int, ts: datetime | None, message: str | None = None) -> int:
+        """Parse a record's ``text`` (its head line is log line ``line``); returns traces found.
+
+        ``message`` is the head line's message (header removed).  When it does
+        not look like part of a trace, the parse is cached by the record's
+        continuation lines alone, so the same trace logged again under another
+        head line (another time stamp) is not parsed again.
+        """
+        nl = text.find("\n")
+        key = text
+        if message is not None and nl > 0 and not _HEAD_HINT.search(message):
+            key = "\n" + text[nl + 1:]            # the head line plays no part: key on the rest
+        reps = self._cache.get(key)
+        if reps is None:
+            if self.parsed >= MAX_PARSED or self.parsed_chars >= MAX_PARSED_CHARS:
+                self.skipped += 1
+                return 0
+            self.parsed += 1
+            self.parsed_chars += len(text)
+            reps = self._parse(text)
+            if key is not text and any(rel < 2 for rel, _ in reps):
+                key = text                           # the head line was part of a trace after all
+            if len(self._cache) < _CACHE and self._cached_chars + len(key) <= _CACHE_CHARS:
+                self._cache[key] = reps
+                self._cached_chars += len(key)
         for rel, rep in reps:
-            key = (finding_code(rep), rep.signature or _fallback_key(rep))
-            g = self.groups.get(key)
+            gkey = (finding_code(rep), rep.signature or _fallback_key(rep))
+            g = self.groups.get(gkey)
             if g is None:
                 if len(self.groups) >= MAX_GROUPS:
                     self.dropped += 1
                     continue
-                g = self.groups[key] = CrashGroup(rep)
+                g = self.groups[gkey] = CrashGroup(rep)
             at = line + rel - 1
             g.count += 1
             if len(g.lines) < MAX_REFS - 1:

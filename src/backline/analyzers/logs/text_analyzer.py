@@ -85,7 +85,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
                 text = row[11]
                 kind = stack_trace_kind(text)
                 if kind:
-                    crashes.add(text, row[0], row[2])
+                    crashes.add(text, row[0], row[2], row[10])
                     if len(traces) < MAX_STACK_TRACES:
                         traces.append(Fact("log.stack_trace", {"line": row[0], "kind": kind,
                                                                "text": text[:MAX_TRACE_TEXT]},
