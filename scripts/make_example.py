@@ -39,7 +39,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-BACKEND_PORT = 18080
+BACKEND_PORT = 8080           # a port Wireshark decodes as HTTP by default
 DB_PORT = 15432            # nothing listens here: connection refused
 PORTS = {BACKEND_PORT, DB_PORT}
 
