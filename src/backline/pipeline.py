@@ -110,7 +110,7 @@ def analyze(
     findings = sorted(out.findings, key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
     events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
     return AnalysisResult(
-        inputs=tuple(str(p) for p in paths),
+        inputs=intake.inputs,
         artifacts=artifacts,
         runs=tuple(out.runs),
         findings=tuple(findings),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 
 from backline.errors import BacklineError, NothingReadable, UsageError
+from backline.evidence.names import render_name
 from backline.model import Severity
 
 FORMATS = ("text", "json", "html", "md")
@@ -72,6 +74,30 @@ class _Progress:
             self.console.print(f"[{done}/{total}] {desc}", markup=False, highlight=False)
 
 
+def check_writable_folder(folder: Path) -> str:
+    """``""`` when report files can be written into ``folder`` (created if missing), else why not.
+
+    Checked before the analysis starts, so a long run does not end in a lost report.
+    Tries a real file: permission bits say nothing when running as root or on a
+    read-only file system.
+
+    >>> import tempfile; check_writable_folder(Path(tempfile.mkdtemp()))
+    ''
+    """
+    shown = render_name(str(folder))[0]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the report folder {shown}: {exc.strerror or exc}"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".backline-write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write into the report folder {shown}: {exc.strerror or exc}"
+    return ""
+
+
 def analyze_cmd(
     paths: List[Path] = typer.Argument(..., help="Files, folders or archives (zip, tar, tar.gz/bz2/xz/zst, gz...)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder to write report files into."),
@@ -120,7 +146,7 @@ def analyze_cmd(
             threshold = Severity.parse(fail_on)
         except ValueError as exc:
             _fail(str(exc))
-    missing = [str(p) for p in paths if not os.path.lexists(p)]
+    missing = [render_name(str(p))[0] for p in paths if not os.path.lexists(p)]
     if missing:
         _fail(f"no such file or folder: {', '.join(missing)}")
     try:
@@ -131,7 +157,11 @@ def analyze_cmd(
         _fail("--jobs must be at least 1")
     for d in list(symbols) + list(binaries):
         if not d.is_dir():
-            _fail(f"not a folder: {d}")
+            _fail(f"not a folder: {render_name(str(d))[0]}")
+    if out is not None and any(f != "text" for f in formats):
+        problem = check_writable_folder(out)
+        if problem:
+            _fail(problem)
 
     options = AnalyzeOptions(
         work_dir=keep_work, tz=tz, jobs=jobs, store=None if no_store else BlobStore(),
@@ -158,10 +188,9 @@ def analyze_cmd(
         file_formats = [f for f in formats if f != "text"]
         if file_formats:
             try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                _fail(f"cannot create {out}: {exc.strerror}")
-            written = write_reports(report, out, file_formats)
+                written = write_reports(report, out, file_formats)
+            except (BacklineError, OSError) as exc:
+                _fail(f"{exc}" if isinstance(exc, BacklineError) else f"{render_name(str(out))[0]}: {exc.strerror or exc}")
             c = Console(stderr=True, highlight=False)
             for kind, path in written.items():
                 c.print(f"{kind.upper():5} report: {path}", markup=False)

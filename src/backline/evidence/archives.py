@@ -13,6 +13,7 @@ Each member is yielded as :class:`Member` (accepted, with ``open()``) or
 
 from __future__ import annotations
 
+import io
 import stat
 import struct
 import tarfile
@@ -184,6 +185,53 @@ def iter_zip(path: Path, label: str, limits: IntakeLimits, remaining_entries: in
 
 # ------------------------------------------------------------------ tar
 
+class _TarMemberReader(io.RawIOBase):
+    """The bytes of one regular member of a streamed tar, read in bounded pieces.
+
+    When the archive ends inside the member, the bytes before the cut are
+    returned and ``truncated`` is set (``truncated_reason`` says how far it got).
+
+    >>> r = _TarMemberReader(io.BytesIO(b"abc"), 10)
+    >>> r.read(100), r.read(100), r.truncated
+    (b'abc', b'', True)
+    """
+
+    PIECE = 64 * 1024
+
+    def __init__(self, stream, size: int):
+        self.stream = stream
+        self.size = size
+        self.remaining = size
+        self.truncated = False
+        self.truncated_reason = ""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        parts: list[bytes] = []
+        while want > 0:
+            n = min(want, self.PIECE)
+            data = self.stream.read(n)
+            parts.append(data)
+            self.remaining -= len(data)
+            want -= len(data)
+            if len(data) < n:
+                self.truncated = True
+                got = self.size - self.remaining
+                self.truncated_reason = (f"truncated: the archive ends inside this entry "
+                                         f"(after {got} of {self.size} bytes)")
+                self.remaining = 0
+                break
+        return b"".join(parts)
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
 def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
              work_dir: Path) -> Iterator[Member | Refused]:
     """Members of the (possibly compressed) tar at ``path``, streamed in one pass.
@@ -244,6 +292,10 @@ def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
             notes = ("name is not valid UTF-8 (shown with \\x escapes)",) if bad else ()
 
             def opener(ti=ti) -> BinaryIO:
+                if not ti.issparse():
+                    # Straight from the stream: ``extractfile`` drops every byte of a
+                    # member that the archive cuts short; this keeps them.
+                    return _TarMemberReader(tf.fileobj, ti.size)  # type: ignore[return-value]
                 f = tf.extractfile(ti)
                 if f is None:
                     raise ArchiveError("member has no data", artifact=f"{label}!/{ti.name}")

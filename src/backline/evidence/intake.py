@@ -323,12 +323,17 @@ def collect(paths: Sequence[Path], work_dir: Path, *, limits: IntakeLimits | Non
             raise
         except Exception as exc:  # failures are data: record and go on with the other inputs
             c.refuse(render_name(str(p))[0], f"internal error while reading this input: {exc!r}")
-    intake = Intake(inputs=tuple(str(p) for p in paths), artifacts=tuple(c.artifacts),
+    intake = Intake(inputs=tuple(render_name(str(p))[0] for p in paths), artifacts=tuple(c.artifacts),
                     refusals=tuple(c.refusals), work_dir=c.run_dir)
     if require_readable and not intake.usable:
         what = f"{len(intake.artifacts)} file(s) found, none readable with content"
         if intake.refusals:
-            what += f"; {len(intake.refusals)} entr(y/ies) refused"
+            first = intake.refusals[0]
+            what += f"; {len(intake.refusals)} entr(y/ies) refused (first: {first.path}: {first.reason})"
+        elif intake.artifacts:
+            first_art = intake.artifacts[0]
+            why = "; ".join(first_art.problems) or "no content"
+            what += f" (first: {first_art.path}: {why})"
         exc = NothingReadable(f"nothing readable: {what}",
                               artifact=", ".join(render_name(str(p))[0] for p in paths))
         exc.intake = intake  # type: ignore[attr-defined]
