@@ -33,6 +33,9 @@ HEAD_BYTES = 64 * 1024
 _TEXT_KINDS = {ArtifactKind.TEXT_LOG, ArtifactKind.CRASH_TRACE, ArtifactKind.HS_ERR,
                ArtifactKind.CONFIG, ArtifactKind.DATA, ArtifactKind.DOCUMENT,
                ArtifactKind.SOURCE, ArtifactKind.SYMBOLS}
+#: Kinds whose files are always text (a binary file named like one is mislabelled).
+_TEXT_ONLY_KINDS = {ArtifactKind.TEXT_LOG, ArtifactKind.CRASH_TRACE, ArtifactKind.HS_ERR,
+                    ArtifactKind.CONFIG, ArtifactKind.SOURCE, ArtifactKind.SYMBOLS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,9 @@ def classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Clas
         by_name = kind_from_name(name)
         if by_name and by_name.kind not in _TEXT_KINDS:
             return Classification(by_name.kind, by_name.format)
+        if by_name and by_name.kind in _TEXT_ONLY_KINDS:   # named like a log, but not text: say so
+            return Classification(ArtifactKind.UNKNOWN, "binary", (
+                f"binary content although the name suggests {by_name.kind.value}: not read as text",))
         return Classification(ArtifactKind.UNKNOWN, "binary")
     text, encoding = decoded
     if not text.strip():
