@@ -18,6 +18,7 @@ from __future__ import annotations
 import bz2
 import lzma
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,8 +101,29 @@ def strip_compression_suffix(name: str) -> str:
     return name
 
 
+#: Names that promise a crash dump, and the kinds that keep the promise.
+_DUMP_NAME = re.compile(r"(\.(dmp|mdmp|core)$|(^|/)core(\.\d+)?$)", re.I)
+_DUMP_KINDS = {ArtifactKind.MINIDUMP, ArtifactKind.ELF_CORE, ArtifactKind.CRASH_TRACE,
+               ArtifactKind.HS_ERR}
+
+
 def classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Classification:
-    """Classify from the first bytes of a file, its name and its total size."""
+    """Classify from the first bytes of a file, its name and its total size.
+
+    A file named like a crash dump whose content is not one gets a problem saying so:
+
+    >>> classify_head(b"MDM", "crash.dmp", 3).problems
+    ('named like a crash dump but the content is not a minidump, core or crash trace (document)',)
+    """
+    c = _classify_head(head, name, size, _depth=_depth)
+    if (_depth == 0 and size and c.kind not in _DUMP_KINDS and c.kind is not ArtifactKind.ARCHIVE
+            and _DUMP_NAME.search(strip_compression_suffix(name))):
+        why = f"named like a crash dump but the content is not a minidump, core or crash trace ({c.kind.value})"
+        c = Classification(c.kind, c.format, (*c.problems, why), c.encoding, c.compression, c.meta)
+    return c
+
+
+def _classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Classification:
     if size == 0:
         by_name = kind_from_name(name)
         kind = by_name.kind if by_name else ArtifactKind.UNKNOWN
@@ -119,7 +141,7 @@ def classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Clas
             # the stream is decompressed (intake does that and classifies the result).
             return Classification(ArtifactKind.ARCHIVE, comp, compression=comp,
                                   meta=(("content", "not visible in the part read"),))
-        c = classify_head(inner, inner_name, max(size, len(inner)), _depth=1)
+        c = _classify_head(inner, inner_name, max(size, len(inner)), _depth=1)
         fmt = c.format
         if c.kind is ArtifactKind.ARCHIVE and c.format == "tar":
             fmt = f"tar+{comp}"
