@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from backline.errors import BacklineError, NothingReadable, UsageError
 from backline.evidence.names import render_name
@@ -23,7 +24,11 @@ def _err_console() -> Console:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    _err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """One ``error:`` line on stderr (never wrapped; the message is not read as Rich markup,
+    since it holds file names such as ``x[/].log``), then exit with ``code``."""
+    line = Text("error:", style="bold red")
+    line.append(" " + " ".join(message.split()))
+    _err_console().print(line, soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -42,7 +47,7 @@ class _Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("{task.fields[item]}"),
+                                TimeElapsedColumn(), TextColumn("{task.fields[item]}", markup=False),
                                 console=self.console, transient=True)
             self.bar.__enter__()
         return self
