@@ -179,6 +179,8 @@ def _classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Cla
     problems: tuple[str, ...] = ()
     if "\ufffd" in text[:65536] and encoding.startswith("utf"):
         problems = ("text has bytes that are not valid " + encoding,)
+    if b"\x00" in head and not encoding.startswith("utf-16"):
+        problems = (*problems, "NUL bytes in the text (a zero-filled range, or another encoding mixed in)")
     newline = "crlf" if "\r\n" in text[:65536] else "lf"
     return Classification(verdict.kind, fmt, problems, encoding, meta=(("newline", newline),))
 
@@ -199,6 +201,43 @@ def classify_file(path: Path, name: str | None = None, *, head_bytes: int = HEAD
     display = name if name is not None else Path(path).name
     try:
         head, size = read_head(Path(path), head_bytes)
+        if starts_zero_filled(head, size):
+            return classify_zero_filled(Path(path), display, size, head_bytes)
     except OSError as exc:
         return Classification(ArtifactKind.UNKNOWN, "", (f"unreadable: {exc.strerror or exc}",))
     return classify_head(head, display, size)
+
+
+def starts_zero_filled(head: bytes, size: int) -> bool:
+    """True when the whole head is zero bytes and the file goes on after it."""
+    return bool(head) and size > len(head) and not head.strip(b"\x00")
+
+
+#: How far past a leading run of zero bytes classification looks for content.
+MAX_ZERO_SCAN = 256 << 20
+
+
+def classify_zero_filled(path: Path, display: str, size: int, head_bytes: int) -> Classification:
+    """A file whose head is all zero bytes (a log after copytruncate rotation, a preallocated
+    file): classify the first bytes after the zero run, and say where it ends."""
+    with open(path, "rb") as f:
+        start = 0
+        try:   # sparse files: jump straight to the first data
+            start = os.lseek(f.fileno(), 0, getattr(os, "SEEK_DATA", 3))
+        except OSError:
+            start = 0
+        f.seek(start)
+        while start < min(size, MAX_ZERO_SCAN):
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            rest = chunk.lstrip(b"\x00")
+            if rest:
+                start += len(chunk) - len(rest)
+                f.seek(start)
+                c = classify_head(f.read(head_bytes), display, size)
+                why = f"starts with {start} zero bytes (zero-filled, e.g. by copytruncate rotation)"
+                return Classification(c.kind, c.format, (why, *c.problems), c.encoding, c.compression, c.meta)
+            start += len(chunk)
+    return Classification(ArtifactKind.UNKNOWN, "zeros", (
+        f"only zero bytes in the first {min(size, MAX_ZERO_SCAN)} bytes",))

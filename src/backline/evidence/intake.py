@@ -30,7 +30,8 @@ from typing import Callable, Iterable, Sequence
 
 from backline.errors import ArchiveError, EvidenceError, NothingReadable, UnsafeArchiveEntry
 from backline.evidence.archives import Member, iter_tar, iter_zip
-from backline.evidence.classify import Classification, classify_head, read_head, strip_compression_suffix
+from backline.evidence.classify import (Classification, classify_head, classify_zero_filled, read_head,
+                                       starts_zero_filled, strip_compression_suffix)
 from backline.evidence.limits import IntakeLimits
 from backline.evidence.names import render_name, safe_basename
 from backline.evidence.streams import (STREAM_ERRORS, Budget, CountingReader, GuardedReader, copy_bounded,
@@ -174,7 +175,15 @@ class _Collector:
         except OSError as exc:
             self._unreadable(display, str(exc.strerror or exc), 0, notes)
             return
-        cls = classify_head(head, strip_compression_suffix(display) if compression else display, size)
+        shown = strip_compression_suffix(display) if compression else display
+        try:
+            if starts_zero_filled(head, size):
+                cls = classify_zero_filled(path, shown, size, self.limits.head_bytes)
+            else:
+                cls = classify_head(head, shown, size)
+        except OSError as exc:
+            self._unreadable(display, str(exc.strerror or exc), 0, notes)
+            return
         problems = notes + carried
         broken = cls.kind is ArtifactKind.ARCHIVE and cls.format == cls.compression and bool(cls.problems)
         if cls.compression and not broken:
