@@ -200,3 +200,48 @@ def test_error_is_one_line_however_long_the_path(tmp_path):
         m.check_no_crash(res)
         assert res.exit_code == 2
         assert res.stderr.count("\n") == 1 and str(deep) in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_work_dir_that_cannot_be_made(tmp_path, where):
+    """Regression: ``--work-dir`` on a file ended in a FileExistsError traceback."""
+    log = tmp_path / "app.log"
+    log.write_bytes(LOG)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    work = blocker if where == "a file" else blocker / "work"
+    res = CliRunner().invoke(app, ["analyze", str(log), "--work-dir", str(work), "-q"])
+    m.check_no_crash(res)
+    assert res.exit_code == 2 and res.stderr.startswith("error: cannot create the work folder")
+
+
+def test_evidence_store_not_writable(tmp_path, monkeypatch):
+    """Regression: an unusable BACKLINE_HOME made every evidence file 'unreadable'."""
+    log = tmp_path / "app.log"
+    log.write_bytes(LOG)
+    blocker = tmp_path / "home-is-a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("BACKLINE_HOME", str(blocker))
+    res = CliRunner().invoke(app, ["analyze", str(log), "-q"])
+    m.check_no_crash(res)
+    assert res.exit_code == 2
+    assert "evidence store" in res.stderr and "--no-store" in res.stderr
+    assert "unreadable" not in res.stderr
+    # --no-store still works
+    res = CliRunner().invoke(app, ["analyze", str(log), "-q", "--no-store", "-f", "json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["artifacts"][0]["status"] == "analyzed"
+
+
+def test_evidence_store_failing_during_intake(tmp_path, monkeypatch):
+    """The store's root is writable but storing fails (here: its tmp folder is a file;
+    in life: a full disk).  One clear error about the store, not 'file unreadable'."""
+    home = tmp_path / "home"
+    (home / "blobs").mkdir(parents=True)
+    (home / "blobs" / "tmp").write_text("in the way")
+    monkeypatch.setenv("BACKLINE_HOME", str(home))
+    log = tmp_path / "app.log"
+    log.write_bytes(LOG)
+    res = CliRunner().invoke(app, ["analyze", str(log), "-q"])
+    m.check_no_crash(res)
+    assert res.exit_code == 2
+    assert "cannot store evidence in" in res.stderr and "app.log" in res.stderr

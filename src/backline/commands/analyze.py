@@ -79,7 +79,7 @@ class _Progress:
             self.console.print(f"[{done}/{total}] {desc}", markup=False, highlight=False)
 
 
-def check_writable_folder(folder: Path) -> str:
+def check_writable_folder(folder: Path, what: str = "report folder") -> str:
     """``""`` when report files can be written into ``folder`` (created if missing), else why not.
 
     Checked before the analysis starts, so a long run does not end in a lost report.
@@ -93,13 +93,13 @@ def check_writable_folder(folder: Path) -> str:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        return f"cannot create the report folder {shown}: {exc.strerror or exc}"
+        return f"cannot create the {what} {shown}: {exc.strerror or exc}"
     try:
         fd, probe = tempfile.mkstemp(prefix=".backline-write-check-", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        return f"cannot write into the report folder {shown}: {exc.strerror or exc}"
+        return f"cannot write into the {what} {shown}: {exc.strerror or exc}"
     return ""
 
 
@@ -167,9 +167,18 @@ def analyze_cmd(
         problem = check_writable_folder(out)
         if problem:
             _fail(problem)
+    if keep_work is not None:
+        problem = check_writable_folder(keep_work, "work folder")
+        if problem:
+            _fail(problem)
+    store = None if no_store else BlobStore()
+    if store is not None:
+        problem = check_writable_folder(store.root, "evidence store")
+        if problem:
+            _fail(f"{problem} (set BACKLINE_HOME, or use --no-store)")
 
     options = AnalyzeOptions(
-        work_dir=keep_work, tz=tz, jobs=jobs, store=None if no_store else BlobStore(),
+        work_dir=keep_work, tz=tz, jobs=jobs, store=store,
         symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
     )
     try:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from backline.errors import ArchiveError, EvidenceError, NothingReadable, UnsafeArchiveEntry
+from backline.errors import ArchiveError, EvidenceError, NothingReadable, StorageError, UnsafeArchiveEntry
 from backline.evidence.archives import Member, iter_tar, iter_zip
 from backline.evidence.classify import (Classification, classify_head, classify_zero_filled, read_head,
                                        starts_zero_filled, strip_compression_suffix)
@@ -242,7 +242,11 @@ class _Collector:
             sha = sha256 or sha256_file(path)
             local: Path = path.resolve() if original else path
             if self.store is not None:
-                blob = self.store.put_file(path)
+                try:
+                    blob = self.store.put_file(path)
+                except OSError as exc:   # the file was just read (sha): the store cannot be written
+                    raise StorageError(f"cannot store evidence in {self.store.root}: "
+                                       f"{exc.strerror or exc}", artifact=display) from None
                 sha = blob.sha256
                 local = self.store.path(blob.sha256)
                 self._discard(path, original)
@@ -328,7 +332,7 @@ def collect(paths: Sequence[Path], work_dir: Path, *, limits: IntakeLimits | Non
     for p in paths:
         try:
             c.add_input(Path(p))
-        except EvidenceError:
+        except (EvidenceError, StorageError):
             raise
         except Exception as exc:  # failures are data: record and go on with the other inputs
             c.refuse(render_name(str(p))[0], f"internal error while reading this input: {exc!r}")
