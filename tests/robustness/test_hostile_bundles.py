@@ -230,3 +230,32 @@ def test_inventory_json_of_a_hostile_bundle_is_strict_utf8(tmp_path, log_bytes):
     doc = json.loads(res.stdout_bytes.decode("utf-8"))
     assert {a["path"] for a in doc["artifacts"]} == {"mix.tar!/caf\\xe9.log", "mix.tar!/ok.log"}
     assert "escapes" in doc["refusals"][0]["reason"]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_tar_header_declaring_a_terabyte(tmp_path, compress):
+    """Regression: a tar header claiming 10**12 bytes on a small file made the walk spin on
+    empty reads for hours (tarfile skips a member by reading up to its declared size)."""
+    import time
+    ti = tarfile.TarInfo("huge.log")
+    ti.size = 10**12
+    data = ti.tobuf(format=tarfile.PAX_FORMAT) + b"2024-01-01T00:00:00Z ERROR x\n" * 10 + bytes(512)
+    p = tmp_path / ("claims.tar.gz" if compress else "claims.tar")
+    p.write_bytes(gzip.compress(data) if compress else data)
+    started = time.perf_counter()
+    doc = m.run_analyze(p).doc
+    assert time.perf_counter() - started < 20
+    (art,) = doc["artifacts"]
+    assert any("ends inside this entry" in x and "1000000000000" in x for x in art["problems"])
+    assert any("declares" in r for r in _refused(doc).values())
+
+
+def test_names_that_spoof_the_display(tmp_path, log_bytes):
+    """Bidi overrides and control characters in member names are shown escaped."""
+    p = tmp_path / "spoof.zip"
+    p.write_bytes(_zip([("evil\u202egol.exe", log_bytes), ("new\nline.log", log_bytes),
+                        ("esc\x1b[31mred.log", log_bytes)]))
+    doc = m.run_analyze(p).doc
+    paths = {a["path"] for a in doc["artifacts"]}
+    assert paths == {"spoof.zip!/evil\\u202egol.exe", "spoof.zip!/new\\x0aline.log",
+                     "spoof.zip!/esc\\x1b[31mred.log"}

@@ -177,7 +177,7 @@ def iter_zip(path: Path, label: str, limits: IntakeLimits, remaining_entries: in
                 return GuardedReader(zf.open(info), consumed, max_ratio=limits.max_ratio,  # type: ignore[arg-type]
                                      grace=limits.ratio_grace_bytes, label=f"{label}!/{shown}")
 
-            notes = ("name is not valid UTF-8 (shown with \\x escapes)",) if bad_name else ()
+            notes = ("name is not valid UTF-8 or holds control characters (shown with \\x escapes)",) if bad_name else ()
             yield Member(name, opener, notes)
     finally:
         zf.close()
@@ -232,6 +232,42 @@ class _TarMemberReader(io.RawIOBase):
         return len(data)
 
 
+class _EndGuard(io.RawIOBase):
+    """Stops a streamed tar that keeps reading past its end.
+
+    ``tarfile`` skips a member it was not asked to read by reading (not seeking) up to
+    the size its header declares; a header that claims a terabyte on a small file
+    would spin for hours on empty reads.  A few empty reads are normal at the end of an
+    archive; after that, :class:`EOFError` ends the walk (recorded as damage).
+
+    >>> g = _EndGuard(io.BytesIO(b"ab"))
+    >>> g.read(5), [g.read(5) for _ in range(3)][0]
+    (b'ab', b'')
+    """
+
+    MAX_EMPTY_READS = 16
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.empty = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        if not data and size != 0:
+            self.empty += 1
+            if self.empty > self.MAX_EMPTY_READS:
+                raise EOFError("the archive ends before the size its last header declares")
+        return data
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
 def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
              work_dir: Path) -> Iterator[Member | Refused]:
     """Members of the (possibly compressed) tar at ``path``, streamed in one pass.
@@ -244,6 +280,7 @@ def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
     if compression:
         stream = GuardedReader(open_decompressor(counting, compression), counting,  # type: ignore[assignment]
                                max_ratio=limits.max_ratio, grace=limits.ratio_grace_bytes, label=label)
+    stream = _EndGuard(stream)  # type: ignore[assignment]
     try:
         try:
             tf = tarfile.open(fileobj=stream, mode="r|", errorlevel=2)
@@ -289,7 +326,7 @@ def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
                 continue
             seen.add(name)
             bad = render_name(ti.name)[1]
-            notes = ("name is not valid UTF-8 (shown with \\x escapes)",) if bad else ()
+            notes = ("name is not valid UTF-8 or holds control characters (shown with \\x escapes)",) if bad else ()
 
             def opener(ti=ti) -> BinaryIO:
                 if not ti.issparse():

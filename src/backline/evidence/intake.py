@@ -104,7 +104,7 @@ class _Collector:
     # ------------------------------------------------------------ inputs
     def add_input(self, p: Path) -> None:
         display, bad = render_name(p.name or str(p))
-        notes = ("file name is not valid UTF-8 (shown with \\x escapes)",) if bad else ()
+        notes = ("file name is not valid UTF-8 or holds control characters (shown with \\x escapes)",) if bad else ()
         try:
             st = os.stat(p)
         except OSError as exc:
@@ -136,7 +136,7 @@ class _Collector:
                 full = Path(dirpath) / fname
                 shown, bad = render_name(fname)
                 display = f"{prefix}/{shown}"
-                notes = ("file name is not valid UTF-8 (shown with \\x escapes)",) if bad else ()
+                notes = ("file name is not valid UTF-8 or holds control characters (shown with \\x escapes)",) if bad else ()
                 try:
                     st = os.lstat(full)
                 except OSError as exc:
