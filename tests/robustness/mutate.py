@@ -240,3 +240,46 @@ def flagged(doc: dict, name: str) -> bool:
         if art["problems"] or any(r["status"] == "failed" or r["warnings"] for r in art["runs"]):
             return True
     return any(r["path"].endswith(name) for r in doc["refusals"])
+
+
+# ------------------------------------------------------- ELF core structure
+
+def elf_phdrs(data: bytes) -> list[tuple[int, int, int, int, int, int, int, int, int]]:
+    """(header offset, p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align)
+    of each program header of a little-endian ELF64 file."""
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    return [(phoff + i * phentsize, *struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize))
+            for i in range(phnum)]
+
+
+def put(data: bytes, offset: int, fmt: str, value: int) -> bytes:
+    """``data`` with ``value`` packed at ``offset``."""
+    b = bytearray(data)
+    struct.pack_into(fmt, b, offset, value)
+    return bytes(b)
+
+
+def elf_core_damages(data: bytes) -> dict[str, bytes]:
+    """Structural damage to an ELF64 core: header counts and sizes, notes, load segments."""
+    ph = elf_phdrs(data)
+    notes = [p for p in ph if p[1] == 4]
+    loads = [p for p in ph if p[1] == 1]
+    out = {
+        "phnum-ffff": put(data, 0x38, "<H", 0xFFFF),
+        "phentsize-1": put(data, 0x36, "<H", 1),
+        "phoff-at-end": put(data, 0x20, "<Q", len(data) - 10),
+    }
+    if notes:
+        n = notes[0]
+        out["note-filesz-2^63"] = put(data, n[0] + 32, "<Q", 1 << 63)
+        out["note-namesz-ffffffff"] = put(data, n[3], "<I", 0xFFFFFFFF)
+        out["note-descsz-ffffffff"] = put(data, n[3] + 4, "<I", 0xFFFFFFFF)
+        out["notes-zeroed"] = zero_range(data, n[3], n[6])
+    at_header, huge, same = data, data, data
+    for p in loads:
+        at_header = put(at_header, p[0] + 8, "<Q", 0)
+        huge = put(put(huge, p[0] + 40, "<Q", 1 << 62), p[0] + 32, "<Q", 1 << 62)
+        same = put(same, p[0] + 16, "<Q", loads[0][4])
+    out.update({"loads-at-header": at_header, "loads-2^62-bytes": huge, "loads-same-address": same})
+    return out

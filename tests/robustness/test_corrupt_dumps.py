@@ -154,3 +154,16 @@ def test_dump_json_is_json_for_every_truncation_of_a_core(tmp_path, corpus):
         if d.code == 0:
             assert isinstance(d.doc, dict) and d.doc.get("threads") is not None
             json.dumps(d.doc)
+
+
+@pytest.mark.parametrize("rel", ["dumps/lldb/elf-core/linux-x86_64.core", "dumps/lldb/thread_crash/linux-x86_64.core"])
+def test_structurally_damaged_elf_core(tmp_path, corpus, rel):
+    src = corpus / rel
+    for damage, data in m.elf_core_damages(src.read_bytes()).items():
+        p = _write(tmp_path, f"{damage}.core", data)
+        a = m.run_analyze(p)
+        d = m.run_dump(p)
+        assert a.code == 0 and [x["path"] for x in a.doc["artifacts"]] == [p.name]
+        assert m.flagged(a.doc, p.name), f"{damage}: analyze is silent"
+        if d.code == 2:
+            assert "offset:0x" in d.stderr, d.stderr          # the place is named
