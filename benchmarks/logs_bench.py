@@ -12,7 +12,12 @@ header split, mine), and Drain3; then the ratio Backline / Drain3.
 
 Usage::
 
-    python benchmarks/logs_bench.py [--lines N] [--drain3-lines N]
+    python benchmarks/logs_bench.py [--lines N] [--drain3-lines N] [--analyzer]
+                                    [--analyzer-baseline REV] [--analyzer-only] [--repeat N]
+
+``--analyzer`` also times the whole ``logs.text`` analyzer on a 1M-line log4j
+file (in a fresh process); ``--analyzer-baseline REV`` times the analyzer of git
+revision REV on the same file in the same run and prints the ratio.
 
 ``--drain3-lines`` times Drain3 on the first N messages only (its rate is
 flat in N); by default it gets all of them.  Needs the ``bench`` extra
@@ -22,12 +27,16 @@ flat in N); by default it gets all of them.  Needs the ``bench`` extra
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import platform
 import random
 import re
 import resource
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -89,8 +98,8 @@ def bench_backline_file(raw: list[str]) -> tuple[float, float]:
         miner = TemplateMiner()
         fmt = None
         buf: list[str] = []
-        for ln in open_log(p):
-            buf.append(ln.text)
+        for _, text in open_log(p).numbered():
+            buf.append(text)
             if len(buf) == 2000:                       # one system's block: learn its format
                 fmt = detect_format(buf[:400]) if fmt is None or not fmt.regex.match(buf[0]) else fmt
                 rx = fmt.regex
@@ -103,22 +112,51 @@ def bench_backline_file(raw: list[str]) -> tuple[float, float]:
         return time.perf_counter() - t, time.process_time() - c
 
 
-def bench_analyzer(raw: list[str], system_lines: int = 2000) -> tuple[float, float, int]:
-    """The whole logs.text analyzer (records, miner, stats, findings, Parquet) on one
-    system's log grown to the input size (one file = one header format)."""
-    from backline.analyzers.base import AnalysisContext
-    from backline.analyzers.logs.text_analyzer import analyze_text_log
+_ANALYZER_CHILD = r"""
+import json, sys, time, tempfile, pathlib
+import backline
+from backline.analyzers.base import AnalysisContext
+from backline.analyzers.logs.text_analyzer import analyze_text_log
+path, repeat = sys.argv[1], int(sys.argv[2])
+best = None
+for _ in range(repeat):
+    with tempfile.TemporaryDirectory() as d:
+        t, c = time.perf_counter(), time.process_time()
+        n_out = sum(1 for _ in analyze_text_log(path, "big.log", AnalysisContext(work_dir=pathlib.Path(d))))
+        run = (time.perf_counter() - t, time.process_time() - c)
+    best = run if best is None else (min(best[0], run[0]), min(best[1], run[1]))
+print(json.dumps({"wall": best[0], "cpu": best[1], "outputs": n_out, "module": backline.__file__}))
+"""
 
+
+def analyzer_input(raw: list[str], folder: Path, system_lines: int = 2000) -> tuple[Path, int]:
+    """One system's log (Hadoop, log4j) grown to the input size: one file = one header format."""
     hadoop = [s for s in raw[: 16 * system_lines] if s[:4].isdigit() and " [" in s[:40]]
     lines = (hadoop * (len(raw) // max(1, len(hadoop)) + 1))[: len(raw)]
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "big.log"
-        p.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        (Path(d) / "work").mkdir()
-        t, c = time.perf_counter(), time.process_time()
-        for _ in analyze_text_log(p, "big.log", AnalysisContext(work_dir=Path(d) / "work")):
-            pass
-        return time.perf_counter() - t, time.process_time() - c, len(lines)
+    p = folder / "big.log"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p, len(lines)
+
+
+def bench_analyzer(log: Path, src: Path, repeat: int) -> dict:
+    """The whole logs.text analyzer (records, miner, stats, findings, Parquet) on ``log``, with
+    the ``backline`` package found under ``src``, in a fresh process (best of ``repeat``)."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    out = subprocess.run([sys.executable, "-c", _ANALYZER_CHILD, str(log), str(repeat)], env=env,
+                         capture_output=True, text=True, check=True, timeout=3600)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if not res["module"].startswith(str(src)):
+        raise SystemExit(f"analyzer benchmark loaded {res['module']}, not the tree under {src}")
+    return res
+
+
+def baseline_tree(rev: str, folder: Path) -> Path:
+    """The ``src`` folder of git revision ``rev`` of this repository, extracted into ``folder``."""
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True,
+                          check=True, timeout=300).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        tf.extractall(folder, filter="data")
+    return folder / "src"
 
 
 def bench_drain3(msgs: list[str]) -> tuple[float, float]:
@@ -132,11 +170,34 @@ def bench_drain3(msgs: list[str]) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
+def analyzer_section(raw: list[str], baseline: str, repeat: int) -> None:
+    """Time the analyzer now (and at git revision ``baseline``) on the same input; print."""
+    with tempfile.TemporaryDirectory() as d:
+        log, na = analyzer_input(raw, Path(d))
+        runs = [("logs.text analyzer (file)", ROOT / "src")]
+        if baseline:
+            runs.append((f"  same, at {baseline}", baseline_tree(baseline, Path(d))))
+        res = []
+        for label, src in runs:
+            r = bench_analyzer(log, src, repeat)
+            res.append(r)
+            print(f"{label:<30}: {rate(na, r['wall']):>12,.0f} lines/s  (per CPU second: "
+                  f"{rate(na, r['cpu']):,.0f}; records, templates, stats, findings, Parquet; "
+                  f"{na:,} log4j lines)")
+        if len(res) == 2:
+            print(f"ratio analyzer now / {baseline:<9}: {res[1]['wall'] / res[0]['wall']:>8.1f}x  "
+                  f"(per CPU second: {res[1]['cpu'] / res[0]['cpu']:.1f}x)")
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--drain3-lines", type=int, default=0)
     ap.add_argument("--analyzer", action="store_true", help="also time the whole logs.text analyzer")
+    ap.add_argument("--analyzer-baseline", metavar="REV", default="",
+                    help="also time the analyzer as it was at git revision REV (same input, same run)")
+    ap.add_argument("--analyzer-only", action="store_true",
+                    help="time only the analyzer (with --analyzer / --analyzer-baseline)")
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs for each timing (shared machines are noisy)")
     args = ap.parse_args(argv)
 
@@ -146,6 +207,11 @@ def main(argv: list[str]) -> int:
     print(f"input: {n:,} lines from loghub-2k ({len(set(msgs)):,} distinct messages); "
           f"python {platform.python_version()}, {os.cpu_count()} cores")
 
+    if args.analyzer_only:
+        if not (args.analyzer or args.analyzer_baseline):
+            ap.error("--analyzer-only needs --analyzer or --analyzer-baseline")
+        analyzer_section(raw, args.analyzer_baseline, args.repeat)
+        return 0
     floor = float("inf")
     for _ in range(args.repeat):
         t = time.perf_counter()
@@ -163,10 +229,8 @@ def main(argv: list[str]) -> int:
     print(f"backline end to end (file)    : {rate(n, min(r[0] for r in runs2)):>12,.0f} lines/s  "
           f"(per CPU second: {rate(n, min(r[1] for r in runs2)):,.0f}; read, decode, headers, mine)")
 
-    if args.analyzer:
-        da, ca, na = bench_analyzer(raw)
-        print(f"logs.text analyzer (file)     : {rate(na, da):>12,.0f} lines/s  (per CPU second: "
-              f"{rate(na, ca):,.0f}; records, templates, stats, findings, Parquet; {na:,} log4j lines)")
+    if args.analyzer or args.analyzer_baseline:
+        analyzer_section(raw, args.analyzer_baseline, args.repeat)
 
     try:
         sub = msgs[: args.drain3_lines] if args.drain3_lines else msgs

@@ -30,6 +30,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.inventory",
     "backline.commands.dump",
     "backline.commands.logs",
+    "backline.commands.report",
+    "backline.commands.net",
+    "backline.commands.case",
+    "backline.commands.user",
+    "backline.commands.serve",
 )
 
 

@@ -25,6 +25,7 @@ from backline import __version__
 from backline.analyzers.registry import all_analyzer_classes
 from backline.analyzers.runner import DEFAULT_MAX_EVENTS, ProgressFn, RunSettings, run_all
 from backline.errors import UsageError
+from backline.knowledge.correlate import correlate
 from backline.model import AnalysisResult, Artifact, ArtifactKind, Event, Finding
 from backline.storage.blobs import BlobStore
 
@@ -49,6 +50,7 @@ class AnalyzeOptions:
     analyzers: tuple[str, ...] | None = None
     max_events_per_artifact: int = DEFAULT_MAX_EVENTS
     keep_work_dir: bool = False
+    correlate: bool = True                  # cross-artifact incident findings (knowledge.correlate)
 
 
 def check_tz(name: str) -> str:
@@ -111,7 +113,9 @@ def analyze(
             shutil.rmtree(work_dir, ignore_errors=True)
 
     artifacts = _with_time_ranges(intake.artifacts, out.events)
-    findings = sorted(out.findings, key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
+    # Knowledge: the same incident seen in several pieces of evidence at once.
+    case_findings = correlate(out.events) if options.correlate else []
+    findings = sorted([*out.findings, *case_findings], key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
     events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
     return AnalysisResult(
         inputs=intake.inputs,

@@ -146,7 +146,7 @@ def test_empty_result_renders_every_section(empty):
 def test_many_events_are_bucketed(many):
     html = render_html(build_report(many, now=fixed_clock))
     _parse(html)
-    assert html.count("<rect") <= 24 * 120 + 120 * 5 + 50
+    assert html.count("<rect") <= 2 * 24 * 120 + 120 * 5 + 50        # 2 bars per lane cell, 5 per band bucket
     assert len(html) < 2_000_000
     assert "artifacts with few or mild events share the last lane" in html
     assert "100,000" not in html or True
@@ -156,7 +156,9 @@ def test_many_events_are_bucketed(many):
 @pytest.mark.parametrize("n", [1, 2])
 def test_one_or_two_events(n):
     from datetime import timedelta
+
     from backline.model import AnalysisResult, Event, Severity
+
     from .samples import T0, art
     events = tuple(Event(T0 + timedelta(seconds=i), "a.log", "k", "s", Severity.HIGH) for i in range(n))
     html = render_html(build_report(AnalysisResult(("a.log",), (art("a.log"),), (), (), events, ())))
@@ -166,8 +168,42 @@ def test_one_or_two_events(n):
 
 def test_long_excerpts_are_bounded(rich):
     from dataclasses import replace
+
     from backline.model import EvidenceRef
     huge = "A" * 1_000_000
     f = replace(rich.findings[0], evidence=(EvidenceRef("x", "line:1", huge),))
     html = render_html(build_report(replace(rich, findings=(f,)), now=fixed_clock))
     assert len(html) < 200_000 and "more characters" in html
+
+
+def test_many_findings_runs_and_facts_are_capped(rich):
+    from dataclasses import replace
+
+    from backline.model import Fact, Finding, Severity
+    from backline.report.html import MAX_FACT_ROWS, MAX_FINDINGS
+    findings = tuple(Finding(f"X.{i}", f"finding {i}", Severity(i % 5), "a") for i in range(MAX_FINDINGS + 500))
+    facts = tuple(Fact(f"f.{i}", i, "a") for i in range(MAX_FACT_ROWS + 7))
+    html = render_html(build_report(replace(rich, findings=findings, facts=facts), now=fixed_clock))
+    _parse(html)
+    assert html.count('<article class="finding ') == MAX_FINDINGS
+    assert "… and 500 more findings (in report.json)" in html
+    assert "… and 7 more facts (in report.json)" in html
+
+
+def test_nothing_analysed_is_not_a_clean_bill_of_health():
+    from backline.model import AnalysisResult, RunStatus
+
+    from .samples import art, run
+    result = AnalysisResult(("x",), (art("a.log"),), (run("-", "a.log", RunStatus.SKIPPED),), (), (), ())
+    html = render_html(build_report(result))
+    assert "No analyzer could read any of the 1 artifacts" in html
+    assert "class=\"ok-dot\"" not in html and "class=\"sev-dot sev-info\"" in html
+
+
+def test_nested_finding_data_is_pretty_and_escaped(rich):
+    from dataclasses import replace
+    f = replace(rich.findings[0], data={"crash": {"text": "<script>x</script>", "regs": ["rax"]}})
+    html = render_html(build_report(replace(rich, findings=(f,)), now=fixed_clock))
+    _parse(html)
+    assert '<pre class="json">{\n  &#34;text&#34;: &#34;&lt;script&gt;x&lt;/script&gt;&#34;' in html
+    assert html.count("<script") == 1

@@ -67,3 +67,10 @@ def test_empty(empty):
     md = _md(empty)
     assert "No findings." in md and "No artifacts." in md
     assert "## Failed analyzer runs" not in md
+
+
+def test_text_cannot_start_a_heading_or_list(rich):
+    from dataclasses import replace
+    f = replace(rich.findings[0], detail="# Heading?\n- list?")
+    md = render_markdown(build_report(replace(rich, findings=(f,)), now=fixed_clock))
+    assert "\n# Heading?" not in md and "\\# Heading?  \n\\- list?" in md

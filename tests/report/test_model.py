@@ -106,3 +106,11 @@ def test_section_status(statuses, expected):
 def test_singular_headline():
     result = AnalysisResult(("x",), (art("x"),), (), (Finding("A", "a", Severity.HIGH, "x"),), (), ())
     assert build_report(result).summary.headline() == "1 high finding in 1 artifact"
+
+
+def test_headline_says_when_not_everything_was_analysed():
+    arts = (art("a.log"), art("b.log"), art("c.log"))
+    runs = (run("x", "a.log"), run("x", "b.log", RunStatus.SKIPPED), run("y", "c.log", RunStatus.FAILED))
+    s = build_report(AnalysisResult((), arts, runs, (), (), ())).summary
+    assert s.analyzed_artifacts == 1
+    assert s.headline() == "No findings in 3 artifacts (1 analysed)"

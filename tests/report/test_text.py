@@ -62,3 +62,11 @@ def test_empty(empty):
 def test_narrow_terminal_does_not_crash(rich):
     out = _render(rich, width=40)
     assert max(len(re.sub(r"\s+$", "", line)) for line in out.splitlines()) <= 40
+
+
+def test_headline_when_nothing_was_analysed():
+    from backline.model import AnalysisResult, RunStatus
+
+    from .samples import art, run
+    result = AnalysisResult((), (art("a.log"),), (run("-", "a.log", RunStatus.SKIPPED),), (), (), ())
+    assert _render(result).splitlines()[0] == "No findings in 1 artifact (0 analysed)"

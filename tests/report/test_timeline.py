@@ -100,3 +100,23 @@ def test_ticks_are_round_and_inside(span, label):
     steps = {(b - a).total_seconds() for a, b in zip(ticks, ticks[1:])}
     assert len(steps) == 1 or span >= 30 * 86400
     assert label in [tick_label(t, span) for t in ticks]
+
+
+def test_midnight_tick_names_the_day():
+    start = datetime(2024, 1, 1, 18, 0, tzinfo=timezone.utc)
+    ticks = nice_ticks(start, start + timedelta(hours=12))
+    labels = [tick_label(t, 12 * 3600) for t in ticks]
+    assert "Jan 02" in labels and "20:00" in labels
+
+
+@pytest.mark.parametrize("years", [(1, 9999), (9999,), (1,), (1970, 1970, 9999)])
+def test_extreme_timestamps_do_not_break_the_chart(years):
+    from backline.model import AnalysisResult
+    from backline.report import build_report, render_html
+    events = [Event(datetime(y, 12 if y == 9999 else 1, 31 if y == 9999 else 1, tzinfo=timezone.utc), "a", "k", "s")
+              for y in years]
+    report = build_report(AnalysisResult((), (), (), (), tuple(events), ()))
+    tl = report.timeline
+    assert tl.dated == len(events)
+    assert sum(map(sum, tl.histogram)) + tl.clipped_before + tl.clipped_after == len(events)
+    assert "<svg" in render_html(report)

@@ -138,10 +138,6 @@ def _flood(path: Path, n: int) -> None:
                     f"request {i} to db-{i % 5} failed after {i % 900} ms\n")
 
 
-@pytest.mark.xfail(reason="logs analyzer: the records Parquet file is sorted by DuckDB in memory "
-                          "(analyzers/logs/store.py RecordWriter.close, ORDER BY without a memory "
-                          "limit): peak memory grows ~0.6 kB per record; reported to the logs owner",
-                   strict=False)
 def test_memory_does_not_grow_with_the_number_of_records(tmp_path):
     small, big = tmp_path / "small.log", tmp_path / "big.log"
     _flood(small, 50_000)

@@ -20,6 +20,7 @@ BUILTIN_ANALYZERS: tuple[str, ...] = (
     "backline.analyzers.dumps.text.analyzer:TextCrashAnalyzer",
     "backline.analyzers.logs.text_analyzer:LogsTextAnalyzer",
     "backline.analyzers.logs.evtx_analyzer:LogsEvtxAnalyzer",
+    "backline.analyzers.net.analyzer:NetCaptureAnalyzer",
 )
 
 

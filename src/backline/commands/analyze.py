@@ -191,13 +191,11 @@ def analyze_cmd(
     except BacklineError as exc:
         _fail(str(exc))
 
-    from backline.report import build_report, render_json, render_markdown, render_html, render_text, write_reports
+    from backline.report import build_report, iter_json, render_html, render_markdown, render_text, write_reports
 
     report = build_report(result)
     machine_to_stdout = out is None and any(f != "text" for f in formats)
-    if "text" in formats:
-        console = Console(stderr=machine_to_stdout, highlight=False)
-        render_text(report, console)
+    written: dict[str, Path] = {}
     if out is not None:
         file_formats = [f for f in formats if f != "text"]
         if file_formats:
@@ -205,13 +203,18 @@ def analyze_cmd(
                 written = write_reports(report, out, file_formats)
             except (BacklineError, OSError) as exc:
                 _fail(f"{exc}" if isinstance(exc, BacklineError) else f"{render_name(str(out))[0]}: {exc.strerror or exc}")
-            c = Console(stderr=True, highlight=False)
-            for kind, path in written.items():
-                c.print(f"{kind.upper():5} report: {path}", markup=False)
-    else:
+    if "text" in formats:
+        render_text(report, Console(stderr=machine_to_stdout, highlight=False), written=written or None)
+    elif written:
+        c = Console(stderr=True, highlight=False)
+        for kind, path in written.items():
+            c.print(f"{kind.upper():5} report: {path}", markup=False)
+    if out is None:
         for f in formats:
             if f == "json":
-                sys.stdout.write(render_json(report) + "\n")
+                for piece in iter_json(report):        # streamed: big reports never sit in memory whole
+                    sys.stdout.write(piece)
+                sys.stdout.write("\n")
             elif f == "md":
                 sys.stdout.write(render_markdown(report) + "\n")
             elif f == "html":

@@ -5,6 +5,7 @@
     report = build_report(result)              # backline.model.AnalysisResult -> Report
     render_text(report, console)               # terminal summary (Rich)
     render_json(report)                        # versioned JSON (report.schema.json)
+    iter_json(report)                          # the same, in pieces (one event each)
     render_markdown(report)                    # for pasting into a ticket
     render_html(report)                        # one self-contained HTML file
     write_reports(report, out_dir, ["json", "md", "html"])
@@ -13,7 +14,7 @@
 from __future__ import annotations
 
 from backline.report.html import render_html
-from backline.report.json_report import load_schema, render_json, to_document
+from backline.report.json_report import iter_json, load_schema, render_json, to_document
 from backline.report.markdown import render_markdown
 from backline.report.model import ArtifactSection, Report, Summary, build_report
 from backline.report.text import render_text
@@ -28,6 +29,7 @@ __all__ = [
     "Timeline",
     "build_report",
     "build_timeline",
+    "iter_json",
     "load_schema",
     "render_html",
     "render_json",

@@ -63,6 +63,8 @@ def _env() -> jinja2.Environment:
     env.filters["excerpt"] = _excerpt
     env.filters["short"] = lambda s, n=120: clean(str(s), n)
     env.filters["value"] = _value
+    env.filters["pretty"] = _pretty
+    env.tests["nested"] = lambda v: isinstance(jsonable(v), (dict, list))
     env.filters["duration"] = bucket_text
     return env
 
@@ -109,6 +111,15 @@ def _excerpt(text: str | None) -> str:
     return "\n".join(lines) + (f"\n\u2026 ({more:,} more characters)" if more > 0 else "")
 
 
+def _pretty(value: object) -> str:
+    """Nested values as indented JSON (bounded), scalars as text."""
+    v = jsonable(value)
+    if isinstance(v, (dict, list)):
+        text = json.dumps(v, indent=2, ensure_ascii=False)
+        return text if len(text) <= MAX_EXCERPT else text[:MAX_EXCERPT] + "\n\u2026"
+    return clean(v if isinstance(v, str) else json.dumps(v), 500)
+
+
 def _value(value: object) -> str:
     v = jsonable(value)
     text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
@@ -146,7 +157,7 @@ def render_html(report: Report) -> str:
         css=_asset("report.css"),
         script=script,
         csp=csp,
-        timeline=timeline_svg(report.timeline),
+        timeline=timeline_svg(report.timeline, anchors),
         notable=notable_events(report.events),
         limits={"evidence": MAX_EVIDENCE, "runs": MAX_RUN_ROWS, "facts": MAX_FACT_ROWS,
                 "findings": MAX_FINDINGS, "notable": MAX_NOTABLE_EVENTS},

@@ -182,7 +182,7 @@ def to_document(report: Report, *, include_events: bool = True) -> dict[str, Any
             "headline": s.headline(),
             "highest_severity": s.highest_severity.label if s.highest_severity is not None else None,
             "artifacts": {"total": s.artifacts, "by_kind": dict(s.artifacts_by_kind),
-                          "unreadable": s.unreadable_artifacts},
+                          "unreadable": s.unreadable_artifacts, "analyzed": s.analyzed_artifacts},
             "findings": {"total": s.findings, "by_severity": dict(s.findings_by_severity),
                          "occurrences": s.occurrences},
             "runs": {"total": sum(s.runs_by_status.values()), "by_status": dict(s.runs_by_status)},

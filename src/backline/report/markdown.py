@@ -27,18 +27,30 @@ MAX_EVIDENCE = 3
 MAX_EXCERPT = 1000
 MAX_FACTS = 300
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
+_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+[.)])")
 
 
 def esc(text: object, limit: int = 300) -> str:
-    """Escape inline Markdown text (one line, table-safe).
+    r"""Escape inline Markdown text (one line, table-safe).  Underscores inside
+    words (``crash_linux``) are left alone: no flavour emphasises them.
 
-    >>> esc("a|b <i>*x*</i>")
-    'a\\\\|b &lt;i&gt;\\\\*x\\\\*&lt;/i&gt;'
+    >>> esc("a|b <i>*x*</i> snake_case _em_")
+    'a\\|b &lt;i&gt;\\*x\\*&lt;/i&gt; snake_case \\_em\\_'
     """
     s = clean(str(text), limit)
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_SPECIAL.sub(r"\\\1", s)
+
+
+def paragraph(text: str, limit: int = 500) -> str:
+    r"""Escaped text that starts a line: it cannot become a heading, list or rule.
+
+    >>> paragraph("# not a heading")
+    '\\# not a heading'
+    """
+    s = esc(text, limit)
+    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
 
 
 def code(text: str) -> str:
@@ -74,11 +86,11 @@ def render_markdown(report: Report) -> str:
     s = report.summary
     out: list[str] = ["# Backline report", "", f"**{esc(s.headline())}**", ""]
     rows = [
-        ["Inputs", "<br>".join(esc(i, 200) for i in report.inputs[:20]) or "\u2014"],
+        ["Inputs", "<br>".join(code(i) for i in report.inputs[:20]) or "\u2014"],
         ["Evidence time span", f"{_when(s.time_start)} \u2192 {_when(s.time_end)}"
          if s.time_start else "unknown"],
         ["Artifacts", f"{s.artifacts} ("
-         + ", ".join(f"{esc(k)}: {n}" for k, n in s.artifacts_by_kind.items()) + ")"
+         + ", ".join(f"{code(k)}: {n}" for k, n in s.artifacts_by_kind.items()) + ")"
          if s.artifacts else "0"],
         ["Unreadable / with problems", str(s.unreadable_artifacts)],
         ["Analyzer runs", ", ".join(f"{k}: {n}" for k, n in s.runs_by_status.items())],
@@ -96,7 +108,7 @@ def render_markdown(report: Report) -> str:
         for f in report.findings[:MAX_FINDINGS]:
             ev = f.evidence[0] if f.evidence else None
             table.append([f"**{f.severity.label.upper()}**", code(f.code), esc(f.title, 200),
-                          str(f.count), esc(f.artifact or "(case)", 120),
+                          str(f.count), code(f.artifact) if f.artifact else "case-wide",
                           code(ev.locator) if ev else "\u2014"])
         out += _table(["Severity", "Code", "Finding", "Count", "Artifact", "Evidence"], table) + [""]
         if len(report.findings) > MAX_FINDINGS:
@@ -106,7 +118,7 @@ def render_markdown(report: Report) -> str:
         for f in report.findings[:MAX_FINDINGS]:
             out.append(f"#### {f.severity.label.upper()} {code(f.code)} \u2014 {esc(f.title, 200)}")
             out.append("")
-            meta = [f"artifact: {esc(f.artifact or '(case)', 200)}", f"count: {f.count}"]
+            meta = [f"artifact: {code(f.artifact) if f.artifact else 'case-wide'}", f"count: {f.count}"]
             if f.first_seen:
                 meta.append(f"first seen: {_when(f.first_seen)}")
             if f.last_seen:
@@ -115,9 +127,9 @@ def render_markdown(report: Report) -> str:
                 meta.append(f"analyzer: {esc(f.analyzer)}")
             out += ["- " + m for m in meta] + [""]
             if f.detail:
-                out += [esc(f.detail, 2000), ""]
+                out += ["  \n".join(paragraph(line) for line in f.detail[:8000].splitlines()[:40]), ""]
             for ref in f.evidence[:MAX_EVIDENCE]:
-                out.append(f"{esc(ref.artifact, 200)} {code(ref.locator)}")
+                out.append(f"{code(ref.artifact)} {code(ref.locator)}")
                 out.append("")
                 if ref.excerpt:
                     out += [fenced(ref.excerpt), ""]
@@ -130,7 +142,7 @@ def render_markdown(report: Report) -> str:
         for a in report.artifacts:
             art = a.artifact
             problems = "; ".join(esc(p, 120) for p in art.problems) if art else ""
-            rows.append([esc(a.path, 200), esc(art.kind.value) if art else "\u2014",
+            rows.append([code(a.path) if a.path else "case-wide", code(art.kind.value) if art else "\u2014",
                          esc(art.format) if art else "", f"{art.size:,}" if art else "",
                          a.status, str(len(a.findings)), f"{a.events:,}", problems])
         out += _table(["Path", "Kind", "Format", "Size", "Status", "Findings", "Events", "Problems"],
@@ -141,18 +153,18 @@ def render_markdown(report: Report) -> str:
     if report.failed_runs:
         out += ["## Failed analyzer runs", ""]
         out += _table(["Analyzer", "Artifact", "Reason"],
-                      [[esc(r.analyzer), esc(r.artifact, 200), esc(r.reason or "(none)", 300)]
+                      [[code(r.analyzer), code(r.artifact), esc(r.reason or "(none)", 300)]
                        for r in report.failed_runs]) + [""]
 
     if report.refusals:
         out += ["## Refused on intake", ""]
         out += _table(["Entry", "Reason"],
-                      [[esc(r.path, 200), esc(r.reason, 300)] for r in report.refusals]) + [""]
+                      [[code(r.path), esc(r.reason, 300)] for r in report.refusals]) + [""]
 
     if report.facts:
         out += ["## Facts", ""]
         out += _table(["Artifact", "Fact", "Value"],
-                      [[esc(f.artifact, 200), code(f.name), esc(_value(f.value), 200)]
+                      [[code(f.artifact) if f.artifact else "case-wide", code(f.name), esc(_value(f.value), 200)]
                        for f in report.facts[:MAX_FACTS]]) + [""]
         if len(report.facts) > MAX_FACTS:
             out += [f"_{len(report.facts) - MAX_FACTS} more facts are in the JSON report._", ""]

@@ -21,6 +21,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Callable, Mapping
 
 from backline import __version__
@@ -49,6 +50,7 @@ class Summary:
     artifacts: int
     artifacts_by_kind: Mapping[str, int]           # kind value -> count, most first
     unreadable_artifacts: int                     # not materialised or with problems
+    analyzed_artifacts: int                       # with at least one analyzer run that was ok
     findings: int
     findings_by_severity: Mapping[str, int]       # every severity label, worst first
     occurrences: int                              # sum of finding counts
@@ -76,10 +78,13 @@ class Summary:
         return None
 
     def headline(self) -> str:
-        """``3 critical, 5 high findings in 12 artifacts`` (or ``No findings ...``)."""
+        """``3 critical, 5 high findings in 12 artifacts``, or ``No findings in 12
+        artifacts`` (``... (3 analysed)`` when analyzers read only some of them)."""
         parts = [f"{n} {label}" for label, n in self.findings_by_severity.items() if n]
         noun = "artifact" if self.artifacts == 1 else "artifacts"
         if not parts:
+            if self.analyzed_artifacts < self.artifacts:
+                return f"No findings in {self.artifacts} {noun} ({self.analyzed_artifacts} analysed)"
             return f"No findings in {self.artifacts} {noun}"
         word = "finding" if self.findings == 1 else "findings"
         return f"{', '.join(parts)} {word} in {self.artifacts} {noun}"
@@ -168,9 +173,15 @@ def section_status(artifact: Artifact | None, runs: tuple[AnalyzerRun, ...]) -> 
     return "not analyzed"
 
 
-def _event_key(ev: Event) -> tuple:
-    ts = utc(ev.ts)
-    return (ts is None, ts or datetime.min.replace(tzinfo=timezone.utc))
+def sort_events(events: tuple[Event, ...]) -> tuple[tuple[Event, ...], int]:
+    """Events by time (stable), undated last; also returns the undated count."""
+    dated = [e for e in events if e.ts is not None]
+    undated = [e for e in events if e.ts is None]
+    if any(e.ts.tzinfo is None for e in dated):              # type: ignore[union-attr]
+        dated.sort(key=lambda e: utc(e.ts))                 # type: ignore[arg-type,return-value]
+    else:                                                   # aware datetimes compare across zones
+        dated.sort(key=attrgetter("ts"))
+    return tuple(dated) + tuple(undated), len(undated)
 
 
 def _span(values: list[datetime | None]) -> tuple[datetime | None, datetime | None]:
@@ -191,13 +202,14 @@ def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None =
     assert generated_at is not None
 
     findings = tuple(sorted(result.findings, key=finding_sort_key))
-    events = tuple(sorted(result.events, key=_event_key))   # stable: equal times keep order
+    events, undated = sort_events(tuple(result.events))
 
     by_sev = Counter(f.severity for f in findings)
     kinds = Counter(a.kind.value for a in result.artifacts)
     run_status = Counter(r.status.value for r in result.runs)
-    undated = sum(1 for e in result.events if e.ts is None)
-    time_values: list[datetime | None] = [e.ts for e in result.events]
+    time_values: list[datetime | None] = []
+    if len(events) > undated:                               # sorted: first and last dated event
+        time_values += [events[0].ts, events[len(events) - undated - 1].ts]
     for a in result.artifacts:
         time_values += [a.time_start, a.time_end]
     for f in findings:
@@ -208,6 +220,8 @@ def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None =
         artifacts=len(result.artifacts),
         artifacts_by_kind=dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
         unreadable_artifacts=sum(1 for a in result.artifacts if not a.readable or a.problems),
+        analyzed_artifacts=len({r.artifact for r in result.runs if r.status is RunStatus.OK}
+                               & {a.path for a in result.artifacts}),
         findings=len(findings),
         findings_by_severity={s.label: by_sev.get(s, 0) for s in SEVERITY_ORDER},
         occurrences=sum(max(0, f.count) for f in findings),

@@ -1,8 +1,8 @@
 """The timeline chart as inline SVG, generated here (no chart library, no
 network): a density band (events per time bucket, stacked by severity) over
-one lane per artifact (cells coloured by the worst severity in the bucket,
-darker with more events), an axis with round tick times, and a column with
-each lane's undated events.
+one lane per artifact (a small bar per time bucket, its height growing with
+the events, the share of medium-or-worse events in the colour of the worst),
+an axis with round tick times, and a column with each lane's undated events.
 
 Every text node and attribute goes through :func:`html.escape`; artifact
 paths come from customer bundles.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from html import escape as _escape
+from typing import Mapping
 
 from backline.model import Severity
 from backline.report.text import visible
@@ -69,7 +70,7 @@ def lane_labels(paths: list[str], limit: int = 34) -> list[str]:
             if sum(1 for other in paths if _tail(other, parts) == mine) <= 1:
                 break
             parts += 1
-        label = _tail(path, parts)
+        label = _tail(path, parts) if path.strip() else "(case-wide)"
         labels.append(label if len(label) <= limit else "\u2026" + label[-(limit - 1):])
     return labels
 
@@ -91,8 +92,12 @@ def _empty_svg(message: str) -> str:
             f'</svg>')
 
 
-def timeline_svg(tl: Timeline) -> str:
-    """The chart for ``tl`` as one ``<svg>`` element (a string)."""
+def timeline_svg(tl: Timeline, anchors: Mapping[str, str] | None = None) -> str:
+    """The chart for ``tl`` as one ``<svg>`` element (a string).
+
+    ``anchors`` (artifact path -> element id in the page) turns lane labels
+    into links to the artifact's section.
+    """
     if tl.empty:
         return _empty_svg("No events were extracted from the evidence.")
     plot_w = WIDTH - LABEL_W - UNDATED_W
@@ -111,13 +116,17 @@ def timeline_svg(tl: Timeline) -> str:
     if has_dates:
         assert tl.start is not None and tl.end is not None
         span = (tl.end - tl.start).total_seconds()
+        times_only = span <= 2 * 86400          # tick labels are clock times: name the day on the left
         for t in nice_ticks(tl.start, tl.end):
             x = x0 + (t - tl.start).total_seconds() / span * plot_w
             out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{AXIS_H - 4}" y2="{height - 4}" class="tl-grid"/>')
+            if x - x0 < 30 or WIDTH - UNDATED_W - x < 30:
+                continue                         # a label there would collide with its neighbours
             out.append(f'<text x="{x:.1f}" y="{AXIS_H - 8}" text-anchor="middle" class="tl-tick">'
                        f'{escape(tick_label(t, span))}</text>')
-        out.append(f'<text x="{x0 - 8}" y="{AXIS_H - 8}" text-anchor="end" class="tl-tick">'
-                   f'{escape(tl.start.strftime("%Y-%m-%d"))} UTC</text>')
+        if times_only:
+            out.append(f'<text x="{x0 - 8}" y="{AXIS_H - 8}" text-anchor="end" class="tl-tick">'
+                       f'{escape(tl.start.strftime("%Y-%m-%d"))} UTC</text>')
     out.append(f'<text x="{WIDTH - UNDATED_W / 2}" y="{AXIS_H - 8}" text-anchor="middle" '
                f'class="tl-tick">undated</text>')
 
@@ -135,11 +144,12 @@ def timeline_svg(tl: Timeline) -> str:
                 continue
             y = AXIS_H + BAND_H
             x = x0 + i * bw
+            bar = max(2.0, total / peak * (BAND_H - 14))     # a lone event stays visible
             for sev in sorted(Severity, reverse=True):
                 n = counts[int(sev)]
                 if not n:
                     continue
-                h = n / peak * (BAND_H - 14)
+                h = bar * n / total
                 y -= h
                 out.append(f'<rect x="{x:.2f}" y="{y:.2f}" width="{max(bw - 0.6, 0.8):.2f}" '
                            f'height="{max(h, 0.6):.2f}" fill="{SEVERITY_COLOUR[sev]}"/>')
@@ -147,26 +157,38 @@ def timeline_svg(tl: Timeline) -> str:
     out.append(f'<text x="{WIDTH - UNDATED_W / 2}" y="{AXIS_H + BAND_H / 2 + 4}" text-anchor="middle" '
                f'class="tl-undated">{undated_band:,}</text>')
 
-    # lanes
-    max_cell = max((c.total for lane in tl.lanes for c in lane.cells), default=1)
-    log_max = math.log1p(max_cell)
+    # lanes: a small bar chart per artifact; bar height ~ sqrt(events / lane's busiest bucket),
+    # its lower part (medium or worse, in proportion) in the colour of the worst severity
     labels = lane_labels([lane.artifact for lane in tl.lanes])
     for row, lane in enumerate(tl.lanes):
         y = lanes_y + row * LANE_H
+        base = y + LANE_H - 2
         if row % 2 == 0:
             out.append(f'<rect x="0" y="{y}" width="{WIDTH}" height="{LANE_H}" class="tl-stripe"/>')
         label = (f"{OTHER_LANE[:-1]}: {lane.merged})" if lane.artifact == OTHER_LANE
                  else labels[row])
-        out.append(f'<text x="{x0 - 8}" y="{y + LANE_H - 6}" text-anchor="end" class="tl-label">'
-                   f'<title>{escape(lane.artifact)} \u2014 {lane.total:,} events</title>'
-                   f'{escape(label)}</text>')
+        text = (f'<text x="{x0 - 8}" y="{y + LANE_H - 6}" text-anchor="end" class="tl-label">'
+                f'<title>{escape(lane.artifact)} \u2014 {lane.total:,} events</title>'
+                f'{escape(label)}</text>')
+        target = (anchors or {}).get(lane.artifact)
+        out.append(f'<a href="#{_a(target)}">{text}</a>' if target else text)
+        lane_max = max((c.total for c in lane.cells), default=1)
         for cell in lane.cells:
             x = x0 + cell.bucket * bw
-            strength = 0.35 + 0.65 * (math.log1p(cell.total) / log_max if log_max else 1.0)
-            out.append(f'<rect x="{x:.2f}" y="{y + 3}" width="{max(bw - 0.6, 1.5):.2f}" '
-                       f'height="{LANE_H - 6}" rx="1.5" fill="{SEVERITY_COLOUR[cell.max_severity]}" '
-                       f'fill-opacity="{strength:.2f}"><title>'
-                       f'{escape(_cell_title(tl, lane.artifact, cell))}</title></rect>')
+            w = max(bw - 0.6, 1.5)
+            h = max(3.0, (LANE_H - 5) * math.sqrt(cell.total / lane_max))
+            worst = cell.max_severity
+            notable = sum(cell.counts[int(Severity.MEDIUM):])
+            mostly_low = cell.counts[int(Severity.LOW)] > cell.counts[int(Severity.INFO)]
+            quiet = SEVERITY_COLOUR[Severity.LOW if mostly_low else Severity.INFO]
+            parts = [f'<g><title>{escape(_cell_title(tl, lane.artifact, cell))}</title>'
+                     f'<rect x="{x:.2f}" y="{base - h:.2f}" width="{w:.2f}" height="{h:.2f}" fill="{quiet}"/>']
+            if notable:
+                hn = max(2.5, h * notable / cell.total)
+                parts.append(f'<rect x="{x:.2f}" y="{base - hn:.2f}" width="{w:.2f}" height="{hn:.2f}" '
+                             f'fill="{SEVERITY_COLOUR[worst]}"/>')
+            parts.append("</g>")
+            out.append("".join(parts))
         if lane.undated:
             out.append(f'<text x="{WIDTH - UNDATED_W / 2}" y="{y + LANE_H - 6}" text-anchor="middle" '
                        f'class="tl-undated">{lane.undated:,}</text>')

@@ -90,7 +90,8 @@ def headline(report: Report) -> Text:
     parts = [(sev, n) for sev, n in parts if n]
     noun = "artifact" if s.artifacts == 1 else "artifacts"
     if not parts:
-        line.append(f"No findings in {s.artifacts} {noun}", style="bold green")
+        complete = s.analyzed_artifacts >= s.artifacts
+        line.append(s.headline(), style="bold green" if complete else "bold yellow")
     else:
         for i, (sev, n) in enumerate(parts):
             if i:
@@ -117,22 +118,32 @@ def _context(report: Report) -> Text:
     return Text(" \u00b7 ".join(bits), style="dim")
 
 
+def _artifact_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1].rsplit("!", 1)[-1] if path else "(case)"
+
+
 def _findings_table(report: Report, max_findings: int) -> Table:
     table = Table(box=box.SIMPLE_HEAD, expand=True, show_edge=False, pad_edge=False,
                   header_style="bold")
+    shown = report.findings[:max_findings]
+    code_w = min(26, max((len(f.code) for f in shown), default=4))
+    name_w = min(24, max((len(_artifact_name(f.artifact)) for f in shown), default=8))
+    counts = any(f.count != 1 for f in shown)
     table.add_column("Severity", no_wrap=True, width=8)
-    table.add_column("Code", overflow="fold", ratio=3, min_width=12)
-    table.add_column("Finding", overflow="fold", ratio=5, min_width=16)
-    table.add_column("#", justify="right", no_wrap=True, width=5)
-    table.add_column("Evidence", overflow="fold", ratio=4, min_width=14)
-    for f in report.findings[:max_findings]:
+    table.add_column("Code", overflow="fold", min_width=min(code_w, 12), max_width=code_w)
+    table.add_column("Finding", overflow="fold", ratio=3, min_width=16)
+    if counts:
+        table.add_column("#", justify="right", no_wrap=True, min_width=3)
+    table.add_column("Evidence", overflow="fold", ratio=2, min_width=min(name_w, 16))
+    for f in shown:
         where = f.evidence[0] if f.evidence else None
-        artifact = f.artifact.rsplit("/", 1)[-1] if f.artifact else "(case)"
-        ev = Text(clean(artifact, 60), style="bold")
+        ev = Text(clean(_artifact_name(f.artifact), 60), style="bold")
         if where is not None:
             ev.append(" " + clean(where.locator, 40))
-        table.add_row(_sev(f.severity), Text(clean(f.code, 60)), Text(clean(f.title, 160)),
-                      str(f.count), ev)
+        row = [_sev(f.severity), Text(clean(f.code, 60)), Text(clean(f.title, 160))]
+        if counts:
+            row.append(f"{f.count:,}")
+        table.add_row(*row, ev)
     return table
 
 

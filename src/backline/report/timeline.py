@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping
 
-from backline.model import Event, Severity, utc
+import numpy as np
+
+from backline.model import Event, Severity
 
 #: Severity levels, lowest first; counts tuples are indexed by ``Severity`` value.
 N_SEVERITIES = len(Severity)
@@ -108,26 +110,31 @@ class Timeline:
         return self.start + timedelta(seconds=index * self.bucket_seconds)
 
 
-def _epoch(ts: datetime) -> float:
-    return (ts - _EPOCH).total_seconds()
-
-
-def _window(epochs: list[float]) -> tuple[float, float]:
+def _window(epochs: np.ndarray) -> tuple[float, float]:
     """The [lo, hi] window to draw, clipping far outliers (``epochs`` sorted)."""
-    lo, hi = epochs[0], epochs[-1]
+    lo, hi = float(epochs[0]), float(epochs[-1])
     n = len(epochs)
     if n >= 20:
         cut = max(1, n // 200)                 # 0.5 % each side
-        p_lo, p_hi = epochs[cut], epochs[n - 1 - cut]
+        p_lo, p_hi = float(epochs[cut]), float(epochs[n - 1 - cut])
         core = p_hi - p_lo
         if core > 0 and (hi - lo) > 20 * core:
             pad = core * 0.02
             lo, hi = max(lo, p_lo - pad), min(hi, p_hi + pad)
     if hi - lo < 1.0:                          # one instant: show a minute around it
-        mid = (hi + lo) / 2
+        mid = min(max((hi + lo) / 2, _MIN_EPOCH + 30.0), _MAX_EPOCH - 30.0)
         return mid - 30.0, mid + 30.0
     edge = (hi - lo) * 0.01                    # keep the first and last events off the edges
-    return lo - edge, hi + edge
+    return max(_MIN_EPOCH, lo - edge), min(_MAX_EPOCH, hi + edge)
+
+
+#: Window limits that stay representable as datetimes (year 1 and 9999, a day inside).
+_MIN_EPOCH = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH).total_seconds()
+_MAX_EPOCH = (datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH).total_seconds()
+
+
+def _at(epoch: float) -> datetime:
+    return _EPOCH + timedelta(seconds=min(max(epoch, _MIN_EPOCH), _MAX_EPOCH))
 
 
 def build_timeline(events: Iterable[Event], *, n_buckets: int = DEFAULT_BUCKETS,
@@ -137,87 +144,96 @@ def build_timeline(events: Iterable[Event], *, n_buckets: int = DEFAULT_BUCKETS,
 
     ``artifact_order`` gives the order of lanes (artifact path -> rank);
     lanes of artifacts not in it follow, by first event time.  When there are
-    more than ``max_lanes`` artifacts, those with the fewest and mildest
-    events are merged into one lane named :data:`OTHER_LANE`.
+    more than ``max_lanes`` artifacts, those with the worst and most events
+    keep a lane and the rest share one named :data:`OTHER_LANE`.
+    One pass over the events in Python, the counting in numpy.
     """
     if n_buckets < 1 or max_lanes < 1:
         raise ValueError("n_buckets and max_lanes must be at least 1")
-    per_lane: dict[str, list[tuple[float, int]]] = {}
-    undated: dict[str, int] = {}
-    epochs: list[float] = []
+    lane_of: dict[str, int] = {}
+    undated: list[int] = []
+    epochs_l: list[float] = []
+    lanes_l: list[int] = []
+    sevs_l: list[int] = []
     for ev in events:
-        lane = per_lane.setdefault(ev.artifact, [])
-        ts = utc(ev.ts)
+        idx = lane_of.get(ev.artifact)
+        if idx is None:
+            idx = lane_of[ev.artifact] = len(lane_of)
+            undated.append(0)
+        ts = ev.ts
         if ts is None:
-            undated[ev.artifact] = undated.get(ev.artifact, 0) + 1
+            undated[idx] += 1
             continue
-        e = _epoch(ts)
-        lane.append((e, int(ev.severity)))
-        epochs.append(e)
-    n_undated = sum(undated.values())
-    if not per_lane:
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=timezone.utc)
+        epochs_l.append(ts.timestamp())
+        lanes_l.append(idx)
+        sevs_l.append(int(ev.severity))
+    if not lane_of:
         return Timeline(None, None, n_buckets, 0.0, (), (), 0, 0)
 
-    epochs.sort()
-    if epochs:
-        lo, hi = _window(epochs)
+    n_lanes = len(lane_of)
+    paths = list(lane_of)
+    epochs = np.asarray(epochs_l, dtype=np.float64)
+    lanes = np.asarray(lanes_l, dtype=np.int64)
+    sevs = np.asarray(sevs_l, dtype=np.int64)
+    del epochs_l, lanes_l, sevs_l
+    n_dated = len(epochs)
+    undated_arr = np.asarray(undated, dtype=np.int64)
+    dated_per_lane = np.bincount(lanes, minlength=n_lanes)
+    worst = np.full(n_lanes, -1, dtype=np.int64)
+    np.maximum.at(worst, lanes, sevs)
+
+    # which lanes are drawn: display index per artifact lane (the last one is "other")
+    display = np.arange(n_lanes)
+    merged: list[int] = []
+    if n_lanes > max_lanes:
+        weight = sorted(range(n_lanes), reverse=True,
+                        key=lambda i: (int(worst[i]), int(dated_per_lane[i] + undated_arr[i]), -i))
+        keep = sorted(weight[: max_lanes - 1])
+        merged = sorted(weight[max_lanes - 1:])
+        display = np.full(n_lanes, len(keep), dtype=np.int64)
+        display[keep] = np.arange(len(keep))
+        shown = [paths[i] for i in keep]
     else:
-        lo, hi = 0.0, 1.0
-    width = (hi - lo) / n_buckets
+        shown = paths
+    n_display = len(shown) + (1 if merged else 0)
+    lane_disp = display[lanes] if n_dated else lanes
 
-    # choose the lanes to show, merge the rest
-    def weight(path: str) -> tuple[int, int]:
-        sev = max((s for _, s in per_lane[path]), default=-1)
-        return (sev, len(per_lane[path]) + undated.get(path, 0))
-
-    paths = list(per_lane)
-    merged: list[str] = []
-    if len(paths) > max_lanes:
-        ranked = sorted(paths, key=weight, reverse=True)
-        keep = set(ranked[: max_lanes - 1])
-        merged = [p for p in paths if p not in keep]
-        paths = [p for p in paths if p in keep]
-
-    histogram = [[0] * N_SEVERITIES for _ in range(n_buckets)]
     before = after = 0
+    histogram: tuple[tuple[int, ...], ...] = ()
+    cell_counts = np.zeros((n_display, n_buckets, N_SEVERITIES), dtype=np.int64)
+    first = np.full(n_display, np.inf)
+    last = np.full(n_display, -np.inf)
+    lo = hi = width = 0.0
+    if n_dated:
+        lo, hi = _window(np.sort(epochs))
+        width = (hi - lo) / n_buckets
+        inside = (epochs >= lo) & (epochs <= hi)
+        before = int(np.count_nonzero(epochs < lo))
+        after = int(np.count_nonzero(epochs > hi))
+        bucket = np.minimum(((epochs[inside] - lo) / width).astype(np.int64), n_buckets - 1)
+        key = (lane_disp[inside] * n_buckets + bucket) * N_SEVERITIES + sevs[inside]
+        cell_counts = np.bincount(key, minlength=n_display * n_buckets * N_SEVERITIES).reshape(
+            n_display, n_buckets, N_SEVERITIES)
+        histogram = tuple(tuple(int(c) for c in row) for row in cell_counts.sum(axis=0))
+        np.minimum.at(first, lane_disp, epochs)
+        np.maximum.at(last, lane_disp, epochs)
 
-    def bucket_lane(points: list[tuple[float, int]]) -> tuple[TimelineCell, ...]:
-        nonlocal before, after
-        cells: dict[int, list[int]] = {}
-        for e, sev in points:
-            if e < lo:
-                before += 1
-                continue
-            if e > hi:
-                after += 1
-                continue
-            idx = min(n_buckets - 1, int((e - lo) / width)) if epochs else 0
-            counts = cells.get(idx)
-            if counts is None:
-                counts = cells[idx] = [0] * N_SEVERITIES
-            counts[sev] += 1
-            histogram[idx][sev] += 1
-        return tuple(TimelineCell(i, tuple(cells[i])) for i in sorted(cells))
+    def make_lane(d: int, name: str, total: int, und: int, merged_n: int = 1) -> TimelineLane:
+        nonzero = np.flatnonzero(cell_counts[d].sum(axis=1))
+        cells = tuple(TimelineCell(int(b), tuple(int(c) for c in cell_counts[d, b])) for b in nonzero)
+        f = _at(float(first[d])) if np.isfinite(first[d]) else None
+        last_ = _at(float(last[d])) if np.isfinite(last[d]) else None
+        return TimelineLane(name, total, und, cells, f, last_, merged=merged_n)
 
-    def span(points: list[tuple[float, int]]) -> tuple[datetime | None, datetime | None]:
-        if not points:
-            return None, None
-        first = min(e for e, _ in points)
-        last = max(e for e, _ in points)
-        return _EPOCH + timedelta(seconds=first), _EPOCH + timedelta(seconds=last)
-
-    lanes: list[TimelineLane] = []
-    for path in paths:
-        pts = per_lane[path]
-        first, last = span(pts)
-        lanes.append(TimelineLane(path, len(pts) + undated.get(path, 0), undated.get(path, 0),
-                                  bucket_lane(pts), first, last))
+    out: list[TimelineLane] = []
+    for d, path in enumerate(shown):
+        i = lane_of[path]
+        out.append(make_lane(d, path, int(dated_per_lane[i] + undated_arr[i]), int(undated_arr[i])))
     if merged:
-        pts = [p for path in merged for p in per_lane[path]]
-        und = sum(undated.get(p, 0) for p in merged)
-        first, last = span(pts)
-        lanes.append(TimelineLane(OTHER_LANE, len(pts) + und, und, bucket_lane(pts),
-                                  first, last, merged=len(merged)))
+        total = int(dated_per_lane[merged].sum() + undated_arr[merged].sum())
+        out.append(make_lane(len(shown), OTHER_LANE, total, int(undated_arr[merged].sum()), len(merged)))
 
     order = artifact_order or {}
     big = len(order) + 1
@@ -226,23 +242,25 @@ def build_timeline(events: Iterable[Event], *, n_buckets: int = DEFAULT_BUCKETS,
         if lane.artifact == OTHER_LANE:
             return (2, 0, 0.0, "")
         rank = order.get(lane.artifact)
-        first = _epoch(lane.first) if lane.first else math.inf
-        return (0 if rank is not None else 1, rank if rank is not None else big, first, lane.artifact)
+        t = lane.first.timestamp() if lane.first else math.inf
+        return (0 if rank is not None else 1, rank if rank is not None else big, t, lane.artifact)
 
-    lanes.sort(key=lane_key)
-    start = _EPOCH + timedelta(seconds=lo) if epochs else None
-    end = _EPOCH + timedelta(seconds=hi) if epochs else None
+    out.sort(key=lane_key)
     return Timeline(
-        start=start, end=end, n_buckets=n_buckets, bucket_seconds=width if epochs else 0.0,
-        histogram=tuple(tuple(h) for h in histogram) if epochs else (),
-        lanes=tuple(lanes), dated=len(epochs), undated=n_undated,
+        start=_at(lo) if n_dated else None, end=_at(hi) if n_dated else None,
+        n_buckets=n_buckets, bucket_seconds=width, histogram=histogram,
+        lanes=tuple(out), dated=n_dated, undated=int(undated_arr.sum()),
         clipped_before=before, clipped_after=after, other_artifacts=len(merged),
     )
 
 
+def _epoch(ts: datetime) -> float:
+    return (ts - _EPOCH).total_seconds()
+
+
 _TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
                21600, 43200, 86400, 2 * 86400, 7 * 86400, 14 * 86400)
-_MONTH_STEPS = (1, 2, 3, 6, 12, 24, 60, 120)
+_MONTH_STEPS = (1, 2, 3, 6, 12, 24, 60, 120, 240, 600, 1200, 2400, 6000, 12000, 24000)
 
 
 def _month_ticks(start: datetime, end: datetime, max_ticks: int) -> list[datetime]:
@@ -251,13 +269,14 @@ def _month_ticks(start: datetime, end: datetime, max_ticks: int) -> list[datetim
     index = start.year * 12 + start.month - 1
     index = -(-index // step) * step              # first month index divisible by step
     ticks = []
-    while True:
-        t = datetime(index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
+    while index // 12 <= 9999:
+        t = datetime(max(1, index // 12), index % 12 + 1, 1, tzinfo=timezone.utc)
         if t > end:
             return ticks
         if t >= start:
             ticks.append(t)
         index += step
+    return ticks
 
 
 def nice_ticks(start: datetime, end: datetime, max_ticks: int = 8) -> list[datetime]:
@@ -293,6 +312,8 @@ def tick_label(ts: datetime, span_seconds: float) -> str:
     if span_seconds <= 120:
         return ts.strftime("%H:%M:%S")
     if span_seconds <= 2 * 86400:
+        if ts.hour == 0 and ts.minute == 0 and span_seconds > 6 * 3600:
+            return ts.strftime("%b %d")          # midnight shows the new day
         return ts.strftime("%H:%M")
     if span_seconds <= 120 * 86400:
         return ts.strftime("%b %d")

@@ -248,6 +248,12 @@ class LogSource:
                 return
 
     def __iter__(self) -> Iterator[Line]:
+        for n, text in self.numbered():
+            yield Line(n, text)
+
+    def numbered(self) -> Iterator[tuple[int, str]]:
+        """The lines as ``(number, text)`` tuples: :meth:`__iter__` without a
+        :class:`Line` object per line (the records reader's fast path)."""
         st = self.stats
         st.lines = st.binary_lines = st.long_lines = st.decode_errors = st.crlf_lines = 0
         st.bytes_read = 0
@@ -264,6 +270,12 @@ class LogSource:
                     text = None
                 if text is not None:
                     texts = text.split("\n")
+                    if len(texts) == len(raws) and "\r" not in text and max(map(len, raws)) <= limit:
+                        # no CR, no over-long line: nothing to do per line
+                        yield from zip(range(n + 1, n + 1 + len(texts)), texts)
+                        n += len(texts)
+                        st.lines = n
+                        continue
                     if len(texts) == len(raws):
                         for t, r in zip(texts, raws):
                             n += 1
@@ -273,7 +285,7 @@ class LogSource:
                             if t.endswith("\r"):
                                 t = t[:-1]
                                 st.crlf_lines += 1
-                            yield Line(n, t)
+                            yield n, t
                         st.lines = n
                         continue
             for raw in raws:
@@ -297,7 +309,7 @@ class LogSource:
                         # mixed encodings: this line is not UTF-8; Latin-1 never fails
                         st.decode_errors += 1
                         text = raw.decode("latin-1")
-                yield Line(n, text)
+                yield n, text
         st.lines = n
         if st.binary_lines:
             self._warn(f"{st.binary_lines} binary line(s) skipped")

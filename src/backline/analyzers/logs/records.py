@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from datetime import datetime, timezone
 from typing import Iterator
@@ -136,24 +137,39 @@ def _severity(level: str, message: str) -> Severity:
     return message_severity(message)
 
 
+#: A record as a plain tuple, in :class:`LogRecord` field order (the analyzer's fast path):
+#: ``(line, end_line, ts, ts_quality, level, severity, component, pid, thread, host, message, text)``.
+RecordRow = tuple
+ROW_FIELDS = ("line", "end_line", "ts", "ts_quality", "level", "severity", "component", "pid", "thread",
+              "host", "message", "text")
+
+
 def read_records(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
                  fmt: LogFormat | None = None, default_year: int | None = None) -> Iterator[LogRecord]:
     """Yield the records of an opened log (see module docstring)."""
-    it = iter(source)
-    sample = []
+    for row in read_record_rows(source, tz, fmt, default_year):
+        yield LogRecord(*row)
+
+
+def read_record_rows(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
+                     fmt: LogFormat | None = None, default_year: int | None = None) -> Iterator[RecordRow]:
+    """Like :func:`read_records`, but each record is a plain tuple (:data:`ROW_FIELDS`).
+
+    Building a frozen dataclass per line costs more than the rest of the
+    record split; the analyzer works on these rows and makes a
+    :class:`LogRecord` only for the few records it reports (``LogRecord(*row)``).
+    """
+    it = source.numbered()
+    sample: list[tuple[int, str]] = []
     for ln in it:
         sample.append(ln)
         if len(sample) >= SAMPLE_LINES:
             break
     if fmt is None:
-        fmt = detect_format([ln.text for ln in sample if ln.text and not _CONT.match(ln.text)])
+        fmt = detect_format([t for _, t in sample if t and not _CONT.match(t)])
     source.format_name = fmt.name
     has_header = fmt.name != "plain"
     parser = TsParser(tz, default_year=default_year)
-
-    def lines():
-        yield from sample
-        yield from it
 
     rx = fmt.regex
     plain_regex = fmt.name not in ("json-lines", "journald-json", "access-log")
@@ -163,11 +179,17 @@ def read_records(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
                         for k in ("ts", "level", "component", "pid", "thread", "host", "msg")])
     kind = fmt.ts_kind
     parse = parser.parse
-    cur: list | None = None          # [line, end, ts, q, level, comp, pid, thread, host, msg]
-    parts: list[str] = []
+    # naive ISO stamps read in UTC: one C call (text + "+00:00"); off after a few misses
+    fast_iso = kind == "iso" and parser.tz is timezone.utc and plain_regex
+    fromiso = datetime.fromisoformat
+    exact, no_ts = TsQuality.EXACT, TsQuality.NONE
+    sev_cache = _SEV_CACHE
+    misses = 0
+    cur: tuple | None = None         # the pending record's row (see ROW_FIELDS)
+    parts: list[str] | None = None   # its lines when it has continuation lines
+    end = 0
     size = 0
-    for ln in lines():
-        text = ln.text
+    for n, text in chain(sample, it):
         if plain_regex:
             m = rx.match(text)
             fields = None if m is None else pick(m.groups("") + _EMPTY)
@@ -182,33 +204,45 @@ def read_records(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
             else:
                 is_cont = bool(text) and _CONT.match(text) is not None
             if is_cont:
-                cur[1] = ln.number
+                end = n
+                if parts is None:
+                    parts = [cur[11]]
+                    size = len(cur[11])
                 if size < MAX_RECORD:
                     parts.append(text)
                     size += len(text) + 1
                 continue
-        if cur is not None:
-            yield _finish(cur, parts)
+            yield cur if parts is None else _finish(cur, end, parts)
+            parts = None
         if fields is None:
-            cur = [ln.number, ln.number, None, TsQuality.NONE, "", "", "", "", "", text]
-        else:
-            ts_text, level, comp, pid, thread, host, msg = fields
-            if ts_text and plain_regex:
+            cur = (n, n, None, no_ts, "", message_severity(text), "", "", "", "", text, text)
+            continue
+        ts_text, level, comp, pid, thread, host, msg = fields
+        if not ts_text:
+            ts, q = None, no_ts
+        elif fast_iso:
+            try:
+                ts, q = fromiso(ts_text + "+00:00"), exact
+            except ValueError:
+                misses += 1
+                if misses > 16:
+                    fast_iso = False
                 ts, q = parse(kind, ts_text)
-            elif ts_text:
-                ts, q = parse(h.ts_kind, ts_text)
-            else:
-                ts, q = None, TsQuality.NONE
-            cur = [ln.number, ln.number, ts, q, level, comp.strip(), pid, thread, host, msg]
-        parts = [text]
-        size = len(text)
+        elif plain_regex:
+            ts, q = parse(kind, ts_text)
+        else:
+            ts, q = parse(h.ts_kind, ts_text)
+        sev = sev_cache.get(level) if level else None
+        if sev is None:
+            sev = _severity(level, msg)
+        cur = (n, n, ts, q, level, sev, comp.strip(), pid, thread, host, msg, text)
     if cur is not None:
-        yield _finish(cur, parts)
+        yield cur if parts is None else _finish(cur, end, parts)
 
 
-def _finish(cur: list, parts: list[str]) -> LogRecord:
-    text = parts[0] if len(parts) == 1 else "\n".join(parts)
+def _finish(cur: RecordRow, end: int, parts: list[str]) -> RecordRow:
+    """The pending record's row with its continuation lines joined."""
+    text = "\n".join(parts)
     if len(text) > MAX_RECORD:
         text = text[:MAX_RECORD]
-    line, end, ts, q, level, comp, pid, thread, host, msg = cur
-    return LogRecord(line, end, ts, q, level, _severity(level, msg), comp, pid, thread, host, msg, text)
+    return cur[:1] + (end,) + cur[2:11] + (text,)

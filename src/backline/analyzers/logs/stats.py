@@ -11,7 +11,11 @@ fixed-size sample of gaps and how often time went backwards.
 from __future__ import annotations
 
 import heapq
+import math
 import random
+from collections import Counter
+from collections.abc import Sequence
+from operator import itemgetter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,6 +45,8 @@ class TemplateStats:
     level: str = ""
     examples: list[tuple[int, str]] = field(default_factory=list)    # (line, head text)
     buckets: dict[int, int] = field(default_factory=dict)
+    first_t: float = math.inf       # first_ts / last_ts as epoch seconds (fast comparisons)
+    last_t: float = -math.inf
 
     def merge(self, other: "TemplateStats") -> None:
         """Add ``other`` (another shape of the same template) into this one."""
@@ -54,9 +60,9 @@ class TemplateStats:
         self.examples.sort()
         self.count += other.count
         if other.first_ts and (self.first_ts is None or other.first_ts < self.first_ts):
-            self.first_ts = other.first_ts
+            self.first_ts, self.first_t = other.first_ts, other.first_t
         if other.last_ts and (self.last_ts is None or other.last_ts > self.last_ts):
-            self.last_ts = other.last_ts
+            self.last_ts, self.last_t = other.last_ts, other.last_t
         if other.severity > self.severity:
             self.severity, self.level = other.severity, other.level
         for b, c in other.buckets.items():
@@ -84,9 +90,11 @@ class LogStats:
         self.first_ts: datetime | None = None
         self.last_ts: datetime | None = None
         self.ts_backwards = 0
-        self.first_error: LogRecord | None = None
-        self.last: LogRecord | None = None
-        self.last_error: LogRecord | None = None
+        self._first_error: tuple | None = None      # rows; LogRecords made on demand
+        self._last: tuple | None = None
+        self._last_error: tuple | None = None
+        self._first_t = math.inf
+        self._last_t = -math.inf
         self.severity_counts: dict[Severity, int] = {}
         self._prev: tuple[float, int, datetime] | None = None
         self._gaps: list[float] = []
@@ -97,63 +105,98 @@ class LogStats:
 
     def add(self, rec: LogRecord, shape: int) -> None:
         """Account one record whose head line has miner shape ``shape``."""
-        self.records += 1
-        sev = rec.severity
-        self.severity_counts[sev] = self.severity_counts.get(sev, 0) + 1
-        self.last = rec
-        if sev >= Severity.HIGH:
-            self.last_error = rec
-            if self.first_error is None:
-                self.first_error = rec
-        st = self.shapes.get(shape)
-        if st is None:
-            st = self.shapes[shape] = TemplateStats("", first_line=rec.line)
-        st.count += 1
-        if len(st.examples) < EXAMPLES:
-            st.examples.append((rec.line, rec.text.split("\n", 1)[0][:500]))
-        if sev > st.severity or not st.level:
-            if sev >= st.severity:
-                st.severity, st.level = sev, rec.level
-        ts = rec.ts
-        if ts is None:
+        self.add_rows([(rec.line, rec.end_line, rec.ts, rec.ts_quality, rec.level, rec.severity,
+                        rec.component, rec.pid, rec.thread, rec.host, rec.message, rec.text)], [shape])
+
+    @property
+    def first_error(self) -> LogRecord | None:
+        """The first record at error level or above."""
+        return None if self._first_error is None else LogRecord(*self._first_error)
+
+    @property
+    def last_error(self) -> LogRecord | None:
+        """The last record at error level or above."""
+        return None if self._last_error is None else LogRecord(*self._last_error)
+
+    @property
+    def last(self) -> LogRecord | None:
+        """The last record."""
+        return None if self._last is None else LogRecord(*self._last)
+
+    def add_rows(self, rows: Sequence[tuple], shapes: Sequence[int]) -> None:
+        """Account a block of records given as rows (:data:`~.records.ROW_FIELDS` order)
+        with their miner shapes.  One tight loop: this runs once per log line."""
+        if not rows:
             return
-        self.with_ts += 1
-        if st.first_ts is None or ts < st.first_ts:
-            st.first_ts = ts
-        if st.last_ts is None or ts > st.last_ts:
-            st.last_ts = ts
-        t = ts.timestamp()
-        b = int(t) // self.bucket_s
-        buckets = st.buckets
-        buckets[b] = buckets.get(b, 0) + 1
-        if len(buckets) > MAX_BUCKETS:
-            self._coarsen()
-        if self.first_ts is None or ts < self.first_ts:
-            self.first_ts = ts
-        if self.last_ts is None or ts > self.last_ts:
-            self.last_ts = ts
+        self.records += len(rows)
+        self._last = rows[-1]
+        high = Severity.HIGH
+        sev_counts = self.severity_counts
+        shapes_d = self.shapes
+        with_ts = 0
+        f_t, l_t = self._first_t, self._last_t
         prev = self._prev
-        if prev is not None:
-            gap = t - prev[0]
-            if gap < 0:
-                self.ts_backwards += 1
-            else:
-                # reservoir sample of gaps (the file's usual rhythm)
-                self._gap_n += 1
-                if len(self._gaps) < GAP_SAMPLE:
-                    self._gaps.append(gap)
+        p_t, p_line, p_ts = prev if prev is not None else (None, 0, None)
+        gaps, top = self._gaps, self._top_gaps
+        for sev, c in Counter(map(itemgetter(5), rows)).items():
+            sev_counts[sev] = sev_counts.get(sev, 0) + c
+        for row, shape in zip(rows, shapes):
+            sev = row[5]
+            if sev >= high:
+                self._last_error = row
+                if self._first_error is None:
+                    self._first_error = row
+            st = shapes_d.get(shape)
+            if st is None:
+                st = shapes_d[shape] = TemplateStats("", first_line=row[0])
+            st.count += 1
+            if st.count <= EXAMPLES:       # the first EXAMPLES records of a shape are its examples
+                st.examples.append((row[0], row[11].split("\n", 1)[0][:500]))
+            if sev > st.severity or not st.level:
+                if sev >= st.severity:
+                    st.severity, st.level = sev, row[4]
+            ts = row[2]
+            if ts is None:
+                continue
+            with_ts += 1
+            t = ts.timestamp()
+            if t < st.first_t:
+                st.first_t, st.first_ts = t, ts
+            if t > st.last_t:
+                st.last_t, st.last_ts = t, ts
+            b = int(t) // self.bucket_s
+            buckets = st.buckets
+            buckets[b] = buckets.get(b, 0) + 1
+            if len(buckets) > MAX_BUCKETS:
+                self._coarsen()
+            if t < f_t:
+                f_t, self.first_ts = t, ts
+            if t > l_t:
+                l_t, self.last_ts = t, ts
+            if p_t is not None:
+                gap = t - p_t
+                if gap < 0:
+                    self.ts_backwards += 1
                 else:
-                    j = int(self._rng.random() * self._gap_n)
-                    if j < GAP_SAMPLE:
-                        self._gaps[j] = gap
-                top = self._top_gaps
-                if len(top) < 10 or gap > top[0][0]:
-                    item = (gap, rec.line, Gap(gap, prev[1], rec.line, prev[2], ts))
-                    if len(top) < 10:
-                        heapq.heappush(top, item)
+                    # reservoir sample of gaps (the file's usual rhythm)
+                    self._gap_n += 1
+                    if len(gaps) < GAP_SAMPLE:
+                        gaps.append(gap)
                     else:
-                        heapq.heapreplace(top, item)
-        self._prev = (t, rec.line, ts)
+                        j = int(self._rng.random() * self._gap_n)
+                        if j < GAP_SAMPLE:
+                            gaps[j] = gap
+                    if len(top) < 10 or gap > top[0][0]:
+                        item = (gap, row[0], Gap(gap, p_line, row[0], p_ts, ts))
+                        if len(top) < 10:
+                            heapq.heappush(top, item)
+                        else:
+                            heapq.heapreplace(top, item)
+            p_t, p_line, p_ts = t, row[0], ts
+        if p_t is not None:
+            self._prev = (p_t, p_line, p_ts)
+        self._first_t, self._last_t = f_t, l_t
+        self.with_ts += with_ts
 
     def _coarsen(self) -> None:
         """Double the bucket width of every histogram (memory stays bounded)."""

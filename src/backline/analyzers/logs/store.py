@@ -16,12 +16,14 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backline.errors import StorageError, UsageError
+from backline.model import Severity, TsQuality
 
 #: Columns of the ``records`` table.
 COLUMNS = ("ts", "ts_quality", "artifact", "line", "end_line", "level", "severity", "component",
@@ -34,6 +36,10 @@ _RAW_SCHEMA = pa.schema([
     ("shape", pa.int32()), ("message", pa.string()),
 ])
 BATCH = 65_536
+#: Longest message kept in the table (characters).
+MAX_MESSAGE = 4096
+_QVAL = {q: q.value for q in TsQuality}
+_LABEL = {s: s.label for s in Severity}
 
 
 class RecordWriter:
@@ -43,8 +49,10 @@ class RecordWriter:
         self.path = Path(path)
         self.artifact = artifact
         self._tmp = self.path.with_suffix(".raw.parquet")
-        self._writer = pq.ParquetWriter(self._tmp, _RAW_SCHEMA, compression="zstd")
+        self._writer = pq.ParquetWriter(self._tmp, _RAW_SCHEMA, compression="lz4")  # temporary: fast codec
         self._rows: list[tuple] = []
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
         self.rows = 0
 
     def add(self, *, ts: datetime | None, ts_quality: str, line: int, end_line: int, level: str,
@@ -61,34 +69,77 @@ class RecordWriter:
         if len(self._rows) >= BATCH:
             self._flush()
 
+    def add_block(self, rows: Sequence[tuple], shapes: Sequence[int]) -> None:
+        """Add a block of records given as rows (``records.ROW_FIELDS`` order) with
+        their miner shapes: columns are made by one transpose, not row by row."""
+        if not rows:
+            return
+        self._flush()
+        (lines, ends, ts, quality, level, sev, comp, pid, thread, host, msg, _text) = zip(*rows)
+        n = len(rows)
+        cols = [
+            pa.array(ts, pa.timestamp("us", tz="UTC")),
+            pa.array([_QVAL[q] for q in quality], pa.string()),
+            pa.array([self.artifact] * n, pa.string()),
+            pa.array(lines, pa.int64()), pa.array(ends, pa.int64()),
+            pa.array(level, pa.string()),
+            pa.array([_LABEL[x] for x in sev], pa.string()),
+            pa.array(comp, pa.string()), pa.array(pid, pa.string()), pa.array(thread, pa.string()),
+            pa.array(host, pa.string()), pa.array(shapes, pa.int32()),
+            pa.array([m if len(m) <= MAX_MESSAGE else m[:MAX_MESSAGE] for m in msg], pa.string()),
+        ]
+        self._pending.append(pa.Table.from_arrays(cols, schema=_RAW_SCHEMA))
+        self._pending_rows += n
+        self.rows += n
+        if self._pending_rows >= BATCH:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.concat_tables(self._pending))
+            self._pending.clear()
+            self._pending_rows = 0
+
     def _flush(self) -> None:
         if not self._rows:
             return
         cols = list(zip(*self._rows))
-        self._writer.write_table(pa.table(dict(zip(_RAW_SCHEMA.names, cols)), schema=_RAW_SCHEMA))
+        self._pending.append(pa.table(dict(zip(_RAW_SCHEMA.names, cols)), schema=_RAW_SCHEMA))
+        self._pending_rows += len(self._rows)
         self._rows.clear()
+        self._write_pending()
 
     def close(self, templates: dict[int, tuple[str, str]]) -> Path:
-        """Finish the file: ``templates`` maps shape -> (template_id, template)."""
-        import duckdb
+        """Finish the file: ``templates`` maps shape -> (template_id, template).
+
+        The raw file is rewritten one row group at a time (memory bounded by a
+        row group), its ``shape`` column replaced by the template columns; rows
+        stay in the order they were added (line order).
+        """
+        import pyarrow.compute as pc
 
         self._flush()
+        self._write_pending()
         self._writer.close()
-        shapes = list(templates)
-        tmap = pa.table({"shape": pa.array(shapes, pa.int32()),
-                         "template_id": [templates[s][0] for s in shapes],
-                         "template": [templates[s][1] for s in shapes]})
-        con = duckdb.connect()
+        keys = list(templates)
+        key_arr = pa.array(keys, pa.int32())
+        tids = pa.array([templates[k][0] for k in keys], pa.string())
+        tpls = pa.array([templates[k][1] for k in keys], pa.string())
+        schema = pa.schema([_RAW_SCHEMA.field(c) if c in _RAW_SCHEMA.names else pa.field(c, pa.string())
+                            for c in COLUMNS])
         try:
-            con.register("tmap", tmap)
-            cols = ", ".join(f"r.{c}" if c not in ("template_id", "template") else f"t.{c}"
-                             for c in COLUMNS)
-            con.execute(
-                f"COPY (SELECT {cols} FROM read_parquet('{_sql_path(self._tmp)}') r "
-                f"LEFT JOIN tmap t USING (shape) ORDER BY r.line) "
-                f"TO '{_sql_path(self.path)}' (FORMAT PARQUET, COMPRESSION ZSTD)")
+            raw = pq.ParquetFile(self._tmp)
+            with pq.ParquetWriter(self.path, schema, compression="zstd") as out:
+                for i in range(raw.num_row_groups):
+                    t = raw.read_row_group(i)
+                    idx = pc.index_in(t.column("shape"), value_set=key_arr)
+                    cols = {c: t.column(c) for c in _RAW_SCHEMA.names if c != "shape"}
+                    cols["template_id"] = tids.take(idx)
+                    cols["template"] = tpls.take(idx)
+                    out.write_table(pa.table([cols[c] for c in COLUMNS], schema=schema))
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot write the records table {self.path}: {exc}") from exc
         finally:
-            con.close()
             self._tmp.unlink(missing_ok=True)
         return self.path
 

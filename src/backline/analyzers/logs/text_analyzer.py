@@ -3,7 +3,8 @@
 One streaming pass: records are read (:mod:`.records`), their messages mined
 in blocks (:mod:`.miner`), accounted (:mod:`.stats`) and, when the context
 has a work folder, written to ``<work_dir>/records.parquet``.  Findings come
-from :mod:`.anomalies`.  Facts:
+from :mod:`.anomalies`; stack traces inside records become crash findings
+(``DUMP.JAVA_EXCEPTION`` ... grouped by signature, :mod:`.crashes`).  Facts:
 
 ``log.lines`` ``log.records`` ``log.encoding`` ``log.format`` ``log.templates``
 ``log.time_range`` ``log.levels`` ``log.binary_lines`` ``log.long_lines``
@@ -13,28 +14,32 @@ from :mod:`.anomalies`.  Facts:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
 from backline.analyzers.logs import anomalies
+from backline.analyzers.logs.crashes import LogCrashes
 from backline.analyzers.logs.miner import TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
-from backline.analyzers.logs.records import LogRecord, read_records, stack_trace_kind
+from backline.analyzers.logs.records import LogRecord, read_record_rows, stack_trace_kind
 from backline.analyzers.logs.stats import LogStats, TemplateStats
 from backline.analyzers.logs.timestamps import file_year
 from backline.analyzers.logs.store import RecordWriter
 from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Severity, TsQuality
 
 NAME = "logs.text"
-_LABEL = {s: s.label for s in Severity}
-_QVAL = {q: q.value for q in TsQuality}
 BLOCK = 4096
 MAX_STACK_TRACES = 200
 MAX_TRACE_TEXT = 64 * 1024
 
 FINDING_CODES = frozenset({"LOG.ERROR_TEMPLATE", "LOG.FIRST_ERROR", "LOG.BURST", "LOG.RARE_TEMPLATE",
-                           "LOG.NEW_TEMPLATE", "LOG.SILENCE"})
+                           "LOG.NEW_TEMPLATE", "LOG.SILENCE",
+                           # stack traces inside the log, as the dumps area reports them
+                           "DUMP.PYTHON_EXCEPTION", "DUMP.JAVA_EXCEPTION", "DUMP.DOTNET_EXCEPTION",
+                           "DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK", "DUMP.HANG",
+                           "DUMP.CRASH"})
 FACT_NAMES = frozenset({"log.lines", "log.records", "log.encoding", "log.format", "log.templates",
                         "log.time_range", "log.levels", "log.binary_lines", "log.long_lines",
                         "log.ts_backwards", "log.events_dropped", "log.stack_trace", "log.parquet"})
@@ -60,39 +65,42 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     events: list[Event] = []
     dropped = 0
     traces: list[Fact] = []
-    batch: list[LogRecord] = []
+    crashes = LogCrashes(artifact)
     size = Path(path).stat().st_size or 1
 
-    def flush() -> None:
+    medium = Severity.MEDIUM
+
+    def flush(batch: list[tuple]) -> None:
         nonlocal dropped
-        shapes = miner.add_block([r.message for r in batch])
-        for rec, shape in zip(batch, shapes):
-            stats.add(rec, shape)
-            if rec.severity >= Severity.MEDIUM:
+        shapes = miner.add_block([r[10] for r in batch])
+        stats.add_rows(batch, shapes)
+        # rows are tuples in records.ROW_FIELDS order: [0] line, [1] end_line, [5] severity
+        for row in batch:
+            if row[5] >= medium:
                 if len(events) < ctx.max_events:
-                    events.append(_event(artifact, rec))
+                    events.append(_event(artifact, LogRecord(*row)))
                 else:
                     dropped += 1
-            if rec.multiline and len(traces) < MAX_STACK_TRACES:
-                kind = stack_trace_kind(rec.text)
+            if row[1] > row[0]:
+                text = row[11]
+                kind = stack_trace_kind(text)
                 if kind:
-                    traces.append(Fact("log.stack_trace", {"line": rec.line, "kind": kind,
-                                                           "text": rec.text[:MAX_TRACE_TEXT]},
-                                       artifact, NAME))
-            if writer is not None:
-                writer.add_row((rec.ts, _QVAL[rec.ts_quality], artifact, rec.line, rec.end_line, rec.level,
-                                _LABEL[rec.severity], rec.component, rec.pid, rec.thread, rec.host, shape,
-                                rec.message[:4096]))
-        batch.clear()
+                    crashes.add(text, row[0], row[2], row[10])
+                    if len(traces) < MAX_STACK_TRACES:
+                        traces.append(Fact("log.stack_trace", {"line": row[0], "kind": kind,
+                                                               "text": text[:MAX_TRACE_TEXT]},
+                                           artifact, NAME))
+        if writer is not None:
+            writer.add_block(batch, shapes)
         if ctx.progress is not None:
             ctx.progress(min(1.0, src.stats.bytes_read / size))
 
-    for rec in read_records(src, tz=tz, default_year=default_year):
-        batch.append(rec)
-        if len(batch) >= BLOCK:
-            flush()
-    if batch:
-        flush()
+    rows = read_record_rows(src, tz=tz, default_year=default_year)
+    while True:
+        batch = list(islice(rows, BLOCK))
+        if not batch:
+            break
+        flush(batch)
     fmt_name = src.format_name
 
     # final templates: shapes that ended in the same template are joined
@@ -126,6 +134,15 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     yield from anomalies.new_templates(artifact, tpls, stats, NAME)
     yield from anomalies.silences(artifact, stats, NAME)
     yield from anomalies.logging_stops(artifact, stats, NAME)
+    yield from crashes.findings(NAME)
+    if crashes.skipped:
+        ctx.warn(f"{artifact}: {crashes.skipped} stack trace(s) past the first {crashes.parsed} not parsed")
+    if crashes.failed:
+        ctx.warn(f"{artifact}: {crashes.failed} stack trace(s) could not be parsed "
+                 f"({crashes.first_failure})")
+    if crashes.dropped:
+        ctx.warn(f"{artifact}: {crashes.dropped} stack trace(s) of signatures past the first "
+                 f"{len(crashes.groups)} not reported")
     yield from traces
 
     rs = src.stats

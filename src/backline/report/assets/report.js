@@ -1,5 +1,6 @@
 (function () {
   "use strict";
+  document.documentElement.classList.add("js");   // filters are shown only when this runs
   var buttons = document.querySelectorAll("button.filter[data-sev]");
   function apply() {
     var hidden = {};

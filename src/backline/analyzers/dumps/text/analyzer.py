@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Iterator
 
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
 from backline.analyzers.dumps.model import CrashReport
@@ -44,6 +46,42 @@ def describe(rep: CrashReport) -> str:
     return text[:500]
 
 
+def crash_severity(code: str) -> Severity:
+    """Severity of a crash finding with ``code`` (fatal errors, deadlocks: critical)."""
+    return Severity.CRITICAL if code in ("DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK") \
+        else Severity.HIGH
+
+
+def crash_finding(rep: CrashReport, artifact: str, lines: Sequence[int], analyzer: str, *,
+                  count: int = 1, first_seen: datetime | None = None,
+                  last_seen: datetime | None = None, extra: Mapping[str, Any] | None = None) -> Finding:
+    """The crash :class:`Finding` for one text report (or ``count`` reports of one signature).
+
+    ``lines`` are the 1-based lines in ``artifact`` where the trace (or its
+    occurrences) start; each becomes a ``line:N`` reference whose excerpt is
+    ``type: message``.  ``extra`` is merged into ``data``.  Used by this
+    analyzer and by ``logs.text`` for traces found inside logs.
+    """
+    e = rep.exception
+    excerpt = (f"{e.type}: {e.message}" if e else None)
+    refs = tuple(EvidenceRef.line(artifact, n, excerpt) for n in lines)
+    code = finding_code(rep)
+    data: dict[str, Any] = {"format": rep.source_format, "signature": rep.signature,
+                            "problem_class": rep.problem_class,
+                            "exception_type": e.type if e else None,
+                            "causes": [c.type for c in e.causes] if e else [],
+                            "threads": len(rep.threads),
+                            "deadlocks": [[str(t) for t in d.threads] for d in rep.deadlocks]}
+    if rep.source_format == "hs_err":
+        data.update({k: rep.extra.get(k) for k in ("problematic_frame", "jre_version",
+                                                   "error_location", "detail")})
+    if extra:
+        data.update(extra)
+    return Finding(code=code, title=describe(rep), severity=crash_severity(code), artifact=artifact,
+                   evidence=refs, detail=rep.signature or "", count=count, analyzer=analyzer,
+                   data=data, first_seen=first_seen, last_seen=last_seen)
+
+
 class TextCrashAnalyzer(Analyzer):
     """Python/Java/.NET traces, faulthandler and jstack dumps, JVM hs_err logs."""
 
@@ -68,25 +106,12 @@ class TextCrashAnalyzer(Analyzer):
         for rep in reports:
             line = int(rep.extra.get("line") or 1)
             e = rep.exception
-            refs = [EvidenceRef.line(artifact.path, line, (f"{e.type}: {e.message}" if e else None))]
-            code = finding_code(rep)
-            severity = Severity.CRITICAL if code in ("DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK") \
-                else Severity.HIGH
-            data = {"format": rep.source_format, "signature": rep.signature,
-                    "problem_class": rep.problem_class,
-                    "exception_type": e.type if e else None,
-                    "causes": [c.type for c in e.causes] if e else [],
-                    "threads": len(rep.threads),
-                    "deadlocks": [[str(t) for t in d.threads] for d in rep.deadlocks]}
-            if rep.source_format == "hs_err":
-                data.update({k: rep.extra.get(k) for k in ("problematic_frame", "jre_version",
-                                                           "error_location", "detail")})
             ts = None
             if rep.extra.get("time_text"):
                 ts, _exact = parse_text_time(rep.extra["time_text"], rep.extra.get("timezone_text"), ctx.tz)
-            yield Finding(code=code, title=describe(rep), severity=severity, artifact=artifact.path,
-                          evidence=tuple(refs), detail=rep.signature or "", analyzer=self.name,
-                          data=data, first_seen=ts, last_seen=ts)
+            finding = crash_finding(rep, artifact.path, [line], self.name, first_seen=ts, last_seen=ts)
+            refs, severity = finding.evidence, finding.severity
+            yield finding
             ts, quality = None, TsQuality.NONE
             if rep.extra.get("time_text"):
                 ts, exact = parse_text_time(rep.extra["time_text"], rep.extra.get("timezone_text"), ctx.tz)

@@ -1,0 +1,104 @@
+"""Benchmark ``backline net`` against ``tshark -q -z expert`` on one large capture.
+
+Makes the capture with Backline's own generator (``net_capgen.py``: HTTP, DNS,
+TLS over many interleaved connections with loss, retransmissions, resets and
+zero windows), then runs both tools on it in this same run and prints packets
+per second (wall and CPU) and peak memory (max RSS) of each, and the ratios.
+
+Usage::
+
+    python benchmarks/net_bench.py [--packets 5200000] [--capture /tmp/net-bench.pcap]
+                                   [--keep] [--no-tshark]
+
+Targets (issue 4): >= 500,000 packets/s and <= 450 MB peak for Backline.
+tshark comes from Debian (``apt-get install -y tshark``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+_MEASURE = r"""
+import json, resource, subprocess, sys, time
+t = time.time()
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+wall = time.time() - t
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": r.returncode, "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime,
+                  "max_rss_mb": ru.ru_maxrss / 1024, "stderr": r.stderr.decode()[-300:]}))
+"""
+
+
+def measure(cmd: list[str]) -> dict:
+    """Run ``cmd`` in a fresh process; return wall/CPU seconds and its peak RSS."""
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="backline net vs tshark -z expert")
+    ap.add_argument("--packets", type=int, default=5_200_000)
+    ap.add_argument("--capture", default="/tmp/net-bench.pcap")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep (and reuse) the capture file")
+    ap.add_argument("--no-tshark", action="store_true", help="skip the baseline")
+    a = ap.parse_args(argv)
+
+    cap = Path(a.capture)
+    sys.path.insert(0, str(HERE))
+    import net_capgen  # noqa: E402
+
+    if not (a.keep and cap.exists()):
+        t = time.time()
+        n, size = net_capgen.generate(str(cap), a.packets, seed=a.seed)
+        print(f"generated {cap}: {n:,} packets, {size / 1e6:,.0f} MB in {time.time() - t:.0f} s")
+    packets = a.packets
+    size_mb = cap.stat().st_size / 1e6
+    print(f"machine: {platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"load {os.getloadavg()[0]:.1f}")
+
+    backline = shutil.which("backline", path=str(Path(sys.executable).parent)) or "backline"
+    results = {"backline": measure([backline, "net", str(cap), "--json"])}
+    tshark = shutil.which("tshark")
+    if tshark and not a.no_tshark:
+        results["tshark"] = measure([tshark, "-n", "-q", "-r", str(cap), "-z", "expert"])
+    elif not a.no_tshark:
+        print("tshark not found: apt-get install -y tshark")
+
+    print(f"\ncapture: {packets:,} packets, {size_mb:,.0f} MB")
+    print(f"{'tool':10} {'rc':>3} {'wall s':>8} {'cpu s':>8} {'pkt/s wall':>12} {'pkt/s cpu':>12} "
+          f"{'peak MB':>9}")
+    for name, r in results.items():
+        r["pps_wall"] = packets / r["wall_s"]
+        r["pps_cpu"] = packets / r["cpu_s"] if r["cpu_s"] else 0
+        print(f"{name:10} {r['rc']:>3} {r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} {r['pps_wall']:>12,.0f} "
+              f"{r['pps_cpu']:>12,.0f} {r['max_rss_mb']:>9,.0f}")
+        if r["rc"]:
+            print(f"  stderr: {r['stderr']}")
+    if "tshark" in results:
+        b, t = results["backline"], results["tshark"]
+        print(f"\nratio backline/tshark: speed (wall) {b['pps_wall'] / t['pps_wall']:.2f}x, "
+              f"speed (cpu) {b['pps_cpu'] / t['pps_cpu']:.2f}x, "
+              f"peak memory {b['max_rss_mb'] / t['max_rss_mb']:.2f}x")
+    b = results["backline"]
+    print(f"targets: >= 500,000 pkt/s: {'met' if b['pps_wall'] >= 500_000 else 'NOT met'}; "
+          f"<= 450 MB: {'met' if b['max_rss_mb'] <= 450 else 'NOT met'}")
+    if not a.keep:
+        cap.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

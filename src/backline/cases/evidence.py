@@ -1,0 +1,298 @@
+"""Evidence uploads and the durable analysis job table.
+
+An upload is streamed into the content-addressed :class:`BlobStore` (never
+held in memory), recorded against the case, and a ``queued`` job is written
+in the same transaction.  :class:`JobRunner` claims queued jobs one at a time,
+runs the analysis pipeline on the blob, and stores the findings with the
+case.  On start it puts jobs left ``running`` by a stopped server back in the
+queue, so nothing is lost across restarts.
+
+The analysis function is passed in (``analyze(paths, options) ->
+AnalysisResult``, :func:`backline.pipeline.analyze` by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Sequence
+
+from sqlalchemy import insert, select, update
+
+from backline.cases.access import Action, require
+from backline.cases.model import JobStatus, User
+from backline.cases.service import CaseService
+from backline.errors import BacklineError, CaseError, StorageError
+from backline.model.core import AnalysisResult, utc
+from backline.storage import tables as T
+from backline.storage.blobs import BlobStore
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD = 20 * 1024 ** 3          # 20 GiB
+MAX_ATTEMPTS = 3
+MAX_FACTS = 2000                      # per job; the rest are dropped (counted in the audit entry)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ +()\[\]-]")
+
+AnalyzeFn = Callable[[Sequence[Path], Any], AnalysisResult]
+
+
+def safe_filename(name: str | None) -> str:
+    """A display name that cannot walk out of a folder or hide control characters.
+
+    >>> safe_filename("../../etc/passwd")
+    'passwd'
+    >>> safe_filename("C:\\\\logs\\\\app.log")
+    'app.log'
+    >>> safe_filename("..")
+    'upload.bin'
+    """
+    raw = unicodedata.normalize("NFC", name or "")
+    raw = raw.replace("\\", "/").split("/")[-1]
+    raw = "".join(ch for ch in raw if unicodedata.category(ch)[0] != "C")
+    raw = _UNSAFE.sub("_", raw).strip(" .")
+    return raw[:200] if raw else "upload.bin"
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceItem:
+    id: int
+    case_key: str
+    filename: str
+    sha256: str
+    size: int
+    uploaded_by: str
+    uploaded_at: datetime
+    job_id: int | None = None
+    job_status: str | None = None
+    job_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "case": self.case_key, "filename": self.filename, "sha256": self.sha256,
+                "size": self.size, "uploaded_by": self.uploaded_by, "uploaded_at": self.uploaded_at.isoformat(),
+                "job": {"id": self.job_id, "status": self.job_status, "error": self.job_error}}
+
+
+class EvidenceService:
+    def __init__(self, cases: CaseService, store: BlobStore, *, max_bytes: int = MAX_UPLOAD):
+        self.cases = cases
+        self.store = store
+        self.max_bytes = max_bytes
+
+    def upload(self, user: User, key: str, filename: str | None, stream: BinaryIO) -> EvidenceItem:
+        """Store the bytes of ``stream`` as evidence of case ``key`` and queue its analysis."""
+        require(user, Action.UPLOAD_EVIDENCE)
+        name = safe_filename(filename)
+        with self.cases.engine.connect() as conn:          # refuse before reading any bytes
+            self.cases._case_row(conn, user, key)
+        blob = self.store.put_stream(stream, max_bytes=self.max_bytes)
+        if blob.size == 0:
+            raise CaseError(f"upload {name!r} is empty")
+        now = self.cases._now()
+        with self.cases.engine.begin() as conn:
+            row = self.cases._case_row(conn, user, key)
+            eid = conn.execute(insert(T.evidence).values(case_id=row["id"], filename=name, sha256=blob.sha256,
+                                                         size=blob.size, uploaded_by=user.id, uploaded_at=now)
+                               ).inserted_primary_key[0]
+            jid = conn.execute(insert(T.jobs).values(case_id=row["id"], evidence_id=eid, status=JobStatus.QUEUED.value,
+                                                     attempts=0, created_at=now)).inserted_primary_key[0]
+            self.cases.audit(conn, user, "evidence", eid, "upload", None,
+                             {"filename": name, "sha256": blob.sha256, "size": blob.size}, row["id"])
+        return EvidenceItem(eid, key, name, blob.sha256, blob.size, user.name, now, jid, JobStatus.QUEUED.value)
+
+    def list(self, user: User, key: str) -> list[EvidenceItem]:
+        with self.cases.engine.connect() as conn:
+            row = self.cases._case_row(conn, user, key)
+            rows = conn.execute(
+                select(T.evidence, T.users.c.name.label("uploader"), T.jobs.c.id.label("job_id"),
+                       T.jobs.c.status.label("job_status"), T.jobs.c.error.label("job_error"))
+                .join(T.users, T.users.c.id == T.evidence.c.uploaded_by)
+                .join(T.jobs, T.jobs.c.evidence_id == T.evidence.c.id, isouter=True)
+                .where(T.evidence.c.case_id == row["id"]).order_by(T.evidence.c.id)).mappings().all()
+        return [EvidenceItem(r["id"], key, r["filename"], r["sha256"], r["size"], r["uploader"],
+                             utc(r["uploaded_at"]), r["job_id"], r["job_status"],
+                             r["job_error"] if user.role.is_staff else None) for r in rows]
+
+    def findings(self, user: User, key: str) -> list[dict[str, Any]]:
+        require(user, Action.READ_FINDINGS)
+        with self.cases.engine.connect() as conn:
+            row = self.cases._case_row(conn, user, key)
+            rows = conn.execute(select(T.findings, T.evidence.c.filename)
+                                .join(T.evidence, T.evidence.c.id == T.findings.c.evidence_id)
+                                .where(T.findings.c.case_id == row["id"])
+                                .order_by(T.findings.c.severity.desc(), T.findings.c.id)).mappings().all()
+        return [finding_json(r) for r in rows]
+
+
+    def facts(self, user: User, key: str) -> list[dict[str, Any]]:
+        """Facts the analysis learned from the case's evidence (``dump.os``, ``net.packets``, ...)."""
+        require(user, Action.READ_FINDINGS)
+        with self.cases.engine.connect() as conn:
+            row = self.cases._case_row(conn, user, key)
+            rows = conn.execute(select(T.case_facts, T.evidence.c.filename)
+                                .join(T.evidence, T.evidence.c.id == T.case_facts.c.evidence_id)
+                                .where(T.case_facts.c.case_id == row["id"]).order_by(T.case_facts.c.id)).mappings().all()
+        return [{"name": r["name"], "value": r["value"], "artifact": r["artifact"], "evidence_file": r["filename"],
+                 "analyzer": r["analyzer"]} for r in rows]
+
+
+def finding_json(r) -> dict[str, Any]:
+    from backline.model.core import Severity
+    return {"id": r["id"], "code": r["code"], "title": r["title"], "severity": Severity(r["severity"]).label,
+            "artifact": r["artifact"], "evidence_file": r["filename"], "detail": r["detail"], "count": r["count"],
+            "refs": r["refs"], "data": r["data"], "analyzer": r["analyzer"]}
+
+
+def _default_analyze(paths: Sequence[Path], options: Any) -> AnalysisResult:
+    from backline.pipeline import analyze
+    return analyze(paths, options)
+
+
+def _default_options(work_dir: Path, store: BlobStore) -> Any:
+    from backline.pipeline import AnalyzeOptions
+    return AnalyzeOptions(work_dir=work_dir, store=store)
+
+
+class JobRunner:
+    """Runs queued analysis jobs; durable across restarts (state lives in the ``jobs`` table)."""
+
+    def __init__(self, cases: CaseService, store: BlobStore, *, analyze: AnalyzeFn = _default_analyze,
+                 options_factory: Callable[[Path, BlobStore], Any] = _default_options,
+                 worker: str = "worker", work_root: Path | None = None):
+        self.cases = cases
+        self.engine = cases.engine
+        self.store = store
+        self.analyze = analyze
+        self.options_factory = options_factory
+        self.worker = worker
+        self.work_root = work_root
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def recover(self) -> int:
+        """Put jobs a stopped server left ``running`` back in the queue; returns how many."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(T.jobs).where(T.jobs.c.status == JobStatus.RUNNING.value)
+                                .values(status=JobStatus.QUEUED.value, worker=None)).rowcount
+
+    def claim(self) -> dict[str, Any] | None:
+        """Take the oldest queued job (compare-and-set, so two runners never share one)."""
+        with self.engine.begin() as conn:
+            for row in conn.execute(select(T.jobs).where(T.jobs.c.status == JobStatus.QUEUED.value)
+                                    .order_by(T.jobs.c.id).limit(5)).mappings().all():
+                n = conn.execute(update(T.jobs).where(T.jobs.c.id == row["id"],
+                                                      T.jobs.c.status == JobStatus.QUEUED.value)
+                                 .values(status=JobStatus.RUNNING.value, worker=self.worker,
+                                         attempts=row["attempts"] + 1, started_at=self.cases._now())).rowcount
+                if n == 1:
+                    return dict(row, attempts=row["attempts"] + 1)
+        return None
+
+    def run_one(self) -> bool:
+        """Run one queued job, if any.  Returns whether there was one."""
+        job = self.claim()
+        if job is None:
+            return False
+        with self.engine.connect() as conn:
+            ev = conn.execute(select(T.evidence).where(T.evidence.c.id == job["evidence_id"])).mappings().one()
+        work = Path(tempfile.mkdtemp(prefix=f"job{job['id']}-", dir=self.work_root))
+        try:
+            src = work / "in" / ev["filename"]
+            src.parent.mkdir(parents=True)
+            self.store.copy_out(ev["sha256"], src)
+            result = self.analyze([src], self.options_factory(work / "work", self.store))
+            self._store_result(job, ev, result)
+        except (BacklineError, OSError, ValueError) as exc:
+            self._fail(job, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a crashing analysis must not kill the runner
+            log.exception("job %s crashed", job["id"])
+            self._fail(job, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return True
+
+    def _store_result(self, job, ev, result: AnalysisResult) -> None:
+        prefix = f"in/{ev['filename']}"
+        with self.engine.begin() as conn:
+            conn.execute(T.findings.delete().where(T.findings.c.job_id == job["id"]))
+            rows = [{"case_id": job["case_id"], "job_id": job["id"], "evidence_id": ev["id"], "code": f.code,
+                     "title": f.title[:500], "severity": int(f.severity), "artifact": _rel(f.artifact, prefix)[:1000],
+                     "detail": f.detail, "count": f.count,
+                     "refs": [{"artifact": _rel(r.artifact, prefix), "locator": r.locator, "excerpt": r.excerpt}
+                              for r in f.evidence[:20]],
+                     "data": _plain(f.data), "analyzer": f.analyzer}
+                    for f in result.findings]
+            if rows:
+                conn.execute(insert(T.findings), rows)
+            conn.execute(T.case_facts.delete().where(T.case_facts.c.job_id == job["id"]))
+            facts = [{"case_id": job["case_id"], "job_id": job["id"], "evidence_id": ev["id"], "name": x.name[:200],
+                      "value": _plain(x.value), "artifact": _rel(x.artifact, prefix)[:1000], "analyzer": x.analyzer}
+                     for x in result.facts[:MAX_FACTS]]
+            if facts:
+                conn.execute(insert(T.case_facts), facts)
+            conn.execute(update(T.jobs).where(T.jobs.c.id == job["id"]).values(
+                status=JobStatus.DONE.value, finished_at=self.cases._now(), error=None))
+            self.cases.audit(conn, None, "job", job["id"], "done", None,
+                             {"findings": len(rows), "artifacts": len(result.artifacts), "facts": len(result.facts)},
+                             job["case_id"])
+
+    def _fail(self, job, message: str) -> None:
+        status = JobStatus.QUEUED if job["attempts"] < MAX_ATTEMPTS and message.startswith("internal") \
+            else JobStatus.FAILED
+        with self.engine.begin() as conn:
+            conn.execute(update(T.jobs).where(T.jobs.c.id == job["id"]).values(
+                status=status.value, error=message[:4000], finished_at=self.cases._now()))
+
+    def run_pending(self, limit: int = 1000) -> int:
+        """Run queued jobs until none is left (or ``limit``); returns how many ran."""
+        n = 0
+        while n < limit and self.run_one():
+            n += 1
+        return n
+
+    # --- background thread used by ``backline serve``
+    def start(self, poll_seconds: float = 1.0) -> None:
+        self.recover()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    if not self.run_one():
+                        self._stop.wait(poll_seconds)
+                except Exception:  # noqa: BLE001 - keep serving; the job row says what failed
+                    log.exception("job runner error")
+                    self._stop.wait(poll_seconds)
+
+        self._thread = threading.Thread(target=loop, name="backline-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+def _rel(artifact: str, prefix: str) -> str:
+    """Artifact paths relative to the upload (drop the job's scratch folder)."""
+    i = artifact.find(prefix)
+    return artifact[i + 3:] if i >= 0 else artifact
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+__all__ = ["EvidenceService", "JobRunner", "EvidenceItem", "safe_filename", "StorageError"]

@@ -1,0 +1,75 @@
+"""All case services wired over one database, blob store and clock.
+
+The CLI and the web app both build one :class:`Hub`; nothing in it knows
+about HTTP.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> hub = Hub.open(f"sqlite:///{d}/h.db", blob_root=d / "blobs")
+>>> hub.cases.count()
+0
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy.engine import Engine
+
+from backline.cases.bugs import BugService
+from backline.cases.evidence import MAX_UPLOAD, EvidenceService
+from backline.cases.hotfixes import HotfixService
+from backline.cases.intake import IntakeRules
+from backline.cases.notify import Notifier, NotifyConfig
+from backline.cases.service import CaseService, system_clock
+from backline.cases.sla import SlaConfig
+from backline.cases.users import UserStore
+from backline.config import data_dir
+from backline.storage.blobs import BlobStore
+from backline.storage.db import make_engine, upgrade
+
+
+@dataclass
+class Hub:
+    engine: Engine
+    clock: Callable[[], datetime]
+    store: BlobStore
+    users: UserStore
+    cases: CaseService
+    evidence: EvidenceService
+    bugs: BugService
+    hotfixes: HotfixService
+    notify: NotifyConfig | None = None
+
+    @classmethod
+    def build(cls, engine: Engine, *, clock: Callable[[], datetime] = system_clock, blob_root: Path | None = None,
+              sla: SlaConfig | None = None, intake: IntakeRules | None = None,
+              notify: NotifyConfig | None = None, max_upload: int = MAX_UPLOAD) -> "Hub":
+        store = BlobStore(blob_root)
+        sink = Notifier(notify, clock) if notify is not None else None
+        cases = CaseService(engine, clock=clock, sla=sla, intake=intake, events=sink)
+        return cls(engine, clock, store, UserStore(engine, clock), cases,
+                   EvidenceService(cases, store, max_bytes=max_upload), BugService(cases), HotfixService(cases),
+                   notify)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True, blob_root: Path | None = None,
+             **kw) -> "Hub":
+        """Open (and by default migrate) the database at ``url`` (default: BACKLINE_HOME).
+
+        ``BACKLINE_SLA_POLICIES`` and ``BACKLINE_INTAKE_RULES`` name JSON files that replace the
+        built-in SLA policies/calendars and intake rules (same shape as the files in
+        ``backline/cases/data``).
+        """
+        if "sla" not in kw and os.environ.get("BACKLINE_SLA_POLICIES"):
+            kw["sla"] = SlaConfig.load(Path(os.environ["BACKLINE_SLA_POLICIES"]))
+        if "intake" not in kw and os.environ.get("BACKLINE_INTAKE_RULES"):
+            kw["intake"] = IntakeRules.load(Path(os.environ["BACKLINE_INTAKE_RULES"]))
+        engine = make_engine(url)
+        if migrate:
+            upgrade(engine)
+        return cls.build(engine, blob_root=blob_root or data_dir() / "blobs", **kw)

@@ -1,0 +1,38 @@
+"""Shared bits of the case-service commands (``case``, ``user``, ``serve``)."""
+
+from __future__ import annotations
+
+import os
+from typing import NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from backline.cases.hub import Hub
+from backline.errors import BacklineError, UsageError
+
+DB_OPT = typer.Option(None, "--database-url", envvar="BACKLINE_DATABASE_URL",
+                      help="sqlite:///path or postgresql+psycopg://user@host/db (default: SQLite in BACKLINE_HOME).")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True, highlight=False,
+                                                soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def open_hub(database_url: Optional[str]) -> Hub:
+    try:
+        return Hub.open(database_url)
+    except BacklineError as exc:
+        fail(str(exc), 2)
+
+
+def acting_user(hub: Hub, name: Optional[str]):
+    name = name or os.environ.get("BACKLINE_USER")
+    if not name:
+        fail("say who you are: --as NAME or BACKLINE_USER (make users with 'backline user add')", 2)
+    try:
+        return hub.users.get(name)
+    except UsageError as exc:
+        fail(str(exc), 2)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the case service (run with backline.storage.db.upgrade)."""

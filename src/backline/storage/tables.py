@@ -1,0 +1,256 @@
+"""The case service's tables (SQLAlchemy Core).
+
+The schema is created and upgraded only by the Alembic migrations in
+``backline/storage/migrations``; this module is the same schema as Python
+objects for queries, and a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index,
+                        Integer, MetaData, String, Table, Text, UniqueConstraint)
+
+metadata = MetaData()
+
+TS = DateTime(timezone=True)
+ID = BigInteger().with_variant(Integer, "sqlite")
+
+users = Table(
+    "users", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("org", String(200)),
+    Column("team", String(200)),
+    Column("email", String(320)),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_expires_at", TS),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
+)
+
+cases = Table(
+    "cases", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("key", String(32), nullable=False, unique=True),
+    Column("title", String(500), nullable=False),
+    Column("product", String(200), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("org", String(200), nullable=False),
+    Column("severity", String(2), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("owner_id", ForeignKey("users.id")),
+    Column("co_owners", JSON, nullable=False),
+    Column("team", String(200)),
+    Column("created_by", ForeignKey("users.id"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("row_version", Integer, nullable=False),
+    Column("intake", JSON, nullable=False),
+    Column("intake_score", Float, nullable=False),
+    Column("intake_missing", JSON, nullable=False),
+    Column("sla_policy", String(100), nullable=False),
+    Column("calendar", String(100)),
+    Column("first_response_at", TS),
+    Column("last_customer_contact_at", TS),
+    Column("last_staff_contact_at", TS),
+    Column("resolved_at", TS),
+    Column("returned_for_info", Boolean, nullable=False),
+    Index("ix_cases_org", "org"),
+    Index("ix_cases_status", "status"),
+)
+
+case_links = Table(
+    "case_links", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("other_key", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    UniqueConstraint("case_id", "other_key", name="uq_case_links"),
+)
+
+participants = Table(
+    "participants", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("user_id", ForeignKey("users.id")),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320)),
+    Column("role", String(32), nullable=False),
+    Index("ix_participants_case", "case_id"),
+)
+
+notes = Table(
+    "notes", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("author_id", ForeignKey("users.id"), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("visibility", String(16), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("revisions", Integer, nullable=False),
+    Index("ix_notes_case", "case_id"),
+)
+
+note_revisions = Table(
+    "note_revisions", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("note_id", ForeignKey("notes.id"), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("visibility", String(16), nullable=False),
+    Column("edited_by", ForeignKey("users.id"), nullable=False),
+    Column("edited_at", TS, nullable=False),
+)
+
+status_history = Table(
+    "status_history", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("from_status", String(32)),
+    Column("to_status", String(32), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("by_id", ForeignKey("users.id"), nullable=False),
+    Index("ix_status_history_case", "case_id"),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("actor_id", ForeignKey("users.id")),
+    Column("actor", String(200), nullable=False),
+    Column("case_id", ForeignKey("cases.id")),
+    Column("entity", String(32), nullable=False),
+    Column("entity_id", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("before", JSON),
+    Column("after", JSON),
+    Index("ix_audit_case", "case_id"),
+)
+
+evidence = Table(
+    "evidence", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("uploaded_by", ForeignKey("users.id"), nullable=False),
+    Column("uploaded_at", TS, nullable=False),
+    Index("ix_evidence_case", "case_id"),
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),
+    Column("worker", String(100)),
+    Column("created_at", TS, nullable=False),
+    Column("started_at", TS),
+    Column("finished_at", TS),
+    Index("ix_jobs_status", "status"),
+)
+
+findings = Table(
+    "findings", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("code", String(100), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("severity", Integer, nullable=False),
+    Column("artifact", String(1000), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("refs", JSON, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("analyzer", String(100), nullable=False),
+    Index("ix_findings_case", "case_id"),
+)
+
+bugs = Table(
+    "bugs", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("tracker", String(32)),
+    Column("external_key", String(100)),
+    Column("external_url", String(1000)),
+    Column("external_status", String(100)),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("row_version", Integer, nullable=False),
+)
+
+# --- revision 0002 --------------------------------------------------------
+
+hotfixes = Table(
+    "hotfixes", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("bug_ids", JSON, nullable=False),
+    Column("build", String(200), nullable=False),
+    Column("affected_versions", JSON, nullable=False),
+    Column("fixed_versions", JSON, nullable=False),
+    Column("verification", String(16), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", ForeignKey("users.id"), nullable=False),
+)
+
+hotfix_deliveries = Table(
+    "hotfix_deliveries", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("hotfix_id", ForeignKey("hotfixes.id"), nullable=False),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("org", String(200), nullable=False),
+    Column("delivered_at", TS, nullable=False),
+    UniqueConstraint("hotfix_id", "case_id", name="uq_hotfix_delivery"),
+)
+
+sla_notifications = Table(
+    "sla_notifications", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("clock", String(32), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("deadline", TS, nullable=False),
+    Column("at", TS, nullable=False),
+    UniqueConstraint("case_id", "clock", "level", "deadline", name="uq_sla_notification"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("channel", String(16), nullable=False),          # email | webhook
+    Column("target", String(1000), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),           # pending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", TS, nullable=False),
+    Index("ix_outbox_status", "status"),
+)
+
+# --- revision 0003 --------------------------------------------------------
+
+case_facts = Table(
+    "case_facts", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("value", JSON),
+    Column("artifact", String(1000), nullable=False),
+    Column("analyzer", String(100), nullable=False),
+    Index("ix_case_facts_case", "case_id"),
+)

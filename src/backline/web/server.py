@@ -1,0 +1,107 @@
+"""Running the API: the app factory used by ``backline serve`` (one or more uvicorn workers)
+and the background work each server process does (analysis jobs, SLA sweep, outbox).
+
+Settings come from the environment so that every worker process builds the
+same thing: ``BACKLINE_DATABASE_URL`` (or SQLite in ``BACKLINE_HOME``),
+``BACKLINE_NOTIFY_CONFIG`` (a JSON file, see :class:`NotifyConfig`),
+``BACKLINE_BACKGROUND`` (``0`` turns background work off).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from backline.cases.evidence import JobRunner
+from backline.cases.hub import Hub
+from backline.cases.notify import Dispatcher, NotifyConfig, sla_sweep
+from backline.errors import UsageError
+from backline.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def notify_config_from_env() -> NotifyConfig | None:
+    path = os.environ.get("BACKLINE_NOTIFY_CONFIG")
+    if not path:
+        return None
+    try:
+        return NotifyConfig.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot read notification settings: {exc}", artifact=path) from None
+
+
+class Background:
+    """Analysis jobs plus a periodic SLA sweep and outbox delivery, in threads of this process."""
+
+    def __init__(self, hub: Hub, period_s: float = 30.0):
+        self.hub = hub
+        self.period_s = period_s
+        self.jobs = JobRunner(hub.cases, hub.store, worker=f"pid{os.getpid()}")
+        self.dispatcher = Dispatcher(hub.engine, hub.notify, hub.clock) if hub.notify else None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.jobs.start()
+        if self.dispatcher is not None:
+            self.dispatcher.recover()
+
+        def loop() -> None:
+            while not self._stop.wait(self.period_s):
+                try:
+                    sla_sweep(self.hub.cases)
+                    if self.dispatcher is not None:
+                        self.dispatcher.deliver_due()
+                except Exception:  # noqa: BLE001 - keep serving; the next round retries
+                    log.exception("background round failed")
+
+        self._thread = threading.Thread(target=loop, name="backline-sweep", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.jobs.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory (``backline.web.server:app_from_env``)."""
+    hub = Hub.open(os.environ.get("BACKLINE_DATABASE_URL") or None, migrate=False,
+                   notify=notify_config_from_env())
+    background = os.environ.get("BACKLINE_BACKGROUND", "1") != "0"
+    app = create_app(hub)
+    inner = app.router.lifespan_context
+
+    threads = int(os.environ.get("BACKLINE_THREADS", "8"))
+
+    @asynccontextmanager
+    async def lifespan(a):
+        # A few threads per process: requests queue fairly on the event loop instead of
+        # fighting over the GIL (which is what made the slow tail).
+        import anyio.to_thread
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(1, threads)
+        # Start-up objects never die: keep them out of the collector's way (shorter pauses).
+        gc.collect()
+        gc.freeze()
+        bg = Background(hub) if background else None
+        if bg:
+            bg.start()
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            if bg:
+                bg.stop()
+            hub.engine.dispose()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -1,0 +1,158 @@
+"""Capture reading: formats, byte orders, resolutions, gzip, and damaged files."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import random
+import struct
+
+import pytest
+
+from backline.analyzers.net.reader import CaptureReader, sniff_format
+from backline.analyzers.net.synth import (A, B, SYN_F, PcapngWriter, PcapWriter, ether, ipv4,
+                                          tcp)
+from backline.errors import FormatError, TruncatedError
+
+T0 = 1_700_000_000_123_456_789
+
+
+def _frames(n=5):
+    return [ether(ipv4(A, B, tcp(1000 + i, 80, i, 0, SYN_F))) for i in range(n)]
+
+
+def _pcap(nano=False, big=False, frames=None, linktype=1) -> bytes:
+    f = io.BytesIO()
+    w = PcapWriter(f, linktype=linktype, nano=nano, big=big)
+    for i, fr in enumerate(frames if frames is not None else _frames()):
+        w.write(T0 + i * 1_000_000_007, fr)
+    return f.getvalue()
+
+
+@pytest.mark.parametrize("nano", [False, True])
+@pytest.mark.parametrize("big", [False, True])
+def test_pcap_resolutions_and_byte_orders(nano, big):
+    r = CaptureReader.from_bytes(_pcap(nano, big), "x.pcap")
+    pk = list(r.packets())
+    assert r.format == ("nsecpcap" if nano else "pcap")
+    assert [p[0] for p in pk] == [1, 2, 3, 4, 5]
+    unit = 1 if nano else 1000
+    assert pk[1][1] == (T0 + 1_000_000_007) // unit * unit
+    assert bytes(pk[2][3]) == _frames()[2]
+    assert r.problem is None
+
+
+def test_gzip_capture_is_read_directly(tmp_path):
+    p = tmp_path / "c.pcap.gz"
+    p.write_bytes(gzip.compress(_pcap()))
+    r = CaptureReader.open(p)
+    assert len(list(r.packets())) == 5
+    assert r.compression == "gzip"
+
+
+def test_pcapng_interfaces_resolutions_comments_and_block_types():
+    f = io.BytesIO()
+    w = PcapngWriter(f, comment="section note")
+    eth = w.interface(1, tsresol=6)
+    raw = w.interface(101, tsresol=9)
+    fr = _frames(3)
+    w.epb(eth, T0, fr[0], comment="first")
+    w.epb(raw, T0 + 5, fr[1][14:])
+    w.spb(fr[2])
+    w.opb(eth, T0 + 2_000_000_000, fr[0])
+    r = CaptureReader.from_bytes(f.getvalue(), "m.pcapng")
+    pk = list(r.packets())
+    assert r.problem is None
+    assert [p[2] for p in pk] == [1, 101, 1, 1]
+    assert pk[0][1] == T0 // 1000 * 1000          # microsecond interface
+    assert pk[1][1] == T0 + 5                      # nanosecond interface
+    assert bytes(pk[1][3]) == fr[1][14:]
+    assert r.interfaces == 2 and r.comments == ["section note"]
+
+
+def test_netmon_capture_from_corpus(corpus):
+    r = CaptureReader.open(corpus / "net" / "msod_ADOD_ex2_10_ldap_netmon.cap")
+    pk = list(r.packets())
+    assert r.format == "netmon2"
+    assert len(pk) == 41 and r.problem is None
+    # 100 ns resolution UTC timestamps from the 2.3 trailers, in 2016
+    assert 1_451_606_400 * 10**9 < pk[0][1] < 1_483_228_800 * 10**9
+
+
+def test_third_record_with_corrupt_length_keeps_the_two_good_packets():
+    data = bytearray(_pcap())
+    off = 24
+    for _ in range(2):
+        off += 16 + struct.unpack_from("<I", data, off + 8)[0]
+    struct.pack_into("<I", data, off + 8, 0xFFFFFFFF)
+    r = CaptureReader.from_bytes(bytes(data), "bad.pcap")
+    assert len(list(r.packets())) == 2
+    assert isinstance(r.problem, FormatError)
+    assert r.problem.locator == f"record:3 offset:{off:#x}"
+    assert "4294967295" in str(r.problem)
+
+
+def test_cut_record_is_a_truncation_with_partial_result():
+    data = _pcap()[:-7]
+    r = CaptureReader.from_bytes(data, "cut.pcap")
+    assert len(list(r.packets())) == 4
+    assert isinstance(r.problem, TruncatedError)
+    assert r.problem.locator.startswith("record:5 ")
+
+
+def test_random_bytes_after_a_pcap_magic_never_crash():
+    rnd = random.Random(4)
+    for _ in range(200):
+        blob = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + \
+            bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 600)))
+        r = CaptureReader.from_bytes(blob, "rnd.pcap")
+        for _ in r.packets():
+            pass
+        assert r.problem is None or r.problem.locator.startswith("record:")
+
+
+def test_random_pcapng_and_netmon_bodies_never_crash():
+    rnd = random.Random(7)
+    for magic in (b"\x0a\x0d\x0d\x0a", b"GMBU"):
+        for _ in range(100):
+            blob = magic + bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 400)))
+            r = CaptureReader.from_bytes(blob, "rnd")
+            for _ in r.packets():
+                pass
+
+
+def test_zero_length_records_and_time_going_backwards():
+    f = io.BytesIO()
+    w = PcapWriter(f)
+    w.write(T0, b"")
+    w.write(T0 - 5_000_000_000, _frames(1)[0])
+    w.write(T0, b"")
+    r = CaptureReader.from_bytes(f.getvalue(), "z.pcap")
+    pk = list(r.packets())
+    assert [len(p[3]) for p in pk] == [0, len(_frames(1)[0]), 0]
+    assert r.problem is None
+    assert any("backwards" in w for w in r.warnings)
+
+
+def test_not_a_capture_is_a_clear_error():
+    with pytest.raises(FormatError) as exc:
+        CaptureReader.from_bytes(b"hello world, not a capture", "notes.txt")
+    assert "notes.txt offset:0" in str(exc.value)
+    with pytest.raises(FormatError):
+        CaptureReader.from_bytes(b"", "empty.pcap")
+
+
+def test_sniff_format():
+    assert sniff_format(_pcap()[:4]) == "pcap"
+    assert sniff_format(_pcap(nano=True, big=True)[:4]) == "nsecpcap"
+    assert sniff_format(os.urandom(0)) is None
+
+
+def test_gzip_netmon_and_pcapng(tmp_path, corpus):
+    for name, fmt, count in (("msod_CCROD_ex1_netmon.cap", "netmon2", 184),
+                             ("msod_FASOD_ex2_smb2_domain.pcapng", "pcapng", 409)):
+        p = tmp_path / (name + ".gz")
+        p.write_bytes(gzip.compress((corpus / "net" / name).read_bytes()))
+        r = CaptureReader.open(p)
+        assert (len(list(r.packets())), r.format, r.compression) == (count, fmt, "gzip")

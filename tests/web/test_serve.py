@@ -1,0 +1,98 @@
+"""``backline serve`` as a real process: migrates, serves, answers, runs background jobs."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _backline() -> list[str]:
+    exe = Path(sys.executable).with_name("backline")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "backline.cli"]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request):
+    """None (SQLite in BACKLINE_HOME) or a PostgreSQL URL whose search_path is a fresh schema."""
+    if request.param == "sqlite":
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+
+    from backline.storage.testdb import PG_URL
+    name = f"bl_s_{secrets.token_hex(5)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def server(tmp_path, database):
+    env = {**os.environ, "BACKLINE_HOME": str(tmp_path / "home")}
+    env.pop("BACKLINE_DATABASE_URL", None)
+    db_args = ["--database-url", database] if database else []
+    token = subprocess.run(_backline() + ["user", "add", "erin", "--role", "engineer"] + db_args, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    port = _free_port()
+    proc = subprocess.Popen(_backline() + ["serve", "--port", str(port)] + db_args, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            proc.kill()
+            pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
+        yield base, {"Authorization": f"Bearer {token}"}, tmp_path / "home", database
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_serve_end_to_end(server):
+    base, auth, home, database = server
+    assert "/api/cases" in httpx.get(base + "/openapi.json").json()["paths"]
+    assert httpx.get(base + "/api/cases").status_code == 401
+    case = httpx.post(base + "/api/cases", headers=auth, json={
+        "title": "Crash", "product": "p", "version": "1", "org": "acme", "severity": "S2",
+        "intake": {"symptoms": "x" * 20}}).json()
+    assert case["key"] == "ESC-1001" and case["status"] == "needs_info"
+    r = httpx.post(base + "/api/cases/ESC-1001/evidence", headers=auth,
+                   files={"file": ("app.log", b"2026-11-23 10:00:00 ERROR boom\n")})
+    assert r.status_code == 201
+    # the server's background runner picks the job up and runs the real pipeline
+    for _ in range(100):
+        ev = httpx.get(base + "/api/cases/ESC-1001/evidence", headers=auth).json()["evidence"][0]
+        if ev["job"]["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert ev["job"]["status"] == "done", ev
+    assert (home / "backline.db").exists() == (database is None)
