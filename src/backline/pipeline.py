@@ -83,8 +83,12 @@ def analyze(
     started = datetime.now(timezone.utc)
 
     own_tmp = options.work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix="backline-")) if own_tmp else Path(options.work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        work_dir = Path(tempfile.mkdtemp(prefix="backline-")) if own_tmp else Path(options.work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = "a temporary folder" if own_tmp else str(options.work_dir)
+        raise UsageError(f"cannot create the work folder {where}: {exc.strerror or exc}") from None
     try:
         intake = collect([Path(p) for p in paths], work_dir / "evidence", limits=options.limits,
                          store=options.store, progress=intake_progress)
@@ -114,7 +118,7 @@ def analyze(
     findings = sorted([*out.findings, *case_findings], key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
     events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
     return AnalysisResult(
-        inputs=tuple(str(p) for p in paths),
+        inputs=intake.inputs,
         artifacts=artifacts,
         runs=tuple(out.runs),
         findings=tuple(findings),

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from backline.analyzers.base import AnalysisContext, Analyzer
+from backline.errors import BacklineError
 from backline.model import AnalyzerRun, Artifact, Event, Fact, Finding, RunStatus
 
 #: Most events kept per task; the rest are counted in a warning.
@@ -112,6 +113,9 @@ def run_task(cls: type[Analyzer], artifact: Artifact, settings: RunSettings, ind
                 raise TypeError(f"analyzer yielded {type(item).__name__}, expected Event, Finding or Fact")
     except KeyboardInterrupt:
         raise
+    except BacklineError as exc:  # the input is bad, and the message says where: no traceback
+        status = RunStatus.FAILED
+        reason = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # failure isolation: this is data, not a crash
         status = RunStatus.FAILED
         reason = f"{type(exc).__name__}: {exc}"
@@ -173,7 +177,10 @@ def plan(artifacts: Sequence[Artifact], analyzers: Sequence[type[Analyzer]]):
                 tasks.append((cls, art))
                 matched = True
         if not matched:
-            skipped.append(_skipped(art, "(none)", f"no analyzer for kind '{art.kind.value}'"))
+            why = f"no analyzer for kind '{art.kind.value}'"
+            if art.problems:   # e.g. a zero-byte or damaged file: say that, not only the kind
+                why += f" ({'; '.join(art.problems)})"
+            skipped.append(_skipped(art, "(none)", why))
     return tasks, skipped
 
 

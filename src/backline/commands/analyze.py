@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from backline.errors import BacklineError, NothingReadable, UsageError
+from backline.evidence.names import render_name
 from backline.model import Severity
 
 FORMATS = ("text", "json", "html", "md")
@@ -21,7 +24,11 @@ def _err_console() -> Console:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    _err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """One ``error:`` line on stderr (never wrapped; the message is not read as Rich markup,
+    since it holds file names such as ``x[/].log``), then exit with ``code``."""
+    line = Text("error:", style="bold red")
+    line.append(" " + " ".join(message.split()))
+    _err_console().print(line, soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -40,7 +47,7 @@ class _Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("{task.fields[item]}"),
+                                TimeElapsedColumn(), TextColumn("{task.fields[item]}", markup=False),
                                 console=self.console, transient=True)
             self.bar.__enter__()
         return self
@@ -70,6 +77,30 @@ class _Progress:
             self.bar.update(self.task, completed=done, total=total, item=desc[-60:])
         else:
             self.console.print(f"[{done}/{total}] {desc}", markup=False, highlight=False)
+
+
+def check_writable_folder(folder: Path, what: str = "report folder") -> str:
+    """``""`` when report files can be written into ``folder`` (created if missing), else why not.
+
+    Checked before the analysis starts, so a long run does not end in a lost report.
+    Tries a real file: permission bits say nothing when running as root or on a
+    read-only file system.
+
+    >>> import tempfile; check_writable_folder(Path(tempfile.mkdtemp()))
+    ''
+    """
+    shown = render_name(str(folder))[0]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the {what} {shown}: {exc.strerror or exc}"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".backline-write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write into the {what} {shown}: {exc.strerror or exc}"
+    return ""
 
 
 def analyze_cmd(
@@ -120,7 +151,7 @@ def analyze_cmd(
             threshold = Severity.parse(fail_on)
         except ValueError as exc:
             _fail(str(exc))
-    missing = [str(p) for p in paths if not os.path.lexists(p)]
+    missing = [render_name(str(p))[0] for p in paths if not os.path.lexists(p)]
     if missing:
         _fail(f"no such file or folder: {', '.join(missing)}")
     try:
@@ -131,10 +162,23 @@ def analyze_cmd(
         _fail("--jobs must be at least 1")
     for d in list(symbols) + list(binaries):
         if not d.is_dir():
-            _fail(f"not a folder: {d}")
+            _fail(f"not a folder: {render_name(str(d))[0]}")
+    if out is not None and any(f != "text" for f in formats):
+        problem = check_writable_folder(out)
+        if problem:
+            _fail(problem)
+    if keep_work is not None:
+        problem = check_writable_folder(keep_work, "work folder")
+        if problem:
+            _fail(problem)
+    store = None if no_store else BlobStore()
+    if store is not None:
+        problem = check_writable_folder(store.root, "evidence store")
+        if problem:
+            _fail(f"{problem} (set BACKLINE_HOME, or use --no-store)")
 
     options = AnalyzeOptions(
-        work_dir=keep_work, tz=tz, jobs=jobs, store=None if no_store else BlobStore(),
+        work_dir=keep_work, tz=tz, jobs=jobs, store=store,
         symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
     )
     try:
@@ -157,8 +201,8 @@ def analyze_cmd(
         if file_formats:
             try:
                 written = write_reports(report, out, file_formats)
-            except BacklineError as exc:
-                _fail(str(exc))
+            except (BacklineError, OSError) as exc:
+                _fail(f"{exc}" if isinstance(exc, BacklineError) else f"{render_name(str(out))[0]}: {exc.strerror or exc}")
     if "text" in formats:
         render_text(report, Console(stderr=machine_to_stdout, highlight=False), written=written or None)
     elif written:

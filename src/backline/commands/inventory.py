@@ -94,6 +94,13 @@ def render_text(intake: Intake, console: Console) -> None:
                   f"{summary['refused']} refused", markup=False, highlight=False)
 
 
+def _error(err: Console, message: str) -> None:
+    """One ``error:`` line: not wrapped, and not read as markup (file names may hold ``[/]``)."""
+    line = Text("error:", style="bold red")
+    line.append(" " + " ".join(message.split()))
+    err.print(line, soft_wrap=True, highlight=False)
+
+
 def inventory_cmd(
     paths: List[Path] = typer.Argument(..., help="Files, folders or archives (zip, tar, tar.gz, ...)."),
     fmt: str = typer.Option("text", "--format", "-f", help="Output format: text (tables) or json."),
@@ -115,13 +122,13 @@ def inventory_cmd(
     """
     err = Console(stderr=True, highlight=False)
     if fmt not in FORMATS:
-        err.print(f"[bold red]error:[/] unknown --format {fmt!r}; use text or json")
+        _error(err, f"unknown --format {fmt!r}; use text or json")
         raise typer.Exit(2)
     try:
         limits = IntakeLimits(max_depth=max_depth, max_entries=max_entries, max_ratio=max_ratio,
                               max_total_bytes=max_total_mb << 20, max_file_bytes=max_file_mb << 20)
     except ValueError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        _error(err, str(exc))
         raise typer.Exit(2)
     work = Path(tempfile.mkdtemp(prefix="backline-inventory-"))
     code = 0
@@ -153,7 +160,7 @@ def inventory_cmd(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if failure:
-        err.print(f"[bold red]error:[/] {failure}", highlight=False)
+        _error(err, failure)
     if code:
         raise typer.Exit(code)
 

@@ -13,6 +13,7 @@ Each member is yielded as :class:`Member` (accepted, with ``open()``) or
 
 from __future__ import annotations
 
+import io
 import stat
 import struct
 import tarfile
@@ -176,13 +177,96 @@ def iter_zip(path: Path, label: str, limits: IntakeLimits, remaining_entries: in
                 return GuardedReader(zf.open(info), consumed, max_ratio=limits.max_ratio,  # type: ignore[arg-type]
                                      grace=limits.ratio_grace_bytes, label=f"{label}!/{shown}")
 
-            notes = ("name is not valid UTF-8 (shown with \\x escapes)",) if bad_name else ()
+            notes = ("name is not valid UTF-8 or holds control characters (shown with \\x escapes)",) if bad_name else ()
             yield Member(name, opener, notes)
     finally:
         zf.close()
 
 
 # ------------------------------------------------------------------ tar
+
+class _TarMemberReader(io.RawIOBase):
+    """The bytes of one regular member of a streamed tar, read in bounded pieces.
+
+    When the archive ends inside the member, the bytes before the cut are
+    returned and ``truncated`` is set (``truncated_reason`` says how far it got).
+
+    >>> r = _TarMemberReader(io.BytesIO(b"abc"), 10)
+    >>> r.read(100), r.read(100), r.truncated
+    (b'abc', b'', True)
+    """
+
+    PIECE = 64 * 1024
+
+    def __init__(self, stream, size: int):
+        self.stream = stream
+        self.size = size
+        self.remaining = size
+        self.truncated = False
+        self.truncated_reason = ""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        parts: list[bytes] = []
+        while want > 0:
+            n = min(want, self.PIECE)
+            data = self.stream.read(n)
+            parts.append(data)
+            self.remaining -= len(data)
+            want -= len(data)
+            if len(data) < n:
+                self.truncated = True
+                got = self.size - self.remaining
+                self.truncated_reason = (f"truncated: the archive ends inside this entry "
+                                         f"(after {got} of {self.size} bytes)")
+                self.remaining = 0
+                break
+        return b"".join(parts)
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class _EndGuard(io.RawIOBase):
+    """Stops a streamed tar that keeps reading past its end.
+
+    ``tarfile`` skips a member it was not asked to read by reading (not seeking) up to
+    the size its header declares; a header that claims a terabyte on a small file
+    would spin for hours on empty reads.  A few empty reads are normal at the end of an
+    archive; after that, :class:`EOFError` ends the walk (recorded as damage).
+
+    >>> g = _EndGuard(io.BytesIO(b"ab"))
+    >>> g.read(5), [g.read(5) for _ in range(3)][0]
+    (b'ab', b'')
+    """
+
+    MAX_EMPTY_READS = 16
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.empty = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        if not data and size != 0:
+            self.empty += 1
+            if self.empty > self.MAX_EMPTY_READS:
+                raise EOFError("the archive ends before the size its last header declares")
+        return data
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
 
 def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
              work_dir: Path) -> Iterator[Member | Refused]:
@@ -196,6 +280,7 @@ def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
     if compression:
         stream = GuardedReader(open_decompressor(counting, compression), counting,  # type: ignore[assignment]
                                max_ratio=limits.max_ratio, grace=limits.ratio_grace_bytes, label=label)
+    stream = _EndGuard(stream)  # type: ignore[assignment]
     try:
         try:
             tf = tarfile.open(fileobj=stream, mode="r|", errorlevel=2)
@@ -241,9 +326,13 @@ def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
                 continue
             seen.add(name)
             bad = render_name(ti.name)[1]
-            notes = ("name is not valid UTF-8 (shown with \\x escapes)",) if bad else ()
+            notes = ("name is not valid UTF-8 or holds control characters (shown with \\x escapes)",) if bad else ()
 
             def opener(ti=ti) -> BinaryIO:
+                if not ti.issparse():
+                    # Straight from the stream: ``extractfile`` drops every byte of a
+                    # member that the archive cuts short; this keeps them.
+                    return _TarMemberReader(tf.fileobj, ti.size)  # type: ignore[return-value]
                 f = tf.extractfile(ti)
                 if f is None:
                     raise ArchiveError("member has no data", artifact=f"{label}!/{ti.name}")

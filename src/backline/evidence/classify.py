@@ -18,6 +18,7 @@ from __future__ import annotations
 import bz2
 import lzma
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ HEAD_BYTES = 64 * 1024
 _TEXT_KINDS = {ArtifactKind.TEXT_LOG, ArtifactKind.CRASH_TRACE, ArtifactKind.HS_ERR,
                ArtifactKind.CONFIG, ArtifactKind.DATA, ArtifactKind.DOCUMENT,
                ArtifactKind.SOURCE, ArtifactKind.SYMBOLS}
+#: Kinds whose files are always text (a binary file named like one is mislabelled).
+_TEXT_ONLY_KINDS = {ArtifactKind.TEXT_LOG, ArtifactKind.CRASH_TRACE, ArtifactKind.HS_ERR,
+                    ArtifactKind.CONFIG, ArtifactKind.SOURCE, ArtifactKind.SYMBOLS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +101,29 @@ def strip_compression_suffix(name: str) -> str:
     return name
 
 
+#: Names that promise a crash dump, and the kinds that keep the promise.
+_DUMP_NAME = re.compile(r"(\.(dmp|mdmp|core)$|(^|/)core(\.\d+)?$)", re.I)
+_DUMP_KINDS = {ArtifactKind.MINIDUMP, ArtifactKind.ELF_CORE, ArtifactKind.CRASH_TRACE,
+               ArtifactKind.HS_ERR}
+
+
 def classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Classification:
-    """Classify from the first bytes of a file, its name and its total size."""
+    """Classify from the first bytes of a file, its name and its total size.
+
+    A file named like a crash dump whose content is not one gets a problem saying so:
+
+    >>> classify_head(b"MDM", "crash.dmp", 3).problems
+    ('named like a crash dump but the content is not a minidump, core or crash trace (document)',)
+    """
+    c = _classify_head(head, name, size, _depth=_depth)
+    if (_depth == 0 and size and c.kind not in _DUMP_KINDS and c.kind is not ArtifactKind.ARCHIVE
+            and _DUMP_NAME.search(strip_compression_suffix(name))):
+        why = f"named like a crash dump but the content is not a minidump, core or crash trace ({c.kind.value})"
+        c = Classification(c.kind, c.format, (*c.problems, why), c.encoding, c.compression, c.meta)
+    return c
+
+
+def _classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Classification:
     if size == 0:
         by_name = kind_from_name(name)
         kind = by_name.kind if by_name else ArtifactKind.UNKNOWN
@@ -116,7 +141,7 @@ def classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Clas
             # the stream is decompressed (intake does that and classifies the result).
             return Classification(ArtifactKind.ARCHIVE, comp, compression=comp,
                                   meta=(("content", "not visible in the part read"),))
-        c = classify_head(inner, inner_name, max(size, len(inner)), _depth=1)
+        c = _classify_head(inner, inner_name, max(size, len(inner)), _depth=1)
         fmt = c.format
         if c.kind is ArtifactKind.ARCHIVE and c.format == "tar":
             fmt = f"tar+{comp}"
@@ -141,6 +166,9 @@ def classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Clas
         by_name = kind_from_name(name)
         if by_name and by_name.kind not in _TEXT_KINDS:
             return Classification(by_name.kind, by_name.format)
+        if by_name and by_name.kind in _TEXT_ONLY_KINDS:   # named like a log, but not text: say so
+            return Classification(ArtifactKind.UNKNOWN, "binary", (
+                f"binary content although the name suggests {by_name.kind.value}: not read as text",))
         return Classification(ArtifactKind.UNKNOWN, "binary")
     text, encoding = decoded
     if not text.strip():
@@ -151,6 +179,8 @@ def classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Clas
     problems: tuple[str, ...] = ()
     if "\ufffd" in text[:65536] and encoding.startswith("utf"):
         problems = ("text has bytes that are not valid " + encoding,)
+    if b"\x00" in head and not encoding.startswith("utf-16"):
+        problems = (*problems, "NUL bytes in the text (a zero-filled range, or another encoding mixed in)")
     newline = "crlf" if "\r\n" in text[:65536] else "lf"
     return Classification(verdict.kind, fmt, problems, encoding, meta=(("newline", newline),))
 
@@ -171,6 +201,43 @@ def classify_file(path: Path, name: str | None = None, *, head_bytes: int = HEAD
     display = name if name is not None else Path(path).name
     try:
         head, size = read_head(Path(path), head_bytes)
+        if starts_zero_filled(head, size):
+            return classify_zero_filled(Path(path), display, size, head_bytes)
     except OSError as exc:
         return Classification(ArtifactKind.UNKNOWN, "", (f"unreadable: {exc.strerror or exc}",))
     return classify_head(head, display, size)
+
+
+def starts_zero_filled(head: bytes, size: int) -> bool:
+    """True when the whole head is zero bytes and the file goes on after it."""
+    return bool(head) and size > len(head) and not head.strip(b"\x00")
+
+
+#: How far past a leading run of zero bytes classification looks for content.
+MAX_ZERO_SCAN = 256 << 20
+
+
+def classify_zero_filled(path: Path, display: str, size: int, head_bytes: int) -> Classification:
+    """A file whose head is all zero bytes (a log after copytruncate rotation, a preallocated
+    file): classify the first bytes after the zero run, and say where it ends."""
+    with open(path, "rb") as f:
+        start = 0
+        try:   # sparse files: jump straight to the first data
+            start = os.lseek(f.fileno(), 0, getattr(os, "SEEK_DATA", 3))
+        except OSError:
+            start = 0
+        f.seek(start)
+        while start < min(size, MAX_ZERO_SCAN):
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            rest = chunk.lstrip(b"\x00")
+            if rest:
+                start += len(chunk) - len(rest)
+                f.seek(start)
+                c = classify_head(f.read(head_bytes), display, size)
+                why = f"starts with {start} zero bytes (zero-filled, e.g. by copytruncate rotation)"
+                return Classification(c.kind, c.format, (why, *c.problems), c.encoding, c.compression, c.meta)
+            start += len(chunk)
+    return Classification(ArtifactKind.UNKNOWN, "zeros", (
+        f"only zero bytes in the first {min(size, MAX_ZERO_SCAN)} bytes",))

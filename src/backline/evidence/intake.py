@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from backline.errors import ArchiveError, EvidenceError, NothingReadable, UnsafeArchiveEntry
+from backline.errors import ArchiveError, EvidenceError, NothingReadable, StorageError, UnsafeArchiveEntry
 from backline.evidence.archives import Member, iter_tar, iter_zip
-from backline.evidence.classify import Classification, classify_head, read_head, strip_compression_suffix
+from backline.evidence.classify import (Classification, classify_head, classify_zero_filled, read_head,
+                                       starts_zero_filled, strip_compression_suffix)
 from backline.evidence.limits import IntakeLimits
 from backline.evidence.names import render_name, safe_basename
 from backline.evidence.streams import (STREAM_ERRORS, Budget, CountingReader, GuardedReader, copy_bounded,
@@ -103,7 +104,7 @@ class _Collector:
     # ------------------------------------------------------------ inputs
     def add_input(self, p: Path) -> None:
         display, bad = render_name(p.name or str(p))
-        notes = ("file name is not valid UTF-8 (shown with \\x escapes)",) if bad else ()
+        notes = ("file name is not valid UTF-8 or holds control characters (shown with \\x escapes)",) if bad else ()
         try:
             st = os.stat(p)
         except OSError as exc:
@@ -135,7 +136,7 @@ class _Collector:
                 full = Path(dirpath) / fname
                 shown, bad = render_name(fname)
                 display = f"{prefix}/{shown}"
-                notes = ("file name is not valid UTF-8 (shown with \\x escapes)",) if bad else ()
+                notes = ("file name is not valid UTF-8 or holds control characters (shown with \\x escapes)",) if bad else ()
                 try:
                     st = os.lstat(full)
                 except OSError as exc:
@@ -174,7 +175,15 @@ class _Collector:
         except OSError as exc:
             self._unreadable(display, str(exc.strerror or exc), 0, notes)
             return
-        cls = classify_head(head, strip_compression_suffix(display) if compression else display, size)
+        shown = strip_compression_suffix(display) if compression else display
+        try:
+            if starts_zero_filled(head, size):
+                cls = classify_zero_filled(path, shown, size, self.limits.head_bytes)
+            else:
+                cls = classify_head(head, shown, size)
+        except OSError as exc:
+            self._unreadable(display, str(exc.strerror or exc), 0, notes)
+            return
         problems = notes + carried
         broken = cls.kind is ArtifactKind.ARCHIVE and cls.format == cls.compression and bool(cls.problems)
         if cls.compression and not broken:
@@ -233,7 +242,11 @@ class _Collector:
             sha = sha256 or sha256_file(path)
             local: Path = path.resolve() if original else path
             if self.store is not None:
-                blob = self.store.put_file(path)
+                try:
+                    blob = self.store.put_file(path)
+                except OSError as exc:   # the file was just read (sha): the store cannot be written
+                    raise StorageError(f"cannot store evidence in {self.store.root}: "
+                                       f"{exc.strerror or exc}", artifact=display) from None
                 sha = blob.sha256
                 local = self.store.path(blob.sha256)
                 self._discard(path, original)
@@ -319,16 +332,21 @@ def collect(paths: Sequence[Path], work_dir: Path, *, limits: IntakeLimits | Non
     for p in paths:
         try:
             c.add_input(Path(p))
-        except EvidenceError:
+        except (EvidenceError, StorageError):
             raise
         except Exception as exc:  # failures are data: record and go on with the other inputs
             c.refuse(render_name(str(p))[0], f"internal error while reading this input: {exc!r}")
-    intake = Intake(inputs=tuple(str(p) for p in paths), artifacts=tuple(c.artifacts),
+    intake = Intake(inputs=tuple(render_name(str(p))[0] for p in paths), artifacts=tuple(c.artifacts),
                     refusals=tuple(c.refusals), work_dir=c.run_dir)
     if require_readable and not intake.usable:
         what = f"{len(intake.artifacts)} file(s) found, none readable with content"
         if intake.refusals:
-            what += f"; {len(intake.refusals)} entr(y/ies) refused"
+            first = intake.refusals[0]
+            what += f"; {len(intake.refusals)} entr(y/ies) refused (first: {first.path}: {first.reason})"
+        elif intake.artifacts:
+            first_art = intake.artifacts[0]
+            why = "; ".join(first_art.problems) or "no content"
+            what += f" (first: {first_art.path}: {why})"
         exc = NothingReadable(f"nothing readable: {what}",
                               artifact=", ".join(render_name(str(p))[0] for p in paths))
         exc.intake = intake  # type: ignore[attr-defined]

@@ -8,6 +8,8 @@
 ('logs/app.log', '')
 >>> render_name("caf\\udce9.log")
 ('caf\\\\xe9.log', True)
+>>> render_name("evil\\u202egol.exe")
+('evil\\\\u202egol.exe', True)
 """
 
 from __future__ import annotations
@@ -29,10 +31,25 @@ def render_name(name: str) -> tuple[str, bool]:
     except UnicodeEncodeError:
         clean = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         changed = True
-    if any(ord(c) < 32 or ord(c) == 127 for c in clean):
-        clean = "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in clean)
+    if any(_unsafe(c) for c in clean):
+        clean = "".join(_escape(c) if _unsafe(c) else c for c in clean)
         changed = True
     return clean, changed
+
+
+#: Characters that change how the rest of a name is displayed: C0/C1 controls, DEL, and the
+#: bidirectional overrides/isolates ("evil\u202egol.exe" would show as "evilexe.log").
+_BIDI = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C))
+
+
+def _unsafe(c: str) -> bool:
+    o = ord(c)
+    return o < 32 or 127 <= o < 160 or c in _BIDI
+
+
+def _escape(c: str) -> str:
+    o = ord(c)
+    return f"\\x{o:02x}" if o < 256 else f"\\u{o:04x}"
 
 
 def check_member_name(raw: str) -> tuple[str, str]:

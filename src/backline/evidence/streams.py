@@ -272,7 +272,8 @@ def copy_bounded(src: BinaryIO, dest: Path, budget: Budget, label: str) -> Copie
                 digest.update(chunk)
                 out.write(chunk)
         if not problem and getattr(src, "truncated", False):
-            problem = f"truncated: the compressed stream ends early (after {size} bytes of content)"
+            problem = (getattr(src, "truncated_reason", "")
+                       or f"truncated: the compressed stream ends early (after {size} bytes of content)")
     except BaseException:
         # Bytes already counted stay counted: a refused bomb still spends budget.
         os.unlink(dest)

@@ -59,7 +59,7 @@ def decode_head(head: bytes, *, truncated: bool = True) -> tuple[str, str] | Non
         if even_nul > 0.4 and odd_nul < 0.05:
             return _decode(head, "utf-16-be", truncated), "utf-16be"
     if b"\x00" in sample:
-        return None
+        return _decode_with_nuls(head)
     try:
         return _decode(head, "utf-8", truncated, strict=True), "utf-8"
     except UnicodeDecodeError:
@@ -68,6 +68,30 @@ def decode_head(head: bytes, *, truncated: bool = True) -> tuple[str, str] | Non
     if printable / len(sample) > 0.97:
         return head.decode("cp1252", errors="replace"), "cp1252"
     return None
+
+
+def _printable_share(sample: bytes) -> float:
+    return sum(1 for b in sample if b >= 0x20 or b in (9, 10, 12, 13)) / max(1, len(sample))
+
+
+def _decode_with_nuls(head: bytes) -> tuple[str, str] | None:
+    r"""Text with NUL bytes in it: a log that starts with a zero-filled run (copytruncate
+    rotation, a crashed writer) or has lines in another encoding mixed in.  Judged on the
+    bytes without the NULs: line-structured and printable -> text, else binary.
+
+    >>> _decode_with_nuls(bytes(5000) + b"2024-01-01 INFO started\n" * 20)[1]
+    'utf-8'
+    >>> _decode_with_nuls(bytes(range(256)) * 20) is None
+    True
+    """
+    rest = head.lstrip(b"\x00")[:4096].replace(b"\x00", b"")
+    if len(rest) < 256 or rest.count(b"\n") + rest.count(b"\r") < 2 or _printable_share(rest) < 0.97:
+        return None
+    text = head.replace(b"\x00", b"")
+    try:
+        return _decode(text, "utf-8", True, strict=True), "utf-8"
+    except UnicodeDecodeError:
+        return text.decode("cp1252", errors="replace"), "cp1252"
 
 
 def _decode(data: bytes, codec: str, truncated: bool, strict: bool = False) -> str:

@@ -120,16 +120,28 @@ def _pcap_tail_time(f: BinaryIO, size: int, e: str, div: float) -> float | None:
     tail_len = min(size - 24, TAIL_BYTES)
     f.seek(size - tail_len)
     buf = f.read(tail_len)
+    unpack = struct.Struct(e + "IIII").unpack_from
+    # A chain that fails from one offset fails from every offset on it, so each offset is
+    # walked at most once (a cut capture used to re-walk the same chain from every start:
+    # quadratic, minutes for a cut file of small packets).
+    dead = bytearray(len(buf) + 1)
     for start in range(0, max(0, len(buf) - 16)):
+        if dead[start]:
+            continue
         pos, last, count = start, None, 0
-        while pos + 16 <= len(buf):
-            sec, frac, incl, orig = struct.unpack_from(e + "IIII", buf, pos)
+        visited = []
+        while pos + 16 <= len(buf) and not dead[pos]:
+            sec, frac, incl, orig = unpack(buf, pos)
             if incl > 0x40000 or orig < incl or frac >= div:
                 break
+            visited.append(pos)
             pos += 16 + incl
             last, count = sec + frac / div, count + 1
         if pos == len(buf) and count >= 2:
             return last
+        for v in visited:
+            dead[v] = 1
+        dead[start] = 1
     return None
 
 
