@@ -85,7 +85,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
                 text = row[11]
                 kind = stack_trace_kind(text)
                 if kind:
-                    crashes.add(text, row[0], row[2], row[10])
+                    crashes.add(text, row[0], row[2], row[10], row[3])
                     if len(traces) < MAX_STACK_TRACES:
                         traces.append(Fact("log.stack_trace", {"line": row[0], "kind": kind,
                                                                "text": text[:MAX_TRACE_TEXT]},
@@ -135,6 +135,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     yield from anomalies.silences(artifact, stats, NAME)
     yield from anomalies.logging_stops(artifact, stats, NAME)
     yield from crashes.findings(NAME)
+    yield from crashes.events(NAME)
     if crashes.skipped:
         ctx.warn(f"{artifact}: {crashes.skipped} stack trace(s) past the first {crashes.parsed} not parsed")
     if crashes.failed:
