@@ -32,7 +32,7 @@ the same trace logged again at another time is parsed once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -95,13 +95,15 @@ class LogCrashes:
             return []
 
     def add(self, text: str, line: int, ts: datetime | None, message: str | None = None,
-            ts_quality: TsQuality | None = None) -> int:
+            ts_quality: TsQuality | None = None, line_map: Sequence[int] | None = None) -> int:
         """Parse a record's ``text`` (its head line is log line ``line``); returns traces found.
 
         ``message`` is the head line's message (header removed).  When it does
         not look like part of a trace, the parse is cached by the record's
         continuation lines alone, so the same trace logged again under another
-        head line (another time stamp) is not parsed again.
+        head line (another time stamp) is not parsed again.  ``line_map`` gives
+        the log line of each line of ``text`` when they are not consecutive (a
+        trace joined from records with their own headers, :mod:`.trace_join`).
         """
         nl = text.find("\n")
         key = text
@@ -128,7 +130,7 @@ class LogCrashes:
                     self.dropped += 1
                     continue
                 g = self.groups[gkey] = CrashGroup(rep)
-            at = line + rel - 1
+            at = line + rel - 1 if line_map is None else line_map[min(rel, len(line_map)) - 1]
             if g.count == 0:
                 g.first_ts = ts
                 g.first_quality = (ts_quality or TsQuality.EXACT) if ts is not None else TsQuality.NONE
