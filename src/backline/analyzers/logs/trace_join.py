@@ -105,9 +105,14 @@ class TraceJoiner:
             if not any(w in blob for w in MARKERS):
                 return out
         feed = self.feed
+        open_groups = self.open
         for r in rows:
-            if r[1] == r[0]:                          # multi-line records hold their own traces
-                feed(r[0], (r[9], r[6], r[7], r[8]), r[10], r[2], r[3], out)
+            if r[1] != r[0]:                          # multi-line records hold their own traces
+                continue
+            m = r[10]
+            if open_groups or "Exception" in m or "Error" in m or "Traceback" in m or "Throwable" in m \
+                    or "EXCEPTION" in m:
+                feed(r[0], (r[9], r[6], r[7], r[8]), m, r[2], r[3], out)
         return out
 
     def feed(self, line: int, key: tuple, message: str, ts: datetime | None,
@@ -125,7 +130,8 @@ class TraceJoiner:
             self._swept = line
             for k in [k for k, g in self.open.items() if line - g.seen > STALE]:
                 self._close(k, out)
-        if not any(w in message for w in MARKERS):
+        if not ("Exception" in message or "Error" in message or "Traceback" in message
+                or "Throwable" in message or "EXCEPTION" in message):     # MARKERS
             return
         msg = _unescape(message).strip()
         if _PY_HEAD.match(msg):
