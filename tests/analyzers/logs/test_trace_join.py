@@ -63,6 +63,11 @@ def test_logcat_crash_is_one_trace(tmp_path):
     assert [e.locator for e in f.evidence] == [f"line:{exc_line}"]
     [ev] = [o for o in out if isinstance(o, Event) and o.kind == "dump.exception"]
     assert ev.ref.locator == f"line:{exc_line}" and ev.ts is not None
+    # the trace's frame lines (each an E record) are the crash finding's, not error templates
+    tpl_lines = {int(e.locator[5:]) for o in out if isinstance(o, Finding) and o.code == "LOG.ERROR_TEMPLATE"
+                 for e in o.evidence}
+    assert tpl_lines and not any(_message_of(lines[n - 1]).lstrip().startswith(("at ", "..."))
+                                 for n in tpl_lines)
     [fact] = [o for o in out if isinstance(o, Fact) and o.name == "log.stack_trace"]
     assert fact.value["kind"] == "java" and fact.value["joined"] and fact.value["line"] == mine[0]
 

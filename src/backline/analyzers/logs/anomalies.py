@@ -36,6 +36,11 @@ def _refs(artifact: str, st: TemplateStats) -> tuple[EvidenceRef, ...]:
     return tuple(EvidenceRef.line(artifact, ln, text) for ln, text in st.examples)
 
 
+#: Templates that are a line of a stack trace (a frame, "... N more"): part of a trace
+#: that the crash findings report, not an error of their own (logcat prints each at E).
+_TRACE_LINE = re.compile(r"(?:at [\w$<>.*/]+ ?\(|\.\.\. <\*> (?:more|common frames omitted)$|File \"<\*>\", line <\*>)")
+
+
 def _by_wording(st: TemplateStats) -> bool:
     """An error by its constant words, in a log without levels."""
     return st.level == "" and bool(_EXC.search(st.template))
@@ -53,10 +58,14 @@ def error_templates(artifact: str, tpls: list[TemplateStats], analyzer: str) -> 
     errors): only the records at error level or above are counted and shown
     as evidence.  A template that is an error by its wording (no level in
     the log, an exception word among its constant words) counts all its
-    records, since every one of them holds that wording.
+    records, since every one of them holds that wording.  Templates of stack
+    trace lines (``at pkg.Cls.m(<*>)``, ``... <*> more``: a trace logged one
+    record per line) are left to the crash findings.
     """
     picked: list[tuple[int, int, TemplateStats, bool]] = []
     for t in tpls:
+        if _TRACE_LINE.match(t.template):
+            continue
         if _by_wording(t):
             picked.append((t.count, t.first_line, t, False))
         elif t.err_count:
