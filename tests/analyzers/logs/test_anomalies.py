@@ -122,6 +122,9 @@ def test_service_that_dies_on_an_exception_stops(tmp_path):
     ("ERROR", "worker crashed, exiting", "wording"),
     ("ERROR", "request failed: timeout", ""),
     ("ERROR", '"GET /x HTTP/1.1" 500 -', ""),
+    ("ERROR", "child process exited with code 1", ""),      # another process ended, not this one
+    ("ERROR", "upstream stopped responding", ""),
+    ("ERROR", "uncaught exception in handler", "wording"),
 ])
 def test_stop_reason(tmp_path, level, message, reason):
     p = tmp_path / "a.log"

@@ -137,3 +137,27 @@ def test_a_head_without_frames_closes_when_its_source_goes_on(tmp_path):
                  "03-17 16:13:38.903  4321  4321 W Foo: \tat a.B.c(B.java:1)\n")
     j = TraceJoiner()
     assert j.feed_rows(list(read_record_rows(open_log(p)))) + j.finish() == []
+
+
+def test_runaway_and_interleaved_groups_are_bounded(tmp_path, monkeypatch):
+    """A trace that never ends is closed at MAX_LINES; at most MAX_OPEN sources are open at once."""
+    from backline.analyzers.logs import trace_join
+    monkeypatch.setattr(trace_join, "MAX_LINES", 10)
+    monkeypatch.setattr(trace_join, "MAX_OPEN", 3)
+    lines = ["03-17 16:13:38.901  9  9 E Run: java.lang.IllegalStateException: loop"]
+    lines += [f"03-17 16:13:38.901  9  9 E Run: \tat a.B.m{i}(B.java:{i})" for i in range(25)]
+    for pid in range(10, 16):                       # six sources with a trace each, interleaved
+        lines.append(f"03-17 16:13:39.000  {pid}  {pid} E S: java.lang.RuntimeException: p{pid}")
+    for pid in range(10, 16):
+        lines.append(f"03-17 16:13:39.001  {pid}  {pid} E S: \tat a.C.run(C.java:{pid})")
+    p = tmp_path / "a.logcat"
+    p.write_text("\n".join(lines) + "\n")
+    j = TraceJoiner()
+    got = j.feed_rows(list(read_record_rows(open_log(p))))
+    assert len(j.open) <= 3
+    got += j.finish()
+    first = got[0]
+    assert first.lines == list(range(1, 11))        # closed at 10 lines; the rest has no head
+    # the three sources still open when their frames came are joined; evicted ones had no frame
+    assert sorted(t.text.split("\n")[0] for t in got[1:]) == [
+        f"java.lang.RuntimeException: p{pid}" for pid in (13, 14, 15)]

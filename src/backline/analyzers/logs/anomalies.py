@@ -220,9 +220,8 @@ def silences(artifact: str, stats: LogStats, analyzer: str) -> Iterator[Finding]
 
 
 #: Wording of a program that is ending because of the error it logs.
-_ENDING = re.compile(r"\b(?:shut(?:ting)?\s?down|exit(?:ing|ed)?|terminat(?:e|es|ing|ed)|abort(?:s|ing|ed)?|"
-                     r"crash(?:es|ing|ed)?|killed|giving up|gave up|stopp(?:ing|ed)|halt(?:ing|ed)?|"
-                     r"unhandled|uncaught|core dumped|out of memory)\b", re.I)
+_ENDING = re.compile(r"\b(?:shut(?:ting)?\s?down|exiting|terminating|abort(?:ing|ed)?|crash(?:ing|ed)?|"
+                     r"giving up|gave up|unhandled|uncaught|core dumped|out of memory)\b", re.I)
 
 
 def stop_reason(rec: LogRecord) -> str:

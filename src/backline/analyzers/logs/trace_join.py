@@ -37,8 +37,9 @@ from backline.model import TsQuality
 
 #: Log lines after which a group that got no line is closed.
 STALE = 200
-#: Lines kept per joined trace (a runaway group is closed there).
+#: Lines and characters kept per joined trace (a runaway group is closed there).
 MAX_LINES = 1024
+MAX_CHARS = 256 * 1024
 #: Lines between logcat's ``FATAL EXCEPTION`` head and the first frame (``Process: ...``, the exception line).
 MAX_PREAMBLE = 3
 #: Open groups at once (sources with a trace in progress); past that the oldest closes.
@@ -78,6 +79,7 @@ class _Group:
     lines: list[int] = field(default_factory=list)
     frames: int = 0
     seen: int = 0                   # log line where it last grew
+    chars: int = 0
     state: str = ""                 # python: "frames", "code", "exc"
     preamble: bool = False          # a head before the exception line (logcat FATAL EXCEPTION)
 
@@ -122,7 +124,8 @@ class TraceJoiner:
         if g is not None:
             if self._extends(g, message, line):
                 g.seen = line
-                if len(g.lines) >= MAX_LINES:
+                g.chars += len(message) + 1
+                if len(g.lines) >= MAX_LINES or g.chars >= MAX_CHARS:
                     self._close(key, out)
                 return
             self._close(key, out)
