@@ -274,3 +274,40 @@ def test_same_trace_under_other_head_lines_is_parsed_once(gen, tmp_path, monkeyp
     assert found["java.io.UncheckedIOException"].data["last_line"] == heads[-1]
     assert found["java.lang.IllegalStateException"].evidence[0].locator == f"line:{len(lines) - 1}"
     assert len(calls) == 2
+
+
+def test_each_signature_has_a_timeline_event_at_its_first_occurrence(mixed):
+    from backline.model import Event, TsQuality
+    p, starts, out, _ = mixed
+    found = _crash_findings(out)
+    events = [o for o in out if isinstance(o, Event) and o.kind.startswith("dump.")]
+    assert len(events) == len(found) == 4
+    by_loc = {e.ref.locator: e for e in events}
+    for f in found:
+        e = by_loc[f"line:{f.data['first_line']}"]
+        assert e.kind == "dump.exception" and e.severity == f.severity and e.summary == f.title
+        assert e.ref == f.evidence[0] and e.artifact == ART and e.analyzer == "logs.text"
+        assert e.ts == f.first_seen and e.ts_quality is TsQuality.EXACT
+    java_first_line, java_first_ts = starts["java_caused_by.txt"][0]
+    assert by_loc[f"line:{java_first_line}"].ts == java_first_ts
+
+
+def test_crash_event_correlates_with_other_evidence(tmp_path):
+    """The example's orders service dies on a traceback while the backend answers 500:
+    the crash event and the access log's error events form one incident."""
+    from backline.knowledge.correlate import correlate
+    from backline.model import Event
+    bundle = zipfile.ZipFile(REPO / "examples/case-001/bundle.zip")
+    svc, acc = tmp_path / "orders-service.log", tmp_path / "inventory-access.log"
+    svc.write_bytes(bundle.read("logs/orders-service.log"))
+    acc.write_bytes(bundle.read("logs/inventory-access.log"))
+    svc_out = list(analyze_text_log(svc, "orders-service.log", AnalysisContext()))
+    [crash] = [o for o in svc_out if isinstance(o, Event) and o.kind == "dump.exception"]
+    [f] = _crash_findings(svc_out)
+    assert crash.ref.locator == f.evidence[0].locator == f"line:{_lines_of(svc).index('Traceback (most recent call last):') + 1}"
+    acc_events = [o for o in analyze_text_log(acc, "inventory-access.log", AnalysisContext())
+                  if isinstance(o, Event)]
+    [incident] = correlate([crash, *acc_events])
+    assert incident.data["event_kinds"]["dump.exception"] == 1
+    assert set(incident.data["artifacts"]) == {"orders-service.log", "inventory-access.log"}
+    assert crash.ref in incident.evidence

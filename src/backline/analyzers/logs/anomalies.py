@@ -9,7 +9,8 @@ Every finding carries :class:`EvidenceRef` objects pointing at lines.  Codes
 ``LOG.RARE_TEMPLATE``   a template seen a handful of times among frequent ones
 ``LOG.NEW_TEMPLATE``    a template that first appears late in the file
 ``LOG.SILENCE``         a gap far longer than the file's usual rhythm, or logging
-                        that stops right after an error (the file's last records)
+                        that stops right after an error that ends a program
+                        (fatal, with a stack trace, or worded so: the file's last records)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from datetime import datetime, timezone
 from typing import Iterator
 
+from backline.analyzers.logs.records import LogRecord, stack_trace_kind
 from backline.analyzers.logs.stats import LogStats, TemplateStats
 from backline.model import EvidenceRef, Finding, Severity
 
@@ -34,22 +36,55 @@ def _refs(artifact: str, st: TemplateStats) -> tuple[EvidenceRef, ...]:
     return tuple(EvidenceRef.line(artifact, ln, text) for ln, text in st.examples)
 
 
+#: Templates that are a line of a stack trace (a frame, "... N more"): part of a trace
+#: that the crash findings report, not an error of their own (logcat prints each at E).
+_TRACE_LINE = re.compile(r"(?:at [\w$<>.*/]+ ?\(|\.\.\. <\*> (?:more|common frames omitted)$|File \"<\*>\", line <\*>)")
+
+
+def _by_wording(st: TemplateStats) -> bool:
+    """An error by its constant words, in a log without levels."""
+    return st.level == "" and bool(_EXC.search(st.template))
+
+
 def _is_error(st: TemplateStats) -> bool:
-    return st.severity >= Severity.HIGH or (st.level == "" and bool(_EXC.search(st.template)))
+    return st.severity >= Severity.HIGH or _by_wording(st)
 
 
 def error_templates(artifact: str, tpls: list[TemplateStats], analyzer: str) -> Iterator[Finding]:
-    """Error, fatal and exception templates ranked by count."""
-    errs = sorted((t for t in tpls if _is_error(t)), key=lambda t: (-t.count, t.first_line))
-    for rank, t in enumerate(errs[:MAX_ERROR_TEMPLATES], 1):
+    """Error, fatal and exception templates ranked by their number of error records.
+
+    A template can hold records of several levels (an access-log request
+    template holds 200 and 500 answers, an Apache template notices and
+    errors): only the records at error level or above are counted and shown
+    as evidence.  A template that is an error by its wording (no level in
+    the log, an exception word among its constant words) counts all its
+    records, since every one of them holds that wording.  Templates of stack
+    trace lines (``at pkg.Cls.m(<*>)``, ``... <*> more``: a trace logged one
+    record per line) are left to the crash findings.
+    """
+    picked: list[tuple[int, int, TemplateStats, bool]] = []
+    for t in tpls:
+        if _TRACE_LINE.match(t.template):
+            continue
+        if _by_wording(t):
+            picked.append((t.count, t.first_line, t, False))
+        elif t.err_count:
+            picked.append((t.err_count, t.err_first_line, t, True))
+    picked.sort(key=lambda p: (-p[0], p[1]))
+    for rank, (n, first_line, t, by_level) in enumerate(picked[:MAX_ERROR_TEMPLATES], 1):
         sev = Severity.CRITICAL if t.severity >= Severity.CRITICAL else Severity.HIGH
+        examples = t.err_examples if by_level else t.examples
+        first_ts, last_ts = (t.err_first_ts, t.err_last_ts) if by_level else (t.first_ts, t.last_ts)
+        of_all = f" (of {t.count} records of this template)" if n != t.count else ""
         yield Finding(
-            code="LOG.ERROR_TEMPLATE", title=f"{t.count}x {t.template[:200]}", severity=sev,
-            artifact=artifact, evidence=_refs(artifact, t),
-            detail=f"error template #{rank} by count; first at line {t.first_line}",
-            count=t.count, first_seen=t.first_ts, last_seen=t.last_ts, analyzer=analyzer,
+            code="LOG.ERROR_TEMPLATE", title=f"{n}x {t.template[:200]}", severity=sev,
+            artifact=artifact,
+            evidence=tuple(EvidenceRef.line(artifact, ln, text) for ln, text in examples),
+            detail=f"error template #{rank} by count: {n} error records{of_all}; first at line {first_line}",
+            count=n, first_seen=first_ts, last_seen=last_ts, analyzer=analyzer,
             data={"template_id": t.template_id, "template": t.template, "rank": rank,
-                  "level": t.level, "first_line": t.first_line})
+                  "level": t.level, "first_line": first_line, "error_records": n,
+                  "template_records": t.count})
 
 
 def first_error(artifact: str, stats: LogStats, analyzer: str) -> Iterator[Finding]:
@@ -184,28 +219,74 @@ def silences(artifact: str, stats: LogStats, analyzer: str) -> Iterator[Finding]
             data={"kind": "gap", "seconds": g.seconds, "median_gap_s": med, "p99_gap_s": p99})
 
 
+#: Wording of a program that is ending because of the error it logs.
+_ENDING = re.compile(r"\b(?:shut(?:ting)?\s?down|exiting|terminating|abort(?:ing|ed)?|crash(?:ing|ed)?|"
+                     r"giving up|gave up|unhandled|uncaught|core dumped|out of memory)\b", re.I)
+
+
+def stop_reason(rec: LogRecord) -> str:
+    """Why an error record is evidence that its program ended there, or ''.
+
+    A log that simply ends after an error (a test that finished, a sample cut
+    out of a longer log, a web server's last request answered 500) says
+    nothing: the program that wrote an error line and went on serving is
+    alive.  Evidence is an error that ends a program by itself: a record at
+    fatal / critical level (``fatal``), one that holds a stack trace
+    (``stack_trace``: an exception the program logged on its way out), or an
+    error worded as the end of the program (``wording``: "shutting down",
+    "unhandled", "exiting", "aborted" ...).
+
+    >>> from backline.model import TsQuality
+    >>> r = LogRecord(9, 9, None, TsQuality.NONE, "ERROR", Severity.HIGH, "", "", "", "",
+    ...               "unhandled error, shutting down", "... unhandled error, shutting down")
+    >>> stop_reason(r)
+    'wording'
+    """
+    if rec.severity >= Severity.CRITICAL:
+        return "fatal"
+    if rec.end_line > rec.line and stack_trace_kind(rec.text):
+        return "stack_trace"
+    if _ENDING.search(rec.message):
+        return "wording"
+    return ""
+
+
 def logging_stops(artifact: str, stats: LogStats, analyzer: str) -> Iterator[Finding]:
-    """The file ends right after an error: the program likely stopped (crashed,
-    was killed, or shut down on that error) - its last words are the evidence."""
+    """The file ends right after an error that ends a program (:func:`stop_reason`):
+    the program likely stopped (crashed, was killed, or shut down on that error) -
+    its last words are the evidence.
+
+    The last error must be among the file's last 5 records and within 60 s
+    of the last record.  The file's modification time is not used: a log's
+    last write is its last record, and archive members carry local times of
+    2 s resolution, so it cannot show a silence after the last record.
+    """
     last, err = stats.last, stats.last_error
     if last is None or err is None or stats.records < 5:
         return
     # the error is the last record, or only a few records follow within seconds
-    if last.line - err.line > 5:
+    after = stats.records_after_last_error
+    if after is None or after >= 5:
         return
     if last.ts is not None and err.ts is not None and (last.ts - err.ts).total_seconds() > 60:
+        return
+    reason = stop_reason(err)
+    if not reason:
         return
     head = err.text.split("\n", 1)[0]
     refs = [EvidenceRef.line(artifact, err.line, head[:500])]
     if last.line != err.line:
         refs.append(EvidenceRef.line(artifact, last.line, last.text.split("\n", 1)[0][:500]))
+    why = {"fatal": "a fatal error", "stack_trace": "an error with a stack trace",
+           "wording": "an error that says the program ends"}[reason]
     yield Finding(
         code="LOG.SILENCE", title=f"logging stops after an error: {err.message[:160]}",
         severity=Severity.HIGH, artifact=artifact, evidence=tuple(refs),
-        detail=(f"the last error is at line {err.line}" + (f" ({err.ts.isoformat()})" if err.ts else "")
+        detail=(f"the file ends after {why}: the last error is at line {err.line}"
+                + (f" ({err.ts.isoformat()})" if err.ts else "")
                 + f"; the file ends at line {last.end_line}"),
         first_seen=err.ts, last_seen=last.ts, analyzer=analyzer,
-        data={"kind": "stops", "line": err.line, "last_line": last.end_line})
+        data={"kind": "stops", "line": err.line, "last_line": last.end_line, "reason": reason})
 
 
 def _human(sec: float) -> str:

@@ -25,19 +25,21 @@ the same trace logged again at another time is parsed once.
 1
 >>> [(f.code, f.title, f.evidence[0].locator, f.count) for f in c.findings("logs.text")]
 [('DUMP.PYTHON_EXCEPTION', 'KeyError: 42', 'line:41', 1)]
+>>> [(e.kind, e.ref.locator, e.ts.year) for e in c.events("logs.text")]
+[('dump.exception', 'line:41', 2024)]
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from backline.analyzers.dumps.model import CrashReport
 from backline.analyzers.dumps.text import parse_text_crash_text
 from backline.analyzers.dumps.text.analyzer import crash_finding, finding_code
-from backline.model import Finding
+from backline.model import Event, Finding, TsQuality
 
 #: Distinct crash signatures kept per file.
 MAX_GROUPS = 500
@@ -64,6 +66,8 @@ class CrashGroup:
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     last_line: int = 0
+    first_ts: datetime | None = None          # time stamp of the first occurrence (file order)
+    first_quality: TsQuality = TsQuality.NONE
 
 
 class LogCrashes:
@@ -90,13 +94,16 @@ class LogCrashes:
                 self.first_failure = f"{type(exc).__name__}: {exc}"[:200]
             return []
 
-    def add(self, text: str, line: int, ts: datetime | None, message: str | None = None) -> int:
+    def add(self, text: str, line: int, ts: datetime | None, message: str | None = None,
+            ts_quality: TsQuality | None = None, line_map: Sequence[int] | None = None) -> int:
         """Parse a record's ``text`` (its head line is log line ``line``); returns traces found.
 
         ``message`` is the head line's message (header removed).  When it does
         not look like part of a trace, the parse is cached by the record's
         continuation lines alone, so the same trace logged again under another
-        head line (another time stamp) is not parsed again.
+        head line (another time stamp) is not parsed again.  ``line_map`` gives
+        the log line of each line of ``text`` when they are not consecutive (a
+        trace joined from records with their own headers, :mod:`.trace_join`).
         """
         nl = text.find("\n")
         key = text
@@ -123,7 +130,10 @@ class LogCrashes:
                     self.dropped += 1
                     continue
                 g = self.groups[gkey] = CrashGroup(rep)
-            at = line + rel - 1
+            at = line + rel - 1 if line_map is None else line_map[min(rel, len(line_map)) - 1]
+            if g.count == 0:
+                g.first_ts = ts
+                g.first_quality = (ts_quality or TsQuality.EXACT) if ts is not None else TsQuality.NONE
             g.count += 1
             if len(g.lines) < MAX_REFS - 1:
                 g.lines.append(at)
@@ -135,15 +145,33 @@ class LogCrashes:
                     g.last_seen = ts
         return len(reps)
 
+    def _finding(self, g: CrashGroup, analyzer: str) -> Finding:
+        lines = g.lines if g.last_line in g.lines else g.lines + [g.last_line]
+        return crash_finding(g.report, self.artifact, lines, analyzer, count=g.count,
+                             first_seen=g.first_seen, last_seen=g.last_seen,
+                             extra={"count": g.count, "first_line": g.lines[0],
+                                    "last_line": g.last_line, "source": "log"})
+
     def findings(self, analyzer: str) -> Iterator[Finding]:
         """One crash finding per signature, most frequent first (then by first line)."""
         groups = sorted(self.groups.values(), key=lambda g: (-g.count, g.lines[0]))
         for g in groups:
-            lines = g.lines if g.last_line in g.lines else g.lines + [g.last_line]
-            yield crash_finding(g.report, self.artifact, lines, analyzer, count=g.count,
-                                first_seen=g.first_seen, last_seen=g.last_seen,
-                                extra={"count": g.count, "first_line": g.lines[0],
-                                       "last_line": g.last_line, "source": "log"})
+            yield self._finding(g, analyzer)
+
+    def events(self, analyzer: str) -> Iterator[Event]:
+        """One timeline event per signature, at its first occurrence in the file.
+
+        Kind ``dump.exception`` (``dump.hang`` for a thread dump without an
+        exception), the crash finding's severity and title, and the
+        ``line:N`` of the trace's first line: the case-wide correlation links
+        it with the other evidence of the same moment.
+        """
+        for g in sorted(self.groups.values(), key=lambda g: g.lines[0]):
+            f = self._finding(g, analyzer)
+            kind = "dump.exception" if g.report.exception is not None else "dump.hang"
+            yield Event(ts=g.first_ts, artifact=self.artifact, kind=kind, summary=f.title[:300],
+                        severity=f.severity, ref=f.evidence[0], ts_quality=g.first_quality,
+                        analyzer=analyzer)
 
 
 def _fallback_key(rep: CrashReport) -> str:

@@ -47,6 +47,13 @@ class TemplateStats:
     buckets: dict[int, int] = field(default_factory=dict)
     first_t: float = math.inf       # first_ts / last_ts as epoch seconds (fast comparisons)
     last_t: float = -math.inf
+    # the records at error level or above (a template can mix levels: an access-log
+    # request template holds 200 and 500 answers); examples are their first lines
+    err_count: int = 0
+    err_first_line: int = 0
+    err_first_ts: datetime | None = None
+    err_last_ts: datetime | None = None
+    err_examples: list[tuple[int, str]] = field(default_factory=list)
 
     def merge(self, other: "TemplateStats") -> None:
         """Add ``other`` (another shape of the same template) into this one."""
@@ -67,6 +74,30 @@ class TemplateStats:
             self.severity, self.level = other.severity, other.level
         for b, c in other.buckets.items():
             self.buckets[b] = self.buckets.get(b, 0) + c
+        if other.err_count:
+            if not self.err_count or other.err_first_line < self.err_first_line:
+                self.err_first_line = other.err_first_line
+            self.err_examples = sorted(self.err_examples + other.err_examples)[:EXAMPLES]
+            self.err_count += other.err_count
+            if other.err_first_ts and (self.err_first_ts is None or other.err_first_ts < self.err_first_ts):
+                self.err_first_ts = other.err_first_ts
+            if other.err_last_ts and (self.err_last_ts is None or other.err_last_ts > self.err_last_ts):
+                self.err_last_ts = other.err_last_ts
+
+
+def _add_error(st: TemplateStats, row: tuple) -> None:
+    """Account an error-level record (a row) in its shape's error numbers."""
+    st.err_count += 1
+    if st.err_count == 1:
+        st.err_first_line = row[0]
+    if st.err_count <= EXAMPLES:
+        st.err_examples.append((row[0], row[11].split("\n", 1)[0][:500]))
+    ts = row[2]
+    if ts is not None:
+        if st.err_first_ts is None or ts < st.err_first_ts:
+            st.err_first_ts = ts
+        if st.err_last_ts is None or ts > st.err_last_ts:
+            st.err_last_ts = ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +124,7 @@ class LogStats:
         self._first_error: tuple | None = None      # rows; LogRecords made on demand
         self._last: tuple | None = None
         self._last_error: tuple | None = None
+        self._last_error_index = -1                 # record index (0-based) of the last error
         self._first_t = math.inf
         self._last_t = -math.inf
         self.severity_counts: dict[Severity, int] = {}
@@ -119,6 +151,11 @@ class LogStats:
         return None if self._last_error is None else LogRecord(*self._last_error)
 
     @property
+    def records_after_last_error(self) -> int | None:
+        """How many records follow the last error record (``None`` without errors)."""
+        return None if self._last_error is None else self.records - self._last_error_index - 1
+
+    @property
     def last(self) -> LogRecord | None:
         """The last record."""
         return None if self._last is None else LogRecord(*self._last)
@@ -128,7 +165,9 @@ class LogStats:
         with their miner shapes.  One tight loop: this runs once per log line."""
         if not rows:
             return
+        base = self.records
         self.records += len(rows)
+        last_error = self._last_error
         self._last = rows[-1]
         high = Severity.HIGH
         sev_counts = self.severity_counts
@@ -142,13 +181,14 @@ class LogStats:
             sev_counts[sev] = sev_counts.get(sev, 0) + c
         for row, shape in zip(rows, shapes):
             sev = row[5]
+            st = shapes_d.get(shape)
+            if st is None:
+                st = shapes_d[shape] = TemplateStats("", first_line=row[0])
             if sev >= high:
                 self._last_error = row
                 if self._first_error is None:
                     self._first_error = row
-            st = shapes_d.get(shape)
-            if st is None:
-                st = shapes_d[shape] = TemplateStats("", first_line=row[0])
+                _add_error(st, row)
             st.count += 1
             if st.count <= EXAMPLES:       # the first EXAMPLES records of a shape are its examples
                 st.examples.append((row[0], row[11].split("\n", 1)[0][:500]))
@@ -193,6 +233,12 @@ class LogStats:
                         else:
                             heapq.heapreplace(top, item)
             p_t, p_line, p_ts = t, row[0], ts
+        if self._last_error is not last_error:      # a new last error in this block: its index
+            found = self._last_error
+            for k in range(len(rows) - 1, -1, -1):
+                if rows[k] is found:
+                    self._last_error_index = base + k
+                    break
         if p_t is not None:
             self._prev = (p_t, p_line, p_ts)
         self._first_t, self._last_t = f_t, l_t

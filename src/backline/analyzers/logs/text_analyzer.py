@@ -26,6 +26,7 @@ from backline.analyzers.logs.reader import open_log
 from backline.analyzers.logs.records import LogRecord, read_record_rows, stack_trace_kind
 from backline.analyzers.logs.stats import LogStats, TemplateStats
 from backline.analyzers.logs.timestamps import file_year
+from backline.analyzers.logs.trace_join import JoinedTrace, TraceJoiner
 from backline.analyzers.logs.store import RecordWriter
 from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Severity, TsQuality
 
@@ -66,6 +67,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     dropped = 0
     traces: list[Fact] = []
     crashes = LogCrashes(artifact)
+    joiner = TraceJoiner()
     size = Path(path).stat().st_size or 1
 
     medium = Severity.MEDIUM
@@ -85,15 +87,24 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
                 text = row[11]
                 kind = stack_trace_kind(text)
                 if kind:
-                    crashes.add(text, row[0], row[2], row[10])
+                    crashes.add(text, row[0], row[2], row[10], row[3])
                     if len(traces) < MAX_STACK_TRACES:
                         traces.append(Fact("log.stack_trace", {"line": row[0], "kind": kind,
                                                                "text": text[:MAX_TRACE_TEXT]},
                                            artifact, NAME))
+        for jt in joiner.feed_rows(batch):
+            add_joined(jt)
         if writer is not None:
             writer.add_block(batch, shapes)
         if ctx.progress is not None:
             ctx.progress(min(1.0, src.stats.bytes_read / size))
+
+    def add_joined(jt: JoinedTrace) -> None:
+        crashes.add(jt.text, jt.lines[0], jt.ts, None, jt.ts_quality, line_map=jt.lines)
+        if len(traces) < MAX_STACK_TRACES:
+            traces.append(Fact("log.stack_trace", {"line": jt.lines[0], "kind": stack_trace_kind(jt.text),
+                                                   "text": jt.text[:MAX_TRACE_TEXT], "joined": True},
+                               artifact, NAME))
 
     rows = read_record_rows(src, tz=tz, default_year=default_year)
     while True:
@@ -101,6 +112,8 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
         if not batch:
             break
         flush(batch)
+    for jt in joiner.finish():
+        add_joined(jt)
     fmt_name = src.format_name
 
     # final templates: shapes that ended in the same template are joined
@@ -135,6 +148,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     yield from anomalies.silences(artifact, stats, NAME)
     yield from anomalies.logging_stops(artifact, stats, NAME)
     yield from crashes.findings(NAME)
+    yield from crashes.events(NAME)
     if crashes.skipped:
         ctx.warn(f"{artifact}: {crashes.skipped} stack trace(s) past the first {crashes.parsed} not parsed")
     if crashes.failed:
