@@ -57,6 +57,11 @@ for _mod in COMMAND_MODULES:
 
 
 def main() -> None:
+    import signal
+
+    # `backline ... | head` should end quietly like any Unix tool, not report an error.
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interactive

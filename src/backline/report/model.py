@@ -157,8 +157,11 @@ def section_status(artifact: Artifact | None, runs: tuple[AnalyzerRun, ...]) -> 
 
     ``unreadable`` (not materialised), ``failed`` (every run failed),
     ``partial`` (some runs failed), ``analyzed`` (at least one run ok),
-    ``skipped`` (runs were all skipped), ``not analyzed`` (no analyzer applied).
+    ``skipped`` (runs were all skipped), ``not analyzed`` (no analyzer applied),
+    ``case-wide`` (no artifact: findings that span the evidence, e.g. correlated incidents).
     """
+    if artifact is None and not runs:
+        return "case-wide"
     if artifact is not None and not artifact.readable:
         return "unreadable"
     statuses = Counter(r.status for r in runs)
