@@ -265,109 +265,112 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
     n = 0
     ts = 0
     evict_mask = EVICT_MASK          # module setting, read per run (tests lower it)
-    for n, ts, lt, data, orig in reader.packets():
-        if n == 1:
-            st.first_ts = ts
-        if not n & evict_mask:
-            tcp.evict(ts)
-            if not n & 0xFFFFF:
-                tcp.sweep_idle(ts)
-            if progress is not None and not n & 0xFFFF:
-                progress(reader.offset)
-        # fast path: Ethernet + IPv4 (no options, not fragmented) + TCP
-        if lt == 1 and len(data) >= 54 and data[12:15] == b"\x08\x00\x45" and data[23] == 6:
-            (tlen, frag, src, dst, sport, dport, seq, ack, doff, flags,
-             win) = _fast(data)
-            if frag & 0x3FFF:
+    first = True
+    for batch in reader.batches():
+        if first:
+            st.first_ts = batch[0][1]
+            first = False
+        for n, ts, lt, data, orig in batch:
+            if not n & evict_mask:
+                tcp.evict(ts)
+                if not n & 0xFFFFF:
+                    tcp.sweep_idle(ts)
+                if progress is not None and not n & 0xFFFF:
+                    progress(reader.offset)
+            # fast path: Ethernet + IPv4 (no options, not fragmented) + TCP
+            if lt == 1 and len(data) >= 54 and data[12:15] == b"\x08\x00\x45" and data[23] == 6:
+                (tlen, frag, src, dst, sport, dport, seq, ack, doff, flags,
+                 win) = _fast(data)
+                if frag & 0x3FFF:
+                    fast = False
+                else:
+                    fast = True
+                    st.ipv4 += 1
+                    wire = (orig if orig > len(data) else len(data)) - 14
+                    if tlen < 20 or tlen > wire:
+                        tlen = wire
+                    hl = (doff >> 4) << 2
+                    seglen = tlen - 20 - hl
+                    if seglen < 0 or hl < 20:
+                        if hl < 20:
+                            st.non_ip_frames += 1
+                            continue
+                        seglen = 0
+                    flags |= (doff & 1) << 8
+                    poff = 34 + hl
+                    wscale = _window_scale(data, 54, min(34 + hl, len(data))) \
+                        if flags & SYN and hl > 20 else -1
+                    proto = 6
+            else:
                 fast = False
-            else:
-                fast = True
-                st.ipv4 += 1
-                wire = (orig if orig > len(data) else len(data)) - 14
-                if tlen < 20 or tlen > wire:
-                    tlen = wire
-                hl = (doff >> 4) << 2
-                seglen = tlen - 20 - hl
-                if seglen < 0 or hl < 20:
-                    if hl < 20:
+            if not fast:
+                d = decode(lt, data, orig)
+                if d is None:
+                    if lt not in SUPPORTED_LINKTYPES:
+                        st.unsupported_linktype_frames += 1
+                    else:
                         st.non_ip_frames += 1
-                        continue
-                    seglen = 0
-                flags |= (doff & 1) << 8
-                poff = 34 + hl
-                wscale = _window_scale(data, 54, min(34 + hl, len(data))) \
-                    if flags & SYN and hl > 20 else -1
-                proto = 6
-        else:
-            fast = False
-        if not fast:
-            d = decode(lt, data, orig)
-            if d is None:
-                if lt not in SUPPORTED_LINKTYPES:
-                    st.unsupported_linktype_frames += 1
+                    continue
+                if len(d.src) == 4:
+                    st.ipv4 += 1
                 else:
-                    st.non_ip_frames += 1
-                continue
-            if len(d.src) == 4:
-                st.ipv4 += 1
-            else:
-                st.ipv6 += 1
-            if d.vlan:
-                st.vlan_frames += 1
-            if d.fragment:
-                st.fragments += 1
-                continue
-            proto = d.proto
-            src, dst, sport, dport = d.src, d.dst, d.sport, d.dport
-            seq, ack, flags, win, seglen, wscale = d.seq, d.ack, d.flags, d.win, d.seglen, d.wscale
-        if proto == 6:
-            if flags & (RST | SYN):
-                if flags & RST:
-                    st.rst_frames += 1
-                if flags & SYN:
-                    if flags & ACK:
-                        st.synack_frames += 1
+                    st.ipv6 += 1
+                if d.vlan:
+                    st.vlan_frames += 1
+                if d.fragment:
+                    st.fragments += 1
+                    continue
+                proto = d.proto
+                src, dst, sport, dport = d.src, d.dst, d.sport, d.dport
+                seq, ack, flags, win, seglen, wscale = d.seq, d.ack, d.flags, d.win, d.seglen, d.wscale
+            if proto == 6:
+                if flags & (RST | SYN):
+                    if flags & RST:
+                        st.rst_frames += 1
+                    if flags & SYN:
+                        if flags & ACK:
+                            st.synack_frames += 1
+                        else:
+                            st.syn_frames += 1
+                af = segment(n, ts, src, sport, dst, dport, seq, ack, flags, win, seglen, wscale)
+                c = tcp._last_conn
+                fwd_i = tcp._last_dir
+                if af:
+                    if af & A_RETRANS:
+                        r = st.retrans_frames.get(c.stream)
+                        st.retrans_frames[c.stream] = (r[0], n, r[2], ts) if r else (n, n, ts, ts)
+                    if af & A_ZW:
+                        key = (c.stream, fwd_i)
+                        run = zw_open.get(key)
+                        if run is None:
+                            zw_open[key] = ZeroWindowRun(c.stream, format_addr(src), n, ts, n, ts, 1)
+                        else:
+                            run.last_frame, run.last_ts = n, ts
+                            run.packets += 1
+                if zw_open and win and not flags & (SYN | RST):
+                    run = zw_open.pop((c.stream, fwd_i), None)
+                    if run is not None:
+                        run.end_ts = ts
+                        if len(st.zero_windows) < KEEP:
+                            st.zero_windows.append(run)
+                if seglen:
+                    a = apps.get(c.stream)
+                    payload = data[poff:poff + seglen] if fast else d.payload
+                    if a is None:
+                        a = apps[c.stream] = _make_apps(st, c, payload, pending_http, smb_req, hellos)
+                    if a:
+                        a[fwd_i].segment(n, ts, seq, payload, seglen)
+            elif proto == 17:
+                st.udp += 1
+                if (sport in DNS_PORTS or dport in DNS_PORTS) and d.payload:
+                    client_side = dport in DNS_PORTS and not (sport in DNS_PORTS and sport < dport)
+                    if client_side:
+                        conv = (src, sport, dst, dport)
                     else:
-                        st.syn_frames += 1
-            af = segment(n, ts, src, sport, dst, dport, seq, ack, flags, win, seglen, wscale)
-            c = tcp._last_conn
-            fwd_i = tcp._last_dir
-            if af:
-                if af & A_RETRANS:
-                    r = st.retrans_frames.get(c.stream)
-                    st.retrans_frames[c.stream] = (r[0], n, r[2], ts) if r else (n, n, ts, ts)
-                if af & A_ZW:
-                    key = (c.stream, fwd_i)
-                    run = zw_open.get(key)
-                    if run is None:
-                        zw_open[key] = ZeroWindowRun(c.stream, format_addr(src), n, ts, n, ts, 1)
-                    else:
-                        run.last_frame, run.last_ts = n, ts
-                        run.packets += 1
-            if zw_open and win and not flags & (SYN | RST):
-                run = zw_open.pop((c.stream, fwd_i), None)
-                if run is not None:
-                    run.end_ts = ts
-                    if len(st.zero_windows) < KEEP:
-                        st.zero_windows.append(run)
-            if seglen:
-                a = apps.get(c.stream)
-                payload = data[poff:poff + seglen] if fast else d.payload
-                if a is None:
-                    a = apps[c.stream] = _make_apps(st, c, payload, pending_http, smb_req, hellos)
-                if a:
-                    a[fwd_i].segment(n, ts, seq, payload, seglen)
-        elif proto == 17:
-            st.udp += 1
-            if (sport in DNS_PORTS or dport in DNS_PORTS) and d.payload:
-                client_side = dport in DNS_PORTS and not (sport in DNS_PORTS and sport < dport)
-                if client_side:
-                    conv = (src, sport, dst, dport)
-                else:
-                    conv = (dst, dport, src, sport)
-                dns.message(n, ts, conv, d.payload, client_side, conv[2])
-        elif proto == 1 or proto == 58:
-            st.icmp += 1
+                        conv = (dst, dport, src, sport)
+                    dns.message(n, ts, conv, d.payload, client_side, conv[2])
+            elif proto == 1 or proto == 58:
+                st.icmp += 1
     st.packets = n
     st.last_ts = ts
     for run in zw_open.values():
