@@ -31,8 +31,8 @@ from backline.analyzers.net.tls import TLS_PORTS, TlsParser, looks_like_tls
 
 KEEP = 5_000          # failures of each kind kept with their evidence
 EVICT_MASK = 0xFFF    # look for connections to retire every 4096 packets
-# Ethernet + IPv4 without options + TCP header, read in one call (fast path)
-_fast = struct.Struct("!16xHxxH4x4s4sHHIIBBH").unpack_from
+# Ethernet type, IPv4 header and TCP header, read in one call (fast path)
+_fast = struct.Struct("!12xHBxHxxHxB2x4s4sHHIIBBH").unpack_from
 
 
 @dataclass(slots=True)
@@ -148,16 +148,27 @@ class _Dir:
         self.next = -1
         self.held: dict[int, tuple] | None = None
 
-    def segment(self, frame: int, ts: int, seq: int, payload: bytes, seglen: int) -> None:
-        if self.next < 0:
-            self.next = seq
-        delta = (seq - self.next) & _M
-        if delta == 0:
+    def segment(self, frame: int, ts: int, seq: int, data: bytes, off: int, seglen: int) -> None:
+        """Feed the segment whose payload is ``data[off:off + seglen]`` (maybe cut short).
+
+        The payload is sliced only when a parser reads it: a segment in the
+        middle of a body the parser skips costs no copy.
+        """
+        nxt = self.next
+        if nxt < 0:
+            nxt = self.next = seq
+        if seq == nxt and not self.held:          # in order, nothing waiting: the common case
             p = self.parser
-            if p.skip > seglen and not self.held and len(payload) == seglen:
+            if p.skip > seglen and len(data) - off >= seglen:
                 p.skip -= seglen          # the middle of a body: nothing to parse
-                self.next = (self.next + seglen) & _M
+                self.next = (nxt + seglen) & _M
                 return
+            payload = data[off:off + seglen] if off or len(data) > seglen else data
+            self._feed(frame, ts, payload, seglen)
+            return
+        payload = data[off:off + seglen] if off or len(data) > seglen else data
+        delta = (seq - nxt) & _M
+        if delta == 0:
             self._feed(frame, ts, payload, seglen)
         elif delta < 0x8000_0000:                 # a hole before this segment
             held = self.held
@@ -266,6 +277,7 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
     ts = 0
     evict_mask = EVICT_MASK          # module setting, read per run (tests lower it)
     first = True
+    ipv4_fast = 0                    # IPv4 packets of the fast path (added to st.ipv4 at the end)
     for batch in reader.batches():
         if first:
             st.first_ts = batch[0][1]
@@ -278,14 +290,13 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
                 if progress is not None and not n & 0xFFFF:
                     progress(reader.offset)
             # fast path: Ethernet + IPv4 (no options, not fragmented) + TCP
-            if lt == 1 and len(data) >= 54 and data[12:15] == b"\x08\x00\x45" and data[23] == 6:
-                (tlen, frag, src, dst, sport, dport, seq, ack, doff, flags,
+            fast = False
+            if lt == 1 and len(data) >= 54:
+                (et, vihl, tlen, frag, proto, src, dst, sport, dport, seq, ack, doff, flags,
                  win) = _fast(data)
-                if frag & 0x3FFF:
-                    fast = False
-                else:
+                if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
                     fast = True
-                    st.ipv4 += 1
+                    ipv4_fast += 1
                     wire = (orig if orig > len(data) else len(data)) - 14
                     if tlen < 20 or tlen > wire:
                         tlen = wire
@@ -299,10 +310,7 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
                     flags |= (doff & 1) << 8
                     poff = 34 + hl
                     wscale = _window_scale(data, 54, min(34 + hl, len(data))) \
-                        if flags & SYN and hl > 20 else -1
-                    proto = 6
-            else:
-                fast = False
+                        if flags & 2 and hl > 20 else -1     # SYN with options
             if not fast:
                 d = decode(lt, data, orig)
                 if d is None:
@@ -324,11 +332,11 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
                 src, dst, sport, dport = d.src, d.dst, d.sport, d.dport
                 seq, ack, flags, win, seglen, wscale = d.seq, d.ack, d.flags, d.win, d.seglen, d.wscale
             if proto == 6:
-                if flags & (RST | SYN):
-                    if flags & RST:
+                if flags & 6:                  # RST or SYN
+                    if flags & 4:
                         st.rst_frames += 1
-                    if flags & SYN:
-                        if flags & ACK:
+                    if flags & 2:
+                        if flags & 16:
                             st.synack_frames += 1
                         else:
                             st.syn_frames += 1
@@ -347,7 +355,7 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
                         else:
                             run.last_frame, run.last_ts = n, ts
                             run.packets += 1
-                if zw_open and win and not flags & (SYN | RST):
+                if zw_open and win and not flags & 6:     # not SYN, not RST
                     run = zw_open.pop((c.stream, fwd_i), None)
                     if run is not None:
                         run.end_ts = ts
@@ -355,11 +363,15 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
                             st.zero_windows.append(run)
                 if seglen:
                     a = apps.get(c.stream)
-                    payload = data[poff:poff + seglen] if fast else d.payload
                     if a is None:
-                        a = apps[c.stream] = _make_apps(st, c, payload, pending_http, smb_req, hellos)
+                        a = apps[c.stream] = _make_apps(
+                            st, c, data[poff:poff + seglen] if fast else d.payload,
+                            pending_http, smb_req, hellos)
                     if a:
-                        a[fwd_i].segment(n, ts, seq, payload, seglen)
+                        if fast:
+                            a[fwd_i].segment(n, ts, seq, data, poff, seglen)
+                        else:
+                            a[fwd_i].segment(n, ts, seq, d.payload, 0, seglen)
             elif proto == 17:
                 st.udp += 1
                 if (sport in DNS_PORTS or dport in DNS_PORTS) and d.payload:
@@ -372,6 +384,7 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
             elif proto == 1 or proto == 58:
                 st.icmp += 1
     st.packets = n
+    st.ipv4 += ipv4_fast
     st.last_ts = ts
     for run in zw_open.values():
         if len(st.zero_windows) < KEEP:
