@@ -164,7 +164,13 @@ class _Dir:
                 self.next = (nxt + seglen) & _M
                 return
             payload = data[off:off + seglen] if off or len(data) > seglen else data
-            self._feed(frame, ts, payload, seglen)
+            self.next = (nxt + seglen) & _M
+            if len(payload) < seglen:    # snaplen cut the data: use what we have, then resync
+                if payload:
+                    p.feed(frame, ts, payload)
+                p.gap()
+            else:
+                p.feed(frame, ts, payload)
             return
         payload = data[off:off + seglen] if off or len(data) > seglen else data
         delta = (seq - nxt) & _M
