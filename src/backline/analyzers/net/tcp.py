@@ -302,15 +302,14 @@ class TcpTracker:
                     af |= A_REUSED
                 if fwd_i:
                     c.first_frame_from_a = False
-        elif (flags & (SYN | ACK)) == SYN:
+        elif flags & 0x02:                 # SYN (checked once; most segments skip this)
             f = c.d[fwd_i]
-            if f.base_set and seq != f.base_seq:
-                c = self._new(key, num, ts)
-                af |= A_REUSED
-        elif flags & (SYN | ACK) == SYN | ACK:
-            # Wireshark 4.0 flags a SYN-ACK with a new ISN but keeps the stream
-            f = c.d[fwd_i]
-            if f.base_set and seq != f.base_seq:
+            if not flags & 0x10:
+                if f.base_set and seq != f.base_seq:
+                    c = self._new(key, num, ts)
+                    af |= A_REUSED
+            elif f.base_set and seq != f.base_seq:
+                # Wireshark 4.0 flags a SYN-ACK with a new ISN but keeps the stream
                 af |= A_REUSED
                 f.base_seq = seq
         d = c.d
@@ -320,7 +319,10 @@ class TcpTracker:
         fwd.packets += 1
         fwd.bytes += seglen
 
-        if flags & SYN:
+        if not flags & 0x07:               # no SYN, FIN or RST: the common case
+            if flags & 0x10 and c.syn_ts and not c.first_rtt:
+                c.first_rtt = ts - c.syn_ts
+        elif flags & SYN:
             if flags & ACK:
                 if not c.synack_frame:
                     c.synack_frame = num
@@ -343,18 +345,19 @@ class TcpTracker:
                 fwd.win_scale = -2
         elif flags & ACK and c.syn_ts and not c.first_rtt:
             c.first_rtt = ts - c.syn_ts
-        if flags & RST:
-            if not fwd.rst:
-                fwd.rst = num
-            if len(c.rst_frames) < 16:
-                c.rst_frames.append((num, ts, fwd_i))
-            c.closed_ts = ts
-            self._queue(c)
-        if flags & FIN and not fwd.fin:
-            fwd.fin = num
-            if rev.fin:
+        if flags & 0x05:                   # RST or FIN
+            if flags & RST:
+                if not fwd.rst:
+                    fwd.rst = num
+                if len(c.rst_frames) < 16:
+                    c.rst_frames.append((num, ts, fwd_i))
                 c.closed_ts = ts
                 self._queue(c)
+            if flags & FIN and not fwd.fin:
+                fwd.fin = num
+                if rev.fin:
+                    c.closed_ts = ts
+                    self._queue(c)
 
         # Fast path: an in-order data segment or a pure ACK moving the ACK number,
         # with none of the conditions below possible (checked here) -> no flags.
