@@ -260,7 +260,6 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
     st = CaptureStats(path=reader.name, format=reader.format, compression=reader.compression)
     tcp = st.tcp
     dns = st.dns
-    apps: dict[int, tuple] = {}                 # stream -> (dir0, dir1) or ()
     pending_http: dict[int, list] = {}
     smb_req: dict[tuple, tuple] = {}
     zw_open: dict[tuple, ZeroWindowRun] = {}
@@ -268,16 +267,18 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
     segment = tcp.segment
 
     def on_evict(c) -> None:
-        apps.pop(c.stream, None)
+        c.apps = None
         hellos.pop(c.stream, None)
         for ex in pending_http.pop(c.stream, ()):
             st.http_unanswered += 1
             if len(st.http) < KEEP:
                 st.http.append(ex)
-        for i in (0, 1):
-            run = zw_open.pop((c.stream, i), None)
-            if run is not None and len(st.zero_windows) < KEEP:
-                st.zero_windows.append(run)
+        if c.zw:
+            c.zw = 0
+            for i in (0, 1):
+                run = zw_open.pop((c.stream, i), None)
+                if run is not None and len(st.zero_windows) < KEEP:
+                    st.zero_windows.append(run)
     tcp.on_evict = on_evict
     n = 0
     ts = 0
@@ -358,19 +359,21 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
                         run = zw_open.get(key)
                         if run is None:
                             zw_open[key] = ZeroWindowRun(c.stream, format_addr(src), n, ts, n, ts, 1)
+                            c.zw |= 1 << fwd_i
                         else:
                             run.last_frame, run.last_ts = n, ts
                             run.packets += 1
-                if zw_open and win and not flags & 6:     # not SYN, not RST
+                if c.zw and win and not flags & 6:     # not SYN, not RST
                     run = zw_open.pop((c.stream, fwd_i), None)
                     if run is not None:
+                        c.zw &= ~(1 << fwd_i)
                         run.end_ts = ts
                         if len(st.zero_windows) < KEEP:
                             st.zero_windows.append(run)
                 if seglen:
-                    a = apps.get(c.stream)
+                    a = c.apps
                     if a is None:
-                        a = apps[c.stream] = _make_apps(
+                        a = c.apps = _make_apps(
                             st, c, data[poff:poff + seglen] if fast else d.payload,
                             pending_http, smb_req, hellos)
                     if a:

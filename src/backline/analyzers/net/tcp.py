@@ -104,7 +104,7 @@ class Connection:
                  "syn_frame", "syn_ts", "synack_frame", "synack_ts", "syn_from_a",
                  "first_rtt", "handshake_rtt", "retrans", "data_packets", "zero_window",
                  "analysis_counts", "rst_frames", "first_frame_from_a", "closed_ts", "key",
-                 "queued")
+                 "queued", "apps", "zw")
 
     def __init__(self, stream: int, a: bytes, ap: int, b: bytes, bp: int, frame: int, ts: int):
         self.stream = stream
@@ -129,6 +129,8 @@ class Connection:
         self.closed_ts = 0
         self.key: tuple = ()
         self.queued = False
+        self.apps: tuple | None = None   # application parsers of each direction (capture.py)
+        self.zw = 0                      # bit i: a zero-window run of direction i is open
 
     # ------------------------------------------------------------ summaries
     def originator_is_a(self) -> bool:
