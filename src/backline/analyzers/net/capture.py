@@ -298,13 +298,14 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
                     progress(reader.offset)
             # fast path: Ethernet + IPv4 (no options, not fragmented) + TCP
             fast = False
-            if lt == 1 and len(data) >= 54:
+            dl = len(data)
+            if lt == 1 and dl >= 54:
                 (et, vihl, tlen, frag, proto, src, dst, sport, dport, seq, ack, doff, flags,
                  win) = _fast(data)
                 if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
                     fast = True
                     ipv4_fast += 1
-                    wire = (orig if orig > len(data) else len(data)) - 14
+                    wire = (orig if orig > dl else dl) - 14
                     if tlen < 20 or tlen > wire:
                         tlen = wire
                     hl = (doff >> 4) << 2
@@ -314,9 +315,10 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
                             st.non_ip_frames += 1
                             continue
                         seglen = 0
-                    flags |= (doff & 1) << 8
+                    if doff & 1:
+                        flags |= 0x100                       # NS
                     poff = 34 + hl
-                    wscale = _window_scale(data, 54, min(34 + hl, len(data))) \
+                    wscale = _window_scale(data, 54, min(34 + hl, dl)) \
                         if flags & 2 and hl > 20 else -1     # SYN with options
             if not fast:
                 d = decode(lt, data, orig)
@@ -418,7 +420,6 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
 def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req: dict,
                hellos: dict) -> tuple:
     """Choose the application parsers of a new stream from its ports (and first bytes)."""
-    ports = (c.ap, c.bp)
     # server side: the SYN's destination when known, else the well-known port
     if c.syn_frame:
         a_is_client = c.originator_is_a()
@@ -430,7 +431,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
     server_name = f"{server}:{server_port}"
     stream = c.stream
 
-    if any(p in HTTP_PORTS for p in ports):
+    if c.ap in HTTP_PORTS or c.bp in HTTP_PORTS:
         def on_req(frame, ts, method, path, host):
             q = pending_http.setdefault(stream, [])
             if len(q) < 10_000:
@@ -460,7 +461,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
         pa, pb = (req, resp) if a_is_client else (resp, req)
         return (_Dir(pa), _Dir(pb))
 
-    if 53 in ports:
+    if c.ap == 53 or c.bp == 53:
         conv = (c.a, c.ap, c.b, c.bp) if a_is_client else (c.b, c.bp, c.a, c.ap)
         srv_raw = conv[2]
 
@@ -469,7 +470,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
                 frame, ts, conv, msg, from_client, srv_raw))
         return (_Dir(make_dns(a_is_client)), _Dir(make_dns(not a_is_client)))
 
-    if any(p in SMB_PORTS for p in ports):
+    if c.ap in SMB_PORTS or c.bp in SMB_PORTS:
         def on_smb(frame, ts, command, is_resp, status, mid):
             if not is_resp:
                 if len(smb_req) < 100_000:
@@ -494,7 +495,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
                                                  status, req[0] if req else 0, rtt))
         return (_Dir(Smb2Parser(on_smb)), _Dir(Smb2Parser(on_smb)))
 
-    tls_port = any(p in TLS_PORTS for p in ports)
+    tls_port = c.ap in TLS_PORTS or c.bp in TLS_PORTS
     if tls_port or looks_like_tls(payload):
         sender_addr = [format_addr(c.a), format_addr(c.b)]
 
