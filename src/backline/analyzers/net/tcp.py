@@ -322,7 +322,7 @@ class TcpTracker:
         fwd.bytes += seglen
 
         if not flags & 0x07:               # no SYN, FIN or RST: the common case
-            if flags & 0x10 and c.syn_ts and not c.first_rtt:
+            if not c.first_rtt and flags & 0x10 and c.syn_ts:
                 c.first_rtt = ts - c.syn_ts
         elif flags & SYN:
             if flags & ACK:
