@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import struct
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Callable
 
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
@@ -82,10 +82,13 @@ _DIR = struct.Struct("<I?IIIibHiQQ")        # one direction's saved sequence sta
 _TOMB = struct.Struct("<QBbQQq")            # stream, state, syn_from_a, syn/synack frame, iRTT
 
 
-def _tomb(c: "Connection") -> bytes:
-    """A retired connection's state packed small (about 120 bytes)."""
+_STATE_INDEX = {name: i for i, name in enumerate(_STATES)}
+
+
+def _tomb(c: "Connection", state: str) -> bytes:
+    """A retired connection's state (``state`` is ``c.state()``) packed small (about 120 bytes)."""
     sfa = -1 if c.syn_from_a is None else int(c.syn_from_a)
-    return _TOMB.pack(c.stream, _STATES.index(c.state()), sfa, c.syn_frame, c.synack_frame,
+    return _TOMB.pack(c.stream, _STATE_INDEX[state], sfa, c.syn_frame, c.synack_frame,
                       c.first_rtt) + b"".join(
         _DIR.pack(d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
                   d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst) for d in c.d)
@@ -209,7 +212,9 @@ class TcpTracker:
         self.on_evict: Callable[[Connection], None] | None = None
         # retired connections' sequence state, so a late packet (a FIN or RST
         # retransmitted long after the close) continues its stream as in Wireshark
-        self.tombs: dict[tuple, bytes] = {}
+        # (an OrderedDict: dropping the oldest of a plain dict that is emptied from
+        # the front rescans its deleted slots each time, quadratic over a long capture)
+        self.tombs: OrderedDict[tuple, bytes] = OrderedDict()
         self.tomb_max = 100_000
         self._last_conn: Connection | None = None
         self._last_dir = 0
@@ -259,18 +264,18 @@ class TcpTracker:
             self.closing.append(c)
 
     def _retire(self, c: Connection, tomb: bool = True) -> None:
+        st = c.state()
         if self.table.get(c.key) is c:
             del self.table[c.key]
             if tomb:
                 tombs = self.tombs
-                tombs[c.key] = _tomb(c)
+                tombs[c.key] = _tomb(c, st)
                 if len(tombs) > self.tomb_max:
-                    del tombs[next(iter(tombs))]
+                    tombs.popitem(last=False)           # the oldest
         if self._last_conn is c:
             self._last_conn = None
         if self.on_evict is not None:
             self.on_evict(c)
-        st = c.state()
         self.evicted_states[st] = self.evicted_states.get(st, 0) + 1
         if (st in PROBLEM_STATES or c.retrans or c.zero_window) and len(self.kept) < self.keep_max:
             self.kept.append(c)
