@@ -47,10 +47,10 @@ print(json.dumps({"rc": r.returncode, "wall_s": wall, "cpu_s": ru.ru_utime + ru.
 """
 
 
-def measure(cmd: list[str]) -> dict:
+def measure(cmd: list[str], env: dict | None = None) -> dict:
     """Run ``cmd`` in a fresh process; return wall/CPU seconds and its peak RSS."""
     out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True,
-                         check=True)
+                         check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -77,18 +77,17 @@ def baseline_tree(rev: str, folder: Path) -> Path:
     return folder / "src"
 
 
-def analyzer_section(cap: Path, baseline: str, repeat: int) -> None:
+def analyzer_section(cap: Path, baseline: str, base_src: Path, repeat: int) -> None:
     """Time ``analyze_capture`` now and at git revision ``baseline``, alternating; print."""
-    with tempfile.TemporaryDirectory() as d:
-        trees = [("now", ROOT / "src"), (baseline, baseline_tree(baseline, Path(d)))]
-        best: dict[str, dict] = {}
-        for _ in range(repeat):
-            for name, tree in trees:
-                out = subprocess.run([sys.executable, "-c", _ANALYZE, str(tree), str(cap)],
-                                     capture_output=True, text=True, check=True)
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                if name not in best or r["cpu_s"] < best[name]["cpu_s"]:
-                    best[name] = r
+    trees = [("now", ROOT / "src"), (baseline, base_src)]
+    best: dict[str, dict] = {}
+    for _ in range(repeat):
+        for name, tree in trees:
+            out = subprocess.run([sys.executable, "-c", _ANALYZE, str(tree), str(cap)],
+                                 capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            if name not in best or r["cpu_s"] < best[name]["cpu_s"]:
+                best[name] = r
     print(f"\nanalysis only (analyze_capture), best of {repeat}, load {os.getloadavg()[0]:.1f}")
     print(f"{'code':12} {'wall s':>8} {'cpu s':>8} {'pkt/s cpu':>12} {'peak MB':>9}")
     for name, r in best.items():
@@ -127,17 +126,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load {os.getloadavg()[0]:.1f}")
 
-    if a.analyzer_baseline:
-        analyzer_section(cap, a.analyzer_baseline, a.repeat)
-    if a.analyzer_only:
-        if not a.analyzer_baseline:
-            ap.error("--analyzer-only needs --analyzer-baseline")
-        if not a.keep:
-            cap.unlink(missing_ok=True)
-        return 0
-
-    backline = shutil.which("backline", path=str(Path(sys.executable).parent)) or "backline"
-    results = {"backline": measure([backline, "net", str(cap), "--json"])}
+    if a.analyzer_only and not a.analyzer_baseline:
+        ap.error("--analyzer-only needs --analyzer-baseline")
+    with tempfile.TemporaryDirectory() as tmp:
+        base_src = baseline_tree(a.analyzer_baseline, Path(tmp)) if a.analyzer_baseline else None
+        if base_src is not None:
+            analyzer_section(cap, a.analyzer_baseline, base_src, a.repeat)
+        if a.analyzer_only:
+            if not a.keep:
+                cap.unlink(missing_ok=True)
+            return 0
+        backline = shutil.which("backline", path=str(Path(sys.executable).parent)) or "backline"
+        results = {"backline": measure([backline, "net", str(cap), "--json"])}
+        if base_src is not None:
+            # the whole command as it was at REV: its src first on the path
+            env = dict(os.environ, PYTHONPATH=str(base_src))
+            results["baseline"] = measure(
+                [sys.executable, "-c", "import sys; from backline.cli import main; "
+                 "sys.argv[0] = 'backline'; main()", "net", str(cap), "--json"], env=env)
+            print(f"baseline: the backline command at git revision {a.analyzer_baseline}")
     tshark = shutil.which("tshark")
     if tshark and not a.no_tshark:
         results["tshark"] = measure([tshark, "-n", "-q", "-r", str(cap), "-z", "expert"])
@@ -154,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['pps_cpu']:>12,.0f} {r['max_rss_mb']:>9,.0f}")
         if r["rc"]:
             print(f"  stderr: {r['stderr']}")
+    if base_src is not None:
+        b, o = results["backline"], results["baseline"]
+        print(f"ratio backline now/{a.analyzer_baseline}: speed (cpu) "
+              f"{b['pps_cpu'] / o['pps_cpu']:.2f}x, peak memory {b['max_rss_mb'] / o['max_rss_mb']:.2f}x")
     if "tshark" in results:
         b, t = results["backline"], results["tshark"]
         print(f"\nratio backline/tshark: speed (wall) {b['pps_wall'] / t['pps_wall']:.2f}x, "
