@@ -26,7 +26,7 @@ from backline.analyzers.net.dns import DNS_PORTS, DnsTcpParser, DnsTracker
 from backline.analyzers.net.http import HTTP_PORTS, HttpParser
 from backline.analyzers.net.reader import CaptureReader
 from backline.analyzers.net.smb2 import CHANGE_NOTIFY, SMB_PORTS, Smb2Parser, is_failure
-from backline.analyzers.net.tcp import A_RETRANS, A_ZW, ACK, FIN, RST, SYN, TcpTracker, _M
+from backline.analyzers.net.tcp import A_RETRANS, A_ZW, TcpTracker, _M
 from backline.analyzers.net.tls import TLS_PORTS, TlsParser, looks_like_tls
 
 KEEP = 5_000          # failures of each kind kept with their evidence
