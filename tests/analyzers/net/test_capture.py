@@ -103,3 +103,20 @@ def test_mutated_frames_never_crash(corpus, linktype):
         n += 1
     st = analyze_reader(CaptureReader.from_bytes(f.getvalue(), "fuzz.pcap"))
     assert st.packets == n and st.problem is None
+
+
+def test_the_pass_restores_the_garbage_collector_state(corpus):
+    """The cyclic collector is paused only during the pass, also when it raises."""
+    import gc
+
+    from backline.analyzers.net.capture import analyze_capture
+    path = corpus / "net" / "cs_tcp_dupack.pcapng"
+    assert gc.isenabled()
+    s = analyze_capture(path)
+    assert gc.isenabled() and s.packets > 0
+    gc.disable()
+    try:
+        analyze_capture(path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

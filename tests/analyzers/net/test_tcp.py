@@ -98,3 +98,35 @@ def test_connection_summary():
     (run, *_rest) = st.zero_windows
     assert (run.first_frame, run.last_frame, run.packets) == (8, 10, 2)
     assert run.end_ts - run.first_ts == 701 * MS
+
+
+def test_tombstones_beyond_the_limit_drop_the_oldest_first():
+    """Retired connections leave tombstones; past ``tomb_max`` the oldest go first,
+    also after a late packet has revived (and so removed) one of them."""
+    from backline.analyzers.net.tcp import ACK, RST, SYN, TcpTracker
+
+    t = TcpTracker(grace_ns=1)
+    t.tomb_max = 3
+    a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    frame = 0
+
+    def refused(port, ts):
+        nonlocal frame
+        frame += 2
+        t.segment(frame - 1, ts, a, port, b, 80, 100, 0, SYN, 8192, 0, -1)
+        t.segment(frame, ts, b, 80, a, port, 0, 101, ACK | RST, 0, 0, -1)
+
+    for i, port in enumerate((1001, 1002, 1003)):
+        refused(port, i * 10)
+    t.evict(100)
+    assert [k[1] for k in t.tombs] == [1001, 1002, 1003]
+    # a late RST of 1001 revives its stream (its tombstone is taken back) ...
+    frame += 1
+    t.segment(frame, 101, b, 80, a, 1001, 0, 101, ACK | RST, 0, 0, -1)
+    assert [k[1] for k in t.tombs] == [1002, 1003]
+    assert t.n_streams == 3
+    # ... and retires again: it is now the newest; two more push out 1002 and 1003
+    refused(1004, 200)
+    refused(1005, 200)
+    t.evict(300)
+    assert [k[1] for k in t.tombs] == [1001, 1004, 1005]

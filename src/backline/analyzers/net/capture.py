@@ -15,6 +15,7 @@ number of packets.
 
 from __future__ import annotations
 
+import gc
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +26,13 @@ from backline.analyzers.net.dns import DNS_PORTS, DnsTcpParser, DnsTracker
 from backline.analyzers.net.http import HTTP_PORTS, HttpParser
 from backline.analyzers.net.reader import CaptureReader
 from backline.analyzers.net.smb2 import CHANGE_NOTIFY, SMB_PORTS, Smb2Parser, is_failure
-from backline.analyzers.net.tcp import A_RETRANS, A_ZW, ACK, FIN, RST, SYN, TcpTracker, _M
+from backline.analyzers.net.tcp import A_RETRANS, A_ZW, TcpTracker, _M
 from backline.analyzers.net.tls import TLS_PORTS, TlsParser, looks_like_tls
 
 KEEP = 5_000          # failures of each kind kept with their evidence
 EVICT_MASK = 0xFFF    # look for connections to retire every 4096 packets
-# Ethernet + IPv4 without options + TCP header, read in one call (fast path)
-_fast = struct.Struct("!16xHxxH4x4s4sHHIIBBH").unpack_from
+# Ethernet type, IPv4 header and TCP header, read in one call (fast path)
+_fast = struct.Struct("!12xHBxHxxHxB2x4s4sHHIIBBH").unpack_from
 
 
 @dataclass(slots=True)
@@ -147,16 +148,33 @@ class _Dir:
         self.next = -1
         self.held: dict[int, tuple] | None = None
 
-    def segment(self, frame: int, ts: int, seq: int, payload: bytes, seglen: int) -> None:
-        if self.next < 0:
-            self.next = seq
-        delta = (seq - self.next) & _M
-        if delta == 0:
+    def segment(self, frame: int, ts: int, seq: int, data: bytes, off: int, seglen: int) -> None:
+        """Feed the segment whose payload is ``data[off:off + seglen]`` (maybe cut short).
+
+        The payload is sliced only when a parser reads it: a segment in the
+        middle of a body the parser skips costs no copy.
+        """
+        nxt = self.next
+        if nxt < 0:
+            nxt = self.next = seq
+        if seq == nxt and not self.held:          # in order, nothing waiting: the common case
             p = self.parser
-            if p.skip > seglen and not self.held and len(payload) == seglen:
+            if p.skip > seglen and len(data) - off >= seglen:
                 p.skip -= seglen          # the middle of a body: nothing to parse
-                self.next = (self.next + seglen) & _M
+                self.next = (nxt + seglen) & _M
                 return
+            payload = data[off:off + seglen] if off or len(data) > seglen else data
+            self.next = (nxt + seglen) & _M
+            if len(payload) < seglen:    # snaplen cut the data: use what we have, then resync
+                if payload:
+                    p.feed(frame, ts, payload)
+                p.gap()
+            else:
+                p.feed(frame, ts, payload)
+            return
+        payload = data[off:off + seglen] if off or len(data) > seglen else data
+        delta = (seq - nxt) & _M
+        if delta == 0:
             self._feed(frame, ts, payload, seglen)
         elif delta < 0x8000_0000:                 # a hole before this segment
             held = self.held
@@ -221,10 +239,27 @@ def analyze_capture(path: str | Path, name: str | None = None,
 
 def analyze_reader(reader: CaptureReader,
                    progress: Callable[[int], None] | None = None) -> CaptureStats:
+    """Analyse every packet of ``reader``.
+
+    Python's cyclic garbage collector is paused for the pass: the loop makes
+    few reference cycles (measured: about 500 cyclic objects per 300,000
+    packets) but millions of short-lived containers, and the collector's
+    repeated scans of the long-lived connection tables cost about 15% of the
+    run.  The previous collector state is restored afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _analyze(reader, progress)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> CaptureStats:
     st = CaptureStats(path=reader.name, format=reader.format, compression=reader.compression)
     tcp = st.tcp
     dns = st.dns
-    apps: dict[int, tuple] = {}                 # stream -> (dir0, dir1) or ()
     pending_http: dict[int, list] = {}
     smb_req: dict[tuple, tuple] = {}
     zw_open: dict[tuple, ZeroWindowRun] = {}
@@ -232,124 +267,135 @@ def analyze_reader(reader: CaptureReader,
     segment = tcp.segment
 
     def on_evict(c) -> None:
-        apps.pop(c.stream, None)
+        c.apps = None
         hellos.pop(c.stream, None)
         for ex in pending_http.pop(c.stream, ()):
             st.http_unanswered += 1
             if len(st.http) < KEEP:
                 st.http.append(ex)
-        for i in (0, 1):
-            run = zw_open.pop((c.stream, i), None)
-            if run is not None and len(st.zero_windows) < KEEP:
-                st.zero_windows.append(run)
+        if c.zw:
+            c.zw = 0
+            for i in (0, 1):
+                run = zw_open.pop((c.stream, i), None)
+                if run is not None and len(st.zero_windows) < KEEP:
+                    st.zero_windows.append(run)
     tcp.on_evict = on_evict
     n = 0
     ts = 0
     evict_mask = EVICT_MASK          # module setting, read per run (tests lower it)
-    for n, ts, lt, data, orig in reader.packets():
-        if n == 1:
-            st.first_ts = ts
-        if not n & evict_mask:
-            tcp.evict(ts)
-            if not n & 0xFFFFF:
-                tcp.sweep_idle(ts)
-            if progress is not None and not n & 0xFFFF:
-                progress(reader.offset)
-        # fast path: Ethernet + IPv4 (no options, not fragmented) + TCP
-        if lt == 1 and len(data) >= 54 and data[12:15] == b"\x08\x00\x45" and data[23] == 6:
-            (tlen, frag, src, dst, sport, dport, seq, ack, doff, flags,
-             win) = _fast(data)
-            if frag & 0x3FFF:
-                fast = False
-            else:
-                fast = True
-                st.ipv4 += 1
-                wire = (orig if orig > len(data) else len(data)) - 14
-                if tlen < 20 or tlen > wire:
-                    tlen = wire
-                hl = (doff >> 4) << 2
-                seglen = tlen - 20 - hl
-                if seglen < 0 or hl < 20:
-                    if hl < 20:
-                        st.non_ip_frames += 1
-                        continue
-                    seglen = 0
-                flags |= (doff & 1) << 8
-                poff = 34 + hl
-                wscale = _window_scale(data, 54, min(34 + hl, len(data))) \
-                    if flags & SYN and hl > 20 else -1
-                proto = 6
-        else:
+    first = True
+    ipv4_fast = 0                    # IPv4 packets of the fast path (added to st.ipv4 at the end)
+    for batch in reader.batches():
+        if first:
+            st.first_ts = batch[0][1]
+            first = False
+        for n, ts, lt, data, orig in batch:
+            if not n & evict_mask:
+                tcp.evict(ts)
+                if not n & 0xFFFFF:
+                    tcp.sweep_idle(ts)
+                if progress is not None and not n & 0xFFFF:
+                    progress(reader.offset)
+            # fast path: Ethernet + IPv4 (no options, not fragmented) + TCP
             fast = False
-        if not fast:
-            d = decode(lt, data, orig)
-            if d is None:
-                if lt not in SUPPORTED_LINKTYPES:
-                    st.unsupported_linktype_frames += 1
-                else:
-                    st.non_ip_frames += 1
-                continue
-            if len(d.src) == 4:
-                st.ipv4 += 1
-            else:
-                st.ipv6 += 1
-            if d.vlan:
-                st.vlan_frames += 1
-            if d.fragment:
-                st.fragments += 1
-                continue
-            proto = d.proto
-            src, dst, sport, dport = d.src, d.dst, d.sport, d.dport
-            seq, ack, flags, win, seglen, wscale = d.seq, d.ack, d.flags, d.win, d.seglen, d.wscale
-        if proto == 6:
-            if flags & (RST | SYN):
-                if flags & RST:
-                    st.rst_frames += 1
-                if flags & SYN:
-                    if flags & ACK:
-                        st.synack_frames += 1
+            dl = len(data)
+            if lt == 1 and dl >= 54:
+                (et, vihl, tlen, frag, proto, src, dst, sport, dport, seq, ack, doff, flags,
+                 win) = _fast(data)
+                if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
+                    fast = True
+                    ipv4_fast += 1
+                    wire = (orig if orig > dl else dl) - 14
+                    if tlen < 20 or tlen > wire:
+                        tlen = wire
+                    hl = (doff >> 4) << 2
+                    seglen = tlen - 20 - hl
+                    if seglen < 0 or hl < 20:
+                        if hl < 20:
+                            st.non_ip_frames += 1
+                            continue
+                        seglen = 0
+                    if doff & 1:
+                        flags |= 0x100                       # NS
+                    poff = 34 + hl
+                    wscale = _window_scale(data, 54, min(34 + hl, dl)) \
+                        if flags & 2 and hl > 20 else -1     # SYN with options
+            if not fast:
+                d = decode(lt, data, orig)
+                if d is None:
+                    if lt not in SUPPORTED_LINKTYPES:
+                        st.unsupported_linktype_frames += 1
                     else:
-                        st.syn_frames += 1
-            af = segment(n, ts, src, sport, dst, dport, seq, ack, flags, win, seglen, wscale)
-            c = tcp._last_conn
-            fwd_i = tcp._last_dir
-            if af:
-                if af & A_RETRANS:
-                    r = st.retrans_frames.get(c.stream)
-                    st.retrans_frames[c.stream] = (r[0], n, r[2], ts) if r else (n, n, ts, ts)
-                if af & A_ZW:
-                    key = (c.stream, fwd_i)
-                    run = zw_open.get(key)
-                    if run is None:
-                        zw_open[key] = ZeroWindowRun(c.stream, format_addr(src), n, ts, n, ts, 1)
-                    else:
-                        run.last_frame, run.last_ts = n, ts
-                        run.packets += 1
-            if zw_open and win and not flags & (SYN | RST):
-                run = zw_open.pop((c.stream, fwd_i), None)
-                if run is not None:
-                    run.end_ts = ts
-                    if len(st.zero_windows) < KEEP:
-                        st.zero_windows.append(run)
-            if seglen:
-                a = apps.get(c.stream)
-                payload = data[poff:poff + seglen] if fast else d.payload
-                if a is None:
-                    a = apps[c.stream] = _make_apps(st, c, payload, pending_http, smb_req, hellos)
-                if a:
-                    a[fwd_i].segment(n, ts, seq, payload, seglen)
-        elif proto == 17:
-            st.udp += 1
-            if (sport in DNS_PORTS or dport in DNS_PORTS) and d.payload:
-                client_side = dport in DNS_PORTS and not (sport in DNS_PORTS and sport < dport)
-                if client_side:
-                    conv = (src, sport, dst, dport)
+                        st.non_ip_frames += 1
+                    continue
+                if len(d.src) == 4:
+                    st.ipv4 += 1
                 else:
-                    conv = (dst, dport, src, sport)
-                dns.message(n, ts, conv, d.payload, client_side, conv[2])
-        elif proto == 1 or proto == 58:
-            st.icmp += 1
+                    st.ipv6 += 1
+                if d.vlan:
+                    st.vlan_frames += 1
+                if d.fragment:
+                    st.fragments += 1
+                    continue
+                proto = d.proto
+                src, dst, sport, dport = d.src, d.dst, d.sport, d.dport
+                seq, ack, flags, win, seglen, wscale = d.seq, d.ack, d.flags, d.win, d.seglen, d.wscale
+            if proto == 6:
+                if flags & 6:                  # RST or SYN
+                    if flags & 4:
+                        st.rst_frames += 1
+                    if flags & 2:
+                        if flags & 16:
+                            st.synack_frames += 1
+                        else:
+                            st.syn_frames += 1
+                af = segment(n, ts, src, sport, dst, dport, seq, ack, flags, win, seglen, wscale)
+                c = tcp._last_conn
+                fwd_i = tcp._last_dir
+                if af:
+                    if af & A_RETRANS:
+                        r = st.retrans_frames.get(c.stream)
+                        st.retrans_frames[c.stream] = (r[0], n, r[2], ts) if r else (n, n, ts, ts)
+                    if af & A_ZW:
+                        key = (c.stream, fwd_i)
+                        run = zw_open.get(key)
+                        if run is None:
+                            zw_open[key] = ZeroWindowRun(c.stream, format_addr(src), n, ts, n, ts, 1)
+                            c.zw |= 1 << fwd_i
+                        else:
+                            run.last_frame, run.last_ts = n, ts
+                            run.packets += 1
+                if c.zw and win and not flags & 6:     # not SYN, not RST
+                    run = zw_open.pop((c.stream, fwd_i), None)
+                    if run is not None:
+                        c.zw &= ~(1 << fwd_i)
+                        run.end_ts = ts
+                        if len(st.zero_windows) < KEEP:
+                            st.zero_windows.append(run)
+                if seglen:
+                    a = c.apps
+                    if a is None:
+                        a = c.apps = _make_apps(
+                            st, c, data[poff:poff + seglen] if fast else d.payload,
+                            pending_http, smb_req, hellos)
+                    if a:
+                        if fast:
+                            a[fwd_i].segment(n, ts, seq, data, poff, seglen)
+                        else:
+                            a[fwd_i].segment(n, ts, seq, d.payload, 0, seglen)
+            elif proto == 17:
+                st.udp += 1
+                if (sport in DNS_PORTS or dport in DNS_PORTS) and d.payload:
+                    client_side = dport in DNS_PORTS and not (sport in DNS_PORTS and sport < dport)
+                    if client_side:
+                        conv = (src, sport, dst, dport)
+                    else:
+                        conv = (dst, dport, src, sport)
+                    dns.message(n, ts, conv, d.payload, client_side, conv[2])
+            elif proto == 1 or proto == 58:
+                st.icmp += 1
     st.packets = n
+    st.ipv4 += ipv4_fast
     st.last_ts = ts
     for run in zw_open.values():
         if len(st.zero_windows) < KEEP:
@@ -374,7 +420,6 @@ def analyze_reader(reader: CaptureReader,
 def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req: dict,
                hellos: dict) -> tuple:
     """Choose the application parsers of a new stream from its ports (and first bytes)."""
-    ports = (c.ap, c.bp)
     # server side: the SYN's destination when known, else the well-known port
     if c.syn_frame:
         a_is_client = c.originator_is_a()
@@ -386,7 +431,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
     server_name = f"{server}:{server_port}"
     stream = c.stream
 
-    if any(p in HTTP_PORTS for p in ports):
+    if c.ap in HTTP_PORTS or c.bp in HTTP_PORTS:
         def on_req(frame, ts, method, path, host):
             q = pending_http.setdefault(stream, [])
             if len(q) < 10_000:
@@ -416,7 +461,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
         pa, pb = (req, resp) if a_is_client else (resp, req)
         return (_Dir(pa), _Dir(pb))
 
-    if 53 in ports:
+    if c.ap == 53 or c.bp == 53:
         conv = (c.a, c.ap, c.b, c.bp) if a_is_client else (c.b, c.bp, c.a, c.ap)
         srv_raw = conv[2]
 
@@ -425,7 +470,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
                 frame, ts, conv, msg, from_client, srv_raw))
         return (_Dir(make_dns(a_is_client)), _Dir(make_dns(not a_is_client)))
 
-    if any(p in SMB_PORTS for p in ports):
+    if c.ap in SMB_PORTS or c.bp in SMB_PORTS:
         def on_smb(frame, ts, command, is_resp, status, mid):
             if not is_resp:
                 if len(smb_req) < 100_000:
@@ -450,7 +495,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
                                                  status, req[0] if req else 0, rtt))
         return (_Dir(Smb2Parser(on_smb)), _Dir(Smb2Parser(on_smb)))
 
-    tls_port = any(p in TLS_PORTS for p in ports)
+    tls_port = c.ap in TLS_PORTS or c.bp in TLS_PORTS
     if tls_port or looks_like_tls(payload):
         sender_addr = [format_addr(c.a), format_addr(c.b)]
 

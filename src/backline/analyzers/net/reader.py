@@ -169,8 +169,19 @@ class CaptureReader:
 
     def packets(self) -> Iterator[Packet]:
         """Yield ``(number, ts_ns, linktype, data, orig_len)`` for every good record."""
-        gen = {"pcap": self._pcap, "nsecpcap": self._pcap, "pcapng": self._pcapng,
-               "netmon2": self._netmon}[self.format]()
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[Packet]]:
+        """Yield the records as lists (one per read block for pcap, else up to 4,096).
+
+        The same records as :meth:`packets`, in order; a consumer that loops
+        over plain lists avoids a generator switch per packet.
+        """
+        if self.format in ("pcap", "nsecpcap"):
+            gen: Iterator[list[Packet]] = self._pcap()
+        else:
+            gen = _grouped({"pcapng": self._pcapng, "netmon2": self._netmon}[self.format]())
         try:
             yield from gen
         except (EOFError, OSError, gzip.BadGzipFile, struct.error) as exc:
@@ -185,7 +196,13 @@ class CaptureReader:
                 pass
 
     # ------------------------------------------------------------------ pcap
-    def _pcap(self) -> Iterator[Packet]:
+    def _pcap(self) -> Iterator[list[Packet]]:
+        """Classic pcap, one list of records per buffered block.
+
+        The inner loop walks the records that lie wholly in the buffer with
+        everything in locals; only a record that crosses the buffer's end
+        refills it (and checks for damage).
+        """
         s = self._s
         if not s.need(24):
             self._fail(TruncatedError, "file header cut short", 0, 0)
@@ -196,43 +213,53 @@ class CaptureReader:
         self.linktypes.add(linktype)
         self.interfaces = 1
         s.pos = 24
-        hdr = struct.Struct(endian + "IIII")
-        unpack = hdr.unpack_from
+        unpack = struct.Struct(endian + "IIII").unpack_from
         limit = max(MAX_RECORD, snaplen if snaplen < 0x1000_0000 else 0)
         n = 0
         last_ts = 0
-        while True:
-            buf, pos = s.buf, s.pos
-            if pos + 16 > len(buf):
+        backwards = 0
+        try:
+            while True:
+                buf, pos = s.buf, s.pos
+                size = len(buf)
+                out: list[Packet] = []
+                append = out.append
+                while pos + 16 <= size:
+                    sec, frac, incl, orig = unpack(buf, pos)
+                    end = pos + 16 + incl
+                    if end > size or incl > limit:
+                        break
+                    n += 1
+                    ts = sec * 1_000_000_000 + frac * mult
+                    if ts < last_ts:
+                        backwards += 1
+                    last_ts = ts
+                    append((n, ts, linktype, buf[pos + 16:end], orig))
+                    pos = end
+                s.pos = pos
+                self.count = n
+                if out:
+                    yield out
+                # the next record is not wholly in the buffer (or is damaged)
                 if not s.need(16):
                     if s.available():
                         self._fail(TruncatedError,
                                    f"record header cut short ({s.available()} of 16 bytes)",
                                    n + 1, s.offset)
                     break
-                buf, pos = s.buf, s.pos
-            sec, frac, incl, orig = unpack(buf, pos)
-            if incl > limit:
-                self._fail(FormatError, f"record length {incl} exceeds the maximum {limit}",
-                           n + 1, s.base + pos)
-                break
-            end = pos + 16 + incl
-            if end > len(buf):
+                incl = unpack(s.buf, s.pos)[2]
+                if incl > limit:
+                    self._fail(FormatError, f"record length {incl} exceeds the maximum {limit}",
+                               n + 1, s.offset)
+                    break
                 if not s.need(16 + incl):
                     self._fail(TruncatedError,
                                f"record data cut short ({s.available() - 16} of {incl} bytes)",
                                n + 1, s.offset)
                     break
-                buf, pos = s.buf, s.pos
-                end = pos + 16 + incl
-            n += 1
-            ts = sec * 1_000_000_000 + frac * mult
-            if ts < last_ts:
-                self._backwards += 1
-            last_ts = ts
-            s.pos = end
-            yield n, ts, linktype, buf[pos + 16:end], orig
-        self.count = n
+        finally:
+            self._backwards += backwards
+            self.count = n
         self._finish()
 
     # ---------------------------------------------------------------- pcapng
@@ -403,6 +430,23 @@ class CaptureReader:
     def _finish(self) -> None:
         if self._backwards:
             self.warnings.append(f"time goes backwards at {self._backwards} record(s)")
+
+
+def _grouped(records: Iterator[Packet], size: int = 4096) -> Iterator[list[Packet]]:
+    """Group a record iterator into lists of at most ``size``."""
+    out: list[Packet] = []
+    try:
+        for rec in records:
+            out.append(rec)
+            if len(out) >= size:
+                yield out
+                out = []
+    except (EOFError, OSError, gzip.BadGzipFile, struct.error):
+        if out:          # the good records read before the damage still count
+            yield out
+        raise
+    if out:
+        yield out
 
 
 def _options(buf: bytes, off: int, end: int, endian: str) -> Iterator[tuple[int, bytes]]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import struct
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Callable
 
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
@@ -82,13 +82,21 @@ _DIR = struct.Struct("<I?IIIibHiQQ")        # one direction's saved sequence sta
 _TOMB = struct.Struct("<QBbQQq")            # stream, state, syn_from_a, syn/synack frame, iRTT
 
 
-def _tomb(c: "Connection") -> bytes:
-    """A retired connection's state packed small (about 120 bytes)."""
+_STATE_INDEX = {name: i for i, name in enumerate(_STATES)}
+# the same bytes as _TOMB followed by _DIR twice ("<": no padding), in one call
+_TOMB_ALL = struct.Struct("<" + _TOMB.format[1:] + _DIR.format[1:] * 2)
+
+
+def _tomb(c: "Connection", state: str) -> bytes:
+    """A retired connection's state (``state`` is ``c.state()``) packed small (about 120 bytes)."""
     sfa = -1 if c.syn_from_a is None else int(c.syn_from_a)
-    return _TOMB.pack(c.stream, _STATES.index(c.state()), sfa, c.syn_frame, c.synack_frame,
-                      c.first_rtt) + b"".join(
-        _DIR.pack(d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
-                  d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst) for d in c.d)
+    d, e = c.d
+    return _TOMB_ALL.pack(
+        c.stream, _STATE_INDEX[state], sfa, c.syn_frame, c.synack_frame, c.first_rtt,
+        d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
+        d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst,
+        e.base_seq, e.base_set, e.nextseq, e.maxseqtobeacked, e.lastack, e.window,
+        e.win_scale, e.lastflags, e.dupacks, e.fin, e.rst)
 
 
 def _untomb(blob: bytes) -> tuple:
@@ -104,7 +112,7 @@ class Connection:
                  "syn_frame", "syn_ts", "synack_frame", "synack_ts", "syn_from_a",
                  "first_rtt", "handshake_rtt", "retrans", "data_packets", "zero_window",
                  "analysis_counts", "rst_frames", "first_frame_from_a", "closed_ts", "key",
-                 "queued")
+                 "queued", "apps", "zw")
 
     def __init__(self, stream: int, a: bytes, ap: int, b: bytes, bp: int, frame: int, ts: int):
         self.stream = stream
@@ -129,6 +137,8 @@ class Connection:
         self.closed_ts = 0
         self.key: tuple = ()
         self.queued = False
+        self.apps: tuple | None = None   # application parsers of each direction (capture.py)
+        self.zw = 0                      # bit i: a zero-window run of direction i is open
 
     # ------------------------------------------------------------ summaries
     def originator_is_a(self) -> bool:
@@ -207,7 +217,9 @@ class TcpTracker:
         self.on_evict: Callable[[Connection], None] | None = None
         # retired connections' sequence state, so a late packet (a FIN or RST
         # retransmitted long after the close) continues its stream as in Wireshark
-        self.tombs: dict[tuple, bytes] = {}
+        # (an OrderedDict: dropping the oldest of a plain dict that is emptied from
+        # the front rescans its deleted slots each time, quadratic over a long capture)
+        self.tombs: OrderedDict[tuple, bytes] = OrderedDict()
         self.tomb_max = 100_000
         self._last_conn: Connection | None = None
         self._last_dir = 0
@@ -257,18 +269,18 @@ class TcpTracker:
             self.closing.append(c)
 
     def _retire(self, c: Connection, tomb: bool = True) -> None:
+        st = c.state()
         if self.table.get(c.key) is c:
             del self.table[c.key]
             if tomb:
                 tombs = self.tombs
-                tombs[c.key] = _tomb(c)
+                tombs[c.key] = _tomb(c, st)
                 if len(tombs) > self.tomb_max:
-                    del tombs[next(iter(tombs))]
+                    tombs.popitem(last=False)           # the oldest
         if self._last_conn is c:
             self._last_conn = None
         if self.on_evict is not None:
             self.on_evict(c)
-        st = c.state()
         self.evicted_states[st] = self.evicted_states.get(st, 0) + 1
         if (st in PROBLEM_STATES or c.retrans or c.zero_window) and len(self.kept) < self.keep_max:
             self.kept.append(c)
@@ -302,15 +314,14 @@ class TcpTracker:
                     af |= A_REUSED
                 if fwd_i:
                     c.first_frame_from_a = False
-        elif (flags & (SYN | ACK)) == SYN:
+        elif flags & 0x02:                 # SYN (checked once; most segments skip this)
             f = c.d[fwd_i]
-            if f.base_set and seq != f.base_seq:
-                c = self._new(key, num, ts)
-                af |= A_REUSED
-        elif flags & (SYN | ACK) == SYN | ACK:
-            # Wireshark 4.0 flags a SYN-ACK with a new ISN but keeps the stream
-            f = c.d[fwd_i]
-            if f.base_set and seq != f.base_seq:
+            if not flags & 0x10:
+                if f.base_set and seq != f.base_seq:
+                    c = self._new(key, num, ts)
+                    af |= A_REUSED
+            elif f.base_set and seq != f.base_seq:
+                # Wireshark 4.0 flags a SYN-ACK with a new ISN but keeps the stream
                 af |= A_REUSED
                 f.base_seq = seq
         d = c.d
@@ -320,7 +331,10 @@ class TcpTracker:
         fwd.packets += 1
         fwd.bytes += seglen
 
-        if flags & SYN:
+        if not flags & 0x07:               # no SYN, FIN or RST: the common case
+            if not c.first_rtt and flags & 0x10 and c.syn_ts:
+                c.first_rtt = ts - c.syn_ts
+        elif flags & SYN:
             if flags & ACK:
                 if not c.synack_frame:
                     c.synack_frame = num
@@ -343,18 +357,19 @@ class TcpTracker:
                 fwd.win_scale = -2
         elif flags & ACK and c.syn_ts and not c.first_rtt:
             c.first_rtt = ts - c.syn_ts
-        if flags & RST:
-            if not fwd.rst:
-                fwd.rst = num
-            if len(c.rst_frames) < 16:
-                c.rst_frames.append((num, ts, fwd_i))
-            c.closed_ts = ts
-            self._queue(c)
-        if flags & FIN and not fwd.fin:
-            fwd.fin = num
-            if rev.fin:
+        if flags & 0x05:                   # RST or FIN
+            if flags & RST:
+                if not fwd.rst:
+                    fwd.rst = num
+                if len(c.rst_frames) < 16:
+                    c.rst_frames.append((num, ts, fwd_i))
                 c.closed_ts = ts
                 self._queue(c)
+            if flags & FIN and not fwd.fin:
+                fwd.fin = num
+                if rev.fin:
+                    c.closed_ts = ts
+                    self._queue(c)
 
         # Fast path: an in-order data segment or a pure ACK moving the ACK number,
         # with none of the conditions below possible (checked here) -> no flags.

@@ -86,19 +86,23 @@ class TlsParser:
                     self.skip = off + 5 + ln - n
                     off = n
                 break
-            body = buf[off + 5:off + 5 + ln]
-            if ctype == 20:
+            if ctype == 23:
+                pass                      # application data: opaque, never copied
+            elif ctype == 20:
                 self.encrypted = True
             elif ctype == 21:
                 self.alert_records += 1
                 if ln == 2 and not self.encrypted:
-                    self.on_alert(frame, ts, body[0], body[1])
-            elif ctype == 22 and not self.encrypted and ln >= 4 and body[0] == 1:
-                sni, ver = _client_hello(body)
+                    self.on_alert(frame, ts, buf[off + 5], buf[off + 6])
+            elif ctype == 22 and not self.encrypted and ln >= 4 and buf[off + 5] == 1:
+                sni, ver = _client_hello(buf[off + 5:off + 5 + ln])
                 self.on_hello(frame, ts, sni, ver)
             off += 5 + ln
-        rest = buf[off:]
-        self.buf = rest if len(rest) <= 65_540 else b""
+        if off >= n:
+            self.buf = b""
+        else:
+            rest = buf[off:]
+            self.buf = rest if len(rest) <= 65_540 else b""
 
 
 def _client_hello(body: bytes) -> tuple[str, str]:
