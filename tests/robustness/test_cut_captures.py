@@ -64,9 +64,6 @@ def test_damaged_captures(tmp_path, corpus, rel):
                 assert m.flagged(out.doc, p.name), f"{damage}: nothing says the capture is cut"
 
 
-@pytest.mark.xfail(reason="net analyzer: a pcapng timestamp past year 9999 (damaged if_tsresol or "
-                          "timestamp fields) raises ValueError in analyzers/net/findings.py ts_dt; "
-                          "reported to the net owner", strict=False)
 @pytest.mark.parametrize("seed", [3, 10, 22])
 def test_pcapng_with_absurd_timestamps(tmp_path, corpus, seed):
     data = (corpus / "net/zeek_pcapng_multi_interface.pcapng").read_bytes()

@@ -69,10 +69,18 @@ class Thresholds:
 
 
 def ts_dt(ns: int) -> datetime | None:
-    """Nanoseconds since the epoch as an aware UTC datetime."""
+    """Nanoseconds since the epoch as an aware UTC datetime; None when unknown or
+    outside what a datetime can hold (damaged timestamp fields).
+
+    >>> ts_dt(1_000_000_000_000_000_000).year, ts_dt(0), ts_dt(10**30)
+    (2001, None, None)
+    """
     if not ns:
         return None
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def percentile(sorted_vals: list, q: float):
