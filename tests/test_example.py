@@ -78,3 +78,13 @@ def test_the_incident_is_correlated_across_evidence(result):
     assert incidents
     arts = {Path(r.artifact).name for r in incidents[0].evidence}
     assert {"orders-service.log", "orders-lo.pcap"} <= arts
+
+
+def test_the_slow_backend_answer_is_pointed_at(result):
+    log = _member("logs/orders-service.log")
+    slow_sku = re.search(r"WARNING .* stock lookup (SKU-\d+) took (\d+) ms", log)
+    assert slow_sku, "the example's log records one slow lookup"
+    (slow,) = _by_code(result, "NET.HTTP.SLOW")
+    assert slow.evidence, "a slow-response finding must point at the slow answer"
+    assert slow_sku.group(1) in slow.evidence[0].excerpt
+    assert slow.evidence[0].locator.startswith("packet:")

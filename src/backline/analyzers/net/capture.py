@@ -16,6 +16,7 @@ number of packets.
 from __future__ import annotations
 
 import gc
+import heapq
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,10 @@ KEEP = 5_000          # failures of each kind kept with their evidence
 EVICT_MASK = 0xFFF    # look for connections to retire every 4096 packets
 # Ethernet type, IPv4 header and TCP header, read in one call (fast path)
 _fast = struct.Struct("!12xHBxHxxHxB2x4s4sHHIIBBH").unpack_from
+
+
+#: Slowest HTTP exchanges kept per server as evidence for NET.HTTP.SLOW.
+SLOWEST_KEPT = 20
 
 
 @dataclass(slots=True)
@@ -113,6 +118,7 @@ class CaptureStats:
     http_status: dict = field(default_factory=dict)
     http: list = field(default_factory=list)            # HttpExchange (failures + sample)
     http_times: dict = field(default_factory=dict)      # server -> [ns]
+    http_slowest: dict = field(default_factory=dict)    # server -> min-heap of the slowest (ns, frame, ts, method, path)
     http_unanswered: int = 0
     tls_alerts: list = field(default_factory=list)
     tls_alert_counts: dict = field(default_factory=dict)
@@ -451,9 +457,16 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
             if q:
                 ex = q.pop(0)
                 ex.status, ex.response_frame, ex.response_ts = status, frame, ts
+                took = ts - ex.request_ts
                 times = st.http_times.setdefault(server_name, [])
                 if len(times) < 200_000:
-                    times.append(ts - ex.request_ts)
+                    times.append(took)
+                slowest = st.http_slowest.setdefault(server_name, [])
+                item = (took, frame, ts, ex.method, ex.path)
+                if len(slowest) < SLOWEST_KEPT:
+                    heapq.heappush(slowest, item)
+                elif took > slowest[0][0]:
+                    heapq.heapreplace(slowest, item)
                 if status >= 400 and len(st.http) < KEEP:
                     st.http.append(ex)
         req = HttpParser(on_req, lambda *a: None)

@@ -326,10 +326,9 @@ def _http(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
         s = sorted(times)
         p50, p95, mx = percentile(s, 0.5), percentile(s, 0.95), s[-1]
         if p95 / 1e9 > th.slow_http_s:
-            slow = [ex for ex in st.http if ex.server == srv and ex.response_ts
-                    and ex.response_ts - ex.request_ts >= p95]
-            frames = [(e.response_frame, e.response_ts, f"{(e.response_ts - e.request_ts) / 1e9:.3f} s")
-                      for e in slow]
+            slow = sorted(st.http_slowest.get(srv, ()), key=lambda it: it[1])   # by frame
+            frames = [(frame, ts, f"{took / 1e9:.3f} s for {method} {path}")
+                      for took, frame, ts, method, path in slow if took >= p95]
             b.add("NET.HTTP.SLOW", f"Slow HTTP responses from {srv}: p95 {p95 / 1e9:.3f} s",
                   Severity.MEDIUM, frames, count=len(s),
                   detail=f"{len(s)} responses: p50 {p50 / 1e9:.3f} s, p95 {p95 / 1e9:.3f} s, "
