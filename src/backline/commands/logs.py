@@ -38,6 +38,21 @@ from backline.model import Severity
 
 BLOCK = 8192
 
+#: Characters a terminal would act on rather than show: C0 controls but tab and
+#: newline, DEL, C1 controls, and the bidirectional overrides that reorder text.
+_VISIBLE = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09, 0x0A)}
+_VISIBLE.update({c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+
+
+def visible(text: str) -> str:
+    r"""``text`` with terminal control characters written out as escapes, for printing
+    log content on a terminal (the records store keeps the raw text).
+
+    >>> print(visible("x\x1b]0;pwned\x07y"))
+    x\x1b]0;pwned\x07y
+    """
+    return text.translate(_VISIBLE)
+
 
 class _DefaultGroup(TyperGroup):
     """``backline logs FILE...`` runs the hidden ``show`` command."""
@@ -135,7 +150,7 @@ def show(
                              or template_id(miners[Path(name)].template(rec.message)) != template):
                 continue
             ts = rec.ts.isoformat() if rec.ts else "-"
-            typer.echo(f"{name}:{rec.line} {ts} {rec.level or rec.severity.label} {rec.text}")
+            typer.echo(visible(f"{name}:{rec.line} {ts} {rec.level or rec.severity.label} {rec.text}"))
             shown += 1
             if limit and shown >= limit:
                 break
@@ -293,6 +308,7 @@ def templates(
 def _print_table(rows: dict[str, list], top: int) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{len(rows)} templates", show_lines=False)
     for col in ("id", "count", "first seen", "last seen", "level", "template", "example"):
@@ -300,7 +316,7 @@ def _print_table(rows: dict[str, list], top: int) -> None:
     ordered = sorted(rows.items(), key=lambda kv: -kv[1][0])
     for t, (count, first, last, lvl, ex) in ordered[: top or None]:
         table.add_row(template_id(t), str(count), first.isoformat() if first else "-",
-                      last.isoformat() if last else "-", lvl or "-", t, ex)
+                      last.isoformat() if last else "-", visible(lvl or "-"), Text(visible(t)), Text(visible(ex)))
     Console(width=max(160, Console().width)).print(table)
 
 
@@ -349,14 +365,20 @@ def query_cmd(
     if as_csv:
         w = csv.writer(sys.stdout)
         w.writerow(names)
-        w.writerows(rows)
+        if sys.stdout.isatty():          # a terminal, not a file: no raw control characters
+            w.writerows([visible(v) if isinstance(v, str) else v for v in r] for r in rows)
+        else:
+            w.writerows(rows)
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(*names)
+    from rich.markup import escape
+
+    table = Table(*(escape(visible(n)) for n in names))
     for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
+        table.add_row(*(Text("" if v is None else visible(str(v))) for v in r))
     Console().print(table)
 
 

@@ -6,6 +6,7 @@ import os
 import resource
 
 from backline.analyzers.base import AnalysisContext
+from backline.analyzers.logs.reader import open_log
 from backline.analyzers.logs.text_analyzer import analyze_text_log
 from backline.model import Fact
 
@@ -57,3 +58,35 @@ def test_huge_single_line_streams(tmp_path):
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert facts["log.lines"] == 2 and facts["log.long_lines"] == 1
     assert grown_mb < 100
+
+
+def _apache(corpus) -> bytes:
+    return (corpus / "logs" / "loghub-2k" / "Apache" / "Apache_2k.log").read_bytes()
+
+
+def test_cr_only_line_ends_are_split_on_cr(tmp_path, corpus):
+    data = _apache(corpus)
+    p = tmp_path / "cr.log"
+    p.write_bytes(data.replace(b"\n", b"\r"))           # tr '\n' '\r' (old Mac line ends)
+    ctx = AnalysisContext()
+    got = _facts(list(analyze_text_log(p, "cr.log", ctx)))
+    ref = _facts(list(analyze_text_log(corpus / "logs" / "loghub-2k" / "Apache" / "Apache_2k.log",
+                                       "lf.log", AnalysisContext())))
+    assert got["log.records"] == ref["log.records"] == len(data.splitlines())
+    assert got["log.templates"] == ref["log.templates"] and got["log.long_lines"] == 0
+    assert any("CR-only" in w for w in ctx.warnings)
+
+
+def test_leading_zero_run_keeps_the_first_record(tmp_path, corpus):
+    data = _apache(corpus)
+    first = data.split(b"\n", 1)[0].decode()
+    for zeros in (4096, 300_000):                      # shorter and longer than a line may be
+        p = tmp_path / f"z{zeros}.log"
+        p.write_bytes(b"\x00" * zeros + data)          # copytruncate: zeros before the new writes
+        ctx = AnalysisContext()
+        out = list(analyze_text_log(p, "z.log", ctx))
+        facts = _facts(out)
+        assert facts["log.records"] == len(data.splitlines()) and facts["log.binary_lines"] == 0
+        assert facts["log.long_lines"] == 0
+        assert any(f"{zeros} NUL byte(s) skipped" in w for w in ctx.warnings)
+        assert next(open_log(p).numbered()) == (1, first)      # the record glued to the zeros

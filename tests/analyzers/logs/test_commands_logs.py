@@ -94,3 +94,31 @@ def test_show_reads_event_logs_too(corpus, tmp_path):
     assert len(lines) == 3 and all("system.evtx:" in x and "Disk 51" in x for x in lines)
     r = runner.invoke(app, ["logs", str(a), str(evtx), "--since", "2024-01-01", "--level", "error"])
     assert r.exit_code == 0 and r.output.count("\n") == 1      # merged: only the text log is that recent
+
+
+def _escape_log(tmp_path):
+    e = tmp_path / "e.log"
+    e.write_bytes(b"2024-01-01 10:00:00 ERROR x\x1b]0;pwned\x07y \xe2\x80\xaeevil\r done\n")
+    return e
+
+
+def test_show_renders_control_characters_visibly(tmp_path):
+    r = runner.invoke(app, ["logs", str(_escape_log(tmp_path))])
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.output and "\x07" not in r.output and "\u202e" not in r.output
+    assert "\r" not in r.output
+    assert r"x\x1b]0;pwned\x07y \u202eevil\x0d done" in r.output
+
+
+def test_templates_and_query_render_control_characters_visibly(tmp_path):
+    e = _escape_log(tmp_path)
+    for args in (["logs", "templates", str(e)], ["logs", "query", str(e), "SELECT message FROM records"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+        assert "\x1b" not in r.output and "\x07" not in r.output and r"\x1b]0;pwned\x07y" in r.output
+
+
+def test_query_csv_to_a_file_keeps_the_raw_text(tmp_path):
+    r = runner.invoke(app, ["logs", "query", str(_escape_log(tmp_path)), "SELECT message FROM records", "--csv"])
+    assert r.exit_code == 0, r.output
+    assert "x\x1b]0;pwned\x07y" in r.output          # not a terminal: the stored text as it is

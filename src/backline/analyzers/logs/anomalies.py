@@ -182,7 +182,8 @@ def new_templates(artifact: str, tpls: list[TemplateStats], stats: LogStats,
     else:
         cut_line = max(t.first_line for t in tpls) * 0.6 if tpls else 0
         late = [t for t in tpls if t.first_line > cut_line]
-    established = sum(t.count for t in tpls if t not in late)
+    late_ids = {id(t) for t in late}         # identity, not dataclass equality (quadratic)
+    established = sum(t.count for t in tpls if id(t) not in late_ids)
     if not late or established < stats.records * 0.5:
         return
     late.sort(key=lambda t: (-t.severity, -t.count, t.first_line))

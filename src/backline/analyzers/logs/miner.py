@@ -35,11 +35,16 @@ from typing import Callable, Iterable, Iterator
 
 from backline.analyzers.logs.masking import VAR, canonical, generalise_word, mask
 
-#: Distinct masked shapes kept; past this, new shapes count for their cluster only.
-SHAPE_MAX = 1_000_000
+#: Distinct masked shapes kept; past this, new shapes count for their cluster's
+#: generic shape (its template with every variable position as ``<*>``).
+SHAPE_MAX = 20_000
+
+#: Clusters (templates) kept; past this, a message that matches no cluster counts for
+#: an all-``<*>`` overflow template of its word count (counts stay exact, memory bounded).
+CLUSTER_MAX = 10_000
 
 #: Digit-normalised keys remembered by :meth:`TemplateMiner.add_block`; cleared when full.
-KEY_CACHE_MAX = 500_000
+KEY_CACHE_MAX = 50_000
 _DIGITS = str.maketrans("123456789", "000000000")
 
 _KEY_PREFIX = re.compile(r"^.*[=:](?=.)")
@@ -87,7 +92,7 @@ def _single_digit_getter(key: str) -> Callable[[str], object]:
 _RUN2 = re.compile(r"\d\d")
 
 #: Distinct raw messages remembered (exact repeats skip masking); cleared when full.
-RAW_CACHE_MAX = 200_000
+RAW_CACHE_MAX = 50_000
 
 
 def template_id(template: str) -> str:
@@ -137,6 +142,7 @@ class TemplateMiner:
         self._by_key: dict[str, int] = {}
         self._cluster_shape: dict[int, int] = {}
         self.shapes_dropped = False
+        self._overflow: dict[int, int] = {}      # word count -> overflow cluster
         self._by_key2: dict[tuple[str, object], int] = {}
         self._getters: dict[str, Callable[[str], object]] = {}
         self._tcache: dict[int, str] = {}
@@ -256,7 +262,7 @@ class TemplateMiner:
         self._version += 1
         first = words[0] if VAR not in words[0] else VAR
         key = (len(words), first)
-        bucket = self._buckets.setdefault(key, [])
+        bucket = self._buckets.get(key, ())
         best, best_sim, best_new = -1, -1.0, None
         for ci in bucket:
             cl = self._clusters[ci]
@@ -265,6 +271,14 @@ class TemplateMiner:
                 new = [generalise_word(a, b) for a, b in zip(cl.words, words)]
                 if None not in new:
                     best, best_sim, best_new = ci, sim, new
+        if best < 0 and len(self._clusters) >= CLUSTER_MAX:
+            # too many templates (free text): an all-variable cluster per word count,
+            # outside the buckets so it is never generalised or matched again
+            ci = self._overflow.get(len(words))
+            if ci is None:
+                self._clusters.append(_Cluster([VAR] * len(words), [None] * len(words)))
+                ci = self._overflow[len(words)] = len(self._clusters) - 1
+            return ci
         if best >= 0:
             cl = self._clusters[best]
             cap = self.split_values
@@ -279,7 +293,7 @@ class TemplateMiner:
             cl.words = best_new  # type: ignore[assignment]
             return best
         self._clusters.append(_Cluster(list(words), [({w} if VAR not in w else None) for w in words]))
-        bucket.append(len(self._clusters) - 1)
+        self._buckets.setdefault(key, []).append(len(self._clusters) - 1)
         return len(self._clusters) - 1
 
     @staticmethod
@@ -311,6 +325,15 @@ class TemplateMiner:
                    for i, (w, vals) in enumerate(zip(cl.words, cl.values))]
             t = self._tcache[si] = canonical(" ".join(out))
         return t
+
+    def is_overflow_shape(self, si: int) -> bool:
+        """True when shape ``si`` was counted in an overflow template (past CLUSTER_MAX)."""
+        return self._shape_cluster[si] in self._overflow.values()
+
+    @property
+    def overflow_templates(self) -> int:
+        """All-``<*>`` overflow templates made because CLUSTER_MAX was reached."""
+        return len(self._overflow)
 
     def count_of_shape(self, si: int) -> int:
         """Messages learned for a shape."""

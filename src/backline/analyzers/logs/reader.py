@@ -62,6 +62,8 @@ class ReadStats:
     long_lines: int = 0
     decode_errors: int = 0
     crlf_lines: int = 0
+    cr_only: bool = False           # old-Mac line ends: lines split on CR
+    nul_bytes: int = 0              # zero-filled runs skipped at line starts (copytruncate)
     truncated: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -135,6 +137,9 @@ class LogSource:
         except Exception as exc:  # zstandard raises its own error type
             raise FormatError(f"cannot decompress ({self.stats.compression}): {exc}",
                               artifact=self.display, locator="offset:0") from exc
+        # CR-only line ends (old Mac): CRs and not one LF in the sample
+        body = sample.lstrip(b"\x00")
+        self.stats.cr_only = b"\r" in body and b"\n" not in body
         if sample.startswith(codecs.BOM_UTF8):
             return "utf-8-sig"
         if sample.startswith(codecs.BOM_UTF16_LE):
@@ -166,6 +171,7 @@ class LogSource:
         """
         st = self.stats
         limit = self.max_line
+        cr_only = st.cr_only
         with _open_binary(self.path, st.compression) as fh:
             if self._encoding.startswith("utf-16"):
                 for line in self._utf16_lines(fh):
@@ -183,6 +189,8 @@ class LogSource:
                         yield buf
                     return
                 st.bytes_read += len(data)
+                if cr_only:
+                    data = data.replace(b"\r", b"\n")      # the file holds no LF: lossless
                 if skipping:
                     i = data.find(b"\n")
                     if i < 0:
@@ -190,6 +198,12 @@ class LogSource:
                     data = data[i + 1:]
                     skipping = False
                 buf += data
+                if buf[:1] == b"\x00":
+                    # a zero-filled run at a line start (copytruncate rotation): skipped
+                    # as it streams in, so a long run never swallows the next record
+                    kept = buf.lstrip(b"\x00")
+                    st.nul_bytes += len(buf) - len(kept)
+                    buf = kept
                 j = buf.rfind(b"\n")
                 if j >= 0:
                     yield buf[:j]
@@ -233,6 +247,8 @@ class LogSource:
             if first and text.startswith("\ufeff"):
                 text = text[1:]
             first = False
+            if self.stats.cr_only:
+                text = text.replace("\r", "\n")
             buf += text
             parts = buf.split("\n")
             buf = parts.pop()
@@ -255,7 +271,7 @@ class LogSource:
         """The lines as ``(number, text)`` tuples: :meth:`__iter__` without a
         :class:`Line` object per line (the records reader's fast path)."""
         st = self.stats
-        st.lines = st.binary_lines = st.long_lines = st.decode_errors = st.crlf_lines = 0
+        st.lines = st.binary_lines = st.long_lines = st.decode_errors = st.crlf_lines = st.nul_bytes = 0
         st.bytes_read = 0
         latin = self._encoding == "latin-1"
         limit = self.max_line
@@ -291,6 +307,12 @@ class LogSource:
             for raw in raws:
                 n += 1
                 st.lines = n
+                if raw[:1] == b"\x00":
+                    kept = raw.lstrip(b"\x00")
+                    st.nul_bytes += len(raw) - len(kept)
+                    if not kept:
+                        continue
+                    raw = kept
                 if len(raw) > limit:
                     st.long_lines += 1
                     raw = raw[:limit]
@@ -311,6 +333,11 @@ class LogSource:
                         text = raw.decode("latin-1")
                 yield n, text
         st.lines = n
+        if st.cr_only:
+            self._warn("CR-only line ends (old Mac): lines split on CR")
+        if st.nul_bytes:
+            self._warn(f"{st.nul_bytes} NUL byte(s) skipped at line starts (zero-filled run, "
+                       "e.g. copytruncate rotation)")
         if st.binary_lines:
             self._warn(f"{st.binary_lines} binary line(s) skipped")
         if st.long_lines:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
 from backline.analyzers.logs import anomalies
 from backline.analyzers.logs.crashes import LogCrashes
-from backline.analyzers.logs.miner import TemplateMiner, template_id
+from backline.analyzers.logs.miner import CLUSTER_MAX, TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
 from backline.analyzers.logs.records import LogRecord, read_record_rows, stack_trace_kind
 from backline.analyzers.logs.stats import LogStats, TemplateStats
@@ -128,6 +128,10 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
             agg = by_tpl[tpl] = TemplateStats(tpl, tid, first_line=st.first_line)
         agg.merge(st)
     tpls = list(by_tpl.values())
+    if miner.overflow_templates:
+        n_over = sum(st.count for shape, st in stats.shapes.items() if miner.is_overflow_shape(shape))
+        ctx.warn(f"{artifact}: more than {CLUSTER_MAX:,} distinct templates (free text?): {n_over} record(s) "
+                 f"counted under {miner.overflow_templates} all-<*> template(s) by word count")
 
     for w in src.stats.warnings:
         ctx.warn(f"{artifact}: {w}")
