@@ -26,6 +26,7 @@ from backline.cases.sla import Clock, ClockInput, SlaConfig, compute_clocks
 from backline.errors import CaseError, Conflict, NotFound, PermissionDenied
 from backline.model.core import utc
 from backline.storage import tables as T
+from backline.storage.db import read_engine
 
 KEY_PREFIX = "ESC-"
 KEY_BASE = 1000
@@ -83,6 +84,7 @@ class CaseService:
                  sla: SlaConfig | None = None, intake: IntakeRules | None = None,
                  events: "EventSink | None" = None):
         self.engine = engine
+        self.reader = read_engine(engine)   # reads that write nothing (no BEGIN/ROLLBACK on PostgreSQL)
         self.clock = clock
         self.sla = sla or SlaConfig.default()
         self.intake = intake or IntakeRules.default()
@@ -189,7 +191,7 @@ class CaseService:
              .join(owner_u, owner_u.c.id == T.cases.c.owner_id, isouter=True)
              .join(creator_u, creator_u.c.id == T.cases.c.created_by)
              .where(T.cases.c.key == key))
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(q).mappings().first()
             if row is None or not can_see(user, row):
                 raise NotFound(f"no case {key}", locator=f"case:{key}")
@@ -213,7 +215,7 @@ class CaseService:
         if owner:
             q = q.where(owner_u.c.name == owner)
         q = q.order_by(T.cases.c.id.desc()).limit(max(1, min(limit, 1000))).offset(max(0, offset))
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [_row_to_case(r, r["owner_name"], creator=r["creator_name"]) for r in conn.execute(q).mappings()]
 
     def update(self, user: User, key: str, changes: Mapping[str, Any], *, expected_version: int | None = None) -> Case:
@@ -412,7 +414,7 @@ class CaseService:
                         utc(n["created_at"]), now, n["revisions"] + 1)
 
     def note_history(self, user: User, note_id: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             n = conn.execute(select(T.notes).where(T.notes.c.id == note_id)).mappings().first()
             crow = n and conn.execute(select(T.cases).where(T.cases.c.id == n["case_id"])).mappings().one()
             if n is None or not can_see(user, crow) or (n["visibility"] == "internal" and not user.role.is_staff):
@@ -427,7 +429,7 @@ class CaseService:
 
     def notes(self, user: User, key: str) -> list[Note]:
         """Notes of the case; customers get public ones only."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = self._case_row(conn, user, key)
             q = (select(T.notes, T.users.c.name, T.users.c.role).join(T.users, T.users.c.id == T.notes.c.author_id)
                  .where(T.notes.c.case_id == row["id"]).order_by(T.notes.c.id))
@@ -440,7 +442,7 @@ class CaseService:
     # ------------------------------------------------------------------ audit, SLA
     def audit_log(self, user: User, key: str) -> list[AuditEntry]:
         require(user, Action.READ_AUDIT)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = self._case_row(conn, user, key)
             rows = conn.execute(select(T.audit_log).where(T.audit_log.c.case_id == row["id"])
                                 .order_by(T.audit_log.c.id)).mappings().all()
@@ -449,7 +451,7 @@ class CaseService:
 
     def sla_clocks(self, user: User, key: str, *, now: datetime | None = None) -> tuple[Clock, ...]:
         require(user, Action.READ_SLA)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = self._case_row(conn, user, key)
             return self.clocks_for_row(conn, row, now or self._now())
 
@@ -483,7 +485,7 @@ class CaseService:
         return _row_to_case(row, owner, tuple(links), tuple(parts), creator=creator)
 
     def count(self) -> int:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return conn.execute(select(func.count()).select_from(T.cases)).scalar_one()
 
 

@@ -28,6 +28,7 @@ from backline.cases.model import Role, User
 from backline.errors import PermissionDenied, UsageError
 from backline.model.core import utc
 from backline.storage import tables as T
+from backline.storage.db import read_engine
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@ -]{0,199}$")
 TOKEN_PREFIX = "bl_"
@@ -97,7 +98,7 @@ class UserStore:
             if hit[2] is not None and hit[2] <= self.clock():
                 raise PermissionDenied("API token expired")
             return hit[1]
-        with self.engine.connect() as conn:
+        with read_engine(self.engine).connect() as conn:
             row = conn.execute(select(T.users).where(T.users.c.token_hash == digest)).mappings().first()
         if row is None:
             raise PermissionDenied("invalid API token")
