@@ -107,6 +107,16 @@ def test_assign_owner_and_co_owners(world):
     with pytest.raises(PermissionDenied):
         svc.assign(u["support"], case.key, "erin")
     assert [c.key for c in svc.list(u["engineer"], owner="erin")] == [case.key]
+    # every write answers with the names as they are after it (owner, creator), like a fresh read
+    for write in (lambda: svc.set_status(u["engineer"], case.key, "investigating"),
+                  lambda: svc.update(u["engineer"], case.key, {"title": "Renamed"}),
+                  lambda: svc.assign(u["manager"], case.key, "dev")):
+        after = write()
+        fresh = svc.get(u["engineer"], case.key)
+        assert (after.owner, after.created_by, after.row_version) == (fresh.owner, fresh.created_by, fresh.row_version)
+    assert fresh.owner == "dev" and fresh.created_by == "sam"
+    audit = svc.audit_log(u["engineer"], case.key)
+    assert audit[-1].action == "assign" and audit[-1].before["owner"] == "erin" and audit[-1].after["owner"] == "dev"
 
 
 def test_visibility_of_cases(world):

@@ -95,11 +95,17 @@ class CaseService:
         return utc(self.clock())
 
     def _case_row(self, conn: Connection, user: User, key: str, *, for_update: bool = False):
-        q = select(T.cases).where(T.cases.c.key == key)
+        """The case row plus ``owner_name`` and ``creator_name`` (one query)."""
+        owner_u, creator_u = T.users.alias("owner_u"), T.users.alias("creator_u")
+        q = (select(T.cases, owner_u.c.name.label("owner_name"), creator_u.c.name.label("creator_name"))
+             .join(owner_u, owner_u.c.id == T.cases.c.owner_id, isouter=True)
+             .join(creator_u, creator_u.c.id == T.cases.c.created_by)
+             .where(T.cases.c.key == key))
         if for_update and conn.dialect.name == "postgresql":
             # FOR NO KEY UPDATE: compatible with the KEY SHARE locks that inserts of notes, audit
-            # and history rows take on the case row, so those writers never deadlock with us
-            q = q.with_for_update(key_share=True)
+            # and history rows take on the case row, so those writers never deadlock with us;
+            # OF cases: only the case row is locked (the user rows are read, not locked)
+            q = q.with_for_update(key_share=True, of=T.cases)
         row = conn.execute(q).mappings().first()
         if row is None or not can_see(user, row):
             # the same answer for "absent" and "not yours": keys are not an oracle
@@ -251,7 +257,7 @@ class CaseService:
             new_row = self._cas(conn, row, expected_version, values)
             self.audit(conn, user, "case", key, "update", before, values, row["id"])
             self._emit(conn, "case.updated", new_row, user, changes=sorted(values))
-            return self._load(conn, new_row)
+            return self._load(conn, new_row, row["owner_name"], row["creator_name"])
 
     def set_status(self, user: User, key: str, status: CaseStatus | str, *, expected_version: int | None = None,
                    reason: str | None = None) -> Case:
@@ -286,7 +292,7 @@ class CaseService:
                        {"status": target.value, "reason": reason}, row["id"])
             self._emit(conn, "case.status_changed", new_row, user, before=current.value,
                        after=target.value, reason=reason)
-            return self._load(conn, new_row)
+            return self._load(conn, new_row, row["owner_name"], row["creator_name"])
 
     def assign(self, user: User, key: str, owner: str, *, co_owners: Sequence[str] | None = None,
                expected_version: int | None = None) -> Case:
@@ -299,16 +305,14 @@ class CaseService:
             values = {"owner_id": owner_row["id"]}
             if co_owners is not None:
                 values["co_owners"] = cos
-            before_owner = None
-            if row["owner_id"] is not None:
-                before_owner = conn.execute(select(T.users.c.name).where(T.users.c.id == row["owner_id"])).scalar()
+            before_owner = row["owner_name"]
             new_row = self._cas(conn, row, expected_version, values)
             self.audit(conn, user, "case", key, "assign",
                        {"owner": before_owner, "co_owners": row["co_owners"]},
                        {"owner": owner_row["name"], "co_owners": cos if co_owners is not None else row["co_owners"]},
                        row["id"])
             self._emit(conn, "case.assigned", new_row, user, owner=owner_row["name"])
-            return self._load(conn, new_row)
+            return self._load(conn, new_row, owner_row["name"], row["creator_name"])
 
     def _staff(self, conn: Connection, name: str):
         r = conn.execute(select(T.users).where(T.users.c.name == name)).mappings().first()
