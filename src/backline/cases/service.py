@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Connection, func, insert, literal, null, select, union_all, update
+from sqlalchemy import Connection, String, cast, func, insert, literal, null, select, union_all, update
 from sqlalchemy.engine import Engine
 
 from backline.cases.access import SUPPORT_STATUS_MOVES, Action, can_see, require, visible_filter
@@ -120,6 +120,19 @@ class CaseService:
             at=self._now(), actor_id=user.id if user else None, actor=user.name if user else "system",
             case_id=case_id, entity=entity, entity_id=str(entity_id), action=action,
             before=_jsonable(before), after=_jsonable(after)))
+
+    def _audited_insert(self, ins, id_col, user: User, entity: str, action: str,
+                        before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, case_id: int):
+        """PostgreSQL: ``ins`` and the audit entry of the row it makes, as one statement
+        (``WITH new AS (INSERT ... RETURNING id) INSERT INTO audit_log ... SELECT``); the
+        statement returns the new row's id as text.  Same rows as ``execute(ins)`` + :meth:`audit`."""
+        new = ins.returning(id_col).cte("new_row")
+        A = T.audit_log.c
+        vals = {A.at: self._now(), A.actor_id: user.id, A.actor: user.name, A.case_id: case_id,
+                A.entity: entity, A.action: action, A.before: _jsonable(before), A.after: _jsonable(after)}
+        cols = [c.name for c in vals] + ["entity_id"]
+        sel = select(*[literal(v, c.type) for c, v in vals.items()], cast(new.c[id_col.name], String(64)))
+        return insert(T.audit_log).from_select(cols, sel).returning(A.entity_id)
 
     def _emit(self, conn: Connection, event: str, case_row: Mapping[str, Any], actor: User,
               **data: Any) -> None:
@@ -377,10 +390,16 @@ class CaseService:
                                .returning(*T.cases.c)).mappings().first()
             if row is None or not can_see(user, row):
                 raise NotFound(f"no case {key}", locator=f"case:{key}")   # the update is rolled back
-            nid = conn.execute(insert(T.notes).values(case_id=row["id"], author_id=user.id, body=body,
-                                                      visibility=vis.value, created_at=now, updated_at=now,
-                                                      revisions=0)).inserted_primary_key[0]
-            self.audit(conn, user, "note", nid, "create", None, {"visibility": vis.value, "body": body}, row["id"])
+            new_note = insert(T.notes).values(case_id=row["id"], author_id=user.id, body=body,
+                                              visibility=vis.value, created_at=now, updated_at=now, revisions=0)
+            after = {"visibility": vis.value, "body": body}
+            if conn.dialect.name == "postgresql":
+                # the note and its audit entry in one statement (one round trip fewer per note)
+                nid = int(conn.execute(self._audited_insert(new_note, T.notes.c.id, user, "note", "create",
+                                                            None, after, row["id"])).scalar_one())
+            else:
+                nid = conn.execute(new_note).inserted_primary_key[0]
+                self.audit(conn, user, "note", nid, "create", None, after, row["id"])
             self._emit(conn, "note.created", row, user, note_id=nid, visibility=vis.value, body=body)
             return Note(nid, key, user.name, user.role, body, vis, now, now, 0)
 
