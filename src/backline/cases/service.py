@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Connection, String, cast, func, insert, literal, null, select, union_all, update
+from sqlalchemy import Connection, String, bindparam, cast, func, insert, literal, null, select, union_all, update
 from sqlalchemy.engine import Engine
 
 from backline.cases.access import SUPPORT_STATUS_MOVES, Action, can_see, require, visible_filter
@@ -54,6 +54,32 @@ def reject_nul(*values: Any) -> None:
             stack.extend(v.values())
         elif isinstance(v, (list, tuple)):
             stack.extend(v)
+
+
+def _case_with_names():
+    owner_u, creator_u = T.users.alias("owner_u"), T.users.alias("creator_u")
+    return (select(T.cases, owner_u.c.name.label("owner_name"), creator_u.c.name.label("creator_name"))
+            .join(owner_u, owner_u.c.id == T.cases.c.owner_id, isouter=True)
+            .join(creator_u, creator_u.c.id == T.cases.c.created_by)
+            .where(T.cases.c.key == bindparam("key")))
+
+
+# Hot statements are built once: SQLAlchemy then finds their compiled form by a memoised cache key
+# instead of building the clause and its key on every request.
+_CASE_BY_KEY = _case_with_names()
+# FOR NO KEY UPDATE: compatible with the KEY SHARE locks that inserts of notes, audit and history
+# rows take on the case row, so those writers never deadlock with us; OF cases: only the case row
+# is locked (the user rows are read, not locked).  SQLite ignores it (BEGIN IMMEDIATE locks).
+_CASE_BY_KEY_LOCKED = _case_with_names().with_for_update(key_share=True, of=T.cases)
+_L, _P = T.case_links.c, T.participants.c
+_LINKS_AND_PARTICIPANTS = union_all(
+    select(literal("l").label("k"), _L.id, _L.other_key.label("a"), _L.kind.label("b"),
+           null().label("c"), null().label("d")).where(_L.case_id == bindparam("cid")),
+    select(literal("p").label("k"), _P.id, _P.name.label("a"), _P.role.label("b"),
+           _P.email.label("c"), _P.user_id.label("d")).where(_P.case_id == bindparam("cid")))
+_NOTES_ALL = (select(T.notes, T.users.c.name, T.users.c.role).join(T.users, T.users.c.id == T.notes.c.author_id)
+              .where(T.notes.c.case_id == bindparam("cid")).order_by(T.notes.c.id))
+_NOTES_PUBLIC = _NOTES_ALL.where(T.notes.c.visibility == Visibility.PUBLIC.value)
 
 
 def system_clock() -> datetime:
@@ -96,17 +122,8 @@ class CaseService:
 
     def _case_row(self, conn: Connection, user: User, key: str, *, for_update: bool = False):
         """The case row plus ``owner_name`` and ``creator_name`` (one query)."""
-        owner_u, creator_u = T.users.alias("owner_u"), T.users.alias("creator_u")
-        q = (select(T.cases, owner_u.c.name.label("owner_name"), creator_u.c.name.label("creator_name"))
-             .join(owner_u, owner_u.c.id == T.cases.c.owner_id, isouter=True)
-             .join(creator_u, creator_u.c.id == T.cases.c.created_by)
-             .where(T.cases.c.key == key))
-        if for_update and conn.dialect.name == "postgresql":
-            # FOR NO KEY UPDATE: compatible with the KEY SHARE locks that inserts of notes, audit
-            # and history rows take on the case row, so those writers never deadlock with us;
-            # OF cases: only the case row is locked (the user rows are read, not locked)
-            q = q.with_for_update(key_share=True, of=T.cases)
-        row = conn.execute(q).mappings().first()
+        q = _CASE_BY_KEY_LOCKED if for_update and conn.dialect.name == "postgresql" else _CASE_BY_KEY
+        row = conn.execute(q, {"key": key}).mappings().first()
         if row is None or not can_see(user, row):
             # the same answer for "absent" and "not yours": keys are not an oracle
             raise NotFound(f"no case {key}", locator=f"case:{key}")
@@ -205,13 +222,8 @@ class CaseService:
 
     def get(self, user: User, key: str) -> Case:
         require(user, Action.READ_CASE)
-        owner_u, creator_u = T.users.alias("owner_u"), T.users.alias("creator_u")
-        q = (select(T.cases, owner_u.c.name.label("owner_name"), creator_u.c.name.label("creator_name"))
-             .join(owner_u, owner_u.c.id == T.cases.c.owner_id, isouter=True)
-             .join(creator_u, creator_u.c.id == T.cases.c.created_by)
-             .where(T.cases.c.key == key))
         with self.reader.connect() as conn:
-            row = conn.execute(q).mappings().first()
+            row = conn.execute(_CASE_BY_KEY, {"key": key}).mappings().first()
             if row is None or not can_see(user, row):
                 raise NotFound(f"no case {key}", locator=f"case:{key}")
             return self._load(conn, row, row["owner_name"], row["creator_name"])
@@ -454,13 +466,10 @@ class CaseService:
         """Notes of the case; customers get public ones only."""
         with self.reader.connect() as conn:
             row = self._case_row(conn, user, key)
-            q = (select(T.notes, T.users.c.name, T.users.c.role).join(T.users, T.users.c.id == T.notes.c.author_id)
-                 .where(T.notes.c.case_id == row["id"]).order_by(T.notes.c.id))
-            if not user.role.is_staff:
-                q = q.where(T.notes.c.visibility == Visibility.PUBLIC.value)
+            q = _NOTES_ALL if user.role.is_staff else _NOTES_PUBLIC
             return [Note(r["id"], key, r["name"], Role(r["role"]), r["body"], Visibility(r["visibility"]),
                          utc(r["created_at"]), utc(r["updated_at"]), r["revisions"])
-                    for r in conn.execute(q).mappings()]
+                    for r in conn.execute(q, {"cid": row["id"]}).mappings()]
 
     # ------------------------------------------------------------------ audit, SLA
     def audit_log(self, user: User, key: str) -> list[AuditEntry]:
@@ -492,15 +501,9 @@ class CaseService:
                 T.users.c.id.in_({row["created_by"], row["owner_id"] or row["created_by"]}))).all())
             owner = names.get(row["owner_id"]) if row["owner_id"] is not None else None
             creator = names.get(row["created_by"])
-        L, P = T.case_links.c, T.participants.c
-        q = union_all(
-            select(literal("l").label("k"), L.id, L.other_key.label("a"), L.kind.label("b"),
-                   null().label("c"), null().label("d")).where(L.case_id == row["id"]),
-            select(literal("p").label("k"), P.id, P.name.label("a"), P.role.label("b"),
-                   P.email.label("c"), P.user_id.label("d")).where(P.case_id == row["id"]))
         links: list[str] = []
         parts: list[Participant] = []
-        for k, _id, a, b, c, d in sorted(conn.execute(q).all(), key=lambda r: (r[0], r[1])):
+        for k, _id, a, b, c, d in sorted(conn.execute(_LINKS_AND_PARTICIPANTS, {"cid": row["id"]}).all(), key=lambda r: (r[0], r[1])):
             if k == "l":
                 links.append(a)
             else:
