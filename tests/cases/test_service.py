@@ -107,6 +107,16 @@ def test_assign_owner_and_co_owners(world):
     with pytest.raises(PermissionDenied):
         svc.assign(u["support"], case.key, "erin")
     assert [c.key for c in svc.list(u["engineer"], owner="erin")] == [case.key]
+    # every write answers with the names as they are after it (owner, creator), like a fresh read
+    for write in (lambda: svc.set_status(u["engineer"], case.key, "investigating"),
+                  lambda: svc.update(u["engineer"], case.key, {"title": "Renamed"}),
+                  lambda: svc.assign(u["manager"], case.key, "dev")):
+        after = write()
+        fresh = svc.get(u["engineer"], case.key)
+        assert (after.owner, after.created_by, after.row_version) == (fresh.owner, fresh.created_by, fresh.row_version)
+    assert fresh.owner == "dev" and fresh.created_by == "sam"
+    audit = svc.audit_log(u["engineer"], case.key)
+    assert audit[-1].action == "assign" and audit[-1].before["owner"] == "erin" and audit[-1].after["owner"] == "dev"
 
 
 def test_visibility_of_cases(world):
@@ -200,3 +210,23 @@ def test_links_and_participants(world):
     with pytest.raises(NotFound):
         svc.link(u["engineer"], a.key, "ESC-4242")
     assert len(svc.list(u["engineer"])) == 2                  # the refused case was not written
+
+
+def test_note_audit_entry_is_stored_like_every_other_entry(world, engine):
+    """On PostgreSQL the note and its audit entry are one statement; the rows must be the same."""
+    from sqlalchemy import select as sel
+
+    from backline.storage import tables as T
+
+    svc, u, _ = world
+    case = new_case(svc, u, product="other")
+    note = svc.add_note(u["engineer"], case.key, "Heap dump shows 2 GB of session objects", "public")
+    with engine.connect() as conn:
+        rows = conn.execute(sel(T.audit_log, T.audit_log.c.before.is_(None).label("before_is_sql_null"))
+                            .where(T.audit_log.c.case_id == case.id).order_by(T.audit_log.c.id)).mappings().all()
+    created, noted = rows[0], rows[-1]
+    assert (noted["entity"], noted["entity_id"], noted["action"]) == ("note", str(note.id), "create")
+    assert (noted["actor"], noted["actor_id"]) == ("erin", u["engineer"].id)
+    assert noted["after"] == {"visibility": "public", "body": "Heap dump shows 2 GB of session objects"}
+    assert noted["before"] is None and noted["before_is_sql_null"] == created["before_is_sql_null"]
+    assert noted["at"] is not None and svc.notes(u["engineer"], case.key)[-1].id == note.id

@@ -28,6 +28,7 @@ from backline.cases.model import Role, User
 from backline.errors import PermissionDenied, UsageError
 from backline.model.core import utc
 from backline.storage import tables as T
+from backline.storage.db import read_engine
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@ -]{0,199}$")
 TOKEN_PREFIX = "bl_"
@@ -87,17 +88,28 @@ class UserStore:
         self._cache.clear()
         return token
 
-    def authenticate(self, token: str | None) -> User:
-        """The user holding ``token``; PermissionDenied when missing, wrong, expired or disabled."""
+    def authenticate_cached(self, token: str | None) -> User | None:
+        """The user holding ``token`` if this process looked it up in the last few seconds,
+        else None; no database access (so the API can call it on its event loop).
+        Raises PermissionDenied like :meth:`authenticate` for a missing or expired token."""
         if not token:
             raise PermissionDenied("missing API token (send 'Authorization: Bearer <token>')")
-        digest = hash_token(token)
-        hit = self._cache.get(digest)
+        hit = self._cache.get(hash_token(token))
         if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
             if hit[2] is not None and hit[2] <= self.clock():
                 raise PermissionDenied("API token expired")
             return hit[1]
-        with self.engine.connect() as conn:
+        return None
+
+    def authenticate(self, token: str | None) -> User:
+        """The user holding ``token``; PermissionDenied when missing, wrong, expired or disabled."""
+        if not token:
+            raise PermissionDenied("missing API token (send 'Authorization: Bearer <token>')")
+        cached = self.authenticate_cached(token)
+        if cached is not None:
+            return cached
+        digest = hash_token(token)
+        with read_engine(self.engine).connect() as conn:
             row = conn.execute(select(T.users).where(T.users.c.token_hash == digest)).mappings().first()
         if row is None:
             raise PermissionDenied("invalid API token")

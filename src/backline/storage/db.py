@@ -76,6 +76,24 @@ def make_engine(url: str | None = None, *, schema: str | None = None, pool_size:
                        artifact=_safe(url))
 
 
+def read_engine(engine: Engine) -> Engine:
+    """The engine to use for reads that write nothing.
+
+    On PostgreSQL it runs in autocommit: a read-only request under READ COMMITTED
+    gets a fresh snapshot per statement either way, so the transaction around it
+    only cost two round trips (``BEGIN`` and ``ROLLBACK``).  It shares the pool of
+    ``engine``.  SQLite keeps ``engine`` as it is.
+
+    >>> import tempfile, pathlib
+    >>> eng = make_engine(f"sqlite:///{pathlib.Path(tempfile.mkdtemp())}/t.db")
+    >>> read_engine(eng) is eng
+    True
+    """
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 def _safe(url: str) -> str:
     """The URL without a password."""
     if "@" in url and "://" in url:

@@ -108,14 +108,19 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
         return _err(exc.status_code, code, str(exc.detail))
 
     # ---------------------------------------------------------------- auth
-    def current_user(authorization: str | None = Header(default=None)) -> User:
+    async def current_user(authorization: str | None = Header(default=None)) -> User:
+        # async: a token seen in the last seconds is answered on the event loop, without a
+        # trip through the thread pool; only a cache miss reads the database (in a thread)
         if not authorization:
             raise AuthError("missing API token (send 'Authorization: Bearer <token>')")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("use 'Authorization: Bearer <token>'")
         try:
-            return hub.users.authenticate(token.strip())
+            user = hub.users.authenticate_cached(token.strip())
+            if user is None:
+                user = await run_in_threadpool(hub.users.authenticate, token.strip())
+            return user
         except PermissionDenied as exc:
             raise AuthError(exc.message) from None
 
