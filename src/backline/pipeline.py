@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backline import __version__
 from backline.analyzers.registry import all_analyzer_classes
-from backline.analyzers.runner import DEFAULT_MAX_EVENTS, ProgressFn, RunSettings, run_all
+from backline.analyzers.runner import DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT_S, ProgressFn, RunSettings, run_all
 from backline.errors import UsageError
 from backline.knowledge.correlate import correlate
 from backline.model import AnalysisResult, Artifact, ArtifactKind, Event, Finding
@@ -50,6 +50,7 @@ class AnalyzeOptions:
     analyzers: tuple[str, ...] | None = None
     max_events_per_artifact: int = DEFAULT_MAX_EVENTS
     keep_work_dir: bool = False
+    timeout_s: float | None = DEFAULT_TIMEOUT_S   # per analyzer and artifact; None = no limit
     correlate: bool = True                  # cross-artifact incident findings (knowledge.correlate)
 
 
@@ -106,6 +107,7 @@ def analyze(
             symbol_paths=tuple(str(p) for p in (*options.symbol_paths, *bundle_syms)),
             binary_paths=tuple(str(p) for p in (*options.binary_paths, *bundle_bins)),
             max_events=options.max_events_per_artifact,
+            timeout_s=options.timeout_s,
         )
         out = run_all(intake.artifacts, classes, settings, jobs=options.jobs, progress=progress)
     finally:

@@ -112,3 +112,29 @@ def test_event_cap_is_counted(tmp_path):
     run = out.runs[0]
     assert len(out.events) == 10 and run.events == 50
     assert any("40 more events" in w for w in run.warnings)
+
+
+class Spins(Analyzer):
+    name = "test.spins"
+    version = "1"
+    consumes = frozenset({ArtifactKind.TEXT_LOG})
+
+    def analyze(self, artifact, ctx):
+        yield Fact("started", True, artifact.path)
+        while True:                      # a parser stuck in a loop, swallowing errors as it goes
+            try:
+                sum(range(1000))
+            except Exception:            # noqa: BLE001 - must not swallow the time limit
+                pass
+
+
+def test_time_limit_fails_only_the_stuck_task(tmp_path):
+    a = _art(tmp_path, "a.log", "ERROR x\n")
+    for jobs in (1, 2):
+        out = run_all([a], [Spins, CountLines], RunSettings(timeout_s=0.5), jobs=jobs)
+        by = {r.analyzer: r for r in out.runs}
+        stuck = by["test.spins"]
+        assert stuck.status is RunStatus.FAILED and "time limit of 0.5 s" in stuck.reason
+        assert "while True" in stuck.traceback or "sum(range" in stuck.traceback   # where it was stuck
+        assert by["test.count"].status is RunStatus.OK
+        assert any(f.name == "started" for f in out.facts)

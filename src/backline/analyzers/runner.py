@@ -14,6 +14,8 @@ analyzer for its kind).
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -32,6 +34,39 @@ DEFAULT_MAX_EVENTS = 20_000
 #: Most findings kept per task (a runaway analyzer cannot flood the report).
 MAX_FINDINGS = 2_000
 MAX_FACTS = 5_000
+#: Time limit of one analyzer on one artifact (None = no limit).
+DEFAULT_TIMEOUT_S = 900.0
+
+
+class AnalyzerTimeout(BaseException):
+    """Raised inside an analyzer that ran past its time limit.  A BaseException, so an
+    analyzer's own ``except Exception`` (used to skip one bad record) cannot swallow it."""
+
+
+class _TimeLimit:
+    """Interrupt the Python code of an analyzer after ``seconds`` (SIGALRM; main thread of a
+    Unix process only, elsewhere no limit).  Native code is interrupted when it returns to Python."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.armed = False
+
+    def _fire(self, signum, frame):  # noqa: ARG002 - signal handler signature
+        raise AnalyzerTimeout(f"time limit of {self.seconds:g} s reached")
+
+    def __enter__(self):
+        if (self.seconds and hasattr(signal, "setitimer")
+                and threading.current_thread() is threading.main_thread()):
+            self.previous = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self.armed = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +79,7 @@ class RunSettings:
     binary_paths: tuple[str, ...] = ()
     options: tuple[tuple[str, object], ...] = ()
     max_events: int = DEFAULT_MAX_EVENTS
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
 
 
 @dataclass(slots=True)
@@ -92,31 +128,32 @@ def run_task(cls: type[Analyzer], artifact: Artifact, settings: RunSettings, ind
     dropped = {"events": 0, "findings": 0, "facts": 0}
     status, reason, tb = RunStatus.OK, "", ""
     try:
-        analyzer = cls()
-        for item in analyzer.analyze(artifact, ctx):
-            if isinstance(item, Event):
-                if len(result.events) < settings.max_events:
-                    result.events.append(_stamp(item, cls.name))
+        with _TimeLimit(settings.timeout_s):
+            analyzer = cls()
+            for item in analyzer.analyze(artifact, ctx):
+                if isinstance(item, Event):
+                    if len(result.events) < settings.max_events:
+                        result.events.append(_stamp(item, cls.name))
+                    else:
+                        dropped["events"] += 1
+                elif isinstance(item, Finding):
+                    if len(result.findings) < MAX_FINDINGS:
+                        result.findings.append(_stamp(item, cls.name))
+                    else:
+                        dropped["findings"] += 1
+                elif isinstance(item, Fact):
+                    if len(result.facts) < MAX_FACTS:
+                        result.facts.append(_stamp(item, cls.name))
+                    else:
+                        dropped["facts"] += 1
                 else:
-                    dropped["events"] += 1
-            elif isinstance(item, Finding):
-                if len(result.findings) < MAX_FINDINGS:
-                    result.findings.append(_stamp(item, cls.name))
-                else:
-                    dropped["findings"] += 1
-            elif isinstance(item, Fact):
-                if len(result.facts) < MAX_FACTS:
-                    result.facts.append(_stamp(item, cls.name))
-                else:
-                    dropped["facts"] += 1
-            else:
-                raise TypeError(f"analyzer yielded {type(item).__name__}, expected Event, Finding or Fact")
+                    raise TypeError(f"analyzer yielded {type(item).__name__}, expected Event, Finding or Fact")
     except KeyboardInterrupt:
         raise
     except BacklineError as exc:  # the input is bad, and the message says where: no traceback
         status = RunStatus.FAILED
         reason = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # failure isolation: this is data, not a crash
+    except (Exception, AnalyzerTimeout) as exc:  # failure isolation: this is data, not a crash
         status = RunStatus.FAILED
         reason = f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc(limit=30)

@@ -119,6 +119,9 @@ def analyze_cmd(
     binaries: List[Path] = typer.Option([], "--binaries", help="Folder with executables/libraries for cores (repeatable)."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not copy evidence into the evidence store."),
     keep_work: Optional[Path] = typer.Option(None, "--work-dir", help="Keep extracted files and analyzer outputs here."),
+    timeout: float = typer.Option(900.0, "--timeout", min=0,
+                                  help="Seconds one analyzer may spend on one file before its run is "
+                                       "recorded as failed (0 = no limit)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Analyse a customer's evidence and report what is wrong.
@@ -180,6 +183,7 @@ def analyze_cmd(
     options = AnalyzeOptions(
         work_dir=keep_work, tz=tz, jobs=jobs, store=store,
         symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
+        timeout_s=timeout or None,
     )
     try:
         with _Progress(quiet) as prog:
