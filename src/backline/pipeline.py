@@ -26,7 +26,7 @@ from backline.analyzers.registry import all_analyzer_classes
 from backline.analyzers.runner import DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT_S, ProgressFn, RunSettings, run_all
 from backline.errors import UsageError
 from backline.knowledge.correlate import correlate
-from backline.model import AnalysisResult, Artifact, ArtifactKind, Event, Finding
+from backline.model import AnalysisResult, Artifact, ArtifactKind, Event
 from backline.storage.blobs import BlobStore
 
 
@@ -194,6 +194,3 @@ def _with_time_ranges(artifacts: Sequence[Artifact], events: Sequence[Event]) ->
         out.append(a)
     return tuple(out)
 
-
-def worst_severity(findings: Sequence[Finding]):
-    return max((f.severity for f in findings), default=None)

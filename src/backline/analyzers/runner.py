@@ -20,7 +20,7 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
@@ -180,8 +180,6 @@ def run_task(cls: type[Analyzer], artifact: Artifact, settings: RunSettings, ind
 def _stamp(item, analyzer_name: str):
     """Fill in the analyzer name when the analyzer left it empty."""
     if getattr(item, "analyzer", "x") == "":
-        from dataclasses import replace
-
         return replace(item, analyzer=analyzer_name)
     return item
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from backline.errors import BacklineError, NothingReadable, UsageError
+from backline.errors import BacklineError, UsageError
 from backline.evidence.names import render_name
 from backline.model import Severity
 
@@ -63,8 +63,7 @@ class _Progress:
             if self.task is None:
                 self.task = self.bar.add_task("Reading evidence", total=None, item="")
             self.bar.update(self.task, item=message[-60:])
-        else:
-            pass  # intake is quick per file; plain mode reports the analysis steps only
+        # plain mode: intake is quick per file, only the analysis steps are reported
 
     def analysis(self, desc: str, done: int, total: int) -> None:
         if self.quiet:
@@ -188,11 +187,7 @@ def analyze_cmd(
     try:
         with _Progress(quiet) as prog:
             result = analyze(paths, options, intake_progress=prog.intake, progress=prog.analysis)
-    except NothingReadable as exc:
-        _fail(str(exc))
-    except UsageError as exc:
-        _fail(str(exc))
-    except BacklineError as exc:
+    except BacklineError as exc:          # NothingReadable, UsageError, StorageError...: one line, exit 2
         _fail(str(exc))
 
     from backline.report import build_report, iter_json, render_html, render_markdown, render_text, write_reports
@@ -205,8 +200,10 @@ def analyze_cmd(
         if file_formats:
             try:
                 written = write_reports(report, out, file_formats)
-            except (BacklineError, OSError) as exc:
-                _fail(f"{exc}" if isinstance(exc, BacklineError) else f"{render_name(str(out))[0]}: {exc.strerror or exc}")
+            except BacklineError as exc:
+                _fail(str(exc))
+            except OSError as exc:
+                _fail(f"{render_name(str(out))[0]}: {exc.strerror or exc}")
     if "text" in formats:
         render_text(report, Console(stderr=machine_to_stdout, highlight=False), written=written or None)
     elif written:
@@ -224,9 +221,7 @@ def analyze_cmd(
             elif f == "html":
                 sys.stdout.write(render_html(report) + "\n")
 
-    readable = [a for a in result.artifacts if a.readable]
-    if not readable:
-        _fail("nothing readable in the given evidence", 2)
+    # (nothing readable at all was refused above: intake raises NothingReadable)
     if threshold is not None and any(fd.severity >= threshold for fd in result.findings):
         raise typer.Exit(1)
 

@@ -51,6 +51,13 @@ def _clusters(events: Sequence[Event], window: timedelta) -> list[list[Event]]:
     return out
 
 
+def _evidence(e: Event) -> EvidenceRef:
+    """The event's own reference (with its summary as excerpt when it has none), or its time."""
+    if e.ref is None:
+        return EvidenceRef(e.artifact, f"time:{e.ts.isoformat()}", e.summary)
+    return e.ref if e.ref.excerpt else EvidenceRef(e.ref.artifact, e.ref.locator, e.summary)
+
+
 def correlate(events: Sequence[Event], settings: CorrelationSettings | None = None) -> list[Finding]:
     """Incidents that show in two or more artifacts within ``settings.window`` of each other."""
     s = settings or CorrelationSettings()
@@ -71,10 +78,7 @@ def correlate(events: Sequence[Event], settings: CorrelationSettings | None = No
             firsts.append(max((e for e in cluster if e.artifact == art),
                               key=lambda e: (e.severity, -e.ts.timestamp())))
         firsts.sort(key=lambda e: e.ts)
-        refs = tuple(e.ref if e.ref is not None else EvidenceRef(e.artifact, f"time:{e.ts.isoformat()}", e.summary)
-                     for e in firsts[: s.max_evidence])
-        refs = tuple(r if r.excerpt else EvidenceRef(r.artifact, r.locator, e.summary)
-                     for r, e in zip(refs, firsts))
+        refs = tuple(_evidence(e) for e in firsts[: s.max_evidence])
         start, end = cluster[0].ts, cluster[-1].ts
         span = (end - start).total_seconds()
         kinds = Counter(e.kind for e in cluster)
