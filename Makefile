@@ -2,12 +2,14 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# the compiled part (Cython) is rebuilt when its source changes
+BUILD  := pyproject.toml setup.py src/backline/analyzers/net/_engine.pyx
+STAMP  := $(VENV)/.installed-$(shell cat $(BUILD) | sha1sum | cut -c1-12)
 JOBS   ?= 2
 
 .PHONY: demo test venv example bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): $(BUILD)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

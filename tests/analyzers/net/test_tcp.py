@@ -103,7 +103,7 @@ def test_connection_summary():
 def test_tombstones_beyond_the_limit_drop_the_oldest_first():
     """Retired connections leave tombstones; past ``tomb_max`` the oldest go first,
     also after a late packet has revived (and so removed) one of them."""
-    from backline.analyzers.net.tcp import ACK, RST, SYN, TcpTracker
+    from backline.analyzers.net.tcp import ACK, RST, SYN, TcpTracker, split_key
 
     t = TcpTracker(grace_ns=1)
     t.tomb_max = 3
@@ -119,14 +119,14 @@ def test_tombstones_beyond_the_limit_drop_the_oldest_first():
     for i, port in enumerate((1001, 1002, 1003)):
         refused(port, i * 10)
     t.evict(100)
-    assert [k[1] for k in t.tombs] == [1001, 1002, 1003]
+    assert [split_key(k)[1] for k in t.tombs] == [1001, 1002, 1003]
     # a late RST of 1001 revives its stream (its tombstone is taken back) ...
     frame += 1
     t.segment(frame, 101, b, 80, a, 1001, 0, 101, ACK | RST, 0, 0, -1)
-    assert [k[1] for k in t.tombs] == [1002, 1003]
+    assert [split_key(k)[1] for k in t.tombs] == [1002, 1003]
     assert t.n_streams == 3
     # ... and retires again: it is now the newest; two more push out 1002 and 1003
     refused(1004, 200)
     refused(1005, 200)
     t.evict(300)
-    assert [k[1] for k in t.tombs] == [1001, 1004, 1005]
+    assert [split_key(k)[1] for k in t.tombs] == [1001, 1004, 1005]

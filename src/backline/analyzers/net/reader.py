@@ -26,7 +26,9 @@ import io
 import struct
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
+
+from backline.analyzers.net._engine import Engine
 
 from backline.errors import FormatError, TruncatedError
 
@@ -34,6 +36,7 @@ from backline.errors import FormatError, TruncatedError
 MAX_RECORD = 262_144
 _CHUNK = 4 << 20
 _EPOCH_1601_NS = 11_644_473_600 * 1_000_000_000
+_TS_MIN, _TS_MAX = -(1 << 63), (1 << 63) - 1     # nanosecond time stamps the analysis holds
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000, "pcap"),
@@ -175,13 +178,59 @@ class CaptureReader:
     def batches(self) -> Iterator[list[Packet]]:
         """Yield the records as lists (one per read block for pcap, else up to 4,096).
 
-        The same records as :meth:`packets`, in order; a consumer that loops
-        over plain lists avoids a generator switch per packet.
+        The same records as :meth:`packets`, in order.
         """
         if self.format in ("pcap", "nsecpcap"):
-            gen: Iterator[list[Packet]] = self._pcap()
+            collect: list[Packet] = []
+            engine = Engine(collect=collect)
+
+            def blocks() -> Iterator[list[Packet]]:
+                for _ in self._pcap(engine):
+                    if collect:
+                        yield collect[:]
+                        collect.clear()
+            gen: Iterator[list[Packet]] = blocks()
         else:
             gen = _grouped({"pcapng": self._pcapng, "netmon2": self._netmon}[self.format]())
+        yield from self._guarded(gen)
+
+    def feed(self, engine: Engine, progress: Callable[[int], None] | None = None) -> None:
+        """Hand every good record to ``engine`` (the compiled analysis, :mod:`._engine`).
+
+        Classic pcap is walked by the engine itself, a read block at a time;
+        the other formats are read here and handed over frame by frame.
+        ``progress(offset)`` is called now and then with the bytes consumed.
+        """
+        if self.format in ("pcap", "nsecpcap"):
+            def run() -> Iterator[None]:
+                for _ in self._pcap(engine):
+                    if progress is not None:
+                        progress(self._s.offset)
+                    yield None
+        else:
+            records = {"pcapng": self._pcapng, "netmon2": self._netmon}[self.format]()
+            frame = engine.frame
+
+            def run() -> Iterator[None]:
+                absurd = 0
+                try:
+                    for n, ts, lt, data, orig in records:
+                        if not _TS_MIN <= ts <= _TS_MAX:     # damaged time stamp: clamp
+                            ts = _TS_MIN if ts < _TS_MIN else _TS_MAX
+                            absurd += 1
+                        frame(ts, lt, data, min(orig, 0xFFFF_FFFF))
+                        if progress is not None and not n & 0xFFFF:
+                            progress(self._s.offset)
+                finally:
+                    if absurd:
+                        self.warnings.append(f"{absurd} record(s) with a time stamp outside "
+                                             "the years 1678-2262 (read as the nearest limit)")
+                yield None
+        for _ in self._guarded(run()):
+            pass
+
+    def _guarded(self, gen: Iterator) -> Iterator:
+        """Run a reading generator; an unreadable stream ends it with :attr:`problem` set."""
         try:
             yield from gen
         except (EOFError, OSError, gzip.BadGzipFile, struct.error) as exc:
@@ -196,12 +245,11 @@ class CaptureReader:
                 pass
 
     # ------------------------------------------------------------------ pcap
-    def _pcap(self) -> Iterator[list[Packet]]:
-        """Classic pcap, one list of records per buffered block.
+    def _pcap(self, engine: Engine) -> Iterator[None]:
+        """Classic pcap: the engine walks the records that lie wholly in the buffer.
 
-        The inner loop walks the records that lie wholly in the buffer with
-        everything in locals; only a record that crosses the buffer's end
-        refills it (and checks for damage).
+        Only a record that crosses the buffer's end refills it (and is checked
+        for damage); one step is yielded per read block.
         """
         s = self._s
         if not s.need(24):
@@ -215,31 +263,15 @@ class CaptureReader:
         s.pos = 24
         unpack = struct.Struct(endian + "IIII").unpack_from
         limit = max(MAX_RECORD, snaplen if snaplen < 0x1000_0000 else 0)
-        n = 0
-        last_ts = 0
-        backwards = 0
+        big = endian == ">"
+        block = engine.pcap_block
+        n0 = engine.n
         try:
             while True:
-                buf, pos = s.buf, s.pos
-                size = len(buf)
-                out: list[Packet] = []
-                append = out.append
-                while pos + 16 <= size:
-                    sec, frac, incl, orig = unpack(buf, pos)
-                    end = pos + 16 + incl
-                    if end > size or incl > limit:
-                        break
-                    n += 1
-                    ts = sec * 1_000_000_000 + frac * mult
-                    if ts < last_ts:
-                        backwards += 1
-                    last_ts = ts
-                    append((n, ts, linktype, buf[pos + 16:end], orig))
-                    pos = end
-                s.pos = pos
-                self.count = n
-                if out:
-                    yield out
+                s.pos = block(s.buf, s.pos, linktype, mult, big, limit)
+                self.count = engine.n - n0
+                yield None
+                n = self.count
                 # the next record is not wholly in the buffer (or is damaged)
                 if not s.need(16):
                     if s.available():
@@ -258,8 +290,8 @@ class CaptureReader:
                                n + 1, s.offset)
                     break
         finally:
-            self._backwards += backwards
-            self.count = n
+            self._backwards += engine.backwards
+            self.count = engine.n - n0
         self._finish()
 
     # ---------------------------------------------------------------- pcapng

@@ -1,0 +1,1631 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""The compiled per-packet path of the capture analysis.
+
+Everything that runs once per packet lives here, typed: walking pcap
+records in a read buffer, decoding link/IP/TCP/UDP headers, Wireshark's TCP
+sequence analysis (``tcp_analyze_sequence_number`` of
+``epan/dissectors/packet-tcp.c``, re-implemented from its documented rules)
+and feeding in-order payload to the application parsers.  Python objects are
+made only where Python code needs them: a new connection, a segment an
+application parser must read, a DNS message, a flagged packet.
+
+The Python modules keep the public names: :mod:`.tcp` (``TcpTracker``,
+``Connection``), :mod:`.decode` (``decode``), :mod:`.capture`
+(``analyze_capture``), :mod:`.reader` (``CaptureReader``).
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_SIZE
+
+import heapq
+import struct
+from collections import OrderedDict, deque
+
+# ---------------------------------------------------------------- TCP flags
+FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+#: Analysis flag names in the order of the oracle files; bit i is FLAG_NAMES[i].
+FLAG_NAMES = (
+    "retransmission", "fast_retransmission", "spurious_retransmission", "out_of_order",
+    "lost_segment", "ack_lost_segment", "duplicate_ack", "zero_window", "zero_window_probe",
+    "zero_window_probe_ack", "window_full", "window_update", "keep_alive", "keep_alive_ack",
+    "reused_ports",
+)
+
+cdef enum:
+    F_FIN = 0x01
+    F_SYN = 0x02
+    F_RST = 0x04
+    F_ACK = 0x10
+    C_RETRANS = 1
+    C_FAST = 2
+    C_SPURIOUS = 4
+    C_OOO = 8
+    C_LOST = 16
+    C_ACK_LOST = 32
+    C_DUPACK = 64
+    C_ZW = 128
+    C_ZWP = 256
+    C_ZWPA = 512
+    C_WFULL = 1024
+    C_WUPD = 2048
+    C_KA = 4096
+    C_KAA = 8192
+    C_REUSED = 16384
+    NFLAGS = 15
+
+A_RETRANS, A_FAST, A_SPURIOUS, A_OOO, A_LOST, A_ACK_LOST, A_DUPACK, A_ZW, A_ZWP, A_ZWPA, \
+    A_WFULL, A_WUPD, A_KA, A_KAA, A_REUSED = (1 << i for i in range(15))
+
+cdef uint32_t HALF = 0x80000000u
+
+
+cdef inline bint _gt(uint32_t a, uint32_t b):
+    """Sequence-space a > b (32-bit wrap)."""
+    return a != b and <uint32_t>(a - b) < HALF
+
+
+cdef inline bint _lt(uint32_t a, uint32_t b):
+    return a != b and <uint32_t>(b - a) < HALF
+
+
+cdef inline uint32_t _u32be(const uint8_t* p):
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef inline uint32_t _u32le(const uint8_t* p):
+    return (<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0]
+
+
+cdef inline int _u16be(const uint8_t* p):
+    return (p[0] << 8) | p[1]
+
+
+# ------------------------------------------------------------ per direction
+cdef class Direction:
+    """Per-direction sequence state (Wireshark's ``tcp_flow_t``)."""
+
+    cdef public uint32_t base_seq
+    cdef public bint base_set
+    cdef public uint32_t nextseq
+    cdef public int64_t nextseqtime
+    cdef public uint32_t maxseqtobeacked
+    cdef public uint32_t lastack
+    cdef public int64_t lastacktime
+    cdef public int64_t window
+    cdef public int win_scale
+    cdef public int lastflags
+    cdef public int dupacks
+    cdef public int64_t packets
+    cdef public int64_t nbytes
+    cdef public int64_t fin          # frame number of the first FIN
+    cdef public int64_t rst          # frame number of the first RST
+    cdef public bint last_was_syn
+
+    def __cinit__(self):
+        self.window = -1
+        self.win_scale = -1
+
+    @property
+    def bytes(self):
+        return self.nbytes
+
+
+_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR",
+           "OTH")
+_STATE_INDEX = {name: i for i, name in enumerate(_STATES)}
+_DIR = struct.Struct("<I?IIIibHiQQ")        # one direction's saved sequence state
+_TOMB = struct.Struct("<QBbQQq")            # stream, state, syn_from_a, syn/synack frame, iRTT
+# the same bytes as _TOMB followed by _DIR twice ("<": no padding), in one call
+_TOMB_ALL = struct.Struct("<" + _TOMB.format[1:] + _DIR.format[1:] * 2)
+
+#: States worth keeping a closed connection for (findings need them).
+PROBLEM_STATES = frozenset({"REJ", "S0", "SH", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SHR"})
+
+
+cdef class Connection:
+    """One TCP stream (Wireshark's ``tcp.stream``): state and statistics."""
+
+    cdef public int64_t stream
+    cdef public object a
+    cdef public int ap
+    cdef public object b
+    cdef public int bp
+    cdef public Direction d0
+    cdef public Direction d1
+    cdef public int64_t first_ts
+    cdef public int64_t last_ts
+    cdef public int64_t first_frame
+    cdef public int64_t syn_frame
+    cdef public int64_t syn_ts
+    cdef public int64_t synack_frame
+    cdef public int64_t synack_ts
+    cdef public object syn_from_a        # None, True or False
+    cdef public int64_t first_rtt        # ns, SYN -> first ACK (Wireshark's iRTT)
+    cdef public int64_t handshake_rtt    # ns, SYN -> SYN-ACK
+    cdef public int64_t retrans
+    cdef public int64_t data_packets
+    cdef public int64_t zero_window      # zero-window packets
+    cdef public int64_t analysis_counts
+    cdef public list rst_frames          # (frame, ts, dir), the first 16
+    cdef public bint first_frame_from_a
+    cdef public int64_t closed_ts
+    cdef public object key
+    cdef public bint queued
+    cdef public object apps              # application parsers of each direction (capture.py)
+    cdef public int zw                   # bit i: a zero-window run of direction i is open
+
+    def __init__(self, int64_t stream, a, int ap, b, int bp, int64_t frame, int64_t ts):
+        self.stream = stream
+        self.a = a
+        self.ap = ap
+        self.b = b
+        self.bp = bp
+        self.d0 = Direction()
+        self.d1 = Direction()
+        self.first_ts = ts
+        self.last_ts = ts
+        self.first_frame = frame
+        self.syn_from_a = None
+        self.rst_frames = []
+        self.first_frame_from_a = True
+        self.key = ()
+        self.apps = None
+
+    @property
+    def d(self):
+        """The two directions: 0 is a -> b, 1 is b -> a."""
+        return (self.d0, self.d1)
+
+    @property
+    def packets(self):
+        return self.d0.packets + self.d1.packets
+
+    def originator_is_a(self):
+        if self.syn_from_a is not None:
+            return bool(self.syn_from_a)
+        return True
+
+    cpdef str state(self):
+        """Zeek ``conn_state`` of this connection."""
+        cdef Direction o, r
+        if self.originator_is_a():
+            o, r = self.d0, self.d1
+        else:
+            o, r = self.d1, self.d0
+        cdef bint syn = self.syn_frame != 0
+        cdef bint synack = self.synack_frame != 0
+        cdef int first_rst = 0       # 1: originator, 2: responder
+        if o.rst or r.rst:
+            first_rst = 1 if (o.rst and (not r.rst or o.rst < r.rst)) else 2
+        if syn and not synack:
+            if first_rst == 2:
+                return "REJ"
+            if first_rst == 1:
+                return "RSTOS0"
+            if o.fin:
+                return "SH"
+            return "S0"
+        if synack and not syn:
+            if first_rst == 2:
+                return "RSTRH"
+            if r.fin:
+                return "SHR"
+            return "OTH"
+        if not syn and not synack:
+            return "OTH"
+        if first_rst == 1:
+            return "RSTO"
+        if first_rst == 2:
+            return "RSTR"
+        if o.fin and r.fin:
+            return "SF"
+        if o.fin:
+            return "S2"
+        if r.fin:
+            return "S3"
+        return "S1"
+
+
+cdef bytes _tomb(Connection c, str state):
+    """A retired connection's state packed small (about 120 bytes)."""
+    sfa = -1 if c.syn_from_a is None else int(bool(c.syn_from_a))
+    d, e = c.d0, c.d1
+    return _TOMB_ALL.pack(
+        c.stream, _STATE_INDEX[state], sfa, c.syn_frame, c.synack_frame, c.first_rtt,
+        d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
+        d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst,
+        e.base_seq, e.base_set, e.nextseq, e.maxseqtobeacked, e.lastack, e.window,
+        e.win_scale, e.lastflags, e.dupacks, e.fin, e.rst)
+
+
+cdef tuple _untomb(bytes blob):
+    head = _TOMB.unpack_from(blob)
+    dirs = (_DIR.unpack_from(blob, _TOMB.size), _DIR.unpack_from(blob, _TOMB.size + _DIR.size))
+    return head, dirs
+
+
+cdef bytes _make_key(const uint8_t* src, int sport, const uint8_t* dst, int dport, int alen,
+                     int* fwd_i):
+    """The connection key: lower endpoint first (address bytes, port big-endian)."""
+    cdef int cmp = memcmp(src, dst, alen)
+    cdef bytes key = PyBytes_FromStringAndSize(NULL, 2 * alen + 4)
+    cdef uint8_t* k = <uint8_t*>PyBytes_AS_STRING(key)
+    cdef const uint8_t* lo
+    cdef const uint8_t* hi
+    cdef int lop, hip, i
+    if cmp < 0 or (cmp == 0 and sport <= dport):
+        lo, lop, hi, hip = src, sport, dst, dport
+        fwd_i[0] = 0
+    else:
+        lo, lop, hi, hip = dst, dport, src, sport
+        fwd_i[0] = 1
+    for i in range(alen):
+        k[i] = lo[i]
+        k[alen + 2 + i] = hi[i]
+    k[alen] = lop >> 8
+    k[alen + 1] = lop & 0xFF
+    k[2 * alen + 2] = hip >> 8
+    k[2 * alen + 3] = hip & 0xFF
+    return key
+
+
+def split_key(bytes key):
+    """``(a, ap, b, bp)`` of a connection key (addresses as bytes)."""
+    cdef Py_ssize_t alen = (len(key) - 4) // 2
+    return (key[:alen], int.from_bytes(key[alen:alen + 2], "big"),
+            key[alen + 2:2 * alen + 2], int.from_bytes(key[2 * alen + 2:], "big"))
+
+
+cdef class TcpTracker:
+    """Run Wireshark's TCP analysis over segments fed in frame order.
+
+    Closed connections (RST, or FIN both ways) are evicted ``grace_ns`` of
+    capture time after their last packet, and idle ones after ``idle_ns``;
+    an evicted connection is kept only if it has a problem (see
+    :data:`PROBLEM_STATES`, retransmissions) or is among the ``top`` largest,
+    so memory follows the live connections, not the packets.  A retired
+    connection leaves a small tombstone so a late packet (a FIN or RST
+    retransmitted long after the close) continues its stream as in Wireshark.
+    """
+
+    cdef public dict table
+    cdef int64_t _counts[15]
+    cdef public int64_t n_streams
+    cdef public set conv_hashes
+    cdef public list kept
+    cdef public list top_heap
+    cdef public dict evicted_states
+    cdef public object closing
+    cdef public int64_t grace_ns
+    cdef public int64_t idle_ns
+    cdef public int64_t top
+    cdef public int64_t keep_max
+    cdef public object on_evict
+    cdef public object tombs
+    cdef public int64_t tomb_max
+    cdef public Connection last_conn
+    cdef public int last_dir
+
+    def __init__(self, int64_t grace_ns=5 * 10**9, int64_t idle_ns=300 * 10**9, int64_t top=1000,
+                 int64_t keep_max=100_000):
+        self.table = {}
+        cdef int i
+        for i in range(NFLAGS):
+            self._counts[i] = 0
+        self.n_streams = 0
+        self.conv_hashes = set()
+        self.kept = []
+        self.top_heap = []
+        self.evicted_states = {}
+        self.closing = deque()
+        self.grace_ns = grace_ns
+        self.idle_ns = idle_ns
+        self.top = top
+        self.keep_max = keep_max
+        self.on_evict = None
+        self.tombs = OrderedDict()
+        self.tomb_max = 100_000
+        self.last_conn = None
+        self.last_dir = 0
+
+    @property
+    def counts(self):
+        """Frames carrying each analysis flag, in :data:`FLAG_NAMES` order."""
+        return [self._counts[i] for i in range(NFLAGS)]
+
+    @property
+    def conns(self):
+        """Connections still known (live, kept, or among the largest), by stream."""
+        seen = {}
+        for c in self.kept:
+            seen[c.stream] = c
+        for _b, _s, c in self.top_heap:
+            seen[c.stream] = c
+        for c in self.table.values():
+            seen[c.stream] = c
+        return [seen[k] for k in sorted(seen)]
+
+    @property
+    def conversations(self):
+        """Distinct address/port pairs (rows of tshark's ``-z conv,tcp``)."""
+        return len(self.conv_hashes)
+
+    def state_counts(self):
+        out = dict(self.evicted_states)
+        for c in self.table.values():
+            st = c.state()
+            out[st] = out.get(st, 0) + 1
+        return dict(sorted(out.items()))
+
+    def flag_counts(self):
+        return dict(zip(FLAG_NAMES, self.counts))
+
+    cpdef evict(self, int64_t now):
+        """Retire connections closed (or idle) long enough before ``now``."""
+        q = self.closing
+        cdef Connection c
+        while q and (<Connection>q[0]).last_ts + self.grace_ns < now:
+            c = q.popleft()
+            c.queued = False
+            if c.last_ts + self.grace_ns >= now:     # became active again
+                self._queue(c)
+                continue
+            self._retire(c, True)
+
+    cpdef sweep_idle(self, int64_t now):
+        cdef Connection c
+        for c in [c for c in self.table.values() if (<Connection>c).last_ts + self.idle_ns < now]:
+            self._retire(c, True)
+
+    cdef inline void _queue(self, Connection c):
+        if not c.queued:
+            c.queued = True
+            self.closing.append(c)
+
+    cdef _retire(self, Connection c, bint tomb):
+        cdef str st = c.state()
+        if self.table.get(c.key) is c:
+            del self.table[c.key]
+            if tomb:
+                tombs = self.tombs
+                tombs[c.key] = _tomb(c, st)
+                if len(tombs) > self.tomb_max:
+                    tombs.popitem(last=False)           # the oldest
+        if self.last_conn is c:
+            self.last_conn = None
+        if self.on_evict is not None:
+            self.on_evict(c)
+        self.evicted_states[st] = self.evicted_states.get(st, 0) + 1
+        if (st in PROBLEM_STATES or c.retrans or c.zero_window) and len(self.kept) < self.keep_max:
+            self.kept.append(c)
+            return
+        size = c.d0.nbytes + c.d1.nbytes
+        if len(self.top_heap) < self.top:
+            heapq.heappush(self.top_heap, (size, c.stream, c))
+        elif size > self.top_heap[0][0]:
+            heapq.heapreplace(self.top_heap, (size, c.stream, c))
+
+    def segment(self, int64_t num, int64_t ts, bytes src, int sport, bytes dst, int dport,
+                uint32_t seq, uint32_t ack, int flags, int64_t win, int64_t seglen, int wscale):
+        """Analyse one TCP segment; return its analysis flag bits."""
+        if len(src) != len(dst) or len(src) not in (4, 16):
+            raise ValueError("addresses must both be 4 or 16 bytes")
+        cdef int fwd_i = 0
+        key = _make_key(<const uint8_t*>PyBytes_AS_STRING(src), sport,
+                        <const uint8_t*>PyBytes_AS_STRING(dst), dport, len(src), &fwd_i)
+        return self._segment(num, ts, key, fwd_i, seq, ack, flags, win, seglen, wscale)
+
+    cdef int _segment(self, int64_t num, int64_t ts, bytes key, int fwd_i, uint32_t seq,
+                      uint32_t ack, int flags, int64_t win, int64_t seglen, int wscale) except -1:
+        cdef Connection c
+        cdef Direction fwd, rev, f
+        cdef int af = 0
+        cdef object co = self.table.get(key)
+        cdef tuple tomb
+        if co is None:
+            tomb = None
+            if self.tombs:
+                blob = self.tombs.pop(key, None)
+                if blob is not None:
+                    tomb = _untomb(blob)
+            if tomb is not None and not ((flags & (F_SYN | F_ACK)) == F_SYN and
+                                         tomb[1][fwd_i][1] and seq != tomb[1][fwd_i][0]):
+                c = self._resurrect(key, tomb, num, ts)
+            else:
+                c = self._new(key, num, ts)
+                if tomb is not None:
+                    af |= C_REUSED
+                if fwd_i:
+                    c.first_frame_from_a = False
+        else:
+            c = <Connection>co
+            if flags & F_SYN:               # checked once; most segments skip this
+                f = c.d1 if fwd_i else c.d0
+                if not flags & F_ACK:
+                    if f.base_set and seq != f.base_seq:
+                        c = self._new(key, num, ts)
+                        af |= C_REUSED
+                elif f.base_set and seq != f.base_seq:
+                    # Wireshark 4.0 flags a SYN-ACK with a new ISN but keeps the stream
+                    af |= C_REUSED
+                    f.base_seq = seq
+        if fwd_i:
+            fwd, rev = c.d1, c.d0
+        else:
+            fwd, rev = c.d0, c.d1
+        c.last_ts = ts
+        fwd.packets += 1
+        fwd.nbytes += seglen
+
+        if not flags & 0x07:               # no SYN, FIN or RST: the common case
+            if not c.first_rtt and flags & F_ACK and c.syn_ts:
+                c.first_rtt = ts - c.syn_ts
+        elif flags & F_SYN:
+            if flags & F_ACK:
+                if not c.synack_frame:
+                    c.synack_frame = num
+                    c.synack_ts = ts
+                    if c.syn_ts and not c.handshake_rtt:
+                        c.handshake_rtt = ts - c.syn_ts
+                    if c.syn_from_a is None:
+                        c.syn_from_a = fwd_i == 1
+            else:
+                if not c.syn_frame:
+                    c.syn_frame = num
+                    c.syn_from_a = fwd_i == 0
+                c.syn_ts = ts     # most recent SYN (Wireshark's ts_mru_syn)
+            # window scaling from the handshake
+            fwd.win_scale = wscale if wscale >= 0 else -1
+            if fwd.win_scale == -1:
+                fwd.win_scale = -2
+                rev.win_scale = -2
+            elif flags & F_ACK and rev.win_scale == -2:
+                fwd.win_scale = -2
+        elif flags & F_ACK and c.syn_ts and not c.first_rtt:
+            c.first_rtt = ts - c.syn_ts
+        if flags & 0x05:                   # RST or FIN
+            if flags & F_RST:
+                if not fwd.rst:
+                    fwd.rst = num
+                if len(c.rst_frames) < 16:
+                    c.rst_frames.append((num, ts, fwd_i))
+                c.closed_ts = ts
+                self._queue(c)
+            if flags & F_FIN and not fwd.fin:
+                fwd.fin = num
+                if rev.fin:
+                    c.closed_ts = ts
+                    self._queue(c)
+
+        cdef uint32_t nextseq_f = fwd.nextseq
+        cdef uint32_t m, end, rl, nxt
+        cdef int shift
+        # Fast path: an in-order data segment or a pure ACK moving the ACK number,
+        # with none of the conditions below possible (checked here) -> no flags.
+        if not flags & 7 and not af and win and seq == nextseq_f and nextseq_f and rev.base_set \
+                and (seglen > 1 or (seglen == 0 and ack != fwd.lastack)):
+            m = rev.maxseqtobeacked
+            end = <uint32_t>(seq + seglen)
+            rl = rev.lastack
+            shift = 0 if (rev.win_scale == -2 or rev.last_was_syn) else rev.win_scale
+            if not (m and ack != m and <uint32_t>(ack - m) < HALF and flags & F_ACK) and not (
+                    seglen and ((rl and <uint32_t>(rl - end) < HALF) or (
+                        rev.win_scale != -1 and
+                        end == <uint32_t>(<uint64_t>rl + <uint64_t>(rev.window * (<int64_t>1 << shift)))))):
+                if ack != fwd.lastack:
+                    fwd.dupacks = 0
+                if seglen:
+                    fwd.nextseq = end
+                    fwd.nextseqtime = ts
+                    c.data_packets += 1
+                if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
+                    fwd.maxseqtobeacked = fwd.nextseq
+                fwd.window = win
+                fwd.lastack = ack
+                fwd.lastacktime = ts
+                fwd.lastflags = 0
+                fwd.last_was_syn = False
+                self.last_conn = c
+                self.last_dir = fwd_i
+                return 0
+
+        # base sequence numbers
+        if not fwd.base_set:
+            fwd.base_seq = seq if flags & F_SYN else <uint32_t>(seq - 1)
+            fwd.base_set = True
+        if not rev.base_set and flags & F_ACK:
+            rev.base_seq = ack if flags & F_SYN else <uint32_t>(ack - 1)
+            rev.base_set = True
+
+        nextseq_f = fwd.nextseq
+        cdef bint done_fwd = False
+        cdef bint noctl, not_adv
+        cdef int64_t irtt
+        # ZERO WINDOW PROBE
+        if seglen == 1 and seq == nextseq_f and rev.window == 0:
+            af |= C_ZWP
+            done_fwd = True
+        if not done_fwd:
+            noctl = not (flags & (F_SYN | F_FIN | F_RST))
+            if win == 0 and noctl:
+                af |= C_ZW
+            if nextseq_f and _gt(seq, nextseq_f) and not flags & F_RST:
+                af |= C_LOST
+            if seglen <= 1 and seq == <uint32_t>(nextseq_f - 1) and noctl:
+                af |= C_KA
+            if seglen == 0 and noctl and seq == nextseq_f and ack == fwd.lastack:
+                if win and win != fwd.window:
+                    af |= C_WUPD
+                if win and win == fwd.window and rev.lastflags & C_KA:
+                    af |= C_KAA
+                    done_fwd = True
+                elif win == 0 and fwd.window == 0 and rev.lastflags & C_ZWP:
+                    af |= C_ZWPA
+                    done_fwd = True
+                elif win and win == fwd.window:
+                    fwd.dupacks = 1 if fwd.dupacks == -1 else fwd.dupacks + 1
+                    af |= C_DUPACK
+            if seglen > 0 and rev.win_scale != -1 and noctl:
+                shift = 0 if (rev.win_scale == -2 or rev.last_was_syn) else rev.win_scale
+                if <uint32_t>(seq + seglen) == <uint32_t>(
+                        <uint64_t>rev.lastack + <uint64_t>(rev.window * (<int64_t>1 << shift))):
+                    af |= C_WFULL
+        # finished_fwd
+        if ack != fwd.lastack:
+            fwd.dupacks = 0
+        if rev.maxseqtobeacked and _gt(ack, rev.maxseqtobeacked) and flags & F_ACK:
+            # Wireshark 4.0: move the boundary when the other side sent more since;
+            # otherwise (that side is stalled) flag only once and mark its dup-ACK
+            # counter -1 (an unsigned "many" in the fast-retransmission test).
+            if _lt(rev.maxseqtobeacked, rev.nextseq):
+                rev.maxseqtobeacked = rev.nextseq
+                af |= C_ACK_LOST
+            else:
+                if rev.dupacks == 0:
+                    af |= C_ACK_LOST
+                rev.dupacks = -1
+
+        if seglen > 0 or flags & (F_SYN | F_FIN):
+            not_adv = nextseq_f != 0 and _lt(seq, nextseq_f)
+            if not af & C_KA:
+                if seglen > 1 and <uint32_t>(nextseq_f - 1) == seq:
+                    not_adv = False
+                irtt = c.first_rtt if c.first_rtt else 3_000_000
+                if not_adv and (rev.dupacks >= 2 or rev.dupacks < 0) and rev.lastack == seq \
+                        and ts - rev.lastacktime < 20_000_000:
+                    af |= C_FAST | C_RETRANS
+                elif not_adv and ts - fwd.nextseqtime < irtt \
+                        and nextseq_f != <uint32_t>(seq + seglen):
+                    af |= C_OOO
+                elif seglen > 0 and rev.lastack and \
+                        not _gt(<uint32_t>(seq + seglen), rev.lastack):
+                    af |= C_SPURIOUS | C_RETRANS
+                elif not_adv:
+                    af |= C_RETRANS
+
+        nxt = <uint32_t>(seq + seglen + (1 if flags & (F_SYN | F_FIN) else 0))
+        if not af & C_ZWP:
+            if _gt(nxt, fwd.nextseq) or not fwd.nextseq:
+                fwd.nextseq = nxt
+                fwd.nextseqtime = ts
+            if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
+                fwd.maxseqtobeacked = fwd.nextseq
+        fwd.window = win
+        fwd.lastack = ack
+        fwd.lastacktime = ts
+        fwd.lastflags = af
+        fwd.last_was_syn = (flags & F_SYN) != 0
+
+        cdef int i
+        if af:
+            for i in range(NFLAGS):
+                if af >> i & 1:
+                    self._counts[i] += 1
+            if af & C_RETRANS:
+                c.retrans += 1
+            if af & C_ZW:
+                c.zero_window += 1
+        if seglen:
+            c.data_packets += 1
+        self.last_conn = c
+        self.last_dir = fwd_i
+        return af
+
+    cdef Connection _resurrect(self, bytes key, tuple tomb, int64_t num, int64_t ts):
+        """A late packet of a retired connection: restore its stream and state."""
+        (stream, state, sfa, syn_frame, synack_frame, first_rtt), dirs = tomb
+        a, ap, b, bp = split_key(key)
+        cdef Connection c = Connection(stream, a, ap, b, bp, num, ts)
+        c.key = key
+        c.syn_from_a = None if sfa < 0 else bool(sfa)
+        c.syn_frame, c.synack_frame, c.first_rtt = syn_frame, synack_frame, first_rtt
+        cdef Direction d
+        for d, saved in zip((c.d0, c.d1), dirs):
+            (d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
+             d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst) = saved
+        self.evicted_states[_STATES[state]] -= 1
+        self.table[key] = c
+        return c
+
+    cdef Connection _new(self, bytes key, int64_t num, int64_t ts):
+        old = self.table.get(key)
+        if old is not None:          # port reuse: the old stream is finished
+            self._retire(<Connection>old, False)
+        a, ap, b, bp = split_key(key)
+        cdef Connection c = Connection(self.n_streams, a, ap, b, bp, num, ts)
+        self.n_streams += 1
+        c.key = key
+        self.table[key] = c
+        self.conv_hashes.add(hash(key))
+        return c
+
+
+# ------------------------------------------------------------ decoding
+ctypedef struct Dec:
+    int ok              # 0: no readable IP packet
+    int v6
+    int vlan
+    int fragment
+    int later           # a fragment after the first: no transport header
+    int proto
+    int alen
+    const uint8_t* src
+    const uint8_t* dst
+    int sport
+    int dport
+    uint32_t seq
+    uint32_t ack
+    int flags
+    int64_t win
+    int64_t seglen      # transport payload length the IP header reports (tcp.len)
+    Py_ssize_t poff     # offset of the payload in the frame
+    Py_ssize_t plen     # captured payload bytes (<= seglen)
+    int wscale
+
+
+cdef inline bint _supported(int lt):
+    return lt == 0 or lt == 1 or lt == 12 or lt == 14 or lt == 101 or lt == 108 or lt == 113 \
+        or lt == 228 or lt == 229 or lt == 276
+
+
+cdef int _window_scale_c(const uint8_t* data, Py_ssize_t off, Py_ssize_t end):
+    """The window-scale shift from TCP options, or -1 when absent."""
+    cdef int kind, ln
+    while off < end:
+        kind = data[off]
+        if kind == 0:
+            break
+        if kind == 1:
+            off += 1
+            continue
+        if off + 1 >= end:
+            break
+        ln = data[off + 1]
+        if ln < 2:
+            break
+        if kind == 3 and ln == 3 and off + 2 < end:
+            return data[off + 2] if data[off + 2] < 14 else 14
+        off += ln
+    return -1
+
+
+def window_scale(bytes data, Py_ssize_t off, Py_ssize_t end):
+    """The window-scale shift from the TCP options in ``data[off:end]``, or -1."""
+    if end > len(data):
+        end = len(data)
+    return _window_scale_c(<const uint8_t*>PyBytes_AS_STRING(data), off, end)
+
+
+cdef inline bint _ipv6_ext(int p):
+    return p == 0 or p == 43 or p == 60 or p == 135 or p == 139 or p == 140 or p == 253 or p == 254
+
+
+cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec* d):
+    """Decode one frame into ``d`` (``d.ok`` is 0 when it holds no readable IP packet).
+
+    ``orig`` is the frame's length on the wire; an IP length beyond it is cut
+    to it, as Wireshark does ("total length exceeds packet length").
+    """
+    cdef int et = -1
+    cdef Py_ssize_t off = 0
+    cdef uint32_t fam
+    d.ok = 0
+    d.vlan = 0
+    d.fragment = 0
+    d.later = 0
+    d.wscale = -1
+    d.sport = d.dport = 0
+    d.seq = d.ack = 0
+    d.flags = 0
+    d.win = 0
+    d.seglen = 0
+    d.poff = 0
+    d.plen = 0
+    # ---- link layer
+    if lt == 1:
+        if dl < 14:
+            return
+        et = _u16be(data + 12)
+        off = 14
+        while (et == 0x8100 or et == 0x88A8 or et == 0x9100 or et == 0x9200) and dl >= off + 4:
+            d.vlan = 1
+            et = _u16be(data + off + 2)
+            off += 4
+    elif lt == 101 or lt == 12 or lt == 14 or lt == 228 or lt == 229:
+        if dl < 1:
+            return
+        et = 0x0800 if data[0] >> 4 == 4 else (0x86DD if data[0] >> 4 == 6 else -1)
+    elif lt == 113:
+        if dl < 16:
+            return
+        et = _u16be(data + 14)
+        off = 16
+    elif lt == 276:
+        if dl < 20:
+            return
+        et = _u16be(data)
+        off = 20
+    elif lt == 0 or lt == 108:
+        if dl < 4:
+            return
+        fam = _u32le(data) if (lt == 0 and data[0]) else _u32be(data)
+        if fam == 2:
+            et = 0x0800
+        elif fam == 10 or fam == 24 or fam == 28 or fam == 30:
+            et = 0x86DD
+        else:
+            return
+        off = 4
+    else:
+        return
+    cdef int64_t wire = (orig if orig >= dl else dl) - off
+    cdef int ihl, proto, frag, nxt, fo, hl
+    cdef int64_t tlen, plen6, l4len
+    cdef Py_ssize_t l4, end
+    if et == 0x0800:
+        if dl < off + 20:
+            return
+        ihl = (data[off] & 0x0F) * 4
+        if data[off] >> 4 != 4 or ihl < 20:
+            return
+        tlen = _u16be(data + off + 2)
+        if tlen < ihl:          # TSO / zero length: trust the capture
+            tlen = wire
+        elif tlen > wire:
+            tlen = wire
+        frag = _u16be(data + off + 6)
+        proto = data[off + 9]
+        d.src = data + off + 12
+        d.dst = data + off + 16
+        d.alen = 4
+        d.v6 = 0
+        l4 = off + ihl
+        l4len = tlen - ihl
+        if frag & 0x3FFF:
+            d.fragment = 1
+            if frag & 0x1FFF:   # not the first fragment: no transport header
+                d.later = 1
+                d.proto = proto
+                d.ok = 1
+                return
+    elif et == 0x86DD:
+        if dl < off + 40:
+            return
+        plen6 = _u16be(data + off + 4)
+        proto = data[off + 6]
+        d.src = data + off + 8
+        d.dst = data + off + 24
+        d.alen = 16
+        d.v6 = 1
+        l4 = off + 40
+        if plen6:
+            end = l4 + (plen6 if plen6 < wire - 40 else wire - 40)
+        else:
+            end = l4 + wire - 40
+        while _ipv6_ext(proto) or proto == 44 or proto == 51:
+            if dl < l4 + 8:
+                return
+            nxt = data[l4]
+            if proto == 44:
+                d.fragment = 1
+                fo = _u16be(data + l4 + 2)
+                if fo & 0xFFF8:
+                    d.later = 1
+                    d.proto = nxt
+                    d.ok = 1
+                    return
+                hl = 8
+            elif proto == 51:
+                hl = (data[l4 + 1] + 2) * 4
+            else:
+                hl = (data[l4 + 1] + 1) * 8
+            proto = nxt
+            l4 += hl
+        l4len = end - l4
+    else:
+        return
+    d.proto = proto
+    cdef int doff, ulen
+    cdef int64_t n
+    if proto == 6:
+        if dl < l4 + 20:
+            return
+        d.sport = _u16be(data + l4)
+        d.dport = _u16be(data + l4 + 2)
+        d.seq = _u32be(data + l4 + 4)
+        d.ack = _u32be(data + l4 + 8)
+        doff = data[l4 + 12]
+        hl = (doff >> 4) * 4
+        if hl < 20:
+            return
+        d.flags = data[l4 + 13] | ((doff & 1) << 8)
+        d.win = _u16be(data + l4 + 14)
+        if d.flags & 0x02 and hl > 20:
+            d.wscale = _window_scale_c(data, l4 + 20, l4 + hl if l4 + hl < dl else dl)
+        d.seglen = l4len - hl if l4len > hl else 0
+        d.poff = l4 + hl
+        if d.seglen:
+            d.plen = dl - d.poff
+            if d.plen > d.seglen:
+                d.plen = d.seglen
+            if d.plen < 0:
+                d.plen = 0
+        d.ok = 1
+        return
+    if proto == 17:
+        if dl < l4 + 8:
+            return
+        d.sport = _u16be(data + l4)
+        d.dport = _u16be(data + l4 + 2)
+        ulen = _u16be(data + l4 + 4)
+        n = (ulen if ulen >= 8 else l4len) - 8
+        d.seglen = n if n > 0 else 0
+        d.poff = l4 + 8
+        d.plen = dl - d.poff
+        if d.plen > d.seglen:
+            d.plen = d.seglen
+        if d.plen < 0:
+            d.plen = 0
+        d.ok = 1
+        return
+    d.seglen = l4len if l4len > 0 else 0
+    d.ok = 1
+
+
+def decode_tuple(int linktype, bytes data, int64_t orig_len=-1):
+    """Decode one frame; the fields of :class:`~.decode.Decoded` as a tuple, or ``None``."""
+    cdef Dec d
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data)
+    _decode(linktype, p, PyBytes_GET_SIZE(data), orig_len, &d)
+    if not d.ok:
+        return None
+    src = PyBytes_FromStringAndSize(<const char*>d.src, d.alen)
+    dst = PyBytes_FromStringAndSize(<const char*>d.dst, d.alen)
+    if d.later:
+        return (src, dst, d.proto, 0, 0, 0, 0, 0, 0, 0, b"", -1, True, bool(d.vlan))
+    payload = PyBytes_FromStringAndSize(<const char*>(p + d.poff), d.plen) \
+        if (d.plen and d.proto in (6, 17)) else b""
+    return (src, dst, d.proto, d.sport, d.dport, d.seq, d.ack, d.flags, d.win, d.seglen,
+            payload, d.wscale, bool(d.fragment), bool(d.vlan))
+
+
+# ------------------------------------------------------------ application feed
+cdef uint32_t _M32 = 0xFFFFFFFFu
+
+
+cdef class Feed:
+    """In-order byte feeding of one TCP direction to an application parser.
+
+    Segments after a hole wait (a few, bounded) for the retransmission that
+    fills it, as Wireshark's reassembly does; when too many wait, the parser
+    is told about the gap and resynchronises on what follows.  A segment in
+    the middle of a body the parser skips (its ``skip`` attribute) costs no
+    copy and no call.
+    """
+
+    cdef public object parser
+    cdef public int64_t next      # -1: no byte seen yet
+    cdef public dict held
+
+    MAX_HELD = 48
+
+    def __init__(self, parser):
+        self.parser = parser
+        self.next = -1
+        self.held = None
+
+    def segment(self, int64_t frame, int64_t ts, uint32_t seq, bytes data, Py_ssize_t off,
+                int64_t seglen):
+        """Feed the segment whose payload is ``data[off:off + seglen]`` (maybe cut short)."""
+        cdef Py_ssize_t avail = len(data) - off
+        if avail > seglen:
+            avail = seglen
+        if avail < 0:
+            avail = 0
+        self.seg(frame, ts, seq, <const uint8_t*>PyBytes_AS_STRING(data) + off, avail, seglen)
+
+    cdef int seg(self, int64_t frame, int64_t ts, uint32_t seq, const uint8_t* p,
+                 Py_ssize_t avail, int64_t seglen) except -1:
+        cdef int64_t nxt = self.next
+        cdef int64_t skip
+        cdef uint32_t delta, old
+        if nxt < 0:
+            nxt = self.next = seq
+        if seq == nxt and not self.held:          # in order, nothing waiting: the common case
+            parser = self.parser
+            skip = _get_skip(parser)
+            if skip > seglen and avail >= seglen:
+                _set_skip(parser, skip - seglen)  # the middle of a body: nothing to parse
+                self.next = <uint32_t>(nxt + seglen)
+                return 0
+            payload = PyBytes_FromStringAndSize(<const char*>p, avail)
+            self.next = <uint32_t>(nxt + seglen)
+            if avail < seglen:    # snaplen cut the data: use what we have, then resync
+                if avail:
+                    _pfeed(parser, frame, ts, payload)
+                parser.gap()
+            else:
+                _pfeed(parser, frame, ts, payload)
+            return 0
+        payload = PyBytes_FromStringAndSize(<const char*>p, avail)
+        delta = <uint32_t>(seq - <uint32_t>nxt)
+        if delta == 0:
+            self._feed(frame, ts, payload, seglen)
+        elif delta < HALF:                        # a hole before this segment
+            held = self.held
+            if held is None:
+                held = self.held = {}
+            held[seq] = (frame, ts, payload, seglen)
+            if len(held) > self.MAX_HELD:
+                self._give_up()
+            return 0
+        else:                                     # starts before what we have
+            old = <uint32_t>(<uint32_t>self.next - seq)
+            if old >= seglen:
+                return 0
+            self._feed(frame, ts, payload[old:], seglen - old)
+        self._drain()
+        return 0
+
+    cdef _drain(self):
+        held = self.held
+        while held:
+            nxt = held.pop(self.next, None)
+            if nxt is None:
+                # drop held segments that are now entirely old
+                for k in [k for k in held if <uint32_t>(<uint32_t>self.next - <uint32_t>k) < HALF]:
+                    f, t, p, n = held.pop(k)
+                    old = <uint32_t>(<uint32_t>self.next - <uint32_t>k)
+                    if old < n:
+                        self._feed(f, t, p[old:], n - old)
+                if not held or self.next not in held:
+                    break
+                continue
+            self._feed(*nxt)
+
+    def _feed(self, int64_t frame, int64_t ts, bytes payload, int64_t seglen):
+        self.next = <uint32_t>(self.next + seglen)
+        p = self.parser
+        if len(payload) < seglen:        # snaplen cut the data: use what we have, then resync
+            if payload:
+                _pfeed(p, frame, ts, payload)
+            p.gap()
+            return
+        _pfeed(p, frame, ts, payload)
+
+    def _give_up(self):
+        """The hole will not be filled: skip it and go on with what waited."""
+        held = self.held
+        self.held = None
+        self.parser.gap()
+        cdef uint32_t delta
+        for seq in sorted(held, key=lambda k: <uint32_t>(<uint32_t>k - <uint32_t>self.next)):
+            frame, ts, payload, seglen = held[seq]
+            delta = <uint32_t>(<uint32_t>seq - <uint32_t>self.next)
+            if delta and delta < HALF:
+                self.parser.gap()
+                self.next = seq
+            elif delta:
+                continue
+            self._feed(frame, ts, payload, seglen)
+
+
+# ------------------------------------------------------------ the engine
+cdef class Engine:
+    """One pass over the frames of a capture (see :mod:`.capture`).
+
+    ``make_apps(conn, payload)`` chooses a new stream's application parsers
+    (a tuple of two :class:`Feed`, or ``()``); ``dns`` counts DNS messages;
+    ``zw_open`` and ``retrans`` are the capture's open zero-window runs and
+    retransmission ranges; ``zw_run(stream, receiver, frame, ts)`` makes a
+    run.  With ``collect`` set to a list, frames are only listed as
+    ``(number, ts_ns, linktype, data, orig_len)`` (the reader's ``packets()``).
+    """
+
+    cdef public TcpTracker tcp
+    cdef public object dns
+    cdef public object make_apps
+    cdef public dict zw_open
+    cdef public dict retrans
+    cdef public object zw_run
+    cdef public object format_addr
+    cdef public object zw_closed
+    cdef public list collect
+    cdef public int64_t evict_mask
+    cdef public int64_t n, first_ts, last_ts, backwards
+    cdef public int64_t ipv4, ipv6, vlan_frames, fragments, udp, icmp
+    cdef public int64_t rst_frames, syn_frames, synack_frames, non_ip_frames, unsupported
+    cdef int dns_ports[8]
+    cdef int n_dns_ports
+
+    def __init__(self, tcp=None, dns=None, make_apps=None, zw_open=None, retrans=None,
+                 zw_run=None, format_addr=None, zw_closed=None, collect=None,
+                 int64_t evict_mask=0xFFF, dns_ports=(53,)):
+        self.tcp = tcp if tcp is not None else TcpTracker()
+        self.dns = dns
+        self.make_apps = make_apps
+        self.zw_open = zw_open if zw_open is not None else {}
+        self.retrans = retrans if retrans is not None else {}
+        self.zw_run = zw_run
+        self.format_addr = format_addr
+        self.zw_closed = zw_closed
+        self.collect = collect
+        self.evict_mask = evict_mask
+        ports = sorted(dns_ports)[:8]
+        self.n_dns_ports = len(ports)
+        for i, p in enumerate(ports):
+            self.dns_ports[i] = p
+
+    cdef inline bint _is_dns(self, int port):
+        cdef int i
+        for i in range(self.n_dns_ports):
+            if self.dns_ports[i] == port:
+                return True
+        return False
+
+    def pcap_block(self, bytes buf, Py_ssize_t pos, int linktype, int64_t mult, bint big_endian,
+                   int64_t limit):
+        """Analyse every classic-pcap record wholly inside ``buf`` from ``pos``.
+
+        Returns the offset of the first record not handled: one cut by the
+        end of the buffer, or one whose length exceeds ``limit`` (the caller
+        tells the two apart and reports damage).
+        """
+        cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(buf)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
+        cdef uint32_t sec, frac, incl, orig
+        cdef Py_ssize_t end
+        cdef int64_t ts
+        while pos + 16 <= size:
+            if big_endian:
+                sec, frac, incl, orig = _u32be(b + pos), _u32be(b + pos + 4), \
+                    _u32be(b + pos + 8), _u32be(b + pos + 12)
+            else:
+                sec, frac, incl, orig = _u32le(b + pos), _u32le(b + pos + 4), \
+                    _u32le(b + pos + 8), _u32le(b + pos + 12)
+            end = pos + 16 + <Py_ssize_t>incl
+            if end > size or incl > limit:
+                break
+            ts = <int64_t>sec * 1_000_000_000 + <int64_t>frac * mult
+            self._frame(ts, linktype, buf, pos + 16, incl, orig)
+            pos = end
+        return pos
+
+    def frame(self, int64_t ts, int linktype, bytes data, int64_t orig):
+        """Analyse one frame (the formats read record by record in Python)."""
+        self._frame(ts, linktype, data, 0, PyBytes_GET_SIZE(data), orig)
+
+    cdef int _frame(self, int64_t ts, int lt, bytes buf, Py_ssize_t at, Py_ssize_t dl,
+                    int64_t orig) except -1:
+        cdef int64_t n = self.n + 1
+        self.n = n
+        if n == 1:
+            self.first_ts = ts
+        if ts < self.last_ts:
+            self.backwards += 1
+        self.last_ts = ts
+        if self.collect is not None:
+            self.collect.append((n, ts, lt, buf[at:at + dl], orig))
+            return 0
+        cdef TcpTracker tcp = self.tcp
+        if not n & self.evict_mask:
+            tcp.evict(ts)
+            if not n & 0xFFFFF:
+                tcp.sweep_idle(ts)
+        cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(buf) + at
+        cdef Dec d
+        _decode(lt, data, dl, orig, &d)
+        if not d.ok:
+            if not _supported(lt):
+                self.unsupported += 1
+            else:
+                self.non_ip_frames += 1
+            return 0
+        if d.v6:
+            self.ipv6 += 1
+        else:
+            self.ipv4 += 1
+        if d.vlan:
+            self.vlan_frames += 1
+        if d.fragment:
+            self.fragments += 1
+            return 0
+        cdef int flags = d.flags
+        cdef int fwd_i = 0
+        cdef int af
+        cdef Connection c
+        cdef bytes key
+        if d.proto == 6:
+            if flags & 6:                  # RST or SYN
+                if flags & 4:
+                    self.rst_frames += 1
+                if flags & 2:
+                    if flags & 16:
+                        self.synack_frames += 1
+                    else:
+                        self.syn_frames += 1
+            key = _make_key(d.src, d.sport, d.dst, d.dport, d.alen, &fwd_i)
+            af = tcp._segment(n, ts, key, fwd_i, d.seq, d.ack, flags, d.win, d.seglen, d.wscale)
+            c = tcp.last_conn
+            if af:
+                if af & C_RETRANS:
+                    r = self.retrans.get(c.stream)
+                    self.retrans[c.stream] = (r[0], n, r[2], ts) if r else (n, n, ts, ts)
+                if af & C_ZW:
+                    zkey = (c.stream, fwd_i)
+                    run = self.zw_open.get(zkey)
+                    if run is None:
+                        self.zw_open[zkey] = self.zw_run(
+                            c.stream, self.format_addr(PyBytes_FromStringAndSize(
+                                <const char*>d.src, d.alen)), n, ts)
+                        c.zw |= 1 << fwd_i
+                    else:
+                        run.last_frame, run.last_ts = n, ts
+                        run.packets += 1
+            if c.zw and d.win and not flags & 6:     # not SYN, not RST
+                run = self.zw_open.pop((c.stream, fwd_i), None)
+                if run is not None:
+                    c.zw &= ~(1 << fwd_i)
+                    run.end_ts = ts
+                    self._zw_closed(run)
+            if d.seglen:
+                a = c.apps
+                if a is None:
+                    a = c.apps = self.make_apps(c, PyBytes_FromStringAndSize(
+                        <const char*>(data + d.poff), d.plen))
+                if PyTuple_GET_SIZE(a):
+                    (<Feed>(<tuple>a)[fwd_i]).seg(n, ts, d.seq, data + d.poff, d.plen, d.seglen)
+        elif d.proto == 17:
+            self.udp += 1
+            if d.plen and (self._is_dns(d.sport) or self._is_dns(d.dport)):
+                self._dns(n, ts, &d, data)
+        elif d.proto == 1 or d.proto == 58:
+            self.icmp += 1
+        return 0
+
+    cdef _dns(self, int64_t n, int64_t ts, Dec* d, const uint8_t* data):
+        cdef bint client_side = self._is_dns(d.dport) and not (self._is_dns(d.sport)
+                                                                and d.sport < d.dport)
+        src = PyBytes_FromStringAndSize(<const char*>d.src, d.alen)
+        dst = PyBytes_FromStringAndSize(<const char*>d.dst, d.alen)
+        if client_side:
+            conv = (src, d.sport, dst, d.dport)
+        else:
+            conv = (dst, d.dport, src, d.sport)
+        self.dns.message(n, ts, conv, PyBytes_FromStringAndSize(<const char*>(data + d.poff),
+                                                                d.plen), client_side, conv[2])
+
+    cdef _zw_closed(self, run):
+        closed = self.zw_closed
+        if closed is not None:
+            closed(run)
+
+
+# ------------------------------------------------------------ HTTP/1.x
+cdef extern from "string.h":
+    void* memmem(const void* haystack, size_t hlen, const void* needle, size_t nlen) nogil
+
+cdef const char* _METHODS[23]
+#: Request methods a message may start with (and a space).
+METHODS = (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ",
+                b"CONNECT ", b"TRACE ", b"PROPFIND ", b"PROPPATCH ", b"MKCOL ", b"COPY ",
+                b"MOVE ", b"LOCK ", b"UNLOCK ", b"RPC_IN_DATA ", b"RPC_OUT_DATA ", b"SEARCH ",
+                b"REPORT ", b"NOTIFY ", b"SUBSCRIBE ", b"M-SEARCH ")
+cdef int _METHOD_LEN[23]
+for _i, _m in enumerate(METHODS):
+    _METHODS[_i] = <const char*>_m
+    _METHOD_LEN[_i] = len(_m)
+
+cdef enum:
+    H_HEAD = 0
+    H_BODY = 1
+    H_CHUNK_SIZE = 2
+    H_CHUNK_DATA = 3
+    H_CHUNK_TRAILER = 4
+    H_UNTIL_CLOSE = 5
+    H_LOST = 6
+    MAX_HEAD = 64 * 1024
+
+
+cdef bint _looks_http(const uint8_t* p, Py_ssize_t n):
+    """Does a message start here (``HTTP/1.`` or a request method and a space)?"""
+    cdef int i
+    if n >= 7 and memcmp(p, b"HTTP/1.", 7) == 0:
+        return True
+    for i in range(23):
+        if n >= _METHOD_LEN[i] and memcmp(p, _METHODS[i], _METHOD_LEN[i]) == 0:
+            return True
+    return False
+
+
+def looks_like_http(bytes data):
+    return _looks_http(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+cdef inline bint _ws(uint8_t c):
+    return c == 32 or c == 9 or c == 10 or c == 13 or c == 11 or c == 12
+
+
+cdef inline bint _name_is(const uint8_t* p, Py_ssize_t n, const char* want, Py_ssize_t wn):
+    """Case-insensitive compare of a header name with a lower-case ``want``."""
+    cdef Py_ssize_t i
+    cdef uint8_t ch
+    if n != wn:
+        return False
+    for i in range(n):
+        ch = p[i]
+        if 65 <= ch <= 90:
+            ch += 32
+        if ch != <uint8_t>want[i]:
+            return False
+    return True
+
+
+cdef class HttpParser:
+    """Parse one direction of an HTTP/1.x stream.
+
+    ``on_request(frame, ts, method, path, host)`` and ``on_response(frame,
+    ts, status)`` are called when a message is complete (its head, and its
+    body when it has one).  Bodies are skipped by Content-Length or chunked
+    coding; after a gap the parser waits for the next message start.
+    """
+
+    cdef public object on_request
+    cdef public object on_response
+    cdef public int state
+    cdef public bytes buf
+    cdef public int64_t remaining
+    cdef public int64_t head_frame
+    cdef public int64_t head_ts
+    cdef public bint expect_no_body   # set by the engine when the request was HEAD
+    cdef public object pending        # (callback, args) until the body is complete
+    cdef public int64_t skip          # body bytes still to pass over
+
+    def __init__(self, on_request, on_response):
+        self.on_request = on_request
+        self.on_response = on_response
+        self.state = H_HEAD
+        self.buf = b""
+        self.skip = 0
+        self.pending = None
+
+    def gap(self):
+        """Bytes are missing: drop partial state and wait for a message start.
+
+        A message whose body was cut is not reported (Wireshark cannot
+        reassemble it either).
+        """
+        self.state = H_LOST
+        self.buf = b""
+        self.pending = None
+
+    cdef _done(self, int64_t frame, int64_t ts):
+        """The current message is complete in ``frame``: report it."""
+        self.state = H_HEAD
+        if self.pending is not None:
+            cb, args = self.pending
+            self.pending = None
+            cb(frame, ts, *args)
+
+    def feed(self, int64_t frame, int64_t ts, bytes data):
+        self._feed(frame, ts, data)
+
+    cdef int _feed(self, int64_t frame, int64_t ts, bytes data) except -1:
+        cdef Py_ssize_t off = 0
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t i, k, start
+        cdef const uint8_t* hit
+        cdef int st
+        cdef bytes buf, line
+        if self.state == H_LOST:
+            if not _looks_http(p, n):
+                return 0
+            self.state = H_HEAD
+        while off < n:
+            st = self.state
+            if st == H_HEAD:
+                if not PyBytes_GET_SIZE(self.buf):
+                    # skip stray CRLFs between messages
+                    while off < n and (p[off] == 13 or p[off] == 10):
+                        off += 1
+                    if off >= n:
+                        return 0
+                    if n - off >= 8 and not _looks_http(p + off, min(n - off, 16)):
+                        self.state = H_LOST
+                        return 0
+                    self.head_frame, self.head_ts = frame, ts
+                    hit = <const uint8_t*>memmem(p + off, n - off, b"\r\n\r\n", 4)
+                    if hit == NULL:
+                        self.buf = data[off:]
+                        if n - off > MAX_HEAD:
+                            self.gap()
+                        return 0
+                    i = hit - p
+                    self._head(frame, ts, p + off, i - off)
+                    off = i + 4
+                    continue
+                start = PyBytes_GET_SIZE(self.buf) - 3
+                if start < 0:
+                    start = 0
+                buf = self.buf + data[off:]
+                i = buf.find(b"\r\n\r\n", start)
+                if i < 0:
+                    self.buf = buf
+                    if PyBytes_GET_SIZE(buf) > MAX_HEAD:
+                        self.gap()
+                    return 0
+                self.buf = b""
+                self._head(frame, ts, <const uint8_t*>PyBytes_AS_STRING(buf), i)
+                data = buf
+                p = <const uint8_t*>PyBytes_AS_STRING(data)
+                n = PyBytes_GET_SIZE(data)
+                off = i + 4
+            elif st == H_BODY:
+                k = self.skip if self.skip < n - off else n - off
+                self.skip -= k
+                off += k
+                if not self.skip:
+                    self._done(frame, ts)
+            elif st == H_CHUNK_SIZE or st == H_CHUNK_TRAILER:
+                buf = self.buf + data[off:]
+                i = buf.find(b"\r\n")
+                if i < 0:
+                    self.buf = buf
+                    if PyBytes_GET_SIZE(buf) > 4096:
+                        self.gap()
+                    return 0
+                line = buf[:i]
+                self.buf = b""
+                data = buf
+                p = <const uint8_t*>PyBytes_AS_STRING(data)
+                n = PyBytes_GET_SIZE(data)
+                off = i + 2
+                if st == H_CHUNK_TRAILER:
+                    if not line:
+                        self._done(frame, ts)
+                    continue
+                try:
+                    size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                except ValueError:
+                    self.gap()
+                    return 0
+                if size == 0:
+                    self.state = H_CHUNK_TRAILER
+                else:
+                    self.skip = size + 2
+                    self.state = H_CHUNK_DATA
+            elif st == H_CHUNK_DATA:
+                k = self.skip if self.skip < n - off else n - off
+                self.skip -= k
+                off += k
+                if not self.skip:
+                    self.state = H_CHUNK_SIZE
+            else:   # H_UNTIL_CLOSE or H_LOST
+                return 0
+        return 0
+
+    cdef _head(self, int64_t frame, int64_t ts, const uint8_t* h, Py_ssize_t hn):
+        """One message head (without the blank line): report or wait for its body."""
+        cdef Py_ssize_t e, ls, le, c, ns, ne, vs, ve
+        cdef const uint8_t* hit
+        cdef int64_t clen = -1
+        cdef bint chunked = False
+        host = ""
+        hit = <const uint8_t*>memmem(h, hn, b"\r\n", 2)
+        e = (hit - h) if hit != NULL else hn
+        first = PyBytes_FromStringAndSize(<const char*>h, e).decode("latin-1", "replace")
+        ls = e + 2
+        while ls <= hn:
+            hit = <const uint8_t*>memmem(h + ls, hn - ls, b"\r\n", 2)
+            le = (hit - h) if hit != NULL else hn
+            c = ls
+            while c < le and h[c] != 58:      # ':'
+                c += 1
+            ns, ne = ls, c
+            while ns < ne and _ws(h[ns]):
+                ns += 1
+            while ne > ns and _ws(h[ne - 1]):
+                ne -= 1
+            vs, ve = (c + 1 if c < le else le), le
+            while vs < ve and _ws(h[vs]):
+                vs += 1
+            while ve > vs and _ws(h[ve - 1]):
+                ve -= 1
+            if _name_is(h + ns, ne - ns, b"content-length", 14):
+                try:
+                    clen = int(PyBytes_FromStringAndSize(<const char*>(h + vs), ve - vs))
+                except ValueError:
+                    clen = -1
+            elif _name_is(h + ns, ne - ns, b"transfer-encoding", 17):
+                chunked = b"chunked" in PyBytes_FromStringAndSize(
+                    <const char*>(h + c + 1), le - c - 1).lower() if c < le else False
+            elif _name_is(h + ns, ne - ns, b"host", 4):
+                host = PyBytes_FromStringAndSize(<const char*>(h + vs), ve - vs).decode(
+                    "latin-1", "replace")
+            ls = le + 2
+        cdef int status
+        cdef bint no_body
+        if first.startswith("HTTP/"):
+            parts = first.split(" ", 2)
+            try:
+                status = int(parts[1])
+            except (IndexError, ValueError):
+                status = 0
+            no_body = self.expect_no_body or 100 <= status < 200 or status == 204 or status == 304
+            if not 100 <= status < 200:
+                self.expect_no_body = False
+            if no_body or (clen <= 0 and not chunked):
+                # no body, or a body that runs to the close: report now
+                self.on_response(frame, ts, status)
+                self.state = H_HEAD if (no_body or clen == 0) else H_UNTIL_CLOSE
+                return
+            self.pending = (self.on_response, (status,))
+        else:
+            parts = first.split(" ")
+            method = parts[0]
+            path = parts[1] if len(parts) > 1 else ""
+            if clen <= 0 and not chunked:
+                self.on_request(frame, ts, method, path, host)
+                self.state = H_HEAD
+                return
+            self.pending = (self.on_request, (method, path, host))
+        if chunked:
+            self.state = H_CHUNK_SIZE
+        else:
+            self.skip = clen
+            self.state = H_BODY
+
+
+# ------------------------------------------------------------ TLS records
+cdef inline bint _looks_tls(const uint8_t* p, Py_ssize_t n):
+    return n >= 5 and 20 <= p[0] <= 23 and p[1] == 3 and p[2] <= 4
+
+
+def looks_like_tls(bytes data):
+    """Does a TLS record (handshake, alert, CCS or application data) start here?"""
+    return _looks_tls(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+_client_hello_fn = None
+
+
+cdef class TlsParser:
+    """Parse one direction's TLS records.
+
+    ``on_alert(frame, ts, level, desc)`` for a plaintext alert;
+    ``on_hello(frame, ts, sni, version)`` for a ClientHello.  Application
+    data is passed over without copying.
+    """
+
+    cdef public object on_alert
+    cdef public object on_hello
+    cdef public bytes buf
+    cdef public bint encrypted
+    cdef public bint lost
+    cdef public int64_t alert_records
+    cdef public int64_t skip          # bytes of an opaque record body still to pass over
+
+    def __init__(self, on_alert, on_hello):
+        self.on_alert = on_alert
+        self.on_hello = on_hello
+        self.buf = b""
+
+    def gap(self):
+        self.buf = b""
+        self.lost = True
+        self.skip = 0
+
+    def feed(self, int64_t frame, int64_t ts, bytes data):
+        self._feed(frame, ts, data)
+
+    cdef int _feed(self, int64_t frame, int64_t ts, bytes data) except -1:
+        global _client_hello_fn
+        cdef Py_ssize_t off = 0
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef Py_ssize_t k, ln
+        cdef int ctype
+        cdef const uint8_t* p
+        cdef bytes buf
+        if self.skip:
+            k = self.skip if self.skip < n else n
+            self.skip -= k
+            off = k
+            if off >= n:
+                return 0
+        if self.lost:
+            if not _looks_tls(<const uint8_t*>PyBytes_AS_STRING(data) + off, n - off):
+                return 0
+            self.lost = False
+        if PyBytes_GET_SIZE(self.buf):
+            buf = self.buf + data[off:]
+            off = 0
+        else:
+            buf = data
+        p = <const uint8_t*>PyBytes_AS_STRING(buf)
+        n = PyBytes_GET_SIZE(buf)
+        while off + 5 <= n:
+            ctype = p[off]
+            if not (20 <= ctype <= 24) or p[off + 1] != 3:
+                self.gap()
+                return 0
+            ln = (p[off + 3] << 8) | p[off + 4]
+            if off + 5 + ln > n:
+                if ctype == 23 or (ctype == 22 and self.encrypted):
+                    # opaque body: no need to hold it
+                    self.skip = off + 5 + ln - n
+                    off = n
+                break
+            if ctype == 23:
+                pass                      # application data: opaque, never copied
+            elif ctype == 20:
+                self.encrypted = True
+            elif ctype == 21:
+                self.alert_records += 1
+                if ln == 2 and not self.encrypted:
+                    self.on_alert(frame, ts, p[off + 5], p[off + 6])
+            elif ctype == 22 and not self.encrypted and ln >= 4 and p[off + 5] == 1:
+                if _client_hello_fn is None:
+                    from backline.analyzers.net.tls import _client_hello
+                    _client_hello_fn = _client_hello
+                sni, ver = _client_hello_fn(buf[off + 5:off + 5 + ln])
+                self.on_hello(frame, ts, sni, ver)
+            off += 5 + ln
+        if off >= n:
+            self.buf = b""
+        else:
+            rest = buf[off:]
+            self.buf = rest if len(rest) <= 65_540 else b""
+        return 0
+
+
+# ------------------------------------------------------------ parser dispatch
+cdef int64_t _get_skip(object parser) except? -1:
+    if type(parser) is HttpParser:
+        return (<HttpParser>parser).skip
+    if type(parser) is TlsParser:
+        return (<TlsParser>parser).skip
+    return parser.skip
+
+
+cdef int _set_skip(object parser, int64_t skip) except -1:
+    if type(parser) is HttpParser:
+        (<HttpParser>parser).skip = skip
+    elif type(parser) is TlsParser:
+        (<TlsParser>parser).skip = skip
+    else:
+        parser.skip = skip
+    return 0
+
+
+cdef int _pfeed(object parser, int64_t frame, int64_t ts, bytes payload) except -1:
+    if type(parser) is HttpParser:
+        return (<HttpParser>parser)._feed(frame, ts, payload)
+    if type(parser) is TlsParser:
+        return (<TlsParser>parser)._feed(frame, ts, payload)
+    parser.feed(frame, ts, payload)
+    return 0
