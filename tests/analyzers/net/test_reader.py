@@ -205,7 +205,7 @@ def test_batched_pcapng_keeps_the_good_records_before_damage():
     raw = f.getvalue()
     r = CaptureReader.from_bytes(raw[:-10], "c.pcapng")
     batches = list(r.batches())
-    assert [len(b) for b in batches] == [4096, 903]
+    assert all(batches) and sum(len(b) for b in batches) == 4999
     assert [p[0] for b in batches for p in b] == list(range(1, 5000))
     assert isinstance(r.problem, TruncatedError)
 

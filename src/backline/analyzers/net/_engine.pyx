@@ -1056,7 +1056,7 @@ cdef class Engine:
     cdef public object zw_closed
     cdef public list collect
     cdef public int64_t evict_mask
-    cdef public int64_t n, first_ts, last_ts, backwards
+    cdef public int64_t n, first_ts, last_ts, backwards, order_ts
     cdef public int64_t ipv4, ipv6, vlan_frames, fragments, udp, icmp
     cdef public int64_t rst_frames, syn_frames, synack_frames, non_ip_frames, unsupported
     cdef int dns_ports[8]
@@ -1111,9 +1111,72 @@ cdef class Engine:
             if end > size or incl > limit:
                 break
             ts = <int64_t>sec * 1_000_000_000 + <int64_t>frac * mult
+            if ts < self.order_ts:
+                self.backwards += 1
+            self.order_ts = ts
             self._frame(ts, linktype, buf, pos + 16, incl, orig)
             pos = end
         return pos
+
+    def pcapng_block(self, bytes buf, Py_ssize_t pos, bint big_endian, list ifaces):
+        """Analyse the run of Enhanced Packet Blocks wholly inside ``buf`` from ``pos``.
+
+        ``ifaces`` holds ``(linktype, ns per tick, offset ns)`` per interface.
+        Stops at the first block that is not a plain EPB of a known interface
+        with a whole-nanosecond tick, or that looks damaged or crosses the
+        buffer's end; the caller reads (and diagnoses) that one.  Returns the
+        offset reached.
+        """
+        cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(buf)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
+        cdef int nif = len(ifaces) if len(ifaces) < 64 else 64
+        cdef int lts[64]
+        cdef int64_t ticks[64]
+        cdef int64_t offs[64]
+        cdef int i
+        for i in range(nif):
+            lt, tick, off = ifaces[i]
+            lts[i] = lt
+            if type(tick) is int and 1 <= tick <= 1_000_000_000 and -(1 << 62) < off < (1 << 62):
+                ticks[i] = tick
+                offs[i] = off
+            else:
+                ticks[i] = 0         # read in Python
+        cdef uint32_t btype, blen, iface, incl, orig
+        cdef uint64_t raw
+        cdef int64_t ts
+        while pos + 32 <= size:
+            if big_endian:
+                btype, blen = _u32be(b + pos), _u32be(b + pos + 4)
+            else:
+                btype, blen = _u32le(b + pos), _u32le(b + pos + 4)
+            if btype != 6 or blen < 32 or blen % 4 or blen > 0x0400_0000 or pos + blen > size:
+                break
+            if big_endian:
+                iface, raw = _u32be(b + pos + 8), \
+                    (<uint64_t>_u32be(b + pos + 12) << 32) | _u32be(b + pos + 16)
+                incl, orig = _u32be(b + pos + 20), _u32be(b + pos + 24)
+            else:
+                iface, raw = _u32le(b + pos + 8), \
+                    (<uint64_t>_u32le(b + pos + 12) << 32) | _u32le(b + pos + 16)
+                incl, orig = _u32le(b + pos + 20), _u32le(b + pos + 24)
+            if iface >= <uint32_t>nif or not ticks[iface] or 28 + <uint64_t>incl > blen - 4:
+                break
+            if raw > <uint64_t>((0x7FFF_FFFF_FFFF_FFFF - (1 << 62)) // ticks[iface]):
+                break                # a time stamp beyond what fits: read in Python
+            ts = <int64_t>raw * ticks[iface] + offs[iface]
+            if ts < self.order_ts:
+                self.backwards += 1
+            self.order_ts = ts
+            self._frame(ts, lts[iface], buf, pos + 28, incl, orig)
+            pos += blen
+        return pos
+
+    def order(self, int64_t ts):
+        """Note a record's time stamp read in Python (for the backwards count)."""
+        if ts < self.order_ts:
+            self.backwards += 1
+        self.order_ts = ts
 
     def frame(self, int64_t ts, int linktype, bytes data, int64_t orig):
         """Analyse one frame (the formats read record by record in Python)."""
@@ -1125,8 +1188,6 @@ cdef class Engine:
         self.n = n
         if n == 1:
             self.first_ts = ts
-        if ts < self.last_ts:
-            self.backwards += 1
         self.last_ts = ts
         if self.collect is not None:
             self.collect.append((n, ts, lt, buf[at:at + dl], orig))

@@ -226,6 +226,24 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
     return st
 
 
+def _ignore(*_args) -> None:
+    """The callback of a message kind a parser's direction does not report."""
+
+
+_ENDPOINTS: dict[tuple, str] = {}
+
+
+def _endpoint(addr: bytes, port: int) -> str:
+    """``address:port`` text of a server (memoised: servers repeat, clients rarely do)."""
+    key = (addr, port)
+    text = _ENDPOINTS.get(key)
+    if text is None:
+        if len(_ENDPOINTS) >= 50_000:
+            _ENDPOINTS.clear()
+        text = _ENDPOINTS[key] = f"{format_addr(addr)}:{port}"
+    return text
+
+
 def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req: dict,
                hellos: dict) -> tuple:
     """Choose the application parsers of a new stream from its ports (and first bytes)."""
@@ -235,9 +253,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
     else:
         a_is_client = c.bp in HTTP_PORTS or c.bp in TLS_PORTS or c.bp in SMB_PORTS or \
             c.bp in DNS_PORTS or c.bp < c.ap
-    server = format_addr(c.b if a_is_client else c.a)
-    server_port = c.bp if a_is_client else c.ap
-    server_name = f"{server}:{server_port}"
+    server_name = _endpoint(c.b, c.bp) if a_is_client else _endpoint(c.a, c.ap)
     stream = c.stream
 
     if c.ap in HTTP_PORTS or c.bp in HTTP_PORTS:
@@ -272,8 +288,8 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
                     heapq.heapreplace(slowest, item)
                 if status >= 400 and len(st.http) < KEEP:
                     st.http.append(ex)
-        req = HttpParser(on_req, lambda *a: None)
-        resp = HttpParser(lambda *a: None, on_resp)
+        req = HttpParser(on_req, _ignore)
+        resp = HttpParser(_ignore, on_resp)
         pa, pb = (req, resp) if a_is_client else (resp, req)
         return (Feed(pa), Feed(pb))
 
@@ -313,7 +329,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
 
     tls_port = c.ap in TLS_PORTS or c.bp in TLS_PORTS
     if tls_port or looks_like_tls(payload):
-        sender_addr = [format_addr(c.a), format_addr(c.b)]
+        sender_addr = (c.a, c.b)
 
         def make(i):
             def on_alert(frame, ts, level, desc):
@@ -321,7 +337,8 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
                 nm = ALERT_NAMES.get(desc, str(desc))
                 st.tls_alert_counts[nm] = st.tls_alert_counts.get(nm, 0) + 1
                 if len(st.tls_alerts) < KEEP:
-                    st.tls_alerts.append(TlsAlert(frame, ts, stream, sender_addr[i], server_name,
+                    st.tls_alerts.append(TlsAlert(frame, ts, stream, format_addr(sender_addr[i]),
+                                                  server_name,
                                                   level, desc, hellos.get(stream, "")))
 
             def on_hello(frame, ts, sni, version):

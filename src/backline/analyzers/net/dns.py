@@ -92,7 +92,7 @@ class DnsTracker:
                 if len(self.pending) < MAX_PENDING:
                     self.pending[key] = [(num, ts, name, qtype)]
                     if conv not in self.servers and len(self.servers) < MAX_PENDING:
-                        self.servers[conv] = _text(server)
+                        self.servers[conv] = server     # text made when reported
             elif len(lst) < 64:
                 lst.append((num, ts, name, qtype))
             return
@@ -124,7 +124,8 @@ class DnsTracker:
         out = []
         for (conv, _tid), lst in self.pending.items():
             for qframe, qts, name, qtype in lst:
-                out.append(DnsAnswer(qframe, 0, name, qtype, "", self.servers.get(conv, ""), 0, qts))
+                out.append(DnsAnswer(qframe, 0, name, qtype, "", _text(self.servers.get(conv, "")),
+                                     0, qts))
         out.sort(key=lambda a: a.query_frame)
         return out
 

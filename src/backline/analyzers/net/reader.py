@@ -146,6 +146,7 @@ class CaptureReader:
         self.count = 0
         self.bytes_read = 0
         self._backwards = 0
+        self._absurd = 0
 
     @property
     def offset(self) -> int:
@@ -176,58 +177,49 @@ class CaptureReader:
             yield from batch
 
     def batches(self) -> Iterator[list[Packet]]:
-        """Yield the records as lists (one per read block for pcap, else up to 4,096).
+        """Yield the records as lists (one per read block for pcap, else a few thousand).
 
         The same records as :meth:`packets`, in order.
         """
-        if self.format in ("pcap", "nsecpcap"):
+        if self.format == "netmon2":
+            gen: Iterator[list[Packet]] = _grouped(self._netmon())
+        else:
             collect: list[Packet] = []
             engine = Engine(collect=collect)
+            steps = self._pcap(engine) if self.format != "pcapng" else self._pcapng(engine)
 
             def blocks() -> Iterator[list[Packet]]:
-                for _ in self._pcap(engine):
+                for _ in steps:
                     if collect:
                         yield collect[:]
                         collect.clear()
-            gen: Iterator[list[Packet]] = blocks()
-        else:
-            gen = _grouped({"pcapng": self._pcapng, "netmon2": self._netmon}[self.format]())
+                if collect:
+                    yield collect[:]
+            gen = blocks()
         yield from self._guarded(gen)
 
     def feed(self, engine: Engine, progress: Callable[[int], None] | None = None) -> None:
         """Hand every good record to ``engine`` (the compiled analysis, :mod:`._engine`).
 
-        Classic pcap is walked by the engine itself, a read block at a time;
-        the other formats are read here and handed over frame by frame.
-        ``progress(offset)`` is called now and then with the bytes consumed.
+        pcap and pcapng are walked by the engine itself, a read block at a
+        time; Network Monitor files are read here and handed over frame by
+        frame.  ``progress(offset)`` is called now and then with the bytes consumed.
         """
-        if self.format in ("pcap", "nsecpcap"):
-            def run() -> Iterator[None]:
-                for _ in self._pcap(engine):
-                    if progress is not None:
-                        progress(self._s.offset)
-                    yield None
-        else:
-            records = {"pcapng": self._pcapng, "netmon2": self._netmon}[self.format]()
-            frame = engine.frame
+        if self.format == "netmon2":
+            records = self._netmon()
 
-            def run() -> Iterator[None]:
-                absurd = 0
-                try:
-                    for n, ts, lt, data, orig in records:
-                        if not _TS_MIN <= ts <= _TS_MAX:     # damaged time stamp: clamp
-                            ts = _TS_MIN if ts < _TS_MIN else _TS_MAX
-                            absurd += 1
-                        frame(ts, lt, data, min(orig, 0xFFFF_FFFF))
-                        if progress is not None and not n & 0xFFFF:
-                            progress(self._s.offset)
-                finally:
-                    if absurd:
-                        self.warnings.append(f"{absurd} record(s) with a time stamp outside "
-                                             "the years 1678-2262 (read as the nearest limit)")
+            def steps() -> Iterator[None]:
+                for n, ts, lt, data, orig in records:
+                    self._hand(engine, ts, lt, data, orig)
+                    if not n & 0xFFF:
+                        yield None
                 yield None
-        for _ in self._guarded(run()):
-            pass
+            run: Iterator[None] = steps()
+        else:
+            run = self._pcap(engine) if self.format != "pcapng" else self._pcapng(engine)
+        for _ in self._guarded(run):
+            if progress is not None:
+                progress(self._s.offset)
 
     def _guarded(self, gen: Iterator) -> Iterator:
         """Run a reading generator; an unreadable stream ends it with :attr:`problem` set."""
@@ -295,14 +287,24 @@ class CaptureReader:
         self._finish()
 
     # ---------------------------------------------------------------- pcapng
-    def _pcapng(self) -> Iterator[Packet]:
+    def _pcapng(self, engine: Engine) -> Iterator[None]:
+        """pcapng: runs of Enhanced Packet Blocks are walked by the engine; every
+        other block (and any EPB the engine leaves, e.g. a damaged one) is read
+        here.  One step is yielded per engine walk and per 4,096 blocks read here.
+        """
         s = self._s
-        n = 0
+        n0 = engine.n
+        b0 = engine.backwards
         endian = "<"
         ifaces: list[tuple[int, int, int]] = []   # (linktype, ns per tick, tsoffset ns)
         total_ifaces = 0
-        last_ts = 0
+        walk = engine.pcapng_block
+        k = 0
         while True:
+            n = self.count = engine.n - n0
+            k += 1
+            if not k & 0xFFF:
+                yield None
             if not s.need(12):
                 if s.available():
                     self._fail(TruncatedError, f"block header cut short ({s.available()} bytes)",
@@ -321,6 +323,12 @@ class CaptureReader:
                     break
                 ifaces = []
             (btype_i, blen) = struct.unpack_from(endian + "II", buf, pos)
+            if btype_i == 6 and ifaces:
+                reached = walk(buf, pos, endian == ">", ifaces)
+                if reached != pos:
+                    s.pos = reached
+                    yield None
+                    continue
             if blen < 12 or blen % 4 or blen > 0x0400_0000:
                 self._fail(FormatError, f"block length {blen} invalid (block type {btype_i:#x})",
                            n + 1, s.base + pos)
@@ -350,11 +358,9 @@ class CaptureReader:
                 lt, tick, tsoff = ifaces[iface]
                 ts = ((th << 32) | tl) * tick + tsoff if tick >= 1 else \
                     int(((th << 32) | tl) * tick) + tsoff
-                n += 1
-                if ts < last_ts:
-                    self._backwards += 1
-                last_ts = ts
-                yield n, ts, lt, buf[data_off:data_off + incl], orig
+                if _TS_MIN <= ts <= _TS_MAX:
+                    engine.order(ts)
+                self._hand(engine, ts, lt, buf[data_off:data_off + incl], orig)
             elif btype_i == 3:                 # simple packet block
                 if not ifaces:
                     self._fail(FormatError, "simple packet block before any interface",
@@ -362,8 +368,7 @@ class CaptureReader:
                     break
                 (orig,) = struct.unpack_from(endian + "I", buf, body)
                 incl = min(orig, end - body - 4)
-                n += 1
-                yield n, 0, ifaces[0][0], buf[body + 4:body + 4 + incl], orig
+                self._hand(engine, 0, ifaces[0][0], buf[body + 4:body + 4 + incl], orig)
             elif btype_i == 1:                 # interface description
                 lt, _res, _snap = struct.unpack_from(endian + "HHI", buf, body)
                 tick, tsoff = 1000, 0
@@ -383,8 +388,16 @@ class CaptureReader:
                     if code == 1:
                         self.comments.append(val.decode("utf-8", "replace"))
         self.interfaces = total_ifaces
-        self.count = n
+        self.count = engine.n - n0
+        self._backwards += engine.backwards - b0
         self._finish()
+
+    def _hand(self, engine: Engine, ts: int, lt: int, data: bytes, orig: int) -> None:
+        """Give one record read here to the engine (a damaged time stamp is clamped)."""
+        if not _TS_MIN <= ts <= _TS_MAX:
+            ts = _TS_MIN if ts < _TS_MIN else _TS_MAX
+            self._absurd += 1
+        engine.frame(ts, lt, data, min(orig, 0xFFFF_FFFF))
 
     # --------------------------------------------------------------- netmon
     def _netmon(self) -> Iterator[Packet]:
@@ -460,6 +473,9 @@ class CaptureReader:
         self._finish()
 
     def _finish(self) -> None:
+        if self._absurd:
+            self.warnings.append(f"{self._absurd} record(s) with a time stamp outside the years "
+                                 "1678-2262 (read as the nearest limit)")
         if self._backwards:
             self.warnings.append(f"time goes backwards at {self._backwards} record(s)")
 
