@@ -232,3 +232,53 @@ def test_cut_gzip_stream_keeps_every_record_read_before_the_damage(kind):
     assert 0 < len(got) < len(frames)
     assert got == [(i + 1, frames[i]) for i in range(len(got))]
     assert r.problem is not None and "cut." in str(r.problem)
+
+
+def test_pcapng_walked_by_the_engine_equals_the_same_frames_as_pcap():
+    """EPB runs are walked by the compiled engine, other blocks (an SPB, an obsolete packet
+    block, an interface with picosecond ticks) by Python: the analysis must not tell."""
+    from backline.analyzers.net.capture import analyze_reader
+    from backline.analyzers.net.summary import oracle_counts
+    from backline.analyzers.net.synth import ACK_F, FIN_F, PSH_F, RST_F
+
+    def segs():
+        for i in range(40):
+            sp = 20_000 + i
+            yield ipv4(A, B, tcp(sp, 80, 1, 0, SYN_F))
+            yield ipv4(B, A, tcp(80, sp, 9, 2, SYN_F | ACK_F))
+            yield ipv4(A, B, tcp(sp, 80, 2, 10, PSH_F | ACK_F, 65535, b"GET / HTTP/1.1\r\n\r\n"))
+            yield ipv4(A, B, tcp(sp, 80, 2, 10, PSH_F | ACK_F, 65535, b"GET / HTTP/1.1\r\n\r\n"))
+            yield ipv4(B, A, tcp(80, sp, 10, 20, (RST_F if i % 3 else FIN_F) | ACK_F))
+
+    frames = [ether(p) for p in segs()]
+    ng, pc = io.BytesIO(), io.BytesIO()
+    w, p = PcapngWriter(ng), PcapWriter(pc)
+    us, ns = w.interface(1, tsresol=6), w.interface(1, tsresol=9)
+    tenth = w.interface(1, tsresol=10)                # 0.1 ns ticks: a float tick
+    for i, fr in enumerate(frames):
+        ts = T0 - T0 % 1000 + i * 1_000_000
+        p.write(ts, fr)
+        kind = i % 7
+        if kind == 5:                                 # read in Python (float arithmetic)
+            units = ts * 10
+            pad = b"\x00" * (-len(fr) % 4)
+            w._block(6, struct.pack("<IIIII", tenth, units >> 32, units & 0xFFFFFFFF, len(fr),
+                                    len(fr)) + fr + pad)
+        elif kind == 6:
+            w.opb(us, ts, fr)
+        else:
+            w.epb(ns if kind % 2 else us, ts, fr)
+    a = analyze_reader(CaptureReader.from_bytes(ng.getvalue(), "x.pcapng"))
+    b = analyze_reader(CaptureReader.from_bytes(pc.getvalue(), "x.pcap"))
+    assert a.problem is None and b.problem is None
+    assert oracle_counts(a) == oracle_counts(b)
+    assert (a.packets, a.first_ts, a.last_ts) == (b.packets, b.first_ts, b.last_ts) == (
+        200, T0 - T0 % 1000, T0 - T0 % 1000 + 199_000_000)
+    assert oracle_counts(a)["http_requests"] == 40 and oracle_counts(a)["rst_frames"] == 26
+    # the records themselves, one by one (0.1 ns ticks are multiplied in floating point)
+    got = [(n, ts, bytes(d)) for n, ts, _, d, _ in
+           CaptureReader.from_bytes(ng.getvalue(), "x.pcapng").packets()]
+    want = [(n, ts, bytes(d)) for n, ts, _, d, _ in
+            CaptureReader.from_bytes(pc.getvalue(), "x.pcap").packets()]
+    assert [(n, d) for n, _, d in got] == [(n, d) for n, _, d in want]
+    assert all(abs(x[1] - y[1]) < (1000 if x[0] % 7 == 6 else 1) for x, y in zip(got, want))
