@@ -1087,16 +1087,17 @@ cdef class Engine:
                 return True
         return False
 
-    def pcap_block(self, bytes buf, Py_ssize_t pos, int linktype, int64_t mult, bint big_endian,
-                   int64_t limit):
-        """Analyse every classic-pcap record wholly inside ``buf`` from ``pos``.
+    def pcap_block(self, const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t size, int linktype,
+                   int64_t mult, bint big_endian, int64_t limit):
+        """Analyse every classic-pcap record wholly inside ``buf[:size]`` from ``pos``.
 
         Returns the offset of the first record not handled: one cut by the
         end of the buffer, or one whose length exceeds ``limit`` (the caller
         tells the two apart and reports damage).
         """
-        cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(buf)
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
+        if size > buf.shape[0]:
+            size = buf.shape[0]
+        cdef const uint8_t* b = &buf[0] if size else NULL
         cdef uint32_t sec, frac, incl, orig
         cdef Py_ssize_t end
         cdef int64_t ts
@@ -1114,11 +1115,12 @@ cdef class Engine:
             if ts < self.order_ts:
                 self.backwards += 1
             self.order_ts = ts
-            self._frame(ts, linktype, buf, pos + 16, incl, orig)
+            self._frame(ts, linktype, b + pos + 16, incl, orig)
             pos = end
         return pos
 
-    def pcapng_block(self, bytes buf, Py_ssize_t pos, bint big_endian, list ifaces):
+    def pcapng_block(self, const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t size,
+                     bint big_endian, list ifaces):
         """Analyse the run of Enhanced Packet Blocks wholly inside ``buf`` from ``pos``.
 
         ``ifaces`` holds ``(linktype, ns per tick, offset ns)`` per interface.
@@ -1127,8 +1129,9 @@ cdef class Engine:
         buffer's end; the caller reads (and diagnoses) that one.  Returns the
         offset reached.
         """
-        cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(buf)
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
+        if size > buf.shape[0]:
+            size = buf.shape[0]
+        cdef const uint8_t* b = &buf[0] if size else NULL
         cdef int nif = len(ifaces) if len(ifaces) < 64 else 64
         cdef int lts[64]
         cdef int64_t ticks[64]
@@ -1168,7 +1171,7 @@ cdef class Engine:
             if ts < self.order_ts:
                 self.backwards += 1
             self.order_ts = ts
-            self._frame(ts, lts[iface], buf, pos + 28, incl, orig)
+            self._frame(ts, lts[iface], b + pos + 28, incl, orig)
             pos += blen
         return pos
 
@@ -1180,9 +1183,10 @@ cdef class Engine:
 
     def frame(self, int64_t ts, int linktype, bytes data, int64_t orig):
         """Analyse one frame (the formats read record by record in Python)."""
-        self._frame(ts, linktype, data, 0, PyBytes_GET_SIZE(data), orig)
+        self._frame(ts, linktype, <const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data),
+                    orig)
 
-    cdef int _frame(self, int64_t ts, int lt, bytes buf, Py_ssize_t at, Py_ssize_t dl,
+    cdef int _frame(self, int64_t ts, int lt, const uint8_t* data, Py_ssize_t dl,
                     int64_t orig) except -1:
         cdef int64_t n = self.n + 1
         self.n = n
@@ -1190,14 +1194,13 @@ cdef class Engine:
             self.first_ts = ts
         self.last_ts = ts
         if self.collect is not None:
-            self.collect.append((n, ts, lt, buf[at:at + dl], orig))
+            self.collect.append((n, ts, lt, PyBytes_FromStringAndSize(<const char*>data, dl), orig))
             return 0
         cdef TcpTracker tcp = self.tcp
         if not n & self.evict_mask:
             tcp.evict(ts)
             if not n & 0xFFFFF:
                 tcp.sweep_idle(ts)
-        cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(buf) + at
         cdef Dec d
         _decode(lt, data, dl, orig, &d)
         if not d.ok:
