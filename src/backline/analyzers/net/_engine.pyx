@@ -1280,8 +1280,11 @@ cdef class Engine:
             conv = (src, d.sport, dst, d.dport)
         else:
             conv = (dst, d.dport, src, d.sport)
-        self.dns.message(n, ts, conv, PyBytes_FromStringAndSize(<const char*>(data + d.poff),
-                                                                d.plen), client_side, conv[2])
+        if type(self.dns) is DnsTracker:
+            (<DnsTracker>self.dns)._message(n, ts, conv, data + d.poff, d.plen, conv[2])
+        else:
+            self.dns.message(n, ts, conv, PyBytes_FromStringAndSize(
+                <const char*>(data + d.poff), d.plen), client_side, conv[2])
 
     cdef _zw_closed(self, run):
         closed = self.zw_closed
@@ -1693,3 +1696,153 @@ cdef int _pfeed(object parser, int64_t frame, int64_t ts, bytes payload) except 
         return (<TlsParser>parser)._feed(frame, ts, payload)
     parser.feed(frame, ts, payload)
     return 0
+
+
+# ------------------------------------------------------------ DNS
+RCODE_NAMES = {0: "NoError", 1: "FormErr", 2: "ServFail", 3: "NXDomain", 4: "NotImp",
+               5: "Refused", 6: "YXDomain", 7: "YXRRSet", 8: "NXRRSet", 9: "NotAuth",
+               10: "NotZone"}
+MAX_PENDING = 200_000
+_answer_type = None
+
+
+cdef str _qname(const uint8_t* m, Py_ssize_t n, Py_ssize_t* at):
+    """The (uncompressed) first question name from ``at``; ``at`` moves past it."""
+    cdef Py_ssize_t off = at[0]
+    cdef int ln, labels = 0
+    cdef Py_ssize_t e
+    parts = bytearray()
+    while off < n:
+        ln = m[off]
+        if ln == 0:
+            off += 1
+            break
+        if ln & 0xC0:
+            off += 2
+            break
+        if labels:
+            parts.append(46)                  # "."
+        e = off + 1 + ln
+        if e > n:
+            e = n
+        parts += m[off + 1:e]
+        labels += 1
+        off += 1 + ln
+        if labels > 127:
+            break
+    at[0] = off
+    return parts.decode("ascii", "replace") if labels else "<root>"
+
+
+def qname(bytes msg, Py_ssize_t off=12):
+    """Read the (uncompressed) first question name; returns (name, next offset)."""
+    cdef Py_ssize_t at = off
+    name = _qname(<const uint8_t*>PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg), &at)
+    return name, at
+
+
+cdef str _text(addr):
+    if isinstance(addr, bytes):
+        from backline.analyzers.net.decode import format_addr
+        return format_addr(addr)
+    return addr
+
+
+cdef class DnsTracker:
+    """Count DNS queries and responses; keep the failures and response times."""
+
+    cdef public int64_t queries
+    cdef public int64_t responses
+    cdef public dict rcodes
+    cdef public set answered
+    cdef public dict pending
+    cdef public list failures          # DnsAnswer: NXDOMAIN / SERVFAIL / other errors
+    cdef public list times_ns
+    cdef public int64_t keep
+    cdef public dict servers
+    cdef public int64_t retried        # repeated queries that were answered in the end
+
+    def __init__(self, int64_t keep=10_000):
+        self.rcodes = {}
+        self.answered = set()
+        self.pending = {}
+        self.failures = []
+        self.times_ns = []
+        self.keep = keep
+        self.servers = {}
+
+    def message(self, int64_t num, int64_t ts, tuple conv, bytes msg, bint from_client,
+                server=""):
+        """Count one DNS message; ``server`` is the server's address (text or raw bytes)."""
+        self._message(num, ts, conv, <const uint8_t*>PyBytes_AS_STRING(msg),
+                      PyBytes_GET_SIZE(msg), server)
+
+    cdef int _message(self, int64_t num, int64_t ts, tuple conv, const uint8_t* msg,
+                      Py_ssize_t n, server) except -1:
+        global _answer_type
+        if n < 12:
+            return 0
+        cdef int tid = (msg[0] << 8) | msg[1]
+        cdef Py_ssize_t off = 12
+        cdef int qtype = 0, code
+        cdef list lst
+        key = (conv, tid)
+        if not msg[2] & 0x80:
+            self.queries += 1
+            if msg[5] or msg[4]:
+                name = _qname(msg, n, &off)
+            else:
+                name = "<none>"
+            if off + 2 <= n:
+                qtype = (msg[off] << 8) | msg[off + 1]
+            lst = self.pending.get(key)
+            if lst is None:
+                if len(self.pending) < MAX_PENDING:
+                    self.pending[key] = [(num, ts, name, qtype)]
+                    if conv not in self.servers and len(self.servers) < MAX_PENDING:
+                        self.servers[conv] = server     # text made when reported
+            elif len(lst) < 64:
+                lst.append((num, ts, name, qtype))
+            return 0
+        self.responses += 1
+        code = msg[3] & 0x0F
+        rname = RCODE_NAMES.get(code)
+        if rname is None:
+            rname = str(code)
+        self.rcodes[rname] = self.rcodes.get(rname, 0) + 1
+        lst = self.pending.get(key)
+        qframe, qts, name, qtype = (0, 0, "", 0)
+        if lst:
+            qframe, qts, name, qtype = lst[len(lst) - 1]      # (no negative index: wraparound is off)
+            if len(lst) > 1:
+                self.retried += len(lst) - 1
+            self.answered.add(qframe)
+            del self.pending[key]
+            if len(self.times_ns) < 1_000_000:
+                self.times_ns.append(ts - qts)
+        if not name:
+            if msg[5] or msg[4]:
+                name = _qname(msg, n, &off)
+            else:
+                name = "<none>"
+        if code and len(self.failures) < self.keep:
+            if _answer_type is None:
+                from backline.analyzers.net.dns import DnsAnswer
+                _answer_type = DnsAnswer
+            self.failures.append(_answer_type(qframe, num, name, qtype, rname, _text(server),
+                                              ts - qts if qframe else 0, ts))
+        return 0
+
+    def unanswered(self):
+        """Queries minus distinct answered query frames (the oracle's rule)."""
+        return max(0, self.queries - len(self.answered))
+
+    def unanswered_queries(self):
+        from backline.analyzers.net.dns import DnsAnswer
+        out = []
+        for (conv, _tid), lst in self.pending.items():
+            for qframe, qts, name, qtype in lst:
+                out.append(DnsAnswer(qframe, 0, name, qtype, "", _text(self.servers.get(conv, "")),
+                                     0, qts))
+        out.sort(key=lambda a: a.query_frame)
+        return out
