@@ -282,3 +282,24 @@ def test_pcapng_walked_by_the_engine_equals_the_same_frames_as_pcap():
             CaptureReader.from_bytes(pc.getvalue(), "x.pcap").packets()]
     assert [(n, d) for n, _, d in got] == [(n, d) for n, _, d in want]
     assert all(abs(x[1] - y[1]) < (1000 if x[0] % 7 == 6 else 1) for x, y in zip(got, want))
+
+
+def test_damaged_gzip_stream_keeps_what_was_read():
+    """A corrupt deflate stream (zlib.error, not an OSError) ends the reading with a problem."""
+    raw = _pcap(frames=[ether(ipv4(A, B, tcp(1000 + i % 50_000, 80, i * 7919, 0, SYN_F)))
+                        for i in range(60_000)])
+    z = bytearray(gzip.compress(raw, mtime=0))
+    for off in range(len(z) // 2, len(z) // 2 + 64):      # scribble over the middle
+        z[off] ^= 0x5A
+    r = CaptureReader.from_bytes(bytes(z), "d.pcap.gz")
+    got = list(r.packets())
+    assert r.compression == "gzip" and 0 < len(got) < 60_000
+    assert [p[0] for p in got] == list(range(1, len(got) + 1))
+    # (the scribble either breaks the deflate stream or inflates to garbage records)
+    assert isinstance(r.problem, FormatError) and str(r.problem).startswith(
+        f"d.pcap.gz record:{len(got) + 1} ")
+    # damage right after the gzip header: not readable as a capture at all
+    bad = bytearray(gzip.compress(raw, mtime=0))
+    bad[10:40] = bytes(30)
+    with pytest.raises(FormatError):
+        CaptureReader.from_bytes(bytes(bad), "e.pcap.gz")

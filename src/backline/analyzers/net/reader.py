@@ -1,6 +1,9 @@
 """Streaming readers for capture files: pcap, pcapng, Network Monitor 2.x, gzip.
 
-The reader yields one small tuple per record and never holds the whole file:
+The reader never holds the whole file. For the analysis it hands the
+records to the compiled engine (:meth:`CaptureReader.feed`; pcap records and
+pcapng packet blocks are walked inside the read buffer there); for other
+users :meth:`CaptureReader.packets` yields one tuple per record:
 ``(number, ts_ns, linktype, data, orig_len)`` where ``number`` is the 1-based
 frame number (as in Wireshark), ``ts_ns`` nanoseconds since the Unix epoch
 (UTC), ``linktype`` a pcap LINKTYPE_* value and ``data`` the captured bytes.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -37,6 +41,8 @@ MAX_RECORD = 262_144
 _CHUNK = 4 << 20
 _EPOCH_1601_NS = 11_644_473_600 * 1_000_000_000
 _TS_MIN, _TS_MAX = -(1 << 63), (1 << 63) - 1     # nanosecond time stamps the analysis holds
+#: What a damaged (compressed) stream raises while being read.
+_STREAM_ERRORS = (EOFError, OSError, gzip.BadGzipFile, struct.error, zlib.error)
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000, "pcap"),
@@ -76,25 +82,42 @@ class _Stream:
 
     The bytes live in one reusable ``bytearray`` (``buf[:end]`` is valid),
     filled with ``readinto``: no new block object, no page faults on fresh
-    memory and no copy of the block per refill.
+    memory and no copy of the block per refill.  A compressed stream is read
+    in small steps, and an error while reading is raised only when the
+    reader reaches the bytes it could not get: every record before the
+    damage is still handed out.
     """
 
-    __slots__ = ("f", "buf", "pos", "end", "base", "eof")
+    __slots__ = ("f", "buf", "pos", "end", "base", "eof", "step", "error")
 
-    def __init__(self, f: BinaryIO, head: bytes = b""):
+    def __init__(self, f: BinaryIO, head: bytes = b"", step: int = _CHUNK):
         self.f = f
         self.buf = bytearray(head)
         self.end = len(head)
         self.pos = 0
         self.base = 0      # absolute offset of buf[0]
         self.eof = False
+        self.step = step
+        self.error: BaseException | None = None
 
     def need(self, n: int) -> bool:
-        """Make ``n`` bytes available at ``pos``; False when the file ends first."""
+        """Make ``n`` bytes available at ``pos``; False when the file ends first.
+
+        Raises the stream's read error (``_STREAM_ERRORS``) when the bytes
+        are missing because of it.
+        """
         if self.pos + n <= self.end:
             return True
-        if self.eof:
-            return False
+        if not self.eof:
+            self._refill(n)
+            if self.pos + n <= self.end:
+                return True
+        if self.error is not None:
+            exc, self.error = self.error, None
+            raise exc
+        return False
+
+    def _refill(self, n: int) -> None:
         rest = self.end - self.pos
         buf = self.buf
         size = max(_CHUNK, n + rest)
@@ -109,15 +132,17 @@ class _Stream:
         self.end = rest
         view = memoryview(buf)
         try:
-            while self.end < n:
-                got = self.f.readinto(view[self.end:])
+            while self.end < len(buf):
+                got = self.f.readinto(view[self.end:self.end + self.step])
                 if not got:
                     self.eof = True
                     break
                 self.end += got
+        except _STREAM_ERRORS as exc:
+            self.eof = True
+            self.error = exc
         finally:
             view.release()
-        return self.end >= n
 
     @property
     def offset(self) -> int:
@@ -144,14 +169,18 @@ class CaptureReader:
                 f = gzip.GzipFile(fileobj=f)  # type: ignore[assignment]
             else:
                 f = gzip.GzipFile(fileobj=_Prefixed(head, f))  # type: ignore[arg-type]
-            head = f.read(4)
+            try:
+                head = f.read(4)
+            except _STREAM_ERRORS as exc:
+                raise FormatError(f"gzip stream unreadable: {exc}", artifact=name,
+                                  locator="offset:0") from exc
             self.compression = "gzip"
         fmt = sniff_format(head)
         if fmt is None or fmt == "gzip":
             raise FormatError(f"not a capture file (magic {head.hex() or 'empty'})",
                               artifact=name, locator="offset:0")
         self.format = fmt
-        self._s = _Stream(f, head)
+        self._s = _Stream(f, head, step=_CHUNK if not self.compression else 256 << 10)
         self.problem: FormatError | None = None
         self.warnings: list[str] = []
         self.linktypes: set[int] = set()
@@ -239,7 +268,7 @@ class CaptureReader:
         """Run a reading generator; an unreadable stream ends it with :attr:`problem` set."""
         try:
             yield from gen
-        except (EOFError, OSError, gzip.BadGzipFile, struct.error) as exc:
+        except _STREAM_ERRORS as exc:
             # gzip damage or an unreadable tail: keep what was read.
             if self.problem is None:
                 self._fail(TruncatedError, f"stream unreadable: {exc}", self.count + 1,
@@ -503,7 +532,7 @@ def _grouped(records: Iterator[Packet], size: int = 4096) -> Iterator[list[Packe
             if len(out) >= size:
                 yield out
                 out = []
-    except (EOFError, OSError, gzip.BadGzipFile, struct.error):
+    except _STREAM_ERRORS:
         if out:          # the good records read before the damage still count
             yield out
         raise
