@@ -157,6 +157,7 @@ cdef class Connection:
     cdef public bint queued
     cdef public object apps              # application parsers of each direction (capture.py)
     cdef public int zw                   # bit i: a zero-window run of direction i is open
+    cdef public int client_side          # 0: a is the client, 1: b is, -1: not decided yet
 
     def __init__(self, int64_t stream, a, int ap, b, int bp, int64_t frame, int64_t ts):
         self.stream = stream
@@ -174,6 +175,7 @@ cdef class Connection:
         self.first_frame_from_a = True
         self.key = ()
         self.apps = None
+        self.client_side = -1
 
     @property
     def d(self):
@@ -1061,10 +1063,13 @@ cdef class Engine:
     cdef public int64_t rst_frames, syn_frames, synack_frames, non_ip_frames, unsupported
     cdef int dns_ports[8]
     cdef int n_dns_ports
+    cdef public object sink
+    cdef uint8_t portkind[65536]     # bit 1 HTTP, 2 TLS, 4 SMB, 8 DNS (well-known ports)
 
     def __init__(self, tcp=None, dns=None, make_apps=None, zw_open=None, retrans=None,
                  zw_run=None, format_addr=None, zw_closed=None, collect=None,
-                 int64_t evict_mask=0xFFF, dns_ports=(53,)):
+                 int64_t evict_mask=0xFFF, dns_ports=(53,), sink=None, http_ports=(),
+                 tls_ports=(), smb_ports=()):
         self.tcp = tcp if tcp is not None else TcpTracker()
         self.dns = dns
         self.make_apps = make_apps
@@ -1079,6 +1084,13 @@ cdef class Engine:
         self.n_dns_ports = len(ports)
         for i, p in enumerate(ports):
             self.dns_ports[i] = p
+        self.sink = sink
+        cdef int k
+        for k in range(65536):
+            self.portkind[k] = 0
+        for bit, group in ((1, http_ports), (2, tls_ports), (4, smb_ports), (8, dns_ports)):
+            for p in group:
+                self.portkind[<uint16_t>p] |= bit
 
     cdef inline bint _is_dns(self, int port):
         cdef int i
@@ -1259,8 +1271,7 @@ cdef class Engine:
             if d.seglen:
                 a = c.apps
                 if a is None:
-                    a = c.apps = self.make_apps(c, PyBytes_FromStringAndSize(
-                        <const char*>(data + d.poff), d.plen))
+                    a = c.apps = self._apps(c, data + d.poff, d.plen)
                 if PyTuple_GET_SIZE(a):
                     (<Feed>(<tuple>a)[fwd_i]).seg(n, ts, d.seq, data + d.poff, d.plen, d.seglen)
         elif d.proto == 17:
@@ -1270,6 +1281,43 @@ cdef class Engine:
         elif d.proto == 1 or d.proto == 58:
             self.icmp += 1
         return 0
+
+    cdef object _apps(self, Connection c, const uint8_t* p, Py_ssize_t n):
+        """Choose a new stream's application parsers from its ports (and first bytes).
+
+        HTTP and TLS parsers report to :attr:`sink`; DNS over TCP and SMB2
+        streams (and every stream when there is no sink) are set up by the
+        Python ``make_apps``.
+        """
+        if self.sink is None:
+            return self.make_apps(c, PyBytes_FromStringAndSize(<const char*>p, n))
+        cdef int ka = self.portkind[c.ap], kb = self.portkind[c.bp]
+        cdef bint a_is_client
+        cdef HttpParser req, resp
+        cdef TlsParser t0, t1
+        # the client: the SYN's sender when seen, else the side off the well-known port
+        if c.syn_frame:
+            a_is_client = c.syn_from_a is None or bool(c.syn_from_a)
+        else:
+            a_is_client = kb != 0 or c.bp < c.ap
+        c.client_side = 0 if a_is_client else 1
+        if (ka | kb) & 1:
+            req = HttpParser(None, None)
+            resp = HttpParser(None, None)
+            req.sink = resp.sink = self.sink
+            req.conn = resp.conn = c
+            req.peer = resp
+            return (Feed(req), Feed(resp)) if a_is_client else (Feed(resp), Feed(req))
+        if c.ap == 53 or c.bp == 53 or (ka | kb) & 4:
+            return self.make_apps(c, PyBytes_FromStringAndSize(<const char*>p, n))
+        if (ka | kb) & 2 or _looks_tls(p, n):
+            t0 = TlsParser(None, None)
+            t1 = TlsParser(None, None)
+            t0.sink = t1.sink = self.sink
+            t0.conn = t1.conn = c
+            t1.side = 1
+            return (Feed(t0), Feed(t1))
+        return ()
 
     cdef _dns(self, int64_t n, int64_t ts, Dec* d, const uint8_t* data):
         cdef bint client_side = self._is_dns(d.dport) and not (self._is_dns(d.sport)
@@ -1371,6 +1419,9 @@ cdef class HttpParser:
     cdef public bint expect_no_body   # set by the engine when the request was HEAD
     cdef public object pending        # (callback, args) until the body is complete
     cdef public int64_t skip          # body bytes still to pass over
+    cdef public object sink           # the capture's collector (then no callbacks are used)
+    cdef public Connection conn       # ... and the stream it reports for
+    cdef public HttpParser peer       # the other direction (told when a request was HEAD)
 
     def __init__(self, on_request, on_response):
         self.on_request = on_request
@@ -1394,9 +1445,23 @@ cdef class HttpParser:
         """The current message is complete in ``frame``: report it."""
         self.state = H_HEAD
         if self.pending is not None:
-            cb, args = self.pending
+            kind, args = self.pending
             self.pending = None
-            cb(frame, ts, *args)
+            self._report(kind, frame, ts, args)
+
+    cdef _report(self, int kind, int64_t frame, int64_t ts, tuple args):
+        """Report a request (kind 0: method, path, host) or a response (1: status)."""
+        if self.sink is not None:
+            if kind == 0:
+                if args[0] == "HEAD" and self.peer is not None:
+                    self.peer.expect_no_body = True
+                self.sink.http_request(self.conn, frame, ts, *args)
+            else:
+                self.sink.http_response(self.conn, frame, ts, *args)
+        elif kind == 0:
+            self.on_request(frame, ts, *args)
+        else:
+            self.on_response(frame, ts, *args)
 
     def feed(self, int64_t frame, int64_t ts, bytes data):
         self._feed(frame, ts, data)
@@ -1548,19 +1613,19 @@ cdef class HttpParser:
                 self.expect_no_body = False
             if no_body or (clen <= 0 and not chunked):
                 # no body, or a body that runs to the close: report now
-                self.on_response(frame, ts, status)
+                self._report(1, frame, ts, (status,))
                 self.state = H_HEAD if (no_body or clen == 0) else H_UNTIL_CLOSE
                 return
-            self.pending = (self.on_response, (status,))
+            self.pending = (1, (status,))
         else:
             parts = first.split(" ")
             method = parts[0]
             path = parts[1] if len(parts) > 1 else ""
             if clen <= 0 and not chunked:
-                self.on_request(frame, ts, method, path, host)
+                self._report(0, frame, ts, (method, path, host))
                 self.state = H_HEAD
                 return
-            self.pending = (self.on_request, (method, path, host))
+            self.pending = (0, (method, path, host))
         if chunked:
             self.state = H_CHUNK_SIZE
         else:
@@ -1596,6 +1661,9 @@ cdef class TlsParser:
     cdef public bint lost
     cdef public int64_t alert_records
     cdef public int64_t skip          # bytes of an opaque record body still to pass over
+    cdef public object sink           # the capture's collector (then no callbacks are used)
+    cdef public Connection conn       # ... the stream it reports for
+    cdef public int side              # ... and which end sends this direction (0: a, 1: b)
 
     def __init__(self, on_alert, on_hello):
         self.on_alert = on_alert
@@ -1654,13 +1722,19 @@ cdef class TlsParser:
             elif ctype == 21:
                 self.alert_records += 1
                 if ln == 2 and not self.encrypted:
-                    self.on_alert(frame, ts, p[off + 5], p[off + 6])
+                    if self.sink is not None:
+                        self.sink.tls_alert(self.conn, self.side, frame, ts, p[off + 5], p[off + 6])
+                    else:
+                        self.on_alert(frame, ts, p[off + 5], p[off + 6])
             elif ctype == 22 and not self.encrypted and ln >= 4 and p[off + 5] == 1:
                 if _client_hello_fn is None:
                     from backline.analyzers.net.tls import _client_hello
                     _client_hello_fn = _client_hello
                 sni, ver = _client_hello_fn(buf[off + 5:off + 5 + ln])
-                self.on_hello(frame, ts, sni, ver)
+                if self.sink is not None:
+                    self.sink.tls_hello(self.conn, frame, ts, sni, ver)
+                else:
+                    self.on_hello(frame, ts, sni, ver)
             off += 5 + ln
         if off >= n:
             self.buf = b""

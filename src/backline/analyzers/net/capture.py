@@ -24,11 +24,11 @@ from typing import Callable
 from backline.analyzers.net._engine import Engine, Feed
 from backline.analyzers.net.decode import SUPPORTED_LINKTYPES, format_addr
 from backline.analyzers.net.dns import DNS_PORTS, DnsTcpParser, DnsTracker
-from backline.analyzers.net.http import HTTP_PORTS, HttpParser
+from backline.analyzers.net.http import HTTP_PORTS
 from backline.analyzers.net.reader import CaptureReader
 from backline.analyzers.net.smb2 import CHANGE_NOTIFY, SMB_PORTS, Smb2Parser, is_failure
 from backline.analyzers.net.tcp import TcpTracker
-from backline.analyzers.net.tls import TLS_PORTS, TlsParser, looks_like_tls
+from backline.analyzers.net.tls import ALERT_NAMES, TLS_PORTS
 
 KEEP = 5_000          # failures of each kind kept with their evidence
 EVICT_MASK = 0xFFF    # look for connections to retire every 4096 packets
@@ -193,7 +193,9 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
 
     engine = Engine(
         tcp=tcp, dns=st.dns,
-        make_apps=lambda c, payload: _make_apps(st, c, payload, pending_http, smb_req, hellos),
+        make_apps=lambda c, payload: _make_apps(st, c, payload, smb_req),
+        sink=_AppSink(st, pending_http, hellos), http_ports=HTTP_PORTS, tls_ports=TLS_PORTS,
+        smb_ports=SMB_PORTS,
         zw_open=zw_open, retrans=st.retrans_frames, zw_run=zw_run, format_addr=format_addr,
         zw_closed=zw_closed, evict_mask=EVICT_MASK,   # module setting, read per run (tests lower it)
         dns_ports=DNS_PORTS)
@@ -244,10 +246,10 @@ def _endpoint(addr: bytes, port: int) -> str:
     return text
 
 
-def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req: dict,
-               hellos: dict) -> tuple:
-    """Choose the application parsers of a new stream from its ports (and first bytes)."""
-    # server side: the SYN's destination when known, else the well-known port
+def _make_apps(st: CaptureStats, c, payload: bytes, smb_req: dict) -> tuple:
+    """Application parsers of a new DNS-over-TCP or SMB2 stream (the engine sets up
+    HTTP and TLS streams itself, reporting to :class:`_AppSink`)."""
+    # the client: the SYN's sender when known, else the side off the well-known port
     if c.syn_frame:
         a_is_client = c.originator_is_a()
     else:
@@ -255,43 +257,6 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
             c.bp in DNS_PORTS or c.bp < c.ap
     server_name = _endpoint(c.b, c.bp) if a_is_client else _endpoint(c.a, c.ap)
     stream = c.stream
-
-    if c.ap in HTTP_PORTS or c.bp in HTTP_PORTS:
-        def on_req(frame, ts, method, path, host):
-            q = pending_http.setdefault(stream, [])
-            if len(q) < 10_000:
-                q.append(HttpExchange(stream, server_name, method, path, host, frame, ts))
-            if st.http_last_req_frame != frame:
-                st.http_request_frames += 1
-                st.http_last_req_frame = frame
-            if method == "HEAD":
-                resp.expect_no_body = True
-
-        def on_resp(frame, ts, status):
-            key = str(status)
-            st.http_status[key] = st.http_status.get(key, 0) + 1
-            if 100 <= status < 200:
-                return
-            q = pending_http.get(stream)
-            if q:
-                ex = q.pop(0)
-                ex.status, ex.response_frame, ex.response_ts = status, frame, ts
-                took = ts - ex.request_ts
-                times = st.http_times.setdefault(server_name, [])
-                if len(times) < 200_000:
-                    times.append(took)
-                slowest = st.http_slowest.setdefault(server_name, [])
-                item = (took, frame, ts, ex.method, ex.path)
-                if len(slowest) < SLOWEST_KEPT:
-                    heapq.heappush(slowest, item)
-                elif took > slowest[0][0]:
-                    heapq.heapreplace(slowest, item)
-                if status >= 400 and len(st.http) < KEEP:
-                    st.http.append(ex)
-        req = HttpParser(on_req, _ignore)
-        resp = HttpParser(_ignore, on_resp)
-        pa, pb = (req, resp) if a_is_client else (resp, req)
-        return (Feed(pa), Feed(pb))
 
     if c.ap == 53 or c.bp == 53:
         conv = (c.a, c.ap, c.b, c.bp) if a_is_client else (c.b, c.bp, c.a, c.ap)
@@ -327,26 +292,76 @@ def _make_apps(st: CaptureStats, c, payload: bytes, pending_http: dict, smb_req:
                                                  status, req[0] if req else 0, rtt))
         return (Feed(Smb2Parser(on_smb)), Feed(Smb2Parser(on_smb)))
 
-    tls_port = c.ap in TLS_PORTS or c.bp in TLS_PORTS
-    if tls_port or looks_like_tls(payload):
-        sender_addr = (c.a, c.b)
-
-        def make(i):
-            def on_alert(frame, ts, level, desc):
-                from backline.analyzers.net.tls import ALERT_NAMES
-                nm = ALERT_NAMES.get(desc, str(desc))
-                st.tls_alert_counts[nm] = st.tls_alert_counts.get(nm, 0) + 1
-                if len(st.tls_alerts) < KEEP:
-                    st.tls_alerts.append(TlsAlert(frame, ts, stream, format_addr(sender_addr[i]),
-                                                  server_name,
-                                                  level, desc, hellos.get(stream, "")))
-
-            def on_hello(frame, ts, sni, version):
-                hellos[stream] = sni
-                k = (sni, version)
-                if len(st.tls_hellos) < 10_000 or k in st.tls_hellos:
-                    st.tls_hellos[k] = st.tls_hellos.get(k, 0) + 1
-            return TlsParser(on_alert, on_hello)
-        return (Feed(make(0)), Feed(make(1)))
     return ()
+
+
+class _AppSink:
+    """Where the compiled HTTP and TLS parsers report, with the stream they saw it on."""
+
+    __slots__ = ("st", "pending_http", "hellos")
+
+    def __init__(self, st: CaptureStats, pending_http: dict, hellos: dict) -> None:
+        self.st = st
+        self.pending_http = pending_http
+        self.hellos = hellos
+
+    def http_request(self, c, frame: int, ts: int, method: str, path: str, host: str) -> None:
+        stream = c.stream
+        q = self.pending_http.get(stream)
+        if q is None:
+            q = self.pending_http[stream] = []
+        if len(q) < 10_000:
+            q.append(HttpExchange(stream, _server(c), method, path, host, frame, ts))
+        st = self.st
+        if st.http_last_req_frame != frame:
+            st.http_request_frames += 1
+            st.http_last_req_frame = frame
+
+    def http_response(self, c, frame: int, ts: int, status: int) -> None:
+        st = self.st
+        key = str(status)
+        st.http_status[key] = st.http_status.get(key, 0) + 1
+        if 100 <= status < 200:
+            return
+        q = self.pending_http.get(c.stream)
+        if q:
+            ex = q.pop(0)
+            ex.status, ex.response_frame, ex.response_ts = status, frame, ts
+            took = ts - ex.request_ts
+            server_name = ex.server
+            times = st.http_times.get(server_name)
+            if times is None:
+                times = st.http_times[server_name] = []
+            if len(times) < 200_000:
+                times.append(took)
+            slowest = st.http_slowest.get(server_name)
+            if slowest is None:
+                slowest = st.http_slowest[server_name] = []
+            if len(slowest) < SLOWEST_KEPT:
+                heapq.heappush(slowest, (took, frame, ts, ex.method, ex.path))
+            elif took > slowest[0][0]:
+                heapq.heapreplace(slowest, (took, frame, ts, ex.method, ex.path))
+            if status >= 400 and len(st.http) < KEEP:
+                st.http.append(ex)
+
+    def tls_alert(self, c, side: int, frame: int, ts: int, level: int, desc: int) -> None:
+        st = self.st
+        nm = ALERT_NAMES.get(desc, str(desc))
+        st.tls_alert_counts[nm] = st.tls_alert_counts.get(nm, 0) + 1
+        if len(st.tls_alerts) < KEEP:
+            st.tls_alerts.append(TlsAlert(frame, ts, c.stream, format_addr(c.b if side else c.a),
+                                          _server(c), level, desc,
+                                          self.hellos.get(c.stream, "")))
+
+    def tls_hello(self, c, frame: int, ts: int, sni: str, version: str) -> None:
+        self.hellos[c.stream] = sni
+        k = (sni, version)
+        hellos = self.st.tls_hellos
+        if len(hellos) < 10_000 or k in hellos:
+            hellos[k] = hellos.get(k, 0) + 1
+
+
+def _server(c) -> str:
+    """``address:port`` of a stream's server (the side that is not the client)."""
+    return _endpoint(c.b, c.bp) if c.client_side != 1 else _endpoint(c.a, c.ap)
 
