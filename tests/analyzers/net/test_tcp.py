@@ -130,3 +130,44 @@ def test_tombstones_beyond_the_limit_drop_the_oldest_first():
     refused(1005, 200)
     t.evict(300)
     assert [split_key(k)[1] for k in t.tombs] == [1001, 1004, 1005]
+
+
+def test_connection_index_survives_churn():
+    """The tracker finds connections through a C hash index kept beside ``table``; with
+    thousands of connections opened, reset, retired and reopened in random order every
+    segment must land on the stream a plain dict says it belongs to."""
+    import random
+
+    from backline.analyzers.net.tcp import ACK, RST, SYN, TcpTracker
+
+    rnd = random.Random(7)
+    t = TcpTracker(grace_ns=1)
+    t.tomb_max = 0                       # no tombstones: a reused key is a new stream
+    live: dict[tuple, int] = {}          # (client, port) -> stream number expected
+    streams = 0
+    frame = 0
+    ts = 0
+    for _ in range(30_000):
+        frame += 1
+        ts += 10
+        ip = bytes([10, 0, rnd.randrange(4), rnd.randrange(256)])
+        port = rnd.randrange(1024, 1100)
+        k = (ip, port)
+        srv = bytes([10, 9, 9, 9])
+        if k not in live:                             # a new ISN: a new stream even before
+            t.segment(frame, ts, ip, port, srv, 80, rnd.randrange(1 << 32), 0, SYN, 8192, 0, -1)
+            assert t.last_conn.stream == streams      # the reset one was retired
+            live[k] = streams
+            streams += 1
+        elif rnd.random() < 0.2:                      # reset: retired at the next eviction
+            t.segment(frame, ts, srv, 80, ip, port, 0, 1001, ACK | RST, 0, 0, -1)
+            assert t.last_conn.stream == live.pop(k)
+        else:
+            t.segment(frame, ts, ip, port, srv, 80, 0, 1, ACK, 8192, 0, -1)
+            assert t.last_conn.stream == live[k]
+        if frame % 97 == 0:
+            t.evict(ts + 5)
+    t.evict(ts + 5)
+    assert t.n_streams == streams
+    assert len(t.table) == len(live)
+    assert sorted(c.stream for c in t.table.values()) == sorted(live.values())

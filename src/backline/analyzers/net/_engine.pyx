@@ -16,7 +16,9 @@ The Python modules keep the public names: :mod:`.tcp` (``TcpTracker``,
 """
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
+from libc.stdlib cimport calloc, free
+from cpython.ref cimport PyObject
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_SIZE
 
@@ -250,29 +252,56 @@ cdef tuple _untomb(bytes blob):
     return head, dirs
 
 
-cdef bytes _make_key(const uint8_t* src, int sport, const uint8_t* dst, int dport, int alen,
-                     int* fwd_i):
-    """The connection key: lower endpoint first (address bytes, port big-endian)."""
+cdef int _fill_key(const uint8_t* src, int sport, const uint8_t* dst, int dport, int alen,
+                   uint8_t* k, int* fwd_i) noexcept:
+    """Write the connection key to ``k``: lower endpoint first (address, port big-endian).
+
+    Returns its length (12 for IPv4, 36 for IPv6).
+    """
     cdef int cmp = memcmp(src, dst, alen)
-    cdef bytes key = PyBytes_FromStringAndSize(NULL, 2 * alen + 4)
-    cdef uint8_t* k = <uint8_t*>PyBytes_AS_STRING(key)
     cdef const uint8_t* lo
     cdef const uint8_t* hi
-    cdef int lop, hip, i
+    cdef int lop, hip
     if cmp < 0 or (cmp == 0 and sport <= dport):
         lo, lop, hi, hip = src, sport, dst, dport
         fwd_i[0] = 0
     else:
         lo, lop, hi, hip = dst, dport, src, sport
         fwd_i[0] = 1
-    for i in range(alen):
-        k[i] = lo[i]
-        k[alen + 2 + i] = hi[i]
+    memcpy(k, lo, alen)
+    memcpy(k + alen + 2, hi, alen)
     k[alen] = lop >> 8
     k[alen + 1] = lop & 0xFF
     k[2 * alen + 2] = hip >> 8
     k[2 * alen + 3] = hip & 0xFF
-    return key
+    return 2 * alen + 4
+
+
+cdef inline uint64_t _key_hash(const uint8_t* k, int n) noexcept:
+    """A 64-bit hash of a connection key (multiply-xorshift over 8-byte words)."""
+    cdef uint64_t h = <uint64_t>n * 0x9E3779B97F4A7C15u
+    cdef uint64_t w
+    cdef int i = 0
+    while i + 8 <= n:
+        memcpy(&w, k + i, 8)
+        h = (h ^ w) * 0xFF51AFD7ED558CCDu
+        h ^= h >> 32
+        i += 8
+    w = 0
+    if i < n:
+        memcpy(&w, k + i, n - i)
+        h = (h ^ w) * 0xC4CEB9FE1A85EC53u
+    h ^= h >> 29
+    h *= 0x9E3779B97F4A7C15u
+    h ^= h >> 32
+    return h | 1          # 0 marks an empty slot
+
+
+ctypedef struct Slot:
+    uint64_t h
+    PyObject* conn         # borrowed: the ``table`` dict holds the reference
+    uint8_t klen
+    uint8_t key[36]
 
 
 def split_key(bytes key):
@@ -311,6 +340,93 @@ cdef class TcpTracker:
     cdef public int64_t tomb_max
     cdef public Connection last_conn
     cdef public int last_dir
+    # an index of ``table`` by the key's bytes, probed without making a Python object
+    cdef Slot* slots
+    cdef size_t cap
+    cdef size_t used
+
+    def __cinit__(self):
+        self.cap = 1024
+        self.used = 0
+        self.slots = <Slot*>calloc(self.cap, sizeof(Slot))
+        if self.slots == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.slots)
+
+    cdef PyObject* _find(self, const uint8_t* k, int n, uint64_t h) noexcept:
+        cdef size_t mask = self.cap - 1
+        cdef size_t i = h & mask
+        cdef Slot* sl
+        while True:
+            sl = &self.slots[i]
+            if sl.h == 0:
+                return NULL
+            if sl.h == h and sl.klen == n and memcmp(sl.key, k, n) == 0:
+                return sl.conn
+            i = (i + 1) & mask
+
+    cdef int _index_add(self, bytes key, Connection c) except -1:
+        cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(key)
+        cdef int n = PyBytes_GET_SIZE(key)
+        if (self.used + 1) * 2 > self.cap:
+            self._grow()
+        self._put(k, n, _key_hash(k, n), <PyObject*>c)
+        self.used += 1
+        return 0
+
+    cdef void _put(self, const uint8_t* k, int n, uint64_t h, PyObject* conn) noexcept:
+        cdef size_t mask = self.cap - 1
+        cdef size_t i = h & mask
+        while self.slots[i].h != 0:
+            i = (i + 1) & mask
+        self.slots[i].h = h
+        self.slots[i].conn = conn
+        self.slots[i].klen = n
+        memcpy(self.slots[i].key, k, n)
+
+    cdef int _grow(self) except -1:
+        cdef Slot* old = self.slots
+        cdef size_t oldcap = self.cap, j
+        self.slots = <Slot*>calloc(oldcap * 2, sizeof(Slot))
+        if self.slots == NULL:
+            self.slots = old
+            raise MemoryError()
+        self.cap = oldcap * 2
+        for j in range(oldcap):
+            if old[j].h:
+                self._put(old[j].key, old[j].klen, old[j].h, old[j].conn)
+        free(old)
+        return 0
+
+    cdef void _index_remove(self, bytes key) noexcept:
+        """Remove ``key`` (backward-shift deletion: no tombstones in the probe chains)."""
+        cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(key)
+        cdef int n = PyBytes_GET_SIZE(key)
+        cdef uint64_t h = _key_hash(k, n)
+        cdef size_t mask = self.cap - 1
+        cdef size_t i = h & mask, j, home
+        while True:
+            if self.slots[i].h == 0:
+                return
+            if self.slots[i].h == h and self.slots[i].klen == n and \
+                    memcmp(self.slots[i].key, k, n) == 0:
+                break
+            i = (i + 1) & mask
+        j = i
+        while True:
+            j = (j + 1) & mask
+            if self.slots[j].h == 0:
+                break
+            home = self.slots[j].h & mask
+            # move slot j into the hole at i when its home is not in (i, j]
+            if (j > i and (home <= i or home > j)) or (j < i and (home <= i and home > j)):
+                self.slots[i] = self.slots[j]
+                i = j
+        self.slots[i].h = 0
+        self.slots[i].conn = NULL
+        self.used -= 1
 
     def __init__(self, int64_t grace_ns=5 * 10**9, int64_t idle_ns=300 * 10**9, int64_t top=1000,
                  int64_t keep_max=100_000):
@@ -392,6 +508,7 @@ cdef class TcpTracker:
         cdef str st = c.state()
         if self.table.get(c.key) is c:
             del self.table[c.key]
+            self._index_remove(c.key)
             if tomb:
                 tombs = self.tombs
                 tombs[c.key] = _tomb(c, st)
@@ -417,18 +534,22 @@ cdef class TcpTracker:
         if len(src) != len(dst) or len(src) not in (4, 16):
             raise ValueError("addresses must both be 4 or 16 bytes")
         cdef int fwd_i = 0
-        key = _make_key(<const uint8_t*>PyBytes_AS_STRING(src), sport,
-                        <const uint8_t*>PyBytes_AS_STRING(dst), dport, len(src), &fwd_i)
-        return self._segment(num, ts, key, fwd_i, seq, ack, flags, win, seglen, wscale)
+        cdef uint8_t k[36]
+        cdef int n = _fill_key(<const uint8_t*>PyBytes_AS_STRING(src), sport,
+                               <const uint8_t*>PyBytes_AS_STRING(dst), dport, len(src), k, &fwd_i)
+        return self._segment(num, ts, k, n, fwd_i, seq, ack, flags, win, seglen, wscale)
 
-    cdef int _segment(self, int64_t num, int64_t ts, bytes key, int fwd_i, uint32_t seq,
-                      uint32_t ack, int flags, int64_t win, int64_t seglen, int wscale) except -1:
+    cdef int _segment(self, int64_t num, int64_t ts, const uint8_t* kp, int klen, int fwd_i,
+                      uint32_t seq, uint32_t ack, int flags, int64_t win, int64_t seglen,
+                      int wscale) except -1:
         cdef Connection c
         cdef Direction fwd, rev, f
         cdef int af = 0
-        cdef object co = self.table.get(key)
+        cdef PyObject* found = self._find(kp, klen, _key_hash(kp, klen))
         cdef tuple tomb
-        if co is None:
+        cdef bytes key
+        if found == NULL:
+            key = PyBytes_FromStringAndSize(<const char*>kp, klen)
             tomb = None
             if self.tombs:
                 blob = self.tombs.pop(key, None)
@@ -444,12 +565,12 @@ cdef class TcpTracker:
                 if fwd_i:
                     c.first_frame_from_a = False
         else:
-            c = <Connection>co
+            c = <Connection>found
             if flags & F_SYN:               # checked once; most segments skip this
                 f = c.d1 if fwd_i else c.d0
                 if not flags & F_ACK:
                     if f.base_set and seq != f.base_seq:
-                        c = self._new(key, num, ts)
+                        c = self._new(c.key, num, ts)
                         af |= C_REUSED
                 elif f.base_set and seq != f.base_seq:
                     # Wireshark 4.0 flags a SYN-ACK with a new ISN but keeps the stream
@@ -651,6 +772,7 @@ cdef class TcpTracker:
              d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst) = saved
         self.evicted_states[_STATES[state]] -= 1
         self.table[key] = c
+        self._index_add(key, c)
         return c
 
     cdef Connection _new(self, bytes key, int64_t num, int64_t ts):
@@ -662,6 +784,7 @@ cdef class TcpTracker:
         self.n_streams += 1
         c.key = key
         self.table[key] = c
+        self._index_add(key, c)
         self.conv_hashes.add(hash(key))
         return c
 
@@ -1234,7 +1357,8 @@ cdef class Engine:
         cdef int fwd_i = 0
         cdef int af
         cdef Connection c
-        cdef bytes key
+        cdef uint8_t kbuf[36]
+        cdef int klen
         if d.proto == 6:
             if flags & 6:                  # RST or SYN
                 if flags & 4:
@@ -1244,8 +1368,9 @@ cdef class Engine:
                         self.synack_frames += 1
                     else:
                         self.syn_frames += 1
-            key = _make_key(d.src, d.sport, d.dst, d.dport, d.alen, &fwd_i)
-            af = tcp._segment(n, ts, key, fwd_i, d.seq, d.ack, flags, d.win, d.seglen, d.wscale)
+            klen = _fill_key(d.src, d.sport, d.dst, d.dport, d.alen, kbuf, &fwd_i)
+            af = tcp._segment(n, ts, kbuf, klen, fwd_i, d.seq, d.ack, flags, d.win, d.seglen,
+                              d.wscale)
             c = tcp.last_conn
             if af:
                 if af & C_RETRANS:
