@@ -15,7 +15,7 @@ The Python modules keep the public names: :mod:`.tcp` (``TcpTracker``,
 (``analyze_capture``), :mod:`.reader` (``CaptureReader``).
 """
 
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy
 from libc.stdlib cimport calloc, free
 from cpython.ref cimport PyObject
@@ -23,7 +23,6 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.tuple cimport PyTuple_GET_SIZE
 
 import heapq
-import struct
 from collections import OrderedDict, deque
 
 # ---------------------------------------------------------------- TCP flags
@@ -119,10 +118,6 @@ cdef class Direction:
 _STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR",
            "OTH")
 _STATE_INDEX = {name: i for i, name in enumerate(_STATES)}
-_DIR = struct.Struct("<I?IIIibHiQQ")        # one direction's saved sequence state
-_TOMB = struct.Struct("<QBbQQq")            # stream, state, syn_from_a, syn/synack frame, iRTT
-# the same bytes as _TOMB followed by _DIR twice ("<": no padding), in one call
-_TOMB_ALL = struct.Struct("<" + _TOMB.format[1:] + _DIR.format[1:] * 2)
 
 #: States worth keeping a closed connection for (findings need them).
 PROBLEM_STATES = frozenset({"REJ", "S0", "SH", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SHR"})
@@ -162,13 +157,17 @@ cdef class Connection:
     cdef public int client_side          # 0: a is the client, 1: b is, -1: not decided yet
 
     def __init__(self, int64_t stream, a, int ap, b, int bp, int64_t frame, int64_t ts):
+        self._setup(stream, a, ap, b, bp, frame, ts)
+
+    cdef void _setup(self, int64_t stream, object a, int ap, object b, int bp, int64_t frame,
+                     int64_t ts):
         self.stream = stream
         self.a = a
         self.ap = ap
         self.b = b
         self.bp = bp
-        self.d0 = Direction()
-        self.d1 = Direction()
+        self.d0 = Direction.__new__(Direction)
+        self.d1 = Direction.__new__(Direction)
         self.first_ts = ts
         self.last_ts = ts
         self.first_frame = frame
@@ -234,22 +233,66 @@ cdef class Connection:
         return "S1"
 
 
+ctypedef struct DirRec:
+    uint32_t base_seq
+    uint32_t nextseq
+    uint32_t maxseqtobeacked
+    uint32_t lastack
+    int64_t window
+    int64_t fin
+    int64_t rst
+    int32_t win_scale
+    int32_t lastflags
+    int32_t dupacks
+    int32_t base_set
+
+
+ctypedef struct TombRec:
+    int64_t stream
+    int64_t syn_frame
+    int64_t synack_frame
+    int64_t first_rtt
+    int32_t state
+    int32_t syn_from_a       # -1: unknown
+    DirRec d[2]
+
+
+cdef inline void _save_dir(Direction d, DirRec* r) noexcept:
+    r.base_seq, r.base_set, r.nextseq = d.base_seq, d.base_set, d.nextseq
+    r.maxseqtobeacked, r.lastack, r.window = d.maxseqtobeacked, d.lastack, d.window
+    r.win_scale, r.lastflags, r.dupacks, r.fin, r.rst = \
+        d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst
+
+
+cdef inline void _load_dir(Direction d, const DirRec* r) noexcept:
+    d.base_seq, d.base_set, d.nextseq = r.base_seq, r.base_set != 0, r.nextseq
+    d.maxseqtobeacked, d.lastack, d.window = r.maxseqtobeacked, r.lastack, r.window
+    d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst = \
+        r.win_scale, r.lastflags, r.dupacks, r.fin, r.rst
+
+
 cdef bytes _tomb(Connection c, str state):
-    """A retired connection's state packed small (about 120 bytes)."""
-    sfa = -1 if c.syn_from_a is None else int(bool(c.syn_from_a))
-    d, e = c.d0, c.d1
-    return _TOMB_ALL.pack(
-        c.stream, _STATE_INDEX[state], sfa, c.syn_frame, c.synack_frame, c.first_rtt,
-        d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
-        d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst,
-        e.base_seq, e.base_set, e.nextseq, e.maxseqtobeacked, e.lastack, e.window,
-        e.win_scale, e.lastflags, e.dupacks, e.fin, e.rst)
+    """A retired connection's sequence state, packed small (a C record in a bytes)."""
+    cdef TombRec r
+    r.stream, r.syn_frame, r.synack_frame, r.first_rtt = \
+        c.stream, c.syn_frame, c.synack_frame, c.first_rtt
+    r.state = _STATE_INDEX[state]
+    r.syn_from_a = -1 if c.syn_from_a is None else (1 if c.syn_from_a else 0)
+    _save_dir(c.d0, &r.d[0])
+    _save_dir(c.d1, &r.d[1])
+    return PyBytes_FromStringAndSize(<const char*>&r, sizeof(TombRec))
 
 
-cdef tuple _untomb(bytes blob):
-    head = _TOMB.unpack_from(blob)
-    dirs = (_DIR.unpack_from(blob, _TOMB.size), _DIR.unpack_from(blob, _TOMB.size + _DIR.size))
-    return head, dirs
+cdef Connection _conn_for_key(int64_t stream, bytes key, int64_t frame, int64_t ts):
+    """A new connection whose endpoints are read from its key."""
+    cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(key)
+    cdef Py_ssize_t alen = (PyBytes_GET_SIZE(key) - 4) // 2
+    cdef Connection c = Connection.__new__(Connection)
+    c._setup(stream, PyBytes_FromStringAndSize(<const char*>k, alen), (k[alen] << 8) | k[alen + 1],
+             PyBytes_FromStringAndSize(<const char*>(k + alen + 2), alen),
+             (k[2 * alen + 2] << 8) | k[2 * alen + 3], frame, ts)
+    c.key = key
+    return c
 
 
 cdef int _fill_key(const uint8_t* src, int sport, const uint8_t* dst, int dport, int alen,
@@ -546,21 +589,22 @@ cdef class TcpTracker:
         cdef Direction fwd, rev, f
         cdef int af = 0
         cdef PyObject* found = self._find(kp, klen, _key_hash(kp, klen))
-        cdef tuple tomb
+        cdef TombRec tomb
+        cdef bint has_tomb = False
         cdef bytes key
         if found == NULL:
             key = PyBytes_FromStringAndSize(<const char*>kp, klen)
-            tomb = None
             if self.tombs:
                 blob = self.tombs.pop(key, None)
                 if blob is not None:
-                    tomb = _untomb(blob)
-            if tomb is not None and not ((flags & (F_SYN | F_ACK)) == F_SYN and
-                                         tomb[1][fwd_i][1] and seq != tomb[1][fwd_i][0]):
-                c = self._resurrect(key, tomb, num, ts)
+                    memcpy(&tomb, PyBytes_AS_STRING(blob), sizeof(TombRec))
+                    has_tomb = True
+            if has_tomb and not ((flags & (F_SYN | F_ACK)) == F_SYN and
+                                 tomb.d[fwd_i].base_set and seq != tomb.d[fwd_i].base_seq):
+                c = self._resurrect(key, &tomb, num, ts)
             else:
                 c = self._new(key, num, ts)
-                if tomb is not None:
+                if has_tomb:
                     af |= C_REUSED
                 if fwd_i:
                     c.first_frame_from_a = False
@@ -758,19 +802,14 @@ cdef class TcpTracker:
         self.last_dir = fwd_i
         return af
 
-    cdef Connection _resurrect(self, bytes key, tuple tomb, int64_t num, int64_t ts):
+    cdef Connection _resurrect(self, bytes key, const TombRec* tomb, int64_t num, int64_t ts):
         """A late packet of a retired connection: restore its stream and state."""
-        (stream, state, sfa, syn_frame, synack_frame, first_rtt), dirs = tomb
-        a, ap, b, bp = split_key(key)
-        cdef Connection c = Connection(stream, a, ap, b, bp, num, ts)
-        c.key = key
-        c.syn_from_a = None if sfa < 0 else bool(sfa)
-        c.syn_frame, c.synack_frame, c.first_rtt = syn_frame, synack_frame, first_rtt
-        cdef Direction d
-        for d, saved in zip((c.d0, c.d1), dirs):
-            (d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
-             d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst) = saved
-        self.evicted_states[_STATES[state]] -= 1
+        cdef Connection c = _conn_for_key(tomb.stream, key, num, ts)
+        c.syn_from_a = None if tomb.syn_from_a < 0 else tomb.syn_from_a == 1
+        c.syn_frame, c.synack_frame, c.first_rtt = tomb.syn_frame, tomb.synack_frame, tomb.first_rtt
+        _load_dir(c.d0, &tomb.d[0])
+        _load_dir(c.d1, &tomb.d[1])
+        self.evicted_states[_STATES[tomb.state]] -= 1
         self.table[key] = c
         self._index_add(key, c)
         return c
@@ -779,10 +818,8 @@ cdef class TcpTracker:
         old = self.table.get(key)
         if old is not None:          # port reuse: the old stream is finished
             self._retire(<Connection>old, False)
-        a, ap, b, bp = split_key(key)
-        cdef Connection c = Connection(self.n_streams, a, ap, b, bp, num, ts)
+        cdef Connection c = _conn_for_key(self.n_streams, key, num, ts)
         self.n_streams += 1
-        c.key = key
         self.table[key] = c
         self._index_add(key, c)
         self.conv_hashes.add(hash(key))
