@@ -1223,7 +1223,7 @@ cdef class Engine:
     cdef public int64_t rst_frames, syn_frames, synack_frames, non_ip_frames, unsupported
     cdef int dns_ports[8]
     cdef int n_dns_ports
-    cdef public object sink
+    cdef public AppSink sink
     cdef uint8_t portkind[65536]     # bit 1 HTTP, 2 TLS, 4 SMB, 8 DNS (well-known ports)
 
     def __init__(self, tcp=None, dns=None, make_apps=None, zw_open=None, retrans=None,
@@ -1581,7 +1581,7 @@ cdef class HttpParser:
     cdef public bint expect_no_body   # set by the engine when the request was HEAD
     cdef public object pending        # (callback, args) until the body is complete
     cdef public int64_t skip          # body bytes still to pass over
-    cdef public object sink           # the capture's collector (then no callbacks are used)
+    cdef public AppSink sink          # the capture's collector (then no callbacks are used)
     cdef public Connection conn       # ... and the stream it reports for
     cdef public HttpParser peer       # the other direction (told when a request was HEAD)
 
@@ -1617,9 +1617,9 @@ cdef class HttpParser:
             if kind == 0:
                 if args[0] == "HEAD" and self.peer is not None:
                     self.peer.expect_no_body = True
-                self.sink.http_request(self.conn, frame, ts, *args)
+                self.sink.http_request(self.conn, frame, ts, args[0], args[1], args[2])
             else:
-                self.sink.http_response(self.conn, frame, ts, *args)
+                self.sink.http_response(self.conn, frame, ts, args[0])
         elif kind == 0:
             self.on_request(frame, ts, *args)
         else:
@@ -1823,7 +1823,7 @@ cdef class TlsParser:
     cdef public bint lost
     cdef public int64_t alert_records
     cdef public int64_t skip          # bytes of an opaque record body still to pass over
-    cdef public object sink           # the capture's collector (then no callbacks are used)
+    cdef public AppSink sink          # the capture's collector (then no callbacks are used)
     cdef public Connection conn       # ... the stream it reports for
     cdef public int side              # ... and which end sends this direction (0: a, 1: b)
 
@@ -2082,3 +2082,139 @@ cdef class DnsTracker:
                                      0, qts))
         out.sort(key=lambda a: a.query_frame)
         return out
+
+
+# ------------------------------------------------------------ what HTTP and TLS report
+cdef class HttpExchange:
+    """One HTTP request and (when seen) its response."""
+
+    cdef public int64_t stream
+    cdef public str server
+    cdef public str method
+    cdef public str path
+    cdef public str host
+    cdef public int64_t request_frame
+    cdef public int64_t request_ts
+    cdef public int status
+    cdef public int64_t response_frame
+    cdef public int64_t response_ts
+
+    def __init__(self, int64_t stream, str server, str method, str path, str host,
+                 int64_t request_frame, int64_t request_ts, int status=0,
+                 int64_t response_frame=0, int64_t response_ts=0):
+        self.stream, self.server, self.method, self.path, self.host = \
+            stream, server, method, path, host
+        self.request_frame, self.request_ts = request_frame, request_ts
+        self.status, self.response_frame, self.response_ts = status, response_frame, response_ts
+
+    def __repr__(self):
+        return (f"HttpExchange(stream={self.stream}, server={self.server!r}, "
+                f"method={self.method!r}, path={self.path!r}, status={self.status}, "
+                f"request_frame={self.request_frame}, response_frame={self.response_frame})")
+
+
+cdef class AppSink:
+    """Where the compiled HTTP and TLS parsers report, with the stream they saw it on.
+
+    It fills the capture's statistics object ``st`` (see ``capture.CaptureStats``):
+    HTTP requests waiting for their response per stream, statuses, response
+    times and the slowest exchanges per server, failures kept as evidence;
+    TLS alerts and ClientHellos.
+    """
+
+    cdef public object st
+    cdef public dict pending_http      # stream -> [HttpExchange] waiting for a response
+    cdef public dict hellos            # stream -> SNI of its ClientHello
+    cdef public object alert_type      # capture.TlsAlert
+    cdef public dict alert_names
+    cdef public int64_t keep           # failures of each kind kept with their evidence
+    cdef public int64_t slowest_kept   # slowest exchanges kept per server
+    cdef dict endpoints
+
+    def __init__(self, st, dict pending_http, dict hellos, alert_type, dict alert_names,
+                 int64_t keep, int64_t slowest_kept):
+        self.st = st
+        self.pending_http = pending_http
+        self.hellos = hellos
+        self.alert_type = alert_type
+        self.alert_names = alert_names
+        self.keep = keep
+        self.slowest_kept = slowest_kept
+        self.endpoints = {}
+
+    cpdef str endpoint(self, addr, int port):
+        """``address:port`` text (memoised: servers repeat, clients rarely do)."""
+        key = (addr, port)
+        text = self.endpoints.get(key)
+        if text is None:
+            if len(self.endpoints) >= 50_000:
+                self.endpoints.clear()
+            from backline.analyzers.net.decode import format_addr
+            text = self.endpoints[key] = f"{format_addr(addr)}:{port}"
+        return text
+
+    cpdef str server(self, Connection c):
+        """``address:port`` of a stream's server (the side that is not the client)."""
+        return self.endpoint(c.b, c.bp) if c.client_side != 1 else self.endpoint(c.a, c.ap)
+
+    cpdef http_request(self, Connection c, int64_t frame, int64_t ts, str method, str path,
+                       str host):
+        cdef list q = self.pending_http.get(c.stream)
+        if q is None:
+            q = self.pending_http[c.stream] = []
+        if len(q) < 10_000:
+            q.append(HttpExchange(c.stream, self.server(c), method, path, host, frame, ts))
+        st = self.st
+        if st.http_last_req_frame != frame:
+            st.http_request_frames += 1
+            st.http_last_req_frame = frame
+
+    cpdef http_response(self, Connection c, int64_t frame, int64_t ts, int status):
+        st = self.st
+        cdef dict counts = st.http_status
+        key = str(status)
+        counts[key] = counts.get(key, 0) + 1
+        if 100 <= status < 200:
+            return
+        cdef list q = self.pending_http.get(c.stream)
+        cdef HttpExchange ex
+        cdef int64_t took
+        cdef list times, slowest
+        if q:
+            ex = q.pop(0)
+            ex.status, ex.response_frame, ex.response_ts = status, frame, ts
+            took = ts - ex.request_ts
+            times = st.http_times.get(ex.server)
+            if times is None:
+                times = st.http_times[ex.server] = []
+            if len(times) < 200_000:
+                times.append(took)
+            slowest = st.http_slowest.get(ex.server)
+            if slowest is None:
+                slowest = st.http_slowest[ex.server] = []
+            if len(slowest) < self.slowest_kept:
+                heapq.heappush(slowest, (took, frame, ts, ex.method, ex.path))
+            elif took > slowest[0][0]:
+                heapq.heapreplace(slowest, (took, frame, ts, ex.method, ex.path))
+            if status >= 400 and len(st.http) < self.keep:
+                st.http.append(ex)
+
+    cpdef tls_alert(self, Connection c, int side, int64_t frame, int64_t ts, int level, int desc):
+        st = self.st
+        nm = self.alert_names.get(desc)
+        if nm is None:
+            nm = str(desc)
+        st.tls_alert_counts[nm] = st.tls_alert_counts.get(nm, 0) + 1
+        if len(st.tls_alerts) < self.keep:
+            from backline.analyzers.net.decode import format_addr
+            st.tls_alerts.append(self.alert_type(frame, ts, c.stream,
+                                                 format_addr(c.b if side else c.a),
+                                                 self.server(c), level, desc,
+                                                 self.hellos.get(c.stream, "")))
+
+    cpdef tls_hello(self, Connection c, int64_t frame, int64_t ts, str sni, str version):
+        self.hellos[c.stream] = sni
+        k = (sni, version)
+        cdef dict hellos = self.st.tls_hellos
+        if len(hellos) < 10_000 or k in hellos:
+            hellos[k] = hellos.get(k, 0) + 1

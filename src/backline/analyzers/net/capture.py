@@ -16,12 +16,11 @@ number of packets.
 from __future__ import annotations
 
 import gc
-import heapq
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from backline.analyzers.net._engine import Engine, Feed
+from backline.analyzers.net._engine import AppSink, Engine, Feed, HttpExchange  # noqa: F401
 from backline.analyzers.net.decode import SUPPORTED_LINKTYPES, format_addr
 from backline.analyzers.net.dns import DNS_PORTS, DnsTcpParser, DnsTracker
 from backline.analyzers.net.http import HTTP_PORTS
@@ -36,20 +35,6 @@ EVICT_MASK = 0xFFF    # look for connections to retire every 4096 packets
 
 #: Slowest HTTP exchanges kept per server as evidence for NET.HTTP.SLOW.
 SLOWEST_KEPT = 20
-
-
-@dataclass(slots=True)
-class HttpExchange:
-    stream: int
-    server: str
-    method: str
-    path: str
-    host: str
-    request_frame: int
-    request_ts: int
-    status: int = 0
-    response_frame: int = 0
-    response_ts: int = 0
 
 
 @dataclass(slots=True)
@@ -191,10 +176,11 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
     def zw_run(stream: int, receiver: str, frame: int, ts: int) -> ZeroWindowRun:
         return ZeroWindowRun(stream, receiver, frame, ts, frame, ts, 1)
 
+    sink = AppSink(st, pending_http, hellos, TlsAlert, ALERT_NAMES, KEEP, SLOWEST_KEPT)
     engine = Engine(
         tcp=tcp, dns=st.dns,
-        make_apps=lambda c, payload: _make_apps(st, c, payload, smb_req),
-        sink=_AppSink(st, pending_http, hellos), http_ports=HTTP_PORTS, tls_ports=TLS_PORTS,
+        make_apps=lambda c, payload: _make_apps(st, c, payload, smb_req, sink),
+        sink=sink, http_ports=HTTP_PORTS, tls_ports=TLS_PORTS,
         smb_ports=SMB_PORTS,
         zw_open=zw_open, retrans=st.retrans_frames, zw_run=zw_run, format_addr=format_addr,
         zw_closed=zw_closed, evict_mask=EVICT_MASK,   # module setting, read per run (tests lower it)
@@ -232,21 +218,7 @@ def _ignore(*_args) -> None:
     """The callback of a message kind a parser's direction does not report."""
 
 
-_ENDPOINTS: dict[tuple, str] = {}
-
-
-def _endpoint(addr: bytes, port: int) -> str:
-    """``address:port`` text of a server (memoised: servers repeat, clients rarely do)."""
-    key = (addr, port)
-    text = _ENDPOINTS.get(key)
-    if text is None:
-        if len(_ENDPOINTS) >= 50_000:
-            _ENDPOINTS.clear()
-        text = _ENDPOINTS[key] = f"{format_addr(addr)}:{port}"
-    return text
-
-
-def _make_apps(st: CaptureStats, c, payload: bytes, smb_req: dict) -> tuple:
+def _make_apps(st: CaptureStats, c, payload: bytes, smb_req: dict, sink: AppSink) -> tuple:
     """Application parsers of a new DNS-over-TCP or SMB2 stream (the engine sets up
     HTTP and TLS streams itself, reporting to :class:`_AppSink`)."""
     # the client: the SYN's sender when known, else the side off the well-known port
@@ -255,7 +227,7 @@ def _make_apps(st: CaptureStats, c, payload: bytes, smb_req: dict) -> tuple:
     else:
         a_is_client = c.bp in HTTP_PORTS or c.bp in TLS_PORTS or c.bp in SMB_PORTS or \
             c.bp in DNS_PORTS or c.bp < c.ap
-    server_name = _endpoint(c.b, c.bp) if a_is_client else _endpoint(c.a, c.ap)
+    server_name = sink.endpoint(c.b, c.bp) if a_is_client else sink.endpoint(c.a, c.ap)
     stream = c.stream
 
     if c.ap == 53 or c.bp == 53:
@@ -293,75 +265,3 @@ def _make_apps(st: CaptureStats, c, payload: bytes, smb_req: dict) -> tuple:
         return (Feed(Smb2Parser(on_smb)), Feed(Smb2Parser(on_smb)))
 
     return ()
-
-
-class _AppSink:
-    """Where the compiled HTTP and TLS parsers report, with the stream they saw it on."""
-
-    __slots__ = ("st", "pending_http", "hellos")
-
-    def __init__(self, st: CaptureStats, pending_http: dict, hellos: dict) -> None:
-        self.st = st
-        self.pending_http = pending_http
-        self.hellos = hellos
-
-    def http_request(self, c, frame: int, ts: int, method: str, path: str, host: str) -> None:
-        stream = c.stream
-        q = self.pending_http.get(stream)
-        if q is None:
-            q = self.pending_http[stream] = []
-        if len(q) < 10_000:
-            q.append(HttpExchange(stream, _server(c), method, path, host, frame, ts))
-        st = self.st
-        if st.http_last_req_frame != frame:
-            st.http_request_frames += 1
-            st.http_last_req_frame = frame
-
-    def http_response(self, c, frame: int, ts: int, status: int) -> None:
-        st = self.st
-        key = str(status)
-        st.http_status[key] = st.http_status.get(key, 0) + 1
-        if 100 <= status < 200:
-            return
-        q = self.pending_http.get(c.stream)
-        if q:
-            ex = q.pop(0)
-            ex.status, ex.response_frame, ex.response_ts = status, frame, ts
-            took = ts - ex.request_ts
-            server_name = ex.server
-            times = st.http_times.get(server_name)
-            if times is None:
-                times = st.http_times[server_name] = []
-            if len(times) < 200_000:
-                times.append(took)
-            slowest = st.http_slowest.get(server_name)
-            if slowest is None:
-                slowest = st.http_slowest[server_name] = []
-            if len(slowest) < SLOWEST_KEPT:
-                heapq.heappush(slowest, (took, frame, ts, ex.method, ex.path))
-            elif took > slowest[0][0]:
-                heapq.heapreplace(slowest, (took, frame, ts, ex.method, ex.path))
-            if status >= 400 and len(st.http) < KEEP:
-                st.http.append(ex)
-
-    def tls_alert(self, c, side: int, frame: int, ts: int, level: int, desc: int) -> None:
-        st = self.st
-        nm = ALERT_NAMES.get(desc, str(desc))
-        st.tls_alert_counts[nm] = st.tls_alert_counts.get(nm, 0) + 1
-        if len(st.tls_alerts) < KEEP:
-            st.tls_alerts.append(TlsAlert(frame, ts, c.stream, format_addr(c.b if side else c.a),
-                                          _server(c), level, desc,
-                                          self.hellos.get(c.stream, "")))
-
-    def tls_hello(self, c, frame: int, ts: int, sni: str, version: str) -> None:
-        self.hellos[c.stream] = sni
-        k = (sni, version)
-        hellos = self.st.tls_hellos
-        if len(hellos) < 10_000 or k in hellos:
-            hellos[k] = hellos.get(k, 0) + 1
-
-
-def _server(c) -> str:
-    """``address:port`` of a stream's server (the side that is not the client)."""
-    return _endpoint(c.b, c.bp) if c.client_side != 1 else _endpoint(c.a, c.ap)
-
