@@ -295,7 +295,6 @@ cdef class TcpTracker:
     cdef public dict table
     cdef int64_t _counts[15]
     cdef public int64_t n_streams
-    cdef public set conv_hashes
     cdef public list kept
     cdef public list top_heap
     cdef public dict evicted_states
@@ -317,7 +316,6 @@ cdef class TcpTracker:
         for i in range(NFLAGS):
             self._counts[i] = 0
         self.n_streams = 0
-        self.conv_hashes = set()
         self.kept = []
         self.top_heap = []
         self.evicted_states = {}
@@ -351,8 +349,9 @@ cdef class TcpTracker:
 
     @property
     def conversations(self):
-        """Distinct address/port pairs (rows of tshark's ``-z conv,tcp``)."""
-        return len(self.conv_hashes)
+        """Rows of tshark's ``-z conv,tcp``: one per stream, so a reused address/port
+        pair gives a row per stream (Wireshark 4.0 keys the table by ``tcp.stream``)."""
+        return self.n_streams
 
     def state_counts(self):
         out = dict(self.evicted_states)
@@ -660,7 +659,6 @@ cdef class TcpTracker:
         self.n_streams += 1
         c.key = key
         self.table[key] = c
-        self.conv_hashes.add(hash(key))
         return c
 
 
