@@ -1584,7 +1584,9 @@ cdef class TlsParser:
                 self.encrypted = True
             elif ctype == 21:
                 self.alert_records += 1
-                if ln == 2 and not self.encrypted:
+                # Wireshark 4.0 decodes any 2-byte alert record (even after
+                # ChangeCipherSpec); an encrypted alert is always longer
+                if ln == 2:
                     self.on_alert(frame, ts, p[off + 5], p[off + 6])
             elif ctype == 22 and not self.encrypted and ln >= 4 and p[off + 5] == 1:
                 if _client_hello_fn is None:
