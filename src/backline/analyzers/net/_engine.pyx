@@ -683,6 +683,13 @@ ctypedef struct Dec:
     Py_ssize_t poff     # offset of the payload in the frame
     Py_ssize_t plen     # captured payload bytes (<= seglen)
     int wscale
+    int frag_nxt        # fragment: the protocol the datagram carries
+    uint32_t frag_id    # fragment: IPv4 identification or IPv6 fragment identification
+    int64_t frag_off    # fragment: offset of its data in the datagram (bytes)
+    int frag_more       # fragment: more fragments follow
+    int64_t frag_len    # fragment: data length the IP header declares
+    Py_ssize_t fpoff    # fragment: offset of its data in the frame
+    Py_ssize_t fplen    # fragment: captured data bytes (<= frag_len)
 
 
 cdef inline bint _supported(int lt):
@@ -805,6 +812,13 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
         l4len = tlen - ihl
         if frag & 0x3FFF:
             d.fragment = 1
+            d.frag_id = _u16be(data + off + 4)
+            d.frag_nxt = proto
+            d.frag_off = (frag & 0x1FFF) * 8
+            d.frag_more = 1 if frag & 0x2000 else 0
+            d.frag_len = l4len if l4len > 0 else 0
+            d.fpoff = l4
+            d.fplen = dl - l4 if dl - l4 < d.frag_len else d.frag_len
             if frag & 0x1FFF:   # not the first fragment: no transport header
                 d.later = 1
                 d.proto = proto
@@ -829,8 +843,23 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
                 return
             nxt = data[l4]
             if proto == 44:
-                d.fragment = 1
                 fo = _u16be(data + l4 + 2)
+                if not fo & 0xFFF9:
+                    # an atomic fragment (offset 0, no more): a whole packet (RFC 6946),
+                    # dissected as such by Wireshark
+                    l4 += 8
+                    proto = nxt
+                    continue
+                d.fragment = 1
+                d.frag_id = _u32be(data + l4 + 4)
+                d.frag_nxt = nxt
+                d.frag_off = fo & 0xFFF8
+                d.frag_more = fo & 1
+                d.frag_len = end - l4 - 8 if end - l4 - 8 > 0 else 0
+                d.fpoff = l4 + 8
+                d.fplen = dl - d.fpoff if dl - d.fpoff < d.frag_len else d.frag_len
+                if d.fplen < 0:
+                    d.fplen = 0
                 if fo & 0xFFF8:
                     d.later = 1
                     d.proto = nxt
@@ -851,6 +880,7 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
     cdef int64_t n
     if proto == 6:
         if dl < l4 + 20:
+            d.ok = d.fragment       # a first fragment is still an IP fragment
             return
         d.sport = _u16be(data + l4)
         d.dport = _u16be(data + l4 + 2)
@@ -859,6 +889,7 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
         doff = data[l4 + 12]
         hl = (doff >> 4) * 4
         if hl < 20:
+            d.ok = d.fragment
             return
         d.flags = data[l4 + 13] | ((doff & 1) << 8)
         d.win = _u16be(data + l4 + 14)
@@ -876,6 +907,7 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
         return
     if proto == 17:
         if dl < l4 + 8:
+            d.ok = d.fragment
             return
         d.sport = _u16be(data + l4)
         d.dport = _u16be(data + l4 + 2)
@@ -1057,6 +1089,7 @@ cdef class Engine:
     cdef public int64_t n, first_ts, last_ts, backwards
     cdef public int64_t ipv4, ipv6, vlan_frames, fragments, udp, icmp
     cdef public int64_t rst_frames, syn_frames, synack_frames, non_ip_frames, unsupported
+    cdef public dict frags
     cdef int dns_ports[8]
     cdef int n_dns_ports
 
@@ -1073,6 +1106,7 @@ cdef class Engine:
         self.zw_closed = zw_closed
         self.collect = collect
         self.evict_mask = evict_mask
+        self.frags = {}
         ports = sorted(dns_ports)[:8]
         self.n_dns_ports = len(ports)
         for i, p in enumerate(ports):
@@ -1149,9 +1183,18 @@ cdef class Engine:
             self.ipv4 += 1
         if d.vlan:
             self.vlan_frames += 1
+        cdef bytes whole
         if d.fragment:
             self.fragments += 1
-            return 0
+            whole = self._defragment(&d, data)
+            if whole is None:
+                return 0
+            # the datagram is complete: analyse it in this frame, as Wireshark's
+            # IP reassembly (on by default) does
+            data = <const uint8_t*>PyBytes_AS_STRING(whole)
+            _decode(101, data, PyBytes_GET_SIZE(whole), PyBytes_GET_SIZE(whole), &d)
+            if not d.ok:
+                return 0
         cdef int flags = d.flags
         cdef int fwd_i = 0
         cdef int af
@@ -1204,6 +1247,52 @@ cdef class Engine:
         elif d.proto == 1 or d.proto == 58:
             self.icmp += 1
         return 0
+
+    cdef object _defragment(self, Dec* d, const uint8_t* data):
+        """Add one IP fragment; the whole datagram (a raw IP packet) once complete, else None.
+
+        Like Wireshark's ``fragment_add_check``: keyed by addresses, identification
+        (and protocol for IPv4); a fragment whose data was not all captured is not
+        added, so its datagram never completes; the first copy of a piece wins.
+        """
+        src = PyBytes_FromStringAndSize(<const char*>d.src, d.alen)
+        dst = PyBytes_FromStringAndSize(<const char*>d.dst, d.alen)
+        if d.fplen < d.frag_len:
+            return None
+        key = (src, dst, d.frag_id, -1 if d.v6 else d.frag_nxt)
+        table = self.frags
+        ent = table.get(key)
+        if ent is None:
+            if len(table) >= 10_000:
+                del table[next(iter(table))]
+            ent = table[key] = [{}, -1]
+        pieces = ent[0]
+        if d.frag_off not in pieces:
+            pieces[d.frag_off] = PyBytes_FromStringAndSize(<const char*>(data + d.fpoff), d.fplen)
+        if not d.frag_more:
+            ent[1] = d.frag_off + d.frag_len
+        total = ent[1]
+        if total < 0:
+            return None
+        got = 0
+        for off in sorted(pieces):
+            if off > got:
+                return None
+            got = max(got, off + len(pieces[off]))
+        if got < total:
+            return None
+        del table[key]
+        if total > 65_515:          # cannot be one IP packet: leave it unanalysed
+            return None
+        body = bytearray(total)
+        for off in sorted(pieces, reverse=True):      # the first-added piece wins overlaps
+            piece = pieces[off]
+            body[off:off + len(piece)] = piece
+        body = bytes(body[:total])
+        if d.v6:
+            return struct.pack("!IHBB", 6 << 28, total, d.frag_nxt, 64) + src + dst + body
+        return struct.pack("!BBHHHBBH", 0x45, 0, 20 + total, d.frag_id, 0, 64, d.frag_nxt,
+                           0) + src + dst + body
 
     cdef _dns(self, int64_t n, int64_t ts, Dec* d, const uint8_t* data):
         cdef bint client_side = self._is_dns(d.dport) and not (self._is_dns(d.sport)
