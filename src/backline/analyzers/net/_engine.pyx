@@ -597,8 +597,10 @@ cdef class TcpTracker:
                 if not_adv and (rev.dupacks >= 2 or rev.dupacks < 0) and rev.lastack == seq \
                         and ts - rev.lastacktime < 20_000_000:
                     af |= C_FAST | C_RETRANS
-                elif not_adv and ts - fwd.nextseqtime < irtt \
-                        and nextseq_f != <uint32_t>(seq + seglen):
+                elif not_adv and ts - fwd.nextseqtime < irtt and nextseq_f != <uint32_t>(
+                        seq + seglen + (1 if flags & (F_SYN | F_FIN) else 0)):
+                    # (Wireshark 4.0.17 counts the SYN/FIN sequence number here: a
+                    # repeated SYN or FIN ending at nextseq is a retransmission)
                     af |= C_OOO
                 elif seglen > 0 and rev.lastack and \
                         not _gt(<uint32_t>(seq + seglen), rev.lastack):
