@@ -537,7 +537,9 @@ cdef class TcpTracker:
             fwd.base_seq = seq if flags & F_SYN else <uint32_t>(seq - 1)
             fwd.base_set = True
         if not rev.base_set and flags & F_ACK:
-            rev.base_seq = ack if flags & F_SYN else <uint32_t>(ack - 1)
+            # the first ACK seen from this side gives the other side's ISN (ack - 1),
+            # also on a SYN-ACK seen before its SYN (Wireshark 4.0's base_seq)
+            rev.base_seq = <uint32_t>(ack - 1)
             rev.base_set = True
 
         nextseq_f = fwd.nextseq
