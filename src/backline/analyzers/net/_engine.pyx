@@ -954,9 +954,13 @@ cdef uint32_t _M32 = 0xFFFFFFFFu
 cdef class Feed:
     """In-order byte feeding of one TCP direction to an application parser.
 
-    Segments after a hole wait (a few, bounded) for the retransmission that
-    fills it, as Wireshark's reassembly does; when too many wait, the parser
-    is told about the gap and resynchronises on what follows.  A segment in
+    Segments after a hole inside a message wait (a few, bounded) for the
+    retransmission that fills it, as Wireshark's reassembly does; when too many
+    wait, the parser is told about the gap and resynchronises on what follows.
+    A segment after a hole between two messages, or after the end of a message
+    of known length that cannot complete, is parsed at once as the start of a
+    new message (Wireshark dissects it so); what waited for the unfinished
+    message is dropped.  A segment in
     the middle of a body the parser skips (its ``skip`` attribute) costs no
     copy and no call.
     """
@@ -1010,6 +1014,23 @@ cdef class Feed:
         if delta == 0:
             self._feed(frame, ts, payload, seglen)
         elif delta < HALF:                        # a hole before this segment
+            if (not self.held and _at_boundary(self.parser)) or \
+                    0 <= _message_left(self.parser) <= <int64_t>delta:
+                # a hole between two messages, or one inside a message of known length
+                # that this segment starts after: Wireshark dissects the segment at once
+                # as the start of a new message (only a segment inside the message
+                # waits for the retransmission that fills the hole); segments held
+                # for the unfinished message go with it
+                held = self.held
+                if held:
+                    for k in list(held):
+                        if <uint32_t>(<uint32_t>k - <uint32_t>nxt) < delta:
+                            del held[k]
+                self.parser.gap()
+                self.next = seq
+                self._feed(frame, ts, payload, seglen)
+                self._drain()
+                return 0
             held = self.held
             if held is None:
                 held = self.held = {}
@@ -1237,7 +1258,8 @@ cdef class Engine:
                     c.zw &= ~(1 << fwd_i)
                     run.end_ts = ts
                     self._zw_closed(run)
-            if d.seglen:
+            if d.seglen and not af & C_SPURIOUS:
+                # (Wireshark 4.0 gives a spurious retransmission's data to no dissector)
                 a = c.apps
                 if a is None:
                     a = c.apps = self.make_apps(c, PyBytes_FromStringAndSize(
@@ -1722,3 +1744,30 @@ cdef int _pfeed(object parser, int64_t frame, int64_t ts, bytes payload) except 
         return (<TlsParser>parser)._feed(frame, ts, payload)
     parser.feed(frame, ts, payload)
     return 0
+
+
+cdef bint _at_boundary(object parser) except -1:
+    """Is the parser between two messages (nothing partial held or to skip)?"""
+    cdef HttpParser h
+    cdef TlsParser t
+    if type(parser) is HttpParser:
+        h = <HttpParser>parser
+        return (h.state == H_HEAD or h.state == H_LOST) and not PyBytes_GET_SIZE(h.buf) \
+            and not h.skip and h.pending is None
+    if type(parser) is TlsParser:
+        t = <TlsParser>parser
+        return not PyBytes_GET_SIZE(t.buf) and not t.skip
+    return not getattr(parser, "buf", b"") and not getattr(parser, "skip", 0)
+
+
+cdef int64_t _message_left(object parser) except -2:
+    """Bytes until the message in progress ends, or -1 when unknown."""
+    cdef HttpParser h
+    cdef TlsParser t
+    if type(parser) is HttpParser:
+        h = <HttpParser>parser
+        return h.skip if h.state == H_BODY and h.skip else -1
+    if type(parser) is TlsParser:
+        t = <TlsParser>parser
+        return t.skip if t.skip and not PyBytes_GET_SIZE(t.buf) else -1
+    return -1
