@@ -118,7 +118,8 @@ _STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH
            "OTH")
 _STATE_INDEX = {name: i for i, name in enumerate(_STATES)}
 _DIR = struct.Struct("<I?IIIibHiQQ")        # one direction's saved sequence state
-_TOMB = struct.Struct("<QBbQQq")            # stream, state, syn_from_a, syn/synack frame, iRTT
+_TOMB = struct.Struct("<QBbQQq?")           # stream, state, syn_from_a, syn/synack frame, iRTT,
+                                            # tapped
 # the same bytes as _TOMB followed by _DIR twice ("<": no padding), in one call
 _TOMB_ALL = struct.Struct("<" + _TOMB.format[1:] + _DIR.format[1:] * 2)
 
@@ -157,6 +158,7 @@ cdef class Connection:
     cdef public bint queued
     cdef public object apps              # application parsers of each direction (capture.py)
     cdef public int zw                   # bit i: a zero-window run of direction i is open
+    cdef public bint tapped              # a frame with its whole TCP header was seen
 
     def __init__(self, int64_t stream, a, int ap, b, int bp, int64_t frame, int64_t ts):
         self.stream = stream
@@ -235,7 +237,7 @@ cdef bytes _tomb(Connection c, str state):
     sfa = -1 if c.syn_from_a is None else int(bool(c.syn_from_a))
     d, e = c.d0, c.d1
     return _TOMB_ALL.pack(
-        c.stream, _STATE_INDEX[state], sfa, c.syn_frame, c.synack_frame, c.first_rtt,
+        c.stream, _STATE_INDEX[state], sfa, c.syn_frame, c.synack_frame, c.first_rtt, c.tapped,
         d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
         d.win_scale, d.lastflags, d.dupacks, d.fin, d.rst,
         e.base_seq, e.base_set, e.nextseq, e.maxseqtobeacked, e.lastack, e.window,
@@ -295,6 +297,8 @@ cdef class TcpTracker:
     cdef public dict table
     cdef int64_t _counts[15]
     cdef public int64_t n_streams
+    cdef public int64_t n_tapped     # streams with a frame whose TCP header was all captured
+    cdef public bint quiet           # this frame's TCP header was cut: analyse, flag nothing
     cdef public list kept
     cdef public list top_heap
     cdef public dict evicted_states
@@ -316,6 +320,8 @@ cdef class TcpTracker:
         for i in range(NFLAGS):
             self._counts[i] = 0
         self.n_streams = 0
+        self.n_tapped = 0
+        self.quiet = False
         self.kept = []
         self.top_heap = []
         self.evicted_states = {}
@@ -350,8 +356,10 @@ cdef class TcpTracker:
     @property
     def conversations(self):
         """Rows of tshark's ``-z conv,tcp``: one per stream, so a reused address/port
-        pair gives a row per stream (Wireshark 4.0 keys the table by ``tcp.stream``)."""
-        return self.n_streams
+        pair gives a row per stream (Wireshark 4.0 keys the table by ``tcp.stream``);
+        a stream none of whose frames had its whole TCP header captured (snaplen)
+        never reaches the table."""
+        return self.n_tapped
 
     def state_counts(self):
         out = dict(self.evicted_states)
@@ -528,6 +536,9 @@ cdef class TcpTracker:
                 fwd.lastacktime = ts
                 fwd.lastflags = 0
                 fwd.last_was_syn = False
+                if not c.tapped and not self.quiet:
+                    c.tapped = True
+                    self.n_tapped += 1
                 self.last_conn = c
                 self.last_dir = fwd_i
                 return 0
@@ -624,6 +635,13 @@ cdef class TcpTracker:
         fwd.last_was_syn = (flags & F_SYN) != 0
 
         cdef int i
+        if self.quiet:
+            # the TCP header was cut by the snaplen: Wireshark 4.0 updates its
+            # analysis state but shows (and counts) no flag for the frame
+            af = 0
+        elif not c.tapped:
+            c.tapped = True
+            self.n_tapped += 1
         if af:
             for i in range(NFLAGS):
                 if af >> i & 1:
@@ -640,12 +658,13 @@ cdef class TcpTracker:
 
     cdef Connection _resurrect(self, bytes key, tuple tomb, int64_t num, int64_t ts):
         """A late packet of a retired connection: restore its stream and state."""
-        (stream, state, sfa, syn_frame, synack_frame, first_rtt), dirs = tomb
+        (stream, state, sfa, syn_frame, synack_frame, first_rtt, tapped), dirs = tomb
         a, ap, b, bp = split_key(key)
         cdef Connection c = Connection(stream, a, ap, b, bp, num, ts)
         c.key = key
         c.syn_from_a = None if sfa < 0 else bool(sfa)
         c.syn_frame, c.synack_frame, c.first_rtt = syn_frame, synack_frame, first_rtt
+        c.tapped = tapped
         cdef Direction d
         for d, saved in zip((c.d0, c.d1), dirs):
             (d.base_seq, d.base_set, d.nextseq, d.maxseqtobeacked, d.lastack, d.window,
@@ -687,6 +706,7 @@ ctypedef struct Dec:
     Py_ssize_t poff     # offset of the payload in the frame
     Py_ssize_t plen     # captured payload bytes (<= seglen)
     int wscale
+    int hdr_cut         # the TCP header (with its options) is not all captured
     int frag_nxt        # fragment: the protocol the datagram carries
     uint32_t frag_id    # fragment: IPv4 identification or IPv6 fragment identification
     int64_t frag_off    # fragment: offset of its data in the datagram (bytes)
@@ -747,6 +767,7 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
     d.fragment = 0
     d.later = 0
     d.wscale = -1
+    d.hdr_cut = 0
     d.sport = d.dport = 0
     d.seq = d.ack = 0
     d.flags = 0
@@ -897,6 +918,7 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
             return
         d.flags = data[l4 + 13] | ((doff & 1) << 8)
         d.win = _u16be(data + l4 + 14)
+        d.hdr_cut = dl < l4 + hl
         if d.flags & 0x02 and hl > 20:
             d.wscale = _window_scale_c(data, l4 + 20, l4 + hl if l4 + hl < dl else dl)
         d.seglen = l4len - hl if l4len > hl else 0
@@ -1235,7 +1257,9 @@ cdef class Engine:
                     else:
                         self.syn_frames += 1
             key = _make_key(d.src, d.sport, d.dst, d.dport, d.alen, &fwd_i)
+            tcp.quiet = d.hdr_cut
             af = tcp._segment(n, ts, key, fwd_i, d.seq, d.ack, flags, d.win, d.seglen, d.wscale)
+            tcp.quiet = False
             c = tcp.last_conn
             if af:
                 if af & C_RETRANS:
@@ -1258,7 +1282,7 @@ cdef class Engine:
                     c.zw &= ~(1 << fwd_i)
                     run.end_ts = ts
                     self._zw_closed(run)
-            if d.seglen and not af & C_SPURIOUS:
+            if d.seglen and not af & C_SPURIOUS and not d.hdr_cut:
                 # (Wireshark 4.0 gives a spurious retransmission's data to no dissector)
                 a = c.apps
                 if a is None:

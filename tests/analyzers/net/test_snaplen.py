@@ -1,0 +1,73 @@
+"""Frames cut by the snaplen, as tshark 4.0.17 analyses them.
+
+Found by ``benchmarks/net_difftest.py`` on corpus captures rewritten with
+``editcap -s 60``.  When a frame's TCP header (with its options) is not all
+captured, Wireshark still gives it a stream and reads its flags, and its
+sequence analysis state moves on, but it shows no ``tcp.analysis`` flag for
+the frame and the frame does not reach ``-z conv,tcp``.
+
+tshark 4.0.17 on the capture below (``-e frame.number -e tcp.stream
+-e tcp.analysis.flags``): frames 1-9 (stream 0, headers cut) no flags; frames
+10-18 (stream 1, the same packets whole) 14 lost_segment, 16-17 duplicate_ack,
+18 fast retransmission; frames 19-23 (stream 2) cut, then frame 24 whole and
+flagged keep-alive (the state came from the cut frames).
+
+    oracle: retransmission 1, fast_retransmission 1, lost_segment 1,
+    duplicate_ack 2, keep_alive 1; syn_frames 3, synack_frames 3,
+    tcp_streams 3, tcp_conversations 2
+"""
+
+from __future__ import annotations
+
+import io
+
+from backline.analyzers.net.capture import analyze_reader
+from backline.analyzers.net.reader import CaptureReader
+from backline.analyzers.net.summary import oracle_counts
+from backline.analyzers.net.synth import (A, ACK_F, B, PSH_F, SYN_F, PcapWriter, ether, ipv4,
+                                          tcp)
+
+
+def build_cut_headers() -> bytes:
+    f = io.BytesIO()
+    w = PcapWriter(f, snaplen=56)
+    t = [10**18]
+
+    def put(src, dst, sp, dp, seq, ack, fl, payload=b"", opt=True, cut=True):
+        t[0] += 1_000_000
+        fr = ether(ipv4(src, dst, tcp(sp, dp, seq, ack, fl, payload=payload,
+                                      wscale=0 if opt else None)))
+        w.write(t[0], fr[:56] if cut else fr, len(fr))    # 24-byte TCP header: cut at 56
+
+    for port, cut in ((1001, True), (1002, False)):
+        def c(*a, **k):
+            put(A, B, port, 80, *a, cut=cut, **k)
+
+        def s(*a, **k):
+            put(B, A, 80, port, *a, cut=cut, **k)
+        c(100, 0, SYN_F)
+        s(500, 101, SYN_F | ACK_F)
+        c(101, 501, ACK_F)
+        s(501, 101, PSH_F | ACK_F, b"a" * 100)
+        s(801, 101, PSH_F | ACK_F, b"c" * 100)            # 601..801 lost
+        c(101, 601, ACK_F)
+        c(101, 601, ACK_F)
+        c(101, 601, ACK_F)
+        s(601, 101, PSH_F | ACK_F, b"b" * 100)
+    put(A, B, 1003, 80, 100, 0, SYN_F)
+    put(B, A, 80, 1003, 500, 101, SYN_F | ACK_F)
+    put(A, B, 1003, 80, 101, 501, ACK_F)
+    put(A, B, 1003, 80, 101, 501, PSH_F | ACK_F, b"q" * 10)
+    put(B, A, 80, 1003, 501, 111, ACK_F)
+    put(A, B, 1003, 80, 110, 501, ACK_F, opt=False, cut=False)   # keep-alive, whole
+    return f.getvalue()
+
+
+def test_frames_with_a_cut_tcp_header_are_analysed_but_not_flagged():
+    got = oracle_counts(analyze_reader(CaptureReader.from_bytes(build_cut_headers(), "c.pcap")))
+    assert got["packets"] == 24
+    assert {k: v for k, v in got["tcp_analysis"].items() if v} == {
+        "retransmission": 1, "fast_retransmission": 1, "lost_segment": 1,
+        "duplicate_ack": 2, "keep_alive": 1}
+    assert (got["syn_frames"], got["synack_frames"]) == (3, 3)
+    assert (got["tcp_streams"], got["tcp_conversations"]) == (3, 2)
