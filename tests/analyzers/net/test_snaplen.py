@@ -1,4 +1,4 @@
-"""Frames cut by the snaplen, as tshark 4.0.17 analyses them.
+"""Frames cut by the snaplen, as tshark 4.0.17 analyses them (TCP and HTTP).
 
 Found by ``benchmarks/net_difftest.py`` on corpus captures rewritten with
 ``editcap -s 60``.  When a frame's TCP header (with its options) is not all
@@ -71,3 +71,40 @@ def test_frames_with_a_cut_tcp_header_are_analysed_but_not_flagged():
         "duplicate_ack": 2, "keep_alive": 1}
     assert (got["syn_frames"], got["synack_frames"]) == (3, 3)
     assert (got["tcp_streams"], got["tcp_conversations"]) == (3, 2)
+
+
+REQ = b"GET /abc HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive\r\n\r\n"
+RESP = b"HTTP/1.1 404 Not Found\r\nServer: x\r\nContent-Length: 3\r\n\r\nabc"
+#: (message, captured payload bytes, tshark 4.0.17 shows http.request / http.response.code)
+HTTP_CUTS = [
+    (REQ, 2, False), (REQ, 3, True), (REQ, 12, True), (REQ, 19, True),
+    (REQ, 20, False),            # "...\r\nH": the data ends in a header name
+    (REQ, 23, False), (REQ, 25, True), (REQ, 34, True), (REQ, 40, False), (REQ, 50, True),
+    (b"POST /x HTTP/1.1\r\n\r\n", 3, False), (b"POST /x HTTP/1.1\r\n\r\n", 4, True),
+    (RESP, 10, False),           # "HTTP/1.1 4"
+    (RESP, 12, True), (RESP, 25, True), (RESP, 41, True),
+]
+
+
+def build_cut_http() -> bytes:
+    f = io.BytesIO()
+    w = PcapWriter(f)
+    t = 10**18
+    for i, (data, cut, _shown) in enumerate(HTTP_CUTS):
+        resp = data.startswith(b"HTTP")
+        src, dst, sp, dp = (B, A, 80, 20000 + i) if resp else (A, B, 20000 + i, 80)
+        fr = ether(ipv4(src, dst, tcp(sp, dp, 1000, 2000, PSH_F | ACK_F, payload=data)))
+        t += 1_000_000
+        w.write(t, fr[:54 + cut], len(fr))
+    return f.getvalue()
+
+
+def test_http_in_segments_cut_by_the_snaplen():
+    """tshark 4.0.17 (-e http.request -e http.response.code) on each cut segment, as in
+    HTTP_CUTS: the method name must be whole, a status needs ``HTTP/1.x NNN``, and a
+    request whose data ends inside a header name is not shown as one."""
+    got = oracle_counts(analyze_reader(CaptureReader.from_bytes(build_cut_http(), "h.pcap")))
+    want_req = sum(1 for d, _c, shown in HTTP_CUTS if shown and not d.startswith(b"HTTP"))
+    want_resp = sum(1 for d, _c, shown in HTTP_CUTS if shown and d.startswith(b"HTTP"))
+    assert got["http_requests"] == want_req == 7
+    assert got["http_status"] == {"404": want_resp} == {"404": 3}

@@ -1024,10 +1024,8 @@ cdef class Feed:
                 return 0
             payload = PyBytes_FromStringAndSize(<const char*>p, avail)
             self.next = <uint32_t>(nxt + seglen)
-            if avail < seglen:    # snaplen cut the data: use what we have, then resync
-                if avail:
-                    _pfeed(parser, frame, ts, payload)
-                parser.gap()
+            if avail < seglen:    # snaplen cut the data
+                _cut(parser, frame, ts, payload)
             else:
                 _pfeed(parser, frame, ts, payload)
             return 0
@@ -1087,10 +1085,8 @@ cdef class Feed:
     def _feed(self, int64_t frame, int64_t ts, bytes payload, int64_t seglen):
         self.next = <uint32_t>(self.next + seglen)
         p = self.parser
-        if len(payload) < seglen:        # snaplen cut the data: use what we have, then resync
-            if payload:
-                _pfeed(p, frame, ts, payload)
-            p.gap()
+        if len(payload) < seglen:        # snaplen cut the data
+            _cut(p, frame, ts, payload)
             return
         _pfeed(p, frame, ts, payload)
 
@@ -1365,6 +1361,7 @@ cdef class Engine:
 # ------------------------------------------------------------ HTTP/1.x
 cdef extern from "string.h":
     void* memmem(const void* haystack, size_t hlen, const void* needle, size_t nlen) nogil
+    const void* memchr(const void* s, int c, size_t n) nogil
 
 cdef const char* _METHODS[23]
 #: Request methods a message may start with (and a space).
@@ -1459,6 +1456,48 @@ cdef class HttpParser:
         self.state = H_LOST
         self.buf = b""
         self.pending = None
+
+    cdef _cut_segment(self, int64_t frame, int64_t ts, bytes data):
+        """A segment cut by the snaplen: Wireshark cannot reassemble it and gives
+        what was captured to HTTP alone.  tshark 4.0.17 then shows a status code
+        when ``HTTP/1.x NNN`` was captured, and a request when the method name
+        was, unless the data ends inside a header name (it throws before adding
+        ``http.request``)."""
+        self.gap()
+        cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef Py_ssize_t off = 0, i, m
+        cdef const uint8_t* hit
+        cdef bint ok = False
+        while off < n and (p[off] == 13 or p[off] == 10):
+            off += 1
+        p += off
+        n -= off
+        if n >= 7 and memcmp(p, b"HTTP/1.", 7) == 0:
+            ok = n >= 12 and p[8] == 32 and 48 <= p[9] <= 57 and 48 <= p[10] <= 57 \
+                and 48 <= p[11] <= 57
+        else:
+            for i in range(23):
+                m = _METHOD_LEN[i] - 1               # the name without its space
+                if n >= m and memcmp(p, _METHODS[i], m) == 0 and (n == m or p[m] == 32):
+                    ok = True
+                    break
+            if ok:
+                i = n - 1                            # the last line: a cut header name?
+                while i >= 0 and p[i] != 10:
+                    i -= 1
+                if i >= 0 and n - i - 1 > 0 and not (n - i - 1 == 1 and p[n - 1] == 13) \
+                        and memchr(p + i + 1, 58, n - i - 1) == NULL:
+                    ok = False
+        if not ok:
+            return
+        hit = <const uint8_t*>memmem(p, n, b"\r\n\r\n", 4)
+        self.state = H_HEAD
+        self._head(frame, ts, p, (hit - p) if hit != NULL else n)
+        if self.pending is not None:            # a body that will not come: report now
+            cb, args = self.pending
+            cb(frame, ts, *args)
+        self.gap()
 
     cdef _done(self, int64_t frame, int64_t ts):
         """The current message is complete in ``frame``: report it."""
@@ -1795,3 +1834,14 @@ cdef int64_t _message_left(object parser) except -2:
         t = <TlsParser>parser
         return t.skip if t.skip and not PyBytes_GET_SIZE(t.buf) else -1
     return -1
+
+
+cdef int _cut(object parser, int64_t frame, int64_t ts, bytes payload) except -1:
+    """A segment whose data the snaplen cut: no reassembly across it."""
+    if type(parser) is HttpParser:
+        (<HttpParser>parser)._cut_segment(frame, ts, payload)
+        return 0
+    if PyBytes_GET_SIZE(payload):
+        _pfeed(parser, frame, ts, payload)
+    parser.gap()
+    return 0
