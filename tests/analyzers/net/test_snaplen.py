@@ -108,3 +108,37 @@ def test_http_in_segments_cut_by_the_snaplen():
     want_resp = sum(1 for d, _c, shown in HTTP_CUTS if shown and d.startswith(b"HTTP"))
     assert got["http_requests"] == want_req == 7
     assert got["http_status"] == {"404": want_resp} == {"404": 3}
+
+
+def build_cut_dns() -> bytes:
+    from backline.analyzers.net.synth import dns_query, dns_response, udp
+    f = io.BytesIO()
+    w = PcapWriter(f)
+    t = 10**18
+    answer = bytes.fromhex("c00c000100010000003c00040a000001")      # one A record
+
+    def put(src, dst, sp, dp, payload, cut=None):
+        nonlocal t
+        fr = ether(ipv4(src, dst, udp(sp, dp, payload), proto=17))
+        t += 1_000_000
+        w.write(t, fr[:cut] if cut else fr, len(fr))
+
+    for i, (qcut, rcut) in enumerate([(None, None), (50, None), (None, 60), (None, 80),
+                                      (None, 59)]):
+        q = dns_query(0x100 + i, f"cut{i}.example.test")
+        r = dns_response(q)
+        r = r[:6] + b"\x00\x01" + r[8:] + answer
+        put(A, B, 3000 + i, 53, q, qcut)
+        put(B, A, 53, 3000 + i, r, rcut)
+    return f.getvalue()
+
+
+def test_dns_messages_cut_by_the_snaplen():
+    """tshark 4.0.17 (-e dns.flags.response -e dns.flags.rcode -e dns.response_to):
+    frame 3, a query cut to 8 DNS bytes, still counts and is answered by frame 4
+    (response_to 3); frames 6, 8 and 10, responses cut inside the question or answer,
+    count with their rcode but answer nothing (no response_to)."""
+    got = oracle_counts(analyze_reader(CaptureReader.from_bytes(build_cut_dns(), "d.pcap")))
+    assert got["dns_queries"] == 5
+    assert got["dns_rcodes"] == {"NoError": 5}
+    assert got["dns_unanswered"] == 3

@@ -1350,7 +1350,8 @@ cdef class Engine:
         else:
             conv = (dst, d.dport, src, d.sport)
         self.dns.message(n, ts, conv, PyBytes_FromStringAndSize(<const char*>(data + d.poff),
-                                                                d.plen), client_side, conv[2])
+                                                                d.plen), client_side, conv[2],
+                         d.plen < d.seglen)
 
     cdef _zw_closed(self, run):
         closed = self.zw_closed

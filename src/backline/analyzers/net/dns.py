@@ -76,16 +76,22 @@ class DnsTracker:
         self.retried = 0             # repeated queries that were answered in the end
 
     def message(self, num: int, ts: int, conv: tuple, msg: bytes, from_client: bool,
-                server: str | bytes = "") -> None:
-        """Count one DNS message; ``server`` is the server's address (text or raw bytes)."""
-        if len(msg) < 12:
+                server: str | bytes = "", cut: bool = False) -> None:
+        """Count one DNS message; ``server`` is the server's address (text or raw bytes).
+
+        ``cut``: the snaplen cut the message.  tshark 4.0.17 still counts it
+        (query, or response and its rcode) from the header, and a cut query can
+        still be answered, but a cut response answers no query (it throws before
+        ``dns.response_to``).
+        """
+        if len(msg) < (4 if cut else 12):
             return
         tid = (msg[0] << 8) | msg[1]
         is_resp = msg[2] & 0x80
         key = (conv, tid)
         if not is_resp:
             self.queries += 1
-            name, off = qname(msg) if msg[5] or msg[4] else ("<none>", 12)
+            name, off = qname(msg) if len(msg) >= 12 and (msg[5] or msg[4]) else ("<none>", 12)
             qtype = (msg[off] << 8 | msg[off + 1]) if off + 2 <= len(msg) else 0
             lst = self.pending.get(key)
             if lst is None:
@@ -100,7 +106,7 @@ class DnsTracker:
         code = msg[3] & 0x0F
         rname = RCODE_NAMES.get(code, str(code))
         self.rcodes[rname] = self.rcodes.get(rname, 0) + 1
-        lst = self.pending.get(key)
+        lst = self.pending.get(key) if not cut else None
         qframe, qts, name, qtype = (0, 0, "", 0)
         if lst:
             qframe, qts, name, qtype = lst[-1]
@@ -111,7 +117,7 @@ class DnsTracker:
             if len(self.times_ns) < 1_000_000:
                 self.times_ns.append(ts - qts)
         if not name:
-            name, off = qname(msg) if msg[5] or msg[4] else ("<none>", 12)
+            name, off = qname(msg) if len(msg) >= 12 and (msg[5] or msg[4]) else ("<none>", 12)
         if code and len(self.failures) < self.keep:
             self.failures.append(DnsAnswer(qframe, num, name, qtype, rname, _text(server),
                                            ts - qts if qframe else 0, ts))
