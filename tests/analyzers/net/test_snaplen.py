@@ -142,3 +142,50 @@ def test_dns_messages_cut_by_the_snaplen():
     assert got["dns_queries"] == 5
     assert got["dns_rcodes"] == {"NoError": 5}
     assert got["dns_unanswered"] == 3
+
+
+def _smb2(status, resp, mid):
+    import struct
+    h = b"\xfeSMB" + struct.pack("<HHIHHIIQIIQ16s", 64, 0, status, 5, 1, 1 if resp else 0, 0,
+                                 mid, 0, 0, 0, bytes(16))
+    msg = h + bytes(9)
+    return struct.pack("!I", len(msg)) + msg
+
+
+def test_smb2_and_retransmissions_cut_by_the_snaplen():
+    """tshark 4.0.17: an SMB2 response cut after 4 + 24 or 4 + 40 bytes shows
+    smb2.flags.response and nt_status 0xc0000022; cut after 4 + 20 or 4 + 12 it shows
+    neither.  A cut request counts (frame 4); its plain retransmission, also cut, is
+    "[TCP Retransmission]" and not dissected (5); a cut spurious retransmission is
+    dissected alone and counts again (7); a whole spurious one is not (8)."""
+    f = io.BytesIO()
+    w = PcapWriter(f)
+    t = [10**18]
+
+    def put(src, dst, sp, dp, seq, ack, fl, payload=b"", cut=None):
+        fr = ether(ipv4(src, dst, tcp(sp, dp, seq, ack, fl, payload=payload)))
+        t[0] += 1_000_000
+        w.write(t[0], fr[:54 + cut] if cut is not None else fr, len(fr))
+
+    put(A, B, 6000, 445, 100, 0, SYN_F)
+    put(B, A, 445, 6000, 500, 101, SYN_F | ACK_F)
+    put(A, B, 6000, 445, 101, 501, ACK_F)
+    cseq, sseq = 101, 501
+    for i, cut in enumerate([None, 24, 20, 12, 40]):
+        q, r = _smb2(0, False, i + 1), _smb2(0xC0000022, True, i + 1)
+        put(A, B, 6000, 445, cseq, sseq, PSH_F | ACK_F, q)
+        cseq += len(q)
+        put(B, A, 445, 6000, sseq, cseq, PSH_F | ACK_F, r, cut=cut)
+        sseq += len(r)
+    req = REQ
+    put(A, B, 5000, 80, 100, 0, SYN_F)
+    put(B, A, 80, 5000, 500, 101, SYN_F | ACK_F)
+    put(A, B, 5000, 80, 101, 501, ACK_F)
+    put(A, B, 5000, 80, 101, 501, PSH_F | ACK_F, req, cut=30)     # request, cut
+    put(A, B, 5000, 80, 101, 501, PSH_F | ACK_F, req, cut=30)     # retransmission, cut
+    put(B, A, 80, 5000, 501, 101 + len(req), ACK_F)
+    put(A, B, 5000, 80, 101, 501, PSH_F | ACK_F, req, cut=30)     # spurious, cut
+    put(A, B, 5000, 80, 101, 501, PSH_F | ACK_F, req)             # spurious, whole
+    got = oracle_counts(analyze_reader(CaptureReader.from_bytes(f.getvalue(), "s.pcap")))
+    assert got["smb2_error_status"] == {"0xc0000022": 3}
+    assert got["http_requests"] == 2

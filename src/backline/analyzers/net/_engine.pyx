@@ -1015,6 +1015,16 @@ cdef class Feed:
         cdef uint32_t delta, old
         if nxt < 0:
             nxt = self.next = seq
+        if avail < seglen:
+            # the snaplen cut the data: Wireshark cannot reassemble it and dissects
+            # what was captured alone, wherever it lies in the stream
+            _cut(self.parser, frame, ts, PyBytes_FromStringAndSize(<const char*>p, avail))
+            delta = <uint32_t>(<uint32_t>(seq + seglen) - <uint32_t>nxt)
+            if delta and delta < HALF:
+                self.next = <uint32_t>(seq + seglen)
+                if self.held:
+                    self._drain()
+            return 0
         if seq == nxt and not self.held:          # in order, nothing waiting: the common case
             parser = self.parser
             skip = _get_skip(parser)
@@ -1278,8 +1288,12 @@ cdef class Engine:
                     c.zw &= ~(1 << fwd_i)
                     run.end_ts = ts
                     self._zw_closed(run)
-            if d.seglen and not af & C_SPURIOUS and not d.hdr_cut:
-                # (Wireshark 4.0 gives a spurious retransmission's data to no dissector)
+            if d.seglen and not d.hdr_cut and (
+                    (not af & C_SPURIOUS) if d.plen >= d.seglen else
+                    (not af & C_RETRANS or af & C_SPURIOUS)):
+                # Wireshark 4.0 gives a spurious retransmission's data to no dissector,
+                # unless the snaplen cut it (then it is dissected alone, and a plain
+                # retransmission of a cut segment is not)
                 a = c.apps
                 if a is None:
                     a = c.apps = self.make_apps(c, PyBytes_FromStringAndSize(
@@ -1841,6 +1855,10 @@ cdef int _cut(object parser, int64_t frame, int64_t ts, bytes payload) except -1
     """A segment whose data the snaplen cut: no reassembly across it."""
     if type(parser) is HttpParser:
         (<HttpParser>parser)._cut_segment(frame, ts, payload)
+        return 0
+    cut = getattr(parser, "cut", None)
+    if cut is not None:
+        cut(frame, ts, payload)
         return 0
     if PyBytes_GET_SIZE(payload):
         _pfeed(parser, frame, ts, payload)
