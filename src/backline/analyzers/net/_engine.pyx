@@ -982,7 +982,9 @@ cdef class Feed:
     A segment after a hole between two messages, or after the end of a message
     of known length that cannot complete, is parsed at once as the start of a
     new message (Wireshark dissects it so); what waited for the unfinished
-    message is dropped.  A segment in
+    message is dropped.  A late segment (retransmission or out of order, not a
+    fast retransmission: ``late``) fills a hole only while the message's last
+    segment has not come, as in Wireshark 4.0.  A segment in
     the middle of a body the parser skips (its ``skip`` attribute) costs no
     copy and no call.
     """
@@ -990,6 +992,7 @@ cdef class Feed:
     cdef public object parser
     cdef public int64_t next      # -1: no byte seen yet
     cdef public dict held
+    cdef public bint late         # this segment is a retransmission or out of order
 
     MAX_HELD = 48
 
@@ -1042,6 +1045,10 @@ cdef class Feed:
         payload = PyBytes_FromStringAndSize(<const char*>p, avail)
         delta = <uint32_t>(seq - <uint32_t>nxt)
         if delta == 0:
+            if self.late and self._end_held():
+                # a late segment filling a hole after the message's last segment
+                # came: Wireshark 4.0 does not use it, the message stays incomplete
+                return 0
             self._feed(frame, ts, payload, seglen)
         elif delta < HALF:                        # a hole before this segment
             if (not self.held and _at_boundary(self.parser)) or \
@@ -1075,6 +1082,16 @@ cdef class Feed:
             self._feed(frame, ts, payload[old:], seglen - old)
         self._drain()
         return 0
+
+    cdef bint _end_held(self):
+        """Does a held segment reach the end of the message in progress?"""
+        cdef int64_t left = _message_left(self.parser)
+        if left < 0 or not self.held:
+            return False
+        for k, (_f, _t, _p, n) in self.held.items():
+            if <uint32_t>(<uint32_t>k - <uint32_t>self.next) + n >= left:
+                return True
+        return False
 
     cdef _drain(self):
         held = self.held
@@ -1253,6 +1270,7 @@ cdef class Engine:
         cdef int af
         cdef Connection c
         cdef bytes key
+        cdef Feed fd
         if d.proto == 6:
             if flags & 6:                  # RST or SYN
                 if flags & 4:
@@ -1291,15 +1309,18 @@ cdef class Engine:
             if d.seglen and not d.hdr_cut and (
                     (not af & C_SPURIOUS) if d.plen >= d.seglen else
                     (not af & C_RETRANS or af & C_SPURIOUS)):
-                # Wireshark 4.0 gives a spurious retransmission's data to no dissector,
-                # unless the snaplen cut it (then it is dissected alone, and a plain
-                # retransmission of a cut segment is not)
+                # Wireshark 4.0 gives a spurious retransmission's data to no dissector;
+                # a retransmission or out-of-order segment (not a fast retransmission)
+                # is "late" (see Feed.seg).  When the snaplen cut the segment it is
+                # dissected alone, also a spurious retransmission, not a plain one.
                 a = c.apps
                 if a is None:
                     a = c.apps = self.make_apps(c, PyBytes_FromStringAndSize(
                         <const char*>(data + d.poff), d.plen))
                 if PyTuple_GET_SIZE(a):
-                    (<Feed>(<tuple>a)[fwd_i]).seg(n, ts, d.seq, data + d.poff, d.plen, d.seglen)
+                    fd = <Feed>(<tuple>a)[fwd_i]
+                    fd.late = (af & (C_RETRANS | C_OOO)) != 0 and not af & C_FAST
+                    fd.seg(n, ts, d.seq, data + d.poff, d.plen, d.seglen)
         elif d.proto == 17:
             self.udp += 1
             if d.plen and (self._is_dns(d.sport) or self._is_dns(d.dport)):
