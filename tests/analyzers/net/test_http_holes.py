@@ -88,3 +88,23 @@ def test_holes_and_a_late_request_count_as_tshark_counts_them():
     assert got["packets"] == 15
     assert got["http_requests"] == 3
     assert got["http_status"] == {"200": 1, "500": 1, "304": 1}
+
+
+def test_a_hole_after_a_partial_head_starts_a_new_message():
+    """tshark 4.0.17: frame 4 carries one byte of a request ("G", a zero-window probe);
+    the rest of that request is lost; frame 5, after the hole, is "GET /two HTTP/1.1"
+    (http.request) - Wireshark asked for one more segment only, so frame 5 is
+    dissected as a new message.  oracle: http_requests 1."""
+    f = io.BytesIO()
+    w = PcapWriter(f)
+    t = 10**18
+    for src, dst, sp, dp, seq, ack, fl, payload in [
+            (A, B, 40000, 80, 1000, 0, SYN_F, b""),
+            (B, A, 80, 40000, 5000, 1001, SYN_F | ACK_F, b""),
+            (A, B, 40000, 80, 1001, 5001, ACK_F, b""),
+            (A, B, 40000, 80, 1001, 5001, ACK_F, b"G"),
+            (A, B, 40000, 80, 1001 + len(req("/one")), 5001, PSH_F | ACK_F, req("/two"))]:
+        t += 1_000_000
+        w.write(t, ether(ipv4(src, dst, tcp(sp, dp, seq, ack, fl, payload=payload))))
+    got = oracle_counts(analyze_reader(CaptureReader.from_bytes(f.getvalue(), "g.pcap")))
+    assert got["http_requests"] == 1

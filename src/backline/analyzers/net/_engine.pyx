@@ -1865,6 +1865,10 @@ cdef int64_t _message_left(object parser) except -2:
     cdef TlsParser t
     if type(parser) is HttpParser:
         h = <HttpParser>parser
+        if h.state == H_HEAD and PyBytes_GET_SIZE(h.buf):
+            # a head cut short: Wireshark asks for one more segment, so anything
+            # after a hole is outside the message
+            return 0
         return h.skip if h.state == H_BODY and h.skip else -1
     if type(parser) is TlsParser:
         t = <TlsParser>parser
