@@ -2,11 +2,11 @@
 
 Found by ``benchmarks/net_difftest.py`` on seeded captures with loss and
 reordering.  Wireshark 4.0 (default preferences: no out-of-order reassembly)
-completes a message whose hole is filled by a fast retransmission, or by a
-retransmission or out-of-order segment that comes before the message's last
-segment; one filled by a (non-fast) retransmission or out-of-order segment
-after the last segment came is never completed ("[TCP Retransmission]" /
-"[TCP Out-Of-Order]" without "[TCP segment of a reassembled PDU]").
+completes a message whose hole is filled by a fast retransmission, or by an
+out-of-order segment that comes before the message's last segment; one filled
+by a (non-fast) retransmission, or by an out-of-order segment after the last
+segment came, is never completed ("[TCP Retransmission]" / "[TCP Out-Of-Order]"
+without "[TCP segment of a reassembled PDU]").
 
 tshark 4.0.17, frame of the fill (-e tcp.analysis.flags -e http.response.code):
 ``fast``: "[TCP Fast Retransmission] HTTP/1.1 200 OK" (200);
@@ -73,3 +73,37 @@ def build(case: str) -> bytes:
 def test_late_fill(case, counted):
     got = oracle_counts(analyze_reader(CaptureReader.from_bytes(build(case), f"{case}.pcap")))
     assert got["http_status"] == ({"200": 1} if counted else {})
+
+
+def test_messages_after_an_unfinished_one_are_parsed_whole():
+    """A response whose hole only a retransmission fills (never completed), then a
+    304 and a 200 over three segments.  tshark 4.0.17: the first response shows no
+    status, then "HTTP/1.1 304 OK" and "HTTP/1.1 200 OK" (oracle: http_status
+    {304: 1, 200: 1}).  The 200's bytes must not be taken for the rest of the
+    unfinished body."""
+    f = io.BytesIO()
+    w = PcapWriter(f)
+    t = [10**18]
+
+    def put(src, dst, sp, dp, seq, ack, fl, payload=b"", dt=MS):
+        t[0] += dt
+        w.write(t[0], ether(ipv4(src, dst, tcp(sp, dp, seq, ack, fl, payload=payload))))
+
+    def s(seq, payload, dt=MS):
+        put(B, A, 80, 5000, seq, 200, PSH_F | ACK_F, payload, dt)
+
+    put(A, B, 5000, 80, 100, 0, SYN_F)
+    put(B, A, 80, 5000, 500, 101, SYN_F | ACK_F)
+    first = b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n" + b"x" * 4000
+    s(501, first[:1000])
+    s(2501, first[2000:3000])                        # after a hole
+    s(1501, first[1000:2000], dt=10 * MS)            # the fill: a retransmission (> 3 ms)
+    s(3501, first[3000:])                            # the last segment
+    nxt = 501 + len(first)
+    s(nxt, b"HTTP/1.1 304 OK\r\n\r\n")
+    nxt += 19
+    second = b"HTTP/1.1 200 OK\r\nContent-Length: 2500\r\n\r\n" + b"y" * 2500
+    for i in range(0, len(second), 1000):
+        s(nxt + i, second[i:i + 1000])
+    got = oracle_counts(analyze_reader(CaptureReader.from_bytes(f.getvalue(), "u.pcap")))
+    assert got["http_status"] == {"304": 1, "200": 1}

@@ -982,9 +982,9 @@ cdef class Feed:
     A segment after a hole between two messages, or after the end of a message
     of known length that cannot complete, is parsed at once as the start of a
     new message (Wireshark dissects it so); what waited for the unfinished
-    message is dropped.  A late segment (retransmission or out of order, not a
-    fast retransmission: ``late``) fills a hole only while the message's last
-    segment has not come, as in Wireshark 4.0.  A segment in
+    message is dropped.  As in Wireshark 4.0, a retransmission (not a fast one)
+    never fills a hole, an out-of-order segment only while the message's last
+    segment has not come (``late``).  A segment in
     the middle of a body the parser skips (its ``skip`` attribute) costs no
     copy and no call.
     """
@@ -992,7 +992,7 @@ cdef class Feed:
     cdef public object parser
     cdef public int64_t next      # -1: no byte seen yet
     cdef public dict held
-    cdef public bint late         # this segment is a retransmission or out of order
+    cdef public int late          # this segment: 2 a retransmission, 1 out of order
 
     MAX_HELD = 48
 
@@ -1045,9 +1045,10 @@ cdef class Feed:
         payload = PyBytes_FromStringAndSize(<const char*>p, avail)
         delta = <uint32_t>(seq - <uint32_t>nxt)
         if delta == 0:
-            if self.late and self._end_held():
-                # a late segment filling a hole after the message's last segment
-                # came: Wireshark 4.0 does not use it, the message stays incomplete
+            if self.late == 2 or (self.late and self._end_held()):
+                # a retransmission filling a hole, or an out-of-order segment filling
+                # it after the message's last segment came: Wireshark 4.0 does not
+                # use it, the message stays incomplete
                 return 0
             self._feed(frame, ts, payload, seglen)
         elif delta < HALF:                        # a hole before this segment
@@ -1319,7 +1320,8 @@ cdef class Engine:
                         <const char*>(data + d.poff), d.plen))
                 if PyTuple_GET_SIZE(a):
                     fd = <Feed>(<tuple>a)[fwd_i]
-                    fd.late = (af & (C_RETRANS | C_OOO)) != 0 and not af & C_FAST
+                    fd.late = 0 if af & C_FAST else (2 if af & C_RETRANS else (
+                        1 if af & C_OOO else 0))
                     fd.seg(n, ts, d.seq, data + d.poff, d.plen, d.seglen)
         elif d.proto == 17:
             self.udp += 1
@@ -1492,6 +1494,8 @@ cdef class HttpParser:
         self.state = H_LOST
         self.buf = b""
         self.pending = None
+        self.skip = 0           # a body being skipped is gone too (the Feed would
+                                # otherwise skip the next message's bytes)
 
     cdef _cut_segment(self, int64_t frame, int64_t ts, bytes data):
         """A segment cut by the snaplen: Wireshark cannot reassemble it and gives
