@@ -28,14 +28,18 @@ def test_client_hello_split_over_segments():
     assert hellos == [(2, 5, "api.example.net", "TLS 1.3")]
 
 
-def test_alert_after_change_cipher_spec_is_encrypted():
+def test_alert_is_decoded_by_its_length_not_by_change_cipher_spec():
+    """tshark 4.0.17 shows a 2-byte alert record after ChangeCipherSpec as
+    "Alert (Level: Fatal, Description: Handshake Failure)" (tls.alert_message.desc 40);
+    an encrypted alert is longer (3 bytes already gives "Encrypted Alert")."""
     alerts = []
     p = TlsParser(lambda *a: alerts.append(a), lambda *a: None)
     p.feed(1, 0, b"\x15\x03\x03\x00\x02\x01\x00")           # warning close_notify, plaintext
     p.feed(2, 0, b"\x14\x03\x03\x00\x01\x01")               # ChangeCipherSpec
-    p.feed(3, 0, b"\x15\x03\x03\x00\x02\x02\x28")           # now encrypted: not decoded
-    assert alerts == [(1, 0, 1, 0)]
-    assert p.alert_records == 2
+    p.feed(3, 0, b"\x15\x03\x03\x00\x02\x02\x28")           # still 2 bytes: decoded
+    p.feed(4, 0, b"\x15\x03\x03\x00\x03\x02\x28\x00")       # 3 bytes: encrypted
+    assert alerts == [(1, 0, 1, 0), (3, 0, 2, 40)]
+    assert p.alert_records == 3
 
 
 def test_garbage_resynchronises():

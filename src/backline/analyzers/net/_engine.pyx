@@ -23,6 +23,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.tuple cimport PyTuple_GET_SIZE
 
 import heapq
+import struct
 from collections import OrderedDict, deque
 
 # ---------------------------------------------------------------- TCP flags
@@ -155,6 +156,7 @@ cdef class Connection:
     cdef public object apps              # application parsers of each direction (capture.py)
     cdef public int zw                   # bit i: a zero-window run of direction i is open
     cdef public int client_side          # 0: a is the client, 1: b is, -1: not decided yet
+    cdef public bint tapped              # a frame with its whole TCP header was seen
 
     def __init__(self, int64_t stream, a, int ap, b, int bp, int64_t frame, int64_t ts):
         self._setup(stream, a, ap, b, bp, frame, ts)
@@ -254,6 +256,7 @@ ctypedef struct TombRec:
     int64_t first_rtt
     int32_t state
     int32_t syn_from_a       # -1: unknown
+    int32_t tapped           # a frame with its whole TCP header was seen
     DirRec d[2]
 
 
@@ -278,6 +281,7 @@ cdef bytes _tomb(Connection c, str state):
         c.stream, c.syn_frame, c.synack_frame, c.first_rtt
     r.state = _STATE_INDEX[state]
     r.syn_from_a = -1 if c.syn_from_a is None else (1 if c.syn_from_a else 0)
+    r.tapped = c.tapped
     _save_dir(c.d0, &r.d[0])
     _save_dir(c.d1, &r.d[1])
     return PyBytes_FromStringAndSize(<const char*>&r, sizeof(TombRec))
@@ -369,7 +373,8 @@ cdef class TcpTracker:
     cdef public dict table
     cdef int64_t _counts[15]
     cdef public int64_t n_streams
-    cdef public set conv_hashes
+    cdef public int64_t n_tapped     # streams with a frame whose TCP header was all captured
+    cdef public bint quiet           # this frame's TCP header was cut: analyse, flag nothing
     cdef public list kept
     cdef public list top_heap
     cdef public dict evicted_states
@@ -478,7 +483,8 @@ cdef class TcpTracker:
         for i in range(NFLAGS):
             self._counts[i] = 0
         self.n_streams = 0
-        self.conv_hashes = set()
+        self.n_tapped = 0
+        self.quiet = False
         self.kept = []
         self.top_heap = []
         self.evicted_states = {}
@@ -512,8 +518,11 @@ cdef class TcpTracker:
 
     @property
     def conversations(self):
-        """Distinct address/port pairs (rows of tshark's ``-z conv,tcp``)."""
-        return len(self.conv_hashes)
+        """Rows of tshark's ``-z conv,tcp``: one per stream, so a reused address/port
+        pair gives a row per stream (Wireshark 4.0 keys the table by ``tcp.stream``);
+        a stream none of whose frames had its whole TCP header captured (snaplen)
+        never reaches the table."""
+        return self.n_tapped
 
     def state_counts(self):
         out = dict(self.evicted_states)
@@ -696,6 +705,9 @@ cdef class TcpTracker:
                 fwd.lastacktime = ts
                 fwd.lastflags = 0
                 fwd.last_was_syn = False
+                if not c.tapped and not self.quiet:
+                    c.tapped = True
+                    self.n_tapped += 1
                 self.last_conn = c
                 self.last_dir = fwd_i
                 return 0
@@ -705,7 +717,9 @@ cdef class TcpTracker:
             fwd.base_seq = seq if flags & F_SYN else <uint32_t>(seq - 1)
             fwd.base_set = True
         if not rev.base_set and flags & F_ACK:
-            rev.base_seq = ack if flags & F_SYN else <uint32_t>(ack - 1)
+            # the first ACK seen from this side gives the other side's ISN (ack - 1),
+            # also on a SYN-ACK seen before its SYN (Wireshark 4.0's base_seq)
+            rev.base_seq = <uint32_t>(ack - 1)
             rev.base_set = True
 
         nextseq_f = fwd.nextseq
@@ -765,8 +779,10 @@ cdef class TcpTracker:
                 if not_adv and (rev.dupacks >= 2 or rev.dupacks < 0) and rev.lastack == seq \
                         and ts - rev.lastacktime < 20_000_000:
                     af |= C_FAST | C_RETRANS
-                elif not_adv and ts - fwd.nextseqtime < irtt \
-                        and nextseq_f != <uint32_t>(seq + seglen):
+                elif not_adv and ts - fwd.nextseqtime < irtt and nextseq_f != <uint32_t>(
+                        seq + seglen + (1 if flags & (F_SYN | F_FIN) else 0)):
+                    # (Wireshark 4.0.17 counts the SYN/FIN sequence number here: a
+                    # repeated SYN or FIN ending at nextseq is a retransmission)
                     af |= C_OOO
                 elif seglen > 0 and rev.lastack and \
                         not _gt(<uint32_t>(seq + seglen), rev.lastack):
@@ -788,6 +804,13 @@ cdef class TcpTracker:
         fwd.last_was_syn = (flags & F_SYN) != 0
 
         cdef int i
+        if self.quiet:
+            # the TCP header was cut by the snaplen: Wireshark 4.0 updates its
+            # analysis state but shows (and counts) no flag for the frame
+            af = 0
+        elif not c.tapped:
+            c.tapped = True
+            self.n_tapped += 1
         if af:
             for i in range(NFLAGS):
                 if af >> i & 1:
@@ -807,6 +830,7 @@ cdef class TcpTracker:
         cdef Connection c = _conn_for_key(tomb.stream, key, num, ts)
         c.syn_from_a = None if tomb.syn_from_a < 0 else tomb.syn_from_a == 1
         c.syn_frame, c.synack_frame, c.first_rtt = tomb.syn_frame, tomb.synack_frame, tomb.first_rtt
+        c.tapped = tomb.tapped != 0
         _load_dir(c.d0, &tomb.d[0])
         _load_dir(c.d1, &tomb.d[1])
         self.evicted_states[_STATES[tomb.state]] -= 1
@@ -822,7 +846,6 @@ cdef class TcpTracker:
         self.n_streams += 1
         self.table[key] = c
         self._index_add(key, c)
-        self.conv_hashes.add(hash(key))
         return c
 
 
@@ -847,6 +870,14 @@ ctypedef struct Dec:
     Py_ssize_t poff     # offset of the payload in the frame
     Py_ssize_t plen     # captured payload bytes (<= seglen)
     int wscale
+    int hdr_cut         # the TCP header (with its options) is not all captured
+    int frag_nxt        # fragment: the protocol the datagram carries
+    uint32_t frag_id    # fragment: IPv4 identification or IPv6 fragment identification
+    int64_t frag_off    # fragment: offset of its data in the datagram (bytes)
+    int frag_more       # fragment: more fragments follow
+    int64_t frag_len    # fragment: data length the IP header declares
+    Py_ssize_t fpoff    # fragment: offset of its data in the frame
+    Py_ssize_t fplen    # fragment: captured data bytes (<= frag_len)
 
 
 cdef inline bint _supported(int lt):
@@ -900,6 +931,7 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
     d.fragment = 0
     d.later = 0
     d.wscale = -1
+    d.hdr_cut = 0
     d.sport = d.dport = 0
     d.seq = d.ack = 0
     d.flags = 0
@@ -969,6 +1001,13 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
         l4len = tlen - ihl
         if frag & 0x3FFF:
             d.fragment = 1
+            d.frag_id = _u16be(data + off + 4)
+            d.frag_nxt = proto
+            d.frag_off = (frag & 0x1FFF) * 8
+            d.frag_more = 1 if frag & 0x2000 else 0
+            d.frag_len = l4len if l4len > 0 else 0
+            d.fpoff = l4
+            d.fplen = dl - l4 if dl - l4 < d.frag_len else d.frag_len
             if frag & 0x1FFF:   # not the first fragment: no transport header
                 d.later = 1
                 d.proto = proto
@@ -993,8 +1032,23 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
                 return
             nxt = data[l4]
             if proto == 44:
-                d.fragment = 1
                 fo = _u16be(data + l4 + 2)
+                if not fo & 0xFFF9:
+                    # an atomic fragment (offset 0, no more): a whole packet (RFC 6946),
+                    # dissected as such by Wireshark
+                    l4 += 8
+                    proto = nxt
+                    continue
+                d.fragment = 1
+                d.frag_id = _u32be(data + l4 + 4)
+                d.frag_nxt = nxt
+                d.frag_off = fo & 0xFFF8
+                d.frag_more = fo & 1
+                d.frag_len = end - l4 - 8 if end - l4 - 8 > 0 else 0
+                d.fpoff = l4 + 8
+                d.fplen = dl - d.fpoff if dl - d.fpoff < d.frag_len else d.frag_len
+                if d.fplen < 0:
+                    d.fplen = 0
                 if fo & 0xFFF8:
                     d.later = 1
                     d.proto = nxt
@@ -1015,6 +1069,7 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
     cdef int64_t n
     if proto == 6:
         if dl < l4 + 20:
+            d.ok = d.fragment       # a first fragment is still an IP fragment
             return
         d.sport = _u16be(data + l4)
         d.dport = _u16be(data + l4 + 2)
@@ -1023,9 +1078,11 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
         doff = data[l4 + 12]
         hl = (doff >> 4) * 4
         if hl < 20:
+            d.ok = d.fragment
             return
         d.flags = data[l4 + 13] | ((doff & 1) << 8)
         d.win = _u16be(data + l4 + 14)
+        d.hdr_cut = dl < l4 + hl
         if d.flags & 0x02 and hl > 20:
             d.wscale = _window_scale_c(data, l4 + 20, l4 + hl if l4 + hl < dl else dl)
         d.seglen = l4len - hl if l4len > hl else 0
@@ -1040,6 +1097,7 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
         return
     if proto == 17:
         if dl < l4 + 8:
+            d.ok = d.fragment
             return
         d.sport = _u16be(data + l4)
         d.dport = _u16be(data + l4 + 2)
@@ -1082,9 +1140,15 @@ cdef uint32_t _M32 = 0xFFFFFFFFu
 cdef class Feed:
     """In-order byte feeding of one TCP direction to an application parser.
 
-    Segments after a hole wait (a few, bounded) for the retransmission that
-    fills it, as Wireshark's reassembly does; when too many wait, the parser
-    is told about the gap and resynchronises on what follows.  A segment in
+    Segments after a hole inside a message wait (a few, bounded) for the
+    retransmission that fills it, as Wireshark's reassembly does; when too many
+    wait, the parser is told about the gap and resynchronises on what follows.
+    A segment after a hole between two messages, or after the end of a message
+    of known length that cannot complete, is parsed at once as the start of a
+    new message (Wireshark dissects it so); what waited for the unfinished
+    message is dropped.  As in Wireshark 4.0, a retransmission (not a fast one)
+    never fills a hole, an out-of-order segment only while the message's last
+    segment has not come (``late``).  A segment in
     the middle of a body the parser skips (its ``skip`` attribute) costs no
     copy and no call.
     """
@@ -1092,6 +1156,7 @@ cdef class Feed:
     cdef public object parser
     cdef public int64_t next      # -1: no byte seen yet
     cdef public dict held
+    cdef public int late          # this segment: 2 a retransmission, 1 out of order
 
     MAX_HELD = 48
 
@@ -1117,6 +1182,16 @@ cdef class Feed:
         cdef uint32_t delta, old
         if nxt < 0:
             nxt = self.next = seq
+        if avail < seglen:
+            # the snaplen cut the data: Wireshark cannot reassemble it and dissects
+            # what was captured alone, wherever it lies in the stream
+            _cut(self.parser, frame, ts, PyBytes_FromStringAndSize(<const char*>p, avail))
+            delta = <uint32_t>(<uint32_t>(seq + seglen) - <uint32_t>nxt)
+            if delta and delta < HALF:
+                self.next = <uint32_t>(seq + seglen)
+                if self.held:
+                    self._drain()
+            return 0
         if seq == nxt and not self.held:          # in order, nothing waiting: the common case
             parser = self.parser
             skip = _get_skip(parser)
@@ -1126,18 +1201,38 @@ cdef class Feed:
                 return 0
             payload = PyBytes_FromStringAndSize(<const char*>p, avail)
             self.next = <uint32_t>(nxt + seglen)
-            if avail < seglen:    # snaplen cut the data: use what we have, then resync
-                if avail:
-                    _pfeed(parser, frame, ts, payload)
-                parser.gap()
+            if avail < seglen:    # snaplen cut the data
+                _cut(parser, frame, ts, payload)
             else:
                 _pfeed(parser, frame, ts, payload)
             return 0
         payload = PyBytes_FromStringAndSize(<const char*>p, avail)
         delta = <uint32_t>(seq - <uint32_t>nxt)
         if delta == 0:
+            if self.late == 2 or (self.late and self._end_held()):
+                # a retransmission filling a hole, or an out-of-order segment filling
+                # it after the message's last segment came: Wireshark 4.0 does not
+                # use it, the message stays incomplete
+                return 0
             self._feed(frame, ts, payload, seglen)
         elif delta < HALF:                        # a hole before this segment
+            if (not self.held and _at_boundary(self.parser)) or \
+                    0 <= _message_left(self.parser) <= <int64_t>delta:
+                # a hole between two messages, or one inside a message of known length
+                # that this segment starts after: Wireshark dissects the segment at once
+                # as the start of a new message (only a segment inside the message
+                # waits for the retransmission that fills the hole); segments held
+                # for the unfinished message go with it
+                held = self.held
+                if held:
+                    for k in list(held):
+                        if <uint32_t>(<uint32_t>k - <uint32_t>nxt) < delta:
+                            del held[k]
+                self.parser.gap()
+                self.next = seq
+                self._feed(frame, ts, payload, seglen)
+                self._drain()
+                return 0
             held = self.held
             if held is None:
                 held = self.held = {}
@@ -1152,6 +1247,16 @@ cdef class Feed:
             self._feed(frame, ts, payload[old:], seglen - old)
         self._drain()
         return 0
+
+    cdef bint _end_held(self):
+        """Does a held segment reach the end of the message in progress?"""
+        cdef int64_t left = _message_left(self.parser)
+        if left < 0 or not self.held:
+            return False
+        for k, (_f, _t, _p, n) in self.held.items():
+            if <uint32_t>(<uint32_t>k - <uint32_t>self.next) + n >= left:
+                return True
+        return False
 
     cdef _drain(self):
         held = self.held
@@ -1172,10 +1277,8 @@ cdef class Feed:
     def _feed(self, int64_t frame, int64_t ts, bytes payload, int64_t seglen):
         self.next = <uint32_t>(self.next + seglen)
         p = self.parser
-        if len(payload) < seglen:        # snaplen cut the data: use what we have, then resync
-            if payload:
-                _pfeed(p, frame, ts, payload)
-            p.gap()
+        if len(payload) < seglen:        # snaplen cut the data
+            _cut(p, frame, ts, payload)
             return
         _pfeed(p, frame, ts, payload)
 
@@ -1221,6 +1324,7 @@ cdef class Engine:
     cdef public int64_t n, first_ts, last_ts, backwards, order_ts
     cdef public int64_t ipv4, ipv6, vlan_frames, fragments, udp, icmp
     cdef public int64_t rst_frames, syn_frames, synack_frames, non_ip_frames, unsupported
+    cdef public dict frags
     cdef int dns_ports[8]
     cdef int n_dns_ports
     cdef public AppSink sink
@@ -1240,6 +1344,7 @@ cdef class Engine:
         self.zw_closed = zw_closed
         self.collect = collect
         self.evict_mask = evict_mask
+        self.frags = {}
         ports = sorted(dns_ports)[:8]
         self.n_dns_ports = len(ports)
         for i, p in enumerate(ports):
@@ -1387,15 +1492,25 @@ cdef class Engine:
             self.ipv4 += 1
         if d.vlan:
             self.vlan_frames += 1
+        cdef bytes whole
         if d.fragment:
             self.fragments += 1
-            return 0
+            whole = self._defragment(&d, data)
+            if whole is None:
+                return 0
+            # the datagram is complete: analyse it in this frame, as Wireshark's
+            # IP reassembly (on by default) does
+            data = <const uint8_t*>PyBytes_AS_STRING(whole)
+            _decode(101, data, PyBytes_GET_SIZE(whole), PyBytes_GET_SIZE(whole), &d)
+            if not d.ok:
+                return 0
         cdef int flags = d.flags
         cdef int fwd_i = 0
         cdef int af
         cdef Connection c
         cdef uint8_t kbuf[36]
         cdef int klen
+        cdef Feed fd
         if d.proto == 6:
             if flags & 6:                  # RST or SYN
                 if flags & 4:
@@ -1406,8 +1521,10 @@ cdef class Engine:
                     else:
                         self.syn_frames += 1
             klen = _fill_key(d.src, d.sport, d.dst, d.dport, d.alen, kbuf, &fwd_i)
+            tcp.quiet = d.hdr_cut
             af = tcp._segment(n, ts, kbuf, klen, fwd_i, d.seq, d.ack, flags, d.win, d.seglen,
                               d.wscale)
+            tcp.quiet = False
             c = tcp.last_conn
             if af:
                 if af & C_RETRANS:
@@ -1430,12 +1547,21 @@ cdef class Engine:
                     c.zw &= ~(1 << fwd_i)
                     run.end_ts = ts
                     self._zw_closed(run)
-            if d.seglen:
+            if d.seglen and not d.hdr_cut and (
+                    (not af & C_SPURIOUS) if d.plen >= d.seglen else
+                    (not af & C_RETRANS or af & C_SPURIOUS)):
+                # Wireshark 4.0 gives a spurious retransmission's data to no dissector;
+                # a retransmission or out-of-order segment (not a fast retransmission)
+                # is "late" (see Feed.seg).  When the snaplen cut the segment it is
+                # dissected alone, also a spurious retransmission, not a plain one.
                 a = c.apps
                 if a is None:
                     a = c.apps = self._apps(c, data + d.poff, d.plen)
                 if PyTuple_GET_SIZE(a):
-                    (<Feed>(<tuple>a)[fwd_i]).seg(n, ts, d.seq, data + d.poff, d.plen, d.seglen)
+                    fd = <Feed>(<tuple>a)[fwd_i]
+                    fd.late = 0 if af & C_FAST else (2 if af & C_RETRANS else (
+                        1 if af & C_OOO else 0))
+                    fd.seg(n, ts, d.seq, data + d.poff, d.plen, d.seglen)
         elif d.proto == 17:
             self.udp += 1
             if d.plen and (self._is_dns(d.sport) or self._is_dns(d.dport)):
@@ -1481,6 +1607,52 @@ cdef class Engine:
             return (Feed(t0), Feed(t1))
         return ()
 
+    cdef object _defragment(self, Dec* d, const uint8_t* data):
+        """Add one IP fragment; the whole datagram (a raw IP packet) once complete, else None.
+
+        Like Wireshark's ``fragment_add_check``: keyed by addresses, identification
+        (and protocol for IPv4); a fragment whose data was not all captured is not
+        added, so its datagram never completes; the first copy of a piece wins.
+        """
+        src = PyBytes_FromStringAndSize(<const char*>d.src, d.alen)
+        dst = PyBytes_FromStringAndSize(<const char*>d.dst, d.alen)
+        if d.fplen < d.frag_len:
+            return None
+        key = (src, dst, d.frag_id, -1 if d.v6 else d.frag_nxt)
+        table = self.frags
+        ent = table.get(key)
+        if ent is None:
+            if len(table) >= 10_000:
+                del table[next(iter(table))]
+            ent = table[key] = [{}, -1]
+        pieces = ent[0]
+        if d.frag_off not in pieces:
+            pieces[d.frag_off] = PyBytes_FromStringAndSize(<const char*>(data + d.fpoff), d.fplen)
+        if not d.frag_more:
+            ent[1] = d.frag_off + d.frag_len
+        total = ent[1]
+        if total < 0:
+            return None
+        got = 0
+        for off in sorted(pieces):
+            if off > got:
+                return None
+            got = max(got, off + len(pieces[off]))
+        if got < total:
+            return None
+        del table[key]
+        if total > 65_515:          # cannot be one IP packet: leave it unanalysed
+            return None
+        body = bytearray(total)
+        for off in sorted(pieces, reverse=True):      # the first-added piece wins overlaps
+            piece = pieces[off]
+            body[off:off + len(piece)] = piece
+        body = bytes(body[:total])
+        if d.v6:
+            return struct.pack("!IHBB", 6 << 28, total, d.frag_nxt, 64) + src + dst + body
+        return struct.pack("!BBHHHBBH", 0x45, 0, 20 + total, d.frag_id, 0, 64, d.frag_nxt,
+                           0) + src + dst + body
+
     cdef _dns(self, int64_t n, int64_t ts, Dec* d, const uint8_t* data):
         cdef bint client_side = self._is_dns(d.dport) and not (self._is_dns(d.sport)
                                                                 and d.sport < d.dport)
@@ -1491,10 +1663,11 @@ cdef class Engine:
         else:
             conv = (dst, d.dport, src, d.sport)
         if type(self.dns) is DnsTracker:
-            (<DnsTracker>self.dns)._message(n, ts, conv, data + d.poff, d.plen, conv[2])
+            (<DnsTracker>self.dns)._message(n, ts, conv, data + d.poff, d.plen, conv[2],
+                                            d.plen < d.seglen)
         else:
             self.dns.message(n, ts, conv, PyBytes_FromStringAndSize(
-                <const char*>(data + d.poff), d.plen), client_side, conv[2])
+                <const char*>(data + d.poff), d.plen), client_side, conv[2], d.plen < d.seglen)
 
     cdef _zw_closed(self, run):
         closed = self.zw_closed
@@ -1505,15 +1678,19 @@ cdef class Engine:
 # ------------------------------------------------------------ HTTP/1.x
 cdef extern from "string.h":
     void* memmem(const void* haystack, size_t hlen, const void* needle, size_t nlen) nogil
+    const void* memchr(const void* s, int c, size_t n) nogil
 
 cdef const char* _METHODS[23]
 #: Request methods a message may start with (and a space).
 METHODS = (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ",
-                b"CONNECT ", b"TRACE ", b"PROPFIND ", b"PROPPATCH ", b"MKCOL ", b"COPY ",
-                b"MOVE ", b"LOCK ", b"UNLOCK ", b"RPC_IN_DATA ", b"RPC_OUT_DATA ", b"SEARCH ",
-                b"REPORT ", b"NOTIFY ", b"SUBSCRIBE ", b"M-SEARCH ")
+           b"CONNECT ", b"TRACE ", b"PROPFIND ", b"PROPPATCH ", b"MKCOL ", b"COPY ",
+           b"MOVE ", b"LOCK ", b"UNLOCK ", b"RPC_IN_DATA ", b"RPC_OUT_DATA ", b"SEARCH ",
+           b"REPORT ", b"NOTIFY ", b"SUBSCRIBE ", b"M-SEARCH ")
+cdef tuple _METHODS_HELD = METHODS     # keeps the bytes _METHODS points into alive
 cdef int _METHOD_LEN[23]
-for _i, _m in enumerate(METHODS):
+cdef bytes _m
+for _i in range(23):
+    _m = _METHODS_HELD[_i]
     _METHODS[_i] = <const char*>_m
     _METHOD_LEN[_i] = len(_m)
 
@@ -1602,6 +1779,51 @@ cdef class HttpParser:
         self.state = H_LOST
         self.buf = b""
         self.pending = None
+        self.skip = 0           # a body being skipped is gone too (the Feed would
+                                # otherwise skip the next message's bytes)
+
+    cdef _cut_segment(self, int64_t frame, int64_t ts, bytes data):
+        """A segment cut by the snaplen: Wireshark cannot reassemble it and gives
+        what was captured to HTTP alone.  tshark 4.0.17 then shows a status code
+        when ``HTTP/1.x NNN`` was captured, and a request when the method name
+        was, unless the data ends inside a header name (it throws before adding
+        ``http.request``)."""
+        self.gap()
+        cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef Py_ssize_t off = 0, i, m
+        cdef const uint8_t* hit
+        cdef bint ok = False
+        while off < n and (p[off] == 13 or p[off] == 10):
+            off += 1
+        p += off
+        n -= off
+        if n >= 7 and memcmp(p, b"HTTP/1.", 7) == 0:
+            ok = n >= 12 and p[8] == 32 and 48 <= p[9] <= 57 and 48 <= p[10] <= 57 \
+                and 48 <= p[11] <= 57
+        else:
+            for i in range(23):
+                m = _METHOD_LEN[i] - 1               # the name without its space
+                if n >= m and memcmp(p, _METHODS[i], m) == 0 and (n == m or p[m] == 32):
+                    ok = True
+                    break
+            if ok:
+                i = n - 1                            # the last line: a cut header name?
+                while i >= 0 and p[i] != 10:
+                    i -= 1
+                if i >= 0 and n - i - 1 > 0 and not (n - i - 1 == 1 and p[n - 1] == 13) \
+                        and memchr(p + i + 1, 58, n - i - 1) == NULL:
+                    ok = False
+        if not ok:
+            return
+        hit = <const uint8_t*>memmem(p, n, b"\r\n\r\n", 4)
+        self.state = H_HEAD
+        self._head(frame, ts, p, (hit - p) if hit != NULL else n)
+        if self.pending is not None:            # a body that will not come: report now
+            kind, args = self.pending
+            self.pending = None
+            self._report(kind, frame, ts, args)
+        self.gap()
 
     cdef _done(self, int64_t frame, int64_t ts):
         """The current message is complete in ``frame``: report it."""
@@ -1883,7 +2105,9 @@ cdef class TlsParser:
                 self.encrypted = True
             elif ctype == 21:
                 self.alert_records += 1
-                if ln == 2 and not self.encrypted:
+                # Wireshark 4.0 decodes any 2-byte alert record (even after
+                # ChangeCipherSpec); an encrypted alert is always longer
+                if ln == 2:
                     if self.sink is not None:
                         self.sink.tls_alert(self.conn, self.side, frame, ts, p[off + 5], p[off + 6])
                     else:
@@ -2008,15 +2232,21 @@ cdef class DnsTracker:
         self.servers = {}
 
     def message(self, int64_t num, int64_t ts, tuple conv, bytes msg, bint from_client,
-                server=""):
-        """Count one DNS message; ``server`` is the server's address (text or raw bytes)."""
+                server="", bint cut=False):
+        """Count one DNS message; ``server`` is the server's address (text or raw bytes).
+
+        ``cut``: the snaplen cut the message.  tshark 4.0.17 still counts it
+        (query, or response and its rcode) from the header, and a cut query can
+        still be answered, but a cut response answers no query (it throws before
+        ``dns.response_to``).
+        """
         self._message(num, ts, conv, <const uint8_t*>PyBytes_AS_STRING(msg),
-                      PyBytes_GET_SIZE(msg), server)
+                      PyBytes_GET_SIZE(msg), server, cut)
 
     cdef int _message(self, int64_t num, int64_t ts, tuple conv, const uint8_t* msg,
-                      Py_ssize_t n, server) except -1:
+                      Py_ssize_t n, server, bint cut) except -1:
         global _answer_type
-        if n < 12:
+        if n < (4 if cut else 12):
             return 0
         cdef int tid = (msg[0] << 8) | msg[1]
         cdef Py_ssize_t off = 12
@@ -2025,7 +2255,7 @@ cdef class DnsTracker:
         key = (conv, tid)
         if not msg[2] & 0x80:
             self.queries += 1
-            if msg[5] or msg[4]:
+            if n >= 12 and (msg[5] or msg[4]):
                 name = _qname(msg, n, &off)
             else:
                 name = "<none>"
@@ -2046,7 +2276,7 @@ cdef class DnsTracker:
         if rname is None:
             rname = str(code)
         self.rcodes[rname] = self.rcodes.get(rname, 0) + 1
-        lst = self.pending.get(key)
+        lst = self.pending.get(key) if not cut else None
         qframe, qts, name, qtype = (0, 0, "", 0)
         if lst:
             qframe, qts, name, qtype = lst[len(lst) - 1]      # (no negative index: wraparound is off)
@@ -2057,7 +2287,7 @@ cdef class DnsTracker:
             if len(self.times_ns) < 1_000_000:
                 self.times_ns.append(ts - qts)
         if not name:
-            if msg[5] or msg[4]:
+            if n >= 12 and (msg[5] or msg[4]):
                 name = _qname(msg, n, &off)
             else:
                 name = "<none>"
@@ -2218,3 +2448,49 @@ cdef class AppSink:
         cdef dict hellos = self.st.tls_hellos
         if len(hellos) < 10_000 or k in hellos:
             hellos[k] = hellos.get(k, 0) + 1
+
+
+cdef bint _at_boundary(object parser) except -1:
+    """Is the parser between two messages (nothing partial held or to skip)?"""
+    cdef HttpParser h
+    cdef TlsParser t
+    if type(parser) is HttpParser:
+        h = <HttpParser>parser
+        return (h.state == H_HEAD or h.state == H_LOST) and not PyBytes_GET_SIZE(h.buf) \
+            and not h.skip and h.pending is None
+    if type(parser) is TlsParser:
+        t = <TlsParser>parser
+        return not PyBytes_GET_SIZE(t.buf) and not t.skip
+    return not getattr(parser, "buf", b"") and not getattr(parser, "skip", 0)
+
+
+cdef int64_t _message_left(object parser) except -2:
+    """Bytes until the message in progress ends, or -1 when unknown."""
+    cdef HttpParser h
+    cdef TlsParser t
+    if type(parser) is HttpParser:
+        h = <HttpParser>parser
+        if h.state == H_HEAD and PyBytes_GET_SIZE(h.buf):
+            # a head cut short: Wireshark asks for one more segment, so anything
+            # after a hole is outside the message
+            return 0
+        return h.skip if h.state == H_BODY and h.skip else -1
+    if type(parser) is TlsParser:
+        t = <TlsParser>parser
+        return t.skip if t.skip and not PyBytes_GET_SIZE(t.buf) else -1
+    return -1
+
+
+cdef int _cut(object parser, int64_t frame, int64_t ts, bytes payload) except -1:
+    """A segment whose data the snaplen cut: no reassembly across it."""
+    if type(parser) is HttpParser:
+        (<HttpParser>parser)._cut_segment(frame, ts, payload)
+        return 0
+    cut = getattr(parser, "cut", None)
+    if cut is not None:
+        cut(frame, ts, payload)
+        return 0
+    if PyBytes_GET_SIZE(payload):
+        _pfeed(parser, frame, ts, payload)
+    parser.gap()
+    return 0

@@ -3,7 +3,7 @@
 :func:`decode` turns one captured frame into a :class:`Decoded` tuple, or
 ``None`` when the frame carries no IP packet that can be read.  It knows
 Ethernet (with 802.1Q / 802.1ad / QinQ tags), Linux cooked v1 and v2, raw IP,
-BSD loopback/null, IPv4 (fragments counted, not reassembled) and IPv6 with
+BSD loopback/null, IPv4 (fragments flagged; the analysis reassembles them) and IPv6 with
 its extension headers, and reads TCP, UDP, ICMP and ICMPv6 headers.
 The decoding itself is compiled (:mod:`._engine`), as it runs once per packet.
 

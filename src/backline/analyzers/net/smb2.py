@@ -134,6 +134,26 @@ class Smb2Parser:
         rest = buf[off:]
         self.buf = rest if len(rest) < 1 << 20 else b""
 
+    def cut(self, frame: int, ts: int, data: bytes) -> None:
+        """A segment cut by the snaplen: Wireshark reads it alone, and the SMB2
+        header fields as far as they were captured (status and flags need the
+        first 20 bytes of the header)."""
+        self.gap()
+        off = 0
+        while off + 4 + 20 <= len(data) and data[off] == 0 \
+                and data[off + 4:off + 8] == b"\xfeSMB":
+            h = off + 4
+            while h + 20 <= len(data) and data[h:h + 4] == b"\xfeSMB":
+                status, command, _credits, flags = struct.unpack_from("<IHHI", data, h + 8)
+                nxt = struct.unpack_from("<I", data, h + 20)[0] if h + 24 <= len(data) else 0
+                mid = struct.unpack_from("<Q", data, h + 24)[0] if h + 32 <= len(data) else -1
+                self.on_message(frame, ts, command, bool(flags & 1), status, mid)
+                if not nxt:
+                    break
+                h += nxt
+            ln = ((data[off + 1] & 1) << 16) | (data[off + 2] << 8) | data[off + 3]
+            off += 4 + ln
+
     def _headers(self, frame: int, ts: int, buf: bytes, off: int, end: int) -> None:
         end = min(end, len(buf))
         while off + 64 <= end and buf[off:off + 4] == b"\xfeSMB":

@@ -1,8 +1,8 @@
 """TLS record reading: ClientHello SNI and version, alerts with level and description.
 
-An alert is decodable when it is a 2-byte plaintext record (level,
-description); alerts after ChangeCipherSpec in that direction are encrypted
-and counted only as alert records, as Wireshark shows them.  The record
+An alert is decodable when its record is 2 bytes long (level, description),
+before or after ChangeCipherSpec, as Wireshark 4.0 decodes it; a longer alert
+record is encrypted and counted only as an alert record.  The record
 walk runs for every segment of a TLS stream, so it is compiled
 (:mod:`._engine`); the ClientHello reading stays here.
 
