@@ -108,3 +108,30 @@ def test_a_hole_after_a_partial_head_starts_a_new_message():
         w.write(t, ether(ipv4(src, dst, tcp(sp, dp, seq, ack, fl, payload=payload))))
     got = oracle_counts(analyze_reader(CaptureReader.from_bytes(f.getvalue(), "g.pcap")))
     assert got["http_requests"] == 1
+
+
+def zwp_after_hole() -> bytes:
+    f = io.BytesIO()
+    w = PcapWriter(f)
+    t = 10**18
+    one, two, three = req("/one"), req("/two"), req("/three")
+    c1 = 1001 + len(one)
+    c2 = c1 + len(two)                       # /two is lost by the capture
+    for src, dst, sp, dp, seq, ack, fl, payload in [
+            (A, B, 40000, 80, 1000, 0, SYN_F, b""),
+            (B, A, 80, 40000, 5000, 1001, SYN_F | ACK_F, b""),
+            (A, B, 40000, 80, 1001, 5001, PSH_F | ACK_F, one),
+            (B, A, 80, 40000, 5001, c1, PSH_F | ACK_F, resp(200, 2)),
+            (A, B, 40000, 80, c2, 5040, ACK_F, three[:1]),       # a one-byte probe: "G"
+            (A, B, 40000, 80, c2, 5040, PSH_F | ACK_F, three)]:
+        t += 1_000_000
+        w.write(t, ether(ipv4(src, dst, tcp(sp, dp, seq, ack, fl, payload=payload))))
+    return f.getvalue()
+
+
+def test_one_byte_after_a_hole_waits_for_the_rest_of_its_message():
+    """tshark 4.0.17: after the lost request, frame 5 carries "G" ("[TCP segment of a
+    reassembled PDU]"), frame 6 the whole request from the same sequence number:
+    "GET /three HTTP/1.1" (http.request).  oracle: http_requests 2."""
+    got = oracle_counts(analyze_reader(CaptureReader.from_bytes(zwp_after_hole(), "z.pcap")))
+    assert got["http_requests"] == 2

@@ -1716,6 +1716,19 @@ cdef bint _looks_http(const uint8_t* p, Py_ssize_t n):
     return False
 
 
+cdef bint _http_prefix(const uint8_t* p, Py_ssize_t n):
+    """Could a message start with these few bytes (a prefix of ``HTTP/1.`` or a method)?"""
+    cdef int i
+    if n <= 0:
+        return False
+    if n <= 7 and memcmp(p, b"HTTP/1.", n) == 0:
+        return True
+    for i in range(23):
+        if n <= _METHOD_LEN[i] and memcmp(p, _METHODS[i], n) == 0:
+            return True
+    return False
+
+
 def looks_like_http(bytes data):
     return _looks_http(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
@@ -1859,7 +1872,9 @@ cdef class HttpParser:
         cdef int st
         cdef bytes buf, line
         if self.state == H_LOST:
-            if not _looks_http(p, n):
+            if not _looks_http(p, n) and not (n < 8 and _http_prefix(p, n)):
+                # (a few bytes that may begin a message, such as a zero-window
+                # probe's one byte, are kept: Wireshark asks for one more segment)
                 return 0
             self.state = H_HEAD
         while off < n:
