@@ -13,17 +13,6 @@ import typer
 
 from backline import __version__
 
-app = typer.Typer(
-    name="backline",
-    help="Backline - the escalation engineer's workbench.\n\n"
-    "Examples:\n\n"
-    "  backline analyze customer-bundle.zip --out report/\n\n"
-    "  backline inventory ./evidence --format json",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
 #: Modules with a ``register(app)`` function, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.analyze",
@@ -37,6 +26,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.serve",
 )
 
+#: The command (or group) name each module adds.  ``backline NAME ...`` imports
+#: only that module: the others pull in SQLAlchemy, PyArrow, DuckDB and more,
+#: which cost about a second at every start.
+COMMAND_NAMES: dict[str, str] = {m.rsplit(".", 1)[1]: m for m in COMMAND_MODULES}
+
 
 def _version(value: bool) -> None:
     if value:
@@ -44,7 +38,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
@@ -52,8 +45,35 @@ def _root(
     """Backline - the escalation engineer's workbench."""
 
 
-for _mod in COMMAND_MODULES:
-    import_module(_mod).register(app)
+def build_app(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
+    """The ``backline`` Typer app with the commands of ``modules``."""
+    new = typer.Typer(
+        name="backline",
+        help="Backline - the escalation engineer's workbench.\n\n"
+        "Examples:\n\n"
+        "  backline analyze customer-bundle.zip --out report/\n\n"
+        "  backline inventory ./evidence --format json",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    new.callback()(_root)
+    for mod in modules:
+        import_module(mod).register(new)
+    return new
+
+
+_full_app: typer.Typer | None = None
+
+
+def __getattr__(name: str):
+    """``backline.cli.app``: every command (built on first use)."""
+    global _full_app
+    if name == "app":
+        if _full_app is None:
+            _full_app = build_app()
+        return _full_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
@@ -62,8 +82,10 @@ def main() -> None:
     # `backline ... | head` should end quietly like any Unix tool, not report an error.
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    the_app = build_app((COMMAND_NAMES[name],)) if name in COMMAND_NAMES else __getattr__("app")
     try:
-        app()
+        the_app()
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.stderr.write("interrupted\n")
         sys.exit(130)
