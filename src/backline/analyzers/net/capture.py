@@ -1,9 +1,12 @@
 """One pass over a capture: decoding, TCP analysis, application protocols.
 
-:func:`analyze_capture` streams the records of a file through the decoder,
-the :class:`~backline.analyzers.net.tcp.TcpTracker` and the DNS / HTTP / TLS /
-SMB2 parsers and returns a :class:`CaptureStats` holding every count the
-oracle files know plus what the findings need (connections, failures, times).
+:func:`analyze_capture` streams the records of a file through the compiled
+packet engine (:mod:`._engine`: decoding, the
+:class:`~backline.analyzers.net.tcp.TcpTracker`, the HTTP / TLS / DNS
+parsers) and returns a :class:`CaptureStats` holding every count the oracle
+files know plus what the findings need (connections, failures, times). This
+module wires the engine to the Python side: the evidence kept for findings,
+the DNS-over-TCP and SMB2 parsers, what happens when a connection retires.
 Memory grows with the number of connections and failures kept, not with the
 number of packets.
 
