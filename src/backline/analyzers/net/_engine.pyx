@@ -906,15 +906,17 @@ cdef int _window_scale_c(const uint8_t* data, Py_ssize_t off, Py_ssize_t end):
     return -1
 
 
-def window_scale(bytes data, Py_ssize_t off, Py_ssize_t end):
-    """The window-scale shift from the TCP options in ``data[off:end]``, or -1."""
-    if end > len(data):
-        end = len(data)
-    return _window_scale_c(<const uint8_t*>PyBytes_AS_STRING(data), off, end)
-
-
 cdef inline bint _ipv6_ext(int p):
     return p == 0 or p == 43 or p == 60 or p == 135 or p == 139 or p == 140 or p == 253 or p == 254
+
+
+cdef inline void _captured(Dec* d, Py_ssize_t dl) noexcept:
+    """Set ``d.plen``: the payload bytes captured from ``d.poff`` (at most ``d.seglen``)."""
+    d.plen = dl - d.poff
+    if d.plen > d.seglen:
+        d.plen = d.seglen
+    if d.plen < 0:
+        d.plen = 0
 
 
 cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec* d):
@@ -1088,11 +1090,7 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
         d.seglen = l4len - hl if l4len > hl else 0
         d.poff = l4 + hl
         if d.seglen:
-            d.plen = dl - d.poff
-            if d.plen > d.seglen:
-                d.plen = d.seglen
-            if d.plen < 0:
-                d.plen = 0
+            _captured(d, dl)
         d.ok = 1
         return
     if proto == 17:
@@ -1105,11 +1103,7 @@ cdef void _decode(int lt, const uint8_t* data, Py_ssize_t dl, int64_t orig, Dec*
         n = (ulen if ulen >= 8 else l4len) - 8
         d.seglen = n if n > 0 else 0
         d.poff = l4 + 8
-        d.plen = dl - d.poff
-        if d.plen > d.seglen:
-            d.plen = d.seglen
-        if d.plen < 0:
-            d.plen = 0
+        _captured(d, dl)
         d.ok = 1
         return
     d.seglen = l4len if l4len > 0 else 0

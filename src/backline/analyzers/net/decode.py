@@ -21,7 +21,6 @@ import socket
 from typing import NamedTuple
 
 from backline.analyzers.net._engine import decode_tuple as _decode_tuple
-from backline.analyzers.net._engine import window_scale as _window_scale_c
 
 _ntoa = socket.inet_ntoa
 _ntop = socket.inet_ntop
@@ -79,11 +78,6 @@ def decode(linktype: int, data: bytes, orig_len: int = -1) -> Decoded | None:
     """
     t = _decode_tuple(linktype, bytes(data), orig_len)
     return None if t is None else Decoded(*t)
-
-
-def _window_scale(data: bytes, off: int, end: int) -> int:
-    """The window-scale shift from TCP options, or -1 when absent."""
-    return _window_scale_c(bytes(data), off, end)
 
 
 def format_addr(addr: bytes) -> str:
