@@ -14,7 +14,8 @@ import json
 
 import pytest
 
-from .browser import PASSWORD, ROOT, axe_violations, dump, log_in, shot
+from .browser import ROOT, axe_violations, dump, log_in, shot
+from .pages_helpers import add_users
 
 BUNDLE = ROOT / "examples" / "case-001" / "bundle.zip"
 FULL = {"business_impact": "Every order in the EU shop fails since the 09:00 deploy",
@@ -25,10 +26,8 @@ FULL = {"business_impact": "Every order in the EU shop fails since the 09:00 dep
 
 
 def _users(hub):
-    hub.users.add("sam", "support", team="emea", password=PASSWORD)
-    hub.users.add("erin", "engineer", password=PASSWORD)
-    hub.users.add("carl", "customer", org="acme", password=PASSWORD)
-    hub.users.add("mia", "manager", password=PASSWORD)
+    add_users(hub, ("sam", "support", None), ("erin", "engineer", None), ("carl", "customer", "acme"),
+              ("mia", "manager", None))
 
 
 def _no_serious_a11y(page, axe, where: str) -> None:
