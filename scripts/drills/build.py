@@ -24,6 +24,9 @@ if str(HERE) not in sys.path:
 # one module per drill, in the order they are built (explicit: nothing is discovered)
 DRILL_MODULES = (
     "refused_ledger",
+    "dns_servfail",
+    "tls_version",
+    "slow_backend",
 )
 DEFAULT_OUT = Path(os.environ.get("BACKLINE_DRILLS", "/work/drills-out"))
 

@@ -203,7 +203,8 @@ class Drill:
         return p.returncode
 
     @staticmethod
-    def wait_port(host: str, port: int, timeout: float = 15, proc: subprocess.Popen | None = None) -> None:
+    def wait_port(host: str, port: int, timeout: float = 15, proc: subprocess.Popen | None = None,
+                  udp: bool = False) -> None:
         """Wait until something listens on host:port (read from /proc/net/tcp: no probe
         connection, so the capture shows no refused or half-open probes)."""
         end = time.monotonic() + timeout
@@ -211,7 +212,7 @@ class Drill:
             if proc is not None and proc.poll() is not None:
                 raise DrillError(f"{proc.args[:4]} exited ({proc.returncode}) before listening on {host}:{port}"
                                  + _tail(proc))
-            if listening(host, port):
+            if listening(host, port, udp):
                 return
             time.sleep(0.05)
         raise DrillError(f"nothing listening on {host}:{port} after {timeout} s" + (_tail(proc) if proc else ""))
@@ -248,7 +249,8 @@ class Drill:
         with symbols would be)."""
         src = self.write(f"build/{name}.c", source)
         out = self.path(f"build/{name}")
-        argv = ["gcc", "-g", "-fno-omit-frame-pointer", *flags, "-o", str(out), str(src)]
+        argv = ["gcc", "-g", "-fno-omit-frame-pointer", f"-fdebug-prefix-map={src.parent}=/usr/src/{name}",
+                *flags, "-o", str(out), str(src)]
         if shared:
             argv[1:1] = ["-shared", "-fPIC"]
         self.run(argv, timeout=120)
@@ -318,17 +320,20 @@ class Drill:
         for m in reversed(self.mounts):
             subprocess.run(["umount", "-l", str(m)], capture_output=True)
         self.mounts.clear()
-        shutil.rmtree(self.work, ignore_errors=True)
+        if os.environ.get("DRILL_KEEP"):                 # debugging a generator: keep its scratch folder
+            print(f"kept {self.work}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
-def listening(host: str, port: int) -> bool:
-    """Is a TCP socket listening on host:port (or on 0.0.0.0:port)?"""
+def listening(host: str, port: int, udp: bool = False) -> bool:
+    """Is a TCP socket listening (a UDP socket bound) on host:port or 0.0.0.0:port?"""
     want = {f"{socket.inet_aton(a)[::-1].hex().upper()}:{port:04X}" for a in (host, "0.0.0.0")}
-    with open("/proc/net/tcp") as f:
+    with open("/proc/net/udp" if udp else "/proc/net/tcp") as f:
         next(f)
         for line in f:
             cols = line.split()
-            if cols[3] == "0A" and cols[1] in want:
+            if (udp or cols[3] == "0A") and cols[1] in want:
                 return True
     return False
 
@@ -429,3 +434,49 @@ def request(method: str, url: str, body: bytes | None = None, timeout: float = 5
     except (OSError, TimeoutError):
         status = 0
     return status, time.monotonic() - t0
+
+
+# -- an old, unrelated crash: small tools that crashed hours before an incident -------------------
+OLD_CRASHERS = {
+    "thumbnailer": r"""
+#include <stdio.h>
+#include <stdlib.h>
+struct image { int width, height; unsigned char *pixels; };
+static int scale_factor(const struct image *img, int target) { return img->width / target; }
+int main(int argc, char **argv) {
+    struct image img = { 640, 480, 0 };
+    int target = argc > 1 ? atoi(argv[1]) : 0;       /* a missing size argument: 0 */
+    printf("scaling by %d\n", scale_factor(&img, target));
+    return 0;
+}
+""",
+    "csvexport": r"""
+#include <stdio.h>
+#include <string.h>
+struct row { char *cells[8]; int n; };
+static void write_cell(struct row *r, int i, const char *text) { strcpy(r->cells[i], text); }
+int main(void) {
+    struct row r = { {0}, 0 };
+    write_cell(&r, 3, "2024-Q4");                      /* cell buffer never allocated */
+    printf("%d\n", r.n);
+    return 0;
+}
+""",
+    "reportgen": r"""
+#include <assert.h>
+#include <stdio.h>
+static int pages_for(int rows, int per_page) { assert(per_page > 0 && "per_page must be positive"); return (rows + per_page - 1) / per_page; }
+int main(void) { printf("%d pages\n", pages_for(1200, 0)); return 0; }
+""",
+}
+
+
+def old_crash(d: Drill, tool: str) -> tuple[Path, Path]:
+    """Build one of :data:`OLD_CRASHERS`, crash it under gdb; (binary, core)."""
+    exe = d.cc(tool, OLD_CRASHERS[tool], "-O0")
+    core = d.path(f"old/core.{tool}")
+    p = d.under_gdb([str(exe)], core, out=f"old/{tool}.out")
+    d.wait(p, 120)
+    if not core.exists():
+        raise DrillError(f"{tool} did not leave a core" + _tail(p))
+    return exe, core

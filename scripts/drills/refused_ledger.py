@@ -3,7 +3,7 @@
 Real programs: nginx (front end, proxy to checkout), ``checkout`` (Python HTTP service, logs with
 ``logging``), ``ledgerd`` (a line-protocol TCP database stand-in).  Healthy traffic flows for a
 few seconds; then ``ledgerd`` is stopped (SIGTERM) and not restarted: every new connection to
-127.0.0.1:25433 is refused (RST answering SYN), checkout logs connection errors and answers
+127.0.1.3:25433 is refused (RST answering SYN), checkout logs connection errors and answers
 503, nginx logs the 503s.  Noise: a chronic slow-request warning all day, an old KeyError
 traceback from hours earlier, 404s for a favicon, healthy 200s.  Layout: one zip.
 """
@@ -25,20 +25,27 @@ from logfmt import at, setup
 NAME = "refused-ledger"
 CLASS = "refused dependency"
 SEED = 1101
-LEDGER = ("127.0.0.1", 25433)
-CHECKOUT = ("127.0.0.1", 18081)
-FRONT = ("127.0.0.1", 18080)
+LEDGER = ("127.0.1.3", 25433)
+CHECKOUT = ("127.0.1.2", 8080)
+FRONT = ("127.0.1.1", 80)
 
 NGINX = """
 log_format combined_rt '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
                        '"$http_referer" "$http_user_agent" rt=$request_time uct="$upstream_connect_time"';
 access_log {prefix}/logs/access.log combined_rt;
 server {
-    listen 127.0.0.1:18080;
-    location /api/ { proxy_pass http://127.0.0.1:18081; proxy_read_timeout 5s; }
+    listen 127.0.1.1:80;
+    location /api/ { proxy_pass http://127.0.1.2:8080; proxy_read_timeout 5s; }
     location / { return 404; }
 }
 """
+
+
+PROMOS = {"SPRING10": 0.10, "SUMMER15": 0.15}
+
+
+def promo_discount(code: str) -> float:
+    return PROMOS[code]
 
 
 # -- programs --------------------------------------------------------------------------------
@@ -146,8 +153,7 @@ def history(d: Drill, log_path: Path, start: float, end: float) -> None:
                 logging.getLogger("checkout.reconcile").info("reconciled %d pending entries", rng.randint(0, 4))
             else:
                 try:
-                    promo = {"SPRING10": 0.1}
-                    promo["WINTER25"]
+                    promo_discount("WINTER25")
                 except KeyError:
                     logging.getLogger("checkout.promo").exception("promo code lookup failed for basket %d",
                                                                   rng.randint(10000, 99999))
@@ -202,7 +208,7 @@ def build(out: Path) -> None:
         (out / "checkout-escalation.zip").write_bytes(_bundle(ngx, log_path, pcap).zip_bytes())
         write_truth(out, NAME, codes=["NET.TCP.RST_TO_SYN", "LOG.ERROR_TEMPLATE"], artifact="*",
                     contains=["25433"],
-                    description="The ledger database (ledgerd, 127.0.0.1:25433) was stopped and not restarted; "
+                    description="The ledger database (ledgerd, 127.0.1.3:25433) was stopped and not restarted; "
                                 "every new connection to it was refused, so checkout answered 503 and nginx "
                                 "passed the 503s on.")
 
@@ -212,8 +218,8 @@ def _bundle(ngx: Path, log_path: Path, pcap: Path) -> Bundle:
             .add("nginx/access.log", ngx / "access.log")
             .add("nginx/error.log", ngx / "error.log")
             .add("checkout/checkout.log", log_path)
-            .add("checkout/checkout.ini", "[ledger]\nhost = 127.0.0.1\nport = 25433\npool = off\n"
-                                          "[http]\nlisten = 127.0.0.1:18081\n")
+            .add("checkout/checkout.ini", "[ledger]\nhost = 127.0.1.3\nport = 25433\npool = off\n"
+                                          "[http]\nlisten = 127.0.1.2:8080\n")
             .add("capture/lo-checkout.pcap", pcap))
 
 
