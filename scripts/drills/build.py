@@ -27,6 +27,8 @@ DRILL_MODULES = (
     "dns_servfail",
     "tls_version",
     "slow_backend",
+    "deadlock_pricer",
+    "plugin_crash",
 )
 DEFAULT_OUT = Path(os.environ.get("BACKLINE_DRILLS", "/work/drills-out"))
 

@@ -151,7 +151,8 @@ class Drill:
 
     # -- processes -------------------------------------------------------------------------
     def spawn(self, argv: list[str], *, out: str | None = None, env: dict | None = None,
-              cwd: Path | None = None, resolv: Path | None = None, stdin=subprocess.DEVNULL) -> subprocess.Popen:
+              cwd: Path | None = None, resolv: Path | None = None, stdin=subprocess.DEVNULL,
+              preexec_fn=None) -> subprocess.Popen:
         """Start a process in its own process group; ``out``: file (in the work folder) for
         its stdout and stderr; ``resolv``: run it with that file as ``/etc/resolv.conf``."""
         if resolv is not None:
@@ -163,7 +164,8 @@ class Drill:
         sink = open(self.path(out), "ab") if out else subprocess.DEVNULL
         try:
             p = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT if out else subprocess.DEVNULL,
-                                 stdin=stdin, env=full_env, cwd=cwd or self.work, start_new_session=True)
+                                 stdin=stdin, env=full_env, cwd=cwd or self.work, start_new_session=True,
+                                 preexec_fn=preexec_fn)
         finally:
             if out:
                 sink.close()
@@ -263,6 +265,24 @@ class Drill:
         return self.spawn(["gdb", "-batch", "-nx", "-ex", "set pagination off", "-ex", "run",
                            "-ex", f"generate-core-file {core}", "-ex", "kill", "--args", *argv], **kw)
 
+    def crash(self, argv: list[str], core: Path, timeout: float = 120, **kw) -> Path:
+        """Run a program that crashes and keep its core: the kernel's when ``core_pattern``
+        writes plain files (the real thing, one NT_SIGINFO for the faulting thread), else the
+        one gdb writes at the fault."""
+        core.parent.mkdir(parents=True, exist_ok=True)
+        if kernel_cores():
+            folder = Path(tempfile.mkdtemp(dir=self.work, prefix="cores-"))
+            p = self.spawn(argv, cwd=folder, preexec_fn=allow_cores, **kw)
+            self.wait(p, timeout)
+            if take_core(folder, p.pid, core) is None:
+                raise DrillError(f"{Path(argv[0]).name} exited {p.returncode} and left no core" + _tail(p))
+            return core
+        p = self.under_gdb(argv, core, **kw)
+        self.wait(p, timeout)
+        if not core.exists():
+            raise DrillError(f"{Path(argv[0]).name} left no core under gdb" + _tail(p))
+        return core
+
     def gcore(self, pid: int, core: Path) -> Path:
         """Snapshot a live (hung) process with gdb's ``gcore``."""
         core.parent.mkdir(parents=True, exist_ok=True)
@@ -298,16 +318,14 @@ class Drill:
 
     # -- the end ---------------------------------------------------------------------------
     def stop_all(self) -> None:
+        """Kill every process this drill started and their descendants (a program under gdb
+        has a process group of its own, and outlives a killed gdb)."""
         for p in reversed(self.procs):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)     # the group this drill created for it
-                except ProcessLookupError:
-                    pass
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    pass
+            kill_tree(p.pid)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
         self.procs.clear()
 
     def cleanup(self) -> None:
@@ -324,6 +342,62 @@ class Drill:
             print(f"kept {self.work}", file=sys.stderr)
         else:
             shutil.rmtree(self.work, ignore_errors=True)
+
+
+def kernel_cores() -> bool:
+    """Does the kernel write cores as plain files in the crashing process's folder?"""
+    try:
+        pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    except OSError:
+        return False
+    return bool(pattern) and not pattern.startswith("|") and "/" not in pattern
+
+
+def allow_cores() -> None:
+    """``preexec_fn``: lift the core size limit (``ulimit -c unlimited``)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def take_core(folder: Path, pid: int, dest: Path) -> Path | None:
+    """Move the core the kernel wrote for ``pid`` in ``folder`` to ``dest``."""
+    for name in (f"core.{pid}", "core"):
+        p = folder / name
+        if p.exists():
+            p.rename(dest)
+            return dest
+    return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (children first found, then theirs), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process the drill started and everything it started."""
+    for p in [pid, *descendants(pid)]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def listening(host: str, port: int, udp: bool = False) -> bool:
@@ -472,11 +546,6 @@ int main(void) { printf("%d pages\n", pages_for(1200, 0)); return 0; }
 
 
 def old_crash(d: Drill, tool: str) -> tuple[Path, Path]:
-    """Build one of :data:`OLD_CRASHERS`, crash it under gdb; (binary, core)."""
+    """Build one of :data:`OLD_CRASHERS` and crash it; (binary, core)."""
     exe = d.cc(tool, OLD_CRASHERS[tool], "-O0")
-    core = d.path(f"old/core.{tool}")
-    p = d.under_gdb([str(exe)], core, out=f"old/{tool}.out")
-    d.wait(p, 120)
-    if not core.exists():
-        raise DrillError(f"{tool} did not leave a core" + _tail(p))
-    return exe, core
+    return exe, d.crash([str(exe)], d.path(f"old/core.{tool}"), out=f"old/{tool}.out")
