@@ -192,8 +192,11 @@ def cmd_vertarget(s: Session, args: list[str]) -> Result:
     if info.get("lsb_release"):
         lines.append(f"Distribution: {str(info['lsb_release']).strip()}")
     lines.append(f"Process: {info.get('process') or '?'}  pid {info.get('pid') if info.get('pid') is not None else '?'}")
-    if info.get("cmdline") or info.get("args"):
-        lines.append(f"Command line: {(info.get('cmdline') or info.get('args') or '').strip()}")
+    cmdline = info.get("cmdline") or info.get("args")
+    if isinstance(cmdline, (list, tuple)):
+        cmdline = " ".join(str(x) for x in cmdline)
+    if cmdline:
+        lines.append(f"Command line: {str(cmdline).strip()}")
     lines.append(f"Debug session time: {_when(info.get('dump_time'))}")
     lines.append(f"Dump: {t.path} ({t.kind})")
     data = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in info.items()}

@@ -179,6 +179,36 @@ def cmd_pystack(s: Session, args: list[str]) -> Result:
     return Result("!pystack", data={"threads": stacks}, text="\n".join(lines))
 
 
+def _gdb_thread(s: Session, t: LiveTarget) -> str:
+    threads = t.mi.request("-thread-info").get("threads", [])
+    if not (0 <= s.thread_index < len(threads)):
+        raise UsageError("no current thread")
+    return threads[s.thread_index]["id"]
+
+
+def cmd_dv(s: Session, args: list[str]) -> Result:
+    """``dv`` the local variables and arguments of the current frame, with their values."""
+    t = _live(s)
+    got = t.mi.request(f"-stack-list-variables --thread {_gdb_thread(s, t)} --frame {s.frame} --all-values")
+    rows = [{"name": v.get("name"), "value": v.get("value"), "argument": v.get("arg") == "1"}
+            for v in got.get("variables", [])]
+    width = max([len(r["name"] or "") for r in rows] + [1])
+    return Result("dv", data={"frame": s.frame, "variables": rows},
+                  text="\n".join(f"{'  arg ' if r['argument'] else '      '}{r['name']:>{width}} = {r['value']}"
+                                 for r in rows) or "(no locals known here: no debug information?)")
+
+
+def cmd_eval(s: Session, args: list[str]) -> Result:
+    """``?? EXPR`` evaluate a C/C++ expression in the current frame (gdb's evaluator)."""
+    t = _live(s)
+    expr = " ".join(args).replace("\\", "\\\\").replace('"', '\\"')
+    if not expr:
+        raise UsageError("?? needs an expression")
+    got = t.mi.request(f'-data-evaluate-expression --thread {_gdb_thread(s, t)} --frame {s.frame} "{expr}"')
+    return Result("??", data={"expression": " ".join(args), "value": got.get("value")},
+                  text=str(got.get("value")))
+
+
 def cmd_sleep(s: Session, args: list[str]) -> Result:
     """``.sleep MS`` wait (the process keeps its state; logpoints of a running process keep logging)."""
     ms = int(args[0], 10) if args else 1000
@@ -187,5 +217,6 @@ def cmd_sleep(s: Session, args: list[str]) -> Result:
 
 
 COMMANDS = {"bp": cmd_bp, "bl": cmd_bl, "bc": cmd_bc, "g": cmd_g, "p": cmd_p, "t": cmd_t, "lp": cmd_lp,
-            ".detach": cmd_detach, ".dump": cmd_dump, "!pystack": cmd_pystack, ".sleep": cmd_sleep}
+            ".detach": cmd_detach, ".dump": cmd_dump, "!pystack": cmd_pystack, ".sleep": cmd_sleep,
+            "dv": cmd_dv, "??": cmd_eval}
 

@@ -8,14 +8,21 @@ output (where logpoints print).  Requests are made from one thread at a time.
 from __future__ import annotations
 
 import itertools
+import logging
 import shutil
 import threading
 import time
+import warnings
 from typing import Any, Callable
 
 from backline.errors import BacklineError
 
 GDB_TIMEOUT = 60.0
+
+# pygdbmi's parser complains (through a deprecated logging call) about the script field of the
+# "=breakpoint-modified" record gdb sends at every logpoint hit; the record is not needed
+logging.getLogger("pygdbmi").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pygdbmi\.")
 
 
 class GdbError(BacklineError):

@@ -141,6 +141,9 @@ class Session:
             return Result(name, self.current, error=getattr(exc, "message", None) or str(exc))
         except (ValueError, IndexError, KeyError, OverflowError) as exc:
             return Result(name, self.current, error=f"{name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug in one command never ends the session
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            return Result(name, self.current, error=f"internal error in {name}: {type(exc).__name__}: {first}")
         if r.target is None:
             r = Result(r.command, self.current, r.data, r.text, r.error, r.quit)
         return r
@@ -218,6 +221,8 @@ def parse_command(cmd: str) -> tuple[str, list[str]]:
         if which == "*":
             return "~*", [rest] if rest else []
         return "~N", [which, rest] if rest else [which]
+    if cmd.startswith("??"):
+        return "??", [cmd[2:].strip()]
     if cmd[0] in "!.":
         head, _, tail = cmd.partition(" ")
         return head.lower(), tokenize(tail)

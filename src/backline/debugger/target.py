@@ -15,8 +15,8 @@ gives ``None`` for every byte it does not have (WinDbg prints ``??``).
 ('minidump', 'x86', 13, 2)
 >>> t.lookup(0x0040429e)
 ('test_app.exe', "`anonymous namespace'::CrashFunction", 14)
->>> t.read_bytes(0x0040429e, 2), t.read_bytes(0x10, 2)
-([199, 0], [None, None])
+>>> t.read_bytes(0x0012fe84, 2), t.read_bytes(0x10, 2)
+([69, 0], [None, None])
 >>> t.close()
 """
 

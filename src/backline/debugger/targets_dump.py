@@ -324,10 +324,13 @@ class CoreTarget(Target):
         m = self._loaded(address)
         if m is None:
             return None
-        outer = self.walker.symbolize(address)[-1]      # the real (not inlined) function
-        _mod, off, func, foff, _file, _line, _inl = outer
-        if func is not None and foff is not None:
-            return m.name, func, foff
+        # the symbol table answers module!function+offset; DWARF (inlined frames) is not needed
+        # here and costs seconds on a large library's debug file
+        if m.image is not None:
+            hit = m.image.symbol_at(address - m.bias)
+            if hit is not None:
+                from backline.analyzers.dumps.elfsym import demangle
+                return m.name, demangle(hit[0]), hit[1]
         return m.name, None, address - m.base
 
     def source_line(self, address: int) -> tuple[str, int] | None:
