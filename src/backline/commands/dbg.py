@@ -80,11 +80,15 @@ def dbg(targets: Optional[List[Path]] = typer.Argument(None, help="Minidumps and
 
 def run_script(session, line: str, as_json: bool) -> bool:
     """Run ``line``'s commands, printing each result; False once ``q`` was given."""
-    for r in session.execute(line):
+    from backline.debugger.session import split_commands
+
+    for cmd in split_commands(line):
+        prompt = f"{session.current}:{session.thread_index:03d}> "
+        r = session.run(cmd)
         if as_json:
             sys.stdout.write(json.dumps(r.to_json(), default=_json_default) + "\n")
         else:
-            sys.stdout.write(f"{session.current}:{session.thread_index:03d}> {r.command}\n")
+            sys.stdout.write(f"{prompt}{cmd}\n")
             if r.error:
                 sys.stdout.write(f"error: {r.error}\n")
             elif r.text:

@@ -276,7 +276,8 @@ def frame_rows(session: Session, frames: Sequence[StackFrame]) -> list[dict[str,
                 ret = nxt.instruction + (4 if t.cpu in ("arm64", "arm") else 1)
         rows.append({
             "frame": f.index, "trust": f.trust, "instruction": f.instruction,
-            "child_sp": (f.registers or {}).get(sp_name), "return_address": ret,
+            # WinDbg's x86 stacks show the frame's EBP (ChildEBP); other CPUs the stack pointer
+            "child_sp": (f.registers or {}).get("ebp" if t.cpu == "x86" else sp_name), "return_address": ret,
             "module": f.module, "module_offset": f.module_offset, "function": f.function,
             "function_offset": f.function_offset, "file": f.file, "line": f.line,
             "inlined": f.inlined, "call_site": call_site(f),
