@@ -34,6 +34,9 @@ from backline.errors import BacklineError, UsageError
 MAX_FRAMES = 256
 _MARK = re.compile(r"^@@bl-lp(\d+)@@ ?(.*)$", re.DOTALL)
 _FIELD = re.compile(r"\{([^{}:]+)(?::([dxsupfc]))?\}")
+#: logpoint field kinds: (C cast of the expression, printf conversion)
+_PRINTF = {"d": ("long long", "%lld"), "x": ("unsigned long long", "%#llx"), "u": ("unsigned long long", "%llu"),
+           "f": ("double", "%g"), "s": ("", "%s"), "p": ("", "%p"), "c": ("", "%c")}
 _CPU = {"x86_64": "amd64", "aarch64": "arm64", "i686": "x86", "i386": "x86"}
 _AMD64 = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13",
           "r14", "r15", "rip", "eflags", "cs", "ss", "ds", "es", "fs", "gs", "fs_base", "gs_base")
@@ -315,20 +318,9 @@ def logpoint_format(template: str) -> tuple[str, list[str]]:
 
     def sub(m: re.Match) -> str:
         expr, kind = m.group(1).strip(), m.group(2) or "d"
-        if kind == "d":
-            args.append(f"(long long)({expr})")
-            return "%lld"
-        if kind == "x":
-            args.append(f"(unsigned long long)({expr})")
-            return "%#llx"
-        if kind == "u":
-            args.append(f"(unsigned long long)({expr})")
-            return "%llu"
-        if kind == "f":
-            args.append(f"(double)({expr})")
-            return "%g"
-        args.append(expr)
-        return {"s": "%s", "p": "%p", "c": "%c"}[kind]
+        cast, spec = _PRINTF[kind]
+        args.append(f"({cast})({expr})" if cast else expr)
+        return spec
 
     fmt = _FIELD.sub(sub, template.replace("%", "%%"))
     return fmt, args
