@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD = 20 * 1024 ** 3          # 20 GiB
 MAX_ATTEMPTS = 3
 MAX_FACTS = 2000                      # per job; the rest are dropped (counted in the audit entry)
+MAX_EVENTS = 5000                     # timeline events kept per job: the most severe first
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ +()\[\]-]")
 
 AnalyzeFn = Callable[[Sequence[Path], Any], AnalysisResult]
@@ -143,10 +144,33 @@ class EvidenceService:
                  "analyzer": r["analyzer"]} for r in rows]
 
 
+    def events(self, user: User, key: str, limit: int = MAX_EVENTS) -> list[dict[str, Any]]:
+        """Timeline events of the case's evidence, dated ones by time, then undated ones."""
+        require(user, Action.READ_FINDINGS)
+        E = T.case_events.c
+        with self.cases.engine.connect() as conn:
+            row = self.cases._case_row(conn, user, key)
+            rows = conn.execute(select(T.case_events, T.evidence.c.filename)
+                                .join(T.evidence, T.evidence.c.id == E.evidence_id)
+                                .where(E.case_id == row["id"])
+                                .order_by(E.ts.is_(None), E.ts, E.id).limit(limit)).mappings().all()
+        return [{"id": r["id"], "evidence_id": r["evidence_id"], "evidence_file": r["filename"], "ts": utc(r["ts"]),
+                 "artifact": r["artifact"], "kind": r["kind"], "summary": r["summary"], "severity": r["severity"],
+                 "locator": r["locator"], "excerpt": r["excerpt"], "analyzer": r["analyzer"]} for r in rows]
+
+
+def _notable(events, limit: int):
+    """At most ``limit`` events, the most severe first (ties: as they came), back in their order."""
+    if len(events) <= limit:
+        return list(events)
+    keep = sorted(range(len(events)), key=lambda i: -int(events[i].severity))[:limit]
+    return [events[i] for i in sorted(keep)]
+
+
 def finding_json(r) -> dict[str, Any]:
     from backline.model.core import Severity
     return {"id": r["id"], "code": r["code"], "title": r["title"], "severity": Severity(r["severity"]).label,
-            "artifact": r["artifact"], "evidence_file": r["filename"], "detail": r["detail"], "count": r["count"],
+            "artifact": r["artifact"], "evidence_id": r["evidence_id"], "evidence_file": r["filename"], "detail": r["detail"], "count": r["count"],
             "refs": r["refs"], "data": r["data"], "analyzer": r["analyzer"]}
 
 
@@ -237,6 +261,14 @@ class JobRunner:
                      for x in result.facts[:MAX_FACTS]]
             if facts:
                 conn.execute(insert(T.case_facts), facts)
+            conn.execute(T.case_events.delete().where(T.case_events.c.job_id == job["id"]))
+            events = [{"case_id": job["case_id"], "job_id": job["id"], "evidence_id": ev["id"], "ts": e.ts,
+                       "artifact": _rel(e.artifact, prefix)[:1000], "kind": e.kind[:100], "summary": e.summary[:2000],
+                       "severity": int(e.severity), "locator": e.ref.locator[:200] if e.ref else None,
+                       "excerpt": (e.ref.excerpt or "")[:2000] if e.ref else None, "analyzer": e.analyzer[:100]}
+                      for e in _notable(result.events, MAX_EVENTS)]
+            if events:
+                conn.execute(insert(T.case_events), events)
             conn.execute(update(T.jobs).where(T.jobs.c.id == job["id"]).values(
                 status=JobStatus.DONE.value, finished_at=self.cases._now(), error=None))
             self.cases.audit(conn, None, "job", job["id"], "done", None,
