@@ -22,11 +22,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Mapping, Sequence
 
 from sqlalchemy import insert, select, update
 
 from backline.cases.access import Action, require
+from backline.cases.drill.store import DerivedStore, keep_derived
 from backline.cases.model import JobStatus, User
 from backline.cases.service import CaseService
 from backline.errors import BacklineError, CaseError, StorageError
@@ -165,7 +166,7 @@ class JobRunner:
 
     def __init__(self, cases: CaseService, store: BlobStore, *, analyze: AnalyzeFn = _default_analyze,
                  options_factory: Callable[[Path, BlobStore], Any] = _default_options,
-                 worker: str = "worker", work_root: Path | None = None):
+                 worker: str = "worker", work_root: Path | None = None, derived: DerivedStore | None = None):
         self.cases = cases
         self.engine = cases.engine
         self.store = store
@@ -173,6 +174,7 @@ class JobRunner:
         self.options_factory = options_factory
         self.worker = worker
         self.work_root = work_root
+        self.derived = derived if derived is not None else DerivedStore(store.root / "derived")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -208,7 +210,8 @@ class JobRunner:
             src.parent.mkdir(parents=True)
             self.store.copy_out(ev["sha256"], src)
             result = self.analyze([src], self.options_factory(work / "work", self.store))
-            self._store_result(job, ev, result)
+            kept = keep_derived(self.derived, self.store, ev["id"], result)   # before the scratch goes
+            self._store_result(job, ev, result, kept)
         except (BacklineError, OSError, ValueError) as exc:
             self._fail(job, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a crashing analysis must not kill the runner
@@ -218,29 +221,20 @@ class JobRunner:
             shutil.rmtree(work, ignore_errors=True)
         return True
 
-    def _store_result(self, job, ev, result: AnalysisResult) -> None:
+    def _store_result(self, job, ev, result: AnalysisResult, kept: list[dict[str, Any]]) -> None:
         prefix = f"in/{ev['filename']}"
+        records = {r["path"]: r["records"] for r in kept}
         with self.engine.begin() as conn:
-            conn.execute(T.findings.delete().where(T.findings.c.job_id == job["id"]))
-            rows = [{"case_id": job["case_id"], "job_id": job["id"], "evidence_id": ev["id"], "code": f.code,
-                     "title": f.title[:500], "severity": int(f.severity), "artifact": _rel(f.artifact, prefix)[:1000],
-                     "detail": f.detail, "count": f.count,
-                     "refs": [{"artifact": _rel(r.artifact, prefix), "locator": r.locator, "excerpt": r.excerpt}
-                              for r in f.evidence[:20]],
-                     "data": _plain(f.data), "analyzer": f.analyzer}
-                    for f in result.findings]
-            if rows:
-                conn.execute(insert(T.findings), rows)
-            conn.execute(T.case_facts.delete().where(T.case_facts.c.job_id == job["id"]))
-            facts = [{"case_id": job["case_id"], "job_id": job["id"], "evidence_id": ev["id"], "name": x.name[:200],
-                      "value": _plain(x.value), "artifact": _rel(x.artifact, prefix)[:1000], "analyzer": x.analyzer}
-                     for x in result.facts[:MAX_FACTS]]
-            if facts:
-                conn.execute(insert(T.case_facts), facts)
+            rows = store_outputs(conn, job, ev["id"], result, prefix, records)
+            conn.execute(T.evidence_artifacts.delete().where(T.evidence_artifacts.c.evidence_id == ev["id"]))
+            if kept:
+                conn.execute(insert(T.evidence_artifacts),
+                             [dict(r, path=_rel(r["path"], prefix)[:1000], case_id=job["case_id"],
+                                   evidence_id=ev["id"], job_id=job["id"]) for r in kept])
             conn.execute(update(T.jobs).where(T.jobs.c.id == job["id"]).values(
                 status=JobStatus.DONE.value, finished_at=self.cases._now(), error=None))
             self.cases.audit(conn, None, "job", job["id"], "done", None,
-                             {"findings": len(rows), "artifacts": len(result.artifacts), "facts": len(result.facts)},
+                             {"findings": rows, "artifacts": len(result.artifacts), "facts": len(result.facts)},
                              job["case_id"])
 
     def _fail(self, job, message: str) -> None:
@@ -279,8 +273,39 @@ class JobRunner:
             self._thread.join(timeout=30)
 
 
+def store_outputs(conn, job: Mapping[str, Any], evidence_id: int, result: AnalysisResult, prefix: str = "",
+                  records: Mapping[str, str | None] | None = None) -> int:
+    """Write the findings and facts of ``result`` for ``job`` (replacing earlier ones); returns
+    the number of findings.  ``log.parquet`` facts name the kept records file (``records``:
+    artifact path -> file name in the derived folder), never the scratch folder."""
+    conn.execute(T.findings.delete().where(T.findings.c.job_id == job["id"]))
+    rows = [{"case_id": job["case_id"], "job_id": job["id"], "evidence_id": evidence_id, "code": f.code,
+             "title": f.title[:500], "severity": int(f.severity), "artifact": _rel(f.artifact, prefix)[:1000],
+             "detail": f.detail, "count": f.count,
+             "refs": [{"artifact": _rel(r.artifact, prefix), "locator": r.locator, "excerpt": r.excerpt}
+                      for r in f.evidence[:20]],
+             "data": _plain(f.data), "analyzer": f.analyzer}
+            for f in result.findings]
+    if rows:
+        conn.execute(insert(T.findings), rows)
+    conn.execute(T.case_facts.delete().where(T.case_facts.c.job_id == job["id"]))
+    facts = []
+    for x in result.facts[:MAX_FACTS]:
+        value = x.value
+        if x.name == "log.parquet":
+            value = (records or {}).get(x.artifact)
+        facts.append({"case_id": job["case_id"], "job_id": job["id"], "evidence_id": evidence_id,
+                      "name": x.name[:200], "value": _plain(value), "artifact": _rel(x.artifact, prefix)[:1000],
+                      "analyzer": x.analyzer})
+    if facts:
+        conn.execute(insert(T.case_facts), facts)
+    return len(rows)
+
+
 def _rel(artifact: str, prefix: str) -> str:
     """Artifact paths relative to the upload (drop the job's scratch folder)."""
+    if not prefix:
+        return artifact
     i = artifact.find(prefix)
     return artifact[i + 3:] if i >= 0 else artifact
 

@@ -21,6 +21,8 @@ from typing import Callable
 from sqlalchemy.engine import Engine
 
 from backline.cases.bugs import BugService
+from backline.cases.drill import DrillService
+from backline.cases.drill.store import DerivedStore
 from backline.cases.evidence import MAX_UPLOAD, EvidenceService
 from backline.cases.hotfixes import HotfixService
 from backline.cases.intake import IntakeRules
@@ -43,6 +45,7 @@ class Hub:
     evidence: EvidenceService
     bugs: BugService
     hotfixes: HotfixService
+    drill: DrillService
     notify: NotifyConfig | None = None
 
     @classmethod
@@ -52,9 +55,10 @@ class Hub:
         store = BlobStore(blob_root)
         sink = Notifier(notify, clock) if notify is not None else None
         cases = CaseService(engine, clock=clock, sla=sla, intake=intake, events=sink)
+        derived = DerivedStore(store.root / "derived")      # what analyses derived, per evidence
         return cls(engine, clock, store, UserStore(engine, clock), cases,
                    EvidenceService(cases, store, max_bytes=max_upload), BugService(cases), HotfixService(cases),
-                   notify)
+                   DrillService(cases, store, derived), notify)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, blob_root: Path | None = None,

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backline import __version__
+from backline.cases.drill import LogQuery
 from backline.cases.hub import Hub
 from backline.cases.model import CaseSeverity, CaseStatus, Participant, ParticipantRole, User
 from backline.cases.reports import summary
@@ -248,6 +249,16 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
     @app.get("/api/cases/{key}/findings")
     def findings(key: str, user: User = Auth):
         return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key)})
+
+    @app.get("/api/cases/{key}/ref")
+    def drill_ref(key: str, user: User = Auth, e: int = Query(ge=1, le=2 ** 63 - 1, description="evidence id"),
+                  a: str = Query(min_length=1, max_length=1000, description="artifact path"),
+                  l: str = Query(min_length=1, max_length=300, description="locator: line:N, packet:N, ..."),  # noqa: E741
+                  q: str | None = Query(default=None, max_length=200, description="search text (log views)"),
+                  level: list[str] = Query(default=[]), template: str | None = Query(default=None, max_length=64),
+                  before: int = Query(default=25, ge=0, le=500), after: int = Query(default=25, ge=0, le=500)):
+        view = hub.drill.view(user, key, e, a, l, LogQuery(tuple(level), template, q, before, after))
+        return J(view.to_json())
 
     @app.post("/api/cases/{key}/bugs", status_code=201)
     def create_bug(key: str, body: S.BugIn, user: User = Auth):
