@@ -7,6 +7,7 @@ backline.cases.access), so a change of policy must change this table too.
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,12 +16,16 @@ import pytest
 from backline.cases.evidence import JobRunner
 from backline.cases.model import CaseSeverity, Role
 from backline.model.core import AnalysisResult, Artifact, ArtifactKind, EvidenceRef, Finding, Severity
+from backline.report import build_report, render_json
 from backline.cases.service import NewCase
 
 ROLES = ["cust", "cust2", "sup", "sup2", "eng", "dev", "mgr", "adm"]
 INTAKE = {"symptoms": "Crash on startup after upgrade", "business_impact": "Production down for 300 users",
           "environment": "7.2 on RHEL 9", "steps_to_reproduce": "Start the service after upgrade",
           "already_tried": "Rollback", "expected": "Starts", "actual": "Crashes", "evidence": ["core.1234"]}
+
+#: A valid report.json (of an analysis that found nothing) for the attach route.
+EMPTY_REPORT = json.loads(render_json(build_report(AnalysisResult(("b.zip",), (), (), (), (), ()))))
 
 # name: (method, path, json body or "upload", expected codes in ROLES order)
 MATRIX = {
@@ -49,6 +54,8 @@ MATRIX = {
     "upload":            ("POST", "/api/cases/ESC-1001/evidence", "upload",           "201 404 201 404 201 201 201 201"),
     "list_evidence":     ("GET", "/api/cases/ESC-1001/evidence", None,                "200 404 200 404 200 200 200 200"),
     "findings":          ("GET", "/api/cases/ESC-1001/findings", None,                "403 403 200 404 200 200 200 200"),
+    "attach_analysis":   ("POST", "/api/cases/ESC-1001/analyses?host=lap-7", EMPTY_REPORT,
+                                                                                      "403 403 201 404 201 201 201 201"),
     "drill_ref":         ("GET", "/api/cases/ESC-1001/ref?e=1&a=app.log&l=line:1", None,
                                                                                       "404 404 200 404 200 200 200 200"),
     "create_bug":        ("POST", "/api/cases/ESC-1001/bugs", {},                     "403 403 403 403 201 201 201 201"),

@@ -30,7 +30,7 @@ from backline.cases.access import Action, require
 from backline.cases.drill.store import DerivedStore, keep_derived
 from backline.cases.model import JobStatus, User
 from backline.cases.service import CaseService
-from backline.errors import BacklineError, CaseError, StorageError
+from backline.errors import BacklineError, CaseError, NotFound, StorageError
 from backline.model.core import AnalysisResult, utc
 from backline.storage import tables as T
 from backline.storage.blobs import BlobStore
@@ -74,11 +74,13 @@ class EvidenceItem:
     job_id: int | None = None
     job_status: str | None = None
     job_error: str | None = None
+    origin: Mapping[str, Any] | None = None      # None for uploads; see cases/analyses.py
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "case": self.case_key, "filename": self.filename, "sha256": self.sha256,
                 "size": self.size, "uploaded_by": self.uploaded_by, "uploaded_at": self.uploaded_at.isoformat(),
-                "job": {"id": self.job_id, "status": self.job_status, "error": self.job_error}}
+                "job": {"id": self.job_id, "status": self.job_status, "error": self.job_error},
+                "origin": dict(self.origin) if self.origin else None, "source": origin_text(self.origin)}
 
 
 class EvidenceService:
@@ -108,6 +110,13 @@ class EvidenceService:
                              {"filename": name, "sha256": blob.sha256, "size": blob.size}, row["id"])
         return EvidenceItem(eid, key, name, blob.sha256, blob.size, user.name, now, jid, JobStatus.QUEUED.value)
 
+    def job_state(self, user: User, key: str, evidence_id: int) -> EvidenceItem:
+        """One piece of evidence of case ``key`` with its job's state."""
+        for item in self.list(user, key):
+            if item.id == evidence_id:
+                return item
+        raise NotFound(f"evidence {evidence_id} is not part of {key}", locator=f"evidence:{evidence_id}")
+
     def list(self, user: User, key: str) -> list[EvidenceItem]:
         with self.cases.engine.connect() as conn:
             row = self.cases._case_row(conn, user, key)
@@ -119,13 +128,13 @@ class EvidenceService:
                 .where(T.evidence.c.case_id == row["id"]).order_by(T.evidence.c.id)).mappings().all()
         return [EvidenceItem(r["id"], key, r["filename"], r["sha256"], r["size"], r["uploader"],
                              utc(r["uploaded_at"]), r["job_id"], r["job_status"],
-                             r["job_error"] if user.role.is_staff else None) for r in rows]
+                             r["job_error"] if user.role.is_staff else None, r["origin"]) for r in rows]
 
     def findings(self, user: User, key: str) -> list[dict[str, Any]]:
         require(user, Action.READ_FINDINGS)
         with self.cases.engine.connect() as conn:
             row = self.cases._case_row(conn, user, key)
-            rows = conn.execute(select(T.findings, T.evidence.c.filename)
+            rows = conn.execute(select(T.findings, T.evidence.c.filename, T.evidence.c.origin)
                                 .join(T.evidence, T.evidence.c.id == T.findings.c.evidence_id)
                                 .where(T.findings.c.case_id == row["id"])
                                 .order_by(T.findings.c.severity.desc(), T.findings.c.id)).mappings().all()
@@ -144,11 +153,28 @@ class EvidenceService:
                  "analyzer": r["analyzer"]} for r in rows]
 
 
+def origin_text(origin: Mapping[str, Any] | None) -> str | None:
+    """How evidence that was not uploaded came to the case, in words (None for uploads).
+
+    >>> origin_text({"kind": "local_analysis", "attached_by": "erin", "host": "lap-7"})
+    'attached by erin from a local analysis on lap-7'
+    """
+    if not origin:
+        return None
+    if origin.get("kind") == "local_analysis":
+        return f"attached by {origin.get('attached_by', '?')} from a local analysis on {origin.get('host') or '?'}"
+    return str(origin.get("kind"))
+
+
 def finding_json(r) -> dict[str, Any]:
+    """One stored finding as the API shows it; ``evidence_id`` and the ``refs`` (artifact,
+    locator) are what ``GET /api/cases/{key}/ref?e=&a=&l=`` takes; ``source`` says how
+    evidence that was not an upload came (``attached by erin from a local analysis on lap-7``)."""
     from backline.model.core import Severity
     return {"id": r["id"], "code": r["code"], "title": r["title"], "severity": Severity(r["severity"]).label,
-            "artifact": r["artifact"], "evidence_file": r["filename"], "detail": r["detail"], "count": r["count"],
-            "refs": r["refs"], "data": r["data"], "analyzer": r["analyzer"]}
+            "artifact": r["artifact"], "evidence_id": r["evidence_id"], "evidence_file": r["filename"],
+            "detail": r["detail"], "count": r["count"], "refs": r["refs"], "data": r["data"],
+            "analyzer": r["analyzer"], "source": origin_text(r.get("origin"))}
 
 
 def _default_analyze(paths: Sequence[Path], options: Any) -> AnalysisResult:
@@ -197,11 +223,34 @@ class JobRunner:
                     return dict(row, attempts=row["attempts"] + 1)
         return None
 
+    def claim_job(self, job_id: int) -> dict[str, Any] | None:
+        """Take job ``job_id`` if it is still queued (None when another runner has it)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(T.jobs).where(T.jobs.c.id == job_id)).mappings().first()
+            if row is None or row["status"] != JobStatus.QUEUED.value:
+                return None
+            n = conn.execute(update(T.jobs).where(T.jobs.c.id == job_id, T.jobs.c.status == JobStatus.QUEUED.value)
+                             .values(status=JobStatus.RUNNING.value, worker=self.worker,
+                                     attempts=row["attempts"] + 1, started_at=self.cases._now())).rowcount
+            return dict(row, attempts=row["attempts"] + 1) if n == 1 else None
+
+    def run_job(self, job_id: int) -> bool:
+        """Run job ``job_id`` here if no other runner has taken it; returns whether it ran here."""
+        job = self.claim_job(job_id)
+        if job is None:
+            return False
+        self._run(job)
+        return True
+
     def run_one(self) -> bool:
         """Run one queued job, if any.  Returns whether there was one."""
         job = self.claim()
         if job is None:
             return False
+        self._run(job)
+        return True
+
+    def _run(self, job: dict[str, Any]) -> None:
         with self.engine.connect() as conn:
             ev = conn.execute(select(T.evidence).where(T.evidence.c.id == job["evidence_id"])).mappings().one()
         work = Path(tempfile.mkdtemp(prefix=f"job{job['id']}-", dir=self.work_root))
@@ -219,7 +268,6 @@ class JobRunner:
             self._fail(job, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        return True
 
     def _store_result(self, job, ev, result: AnalysisResult, kept: list[dict[str, Any]]) -> None:
         prefix = f"in/{ev['filename']}"

@@ -20,6 +20,7 @@ from typing import Callable
 
 from sqlalchemy.engine import Engine
 
+from backline.cases.analyses import AnalysisService
 from backline.cases.bugs import BugService
 from backline.cases.drill import DrillService
 from backline.cases.drill.store import DerivedStore
@@ -46,6 +47,7 @@ class Hub:
     bugs: BugService
     hotfixes: HotfixService
     drill: DrillService
+    analyses: AnalysisService
     notify: NotifyConfig | None = None
 
     @classmethod
@@ -56,9 +58,9 @@ class Hub:
         sink = Notifier(notify, clock) if notify is not None else None
         cases = CaseService(engine, clock=clock, sla=sla, intake=intake, events=sink)
         derived = DerivedStore(store.root / "derived")      # what analyses derived, per evidence
-        return cls(engine, clock, store, UserStore(engine, clock), cases,
-                   EvidenceService(cases, store, max_bytes=max_upload), BugService(cases), HotfixService(cases),
-                   DrillService(cases, store, derived), notify)
+        evidence = EvidenceService(cases, store, max_bytes=max_upload)
+        return cls(engine, clock, store, UserStore(engine, clock), cases, evidence, BugService(cases),
+                   HotfixService(cases), DrillService(cases, store, derived), AnalysisService(evidence), notify)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, blob_root: Path | None = None,

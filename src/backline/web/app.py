@@ -57,7 +57,8 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
                   description="Escalation cases: intake, ownership, SLA clocks, notes, evidence, bugs, hotfixes.")
     app.state.hub = hub
     app.add_middleware(BodyLimit, default_limit=max_json_body,
-                       upload_limit=hub.evidence.max_bytes + 64 * 1024, upload_suffix="/evidence")
+                       upload_limit=hub.evidence.max_bytes + 64 * 1024, upload_suffix="/evidence",
+                       suffix_limits={"/analyses": hub.analyses.max_bytes})
 
     # ---------------------------------------------------------------- errors
     @app.exception_handler(AuthError)
@@ -245,6 +246,15 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
     @app.get("/api/cases/{key}/evidence")
     def list_evidence(key: str, user: User = Auth):
         return J({"evidence": [e.to_json() for e in hub.evidence.list(user, key)]})
+
+    @app.post("/api/cases/{key}/analyses", status_code=201)
+    async def attach_analysis(key: str, request: Request, user: User = Auth,
+                              host: str | None = Query(default=None, max_length=255,
+                                                       description="where the analysis ran")):
+        """Attach a report.json written by ``backline analyze --format json`` (the request body)."""
+        data = await request.body()
+        item = await run_in_threadpool(hub.analyses.attach, user, key, data, host=host)
+        return J(item.to_json(), 201)
 
     @app.get("/api/cases/{key}/findings")
     def findings(key: str, user: User = Auth):

@@ -146,11 +146,8 @@ class DrillService:
 
     # ------------------------------------------------------------------ dispatch
     def _no_artifact(self, base: dict[str, Any], ev, arts, job: str | None) -> DrillView:
-        origin = ev["origin"] or {}
-        if origin.get("kind") == "local_analysis":
-            why = (f"This finding came from a local analysis attached by {origin.get('attached_by', '?')} on "
-                   f"{origin.get('host', '?')}; the files it points into stayed there. Upload them "
-                   f"(backline case evidence {base['case']} FILE) to look inside.")
+        why = _origin_note(base)
+        if why:
             return DrillView("unavailable", title=f"{base['artifact']} {base['locator']}",
                              body={"reason": why}, notes=(why,), **base)
         if not arts:
@@ -164,12 +161,15 @@ class DrillService:
     def _dispatch(self, base: dict[str, Any], art, loc: Locator, query: LogQuery, arts) -> DrillView:
         artifact, kind = art["path"], art["kind"]
         title = f"{artifact} {loc.text or base['locator']}"
-        if loc.kind == "line" and art["records"]:
-            path = self.derived.path(base["evidence_id"], art["records"])
-            if path.is_file():
+        if loc.kind == "line":
+            path = self._records(art)
+            if path is not None:
                 return DrillView("log", title=f"{artifact} line {loc.number}",
                                  body=log_view(path, loc.number, query), **base)
         blob = self._blob(art)
+        if blob is None and _origin_note(base):
+            return DrillView("unavailable", title=title, body={"reason": _origin_note(base)},
+                             notes=(_origin_note(base),), **base)
         if loc.kind == "raw" or blob is None:
             notes = () if blob is not None or loc.kind == "raw" else (
                 art["note"] or "the bytes of this file are not in the evidence store (any more)",)
@@ -192,6 +192,21 @@ class DrillService:
             return DrillView("record", title=f"{artifact} record {loc.number}", body=rec, **base)
         return DrillView("raw", title=title, body=_raw_body(art, loc),
                          notes=(f"a {loc.kind} reference into a {kind} file has no view",), **base)
+
+    def _records(self, art) -> Path | None:
+        """The kept records of this log, or of the same bytes analysed in other evidence of the
+        case (an attached local analysis finds an upload of the same file)."""
+        rows = [art] if art["records"] else []
+        if art["sha256"]:
+            with self.cases.engine.connect() as conn:
+                rows += conn.execute(select(T.evidence_artifacts).where(
+                    T.evidence_artifacts.c.case_id == art["case_id"], T.evidence_artifacts.c.sha256 == art["sha256"],
+                    T.evidence_artifacts.c.records.is_not(None)).order_by(T.evidence_artifacts.c.id)).mappings().all()
+        for r in rows:
+            path = self.derived.path(r["evidence_id"], r["records"])
+            if path.is_file():
+                return path
+        return None
 
     def _blob(self, art) -> Path | None:
         sha = art["sha256"]
@@ -239,6 +254,16 @@ class DrillService:
             body["trace"] = text_lines(blob, 1, context=400)["lines"]
         where = f"thread {loc.thread} frame {loc.number}" if loc.thread is not None else f"frame {loc.number}"
         return DrillView("frame", title=f"{art['path']} {where}", body=body, notes=notes, **base)
+
+
+def _origin_note(base: Mapping[str, Any]) -> str | None:
+    """Why the files of attached evidence are not here, in words (None for uploads)."""
+    origin = base.get("origin") or {}
+    if origin.get("kind") != "local_analysis":
+        return None
+    return (f"This finding came from a local analysis attached by {origin.get('attached_by', '?')} on "
+            f"{origin.get('host', '?')}; the files it points into stayed there. Upload them "
+            f"(backline case evidence {base['case']} FILE) to look inside.")
 
 
 def _raw_body(art, loc: Locator) -> dict[str, Any]:
