@@ -29,6 +29,7 @@ from backline.cases.hotfixes import HotfixService
 from backline.cases.intake import IntakeRules
 from backline.cases.notify import Notifier, NotifyConfig
 from backline.cases.service import CaseService, system_clock
+from backline.cases.sessions import SessionStore
 from backline.cases.sla import SlaConfig
 from backline.cases.users import UserStore
 from backline.config import data_dir
@@ -46,6 +47,7 @@ class Hub:
     evidence: EvidenceService
     bugs: BugService
     hotfixes: HotfixService
+    sessions: SessionStore
     drill: DrillService
     analyses: AnalysisService
     notify: NotifyConfig | None = None
@@ -57,10 +59,12 @@ class Hub:
         store = BlobStore(blob_root)
         sink = Notifier(notify, clock) if notify is not None else None
         cases = CaseService(engine, clock=clock, sla=sla, intake=intake, events=sink)
+        users = UserStore(engine, clock)
         derived = DerivedStore(store.root / "derived")      # what analyses derived, per evidence
         evidence = EvidenceService(cases, store, max_bytes=max_upload)
-        return cls(engine, clock, store, UserStore(engine, clock), cases, evidence, BugService(cases),
-                   HotfixService(cases), DrillService(cases, store, derived), AnalysisService(evidence), notify)
+        return cls(engine=engine, clock=clock, store=store, users=users, cases=cases, evidence=evidence,
+                   bugs=BugService(cases), hotfixes=HotfixService(cases), sessions=SessionStore(engine, users, clock),
+                   drill=DrillService(cases, store, derived), analyses=AnalysisService(evidence), notify=notify)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, blob_root: Path | None = None,

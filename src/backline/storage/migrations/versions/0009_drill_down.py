@@ -6,13 +6,13 @@ file kept for it); ``evidence.origin`` says where evidence that was not an
 upload came from (an analysis attached from a laptop: who, which host).
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0005
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0009'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
