@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD = 20 * 1024 ** 3          # 20 GiB
 MAX_ATTEMPTS = 3
 MAX_FACTS = 2000                      # per job; the rest are dropped (counted in the audit entry)
+MAX_EVENTS = 5000                     # timeline events kept per job: the most severe first
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ +()\[\]-]")
 
 AnalyzeFn = Callable[[Sequence[Path], Any], AnalysisResult]
@@ -153,6 +154,21 @@ class EvidenceService:
                  "analyzer": r["analyzer"]} for r in rows]
 
 
+    def events(self, user: User, key: str, limit: int = MAX_EVENTS) -> list[dict[str, Any]]:
+        """Timeline events of the case's evidence, dated ones by time, then undated ones."""
+        require(user, Action.READ_FINDINGS)
+        E = T.case_events.c
+        with self.cases.engine.connect() as conn:
+            row = self.cases._case_row(conn, user, key)
+            rows = conn.execute(select(T.case_events, T.evidence.c.filename)
+                                .join(T.evidence, T.evidence.c.id == E.evidence_id)
+                                .where(E.case_id == row["id"])
+                                .order_by(E.ts.is_(None), E.ts, E.id).limit(limit)).mappings().all()
+        return [{"id": r["id"], "evidence_id": r["evidence_id"], "evidence_file": r["filename"], "ts": utc(r["ts"]),
+                 "artifact": r["artifact"], "kind": r["kind"], "summary": r["summary"], "severity": r["severity"],
+                 "locator": r["locator"], "excerpt": r["excerpt"], "analyzer": r["analyzer"]} for r in rows]
+
+
 def origin_text(origin: Mapping[str, Any] | None) -> str | None:
     """How evidence that was not uploaded came to the case, in words (None for uploads).
 
@@ -164,6 +180,14 @@ def origin_text(origin: Mapping[str, Any] | None) -> str | None:
     if origin.get("kind") == "local_analysis":
         return f"attached by {origin.get('attached_by', '?')} from a local analysis on {origin.get('host') or '?'}"
     return str(origin.get("kind"))
+
+
+def _notable(events, limit: int):
+    """At most ``limit`` events, the most severe first (ties: as they came), back in their order."""
+    if len(events) <= limit:
+        return list(events)
+    keep = sorted(range(len(events)), key=lambda i: -int(events[i].severity))[:limit]
+    return [events[i] for i in sorted(keep)]
 
 
 def finding_json(r) -> dict[str, Any]:
@@ -323,7 +347,7 @@ class JobRunner:
 
 def store_outputs(conn, job: Mapping[str, Any], evidence_id: int, result: AnalysisResult, prefix: str = "",
                   records: Mapping[str, str | None] | None = None) -> int:
-    """Write the findings and facts of ``result`` for ``job`` (replacing earlier ones); returns
+    """Write the findings, facts and timeline events of ``result`` for ``job`` (replacing earlier ones); returns
     the number of findings.  ``log.parquet`` facts name the kept records file (``records``:
     artifact path -> file name in the derived folder), never the scratch folder."""
     conn.execute(T.findings.delete().where(T.findings.c.job_id == job["id"]))
@@ -347,6 +371,14 @@ def store_outputs(conn, job: Mapping[str, Any], evidence_id: int, result: Analys
                       "analyzer": x.analyzer})
     if facts:
         conn.execute(insert(T.case_facts), facts)
+    conn.execute(T.case_events.delete().where(T.case_events.c.job_id == job["id"]))
+    events = [{"case_id": job["case_id"], "job_id": job["id"], "evidence_id": evidence_id, "ts": e.ts,
+               "artifact": _rel(e.artifact, prefix)[:1000], "kind": e.kind[:100], "summary": e.summary[:2000],
+               "severity": int(e.severity), "locator": e.ref.locator[:200] if e.ref else None,
+               "excerpt": (e.ref.excerpt or "")[:2000] if e.ref else None, "analyzer": e.analyzer[:100]}
+              for e in _notable(result.events, MAX_EVENTS)]
+    if events:
+        conn.execute(insert(T.case_events), events)
     return len(rows)
 
 

@@ -462,6 +462,15 @@ class CaseService:
                  "replaced_at": utc(r["edited_at"]).isoformat()} for r in rows
                 if user.role.is_staff or r["visibility"] == "public"]
 
+    def note_case_key(self, user: User, note_id: int) -> str:
+        """The key of the case note ``note_id`` belongs to (NotFound when the user may not see the note)."""
+        with self.reader.connect() as conn:
+            r = conn.execute(select(T.notes.c.visibility, T.cases).join(T.cases, T.cases.c.id == T.notes.c.case_id)
+                             .where(T.notes.c.id == note_id)).mappings().first()
+        if r is None or not can_see(user, r) or (r["visibility"] == "internal" and not user.role.is_staff):
+            raise NotFound(f"no note {note_id}")
+        return r["key"]
+
     def notes(self, user: User, key: str) -> list[Note]:
         """Notes of the case; customers get public ones only."""
         with self.reader.connect() as conn:
