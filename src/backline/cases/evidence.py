@@ -77,11 +77,16 @@ class EvidenceItem:
     job_error: str | None = None
     origin: Mapping[str, Any] | None = None      # None for uploads; see cases/analyses.py
 
+    @property
+    def source(self) -> str | None:
+        """How this evidence came, in words, when it was not an upload."""
+        return origin_text(self.origin)
+
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "case": self.case_key, "filename": self.filename, "sha256": self.sha256,
                 "size": self.size, "uploaded_by": self.uploaded_by, "uploaded_at": self.uploaded_at.isoformat(),
                 "job": {"id": self.job_id, "status": self.job_status, "error": self.job_error},
-                "origin": dict(self.origin) if self.origin else None, "source": origin_text(self.origin)}
+                "origin": dict(self.origin) if self.origin else None, "source": self.source}
 
 
 class EvidenceService:
