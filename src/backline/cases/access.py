@@ -43,6 +43,7 @@ class Action(str, enum.Enum):
     READ_REPORTS = "read_reports"
     READ_AUDIT = "read_audit"
     MANAGE_PARTICIPANTS = "manage_participants"
+    ATTACH_ANALYSIS = "attach_analysis"
 
 
 _R = Role
@@ -70,6 +71,7 @@ POLICY: Mapping[Action, frozenset[Role]] = {
     Action.READ_REPORTS: frozenset({_R.ENGINEER, _R.MANAGER, _R.ADMIN}),
     Action.READ_AUDIT: frozenset({_R.ENGINEER, _R.MANAGER, _R.ADMIN}),
     Action.MANAGE_PARTICIPANTS: frozenset({_R.SUPPORT}) | _ESC,
+    Action.ATTACH_ANALYSIS: _STAFF,                         # findings made elsewhere: staff vouch for them
 }
 
 #: Status moves support may make (resubmit a completed escalation, or withdraw it).

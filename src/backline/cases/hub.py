@@ -20,7 +20,10 @@ from typing import Callable
 
 from sqlalchemy.engine import Engine
 
+from backline.cases.analyses import AnalysisService
 from backline.cases.bugs import BugService
+from backline.cases.drill import DrillService
+from backline.cases.drill.store import DerivedStore
 from backline.cases.evidence import MAX_UPLOAD, EvidenceService
 from backline.cases.hotfixes import HotfixService
 from backline.cases.intake import IntakeRules
@@ -45,6 +48,8 @@ class Hub:
     bugs: BugService
     hotfixes: HotfixService
     sessions: SessionStore
+    drill: DrillService
+    analyses: AnalysisService
     notify: NotifyConfig | None = None
 
     @classmethod
@@ -55,9 +60,11 @@ class Hub:
         sink = Notifier(notify, clock) if notify is not None else None
         cases = CaseService(engine, clock=clock, sla=sla, intake=intake, events=sink)
         users = UserStore(engine, clock)
-        return cls(engine=engine, clock=clock, store=store, users=users, cases=cases,
-                   evidence=EvidenceService(cases, store, max_bytes=max_upload), bugs=BugService(cases),
-                   hotfixes=HotfixService(cases), sessions=SessionStore(engine, users, clock), notify=notify)
+        derived = DerivedStore(store.root / "derived")      # what analyses derived, per evidence
+        evidence = EvidenceService(cases, store, max_bytes=max_upload)
+        return cls(engine=engine, clock=clock, store=store, users=users, cases=cases, evidence=evidence,
+                   bugs=BugService(cases), hotfixes=HotfixService(cases), sessions=SessionStore(engine, users, clock),
+                   drill=DrillService(cases, store, derived), analyses=AnalysisService(evidence), notify=notify)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, blob_root: Path | None = None,

@@ -139,6 +139,7 @@ evidence = Table(
     Column("size", BigInteger, nullable=False),
     Column("uploaded_by", ForeignKey("users.id"), nullable=False),
     Column("uploaded_at", TS, nullable=False),
+    Column("origin", JSON),                      # revision 0009: None for uploads
     Index("ix_evidence_case", "case_id"),
 )
 
@@ -295,4 +296,22 @@ case_events = Table(
     Column("excerpt", Text),
     Column("analyzer", String(100), nullable=False),
     Index("ix_case_events_case", "case_id", "ts"),
+)
+
+# --- revision 0009 --------------------------------------------------------
+
+evidence_artifacts = Table(
+    "evidence_artifacts", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("path", String(1000), nullable=False),          # display path: bundle.zip!/logs/app.log
+    Column("kind", String(32), nullable=False),
+    Column("format", String(100), nullable=False),
+    Column("sha256", String(64)),                          # the bytes in the blob store (None: unreadable)
+    Column("size", BigInteger, nullable=False),
+    Column("records", String(200)),                        # derived records file, relative to the folder
+    Column("note", String(500)),                           # why nothing derived was kept
+    Index("ix_evidence_artifacts_evidence", "evidence_id"),
 )
