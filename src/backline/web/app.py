@@ -53,7 +53,8 @@ def _err(status: int, code: str, message: str, headers: dict[str, str] | None = 
 def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
     """The API over ``hub``."""
     app = FastAPI(title="Backline case service", version=__version__,
-                  description="Escalation cases: intake, ownership, SLA clocks, notes, evidence, bugs, hotfixes.")
+                  description="Escalation cases: intake, ownership, SLA clocks, notes, evidence, bugs, hotfixes, "
+                              "known issues.")
     app.state.hub = hub
     app.add_middleware(BodyLimit, default_limit=max_json_body,
                        upload_limit=hub.evidence.max_bytes + 64 * 1024, upload_suffix="/evidence")
@@ -247,7 +248,12 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
 
     @app.get("/api/cases/{key}/findings")
     def findings(key: str, user: User = Auth):
-        return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key)})
+        from backline.cases.signatures import signature_links
+
+        links = signature_links(hub.cases, user, key, known_issues=hub.knowledge.published() if hub.knowledge else ())
+        return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key),
+                  "signature_links": {"linked": links["linked"], "known_issues": links["known_issues"],
+                                      "summary": links["summary"]}})
 
     @app.post("/api/cases/{key}/bugs", status_code=201)
     def create_bug(key: str, body: S.BugIn, user: User = Auth):
@@ -293,4 +299,7 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
     def report_summary(user: User = Auth):
         return J(summary(hub.cases, user))
 
+    from backline.web.kb_routes import register_kb_routes
+
+    register_kb_routes(app, hub, Auth)
     return app
