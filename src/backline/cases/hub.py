@@ -27,6 +27,7 @@ from backline.cases.intake import IntakeRules
 from backline.cases.knowledge import KnowledgeService
 from backline.cases.notify import Notifier, NotifyConfig
 from backline.cases.service import CaseService, system_clock
+from backline.cases.sessions import SessionStore
 from backline.cases.sla import SlaConfig
 from backline.cases.users import UserStore
 from backline.config import data_dir
@@ -44,6 +45,7 @@ class Hub:
     evidence: EvidenceService
     bugs: BugService
     hotfixes: HotfixService
+    sessions: SessionStore
     notify: NotifyConfig | None = None
     knowledge: KnowledgeService | None = None
 
@@ -59,9 +61,11 @@ class Hub:
         cases = CaseService(engine, clock=clock, sla=sla, intake=intake, events=sink)
         if kb_pack is None:
             kb_pack = os.environ.get("BACKLINE_KB_PACK", "on").strip().lower() not in ("off", "0", "no", "false")
-        return cls(engine, clock, store, UserStore(engine, clock), cases,
-                   EvidenceService(cases, store, max_bytes=max_upload), BugService(cases), HotfixService(cases),
-                   notify, KnowledgeService(cases, kb_pack=kb_pack))
+        users = UserStore(engine, clock)
+        return cls(engine=engine, clock=clock, store=store, users=users, cases=cases,
+                   evidence=EvidenceService(cases, store, max_bytes=max_upload), bugs=BugService(cases),
+                   hotfixes=HotfixService(cases), sessions=SessionStore(engine, users, clock), notify=notify,
+                   knowledge=KnowledgeService(cases, kb_pack=kb_pack))
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, blob_root: Path | None = None,

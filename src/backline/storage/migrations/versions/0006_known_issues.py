@@ -1,7 +1,7 @@
 """Known issues with revisions, and crash signatures per case (for links across cases).
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 
 ``case_signatures`` is filled from the stored findings of existing cases here,
 and by the job runner from then on.
@@ -10,7 +10,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
