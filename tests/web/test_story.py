@@ -2,7 +2,7 @@
 
 Support files an incomplete escalation and sees what is missing, completes it and resubmits;
 an engineer takes ownership, uploads the example bundle and sees the findings appear without
-a reload; writes an internal and a public note; the customer logs in and sees the public note
+a reload; clicks a finding's log reference and lands on the line; writes an internal and a public note; the customer logs in and sees the public note
 only; the engineer drafts the bug report and exports the Jira payload, records a hotfix and
 resolves the case.  Every page on the way is checked with axe-core (no serious or critical
 violations) and photographed (``BACKLINE_SCREENSHOTS``).
@@ -101,7 +101,8 @@ def test_escalation_story(browser, axe, site, web_hub):
     page.evaluate("() => { window.__sameDocument = true; }")
     page.set_input_files("#ev-file", str(BUNDLE))
     page.click("#analysis button:has-text('Upload')")
-    page.locator("#analysis .upload-status").get_by_text("analysis queued").wait_for(timeout=30_000)
+    # (the "analysis queued" status is replaced as soon as the section refreshes, so wait for the row)
+    page.locator("#analysis table.evidence").get_by_text("bundle.zip").wait_for(timeout=30_000)
     page.locator("#findings").get_by_text("Findings (").wait_for(timeout=60_000)
     page.locator("#analysis").get_by_text("Analysis complete").wait_for(timeout=60_000)
     assert page.evaluate("() => window.__sameDocument === true"), "the page was reloaded"
@@ -113,7 +114,20 @@ def test_escalation_story(browser, axe, site, web_hub):
     ref = page.locator("#analysis .refs a").first.get_attribute("href")
     assert ref.startswith(f"/cases/{key}/ref?e=") and "&a=" in ref and "&l=" in ref
     assert page.locator("#analysis svg.timeline").count() == 1
-    # (drill-down: clicking the log reference lands on the line - the ref views add this step)
+
+    # --- clicks a finding's log reference and lands on the line
+    log_ref = page.locator("#analysis .refs a", has_text="orders-service.log line:").first
+    line = int(log_ref.inner_text().rsplit("line:", 1)[1])
+    log_ref.click()
+    page.wait_for_url(f"**/cases/{key}/ref?*")
+    target = page.locator("tr#target")
+    assert target.is_visible() and target.locator("td").first.inner_text().split("–")[0] == str(line)
+    assert page.evaluate("() => document.activeElement && document.activeElement.id") == "target"
+    assert "ERROR" in target.inner_text() and "Connection refused" in page.locator("main").inner_text()
+    _no_serious_a11y(page, axe, "the log view of a reference")
+    shot(page, "04a-log-reference")
+    page.go_back()
+    page.wait_for_url(f"**/cases/{key}")
 
     # --- internal and public notes
     page.fill("#note-body", "Reservation DB refuses connections on 15432; checking the pool settings.")

@@ -29,6 +29,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "backline.web.pages.auth",
     "backline.web.pages.queue",
     "backline.web.pages.intake",
+    "backline.web.pages.ref",
     "backline.web.pages.case",
     "backline.web.pages.case_actions",
     "backline.web.pages.bugs",

@@ -62,6 +62,7 @@ class FindingView:
     detail: str
     count: int
     refs: tuple[RefView, ...]
+    source: str | None = None            # "attached by erin from a local analysis on lap-7"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,7 @@ def analysis_view(hub: Hub, user: User, case: Case) -> dict[str, Any]:
                      for r in (f.get("refs") or [])[:5])
         groups.setdefault(f["severity"], []).append(
             FindingView(f["id"], f["code"], f["title"], f["severity"], f["artifact"], f["evidence_file"],
-                        f["detail"], f["count"], refs))
+                        f["detail"], f["count"], refs, f.get("source")))
     order = [s.label for s in sorted(Severity, reverse=True)]
     out["findings"] = [(label, groups[label]) for label in order if label in groups]
     out["finding_count"] = len(findings)
