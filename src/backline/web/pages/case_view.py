@@ -203,6 +203,11 @@ def analysis_view(hub: Hub, user: User, case: Case) -> dict[str, Any]:
 
 
 def case_view(hub: Hub, user: User, key: str, *, all_notes: bool = False) -> CaseView:
+    with hub.cases.read_snapshot():          # the case row is read and checked once for the whole page
+        return _case_view(hub, user, key, all_notes)
+
+
+def _case_view(hub: Hub, user: User, key: str, all_notes: bool) -> CaseView:
     case = hub.cases.get(user, key)
     can = permissions(user)
     view = CaseView(case=case, user=user, can=can, transitions=transitions_for(user, case))
