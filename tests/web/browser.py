@@ -101,9 +101,9 @@ def screenshot_dir() -> Path:
 
 
 def shot(page, name: str) -> Path:
-    """A full-page screenshot, JPEG (a long case page is 1 MB as PNG, 250 KB as JPEG)."""
-    target = screenshot_dir() / f"{name}.jpg"
-    page.screenshot(path=str(target), full_page=True, type="jpeg", quality=82)
+    """A full-page screenshot (PNG)."""
+    target = screenshot_dir() / f"{name}.png"
+    page.screenshot(path=str(target), full_page=True)
     return target
 
 
