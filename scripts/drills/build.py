@@ -29,6 +29,7 @@ DRILL_MODULES = (
     "slow_backend",
     "deadlock_pricer",
     "plugin_crash",
+    "bad_config",
 )
 DEFAULT_OUT = Path(os.environ.get("BACKLINE_DRILLS", "/work/drills-out"))
 

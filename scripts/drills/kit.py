@@ -401,14 +401,26 @@ def kill_tree(pid: int) -> None:
 
 
 def listening(host: str, port: int, udp: bool = False) -> bool:
-    """Is a TCP socket listening (a UDP socket bound) on host:port or 0.0.0.0:port?"""
-    want = {f"{socket.inet_aton(a)[::-1].hex().upper()}:{port:04X}" for a in (host, "0.0.0.0")}
-    with open("/proc/net/udp" if udp else "/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            cols = line.split()
-            if (udp or cols[3] == "0A") and cols[1] in want:
-                return True
+    """Is a TCP socket listening (a UDP socket bound) on host:port or 0.0.0.0:port?  Dual-stack
+    sockets (Java binds ``::ffff:a.b.c.d``) count too."""
+    want = set()
+    for a in (host, "0.0.0.0"):
+        raw = socket.inet_aton(a)
+        want.add(f"{raw[::-1].hex().upper()}:{port:04X}")
+        mapped = b"\0" * 10 + b"\xff\xff" + raw                 # /proc prints IPv6 as 4 host-order words
+        want.add("".join(mapped[i:i + 4][::-1].hex().upper() for i in range(0, 16, 4)) + f":{port:04X}")
+    want.add("0" * 32 + f":{port:04X}")
+    proto = "udp" if udp else "tcp"
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if (udp or cols[3] == "0A") and cols[1] in want:
+                        return True
+        except OSError:
+            continue
     return False
 
 
