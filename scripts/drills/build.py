@@ -30,6 +30,8 @@ DRILL_MODULES = (
     "deadlock_pricer",
     "plugin_crash",
     "bad_config",
+    "disk_full",
+    "zero_window",
 )
 DEFAULT_OUT = Path(os.environ.get("BACKLINE_DRILLS", "/work/drills-out"))
 
