@@ -32,6 +32,10 @@ DRILL_MODULES = (
     "bad_config",
     "disk_full",
     "zero_window",
+    "crash_midstream",
+    "healthy_shop",
+    "healthy_resolver",
+    "healthy_stream",
 )
 DEFAULT_OUT = Path(os.environ.get("BACKLINE_DRILLS", "/work/drills-out"))
 
