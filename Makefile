@@ -7,7 +7,7 @@ BUILD  := pyproject.toml setup.py src/backline/analyzers/net/_engine.pyx
 STAMP  := $(VENV)/.installed-$(shell cat $(BUILD) | sha1sum | cut -c1-12)
 JOBS   ?= 2
 
-.PHONY: demo test venv example bench clean
+.PHONY: demo test venv example drills bench clean
 
 $(STAMP): $(BUILD)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test: venv
 ## make example: rebuild the example case from real failing programs
 example: venv
 	$(BIN)/python scripts/make_example.py examples/case-001
+
+## make drills: build the incident drills (needs root) into DRILLS and score the diagnosis on them
+DRILLS ?= /work/drills-out
+drills: venv
+	$(BIN)/python scripts/drills/build.py --out $(DRILLS) --keep-going
+	$(BIN)/python benchmarks/drills.py --drills $(DRILLS)
 
 bench: venv
 	$(BIN)/pip install --quiet -e '.[test,bench]'
