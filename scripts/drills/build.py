@@ -36,6 +36,8 @@ DRILL_MODULES = (
     "healthy_shop",
     "healthy_resolver",
     "healthy_stream",
+    "healthy_catalog",
+    "healthy_docstore",
 )
 DEFAULT_OUT = Path(os.environ.get("BACKLINE_DRILLS", "/work/drills-out"))
 

@@ -139,8 +139,9 @@ def history(d: Drill, log_path: Path, client_log: Path, start: float, end: float
             lg.removeHandler(h)
 
 
-def build(out: Path) -> None:
-    with Drill(NAME, SEED) as d:
+def build(out: Path, fault: bool = True, name: str = NAME, seed: int = SEED) -> None:
+    """The incident; with ``fault=False`` the same services on a normal day (a healthy bundle)."""
+    with Drill(name, seed) as d:
         rng = d.rng
         now = time.time()
         old_exe, old_core = old_crash(d, "reportgen")
@@ -148,7 +149,7 @@ def build(out: Path) -> None:
         d.mount_tmpfs("var-lib-docstore/spool", "1536k")
         dlog, clog = d.path("logs/docstore.log"), d.path("logs/ingest-client.log")
         history(d, dlog, clog, now - 11 * 3600, now - 20)
-        svc = d.role(__file__, "docstore", dlog, root, 1.5, out="docstore.out")
+        svc = d.role(__file__, "docstore", dlog, root, 1.5 if fault else 1e9, out="docstore.out")
         d.wait_port(*DOCSTORE, proc=svc)
         d.start_capture(DOCSTORE)
         cl = setup(clog, "log4j", "ingest.Client")
@@ -174,14 +175,14 @@ def build(out: Path) -> None:
         for h in cl.handlers[:]:
             h.close()
             cl.removeHandler(h)
-        if "No space left on device" not in dlog.read_text() or not failures:
-            raise RuntimeError("the spool did not fill up")
+        if ("No space left on device" in dlog.read_text()) != fault or bool(failures) != fault:
+            raise RuntimeError("the spool filled up or not, not as the drill wants")
 
         old = now - 7.5 * 3600
         logs = (Bundle()
                 .add("docstore/docstore.log", dlog)
                 .add("ingest/ingest-client.log", clog))
-        (out / "docstore-ticket-5120.zip").write_bytes(
+        (out / ("docstore-ticket-5120.zip" if fault else "docstore-weekly-check.zip")).write_bytes(
             Bundle()
             .add("logs.tar.gz", logs.tgz_bytes())
             .add("diag/df-k.txt", "$ df -k /var/lib/docstore/spool\n" + df)
@@ -189,6 +190,8 @@ def build(out: Path) -> None:
             .add("cores/core.reportgen", old_core, mtime=old)
             .add("cores/reportgen", old_exe, mtime=old)
             .zip_bytes())
+        if not fault:
+            return
         write_truth(out, NAME, codes=["LOG.ERROR_TEMPLATE", "DUMP.PYTHON_EXCEPTION", "LOG.FIRST_ERROR"],
                     artifact="*docstore.log", contains=["No space left on device"],
                     description="The docstore spool filesystem filled up (the audit exporter's temporary files); "
