@@ -33,6 +33,7 @@ DRILL_MODULES = (
     "disk_full",
     "zero_window",
     "crash_midstream",
+    "fd_exhaustion",
     "healthy_shop",
     "healthy_resolver",
     "healthy_stream",
