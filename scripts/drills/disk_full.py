@@ -115,7 +115,7 @@ def docstore(log_path: str, root: str, exporter_start: str) -> None:
             except OSError as exc:
                 jlog.error("checkpoint failed: %s", exc)
 
-    log.info("docstore 2.0.4 listening on %s:%d, spool %s", *DOCSTORE, os.path.abspath("spool"))
+    log.info("docstore 2.0.4 listening on %s:%d, spool /var/lib/docstore/spool", *DOCSTORE)
     threading.Thread(target=audit_exporter, daemon=True, name="audit").start()
     threading.Thread(target=checkpoint, daemon=True, name="checkpoint").start()
     http.server.ThreadingHTTPServer(DOCSTORE, H).serve_forever()

@@ -154,7 +154,8 @@ def build(out: Path, fault: bool = True, name: str = NAME, seed: int = SEED) -> 
         old = now - 6.2 * 3600
         b = (Bundle()
              .add("web01/nginx-logs.zip", nginx_zip)
-             .add("web01/nginx.conf", d.path("nginx/nginx.conf"))
+             .add("web01/nginx.conf", d.path("nginx/nginx.conf").read_text().replace(str(d.work / "nginx"),
+                                                                                      "/var/lib/nginx"))
              .add("catalog01/catalog.log", cat_log)
              .add("catalog01/cores/core.csvexport", old_core, mtime=old)
              .add("catalog01/cores/csvexport", old_exe, mtime=old)
