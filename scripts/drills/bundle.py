@@ -55,11 +55,14 @@ class Bundle:
 
 
 def write_truth(out: Path, name: str, *, description: str, codes: list[str] | None = None,
-                artifact: str = "*", contains: list[str] | None = None) -> None:
+                artifact: str = "*", contains: list[str] | None = None,
+                data_at_least: dict[str, float] | None = None) -> None:
     """``truth.json``: the root cause as the finding codes, artifact glob and strings a
     correct probable cause rests on; without ``codes`` the bundle is a healthy one."""
     doc: dict = {"name": name, "healthy": codes is None}
     if codes is not None:
         doc["root_cause"] = {"codes": codes, "artifact": artifact, "contains": contains or []}
+        if data_at_least:
+            doc["root_cause"]["data_at_least"] = data_at_least
     doc["description"] = description
     (out / "truth.json").write_text(json.dumps(doc, indent=2) + "\n")

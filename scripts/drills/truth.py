@@ -9,15 +9,22 @@ A drill folder holds the bundle (one or more files or folders, as a customer sen
      "description": "..."}
 
 A finding (as in the JSON report) expresses the root cause when its ``code`` is one of
-``codes``, its ``artifact`` matches the ``artifact`` glob (``fnmatch``), and every ``contains``
+``codes``, its ``artifact`` matches the ``artifact`` glob (``fnmatch``), every ``contains``
 string appears, case-insensitively, in its title, detail, evidence excerpts or locators, or its
-``data`` (as JSON).
+``data`` (as JSON), and, when the truth has the optional ``data_at_least`` (``{"duration_s":
+1.0}``), each of those numeric ``data`` fields is present and at least that large (a 7 s stall
+is the cause; a 1 ms one of the same receiver is not).
 
 >>> rc = {"codes": ["NET.TCP.RST_TO_SYN"], "artifact": "*.pcap", "contains": ["25433"]}
 >>> f = {"code": "NET.TCP.RST_TO_SYN", "artifact": "b.zip!/lo.pcap", "title": "Connection refused by 127.0.0.1:25433",
 ...      "detail": "", "evidence": [], "data": {}}
 >>> finding_matches(rc, f), finding_matches(rc, dict(f, artifact="b.zip!/app.log"))
 (True, False)
+>>> stall = {"code": "NET.TCP.ZERO_WINDOW_STALL", "artifact": "lo.pcap", "title": "10.0.0.2 ...",
+...          "data": {"duration_s": 0.002}}
+>>> rc = {"codes": ["NET.TCP.ZERO_WINDOW_STALL"], "artifact": "*", "data_at_least": {"duration_s": 1.0}}
+>>> finding_matches(rc, stall), finding_matches(rc, dict(stall, data={"duration_s": 7.4}))
+(False, True)
 """
 
 from __future__ import annotations
@@ -47,11 +54,14 @@ def load_truth(drill_dir: Path) -> dict:
         if not isinstance(rc, dict):
             raise TruthError(f"{path}: an incident needs 'root_cause'")
         codes, glob, contains = rc.get("codes"), rc.get("artifact"), rc.get("contains", [])
+        least = rc.get("data_at_least", {})
         if (not isinstance(codes, list) or not codes or not all(isinstance(c, str) and c for c in codes)
                 or not isinstance(glob, str) or not glob
-                or not isinstance(contains, list) or not all(isinstance(c, str) and c for c in contains)):
-            raise TruthError(f"{path}: root_cause needs non-empty 'codes' (strings), an 'artifact' glob "
-                             "and 'contains' (strings)")
+                or not isinstance(contains, list) or not all(isinstance(c, str) and c for c in contains)
+                or not isinstance(least, dict)
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in least.values())):
+            raise TruthError(f"{path}: root_cause needs non-empty 'codes' (strings), an 'artifact' glob, "
+                             "'contains' (strings) and, optionally, 'data_at_least' (field -> number)")
     return doc
 
 
@@ -82,6 +92,11 @@ def finding_matches(root_cause: dict, finding: dict) -> bool:
         return False
     if not fnmatchcase(finding.get("artifact") or "", root_cause["artifact"]):
         return False
+    data = finding.get("data") or {}
+    for key, least in (root_cause.get("data_at_least") or {}).items():
+        value = data.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < least:
+            return False
     hay = _haystack(finding)
     return all(s.lower() in hay for s in root_cause.get("contains", []))
 

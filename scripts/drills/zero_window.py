@@ -155,7 +155,7 @@ def build(out: Path) -> None:
          .add("metrics-relay.log.gz", gzip.compress(rlog.read_bytes(), mtime=0))
          .add("relay-to-archiver.pcap", pcap)).write_dir(bundle)
         write_truth(out, NAME, codes=["NET.TCP.ZERO_WINDOW_STALL"], artifact="*.pcap",
-                    contains=["127.0.8.2"],
+                    contains=["127.0.8.2"], data_at_least={"duration_s": 1.0},
                     description="The archiver (127.0.8.2:9100) stopped reading its socket while a compaction held "
                                 "the segment lock; its receive window went to zero, the relay's sends timed out and "
                                 "it dropped samples, then gave up on the archiver.")
