@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts" / "drills"))
 
-from truth import TruthError, drill_dirs, drill_inputs, finding_matches, load_truth  # noqa: E402
+from truth import TruthError, cause_matches, drill_dirs, drill_inputs, finding_matches, load_truth  # noqa: E402
 
 DEFAULT_DIR = Path(os.environ.get("BACKLINE_DRILLS", "/work/drills-out"))
 TARGET_FIRST, TARGET_TOP3, HEALTHY_MAX_CONFIDENCE = 0.80, 0.95, 0.5
@@ -88,8 +88,7 @@ def score(truth: dict, doc: dict) -> dict:
     rank = None
     for i, c in enumerate(causes):
         idx = c.get("finding") if isinstance(c, dict) else None
-        if (isinstance(idx, int) and 0 <= idx < len(findings) and c.get("code") in rc["codes"]
-                and finding_matches(rc, findings[idx])):
+        if isinstance(idx, int) and 0 <= idx < len(findings) and cause_matches(rc, c.get("code"), findings[idx]):
             rank = i + 1
             break
     row["rank"] = rank

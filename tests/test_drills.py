@@ -112,6 +112,17 @@ def test_score_ranks_the_first_cause_that_expresses_the_truth(causes, result, ra
     assert (row["result"], row["rank"], row["expressible"]) == (result, rank, True)
 
 
+def test_an_alternative_matcher_counts_with_its_own_codes():
+    rc = {"name": "t", "healthy": False,
+          "root_cause": {"codes": ["NET.TLS.ALERT"], "artifact": "*", "contains": ["unknown_ca"],
+                         "alternatives": [{"codes": ["LOG.ERROR_TEMPLATE"], "artifact": "*app.log",
+                                           "contains": ["could not connect"]}]}}
+    bench = _bench()
+    assert bench.score(rc, _doc([cause(0), cause(2)], FINDINGS))["rank"] == 2
+    # the capture's finding is no TLS alert, and a cause's code must belong to the matcher it satisfies
+    assert bench.score(rc, _doc([cause(1), cause(2, code="NET.TLS.ALERT")], FINDINGS))["result"] == "missing"
+
+
 def test_score_without_a_diagnosis_is_missing_and_healthy_is_judged_by_confidence():
     bench = _bench()
     assert bench.score(RC, {"findings": FINDINGS})["result"] == "missing"
@@ -124,7 +135,14 @@ def test_score_without_a_diagnosis_is_missing_and_healthy_is_judged_by_confidenc
 
 def test_truth_files_are_checked(tmp_path):
     (tmp_path / "truth.json").write_text('{"name": "x", "healthy": false, "root_cause": {"codes": []}}')
-    with pytest.raises(truth.TruthError, match="root_cause needs"):
+    with pytest.raises(truth.TruthError, match="root_cause matcher needs"):
+        truth.load_truth(tmp_path)
+    ok = '"root_cause": {"codes": ["X"], "artifact": "*", "contains": []'
+    (tmp_path / "truth.json").write_text('{"name": "x", "healthy": false, ' + ok + ', "alternatives": {}}}')
+    with pytest.raises(truth.TruthError, match="alternatives"):
+        truth.load_truth(tmp_path)
+    (tmp_path / "truth.json").write_text('{"name": "x", "healthy": false, ' + ok + ', "data_at_least": {"s": "1"}}}')
+    with pytest.raises(truth.TruthError, match="data_at_least"):
         truth.load_truth(tmp_path)
     (tmp_path / "truth.json").write_text("{not json")
     with pytest.raises(truth.TruthError, match="truth.json"):

@@ -34,6 +34,7 @@ DRILL_MODULES = (
     "zero_window",
     "crash_midstream",
     "fd_exhaustion",
+    "tls_unknown_ca",
     "healthy_shop",
     "healthy_resolver",
     "healthy_stream",

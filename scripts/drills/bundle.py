@@ -56,7 +56,7 @@ class Bundle:
 
 def write_truth(out: Path, name: str, *, description: str, codes: list[str] | None = None,
                 artifact: str = "*", contains: list[str] | None = None,
-                data_at_least: dict[str, float] | None = None) -> None:
+                data_at_least: dict[str, float] | None = None, alternatives: list[dict] | None = None) -> None:
     """``truth.json``: the root cause as the finding codes, artifact glob and strings a
     correct probable cause rests on; without ``codes`` the bundle is a healthy one."""
     doc: dict = {"name": name, "healthy": codes is None}
@@ -64,5 +64,7 @@ def write_truth(out: Path, name: str, *, description: str, codes: list[str] | No
         doc["root_cause"] = {"codes": codes, "artifact": artifact, "contains": contains or []}
         if data_at_least:
             doc["root_cause"]["data_at_least"] = data_at_least
+        if alternatives:
+            doc["root_cause"]["alternatives"] = alternatives
     doc["description"] = description
     (out / "truth.json").write_text(json.dumps(doc, indent=2) + "\n")
