@@ -139,6 +139,7 @@ evidence = Table(
     Column("size", BigInteger, nullable=False),
     Column("uploaded_by", ForeignKey("users.id"), nullable=False),
     Column("uploaded_at", TS, nullable=False),
+    Column("origin", JSON),                      # revision 0009: None for uploads
     Index("ix_evidence_case", "case_id"),
 )
 
@@ -295,4 +296,65 @@ case_events = Table(
     Column("excerpt", Text),
     Column("analyzer", String(100), nullable=False),
     Index("ix_case_events_case", "case_id", "ts"),
+)
+
+# --- revision 0006 --------------------------------------------------------
+
+known_issues = Table(
+    "known_issues", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("key", String(32), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("status", String(16), nullable=False),              # draft | published | retired
+    Column("body", JSON, nullable=False),                      # the entry's data form (docs/knowledge.md)
+    Column("revision", Integer, nullable=False),
+    Column("source_case_id", ForeignKey("cases.id")),          # promoted from this case
+    Column("created_by", ForeignKey("users.id"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("key", name="uq_known_issues_key"),
+    Index("ix_known_issues_status", "status"),
+)
+
+known_issue_revisions = Table(
+    "known_issue_revisions", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("issue_id", ForeignKey("known_issues.id"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("change", String(32), nullable=False),              # create | edit | publish | retire | promote
+    Column("edited_by", ForeignKey("users.id"), nullable=False),
+    Column("edited_at", TS, nullable=False),
+    UniqueConstraint("issue_id", "revision", name="uq_known_issue_revision"),
+)
+
+case_signatures = Table(
+    "case_signatures", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("kind", String(16), nullable=False),                # signature | bucket
+    Column("value", String(500), nullable=False),
+    Column("artifact", String(1000), nullable=False),
+    Index("ix_case_signatures_value", "kind", "value"),
+    Index("ix_case_signatures_case", "case_id"),
+)
+
+# --- revision 0009 --------------------------------------------------------
+
+evidence_artifacts = Table(
+    "evidence_artifacts", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("path", String(1000), nullable=False),          # display path: bundle.zip!/logs/app.log
+    Column("kind", String(32), nullable=False),
+    Column("format", String(100), nullable=False),
+    Column("sha256", String(64)),                          # the bytes in the blob store (None: unreadable)
+    Column("size", BigInteger, nullable=False),
+    Column("records", String(200)),                        # derived records file, relative to the folder
+    Column("note", String(500)),                           # why nothing derived was kept
+    Index("ix_evidence_artifacts_evidence", "evidence_id"),
 )
