@@ -11,7 +11,7 @@ HTMX_VERSION := 2.0.11
 HTMX_SHA256  := d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717
 HTMX         := src/backline/web/static/vendor/htmx.min.js
 
-.PHONY: demo test venv example bench clean serve-demo
+.PHONY: demo test venv example drills bench clean serve-demo
 
 $(STAMP): $(BUILD)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: venv
 ## make example: rebuild the example case from real failing programs
 example: venv
 	$(BIN)/python scripts/make_example.py examples/case-001
+
+## make drills: build the incident drills (needs root) into DRILLS and score the diagnosis on them
+DRILLS ?= /work/drills-out
+drills: venv
+	$(BIN)/python scripts/drills/build.py --out $(DRILLS) --keep-going
+	$(BIN)/python benchmarks/drills.py --drills $(DRILLS)
 
 bench: venv
 	$(BIN)/pip install --quiet -e '.[test,bench]'
