@@ -10,7 +10,10 @@ time stamps are read by one generic scanner driven by a field order
 The Python modules keep the public names (:class:`.timestamps.TsParser`).
 """
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memchr, memcpy, memset
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 cdef extern from *:
     """
@@ -338,3 +341,272 @@ cdef class TsScanner:
         cdef int q = scan_ts(&self.st, <const unsigned char *>order, len(order),
                              <const unsigned char *>text, len(text), &out, &zoned)
         return out, q, zoned
+
+
+# ===================================================================== template keys
+# A message's template depends on where its digits are, not on which digits they are
+# (masking, :mod:`.masking`), so messages are keyed by their text with every digit read
+# as ``0``.  A key maps to a shape, or to a class: -1 "the lone digits decide" (the
+# template keeps single digits, ``jk2_init``), -2 "each message decides" (it keeps longer
+# digit runs).  Keys are 128-bit hashes (two 64-bit lanes) plus the length.
+
+
+cdef struct Slot:
+    uint64_t a
+    uint64_t b
+    int32_t val
+    int32_t used
+
+cdef struct Table:
+    Slot *slots
+    Py_ssize_t cap        # a power of two
+    Py_ssize_t n
+
+
+cdef int table_init(Table *t, Py_ssize_t cap) except -1:
+    t.slots = <Slot *>calloc(cap, sizeof(Slot))
+    if t.slots == NULL:
+        raise MemoryError()
+    t.cap = cap
+    t.n = 0
+    return 0
+
+
+cdef inline Slot *table_find(Table *t, uint64_t a, uint64_t b) noexcept nogil:
+    cdef Py_ssize_t mask = t.cap - 1
+    cdef Py_ssize_t i = <Py_ssize_t>(a & mask)
+    while True:
+        if not t.slots[i].used:
+            return &t.slots[i]
+        if t.slots[i].a == a and t.slots[i].b == b:
+            return &t.slots[i]
+        i = (i + 1) & mask
+
+
+cdef void table_clear(Table *t) noexcept nogil:
+    memset(t.slots, 0, t.cap * sizeof(Slot))
+    t.n = 0
+
+
+cdef extern from *:
+    """
+    #define BL_P1 0x100000001b3ULL
+    #define BL_P2 0x9E3779B97F4A7C15ULL
+    #define BL_H0 0xcbf29ce484222325ULL
+    #define BL_H1 0x84222325cbf29ce4ULL
+    """
+    uint64_t P1 "BL_P1"
+    uint64_t P2 "BL_P2"
+    uint64_t H0 "BL_H0"
+    uint64_t H1 "BL_H1"
+
+
+cdef inline void key_hashes(const unsigned char *s, Py_ssize_t n, uint64_t *h) noexcept nogil:
+    """h[0..1]: the digit key; h[2..3]: the digit key with lone digits kept; h[4..5]: the raw text."""
+    cdef uint64_t a1 = H0, b1 = H1
+    cdef uint64_t a2 = H0, b2 = H1
+    cdef uint64_t a3 = H0, b3 = H1
+    cdef Py_ssize_t i
+    cdef unsigned int c, k, k2
+    cdef bint prev_digit = False, digit
+    for i in range(n):
+        c = s[i]
+        digit = 48 <= c <= 57
+        k = 48 if digit else c
+        k2 = k
+        if digit and not prev_digit and (i + 1 == n or not (48 <= s[i + 1] <= 57)):
+            k2 = c                          # a lone digit
+        a1 = (a1 ^ k) * P1
+        b1 = (b1 + k + 1) * P2
+        a2 = (a2 ^ k2) * P1
+        b2 = (b2 + k2 + 1) * P2
+        a3 = (a3 ^ c) * P1
+        b3 = (b3 + c + 1) * P2
+        prev_digit = digit
+    h[0] = a1 ^ (<uint64_t>n << 56)
+    h[1] = b1 ^ (b1 >> 29)
+    h[2] = a2 ^ (<uint64_t>n << 56)
+    h[3] = b2 ^ (b2 >> 29)
+    h[4] = a3 ^ (<uint64_t>n << 56)
+    h[5] = b3 ^ (b3 >> 29)
+
+
+cdef inline bint utf8_valid(const unsigned char *s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i = 0, k, need
+    cdef unsigned int c
+    while i < n:
+        c = s[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            need = 1
+        elif 0xE0 <= c <= 0xEF:
+            need = 2
+        elif 0xF0 <= c <= 0xF4:
+            need = 3
+        else:
+            return False
+        for k in range(1, need + 1):
+            if i + k >= n or (s[i + k] & 0xC0) != 0x80:
+                return False
+        if c == 0xE0 and s[i + 1] < 0xA0:
+            return False
+        if c == 0xED and s[i + 1] > 0x9F:
+            return False
+        if c == 0xF0 and s[i + 1] < 0x90:
+            return False
+        if c == 0xF4 and s[i + 1] > 0x8F:
+            return False
+        i += need + 1
+    return True
+
+
+cdef class KeyTable:
+    """The miner's message -> shape lookup (see above).  ``miss(message)`` is called for a
+    key not seen yet and returns ``(shape, key_class)``; counts per shape are kept here."""
+
+    cdef Table t1, t2, t3
+    cdef object miss
+    cdef int32_t *counts
+    cdef Py_ssize_t ncounts
+    cdef Py_ssize_t limit
+    cdef public Py_ssize_t misses
+
+    def __cinit__(self, miss, Py_ssize_t limit=50000):
+        cdef Py_ssize_t cap = 16
+        while cap < 4 * limit:
+            cap <<= 1
+        table_init(&self.t1, cap)
+        table_init(&self.t2, cap)
+        table_init(&self.t3, cap)
+        self.miss = miss
+        self.limit = limit
+        self.counts = <int32_t *>calloc(1024, sizeof(int32_t))
+        self.ncounts = 1024
+        self.misses = 0
+
+    def __dealloc__(self):
+        free(self.t1.slots)
+        free(self.t2.slots)
+        free(self.t3.slots)
+        free(self.counts)
+
+    cdef int _grow(self, Py_ssize_t si) except -1:
+        cdef Py_ssize_t n = self.ncounts
+        while n <= si:
+            n *= 2
+        cdef int32_t *c = <int32_t *>realloc(self.counts, n * sizeof(int32_t))
+        if c == NULL:
+            raise MemoryError()
+        memset(c + self.ncounts, 0, (n - self.ncounts) * sizeof(int32_t))
+        self.counts = c
+        self.ncounts = n
+        return 0
+
+    cdef int32_t _call(self, const unsigned char *s, Py_ssize_t n, bint latin, int32_t *cls) except -3:
+        raw = PyBytes_FromStringAndSize(<const char *>s, n)
+        if latin:
+            text = raw.decode("latin-1")
+        else:
+            try:
+                text = raw.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                text = raw.decode("latin-1")
+        self.misses += 1
+        si, c = self.miss(text)
+        cls[0] = c
+        return si
+
+    cdef int32_t lookup(self, const unsigned char *s, Py_ssize_t n, bint latin, bint count=True) except -3:
+        """Shape of one message (counted unless ``count`` is false)."""
+        cdef uint64_t h[6]
+        cdef Slot *sl
+        cdef int32_t si, cls
+        key_hashes(s, n, h)
+        sl = table_find(&self.t1, h[0], h[1])
+        if sl.used:
+            cls = sl.val
+        else:
+            si = self._call(s, n, latin, &cls)
+            if self.t1.n >= self.limit:
+                table_clear(&self.t1)
+                table_clear(&self.t2)
+                table_clear(&self.t3)
+                sl = table_find(&self.t1, h[0], h[1])
+            sl.a, sl.b, sl.val, sl.used = h[0], h[1], cls, 1
+            self.t1.n += 1
+            if cls >= 0:
+                si = cls
+            elif cls == -1:
+                sl = table_find(&self.t2, h[2], h[3])
+                sl.a, sl.b, sl.val, sl.used = h[2], h[3], si, 1
+                self.t2.n += 1
+            else:
+                sl = table_find(&self.t3, h[4], h[5])
+                sl.a, sl.b, sl.val, sl.used = h[4], h[5], si, 1
+                self.t3.n += 1
+            if si >= self.ncounts:
+                self._grow(si)
+            if count:
+                self.counts[si] += 1
+            return si
+        if cls >= 0:
+            si = cls
+        else:
+            if cls == -1:
+                sl = table_find(&self.t2, h[2], h[3])
+            else:
+                sl = table_find(&self.t3, h[4], h[5])
+            if sl.used:
+                si = sl.val
+            else:
+                si = self._call(s, n, latin, &cls)
+                if (self.t2.n if cls == -1 else self.t3.n) >= self.limit:
+                    table_clear(&self.t2)
+                    table_clear(&self.t3)
+                    sl = table_find(&self.t2, h[2], h[3]) if cls == -1 else table_find(&self.t3, h[4], h[5])
+                sl.a = h[2] if cls == -1 else h[4]
+                sl.b = h[3] if cls == -1 else h[5]
+                sl.val, sl.used = si, 1
+                if cls == -1:
+                    self.t2.n += 1
+                else:
+                    self.t3.n += 1
+        if si >= self.ncounts:
+            self._grow(si)
+        if count:
+            self.counts[si] += 1
+        return si
+
+    def lookup_block(self, bytes data):
+        """Shapes of the ``\\n``-separated messages in ``data`` (UTF-8), as a list."""
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i = 0, j
+        cdef const unsigned char *e
+        out = []
+        while True:
+            e = <const unsigned char *>memchr(p + i, 10, n - i)
+            j = (e - p) if e != NULL else n
+            out.append(self.lookup(p + i, j - i, False))
+            if e == NULL:
+                break
+            i = j + 1
+        return out
+
+    def lookup_one(self, str message, bint count=True):
+        cdef bytes b = message.encode("utf-8", "surrogatepass")
+        return self.lookup(<const unsigned char *>PyBytes_AS_STRING(b), len(b), False, count)
+
+    def count(self, Py_ssize_t si):
+        return self.counts[si] if 0 <= si < self.ncounts else 0
+
+    def add_count(self, Py_ssize_t si, int32_t k=1):
+        if si >= self.ncounts:
+            self._grow(si)
+        self.counts[si] += k
+
+    def clear(self):
+        table_clear(&self.t1)
+        table_clear(&self.t2)
+        table_clear(&self.t3)
