@@ -10,7 +10,7 @@ time stamps are read by one generic scanner driven by a field order
 The Python modules keep the public names (:class:`.timestamps.TsParser`).
 """
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcpy, memset
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -134,6 +134,8 @@ cdef int scan_ts(TsState *st, const unsigned char *order, Py_ssize_t norder,
             val *= 1000
         elif order[0] == b'n':
             val //= 1000
+        if val < 0 or val > <int64_t>253402300799 * US:
+            return Q_NONE
         out[0] = val
         zoned[0] = True
         return Q_EXACT
@@ -301,6 +303,8 @@ cdef int scan_ts(TsState *st, const unsigned char *order, Py_ssize_t norder,
             return Q_NONE
         if v[1] < 1 or v[1] > 12 or v[2] < 1 or v[2] > BL_MDAYS[v[1]]:
             return Q_NONE
+        if have[0] and (v[0] < 1 or v[0] > 9999):
+            return Q_NONE
         if not have[0]:
             if st.last_month and v[1] < st.last_month - 6:
                 st.year += 1                         # New Year roll-over
@@ -401,30 +405,39 @@ cdef extern from *:
     uint64_t H1 "BL_H1"
 
 
-cdef inline void key_hashes(const unsigned char *s, Py_ssize_t n, uint64_t *h) noexcept nogil:
-    """h[0..1]: the digit key; h[2..3]: the digit key with lone digits kept; h[4..5]: the raw text."""
+cdef inline void key_hash(const unsigned char *s, Py_ssize_t n, uint64_t *h) noexcept nogil:
+    """h[0..1]: the digit key (every digit read as 0)."""
     cdef uint64_t a1 = H0, b1 = H1
+    cdef Py_ssize_t i
+    cdef unsigned int c
+    for i in range(n):
+        c = s[i]
+        if 48 <= c <= 57:
+            c = 48
+        a1 = (a1 ^ c) * P1
+        b1 = (b1 + c + 1) * P2
+    h[0] = a1 ^ (<uint64_t>n << 56)
+    h[1] = b1 ^ (b1 >> 29)
+
+
+cdef inline void key_hashes2(const unsigned char *s, Py_ssize_t n, uint64_t *h) noexcept nogil:
+    """h[2..3]: the digit key with lone digits kept; h[4..5]: the raw text."""
     cdef uint64_t a2 = H0, b2 = H1
     cdef uint64_t a3 = H0, b3 = H1
     cdef Py_ssize_t i
-    cdef unsigned int c, k, k2
+    cdef unsigned int c, k2
     cdef bint prev_digit = False, digit
     for i in range(n):
         c = s[i]
         digit = 48 <= c <= 57
-        k = 48 if digit else c
-        k2 = k
+        k2 = 48 if digit else c
         if digit and not prev_digit and (i + 1 == n or not (48 <= s[i + 1] <= 57)):
             k2 = c                          # a lone digit
-        a1 = (a1 ^ k) * P1
-        b1 = (b1 + k + 1) * P2
         a2 = (a2 ^ k2) * P1
         b2 = (b2 + k2 + 1) * P2
         a3 = (a3 ^ c) * P1
         b3 = (b3 + c + 1) * P2
         prev_digit = digit
-    h[0] = a1 ^ (<uint64_t>n << 56)
-    h[1] = b1 ^ (b1 >> 29)
     h[2] = a2 ^ (<uint64_t>n << 56)
     h[3] = b2 ^ (b2 >> 29)
     h[4] = a3 ^ (<uint64_t>n << 56)
@@ -523,7 +536,7 @@ cdef class KeyTable:
         cdef uint64_t h[6]
         cdef Slot *sl
         cdef int32_t si, cls
-        key_hashes(s, n, h)
+        key_hash(s, n, h)
         sl = table_find(&self.t1, h[0], h[1])
         if sl.used:
             cls = sl.val
@@ -536,6 +549,8 @@ cdef class KeyTable:
                 sl = table_find(&self.t1, h[0], h[1])
             sl.a, sl.b, sl.val, sl.used = h[0], h[1], cls, 1
             self.t1.n += 1
+            if cls < 0:
+                key_hashes2(s, n, h)
             if cls >= 0:
                 si = cls
             elif cls == -1:
@@ -554,6 +569,7 @@ cdef class KeyTable:
         if cls >= 0:
             si = cls
         else:
+            key_hashes2(s, n, h)
             if cls == -1:
                 sl = table_find(&self.t2, h[2], h[3])
             else:
@@ -610,3 +626,457 @@ cdef class KeyTable:
         table_clear(&self.t1)
         table_clear(&self.t2)
         table_clear(&self.t3)
+
+
+# ===================================================================== lines of a file
+cdef extern from *:
+    """
+    #define PCRE2_CODE_UNIT_WIDTH 8
+    #include <pcre2.h>
+    """
+    ctypedef struct pcre2_code:
+        pass
+    ctypedef struct pcre2_match_data:
+        pass
+    ctypedef struct pcre2_match_context:
+        pass
+    ctypedef struct pcre2_compile_context:
+        pass
+    ctypedef struct pcre2_general_context:
+        pass
+    ctypedef struct pcre2_jit_stack:
+        pass
+    pcre2_code *pcre2_compile(const unsigned char *, size_t, uint32_t, int *, size_t *, pcre2_compile_context *)
+    int pcre2_jit_compile(pcre2_code *, uint32_t)
+    void pcre2_code_free(pcre2_code *)
+    pcre2_match_data *pcre2_match_data_create_from_pattern(const pcre2_code *, pcre2_general_context *)
+    void pcre2_match_data_free(pcre2_match_data *)
+    int pcre2_match(const pcre2_code *, const unsigned char *, size_t, size_t, uint32_t, pcre2_match_data *,
+                    pcre2_match_context *) nogil
+    int pcre2_jit_match(const pcre2_code *, const unsigned char *, size_t, size_t, uint32_t, pcre2_match_data *,
+                        pcre2_match_context *) nogil
+    size_t *pcre2_get_ovector_pointer(pcre2_match_data *) nogil
+    int pcre2_get_error_message(int, unsigned char *, size_t)
+    uint32_t PCRE2_ANCHORED
+    uint32_t PCRE2_JIT_COMPLETE
+    uint32_t PCRE2_NO_UTF_CHECK
+    size_t PCRE2_UNSET
+
+
+DEF MAXPAT = 8
+
+
+cdef class Pattern:
+    """A header pattern compiled by PCRE2 (JIT) for the per-line path; the same text as
+    the Python :class:`re` pattern of a :class:`.formats.LogFormat`."""
+
+    cdef pcre2_code *code
+    cdef pcre2_match_data *md
+    cdef bint jit
+
+    def __cinit__(self, bytes pattern):
+        cdef int err = 0
+        cdef size_t off = 0
+        cdef unsigned char buf[256]
+        self.code = pcre2_compile(<const unsigned char *>PyBytes_AS_STRING(pattern), len(pattern),
+                                  PCRE2_ANCHORED, &err, &off, NULL)
+        if self.code == NULL:
+            pcre2_get_error_message(err, buf, 256)
+            raise ValueError(f"header pattern does not compile at {off}: {(<bytes>buf).decode()}")
+        self.jit = pcre2_jit_compile(self.code, PCRE2_JIT_COMPLETE) == 0
+        self.md = pcre2_match_data_create_from_pattern(self.code, NULL)
+
+    def __dealloc__(self):
+        if self.md != NULL:
+            pcre2_match_data_free(self.md)
+        if self.code != NULL:
+            pcre2_code_free(self.code)
+
+    cdef inline int match(self, const unsigned char *s, Py_ssize_t n) noexcept nogil:
+        if self.jit:
+            return pcre2_jit_match(self.code, s, n, 0, 0, self.md, NULL)
+        return pcre2_match(self.code, s, n, 0, PCRE2_ANCHORED, self.md, NULL)
+
+    def groups(self, bytes line):
+        """The spans of every group of a match of ``line`` (``None`` when it does not match);
+        for tests and the Python side of :class:`.formats.LogFormat`."""
+        cdef int rc = self.match(<const unsigned char *>PyBytes_AS_STRING(line), len(line))
+        if rc < 0:
+            return None
+        cdef size_t *ov = pcre2_get_ovector_pointer(self.md)
+        out = []
+        for i in range(rc):
+            if ov[2 * i] == PCRE2_UNSET:
+                out.append((-1, -1))
+            else:
+                out.append((<Py_ssize_t>ov[2 * i], <Py_ssize_t>ov[2 * i + 1]))
+        return out
+
+
+cdef class LineEngine:
+    """The per-line path of a text log: line split, CR and NUL handling, binary and
+    over-long lines, UTF-8 check, header split (PCRE2 patterns of the file's format and its
+    alternates), time stamp, template key lookup.
+
+    ``feed(block)`` takes complete lines (``\\n``-separated, no final terminator) as the
+    reader hands them over.  Per line it keeps the shape (``take_shapes``, int32, -1 for a
+    skipped line) when ``keep_shapes``; per shape the first and last time stamp and the
+    first line; ``on_new(shape, line, level, message)`` is called for a shape's first line.
+    Time stamps are microseconds (UTC when the text carries a zone, else the file's wall
+    time; ``zoned`` tells).
+    """
+
+    cdef KeyTable keys
+    cdef list patterns          # the Pattern objects (owners of the compiled codes)
+    cdef pcre2_code *codes[MAXPAT]
+    cdef pcre2_match_data *mds[MAXPAT]
+    cdef bint jits[MAXPAT]
+    cdef int npat
+    cdef int g_msg[MAXPAT]
+    cdef int g_ts[MAXPAT]
+    cdef int g_level[MAXPAT]
+    cdef unsigned char orders[MAXPAT][16]
+    cdef int olen[MAXPAT]
+    cdef TsState st
+    cdef bint keep_shapes
+    cdef bytearray shapes
+    cdef object on_new
+    cdef Py_ssize_t max_line
+    cdef int64_t *ts_min
+    cdef int64_t *ts_max
+    cdef int64_t *first_line
+    cdef Py_ssize_t nshape
+    cdef public int64_t lines, binary_lines, long_lines, decode_errors, crlf_lines, nul_bytes, with_ts
+    cdef public bint any_zoned, all_zoned
+
+    def __cinit__(self, KeyTable keys, list patterns, int year, tuple day, bint keep_shapes=False,
+                  on_new=None, Py_ssize_t max_line=65536):
+        """``patterns``: ``(pattern bytes, msg group, ts group, level group, ts order bytes)``
+        per format, tried in order (groups are numbers, -1 when absent)."""
+        if len(patterns) > MAXPAT:
+            patterns = patterns[:MAXPAT]
+        cdef Pattern cp
+        self.keys = keys
+        self.npat = len(patterns)
+        self.patterns = []
+        for i, (pat, gm, gt, gl, order) in enumerate(patterns):
+            cp = Pattern(pat)
+            self.patterns.append(cp)
+            self.codes[i], self.mds[i], self.jits[i] = cp.code, cp.md, cp.jit
+            self.g_msg[i], self.g_ts[i], self.g_level[i] = gm, gt, gl
+            order = order[:15]
+            memcpy(self.orders[i], <const char *>order, len(order))
+            self.olen[i] = len(order)
+        self.st.year = year
+        self.st.last_month = 0
+        self.st.day_y, self.st.day_m, self.st.day_d = day
+        self.st.last_tod = -1
+        self.keep_shapes = keep_shapes
+        self.shapes = bytearray()
+        self.on_new = on_new
+        self.max_line = max_line
+        self.nshape = 0
+        self.ts_min = self.ts_max = self.first_line = NULL
+        self.lines = self.binary_lines = self.long_lines = self.decode_errors = 0
+        self.crlf_lines = self.nul_bytes = self.with_ts = 0
+        self.any_zoned = False
+        self.all_zoned = True
+
+    def __dealloc__(self):
+        free(self.ts_min)
+        free(self.ts_max)
+        free(self.first_line)
+
+    cdef int _grow(self, Py_ssize_t si) except -1:
+        cdef Py_ssize_t n = self.nshape or 1024, i
+        while n <= si:
+            n *= 2
+        cdef int64_t *a = <int64_t *>realloc(self.ts_min, n * sizeof(int64_t))
+        cdef int64_t *b = <int64_t *>realloc(self.ts_max, n * sizeof(int64_t))
+        cdef int64_t *c = <int64_t *>realloc(self.first_line, n * sizeof(int64_t))
+        if a == NULL or b == NULL or c == NULL:
+            raise MemoryError()
+        for i in range(self.nshape, n):
+            a[i] = INT64_MAX
+            b[i] = INT64_MIN
+            c[i] = 0
+        self.ts_min, self.ts_max, self.first_line, self.nshape = a, b, c, n
+        return 0
+
+    cdef int _one(self, const unsigned char *s, Py_ssize_t ln, bint defer) except -3:
+        """Read one line (without its LF).  Returns its shape, -1 for a line that gives no
+        row (only NULs, binary), or -2 - without reading it - when ``defer`` is set and no
+        header pattern matches this text line."""
+        cdef Py_ssize_t k, nctrl, lim, nul = 0, mlen, lvl_s = 0, lvl_e = 0
+        cdef bint long_line = False, crlf = False, high = False, latin = False, zoned = False
+        cdef unsigned int c
+        cdef int pi, rc = -1, q = 0
+        cdef size_t *ov
+        cdef int64_t ts = 0
+        cdef int32_t si
+        cdef const unsigned char *msg
+        if ln and s[0] == 0:                        # a zero-filled run (copytruncate)
+            while nul < ln and s[nul] == 0:
+                nul += 1
+            s += nul
+            ln -= nul
+            if ln == 0:
+                self.lines += 1
+                self.nul_bytes += nul
+                return -1
+        if ln > self.max_line:
+            long_line = True
+            ln = self.max_line
+        if ln and s[ln - 1] == 13:
+            ln -= 1
+            crlf = True
+        # binary: a NUL, or more than 10% control bytes in the first 512 bytes
+        nctrl = 0
+        lim = ln if ln < 512 else 512
+        for k in range(ln):
+            c = s[k]
+            if c < 32:
+                if c == 0:
+                    nctrl = ln + 1
+                    break
+                if k < lim and c != 9 and c != 12 and c != 27 and c != 13 and c != 10:
+                    nctrl += 1
+            elif c >= 128:
+                high = True
+        if nctrl > 0 and nctrl * 10 > lim:
+            self.lines += 1
+            self.nul_bytes += nul
+            self.long_lines += long_line
+            self.crlf_lines += crlf
+            self.binary_lines += 1
+            return -1
+        msg, mlen = s, ln
+        for pi in range(self.npat):
+            if self.jits[pi]:
+                rc = pcre2_jit_match(self.codes[pi], s, ln, 0, 0, self.mds[pi], NULL)
+            else:
+                rc = pcre2_match(self.codes[pi], s, ln, 0, PCRE2_ANCHORED, self.mds[pi], NULL)
+            if rc >= 0:
+                ov = pcre2_get_ovector_pointer(self.mds[pi])
+                k = self.g_msg[pi]
+                if k >= 0 and ov[2 * k] != PCRE2_UNSET:
+                    msg = s + ov[2 * k]
+                    mlen = <Py_ssize_t>(ov[2 * k + 1] - ov[2 * k])
+                k = self.g_ts[pi]
+                if k >= 0 and ov[2 * k] != PCRE2_UNSET:
+                    q = scan_ts(&self.st, self.orders[pi], self.olen[pi],
+                                s + ov[2 * k], <Py_ssize_t>(ov[2 * k + 1] - ov[2 * k]), &ts, &zoned)
+                k = self.g_level[pi]
+                if k >= 0 and ov[2 * k] != PCRE2_UNSET:
+                    lvl_s = <Py_ssize_t>ov[2 * k]
+                    lvl_e = <Py_ssize_t>ov[2 * k + 1]
+                break
+        if rc < 0 and defer and ln and s[0] != 32 and s[0] != 9:
+            return -2
+        self.lines += 1
+        self.nul_bytes += nul
+        self.long_lines += long_line
+        self.crlf_lines += crlf
+        if high and not utf8_valid(s, ln):
+            latin = True
+            self.decode_errors += 1
+        si = self.keys.lookup(msg, mlen, latin, True)
+        if si >= self.nshape:
+            self._grow(si)
+        if self.first_line[si] == 0:
+            self.first_line[si] = self.lines
+            if self.on_new is not None:
+                self.on_new(si, self.lines, PyBytes_FromStringAndSize(<const char *>s + lvl_s, lvl_e - lvl_s),
+                            PyBytes_FromStringAndSize(<const char *>msg, mlen))
+        if q:
+            self.with_ts += 1
+            if zoned:
+                self.any_zoned = True
+            else:
+                self.all_zoned = False
+            if ts < self.ts_min[si]:
+                self.ts_min[si] = ts
+            if ts > self.ts_max[si]:
+                self.ts_max[si] = ts
+        return si
+
+    def feed(self, bytes block, Py_ssize_t start=0, int stop_after=0):
+        """Read the lines of ``block`` from offset ``start``.  Returns -1 when all were read;
+        with ``stop_after`` > 0, the offset of the first of that many consecutive text lines
+        that no header pattern matches (those lines are not read yet: the caller may add a
+        pattern and go on from there)."""
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(block)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(block), i = start, j, pend = -1, q
+        cdef const unsigned char *e
+        cdef int npend = 0
+        cdef int32_t si
+        cdef bint defer = stop_after > 0 and self.npat > 0
+        cdef Py_ssize_t out0 = len(self.shapes), nout = 0
+        cdef int32_t *outp = NULL
+        if self.keep_shapes:
+            # one int32 per line at most: lines <= newlines + 1
+            self.shapes.extend(bytes(4 * (block.count(b"\n", start) + 1)))
+            outp = <int32_t *>(<char *>self.shapes + out0)
+        while True:
+            e = <const unsigned char *>memchr(p + i, 10, n - i)
+            j = (e - p) if e != NULL else n
+            si = self._one(p + i, j - i, defer)
+            if si == -2:
+                if npend == 0:
+                    pend = i
+                npend += 1
+                if npend >= stop_after:
+                    if self.keep_shapes:
+                        del self.shapes[out0 + 4 * nout:]
+                    return pend
+            else:
+                if npend:                           # fewer than stop_after: read them now
+                    q = pend
+                    while q < i:
+                        e = <const unsigned char *>memchr(p + q, 10, i - q)
+                        j = e - p
+                        if outp != NULL:
+                            outp[nout] = self._one(p + q, j - q, False)
+                            nout += 1
+                        else:
+                            self._one(p + q, j - q, False)
+                        q = j + 1
+                    npend = 0
+                    e = <const unsigned char *>memchr(p + i, 10, n - i)
+                    j = (e - p) if e != NULL else n
+                if outp != NULL:
+                    outp[nout] = si
+                    nout += 1
+            if e == NULL:
+                break
+            i = j + 1
+        if npend:
+            q = pend
+            while q <= n:
+                e = <const unsigned char *>memchr(p + q, 10, n - q)
+                j = (e - p) if e != NULL else n
+                si = self._one(p + q, j - q, False)
+                if outp != NULL:
+                    outp[nout] = si
+                    nout += 1
+                if e == NULL:
+                    break
+                q = j + 1
+        if self.keep_shapes:
+            del self.shapes[out0 + 4 * nout:]
+        return -1
+
+    def add_patterns(self, list patterns):
+        """More header patterns (another format met later in the file), tried after the others;
+        returns how many were added (at most 8 in all)."""
+        cdef Pattern cp
+        cdef int added = 0
+        for pat, gm, gt, gl, order in patterns:
+            if self.npat >= MAXPAT:
+                break
+            i = self.npat
+            cp = Pattern(pat)
+            self.patterns.append(cp)
+            self.codes[i], self.mds[i], self.jits[i] = cp.code, cp.md, cp.jit
+            self.g_msg[i], self.g_ts[i], self.g_level[i] = gm, gt, gl
+            order = order[:15]
+            memcpy(self.orders[i], <const char *>order, len(order))
+            self.olen[i] = len(order)
+            self.npat += 1
+            added += 1
+        return added
+
+    def unmatched(self, bytes block, Py_ssize_t limit=200):
+        """``(lines looked at, lines no pattern matches)`` among the first ``limit`` non-empty lines."""
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(block)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(block), i = 0, j, seen = 0, miss = 0, ln
+        cdef const unsigned char *e
+        cdef int pi, rc
+        while seen < limit and i < n:
+            e = <const unsigned char *>memchr(p + i, 10, n - i)
+            j = (e - p) if e != NULL else n
+            ln = j - i
+            if ln and p[i + ln - 1] == 13:
+                ln -= 1
+            if ln:
+                seen += 1
+                rc = -1
+                for pi in range(self.npat):
+                    if self.jits[pi]:
+                        rc = pcre2_jit_match(self.codes[pi], p + i, ln, 0, 0, self.mds[pi], NULL)
+                    else:
+                        rc = pcre2_match(self.codes[pi], p + i, ln, 0, PCRE2_ANCHORED, self.mds[pi], NULL)
+                    if rc >= 0:
+                        break
+                if rc < 0:
+                    miss += 1
+            i = j + 1
+        return seen, miss
+
+    @property
+    def patterns_in_use(self):
+        return self.npat
+
+    def take_shapes(self):
+        """The shapes of the lines fed since the last call (int32 bytes, -1 = no row)."""
+        out = bytes(self.shapes)
+        self.shapes = bytearray()
+        return out
+
+    def shape_stats(self, Py_ssize_t si):
+        """``(first line, first ts, last ts)`` of a shape (ts ``None`` when it had none)."""
+        if si >= self.nshape or self.first_line[si] == 0:
+            return 0, None, None
+        if self.ts_min[si] == INT64_MAX:
+            return self.first_line[si], None, None
+        return self.first_line[si], self.ts_min[si], self.ts_max[si]
+
+
+def write_rows(bytes shapes, list fragments, int64_t first_line):
+    """CSV rows ``line<fragment of the shape>`` for per-line shapes (int32 bytes; -1 = no row);
+    lines are numbered from ``first_line``.  Returns the bytes to write."""
+    cdef Py_ssize_t n = len(shapes) // 4, i, total = 0, k, nf = len(fragments)
+    cdef const int32_t *sp = <const int32_t *>PyBytes_AS_STRING(shapes)
+    cdef const char **fp = <const char **>malloc(nf * sizeof(char *) + 1)
+    cdef Py_ssize_t *fl = <Py_ssize_t *>malloc(nf * sizeof(Py_ssize_t) + 1)
+    cdef char num[24]
+    cdef int64_t v
+    cdef int nd
+    cdef int32_t si
+    if fp == NULL or fl == NULL:
+        free(fp)
+        free(fl)
+        raise MemoryError()
+    try:
+        for k in range(nf):
+            fp[k] = PyBytes_AS_STRING(fragments[k])
+            fl[k] = PyBytes_GET_SIZE(fragments[k])
+        for i in range(n):
+            si = sp[i]
+            if si >= 0:
+                total += fl[si] + 20
+        out = PyBytes_FromStringAndSize(NULL, total)
+        o = PyBytes_AS_STRING(out)
+        k = 0
+        for i in range(n):
+            si = sp[i]
+            if si < 0:
+                continue
+            v = first_line + i
+            nd = 0
+            while True:
+                num[nd] = <char>(48 + v % 10)
+                nd += 1
+                v //= 10
+                if v == 0:
+                    break
+            while nd:
+                nd -= 1
+                o[k] = num[nd]
+                k += 1
+            memcpy(o + k, fp[si], fl[si])
+            k += fl[si]
+        return out[:k]
+    finally:
+        free(fp)
+        free(fl)

@@ -61,6 +61,32 @@ class LogFormat:
     def regex(self) -> re.Pattern[str]:
         return _compiled(self.pattern)
 
+    @property
+    def compiled(self) -> bool:
+        """True when the per-line engine can split this format (and its alternates) by
+        itself; JSON formats are split by :meth:`split` line by line."""
+        return all(f.name not in _JSON_FORMATS for f in (self, *self.alternates))
+
+    def engine_patterns(self) -> list[tuple[bytes, int, int, int, bytes]]:
+        """``(pattern, msg group, ts group, level group, ts field order)`` of this format
+        and its alternates, for :class:`._engine.LineEngine` (group numbers, -1 if absent)."""
+        from backline.analyzers.logs.timestamps import ORDERS
+
+        out = []
+        for f in (self, *self.alternates):
+            gi = f.regex.groupindex
+            out.append((f.pattern.encode(), gi.get("msg", -1), gi.get("ts", -1), gi.get("level", -1),
+                        ORDERS.get(f.ts_kind, "").encode()))
+        return out
+
+    def level_of(self, level: str, message: str) -> str:
+        """The level of a line from its level field (an access log: from the HTTP status)."""
+        if self.name == "access-log" and not level:
+            st = _HTTP_STATUS.match(message)
+            code = st.group(1) if st else ""
+            return "error" if code[:1] == "5" else "warning" if code[:1] == "4" else "info"
+        return level
+
     def split(self, line: str) -> Header | None:
         """Split ``line``; ``None`` when it does not have this header (nor an alternate's)."""
         h = self._split_one(line)
