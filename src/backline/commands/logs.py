@@ -125,13 +125,12 @@ def show(
         if template:
             for f in (f for f in files if not _is_evtx(f)):
                 m = miners[f] = TemplateMiner()
-                for recs in _blocks(read_records(open_log(f), tz=zone, default_year=file_year(str(f)))):
+                for recs in _blocks(read_records(open_log(f), tz=zone)):
                     m.add_block([r.message for r in recs])
 
         def stream(f: Path, idx: int) -> Iterator[tuple[float, int, int, str, LogRecord]]:
             last = 0.0
-            recs = _evtx_records(f) if _is_evtx(f) else read_records(open_log(f), tz=zone,
-                                                                    default_year=file_year(str(f)))
+            recs = _evtx_records(f) if _is_evtx(f) else read_records(open_log(f), tz=zone)
             for rec in recs:
                 if rec.ts is not None:
                     last = rec.ts.timestamp()

@@ -10,9 +10,9 @@ time stamps are read by one generic scanner driven by a field order
 The Python modules keep the public names (:class:`.timestamps.TsParser`).
 """
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, INT64_MAX, INT64_MIN
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memchr, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 cdef extern from *:
@@ -392,6 +392,22 @@ cdef void table_clear(Table *t) noexcept nogil:
     t.n = 0
 
 
+cdef int table_grow(Table *t) except -1:
+    """Double the table (kept at most half full, so probes stay short and it stays in cache
+    while it is small)."""
+    cdef Py_ssize_t old_cap = t.cap, i
+    cdef Slot *old = t.slots
+    cdef Slot *sl
+    table_init(t, old_cap * 2)
+    for i in range(old_cap):
+        if old[i].used:
+            sl = table_find(t, old[i].a, old[i].b)
+            sl[0] = old[i]
+            t.n += 1
+    free(old)
+    return 0
+
+
 cdef extern from *:
     """
     #define BL_P1 0x100000001b3ULL
@@ -405,19 +421,61 @@ cdef extern from *:
     uint64_t H1 "BL_H1"
 
 
+cdef extern from *:
+    """
+    #include <string.h>
+    static inline uint64_t bl_load(const unsigned char *s, Py_ssize_t n) {
+        uint64_t w = 0;
+        if (n >= 8) { memcpy(&w, s, 8); return w; }
+        memcpy(&w, s, (size_t)n);
+        return w;
+    }
+    /* the bytes of w that are ASCII digits become '0' (bytes past n are zero: no digits) */
+    static inline uint64_t bl_zero_digits(uint64_t w) {
+        const uint64_t hi = 0x8080808080808080ULL;
+        uint64_t ge0 = (w | hi) - 0x3030303030303030ULL;   /* high bit kept where b >= '0' */
+        uint64_t ge10 = (w | hi) - 0x3a3a3a3a3a3a3a3aULL;  /* high bit kept where b >= ':' */
+        uint64_t d = ge0 & ~ge10 & ~w & hi;               /* '0' <= b <= '9', b < 0x80 */
+        uint64_t m = (d >> 7) * 0xffULL;
+        return (w & ~m) | (0x3030303030303030ULL & m);
+    }
+    /* a word holds a byte < 0x20 or >= 0x80 */
+    static inline int bl_ctrl_or_high(uint64_t w, Py_ssize_t n) {
+        const uint64_t hi = 0x8080808080808080ULL;
+        uint64_t lt = (w - 0x2020202020202020ULL) & ~w & hi;
+        if (n < 8) {
+            uint64_t keep = n ? (~0ULL >> (8 * (8 - n))) : 0;
+            lt &= keep & hi;
+            return ((lt | (w & hi)) & keep) != 0;
+        }
+        return (lt | (w & hi)) != 0;
+    }
+    static inline uint64_t bl_rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+    """
+    uint64_t bl_load(const unsigned char *s, Py_ssize_t n) nogil
+    uint64_t bl_zero_digits(uint64_t w) nogil
+    int bl_ctrl_or_high(uint64_t w, Py_ssize_t n) nogil
+    uint64_t bl_rotl(uint64_t x, int r) nogil
+
+
 cdef inline void key_hash(const unsigned char *s, Py_ssize_t n, uint64_t *h) noexcept nogil:
-    """h[0..1]: the digit key (every digit read as 0)."""
-    cdef uint64_t a1 = H0, b1 = H1
-    cdef Py_ssize_t i
-    cdef unsigned int c
-    for i in range(n):
-        c = s[i]
-        if 48 <= c <= 57:
-            c = 48
-        a1 = (a1 ^ c) * P1
-        b1 = (b1 + c + 1) * P2
-    h[0] = a1 ^ (<uint64_t>n << 56)
-    h[1] = b1 ^ (b1 >> 29)
+    """h[0..1]: the digit key (every digit read as 0), 8 bytes at a time."""
+    cdef uint64_t a1 = H0 ^ <uint64_t>n, b1 = H1
+    cdef Py_ssize_t i = 0
+    cdef uint64_t w
+    while i < n:
+        w = bl_zero_digits(bl_load(s + i, n - i))
+        a1 = bl_rotl((a1 ^ w) * P1, 29)
+        b1 = bl_rotl((b1 + w) * P2, 31) ^ a1
+        i += 8
+    a1 ^= a1 >> 33
+    a1 *= P2
+    a1 ^= a1 >> 29
+    b1 ^= b1 >> 32
+    b1 *= P1
+    b1 ^= b1 >> 31
+    h[0] = a1
+    h[1] = b1
 
 
 cdef inline void key_hashes2(const unsigned char *s, Py_ssize_t n, uint64_t *h) noexcept nogil:
@@ -487,12 +545,9 @@ cdef class KeyTable:
     cdef public Py_ssize_t misses
 
     def __cinit__(self, miss, Py_ssize_t limit=50000):
-        cdef Py_ssize_t cap = 16
-        while cap < 4 * limit:
-            cap <<= 1
-        table_init(&self.t1, cap)
-        table_init(&self.t2, cap)
-        table_init(&self.t3, cap)
+        table_init(&self.t1, 4096)
+        table_init(&self.t2, 1024)
+        table_init(&self.t3, 1024)
         self.miss = miss
         self.limit = limit
         self.counts = <int32_t *>calloc(1024, sizeof(int32_t))
@@ -546,7 +601,13 @@ cdef class KeyTable:
                 table_clear(&self.t1)
                 table_clear(&self.t2)
                 table_clear(&self.t3)
-                sl = table_find(&self.t1, h[0], h[1])
+            elif 2 * (self.t1.n + 1) > self.t1.cap:
+                table_grow(&self.t1)
+            if self.t2.n * 2 + 2 > self.t2.cap:
+                table_grow(&self.t2)
+            if self.t3.n * 2 + 2 > self.t3.cap:
+                table_grow(&self.t3)
+            sl = table_find(&self.t1, h[0], h[1])
             sl.a, sl.b, sl.val, sl.used = h[0], h[1], cls, 1
             self.t1.n += 1
             if cls < 0:
@@ -581,7 +642,11 @@ cdef class KeyTable:
                 if (self.t2.n if cls == -1 else self.t3.n) >= self.limit:
                     table_clear(&self.t2)
                     table_clear(&self.t3)
-                    sl = table_find(&self.t2, h[2], h[3]) if cls == -1 else table_find(&self.t3, h[4], h[5])
+                if self.t2.n * 2 + 2 > self.t2.cap:
+                    table_grow(&self.t2)
+                if self.t3.n * 2 + 2 > self.t3.cap:
+                    table_grow(&self.t3)
+                sl = table_find(&self.t2, h[2], h[3]) if cls == -1 else table_find(&self.t3, h[4], h[5])
                 sl.a = h[2] if cls == -1 else h[4]
                 sl.b = h[3] if cls == -1 else h[5]
                 sl.val, sl.used = si, 1
@@ -658,6 +723,7 @@ cdef extern from *:
     size_t *pcre2_get_ovector_pointer(pcre2_match_data *) nogil
     int pcre2_get_error_message(int, unsigned char *, size_t)
     uint32_t PCRE2_ANCHORED
+    uint32_t PCRE2_CASELESS
     uint32_t PCRE2_JIT_COMPLETE
     uint32_t PCRE2_NO_UTF_CHECK
     size_t PCRE2_UNSET
@@ -674,12 +740,13 @@ cdef class Pattern:
     cdef pcre2_match_data *md
     cdef bint jit
 
-    def __cinit__(self, bytes pattern):
+    def __cinit__(self, bytes pattern, bint anchored=True, bint caseless=False):
         cdef int err = 0
         cdef size_t off = 0
         cdef unsigned char buf[256]
         self.code = pcre2_compile(<const unsigned char *>PyBytes_AS_STRING(pattern), len(pattern),
-                                  PCRE2_ANCHORED, &err, &off, NULL)
+                                  (PCRE2_ANCHORED if anchored else 0) | (PCRE2_CASELESS if caseless else 0),
+                                  &err, &off, NULL)
         if self.code == NULL:
             pcre2_get_error_message(err, buf, 256)
             raise ValueError(f"header pattern does not compile at {off}: {(<bytes>buf).decode()}")
@@ -693,9 +760,16 @@ cdef class Pattern:
             pcre2_code_free(self.code)
 
     cdef inline int match(self, const unsigned char *s, Py_ssize_t n) noexcept nogil:
+        """Match (anchored patterns) or search (the others) ``s``; < 0 when nothing."""
         if self.jit:
             return pcre2_jit_match(self.code, s, n, 0, 0, self.md, NULL)
-        return pcre2_match(self.code, s, n, 0, PCRE2_ANCHORED, self.md, NULL)
+        return pcre2_match(self.code, s, n, 0, 0, self.md, NULL)
+
+    cdef inline Py_ssize_t start(self) noexcept nogil:
+        return <Py_ssize_t>pcre2_get_ovector_pointer(self.md)[0]
+
+    cdef inline Py_ssize_t end(self) noexcept nogil:
+        return <Py_ssize_t>pcre2_get_ovector_pointer(self.md)[1]
 
     def groups(self, bytes line):
         """The spans of every group of a match of ``line`` (``None`` when it does not match);
@@ -711,6 +785,21 @@ cdef class Pattern:
             else:
                 out.append((<Py_ssize_t>ov[2 * i], <Py_ssize_t>ov[2 * i + 1]))
         return out
+
+
+cdef struct Fields:
+    const unsigned char *s      # the line: NULs at its start, CR and the part past max_line removed
+    Py_ssize_t ln
+    Py_ssize_t nul
+    bint long_line
+    bint crlf
+    bint high                   # holds a byte >= 0x80
+    int pat                     # the header pattern that matched, -1 for none
+    Py_ssize_t msg_s, msg_e     # spans into s (the message is the whole line without a header)
+    Py_ssize_t lvl_s, lvl_e, comp_s, comp_e, pid_s, pid_e, thr_s, thr_e, host_s, host_e
+    int64_t ts
+    int q
+    bint zoned
 
 
 cdef class LineEngine:
@@ -735,6 +824,10 @@ cdef class LineEngine:
     cdef int g_msg[MAXPAT]
     cdef int g_ts[MAXPAT]
     cdef int g_level[MAXPAT]
+    cdef int g_comp[MAXPAT]
+    cdef int g_pid[MAXPAT]
+    cdef int g_thread[MAXPAT]
+    cdef int g_host[MAXPAT]
     cdef unsigned char orders[MAXPAT][16]
     cdef int olen[MAXPAT]
     cdef TsState st
@@ -750,23 +843,13 @@ cdef class LineEngine:
     cdef public bint any_zoned, all_zoned
 
     def __cinit__(self, KeyTable keys, list patterns, int year, tuple day, bint keep_shapes=False,
-                  on_new=None, Py_ssize_t max_line=65536):
-        """``patterns``: ``(pattern bytes, msg group, ts group, level group, ts order bytes)``
-        per format, tried in order (groups are numbers, -1 when absent)."""
-        if len(patterns) > MAXPAT:
-            patterns = patterns[:MAXPAT]
-        cdef Pattern cp
+                  on_new=None, Py_ssize_t max_line=65536, **_subclass_options):
+        """``patterns``: per format, tried in order, ``(pattern bytes, ts field order bytes,
+        msg, ts, level, component, pid, thread, host group numbers)`` (-1 when absent)."""
         self.keys = keys
-        self.npat = len(patterns)
+        self.npat = 0
         self.patterns = []
-        for i, (pat, gm, gt, gl, order) in enumerate(patterns):
-            cp = Pattern(pat)
-            self.patterns.append(cp)
-            self.codes[i], self.mds[i], self.jits[i] = cp.code, cp.md, cp.jit
-            self.g_msg[i], self.g_ts[i], self.g_level[i] = gm, gt, gl
-            order = order[:15]
-            memcpy(self.orders[i], <const char *>order, len(order))
-            self.olen[i] = len(order)
+        self.add_patterns(patterns)
         self.st.year = year
         self.st.last_month = 0
         self.st.day_y, self.st.day_m, self.st.day_d = day
@@ -803,102 +886,157 @@ cdef class LineEngine:
         self.ts_min, self.ts_max, self.first_line, self.nshape = a, b, c, n
         return 0
 
+    cdef int _prep(self, const unsigned char *s, Py_ssize_t ln, Fields *f) noexcept nogil:
+        """Clean one line (without its LF) into ``f``: NULs at its start, cut at ``max_line``,
+        CR, binary check.  Returns 0 for a text line, 1 for a line of NULs only, 2 for binary."""
+        cdef Py_ssize_t k, j, nctrl, lim
+        cdef unsigned int c
+        f.nul = 0
+        f.long_line = f.crlf = f.high = False
+        if ln and s[0] == 0:                        # a zero-filled run (copytruncate)
+            while f.nul < ln and s[f.nul] == 0:
+                f.nul += 1
+            s += f.nul
+            ln -= f.nul
+            if ln == 0:
+                f.s, f.ln = s, 0
+                return 1
+        if ln > self.max_line:
+            f.long_line = True
+            ln = self.max_line
+        if ln and s[ln - 1] == 13:
+            ln -= 1
+            f.crlf = True
+        f.s, f.ln = s, ln
+        # binary: a NUL, or more than 10% control bytes in the first 512 bytes; the bytes
+        # are looked at one by one only in words that hold a control or non-ASCII byte
+        nctrl = 0
+        lim = ln if ln < 512 else 512
+        k = 0
+        while k < ln:
+            if not bl_ctrl_or_high(bl_load(s + k, ln - k), ln - k):
+                k += 8
+                continue
+            for j in range(k, k + 8 if k + 8 < ln else ln):
+                c = s[j]
+                if c < 32:
+                    if c == 0:
+                        nctrl = ln + 1
+                        break
+                    if j < lim and c != 9 and c != 12 and c != 27 and c != 13 and c != 10:
+                        nctrl += 1
+                elif c >= 128:
+                    f.high = True
+            if nctrl > ln:
+                break
+            k += 8
+        if nctrl > 0 and nctrl * 10 > lim:
+            return 2
+        return 0
+
+    cdef void _match(self, Fields *f) noexcept:
+        """Split the header off ``f``'s line with the first pattern that matches (spans into
+        the line, the message the whole line when none does) and read its time stamp."""
+        cdef int pi, rc = -1, k
+        cdef size_t *ov
+        cdef const unsigned char *s = f.s
+        f.pat = -1
+        f.msg_s, f.msg_e = 0, f.ln
+        f.lvl_s = f.lvl_e = f.comp_s = f.comp_e = f.pid_s = f.pid_e = 0
+        f.thr_s = f.thr_e = f.host_s = f.host_e = 0
+        f.q = 0
+        f.ts = 0
+        f.zoned = False
+        for pi in range(self.npat):
+            if self.jits[pi]:
+                rc = pcre2_jit_match(self.codes[pi], s, f.ln, 0, 0, self.mds[pi], NULL)
+            else:
+                rc = pcre2_match(self.codes[pi], s, f.ln, 0, 0, self.mds[pi], NULL)
+            if rc < 0:
+                continue
+            f.pat = pi
+            ov = pcre2_get_ovector_pointer(self.mds[pi])
+            k = self.g_msg[pi]
+            if k >= 0 and ov[2 * k] != PCRE2_UNSET:
+                f.msg_s, f.msg_e = <Py_ssize_t>ov[2 * k], <Py_ssize_t>ov[2 * k + 1]
+            k = self.g_ts[pi]
+            if k >= 0 and ov[2 * k] != PCRE2_UNSET:
+                f.q = scan_ts(&self.st, self.orders[pi], self.olen[pi], s + ov[2 * k],
+                              <Py_ssize_t>(ov[2 * k + 1] - ov[2 * k]), &f.ts, &f.zoned)
+            k = self.g_level[pi]
+            if k >= 0 and ov[2 * k] != PCRE2_UNSET:
+                f.lvl_s, f.lvl_e = <Py_ssize_t>ov[2 * k], <Py_ssize_t>ov[2 * k + 1]
+            k = self.g_comp[pi]
+            if k >= 0 and ov[2 * k] != PCRE2_UNSET:
+                f.comp_s, f.comp_e = <Py_ssize_t>ov[2 * k], <Py_ssize_t>ov[2 * k + 1]
+            k = self.g_pid[pi]
+            if k >= 0 and ov[2 * k] != PCRE2_UNSET:
+                f.pid_s, f.pid_e = <Py_ssize_t>ov[2 * k], <Py_ssize_t>ov[2 * k + 1]
+            k = self.g_thread[pi]
+            if k >= 0 and ov[2 * k] != PCRE2_UNSET:
+                f.thr_s, f.thr_e = <Py_ssize_t>ov[2 * k], <Py_ssize_t>ov[2 * k + 1]
+            k = self.g_host[pi]
+            if k >= 0 and ov[2 * k] != PCRE2_UNSET:
+                f.host_s, f.host_e = <Py_ssize_t>ov[2 * k], <Py_ssize_t>ov[2 * k + 1]
+            return
+
+    cdef inline void _count(self, Fields *f) noexcept:
+        """Count a line that is read (not deferred)."""
+        self.lines += 1
+        self.nul_bytes += f.nul
+        self.long_lines += f.long_line
+        self.crlf_lines += f.crlf
+
+    cdef inline bint _latin(self, Fields *f) noexcept:
+        """A line that is not UTF-8 (read as Latin-1); counted."""
+        if f.high and not utf8_valid(f.s, f.ln):
+            self.decode_errors += 1
+            return True
+        return False
+
     cdef int _one(self, const unsigned char *s, Py_ssize_t ln, bint defer) except -3:
         """Read one line (without its LF).  Returns its shape, -1 for a line that gives no
         row (only NULs, binary), or -2 - without reading it - when ``defer`` is set and no
         header pattern matches this text line."""
-        cdef Py_ssize_t k, nctrl, lim, nul = 0, mlen, lvl_s = 0, lvl_e = 0
-        cdef bint long_line = False, crlf = False, high = False, latin = False, zoned = False
-        cdef unsigned int c
-        cdef int pi, rc = -1, q = 0
-        cdef size_t *ov
-        cdef int64_t ts = 0
+        cdef Fields f
+        cdef int kind = self._prep(s, ln, &f)
         cdef int32_t si
-        cdef const unsigned char *msg
-        if ln and s[0] == 0:                        # a zero-filled run (copytruncate)
-            while nul < ln and s[nul] == 0:
-                nul += 1
-            s += nul
-            ln -= nul
-            if ln == 0:
-                self.lines += 1
-                self.nul_bytes += nul
-                return -1
-        if ln > self.max_line:
-            long_line = True
-            ln = self.max_line
-        if ln and s[ln - 1] == 13:
-            ln -= 1
-            crlf = True
-        # binary: a NUL, or more than 10% control bytes in the first 512 bytes
-        nctrl = 0
-        lim = ln if ln < 512 else 512
-        for k in range(ln):
-            c = s[k]
-            if c < 32:
-                if c == 0:
-                    nctrl = ln + 1
-                    break
-                if k < lim and c != 9 and c != 12 and c != 27 and c != 13 and c != 10:
-                    nctrl += 1
-            elif c >= 128:
-                high = True
-        if nctrl > 0 and nctrl * 10 > lim:
-            self.lines += 1
-            self.nul_bytes += nul
-            self.long_lines += long_line
-            self.crlf_lines += crlf
-            self.binary_lines += 1
+        cdef bint latin
+        if kind:
+            self._count(&f)
+            if kind == 2:
+                self.binary_lines += 1
             return -1
-        msg, mlen = s, ln
-        for pi in range(self.npat):
-            if self.jits[pi]:
-                rc = pcre2_jit_match(self.codes[pi], s, ln, 0, 0, self.mds[pi], NULL)
-            else:
-                rc = pcre2_match(self.codes[pi], s, ln, 0, PCRE2_ANCHORED, self.mds[pi], NULL)
-            if rc >= 0:
-                ov = pcre2_get_ovector_pointer(self.mds[pi])
-                k = self.g_msg[pi]
-                if k >= 0 and ov[2 * k] != PCRE2_UNSET:
-                    msg = s + ov[2 * k]
-                    mlen = <Py_ssize_t>(ov[2 * k + 1] - ov[2 * k])
-                k = self.g_ts[pi]
-                if k >= 0 and ov[2 * k] != PCRE2_UNSET:
-                    q = scan_ts(&self.st, self.orders[pi], self.olen[pi],
-                                s + ov[2 * k], <Py_ssize_t>(ov[2 * k + 1] - ov[2 * k]), &ts, &zoned)
-                k = self.g_level[pi]
-                if k >= 0 and ov[2 * k] != PCRE2_UNSET:
-                    lvl_s = <Py_ssize_t>ov[2 * k]
-                    lvl_e = <Py_ssize_t>ov[2 * k + 1]
-                break
-        if rc < 0 and defer and ln and s[0] != 32 and s[0] != 9:
+        self._match(&f)
+        if f.pat < 0 and defer and f.ln and f.s[0] != 32 and f.s[0] != 9:
             return -2
-        self.lines += 1
-        self.nul_bytes += nul
-        self.long_lines += long_line
-        self.crlf_lines += crlf
-        if high and not utf8_valid(s, ln):
-            latin = True
-            self.decode_errors += 1
-        si = self.keys.lookup(msg, mlen, latin, True)
+        self._count(&f)
+        latin = self._latin(&f)
+        si = self.keys.lookup(f.s + f.msg_s, f.msg_e - f.msg_s, latin, True)
+        self._shape_seen(si, &f)
+        return si
+
+    cdef int _shape_seen(self, int32_t si, Fields *f) except -1:
+        """Per-shape numbers: first line (and ``on_new``), time range."""
         if si >= self.nshape:
             self._grow(si)
         if self.first_line[si] == 0:
             self.first_line[si] = self.lines
             if self.on_new is not None:
-                self.on_new(si, self.lines, PyBytes_FromStringAndSize(<const char *>s + lvl_s, lvl_e - lvl_s),
-                            PyBytes_FromStringAndSize(<const char *>msg, mlen))
-        if q:
+                self.on_new(si, self.lines,
+                            PyBytes_FromStringAndSize(<const char *>f.s + f.lvl_s, f.lvl_e - f.lvl_s),
+                            PyBytes_FromStringAndSize(<const char *>f.s + f.msg_s, f.msg_e - f.msg_s))
+        if f.q:
             self.with_ts += 1
-            if zoned:
+            if f.zoned:
                 self.any_zoned = True
             else:
                 self.all_zoned = False
-            if ts < self.ts_min[si]:
-                self.ts_min[si] = ts
-            if ts > self.ts_max[si]:
-                self.ts_max[si] = ts
-        return si
+            if f.ts < self.ts_min[si]:
+                self.ts_min[si] = f.ts
+            if f.ts > self.ts_max[si]:
+                self.ts_max[si] = f.ts
+        return 0
 
     def feed(self, bytes block, Py_ssize_t start=0, int stop_after=0):
         """Read the lines of ``block`` from offset ``start``.  Returns -1 when all were read;
@@ -971,7 +1109,7 @@ cdef class LineEngine:
         returns how many were added (at most 8 in all)."""
         cdef Pattern cp
         cdef int added = 0
-        for pat, gm, gt, gl, order in patterns:
+        for pat, order, gm, gt, gl, gc, gp, gth, gh in patterns:
             if self.npat >= MAXPAT:
                 break
             i = self.npat
@@ -979,6 +1117,7 @@ cdef class LineEngine:
             self.patterns.append(cp)
             self.codes[i], self.mds[i], self.jits[i] = cp.code, cp.md, cp.jit
             self.g_msg[i], self.g_ts[i], self.g_level[i] = gm, gt, gl
+            self.g_comp[i], self.g_pid[i], self.g_thread[i], self.g_host[i] = gc, gp, gth, gh
             order = order[:15]
             memcpy(self.orders[i], <const char *>order, len(order))
             self.olen[i] = len(order)
@@ -1054,7 +1193,12 @@ def write_rows(bytes shapes, list fragments, int64_t first_line):
         for i in range(n):
             si = sp[i]
             if si >= 0:
-                total += fl[si] + 20
+                v = first_line + i
+                nd = 1
+                while v >= 10:
+                    v //= 10
+                    nd += 1
+                total += fl[si] + nd
         out = PyBytes_FromStringAndSize(NULL, total)
         o = PyBytes_AS_STRING(out)
         k = 0
@@ -1076,7 +1220,381 @@ def write_rows(bytes shapes, list fragments, int64_t first_line):
                 k += 1
             memcpy(o + k, fp[si], fl[si])
             k += fl[si]
-        return out[:k]
+        return out
     finally:
         free(fp)
         free(fl)
+
+
+# ===================================================================== records
+cdef struct Buf:
+    char *p
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int buf_reserve(Buf *b, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t cap = b.cap or 4096
+    cdef char *q
+    if b.n + extra <= b.cap:
+        return 0
+    while cap < b.n + extra:
+        cap *= 2
+    q = <char *>realloc(b.p, cap)
+    if q == NULL:
+        raise MemoryError()
+    b.p, b.cap = q, cap
+    return 0
+
+
+cdef inline int buf_put(Buf *b, const void *s, Py_ssize_t n) except -1:
+    if b.n + n > b.cap:
+        buf_reserve(b, n)
+    memcpy(b.p + b.n, s, n)
+    b.n += n
+    return 0
+
+
+cdef int buf_put_text(Buf *b, const unsigned char *s, Py_ssize_t n, bint latin) except -1:
+    """Text bytes as UTF-8 (a Latin-1 line is transcoded)."""
+    cdef Py_ssize_t i
+    cdef unsigned int c
+    if not latin:
+        return buf_put(b, s, n)
+    buf_reserve(b, 2 * n)
+    for i in range(n):
+        c = s[i]
+        if c < 0x80:
+            b.p[b.n] = <char>c
+            b.n += 1
+        else:
+            b.p[b.n] = <char>(0xC0 | (c >> 6))
+            b.p[b.n + 1] = <char>(0x80 | (c & 0x3F))
+            b.n += 2
+    return 0
+
+
+cdef inline Py_ssize_t utf8_cut(const char *s, Py_ssize_t n, Py_ssize_t limit) noexcept nogil:
+    """The longest prefix of at most ``limit`` bytes that ends on a character boundary."""
+    if n <= limit:
+        return n
+    while limit > 0 and (<unsigned char>s[limit] & 0xC0) == 0x80:
+        limit -= 1
+    return limit
+
+
+DEF NSTR = 7            # level, component, pid, thread, host, message, head
+DEF F_LEVEL = 0
+DEF F_COMP = 1
+DEF F_PID = 2
+DEF F_THREAD = 3
+DEF F_HOST = 4
+DEF F_MSG = 5
+DEF F_HEAD = 6
+DEF MAX_MESSAGE = 4096  # bytes of a message kept in the table
+DEF MAX_HEAD = 500
+DEF MAX_RECORD = 65536  # bytes of a record's text (head line and continuation lines)
+DEF NLEVELS = 64
+
+
+cdef class RecordEngine(LineEngine):
+    """The records of a text log, as columns: a line without the file's header (a stack
+    frame, an indented continuation) joins the record before it.  Per record: head line,
+    last line, time stamp and its quality, severity, shape, and the level, component,
+    pid, thread, host, message and head-line texts (UTF-8, Arrow layout: int32 offsets and
+    one data buffer).  Records with continuation lines also get their whole text.
+
+    ``has_header``: the file has a header format (a line that does not match it and has no
+    time stamp near its start, or starts with a blank, continues a record); without one a
+    line continues a record when ``cont`` matches it.  ``severity_of(level)`` gives the
+    severity of a level word (-1: none); a record without a level gets the severity of
+    the words in its message (``fatal`` ... ``warning``).  ``status_level``: the level is
+    the HTTP status of the message (an access log).
+    """
+
+    cdef bint has_header, status_level
+    cdef Pattern cont, anyts, msglevel, status
+    cdef object severity_of
+    cdef char lv_text[NLEVELS][16]
+    cdef int lv_len[NLEVELS]
+    cdef int lv_sev[NLEVELS]
+    cdef int nlv
+    # the pending record (fields copied: its lines may be in a block that is gone)
+    cdef bint pend, p_latin, p_multi
+    cdef int64_t p_line, p_end, p_ts
+    cdef int p_q, p_sev
+    cdef bint p_zoned
+    cdef Buf p_f[NSTR]
+    cdef Buf p_text
+    # outputs since the last take
+    cdef Buf o_line, o_end, o_ts, o_q, o_sev, o_shape, o_zoned
+    cdef Buf o_off[NSTR]
+    cdef Buf o_data[NSTR]
+    cdef list texts
+    cdef Py_ssize_t nrec
+
+    def __cinit__(self, KeyTable keys, list patterns, int year, tuple day, bint keep_shapes=False,
+                  on_new=None, Py_ssize_t max_line=65536, *, bint has_header=True, bytes cont=b"",
+                  bytes anyts=b"", bytes msglevel=b"", bytes status=b"", severity_of=None):
+        self.has_header = has_header
+        self.cont = Pattern(cont) if cont else None
+        self.anyts = Pattern(anyts, False) if anyts else None
+        self.msglevel = Pattern(msglevel, False, True) if msglevel else None
+        self.status = Pattern(status, False) if status else None
+        self.status_level = bool(status)
+        self.severity_of = severity_of
+        self.nlv = 0
+        self.pend = False
+        self.texts = []
+        self.nrec = 0
+        memset(self.p_f, 0, sizeof(self.p_f))
+        memset(&self.p_text, 0, sizeof(Buf))
+        memset(&self.o_line, 0, sizeof(Buf))
+        memset(&self.o_end, 0, sizeof(Buf))
+        memset(&self.o_ts, 0, sizeof(Buf))
+        memset(&self.o_q, 0, sizeof(Buf))
+        memset(&self.o_sev, 0, sizeof(Buf))
+        memset(&self.o_shape, 0, sizeof(Buf))
+        memset(&self.o_zoned, 0, sizeof(Buf))
+        memset(self.o_off, 0, sizeof(self.o_off))
+        memset(self.o_data, 0, sizeof(self.o_data))
+        self._start_offsets()
+
+    def __dealloc__(self):
+        cdef int k
+        for k in range(NSTR):
+            free(self.p_f[k].p)
+            free(self.o_off[k].p)
+            free(self.o_data[k].p)
+        free(self.p_text.p)
+        free(self.o_line.p)
+        free(self.o_end.p)
+        free(self.o_ts.p)
+        free(self.o_q.p)
+        free(self.o_sev.p)
+        free(self.o_shape.p)
+        free(self.o_zoned.p)
+
+    cdef int _start_offsets(self) except -1:
+        cdef int32_t zero = 0
+        cdef int k
+        for k in range(NSTR):
+            self.o_off[k].n = 0
+            self.o_data[k].n = 0
+            buf_put(&self.o_off[k], &zero, 4)
+        self.o_line.n = self.o_end.n = self.o_ts.n = self.o_q.n = self.o_sev.n = 0
+        self.o_shape.n = self.o_zoned.n = 0
+        self.nrec = 0
+        return 0
+
+    cdef int _level_severity(self, const unsigned char *s, Py_ssize_t n) except -2:
+        """Severity of a level word (cached), -1 when it is not one."""
+        cdef int i, sev
+        if n == 0:
+            return -1
+        if n < 16:
+            for i in range(self.nlv):
+                if self.lv_len[i] == n and memcmp(self.lv_text[i], s, n) == 0:
+                    return self.lv_sev[i]
+        sev = self.severity_of(PyBytes_FromStringAndSize(<const char *>s, n).decode("utf-8", "replace"))
+        if n < 16 and self.nlv < NLEVELS:
+            memcpy(self.lv_text[self.nlv], s, n)
+            self.lv_len[self.nlv] = <int>n
+            self.lv_sev[self.nlv] = sev
+            self.nlv += 1
+        return sev
+
+    cdef int _message_severity(self, const unsigned char *s, Py_ssize_t n) noexcept:
+        cdef Py_ssize_t a, k
+        cdef unsigned int c0
+        if self.msglevel is None or self.msglevel.match(s, n) < 0:
+            return 0
+        a = self.msglevel.start()
+        k = self.msglevel.end() - a
+        c0 = lower(s[a])
+        if c0 == b'w':
+            return 2                                    # warn, warning
+        if (k == 5 and c0 == b'f' and lower(s[a + 1]) == b'a' and lower(s[a + 2]) == b't') \
+                or (c0 == b'c') or (c0 == b'p'):
+            return 4                                    # fatal, critical, panic
+        return 3                                        # error, severe, failed, failure, exception
+
+    cdef int _set(self, int k, const unsigned char *s, Py_ssize_t a, Py_ssize_t e, bint strip) except -1:
+        cdef Buf *b = &self.p_f[k]
+        if strip:
+            while a < e and (s[a] == 32 or s[a] == 9):
+                a += 1
+            while e > a and (s[e - 1] == 32 or s[e - 1] == 9):
+                e -= 1
+        b.n = 0
+        return buf_put(b, s + a, e - a)
+
+    cdef int _head(self, Fields *f) except -1:
+        """Start a record at this line (the pending one is emitted first)."""
+        cdef int sev
+        if self.pend:
+            self._emit()
+        self.pend = True
+        self.p_line = self.p_end = self.lines
+        self.p_latin = self._latin(f)
+        self.p_multi = False
+        self.p_text.n = 0
+        self._set(F_HEAD, f.s, 0, f.ln if f.ln < 4 * MAX_HEAD else 4 * MAX_HEAD, False)
+        if f.pat >= 0:
+            self._set(F_LEVEL, f.s, f.lvl_s, f.lvl_e, False)
+            self._set(F_COMP, f.s, f.comp_s, f.comp_e, True)
+            self._set(F_PID, f.s, f.pid_s, f.pid_e, False)
+            self._set(F_THREAD, f.s, f.thr_s, f.thr_e, False)
+            self._set(F_HOST, f.s, f.host_s, f.host_e, False)
+            self._set(F_MSG, f.s, f.msg_s, f.msg_e, False)
+            self.p_ts, self.p_q, self.p_zoned = f.ts, f.q, f.zoned
+        else:
+            for k in range(F_MSG):
+                self.p_f[k].n = 0
+            self._set(F_MSG, f.s, 0, f.ln, False)
+            self.p_ts, self.p_q, self.p_zoned = 0, 0, False
+        return 0
+
+    cdef int _cont(self, Fields *f) except -1:
+        """A continuation line of the pending record."""
+        cdef Buf *t = &self.p_text
+        self.p_end = self.lines
+        if not self.p_multi:
+            self.p_multi = True
+            t.n = 0
+            buf_put_text(t, <const unsigned char *>self.p_f[F_HEAD].p, self.p_f[F_HEAD].n, self.p_latin)
+        if t.n < MAX_RECORD:
+            buf_put(t, b"\n", 1)
+            buf_put_text(t, f.s, f.ln, self._latin(f))
+            if t.n > MAX_RECORD:
+                t.n = utf8_cut(t.p, t.n, MAX_RECORD)
+        else:
+            self._latin(f)                           # counted all the same
+        return 0
+
+    cdef int _emit(self) except -1:
+        """Write the pending record to the output columns."""
+        cdef Buf *m = &self.p_f[F_MSG]
+        cdef int32_t si = self.keys.lookup(<const unsigned char *>m.p, m.n, self.p_latin, True)
+        cdef int sev = -1, k
+        cdef int32_t off
+        cdef int8_t q8, s8, z8
+        cdef Py_ssize_t cut
+        cdef const unsigned char *code
+        cdef int st
+        if self.status_level and self.p_f[F_LEVEL].n == 0 and self.status.match(<const unsigned char *>m.p, m.n) >= 0:
+            code = <const unsigned char *>m.p + pcre2_get_ovector_pointer(self.status.md)[2]
+            st = code[0]
+            self.p_f[F_LEVEL].n = 0
+            if st == b'5':
+                buf_put(&self.p_f[F_LEVEL], b"error", 5)
+            elif st == b'4':
+                buf_put(&self.p_f[F_LEVEL], b"warning", 7)
+            else:
+                buf_put(&self.p_f[F_LEVEL], b"info", 4)
+        if self.p_f[F_LEVEL].n:
+            sev = self._level_severity(<const unsigned char *>self.p_f[F_LEVEL].p, self.p_f[F_LEVEL].n)
+        if sev < 0:
+            sev = self._message_severity(<const unsigned char *>m.p, m.n)
+        # per-shape numbers (first line, time range) as for single lines
+        if si >= self.nshape:
+            self._grow(si)
+        if self.first_line[si] == 0:
+            self.first_line[si] = self.p_line
+        if self.p_q:
+            self.with_ts += 1
+            if self.p_zoned:
+                self.any_zoned = True
+            else:
+                self.all_zoned = False
+            if self.p_ts < self.ts_min[si]:
+                self.ts_min[si] = self.p_ts
+            if self.p_ts > self.ts_max[si]:
+                self.ts_max[si] = self.p_ts
+        buf_put(&self.o_line, &self.p_line, 8)
+        buf_put(&self.o_end, &self.p_end, 8)
+        buf_put(&self.o_ts, &self.p_ts, 8)
+        q8, s8, z8 = <int8_t>self.p_q, <int8_t>sev, <int8_t>self.p_zoned
+        buf_put(&self.o_q, &q8, 1)
+        buf_put(&self.o_sev, &s8, 1)
+        buf_put(&self.o_zoned, &z8, 1)
+        buf_put(&self.o_shape, &si, 4)
+        for k in range(NSTR):
+            if k == F_MSG or k == F_HEAD:
+                cut = self.p_f[k].n
+                if self.p_latin:
+                    buf_put_text(&self.o_data[k], <const unsigned char *>self.p_f[k].p,
+                                 cut if cut < (MAX_MESSAGE if k == F_MSG else MAX_HEAD)
+                                 else (MAX_MESSAGE if k == F_MSG else MAX_HEAD), True)
+                else:
+                    cut = utf8_cut(self.p_f[k].p, cut, MAX_MESSAGE if k == F_MSG else MAX_HEAD)
+                    buf_put(&self.o_data[k], self.p_f[k].p, cut)
+            else:
+                buf_put_text(&self.o_data[k], <const unsigned char *>self.p_f[k].p, self.p_f[k].n, self.p_latin)
+            off = <int32_t>self.o_data[k].n
+            buf_put(&self.o_off[k], &off, 4)
+        if self.p_multi:
+            self.texts.append((self.nrec, PyBytes_FromStringAndSize(self.p_text.p, self.p_text.n)
+                               .decode("utf-8", "replace")))
+        self.nrec += 1
+        self.pend = False
+        return 0
+
+    cdef bint _is_cont(self, Fields *f) noexcept:
+        cdef Py_ssize_t lim
+        if not self.pend:
+            return False
+        if self.has_header:
+            if f.pat >= 0:
+                return False
+            if f.ln == 0 or f.s[0] == 32 or f.s[0] == 9:
+                return True
+            if self.anyts is None:
+                return True
+            lim = f.ln if f.ln < 72 else 72
+            return self.anyts.match(f.s, lim) < 0 or self.anyts.start() >= 24
+        return f.ln > 0 and self.cont is not None and self.cont.match(f.s, f.ln) >= 0
+
+    cdef int _one(self, const unsigned char *s, Py_ssize_t ln, bint defer) except -3:
+        cdef Fields f
+        cdef int kind = self._prep(s, ln, &f)
+        if kind:
+            self._count(&f)
+            if kind == 2:
+                self.binary_lines += 1
+            return -1
+        self._match(&f)
+        if f.pat < 0 and defer and f.ln and f.s[0] != 32 and f.s[0] != 9 and not self._is_cont(&f):
+            return -2
+        self._count(&f)
+        if self._is_cont(&f):
+            self._cont(&f)
+        else:
+            self._head(&f)
+        return 0
+
+    def finish(self):
+        """Emit the last record (at the end of the file)."""
+        if self.pend:
+            self._emit()
+
+    def take_records(self):
+        """The records completed since the last call, as a dict of buffers (see class doc)."""
+        cdef int k
+        out = {
+            "n": self.nrec,
+            "line": PyBytes_FromStringAndSize(self.o_line.p, self.o_line.n),
+            "end_line": PyBytes_FromStringAndSize(self.o_end.p, self.o_end.n),
+            "ts": PyBytes_FromStringAndSize(self.o_ts.p, self.o_ts.n),
+            "ts_quality": PyBytes_FromStringAndSize(self.o_q.p, self.o_q.n),
+            "zoned": PyBytes_FromStringAndSize(self.o_zoned.p, self.o_zoned.n),
+            "severity": PyBytes_FromStringAndSize(self.o_sev.p, self.o_sev.n),
+            "shape": PyBytes_FromStringAndSize(self.o_shape.p, self.o_shape.n),
+            "texts": self.texts,
+        }
+        for k, name in enumerate(("level", "component", "pid", "thread", "host", "message", "head")):
+            out[name] = (PyBytes_FromStringAndSize(self.o_off[k].p, self.o_off[k].n),
+                         PyBytes_FromStringAndSize(self.o_data[k].p, self.o_data[k].n))
+        self.texts = []
+        self._start_offsets()
+        return out

@@ -67,16 +67,17 @@ class LogFormat:
         itself; JSON formats are split by :meth:`split` line by line."""
         return all(f.name not in _JSON_FORMATS for f in (self, *self.alternates))
 
-    def engine_patterns(self) -> list[tuple[bytes, int, int, int, bytes]]:
-        """``(pattern, msg group, ts group, level group, ts field order)`` of this format
-        and its alternates, for :class:`._engine.LineEngine` (group numbers, -1 if absent)."""
+    def engine_patterns(self) -> list[tuple]:
+        """``(pattern, ts field order, msg, ts, level, component, pid, thread, host group)``
+        of this format and its alternates, for :class:`._engine.LineEngine` (group numbers,
+        -1 when absent)."""
         from backline.analyzers.logs.timestamps import ORDERS
 
         out = []
         for f in (self, *self.alternates):
             gi = f.regex.groupindex
-            out.append((f.pattern.encode(), gi.get("msg", -1), gi.get("ts", -1), gi.get("level", -1),
-                        ORDERS.get(f.ts_kind, "").encode()))
+            out.append((f.pattern.encode(), ORDERS.get(f.ts_kind, "").encode(),
+                        *(gi.get(k, -1) for k in ("msg", "ts", "level", "component", "pid", "thread", "host"))))
         return out
 
     def level_of(self, level: str, message: str) -> str:

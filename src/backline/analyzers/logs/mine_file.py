@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 from zoneinfo import ZoneInfo
 
-from backline.analyzers.logs._engine import LineEngine
+from backline.analyzers.logs.engine import SAMPLE_LINES, engine_blocks, line_engine
 from backline.analyzers.logs.formats import LogFormat, detect_format
 from backline.analyzers.logs.miner import TemplateMiner
 from backline.analyzers.logs.reader import open_log
-from backline.analyzers.logs.records import SAMPLE_LINES
 from backline.analyzers.logs.timestamps import file_date
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -48,58 +47,6 @@ class MinedFile:
     shapes_size: int = 0
     warnings: list[str] = field(default_factory=list)
     lines: int = 0
-
-
-def engine_for(fmt: LogFormat, miner: TemplateMiner, path: str | Path, *, keep_shapes: bool = False,
-               on_new: Callable | None = None) -> LineEngine:
-    """A per-line engine for a file of format ``fmt`` (year and date of stamps without them
-    from the file's modification date)."""
-    day = file_date(str(path)) or datetime.now(timezone.utc).date()
-    pats = fmt.engine_patterns() if fmt.compiled else []
-    return LineEngine(miner.keys, pats, day.year, (day.year, day.month, day.day), keep_shapes, on_new)
-
-
-#: A block whose first lines mostly match none of the file's header patterns is looked at
-#: again: a format learned from it (another application's lines, a layout changed after a
-#: restart, logs joined into one file) is added to the engine's patterns.
-RELEARN_SHARE = 0.5
-
-
-#: Consecutive text lines that match none of the header patterns before a format is
-#: learned from them; at most this many failed attempts per file (stack traces, free text).
-RUN_LINES = 32
-MAX_ATTEMPTS = 16
-
-
-def feed_engine(src, engine: LineEngine, formats: list[LogFormat], each_block: Callable[[], None] | None = None
-                ) -> None:
-    """Stream every block of ``src`` through ``engine``.  When :data:`RUN_LINES` consecutive
-    text lines match none of the header patterns (another application's lines, a layout
-    changed after a restart, logs joined into one file), a format is learned from the lines
-    that follow and added to the engine (and to ``formats``).  Then fill the source's stats."""
-    tried: set[str] = {f.pattern for f in formats}
-    attempts = 0
-    for block in src.blocks():
-        start = 0
-        while True:
-            watch = attempts < MAX_ATTEMPTS and engine.patterns_in_use < 8 and formats[0].compiled
-            at = engine.feed(block, start, RUN_LINES if watch else 0)
-            if at < 0:
-                break
-            attempts += 1
-            sample = block[at: at + (1 << 16)].decode("utf-8", "replace").split("\n")[:SAMPLE_LINES]
-            new = detect_format(sample)
-            if new.compiled and new.pattern not in tried and new.name not in ("plain", "columns"):
-                tried.add(new.pattern)
-                engine.add_patterns(new.engine_patterns())
-                formats.append(new)
-                start = at                       # read the run again, with the new pattern
-            else:
-                engine.feed(block, at, 0)        # no format there: read the rest as it is
-                break
-        if each_block is not None:
-            each_block()
-    src.finish_engine(engine)
 
 
 def to_datetime(us: int | None, zoned: bool, tz: ZoneInfo | timezone) -> datetime | None:
@@ -134,17 +81,12 @@ def mine_file(path: str | Path, tz: ZoneInfo | timezone = timezone.utc, *, keep_
         out.shapes = tempfile.SpooledTemporaryFile(max_size=64 << 20)
     if not fmt.compiled:
         return _mine_python(src, fmt, miner, out, tz, keep_lines)
-    engine = engine_for(fmt, miner, path, keep_shapes=keep_lines, on_new=on_new)
-
-    formats = [fmt]
-
-    def each_block() -> None:
+    engine = line_engine(fmt, miner.keys, path, keep_shapes=keep_lines, on_new=on_new)
+    for _ in engine_blocks(src, engine, [fmt]):
         if out.shapes is not None:
             out.shapes.write(engine.take_shapes())
         if progress is not None:
             progress(src.stats.bytes_read)
-
-    feed_engine(src, engine, formats, each_block)
     out.lines = src.stats.lines
     zoned = engine.all_zoned and engine.any_zoned
     for si, (level, example) in info.items():

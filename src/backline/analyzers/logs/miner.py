@@ -79,6 +79,7 @@ def _enum_like(word: str) -> bool:
 
 
 _RUN2 = re.compile(r"\d\d")
+_DIGIT = re.compile(r"\d")
 
 
 def template_id(template: str) -> str:
@@ -173,7 +174,7 @@ class TemplateMiner:
         -1 when it kept single digits only (``jk2_init``: the single digits decide);
         -2 when it kept longer digit runs (decided per message)."""
         shape = " ".join(words[si])
-        if not any(c.isdigit() for c in shape):
+        if _DIGIT.search(shape) is None:
             return si
         return -2 if _RUN2.search(shape) else -1
 

@@ -339,13 +339,14 @@ class LogSource:
         """The file as blocks of complete lines (``\n``-separated, no final terminator),
         decompressed, UTF-16 re-encoded as UTF-8, CR-only ends turned into LF: what the
         compiled per-line engine reads (:func:`.mine_file.feed_engine`)."""
-        self.stats.bytes_read = self.stats.nul_bytes = 0
+        self.stats.bytes_read = self.stats.nul_bytes = self.stats.long_lines = 0
         yield from self._safe_raw_lines()
 
     def finish_engine(self, engine) -> None:
         """Fill :attr:`stats` and the warnings from a per-line engine's counts."""
         st = self.stats
-        st.lines, st.binary_lines, st.long_lines = engine.lines, engine.binary_lines, engine.long_lines
+        st.lines, st.binary_lines = engine.lines, engine.binary_lines
+        st.long_lines += engine.long_lines      # lines cut while reading (past a chunk) and by the engine
         st.decode_errors, st.crlf_lines = engine.decode_errors, engine.crlf_lines
         st.nul_bytes += engine.nul_bytes
         self._finish_warnings()

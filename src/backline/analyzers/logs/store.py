@@ -17,13 +17,17 @@ import os
 from datetime import datetime
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backline.errors import StorageError, UsageError
 from backline.model import Severity, TsQuality
+
+if TYPE_CHECKING:
+    from backline.analyzers.logs.blocks import RecordBlock
 
 #: Columns of the ``records`` table.
 COLUMNS = ("ts", "ts_quality", "artifact", "line", "end_line", "level", "severity", "component",
@@ -69,24 +73,27 @@ class RecordWriter:
         if len(self._rows) >= BATCH:
             self._flush()
 
-    def add_block(self, rows: Sequence[tuple], shapes: Sequence[int]) -> None:
-        """Add a block of records given as rows (``records.ROW_FIELDS`` order) with
-        their miner shapes: columns are made by one transpose, not row by row."""
-        if not rows:
+    def add_block(self, b: "RecordBlock") -> None:
+        """Add a block of records (:class:`.blocks.RecordBlock`): the columns are made from
+        the engine's buffers (Arrow arrays over them, label columns through a dictionary),
+        no Python object per record."""
+        if not b.n:
             return
         self._flush()
-        (lines, ends, ts, quality, level, sev, comp, pid, thread, host, msg, _text) = zip(*rows)
-        n = len(rows)
+        n = b.n
+        from backline.analyzers.logs.blocks import NO_TS, QUALITY
+
+        q_dict = pa.array([q.value for q in QUALITY], pa.string())
+        s_dict = pa.array([Severity(i).label for i in range(5)], pa.string())
         cols = [
-            pa.array(ts, pa.timestamp("us", tz="UTC")),
-            pa.array([_QVAL[q] for q in quality], pa.string()),
-            pa.array([self.artifact] * n, pa.string()),
-            pa.array(lines, pa.int64()), pa.array(ends, pa.int64()),
-            pa.array(level, pa.string()),
-            pa.array([_LABEL[x] for x in sev], pa.string()),
-            pa.array(comp, pa.string()), pa.array(pid, pa.string()), pa.array(thread, pa.string()),
-            pa.array(host, pa.string()), pa.array(shapes, pa.int32()),
-            pa.array([m if len(m) <= MAX_MESSAGE else m[:MAX_MESSAGE] for m in msg], pa.string()),
+            pa.array(b.ts, pa.timestamp("us", tz="UTC"), mask=b.ts == NO_TS),
+            pa.DictionaryArray.from_arrays(pa.array(b.ts_quality, pa.int8()), q_dict).cast(pa.string()),
+            pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int8)), pa.array([self.artifact])).cast(pa.string()),
+            pa.array(b.line, pa.int64()), pa.array(b.end_line, pa.int64()),
+            b.strings["level"],
+            pa.DictionaryArray.from_arrays(pa.array(b.severity, pa.int8()), s_dict).cast(pa.string()),
+            b.strings["component"], b.strings["pid"], b.strings["thread"], b.strings["host"],
+            pa.array(b.shape, pa.int32()), b.strings["message"],
         ]
         self._pending.append(pa.Table.from_arrays(cols, schema=_RAW_SCHEMA))
         self._pending_rows += n

@@ -29,6 +29,8 @@ of each of its lines, for ``line:N`` references.
 
 from __future__ import annotations
 
+import numpy as np
+
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,6 +98,18 @@ class TraceJoiner:
         self.open: dict[tuple, _Group] = {}
         self.joined = 0
         self._swept = 0
+
+    def feed_block(self, b) -> list[JoinedTrace]:
+        """Account a block of records (:class:`.blocks.RecordBlock`): five substring searches
+        over its message buffer when no group is open and no head word is in it, else its
+        single-line records as rows."""
+        if not self.open:
+            data = b.strings["message"].buffers()[2]
+            blob = data.to_pybytes() if data is not None else b""
+            if not any(w.encode() in blob for w in MARKERS):
+                return []
+        single = np.flatnonzero(b.end_line == b.line)
+        return self.feed_rows(b.rows(single))
 
     def feed_rows(self, rows: list[tuple]) -> list[JoinedTrace]:
         """Account a block of record rows (:data:`~.records.ROW_FIELDS` order); returns
