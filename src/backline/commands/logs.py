@@ -279,7 +279,7 @@ def _parquet_for(path: Path, zone: ZoneInfo) -> Path:
     from backline.analyzers.logs.text_analyzer import analyze_text_log
 
     st = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{zone.key}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{zone.key}|v2".encode()).hexdigest()[:16]
     out = default_store_dir() / f"{key}.parquet"
     if out.is_file():
         return out

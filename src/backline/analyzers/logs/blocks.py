@@ -23,6 +23,7 @@ from backline.model import Severity, TsQuality
 STRINGS = ("level", "component", "pid", "thread", "host", "message", "head")
 QUALITY = (TsQuality.NONE, TsQuality.EXACT, TsQuality.INFERRED_YEAR, TsQuality.INFERRED)
 _Q_CODE = {q: i for i, q in enumerate(QUALITY)}
+_SEVERITIES = tuple(Severity)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 NO_TS = np.iinfo(np.int64).min
 #: Longest message kept in a block (characters; the engine keeps as many bytes).
@@ -112,7 +113,7 @@ class RecordBlock:
         """Record ``i`` as a tuple in :data:`.records.ROW_FIELDS` order."""
         s = self.strings
         return (int(self.line[i]), int(self.end_line[i]), self.dt(i), QUALITY[self.ts_quality[i]],
-                s["level"][i].as_py(), Severity(int(self.severity[i])), s["component"][i].as_py(),
+                s["level"][i].as_py(), _SEVERITIES[self.severity[i]], s["component"][i].as_py(),
                 s["pid"][i].as_py(), s["thread"][i].as_py(), s["host"][i].as_py(), s["message"][i].as_py(),
                 self.text(i))
 

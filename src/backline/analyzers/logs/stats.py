@@ -28,6 +28,7 @@ BUCKET_S = 60
 MAX_BUCKETS = 8192
 EXAMPLES = 3
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_I64_MAX = np.iinfo(np.int64).max
 
 
 class GapHistogram:
@@ -211,54 +212,72 @@ class LogStats:
             self._last_error = b.row(int(err[-1]))
             self._last_error_index = base + int(err[-1])
         levels = b.strings["level"]
-        # per shape: count, first line, examples, severity and level, error numbers
+        # per shape (records sorted by shape): count, first line, examples, severity and
+        # level, error numbers, time range - reductions over the sorted runs
         order = np.argsort(shape, kind="stable")
         uniq, starts, counts = np.unique(shape[order], return_index=True, return_counts=True)
+        sev_o, ts_o = sev[order], ts[order]
+        has_o = ts_o != NO_TS
+        max_sev = np.maximum.reduceat(sev_o, starts)
+        t_lo = np.minimum.reduceat(np.where(has_o, ts_o, _I64_MAX), starts)
+        t_hi = np.maximum.reduceat(np.where(has_o, ts_o, NO_TS), starts)
+        err_o = sev_o >= Severity.HIGH
+        n_err = np.add.reduceat(err_o.astype(np.int64), starts)
+        e_lo = np.minimum.reduceat(np.where(err_o & has_o, ts_o, _I64_MAX), starts)
+        e_hi = np.maximum.reduceat(np.where(err_o & has_o, ts_o, NO_TS), starts)
         shapes_d = self.shapes
-        for s_, st0, c in zip(uniq.tolist(), starts.tolist(), counts.tolist()):
-            idx = order[st0:st0 + c]
+        for j, (s_, st0, c) in enumerate(zip(uniq.tolist(), starts.tolist(), counts.tolist())):
             st = shapes_d.get(s_)
             if st is None:
-                st = shapes_d[s_] = TemplateStats("", first_line=int(line[idx[0]]))
+                st = shapes_d[s_] = TemplateStats("", first_line=int(line[order[st0]]))
             need = EXAMPLES - len(st.examples)
             if need > 0:
-                st.examples.extend((int(line[i]), b.strings["head"][int(i)].as_py()) for i in idx[:need])
+                st.examples.extend((int(line[i]), b.strings["head"][int(i)].as_py())
+                                   for i in order[st0:st0 + min(c, need)])
             st.count += c
-            sv = sev[idx]
-            top = int(sv.max())
+            top = int(max_sev[j])
             if top > st.severity or (top == st.severity and not st.level):
-                i = int(idx[int(np.argmax(sv == top))])
-                st.severity, st.level = Severity(top), levels[i].as_py()
-            e = idx[sv >= Severity.HIGH]
-            if len(e):
-                if not st.err_count:
-                    st.err_first_line = int(line[e[0]])
+                idx = order[st0:st0 + c]
+                st.severity, st.level = Severity(top), levels[int(idx[int(np.argmax(sev[idx] == top))])].as_py()
+            ne = int(n_err[j])
+            if ne:
                 need = EXAMPLES - len(st.err_examples)
-                if need > 0:
-                    st.err_examples.extend((int(line[i]), b.text(int(i)).split("\n", 1)[0][:500]) for i in e[:need])
-                st.err_count += len(e)
-                et = ts[e]
-                et = et[et != NO_TS]
-                if len(et):
-                    lo, hi = b.dt_of(int(et.min())), b.dt_of(int(et.max()))
+                if not st.err_count or need > 0:
+                    idx = order[st0:st0 + c]
+                    e = idx[sev[idx] >= Severity.HIGH]
+                    if not st.err_count:
+                        st.err_first_line = int(line[e[0]])
+                    if need > 0:
+                        st.err_examples.extend((int(line[i]), b.text(int(i)).split("\n", 1)[0][:500])
+                                               for i in e[:need])
+                st.err_count += ne
+                if int(e_hi[j]) != NO_TS:
+                    lo, hi = b.dt_of(int(e_lo[j])), b.dt_of(int(e_hi[j]))
                     if st.err_first_ts is None or lo < st.err_first_ts:
                         st.err_first_ts = lo
                     if st.err_last_ts is None or hi > st.err_last_ts:
                         st.err_last_ts = hi
-            t = ts[idx]
-            t = t[t != NO_TS]
-            if len(t):
-                lo, hi = int(t.min()), int(t.max())
+            hi = int(t_hi[j])
+            if hi != NO_TS:
+                lo = int(t_lo[j])
                 if lo / 1e6 < st.first_t:
                     st.first_t, st.first_ts = lo / 1e6, b.dt_of(lo)
                 if hi / 1e6 > st.last_t:
                     st.last_t, st.last_ts = hi / 1e6, b.dt_of(hi)
-                bk, bc = np.unique((t // 1_000_000) // self.bucket_s, return_counts=True)
-                buckets = st.buckets
-                for k, v in zip(bk.tolist(), bc.tolist()):
-                    buckets[k] = buckets.get(k, 0) + v
-                if len(buckets) > MAX_BUCKETS:
-                    self._coarsen()
+        # per-template histograms: one count of (shape, bucket) pairs for the block
+        if has_o.any():
+            width = self.bucket_s
+            keys = shape[ts != NO_TS].astype(np.int64) * (1 << 40) + (ts[ts != NO_TS] // 1_000_000) // width
+            kk, kc = np.unique(keys, return_counts=True)
+            for k, v in zip(kk.tolist(), kc.tolist()):
+                s_, bk = k >> 40, (k & ((1 << 40) - 1))
+                if bk >= 1 << 39:
+                    bk -= 1 << 40                 # times before 1970
+                    s_ += 1
+                bs = shapes_d[s_].buckets
+                bs[bk] = bs.get(bk, 0) + v
+            if any(len(st.buckets) > MAX_BUCKETS for st in shapes_d.values()):
+                self._coarsen()
         # file-wide time numbers: range, gaps between consecutive records with a time stamp
         has = ts != NO_TS
         t = ts[has]
