@@ -269,8 +269,11 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
                   l: str = Query(min_length=1, max_length=300, description="locator: line:N, packet:N, ..."),  # noqa: E741
                   q: str | None = Query(default=None, max_length=200, description="search text (log views)"),
                   level: list[str] = Query(default=[]), template: str | None = Query(default=None, max_length=64),
-                  before: int = Query(default=25, ge=0, le=500), after: int = Query(default=25, ge=0, le=500)):
-        view = hub.drill.view(user, key, e, a, l, LogQuery(tuple(level), template, q, before, after))
+                  before: int = Query(default=25, ge=0, le=500), after: int = Query(default=25, ge=0, le=500),
+                  cmd: str | None = Query(default=None, max_length=200,
+                                          description="a debugger command for a dump (default: the standard ones)")):
+        view = hub.drill.view(user, key, e, a, l, LogQuery(tuple(level), template, q, before, after),
+                              debugger=(cmd or "").strip() or None)
         return J(view.to_json())
 
     @app.post("/api/cases/{key}/bugs", status_code=201)
