@@ -58,6 +58,9 @@ MATRIX = {
     "verify_hotfix":     ("POST", "/api/hotfixes/HF-1/verification", {"verification": "verified"},
                                                                                       "403 403 403 403 200 200 200 200"),
     "summary":           ("GET", "/api/reports/summary", None,                        "403 403 403 403 200 403 200 200"),
+    "similar":           ("GET", "/api/cases/ESC-1001/similar?limit=5", None,         "200 404 200 404 200 200 200 200"),
+    "similar_text":      ("POST", "/api/similar", {"text": "crash on startup after upgrade"},
+                                                                                      "200 200 200 200 200 200 200 200"),
 }
 
 

@@ -239,6 +239,7 @@ class JobRunner:
                 conn.execute(insert(T.case_facts), facts)
             conn.execute(update(T.jobs).where(T.jobs.c.id == job["id"]).values(
                 status=JobStatus.DONE.value, finished_at=self.cases._now(), error=None))
+            self.cases.changed(conn, job["case_id"], "findings")
             self.cases.audit(conn, None, "job", job["id"], "done", None,
                              {"findings": len(rows), "artifacts": len(result.artifacts), "facts": len(result.facts)},
                              job["case_id"])

@@ -29,6 +29,8 @@ from backline.cases.service import CaseService, system_clock
 from backline.cases.sla import SlaConfig
 from backline.cases.users import UserStore
 from backline.config import data_dir
+from backline.knowledge.similar.index import SimilarIndexer, enqueue
+from backline.knowledge.similar.service import SimilarService
 from backline.storage.blobs import BlobStore
 from backline.storage.db import make_engine, upgrade
 
@@ -43,6 +45,7 @@ class Hub:
     evidence: EvidenceService
     bugs: BugService
     hotfixes: HotfixService
+    similar: SimilarService
     notify: NotifyConfig | None = None
 
     @classmethod
@@ -52,9 +55,11 @@ class Hub:
         store = BlobStore(blob_root)
         sink = Notifier(notify, clock) if notify is not None else None
         cases = CaseService(engine, clock=clock, sla=sla, intake=intake, events=sink)
+        cases.on_change.append(lambda conn, cid, reason: enqueue(conn, cid, reason, cases._now()))
+        similar = SimilarService(cases, SimilarIndexer(engine, clock))
         return cls(engine, clock, store, UserStore(engine, clock), cases,
                    EvidenceService(cases, store, max_bytes=max_upload), BugService(cases), HotfixService(cases),
-                   notify)
+                   similar, notify)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, blob_root: Path | None = None,

@@ -27,7 +27,8 @@ case_app = typer.Typer(help="Escalation cases on the local database.\n\nExamples
                             "  backline case new 'Gateway OOM' --product gateway --version 7.2 --org acme "
                             "--severity S2 --intake escalation.json --as sam\n\n"
                             "  backline case list --status new --as erin\n\n"
-                            "  backline case note ESC-1001 'Looking at the heap dump' --public --as erin",
+                            "  backline case note ESC-1001 'Looking at the heap dump' --public --as erin\n\n"
+                            "  backline case import tracker-export.jsonl --as erin",
                        no_args_is_help=True)
 
 
@@ -185,4 +186,7 @@ def bug(key: str, fmt: str = typer.Option("markdown", "--format", help="markdown
 
 
 def register(app: typer.Typer) -> None:
+    from backline.commands.similar import attach_case_commands
+
+    attach_case_commands(case_app)
     app.add_typer(case_app, name="case")
