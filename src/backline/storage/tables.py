@@ -289,6 +289,9 @@ case_vectors = Table(
     Column("vector", LargeBinary, nullable=False),   # float16, little-endian, unit length
     Column("content_hash", String(64), nullable=False),
     Index("ix_case_vectors_case", "case_id"),
+    # ids are never reused (SQLite AUTOINCREMENT): each process's copy loads the rows above the
+    # highest id it has seen, so a re-indexed case must get higher ids than any before
+    sqlite_autoincrement=True,
 )
 
 case_signatures = Table(

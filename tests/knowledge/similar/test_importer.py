@@ -46,7 +46,8 @@ def test_import_keeps_fields_reports_bad_lines_and_is_idempotent(hub, corpus, tm
     assert first["title"] == records[0]["title"] and first["product"] == records[0]["project"]
     assert first["created_at"].year == int(records[0]["created"][:4])
     assert ext["mini-1"].record == {"id": "mini-1"}
-    mini = hub.similar.resolve(hub.engine.connect(), erin, "mini-1")
+    with hub.engine.connect() as conn:
+        mini = hub.similar.resolve(conn, erin, "mini-1")
     assert mini["title"] == "(untitled mini-1)" and mini["product"] == "imported" and mini["status"] == "new"
     assert hub.similar.indexer.pending() == 13                  # --no-embed: left to the queue
     assert hub.cases.audit_log(erin, first["key"])[0].action == "import"

@@ -195,36 +195,52 @@ class VectorCache:
             m &= self.case[:n] != flt.exclude_case
         return m
 
-    def search(self, queries: Sequence[np.ndarray], kinds: Sequence[str], flt: Filter,
-               limit: int) -> list[tuple[int, float]]:
-        """``(case_id, cosine)`` best first: for each case the best of its rows of ``kinds``
-        against any of ``queries``."""
-        if not queries:
-            return []
+    def search(self, lists: Sequence[tuple[Sequence[np.ndarray], Sequence[str]]], flt: Filter,
+               limit: int) -> list[list[tuple[int, float]]]:
+        """For each ``(query vectors, kinds)`` of ``lists``: ``(case_id, cosine)`` best first, for each
+        case the best of its rows of those kinds against any of those vectors.
+
+        All query vectors go through the matrix in one product: the matrix is read once a query
+        (memory bandwidth is the cost: 100,000 cases x 2 vectors are 300 MB).
+        """
+        cols: list[np.ndarray] = [np.asarray(q, dtype=np.float32) for qs, _k in lists for q in qs]
+        if not cols:
+            return [[] for _ in lists]
         with self._lock:
             n = self.n
             if n == 0:
-                return []
+                return [[] for _ in lists]
             mask = self._mask(flt)
-            kind_ok = np.isin(self.kind[:n], [_KIND_CODE[k] for k in kinds])
-            mask &= kind_ok
-            idx = np.flatnonzero(mask)
-            if idx.size == 0:
-                return []
-            Q = np.stack([np.asarray(q, dtype=np.float32) for q in queries], axis=1)
-            scores = self.vecs[idx] @ Q if idx.size < n // 2 else (self.vecs[:n] @ Q)[idx]
-            best = scores.max(axis=1)
-            take = min(best.size, limit * len(kinds) * 2)
-            top = np.argpartition(-best, take - 1)[:take] if take < best.size else np.arange(best.size)
-            top = top[np.argsort(-best[top], kind="stable")]
-            out: dict[int, float] = {}
-            for j in top.tolist():
-                cid = int(self.case[idx[j]])
-                if cid not in out:
-                    out[cid] = float(best[j])
-                    if len(out) >= limit:
-                        break
-            return list(out.items())
+            S = self.vecs[:n] @ np.stack(cols, axis=1)
+            out: list[list[tuple[int, float]]] = []
+            c = 0
+            for qs, kinds in lists:
+                if not qs:
+                    out.append([])
+                    continue
+                best = S[:, c:c + len(qs)].max(axis=1)
+                c += len(qs)
+                ok = mask & np.isin(self.kind[:n], [_KIND_CODE[k] for k in kinds])
+                best = np.where(ok, best, -np.inf)
+                out.append(self._top(best, int(ok.sum()), limit, rows_per_case=len(kinds)))
+            return out
+
+    def _top(self, best: np.ndarray, candidates: int, limit: int, *, rows_per_case: int) -> list[tuple[int, float]]:
+        take = min(candidates, limit * rows_per_case)
+        if take <= 0:
+            return []
+        top = np.argpartition(-best, take - 1)[:take] if take < best.size else np.arange(best.size)
+        top = top[np.argsort(-best[top], kind="stable")]
+        found: dict[int, float] = {}
+        for j in top.tolist():
+            if best[j] == -np.inf:
+                break
+            cid = int(self.case[j])
+            if cid not in found:
+                found[cid] = float(best[j])
+                if len(found) >= limit:
+                    break
+        return list(found.items())
 
     def time_ranks(self, product: int | None, at: float, case_ids: Sequence[int]) -> dict[int, int]:
         """For each case, how many cases (of ``product``) were created closer to ``at`` (1 = closest)."""

@@ -85,6 +85,22 @@ class _Query:
     vectors: Mapping[str, np.ndarray]
 
 
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """What the three searches and the exact signals found for one query, before fusion."""
+
+    ranked: Mapping[str, Sequence[int]]          # lexical / dense / title: case ids best first
+    cosine: Mapping[int, float]                  # dense list: best cosine of each case
+    title_cosine: Mapping[int, float]
+    time_ranks: Mapping[int, int]
+    signatures: Mapping[int, Sequence[str]]      # case id -> shared signature keys
+    picked: Sequence[str]                        # the query terms asked of the lexical index
+
+    def fuse(self, w: FusionWeights) -> list[tuple[int, float, dict[str, int]]]:
+        return fuse(self.ranked, w, time_ranks=self.time_ranks if w.time else None,
+                    signature_matches=list(self.signatures) if w.signature else ())
+
+
 class SimilarService:
     """Similar-case search over the cases of one database."""
 
@@ -111,6 +127,10 @@ class SimilarService:
         """Cases like ``key_or_external`` (which is never among them), best first."""
         require(user, Action.READ_CASE)
         limit = _limit(limit)
+        return self._search(user, self._case_query(user, key_or_external, any_product=any_product), limit,
+                            weights or self.weights)
+
+    def _case_query(self, user: User, key_or_external: str, *, any_product: bool) -> _Query:
         with self.cases.reader.connect() as conn:
             row = self.resolve(conn, user, key_or_external)
             doc = load_docs(conn, [row["id"]])[row["id"]]
@@ -119,9 +139,8 @@ class SimilarService:
             vectors = self._stored_vectors(conn, row["id"], doc)
         if vectors is None:
             vectors = self._embed(doc)
-        q = _Query(doc, None if any_product else row["product"], row["id"], utc(row["created_at"]).timestamp(),
-                   vectors)
-        return self._search(user, q, limit, weights or self.weights)
+        return _Query(doc, None if any_product else row["product"], row["id"], utc(row["created_at"]).timestamp(),
+                      vectors)
 
     def for_text(self, user: User, text: str, *, title: str | None = None, product: str | None = None,
                  intake: Mapping[str, Any] | None = None, limit: int = 10,
@@ -181,69 +200,75 @@ class SimilarService:
             flt = Filter(creator=user.id, team=team, product=product_code, exclude_case=q.exclude, internal=True)
         return where, flt
 
+    def _gather(self, conn: Connection, user: User, q: _Query, w: FusionWeights) -> Candidates:
+        """The ranked lists and signals for ``q`` (everything but the fusion)."""
+        staff = user.role.is_staff
+        self.cache.refresh(conn)
+        where, flt = self._filters(user, q)
+        # lexical: the query's most telling terms against the full-text index
+        qterms = terms(q.doc.title) + terms(q.doc.public) + (terms(q.doc.internal) if staff else [])
+        uniq = list(dict.fromkeys(qterms))[:5000]
+        df = dict(conn.execute(select(T.search_terms.c.term, T.search_terms.c.df)
+                               .where(T.search_terms.c.term.in_(uniq + [DOC_COUNT_TERM]))).all())
+        n_docs = int(df.pop(DOC_COUNT_TERM, 0))
+        picked = pick_terms(qterms, df, n_docs=n_docs, limit=w.lexical_terms)
+        idfs = {t: idf(df.get(t, 0), max(n_docs, 1)) for t in picked}
+        lex = lexical.search(conn, picked, idfs, where=where, staff=staff, limit=w.depth) if w.lexical else []
+        # dense: full text (+ internal notes for staff) and titles, one pass over the vectors
+        lists: list[tuple[list[np.ndarray], list[str]]] = [([], []), ([], [])]
+        if "full" in q.vectors and w.dense:
+            qs = [q.vectors["full"]] + ([q.vectors["internal"]] if staff and "internal" in q.vectors else [])
+            lists[0] = (qs, ["full", "internal"] if staff else ["full"])
+        if "title" in q.vectors and w.title:
+            lists[1] = ([q.vectors["title"]], ["title"])
+        dense, titles = self.cache.search(lists, flt, w.depth)
+        dense = [(c, x) for c, x in dense if x >= w.min_cosine]
+        titles = [(c, x) for c, x in titles if x >= w.min_cosine]
+        # exact signals: the same crash signature or bucket
+        signatures: dict[int, list[str]] = {}
+        if q.doc.signatures and w.signature:
+            S = T.case_signatures.c
+            sq = (select(S.case_id, S.value).join(T.cases, T.cases.c.id == S.case_id)
+                  .where(S.value.in_(list(q.doc.signatures)), visible_filter(user)).limit(200))
+            if q.exclude is not None:
+                sq = sq.where(S.case_id != q.exclude)
+            for cid, value in conn.execute(sq):
+                signatures.setdefault(cid, []).append(value)
+        ranked = {"lexical": [c for c, _ in lex], "dense": [c for c, _ in dense], "title": [c for c, _ in titles]}
+        pool = set().union(*map(set, ranked.values())) | set(signatures)
+        time_ranks = self.cache.time_ranks(flt.product if q.product is not None else None, q.created, list(pool))
+        return Candidates(ranked, dict(dense), dict(titles), time_ranks, signatures, picked)
+
     def _search(self, user: User, q: _Query, limit: int, w: FusionWeights) -> list[SimilarHit]:
         staff = user.role.is_staff
         t0 = time.perf_counter()
         with self.cases.reader.connect() as conn:
-            self.cache.refresh(conn)
-            where, flt = self._filters(user, q)
-            # lexical
-            qterms = terms(q.doc.title) + terms(q.doc.public) + (terms(q.doc.internal) if staff else [])
-            uniq = list(dict.fromkeys(qterms))[:5000]
-            df = dict(conn.execute(select(T.search_terms.c.term, T.search_terms.c.df)
-                                   .where(T.search_terms.c.term.in_(uniq + [DOC_COUNT_TERM]))).all())
-            n_docs = int(df.pop(DOC_COUNT_TERM, 0))
-            picked = pick_terms(qterms, df, n_docs=n_docs, limit=w.lexical_terms)
-            idfs = {t: idf(df.get(t, 0), max(n_docs, 1)) for t in picked}
-            lex = lexical.search(conn, picked, idfs, where=where, staff=staff, limit=w.depth) if w.lexical else []
-            # dense
-            dense: list[tuple[int, float]] = []
-            titles: list[tuple[int, float]] = []
-            if "full" in q.vectors and w.dense:
-                qs = [q.vectors["full"]] + ([q.vectors["internal"]] if staff and "internal" in q.vectors else [])
-                dense = self.cache.search(qs, ["full", "internal"] if staff else ["full"], flt, w.depth)
-            if "title" in q.vectors and w.title:
-                titles = self.cache.search([q.vectors["title"]], ["title"], flt, w.depth)
-            # exact signals
-            sig_ids: list[int] = []
-            if q.doc.signatures and w.signature:
-                S = T.case_signatures.c
-                sq = (select(S.case_id, S.value).join(T.cases, T.cases.c.id == S.case_id)
-                      .where(S.value.in_(list(q.doc.signatures)), visible_filter(user))
-                      .limit(200))
-                if q.exclude is not None:
-                    sq = sq.where(S.case_id != q.exclude)
-                sig_rows = conn.execute(sq).all()
-                sig_ids = list(dict.fromkeys(cid for cid, _ in sig_rows))
-            dense = [(c, s) for c, s in dense if s >= w.min_cosine]
-            titles = [(c, s) for c, s in titles if s >= w.min_cosine]
-            lists = {"lexical": [c for c, _ in lex], "dense": [c for c, _ in dense], "title": [c for c, _ in titles]}
-            pool = set().union(*map(set, lists.values())) | set(sig_ids)
-            time_ranks = (self.cache.time_ranks(flt.product if q.product is not None else None, q.created, list(pool))
-                          if w.time else {})
-            fused = fuse(lists, w, time_ranks=time_ranks, signature_matches=sig_ids)
-            top = [c for c in fused if c[0] != q.exclude][:limit * 2]
-            rows = {r["id"]: r for r in conn.execute(_HITS, {"ids": [c for c, _, _ in top]}).mappings()} if top else {}
-            terms_of = self._terms_of(conn, [c for c, _, _ in top], staff)
-            sig_of: dict[int, list[str]] = {}
-            if sig_ids:
-                for cid, value in sig_rows:
-                    sig_of.setdefault(cid, []).append(value)
-        cos = dict(dense)
-        tcos = dict(titles)
+            cand = self._gather(conn, user, q, w)
+            top = [c for c in cand.fuse(w) if c[0] != q.exclude][:limit * 2]
+            ids = [c for c, _, _ in top]
+            rows = {r["id"]: r for r in conn.execute(_HITS, {"ids": ids}).mappings()} if top else {}
+            terms_of = self._terms_of(conn, ids, staff)
         hits: list[SimilarHit] = []
         for cid, score, ranks in top:
             row = rows.get(cid)
             if row is None or not can_see(user, row):
                 continue
-            why = _why(ranks, picked, terms_of.get(cid, set()), cos.get(cid), tcos.get(cid), sig_of.get(cid, ()),
-                       utc(row["created_at"]).timestamp() - q.created)
+            why = _why(ranks, cand.picked, terms_of.get(cid, set()), cand.cosine.get(cid), cand.title_cosine.get(cid),
+                       cand.signatures.get(cid, ()), utc(row["created_at"]).timestamp() - q.created)
             hits.append(SimilarHit(row["key"], row["external_id"], row["title"], score, why, row["status"],
                                    row["owner_name"], row["product"], utc(row["created_at"])))
             if len(hits) >= limit:
                 break
         log.debug("similar: %d hits in %.1f ms", len(hits), (time.perf_counter() - t0) * 1000)
         return hits
+
+    def candidates(self, user: User, key_or_external: str, *, weights: FusionWeights | None = None) -> Candidates:
+        """The unfused lists for a case (for tuning: ``benchmarks/similar_eval.py`` fuses them many ways)."""
+        require(user, Action.READ_CASE)
+        w = weights or self.weights
+        q = self._case_query(user, key_or_external, any_product=False)
+        with self.cases.reader.connect() as conn:
+            return self._gather(conn, user, q, w)
 
     @staticmethod
     def _terms_of(conn: Connection, ids: Sequence[int], staff: bool) -> dict[int, set[str]]:

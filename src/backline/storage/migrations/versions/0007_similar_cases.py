@@ -41,6 +41,7 @@ def upgrade() -> None:
     sa.Column('dim', sa.Integer(), nullable=False),
     sa.Column('vector', sa.LargeBinary(), nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sqlite_autoincrement=True,
     )
     op.create_index('ix_case_vectors_case', 'case_vectors', ['case_id'])
     op.create_table('case_signatures',
