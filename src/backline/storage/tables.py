@@ -27,6 +27,7 @@ users = Table(
     Column("token_expires_at", TS),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", TS, nullable=False),
+    Column("password_hash", String(200)),                   # revision 0005 (argon2id, web login)
 )
 
 cases = Table(
@@ -138,6 +139,7 @@ evidence = Table(
     Column("size", BigInteger, nullable=False),
     Column("uploaded_by", ForeignKey("users.id"), nullable=False),
     Column("uploaded_at", TS, nullable=False),
+    Column("origin", JSON),                      # revision 0009: None for uploads
     Index("ix_evidence_case", "case_id"),
 )
 
@@ -255,10 +257,113 @@ case_facts = Table(
     Index("ix_case_facts_case", "case_id"),
 )
 
+# --- revision 0005 --------------------------------------------------------
+
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("session_hash", String(64), nullable=False, unique=True),   # sha256 of the cookie value
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("ended_at", TS),
+    Column("address", String(64)),
+    Index("ix_web_sessions_user", "user_id"),
+)
+
+login_attempts = Table(
+    "login_attempts", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),              # user | addr
+    Column("subject", String(200), nullable=False),
+    Column("at", TS, nullable=False),
+    Index("ix_login_attempts_subject", "kind", "subject", "at"),
+)
+
+case_events = Table(
+    "case_events", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("ts", TS),
+    Column("artifact", String(1000), nullable=False),
+    Column("kind", String(100), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("severity", Integer, nullable=False),
+    Column("locator", String(200)),
+    Column("excerpt", Text),
+    Column("analyzer", String(100), nullable=False),
+    Index("ix_case_events_case", "case_id", "ts"),
+)
+
+# --- revision 0006 --------------------------------------------------------
+
+known_issues = Table(
+    "known_issues", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("key", String(32), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("status", String(16), nullable=False),              # draft | published | retired
+    Column("body", JSON, nullable=False),                      # the entry's data form (docs/knowledge.md)
+    Column("revision", Integer, nullable=False),
+    Column("source_case_id", ForeignKey("cases.id")),          # promoted from this case
+    Column("created_by", ForeignKey("users.id"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("key", name="uq_known_issues_key"),
+    Index("ix_known_issues_status", "status"),
+)
+
+known_issue_revisions = Table(
+    "known_issue_revisions", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("issue_id", ForeignKey("known_issues.id"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("change", String(32), nullable=False),              # create | edit | publish | retire | promote
+    Column("edited_by", ForeignKey("users.id"), nullable=False),
+    Column("edited_at", TS, nullable=False),
+    UniqueConstraint("issue_id", "revision", name="uq_known_issue_revision"),
+)
+
+case_signatures = Table(
+    "case_signatures", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("kind", String(16), nullable=False),                # signature | bucket
+    Column("value", String(500), nullable=False),
+    Column("artifact", String(1000), nullable=False),
+    Index("ix_case_signatures_value", "kind", "value"),
+    Index("ix_case_signatures_case", "case_id"),
+)
+
+# --- revision 0009 --------------------------------------------------------
+
+evidence_artifacts = Table(
+    "evidence_artifacts", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("path", String(1000), nullable=False),          # display path: bundle.zip!/logs/app.log
+    Column("kind", String(32), nullable=False),
+    Column("format", String(100), nullable=False),
+    Column("sha256", String(64)),                          # the bytes in the blob store (None: unreadable)
+    Column("size", BigInteger, nullable=False),
+    Column("records", String(200)),                        # derived records file, relative to the folder
+    Column("note", String(500)),                           # why nothing derived was kept
+    Index("ix_evidence_artifacts_evidence", "evidence_id"),
+)
+
 # --- revision 0007: similar past cases (knowledge/similar) -------------------
 # The lexical index itself, ``case_fts``, is made by the migration per dialect (an FTS5 table
 # over ``case_search`` on SQLite, tsvector columns with GIN indexes on PostgreSQL) and kept in
-# step with ``case_search`` by triggers; it is not in this metadata.
+# step with ``case_search`` by triggers; it is not in this metadata.  Crash signatures come from
+# ``case_signatures`` (revision 0006).
 
 case_external = Table(
     "case_external", metadata,
@@ -292,15 +397,6 @@ case_vectors = Table(
     # ids are never reused (SQLite AUTOINCREMENT): each process's copy loads the rows above the
     # highest id it has seen, so a re-indexed case must get higher ids than any before
     sqlite_autoincrement=True,
-)
-
-case_signatures = Table(
-    "case_signatures", metadata,
-    Column("id", ID, primary_key=True, autoincrement=True),
-    Column("case_id", ForeignKey("cases.id"), nullable=False),
-    Column("value", String(500), nullable=False),    # sig:<signature> | bucket:<id>
-    Index("ix_case_signatures_value", "value"),
-    Index("ix_case_signatures_case", "case_id"),
 )
 
 search_terms = Table(

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backline import __version__
+from backline.cases.drill import LogQuery
 from backline.cases.hub import Hub
 from backline.cases.model import CaseSeverity, CaseStatus, Participant, ParticipantRole, User
 from backline.cases.reports import summary
@@ -50,13 +51,15 @@ def _err(status: int, code: str, message: str, headers: dict[str, str] | None = 
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
-def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
-    """The API over ``hub``."""
+def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = True) -> FastAPI:
+    """The API over ``hub``, and the web workbench's pages (``backline.web.pages``) unless ``pages`` is off."""
     app = FastAPI(title="Backline case service", version=__version__,
-                  description="Escalation cases: intake, ownership, SLA clocks, notes, evidence, bugs, hotfixes.")
+                  description="Escalation cases: intake, ownership, SLA clocks, notes, evidence, bugs, hotfixes, "
+                              "known issues.")
     app.state.hub = hub
     app.add_middleware(BodyLimit, default_limit=max_json_body,
-                       upload_limit=hub.evidence.max_bytes + 64 * 1024, upload_suffix="/evidence")
+                       upload_limit=hub.evidence.max_bytes + 64 * 1024, upload_suffix="/evidence",
+                       suffix_limits={"/analyses": hub.analyses.max_bytes})
 
     # ---------------------------------------------------------------- errors
     @app.exception_handler(AuthError)
@@ -109,18 +112,15 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
 
     # ---------------------------------------------------------------- auth
     async def current_user(authorization: str | None = Header(default=None)) -> User:
-        # async: a token seen in the last seconds is answered on the event loop, without a
-        # trip through the thread pool; only a cache miss reads the database (in a thread)
+        # every request reads the token's user from the database (in a thread), so a disabled
+        # user or a rotated token is refused on the very next request in every process
         if not authorization:
             raise AuthError("missing API token (send 'Authorization: Bearer <token>')")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("use 'Authorization: Bearer <token>'")
         try:
-            user = hub.users.authenticate_cached(token.strip())
-            if user is None:
-                user = await run_in_threadpool(hub.users.authenticate, token.strip())
-            return user
+            return await run_in_threadpool(hub.users.authenticate, token.strip())
         except PermissionDenied as exc:
             raise AuthError(exc.message) from None
 
@@ -245,9 +245,33 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
     def list_evidence(key: str, user: User = Auth):
         return J({"evidence": [e.to_json() for e in hub.evidence.list(user, key)]})
 
+    @app.post("/api/cases/{key}/analyses", status_code=201)
+    async def attach_analysis(key: str, request: Request, user: User = Auth,
+                              host: str | None = Query(default=None, max_length=255,
+                                                       description="where the analysis ran")):
+        """Attach a report.json written by ``backline analyze --format json`` (the request body)."""
+        data = await request.body()
+        item = await run_in_threadpool(hub.analyses.attach, user, key, data, host=host)
+        return J(item.to_json(), 201)
+
     @app.get("/api/cases/{key}/findings")
     def findings(key: str, user: User = Auth):
-        return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key)})
+        from backline.cases.signatures import signature_links
+
+        links = signature_links(hub.cases, user, key, known_issues=hub.knowledge.published() if hub.knowledge else ())
+        return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key),
+                  "signature_links": {"linked": links["linked"], "known_issues": links["known_issues"],
+                                      "summary": links["summary"]}})
+
+    @app.get("/api/cases/{key}/ref")
+    def drill_ref(key: str, user: User = Auth, e: int = Query(ge=1, le=2 ** 63 - 1, description="evidence id"),
+                  a: str = Query(min_length=1, max_length=1000, description="artifact path"),
+                  l: str = Query(min_length=1, max_length=300, description="locator: line:N, packet:N, ..."),  # noqa: E741
+                  q: str | None = Query(default=None, max_length=200, description="search text (log views)"),
+                  level: list[str] = Query(default=[]), template: str | None = Query(default=None, max_length=64),
+                  before: int = Query(default=25, ge=0, le=500), after: int = Query(default=25, ge=0, le=500)):
+        view = hub.drill.view(user, key, e, a, l, LogQuery(tuple(level), template, q, before, after))
+        return J(view.to_json())
 
     @app.get("/api/cases/{key}/similar")
     def similar_cases(key: str, user: User = Auth, limit: int = Query(default=10, ge=1, le=100),
@@ -306,4 +330,10 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
     def report_summary(user: User = Auth):
         return J(summary(hub.cases, user))
 
+    from backline.web.kb_routes import register_kb_routes
+
+    register_kb_routes(app, hub, Auth)
+    if pages:
+        from backline.web.pages import mount_pages
+        mount_pages(app)
     return app

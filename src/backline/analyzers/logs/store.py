@@ -163,11 +163,13 @@ def _sources(paths: Iterable[str | Path]) -> list[str]:
     return out
 
 
-def query(paths: Iterable[str | Path], sql: str, limit: int | None = None
-          ) -> tuple[list[str], list[tuple[Any, ...]]]:
+def query(paths: Iterable[str | Path], sql: str, limit: int | None = None,
+          params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run ``sql`` over the view ``records`` made of the given Parquet files.
 
-    Returns ``(column names, rows)``.  SQL errors become :class:`UsageError`.
+    ``params`` are bound to the ``?`` placeholders of ``sql`` (values never
+    become SQL text).  Returns ``(column names, rows)``.  SQL errors become
+    :class:`UsageError`.
     """
     import duckdb
 
@@ -178,7 +180,7 @@ def query(paths: Iterable[str | Path], sql: str, limit: int | None = None
         listing = ", ".join(f"'{_sql_path(Path(f))}'" for f in files)
         con.execute(f"CREATE VIEW records AS SELECT * FROM read_parquet([{listing}], union_by_name=true)")
         try:
-            cur = con.execute(sql)
+            cur = con.execute(sql, list(params)) if params else con.execute(sql)
         except duckdb.Error as exc:
             raise UsageError(f"SQL error: {str(exc).splitlines()[0]}") from exc
         names = [d[0] for d in cur.description] if cur.description else []

@@ -8,7 +8,7 @@ takes queued rows (a thread of ``backline serve``; ``backline case reindex``
 and ``backline case import`` run it in the foreground), rebuilds each case's
 :class:`~backline.knowledge.similar.text.CaseDoc`, embeds it outside any
 transaction, and writes in one transaction: ``case_search`` (the lexical index
-follows by trigger), ``case_signatures``, the document frequencies in
+follows by trigger), the document frequencies in
 ``search_terms`` and the vectors in ``case_vectors``.  A queue row is deleted
 only up to the id that was read, so a change made while a case was being
 embedded queues it again.  Writers lock the case rows first (in id order), so
@@ -70,14 +70,9 @@ def load_docs(conn: Connection, case_ids: Sequence[int]) -> dict[int, CaseDoc]:
         for r in conn.execute(select(F.case_id, F.code, F.title, F.detail, F.data)
                               .where(F.case_id.in_(ids)).order_by(F.severity.desc(), F.id)).mappings():
             findings.setdefault(r["case_id"], []).append(dict(r))
-        facts: dict[int, list[tuple[str, object]]] = {}
-        X = T.case_facts.c
-        for cid, name, value in conn.execute(select(X.case_id, X.name, X.value).where(
-                X.case_id.in_(ids), X.name.like("%.signature") | X.name.like("%.bucket_id"))):
-            facts.setdefault(cid, []).append((name, value))
         for cid, title, intake in cases:
             out[cid] = build_doc(title, intake if isinstance(intake, Mapping) else {}, notes.get(cid, ()),
-                                 findings.get(cid, ()), facts.get(cid, ()))
+                                 findings.get(cid, ()))
     return out
 
 
@@ -175,10 +170,6 @@ class SimilarIndexer:
             changes = [{"term": t, "df": n} for t, n in sorted(delta.items()) if n]
             if changes:
                 conn.execute(_UPSERT_DF, changes)
-            conn.execute(delete(T.case_signatures).where(T.case_signatures.c.case_id.in_(ids)))
-            sigs = [{"case_id": cid, "value": s} for cid in ids for s in docs[cid].signatures]
-            if sigs:
-                conn.execute(insert(T.case_signatures), sigs)
             if vectors:
                 conn.execute(delete(T.case_vectors).where(T.case_vectors.c.case_id.in_(list(vectors))))
                 conn.execute(insert(T.case_vectors), [

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, and_, bindparam, select, true
+from sqlalchemy import Connection, and_, bindparam, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from backline.cases.access import Action, can_see, require, visible_filter
@@ -225,15 +225,20 @@ class SimilarService:
         dense = [(c, x) for c, x in dense if x >= w.min_cosine]
         titles = [(c, x) for c, x in titles if x >= w.min_cosine]
         # exact signals: the same crash signature or bucket
+        # (recorded in ``case_signatures`` by the job runner, see backline.cases.signatures)
         signatures: dict[int, list[str]] = {}
         if q.doc.signatures and w.signature:
             S = T.case_signatures.c
-            sq = (select(S.case_id, S.value).join(T.cases, T.cases.c.id == S.case_id)
-                  .where(S.value.in_(list(q.doc.signatures)), visible_filter(user)).limit(200))
+            pairs = [k.partition(":")[::2] for k in q.doc.signatures]
+            sq = (select(S.case_id, S.kind, S.value).join(T.cases, T.cases.c.id == S.case_id)
+                  .where(or_(*[and_(S.kind == k, S.value == v) for k, v in pairs]), visible_filter(user))
+                  .distinct().limit(200))
             if q.exclude is not None:
                 sq = sq.where(S.case_id != q.exclude)
-            for cid, value in conn.execute(sq):
-                signatures.setdefault(cid, []).append(value)
+            for cid, kind, value in conn.execute(sq):
+                key = f"{kind}:{value}"
+                if key not in signatures.setdefault(cid, []):
+                    signatures[cid].append(key)
         ranked = {"lexical": [c for c, _ in lex], "dense": [c for c, _ in dense], "title": [c for c, _ in titles]}
         pool = set().union(*map(set, ranked.values())) | set(signatures)
         time_ranks = self.cache.time_ranks(flt.product if q.product is not None else None, q.created, list(pool))
@@ -292,9 +297,9 @@ def _why(ranks: Mapping[str, int], picked: Sequence[str], cand_terms: set[str], 
          title_cosine: float | None, signatures: Sequence[str], seconds_apart: float) -> tuple[str, ...]:
     """Plain reasons, strongest first: ``same crash signature ...``, ``shared terms: ...``, ..."""
     out = []
-    for s in sorted(signatures, key=lambda v: (not v.startswith("sig:"), v)):
+    for s in sorted(signatures, key=lambda v: (not v.startswith("signature:"), v)):
         kind, _, value = s.partition(":")
-        out.append(f"same crash {'signature' if kind == 'sig' else 'bucket'}: {value}")
+        out.append(f"same crash {kind}: {value}")
     shared = [t for t in picked if t in cand_terms]
     if shared and "lexical" in ranks:
         out.append(f"shared terms (#{ranks['lexical']} by words): " + ", ".join(shared[:8]))

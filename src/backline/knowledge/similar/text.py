@@ -80,7 +80,7 @@ class CaseDoc:
     title: str
     public: str                      # intake, public notes, findings, signatures
     internal: str = ""               # internal notes (staff only)
-    signatures: tuple[str, ...] = ()  # "sig:<signature>" / "bucket:<id>"
+    signatures: tuple[str, ...] = ()  # "signature:<Socorro signature>" / "bucket:<id>"
 
     def full_text(self) -> str:
         """Title and public text: what the ``full`` vector embeds."""
@@ -94,20 +94,21 @@ class CaseDoc:
         return h.hexdigest()
 
 
-def signature_keys(data: Mapping[str, Any] | None) -> list[str]:
-    """Crash signature and bucket id of a finding's ``data`` as exact-match keys.
+def signature_keys(code: str | None, data: Mapping[str, Any] | None) -> list[str]:
+    """Crash signature and bucket id of a finding as ``kind:value`` keys, the same (kind, value)
+    pairs :mod:`backline.cases.signatures` stores in ``case_signatures``.
 
-    >>> signature_keys({"signature": "abort | raise", "bucket_id": "b-12"})
-    ['sig:abort | raise', 'bucket:b-12']
+    >>> signature_keys("DUMP.CRASH", {"signature": "abort | raise", "bucket_id": "b-12"})
+    ['signature:abort | raise', 'bucket:b-12']
+    >>> signature_keys("KB.MATCH", {"signature": "abort | raise"})
+    []
     """
     out = []
-    if data:
-        sig = data.get("signature")
-        if isinstance(sig, str) and sig.strip():
-            out.append("sig:" + sig.strip()[:480])
-        bucket = data.get("bucket_id") or data.get("bucket")
-        if isinstance(bucket, str) and bucket.strip():
-            out.append("bucket:" + bucket.strip()[:480])
+    if data and not str(code or "").startswith("KB."):
+        for kind, field in (("signature", "signature"), ("bucket", "bucket_id")):
+            value = data.get(field)
+            if value:
+                out.append(f"{kind}:{str(value)[:500]}")
     return out
 
 
@@ -123,17 +124,16 @@ def _strings(value: Any) -> Iterable[str]:
 
 
 def build_doc(title: str, intake: Mapping[str, Any] | None, notes: Iterable[tuple[str, str]],
-              findings: Iterable[Mapping[str, Any]], facts: Iterable[tuple[str, Any]] = ()) -> CaseDoc:
+              findings: Iterable[Mapping[str, Any]]) -> CaseDoc:
     """A :class:`CaseDoc` from a case's parts.
 
     ``notes`` are ``(visibility, body)``; ``findings`` are mappings with
-    ``code``, ``title``, ``detail`` and ``data`` (as stored); ``facts`` are
-    ``(name, value)``, of which ``*.signature`` and ``*.bucket_id`` count.
+    ``code``, ``title``, ``detail`` and ``data`` (as stored).
 
     >>> d = build_doc("Gateway crash", {"description": "it dies"}, [("internal", "heap bug"), ("public", "sent HF")],
     ...               [{"code": "DUMP.CRASH", "title": "crash", "detail": "", "data": {"signature": "f | g"}}])
     >>> d.public, d.internal, d.signatures
-    ('it dies\\nsent HF\\nDUMP.CRASH crash\\nf | g', 'heap bug', ('sig:f | g',))
+    ('it dies\\nsent HF\\nDUMP.CRASH crash\\nf | g', 'heap bug', ('signature:f | g',))
     """
     public: list[str] = [s for s in _strings(dict(intake or {})) if s.strip()]
     internal: list[str] = []
@@ -149,13 +149,8 @@ def build_doc(title: str, intake: Mapping[str, Any] | None, notes: Iterable[tupl
             seen_templates.add(template)
             line += "\n" + template
         public.append(line)
-        for key in signature_keys(data if isinstance(data, Mapping) else None):
+        for key in signature_keys(f.get("code"), data if isinstance(data, Mapping) else None):
             if key not in sigs:
                 sigs.append(key)
-    for name, value in facts:
-        if isinstance(value, str) and value.strip() and name.endswith((".signature", ".bucket_id")):
-            key = ("sig:" if name.endswith(".signature") else "bucket:") + value.strip()[:480]
-            if key not in sigs:
-                sigs.append(key)
-    public.extend(s[4:] if s.startswith("sig:") else s for s in sigs if s.startswith("sig:"))
+    public.extend(s.partition(":")[2] for s in sigs if s.startswith("signature:"))
     return CaseDoc(title, "\n".join(public), "\n".join(internal), tuple(sigs))

@@ -12,8 +12,9 @@ graph are reported as deadlocks.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 from backline.analyzers.dumps.elfcore.modules import LoadedModule, resolve_modules
 from backline.analyzers.dumps.elfcore.reader import EM_386, EM_AARCH64, EM_X86_64, ElfCore, open_core
@@ -69,20 +70,31 @@ def load_core(path: Path, binary_paths: Sequence[Path] = (),
     (``.build-id/xx/….debug``).  Raises :class:`~backline.errors.FormatError`
     when the file is not a readable core; missing pieces become ``warnings``.
     """
-    path = Path(path)
-    with open_core(path) as core:
+    with core_session(path, binary_paths, symbol_paths) as (report, _code):
+        return report
+
+
+@contextmanager
+def core_session(path: Path, binary_paths: Sequence[Path] = (), symbol_paths: Sequence[Path] = ()
+                 ) -> Iterator[tuple[CrashReport, Callable[[int, int], bytes | None]]]:
+    """:func:`load_core`'s report together with ``read_code(address, size)``, which reads
+    code bytes from the core or else from the matched module files (as the stack walk
+    does); the reader works inside the ``with`` block, while the files are open."""
+    with open_core(Path(path)) as core:
         warnings: list[str] = list(core.warnings)
         modules = resolve_modules(core, [Path(p) for p in binary_paths],
                                   [Path(p) for p in symbol_paths], warnings)
         try:
-            return _build_report(core, modules, warnings)
+            yield report_from_core(core, modules, warnings), Walker(core, modules).read_code
         finally:
             for m in modules:
                 if m.image is not None:
                     m.image.close()
 
 
-def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str]) -> CrashReport:
+def report_from_core(core: ElfCore, modules: list[LoadedModule], warnings: list[str]) -> CrashReport:
+    """Walk, classify and blame an open core whose modules are resolved (``backline dbg`` keeps
+    both open for its session; :func:`load_core` closes them)."""
     walker = Walker(core, modules)
     if walker.arch is None:
         warnings.append(f"no stack walker for {core.cpu}: threads have registers only")

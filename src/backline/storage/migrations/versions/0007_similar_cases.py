@@ -1,15 +1,17 @@
-"""Similar past cases: external ids of imported cases, the search text, embeddings, signatures,
-term statistics, the indexing queue and the lexical index (FTS5 on SQLite, full-text search
-with GIN indexes on PostgreSQL).
+"""Similar past cases: external ids of imported cases, the search text, embeddings, term
+statistics, the indexing queue and the lexical index (FTS5 on SQLite, full-text search with GIN
+indexes on PostgreSQL).  Crash signatures are read from ``case_signatures`` (0006).
+
+Every existing case is queued for indexing (``backline serve`` or ``backline case reindex``).
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0009
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
@@ -44,13 +46,6 @@ def upgrade() -> None:
     sqlite_autoincrement=True,
     )
     op.create_index('ix_case_vectors_case', 'case_vectors', ['case_id'])
-    op.create_table('case_signatures',
-    sa.Column('id', _ID, primary_key=True, autoincrement=True),
-    sa.Column('case_id', _ID, sa.ForeignKey('cases.id'), nullable=False),
-    sa.Column('value', sa.String(length=500), nullable=False),
-    )
-    op.create_index('ix_case_signatures_value', 'case_signatures', ['value'])
-    op.create_index('ix_case_signatures_case', 'case_signatures', ['case_id'])
     op.create_table('search_terms',
     sa.Column('term', sa.String(length=64), primary_key=True),
     sa.Column('df', sa.Integer(), nullable=False),
@@ -62,6 +57,10 @@ def upgrade() -> None:
     sa.Column('queued_at', _TS, nullable=False),
     )
     op.create_index('ix_similar_queue_case', 'similar_queue', ['case_id'])
+
+    # cases made before this revision: queue them all for indexing
+    op.execute("INSERT INTO similar_queue (case_id, reason, queued_at) "
+               "SELECT id, 'migration', CURRENT_TIMESTAMP FROM cases")
 
     if op.get_bind().dialect.name == "postgresql":
         # 'simple': the terms are made by backline.knowledge.similar.text (lower-cased, stop words
@@ -128,6 +127,6 @@ def downgrade() -> None:
         for t in ("ins", "del", "upd"):
             op.execute(f"DROP TRIGGER case_search_fts_{t}")
         op.execute("DROP TABLE case_fts")
-    for name in ("similar_queue", "search_terms", "case_signatures", "case_vectors", "case_search",
+    for name in ("similar_queue", "search_terms", "case_vectors", "case_search",
                  "case_external"):
         op.drop_table(name)
