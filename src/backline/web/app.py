@@ -276,6 +276,19 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
                               debugger=(cmd or "").strip() or None)
         return J(view.to_json())
 
+    @app.get("/api/cases/{key}/similar")
+    def similar_cases(key: str, user: User = Auth, limit: int = Query(default=10, ge=1, le=100),
+                      any_product: bool = False):
+        """Past cases like this one, best first: ``[{"key", "external_id", "title", "score", "why", ...}]``."""
+        return J([h.to_json() for h in hub.similar.for_case(user, key, limit=limit, any_product=any_product)])
+
+    @app.post("/api/similar")
+    def similar_text(body: S.SimilarTextIn, user: User = Auth):
+        """Cases like an escalation being written; each with a one-line ``hint`` for the intake form."""
+        hits = hub.similar.for_text(user, body.text, title=body.title, product=body.product, intake=body.intake,
+                                    limit=body.limit)
+        return J([h.to_json() | {"hint": h.hint()} for h in hits])
+
     @app.post("/api/cases/{key}/bugs", status_code=201)
     def create_bug(key: str, body: S.BugIn, user: User = Auth):
         return J(hub.bugs.create(user, key, title=body.title, root_cause=body.root_cause,
