@@ -225,3 +225,12 @@ def test_event_log_record_view(hub, corpus):
         assert r["excerpt"].startswith(f"{v.body['provider']} {v.body['event_id']}:")
     v = hub.drill.view(eng, case.key, item.id, refs[0]["artifact"], "record:999999")
     assert v.kind == "raw" and "no record 999999" in v.notes[0]
+
+
+def test_the_packet_index_is_built_by_the_job(analysed):
+    hub, eng, _c, _o, case, item = analysed
+    built = list(hub.drill.derived.folder(item.id).glob("packets-*.parquet"))
+    assert len(built) == 1                                    # one capture in the bundle, indexed already
+    mtime = built[0].stat().st_mtime_ns
+    hub.drill.view(eng, case.key, item.id, PCAP, "packet:73")
+    assert built[0].stat().st_mtime_ns == mtime               # the view read it, did not rebuild it

@@ -214,10 +214,26 @@ class DrillService:
             return None
         return self.store.path(sha)
 
-    def _packet(self, base: dict[str, Any], art, blob: Path, number: int) -> DrillView:
-        from backline.cases.drill.net import build_index, conversation, packet_fields
+    def prepare(self, evidence_id: int) -> int:
+        """Build what the first views of this evidence would otherwise build while a person waits
+        (the packet index of each capture); returns how many were built.  The job runner calls
+        this after an analysis is stored."""
+        with self.cases.engine.connect() as conn:
+            arts = conn.execute(select(T.evidence_artifacts).where(
+                T.evidence_artifacts.c.evidence_id == evidence_id,
+                T.evidence_artifacts.c.kind == "capture")).mappings().all()
+        built = 0
+        for art in arts:
+            blob = self._blob(art)
+            if blob is not None:
+                built += self._packet_index(art, blob)[0] is not None
+        return built
 
-        eid = base["evidence_id"]
+    def _packet_index(self, art, blob: Path) -> tuple[Path | None, list[str]]:
+        """The packet index of a capture artifact, built if missing: (path or None, notes)."""
+        from backline.cases.drill.net import build_index
+
+        eid = art["evidence_id"]
         index = self.derived.path(eid, f"packets-{art['id']}.parquet")
         notes: list[str] = []
         if not index.is_file():
@@ -228,7 +244,13 @@ class DrillService:
                     notes.append(f"the capture is damaged: {built['problem']} (packets before it are shown)")
             except StorageError as exc:
                 notes.append(str(exc))
-        conv = conversation(index, number) if index.is_file() else {"packets": [], "conv": None}
+        return (index if index.is_file() else None), notes
+
+    def _packet(self, base: dict[str, Any], art, blob: Path, number: int) -> DrillView:
+        from backline.cases.drill.net import conversation, packet_fields
+
+        index, notes = self._packet_index(art, blob)
+        conv = conversation(index, number) if index is not None else {"packets": [], "conv": None}
         earlier = [p["number"] for p in conv["packets"] if p["number"] < number]
         fields = packet_fields(blob, number, art["path"], earlier,
                                partial=len(earlier) < conv.get("before_count", len(earlier)))
