@@ -18,10 +18,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.analyze",
     "backline.commands.inventory",
     "backline.commands.dump",
+    "backline.commands.dbg",
     "backline.commands.logs",
     "backline.commands.report",
     "backline.commands.net",
     "backline.commands.case",
+    "backline.commands.kb",
     "backline.commands.user",
     "backline.commands.serve",
 )

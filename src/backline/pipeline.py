@@ -52,6 +52,9 @@ class AnalyzeOptions:
     keep_work_dir: bool = False
     timeout_s: float | None = DEFAULT_TIMEOUT_S   # per analyzer and artifact; None = no limit
     correlate: bool = True                  # cross-artifact incident findings (knowledge.correlate)
+    kb: tuple = ()                          # known issues to match (backline.knowledge.kb.KnownIssue)
+    product: str | None = None              # the customer's product and version, for known issues'
+    product_version: str | None = None      # affected ranges and fixed-in versions
 
 
 def check_tz(name: str) -> str:
@@ -117,6 +120,14 @@ def analyze(
     artifacts = _with_time_ranges(intake.artifacts, out.events)
     # Knowledge: the same incident seen in several pieces of evidence at once.
     case_findings = correlate(out.events) if options.correlate else []
+    kb_summary = None
+    if options.kb:
+        # Knowledge: known issues recognised in the findings and facts (never in the raw files).
+        from backline.knowledge.kb.apply import apply_known_issues
+
+        kb_found, kb_summary = apply_known_issues(options.kb, [*out.findings, *case_findings], out.facts,
+                                                  product=options.product, version=options.product_version)
+        case_findings = [*case_findings, *kb_found]
     findings = sorted([*out.findings, *case_findings], key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
     events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
     return AnalysisResult(
@@ -130,7 +141,10 @@ def analyze(
         started_at=started,
         finished_at=datetime.now(timezone.utc),
         options={"tz": options.tz, "jobs": options.jobs,
-                 "analyzers": list(options.analyzers) if options.analyzers else None},
+                 "analyzers": list(options.analyzers) if options.analyzers else None,
+                 **({"kb": kb_summary} if kb_summary is not None else {}),
+                 **({"product": options.product} if options.product else {}),
+                 **({"product_version": options.product_version} if options.product_version else {})},
         backline_version=__version__,
     )
 

@@ -71,6 +71,20 @@ MATRIX = {
     "verify_hotfix":     ("POST", "/api/hotfixes/HF-1/verification", {"verification": "verified"},
                                                                                       "403 403 403 403 200 200 200 200"),
     "summary":           ("GET", "/api/reports/summary", None,                        "403 403 403 403 200 403 200 200"),
+    "kb_list":           ("GET", "/api/kb?pack=true", None,                           "403 403 200 200 200 200 200 200"),
+    "kb_add":            ("POST", "/api/kb", {"title": "t", "matchers": [{"finding": "NET.DNS.SERVFAIL"}]},
+                                                                                      "403 403 403 403 201 201 201 201"),
+    "kb_get":            ("GET", "/api/kb/KB-1001", None,                             "403 403 200 200 200 200 200 200"),
+    "kb_edit":           ("PATCH", "/api/kb/KB-1001", {"title": "renamed"},          "403 403 403 403 200 200 200 200"),
+    "kb_history":        ("GET", "/api/kb/KB-1001/history", None,                     "403 403 200 200 200 200 200 200"),
+    "kb_publish":        ("POST", "/api/kb/KB-1001/publish", None,                    "403 403 403 403 200 403 200 200"),
+    "kb_retire":         ("POST", "/api/kb/KB-1001/retire", None,                     "403 403 403 403 200 403 200 200"),
+    "kb_test":           ("POST", "/api/kb/test", {"keys": ["KB-1001"], "case": "ESC-1001"},
+                                                                                      "403 403 403 403 200 200 200 200"),
+    "promote":           ("POST", "/api/cases/ESC-1002/promote", {"workaround": "w",
+                                                                  "matchers": [{"finding": "NET.DNS.SERVFAIL"}]},
+                                                                                      "403 403 403 403 201 201 201 201"),
+    "signature_links":   ("GET", "/api/cases/ESC-1001/signature-links", None,         "403 403 200 404 200 200 200 200"),
 }
 
 
@@ -92,6 +106,8 @@ def world(hub):
     hub.hotfixes.create(erin, "HF-1", build="7.2.1.40", bug_ids=[1])
     hub.evidence.upload(erin, "ESC-1001", "app.log", io.BytesIO(b"2026-11-23 10:00:00 ERROR boom\n"))
     JobRunner(hub.cases, hub.store, analyze=_one_artifact, options_factory=lambda _w, store: store).run_pending()
+    hub.knowledge.add(erin, {"title": "Known", "workaround": "w", "matchers": [{"finding": "NET.DNS.SERVFAIL"}]})
+    hub.cases.set_status(erin, "ESC-1002", "resolved")
     return {k: v[1] for k, v in users.items()}
 
 
@@ -114,7 +130,8 @@ def _call(client, token, method, path, body):
 def test_every_route_is_in_the_matrix(client):
     routes = {(m, r.path) for r in client.app.routes for m in getattr(r, "methods", ())
               if r.path.startswith("/api/")}
-    covered = {(m, p.split("?")[0].replace("ESC-1001", "{key}").replace("/1/", "/{x}/").rstrip("/"))
+    covered = {(m, p.split("?")[0].replace("ESC-1001", "{key}").replace("ESC-1002", "{key}")
+                .replace("KB-1001", "{key}").replace("/1/", "/{x}/").rstrip("/"))
                for m, p, _b, _e in MATRIX.values()}
     norm = set()
     for m, p in routes:

@@ -30,6 +30,7 @@ from backline.cases.access import Action, require
 from backline.cases.drill.store import DerivedStore, keep_derived
 from backline.cases.model import JobStatus, User
 from backline.cases.service import CaseService
+from backline.cases.signatures import record_signatures
 from backline.errors import BacklineError, CaseError, NotFound, StorageError
 from backline.model.core import AnalysisResult, utc
 from backline.storage import tables as T
@@ -221,8 +222,13 @@ class JobRunner:
 
     def __init__(self, cases: CaseService, store: BlobStore, *, analyze: AnalyzeFn = _default_analyze,
                  options_factory: Callable[[Path, BlobStore], Any] = _default_options,
-                 worker: str = "worker", work_root: Path | None = None, derived: DerivedStore | None = None):
+                 worker: str = "worker", work_root: Path | None = None, derived: DerivedStore | None = None,
+                 knowledge: Any = None):
+        from backline.cases.knowledge import KnowledgeService
+
         self.cases = cases
+        #: matches the published known issues after every job (None: a service with the starter pack)
+        self.knowledge = knowledge if knowledge is not None else KnowledgeService(cases)
         self.engine = cases.engine
         self.store = store
         self.analyze = analyze
@@ -318,11 +324,25 @@ class JobRunner:
                 conn.execute(insert(T.evidence_artifacts),
                              [dict(r, path=_rel(r["path"], prefix)[:1000], case_id=job["case_id"],
                                    evidence_id=ev["id"], job_id=job["id"]) for r in kept])
+            record_signatures(conn, job["case_id"], job["id"], result.findings, lambda a: _rel(a, prefix))
+            kb_matched = self._match_known_issues(conn, job, ev)
             conn.execute(update(T.jobs).where(T.jobs.c.id == job["id"]).values(
                 status=JobStatus.DONE.value, finished_at=self.cases._now(), error=None))
             self.cases.audit(conn, None, "job", job["id"], "done", None,
-                             {"findings": rows, "artifacts": len(result.artifacts), "facts": len(result.facts)},
+                             {"findings": rows, "artifacts": len(result.artifacts), "facts": len(result.facts),
+                              "known_issues": kb_matched},
                              job["case_id"])
+
+    def _match_known_issues(self, conn, job, ev) -> list[str] | str:
+        """Match the published known issues against the case's evidence (KB.* findings); a failure here
+        is logged and leaves the analysis stored (its own savepoint)."""
+        try:
+            with conn.begin_nested():
+                results = self.knowledge.match_case(conn, job["case_id"], job["id"], ev["id"])
+            return [r.issue.key for r in results if r.verdict == "match"]
+        except Exception as exc:  # noqa: BLE001 - known-issue matching must not lose the analysis
+            log.exception("known-issue matching failed for job %s", job["id"])
+            return f"failed: {type(exc).__name__}: {exc}"[:500]
 
     def _fail(self, job, message: str) -> None:
         status = JobStatus.QUEUED if job["attempts"] < MAX_ATTEMPTS and message.startswith("internal") \

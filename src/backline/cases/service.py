@@ -462,14 +462,18 @@ class CaseService:
                  "replaced_at": utc(r["edited_at"]).isoformat()} for r in rows
                 if user.role.is_staff or r["visibility"] == "public"]
 
-    def note_case_key(self, user: User, note_id: int) -> str:
-        """The key of the case note ``note_id`` belongs to (NotFound when the user may not see the note)."""
+    def note(self, user: User, note_id: int) -> Note:
+        """One note (NotFound when the user may not see it)."""
+        N = T.notes.c
         with self.reader.connect() as conn:
-            r = conn.execute(select(T.notes.c.visibility, T.cases).join(T.cases, T.cases.c.id == T.notes.c.case_id)
-                             .where(T.notes.c.id == note_id)).mappings().first()
+            r = conn.execute(select(N.id, N.body, N.visibility, N.created_at, N.updated_at, N.revisions,
+                                    T.users.c.name.label("author"), T.users.c.role.label("author_role"), T.cases)
+                             .join(T.cases, T.cases.c.id == N.case_id).join(T.users, T.users.c.id == N.author_id)
+                             .where(N.id == note_id)).mappings().first()
         if r is None or not can_see(user, r) or (r["visibility"] == "internal" and not user.role.is_staff):
             raise NotFound(f"no note {note_id}")
-        return r["key"]
+        return Note(note_id, r["key"], r["author"], Role(r["author_role"]), r["body"], Visibility(r["visibility"]),
+                    utc(r["created_at"]), utc(r["updated_at"]), r["revisions"])
 
     def notes(self, user: User, key: str) -> list[Note]:
         """Notes of the case; customers get public ones only."""

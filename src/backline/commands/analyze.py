@@ -121,6 +121,14 @@ def analyze_cmd(
     timeout: float = typer.Option(900.0, "--timeout", min=0,
                                   help="Seconds one analyzer may spend on one file before its run is "
                                        "recorded as failed (0 = no limit)."),
+    kb: List[Path] = typer.Option([], "--kb", help="Known issues to match: a JSON/YAML file or folder "
+                                                "(repeatable); its entries replace starter-pack entries of the same key."),
+    kb_pack: bool = typer.Option(True, "--kb-pack/--no-kb-pack",
+                                 help="Match the starter pack of known issues shipped with Backline (on by default)."),
+    product: Optional[str] = typer.Option(None, "--product", help="The customer's product, for known issues' affected products."),
+    product_version: Optional[str] = typer.Option(None, "--product-version",
+                                                  help="The customer's version, for known issues' affected ranges "
+                                                       "and fixed-in versions."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     case: Optional[str] = typer.Option(None, "--case", help="Attach the analysis to this case (local database), "
                                        "so its findings appear with the case's uploaded evidence."),
@@ -142,6 +150,10 @@ def analyze_cmd(
       backline analyze bundle.zip --fail-on high   # exit 1 when a high or critical finding exists
 
       backline analyze bundle.zip --case ESC-1001 --as erin   # findings onto the case page too
+      backline analyze bundle.zip --kb team-kb/ --product orders --product-version 4.2.1
+
+    Known issues (the starter pack, plus --kb files) recognised in the findings are
+    reported first, as KB.MATCH findings; --no-kb-pack without --kb turns matching off.
 
     Exit codes: 0 analysed; 1 analysed and a finding at or above --fail-on exists;
     2 usage error, nothing readable, or the case refused the analysis (no such case, not allowed).
@@ -189,7 +201,14 @@ def analyze_cmd(
 
     attach = _case_target(case, as_, database_url) if case else None   # refused before a long analysis
 
+    from backline.knowledge.kb.apply import knowledge_base
+
+    try:
+        known_issues = knowledge_base(kb, pack=kb_pack)
+    except BacklineError as exc:              # a bad entry: the file and the field, exit 2
+        _fail(f"known issues: {exc}")
     options = AnalyzeOptions(
+        kb=known_issues, product=product, product_version=product_version,
         work_dir=keep_work, tz=tz, jobs=jobs, store=store,
         symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
         timeout_s=timeout or None,

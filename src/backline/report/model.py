@@ -37,6 +37,7 @@ from backline.model import (
     Severity,
     utc,
 )
+from backline.report.known_issues import known_issue_findings
 from backline.report.timeline import Timeline, build_timeline
 
 #: Severities from worst to mildest: the order reports list them in.
@@ -142,6 +143,7 @@ class Report:
     refusals: tuple[Refusal, ...]
     timeline: Timeline
     failed_runs: tuple[AnalyzerRun, ...] = field(default=())
+    known_issues: tuple[Finding, ...] = field(default=())   # KB.MATCH / KB.NOT_AFFECTED, matches first
 
     def findings_at(self, severity: Severity) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.severity is severity)
@@ -286,4 +288,5 @@ def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None =
         refusals=tuple(result.refusals),
         timeline=timeline,
         failed_runs=tuple(r for r in result.runs if r.status is RunStatus.FAILED),
+        known_issues=known_issue_findings(findings),
     )

@@ -298,6 +298,49 @@ case_events = Table(
     Index("ix_case_events_case", "case_id", "ts"),
 )
 
+# --- revision 0006 --------------------------------------------------------
+
+known_issues = Table(
+    "known_issues", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("key", String(32), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("status", String(16), nullable=False),              # draft | published | retired
+    Column("body", JSON, nullable=False),                      # the entry's data form (docs/knowledge.md)
+    Column("revision", Integer, nullable=False),
+    Column("source_case_id", ForeignKey("cases.id")),          # promoted from this case
+    Column("created_by", ForeignKey("users.id"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("key", name="uq_known_issues_key"),
+    Index("ix_known_issues_status", "status"),
+)
+
+known_issue_revisions = Table(
+    "known_issue_revisions", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("issue_id", ForeignKey("known_issues.id"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("change", String(32), nullable=False),              # create | edit | publish | retire | promote
+    Column("edited_by", ForeignKey("users.id"), nullable=False),
+    Column("edited_at", TS, nullable=False),
+    UniqueConstraint("issue_id", "revision", name="uq_known_issue_revision"),
+)
+
+case_signatures = Table(
+    "case_signatures", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("kind", String(16), nullable=False),                # signature | bucket
+    Column("value", String(500), nullable=False),
+    Column("artifact", String(1000), nullable=False),
+    Index("ix_case_signatures_value", "kind", "value"),
+    Index("ix_case_signatures_case", "case_id"),
+)
+
 # --- revision 0009 --------------------------------------------------------
 
 evidence_artifacts = Table(

@@ -54,7 +54,8 @@ def _err(status: int, code: str, message: str, headers: dict[str, str] | None = 
 def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = True) -> FastAPI:
     """The API over ``hub``, and the web workbench's pages (``backline.web.pages``) unless ``pages`` is off."""
     app = FastAPI(title="Backline case service", version=__version__,
-                  description="Escalation cases: intake, ownership, SLA clocks, notes, evidence, bugs, hotfixes.")
+                  description="Escalation cases: intake, ownership, SLA clocks, notes, evidence, bugs, hotfixes, "
+                              "known issues.")
     app.state.hub = hub
     app.add_middleware(BodyLimit, default_limit=max_json_body,
                        upload_limit=hub.evidence.max_bytes + 64 * 1024, upload_suffix="/evidence",
@@ -255,7 +256,12 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
 
     @app.get("/api/cases/{key}/findings")
     def findings(key: str, user: User = Auth):
-        return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key)})
+        from backline.cases.signatures import signature_links
+
+        links = signature_links(hub.cases, user, key, known_issues=hub.knowledge.published() if hub.knowledge else ())
+        return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key),
+                  "signature_links": {"linked": links["linked"], "known_issues": links["known_issues"],
+                                      "summary": links["summary"]}})
 
     @app.get("/api/cases/{key}/ref")
     def drill_ref(key: str, user: User = Auth, e: int = Query(ge=1, le=2 ** 63 - 1, description="evidence id"),
@@ -311,6 +317,9 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
     def report_summary(user: User = Auth):
         return J(summary(hub.cases, user))
 
+    from backline.web.kb_routes import register_kb_routes
+
+    register_kb_routes(app, hub, Auth)
     if pages:
         from backline.web.pages import mount_pages
         mount_pages(app)

@@ -44,7 +44,7 @@ class Background:
     def __init__(self, hub: Hub, period_s: float = 30.0):
         self.hub = hub
         self.period_s = period_s
-        self.jobs = JobRunner(hub.cases, hub.store, worker=f"pid{os.getpid()}")
+        self.jobs = JobRunner(hub.cases, hub.store, worker=f"pid{os.getpid()}", knowledge=hub.knowledge)
         self.dispatcher = Dispatcher(hub.engine, hub.notify, hub.clock) if hub.notify else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -72,7 +72,7 @@ def _extensions(hub, user, case) -> list[dict[str, Any]]:
 
 def case_context(request: Request, key: str, session, message: str | None = None) -> dict[str, Any]:
     hub = request.app.state.hub
-    view = case_view(hub, session.user, key)
+    view = case_view(hub, session.user, key, all_notes=request.query_params.get("notes") == "all")
     return {"title": f"{view.case.key} {view.case.title}", "view": view, "message": message,
             "extensions": _extensions(hub, session.user, view.case),
             "bug_forms": [bug_form(b) for b in view.bugs], "participant_roles": list(ParticipantRole)}
@@ -94,11 +94,18 @@ def analysis_fragment(request: Request, key: str = Path(max_length=40), session=
     return render(request, "case_analysis.html", {"view": view, "cs": case})
 
 
+@router.get("/notes/{note_id}/edit")
+def note_edit_form(request: Request, note_id: int = Path(ge=1, le=2 ** 63 - 1), session=PageUser):
+    note = request.app.state.hub.cases.note(session.user, note_id)
+    return render(request, "note_edit.html", {"title": f"Edit note {note_id}", "note": note,
+                                              "fragment": is_htmx(request)})
+
+
 @router.get("/notes/{note_id}/history")
 def note_history(request: Request, note_id: int = Path(ge=1, le=2 ** 63 - 1), session=PageUser):
     hub = request.app.state.hub
     revisions = hub.cases.note_history(session.user, note_id)
-    key = hub.cases.note_case_key(session.user, note_id)
+    key = hub.cases.note(session.user, note_id).case_key
     return render(request, "note_history.html", {"title": f"Note {note_id}", "revisions": revisions,
                                                   "note_id": note_id, "case_key": key,
                                                   "fragment": is_htmx(request)})

@@ -27,6 +27,8 @@ from backline.model import Event, EvidenceRef, Severity
 
 #: How many timeline events the page lists (the chart counts them all).
 EVENT_ROWS = 200
+#: How many notes the page shows unless all are asked for (the latest ones).
+NOTES_SHOWN = 100
 #: Statuses a move to which is offered as a button, in the order they are shown.
 _ORDER = list(CaseStatus)
 _BUTTON = {CaseStatus.INVESTIGATING: "Start investigating", CaseStatus.WAITING_CUSTOMER: "Wait for customer",
@@ -91,6 +93,7 @@ class CaseView:
     transitions: list[tuple[str, str]]
     clocks: Sequence[Clock] = ()
     notes: Sequence[Note] = ()
+    note_total: int = 0
     evidence: Sequence[Any] = ()
     analysis_pending: bool = False
     findings: list[tuple[str, list[FindingView]]] = field(default_factory=list)
@@ -177,11 +180,13 @@ def analysis_view(hub: Hub, user: User, case: Case) -> dict[str, Any]:
     return out
 
 
-def case_view(hub: Hub, user: User, key: str) -> CaseView:
+def case_view(hub: Hub, user: User, key: str, *, all_notes: bool = False) -> CaseView:
     case = hub.cases.get(user, key)
     can = permissions(user)
     view = CaseView(case=case, user=user, can=can, transitions=transitions_for(user, case))
-    view.notes = hub.cases.notes(user, key)
+    notes = hub.cases.notes(user, key)
+    view.note_total = len(notes)
+    view.notes = notes if all_notes else notes[-NOTES_SHOWN:]
     for name, value in analysis_view(hub, user, case).items():
         setattr(view, name, value)
     if can[Action.READ_SLA.value]:

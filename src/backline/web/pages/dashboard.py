@@ -22,7 +22,7 @@ SEV_COLOUR = {"S1": SEVERITY_COLOUR[Severity.CRITICAL], "S2": SEVERITY_COLOUR[Se
 
 @router.get("/dashboard")
 def dashboard_page(request: Request, session=PageUser):
-    d = dashboard(request.app.state.hub.cases, session.user)
+    d = dashboard(request.app.state.hub.cases, session.user, clock_cache=request.app.state.queue.clocks)
     sevs = [s.value for s in CaseSeverity]
     statuses = list(d.open_by_severity_status)
     open_chart = charts.stacked_bars([s.replace("_", " ") for s in statuses],
