@@ -142,3 +142,20 @@ def test_other_pages_pass_axe(browser, axe, site, hostile_case):
     found = axe_violations(page, axe)
     assert found == [], dump(found)
     ctx.close()
+
+
+def test_case_page_prints_as_a_status_report(browser, site, hostile_case, tmp_path):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    log_in(page, site, "erin")
+    page.goto(f"{site}/cases/{hostile_case.key}")
+    page.emulate_media(media="print")
+    assert not page.locator("header.top nav").is_visible()          # no navigation, forms or buttons
+    assert not page.locator("#note-body").is_visible()
+    assert not page.locator("button").first.is_visible()
+    for section in ("#case-h", "#sla-h", "#notes-h", ".note-public .body"):
+        assert page.locator(section).first.is_visible(), section     # the report's content stays
+    pdf = tmp_path / "case.pdf"
+    page.pdf(path=str(pdf))
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
+    ctx.close()
