@@ -234,3 +234,13 @@ def test_the_packet_index_is_built_by_the_job(analysed):
     mtime = built[0].stat().st_mtime_ns
     hub.drill.view(eng, case.key, item.id, PCAP, "packet:73")
     assert built[0].stat().st_mtime_ns == mtime               # the view read it, did not rebuild it
+
+
+def test_a_reference_into_other_evidence_of_the_case(analysed):
+    """Findings made over the whole case (known-issue matches) cite files of other evidence."""
+    hub, eng, _c, _o, case, item = analysed
+    other = hub.evidence.upload(eng, case.key, "extra.log", io.BytesIO(b"2026-11-23 10:00:00 INFO up\n"))
+    JobRunner(hub.cases, hub.store).run_pending()
+    v = hub.drill.view(eng, case.key, other.id, PCAP, "packet:73")
+    assert v.kind == "packet" and v.evidence_id == item.id
+    assert v.notes[0] == f"this file is part of evidence {item.id} (bundle.zip)"

@@ -28,6 +28,7 @@ a case they cannot see.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -112,37 +113,56 @@ class DrillService:
         if not allowed(user, Action.READ_FINDINGS):
             raise NotFound(f"no case {key}", locator=f"case:{key}")     # as for a case they cannot see
         loc = Locator.parse(locator[:300])
+        notes: tuple[str, ...] = ()
         with self.cases.engine.connect() as conn:
             case = self.cases._case_row(conn, user, key)
-            ev = conn.execute(select(T.evidence).where(T.evidence.c.id == evidence_id,
-                                                       T.evidence.c.case_id == case["id"])).mappings().first()
+            ev = self._evidence(conn, case["id"], evidence_id)
             if ev is None:
                 raise NotFound(f"evidence {evidence_id} is not (or no longer) part of {key}",
                                locator=f"evidence:{evidence_id}")
-            arts = conn.execute(select(T.evidence_artifacts).where(
-                T.evidence_artifacts.c.evidence_id == evidence_id)).mappings().all()
-            job = conn.execute(select(T.jobs.c.status).where(T.jobs.c.evidence_id == evidence_id)
+            arts = self._manifest(conn, ev["id"])
+            art = next((a for a in arts if a["path"] == artifact), None)
+            if art is None:
+                # a finding made over the whole case (known-issue matches) cites files of other evidence
+                other = conn.execute(select(T.evidence_artifacts).where(
+                    T.evidence_artifacts.c.case_id == case["id"], T.evidence_artifacts.c.path == artifact)
+                    .order_by(T.evidence_artifacts.c.evidence_id.desc()).limit(1)).mappings().first()
+                if other is not None:
+                    ev, art = self._evidence(conn, case["id"], other["evidence_id"]), other
+                    arts = self._manifest(conn, ev["id"])
+                    notes = (f"this file is part of evidence {ev['id']} ({ev['filename']})",)
+            job = conn.execute(select(T.jobs.c.status).where(T.jobs.c.evidence_id == ev["id"])
                                .order_by(T.jobs.c.id.desc())).scalar()
             found = conn.execute(select(T.findings.c.id, T.findings.c.code, T.findings.c.title,
                                         T.findings.c.severity, T.findings.c.refs)
-                                 .where(T.findings.c.evidence_id == evidence_id)
-                                 .order_by(T.findings.c.severity.desc(), T.findings.c.id)).mappings().all()
+                                 .where(T.findings.c.case_id == case["id"])
+                                 .order_by(T.findings.c.severity.desc(), T.findings.c.id).limit(5000)).mappings().all()
         cited = tuple({"id": f["id"], "code": f["code"], "title": f["title"],
                        "severity": Severity(f["severity"]).label, "excerpt": r.get("excerpt")}
                       for f in found for r in (f["refs"] or [])[:20]
                       if r.get("artifact") == artifact and r.get("locator") == locator)[:50]
-        base = dict(case=key, evidence_id=evidence_id, evidence_file=ev["filename"], artifact=artifact,
+        base = dict(case=key, evidence_id=ev["id"], evidence_file=ev["filename"], artifact=artifact,
                     locator=locator, cited_by=cited, origin=ev["origin"])
-        art = next((a for a in arts if a["path"] == artifact), None)
         if art is None:
             return self._no_artifact(base, ev, arts, job)
         base["artifact_kind"] = art["kind"]
         try:
-            return self._dispatch(base, art, loc, query or LogQuery(), arts)
+            view = self._dispatch(base, art, loc, query or LogQuery(), arts)
+            return dataclasses.replace(view, notes=notes + view.notes) if notes else view
         except (BacklineError, OSError, ValueError) as exc:
             msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             return DrillView("raw", title=f"{artifact} {locator}", body=_raw_body(art, loc),
                              notes=(f"the evidence could not be read at this reference: {msg}",), **base)
+
+    @staticmethod
+    def _evidence(conn, case_id: int, evidence_id: int):
+        return conn.execute(select(T.evidence).where(T.evidence.c.id == evidence_id,
+                                                     T.evidence.c.case_id == case_id)).mappings().first()
+
+    @staticmethod
+    def _manifest(conn, evidence_id: int):
+        return conn.execute(select(T.evidence_artifacts).where(
+            T.evidence_artifacts.c.evidence_id == evidence_id)).mappings().all()
 
     # ------------------------------------------------------------------ dispatch
     def _no_artifact(self, base: dict[str, Any], ev, arts, job: str | None) -> DrillView:
