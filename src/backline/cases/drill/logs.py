@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from backline.analyzers.logs.reader import open_log
-from backline.analyzers.logs.store import query
+from backline.analyzers.logs.store import Records, open_records
 from backline.errors import UsageError
 
 #: Most records shown on either side of the line.
@@ -89,11 +89,15 @@ def log_view(records: Path, line: int, q: LogQuery) -> dict[str, Any]:
     "templates", "query"}``; each record is a dict of the ``records`` columns
     with ``target`` true for the record that holds ``line``.
     """
-    q = q.checked()
+    with open_records([records]) as rec:
+        return _log_view(rec, line, q.checked())
+
+
+def _log_view(rec: Records, line: int, q: LogQuery) -> dict[str, Any]:
     where, params = q.where()
 
     def run(sql: str, args: list[Any]) -> _Rows:
-        names, rows = query([records], sql, params=args)
+        names, rows = rec.query(sql, params=args)
         return _Rows(names, rows)
 
     hit = run(f"SELECT {_COLUMNS} FROM records WHERE line <= ? AND end_line >= ? ORDER BY line DESC LIMIT 1",

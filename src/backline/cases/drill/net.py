@@ -142,10 +142,15 @@ def build_index(capture: Path, dest: Path, name: str, room: int) -> dict[str, An
 
 def conversation(index: Path, number: int, around: int = MAX_LISTED // 2) -> dict[str, Any]:
     """The conversation of packet ``number``: its packets (up to ``around`` each side of it)."""
-    from backline.analyzers.logs.store import query
+    from backline.analyzers.logs.store import open_records
 
+    with open_records([index]) as rec:
+        return _conversation(rec, number, around)
+
+
+def _conversation(rec, number: int, around: int) -> dict[str, Any]:
     def run(sql: str, args: list) -> list[dict[str, Any]]:
-        names, rows = query([index], sql, params=args)
+        names, rows = rec.query(sql, params=args)
         return [dict(zip(names, r)) for r in rows]
 
     hit = run("SELECT * FROM records WHERE number = ?", [number])
