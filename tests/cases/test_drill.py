@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -17,15 +16,14 @@ from backline.cases.hub import Hub
 from backline.cases.model import CaseSeverity, Role
 from backline.cases.service import NewCase
 from backline.errors import NotFound
+from backline.testing import EXAMPLE_INTAKE, example_bundle
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "case-001" / "bundle.zip"
+EXAMPLE = example_bundle()
 LOG = "bundle.zip!/logs/orders-service.log"
 PCAP = "bundle.zip!/capture/orders-lo.pcap"
 CORE = "bundle.zip!/crash.tar.gz!/crash/core.stockcalc"
 TRACE = "bundle.zip!/crash.tar.gz!/crash/orders-crash.txt"
-INTAKE = {"symptoms": "Orders fail to reserve stock", "business_impact": "Orders lost for 300 users",
-          "environment": "4.2.1 on RHEL 9", "steps_to_reproduce": "Place an order",
-          "already_tried": "Restart", "expected": "Reserved", "actual": "HTTP 500", "evidence": ["bundle.zip"]}
+INTAKE = EXAMPLE_INTAKE
 
 
 @pytest.fixture

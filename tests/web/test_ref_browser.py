@@ -10,14 +10,13 @@ import pytest
 from backline.cases.evidence import JobRunner
 from backline.cases.model import CaseSeverity
 from backline.cases.service import NewCase
+from backline.testing import EXAMPLE_INTAKE
 
 from .browser import ROOT, axe_violations, dump, log_in, shot
 from .pages_helpers import add_users
 
 BUNDLE = ROOT / "examples" / "case-001" / "bundle.zip"
-FULL = {"symptoms": "Orders fail to reserve stock", "business_impact": "Orders lost for 300 users",
-        "environment": "4.2.1 on RHEL 9", "steps_to_reproduce": "Place an order", "already_tried": "Restart",
-        "expected": "Reserved", "actual": "HTTP 500", "evidence": ["bundle.zip"]}
+FULL = EXAMPLE_INTAKE
 
 
 @pytest.fixture(params=["sqlite"])
