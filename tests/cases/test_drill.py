@@ -94,6 +94,9 @@ def test_log_view_at_a_line_with_filters_and_search(analysed):
     # a line inside a multi-line record (the stack trace) lands on its record
     v = hub.drill.view(eng, case.key, item.id, LOG, "line:20")
     assert v.body["target"]["line"] == 13 and v.body["target"]["end_line"] >= 20
+    lines = v.body["target_lines"]                                         # the trace's own lines
+    assert [ln["text"] for ln in lines] == raw[12:v.body["target"]["end_line"]]
+    assert [ln["number"] for ln in lines if ln["target"]] == [20]
     # SQL-looking search text is a value, never SQL
     v = hub.drill.view(eng, case.key, item.id, LOG, "line:1", LogQuery(search="') OR 1=1 --"))
     assert v.body["matching"] == 0

@@ -38,7 +38,7 @@ from typing import Any, Mapping
 from sqlalchemy import select
 
 from backline.cases.access import Action, allowed
-from backline.cases.drill.logs import LogQuery, evtx_record, log_view, text_lines
+from backline.cases.drill.logs import LogQuery, evtx_record, log_view, record_lines, text_lines
 from backline.cases.drill.store import DerivedStore
 from backline.cases.model import User
 from backline.cases.service import CaseService
@@ -48,6 +48,8 @@ from backline.storage import tables as T
 from backline.storage.blobs import BlobStore
 
 _LOCATOR = re.compile(r"^(?:thread:(?P<thread>\d{1,9})/)?(?P<kind>line|packet|record|frame):(?P<n>\d{1,15})$")
+#: Largest log re-read for the lines of a multi-line record (the records hold its message only).
+MAX_REREAD = 64 * 1024 * 1024
 _TEXT_KINDS = frozenset({"text_log", "crash_trace", "hs_err", "config", "data", "document", "source"})
 _DUMP_KINDS = frozenset({"minidump", "elf_core", "crash_trace", "hs_err"})
 
@@ -184,8 +186,12 @@ class DrillService:
         if loc.kind == "line":
             path = self._records(art)
             if path is not None:
-                return DrillView("log", title=f"{artifact} line {loc.number}",
-                                 body=log_view(path, loc.number, query), **base)
+                body = log_view(path, loc.number, query)
+                target, blob = body["target"], self._blob(art)
+                if target and target["end_line"] > target["line"] and blob is not None and \
+                        blob.stat().st_size <= MAX_REREAD:       # the record's own lines (a stack trace)
+                    body["target_lines"] = record_lines(blob, target["line"], target["end_line"], loc.number)
+                return DrillView("log", title=f"{artifact} line {loc.number}", body=body, **base)
         blob = self._blob(art)
         if blob is None and _origin_note(base):
             return DrillView("unavailable", title=title, body={"reason": _origin_note(base)},

@@ -157,6 +157,25 @@ def text_lines(path: Path, line: int, context: int = 40) -> dict[str, Any]:
             "encoding": src.stats.encoding}
 
 
+def record_lines(path: Path, first: int, last: int, mark: int, limit: int = 200) -> list[dict[str, Any]]:
+    """Lines ``first`` .. ``last`` of a text file (at most ``limit``), ``mark`` flagged: the
+    whole text of a multi-line record (a stack trace), whose table row shows only its message.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "t.log")
+    >>> _ = open(p, "w").write("a\\nTraceback:\\n  x\\nb\\n")
+    >>> [(l["number"], l["target"]) for l in record_lines(p, 2, 3, 3)]
+    [(2, False), (3, True)]
+    """
+    out = []
+    for ln in open_log(path):
+        if ln.number > last or len(out) >= limit:
+            break
+        if ln.number >= first:
+            out.append({"number": ln.number, "text": ln.text, "target": ln.number == mark})
+    return out
+
+
 def evtx_record(path: Path, record_id: int, name: str) -> dict[str, Any] | None:
     """The fields of event record ``record_id`` of a Windows event log (None when absent).
 

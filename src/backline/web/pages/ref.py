@@ -67,7 +67,7 @@ def page_context(view: DrillView, here: str) -> dict[str, Any]:
     body = dict(view.body)
     if view.kind == "log":
         qd = body["query"]
-        ctx["log"] = {**body, "levels_chosen": set(qd["levels"]),
+        ctx["log"] = {**body, "target_lines": body.get("target_lines", []), "levels_chosen": set(qd["levels"]),
                       "more_before": with_params(here, before=min(500, qd["before"] + MORE)),
                       "more_after": with_params(here, after=min(500, qd["after"] + MORE)),
                       "clear": base, "filtered": bool(qd["levels"] or qd["template"] or qd["search"]),
