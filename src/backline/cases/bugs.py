@@ -191,12 +191,12 @@ class BugService:
 
     def get(self, user: User, bug_id: int) -> dict[str, Any]:
         require(user, Action.READ_BUGS)
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             return _bug_json(self._row(conn, user, bug_id))
 
     def list(self, user: User, key: str) -> list[dict[str, Any]]:
         require(user, Action.READ_BUGS)
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             crow = self.cases._case_row(conn, user, key)
             rows = conn.execute(select(T.bugs, T.cases.c.key).join(T.cases, T.cases.c.id == T.bugs.c.case_id)
                                 .where(T.bugs.c.case_id == crow["id"]).order_by(T.bugs.c.id)).mappings().all()

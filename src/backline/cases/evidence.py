@@ -125,7 +125,7 @@ class EvidenceService:
         raise NotFound(f"evidence {evidence_id} is not part of {key}", locator=f"evidence:{evidence_id}")
 
     def list(self, user: User, key: str) -> list[EvidenceItem]:
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             row = self.cases._case_row(conn, user, key)
             rows = conn.execute(
                 select(T.evidence, T.users.c.name.label("uploader"), T.jobs.c.id.label("job_id"),
@@ -139,7 +139,7 @@ class EvidenceService:
 
     def findings(self, user: User, key: str) -> list[dict[str, Any]]:
         require(user, Action.READ_FINDINGS)
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             row = self.cases._case_row(conn, user, key)
             rows = conn.execute(select(T.findings, T.evidence.c.filename, T.evidence.c.origin)
                                 .join(T.evidence, T.evidence.c.id == T.findings.c.evidence_id)
@@ -151,7 +151,7 @@ class EvidenceService:
     def facts(self, user: User, key: str) -> list[dict[str, Any]]:
         """Facts the analysis learned from the case's evidence (``dump.os``, ``net.packets``, ...)."""
         require(user, Action.READ_FINDINGS)
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             row = self.cases._case_row(conn, user, key)
             rows = conn.execute(select(T.case_facts, T.evidence.c.filename)
                                 .join(T.evidence, T.evidence.c.id == T.case_facts.c.evidence_id)
@@ -164,7 +164,7 @@ class EvidenceService:
         """Timeline events of the case's evidence, dated ones by time, then undated ones."""
         require(user, Action.READ_FINDINGS)
         E = T.case_events.c
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             row = self.cases._case_row(conn, user, key)
             rows = conn.execute(select(T.case_events, T.evidence.c.filename)
                                 .join(T.evidence, T.evidence.c.id == E.evidence_id)
