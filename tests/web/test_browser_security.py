@@ -174,6 +174,15 @@ def test_other_pages_pass_axe(browser, axe, site, hostile_case, web_hub):
     assert "network capture" in page.locator("#intake-fields").inner_text()
     found = axe_violations(page, axe)
     assert found == [], dump(found)
+    erin = web_hub.users.get("erin")
+    note = web_hub.cases.add_note(erin, hostile_case.key, "first words", "internal")
+    web_hub.cases.edit_note(erin, note.id, "second words")
+    page.goto(f"{site}/notes/{note.id}/history")
+    assert "first words" in page.locator("main").inner_text()
+    assert axe_violations(page, axe) == [], "note history"
+    page.goto(f"{site}/notes/{note.id}/edit")
+    assert page.locator("main textarea").input_value() == "second words"
+    assert axe_violations(page, axe) == [], "note edit"
     log_in(page, site, "mia")
     shot(page, "08-queue")
     page.goto(site + "/dashboard")

@@ -44,8 +44,10 @@ def test_intake_check_and_resubmit(web):
     r = client.post(f"/cases/{key}/intake", data={"csrf_token": token, "action": "resubmit",
                                                   "row_version": str(case.row_version),
                                                   "business_impact": "All night batches fail"})
-    assert r.status_code == 422 and "still missing" in r.text                 # refused, with the list
+    assert r.status_code == 200 and r.url.fragment == "intake"               # back, with what is still missing
+    assert "network capture" in r.text.split('id="intake"')[1].split("</ul>")[0]
     case = hub.cases.get(users["sam"], key)
+    assert case.status.value == "needs_info"
     assert case.intake["business_impact"] == "All night batches fail"        # what was added is kept
     fields = {k: v for k, v in FULL.items() if k != "evidence"} | {"evidence": "capture.pcapng",
                                                                     "network_capture": "both ends attached"}

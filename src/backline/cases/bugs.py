@@ -29,6 +29,8 @@ FIELDS = ("summary", "environment", "evidence_facts", "symptoms", "steps_to_repr
           "attachments", "facts")
 _TEXT = {"summary", "environment", "symptoms", "steps_to_reproduce", "expected", "actual",
          "root_cause", "suggested_fix", "crash_signature"}
+#: The fields people edit as free text (the others are lists and tables made from the evidence).
+TEXT_FIELDS = _TEXT
 _JIRA_PRIORITY = {"S1": "Highest", "S2": "High", "S3": "Medium", "S4": "Low"}
 
 

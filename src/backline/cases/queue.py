@@ -170,6 +170,17 @@ class CaseQueue:
         pages = max(1, math.ceil(total / self.per_page))
         return QueuePage(tuple(rows), total, f.page, pages, f)
 
+    def warm(self) -> int:
+        """Make the clock plans of every open case now (a server does this once at start, in a
+        thread, so the first queue and dashboard requests need not).  Returns how many."""
+        c = T.cases.c
+        now = self.cases._now()
+        with self.cases.reader.connect() as conn:
+            keys = [(r.id, r.updated_at, r.row_version) for r in conn.execute(
+                select(c.id, c.updated_at, c.row_version).where(c.status.in_([s.value for s in OPEN])))]
+            self.clocks.plans(conn, keys, now)
+        return len(keys)
+
     def _rows(self, conn, ids: list[int], now: datetime) -> list[QueueRow]:
         if not ids:
             return []

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from fastapi import APIRouter, Path, Request
 from markupsafe import Markup
 
-from backline.cases.bugs import FIELDS, _TEXT, render_markdown
+from backline.cases.bugs import FIELDS, TEXT_FIELDS, render_markdown
 from backline.cases.model import ParticipantRole
 from backline.web.pages.case_view import analysis_view, case_view, permissions
 from backline.web.pages.markdown import to_html
@@ -59,7 +59,7 @@ class BugField:
 def bug_form(bug: dict[str, Any]) -> dict[str, Any]:
     fields = [BugField(n, _LABELS.get(n, n), str(bug["fields"].get(n) or ""),
                        2 if n in ("crash_signature", "summary") else 4)
-              for n in FIELDS if n in _TEXT]
+              for n in FIELDS if n in TEXT_FIELDS]
     return {**bug, "fields": fields, "preview": to_html(render_markdown(bug["title"], bug["fields"]))}
 
 

@@ -174,8 +174,8 @@ def analysis_view(hub: Hub, user: User, case: Case) -> dict[str, Any]:
         by_name.setdefault(e.filename, []).append(e.id)
     for f in findings:
         refs = tuple(RefView(r.get("artifact") or f["artifact"], r.get("locator") or "", r.get("excerpt"),
-                             ref_url(case.key, r.get("evidence_id")     # known-issue matches keep it per reference
-                                     or evidence_of(f, r.get("artifact") or f["artifact"], by_name),
+                             ref_url(case.key, r.get("evidence_id") or evidence_of(f, r.get("artifact") or f["artifact"],
+                                                                                    by_name),
                                      r.get("artifact") or f["artifact"], r.get("locator")))
                      for r in (f.get("refs") or [])[:5])
         groups.setdefault(f["severity"], []).append(
