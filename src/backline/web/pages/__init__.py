@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 PAGE_MODULES: tuple[str, ...] = (
     "backline.web.pages.auth",
     "backline.web.pages.queue",
+    "backline.web.pages.kb",
 )
 
 _NOT_PAGES = ("/api/", "/healthz", "/openapi.json", "/docs", "/redoc", "/static/")
