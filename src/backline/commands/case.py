@@ -18,7 +18,8 @@ from backline.cases.model import CaseSeverity, CaseStatus
 from backline.cases.service import NewCase
 from backline.cases.sla import summarise
 from backline.commands._cases_common import DB_OPT, acting_user, fail, open_hub
-from backline.errors import BacklineError, UsageError
+from backline.commands._cases_common import run as _run
+from backline.errors import BacklineError
 
 AS_OPT = typer.Option(None, "--as", envvar="BACKLINE_USER", help="Act as this user.")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
@@ -29,15 +30,6 @@ case_app = typer.Typer(help="Escalation cases on the local database.\n\nExamples
                             "  backline case list --status new --as erin\n\n"
                             "  backline case note ESC-1001 'Looking at the heap dump' --public --as erin",
                        no_args_is_help=True)
-
-
-def _run(fn):
-    try:
-        return fn()
-    except UsageError as exc:
-        fail(str(exc), 2)
-    except BacklineError as exc:
-        fail(str(exc), 1)
 
 
 def _parse(fn, text):

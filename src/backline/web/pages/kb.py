@@ -95,17 +95,24 @@ def kb_new_form(request: Request, session=PageUser):
     return _form_page(request, entry=None, values=form_values(None))
 
 
-@router.post("/kb/new")
-async def kb_new(request: Request, session=PageUser):
+async def _save(request: Request, entry: Mapping[str, Any] | None, save) -> Any:
+    """Save the posted form with ``save(data, revision)`` and go to the entry; a mistake in the
+    entry re-shows the form with the field named (permission, conflict: the error pages)."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    kb = request.app.state.hub.knowledge
+    rev = form.get("revision", "")
     try:
-        e = kb.add(session.user, entry_from_form(form))
+        e = save(entry_from_form(form), int(rev) if rev.isdigit() else None)
     except CaseError as exc:
         if exc.__class__ is not CaseError:
             raise
-        return _form_page(request, entry=None, values=form, error=exc.message, status=422)
+        return _form_page(request, entry=entry, values=form, error=exc.message, status=422)
     return RedirectResponse(f"/kb/{e['key']}", status_code=303)
+
+
+@router.post("/kb/new")
+async def kb_new(request: Request, session=PageUser):
+    kb = request.app.state.hub.knowledge
+    return await _save(request, None, lambda data, _rev: kb.add(session.user, data))
 
 
 @router.get("/kb/{key}")
@@ -140,17 +147,9 @@ def kb_edit_form(request: Request, key: str, session=PageUser):
 
 @router.post("/kb/{key}/edit")
 async def kb_edit(request: Request, key: str, session=PageUser):
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     kb = request.app.state.hub.knowledge
-    entry = kb.get(session.user, key)
-    rev = form.get("revision", "")
-    try:
-        kb.edit(session.user, key, entry_from_form(form), expected_revision=int(rev) if rev.isdigit() else None)
-    except CaseError as exc:
-        if exc.__class__ is not CaseError:
-            raise
-        return _form_page(request, entry=entry, values=form, error=exc.message, status=422)
-    return RedirectResponse(f"/kb/{key}", status_code=303)
+    return await _save(request, kb.get(session.user, key),
+                       lambda data, rev: kb.edit(session.user, key, data, expected_revision=rev))
 
 
 @router.post("/kb/{key}/publish")
