@@ -12,6 +12,8 @@ from rich.text import Text
 from backline.cases.hub import Hub
 from backline.errors import BacklineError, UsageError
 
+AS_OPT = typer.Option(None, "--as", envvar="BACKLINE_USER", help="Act as this user.")
+JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
 DB_OPT = typer.Option(None, "--database-url", envvar="BACKLINE_DATABASE_URL",
                       help="sqlite:///path or postgresql+psycopg://user@host/db (default: SQLite in BACKLINE_HOME).")
 

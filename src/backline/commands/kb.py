@@ -16,13 +16,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from backline.commands._cases_common import DB_OPT, acting_user, open_hub
+from backline.commands._cases_common import AS_OPT, DB_OPT, JSON_OPT, acting_user, open_hub
 from backline.commands._cases_common import fail as _fail
 from backline.commands._cases_common import run as _run
 from backline.errors import BacklineError, FormatError
 
-AS_OPT = typer.Option(None, "--as", envvar="BACKLINE_USER", help="Act as this user.")
-JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
 
 kb_app = typer.Typer(help="Known issues: the service's knowledge base, and testing entries against evidence.\n\n"
                           "Examples:\n\n"
