@@ -103,7 +103,7 @@ def analyze(
             if unknown:
                 raise UsageError(f"unknown analyzer(s): {', '.join(sorted(unknown))}")
             classes = [c for c in classes if c.name in wanted]
-        bundle_bins, bundle_syms = _provide_bundle_files(intake.artifacts, work_dir)
+        bundle_bins, bundle_syms = provide_bundle_files(intake.artifacts, work_dir)
         settings = RunSettings(
             tz=options.tz,
             work_dir=str(work_dir / "runs"),
@@ -149,7 +149,7 @@ def analyze(
     )
 
 
-def _provide_bundle_files(artifacts: Sequence[Artifact], work_dir: Path) -> tuple[list[Path], list[Path]]:
+def provide_bundle_files(artifacts: Sequence[Artifact], work_dir: Path) -> tuple[list[Path], list[Path]]:
     """Executables and Breakpad symbol files that came inside the evidence are handed to the
     dump analyzers (as ``--binaries`` / ``--symbols`` folders) under their original names.
 

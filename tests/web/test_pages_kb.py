@@ -89,11 +89,17 @@ def test_case_known_issues_fragment_and_promote(web, hub, corpus, tmp_path):
     login(web, "erin")
     frag = web.get(f"/cases/{key}/known-issues").text
     assert 'id="known-issues"' in frag and 'href="/kb/KB-63"' in frag and "Workaround:" in frag
+    assert f'href="/cases/{key}/ref?e=1&amp;a=crash.dmp&amp;l=thread%3A0%2Fframe%3A0"' in frag   # the evidence opens
+    page = web.get(f"/cases/{key}").text                                           # the case page has it in place
+    assert page.index('id="known-issues"') < page.index('id="similar"') and 'href="/kb/KB-63"' in page
     assert "Promote to known issue" not in frag                                     # not resolved yet
     for st in ("investigating", "resolved"):
         hub.cases.set_status(erin, key, st)
     frag = web.get(f"/cases/{key}/known-issues").text
-    r = web.post(f"/cases/{key}/promote", data={"csrf_token": csrf_of(frag)}, follow_redirects=False)
+    assert f'href="/cases/{key}/promote"' in frag
+    confirm = web.get(f"/cases/{key}/promote")
+    assert confirm.status_code == 200 and "Make the draft" in confirm.text
+    r = web.post(f"/cases/{key}/promote", data={"csrf_token": csrf_of(confirm.text)}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/kb/KB-1001/edit"
     edit = web.get("/kb/KB-1001/edit").text
     assert "NULL_POINTER_READ_c0000005_crashme.exe+0xa6cd" in edit and 'value="Crash opening reports"' in edit

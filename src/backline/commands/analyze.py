@@ -130,6 +130,12 @@ def analyze_cmd(
                                                   help="The customer's version, for known issues' affected ranges "
                                                        "and fixed-in versions."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    case: Optional[str] = typer.Option(None, "--case", help="Attach the analysis to this case (local database), "
+                                       "so its findings appear with the case's uploaded evidence."),
+    as_: Optional[str] = typer.Option(None, "--as", envvar="BACKLINE_USER", help="With --case: act as this user."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", envvar="BACKLINE_DATABASE_URL",
+                                               help="With --case: the case database (default: SQLite in "
+                                                    "BACKLINE_HOME)."),
 ) -> None:
     """Analyse a customer's evidence and report what is wrong.
 
@@ -143,13 +149,14 @@ def analyze_cmd(
 
       backline analyze bundle.zip --fail-on high   # exit 1 when a high or critical finding exists
 
+      backline analyze bundle.zip --case ESC-1001 --as erin   # findings onto the case page too
       backline analyze bundle.zip --kb team-kb/ --product orders --product-version 4.2.1
 
     Known issues (the starter pack, plus --kb files) recognised in the findings are
     reported first, as KB.MATCH findings; --no-kb-pack without --kb turns matching off.
 
     Exit codes: 0 analysed; 1 analysed and a finding at or above --fail-on exists;
-    2 usage error or nothing readable.
+    2 usage error, nothing readable, or the case refused the analysis (no such case, not allowed).
     """
     from backline.pipeline import AnalyzeOptions, analyze, check_tz
     from backline.storage.blobs import BlobStore
@@ -191,6 +198,8 @@ def analyze_cmd(
         problem = check_writable_folder(store.root, "evidence store")
         if problem:
             _fail(f"{problem} (set BACKLINE_HOME, or use --no-store)")
+
+    attach = _case_target(case, as_, database_url) if case else None   # refused before a long analysis
 
     from backline.knowledge.kb.apply import knowledge_base
 
@@ -241,9 +250,51 @@ def analyze_cmd(
             elif f == "html":
                 sys.stdout.write(render_html(report) + "\n")
 
+    if attach is not None:
+        _attach(attach, report)
+
     # (nothing readable at all was refused above: intake raises NothingReadable)
     if threshold is not None and any(fd.severity >= threshold for fd in result.findings):
         raise typer.Exit(1)
+
+
+def _case_target(key: str, name: Optional[str], database_url: Optional[str]):
+    """(hub, user, key) for ``--case``, checked before the analysis: the case exists, the user
+    sees it and may attach analyses."""
+    from backline.cases.access import Action, allowed
+    from backline.cases.hub import Hub
+
+    name = name or os.environ.get("BACKLINE_USER")
+    if not name:
+        _fail("--case needs to know who you are: --as NAME or BACKLINE_USER")
+    try:
+        hub = Hub.open(database_url)
+        user = hub.users.get(name)
+        hub.cases.get(user, key)
+    except BacklineError as exc:
+        _fail(f"cannot attach to {key}: {exc}")
+    if not allowed(user, Action.ATTACH_ANALYSIS):
+        _fail(f"cannot attach to {key}: role {user.role.value} may not attach analyses")
+    return hub, user, key
+
+
+def _attach(target, report) -> None:
+    import socket
+
+    from backline.cases.analyses import MAX_ATTACHED_REPORT
+    from backline.report import iter_json
+
+    hub, user, key = target
+    data = "".join(iter_json(report)).encode("utf-8")
+    if len(data) > MAX_ATTACHED_REPORT:
+        _fail(f"cannot attach to {key}: the report is {len(data):,} bytes, over the limit of "
+              f"{MAX_ATTACHED_REPORT:,}")
+    try:
+        item = hub.analyses.attach(user, key, data, host=socket.gethostname())
+    except BacklineError as exc:
+        _fail(f"cannot attach to {key}: {exc}")
+    _err_console().print(f"attached to {key} as evidence {item.id} ({len(report.findings)} finding(s)): "
+                         f"{item.to_json()['source']}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from fastapi import APIRouter, Request
+from markupsafe import Markup
 from starlette.responses import RedirectResponse
 
 from backline.cases.access import Action, allowed
@@ -164,6 +165,12 @@ def kb_retire(request: Request, key: str, session=PageUser):
     return RedirectResponse(f"/kb/{key}", status_code=303)
 
 
+@router.get("/cases/{case_key}/promote")
+def promote_form(request: Request, case_key: str, session=PageUser):
+    request.app.state.hub.cases.get(session.user, case_key)      # 404 for a case the user cannot see
+    return render(request, "kb_promote.html", {"title": f"Promote {case_key}", "case": case_key})
+
+
 @router.post("/cases/{case_key}/promote")
 def promote(request: Request, case_key: str, session=PageUser):
     e = request.app.state.hub.knowledge.promote(session.user, case_key)
@@ -171,21 +178,38 @@ def promote(request: Request, case_key: str, session=PageUser):
 
 
 def case_known_issues(hub, user, key: str) -> dict[str, Any]:
-    """The view model of a case page's "Known issues" section: the case's KB findings, the crash
-    signature links, and whether the user may promote the case."""
+    """The view model of a case page's "Known issues" section: the case's KB findings (each
+    evidence reference with the link to its page), the crash signature links, and whether the
+    user may promote the case."""
     from backline.cases.model import CaseStatus
     from backline.cases.signatures import signature_links
+    from backline.web.pages.case_view import ref_url
 
     case = hub.cases.get(user, key)
     known = [f for f in hub.evidence.findings(user, key) if f["code"] in ("KB.MATCH", "KB.NOT_AFFECTED")]
     known.sort(key=lambda f: (f["code"] != "KB.MATCH", f["data"].get("key", "")))
+    for f in known:
+        ids = {(r.get("artifact"), r.get("locator")): r.get("evidence_id") for r in f.get("refs") or []}
+        for m in f["data"].get("matched") or []:
+            for r in m.get("evidence") or []:
+                eid = ids.get((r.get("artifact"), r.get("locator")))
+                r["url"] = ref_url(key, eid, r.get("artifact"), r.get("locator")) if eid else None
     links = signature_links(hub.cases, user, key, known_issues=hub.knowledge.published())
     return {"case": key, "known": known, "links": links,
             "can_promote": allowed(user, Action.MANAGE_KB) and case.status in (CaseStatus.RESOLVED, CaseStatus.CLOSED)}
 
 
+def known_issues_section(hub, user, case) -> Markup:
+    """The case page's "Known issues" provider (``pages.case.CASE_SECTIONS``): its content as markup."""
+    from backline.web.pages.render import environment
+
+    ctx = case_known_issues(hub, user, case.key)
+    return Markup(environment().get_template("kb_case_content.html").render(ctx))
+
+
 @router.get("/cases/{key}/known-issues")
 def case_section(request: Request, key: str, session=PageUser):
-    """The "Known issues" section of a case page, as a fragment (``hx-get`` it into the page)."""
-    ctx = case_known_issues(request.app.state.hub, session.user, key)
-    return render(request, "kb_case_section.html", {"title": f"Known issues of {key}", **ctx})
+    """The "Known issues" section of a case page alone (for ``hx-get``)."""
+    hub = request.app.state.hub
+    content = known_issues_section(hub, session.user, hub.cases.get(session.user, key))
+    return render(request, "kb_case_section.html", {"title": f"Known issues of {key}", "content": content})
