@@ -13,22 +13,11 @@ from backline.cases.service import NewCase
 
 from .browser import axe_violations, dump, log_in, shot
 from .pages_helpers import add_users
+from .test_ref_browser import engine  # noqa: F401 - the browser tests run on SQLite only
 
 FULL = {"symptoms": "Partner sync fails", "business_impact": "No exports for 2 days",
         "environment": "4.2.1 on RHEL 9", "steps_to_reproduce": "Run the sync", "already_tried": "Restart",
         "expected": "Export", "actual": "TLS error", "evidence": ["sync.log"]}
-
-
-@pytest.fixture(params=["sqlite"])
-def engine(request, tmp_path, sqlite_template):        # the browser part runs on SQLite only
-    import shutil
-
-    from backline.storage.db import make_engine
-    path = tmp_path / "backline.db"
-    shutil.copy(sqlite_template, path)
-    eng = make_engine(f"sqlite:///{path}")
-    yield eng
-    eng.dispose()
 
 
 @pytest.mark.slow
