@@ -30,7 +30,7 @@ def web(hub):
 
 def _form(csrf, **over):
     data = {"csrf_token": csrf, "title": "Gateway sends no intermediate", "symptoms": "unknown_ca alerts",
-            "root_cause": "", "workaround": "", "fix_bug": "", "fix_bug_url": "", "fix_fixed_in": "4.2.3",
+            "root_cause": "", "workaround": "", "notes": "", "fix_bug": "", "fix_bug_url": "", "fix_fixed_in": "4.2.3",
             "fix_hotfix": "HF-7", "product": "orders", "versions": ">=4.0", "match": "any", "matchers": MATCHERS,
             "tags": "tls, orders", "revision": ""}
     return {**data, **over}

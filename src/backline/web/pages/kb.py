@@ -20,7 +20,7 @@ from backline.web.pages.render import render
 from backline.web.pages.security import PageUser
 
 router = APIRouter()
-TEXT_FIELDS = ("title", "symptoms", "root_cause", "workaround")
+TEXT_FIELDS = ("title", "symptoms", "root_cause", "workaround", "notes")
 FIX_FIELDS = ("bug", "bug_url", "fixed_in", "hotfix")
 
 
