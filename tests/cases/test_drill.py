@@ -144,6 +144,19 @@ def test_frame_view_disassembles_around_the_fault(analysed):
     assert v.body["thread"] is None and "not in the dump" in v.notes[0]
 
 
+def test_frame_view_shows_the_debugger_on_the_uploaded_core(analysed):
+    hub, eng, _c, _o, case, item = analysed
+    out = {o["command"]: o for o in hub.drill.view(eng, case.key, item.id, CORE, "thread:0/frame:0").body["debugger"]}
+    assert list(out) == ["!analyze -v", "~*k", "lm", ".ecxr", "!locks"]
+    assert all(o["error"] is None for o in out.values()), out
+    assert "NULL_POINTER" in out["!analyze -v"]["text"] and "stockcalc!reserve" in out["~*k"]["text"]
+    assert "stockcalc" in out["lm"]["text"]
+    one = hub.drill.view(eng, case.key, item.id, CORE, "thread:0/frame:0", debugger="u @rip L2").body["debugger"]
+    assert len(one) == 1 and one[0]["error"] is None and "mov" in one[0]["text"]
+    bad = hub.drill.view(eng, case.key, item.id, CORE, "thread:0/frame:0", debugger="nonsense").body["debugger"]
+    assert bad[0]["error"].startswith("unknown command")
+
+
 def test_references_nobody_can_follow(analysed):
     hub, eng, cust, other, case, item = analysed
     with pytest.raises(NotFound):

@@ -114,7 +114,8 @@ def test_keyboard_alone(browser, site, hostile_case):
         if page.evaluate("() => document.activeElement.textContent.trim()") == "Add note":
             break
     page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    # the note form posts through htmx (no navigation): wait for the note itself, not for a load
+    page.locator("#notes").get_by_text("Typed without a mouse").wait_for(timeout=30_000)
     assert "Typed without a mouse" in page.locator("#notes").inner_text()
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")

@@ -318,6 +318,7 @@ class JobRunner:
             kb_matched = self._match_known_issues(conn, job, ev)
             conn.execute(update(T.jobs).where(T.jobs.c.id == job["id"]).values(
                 status=JobStatus.DONE.value, finished_at=self.cases._now(), error=None))
+            self.cases.changed(conn, job["case_id"], "findings")
             self.cases.audit(conn, None, "job", job["id"], "done", None,
                              {"findings": rows, "artifacts": len(result.artifacts), "facts": len(result.facts),
                               "known_issues": kb_matched},

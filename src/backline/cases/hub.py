@@ -34,6 +34,8 @@ from backline.cases.sessions import SessionStore
 from backline.cases.sla import SlaConfig
 from backline.cases.users import UserStore
 from backline.config import data_dir
+from backline.knowledge.similar.index import SimilarIndexer, enqueue
+from backline.knowledge.similar.service import SimilarService
 from backline.storage.blobs import BlobStore
 from backline.storage.db import make_engine, upgrade
 
@@ -51,6 +53,7 @@ class Hub:
     sessions: SessionStore
     drill: DrillService
     analyses: AnalysisService
+    similar: SimilarService
     notify: NotifyConfig | None = None
     knowledge: KnowledgeService | None = None
 
@@ -64,6 +67,7 @@ class Hub:
         store = BlobStore(blob_root)
         sink = Notifier(notify, clock) if notify is not None else None
         cases = CaseService(engine, clock=clock, sla=sla, intake=intake, events=sink)
+        cases.on_change.append(lambda conn, cid, reason: enqueue(conn, cid, reason, cases._now()))
         if kb_pack is None:
             kb_pack = os.environ.get("BACKLINE_KB_PACK", "on").strip().lower() not in ("off", "0", "no", "false")
         users = UserStore(engine, clock)
@@ -71,7 +75,8 @@ class Hub:
         evidence = EvidenceService(cases, store, max_bytes=max_upload)
         return cls(engine=engine, clock=clock, store=store, users=users, cases=cases, evidence=evidence,
                    bugs=BugService(cases), hotfixes=HotfixService(cases), sessions=SessionStore(engine, users, clock),
-                   drill=DrillService(cases, store, derived), analyses=AnalysisService(evidence), notify=notify,
+                   drill=DrillService(cases, store, derived), analyses=AnalysisService(evidence),
+                   similar=SimilarService(cases, SimilarIndexer(engine, clock)), notify=notify,
                    knowledge=KnowledgeService(cases, kb_pack=kb_pack))
 
     @classmethod

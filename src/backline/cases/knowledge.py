@@ -305,9 +305,18 @@ class KnowledgeService:
         findings, facts = self.case_evidence(conn, case_id)
         results = match_issues(self.published(conn), findings, facts, product=case.product, version=case.version)
         conn.execute(T.findings.delete().where(T.findings.c.case_id == case_id, T.findings.c.code.like("KB.%")))
+        # a match cites findings of any of the case's evidence: each reference keeps the evidence
+        # its artifact belongs to (the latest upload holding that path), so it can be opened
+        holder: dict[str, int] = {}
+        for table in (T.findings, T.evidence_artifacts):
+            path = table.c.artifact if table is T.findings else table.c.path
+            for art, eid in conn.execute(select(path, table.c.evidence_id).where(table.c.case_id == case_id)
+                                         .order_by(table.c.id)):
+                holder[art] = eid
         rows = [{"case_id": case_id, "job_id": job_id, "evidence_id": evidence_id, "code": f.code,
                  "title": f.title[:500], "severity": int(f.severity), "artifact": f.artifact[:1000], "detail": f.detail,
-                 "count": f.count, "refs": [{"artifact": r.artifact, "locator": r.locator, "excerpt": r.excerpt}
+                 "count": f.count, "refs": [{"artifact": r.artifact, "locator": r.locator, "excerpt": r.excerpt,
+                                             "evidence_id": holder.get(r.artifact, evidence_id)}
                                             for r in f.evidence[:20]],
                  "data": dict(f.data), "analyzer": f.analyzer} for f in kb_findings(results)]
         if rows:

@@ -31,7 +31,8 @@ case_app = typer.Typer(help="Escalation cases on the local database.\n\nExamples
                             "--severity S2 --intake escalation.json --as sam\n\n"
                             "  backline case list --status new --as erin\n\n"
                             "  backline case note ESC-1001 'Looking at the heap dump' --public --as erin\n\n"
-                            "  backline case evidence ESC-1001 bundle.zip app.dmp --as erin",
+                            "  backline case evidence ESC-1001 bundle.zip app.dmp --as erin\n\n"
+                            "  backline case import tracker-export.jsonl --as erin",
                        no_args_is_help=True)
 
 
@@ -277,4 +278,7 @@ def _finding_counts(hub, user, key: str) -> dict[int, int] | None:
 
 
 def register(app: typer.Typer) -> None:
+    from backline.commands.similar import attach_case_commands
+
+    attach_case_commands(case_app)
     app.add_typer(case_app, name="case")

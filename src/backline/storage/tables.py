@@ -8,7 +8,7 @@ objects for queries, and a test checks the two agree.
 from __future__ import annotations
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index,
-                        Integer, MetaData, String, Table, Text, UniqueConstraint)
+                        Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint)
 
 metadata = MetaData()
 
@@ -357,4 +357,59 @@ evidence_artifacts = Table(
     Column("records", String(200)),                        # derived records file, relative to the folder
     Column("note", String(500)),                           # why nothing derived was kept
     Index("ix_evidence_artifacts_evidence", "evidence_id"),
+)
+
+# --- revision 0007: similar past cases (knowledge/similar) -------------------
+# The lexical index itself, ``case_fts``, is made by the migration per dialect (an FTS5 table
+# over ``case_search`` on SQLite, tsvector columns with GIN indexes on PostgreSQL) and kept in
+# step with ``case_search`` by triggers; it is not in this metadata.  Crash signatures come from
+# ``case_signatures`` (revision 0006).
+
+case_external = Table(
+    "case_external", metadata,
+    Column("case_id", ID, ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+    Column("external_id", String(200), nullable=False, unique=True),
+    Column("source", String(500), nullable=False),
+    Column("record", JSON, nullable=False),          # the imported object, unknown fields included
+    Column("imported_at", TS, nullable=False),
+)
+
+case_search = Table(
+    "case_search", metadata,
+    Column("case_id", ID, ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+    Column("title_terms", Text, nullable=False),
+    Column("body_terms", Text, nullable=False),
+    Column("internal_terms", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("indexed_at", TS, nullable=False),
+)
+
+case_vectors = Table(
+    "case_vectors", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("kind", String(16), nullable=False),      # full | title | internal
+    Column("model", String(100), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),   # float16, little-endian, unit length
+    Column("content_hash", String(64), nullable=False),
+    Index("ix_case_vectors_case", "case_id"),
+    # ids are never reused (SQLite AUTOINCREMENT): each process's copy loads the rows above the
+    # highest id it has seen, so a re-indexed case must get higher ids than any before
+    sqlite_autoincrement=True,
+)
+
+search_terms = Table(
+    "search_terms", metadata,
+    Column("term", String(64), primary_key=True),
+    Column("df", Integer, nullable=False),           # cases whose public text has the term
+)
+
+similar_queue = Table(
+    "similar_queue", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("queued_at", TS, nullable=False),
+    Index("ix_similar_queue_case", "case_id"),
 )

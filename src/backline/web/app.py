@@ -269,9 +269,25 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
                   l: str = Query(min_length=1, max_length=300, description="locator: line:N, packet:N, ..."),  # noqa: E741
                   q: str | None = Query(default=None, max_length=200, description="search text (log views)"),
                   level: list[str] = Query(default=[]), template: str | None = Query(default=None, max_length=64),
-                  before: int = Query(default=25, ge=0, le=500), after: int = Query(default=25, ge=0, le=500)):
-        view = hub.drill.view(user, key, e, a, l, LogQuery(tuple(level), template, q, before, after))
+                  before: int = Query(default=25, ge=0, le=500), after: int = Query(default=25, ge=0, le=500),
+                  cmd: str | None = Query(default=None, max_length=200,
+                                          description="a debugger command for a dump (default: the standard ones)")):
+        view = hub.drill.view(user, key, e, a, l, LogQuery(tuple(level), template, q, before, after),
+                              debugger=(cmd or "").strip() or None)
         return J(view.to_json())
+
+    @app.get("/api/cases/{key}/similar")
+    def similar_cases(key: str, user: User = Auth, limit: int = Query(default=10, ge=1, le=100),
+                      any_product: bool = False):
+        """Past cases like this one, best first: ``[{"key", "external_id", "title", "score", "why", ...}]``."""
+        return J([h.to_json() for h in hub.similar.for_case(user, key, limit=limit, any_product=any_product)])
+
+    @app.post("/api/similar")
+    def similar_text(body: S.SimilarTextIn, user: User = Auth):
+        """Cases like an escalation being written; each with a one-line ``hint`` for the intake form."""
+        hits = hub.similar.for_text(user, body.text, title=body.title, product=body.product, intake=body.intake,
+                                    limit=body.limit)
+        return J([h.to_json() | {"hint": h.hint()} for h in hits])
 
     @app.post("/api/cases/{key}/bugs", status_code=201)
     def create_bug(key: str, body: S.BugIn, user: User = Auth):

@@ -108,7 +108,8 @@ class DrillService:
         self.derived = derived
 
     def view(self, user: User, key: str, evidence_id: int, artifact: str, locator: str,
-             query: LogQuery | None = None) -> DrillView:
+             query: LogQuery | None = None, debugger: str | None = None) -> DrillView:
+        """``debugger``: a debugger command to run on a dump instead of the standard ones."""
         if not allowed(user, Action.READ_FINDINGS):
             raise NotFound(f"no case {key}", locator=f"case:{key}")     # as for a case they cannot see
         loc = Locator.parse(locator[:300])
@@ -138,7 +139,7 @@ class DrillService:
             return self._no_artifact(base, ev, arts, job)
         base["artifact_kind"] = art["kind"]
         try:
-            return self._dispatch(base, art, loc, query or LogQuery(), arts)
+            return self._dispatch(base, art, loc, query or LogQuery(), arts, debugger)
         except (BacklineError, OSError, ValueError) as exc:
             msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             return DrillView("raw", title=f"{artifact} {locator}", body=_raw_body(art, loc),
@@ -158,7 +159,8 @@ class DrillService:
         raise NotFound(f"no artifact {base['artifact']!r} in evidence {base['evidence_id']} "
                        f"({ev['filename']}; it holds {len(arts)} file(s))", locator=base["locator"])
 
-    def _dispatch(self, base: dict[str, Any], art, loc: Locator, query: LogQuery, arts) -> DrillView:
+    def _dispatch(self, base: dict[str, Any], art, loc: Locator, query: LogQuery, arts,
+                  debugger: str | None = None) -> DrillView:
         artifact, kind = art["path"], art["kind"]
         title = f"{artifact} {loc.text or base['locator']}"
         if loc.kind == "line":
@@ -183,7 +185,7 @@ class DrillService:
         if loc.kind == "packet" and kind == "capture":
             return self._packet(base, art, blob, loc.number)
         if loc.kind == "frame" and kind in _DUMP_KINDS:
-            return self._frame(base, art, blob, loc, arts)
+            return self._frame(base, art, blob, loc, arts, debugger)
         if loc.kind == "record" and kind == "evtx":
             rec = evtx_record(blob, loc.number, artifact)
             if rec is None:
@@ -238,8 +240,9 @@ class DrillService:
         body = {"packet": fields, "conversation": conv}
         return DrillView("packet", title=f"{art['path']} packet {number}", body=body, notes=tuple(notes), **base)
 
-    def _frame(self, base: dict[str, Any], art, blob: Path, loc: Locator, arts) -> DrillView:
-        from backline.cases.drill.dumps import frame_view, open_crash
+    def _frame(self, base: dict[str, Any], art, blob: Path, loc: Locator, arts, commands: str | None = None
+               ) -> DrillView:
+        from backline.cases.drill.dumps import STANDARD_COMMANDS, debugger_output, frame_view, open_dump
         from backline.pipeline import provide_bundle_files
         from backline.model.core import Artifact, ArtifactKind
 
@@ -247,8 +250,11 @@ class DrillService:
                    for a in arts if a["kind"] in ("executable", "symbols") and self._blob(a) is not None]
         with tempfile.TemporaryDirectory(prefix="drill-") as tmp:
             bins, syms = provide_bundle_files(helpers, Path(tmp))
-            with open_crash(blob, art["kind"], art["format"], art["path"], bins, syms) as (rep, read):
+            with open_dump(blob, art["kind"], art["format"], art["path"], bins, syms) as (rep, read, target):
                 body = frame_view(rep, read, loc.thread, loc.number or 0)
+                if target is not None:
+                    wanted = [commands] if commands else list(STANDARD_COMMANDS)
+                    body["debugger"] = debugger_output(target, wanted, loc.thread)
         notes = tuple(body.pop("notes", ()))
         if art["kind"] in ("crash_trace", "hs_err") and art["format"] != "microdump":
             body["trace"] = text_lines(blob, 1, context=400)["lines"]

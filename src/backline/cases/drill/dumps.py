@@ -22,28 +22,55 @@ AROUND = 8
 _BACK = 64               # bytes tried before the instruction to find where instructions start (x86)
 
 
+#: Debugger commands whose output the frame view shows for a minidump or core (docs/dbg.md).
+STANDARD_COMMANDS = ("!analyze -v", "~*k", "lm", ".ecxr", "!locks")
+
+
 @contextmanager
-def open_crash(path: Path, kind: str, fmt: str, name: str, binaries: Sequence[Path] = (),
-               symbols: Sequence[Path] = ()) -> Iterator[tuple[CrashReport, ReadCode | None]]:
-    """The analysed crash report of a dump artifact and a reader of its code bytes
-    (``None`` for text traces).  ``kind``/``fmt`` are the artifact's kind and format."""
-    if kind == "minidump" or (kind == "crash_trace" and fmt == "microdump"):
-        from backline.analyzers.dumps.minidump.process import read_dump, report_from_minidump
-        from backline.analyzers.dumps.symbols import shared_store
-        md = read_dump(path, name)
-        rep = report_from_minidump(md, shared_store(list(symbols)))
-        yield analyze_crash(rep, lambda a, n: md.memory.read_ptr(a, n)), md.memory.read
-    elif kind == "elf_core":
-        from backline.analyzers.dumps.elfcore.analysis import core_session
-        with core_session(path, binaries, symbols) as (rep, read):
-            yield rep, read
+def open_dump(path: Path, kind: str, fmt: str, name: str, binaries: Sequence[Path] = (),
+              symbols: Sequence[Path] = ()) -> Iterator[tuple[CrashReport, ReadCode | None, Any]]:
+    """The analysed crash report of a dump artifact, a reader of its code bytes and the
+    debugger target over it (``None``, ``None`` for text traces).  ``kind``/``fmt`` are the
+    artifact's kind and format.  Minidumps and cores are opened as ``backline dbg`` opens them,
+    so the page, the debugger and ``backline dump`` show one crash model."""
+    if kind in ("minidump", "elf_core") or (kind == "crash_trace" and fmt == "microdump"):
+        from backline.debugger.target import open_target
+        target = open_target(path, symbols=symbols, binaries=binaries)
+        try:
+            yield target.report, target.read, target
+        finally:
+            target.close()
     else:
         from backline.analyzers.dumps.text import parse_text_crash
         reps = parse_text_crash(path)
         if not reps:
             from backline.errors import FormatError
             raise FormatError("no crash trace found in the text", artifact=name)
-        yield analyze_crash(reps[0]), None
+        yield analyze_crash(reps[0]), None, None
+
+
+@contextmanager
+def open_crash(path: Path, kind: str, fmt: str, name: str, binaries: Sequence[Path] = (),
+               symbols: Sequence[Path] = ()) -> Iterator[tuple[CrashReport, ReadCode | None]]:
+    """:func:`open_dump` without the debugger target."""
+    with open_dump(path, kind, fmt, name, binaries, symbols) as (rep, read, _target):
+        yield rep, read
+
+
+def debugger_output(target: Any, commands: Sequence[str], thread: int | None = None) -> list[dict[str, Any]]:
+    """Run debugger ``commands`` on ``target`` (in ``thread`` when given): their text and errors."""
+    from backline.debugger.session import Session
+
+    session = Session([target])
+    if thread is not None and 0 <= thread < len(target.threads):
+        session.set_thread(thread)
+    out = []
+    for cmd in commands:
+        r = session.run(cmd)
+        out.append({"command": cmd, "text": r.text, "error": r.error})
+        if r.quit:
+            break
+    return out
 
 
 def code_around(read: ReadCode, address: int, cpu: str, *, caller: bool = False,

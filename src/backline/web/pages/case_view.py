@@ -152,7 +152,8 @@ def analysis_view(hub: Hub, user: User, case: Case) -> dict[str, Any]:
     findings = hub.evidence.findings(user, case.key)
     for f in findings:
         refs = tuple(RefView(r.get("artifact") or f["artifact"], r.get("locator") or "", r.get("excerpt"),
-                             ref_url(case.key, f.get("evidence_id"), r.get("artifact") or f["artifact"],
+                             ref_url(case.key, r.get("evidence_id") or f.get("evidence_id"),
+                                     r.get("artifact") or f["artifact"],
                                      r.get("locator")))
                      for r in (f.get("refs") or [])[:5])
         groups.setdefault(f["severity"], []).append(

@@ -46,10 +46,12 @@ def ref_page(request: Request, key: str = Path(max_length=40), session=PageUser,
              l: str = Query(min_length=1, max_length=300),  # noqa: E741 - the contract's parameter name
              q: str | None = Query(default=None, max_length=200), level: list[str] = Query(default=[]),
              template: str | None = Query(default=None, max_length=64),
-             before: int = Query(default=25, ge=0, le=500), after: int = Query(default=25, ge=0, le=500)):
+             before: int = Query(default=25, ge=0, le=500), after: int = Query(default=25, ge=0, le=500),
+             cmd: str | None = Query(default=None, max_length=200)):
     hub = request.app.state.hub
     try:
-        view = hub.drill.view(session.user, key, e, a, l, LogQuery(tuple(level), template, q, before, after))
+        view = hub.drill.view(session.user, key, e, a, l, LogQuery(tuple(level), template, q, before, after),
+                              debugger=(cmd or "").strip() or None)
     except NotFound as exc:
         if (exc.locator or "").startswith("case:"):
             raise                                   # no such case (or not theirs): the plain 404 page

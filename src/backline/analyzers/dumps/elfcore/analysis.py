@@ -12,9 +12,8 @@ graph are reported as deadlocks.
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Sequence
 
 from backline.analyzers.dumps.elfcore.modules import LoadedModule, resolve_modules
 from backline.analyzers.dumps.elfcore.reader import EM_386, EM_AARCH64, EM_X86_64, ElfCore, open_core
@@ -70,22 +69,12 @@ def load_core(path: Path, binary_paths: Sequence[Path] = (),
     (``.build-id/xx/….debug``).  Raises :class:`~backline.errors.FormatError`
     when the file is not a readable core; missing pieces become ``warnings``.
     """
-    with core_session(path, binary_paths, symbol_paths) as (report, _code):
-        return report
-
-
-@contextmanager
-def core_session(path: Path, binary_paths: Sequence[Path] = (), symbol_paths: Sequence[Path] = ()
-                 ) -> Iterator[tuple[CrashReport, Callable[[int, int], bytes | None]]]:
-    """:func:`load_core`'s report together with ``read_code(address, size)``, which reads
-    code bytes from the core or else from the matched module files (as the stack walk
-    does); the reader works inside the ``with`` block, while the files are open."""
     with open_core(Path(path)) as core:
         warnings: list[str] = list(core.warnings)
         modules = resolve_modules(core, [Path(p) for p in binary_paths],
                                   [Path(p) for p in symbol_paths], warnings)
         try:
-            yield report_from_core(core, modules, warnings), Walker(core, modules).read_code
+            return report_from_core(core, modules, warnings)
         finally:
             for m in modules:
                 if m.image is not None:
