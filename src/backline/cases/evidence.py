@@ -296,6 +296,7 @@ class JobRunner:
             result = self.analyze([src], self.options_factory(work / "work", self.store))
             kept = keep_derived(self.derived, self.store, ev["id"], result)   # before the scratch goes
             self._store_result(job, ev, result, kept)
+            self._prepare_views(ev["id"])
         except (BacklineError, OSError, ValueError) as exc:
             self._fail(job, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a crashing analysis must not kill the runner
@@ -303,6 +304,15 @@ class JobRunner:
             self._fail(job, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _prepare_views(self, evidence_id: int) -> None:
+        """After the findings are stored (the job is done): build what the drill-down views of
+        this evidence need, so the first click does not wait for it.  Failures only cost that."""
+        from backline.cases.drill import DrillService
+        try:
+            DrillService(self.cases, self.store, self.derived).prepare(evidence_id)
+        except Exception:  # noqa: BLE001 - the analysis is stored; a view builds what is missing later
+            log.exception("preparing the views of evidence %s failed", evidence_id)
 
     def _store_result(self, job, ev, result: AnalysisResult, kept: list[dict[str, Any]]) -> None:
         prefix = f"in/{ev['filename']}"
