@@ -217,7 +217,7 @@ def main() -> int:
             m = re.search(r"dur=([0-9.]+)", resp.headers.get("server-timing", ""))
             return float(m.group(1)), len(resp.content)
 
-        # cold: the first queue request of each worker sorts every open case's clocks
+        # the first queue requests right after start (each process makes its clock plans at start, in a thread)
         cold = [measure(web, "/cases")[0] for _ in range(2 * args.workers)]
         kinds = {
             "queue": lambda: measure(web, "/cases"),
@@ -242,7 +242,7 @@ def main() -> int:
         results["case, most notes"] = (statistics.median(b[0] for b in big), sorted(b[0] for b in big)[18],
                                        max(b[1] for b in big), len(big))
         print(f"\n{args.cases:,} cases, {args.notes:,} notes, PostgreSQL, {args.workers} workers, sequential requests")
-        print(f"queue cold (first request per worker): {', '.join(f'{x:.0f}' for x in cold)} ms")
+        print(f"queue, first requests after the server started (it makes the clock plans at start): {', '.join(f'{x:.0f}' for x in cold)} ms")
         print(f"{'request':<24}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}{'max size':>11}")
         for name, (p50, p95, size, n) in results.items():
             print(f"{name:<24}{n:>5}{p50:>9.1f}{p95:>9.1f}{size / 1024:>9.1f} KB")

@@ -135,3 +135,21 @@ def test_dashboard_page(web):
     r = client.get("/dashboard")
     assert r.status_code == 200 and r.text.count("<svg") == 5
     assert "1</strong> open cases" in r.text.replace("\n", "")
+
+
+def test_assign_owner_and_co_owners(web):
+    client, hub, users = web
+    add_users(hub, ("ola", "engineer", None))
+    case = hub.cases.create(users["sam"], NewCase("Acme outage", "orders", "4.2", "acme", CaseSeverity.S2, FULL))
+    login(client, "erin")
+    token = page_csrf(client, f"/cases/{case.key}")
+    r = client.post(f"/cases/{case.key}/assign", data={"csrf_token": token, "owner": "erin", "co_owners_set": "1",
+                                                       "co_owners": ["ola", "mia", "erin"]}, follow_redirects=False)
+    assert r.status_code == 303
+    case = hub.cases.get(users["erin"], case.key)
+    assert case.owner == "erin" and case.co_owners == ("ola", "mia")
+    r = client.post(f"/cases/{case.key}/assign", data={"csrf_token": token, "owner": "ola"}, follow_redirects=False)
+    case = hub.cases.get(users["erin"], case.key)
+    assert case.owner == "ola" and case.co_owners == ("ola", "mia")            # untouched without the list
+    page = client.get(f"/cases/{case.key}").text
+    assert "(with ola, mia)" in page

@@ -26,7 +26,7 @@ from backline.cases.access import Action, require, visible_filter
 from backline.cases.model import CaseSeverity, CaseStatus, User
 from backline.cases.service import CaseService
 from backline.cases.sla import CLOCKS
-from backline.cases.sla_plan import ClockCache
+from backline.cases.sla_plan import ClockCache, latest
 from backline.model.core import utc
 from backline.storage import tables as T
 
@@ -100,6 +100,7 @@ def dashboard(cases: CaseService, user: User, *, now: datetime | None = None, da
                             .outerjoin(owner_u, owner_u.c.id == c.owner_id)
                             .where(vis, or_(c.status.in_(OPEN_VALUES), c.updated_at >= since))).mappings().all()
         all_plans = clock_cache.plans(conn, [(r["id"], r["updated_at"], r["row_version"]) for r in live], now)
+        now = latest(now, all_plans.values())
         start_week = _monday(now.date()) - timedelta(weeks=weeks - 1)
         created = conn.execute(select(c.created_at, c.first_response_at, c.resolved_at)
                                .where(vis, c.created_at >= datetime.combine(start_week, datetime.min.time(),

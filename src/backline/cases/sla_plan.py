@@ -114,39 +114,59 @@ class ClockCache:
         self.cases = cases
         self.max_entries = max_entries
         self._plans: dict[int, tuple[Any, int, tuple[ClockPlan, ...]]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()            # guards _plans
+        self._build = threading.Lock()           # one builder at a time: a request waits for the
+        #                                          warm-up at start instead of doing the same work again
 
-    def plans(self, conn, keys: Sequence[tuple[int, Any, int]], now: datetime) -> dict[int, tuple[ClockPlan, ...]]:
-        """``{case id: plans}`` for ``(id, updated_at, row_version)``; plans of changed cases are remade."""
-        from backline.cases.service import _clock_input
-
+    def _fresh(self, keys: Sequence[tuple[int, Any, int]]) -> tuple[dict[int, tuple[ClockPlan, ...]], list[int]]:
         with self._lock:
             known = {k[0]: self._plans.get(k[0]) for k in keys}
         out: dict[int, tuple[ClockPlan, ...]] = {}
         stale: list[int] = []
         for cid, updated, version in keys:
             hit = known[cid]
-            if hit is not None and hit[0] == updated and hit[1] == version and hit[2][0].t0 <= now:
+            if hit is not None and hit[0] == updated and hit[1] == version:
                 out[cid] = hit[2]
             else:
                 stale.append(cid)
-        fresh: dict[int, tuple[Any, int, tuple[ClockPlan, ...]]] = {}
-        for chunk in _chunks(stale, 2000):
-            rows = conn.execute(select(T.cases).where(T.cases.c.id.in_(chunk))).mappings().all()
-            hist = _histories(conn, chunk)
-            for r in rows:
-                plans = plan_clocks(_clock_input(r, hist[r["id"]]), self.cases.sla, now)
-                fresh[r["id"]] = (r["updated_at"], r["row_version"], plans)
-                out[r["id"]] = plans
-        if fresh:
-            with self._lock:
-                if len(self._plans) + len(fresh) > self.max_entries:
-                    self._plans.clear()
-                self._plans.update(fresh)
+        return out, stale
+
+    def plans(self, conn, keys: Sequence[tuple[int, Any, int]], now: datetime) -> dict[int, tuple[ClockPlan, ...]]:
+        """``{case id: plans}`` for ``(id, updated_at, row_version)``; plans of changed cases are remade.
+        A plan may have been made a moment after ``now`` (by another thread): evaluate them at
+        :func:`latest` of ``now`` and their times, as :meth:`clocks` does."""
+        from backline.cases.service import _clock_input
+
+        out, stale = self._fresh(keys)
+        if not stale:
+            return out
+        with self._build:
+            more, stale = self._fresh([k for k in keys if k[0] in set(stale)])
+            out.update(more)
+            fresh: dict[int, tuple[Any, int, tuple[ClockPlan, ...]]] = {}
+            for chunk in _chunks(stale, 2000):
+                rows = conn.execute(select(T.cases).where(T.cases.c.id.in_(chunk))).mappings().all()
+                hist = _histories(conn, chunk)
+                for r in rows:
+                    plans = plan_clocks(_clock_input(r, hist[r["id"]]), self.cases.sla, now)
+                    fresh[r["id"]] = (r["updated_at"], r["row_version"], plans)
+                    out[r["id"]] = plans
+            if fresh:
+                with self._lock:
+                    if len(self._plans) + len(fresh) > self.max_entries:
+                        self._plans.clear()
+                    self._plans.update(fresh)
         return out
 
     def clocks(self, conn, keys: Sequence[tuple[int, Any, int]], now: datetime) -> dict[int, tuple[Clock, ...]]:
-        return {cid: tuple(p.at(now) for p in plans) for cid, plans in self.plans(conn, keys, now).items()}
+        plans = self.plans(conn, keys, now)
+        at = latest(now, plans.values())
+        return {cid: tuple(p.at(at) for p in ps) for cid, ps in plans.items()}
+
+
+def latest(now: datetime, plan_sets) -> datetime:
+    """``now``, or the time of the newest plan when one was made after it (by another thread)."""
+    return max([now] + [ps[0].t0 for ps in plan_sets if ps])
 
 
 def _histories(conn, ids: list[int]) -> dict[int, list]:
@@ -170,4 +190,4 @@ def due(plans: Sequence[ClockPlan]) -> datetime | None:
     return min(dates) if dates else None
 
 
-__all__ = ["ClockPlan", "ClockCache", "plan_clocks", "due"]
+__all__ = ["ClockPlan", "ClockCache", "plan_clocks", "due", "latest"]

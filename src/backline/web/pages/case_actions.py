@@ -44,8 +44,10 @@ def set_status(request: Request, key: str = Key, status: str = Form(...), reason
 
 @router.post("/cases/{key}/assign")
 def assign(request: Request, key: str = Key, owner: str = Form(...), row_version: str = Form(""),
-           session=PageUser):
-    request.app.state.hub.cases.assign(session.user, key, owner, expected_version=_version(row_version))
+           co_owners: list[str] = Form([]), co_owners_set: str = Form(""), session=PageUser):
+    """Owner and (when the form carries the co-owner list) co-owners, in one change."""
+    co = [n for n in co_owners if n != owner] if co_owners_set else None
+    request.app.state.hub.cases.assign(session.user, key, owner, co_owners=co, expected_version=_version(row_version))
     return back(key)
 
 
