@@ -7,7 +7,8 @@
 
 Steps: intake (expand archives safely, classify every file, store it in the
 content-addressed store) -> run every applicable analyzer on every artifact
-(failures isolated) -> sort findings and events -> one immutable result.
+(failures isolated) -> correlate -> diagnose (probable root causes, their findings
+first) -> sort findings and events -> one immutable result.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from backline.analyzers.registry import all_analyzer_classes
 from backline.analyzers.runner import DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT_S, ProgressFn, RunSettings, run_all
 from backline.errors import UsageError
 from backline.knowledge.correlate import correlate
-from backline.model import AnalysisResult, Artifact, ArtifactKind, Event
+from backline.knowledge.diagnosis import diagnose
+from backline.model import AnalysisResult, Artifact, ArtifactKind, Event, causes_first
 from backline.storage.blobs import BlobStore
 
 
@@ -52,6 +54,7 @@ class AnalyzeOptions:
     keep_work_dir: bool = False
     timeout_s: float | None = DEFAULT_TIMEOUT_S   # per analyzer and artifact; None = no limit
     correlate: bool = True                  # cross-artifact incident findings (knowledge.correlate)
+    diagnose: bool = True                   # probable root causes and their chains (knowledge.diagnosis)
 
 
 def check_tz(name: str) -> str:
@@ -119,6 +122,12 @@ def analyze(
     case_findings = correlate(out.events) if options.correlate else []
     findings = sorted([*out.findings, *case_findings], key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
     events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
+    # Knowledge: which finding probably caused the others; those come first.
+    diagnosis = None
+    if options.diagnose:
+        diagnosis = diagnose(findings, events, out.facts, artifacts)
+        ordered, diagnosis = causes_first(findings, diagnosis)
+        findings = list(ordered)
     return AnalysisResult(
         inputs=intake.inputs,
         artifacts=artifacts,
@@ -132,6 +141,7 @@ def analyze(
         options={"tz": options.tz, "jobs": options.jobs,
                  "analyzers": list(options.analyzers) if options.analyzers else None},
         backline_version=__version__,
+        diagnosis=diagnosis,
     )
 
 

@@ -121,6 +121,8 @@ def analyze_cmd(
     timeout: float = typer.Option(900.0, "--timeout", min=0,
                                   help="Seconds one analyzer may spend on one file before its run is "
                                        "recorded as failed (0 = no limit)."),
+    no_diagnosis: bool = typer.Option(False, "--no-diagnosis",
+                                      help="Skip the diagnosis (probable root causes and their chains)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Analyse a customer's evidence and report what is wrong.
@@ -182,7 +184,7 @@ def analyze_cmd(
     options = AnalyzeOptions(
         work_dir=keep_work, tz=tz, jobs=jobs, store=store,
         symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
-        timeout_s=timeout or None,
+        timeout_s=timeout or None, diagnose=not no_diagnosis,
     )
     try:
         with _Progress(quiet) as prog:

@@ -1,0 +1,539 @@
+"""The reasoning: findings become nodes, the library's relations become links, nodes are ranked.
+
+1. **Nodes.**  Every finding (case-wide ones aside) is classified by the library's
+   signals and its entities are extracted.  Findings that are the same happening
+   (they point at the same line/packet, or carry the same crash signature) are
+   merged into one node, so a log line reported as "first error" and as an error
+   template is not counted twice.
+2. **Time.**  Clock offsets between artifacts are estimated from shared events and
+   removed; the incident window is located (:mod:`.timing`).
+3. **Links.**  For every relation, every node of a cause signal is linked to every
+   node of an effect signal that it may explain: both name the same entity of a
+   kind the relation joins on (or share the artifact, or - for relations that
+   allow it - follow each other closely in time), and the cause does not start
+   after the effect (within the clock tolerance).
+4. **Scores.**  A node's support is the sum over the nodes it explains, directly
+   or through a chain, of the link weights (decaying per hop) times their
+   severity.  Its confidence is ``prior x (0.5 + 0.5 x (1 - exp(-1.2 x support)))``
+   - a lone finding never passes half its prior - lowered when another node
+   explains it (it is then an effect), when it is chronic (present long before the
+   incident and still there) or stale (over long before the incident), and raised
+   a little when it is the first anomaly of the incident.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Iterable, Mapping, Sequence
+
+from backline.knowledge.diagnosis.entities import Entity, Vocabulary, extract, from_data
+from backline.knowledge.diagnosis.library import PLACEHOLDERS, Library, Relation, Signal, load_library
+from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
+from backline.model import (Artifact, ChainLink, Diagnosis, Event, Fact, Finding, NextStep, ProbableCause,
+                            Severity)
+
+#: How strongly a shared entity of each kind ties two findings.
+JOIN_WEIGHT: Mapping[str, float] = {
+    "endpoint": 1.0, "pid": 1.0, "host": 0.9, "process": 0.8, "module": 0.8, "path": 0.8,
+    "port": 0.75, "exception": 0.6, "thread": 0.5, "artifact": 0.6, "time": 0.3,
+}
+_SEV_WEIGHT = {Severity.CRITICAL: 1.0, Severity.HIGH: 1.0, Severity.MEDIUM: 0.7, Severity.LOW: 0.4,
+               Severity.INFO: 0.2}
+#: Data values worth searching for words (the rest are numbers and ids).
+_TEXT_KEYS = ("template", "description", "status", "status_name", "rcode", "exception_type", "causes",
+              "problem_class", "signal", "kind", "reason", "level", "message", "error", "signature",
+              "service", "app", "module", "command", "path", "name", "server", "receiver", "sni")
+_FACT_ENTITIES = {"dump.process": "process", "dump.pid": "pid"}
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosisSettings:
+    """Tunable limits of :func:`diagnose` (the relation library is data, see library.py)."""
+
+    max_causes: int = 5
+    min_confidence: float = 0.05
+    max_nodes: int = 600               # most severe findings first; the rest are not reasoned about
+    max_links: int = 40                # per probable cause
+    max_depth: int = 4                 # hops of a chain
+    hop_decay: float = 0.8
+    explained_penalty: float = 0.6
+    chronic_factor: float = 0.35
+    stale_factor: float = 0.4
+    first_bonus: float = 1.1
+    max_time_support: float = 0.5
+    min_path_weight: float = 0.05       # weaker chains explain nothing
+    lead: timedelta = timedelta(minutes=5)          # a cause may start this long before the incident
+    chronic_margin: timedelta = timedelta(minutes=10)
+    timing: TimingSettings = field(default_factory=TimingSettings)
+
+
+@dataclass(slots=True)
+class Node:
+    """One happening: a finding and the findings that are the same happening."""
+
+    index: int
+    members: list[int]
+    finding: Finding
+    text: str
+    signals: list[Signal]
+    ents: dict[str, list[str]]            # kind -> values, most telling first
+    artifacts: set[str]
+    first: float | None = None            # seconds, clock-corrected
+    last: float | None = None
+    count: int = 1
+    severity: Severity = Severity.INFO
+
+    @property
+    def prior(self) -> float:
+        return max(s.prior for s in self.signals)
+
+    def has(self, sids: Iterable[str]) -> Signal | None:
+        wanted = set(sids)
+        return next((s for s in self.signals if s.id in wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    cause: int          # node positions
+    effect: int
+    weight: float
+    relation: Relation
+    joined_on: tuple[tuple[str, str], ...]
+    effect_signal: Signal
+
+
+def finding_text(f: Finding) -> str:
+    """The words of a finding: title, detail, evidence excerpts and descriptive data values."""
+    parts = [f.title, f.detail]
+    parts += [r.excerpt for r in f.evidence[:8] if r.excerpt]
+    for key in _TEXT_KEYS:
+        v = f.data.get(key) if isinstance(f.data, Mapping) else None
+        if isinstance(v, (list, tuple)):
+            parts += [str(x) for x in v[:20] if isinstance(x, (str, int))]
+        elif v not in (None, ""):
+            parts.append(str(v))
+    return "\n".join(p for p in parts if p)
+
+
+def _add(ents: dict[str, list[str]], items: Iterable[Entity]) -> None:
+    """Add entities in order (sets sorted, so the result does not depend on hashing)."""
+    for x in (items if isinstance(items, list) else sorted(items, key=lambda e: (e.kind, e.value))):
+        lst = ents.setdefault(x.kind, [])
+        if x.value not in lst:
+            lst.append(x.value)
+
+
+def _ordered_entities(f: Finding, text: str, vocab: Vocabulary,
+                      art_ents: Mapping[str, set[Entity]]) -> dict[str, list[str]]:
+    """Entities of a finding, the ones its data names first (its subject), then its title's, then the rest."""
+    ents: dict[str, list[str]] = {}
+    if isinstance(f.data, Mapping):
+        _add(ents, from_data(f.data))
+    _add(ents, art_ents.get(f.artifact, ()))
+    _add(ents, extract(f.title, vocab))
+    _add(ents, extract(text, vocab))
+    return ents
+
+
+def _learn_vocabulary(findings: Sequence[Finding], facts: Sequence[Fact]) -> Vocabulary:
+    hosts: list[str] = []
+    procs: list[str] = []
+    for f in findings:
+        if not isinstance(f.data, Mapping):
+            continue
+        if f.code.startswith("NET.DNS."):
+            hosts += [str(f.data.get("name") or "")] + [str(n) for n in (f.data.get("names") or [])[:100]]
+        if f.data.get("sni"):
+            hosts.append(str(f.data["sni"]))
+        for key in ("app", "service", "process"):
+            if f.data.get(key):
+                procs.append(str(f.data[key]).lower())
+    for fact in facts:
+        if fact.name == "dump.process" and isinstance(fact.value, str):
+            procs.append(fact.value.lower())
+    texts = [f.title for f in findings] + [r.excerpt for f in findings for r in f.evidence[:3] if r.excerpt]
+    return Vocabulary.learn(texts, hosts=hosts, processes=procs)
+
+
+def _artifact_entities(facts: Sequence[Fact]) -> dict[str, set[Entity]]:
+    out: dict[str, set[Entity]] = defaultdict(set)
+    for fact in facts:
+        kind = _FACT_ENTITIES.get(fact.name)
+        if kind and fact.value not in (None, ""):
+            out[fact.artifact].add(Entity(kind, str(fact.value).lower()))
+    return out
+
+
+def _same_happening(findings: Sequence[Finding], picked: Sequence[int]) -> list[list[int]]:
+    """Groups of finding indices that are one happening (shared evidence, or the same crash signature)."""
+    parent = {i: i for i in picked}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    by_key: dict[tuple, int] = {}
+    for i in picked:
+        f = findings[i]
+        keys = [("ref", r.artifact, r.locator) for r in f.evidence[:1]]
+        sig = f.data.get("signature") if isinstance(f.data, Mapping) else None
+        if sig and f.code.startswith("DUMP."):
+            keys.append(("sig", f.code, str(sig)))
+        for k in keys:
+            j = by_key.setdefault(k, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in picked:
+        groups[find(i)].append(i)
+    return list(groups.values())
+
+
+def _rep_rank(f: Finding, signals: Sequence[Signal]) -> tuple:
+    """Which member of a group stands for it: the most telling class, then a template over a
+    'first error', then severity, a time stamp, count."""
+    return (max((s.prior for s in signals), default=0.0), f.code != "LOG.FIRST_ERROR", int(f.severity),
+            f.first_seen is not None, f.count)
+
+
+def _build_nodes(findings: Sequence[Finding], lib: Library, vocab: Vocabulary,
+                 art_ents: Mapping[str, set[Entity]], offsets: Mapping[str, float],
+                 s: DiagnosisSettings) -> list[Node]:
+    picked = [i for i, f in enumerate(findings) if not f.code.startswith("CASE.")]
+    if len(picked) > s.max_nodes:
+        picked = sorted(picked, key=lambda i: (-int(findings[i].severity), -findings[i].count, i))[: s.max_nodes]
+        picked.sort()
+    texts = {i: finding_text(findings[i]) for i in picked}
+    sigs = {}
+    for i in picked:
+        f, low = findings[i], texts[i].lower()
+        data = f.data if isinstance(f.data, Mapping) else {}
+        sigs[i] = [sg for sg in lib.signals if sg.matches(f.code, low, data)]
+    nodes: list[Node] = []
+    for group in _same_happening(findings, [i for i in picked if sigs[i]]):
+        rep = max(group, key=lambda i: (_rep_rank(findings[i], sigs[i]), -i))
+        signals: dict[str, Signal] = {}
+        ents: dict[str, list[str]] = {}
+        firsts, lasts = [], []
+        for i in sorted(group, key=lambda i: i != rep):
+            f = findings[i]
+            for sg in sigs[i]:
+                signals.setdefault(sg.id, sg)
+            for kind, values in _ordered_entities(f, texts[i], vocab, art_ents).items():
+                lst = ents.setdefault(kind, [])
+                lst += [v for v in values if v not in lst]
+            off = offsets.get(f.artifact, 0.0)
+            if f.first_seen is not None:
+                firsts.append(f.first_seen.timestamp() - off)
+            if f.last_seen is not None or f.first_seen is not None:
+                lasts.append((f.last_seen or f.first_seen).timestamp() - off)
+        f = findings[rep]
+        nodes.append(Node(
+            index=rep, members=sorted(group), finding=f, text=texts[rep],
+            signals=sorted(signals.values(), key=lambda sg: -sg.prior), ents=ents,
+            artifacts={findings[i].artifact for i in group},
+            first=min(firsts) if firsts else None, last=max(lasts) if lasts else None,
+            count=max(findings[i].count for i in group), severity=max(findings[i].severity for i in group)))
+    return nodes
+
+
+def _tolerance(c: Node, e: Node, skewed: set[str]) -> float:
+    if c.artifacts & e.artifacts:
+        return 0.001
+    if (c.artifacts | e.artifacts) & skewed:
+        return 1.5
+    return 1.0
+
+
+def _join(c: Node, e: Node, rel: Relation, skewed: set[str]) -> tuple[float, tuple[tuple[str, str], ...]] | None:
+    """How strongly ``c`` and ``e`` are tied for ``rel``, and on what; None when they are not, or when
+    their times forbid it."""
+    dated = c.first is not None and e.first is not None
+    if dated and rel.order == "before":
+        tol = _tolerance(c, e, skewed)
+        if e.first < c.first - tol:                                   # type: ignore[operator]
+            return None
+        if e.first - (c.last if c.last is not None else c.first) > rel.within_s:   # type: ignore[operator]
+            return None
+    best = 0.0
+    on: list[tuple[str, str]] = []
+    for kind in rel.join:
+        if kind == "artifact":
+            shared = c.artifacts & e.artifacts
+            if shared:
+                w = JOIN_WEIGHT[kind]
+                best = max(best, w)
+                on.append(("artifact", sorted(shared)[0]))
+        elif kind == "time":
+            if not dated or best > 0 or _contradict(c, e, rel):
+                continue
+            dt = e.first - c.first                                    # type: ignore[operator]
+            tol = _tolerance(c, e, skewed)
+            if -tol <= dt <= rel.time_within_s:
+                w = JOIN_WEIGHT["time"] * (1.0 - max(0.0, dt) / (rel.time_within_s + 1.0))
+                if w > best:
+                    best = w
+                    on.append(("time", f"{max(0.0, dt):.1f} s later"))
+        else:
+            a, b = c.ents.get(kind), e.ents.get(kind)
+            if not a or not b:
+                continue
+            shared_vals = [v for v in a if v in b and Entity(kind, v).specific]
+            if shared_vals:
+                w = JOIN_WEIGHT[kind]
+                best = max(best, w)
+                on.append((kind, shared_vals[0]))
+    if best <= 0:
+        return None
+    on.sort(key=lambda kv: -JOIN_WEIGHT[kv[0]])
+    return best, tuple(on[:3])
+
+
+def _contradict(c: Node, e: Node, rel: Relation) -> bool:
+    """Both name entities of a kind the relation joins on, and none is shared: they are about
+    different things, however close in time."""
+    for kind in ("endpoint", "host", "pid", "process"):
+        if kind not in rel.join:
+            continue
+        a = [v for v in c.ents.get(kind, ()) if Entity(kind, v).specific]
+        b = [v for v in e.ents.get(kind, ()) if Entity(kind, v).specific]
+        if a and b and not set(a) & set(b):
+            return True
+    return False
+
+
+def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str]) -> dict[tuple[int, int], Edge]:
+    by_signal: dict[str, list[int]] = defaultdict(list)
+    for k, n in enumerate(nodes):
+        for sg in n.signals:
+            by_signal[sg.id].append(k)
+    edges: dict[tuple[int, int], Edge] = {}
+    for rel in lib.relations:
+        causes = sorted({k for sid in rel.cause for k in by_signal.get(sid, ())})
+        effects = sorted({k for sid in rel.effect for k in by_signal.get(sid, ())})
+        if not causes or not effects:
+            continue
+        for ci in causes:
+            c = nodes[ci]
+            for ei in effects:
+                if ei == ci:
+                    continue
+                e = nodes[ei]
+                j = _join(c, e, rel, skewed)
+                if j is None:
+                    continue
+                w = rel.weight * j[0]
+                old = edges.get((ci, ei))
+                if old is None or w > old.weight:
+                    esig = e.has(rel.effect)
+                    assert esig is not None
+                    edges[(ci, ei)] = Edge(ci, ei, round(w, 4), rel, j[1], esig)
+    return edges
+
+
+def _closure(start: int, out: Mapping[int, list[Edge]], s: DiagnosisSettings) -> dict[int, tuple[float, Edge, int]]:
+    """Nodes reachable from ``start``: node -> (best path weight, last edge, depth)."""
+    best: dict[int, tuple[float, Edge, int]] = {}
+    frontier = [(start, 1.0, 0)]
+    while frontier:
+        nxt = []
+        for node, w, depth in frontier:
+            if depth >= s.max_depth:
+                continue
+            for e in out.get(node, ()):
+                if e.effect == start:
+                    continue
+                pw = w * e.weight * (s.hop_decay if depth else 1.0)
+                if pw < s.min_path_weight:
+                    continue
+                if e.effect not in best or pw > best[e.effect][0] + 1e-9:
+                    best[e.effect] = (pw, e, depth + 1)
+                    nxt.append((e.effect, pw, depth + 1))
+        frontier = nxt
+    return best
+
+
+def _support(reach: Mapping[int, tuple[float, Edge, int]], nodes: Sequence[Node], s: DiagnosisSettings) -> float:
+    """Sum of path weight x severity over the explained nodes; links that rest on time alone add
+    at most ``s.max_time_support`` together (closeness in time is weak evidence)."""
+    firm = timed = 0.0
+    for j, (w, e, _d) in reach.items():
+        v = w * _SEV_WEIGHT[nodes[j].severity]
+        if all(kind == "time" for kind, _v in e.joined_on):
+            timed += v
+        else:
+            firm += v
+    return firm + min(timed, s.max_time_support)
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str | None:
+    names = PLACEHOLDERS.findall(template)
+    if any(not values.get(n) for n in names):
+        return None
+    return PLACEHOLDERS.sub(lambda m: values[m.group(1)], template)
+
+
+def _values(n: Node, art_ents: Mapping[str, set[Entity]]) -> dict[str, str]:
+    f = n.finding
+    vals: dict[str, str] = {}
+    for kind, lst in n.ents.items():
+        good = [v for v in lst if Entity(kind, v).specific]
+        if good:
+            vals[kind] = good[0]
+    if isinstance(f.data, Mapping):
+        for k, v in f.data.items():
+            if isinstance(v, (str, int, float)) and str(v) and k not in vals:
+                vals[k] = str(v)
+    vals["title"] = _short(f.title, 160)
+    vals["artifact"] = f.artifact.rsplit("/", 1)[-1].rsplit("!", 1)[-1] or "the case"
+    return vals
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _phrase(templates: Sequence[str], values: Mapping[str, str]) -> str:
+    for t in templates:
+        out = _fill(t, values)
+        if out is not None:
+            return out if t.startswith("{") else out[:1].upper() + out[1:]
+    return values.get("title", "")
+
+
+def _describe(sig: Signal, values: Mapping[str, str]) -> str:
+    for t in sig.describe:
+        out = _fill(t, values)
+        if out is not None:
+            return out
+    return PLACEHOLDERS.sub("", sig.describe[-1]).strip()
+
+
+def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: Sequence[Fact] = (),
+             artifacts: Sequence[Artifact] = (), *, library: Library | None = None,
+             settings: DiagnosisSettings | None = None) -> Diagnosis:
+    """Rank the probable root causes among ``findings`` (see the module docstring).
+
+    Pure: reads the analysis' findings, events, facts and artifacts, never a file
+    (the shipped relation library aside, loaded once).  ``finding`` indices in the
+    result refer to ``findings`` as given.
+    """
+    t0 = time.perf_counter()
+    s = settings or DiagnosisSettings()
+    lib = library or load_library()
+    vocab = _learn_vocabulary(findings, facts)
+    art_ents = _artifact_entities(facts)
+    captures = sorted({a.path for a in artifacts if a.kind.value == "capture"})
+    skews = estimate_skews(events, vocab, s.timing, prefer=captures)
+    offsets = {k.artifact: k.offset_s for k in skews}
+    window = incident_window(events, offsets, s.timing)
+    nodes = _build_nodes(findings, lib, vocab, art_ents, offsets, s)
+    edges = _edges(nodes, lib, set(offsets))
+    out: dict[int, list[Edge]] = defaultdict(list)
+    inbound: dict[int, list[Edge]] = defaultdict(list)
+    for e in sorted(edges.values(), key=lambda e: (-e.weight, e.cause, e.effect)):
+        out[e.cause].append(e)
+        inbound[e.effect].append(e)
+
+    w_start = window[0].timestamp() if window else None
+    w_end = window[1].timestamp() if window else None
+    lead, margin = s.lead.total_seconds(), s.chronic_margin.total_seconds()
+    first_anomaly = None
+    if window:
+        in_window = [k for k, n in enumerate(nodes) if n.first is not None and n.prior >= 0.5
+                     and w_start - lead <= n.first <= w_end]          # type: ignore[operator]
+        if in_window:
+            first_anomaly = min(in_window, key=lambda k: (nodes[k].first, -nodes[k].prior))
+
+    scored = []
+    for k, n in enumerate(nodes):
+        reach = _closure(k, out, s)
+        support = _support(reach, nodes, s)
+        prior = n.prior
+        conf = prior * (0.5 + 0.5 * (1.0 - math.exp(-1.2 * support)))
+        reasons = [f"{n.signals[0].id}: prior {prior:.2f}",
+                   f"explains {len(reach)} other finding(s), support {support:.2f}"]
+        explained_by = 0.0
+        by = None
+        for e in inbound.get(k, ()):
+            cause = nodes[e.cause]
+            if e.cause in reach and (cause.first is None or n.first is None):
+                continue                           # an undated cycle says nothing about direction
+            v = e.weight * min(1.0, cause.prior / prior)
+            if v > explained_by:
+                explained_by, by = v, e.cause
+        if explained_by > 0:
+            conf *= 1.0 - s.explained_penalty * explained_by
+            reasons.append(f"explained by finding {nodes[by].index} ({explained_by:.2f})")   # type: ignore[index]
+        if window and n.first is not None:
+            if n.first < w_start - margin and (n.last or n.first) >= w_start - margin and n.count > 1:
+                conf *= s.chronic_factor
+                reasons.append("chronic: present long before the incident and still there")
+            elif (n.last or n.first) < w_start - margin:
+                conf *= s.stale_factor
+                reasons.append("over long before the incident")
+            elif n.first > w_end + margin:
+                conf *= s.stale_factor
+                reasons.append("begins long after the incident")
+        if k == first_anomaly:
+            conf *= s.first_bonus
+            reasons.append("the first anomaly of the incident")
+        conf = max(0.0, min(0.99, conf))
+        scored.append((conf, k, reach, reasons))
+    scored.sort(key=lambda x: (-x[0], nodes[x[1]].first if nodes[x[1]].first is not None else math.inf,
+                               nodes[x[1]].index))
+
+    causes = []
+    for conf, k, reach, reasons in scored[: s.max_causes]:
+        if conf < s.min_confidence:
+            break
+        causes.append(_cause(nodes, k, conf, reach, reasons, art_ents, s))
+    return Diagnosis(
+        causes=tuple(causes),
+        incident_start=window[0] if window else None, incident_end=window[1] if window else None,
+        skews=tuple(skews), duration_s=round(time.perf_counter() - t0, 6))
+
+
+def _cause(nodes: Sequence[Node], k: int, conf: float, reach: Mapping[int, tuple[float, Edge, int]],
+           reasons: Sequence[str], art_ents: Mapping[str, set[Entity]], s: DiagnosisSettings) -> ProbableCause:
+    n = nodes[k]
+    sig = n.signals[0]
+    vals = _values(n, art_ents)
+    links = []
+    for j, (w, e, depth) in sorted(reach.items(), key=lambda kv: (kv[1][2], -kv[1][0], nodes[kv[0]].index)):
+        eff = nodes[j]
+        links.append(ChainLink(
+            cause=nodes[e.cause].index, effect=eff.index, relation=e.relation.id, rationale=e.relation.rationale,
+            joined_on=e.joined_on, evidence=tuple(eff.finding.evidence[:3]),
+            effect_title=_short(eff.finding.title, 200),
+            effect_summary=_describe(e.effect_signal, _values(eff, art_ents)), weight=round(w, 3)))
+        if len(links) >= s.max_links:
+            break
+    steps = []
+    for kind, template in (("confirm", sig.confirm), ("refute", sig.refute), ("ask", sig.ask)):
+        text = _fill(template, vals) if template else None
+        if text is None and template:
+            text = PLACEHOLDERS.sub(lambda m: {"endpoint": "the endpoint", "host": "the host name",
+                                               "process": "the process", "path": "the path"}.get(
+                                                   m.group(1), "it"), template)
+        if text:
+            steps.append(NextStep(kind, text))
+    seen_rel = set()
+    for link in links[:6]:
+        rel = next(e.relation for _j, (_w, e, _d) in reach.items() if e.relation.id == link.relation)
+        if rel.confirm and rel.id not in seen_rel:
+            seen_rel.add(rel.id)
+            steps.append(NextStep("confirm", rel.confirm))
+    return ProbableCause(
+        title=_phrase(sig.titles, vals), confidence=round(conf, 2), code=n.finding.code, finding=n.index,
+        chain=tuple(links), evidence=tuple(n.finding.evidence[:5]), next_steps=tuple(steps), signal=sig.id,
+        reasons=tuple(reasons))
+

@@ -1,0 +1,277 @@
+"""Entities named by findings and events: what two pieces of evidence can agree on.
+
+An entity is a kind and a normalised value: ``endpoint 127.0.0.1:15432``,
+``port 15432``, ``host db.example.net``, ``process stockcalc``, ``pid 4242``,
+``path /var/lib/app/data``, ``module libplugin.so``, ``exception
+ConnectionRefusedError``, ``thread 7``.  They are read from a finding's title,
+detail, evidence excerpts and the JSON ``data`` its analyzer attached (keys
+that are known to hold an endpoint, a DNS name, a process ...), and from event
+summaries; the same happening seen in a log and in a capture is then matched by
+the entities both name.
+
+Names that only context makes recognisable (a DNS name in free text, a process
+name) are learned first from the places that say what they are (DNS findings,
+URLs, ``host:port``, crash dumps, ``prog[pid]:`` prefixes) and then searched for
+in every text: :class:`Vocabulary`.
+
+>>> vocab = Vocabulary.learn(["DNS NXDomain for db.internal.example (2 response(s))"])
+>>> sorted(str(e) for e in extract("could not reach db.internal.example:5432 [Errno 111]", vocab))
+['endpoint db.internal.example:5432', 'host db.internal.example', 'port 5432']
+>>> sorted(str(e) for e in extract("worker (pid: 4242) exited on signal 11", vocab))
+['pid 4242']
+>>> sorted(str(e) for e in extract('File "/srv/app/main.py", line 3: ConnectionRefusedError', vocab))
+['exception ConnectionRefusedError', 'path /srv/app/main.py']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+#: Kinds of entity, most specific first.
+KINDS = ("endpoint", "host", "port", "pid", "process", "module", "path", "exception", "thread")
+
+#: Hosts that name no machine in particular (every loopback drill shares them): not a join key alone.
+_ANY_HOST = {"127.0.0.1", "0.0.0.0", "::1", "::", "localhost", "*"}
+#: Last labels of dotted words that are file names or code, not host names.
+_NOT_TLD = {"py", "pyc", "java", "class", "jar", "c", "cc", "cpp", "cxx", "h", "hpp", "go", "rs", "js", "ts",
+            "rb", "cs", "kt", "scala", "php", "pl", "sh", "log", "txt", "json", "xml", "yaml", "yml", "ini",
+            "conf", "cfg", "toml", "properties", "so", "dll", "exe", "dylib", "pdb", "sym", "gz", "zip", "tar",
+            "csv", "db", "sqlite", "html", "htm", "css", "md", "lock", "pid", "sock", "tmp", "bak", "out",
+            "err", "dmp", "core", "evtx", "pcap", "pcapng", "cap"}
+#: Words before ``:N`` that are locators or counters, never hosts.
+_NOT_HOST = {"line", "packet", "frame", "thread", "record", "offset", "attempt", "port", "pid", "errno", "error",
+             "code", "status", "time", "at", "id", "step", "retry", "page", "http", "https", "tcp", "udp"}
+
+_IPV4 = r"(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}"
+_HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+_ENDPOINT = re.compile(rf"(?<![\w.:-])(?:\[(?P<v6>[0-9A-Fa-f:]+)\]|(?P<v4>{_IPV4})|(?P<name>{_HOSTNAME}))"
+                       rf":(?P<port>\d{{1,5}})(?![\d.:]*\d)")
+_TUPLE = re.compile(r"\(\s*['\"](?P<host>[\w.:-]+)['\"]\s*,\s*(?P<port>\d{1,5})\s*\)")
+_PORT = re.compile(r"\bport\s*[=:#]?\s*(\d{2,5})\b", re.I)
+_URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+)", re.I)
+_HOST_PHRASE = re.compile(
+    r"\b(?:resolv\w*|look(?:ing)?\s?up|host(?:name)?|server|name|connect(?:ing|ion)?\s+to|reach)"
+    r"\s*[=:]?\s*['\"]?(" + _HOSTNAME + r"\.[A-Za-z][A-Za-z0-9-]*)['\"]?", re.I)
+_IP = re.compile(rf"(?<![\w.]){_IPV4}(?![\w.])")
+_PID = re.compile(r"\bpid\s*[:=#]?\s*(\d{1,10})\b|\bprocess\s+(?:id\s+)?(\d{2,10})\b", re.I)
+_PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
+_PROCESS = re.compile(r"\bprocess\s+['\"]?([A-Za-z_][\w.-]{2,40})['\"]?", re.I)
+_PATH = re.compile(r"(?<![\w:/.-])(/(?:[\w.@+-]+/)+[\w.@+-]+|[A-Za-z]:\\(?:[^\s\\'\"<>|]+\\)*[^\s\\'\"<>|]+)")
+_MODULE = re.compile(r"(?<![\w.-])([\w+-][\w.+-]*\.(?:so(?:\.\d+)*|dll|dylib|exe))(?![\w])|"
+                     r"(?<![\w.-])([A-Za-z_][\w.+-]*)!(?=[A-Za-z_?~<])", re.I)
+_EXCEPTION = re.compile(r"\b((?:[a-z_]\w*\.)*([A-Z][A-Za-z0-9_]*(?:Error|Exception|Fault|Failure|Interrupt)))\b")
+_THREAD = re.compile(r"\bthread\s*[#:=]?\s*(\d{1,10})\b|\[(Thread-\d+|[\w-]*-thread-\d+)\]", re.I)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Entity:
+    """One thing a piece of evidence names (see the module docstring)."""
+
+    kind: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value}"
+
+    @property
+    def specific(self) -> bool:
+        """False for values that name nothing in particular (loopback hosts, well-known tiny ports)."""
+        if self.kind == "host":
+            return self.value not in _ANY_HOST
+        return True
+
+
+def norm_host(host: str) -> str:
+    """Lower case; ``localhost`` and the loopback addresses become ``127.0.0.1``.
+
+    >>> norm_host("LocalHost"), norm_host("::1"), norm_host("DB.Example.")
+    ('127.0.0.1', '127.0.0.1', 'db.example')
+    """
+    h = host.strip().strip("[]").rstrip(".").lower()
+    if h in ("localhost", "::1", "0:0:0:0:0:0:0:1") or h.startswith("127."):
+        return "127.0.0.1"
+    return h
+
+
+def _is_hostname(name: str) -> bool:
+    low = name.lower()
+    if low == "localhost":
+        return True
+    if "." not in low:
+        return False
+    last = low.rsplit(".", 1)[-1]
+    return last.isalpha() and last not in _NOT_TLD and not low.replace(".", "").isdigit()
+
+
+def endpoint(host: str, port: str | int) -> list[Entity]:
+    """The entities of ``host:port``: the endpoint, its port and (when it names a machine) its host."""
+    h = norm_host(host)
+    p = str(int(port)) if str(port).isdigit() else str(port)
+    out = [Entity("endpoint", f"{h}:{p}"), Entity("port", p)]
+    if h not in _ANY_HOST:
+        out.append(Entity("host", h))
+    return out
+
+
+@dataclass(slots=True)
+class Vocabulary:
+    """Host and process names learned from the evidence, searched for in every text."""
+
+    hosts: set[str] = field(default_factory=set)
+    processes: set[str] = field(default_factory=set)
+    _host_re: re.Pattern | None = None
+    _proc_re: re.Pattern | None = None
+
+    @classmethod
+    def learn(cls, texts: Iterable[str], hosts: Iterable[str] = (), processes: Iterable[str] = ()) -> "Vocabulary":
+        """Learn names from ``texts`` (DNS-named hosts, URL hosts, ``prog[pid]``) plus the given ones."""
+        v = cls(hosts={norm_host(h) for h in hosts if h}, processes={p for p in processes if p and len(p) >= 3})
+        for text in texts:
+            for m in _URL_HOST.finditer(text):
+                v._add_host(m.group(1))
+            for m in _ENDPOINT.finditer(text):
+                if m.group("name") and _is_hostname(m.group("name")):
+                    v._add_host(m.group("name"))
+            for m in _HOST_PHRASE.finditer(text):
+                v._add_host(m.group(1))
+            for m in _PROG_PID.finditer(text):
+                v.processes.add(m.group(1))
+        v.compile()
+        return v
+
+    def _add_host(self, name: str) -> None:
+        h = norm_host(name)
+        if _is_hostname(h) or _IP.fullmatch(h):
+            self.hosts.add(h)
+
+    def compile(self) -> None:
+        names = sorted((h for h in self.hosts if h not in _ANY_HOST), key=len, reverse=True)
+        self._host_re = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\w)",
+                                   re.I) if names else None
+        procs = sorted(self.processes, key=len, reverse=True)
+        self._proc_re = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, procs)) + r")(?![\w-])",
+                                   re.I) if procs else None
+
+
+def extract(text: str, vocab: Vocabulary | None = None) -> set[Entity]:
+    """Entities named in ``text`` (see the module docstring)."""
+    out: set[Entity] = set()
+    if not text:
+        return out
+    for m in _ENDPOINT.finditer(text):
+        name = m.group("v6") or m.group("v4") or m.group("name")
+        if m.group("name") and (m.group("name").lower() in _NOT_HOST or not _is_hostname(m.group("name"))):
+            continue
+        port = int(m.group("port"))
+        if 0 < port < 65536:
+            out.update(endpoint(name, port))
+    for m in _TUPLE.finditer(text):
+        if _IP.fullmatch(m.group("host")) or _is_hostname(m.group("host")):
+            out.update(endpoint(m.group("host"), m.group("port")))
+    for m in _PORT.finditer(text):
+        out.add(Entity("port", str(int(m.group(1)))))
+    for m in _URL_HOST.finditer(text):
+        h = norm_host(m.group(1))
+        if h not in _ANY_HOST and (_is_hostname(h) or _IP.fullmatch(h)):
+            out.add(Entity("host", h))
+    for m in _IP.finditer(text):
+        h = norm_host(m.group(0))
+        if h not in _ANY_HOST:
+            out.add(Entity("host", h))
+    if vocab is not None and vocab._host_re is not None:
+        for m in vocab._host_re.finditer(text):
+            out.add(Entity("host", norm_host(m.group(1))))
+    for m in _PID.finditer(text):
+        out.add(Entity("pid", m.group(1) or m.group(2)))
+    for m in _PROG_PID.finditer(text):
+        out.add(Entity("process", m.group(1).lower()))
+        out.add(Entity("pid", m.group(2)))
+    for m in _PROCESS.finditer(text):
+        if not m.group(1).isdigit():
+            out.add(Entity("process", m.group(1).lower()))
+    if vocab is not None and vocab._proc_re is not None:
+        for m in vocab._proc_re.finditer(text):
+            out.add(Entity("process", m.group(1).lower()))
+    for m in _PATH.finditer(text):
+        out.add(Entity("path", m.group(1).rstrip(".,;:)")))
+    for m in _MODULE.finditer(text):
+        mod = (m.group(1) or m.group(2) or "").lower()
+        if mod and mod not in _NOT_HOST:
+            out.add(Entity("module", mod))
+    for m in _EXCEPTION.finditer(text):
+        out.add(Entity("exception", m.group(2)))
+    for m in _THREAD.finditer(text):
+        out.add(Entity("thread", (m.group(1) or m.group(2)).lower()))
+    return out
+
+
+#: ``Finding.data`` keys whose values are known to be of one kind.
+_DATA_KEYS: Mapping[str, str] = {
+    "server": "endpoint", "client": "endpoint", "receiver": "endpoint", "sender": "host",
+    "name": "host", "sni": "host", "names": "host",
+    "exception_type": "exception", "causes": "exception",
+    "process": "process", "process_name": "process", "app": "process", "service": "process",
+    "pid": "pid", "module": "module", "thread": "thread", "threads": "thread",
+    "path": "path", "file": "path",
+}
+
+
+def from_data(data: Mapping[str, Any]) -> list[Entity]:
+    """Entities in a finding's ``data`` under the keys known to hold them, in the order of
+    :data:`_DATA_KEYS` (the finding's subject first: its server, its exception type ...).
+
+    >>> [str(e) for e in from_data({"sni": "api.example.com", "server": "10.0.0.5:443"})]
+    ['endpoint 10.0.0.5:443', 'port 443', 'host 10.0.0.5', 'host api.example.com']
+    """
+    found: list[Entity] = []
+    out = _Ordered(found)
+    for key, kind in _DATA_KEYS.items():
+        value = data.get(key)
+        if value is None or value == "":
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values[:50]:
+            if isinstance(v, (list, tuple)):
+                continue
+            s = str(v).strip()
+            if not s:
+                continue
+            if kind == "endpoint":
+                m = _ENDPOINT.fullmatch(s)
+                if m:
+                    out.update(endpoint(m.group("v6") or m.group("v4") or m.group("name"), m.group("port")))
+                elif _IP.fullmatch(s):
+                    if norm_host(s) not in _ANY_HOST:
+                        out.add(Entity("host", norm_host(s)))
+            elif kind == "host":
+                h = norm_host(s)
+                if h not in _ANY_HOST and (_is_hostname(h) or _IP.fullmatch(h)):
+                    out.add(Entity("host", h))
+            elif kind == "path":
+                if s.startswith("/") or re.match(r"[A-Za-z]:\\", s):
+                    out.add(Entity("path", s.split("?", 1)[0]))
+            elif kind == "exception":
+                out.add(Entity("exception", s.rsplit(".", 1)[-1]))
+            elif kind in ("pid", "thread"):
+                if s.isdigit():
+                    out.add(Entity(kind, s))
+            else:
+                out.add(Entity(kind, s.lower()))
+    return found
+
+
+class _Ordered:
+    """A list that takes each entity once (``add``/``update`` like a set)."""
+
+    def __init__(self, items: list[Entity]):
+        self.items = items
+
+    def add(self, e: Entity) -> None:
+        if e not in self.items:
+            self.items.append(e)
+
+    def update(self, es: Iterable[Entity]) -> None:
+        for e in es:
+            self.add(e)

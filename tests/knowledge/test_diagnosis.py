@@ -1,0 +1,322 @@
+"""The diagnosis reasons over small synthetic findings and events built here (no files)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from backline.errors import FormatError
+from backline.knowledge.diagnosis import DiagnosisSettings, diagnose, load_library, parse_library
+from backline.knowledge.diagnosis.entities import Entity, Vocabulary, extract, from_data
+from backline.knowledge.diagnosis.timing import estimate_skews, incident_window
+from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Finding, Severity
+
+T0 = datetime(2024, 5, 1, 14, 2, 0, tzinfo=timezone.utc)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def log(title, line, excerpt, t, artifact="app.log", code="LOG.ERROR_TEMPLATE", count=1, last=None,
+        severity=Severity.HIGH, data=None):
+    return Finding(code, title, severity, artifact, (EvidenceRef.line(artifact, line, excerpt),),
+                   count=count, first_seen=t, last_seen=last or t, analyzer="logs.text", data=data or {})
+
+
+def net(code, title, packet, t, data, artifact="net.pcap", severity=Severity.HIGH, excerpt=""):
+    return Finding(code, title, severity, artifact, (EvidenceRef.packet(artifact, packet, excerpt or title),),
+                   first_seen=t, last_seen=t, analyzer="net.capture", data=data)
+
+
+def codes(d):
+    return [c.code for c in d.causes]
+
+
+# --- the classes of incident the library knows ----------------------------------------------
+
+def test_refused_connection_explains_the_client_errors_naming_the_endpoint():
+    findings = [
+        log("3x connect to <*> failed: [Errno 111] Connection refused", 8,
+            "ERROR connect to 10.1.2.3:6432 failed: [Errno 111] Connection refused", at(1)),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (3 attempt(s))", 40, at(1.0005),
+            {"server": "10.1.2.3:6432", "connections": 3}),
+        log("1x worker shutting down after unhandled error", 12, "ERROR worker shutting down", at(2)),
+    ]
+    d = diagnose(findings)
+    top = d.top
+    assert top.code == "NET.TCP.RST_TO_SYN" and top.finding == 1
+    assert "10.1.2.3:6432" in top.title
+    assert top.confidence > 0.5
+    first = top.chain[0]
+    assert (first.cause, first.effect) == (1, 0)
+    assert ("endpoint", "10.1.2.3:6432") in first.joined_on
+    assert first.evidence[0].locator == "line:8"
+    assert 2 in top.explained                     # the shutdown follows, in the same program
+    assert {s.kind for s in top.next_steps} == {"confirm", "refute", "ask"}
+
+
+def test_a_different_endpoint_is_not_explained():
+    findings = [
+        log("connect to <*> failed: Connection refused", 8,
+            "ERROR connect to 10.9.9.9:7000 failed: Connection refused", at(1)),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (1 attempt(s))", 40, at(1),
+            {"server": "10.1.2.3:6432"}),
+    ]
+    top = diagnose(findings).top
+    assert all(link.effect != 0 or link.joined_on[0][0] == "time" for link in top.chain)
+    assert not any(link.joined_on and link.joined_on[0][0] == "endpoint" for link in top.chain)
+
+
+def test_dns_failure_explains_errors_naming_the_host():
+    findings = [
+        log("2x could not reach <*>: [Errno -2] Name or service not known", 5,
+            "ERROR could not reach ledger.internal.example: [Errno -2] Name or service not known", at(3)),
+        net("NET.DNS.NXDOMAIN", "DNS NXDomain for ledger.internal.example (2 response(s))", 9, at(2.9),
+            {"name": "ledger.internal.example", "rcode": "NXDomain", "servers": ["10.0.0.53"]},
+            severity=Severity.MEDIUM),
+        log("1x disk usage 71%", 2, "WARNING disk usage 71%", at(-3600), severity=Severity.MEDIUM),
+    ]
+    top = diagnose(findings).top
+    assert top.code == "NET.DNS.NXDOMAIN"
+    assert "ledger.internal.example" in top.title
+    assert top.chain and top.chain[0].joined_on[0] == ("host", "ledger.internal.example")
+
+
+def test_deadlock_in_a_core_explains_the_health_check_timeouts_of_that_process():
+    core = "dumps/core.billingd"
+    findings = [
+        log("5x health check of billingd timed out after <*> s", 30,
+            "WARN health check of billingd timed out after 5 s", at(10), artifact="monitor.log", count=5,
+            last=at(50)),
+        Finding("DUMP.DEADLOCK", "deadlock: threads 4121, 4122 wait for each other (mutex 0x55d0, mutex 0x55e0)",
+                Severity.CRITICAL, core, (EvidenceRef.frame(core, 0, 1, "pthread_mutex_lock"),),
+                data={"threads": [4121, 4122], "resources": ["mutex 0x55d0", "mutex 0x55e0"]}),
+        Finding("DUMP.CRASH", "oldtool crashed: SIGSEGV at 0x0 in oldtool!main", Severity.CRITICAL,
+                "dumps/core.oldtool", (EvidenceRef.frame("dumps/core.oldtool", 0, 0, "oldtool!main"),),
+                data={"signal": "SIGSEGV", "problem_class": "NULL_POINTER_READ"}),
+    ]
+    facts = [Fact("dump.process", "billingd", core), Fact("dump.pid", 4120, core),
+             Fact("dump.process", "oldtool", "dumps/core.oldtool")]
+    d = diagnose(findings, facts=facts)
+    assert codes(d)[0] == "DUMP.DEADLOCK"
+    top = d.top
+    assert top.chain[0].effect == 0 and ("process", "billingd") in top.chain[0].joined_on
+    assert top.confidence > 0.5
+    crash = next(c for c in d.causes if c.code == "DUMP.CRASH")
+    assert crash.confidence <= 0.5 and not crash.chain          # alone, it explains nothing
+
+
+def test_a_crash_explains_the_worker_exit_lines_naming_its_pid():
+    core = "core.renderd.7781"
+    findings = [
+        log("1x worker (pid:7781) was sent SIGSEGV!", 44, "[ERROR] Worker (pid:7781) was sent SIGSEGV!",
+            at(5), artifact="frontend.log"),
+        net("NET.TCP.RST_MIDSTREAM", "2 connection(s) to 10.0.0.7:8000 reset by the server (10.0.0.7)", 77,
+            at(5), {"server": "10.0.0.7:8000", "sender": "10.0.0.7", "sender_role": "server"},
+            severity=Severity.MEDIUM),
+        Finding("DUMP.CRASH", "renderd crashed: SIGSEGV / SEGV_MAPERR at 0x8 in libfilters.so!apply",
+                Severity.CRITICAL, core, (EvidenceRef.frame(core, 0, 0, "libfilters.so!apply"),),
+                data={"signal": "SIGSEGV", "problem_class": "NULL_POINTER_READ"}),
+    ]
+    facts = [Fact("dump.process", "renderd", core), Fact("dump.pid", 7781, core)]
+    top = diagnose(findings, facts=facts).top
+    assert top.code == "DUMP.CRASH" and top.finding == 2
+    link = next(link for link in top.chain if link.effect == 0)
+    assert ("pid", "7781") in link.joined_on
+
+
+def test_disk_full_explains_the_errors_after_it_not_before():
+    findings = [
+        log("1x could not write segment: [Errno 28] No space left on device", 20,
+            "ERROR could not write segment /var/lib/q/seg.7: [Errno 28] No space left on device", at(10)),
+        log("4x request failed: storage error", 25, "ERROR request failed: storage error", at(11), count=4,
+            last=at(30)),
+        log("1x cache warm-up failed", 3, "ERROR cache warm-up failed", at(-50)),
+    ]
+    top = diagnose(findings).top
+    assert top.code == "LOG.ERROR_TEMPLATE" and top.finding == 0
+    assert top.title.startswith("Disk full")
+    assert 1 in top.explained
+    assert 2 not in top.explained                 # it came before the disk filled
+
+
+def test_slow_backend_explains_the_upstream_timeouts():
+    findings = [
+        log("6x upstream timed out (110: Connection timed out) while reading response from <*>", 50,
+            "upstream timed out (110: Connection timed out) while reading response from 10.0.0.8:9000",
+            at(12), artifact="proxy.log", count=6, last=at(40)),
+        net("NET.HTTP.SLOW", "Slow HTTP responses from 10.0.0.8:9000: p95 31.000 s", 300, at(2),
+            {"server": "10.0.0.8:9000", "p95_s": 31.0}, severity=Severity.MEDIUM),
+    ]
+    top = diagnose(findings).top
+    assert top.code == "NET.HTTP.SLOW"
+    assert top.chain[0].joined_on[0] == ("endpoint", "10.0.0.8:9000")
+
+
+def test_a_zero_window_stall_explains_the_sender_timeouts():
+    findings = [
+        net("NET.TCP.ZERO_WINDOW_STALL",
+            "10.0.0.9:5672 advertised a zero window for 25.000 s (receiver not reading)", 120, at(1),
+            {"stream": 3, "receiver": "10.0.0.9:5672", "duration_s": 25.0, "reopened": False}),
+        log("3x publish to <*> timed out", 70, "ERROR publish to 10.0.0.9:5672 timed out after 10 s", at(11),
+            artifact="producer.log", count=3, last=at(25)),
+    ]
+    top = diagnose(findings).top
+    assert top.code == "NET.TCP.ZERO_WINDOW_STALL"
+    assert top.chain[0].effect == 1
+
+
+# --- time: order, chronic noise, skew -------------------------------------------------------
+
+def test_chronic_warnings_are_not_the_cause_of_a_new_outage():
+    events = [Event(at(-6 * 3600 + 60 * m), "app.log", "log.error", "retrying connection to cache", Severity.HIGH,
+                    EvidenceRef.line("app.log", 10 + m)) for m in range(0, 360, 2)]
+    events += [Event(at(s), "app.log", "log.error", "out of memory", Severity.HIGH, EvidenceRef.line("app.log", 900 + s))
+               for s in range(5)]
+    findings = [
+        log("180x retrying connection to cache: timed out", 10, "ERROR retrying connection to cache: timed out",
+            at(-6 * 3600), count=180, last=at(-60)),
+        log("5x java.lang.OutOfMemoryError: Java heap space", 900, "ERROR java.lang.OutOfMemoryError: Java heap space",
+            at(0), count=5, last=at(4)),
+    ]
+    d = diagnose(findings, events)
+    assert d.incident_start is not None and d.incident_start <= at(0) <= d.incident_end
+    assert codes(d)[0] == "LOG.ERROR_TEMPLATE" and d.top.finding == 1
+    chronic = next(c for c in d.causes if c.finding == 0)
+    assert any("chronic" in r for r in chronic.reasons)
+
+
+def test_a_cause_that_starts_after_its_effect_is_not_linked():
+    findings = [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (1 attempt(s))", 40, at(30),
+            {"server": "10.1.2.3:6432"}),
+        log("connect to <*> failed: Connection refused", 8,
+            "ERROR connect to 10.1.2.3:6432 failed: Connection refused", at(1)),
+    ]
+    rst = next(c for c in diagnose(findings).causes if c.code == "NET.TCP.RST_TO_SYN")
+    assert 1 not in rst.explained
+
+
+def test_clock_skew_is_estimated_from_shared_events_and_tolerated():
+    skew = 40.0                                   # the application host's clock is 40 s ahead
+    events, findings = [], []
+    for k in range(3):
+        t = at(10 * k)
+        events.append(Event(t, "net.pcap", "net.tcp.rst_to_syn", "Connection refused by 10.1.2.3:6432",
+                            Severity.HIGH, EvidenceRef.packet("net.pcap", 10 + k)))
+        events.append(Event(t + timedelta(seconds=skew + 0.01), "app.log", "log.error",
+                            "connect to 10.1.2.3:6432 failed: Connection refused", Severity.HIGH,
+                            EvidenceRef.line("app.log", 5 + k)))
+    skews = estimate_skews(events)
+    assert [(s.artifact, s.reference, round(s.offset_s)) for s in skews] == [("app.log", "net.pcap", 40)]
+    # the log's errors appear 40 s "after" the refusals; with the skew removed they coincide, and a
+    # refusal the capture saw 20 s after the log's first error on the log's clock still explains it
+    findings = [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (3 attempt(s))", 10, at(0),
+            {"server": "10.1.2.3:6432"}),
+        log("3x connect to <*> failed: Connection refused", 5,
+            "ERROR connect to 10.1.2.3:6432 failed: Connection refused", at(skew + 0.01), last=at(skew + 20)),
+    ]
+    d = diagnose(findings, events, artifacts=[Artifact("net.pcap", ArtifactKind.CAPTURE, 1, "0")])
+    assert d.skews and d.skews[0].artifact == "app.log"
+    assert d.top.code == "NET.TCP.RST_TO_SYN" and 1 in d.top.explained
+
+
+def test_incident_window_discounts_a_warning_that_repeats_all_day():
+    events = [Event(at(-8 * 3600 + 30 * k), "a.log", "log.warning", "gc pause", Severity.MEDIUM) for k in range(900)]
+    events += [Event(at(k), "b.log", "log.error", "refused", Severity.HIGH) for k in range(4)]
+    start, end = incident_window(events)
+    assert start <= at(0) and end >= at(3) and (end - start) <= timedelta(minutes=2)
+
+
+# --- healthy evidence, limits, ordering -----------------------------------------------------
+
+def test_healthy_noise_gets_no_confident_cause():
+    findings = [
+        log("40x GET <*> 404", 3, '"GET /favicon.ico HTTP/1.1" 404', at(-3000), count=40, last=at(0),
+            severity=Severity.MEDIUM),
+        log("2x client closed connection while reading request", 9,
+            "client closed connection while reading request", at(-100), severity=Severity.MEDIUM),
+        Finding("DUMP.CRASH", "tool crashed: SIGABRT in tool!main", Severity.CRITICAL, "old/core.tool",
+                (EvidenceRef.frame("old/core.tool", 0, 0, "tool!main"),), data={"signal": "SIGABRT"}),
+    ]
+    d = diagnose(findings)
+    assert all(c.confidence <= 0.5 for c in d.causes)
+
+
+def test_no_findings_no_causes_and_case_wide_findings_are_not_causes():
+    assert diagnose([]).causes == ()
+    case = Finding("CASE.CORRELATED_INCIDENT", "3 problems in 2 artifacts", Severity.HIGH, "")
+    assert diagnose([case]).causes == ()
+
+
+def test_settings_bound_the_output():
+    findings = [log(f"1x error number {k}: connection refused", k, f"ERROR {k} connection refused", at(k))
+                for k in range(12)]
+    d = diagnose(findings, settings=DiagnosisSettings(max_causes=3))
+    assert len(d.causes) <= 3
+    assert all(0.0 <= c.confidence <= 1.0 for c in d.causes)
+    assert d.duration_s >= 0
+
+
+def test_same_happening_is_counted_once():
+    """A first-error finding and the template finding of the same line are one node."""
+    line = "ERROR connect to 10.1.2.3:6432 failed: Connection refused"
+    findings = [
+        log("first error: connect to 10.1.2.3:6432 failed: Connection refused", 8, line, at(1),
+            code="LOG.FIRST_ERROR"),
+        log("3x connect to <*> failed: Connection refused", 8, line, at(1)),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (3 attempt(s))", 40, at(1),
+            {"server": "10.1.2.3:6432"}),
+    ]
+    top = diagnose(findings).top
+    assert top.explained == (1,)                  # the template stands for both
+    assert all(c.finding != 0 for c in diagnose(findings).causes)
+
+
+# --- entities -------------------------------------------------------------------------------
+
+def test_entities_from_text_and_data():
+    vocab = Vocabulary.learn([], hosts=["db.example.net"], processes=["billingd"])
+    ents = extract("billingd[311]: lost db.example.net:5432 (pid 311) in /srv/app/data.db; thread 7; "
+                   "psycopg.OperationalError; libpq.so.5 failed", vocab)
+    assert {Entity("endpoint", "db.example.net:5432"), Entity("host", "db.example.net"), Entity("port", "5432"),
+            Entity("process", "billingd"), Entity("pid", "311"), Entity("path", "/srv/app/data.db"),
+            Entity("thread", "7"), Entity("exception", "OperationalError"),
+            Entity("module", "libpq.so.5")} <= ents
+    # locators, code positions and file names are not endpoints
+    noise = extract('at line:1234 packet:77 File "worker.py", line 3, in run; Foo.java:42; 11:26:40,155')
+    assert not [e for e in noise if e.kind in ("endpoint", "host")]
+    assert Entity("endpoint", "127.0.0.1:80") in extract("GET http://localhost:80/x")
+    assert Entity("host", "127.0.0.1") not in extract("127.0.0.1 - - [27/Nov/2026] GET /")
+    assert [str(e) for e in from_data({"exception_type": "RuntimeError", "causes": ["ConnectionRefusedError"]})] \
+        == ["exception RuntimeError", "exception ConnectionRefusedError"]
+
+
+# --- the library is data, checked on load ---------------------------------------------------
+
+def test_library_is_consistent():
+    lib = load_library()
+    ids = {s.id for s in lib.signals}
+    assert {"conn_refused", "dns_failure", "deadlock", "native_crash", "disk_full", "fd_exhausted",
+            "out_of_memory", "slow_service", "zero_window", "tls_failure", "config_error"} <= ids
+    for r in lib.relations:
+        assert r.rationale and set(r.cause) <= ids and set(r.effect) <= ids
+
+
+def test_library_errors_name_the_place():
+    good_signal = {"id": "a", "codes": ["X.*"], "prior": 0.5, "title": ["{title}"]}
+    with pytest.raises(FormatError, match=r"signal\[0\]\.text"):
+        parse_library({"signal": [dict(good_signal, text="(unclosed")]})
+    with pytest.raises(FormatError, match="unknown signal"):
+        parse_library({"signal": [good_signal],
+                       "relation": [{"id": "r", "cause": ["a"], "effect": ["b"], "join": ["host"],
+                                     "rationale": "x"}]})
+    with pytest.raises(FormatError, match="unknown join"):
+        parse_library({"signal": [good_signal],
+                       "relation": [{"id": "r", "cause": ["a"], "effect": ["a"], "join": ["colour"],
+                                     "rationale": "x"}]})
+    with pytest.raises(FormatError, match="prior"):
+        parse_library({"signal": [dict(good_signal, prior=2)]})
