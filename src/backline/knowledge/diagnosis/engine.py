@@ -335,6 +335,17 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str]) -> dict[tuple[
                     esig = e.has(rel.effect)
                     assert esig is not None
                     edges[(ci, ei)] = Edge(ci, ei, round(w, 4), rel, j[1], esig)
+    # Two findings that would explain each other (same moment, or undated): keep the direction whose
+    # cause is of the more causal class (higher prior), then the stronger link.
+    for (ci, ei) in list(edges):
+        back = edges.get((ei, ci))
+        fwd = edges.get((ci, ei))
+        if back is None or fwd is None:
+            continue
+        if (nodes[ci].prior, fwd.weight, -ci) < (nodes[ei].prior, back.weight, -ei):
+            del edges[(ci, ei)]
+        else:
+            del edges[(ei, ci)]
     return edges
 
 

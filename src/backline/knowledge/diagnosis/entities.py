@@ -84,13 +84,14 @@ class Entity:
 
 
 def norm_host(host: str) -> str:
-    """Lower case; ``localhost`` and the loopback addresses become ``127.0.0.1``.
+    """Lower case; ``localhost`` and ``::1`` become ``127.0.0.1`` (other loopback addresses such
+    as 127.0.4.2 name a service of their own and stay).
 
-    >>> norm_host("LocalHost"), norm_host("::1"), norm_host("DB.Example.")
-    ('127.0.0.1', '127.0.0.1', 'db.example')
+    >>> norm_host("LocalHost"), norm_host("::1"), norm_host("DB.Example."), norm_host("127.0.4.2")
+    ('127.0.0.1', '127.0.0.1', 'db.example', '127.0.4.2')
     """
     h = host.strip().strip("[]").rstrip(".").lower()
-    if h in ("localhost", "::1", "0:0:0:0:0:0:0:1") or h.startswith("127."):
+    if h in ("localhost", "::1", "0:0:0:0:0:0:0:1"):
         return "127.0.0.1"
     return h
 
