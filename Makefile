@@ -3,11 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # the compiled part (Cython) is rebuilt when its source changes
-BUILD  := pyproject.toml setup.py src/backline/analyzers/net/_engine.pyx
+BUILD  := pyproject.toml setup.py src/backline/analyzers/net/_engine.pyx src/backline/analyzers/logs/_engine.pyx
 STAMP  := $(VENV)/.installed-$(shell cat $(BUILD) | sha1sum | cut -c1-12)
 JOBS   ?= 2
+# htmx for the web workbench: fetched from npm at build time (never committed), pinned and checked
+HTMX_VERSION := 2.0.11
+HTMX_SHA256  := d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717
+HTMX         := src/backline/web/static/vendor/htmx.min.js
 
-.PHONY: demo test venv example bench clean
+.PHONY: demo test venv example bench clean serve-demo
 
 $(STAMP): $(BUILD)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +19,12 @@ $(STAMP): $(BUILD)
 	$(BIN)/pip install --quiet -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-venv: $(STAMP)
+venv: $(STAMP) $(HTMX)
+
+# without npm the pages still work as plain forms (the server logs a warning once)
+$(HTMX):
+	scripts/npm_fetch.sh htmx.org $(HTMX_VERSION) package/dist/htmx.min.js $(HTMX_SHA256) $@ || \
+	    echo "warning: htmx not fetched; the web pages work without it, as plain forms"
 
 ## make demo: install Backline and analyse the example case in examples/
 demo: venv
@@ -34,4 +43,4 @@ bench: venv
 	@ls benchmarks/*.py | xargs -n1 $(BIN)/python
 
 clean:
-	rm -rf $(VENV) examples/out .pytest_cache
+	rm -rf $(VENV) examples/out .pytest_cache src/backline/web/static/vendor

@@ -89,3 +89,22 @@ def test_rules_and_policies_from_files(tmp_path, monkeypatch):
     (tmp_path / "sla.json").write_text("{broken")
     out = run("case", "list", "--as", "erin", code=2)
     assert "sla.json" in out
+
+
+def test_user_passwords_from_stdin_and_disabling():
+    from backline.cases.hub import Hub
+    token = runner.invoke(app, ["user", "add", "ada", "--role", "engineer", "--password-stdin"],
+                          input="correct horse battery\n")
+    assert token.exit_code == 0 and token.output.strip().startswith("bl_")   # still prints the API token
+    hub = Hub.open()
+    assert hub.users.check_password("ada", "correct horse battery").name == "ada"
+    r = runner.invoke(app, ["user", "passwd", "ada", "--password-stdin"], input="short\n")
+    assert r.exit_code == 2 and "8" in r.output
+    r = runner.invoke(app, ["user", "passwd", "ada"], input="a new passphrase\n")   # not a TTY: reads stdin
+    assert r.exit_code == 0, r.output
+    assert hub.users.check_password("ada", "a new passphrase") is not None
+    run("user", "passwd", "nobody", "--password-stdin", code=2)
+    run("user", "disable", "ada")
+    assert hub.users.check_password("ada", "a new passphrase") is None
+    run("user", "enable", "ada")
+    assert hub.users.check_password("ada", "a new passphrase") is not None

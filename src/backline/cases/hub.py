@@ -26,6 +26,7 @@ from backline.cases.hotfixes import HotfixService
 from backline.cases.intake import IntakeRules
 from backline.cases.notify import Notifier, NotifyConfig
 from backline.cases.service import CaseService, system_clock
+from backline.cases.sessions import SessionStore
 from backline.cases.sla import SlaConfig
 from backline.cases.users import UserStore
 from backline.config import data_dir
@@ -43,6 +44,7 @@ class Hub:
     evidence: EvidenceService
     bugs: BugService
     hotfixes: HotfixService
+    sessions: SessionStore
     notify: NotifyConfig | None = None
 
     @classmethod
@@ -52,9 +54,10 @@ class Hub:
         store = BlobStore(blob_root)
         sink = Notifier(notify, clock) if notify is not None else None
         cases = CaseService(engine, clock=clock, sla=sla, intake=intake, events=sink)
-        return cls(engine, clock, store, UserStore(engine, clock), cases,
-                   EvidenceService(cases, store, max_bytes=max_upload), BugService(cases), HotfixService(cases),
-                   notify)
+        users = UserStore(engine, clock)
+        return cls(engine=engine, clock=clock, store=store, users=users, cases=cases,
+                   evidence=EvidenceService(cases, store, max_bytes=max_upload), bugs=BugService(cases),
+                   hotfixes=HotfixService(cases), sessions=SessionStore(engine, users, clock), notify=notify)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, blob_root: Path | None = None,

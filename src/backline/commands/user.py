@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import typer
@@ -9,10 +10,23 @@ import typer
 from backline.commands._cases_common import DB_OPT, fail, open_hub
 from backline.errors import BacklineError
 
-user_app = typer.Typer(help="Manage users and API tokens.\n\nExample:\n\n"
+user_app = typer.Typer(help="Manage users, API tokens and web passwords.\n\nExamples:\n\n"
                             "  backline user add ada --role engineer\n\n"
-                            "  backline user add carl --role customer --org acme",
+                            "  printf '%s' \"$PW\" | backline user add carl --role customer --org acme --password-stdin\n\n"
+                            "  backline user passwd ada",
                        no_args_is_help=True)
+
+
+def _read_password(from_stdin: bool, prompt: bool = True) -> str | None:
+    """The password from standard input (one line; a trailing newline is dropped) or a prompt."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    if not prompt:
+        return None
+    if not sys.stdin.isatty():
+        return _read_password(True)
+    return typer.prompt("New password", hide_input=True, confirmation_prompt=True)
 
 
 @user_app.command("add")
@@ -21,11 +35,16 @@ def add(name: str = typer.Argument(..., help="Unique user name."),
         org: Optional[str] = typer.Option(None, "--org", help="Customer organisation (required for customers)."),
         team: Optional[str] = typer.Option(None, "--team", help="Support team (support sees its team's cases)."),
         email: Optional[str] = typer.Option(None, "--email", help="Address for notifications."),
+        password_stdin: bool = typer.Option(False, "--password-stdin",
+                                            help="Read a web password (8+ characters) from standard input."),
         database_url: Optional[str] = DB_OPT) -> None:
-    """Add a user and print their API token (send it as 'Authorization: Bearer <token>')."""
+    """Add a user and print their API token (send it as 'Authorization: Bearer <token>').
+
+    With --password-stdin the user can also log in to the web workbench."""
+    password = _read_password(True) if password_stdin else None
     hub = open_hub(database_url)
     try:
-        _u, token = hub.users.add(name, role, org=org, team=team, email=email)
+        _u, token = hub.users.add(name, role, org=org, team=team, email=email, password=password)
     except BacklineError as exc:
         fail(str(exc), 2)
     typer.echo(token)
@@ -39,6 +58,45 @@ def token(name: str = typer.Argument(...), database_url: Optional[str] = DB_OPT)
         typer.echo(hub.users.rotate(name))
     except BacklineError as exc:
         fail(str(exc), 2)
+
+
+@user_app.command("passwd")
+def passwd(name: str = typer.Argument(..., help="The user whose password to set."),
+           password_stdin: bool = typer.Option(False, "--password-stdin",
+                                               help="Read the password from standard input instead of a prompt."),
+           database_url: Optional[str] = DB_OPT) -> None:
+    """Set NAME's web password (from a prompt, or standard input); their open web sessions end.
+
+    Example: backline user passwd ada"""
+    password = _read_password(password_stdin)
+    hub = open_hub(database_url)
+    try:
+        hub.users.set_password(name, password or "")
+    except BacklineError as exc:
+        fail(str(exc), 2)
+    typer.echo(f"password of {name} set; their web sessions ended")
+
+
+@user_app.command("disable")
+def disable(name: str = typer.Argument(...), database_url: Optional[str] = DB_OPT) -> None:
+    """Disable NAME: their API token and web sessions are refused from the next request on."""
+    hub = open_hub(database_url)
+    try:
+        hub.users.set_active(name, False)
+    except BacklineError as exc:
+        fail(str(exc), 2)
+    typer.echo(f"{name} disabled")
+
+
+@user_app.command("enable")
+def enable(name: str = typer.Argument(...), database_url: Optional[str] = DB_OPT) -> None:
+    """Enable NAME again (they log in anew)."""
+    hub = open_hub(database_url)
+    try:
+        hub.users.set_active(name, True)
+    except BacklineError as exc:
+        fail(str(exc), 2)
+    typer.echo(f"{name} enabled")
 
 
 @user_app.command("list")

@@ -27,6 +27,7 @@ users = Table(
     Column("token_expires_at", TS),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", TS, nullable=False),
+    Column("password_hash", String(200)),                   # revision 0005 (argon2id, web login)
 )
 
 cases = Table(
@@ -253,4 +254,45 @@ case_facts = Table(
     Column("artifact", String(1000), nullable=False),
     Column("analyzer", String(100), nullable=False),
     Index("ix_case_facts_case", "case_id"),
+)
+
+# --- revision 0005 --------------------------------------------------------
+
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("session_hash", String(64), nullable=False, unique=True),   # sha256 of the cookie value
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("ended_at", TS),
+    Column("address", String(64)),
+    Index("ix_web_sessions_user", "user_id"),
+)
+
+login_attempts = Table(
+    "login_attempts", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),              # user | addr
+    Column("subject", String(200), nullable=False),
+    Column("at", TS, nullable=False),
+    Index("ix_login_attempts_subject", "kind", "subject", "at"),
+)
+
+case_events = Table(
+    "case_events", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("ts", TS),
+    Column("artifact", String(1000), nullable=False),
+    Column("kind", String(100), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("severity", Integer, nullable=False),
+    Column("locator", String(200)),
+    Column("excerpt", Text),
+    Column("analyzer", String(100), nullable=False),
+    Index("ix_case_events_case", "case_id", "ts"),
 )

