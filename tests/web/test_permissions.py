@@ -45,6 +45,7 @@ MATRIX = {
     "upload":            ("POST", "/api/cases/ESC-1001/evidence", "upload",           "201 404 201 404 201 201 201 201"),
     "list_evidence":     ("GET", "/api/cases/ESC-1001/evidence", None,                "200 404 200 404 200 200 200 200"),
     "findings":          ("GET", "/api/cases/ESC-1001/findings", None,                "403 403 200 404 200 200 200 200"),
+    "diagnosis":         ("GET", "/api/cases/ESC-1001/diagnosis", None,               "403 403 200 404 200 200 200 200"),
     "create_bug":        ("POST", "/api/cases/ESC-1001/bugs", {},                     "403 403 403 403 201 201 201 201"),
     "list_bugs":         ("GET", "/api/cases/ESC-1001/bugs", None,                    "403 403 200 404 200 200 200 200"),
     "get_bug":           ("GET", "/api/bugs/1", None,                                 "403 403 200 404 200 200 200 200"),

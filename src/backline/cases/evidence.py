@@ -4,8 +4,9 @@ An upload is streamed into the content-addressed :class:`BlobStore` (never
 held in memory), recorded against the case, and a ``queued`` job is written
 in the same transaction.  :class:`JobRunner` claims queued jobs one at a time,
 runs the analysis pipeline on the blob, and stores the findings with the
-case.  On start it puts jobs left ``running`` by a stopped server back in the
-queue, so nothing is lost across restarts.
+case (with the analysis' diagnosis, :mod:`backline.cases.diagnosis`).  On start
+it puts jobs left ``running`` by a stopped server back in the queue, so nothing is
+lost across restarts.
 
 The analysis function is passed in (``analyze(paths, options) ->
 AnalysisResult``, :func:`backline.pipeline.analyze` by default).
@@ -27,6 +28,7 @@ from typing import Any, BinaryIO, Callable, Sequence
 from sqlalchemy import insert, select, update
 
 from backline.cases.access import Action, require
+from backline.cases.diagnosis import store_job_diagnosis
 from backline.cases.model import JobStatus, User
 from backline.cases.service import CaseService
 from backline.errors import BacklineError, CaseError, StorageError
@@ -227,10 +229,15 @@ class JobRunner:
                      "detail": f.detail, "count": f.count,
                      "refs": [{"artifact": _rel(r.artifact, prefix), "locator": r.locator, "excerpt": r.excerpt}
                               for r in f.evidence[:20]],
-                     "data": _plain(f.data), "analyzer": f.analyzer}
+                     "data": _plain(f.data), "analyzer": f.analyzer,
+                     "first_seen": f.first_seen, "last_seen": f.last_seen}
                     for f in result.findings]
             if rows:
                 conn.execute(insert(T.findings), rows)
+            ids = conn.execute(select(T.findings.c.id).where(T.findings.c.job_id == job["id"])
+                               .order_by(T.findings.c.id)).scalars().all()    # in result.findings order
+            store_job_diagnosis(conn, job, ev["id"], result.diagnosis, ids, lambda a: _rel(a, prefix),
+                                self.cases._now())
             conn.execute(T.case_facts.delete().where(T.case_facts.c.job_id == job["id"]))
             facts = [{"case_id": job["case_id"], "job_id": job["id"], "evidence_id": ev["id"], "name": x.name[:200],
                       "value": _plain(x.value), "artifact": _rel(x.artifact, prefix)[:1000], "analyzer": x.analyzer}

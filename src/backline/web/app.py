@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backline import __version__
+from backline.cases.diagnosis import DiagnosisService
 from backline.cases.hub import Hub
 from backline.cases.model import CaseSeverity, CaseStatus, Participant, ParticipantRole, User
 from backline.cases.reports import summary
@@ -245,6 +246,10 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
     @app.get("/api/cases/{key}/findings")
     def findings(key: str, user: User = Auth):
         return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key)})
+
+    @app.get("/api/cases/{key}/diagnosis")
+    def diagnosis(key: str, user: User = Auth):
+        return J(DiagnosisService(hub.cases).current(user, key))
 
     @app.post("/api/cases/{key}/bugs", status_code=201)
     def create_bug(key: str, body: S.BugIn, user: User = Auth):
