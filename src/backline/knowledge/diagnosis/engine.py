@@ -67,6 +67,7 @@ class DiagnosisSettings:
     first_bonus: float = 1.1
     max_time_support: float = 0.5
     min_path_weight: float = 0.05       # weaker chains explain nothing
+    unplaced_factor: float = 0.85       # undated and tied to nothing: unknown relevance to the incident
     lead: timedelta = timedelta(minutes=5)          # a cause may start this long before the incident
     chronic_margin: timedelta = timedelta(minutes=10)
     timing: TimingSettings = field(default_factory=TimingSettings)
@@ -160,6 +161,34 @@ def _learn_vocabulary(findings: Sequence[Finding], facts: Sequence[Fact]) -> Voc
     return Vocabulary.learn(texts, hosts=hosts, processes=procs)
 
 
+def _named_processes(findings: Sequence[Finding], facts: Sequence[Fact]) -> set[str]:
+    """Processes the evidence names as such: crash and hang dumps, Windows crash events."""
+    out = {str(x.value).lower() for x in facts if x.name == "dump.process" and isinstance(x.value, str) and x.value}
+    for f in findings:
+        if isinstance(f.data, Mapping):
+            out |= {str(f.data[k]).lower() for k in ("app", "service", "process") if f.data.get(k)}
+    return {p for p in out if len(p) >= 3}
+
+
+def _endpoint_owners(findings: Sequence[Finding], named: set[str], vocab: Vocabulary) -> dict[str, set[str]]:
+    """Endpoints that a log line names together with exactly one dumped process ("reconnect to
+    ingestd 10.0.0.9:7070 failed"): the process behind the endpoint, so a crash dump of it can
+    explain what the capture saw on that endpoint."""
+    owners: dict[str, set[str]] = defaultdict(set)
+    if not named:
+        return owners
+    for f in findings:
+        for text in [f.title] + [r.excerpt for r in f.evidence[:5] if r.excerpt]:
+            for line in text.splitlines()[:5]:
+                ents = extract(line, vocab)
+                procs = {e.value for e in ents if e.kind == "process" and e.value in named}
+                if len(procs) == 1:
+                    for e in ents:
+                        if e.kind == "endpoint":
+                            owners[e.value] |= procs
+    return owners
+
+
 def _artifact_entities(facts: Sequence[Fact]) -> dict[str, set[Entity]]:
     out: dict[str, set[Entity]] = defaultdict(set)
     for fact in facts:
@@ -215,7 +244,7 @@ def _build_nodes(findings: Sequence[Finding], lib: Library, vocab: Vocabulary,
     for i in picked:
         f, low = findings[i], texts[i].lower()
         data = f.data if isinstance(f.data, Mapping) else {}
-        sigs[i] = [sg for sg in lib.signals if sg.matches(f.code, low, data)]
+        sigs[i] = [sg for sg in lib.signals if sg.matches(f.code, low, data, int(f.severity))]
     nodes: list[Node] = []
     for group in _same_happening(findings, [i for i in picked if sigs[i]]):
         rep = max(group, key=lambda i: (_rep_rank(findings[i], sigs[i]), -i))
@@ -299,8 +328,8 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str]) -> tuple[float, tup
 def _contradict(c: Node, e: Node, rel: Relation) -> bool:
     """Both name entities of a kind the relation joins on, and none is shared: they are about
     different things, however close in time."""
-    for kind in ("endpoint", "host", "pid", "process"):
-        if kind not in rel.join:
+    for kind in rel.contradict or ("endpoint", "host", "pid", "process"):
+        if not rel.contradict and kind not in rel.join:
             continue
         a = [v for v in c.ents.get(kind, ()) if Entity(kind, v).specific]
         b = [v for v in e.ents.get(kind, ()) if Entity(kind, v).specific]
@@ -447,6 +476,12 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     offsets = {k.artifact: k.offset_s for k in skews}
     window = incident_window(events, offsets, s.timing)
     nodes = _build_nodes(findings, lib, vocab, art_ents, offsets, s)
+    owners = _endpoint_owners(findings, _named_processes(findings, facts), vocab)
+    for n in nodes:
+        derived = sorted({p for ep in n.ents.get("endpoint", ()) for p in owners.get(ep, ())})
+        if derived:
+            lst = n.ents.setdefault("process", [])
+            lst += [p for p in derived if p not in lst]
     edges = _edges(nodes, lib, set(offsets))
     out: dict[int, list[Edge]] = defaultdict(list)
     inbound: dict[int, list[Edge]] = defaultdict(list)
@@ -494,7 +529,10 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
             elif n.first > w_end + margin:
                 conf *= s.stale_factor
                 reasons.append("begins long after the incident")
-        if k == first_anomaly:
+        if n.first is None and not reach and not inbound.get(k):
+            conf *= s.unplaced_factor
+            reasons.append("neither dated nor tied to another finding: not placed in the incident")
+        if k == first_anomaly and support > 0:        # a lone finding stays below half its prior
             conf *= s.first_bonus
             reasons.append("the first anomaly of the incident")
         conf = max(0.0, min(0.99, conf))

@@ -57,7 +57,7 @@ _HOST_PHRASE = re.compile(
 _IP = re.compile(rf"(?<![\w.]){_IPV4}(?![\w.])")
 _PID = re.compile(r"\bpid\s*[:=#]?\s*(\d{1,10})\b|\bprocess\s+(?:id\s+)?(\d{2,10})\b", re.I)
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
-_PROCESS = re.compile(r"\bprocess\s+['\"]?([A-Za-z_][\w.-]{2,40})['\"]?", re.I)
+_PROCESS = re.compile(r"\bprocess\s+['\"]([A-Za-z_][\w.-]{2,40})['\"]", re.I)
 _PATH = re.compile(r"(?<![\w:/.-])(/(?:[\w.@+-]+/)+[\w.@+-]+|[A-Za-z]:\\(?:[^\s\\'\"<>|]+\\)*[^\s\\'\"<>|]+)")
 _MODULE = re.compile(r"(?<![\w.-])([\w+-][\w.+-]*\.(?:so(?:\.\d+)*|dll|dylib|exe))(?![\w])|"
                      r"(?<![\w.-])([A-Za-z_][\w.+-]*)!(?=[A-Za-z_?~<])", re.I)
@@ -152,7 +152,7 @@ class Vocabulary:
         self._host_re = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\w)",
                                    re.I) if names else None
         procs = sorted(self.processes, key=len, reverse=True)
-        self._proc_re = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, procs)) + r")(?![\w-])",
+        self._proc_re = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, procs)) + r")(?![\w-]|\.\w)",
                                    re.I) if procs else None
 
 

@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 from backline.errors import FormatError
 from backline.knowledge.diagnosis.entities import KINDS
+from backline.model import Severity
 
 LIBRARY_FILE = "relations.toml"
 #: Join kinds a relation may name: the entity kinds plus the artifact and time.
@@ -51,6 +52,7 @@ class Signal:
     text: re.Pattern | None = None
     not_text: re.Pattern | None = None
     data: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    min_severity: int = 0            # findings below this severity are not of the class
     confirm: str = ""
     refute: str = ""
     ask: str = ""
@@ -62,10 +64,10 @@ class Signal:
             return self.code_re.match(code) is not None
         return any(fnmatch.fnmatchcase(code, c) for c in self.codes)
 
-    def matches(self, code: str, text: str, data: Mapping[str, Any]) -> bool:
+    def matches(self, code: str, text: str, data: Mapping[str, Any], severity: int = 4) -> bool:
         """Whether a finding with this code, text and data is of this class.  ``text`` must be in
         lower case (the patterns are compiled for lower-case text: 10x faster than ignoring case)."""
-        if not self.matches_code(code):
+        if severity < self.min_severity or not self.matches_code(code):
             return False
         for key, accepted in self.data.items():
             if str(data.get(key, "")).lower() not in accepted:
@@ -90,6 +92,8 @@ class Relation:
     order: str = "before"            # "before": the cause starts no later than the effect; "any"
     within_s: float = 3600.0         # how long after the cause an effect may start
     time_within_s: float = 120.0     # the same, when only time joins them
+    contradict: tuple[str, ...] = () # kinds that, named differently on both sides, forbid a time-only
+                                     # join (default: the entity kinds of ``join``)
     confirm: str = ""
     refute: str = ""
 
@@ -133,6 +137,15 @@ def _regex(value: Any, where: str) -> re.Pattern | None:
         raise FormatError(f"bad regular expression: {exc}", artifact=LIBRARY_FILE, locator=where) from None
 
 
+def _severity(value: Any, where: str) -> int:
+    if value in (None, ""):
+        return 0
+    try:
+        return int(Severity.parse(str(value)))
+    except ValueError as exc:
+        raise FormatError(str(exc), artifact=LIBRARY_FILE, locator=where + ".min_severity") from None
+
+
 def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library:
     """Build and check a :class:`Library` from the parsed TOML document."""
     groups = {k: tuple(v) for k, v in (doc.get("groups") or {}).items()}
@@ -166,6 +179,7 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library
             code_re=re.compile("|".join(f"(?:{fnmatch.translate(c)})" for c in codes)),
             text=_regex(s.get("text"), where + ".text"), not_text=_regex(s.get("not_text"), where + ".not_text"),
             data={k: tuple(str(x).lower() for x in v) for k, v in (s.get("data") or {}).items()},
+            min_severity=_severity(s.get("min_severity"), where),
             confirm=s.get("confirm", ""), refute=s.get("refute", ""), ask=s.get("ask", "")))
     relations: list[Relation] = []
     rids: set[str] = set()
@@ -177,7 +191,7 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library
         rids.add(rid)
         cause, effect, join = tuple(r.get("cause") or ()), tuple(r.get("effect") or ()), tuple(r.get("join") or ())
         unknown = [x for x in (*cause, *effect) if x not in seen]
-        bad_join = [j for j in join if j not in JOINS]
+        bad_join = [j for j in (*join, *(r.get("contradict") or ())) if j not in JOINS]
         if not cause or not effect or not join or unknown or bad_join or not r.get("rationale"):
             raise FormatError(f"relation {rid}: needs cause, effect, join and rationale"
                               + (f"; unknown signal(s) {unknown}" if unknown else "")
@@ -189,7 +203,8 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library
         relations.append(Relation(
             id=rid, cause=cause, effect=effect, join=join, rationale=r["rationale"],
             weight=float(r.get("weight", 1.0)), order=order, within_s=float(r.get("within_s", 3600)),
-            time_within_s=float(r.get("time_within_s", 120)), confirm=r.get("confirm", ""),
+            time_within_s=float(r.get("time_within_s", 120)), contradict=tuple(r.get("contradict") or ()),
+            confirm=r.get("confirm", ""),
             refute=r.get("refute", "")))
     return Library(tuple(signals), tuple(relations))
 

@@ -6,7 +6,8 @@ artifacts and every specific entity (endpoint, host, pid, process) both name in
 their events, the first events naming it are paired, and so are the last (a
 capture's timeline holds only the first and last packet of each finding, a log
 every record); the median of those time differences within ``max_skew`` is the
-second artifact's clock offset.  Offsets are chained from a reference artifact (the one paired with the
+second artifact's clock offset, when at least ``min_pairs`` of them agree within
+``max_spread_s``.  Offsets are chained from a reference artifact (the one paired with the
 most others, captures first: their clock is the kernel's), and an offset below
 ``min_skew`` is taken as none.
 
@@ -37,13 +38,15 @@ from backline.knowledge.diagnosis.entities import Entity, Vocabulary, extract
 from backline.model import ClockSkew, Event, Severity
 
 #: Entity kinds specific enough to say two events record the same happening.
-SKEW_KINDS = frozenset({"endpoint", "host", "pid", "process"})
+SKEW_KINDS = frozenset({"endpoint", "host", "pid"})
 
 
 @dataclass(frozen=True, slots=True)
 class TimingSettings:
     max_skew: timedelta = timedelta(minutes=10)
     min_skew_s: float = 0.5
+    min_pairs: int = 2                # time differences needed to believe an offset
+    max_spread_s: float = 1.0         # ... and how far they may disagree (median absolute deviation)
     max_events: int = 4000            # per artifact, the first ones (bounded work on huge bundles)
     bucket_s: int = 10
     min_baseline_buckets: int = 12   # an artifact active this long has an everyday rate to subtract
@@ -102,10 +105,13 @@ def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
                 for d in (times_b[0] - times_a[0], times_b[-1] - times_a[-1]):
                     if abs(d) <= limit:
                         diffs.append(d)
-            if diffs:
-                off = median(diffs)
-                offsets[(a, b)] = (off, len(diffs))      # b's clock minus a's
-                offsets[(b, a)] = (-off, len(diffs))
+            if len(diffs) < s.min_pairs:
+                continue
+            off = median(diffs)
+            if median(abs(d - off) for d in diffs) > s.max_spread_s:
+                continue                                  # the pairs disagree: not one clock offset
+            offsets[(a, b)] = (off, len(diffs))          # b's clock minus a's
+            offsets[(b, a)] = (-off, len(diffs))
     if not offsets:
         return []
     partners: dict[str, int] = defaultdict(int)
