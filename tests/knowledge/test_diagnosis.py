@@ -320,3 +320,42 @@ def test_library_errors_name_the_place():
                                      "rationale": "x"}]})
     with pytest.raises(FormatError, match="prior"):
         parse_library({"signal": [dict(good_signal, prior=2)]})
+
+
+def test_a_zone_that_does_not_load_explains_the_failures_of_names_inside_it():
+    findings = [
+        net("NET.DNS.SERVFAIL", "DNS ServFail for api.shop.example.net (12 response(s))", 30, at(2),
+            {"name": "api.shop.example.net", "rcode": "ServFail", "servers": ["10.0.0.53"]}),
+        log("1x zone shop.example.net/IN: loading from master file shop.zone failed: bad TTL", 4,
+            "named[88]: zone shop.example.net/IN: loading from master file shop.zone failed: bad TTL", at(1),
+            artifact="named.log"),
+        log("6x order sync failed: cannot resolve api.shop.example.net", 20,
+            "ERROR order sync failed: cannot resolve api.shop.example.net", at(3), count=6, last=at(40)),
+    ]
+    top = diagnose(findings).top
+    assert top.finding == 1 and top.title.startswith("The DNS zone shop.example.net does not load")
+    assert {0, 2} <= set(top.explained)
+    # a name's failure does not explain its parent zone's error
+    servfail = next(c for c in diagnose(findings).causes if c.finding == 0)
+    assert 1 not in servfail.explained
+
+
+def test_a_log_line_ties_an_endpoint_to_a_dumped_process():
+    core = "cores/core.ingestd"
+    findings = [
+        Finding("DUMP.CRASH", "ingestd crashed: SIGABRT in ingestd!store_frame", Severity.CRITICAL, core,
+                (EvidenceRef.frame(core, 0, 0, "libc.so.6!raise"),), data={"signal": "SIGABRT"}),
+        net("NET.TCP.RST_MIDSTREAM", "4 connection(s) to 10.0.0.9:7070 reset by the server (10.0.0.9)", 10, at(0),
+            {"server": "10.0.0.9:7070", "sender": "10.0.0.9", "sender_role": "server"}, severity=Severity.MEDIUM),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.0.0.9:7070 (28 attempt(s))", 20, at(0.3),
+            {"server": "10.0.0.9:7070"}),
+        log("28x reconnect to ingestd <*> failed: Connection refused", 18,
+            "ERROR reconnect to ingestd 10.0.0.9:7070 failed: [Errno 111] Connection refused", at(0.3),
+            artifact="gw.log", count=28, last=at(3)),
+    ]
+    facts = [Fact("dump.process", "ingestd", core)]
+    top = diagnose(findings, facts=facts).top
+    assert top.code == "DUMP.CRASH"
+    assert {1, 2} <= set(top.explained)
+    link = next(link for link in top.chain if link.effect == 2)
+    assert ("process", "ingestd") in link.joined_on

@@ -44,6 +44,9 @@ JOIN_WEIGHT: Mapping[str, float] = {
 }
 _SEV_WEIGHT = {Severity.CRITICAL: 1.0, Severity.HIGH: 1.0, Severity.MEDIUM: 0.7, Severity.LOW: 0.4,
                Severity.INFO: 0.2}
+#: How much a lone finding's severity says (the analyzers rate, e.g., NXDOMAIN below SERVFAIL).
+_LONE_SEVERITY = {Severity.CRITICAL: 1.0, Severity.HIGH: 1.0, Severity.MEDIUM: 0.9, Severity.LOW: 0.75,
+                  Severity.INFO: 0.6}
 #: Data values worth searching for words (the rest are numbers and ids).
 _TEXT_KEYS = ("template", "description", "status", "status_name", "rcode", "exception_type", "causes",
               "problem_class", "signal", "kind", "reason", "level", "message", "error", "signature",
@@ -314,7 +317,11 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str]) -> tuple[float, tup
             a, b = c.ents.get(kind), e.ents.get(kind)
             if not a or not b:
                 continue
-            shared_vals = [v for v in a if v in b and Entity(kind, v).specific]
+            if kind == "host":
+                shared_vals = [v for v in a if Entity(kind, v).specific
+                               and any(Entity(kind, v).covers(Entity(kind, w)) for w in b)]
+            else:
+                shared_vals = [v for v in a if v in b and Entity(kind, v).specific]
             if shared_vals:
                 w = JOIN_WEIGHT[kind]
                 best = max(best, w)
@@ -365,13 +372,16 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str]) -> dict[tuple[
                     assert esig is not None
                     edges[(ci, ei)] = Edge(ci, ei, round(w, 4), rel, j[1], esig)
     # Two findings that would explain each other (same moment, or undated): keep the direction whose
-    # cause is of the more causal class (higher prior), then the stronger link.
+    # cause is of the more causal class (higher prior), then the one that came first, then the
+    # stronger link.
     for (ci, ei) in list(edges):
         back = edges.get((ei, ci))
         fwd = edges.get((ci, ei))
         if back is None or fwd is None:
             continue
-        if (nodes[ci].prior, fwd.weight, -ci) < (nodes[ei].prior, back.weight, -ei):
+        t_c = nodes[ci].first if nodes[ci].first is not None else math.inf
+        t_e = nodes[ei].first if nodes[ei].first is not None else math.inf
+        if (nodes[ci].prior, -t_c, fwd.weight, -ci) < (nodes[ei].prior, -t_e, back.weight, -ei):
             del edges[(ci, ei)]
         else:
             del edges[(ei, ci)]
@@ -529,6 +539,11 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
             elif n.first > w_end + margin:
                 conf *= s.stale_factor
                 reasons.append("begins long after the incident")
+        if not reach:
+            # a lone finding: how strong is the evidence itself (severity, how often it was seen)
+            strength = _LONE_SEVERITY.get(n.severity, 0.6) * (0.85 + 0.15 * min(1.0, math.log10(max(1, n.count))))
+            conf *= strength
+            reasons.append(f"explains nothing else: evidence strength {strength:.2f}")
         if n.first is None and not reach and not inbound.get(k):
             conf *= s.unplaced_factor
             reasons.append("neither dated nor tied to another finding: not placed in the incident")

@@ -52,7 +52,7 @@ _TUPLE = re.compile(r"\(\s*['\"](?P<host>[\w.:-]+)['\"]\s*,\s*(?P<port>\d{1,5})\
 _PORT = re.compile(r"\bport\s*[=:#]?\s*(\d{2,5})\b", re.I)
 _URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+)", re.I)
 _HOST_PHRASE = re.compile(
-    r"\b(?:resolv\w*|look(?:ing)?\s?up|host(?:name)?|server|name|connect(?:ing|ion)?\s+to|reach)"
+    r"\b(?:resolv\w*|look(?:ing)?\s?up|host(?:name)?|server|name|zone|domain|connect(?:ing|ion)?\s+to|reach)"
     r"\s*[=:]?\s*['\"]?(" + _HOSTNAME + r"\.[A-Za-z][A-Za-z0-9-]*)['\"]?", re.I)
 _IP = re.compile(rf"(?<![\w.]){_IPV4}(?![\w.])")
 _PID = re.compile(r"\bpid\s*[:=#]?\s*(\d{1,10})\b|\bprocess\s+(?:id\s+)?(\d{2,10})\b", re.I)
@@ -74,6 +74,25 @@ class Entity:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value}"
+
+    def covers(self, other: "Entity") -> bool:
+        """Equal, or (hosts) ``other`` is a name inside this one's domain: a zone covers its names,
+        a name does not cover its zone.
+
+        >>> Entity("host", "corp.example").covers(Entity("host", "db.eu.corp.example"))
+        True
+        >>> Entity("host", "db.eu.corp.example").covers(Entity("host", "corp.example"))
+        False
+        >>> Entity("host", "example").covers(Entity("host", "db.example"))   # a top-level name says nothing
+        False
+        """
+        if self.kind != other.kind:
+            return False
+        if self.value == other.value:
+            return True
+        if self.kind != "host" or "." not in self.value or _IP.fullmatch(self.value):
+            return False
+        return other.value.endswith("." + self.value)
 
     @property
     def specific(self) -> bool:

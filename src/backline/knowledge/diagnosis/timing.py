@@ -13,9 +13,11 @@ most others, captures first: their clock is the kernel's), and an offset below
 
 **Incident window.**  Problem events (warning and worse) are counted in buckets;
 each artifact's own everyday rate (its median bucket over its active span) is
-subtracted, so a warning that repeats all day adds nothing; the bucket with the
-largest excess, widened while its neighbours keep a fifth of that, is the
-incident.
+subtracted, so a warning that repeats all day adds nothing; problems in a capture
+weigh more (captures are taken while the problem happens); the bucket with the
+largest excess together with its two neighbours (the later one on a tie: evidence
+is collected after the incident), widened while its neighbours keep a fifth of its
+own, is the incident.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from backline.model import Event, Severity
@@ -50,6 +52,7 @@ class TimingSettings:
     max_events: int = 4000            # per artifact, the first ones (bounded work on huge bundles)
     bucket_s: int = 10
     min_baseline_buckets: int = 12   # an artifact active this long has an everyday rate to subtract
+    capture_weight: float = 1.5
     min_severity: Severity = Severity.MEDIUM
 
 
@@ -161,7 +164,8 @@ def incident_window(events: Sequence[Event], offsets: Mapping[str, float] | None
             continue
         seen[e.artifact] += 1
         t = e.ts.timestamp() - offsets.get(e.artifact, 0.0)
-        per_art[e.artifact][int(t // width)] += _WEIGHT[e.severity]
+        # a capture is taken while the problem happens: its problems say "now" more than a log's
+        per_art[e.artifact][int(t // width)] += _WEIGHT[e.severity] * (s.capture_weight if e.kind.startswith("net.") else 1.0)
     if not per_art:
         return None
     excess: dict[int, float] = defaultdict(float)
@@ -183,7 +187,8 @@ def incident_window(events: Sequence[Event], offsets: Mapping[str, float] | None
     if not excess:
         return None
     score = {b: w * (1 + 0.5 * (len(arts_in[b]) - 1)) for b, w in excess.items()}
-    peak = max(score, key=lambda b: (score[b], -b))
+    near = {b: score.get(b - 1, 0.0) + score[b] + score.get(b + 1, 0.0) for b in score}
+    peak = max(near, key=lambda b: (near[b], score[b], b))   # ties: the later (evidence is collected after)
     floor = 0.2 * score[peak]
     lo = hi = peak
     gap = 0
