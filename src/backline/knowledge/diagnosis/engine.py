@@ -27,9 +27,9 @@ import math
 import re
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Iterable, Mapping, Sequence
 
 from backline.knowledge.diagnosis.entities import Entity, Vocabulary, extract, from_data
 from backline.knowledge.diagnosis.library import PLACEHOLDERS, Library, Relation, Signal, load_library

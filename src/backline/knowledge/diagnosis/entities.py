@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 #: Kinds of entity, most specific first.
@@ -49,20 +50,20 @@ _HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A
 _ENDPOINT = re.compile(rf"(?<![\w.:-])(?:\[(?P<v6>[0-9A-Fa-f:]+)\]|(?P<v4>{_IPV4})|(?P<name>{_HOSTNAME}))"
                        rf":(?P<port>\d{{1,5}})(?![\d.:]*\d)")
 _TUPLE = re.compile(r"\(\s*['\"](?P<host>[\w.:-]+)['\"]\s*,\s*(?P<port>\d{1,5})\s*\)")
-_PORT = re.compile(r"\bport\s*[=:#]?\s*(\d{2,5})\b", re.I)
-_URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+)", re.I)
+_PORT = re.compile(r"\bport\s*[=:#]?\s*(\d{2,5})\b")                       # on lower-case text
+_URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?(\[[0-9a-f:]+\]|[a-z0-9.-]+)")      # lower case
 _HOST_PHRASE = re.compile(
     r"\b(?:resolv\w*|look(?:ing)?\s?up|host(?:name)?|server|name|zone|domain|connect(?:ing|ion)?\s+to|reach)"
     r"\s*[=:]?\s*['\"]?(" + _HOSTNAME + r"\.[A-Za-z][A-Za-z0-9-]*)['\"]?", re.I)
 _IP = re.compile(rf"(?<![\w.]){_IPV4}(?![\w.])")
-_PID = re.compile(r"\bpid\s*[:=#]?\s*(\d{1,10})\b|\bprocess\s+(?:id\s+)?(\d{2,10})\b", re.I)
+_PID = re.compile(r"\bpid\s*[:=#]?\s*(\d{1,10})\b|\bprocess\s+(?:id\s+)?(\d{2,10})\b")    # lower case
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
-_PROCESS = re.compile(r"\bprocess\s+['\"]([A-Za-z_][\w.-]{2,40})['\"]", re.I)
+_PROCESS = re.compile(r"\bprocess\s+['\"]([a-z_][\w.-]{2,40})['\"]")                  # lower case
 _PATH = re.compile(r"(?<![\w:/.-])(/(?:[\w.@+-]+/)+[\w.@+-]+|[A-Za-z]:\\(?:[^\s\\'\"<>|]+\\)*[^\s\\'\"<>|]+)")
-_MODULE = re.compile(r"(?<![\w.-])([\w+-][\w.+-]*\.(?:so(?:\.\d+)*|dll|dylib|exe))(?![\w])|"
-                     r"(?<![\w.-])([A-Za-z_][\w.+-]*)!(?=[A-Za-z_?~<])", re.I)
+_MODULE = re.compile(r"(?<![\w.-])([\w+-][\w.+-]*\.(?:so(?:\.\d+)*|dll|dylib|exe))(?![\w])|"    # lower case
+                     r"(?<![\w.-])([a-z_][\w.+-]*)!(?=[a-z_?~<])")
 _EXCEPTION = re.compile(r"\b((?:[a-z_]\w*\.)*([A-Z][A-Za-z0-9_]*(?:Error|Exception|Fault|Failure|Interrupt)))\b")
-_THREAD = re.compile(r"\bthread\s*[#:=]?\s*(\d{1,10})\b|\[(Thread-\d+|[\w-]*-thread-\d+)\]", re.I)
+_THREAD = re.compile(r"\bthread\s*[#:=]?\s*(\d{1,10})\b|\[(thread-\d+|[\w-]*-thread-\d+)\]")     # lower case
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -143,12 +144,14 @@ class Vocabulary:
     processes: set[str] = field(default_factory=set)
     _host_re: re.Pattern | None = None
     _proc_re: re.Pattern | None = None
+    _cache: dict[str, frozenset[Entity]] = field(default_factory=dict)   # text -> entities, per vocabulary
 
     @classmethod
     def learn(cls, texts: Iterable[str], hosts: Iterable[str] = (), processes: Iterable[str] = ()) -> "Vocabulary":
         """Learn names from ``texts`` (DNS-named hosts, URL hosts, ``prog[pid]``) plus the given ones."""
         v = cls(hosts={norm_host(h) for h in hosts if h}, processes={p for p in processes if p and len(p) >= 3})
         for text in texts:
+            text = text.lower()
             for m in _URL_HOST.finditer(text):
                 v._add_host(m.group(1))
             for m in _ENDPOINT.finditer(text):
@@ -168,62 +171,94 @@ class Vocabulary:
 
     def compile(self) -> None:
         names = sorted((h for h in self.hosts if h not in _ANY_HOST), key=len, reverse=True)
-        self._host_re = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\w)",
-                                   re.I) if names else None
-        procs = sorted(self.processes, key=len, reverse=True)
-        self._proc_re = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, procs)) + r")(?![\w-]|\.\w)",
-                                   re.I) if procs else None
+        # searched in lower-case text (see :func:`extract`)
+        self._host_re = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\w)"
+                                   ) if names else None
+        procs = sorted({p.lower() for p in self.processes}, key=len, reverse=True)
+        self._proc_re = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, procs)) + r")(?![\w-]|\.\w)"
+                                   ) if procs else None
+        self._cache = {}
 
 
 def extract(text: str, vocab: Vocabulary | None = None) -> set[Entity]:
-    """Entities named in ``text`` (see the module docstring)."""
-    out: set[Entity] = set()
+    """Entities named in ``text`` (see the module docstring).  Results are remembered per
+    vocabulary (the same excerpt is read for several findings and events)."""
     if not text:
-        return out
-    for m in _ENDPOINT.finditer(text):
-        name = m.group("v6") or m.group("v4") or m.group("name")
-        if m.group("name") and (m.group("name").lower() in _NOT_HOST or not _is_hostname(m.group("name"))):
-            continue
-        port = int(m.group("port"))
-        if 0 < port < 65536:
-            out.update(endpoint(name, port))
-    for m in _TUPLE.finditer(text):
-        if _IP.fullmatch(m.group("host")) or _is_hostname(m.group("host")):
-            out.update(endpoint(m.group("host"), m.group("port")))
-    for m in _PORT.finditer(text):
-        out.add(Entity("port", str(int(m.group(1)))))
-    for m in _URL_HOST.finditer(text):
-        h = norm_host(m.group(1))
-        if h not in _ANY_HOST and (_is_hostname(h) or _IP.fullmatch(h)):
-            out.add(Entity("host", h))
-    for m in _IP.finditer(text):
-        h = norm_host(m.group(0))
-        if h not in _ANY_HOST:
-            out.add(Entity("host", h))
-    if vocab is not None and vocab._host_re is not None:
-        for m in vocab._host_re.finditer(text):
-            out.add(Entity("host", norm_host(m.group(1))))
-    for m in _PID.finditer(text):
-        out.add(Entity("pid", m.group(1) or m.group(2)))
-    for m in _PROG_PID.finditer(text):
-        out.add(Entity("process", m.group(1).lower()))
-        out.add(Entity("pid", m.group(2)))
-    for m in _PROCESS.finditer(text):
-        if not m.group(1).isdigit():
-            out.add(Entity("process", m.group(1).lower()))
+        return set()
+    if vocab is None:
+        return set(_extract_plain(text))
+    hit = vocab._cache.get(text)
+    if hit is None:
+        hit = frozenset(_extract(text, vocab))
+        if len(vocab._cache) < 50_000:
+            vocab._cache[text] = hit
+    return set(hit)
+
+
+@lru_cache(maxsize=4096)
+def _extract_plain(text: str) -> frozenset[Entity]:
+    return frozenset(_extract(text, None))
+
+
+def _extract(text: str, vocab: Vocabulary | None) -> set[Entity]:
+    """The patterns, each only where a cheap test says it can match; most run on the lower-case text."""
+    out: set[Entity] = set()
+    low = text.lower()
+    if ":" in low:
+        for m in _ENDPOINT.finditer(low):
+            name = m.group("v6") or m.group("v4") or m.group("name")
+            if m.group("name") and (m.group("name") in _NOT_HOST or not _is_hostname(m.group("name"))):
+                continue
+            port = int(m.group("port"))
+            if 0 < port < 65536:
+                out.update(endpoint(name, port))
+    if "(" in low:
+        for m in _TUPLE.finditer(low):
+            if _IP.fullmatch(m.group("host")) or _is_hostname(m.group("host")):
+                out.update(endpoint(m.group("host"), m.group("port")))
+    if "port" in low:
+        for m in _PORT.finditer(low):
+            out.add(Entity("port", str(int(m.group(1)))))
+    if "://" in low:
+        for m in _URL_HOST.finditer(low):
+            h = norm_host(m.group(1))
+            if h not in _ANY_HOST and (_is_hostname(h) or _IP.fullmatch(h)):
+                out.add(Entity("host", h))
+    if "." in low:
+        for m in _IP.finditer(low):
+            h = norm_host(m.group(0))
+            if h not in _ANY_HOST:
+                out.add(Entity("host", h))
+        if vocab is not None and vocab._host_re is not None:
+            for m in vocab._host_re.finditer(low):
+                out.add(Entity("host", norm_host(m.group(1))))
+    if "pid" in low or "process" in low:
+        for m in _PID.finditer(low):
+            out.add(Entity("pid", m.group(1) or m.group(2)))
+        for m in _PROCESS.finditer(low):
+            if not m.group(1).isdigit():
+                out.add(Entity("process", m.group(1)))
+    if "[" in low:
+        for m in _PROG_PID.finditer(low):
+            out.add(Entity("process", m.group(1)))
+            out.add(Entity("pid", m.group(2)))
     if vocab is not None and vocab._proc_re is not None:
-        for m in vocab._proc_re.finditer(text):
-            out.add(Entity("process", m.group(1).lower()))
-    for m in _PATH.finditer(text):
-        out.add(Entity("path", m.group(1).rstrip(".,;:)")))
-    for m in _MODULE.finditer(text):
-        mod = (m.group(1) or m.group(2) or "").lower()
-        if mod and mod not in _NOT_HOST:
-            out.add(Entity("module", mod))
-    for m in _EXCEPTION.finditer(text):
-        out.add(Entity("exception", m.group(2)))
-    for m in _THREAD.finditer(text):
-        out.add(Entity("thread", (m.group(1) or m.group(2)).lower()))
+        for m in vocab._proc_re.finditer(low):
+            out.add(Entity("process", m.group(1)))
+    if "/" in text or ":\\" in text:
+        for m in _PATH.finditer(text):
+            out.add(Entity("path", m.group(1).rstrip(".,;:)")))
+    if "!" in low or ".so" in low or ".dll" in low or ".exe" in low or ".dylib" in low:
+        for m in _MODULE.finditer(low):
+            mod = m.group(1) or m.group(2) or ""
+            if mod and mod not in _NOT_HOST:
+                out.add(Entity("module", mod))
+    if "error" in low or "exception" in low or "fault" in low or "failure" in low or "interrupt" in low:
+        for m in _EXCEPTION.finditer(text):
+            out.add(Entity("exception", m.group(2)))
+    if "thread" in low:
+        for m in _THREAD.finditer(low):
+            out.add(Entity("thread", m.group(1) or m.group(2)))
     return out
 
 
