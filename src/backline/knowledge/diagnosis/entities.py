@@ -47,8 +47,10 @@ _NOT_HOST = {"line", "packet", "frame", "thread", "record", "offset", "attempt",
 
 _IPV4 = r"(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}"
 _HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-_ENDPOINT = re.compile(rf"(?<![\w.:-])(?:\[(?P<v6>[0-9A-Fa-f:]+)\]|(?P<v4>{_IPV4})|(?P<name>{_HOSTNAME}))"
-                       rf":(?P<port>\d{{1,5}})(?![\d.:]*\d)")
+#: ``host:port``: a plain character class before the colon (fast), the host checked afterwards
+_ENDPOINT = re.compile(r"(?<![\w.:-])(?:\[(?P<v6>[0-9A-Fa-f:]+)\]|(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*))"
+                       r":(?P<port>\d{1,5})(?![\d.:]*\d)")
+_HOSTNAME_RE = re.compile(_HOSTNAME)
 _TUPLE = re.compile(r"\(\s*['\"](?P<host>[\w.:-]+)['\"]\s*,\s*(?P<port>\d{1,5})\s*\)")
 _PORT = re.compile(r"\bport\s*[=:#]?\s*(\d{2,5})\b")                       # on lower-case text
 _URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?(\[[0-9a-f:]+\]|[a-z0-9.-]+)")      # lower case
@@ -60,8 +62,8 @@ _PID = re.compile(r"\bpid\s*[:=#]?\s*(\d{1,10})\b|\bprocess\s+(?:id\s+)?(\d{2,10
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
 _PROCESS = re.compile(r"\bprocess\s+['\"]([a-z_][\w.-]{2,40})['\"]")                  # lower case
 _PATH = re.compile(r"(?<![\w:/.-])(/(?:[\w.@+-]+/)+[\w.@+-]+|[A-Za-z]:\\(?:[^\s\\'\"<>|]+\\)*[^\s\\'\"<>|]+)")
-_MODULE = re.compile(r"(?<![\w.-])([\w+-][\w.+-]*\.(?:so(?:\.\d+)*|dll|dylib|exe))(?![\w])|"    # lower case
-                     r"(?<![\w.-])([a-z_][\w.+-]*)!(?=[a-z_?~<])")
+_MODULE_FILE = re.compile(r"(?<![\w.-])([\w+-][\w.+-]*\.(?:so(?:\.\d+)*|dll|dylib|exe))(?![\w])")   # lower case
+_MODULE_BANG = re.compile(r"(?<![\w.-])([a-z_][\w.+-]*)!(?=[a-z_?~<])")                        # module!function
 _EXCEPTION = re.compile(r"\b((?:[a-z_]\w*\.)*([A-Z][A-Za-z0-9_]*(?:Error|Exception|Fault|Failure|Interrupt)))\b")
 _THREAD = re.compile(r"\bthread\s*[#:=]?\s*(\d{1,10})\b|\[(thread-\d+|[\w-]*-thread-\d+)\]")     # lower case
 
@@ -126,6 +128,18 @@ def _is_hostname(name: str) -> bool:
     return last.isalpha() and last not in _NOT_TLD and not low.replace(".", "").isdigit()
 
 
+def _endpoint_host(m: re.Match) -> str | None:
+    """The host of an ``_ENDPOINT`` match when it is an address or a host name, else None."""
+    if m.group("v6"):
+        return m.group("v6")
+    h = m.group("host")
+    if _IP.fullmatch(h):
+        return h
+    if h.lower() in _NOT_HOST or not _is_hostname(h) or not _HOSTNAME_RE.fullmatch(h):
+        return None
+    return h
+
+
 def endpoint(host: str, port: str | int) -> list[Entity]:
     """The entities of ``host:port``: the endpoint, its port and (when it names a machine) its host."""
     h = norm_host(host)
@@ -155,8 +169,9 @@ class Vocabulary:
             for m in _URL_HOST.finditer(text):
                 v._add_host(m.group(1))
             for m in _ENDPOINT.finditer(text):
-                if m.group("name") and _is_hostname(m.group("name")):
-                    v._add_host(m.group("name"))
+                h = _endpoint_host(m)
+                if h and not _IP.fullmatch(h):
+                    v._add_host(h)
             for m in _HOST_PHRASE.finditer(text):
                 v._add_host(m.group(1))
             for m in _PROG_PID.finditer(text):
@@ -206,11 +221,9 @@ def _extract(text: str, vocab: Vocabulary | None) -> set[Entity]:
     low = text.lower()
     if ":" in low:
         for m in _ENDPOINT.finditer(low):
-            name = m.group("v6") or m.group("v4") or m.group("name")
-            if m.group("name") and (m.group("name") in _NOT_HOST or not _is_hostname(m.group("name"))):
-                continue
+            name = _endpoint_host(m)
             port = int(m.group("port"))
-            if 0 < port < 65536:
+            if name and 0 < port < 65536:
                 out.update(endpoint(name, port))
     if "(" in low:
         for m in _TUPLE.finditer(low):
@@ -248,11 +261,13 @@ def _extract(text: str, vocab: Vocabulary | None) -> set[Entity]:
     if "/" in text or ":\\" in text:
         for m in _PATH.finditer(text):
             out.add(Entity("path", m.group(1).rstrip(".,;:)")))
-    if "!" in low or ".so" in low or ".dll" in low or ".exe" in low or ".dylib" in low:
-        for m in _MODULE.finditer(low):
-            mod = m.group(1) or m.group(2) or ""
-            if mod and mod not in _NOT_HOST:
-                out.add(Entity("module", mod))
+    if ".so" in low or ".dll" in low or ".exe" in low or ".dylib" in low:
+        for m in _MODULE_FILE.finditer(low):
+            out.add(Entity("module", m.group(1)))
+    if "!" in low:
+        for m in _MODULE_BANG.finditer(low):
+            if m.group(1) not in _NOT_HOST:
+                out.add(Entity("module", m.group(1)))
     if "error" in low or "exception" in low or "fault" in low or "failure" in low or "interrupt" in low:
         for m in _EXCEPTION.finditer(text):
             out.add(Entity("exception", m.group(2)))
@@ -295,8 +310,9 @@ def from_data(data: Mapping[str, Any]) -> list[Entity]:
                 continue
             if kind == "endpoint":
                 m = _ENDPOINT.fullmatch(s)
-                if m:
-                    out.update(endpoint(m.group("v6") or m.group("v4") or m.group("name"), m.group("port")))
+                h = _endpoint_host(m) if m else None
+                if m and h:
+                    out.update(endpoint(h, m.group("port")))
                 elif _IP.fullmatch(s):
                     if norm_host(s) not in _ANY_HOST:
                         out.add(Entity("host", norm_host(s)))

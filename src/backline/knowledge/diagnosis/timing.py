@@ -59,7 +59,7 @@ class TimingSettings:
 def _event_entities(e: Event, vocab: Vocabulary | None) -> frozenset[Entity]:
     text = e.summary
     if e.ref is not None and e.ref.excerpt and e.ref.excerpt not in text:
-        text = f"{text}\n{e.ref.excerpt}"
+        text = e.ref.excerpt if text in e.ref.excerpt else f"{text}\n{e.ref.excerpt}"
     return frozenset(x for x in extract(text, vocab) if x.kind in SKEW_KINDS and x.specific)
 
 
