@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from backline.testing import corpus_dir
+from core_programs import killed_deadlock, linux_cores  # noqa: F401 - fixtures: real cores made by gcc + gdb
 
 
 @pytest.fixture(scope="session")

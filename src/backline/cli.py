@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.analyze",
     "backline.commands.inventory",
     "backline.commands.dump",
+    "backline.commands.dbg",
     "backline.commands.logs",
     "backline.commands.report",
     "backline.commands.net",

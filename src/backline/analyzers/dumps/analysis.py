@@ -157,7 +157,8 @@ def disassemble(code: bytes, address: int, cpu: str,
 
 
 def disassemble_window(code: bytes, address: int, cpu: str, count: int = 6) -> list[dict[str, Any]]:
-    """Up to ``count`` instructions from ``address`` (WinDbg's ``u``): ``[{"address", "text"}]``.
+    """Up to ``count`` instructions from ``address`` (WinDbg's ``u``):
+    ``[{"address", "text", "bytes", "mnemonic", "op_str"}]``.
 
     >>> [i["text"] for i in disassemble_window(bytes.fromhex("5589e5c3"), 0x1000, "x86")]
     ['push ebp', 'mov ebp, esp', 'ret']
@@ -172,7 +173,8 @@ def disassemble_window(code: bytes, address: int, cpu: str, count: int = 6) -> l
     if arch is None:
         return []
     md = capstone.Cs(*arch)
-    return [{"address": i.address, "text": f"{i.mnemonic} {i.op_str}".strip()}
+    return [{"address": i.address, "text": f"{i.mnemonic} {i.op_str}".strip(), "bytes": bytes(i.bytes).hex(),
+             "mnemonic": i.mnemonic, "op_str": i.op_str}
             for i in md.disasm(bytes(code[:count * 16]), address, count)]
 
 

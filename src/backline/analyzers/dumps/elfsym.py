@@ -252,6 +252,12 @@ class ElfImage:
             return None
         return name, addr - start
 
+    def functions(self) -> list[tuple[int, int, str]]:
+        """``(link-time address, size, name)`` of every function symbol, by address."""
+        if not self._symbols_loaded:
+            self._load_symbols()
+        return list(self._syms)
+
     def address_of(self, name: str) -> int | None:
         """Link-time address of the function symbol ``name`` (first match)."""
         if not self._symbols_loaded:

@@ -30,7 +30,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from backline.errors import FormatError
 
@@ -280,6 +280,13 @@ class SymbolFile:
             if i >= 0 and offset < infos[i].rva + infos[i].code_size:
                 return infos[i]
         return None
+
+    def functions(self) -> Iterator[tuple[str, int, int]]:
+        """``(name, module offset, size)`` of every FUNC, then every PUBLIC (size 0)."""
+        for f in self._funcs:
+            yield f.name, f.start, f.size
+        for (name, _ps), addr in zip(self._pubs, self._pub_addrs):
+            yield name, addr, 0
 
     @property
     def has_functions(self) -> bool:

@@ -75,14 +75,16 @@ def load_core(path: Path, binary_paths: Sequence[Path] = (),
         modules = resolve_modules(core, [Path(p) for p in binary_paths],
                                   [Path(p) for p in symbol_paths], warnings)
         try:
-            return _build_report(core, modules, warnings)
+            return report_from_core(core, modules, warnings)
         finally:
             for m in modules:
                 if m.image is not None:
                     m.image.close()
 
 
-def _build_report(core: ElfCore, modules: list[LoadedModule], warnings: list[str]) -> CrashReport:
+def report_from_core(core: ElfCore, modules: list[LoadedModule], warnings: list[str]) -> CrashReport:
+    """Walk, classify and blame an open core whose modules are resolved (``backline dbg`` keeps
+    both open for its session; :func:`load_core` closes them)."""
     walker = Walker(core, modules)
     if walker.arch is None:
         warnings.append(f"no stack walker for {core.cpu}: threads have registers only")

@@ -264,7 +264,7 @@ class Walker:
                 frames.append(StackFrame(
                     index=len(frames), trust=trust, instruction=lookup, module=mod,
                     module_offset=moff, function=func, function_offset=foff, file=file, line=line,
-                    registers=dict(registers) if physical == 0 and not inl else {},
+                    registers=dict(regs) if not inl else {},     # unwound: what CFI recovered
                     inlined=inl))
             physical += 1
             if frames and frames[-1].function in OUTERMOST:

@@ -82,16 +82,31 @@ class Memory:
     ('0x7060504', None)
     """
 
-    __slots__ = ("_bases", "_regions")
+    __slots__ = ("_bases", "_regions", "_reach")
 
     def __init__(self, regions: list[MemoryRegion]) -> None:
         self._regions = sorted((r for r in regions if r.data), key=lambda r: r.base)
         self._bases = [r.base for r in self._regions]
+        # the furthest end of the regions up to each one: ranges may overlap (a small range saved
+        # around an address inside a thread's stack), so the nearest base below is not enough
+        reach, far = [], -1
+        for r in self._regions:
+            far = max(far, r.end)
+            reach.append(far)
+        self._reach = reach
 
     def region_at(self, address: int) -> MemoryRegion | None:
+        """The region holding ``address`` (the one starting nearest below it, when ranges overlap).
+
+        >>> m = Memory([MemoryRegion(0x1000, bytes(0x100)), MemoryRegion(0x1010, bytes(4))])
+        >>> hex(m.region_at(0x1020).base), hex(m.region_at(0x1012).base)
+        ('0x1000', '0x1010')
+        """
         i = bisect.bisect_right(self._bases, address) - 1
-        if i >= 0 and address < self._regions[i].end:
-            return self._regions[i]
+        while i >= 0 and self._reach[i] > address:
+            if address < self._regions[i].end:
+                return self._regions[i]
+            i -= 1
         return None
 
     def read(self, address: int, size: int) -> bytes | None:

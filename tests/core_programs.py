@@ -1,5 +1,8 @@
 """Build the corpus's Linux crash programs, make cores, and ask gdb for their backtraces.
 
+Fixtures for every test folder that needs real cores (ELF core reader, debugger); imported by
+``tests/conftest.py``.
+
 Cores are made once per test session: a kernel core when ``core_pattern`` is a
 plain file name, otherwise gdb's ``generate-core-file`` at the fatal signal;
 the deadlock is gcore'd while it hangs.  gdb is only the oracle here.
