@@ -359,3 +359,35 @@ def test_a_log_line_ties_an_endpoint_to_a_dumped_process():
     assert {1, 2} <= set(top.explained)
     link = next(link for link in top.chain if link.effect == 2)
     assert ("process", "ingestd") in link.joined_on
+
+
+@pytest.mark.parametrize("line, signal", [
+    ("java.net.ConnectException: Connection refused (Connection refused)", "conn_refused_log"),
+    ("accept4() failed (24: Too many open files)", "fd_exhausted"),
+    ("Out of memory: Killed process 4242 (worker) total-vm:812340kB", "out_of_memory"),
+    ("ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate has expired", "tls_failure_log"),
+    ("yaml.scanner.ScannerError: mapping values are not allowed here in \"/etc/app/config.yaml\", line 3",
+     "config_error"),
+    ("could not write block 8812 of temporary file: No space left on device", "disk_full"),
+    ("socket.gaierror: [Errno -2] Name or service not known", "dns_failure_log"),
+    ("upstream timed out (110: Connection timed out) while reading response header from upstream", "timeout"),
+])
+def test_the_wording_programs_use_is_recognised(line, signal):
+    f = log(f"1x {line}", 3, f"ERROR {line}", at(0))
+    d = diagnose([f])
+    assert d.causes and d.causes[0].signal == signal
+
+
+def test_an_oom_kill_explains_the_worker_exit_of_the_killed_pid():
+    findings = [
+        log("1x Out of memory: Killed process 4242 (renderer)", 80,
+            "kernel: Out of memory: Killed process 4242 (renderer) total-vm:8123400kB", at(0), artifact="kern.log"),
+        log("1x worker 4242 exited unexpectedly (signal 9), restarting", 12,
+            "ERROR supervisor: worker 4242 exited unexpectedly (signal 9), restarting", at(0.4),
+            artifact="supervisor.log"),
+        log("3x GET /render 502", 40, '"GET /render HTTP/1.1" 502', at(0.5), artifact="access.log", count=3, last=at(9)),
+    ]
+    top = diagnose(findings).top
+    assert top.finding == 0 and top.signal == "out_of_memory"
+    link = next(link for link in top.chain if link.effect == 1)
+    assert ("pid", "4242") in link.joined_on

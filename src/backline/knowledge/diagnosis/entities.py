@@ -58,7 +58,9 @@ _HOST_PHRASE = re.compile(
     r"\b(?:resolv\w*|look(?:ing)?\s?up|host(?:name)?|server|name|zone|domain|connect(?:ing|ion)?\s+to|reach)"
     r"\s*[=:]?\s*['\"]?(" + _HOSTNAME + r"\.[A-Za-z][A-Za-z0-9-]*)['\"]?", re.I)
 _IP = re.compile(rf"(?<![\w.]){_IPV4}(?![\w.])")
-_PID = re.compile(r"\bpid\s*[:=#]?\s*(\d{1,10})\b|\bprocess\s+(?:id\s+)?(\d{2,10})\b")    # lower case
+_PID = re.compile(r"\bpid\s*[:=#]?\s*(\d{1,10})\b|\b(?:process|child|worker)\s+(?:process\s+|id\s+)?(\d{2,10})\b")  # lower case
+#: ``killed process 4242 (renderer)``, ``child 311 (php-fpm)``: the name after the pid
+_PID_NAME = re.compile(r"\b(?:process|child|worker)\s+\d{2,10}\s+\(([a-z_][\w.-]{1,40})\)")
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
 _PROCESS = re.compile(r"\bprocess\s+['\"]([a-z_][\w.-]{2,40})['\"]")                  # lower case
 _PATH = re.compile(r"(?<![\w:/.-])(/(?:[\w.@+-]+/)+[\w.@+-]+|[A-Za-z]:\\(?:[^\s\\'\"<>|]+\\)*[^\s\\'\"<>|]+)")
@@ -245,9 +247,11 @@ def _extract(text: str, vocab: Vocabulary | None) -> set[Entity]:
         if vocab is not None and vocab._host_re is not None:
             for m in vocab._host_re.finditer(low):
                 out.add(Entity("host", norm_host(m.group(1))))
-    if "pid" in low or "process" in low:
+    if "pid" in low or "process" in low or "child" in low or "worker" in low:
         for m in _PID.finditer(low):
             out.add(Entity("pid", m.group(1) or m.group(2)))
+        for m in _PID_NAME.finditer(low):
+            out.add(Entity("process", m.group(1)))
         for m in _PROCESS.finditer(low):
             if not m.group(1).isdigit():
                 out.add(Entity("process", m.group(1)))
