@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +29,9 @@ from backline.analyzers.runner import DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT_S, Pro
 from backline.errors import UsageError
 from backline.knowledge.correlate import correlate
 from backline.knowledge.diagnosis import diagnose
-from backline.model import AnalysisResult, Artifact, ArtifactKind, Event, causes_first
+from backline.model import (AnalysisResult, AnalyzerRun, Artifact, ArtifactKind, Diagnosis, Event, RunStatus,
+                            causes_first)
+from backline.model.diagnosis import DIAGNOSIS_VERSION
 from backline.storage.blobs import BlobStore
 
 
@@ -124,14 +127,17 @@ def analyze(
     events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
     # Knowledge: which finding probably caused the others; those come first.
     diagnosis = None
+    runs = list(out.runs)
     if options.diagnose:
-        diagnosis = diagnose(findings, events, out.facts, artifacts)
+        diagnosis, run = _diagnose(findings, events, out.facts, artifacts)
+        if run is not None:
+            runs.append(run)
         ordered, diagnosis = causes_first(findings, diagnosis)
         findings = list(ordered)
     return AnalysisResult(
         inputs=intake.inputs,
         artifacts=artifacts,
-        runs=tuple(out.runs),
+        runs=tuple(runs),
         findings=tuple(findings),
         events=tuple(events),
         facts=tuple(out.facts),
@@ -143,6 +149,17 @@ def analyze(
         backline_version=__version__,
         diagnosis=diagnosis,
     )
+
+
+def _diagnose(findings, events, facts, artifacts) -> tuple[Diagnosis | None, AnalyzerRun | None]:
+    """The diagnosis, or - should it fail on strange input - none, with a failed case-wide run that
+    says why (failures are data: the analysis and its findings stand without it)."""
+    try:
+        return diagnose(findings, events, facts, artifacts), None
+    except Exception as exc:  # noqa: BLE001 - a diagnosis bug must not cost the analysis
+        return None, AnalyzerRun(analyzer="knowledge.diagnosis", version=DIAGNOSIS_VERSION, artifact="",
+                                 status=RunStatus.FAILED, reason=f"{type(exc).__name__}: {exc}"[:500],
+                                 traceback=traceback.format_exc()[-20000:])
 
 
 def _provide_bundle_files(artifacts: Sequence[Artifact], work_dir: Path) -> tuple[list[Path], list[Path]]:

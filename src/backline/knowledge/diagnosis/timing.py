@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from statistics import median
 from typing import Mapping, Sequence
 
@@ -151,6 +151,9 @@ def incident_window(events: Sequence[Event], offsets: Mapping[str, float] | None
     >>> start, end = incident_window(chronic + burst)
     >>> start.strftime("%H:%M:%S"), end.strftime("%H:%M:%S")
     ('14:00:00', '14:00:10')
+    >>> incident_window([Event(datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc), "a.log", "log.error", "e",
+    ...                        Severity.HIGH)])[1].year    # a damaged clock
+    9999
     """
     s = settings or TimingSettings()
     offsets = offsets or {}
@@ -207,6 +210,12 @@ def incident_window(events: Sequence[Event], offsets: Mapping[str, float] | None
         else:
             gap += 1
         b += 1
-    from datetime import timezone
-    return (datetime.fromtimestamp(lo * width, tz=timezone.utc),
-            datetime.fromtimestamp((hi + 1) * width, tz=timezone.utc))
+    return _dt(lo * width), _dt((hi + 1) * width)
+
+
+def _dt(seconds: float) -> datetime:
+    """Seconds since the epoch as UTC, clamped to what a datetime holds (a damaged clock can say 9999)."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return datetime.max.replace(tzinfo=timezone.utc) if seconds > 0 else datetime.min.replace(tzinfo=timezone.utc)
