@@ -3,9 +3,10 @@
 Pure and file-free: :func:`diagnose` reads the findings, events, facts and
 artifacts of one analysis and returns a :class:`~backline.model.Diagnosis`.
 The reasoning is explicit: entities extracted from findings and events
-(:mod:`.entities`), clock skew and the incident window (:mod:`.timing`), the
-cause->effect library as data (``relations.toml``, :mod:`.library`) and the
-ranking (:mod:`.engine`).  See docs/diagnosis.md.
+(:mod:`.entities`), findings as nodes (:mod:`.nodes`), clock skew and the incident
+window (:mod:`.timing`), the cause->effect library as data (``relations.toml``,
+:mod:`.library`), the links and the ranking (:mod:`.engine`) and their words
+(:mod:`.explain`).  See docs/diagnosis.md.
 
 >>> from datetime import datetime, timezone
 >>> from backline.model import EvidenceRef, Finding, Severity
@@ -26,8 +27,9 @@ ranking (:mod:`.engine`).  See docs/diagnosis.md.
 
 from __future__ import annotations
 
-from backline.knowledge.diagnosis.engine import DiagnosisSettings, diagnose, finding_text
+from backline.knowledge.diagnosis.engine import DiagnosisSettings, diagnose
 from backline.knowledge.diagnosis.library import Library, Relation, Signal, load_library, parse_library
+from backline.knowledge.diagnosis.nodes import finding_text
 
 __all__ = ["DiagnosisSettings", "Library", "Relation", "Signal", "diagnose", "finding_text", "load_library",
            "parse_library"]

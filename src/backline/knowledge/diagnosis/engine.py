@@ -1,9 +1,9 @@
 """The reasoning: findings become nodes, the library's relations become links, nodes are ranked.
 
-1. **Nodes.**  Every finding (case-wide ones aside) is classified by the library's
-   signals and its entities are extracted.  Findings that are the same happening
-   (they point at the same line/packet, or carry the same crash signature) are
-   merged into one node, so a log line reported as "first error" and as an error
+1. **Nodes** (:mod:`.nodes`).  Every finding (case-wide ones aside) is classified by
+   the library's signals and its entities are extracted.  Findings that are the same
+   happening (they point at the same line/packet, or carry the same crash signature)
+   are merged into one node, so a log line reported as "first error" and as an error
    template is not counted twice.
 2. **Time.**  Clock offsets between artifacts are estimated from shared events and
    removed; the incident window is located (:mod:`.timing`).
@@ -19,23 +19,26 @@
    explains it (it is then an effect), when it is chronic (present long before the
    incident and still there) or stale (over long before the incident), and raised
    a little when it is the first anomaly of the incident.
+5. **Words** (:mod:`.explain`): the title, the chain and the next steps of each
+   probable cause.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from backline.knowledge.diagnosis.entities import Entity, Vocabulary, extract, from_data
-from backline.knowledge.diagnosis.library import PLACEHOLDERS, Library, Relation, Signal, load_library
+from backline.knowledge.diagnosis.entities import Entity
+from backline.knowledge.diagnosis.explain import make_cause
+from backline.knowledge.diagnosis.library import Library, Relation, load_library
+from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, build_nodes, endpoint_owners,
+                                                learn_vocabulary, named_processes)
 from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
-from backline.model import (Artifact, ChainLink, Diagnosis, Event, Fact, Finding, NextStep, ProbableCause,
-                            Severity)
+from backline.model import Artifact, Diagnosis, Event, Fact, Finding, Severity
 
 #: How strongly a shared entity of each kind ties two findings.
 JOIN_WEIGHT: Mapping[str, float] = {
@@ -47,11 +50,6 @@ _SEV_WEIGHT = {Severity.CRITICAL: 1.0, Severity.HIGH: 1.0, Severity.MEDIUM: 0.7,
 #: How much a lone finding's severity says (the analyzers rate, e.g., NXDOMAIN below SERVFAIL).
 _LONE_SEVERITY = {Severity.CRITICAL: 1.0, Severity.HIGH: 1.0, Severity.MEDIUM: 0.9, Severity.LOW: 0.75,
                   Severity.INFO: 0.6}
-#: Data values worth searching for words (the rest are numbers and ids).
-_TEXT_KEYS = ("template", "description", "status", "status_name", "rcode", "exception_type", "causes",
-              "problem_class", "signal", "kind", "reason", "level", "message", "error", "signature",
-              "service", "app", "module", "command", "path", "name", "server", "receiver", "sni")
-_FACT_ENTITIES = {"dump.process": "process", "dump.pid": "pid"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,206 +72,6 @@ class DiagnosisSettings:
     lead: timedelta = timedelta(minutes=5)          # a cause may start this long before the incident
     chronic_margin: timedelta = timedelta(minutes=10)
     timing: TimingSettings = field(default_factory=TimingSettings)
-
-
-@dataclass(slots=True)
-class Node:
-    """One happening: a finding and the findings that are the same happening."""
-
-    index: int
-    members: list[int]
-    finding: Finding
-    text: str
-    signals: list[Signal]
-    ents: dict[str, list[str]]            # kind -> values, most telling first
-    artifacts: set[str]
-    first: float | None = None            # seconds, clock-corrected
-    last: float | None = None
-    count: int = 1
-    severity: Severity = Severity.INFO
-
-    @property
-    def prior(self) -> float:
-        return max(s.prior for s in self.signals)
-
-    def has(self, sids: Iterable[str]) -> Signal | None:
-        wanted = set(sids)
-        return next((s for s in self.signals if s.id in wanted), None)
-
-
-@dataclass(frozen=True, slots=True)
-class Edge:
-    cause: int          # node positions
-    effect: int
-    weight: float
-    relation: Relation
-    joined_on: tuple[tuple[str, str], ...]
-    effect_signal: Signal
-
-
-def finding_text(f: Finding) -> str:
-    """The words of a finding: title, detail, evidence excerpts and descriptive data values."""
-    parts = [f.title, f.detail]
-    parts += [r.excerpt for r in f.evidence[:8] if r.excerpt]
-    for key in _TEXT_KEYS:
-        v = f.data.get(key) if isinstance(f.data, Mapping) else None
-        if isinstance(v, (list, tuple)):
-            parts += [str(x) for x in v[:20] if isinstance(x, (str, int))]
-        elif v not in (None, ""):
-            parts.append(str(v))
-    return "\n".join(p for p in parts if p)
-
-
-def _add(ents: dict[str, list[str]], items: Iterable[Entity]) -> None:
-    """Add entities in order (sets sorted, so the result does not depend on hashing)."""
-    for x in (items if isinstance(items, list) else sorted(items, key=lambda e: (e.kind, e.value))):
-        lst = ents.setdefault(x.kind, [])
-        if x.value not in lst:
-            lst.append(x.value)
-
-
-def _ordered_entities(f: Finding, text: str, vocab: Vocabulary,
-                      art_ents: Mapping[str, set[Entity]]) -> dict[str, list[str]]:
-    """Entities of a finding, the ones its data names first (its subject), then its title's, then the rest."""
-    ents: dict[str, list[str]] = {}
-    if isinstance(f.data, Mapping):
-        _add(ents, from_data(f.data))
-    _add(ents, art_ents.get(f.artifact, ()))
-    _add(ents, extract(f.title, vocab))
-    _add(ents, extract(text, vocab))
-    return ents
-
-
-def _learn_vocabulary(findings: Sequence[Finding], facts: Sequence[Fact]) -> Vocabulary:
-    hosts: list[str] = []
-    procs: list[str] = []
-    for f in findings:
-        if not isinstance(f.data, Mapping):
-            continue
-        if f.code.startswith("NET.DNS."):
-            hosts += [str(f.data.get("name") or "")] + [str(n) for n in (f.data.get("names") or [])[:100]]
-        if f.data.get("sni"):
-            hosts.append(str(f.data["sni"]))
-        for key in ("app", "service", "process"):
-            if f.data.get(key):
-                procs.append(str(f.data[key]).lower())
-    for fact in facts:
-        if fact.name == "dump.process" and isinstance(fact.value, str):
-            procs.append(fact.value.lower())
-    texts = [f.title for f in findings] + [r.excerpt for f in findings for r in f.evidence[:3] if r.excerpt]
-    return Vocabulary.learn(texts, hosts=hosts, processes=procs)
-
-
-def _named_processes(findings: Sequence[Finding], facts: Sequence[Fact]) -> set[str]:
-    """Processes the evidence names as such: crash and hang dumps, Windows crash events."""
-    out = {str(x.value).lower() for x in facts if x.name == "dump.process" and isinstance(x.value, str) and x.value}
-    for f in findings:
-        if isinstance(f.data, Mapping):
-            out |= {str(f.data[k]).lower() for k in ("app", "service", "process") if f.data.get(k)}
-    return {p for p in out if len(p) >= 3}
-
-
-def _endpoint_owners(findings: Sequence[Finding], named: set[str], vocab: Vocabulary) -> dict[str, set[str]]:
-    """Endpoints that a log line names together with exactly one dumped process ("reconnect to
-    ingestd 10.0.0.9:7070 failed"): the process behind the endpoint, so a crash dump of it can
-    explain what the capture saw on that endpoint."""
-    owners: dict[str, set[str]] = defaultdict(set)
-    if not named:
-        return owners
-    for f in findings:
-        for text in [f.title] + [r.excerpt for r in f.evidence[:5] if r.excerpt]:
-            for line in text.splitlines()[:5]:
-                ents = extract(line, vocab)
-                procs = {e.value for e in ents if e.kind == "process" and e.value in named}
-                if len(procs) == 1:
-                    for e in ents:
-                        if e.kind == "endpoint":
-                            owners[e.value] |= procs
-    return owners
-
-
-def _artifact_entities(facts: Sequence[Fact]) -> dict[str, set[Entity]]:
-    out: dict[str, set[Entity]] = defaultdict(set)
-    for fact in facts:
-        kind = _FACT_ENTITIES.get(fact.name)
-        if kind and fact.value not in (None, ""):
-            out[fact.artifact].add(Entity(kind, str(fact.value).lower()))
-    return out
-
-
-def _same_happening(findings: Sequence[Finding], picked: Sequence[int]) -> list[list[int]]:
-    """Groups of finding indices that are one happening (shared evidence, or the same crash signature)."""
-    parent = {i: i for i in picked}
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    by_key: dict[tuple, int] = {}
-    for i in picked:
-        f = findings[i]
-        keys = [("ref", r.artifact, r.locator) for r in f.evidence[:1]]
-        sig = f.data.get("signature") if isinstance(f.data, Mapping) else None
-        if sig and f.code.startswith("DUMP."):
-            keys.append(("sig", f.code, str(sig)))
-        for k in keys:
-            j = by_key.setdefault(k, i)
-            if j != i:
-                parent[find(i)] = find(j)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i in picked:
-        groups[find(i)].append(i)
-    return list(groups.values())
-
-
-def _rep_rank(f: Finding, signals: Sequence[Signal]) -> tuple:
-    """Which member of a group stands for it: the most telling class, then a template over a
-    'first error', then severity, a time stamp, count."""
-    return (max((s.prior for s in signals), default=0.0), f.code != "LOG.FIRST_ERROR", int(f.severity),
-            f.first_seen is not None, f.count)
-
-
-def _build_nodes(findings: Sequence[Finding], lib: Library, vocab: Vocabulary,
-                 art_ents: Mapping[str, set[Entity]], offsets: Mapping[str, float],
-                 s: DiagnosisSettings) -> list[Node]:
-    picked = [i for i, f in enumerate(findings) if not f.code.startswith("CASE.")]
-    if len(picked) > s.max_nodes:
-        picked = sorted(picked, key=lambda i: (-int(findings[i].severity), -findings[i].count, i))[: s.max_nodes]
-        picked.sort()
-    texts = {i: finding_text(findings[i]) for i in picked}
-    sigs = {}
-    for i in picked:
-        f, low = findings[i], texts[i].lower()
-        data = f.data if isinstance(f.data, Mapping) else {}
-        sigs[i] = [sg for sg in lib.signals if sg.matches(f.code, low, data, int(f.severity))]
-    nodes: list[Node] = []
-    for group in _same_happening(findings, [i for i in picked if sigs[i]]):
-        rep = max(group, key=lambda i: (_rep_rank(findings[i], sigs[i]), -i))
-        signals: dict[str, Signal] = {}
-        ents: dict[str, list[str]] = {}
-        firsts, lasts = [], []
-        for i in sorted(group, key=lambda i: i != rep):
-            f = findings[i]
-            for sg in sigs[i]:
-                signals.setdefault(sg.id, sg)
-            for kind, values in _ordered_entities(f, texts[i], vocab, art_ents).items():
-                lst = ents.setdefault(kind, [])
-                lst += [v for v in values if v not in lst]
-            off = offsets.get(f.artifact, 0.0)
-            if f.first_seen is not None:
-                firsts.append(f.first_seen.timestamp() - off)
-            if f.last_seen is not None or f.first_seen is not None:
-                lasts.append((f.last_seen or f.first_seen).timestamp() - off)
-        f = findings[rep]
-        nodes.append(Node(
-            index=rep, members=sorted(group), finding=f, text=texts[rep],
-            signals=sorted(signals.values(), key=lambda sg: -sg.prior), ents=ents,
-            artifacts={findings[i].artifact for i in group},
-            first=min(firsts) if firsts else None, last=max(lasts) if lasts else None,
-            count=max(findings[i].count for i in group), severity=max(findings[i].severity for i in group)))
-    return nodes
 
 
 def _tolerance(c: Node, e: Node, skewed: set[str]) -> float:
@@ -423,50 +221,6 @@ def _support(reach: Mapping[int, tuple[float, Edge, int]], nodes: Sequence[Node]
     return firm + min(timed, s.max_time_support)
 
 
-def _fill(template: str, values: Mapping[str, str]) -> str | None:
-    names = PLACEHOLDERS.findall(template)
-    if any(not values.get(n) for n in names):
-        return None
-    return PLACEHOLDERS.sub(lambda m: values[m.group(1)], template)
-
-
-def _values(n: Node, art_ents: Mapping[str, set[Entity]]) -> dict[str, str]:
-    f = n.finding
-    vals: dict[str, str] = {}
-    for kind, lst in n.ents.items():
-        good = [v for v in lst if Entity(kind, v).specific]
-        if good:
-            vals[kind] = good[0]
-    if isinstance(f.data, Mapping):
-        for k, v in f.data.items():
-            if isinstance(v, (str, int, float)) and str(v) and k not in vals:
-                vals[k] = str(v)
-    vals["title"] = _short(f.title, 160)
-    vals["artifact"] = f.artifact.rsplit("/", 1)[-1].rsplit("!", 1)[-1] or "the case"
-    return vals
-
-
-def _short(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def _phrase(templates: Sequence[str], values: Mapping[str, str]) -> str:
-    for t in templates:
-        out = _fill(t, values)
-        if out is not None:
-            return out if t.startswith("{") else out[:1].upper() + out[1:]
-    return values.get("title", "")
-
-
-def _describe(sig: Signal, values: Mapping[str, str]) -> str:
-    for t in sig.describe:
-        out = _fill(t, values)
-        if out is not None:
-            return out
-    return PLACEHOLDERS.sub("", sig.describe[-1]).strip()
-
-
 def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: Sequence[Fact] = (),
              artifacts: Sequence[Artifact] = (), *, library: Library | None = None,
              settings: DiagnosisSettings | None = None) -> Diagnosis:
@@ -479,14 +233,14 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     t0 = time.perf_counter()
     s = settings or DiagnosisSettings()
     lib = library or load_library()
-    vocab = _learn_vocabulary(findings, facts)
-    art_ents = _artifact_entities(facts)
+    vocab = learn_vocabulary(findings, facts)
+    art_ents = artifact_entities(facts)
     captures = sorted({a.path for a in artifacts if a.kind.value == "capture"})
     skews = estimate_skews(events, vocab, s.timing, prefer=captures)
     offsets = {k.artifact: k.offset_s for k in skews}
     window = incident_window(events, offsets, s.timing)
-    nodes = _build_nodes(findings, lib, vocab, art_ents, offsets, s)
-    owners = _endpoint_owners(findings, _named_processes(findings, facts), vocab)
+    nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)
+    owners = endpoint_owners(findings, named_processes(findings, facts), vocab)
     for n in nodes:
         derived = sorted({p for ep in n.ents.get("endpoint", ()) for p in owners.get(ep, ())})
         if derived:
@@ -559,45 +313,10 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     for conf, k, reach, reasons in scored[: s.max_causes]:
         if conf < s.min_confidence:
             break
-        causes.append(_cause(nodes, k, conf, reach, reasons, art_ents, s))
+        causes.append(make_cause(nodes, k, conf, reach, reasons, art_ents, s.max_links))
     return Diagnosis(
         causes=tuple(causes),
         incident_start=window[0] if window else None, incident_end=window[1] if window else None,
         skews=tuple(skews), duration_s=round(time.perf_counter() - t0, 6))
 
-
-def _cause(nodes: Sequence[Node], k: int, conf: float, reach: Mapping[int, tuple[float, Edge, int]],
-           reasons: Sequence[str], art_ents: Mapping[str, set[Entity]], s: DiagnosisSettings) -> ProbableCause:
-    n = nodes[k]
-    sig = n.signals[0]
-    vals = _values(n, art_ents)
-    links = []
-    for j, (w, e, depth) in sorted(reach.items(), key=lambda kv: (kv[1][2], -kv[1][0], nodes[kv[0]].index)):
-        eff = nodes[j]
-        links.append(ChainLink(
-            cause=nodes[e.cause].index, effect=eff.index, relation=e.relation.id, rationale=e.relation.rationale,
-            joined_on=e.joined_on, evidence=tuple(eff.finding.evidence[:3]),
-            effect_title=_short(eff.finding.title, 200),
-            effect_summary=_describe(e.effect_signal, _values(eff, art_ents)), weight=round(w, 3)))
-        if len(links) >= s.max_links:
-            break
-    steps = []
-    for kind, template in (("confirm", sig.confirm), ("refute", sig.refute), ("ask", sig.ask)):
-        text = _fill(template, vals) if template else None
-        if text is None and template:
-            text = PLACEHOLDERS.sub(lambda m: {"endpoint": "the endpoint", "host": "the host name",
-                                               "process": "the process", "path": "the path"}.get(
-                                                   m.group(1), "it"), template)
-        if text:
-            steps.append(NextStep(kind, text))
-    seen_rel = set()
-    for link in links[:6]:
-        rel = next(e.relation for _j, (_w, e, _d) in reach.items() if e.relation.id == link.relation)
-        if rel.confirm and rel.id not in seen_rel:
-            seen_rel.add(rel.id)
-            steps.append(NextStep("confirm", rel.confirm))
-    return ProbableCause(
-        title=_phrase(sig.titles, vals), confidence=round(conf, 2), code=n.finding.code, finding=n.index,
-        chain=tuple(links), evidence=tuple(n.finding.evidence[:5]), next_steps=tuple(steps), signal=sig.id,
-        reasons=tuple(reasons))
 
