@@ -391,3 +391,26 @@ def test_an_oom_kill_explains_the_worker_exit_of_the_killed_pid():
     assert top.finding == 0 and top.signal == "out_of_memory"
     link = next(link for link in top.chain if link.effect == 1)
     assert ("pid", "4242") in link.joined_on
+
+
+def test_a_transient_refusal_during_a_restart_is_not_the_tls_failure_that_follows():
+    """The server restarts (a moment of refused SYNs), then every handshake fails: the TLS alert,
+    seen under the server name the client asked for, explains the client's certificate errors."""
+    findings = [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.0.22.2:8443 (4 attempt(s))", 152, at(0),
+            {"server": "10.0.22.2:8443", "connections": 4}),
+        net("NET.TLS.ALERT", "TLS fatal alert unknown_ca on 10.0.22.2:8443 (partner.example)", 167, at(0.8),
+            {"server": "10.0.22.2:8443", "description": "unknown_ca", "level": "fatal", "sni": "partner.example"}),
+        net("NET.TCP.RST_MIDSTREAM", "10 connection(s) to 10.0.22.2:8443 reset by the client (10.0.0.1)", 168,
+            at(0.8), {"server": "10.0.22.2:8443", "sender": "10.0.0.1", "sender_role": "client"},
+            severity=Severity.MEDIUM),
+        log("10x ERROR page <*> from https://<*> failed: curl: (<*>) SSL certificate problem: unable to get local "
+            "issuer certificate", 159, "ERROR page 9 from https://partner.example:8443 failed: curl: (60) SSL "
+            "certificate problem: unable to get local issuer certificate", at(1), artifact="sync.out", count=10,
+            last=at(5)),
+    ]
+    d = diagnose(findings)
+    assert d.top.code == "NET.TLS.ALERT" and d.top.title.endswith("unknown_ca")
+    assert {2, 3} <= set(d.top.explained)
+    refused = next(c for c in d.causes if c.code == "NET.TCP.RST_TO_SYN")
+    assert 2 not in refused.explained          # a refused SYN never made the connection a client resets

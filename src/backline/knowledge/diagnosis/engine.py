@@ -36,7 +36,7 @@ from backline.knowledge.diagnosis.entities import Entity
 from backline.knowledge.diagnosis.explain import make_cause
 from backline.knowledge.diagnosis.library import Library, Relation, load_library
 from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, build_nodes, endpoint_owners,
-                                                learn_vocabulary, named_processes)
+                                                learn_vocabulary, named_processes, server_names)
 from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
 from backline.model import Artifact, Diagnosis, Event, Fact, Finding, Severity
 
@@ -96,8 +96,9 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str]) -> tuple[float, tup
     on: list[tuple[str, str]] = []
     for kind in rel.join:
         if kind == "artifact":
+            # one program's log says something by being one file; a capture holds everyone's traffic
             shared = c.artifacts & e.artifacts
-            if shared:
+            if shared and not c.finding.code.startswith("NET.") and not e.finding.code.startswith("NET."):
                 w = JOIN_WEIGHT[kind]
                 best = max(best, w)
                 on.append(("artifact", sorted(shared)[0]))
@@ -241,8 +242,11 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     window = incident_window(events, offsets, s.timing)
     nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)
     owners = endpoint_owners(findings, named_processes(findings, facts), vocab)
+    addresses = server_names(findings)
     for n in nodes:
-        derived = sorted({p for ep in n.ents.get("endpoint", ()) for p in owners.get(ep, ())})
+        eps = n.ents.get("endpoint", [])
+        eps += sorted({a for ep in eps for a in addresses.get(ep, ()) if a not in eps})
+        derived = sorted({p for ep in eps for p in owners.get(ep, ())})
         if derived:
             lst = n.ents.setdefault("process", [])
             lst += [p for p in derived if p not in lst]

@@ -139,6 +139,23 @@ def endpoint_owners(findings: Sequence[Finding], named: set[str], vocab: Vocabul
     return owners
 
 
+def server_names(findings: Sequence[Finding]) -> dict[str, set[str]]:
+    """``name:port`` -> ``address:port`` for servers a capture saw under the name the client asked
+    for (the TLS server name indication): a log that names the host and a capture that names the
+    address are then about the same endpoint."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for f in findings:
+        if not isinstance(f.data, Mapping) or not f.data.get("sni") or not f.data.get("server"):
+            continue
+        addr = [e.value for e in from_data({"server": f.data["server"]}) if e.kind == "endpoint"]
+        names = [e.value for e in from_data({"sni": f.data["sni"]}) if e.kind == "host"]
+        for a in addr:
+            port = a.rsplit(":", 1)[-1]
+            for name in names:
+                out[f"{name}:{port}"].add(a)
+    return out
+
+
 def artifact_entities(facts: Sequence[Fact]) -> dict[str, set[Entity]]:
     out: dict[str, set[Entity]] = defaultdict(set)
     for fact in facts:
