@@ -25,6 +25,8 @@
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 import time
 from collections import defaultdict
@@ -58,9 +60,11 @@ class DiagnosisSettings:
 
     max_causes: int = 5
     min_confidence: float = 0.05
-    max_nodes: int = 600               # most severe findings first; the rest are not reasoned about
+    max_nodes: int = 300               # most severe findings first; the rest are not reasoned about
     max_links: int = 40                # per probable cause
+    max_out_links: int = 20            # links leaving one finding (the strongest)
     max_depth: int = 4                 # hops of a chain
+    max_reach: int = 60                # findings one cause may explain
     hop_decay: float = 0.8
     explained_penalty: float = 0.6
     chronic_factor: float = 0.35
@@ -144,7 +148,69 @@ def _contradict(c: Node, e: Node, rel: Relation) -> bool:
     return False
 
 
-def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str]) -> dict[tuple[int, int], Edge]:
+class _Candidates:
+    """Which effect nodes a cause node can be tied to at all, for one relation: those sharing an
+    entity of a joined kind (a zone finds the names inside it), the artifact, or - for time
+    joins - a start within ``time_within_s``.  Keeps the work near linear on big cases."""
+
+    def __init__(self, nodes: Sequence[Node], effects: Sequence[int], rel: Relation):
+        self.rel = rel
+        self.by_value: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self.by_artifact: dict[str, list[int]] = defaultdict(list)
+        self.undated: list[int] = []
+        dated: list[tuple[float, int]] = []
+        kinds = [k for k in rel.join if k not in ("artifact", "time")]
+        for ei in effects:
+            e = nodes[ei]
+            for kind in kinds:
+                for v in e.ents.get(kind, ()):
+                    self.by_value[(kind, v)].append(ei)
+                    if kind == "host":                     # a zone's name finds the names inside it
+                        parts = v.split(".")
+                        for i in range(1, len(parts) - 1):
+                            self.by_value[(kind, ".".join(parts[i:]))].append(ei)
+            if "artifact" in rel.join and not e.finding.code.startswith("NET."):
+                for a in e.artifacts:
+                    self.by_artifact[a].append(ei)
+            if e.first is None:
+                self.undated.append(ei)
+            else:
+                dated.append((e.first, ei))
+        dated.sort()
+        self.first = {i: t for t, i in dated}
+        self.times = [t for t, _ in dated]
+        self.timed = [i for _, i in dated]
+
+    def of(self, c: Node, tol: float, limit: int) -> list[int]:
+        """At most ``limit`` candidates: those sharing an entity first, then the artifact, then time;
+        nearest in time first within each."""
+        rel = self.rel
+        groups: list[set[int]] = [set(), set(), set()]
+        for kind in rel.join:
+            if kind == "artifact":
+                for a in c.artifacts:
+                    groups[1].update(self.by_artifact.get(a, ()))
+            elif kind == "time":
+                if c.first is not None:
+                    lo = bisect.bisect_left(self.times, c.first - tol)
+                    hi = bisect.bisect_right(self.times, c.first + rel.time_within_s)
+                    groups[2].update(self.timed[lo:hi])
+            else:
+                for v in c.ents.get(kind, ()):
+                    groups[0].update(self.by_value.get((kind, v), ()))
+        out: list[int] = []
+        seen: set[int] = set()
+        t_c = c.first
+        for g in groups:
+            for ei in sorted(g - seen, key=lambda i: (abs((self.first.get(i) or t_c or 0.0) - (t_c or 0.0)), i)):
+                out.append(ei)
+                if len(out) >= limit:
+                    return out
+            seen |= g
+        return out
+
+
+def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int) -> dict[tuple[int, int], Edge]:
     by_signal: dict[str, list[int]] = defaultdict(list)
     for k, n in enumerate(nodes):
         for sg in n.signals:
@@ -155,9 +221,10 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str]) -> dict[tuple[
         effects = sorted({k for sid in rel.effect for k in by_signal.get(sid, ())})
         if not causes or not effects:
             continue
+        cands = _Candidates(nodes, effects, rel)
         for ci in causes:
             c = nodes[ci]
-            for ei in effects:
+            for ei in cands.of(c, 1.5, 3 * max_out):
                 if ei == ci:
                     continue
                 e = nodes[ei]
@@ -170,6 +237,16 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str]) -> dict[tuple[
                     esig = e.has(rel.effect)
                     assert esig is not None
                     edges[(ci, ei)] = Edge(ci, ei, round(w, 4), rel, j[1], esig)
+    # at most ``max_out`` links leave one node: the strongest, then the nearest in time
+    out: dict[int, list[Edge]] = defaultdict(list)
+    for e in edges.values():
+        out[e.cause].append(e)
+    for ci, lst in out.items():
+        if len(lst) > max_out:
+            t_c = nodes[ci].first or 0.0
+            lst.sort(key=lambda e: (-e.weight, abs((nodes[e.effect].first or t_c) - t_c), e.effect))
+            for e in lst[max_out:]:
+                del edges[(e.cause, e.effect)]
     # Two findings that would explain each other (same moment, or undated): keep the direction whose
     # cause is of the more causal class (higher prior), then the one that came first, then the
     # stronger link.
@@ -188,24 +265,30 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str]) -> dict[tuple[
 
 
 def _closure(start: int, out: Mapping[int, list[Edge]], s: DiagnosisSettings) -> dict[int, tuple[float, Edge, int]]:
-    """Nodes reachable from ``start``: node -> (best path weight, last edge, depth)."""
+    """Nodes reachable from ``start``: node -> (best path weight, last edge, depth), best first
+    (each node expanded once; at most ``s.max_reach`` nodes)."""
     best: dict[int, tuple[float, Edge, int]] = {}
-    frontier = [(start, 1.0, 0)]
-    while frontier:
-        nxt = []
-        for node, w, depth in frontier:
-            if depth >= s.max_depth:
+    done: set[int] = {start}
+    heap: list[tuple[float, int, int, int, Edge | None]] = [(-1.0, 0, 0, start, None)]
+    pushed = 0
+    tentative: dict[int, float] = {}
+    while heap and len(best) < s.max_reach:
+        negw, depth, _n, node, edge = heapq.heappop(heap)
+        if edge is not None:
+            if node in done:
                 continue
-            for e in out.get(node, ()):
-                if e.effect == start:
-                    continue
-                pw = w * e.weight * (s.hop_decay if depth else 1.0)
-                if pw < s.min_path_weight:
-                    continue
-                if e.effect not in best or pw > best[e.effect][0] + 1e-9:
-                    best[e.effect] = (pw, e, depth + 1)
-                    nxt.append((e.effect, pw, depth + 1))
-        frontier = nxt
+            done.add(node)
+            best[node] = (-negw, edge, depth)
+        if depth >= s.max_depth:
+            continue
+        for e in out.get(node, ()):
+            if e.effect in done:
+                continue
+            pw = -negw * e.weight * (s.hop_decay if depth else 1.0)
+            if pw >= s.min_path_weight and pw > tentative.get(e.effect, 0.0):
+                tentative[e.effect] = pw
+                pushed += 1
+                heapq.heappush(heap, (-pw, depth + 1, pushed, e.effect, e))
     return best
 
 
@@ -250,7 +333,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
         if derived:
             lst = n.ents.setdefault("process", [])
             lst += [p for p in derived if p not in lst]
-    edges = _edges(nodes, lib, set(offsets))
+    edges = _edges(nodes, lib, set(offsets), s.max_out_links)
     out: dict[int, list[Edge]] = defaultdict(list)
     inbound: dict[int, list[Edge]] = defaultdict(list)
     for e in sorted(edges.values(), key=lambda e: (-e.weight, e.cause, e.effect)):
