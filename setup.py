@@ -13,7 +13,7 @@ setup(
         [Extension("backline.analyzers.net._engine", ["src/backline/analyzers/net/_engine.pyx"],
                    extra_compile_args=["-O2"]),
          Extension("backline.analyzers.logs._engine", ["src/backline/analyzers/logs/_engine.pyx"],
-                   extra_compile_args=["-O2"])],
+                   extra_compile_args=["-O2"], libraries=["pcre2-8"])],
         compiler_directives={"language_level": "3"},
     ),
 )

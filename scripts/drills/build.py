@@ -29,6 +29,17 @@ DRILL_MODULES = (
     "slow_backend",
     "deadlock_pricer",
     "plugin_crash",
+    "bad_config",
+    "disk_full",
+    "zero_window",
+    "crash_midstream",
+    "fd_exhaustion",
+    "tls_unknown_ca",
+    "healthy_shop",
+    "healthy_resolver",
+    "healthy_stream",
+    "healthy_catalog",
+    "healthy_docstore",
 )
 DEFAULT_OUT = Path(os.environ.get("BACKLINE_DRILLS", "/work/drills-out"))
 

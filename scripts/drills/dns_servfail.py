@@ -198,8 +198,9 @@ def history(d: Drill, notifier_log: Path, resolver_log: Path, start: float, end:
             lg.removeHandler(h)
 
 
-def build(out: Path) -> None:
-    with Drill(NAME, SEED) as d:
+def build(out: Path, fault: bool = True, name: str = NAME, seed: int = SEED) -> None:
+    """The incident; with ``fault=False`` the same services on a normal day (a healthy bundle)."""
+    with Drill(name, seed) as d:
         me = __file__
         now = time.time()
         old_exe, old_core = old_crash(d, "thumbnailer")
@@ -217,15 +218,18 @@ def build(out: Path) -> None:
         time.sleep(0.3)
         worker = d.role(me, "notifier", nlog, 7.5, resolv=resolv, out="notifier.out")
         time.sleep(3.0)
-        (zdir / "pay.corp.example.zone").write_text(BAD_PAY_ZONE)      # the zone push
+        if fault:
+            (zdir / "pay.corp.example.zone").write_text(BAD_PAY_ZONE)  # the zone push
+        else:
+            (zdir / "pay.corp.example.zone").write_text(ZONES["pay.corp.example"].replace("ledger", "ledger2"))
         res.send_signal(signal.SIGHUP)
         d.wait(worker, 30)
         time.sleep(0.3)
         pcap = d.finish_capture("resolver-lo.pcap")
         d.signal(res)
         d.signal(gw)
-        if "Temporary failure in name resolution" not in nlog.read_text():
-            raise RuntimeError("the notifier saw no resolution failure")
+        if ("Temporary failure in name resolution" in nlog.read_text()) != fault:
+            raise RuntimeError("the notifier's resolution outcome is not the expected one")
 
         out.mkdir(parents=True, exist_ok=True)
         old = now - 5.5 * 3600
@@ -240,6 +244,8 @@ def build(out: Path) -> None:
              .add(f"{top}/crash/core.thumbnailer", old_core, mtime=old)
              .add(f"{top}/crash/thumbnailer", old_exe, mtime=old))
         (out / f"{top}.tar.gz").write_bytes(b.tgz_bytes())
+        if not fault:
+            return
         write_truth(out, NAME, codes=["NET.DNS.SERVFAIL", "LOG.ERROR_TEMPLATE", "LOG.FIRST_ERROR"],
                     artifact="*resolver*",
                     contains=["pay.corp.example"],

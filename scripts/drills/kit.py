@@ -1,4 +1,5 @@
-"""What every drill needs: a work folder, real processes, a loopback capture, cores, packaging.
+"""What every drill needs: a work folder, real processes, cores, mounts (capture.py and bundle.py
+hold the loopback capture and the packaging; their names are re-exported here).
 
 A drill is built inside ``with Drill(name, seed) as d:``.  Leaving the block, normally or by
 an exception, kills every process the drill started (by its process group, which the drill
@@ -11,28 +12,25 @@ its own ``/etc/resolv.conf`` in a private mount namespace (``unshare -m``).
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import random
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import tarfile
 import tempfile
-import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bundle import Bundle, write_truth
+from capture import Capture
+
 HERE = Path(__file__).resolve().parent
-SO_TIMESTAMPNS = 35
-SO_RCVBUFFORCE = 33
-PACKET_OUTGOING = 4
+__all__ = ["Bundle", "Capture", "Drill", "DrillError", "write_truth", "roles", "ticks", "request", "old_crash",
+           "kill_tree", "descendants", "kernel_cores", "allow_cores", "take_core", "listening", "need_root",
+           "need_tools"]
 
 
 class DrillError(RuntimeError):
@@ -48,71 +46,6 @@ def need_tools(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         raise DrillError(f"missing tool(s): {', '.join(missing)} (see docs/drills.md for the Debian packages)")
-
-
-class Capture(threading.Thread):
-    """Loopback packets to or from the given (address, port) endpoints, kernel-timestamped,
-    written as a nanosecond pcap (link type Ethernet, as Linux shows ``lo``)."""
-
-    def __init__(self, endpoints: set[tuple[str, int]], snaplen: int = 65535) -> None:
-        super().__init__(daemon=True)
-        self.endpoints = {(socket.inet_aton(a), p) for a, p in endpoints}
-        self.snaplen = snaplen
-        self.stop_flag = threading.Event()
-        self.packets: list[tuple[int, int, bytes]] = []     # (ts_ns, original length, frame)
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
-        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)
-        except OSError:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
-        self.sock.bind(("lo", 0))
-        self.sock.settimeout(0.1)
-
-    def add(self, addr: str, port: int) -> None:
-        self.endpoints.add((socket.inet_aton(addr), port))
-
-    def _ours(self, frame: bytes) -> bool:
-        if len(frame) < 38 or frame[12:14] != b"\x08\x00":
-            return False
-        ihl = (frame[14] & 0x0F) * 4
-        if frame[23] not in (6, 17) or len(frame) < 14 + ihl + 4:
-            return False
-        sport, dport = struct.unpack_from("!HH", frame, 14 + ihl)
-        src, dst = frame[26:30], frame[30:34]
-        return (src, sport) in self.endpoints or (dst, dport) in self.endpoints
-
-    def run(self) -> None:
-        space = socket.CMSG_SPACE(16)
-        while not self.stop_flag.is_set():
-            try:
-                frame, anc, _flags, addr = self.sock.recvmsg(65535, space)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            if addr[2] == PACKET_OUTGOING:       # lo shows each packet twice; keep the incoming copy
-                continue
-            if not self._ours(frame):
-                continue
-            ts = time.time_ns()
-            for level, kind, data in anc:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
-                    sec, nsec = struct.unpack("qq", data[:16])
-                    ts = sec * 1_000_000_000 + nsec
-            self.packets.append((ts, len(frame), frame[: self.snaplen]))
-
-    def finish(self, path: Path) -> int:
-        """Stop capturing and write the pcap; returns the number of packets."""
-        self.stop_flag.set()
-        self.join(5)
-        self.sock.close()
-        with open(path, "wb") as f:
-            f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, self.snaplen, 1))
-            for ts, orig, frame in sorted(self.packets, key=lambda p: p[0]):
-                f.write(struct.pack("<IIII", ts // 1_000_000_000, ts % 1_000_000_000, len(frame), orig))
-                f.write(frame)
-        return len(self.packets)
 
 
 @dataclass
@@ -252,6 +185,7 @@ class Drill:
         src = self.write(f"build/{name}.c", source)
         out = self.path(f"build/{name}")
         argv = ["gcc", "-g", "-fno-omit-frame-pointer", f"-fdebug-prefix-map={src.parent}=/usr/src/{name}",
+                f"-fdebug-prefix-map={self.work}=/usr/src",
                 *flags, "-o", str(out), str(src)]
         if shared:
             argv[1:1] = ["-shared", "-fPIC"]
@@ -401,14 +335,26 @@ def kill_tree(pid: int) -> None:
 
 
 def listening(host: str, port: int, udp: bool = False) -> bool:
-    """Is a TCP socket listening (a UDP socket bound) on host:port or 0.0.0.0:port?"""
-    want = {f"{socket.inet_aton(a)[::-1].hex().upper()}:{port:04X}" for a in (host, "0.0.0.0")}
-    with open("/proc/net/udp" if udp else "/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            cols = line.split()
-            if (udp or cols[3] == "0A") and cols[1] in want:
-                return True
+    """Is a TCP socket listening (a UDP socket bound) on host:port or 0.0.0.0:port?  Dual-stack
+    sockets (Java binds ``::ffff:a.b.c.d``) count too."""
+    want = set()
+    for a in (host, "0.0.0.0"):
+        raw = socket.inet_aton(a)
+        want.add(f"{raw[::-1].hex().upper()}:{port:04X}")
+        mapped = b"\0" * 10 + b"\xff\xff" + raw                 # /proc prints IPv6 as 4 host-order words
+        want.add("".join(mapped[i:i + 4][::-1].hex().upper() for i in range(0, 16, 4)) + f":{port:04X}")
+    want.add("0" * 32 + f":{port:04X}")
+    proto = "udp" if udp else "tcp"
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if (udp or cols[3] == "0A") and cols[1] in want:
+                        return True
+        except OSError:
+            continue
     return False
 
 
@@ -427,60 +373,6 @@ def ticks(rng: random.Random, start: float, end: float, every_s: float, jitter: 
         out.append(t)
         t += every_s * rng.uniform(1 - jitter, 1 + jitter)
     return out
-
-
-# -- packaging ---------------------------------------------------------------------------------
-@dataclass
-class Bundle:
-    """Entries of a customer's archive: (name inside, bytes, mtime)."""
-
-    entries: list[tuple[str, bytes, float]] = field(default_factory=list)
-
-    def add(self, name: str, src: Path | bytes | str, mtime: float | None = None) -> "Bundle":
-        if isinstance(src, Path):
-            data, mt = src.read_bytes(), src.stat().st_mtime
-        else:
-            data, mt = (src.encode() if isinstance(src, str) else src), time.time()
-        self.entries.append((name, data, mtime if mtime is not None else mt))
-        return self
-
-    def zip_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for name, data, mt in self.entries:
-                info = zipfile.ZipInfo(name, time.gmtime(max(mt, 315532800))[:6])
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                z.writestr(info, data)
-        return buf.getvalue()
-
-    def tgz_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            for name, data, mt in self.entries:
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = len(data), int(mt), 0o644
-                tar.addfile(info, io.BytesIO(data))
-        return buf.getvalue()
-
-    def write_dir(self, root: Path) -> Path:
-        for name, data, mt in self.entries:
-            p = root / name
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
-            os.utime(p, (mt, mt))
-        return root
-
-
-def write_truth(out: Path, name: str, *, description: str, codes: list[str] | None = None,
-                artifact: str = "*", contains: list[str] | None = None) -> None:
-    """``truth.json``: the root cause as the finding codes, artifact glob and strings a
-    correct probable cause rests on; without ``codes`` the bundle is a healthy one."""
-    doc: dict = {"name": name, "healthy": codes is None}
-    if codes is not None:
-        doc["root_cause"] = {"codes": codes, "artifact": artifact, "contains": contains or []}
-    doc["description"] = description
-    (out / "truth.json").write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def roles(table: dict) -> None:

@@ -192,7 +192,7 @@ def supervisor(log_path: str, exe: str, plugins: str, mediad_log: str, core_dir:
     kernel = kernel_cores()
     while time.time() < end:
         core = Path(core_dir) / f"core.mediad.{restarts}"
-        log.info("starting mediad (%s)", exe)
+        log.info("starting mediad (restart policy: always, delay 1 s)")
         argv = [exe, plugins, mediad_log]
         if not kernel:
             argv = ["gdb", "-batch", "-nx", "-ex", "run", "-ex", f"generate-core-file {core}", "-ex", "kill",

@@ -163,8 +163,9 @@ def history(d: Drill, log_path: Path, start: float, end: float) -> None:
             logging.getLogger(name).removeHandler(h)
 
 
-def build(out: Path) -> None:
-    with Drill(NAME, SEED) as d:
+def build(out: Path, fault: bool = True, name: str = NAME, seed: int = SEED) -> None:
+    """The incident; with ``fault=False`` the same services on a normal day (a healthy bundle)."""
+    with Drill(name, seed) as d:
         rng = d.rng
         me = __file__
         log_path = d.path("checkout/checkout.log")
@@ -193,19 +194,23 @@ def build(out: Path) -> None:
             return codes
 
         before = traffic(14)
-        d.signal(ledger)                       # the ledger database goes away and stays away
+        if fault:
+            d.signal(ledger)                   # the ledger database goes away and stays away
         time.sleep(0.3)
         after = traffic(16)
         time.sleep(0.8)
         d.signal(front, 3)                     # SIGQUIT: graceful, logs flushed
         d.signal(svc)
         pcap = d.finish_capture("lo-checkout.pcap")
-        if 503 in before or 503 not in after:
+        d.signal(ledger)
+        if 503 in before or (503 in after) != fault:
             raise RuntimeError(f"unexpected traffic outcome: {before} / {after}")
 
         out.mkdir(parents=True, exist_ok=True)
         ngx = d.work / "nginx" / "logs"
         (out / "checkout-escalation.zip").write_bytes(_bundle(ngx, log_path, pcap).zip_bytes())
+        if not fault:
+            return
         write_truth(out, NAME, codes=["NET.TCP.RST_TO_SYN", "LOG.ERROR_TEMPLATE"], artifact="*",
                     contains=["25433"],
                     description="The ledger database (ledgerd, 127.0.1.3:25433) was stopped and not restarted; "

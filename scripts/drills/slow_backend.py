@@ -109,15 +109,16 @@ def history(d: Drill, log_path: Path, access: Path, start: float, end: float) ->
         log.removeHandler(h)
 
 
-def build(out: Path) -> None:
-    with Drill(NAME, SEED) as d:
+def build(out: Path, fault: bool = True, name: str = NAME, seed: int = SEED) -> None:
+    """The incident; with ``fault=False`` the same services on a normal day (a healthy bundle)."""
+    with Drill(name, seed) as d:
         rng = d.rng
         now = time.time()
         old_exe, old_core = old_crash(d, "csvexport")
         cat_log = d.path("catalog/catalog.log")
         access = d.path("nginx/logs/access.log")
         history(d, cat_log, access, now - 10 * 3600, now - 25)
-        svc = d.role(__file__, "catalog", cat_log, 2.5, out="catalog.out")
+        svc = d.role(__file__, "catalog", cat_log, 2.5 if fault else 1e9, out="catalog.out")
         d.wait_port(*CATALOG, proc=svc)
         front = d.start_nginx(NGINX, error_level="error")
         d.wait_port(*FRONT, proc=front)
@@ -144,8 +145,8 @@ def build(out: Path) -> None:
         pcap = d.finish_capture("front-and-catalog.pcap")
         d.signal(front, 3)
         d.signal(svc)
-        if not any(s == 504 for _t, s, _k in results):
-            raise RuntimeError("no upstream timeout happened")
+        if any(s == 504 for _t, s, _k in results) != fault:
+            raise RuntimeError("upstream timeouts are not as the drill wants")
 
         out.mkdir(parents=True, exist_ok=True)
         ngx = d.work / "nginx" / "logs"
@@ -153,12 +154,15 @@ def build(out: Path) -> None:
         old = now - 6.2 * 3600
         b = (Bundle()
              .add("web01/nginx-logs.zip", nginx_zip)
-             .add("web01/nginx.conf", d.path("nginx/nginx.conf"))
+             .add("web01/nginx.conf", d.path("nginx/nginx.conf").read_text().replace(str(d.work / "nginx"),
+                                                                                      "/var/lib/nginx"))
              .add("catalog01/catalog.log", cat_log)
              .add("catalog01/cores/core.csvexport", old_core, mtime=old)
              .add("catalog01/cores/csvexport", old_exe, mtime=old)
              .add("capture/front-and-catalog.pcap.gz", gzip.compress(pcap.read_bytes(), mtime=0)))
-        (out / "INC-4471.tar.gz").write_bytes(b.tgz_bytes())
+        (out / ("INC-4471.tar.gz" if fault else "web01-catalog01-logs.tar.gz")).write_bytes(b.tgz_bytes())
+        if not fault:
+            return
         write_truth(out, NAME, codes=["NET.HTTP.SLOW"], artifact="*", contains=["127.0.4.2:8080"],
                     description="A full reindex inside the catalog service (127.0.4.2:8080) held the index lock "
                                 "in ever longer slices, so searches took seconds; nginx's upstream reads timed out "

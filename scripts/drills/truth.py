@@ -9,15 +9,28 @@ A drill folder holds the bundle (one or more files or folders, as a customer sen
      "description": "..."}
 
 A finding (as in the JSON report) expresses the root cause when its ``code`` is one of
-``codes``, its ``artifact`` matches the ``artifact`` glob (``fnmatch``), and every ``contains``
+``codes``, its ``artifact`` matches the ``artifact`` glob (``fnmatch``), every ``contains``
 string appears, case-insensitively, in its title, detail, evidence excerpts or locators, or its
-``data`` (as JSON).
+``data`` (as JSON), and, when the truth has the optional ``data_at_least`` (``{"duration_s":
+1.0}``), each of those numeric ``data`` fields is present and at least that large (a 7 s stall
+is the cause; a 1 ms one of the same receiver is not).  A root cause may list
+``alternatives``: more matchers of the same shape (``codes``, ``artifact``, ``contains``,
+``data_at_least``), for evidence of the same cause that shares no wording with the first (the
+capture's ``unknown_ca`` alert and the client's "SSL certificate problem" line).
 
 >>> rc = {"codes": ["NET.TCP.RST_TO_SYN"], "artifact": "*.pcap", "contains": ["25433"]}
 >>> f = {"code": "NET.TCP.RST_TO_SYN", "artifact": "b.zip!/lo.pcap", "title": "Connection refused by 127.0.0.1:25433",
 ...      "detail": "", "evidence": [], "data": {}}
 >>> finding_matches(rc, f), finding_matches(rc, dict(f, artifact="b.zip!/app.log"))
 (True, False)
+>>> stall = {"code": "NET.TCP.ZERO_WINDOW_STALL", "artifact": "lo.pcap", "title": "10.0.0.2 ...",
+...          "data": {"duration_s": 0.002}}
+>>> rc = {"codes": ["NET.TCP.ZERO_WINDOW_STALL"], "artifact": "*", "data_at_least": {"duration_s": 1.0}}
+>>> finding_matches(rc, stall), finding_matches(rc, dict(stall, data={"duration_s": 7.4}))
+(False, True)
+>>> rc["alternatives"] = [{"codes": ["LOG.ERROR_TEMPLATE"], "artifact": "*relay*", "contains": ["timed out"]}]
+>>> finding_matches(rc, {"code": "LOG.ERROR_TEMPLATE", "artifact": "b!/relay.log", "title": "3x send timed out"})
+True
 """
 
 from __future__ import annotations
@@ -46,13 +59,25 @@ def load_truth(drill_dir: Path) -> dict:
         rc = doc.get("root_cause")
         if not isinstance(rc, dict):
             raise TruthError(f"{path}: an incident needs 'root_cause'")
-        codes, glob, contains = rc.get("codes"), rc.get("artifact"), rc.get("contains", [])
-        if (not isinstance(codes, list) or not codes or not all(isinstance(c, str) and c for c in codes)
-                or not isinstance(glob, str) or not glob
-                or not isinstance(contains, list) or not all(isinstance(c, str) and c for c in contains)):
-            raise TruthError(f"{path}: root_cause needs non-empty 'codes' (strings), an 'artifact' glob "
-                             "and 'contains' (strings)")
+        alts = rc.get("alternatives", [])
+        if not isinstance(alts, list) or not all(isinstance(a, dict) for a in alts):
+            raise TruthError(f"{path}: root_cause 'alternatives' must be a list of matchers")
+        for m in [rc, *alts]:
+            if not _well_formed(m):
+                raise TruthError(f"{path}: a root_cause matcher needs non-empty 'codes' (strings), an "
+                                 "'artifact' glob, 'contains' (strings) and, optionally, 'data_at_least' "
+                                 "(field -> number)")
     return doc
+
+
+def _well_formed(m: dict) -> bool:
+    codes, glob, contains = m.get("codes"), m.get("artifact"), m.get("contains", [])
+    least = m.get("data_at_least", {})
+    return (isinstance(codes, list) and bool(codes) and all(isinstance(c, str) and c for c in codes)
+            and isinstance(glob, str) and bool(glob)
+            and isinstance(contains, list) and all(isinstance(c, str) and c for c in contains)
+            and isinstance(least, dict)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in least.values()))
 
 
 def drill_inputs(drill_dir: Path) -> list[Path]:
@@ -77,11 +102,27 @@ def _haystack(finding: dict) -> str:
 
 
 def finding_matches(root_cause: dict, finding: dict) -> bool:
-    """Does ``finding`` (a JSON-report finding) express ``root_cause``?"""
+    """Does ``finding`` (a JSON-report finding) express ``root_cause`` (or one of its alternatives)?"""
+    return any(_matches(m, finding) for m in [root_cause, *root_cause.get("alternatives", [])])
+
+
+def cause_matches(root_cause: dict, code: str | None, finding: dict) -> bool:
+    """Does a probable cause with ``code``, resting on ``finding``, express ``root_cause``?  Its own
+    code must be one of the codes of the matcher that the finding satisfies."""
+    return any(code in m["codes"] and _matches(m, finding)
+               for m in [root_cause, *root_cause.get("alternatives", [])])
+
+
+def _matches(root_cause: dict, finding: dict) -> bool:
     if finding.get("code") not in root_cause["codes"]:
         return False
     if not fnmatchcase(finding.get("artifact") or "", root_cause["artifact"]):
         return False
+    data = finding.get("data") or {}
+    for key, least in (root_cause.get("data_at_least") or {}).items():
+        value = data.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < least:
+            return False
     hay = _haystack(finding)
     return all(s.lower() in hay for s in root_cause.get("contains", []))
 

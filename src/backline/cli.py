@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backline.commands.report",
     "backline.commands.net",
     "backline.commands.case",
+    "backline.commands.similar",
+    "backline.commands.kb",
     "backline.commands.user",
     "backline.commands.serve",
 )

@@ -12,6 +12,7 @@
     │   └── TruncatedError            the content stops early (partial results may exist)
     ├── AnalyzerError                 an analyzer could not finish (recorded, run goes on)
     ├── StorageError                  blob store / database problems
+    ├── SearchError                   similar-case search: embedding model missing or damaged
     └── CaseError                     case workflow rule broken (invalid transition, ...)
         ├── NotFound
         ├── PermissionDenied
@@ -74,6 +75,10 @@ class AnalyzerError(BacklineError):
 
 
 class StorageError(BacklineError):
+    pass
+
+
+class SearchError(BacklineError):
     pass
 
 

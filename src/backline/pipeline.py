@@ -58,6 +58,9 @@ class AnalyzeOptions:
     timeout_s: float | None = DEFAULT_TIMEOUT_S   # per analyzer and artifact; None = no limit
     correlate: bool = True                  # cross-artifact incident findings (knowledge.correlate)
     diagnose: bool = True                   # probable root causes and their chains (knowledge.diagnosis)
+    kb: tuple = ()                          # known issues to match (backline.knowledge.kb.KnownIssue)
+    product: str | None = None              # the customer's product and version, for known issues'
+    product_version: str | None = None      # affected ranges and fixed-in versions
 
 
 def check_tz(name: str) -> str:
@@ -106,7 +109,7 @@ def analyze(
             if unknown:
                 raise UsageError(f"unknown analyzer(s): {', '.join(sorted(unknown))}")
             classes = [c for c in classes if c.name in wanted]
-        bundle_bins, bundle_syms = _provide_bundle_files(intake.artifacts, work_dir)
+        bundle_bins, bundle_syms = provide_bundle_files(intake.artifacts, work_dir)
         settings = RunSettings(
             tz=options.tz,
             work_dir=str(work_dir / "runs"),
@@ -123,6 +126,14 @@ def analyze(
     artifacts = _with_time_ranges(intake.artifacts, out.events)
     # Knowledge: the same incident seen in several pieces of evidence at once.
     case_findings = correlate(out.events) if options.correlate else []
+    kb_summary = None
+    if options.kb:
+        # Knowledge: known issues recognised in the findings and facts (never in the raw files).
+        from backline.knowledge.kb.apply import apply_known_issues
+
+        kb_found, kb_summary = apply_known_issues(options.kb, [*out.findings, *case_findings], out.facts,
+                                                  product=options.product, version=options.product_version)
+        case_findings = [*case_findings, *kb_found]
     findings = sorted([*out.findings, *case_findings], key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
     events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
     # Knowledge: which finding probably caused the others; those come first.
@@ -145,7 +156,10 @@ def analyze(
         started_at=started,
         finished_at=datetime.now(timezone.utc),
         options={"tz": options.tz, "jobs": options.jobs,
-                 "analyzers": list(options.analyzers) if options.analyzers else None},
+                 "analyzers": list(options.analyzers) if options.analyzers else None,
+                 **({"kb": kb_summary} if kb_summary is not None else {}),
+                 **({"product": options.product} if options.product else {}),
+                 **({"product_version": options.product_version} if options.product_version else {})},
         backline_version=__version__,
         diagnosis=diagnosis,
     )
@@ -162,7 +176,7 @@ def _diagnose(findings, events, facts, artifacts) -> tuple[Diagnosis | None, Ana
                                  traceback=traceback.format_exc()[-20000:])
 
 
-def _provide_bundle_files(artifacts: Sequence[Artifact], work_dir: Path) -> tuple[list[Path], list[Path]]:
+def provide_bundle_files(artifacts: Sequence[Artifact], work_dir: Path) -> tuple[list[Path], list[Path]]:
     """Executables and Breakpad symbol files that came inside the evidence are handed to the
     dump analyzers (as ``--binaries`` / ``--symbols`` folders) under their original names.
 

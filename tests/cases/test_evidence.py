@@ -170,6 +170,7 @@ def test_real_pipeline_on_a_corpus_file(world, corpus, tmp_path):
     """A real minidump from the corpus goes through the real pipeline in the job runner; the
     stored findings are exactly what the pipeline reports for that file run directly, and the
     bug report drafted from them carries the crash signature and the blamed frame."""
+    from backline.knowledge.kb import load_pack
     from backline.pipeline import AnalyzeOptions, analyze
 
     hub, eng, _c, case = world
@@ -180,7 +181,9 @@ def test_real_pipeline_on_a_corpus_file(world, corpus, tmp_path):
     assert runner.run_pending() == 1
     item = hub.evidence.list(eng, case.key)[0]
     assert item.job_status == "done", item.job_error
-    direct = analyze([src], AnalyzeOptions(work_dir=tmp_path / "direct"))
+    # the service matches its known issues (here: the starter pack) as `backline analyze` does
+    direct = analyze([src], AnalyzeOptions(work_dir=tmp_path / "direct", kb=tuple(load_pack())))
+    assert "KB.MATCH" in {f.code for f in direct.findings}
     assert direct.findings, "the pipeline found nothing in a crash dump"
     stored = hub.evidence.findings(eng, case.key)
     key = lambda f: (f["code"], f["count"], f["title"], f["artifact"])  # noqa: E731

@@ -38,9 +38,14 @@ def empty_engine(request, tmp_path):
         admin.dispose()
 
 
+def _not_fts(name, type_, _parent):
+    """The lexical index (``case_fts`` and FTS5's shadow tables) is made per dialect, outside the metadata."""
+    return not (type_ == "table" and name.startswith("case_fts"))
+
+
 def _diff(engine):
     with engine.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn), T.metadata)
+        return compare_metadata(MigrationContext.configure(conn, opts={"include_name": _not_fts}), T.metadata)
 
 
 def test_fresh_database_matches_the_tables(empty_engine):

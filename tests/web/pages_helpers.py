@@ -31,3 +31,23 @@ def page_csrf(client, path: str = "/cases") -> str:
     r = client.get(path)
     assert r.status_code == 200, r.text[:300]
     return csrf_of(r.text)
+
+
+_HASH: list[str] = []
+
+
+def add_users(hub, *specs):
+    """Users (name, role, org) with the password :data:`PASSWORD`.  The Argon2 hash is made once per
+    test process and stored for each (hashing costs about 60 ms per user; logins still verify it)."""
+    from sqlalchemy import update
+
+    from backline.cases.users import hash_password
+    from backline.storage import tables as T
+    if not _HASH:
+        _HASH.append(hash_password(PASSWORD))
+    out = {}
+    for name, role, org in specs:
+        out[name] = hub.users.add(name, role, org=org, team="emea" if role == "support" else None)[0]
+        with hub.engine.begin() as conn:
+            conn.execute(update(T.users).where(T.users.c.name == name).values(password_hash=_HASH[0]))
+    return out

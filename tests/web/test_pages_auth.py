@@ -9,13 +9,12 @@ from backline.cases.sessions import LoginLimits
 from backline.web.app import create_app
 from backline.web.pages.security import CSP, SESSION_COOKIE
 
-from .pages_helpers import PASSWORD, login, login_csrf, page_csrf
+from .pages_helpers import PASSWORD, add_users, login, login_csrf, page_csrf
 
 
 @pytest.fixture
 def web(hub):
-    hub.users.add("erin", "engineer", password=PASSWORD)
-    hub.users.add("carl", "customer", org="acme", password=PASSWORD)
+    add_users(hub, ("erin", "engineer", None), ("carl", "customer", "acme"))
     with TestClient(create_app(hub), base_url="http://testserver") as c:
         yield c
 
@@ -39,7 +38,7 @@ def test_pages_need_a_login_and_the_session_id_changes_at_login(web, hub):
 
 
 def test_session_cookie_is_secure_over_tls(hub):
-    hub.users.add("erin", "engineer", password=PASSWORD)
+    add_users(hub, ("erin", "engineer", None))
     with TestClient(create_app(hub), base_url="https://testserver") as c:
         r = login(c, "erin")
         assert "Secure" in r.headers["set-cookie"]

@@ -6,17 +6,26 @@ backline.cases.access), so a change of policy must change this table too.
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from backline.cases.evidence import JobRunner
 from backline.cases.model import CaseSeverity, Role
+from backline.model.core import AnalysisResult, Artifact, ArtifactKind, EvidenceRef, Finding, Severity
+from backline.report import build_report, render_json
 from backline.cases.service import NewCase
 
 ROLES = ["cust", "cust2", "sup", "sup2", "eng", "dev", "mgr", "adm"]
 INTAKE = {"symptoms": "Crash on startup after upgrade", "business_impact": "Production down for 300 users",
           "environment": "7.2 on RHEL 9", "steps_to_reproduce": "Start the service after upgrade",
           "already_tried": "Rollback", "expected": "Starts", "actual": "Crashes", "evidence": ["core.1234"]}
+
+#: A valid report.json (of an analysis that found nothing) for the attach route.
+EMPTY_REPORT = json.loads(render_json(build_report(AnalysisResult(("b.zip",), (), (), (), (), ()))))
 
 # name: (method, path, json body or "upload", expected codes in ROLES order)
 MATRIX = {
@@ -46,6 +55,10 @@ MATRIX = {
     "list_evidence":     ("GET", "/api/cases/ESC-1001/evidence", None,                "200 404 200 404 200 200 200 200"),
     "findings":          ("GET", "/api/cases/ESC-1001/findings", None,                "403 403 200 404 200 200 200 200"),
     "diagnosis":         ("GET", "/api/cases/ESC-1001/diagnosis", None,               "403 403 200 404 200 200 200 200"),
+    "attach_analysis":   ("POST", "/api/cases/ESC-1001/analyses?host=lap-7", EMPTY_REPORT,
+                                                                                      "403 403 201 404 201 201 201 201"),
+    "drill_ref":         ("GET", "/api/cases/ESC-1001/ref?e=1&a=app.log&l=line:1", None,
+                                                                                      "404 404 200 404 200 200 200 200"),
     "create_bug":        ("POST", "/api/cases/ESC-1001/bugs", {},                     "403 403 403 403 201 201 201 201"),
     "list_bugs":         ("GET", "/api/cases/ESC-1001/bugs", None,                    "403 403 200 404 200 200 200 200"),
     "get_bug":           ("GET", "/api/bugs/1", None,                                 "403 403 200 404 200 200 200 200"),
@@ -59,6 +72,23 @@ MATRIX = {
     "verify_hotfix":     ("POST", "/api/hotfixes/HF-1/verification", {"verification": "verified"},
                                                                                       "403 403 403 403 200 200 200 200"),
     "summary":           ("GET", "/api/reports/summary", None,                        "403 403 403 403 200 403 200 200"),
+    "similar":           ("GET", "/api/cases/ESC-1001/similar?limit=5", None,         "200 404 200 404 200 200 200 200"),
+    "similar_text":      ("POST", "/api/similar", {"text": "crash on startup after upgrade"},
+                                                                                      "200 200 200 200 200 200 200 200"),
+    "kb_list":           ("GET", "/api/kb?pack=true", None,                           "403 403 200 200 200 200 200 200"),
+    "kb_add":            ("POST", "/api/kb", {"title": "t", "matchers": [{"finding": "NET.DNS.SERVFAIL"}]},
+                                                                                      "403 403 403 403 201 201 201 201"),
+    "kb_get":            ("GET", "/api/kb/KB-1001", None,                             "403 403 200 200 200 200 200 200"),
+    "kb_edit":           ("PATCH", "/api/kb/KB-1001", {"title": "renamed"},          "403 403 403 403 200 200 200 200"),
+    "kb_history":        ("GET", "/api/kb/KB-1001/history", None,                     "403 403 200 200 200 200 200 200"),
+    "kb_publish":        ("POST", "/api/kb/KB-1001/publish", None,                    "403 403 403 403 200 403 200 200"),
+    "kb_retire":         ("POST", "/api/kb/KB-1001/retire", None,                     "403 403 403 403 200 403 200 200"),
+    "kb_test":           ("POST", "/api/kb/test", {"keys": ["KB-1001"], "case": "ESC-1001"},
+                                                                                      "403 403 403 403 200 200 200 200"),
+    "promote":           ("POST", "/api/cases/ESC-1002/promote", {"workaround": "w",
+                                                                  "matchers": [{"finding": "NET.DNS.SERVFAIL"}]},
+                                                                                      "403 403 403 403 201 201 201 201"),
+    "signature_links":   ("GET", "/api/cases/ESC-1001/signature-links", None,         "403 403 200 404 200 200 200 200"),
 }
 
 
@@ -78,7 +108,20 @@ def world(hub):
     hub.cases.add_note(erin, "ESC-1001", "we are on it", "public")
     hub.bugs.create(erin, "ESC-1001")
     hub.hotfixes.create(erin, "HF-1", build="7.2.1.40", bug_ids=[1])
+    hub.evidence.upload(erin, "ESC-1001", "app.log", io.BytesIO(b"2026-11-23 10:00:00 ERROR boom\n"))
+    JobRunner(hub.cases, hub.store, analyze=_one_artifact, options_factory=lambda _w, store: store).run_pending()
+    hub.knowledge.add(erin, {"title": "Known", "workaround": "w", "matchers": [{"finding": "NET.DNS.SERVFAIL"}]})
+    hub.cases.set_status(erin, "ESC-1002", "resolved")
     return {k: v[1] for k, v in users.items()}
+
+
+def _one_artifact(paths, store):
+    """An analysis that finds the uploaded file as one text artifact (kept in the store)."""
+    path = Path(paths[0])
+    blob = store.put_file(path)
+    art = Artifact("app.log", ArtifactKind.TEXT_LOG, blob.size, blob.sha256, store.path(blob.sha256))
+    found = Finding("LOG.ERROR_TEMPLATE", "errors", Severity.HIGH, "app.log", (EvidenceRef.line("app.log", 1),))
+    return AnalysisResult(("app.log",), (art,), (), (found,), (), ())
 
 
 def _call(client, token, method, path, body):
@@ -91,7 +134,8 @@ def _call(client, token, method, path, body):
 def test_every_route_is_in_the_matrix(client):
     routes = {(m, r.path) for r in client.app.routes for m in getattr(r, "methods", ())
               if r.path.startswith("/api/")}
-    covered = {(m, p.split("?")[0].replace("ESC-1001", "{key}").replace("/1/", "/{x}/").rstrip("/"))
+    covered = {(m, p.split("?")[0].replace("ESC-1001", "{key}").replace("ESC-1002", "{key}")
+                .replace("KB-1001", "{key}").replace("/1/", "/{x}/").rstrip("/"))
                for m, p, _b, _e in MATRIX.values()}
     norm = set()
     for m, p in routes:

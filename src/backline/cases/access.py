@@ -43,6 +43,10 @@ class Action(str, enum.Enum):
     READ_REPORTS = "read_reports"
     READ_AUDIT = "read_audit"
     MANAGE_PARTICIPANTS = "manage_participants"
+    ATTACH_ANALYSIS = "attach_analysis"
+    READ_KB = "read_kb"                    # known issues (all statuses) and crash-signature links
+    MANAGE_KB = "manage_kb"                # add, edit, test, promote a case to a known issue
+    PUBLISH_KB = "publish_kb"              # publish / retire: what the service matches against
 
 
 _R = Role
@@ -70,6 +74,10 @@ POLICY: Mapping[Action, frozenset[Role]] = {
     Action.READ_REPORTS: frozenset({_R.ENGINEER, _R.MANAGER, _R.ADMIN}),
     Action.READ_AUDIT: frozenset({_R.ENGINEER, _R.MANAGER, _R.ADMIN}),
     Action.MANAGE_PARTICIPANTS: frozenset({_R.SUPPORT}) | _ESC,
+    Action.ATTACH_ANALYSIS: _STAFF,                         # findings made elsewhere: staff vouch for them
+    Action.READ_KB: _STAFF,
+    Action.MANAGE_KB: _ESC,
+    Action.PUBLISH_KB: frozenset({_R.ENGINEER, _R.MANAGER, _R.ADMIN}),
 }
 
 #: Status moves support may make (resubmit a completed escalation, or withdraw it).

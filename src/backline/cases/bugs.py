@@ -45,8 +45,9 @@ def draft_fields(case: Case, findings: Sequence[Mapping[str, Any]], evidence: Se
     crash = next((f for f in findings if (f.get("data") or {}).get("signature")), None)
     stack: list[dict[str, Any]] = []
     if crash:
+        raw = crash["data"].get("frames")       # a list of frames; some analyzers store only a count
         frames = [fr if isinstance(fr, str) else (fr.get("display") or fr.get("function") or str(fr))
-                  for fr in crash["data"].get("frames") or []]
+                  for fr in (raw if isinstance(raw, list) else [])]
         if not frames:       # fall back to the frames the finding points at (thread:T/frame:N refs)
             frames = [r.get("excerpt") or r.get("locator") for r in crash.get("refs") or []
                       if "frame:" in str(r.get("locator"))]

@@ -97,6 +97,16 @@ class HotfixService:
             return [self._json(conn, r) for r in
                     conn.execute(select(T.hotfixes).order_by(T.hotfixes.c.id)).mappings().all()]
 
+    def for_case(self, user: User, key: str) -> list[dict[str, Any]]:
+        """The hotfixes delivered to case ``key``."""
+        require(user, Action.READ_HOTFIXES)
+        D = T.hotfix_deliveries.c
+        with self.cases.engine.connect() as conn:
+            crow = self.cases._case_row(conn, user, key)
+            rows = conn.execute(select(T.hotfixes).join(T.hotfix_deliveries, D.hotfix_id == T.hotfixes.c.id)
+                                .where(D.case_id == crow["id"]).order_by(T.hotfixes.c.id)).mappings().all()
+            return [self._json(conn, r) for r in rows]
+
     def _json(self, conn, row) -> dict[str, Any]:
         dels = conn.execute(select(T.hotfix_deliveries, T.cases.c.key)
                             .join(T.cases, T.cases.c.id == T.hotfix_deliveries.c.case_id)

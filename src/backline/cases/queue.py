@@ -4,11 +4,11 @@ Urgency is the earliest SLA deadline of a case's running, warning or breached
 clocks (a breached clock's deadline lies in the past, so breaches come first);
 cases whose clocks are all paused, idle or stopped follow, oldest first.  A
 deadline does not move while nothing happens on the case (the clock runs on in
-business time towards the same instant), so it is remembered per process under
-the case's ``updated_at`` and ``row_version``, which every write changes: the
-cache is exact and a queue of thousands of open cases is sorted without
-recomputing every clock.  The clocks shown (state, business time left) are
-computed for the rows of the page at the time of the request.
+business time towards the same instant), so the clocks are kept as plans
+(:mod:`backline.cases.sla_plan`) per process under the case's ``updated_at`` and
+``row_version``, which every write changes: a queue of thousands of open cases
+is sorted without recomputing every clock, and the clocks shown (state,
+business time left) are exact at the time of the request.
 
 >>> QueueFilters.from_query({"status": ["open"], "q": [" db "]}).text
 'db'
@@ -17,18 +17,17 @@ computed for the rows of the page at the time of the request.
 from __future__ import annotations
 
 import math
-import threading
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from sqlalchemy import and_, false, func, or_, select
 
 from backline.cases.access import Action, require, visible_filter
 from backline.cases.model import CaseSeverity, CaseStatus, User
-from backline.cases.service import CaseService, _clock_input
-from backline.cases.sla import Clock, compute_clocks
+from backline.cases.service import CaseService
+from backline.cases.sla import Clock
+from backline.cases.sla_plan import ClockCache, due
 from backline.errors import CaseError
 from backline.model.core import utc
 from backline.storage import tables as T
@@ -115,11 +114,10 @@ class QueuePage:
 class CaseQueue:
     """The queue over a :class:`CaseService` (same permission rule and clocks)."""
 
-    def __init__(self, cases: CaseService, per_page: int = PER_PAGE):
+    def __init__(self, cases: CaseService, per_page: int = PER_PAGE, clocks: ClockCache | None = None):
         self.cases = cases
         self.per_page = per_page
-        self._due: dict[int, tuple[Any, int, float]] = {}
-        self._lock = threading.Lock()
+        self.clocks = clocks or ClockCache(cases)
 
     def _where(self, user: User, f: QueueFilters, owner_u):
         c = T.cases.c
@@ -152,48 +150,24 @@ class CaseQueue:
         with self.cases.reader.connect() as conn:
             if f.sort == "urgency":
                 ids = conn.execute(base).all()
-                order = self._by_urgency(conn, ids, now)
+                plans = self.clocks.plans(conn, [(r.id, r.updated_at, r.row_version) for r in ids], now)
+
+                def key(r):
+                    d = due(plans[r.id])
+                    return (0, d.timestamp(), r.id) if d is not None else (1, utc(r.created_at).timestamp(), r.id)
+                order = [r.id for r in sorted(ids, key=key)]
                 total = len(order)
                 start = (f.page - 1) * self.per_page
                 page_ids = order[start:start + self.per_page]
             else:
                 total = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-                key = {"updated": (c.updated_at.desc(), c.id.desc()), "key": (c.id.desc(),),
-                       "severity": (c.severity, c.id.desc())}[f.sort]
-                page_ids = [r.id for r in conn.execute(base.order_by(*key).limit(self.per_page)
+                key_cols = {"updated": (c.updated_at.desc(), c.id.desc()), "key": (c.id.desc(),),
+                            "severity": (c.severity, c.id.desc())}[f.sort]
+                page_ids = [r.id for r in conn.execute(base.order_by(*key_cols).limit(self.per_page)
                                                        .offset((f.page - 1) * self.per_page))]
             rows = self._rows(conn, page_ids, now)
         pages = max(1, math.ceil(total / self.per_page))
         return QueuePage(tuple(rows), total, f.page, pages, f)
-
-    def _by_urgency(self, conn, ids, now: datetime) -> list[int]:
-        with self._lock:
-            due = dict(self._due)
-        stale = [r for r in ids if (hit := due.get(r.id)) is None or hit[0] != r.updated_at or hit[1] != r.row_version]
-        if stale:
-            fresh = self._deadlines(conn, [r.id for r in stale], now)
-            with self._lock:
-                if len(self._due) > 200_000:
-                    self._due.clear()
-                for r in stale:
-                    self._due[r.id] = due[r.id] = (r.updated_at, r.row_version, fresh.get(r.id, math.inf))
-        never = math.inf
-
-        def key(r):
-            d = due[r.id][2]
-            return (0, d, r.id) if d != never else (1, utc(r.created_at).timestamp(), r.id)
-        return [r.id for r in sorted(ids, key=key)]
-
-    def _deadlines(self, conn, ids: list[int], now: datetime) -> dict[int, float]:
-        out: dict[int, float] = {}
-        for chunk in _chunks(ids, 2000):
-            rows = conn.execute(select(T.cases).where(T.cases.c.id.in_(chunk))).mappings().all()
-            hist = _histories(conn, chunk)
-            for r in rows:
-                clocks = compute_clocks(_clock_input(r, hist[r["id"]]), self.cases.sla, now)
-                dues = [c.deadline.timestamp() for c in clocks if c.state in _URGENT_STATES and c.deadline]
-                out[r["id"]] = min(dues) if dues else math.inf
-        return out
 
     def _rows(self, conn, ids: list[int], now: datetime) -> list[QueueRow]:
         if not ids:
@@ -202,14 +176,10 @@ class CaseQueue:
         rows = {r["id"]: r for r in conn.execute(
             select(T.cases, owner_u.c.name.label("owner_name"))
             .outerjoin(owner_u, owner_u.c.id == T.cases.c.owner_id).where(T.cases.c.id.in_(ids))).mappings()}
-        hist = _histories(conn, ids)
-        out = []
-        for i in ids:
-            r = rows[i]
-            clocks = compute_clocks(_clock_input(r, hist[i]), self.cases.sla, now)
-            out.append(QueueRow(r["key"], r["title"], r["product"], r["org"], CaseSeverity(r["severity"]),
-                                CaseStatus(r["status"]), r["owner_name"], utc(r["updated_at"]), clocks))
-        return out
+        clocks = self.clocks.clocks(conn, [(i, rows[i]["updated_at"], rows[i]["row_version"]) for i in ids], now)
+        return [QueueRow(r["key"], r["title"], r["product"], r["org"], CaseSeverity(r["severity"]),
+                         CaseStatus(r["status"]), r["owner_name"], utc(r["updated_at"]), clocks[i])
+                for i in ids for r in (rows[i],)]
 
     def choices(self, user: User) -> dict[str, list[str]]:
         """Values for the filter menus: products, organisations and owners of visible cases."""
@@ -224,18 +194,3 @@ class CaseQueue:
                                              T.users.c.active.is_(True) if user.role.is_staff else false())
                 .order_by(T.users.c.name).limit(200))]
         return {"products": products, "orgs": orgs, "owners": owners}
-
-
-def _histories(conn, ids: list[int]) -> dict[int, list]:
-    hist: dict[int, list] = defaultdict(list)
-    H = T.status_history.c
-    for chunk in _chunks(ids, 2000):
-        for cid, at, st in conn.execute(select(H.case_id, H.at, H.to_status).where(H.case_id.in_(chunk))
-                                        .order_by(H.id)):
-            hist[cid].append((utc(at), CaseStatus(st)))
-    return hist
-
-
-def _chunks(items: list, n: int):
-    for i in range(0, len(items), n):
-        yield items[i:i + n]

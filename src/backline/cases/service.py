@@ -115,6 +115,9 @@ class CaseService:
         self.sla = sla or SlaConfig.default()
         self.intake = intake or IntakeRules.default()
         self.events = events
+        #: Called inside the writing transaction when what a case says changes (its title, intake,
+        #: notes or findings) as ``fn(conn, case_id, reason)``; the similar-case index listens here.
+        self.on_change: list[Callable[[Connection, int, str], None]] = []
 
     # ------------------------------------------------------------------ helpers
     def _now(self) -> datetime:
@@ -155,6 +158,11 @@ class CaseService:
               **data: Any) -> None:
         if self.events is not None:
             self.events.emit(conn, event, dict(case_row), actor, data)
+
+    def changed(self, conn: Connection, case_id: int, reason: str) -> None:
+        """Tell the listeners of :attr:`on_change` (inside the caller's transaction)."""
+        for fn in self.on_change:
+            fn(conn, case_id, reason)
 
     def _cas(self, conn: Connection, row, expected: int | None, values: Mapping[str, Any]) -> dict[str, Any]:
         """Compare-and-set on ``row_version``; returns the row as written."""
@@ -218,6 +226,7 @@ class CaseService:
                        {"status": status.value, "severity": new.severity.value, "title": new.title,
                         "intake_score": result.score, "missing": list(result.missing)}, cid)
             self._emit(conn, "case.created", row, user, intake=result.to_json())
+            self.changed(conn, cid, "created")
             return self._load(conn, row)
 
     def get(self, user: User, key: str) -> Case:
@@ -282,6 +291,7 @@ class CaseService:
             new_row = self._cas(conn, row, expected_version, values)
             self.audit(conn, user, "case", key, "update", before, values, row["id"])
             self._emit(conn, "case.updated", new_row, user, changes=sorted(values))
+            self.changed(conn, row["id"], "updated")
             return self._load(conn, new_row, row["owner_name"], row["creator_name"])
 
     def set_status(self, user: User, key: str, status: CaseStatus | str, *, expected_version: int | None = None,
@@ -413,6 +423,7 @@ class CaseService:
                 nid = conn.execute(new_note).inserted_primary_key[0]
                 self.audit(conn, user, "note", nid, "create", None, after, row["id"])
             self._emit(conn, "note.created", row, user, note_id=nid, visibility=vis.value, body=body)
+            self.changed(conn, row["id"], "note")
             return Note(nid, key, user.name, user.role, body, vis, now, now, 0)
 
     def edit_note(self, user: User, note_id: int, body: str, visibility: Visibility | str | None = None,
@@ -444,6 +455,7 @@ class CaseService:
                 raise Conflict(f"note {note_id} was edited meanwhile")
             self.audit(conn, user, "note", note_id, "edit", {"body": n["body"], "visibility": n["visibility"]},
                        {"body": body, "visibility": vis.value}, crow["id"])
+            self.changed(conn, crow["id"], "note")
             author = conn.execute(select(T.users).where(T.users.c.id == n["author_id"])).mappings().one()
             return Note(note_id, crow["key"], author["name"], Role(author["role"]), body, vis,
                         utc(n["created_at"]), now, n["revisions"] + 1)
@@ -461,6 +473,19 @@ class CaseService:
         return [{"body": r["body"], "visibility": r["visibility"], "replaced_by": r["name"],
                  "replaced_at": utc(r["edited_at"]).isoformat()} for r in rows
                 if user.role.is_staff or r["visibility"] == "public"]
+
+    def note(self, user: User, note_id: int) -> Note:
+        """One note (NotFound when the user may not see it)."""
+        N = T.notes.c
+        with self.reader.connect() as conn:
+            r = conn.execute(select(N.id, N.body, N.visibility, N.created_at, N.updated_at, N.revisions,
+                                    T.users.c.name.label("author"), T.users.c.role.label("author_role"), T.cases)
+                             .join(T.cases, T.cases.c.id == N.case_id).join(T.users, T.users.c.id == N.author_id)
+                             .where(N.id == note_id)).mappings().first()
+        if r is None or not can_see(user, r) or (r["visibility"] == "internal" and not user.role.is_staff):
+            raise NotFound(f"no note {note_id}")
+        return Note(note_id, r["key"], r["author"], Role(r["author_role"]), r["body"], Visibility(r["visibility"]),
+                    utc(r["created_at"]), utc(r["updated_at"]), r["revisions"])
 
     def notes(self, user: User, key: str) -> list[Note]:
         """Notes of the case; customers get public ones only."""

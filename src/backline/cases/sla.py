@@ -143,6 +143,7 @@ class Clock:
     state: str
     escalation_level: int = 0
     notify: tuple[str, ...] = ()
+    warned_at: datetime | None = None      # when it reached the warning share of its target (if it did)
 
     def to_json(self) -> dict[str, Any]:
         return {"clock": self.name, "target_minutes": self.target.total_seconds() / 60,
@@ -180,9 +181,12 @@ def compute_clocks(inp: ClockInput, config: SlaConfig, now: datetime) -> tuple[C
         breach_at: datetime | None = None
         if remaining <= timedelta():
             breach_at = walk(intersect(run, cal.windows(start, end)), target, cal.name)
+        warned_at: datetime | None = None
+        if elapsed >= target * config.warning_share and target > timedelta():
+            warned_at = walk(intersect(run, cal.windows(start, end)), target * config.warning_share, cal.name)
         if stop is not None:
             state = "met" if remaining >= timedelta() else "missed"
-            return Clock(name, target, start, stop, elapsed, remaining, breach_at or None, state)
+            return Clock(name, target, start, stop, elapsed, remaining, breach_at or None, state, warned_at=warned_at)
         if breach_at is not None:
             deadline = breach_at
         elif paused:
@@ -204,7 +208,7 @@ def compute_clocks(inp: ClockInput, config: SlaConfig, now: datetime) -> tuple[C
             if reached:
                 level = reached[-1].level
                 notify = tuple(dict.fromkeys(lv.notify for lv in reached))
-        return Clock(name, target, start, None, elapsed, remaining, deadline, state, level, notify)
+        return Clock(name, target, start, None, elapsed, remaining, deadline, state, level, notify, warned_at)
 
     fr_stop = inp.first_response_at or stopped_at
     out = [clock("first_response", inp.created_at, fr_stop)]

@@ -123,7 +123,21 @@ def analyze_cmd(
                                        "recorded as failed (0 = no limit)."),
     no_diagnosis: bool = typer.Option(False, "--no-diagnosis",
                                       help="Skip the diagnosis (probable root causes and their chains)."),
+    kb: List[Path] = typer.Option([], "--kb", help="Known issues to match: a JSON/YAML file or folder "
+                                                "(repeatable); its entries replace starter-pack entries of the same key."),
+    kb_pack: bool = typer.Option(True, "--kb-pack/--no-kb-pack",
+                                 help="Match the starter pack of known issues shipped with Backline (on by default)."),
+    product: Optional[str] = typer.Option(None, "--product", help="The customer's product, for known issues' affected products."),
+    product_version: Optional[str] = typer.Option(None, "--product-version",
+                                                  help="The customer's version, for known issues' affected ranges "
+                                                       "and fixed-in versions."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    case: Optional[str] = typer.Option(None, "--case", help="Attach the analysis to this case (local database), "
+                                       "so its findings appear with the case's uploaded evidence."),
+    as_: Optional[str] = typer.Option(None, "--as", envvar="BACKLINE_USER", help="With --case: act as this user."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", envvar="BACKLINE_DATABASE_URL",
+                                               help="With --case: the case database (default: SQLite in "
+                                                    "BACKLINE_HOME)."),
 ) -> None:
     """Analyse a customer's evidence and report what is wrong.
 
@@ -137,8 +151,14 @@ def analyze_cmd(
 
       backline analyze bundle.zip --fail-on high   # exit 1 when a high or critical finding exists
 
+      backline analyze bundle.zip --case ESC-1001 --as erin   # findings onto the case page too
+      backline analyze bundle.zip --kb team-kb/ --product orders --product-version 4.2.1
+
+    Known issues (the starter pack, plus --kb files) recognised in the findings are
+    reported first, as KB.MATCH findings; --no-kb-pack without --kb turns matching off.
+
     Exit codes: 0 analysed; 1 analysed and a finding at or above --fail-on exists;
-    2 usage error or nothing readable.
+    2 usage error, nothing readable, or the case refused the analysis (no such case, not allowed).
     """
     from backline.pipeline import AnalyzeOptions, analyze, check_tz
     from backline.storage.blobs import BlobStore
@@ -181,7 +201,16 @@ def analyze_cmd(
         if problem:
             _fail(f"{problem} (set BACKLINE_HOME, or use --no-store)")
 
+    attach = _case_target(case, as_, database_url) if case else None   # refused before a long analysis
+
+    from backline.knowledge.kb.apply import knowledge_base
+
+    try:
+        known_issues = knowledge_base(kb, pack=kb_pack)
+    except BacklineError as exc:              # a bad entry: the file and the field, exit 2
+        _fail(f"known issues: {exc}")
     options = AnalyzeOptions(
+        kb=known_issues, product=product, product_version=product_version,
         work_dir=keep_work, tz=tz, jobs=jobs, store=store,
         symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
         timeout_s=timeout or None, diagnose=not no_diagnosis,
@@ -223,9 +252,51 @@ def analyze_cmd(
             elif f == "html":
                 sys.stdout.write(render_html(report) + "\n")
 
+    if attach is not None:
+        _attach(attach, report)
+
     # (nothing readable at all was refused above: intake raises NothingReadable)
     if threshold is not None and any(fd.severity >= threshold for fd in result.findings):
         raise typer.Exit(1)
+
+
+def _case_target(key: str, name: Optional[str], database_url: Optional[str]):
+    """(hub, user, key) for ``--case``, checked before the analysis: the case exists, the user
+    sees it and may attach analyses."""
+    from backline.cases.access import Action, allowed
+    from backline.cases.hub import Hub
+
+    name = name or os.environ.get("BACKLINE_USER")
+    if not name:
+        _fail("--case needs to know who you are: --as NAME or BACKLINE_USER")
+    try:
+        hub = Hub.open(database_url)
+        user = hub.users.get(name)
+        hub.cases.get(user, key)
+    except BacklineError as exc:
+        _fail(f"cannot attach to {key}: {exc}")
+    if not allowed(user, Action.ATTACH_ANALYSIS):
+        _fail(f"cannot attach to {key}: role {user.role.value} may not attach analyses")
+    return hub, user, key
+
+
+def _attach(target, report) -> None:
+    import socket
+
+    from backline.cases.analyses import MAX_ATTACHED_REPORT
+    from backline.report import iter_json
+
+    hub, user, key = target
+    data = "".join(iter_json(report)).encode("utf-8")
+    if len(data) > MAX_ATTACHED_REPORT:
+        _fail(f"cannot attach to {key}: the report is {len(data):,} bytes, over the limit of "
+              f"{MAX_ATTACHED_REPORT:,}")
+    try:
+        item = hub.analyses.attach(user, key, data, host=socket.gethostname())
+    except BacklineError as exc:
+        _fail(f"cannot attach to {key}: {exc}")
+    _err_console().print(f"attached to {key} as evidence {item.id} ({len(report.findings)} finding(s)): "
+                         f"{item.to_json()['source']}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,9 @@ checked like the API.
 from __future__ import annotations
 
 import json
+import os
+import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import List, Optional
 
@@ -27,7 +30,9 @@ case_app = typer.Typer(help="Escalation cases on the local database.\n\nExamples
                             "  backline case new 'Gateway OOM' --product gateway --version 7.2 --org acme "
                             "--severity S2 --intake escalation.json --as sam\n\n"
                             "  backline case list --status new --as erin\n\n"
-                            "  backline case note ESC-1001 'Looking at the heap dump' --public --as erin",
+                            "  backline case note ESC-1001 'Looking at the heap dump' --public --as erin\n\n"
+                            "  backline case evidence ESC-1001 bundle.zip app.dmp --as erin\n\n"
+                            "  backline case import tracker-export.jsonl --as erin",
                        no_args_is_help=True)
 
 
@@ -184,5 +189,96 @@ def bug(key: str, fmt: str = typer.Option("markdown", "--format", help="markdown
     typer.echo(out if isinstance(out, str) else json.dumps(out, indent=2))
 
 
+class _Counting:
+    """A binary file that moves a progress bar as it is read."""
+
+    def __init__(self, f, advance):
+        self.f = f
+        self.advance = advance
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.advance(len(data))
+        return data
+
+
+@case_app.command("evidence")
+def evidence(key: str, files: List[Path] = typer.Argument(..., metavar="FILE...", help="Files to upload."),
+             no_wait: bool = typer.Option(False, "--no-wait", help="Return after the upload; the analysis runs "
+                                          "in the background (in 'backline serve')."),
+             as_: Optional[str] = AS_OPT, database_url: Optional[str] = DB_OPT, as_json: bool = JSON_OPT) -> None:
+    """Upload evidence to a case, then wait for its analysis and show the findings count.
+
+    Without --no-wait the analysis runs here unless a server has already taken it.
+
+    Examples:
+
+      backline case evidence ESC-1001 bundle.zip --as erin
+
+      backline case evidence ESC-1001 app.log core.1234 --no-wait --as carl
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from backline.cases.evidence import JobRunner
+
+    for f in files:
+        if not f.is_file():
+            fail(f"{f}: not a readable file", 2)
+        try:
+            with open(f, "rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            fail(f"{f}: cannot read: {exc.strerror or exc}", 2)
+    hub = open_hub(database_url)
+    user = acting_user(hub, as_)
+    _run(lambda: hub.cases.get(user, key))                    # unknown case / not yours: before any upload
+    err = Console(stderr=True, highlight=False)
+    items = []
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        for f in files:
+            task = bar.add_task(f.name[-40:], total=f.stat().st_size)
+            with open(f, "rb") as fh:
+                items.append(_run(lambda: hub.evidence.upload(
+                    user, key, f.name, _Counting(fh, lambda n: bar.advance(task, n)))))
+    done = []
+    for item in items:
+        if not no_wait:
+            runner = JobRunner(hub.cases, hub.store, worker=f"cli-{os.getpid()}")
+            with err.status(f"analysing {item.filename}...") if err.is_terminal else nullcontext():
+                if not runner.run_job(item.job_id):               # a server has it: wait for the server
+                    while (state := _run(lambda: hub.evidence.job_state(user, key, item.id))).job_status in (
+                            "queued", "running"):
+                        time.sleep(1)
+            item = _run(lambda: hub.evidence.job_state(user, key, item.id))
+        done.append(item)
+    counts = _finding_counts(hub, user, key)
+    if as_json:
+        typer.echo(json.dumps([dict(i.to_json(), findings=counts.get(i.id, 0) if counts is not None else None)
+                               for i in done], indent=2))
+    else:
+        for i in done:
+            found = f", {counts.get(i.id, 0)} finding(s)" if counts is not None and i.job_status == "done" else ""
+            _out().print(f"{key}: evidence {i.id} {i.filename} ({i.size:,} bytes) analysis {i.job_status}{found}"
+                         + (f": {i.job_error}" if i.job_error else ""), markup=False)
+    if any(i.job_status == "failed" for i in done):
+        raise typer.Exit(1)
+
+
+def _finding_counts(hub, user, key: str) -> dict[int, int] | None:
+    """Findings per evidence id (None for roles that may not read findings)."""
+    from backline.cases.access import Action, allowed
+
+    if not allowed(user, Action.READ_FINDINGS):
+        return None
+    out: dict[int, int] = {}
+    for f in _run(lambda: hub.evidence.findings(user, key)):
+        out[f["evidence_id"]] = out.get(f["evidence_id"], 0) + 1
+    return out
+
+
 def register(app: typer.Typer) -> None:
+    from backline.commands.similar import attach_case_commands
+
+    attach_case_commands(case_app)
     app.add_typer(case_app, name="case")

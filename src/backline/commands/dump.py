@@ -77,7 +77,7 @@ def load_reports(path: Path, symbols: list[Path], binaries: list[Path]) -> list[
         from backline.analyzers.dumps.minidump.process import read_dump, report_from_minidump
         from backline.analyzers.dumps.symbols import shared_store
         md = read_dump(path, str(path))
-        rep = report_from_minidump(md, shared_store(symbols))
+        rep = report_from_minidump(md, shared_store(symbols), binary_paths=binaries)
         return [analyze_crash(rep, lambda a, n: md.memory.read_ptr(a, n))]
     if kind == "elf_core":
         load_core = _optional("backline.analyzers.dumps.elfcore", "load_core", "ELF core")

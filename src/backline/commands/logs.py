@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from contextlib import contextmanager
 import heapq
 import re
@@ -27,12 +28,12 @@ import typer
 from typer.core import TyperGroup
 
 from backline.analyzers.base import AnalysisContext
-from backline.analyzers.logs.formats import detect_format
+from backline.analyzers.logs._engine import write_rows
+from backline.analyzers.logs.mine_file import mine_file
 from backline.analyzers.logs.miner import TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
 from backline.analyzers.logs.records import LogRecord, read_records
-from backline.analyzers.logs.store import default_store_dir, query
-from backline.analyzers.logs.timestamps import TsParser, file_year
+from backline.analyzers.logs.timestamps import file_year
 from backline.errors import BacklineError, UsageError
 from backline.model import Severity
 
@@ -124,13 +125,12 @@ def show(
         if template:
             for f in (f for f in files if not _is_evtx(f)):
                 m = miners[f] = TemplateMiner()
-                for recs in _blocks(read_records(open_log(f), tz=zone, default_year=file_year(str(f)))):
+                for recs in _blocks(read_records(open_log(f), tz=zone)):
                     m.add_block([r.message for r in recs])
 
         def stream(f: Path, idx: int) -> Iterator[tuple[float, int, int, str, LogRecord]]:
             last = 0.0
-            recs = _evtx_records(f) if _is_evtx(f) else read_records(open_log(f), tz=zone,
-                                                                    default_year=file_year(str(f)))
+            recs = _evtx_records(f) if _is_evtx(f) else read_records(open_log(f), tz=zone)
             for rec in recs:
                 if rec.ts is not None:
                     last = rec.ts.timestamp()
@@ -211,32 +211,11 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
         yield lambda done: bar.update(task, completed=done)
 
 
-def _line_messages(path: Path, progress: Callable[[int], None] | None = None
-                   ) -> Iterator[tuple[int, str, str, str, str]]:
-    """(line, message, level, ts_kind, ts_text) for every physical line."""
-    src = open_log(path)
-    sample: list[str] = []
-    lines = iter(src)
-    head = []
-    for ln in lines:
-        head.append(ln)
-        sample.append(ln.text)
-        if len(head) >= 400:
-            break
-    fmt = detect_format(sample)
-
-    def all_lines():
-        yield from head
-        yield from lines
-
-    for ln in all_lines():
-        if progress is not None and ln.number % BLOCK == 0:
-            progress(src.stats.bytes_read)
-        h = fmt.split(ln.text)
-        if h is None:
-            yield ln.number, ln.text, "", "", ""
-        else:
-            yield ln.number, h.message, h.level, h.ts_kind, h.ts_text
+def _csv_fragment(tid: str, template: str) -> bytes:
+    """``,id,template`` and the line end as :mod:`csv` writes them (quoting included)."""
+    buf = io.StringIO()
+    csv.writer(buf).writerow(["", tid, template])
+    return buf.getvalue().encode("utf-8")
 
 
 @app.command("templates")
@@ -254,53 +233,26 @@ def templates(
     try:
         _check_files([file])
         zone = _zone(tz)
-        miner = TemplateMiner()
-        parser = TsParser(zone, default_year=file_year(str(file)))
-        info: dict[int, list] = {}     # shape -> [first_ts, last_ts, level, example]
-        buf: list[tuple[int, str, str, str, str]] = []
-
-        def flush() -> None:
-            shapes = miner.add_block([b[1] for b in buf])
-            for (line, msg, lvl, kind, tstext), si in zip(buf, shapes):
-                rec = info.get(si)
-                ts = parser.parse(kind, tstext)[0] if tstext else None
-                if rec is None:
-                    info[si] = [ts, ts, lvl, f"{line}: {msg[:120]}"]
-                elif ts is not None:
-                    if rec[0] is None or ts < rec[0]:
-                        rec[0] = ts
-                    if rec[1] is None or ts > rec[1]:
-                        rec[1] = ts
-            buf.clear()
-
-        size = file.stat().st_size
-        with _progress("mining templates", size) as tick:
-            for item in _line_messages(file, tick):
-                buf.append(item)
-                if len(buf) >= BLOCK:
-                    flush()
-            flush()
-        rows: dict[str, list] = {}
-        counts = {si: miner.count_of_shape(si) for si in info}
-        for si, (f, l, lvl, ex) in info.items():
-            t = miner.template_of_shape(si)
-            r = rows.get(t)
-            if r is None:
-                rows[t] = [counts[si], f, l, lvl, ex]
-            else:
-                r[0] += counts[si]
-                r[1] = min((x for x in (r[1], f) if x), default=None)
-                r[2] = max((x for x in (r[2], l) if x), default=None)
-        _print_table(rows, top)
+        result = mine_file(file, zone, keep_lines=per_line is not None)
+        _print_table(result.rows, top)
         if per_line is not None:
-            with open(per_line, "w", newline="", encoding="utf-8") as fh, \
-                    _progress("writing per-line templates", size) as tick:
-                w = csv.writer(fh)
-                w.writerow(["line", "template_id", "template"])
-                for line, msg, *_ in _line_messages(file, tick):
-                    t = miner.template(msg)
-                    w.writerow([line, template_id(t), t])
+            size = max(1, result.shapes_size)
+            with open(per_line, "wb") as fh, _progress("writing per-line templates", size) as tick:
+                fh.write(b"line,template_id,template\r\n")
+                frags = [_csv_fragment(template_id(t), t) for t in result.shape_templates]
+                line = 1
+                result.shapes.seek(0)
+                while True:
+                    chunk = result.shapes.read(1 << 22)
+                    if not chunk:
+                        break
+                    fh.write(write_rows(chunk, frags, line))
+                    line += len(chunk) // 4
+                    tick(result.shapes.tell())
+            result.shapes.close()
             typer.echo(f"wrote {per_line}", err=True)
+        for w in result.warnings:
+            typer.echo(f"warning: {file}: {w}", err=True)
     except (BacklineError, OSError) as exc:
         _fail(exc)
 
@@ -323,10 +275,11 @@ def _print_table(rows: dict[str, list], top: int) -> None:
 # -- backline logs query PATH SQL -----------------------------------------------
 def _parquet_for(path: Path, zone: ZoneInfo) -> Path:
     """Parquet records of a text log, made once and kept in the data folder."""
+    from backline.analyzers.logs.store import default_store_dir
     from backline.analyzers.logs.text_analyzer import analyze_text_log
 
     st = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{zone.key}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{zone.key}|v2".encode()).hexdigest()[:16]
     out = default_store_dir() / f"{key}.parquet"
     if out.is_file():
         return out
@@ -358,6 +311,8 @@ def query_cmd(
             source = _parquet_for(path, zone)
         else:
             source = path
+        from backline.analyzers.logs.store import query
+
         names, rows = query([source], sql, limit=limit)
     except BacklineError as exc:
         _fail(exc)

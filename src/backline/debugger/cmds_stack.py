@@ -33,7 +33,7 @@ def _module_rows(s: Session) -> list[dict]:
     t = s.target
     return [{"name": m.name, "base": m.base, "size": m.size, "end": m.base + m.size, "path": m.path,
              "version": m.version, "debug_file": m.debug_file, "debug_id": m.debug_id, "code_id": m.code_id,
-             "symbols": "loaded" if m.symbols_loaded else "none"} for m in t.modules]
+             "symbols": "loaded" if m.symbols_loaded else t.symbol_kind(m)} for m in t.modules]
 
 
 def cmd_lm(s: Session, args: list[str]) -> Result:
@@ -56,7 +56,8 @@ def cmd_lm(s: Session, args: list[str]) -> Result:
     lines = [f"{'start':<{w}} {'end':<{w}}   module name"]
     for r in rows:
         sym = "(pdb symbols)" if r["symbols"] == "loaded" and t.kind == "minidump" else \
-            "(symbols)" if r["symbols"] == "loaded" else "(deferred)   "
+            "(symbols)" if r["symbols"] == "loaded" else r["symbols"] == "export" and "(export symbols)" \
+            or "(deferred)   "
         lines.append(f"{fmt_addr(r['base'], t.ptr_size)} {fmt_addr(r['end'], t.ptr_size)}   "
                      f"{module_display(r['name']):<12} {sym}  {r['debug_file'] or ''}".rstrip())
         if verbose:

@@ -172,6 +172,10 @@ class Target:
         """Every function symbol of ``module`` (absolute addresses)."""
         return iter(())
 
+    def symbol_kind(self, module: CrashModule) -> str:
+        """``none``, or ``export`` when only the image's export table names functions."""
+        return "none"
+
     def lookup(self, address: int) -> tuple[str, str | None, int] | None:
         """``(module, function or None, offset)`` for ``address``: offset from the function
         when a symbol covers it, else from the module base; ``None`` outside every module."""
@@ -283,7 +287,7 @@ def open_target(path: Path | str, *, symbols: Sequence[Path] = (), binaries: Seq
     kind = classify(p)
     if kind in ("minidump", "microdump"):
         from backline.debugger.targets_dump import MinidumpTarget
-        return MinidumpTarget.open(p, [Path(s) for s in symbols])
+        return MinidumpTarget.open(p, [Path(s) for s in symbols], [Path(b) for b in binaries])
     if kind == "elf_core":
         from backline.debugger.targets_dump import CoreTarget
         return CoreTarget.open(p, [Path(b) for b in binaries], [Path(s) for s in symbols])

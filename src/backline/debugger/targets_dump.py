@@ -30,22 +30,32 @@ class MinidumpTarget(Target):
     """A minidump; ``md`` is the parsed file, ``store`` its symbol store."""
 
     @classmethod
-    def open(cls, path: Path, symbols: Sequence[Path]) -> "MinidumpTarget":
+    def open(cls, path: Path, symbols: Sequence[Path], binaries: Sequence[Path] = ()) -> "MinidumpTarget":
         from backline.analyzers.dumps.minidump.context import POINTER_SIZE
-        from backline.analyzers.dumps.minidump.process import read_dump, report_from_minidump
+        from backline.analyzers.dumps.minidump.process import pe_images, read_dump, report_from_minidump
         from backline.analyzers.dumps.symbols import shared_store
 
         md = read_dump(path, str(path))
         store = shared_store(list(symbols))
-        report = analyze_crash(report_from_minidump(md, store), lambda a, n: md.memory.read_ptr(a, n))
+        report = analyze_crash(report_from_minidump(md, store, binary_paths=binaries),
+                               lambda a, n: md.memory.read_ptr(a, n))
         cpu = md.system_info.cpu if md.system_info else (report.cpu or "unknown")
         t = cls(name=path.name, path=str(path), kind="minidump", report=report, cpu=cpu,
                 ptr_size=POINTER_SIZE.get(cpu, 8), warnings=list(report.warnings))
-        t.md, t.store = md, store
+        t.md, t.store, t.pe, t._pe_cache = md, store, pe_images(md, binaries), {}
         return t
 
     # Target is a slotted dataclass: extra attributes of a subclass need their own slots
-    __slots__ = ("md", "store", "_syms")
+    __slots__ = ("md", "store", "pe", "_pe_cache")
+
+    def _image(self, md_module):
+        """The module's PE image (exports, unwind info), when the dump or --binaries has it."""
+        i = next((k for k, m in enumerate(self.md.modules) if m is md_module), None)
+        if i is None:
+            return None
+        if i not in self._pe_cache:
+            self._pe_cache[i] = self.pe(i)
+        return self._pe_cache[i]
 
     def _md_module(self, module: CrashModule):
         for m in self.md.modules:
@@ -177,11 +187,20 @@ class MinidumpTarget(Target):
                        h.pointer_count) for h in self.md.handles]
 
     def functions(self, module: CrashModule) -> Iterator[SymbolEntry]:
-        sf = self._symfile(self._md_module(module))
-        if sf is None:
+        mdm = self._md_module(module)
+        sf = self._symfile(mdm)
+        if sf is not None:
+            for name, off, size in sf.functions():
+                yield SymbolEntry(module.name, name, module.base + off, size)
             return
-        for name, off, size in sf.functions():
-            yield SymbolEntry(module.name, name, module.base + off, size)
+        img = self._image(mdm) if mdm is not None else None      # no symbols: the export table
+        for rva, name in (img.exports if img is not None else []):
+            yield SymbolEntry(module.name, name, module.base + rva, 0)
+
+    def symbol_kind(self, module: CrashModule) -> str:
+        mdm = self._md_module(module)
+        img = self._image(mdm) if mdm is not None else None
+        return "export" if (img is not None and img.exports) else "none"
 
     def lookup(self, address: int) -> tuple[str, str | None, int] | None:
         m = self.md.module_at(address)
@@ -191,6 +210,10 @@ class MinidumpTarget(Target):
         s = sf.lookup(address - m.base) if sf is not None else None
         if s is not None:
             return m.filename, s.function, address - m.base - s.function_base
+        img = self._image(m) if sf is None else None
+        hit = img.export_at(address - m.base) if img is not None else None
+        if hit is not None:
+            return m.filename, hit[0], hit[1]
         return m.filename, None, address - m.base
 
     def source_line(self, address: int) -> tuple[str, int] | None:

@@ -28,6 +28,7 @@ from markupsafe import Markup
 from backline.model import Event, Severity
 from backline.report.diagnosis import diagnosis_view
 from backline.report.json_report import iso, jsonable
+from backline.report.known_issues import known_issues_json
 from backline.report.model import SEVERITY_ORDER, Report
 from backline.report.svg import bucket_text, timeline_svg
 from backline.report.text import clean, visible
@@ -169,6 +170,7 @@ def render_html(report: Report) -> str:
         timeline=timeline_svg(report.timeline, anchors),
         notable=notable_events(report.events),
         diagnosis=_diagnosis(report),
+        known=known_issues_json(report.known_issues),
         limits={"evidence": MAX_EVIDENCE, "runs": MAX_RUN_ROWS, "facts": MAX_FACT_ROWS,
                 "findings": MAX_FINDINGS, "notable": MAX_NOTABLE_EVENTS, "chain": MAX_CHAIN},
     )

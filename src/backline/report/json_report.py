@@ -28,6 +28,7 @@ from pathlib import PurePath
 from typing import Any, Iterator, Mapping
 
 from backline.model import AnalyzerRun, Artifact, Diagnosis, Event, EvidenceRef, Fact, Finding, ProbableCause, utc
+from backline.report.known_issues import known_issues_json
 from backline.report.model import ArtifactSection, Report
 from backline.report.timeline import Timeline
 
@@ -232,6 +233,7 @@ def to_document(report: Report, *, include_events: bool = True) -> dict[str, Any
         "timeline": _timeline(report.timeline),
         "facts": [_fact(f) for f in report.facts],
         "refusals": [{"path": r.path, "reason": r.reason} for r in report.refusals],
+        "known_issues": known_issues_json(report.known_issues),
     }
 
 

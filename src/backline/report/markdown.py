@@ -140,6 +140,9 @@ def render_markdown(report: Report) -> str:
     ]
     out += _table(["", ""], rows) + [""]
 
+    from backline.report.known_issues import render_known_issues_markdown
+
+    out += render_known_issues_markdown(report.known_issues)
     out += ["## Findings", ""]
     if not report.findings:
         out += ["No findings.", ""]

@@ -38,6 +38,7 @@ from backline.model import (
     utc,
 )
 from backline.model.diagnosis import Diagnosis, causes_first
+from backline.report.known_issues import known_issue_findings
 from backline.report.timeline import Timeline, build_timeline
 
 #: Severities from worst to mildest: the order reports list them in.
@@ -145,6 +146,7 @@ class Report:
     failed_runs: tuple[AnalyzerRun, ...] = field(default=())
     #: probable root causes; their ``finding`` indices point into ``findings`` (None: not diagnosed)
     diagnosis: Diagnosis | None = None
+    known_issues: tuple[Finding, ...] = field(default=())   # KB.MATCH / KB.NOT_AFFECTED, matches first
 
     def findings_at(self, severity: Severity) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.severity is severity)
@@ -290,4 +292,5 @@ def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None =
         timeline=timeline,
         failed_runs=tuple(r for r in result.runs if r.status is RunStatus.FAILED),
         diagnosis=diagnosis,
+        known_issues=known_issue_findings(findings),
     )

@@ -207,6 +207,10 @@ def render_text(report: Report, console: Console, *, max_findings: int = 20,
                            + (f" (+{len(report.inputs) - 5} more)" if len(report.inputs) > 5 else ""),
                            style="dim"))
 
+    from backline.report.known_issues import render_known_issues_text
+
+    render_known_issues_text(report.known_issues, console)
+
     if report.findings:
         console.print()
         console.print(_findings_table(report, max(0, max_findings)))

@@ -8,7 +8,7 @@ objects for queries, and a test checks the two agree.
 from __future__ import annotations
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index,
-                        Integer, MetaData, String, Table, Text, UniqueConstraint)
+                        Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint)
 
 metadata = MetaData()
 
@@ -139,6 +139,7 @@ evidence = Table(
     Column("size", BigInteger, nullable=False),
     Column("uploaded_by", ForeignKey("users.id"), nullable=False),
     Column("uploaded_at", TS, nullable=False),
+    Column("origin", JSON),                      # revision 0009: None for uploads
     Index("ix_evidence_case", "case_id"),
 )
 
@@ -314,4 +315,118 @@ case_diagnoses = Table(
     Column("causes", JSON, nullable=False),                 # the JSON report's probable_causes, + finding_id
     Column("created_at", TS, nullable=False),
     Index("ix_case_diagnoses_case", "case_id"),
+# --- revision 0006 --------------------------------------------------------
+
+known_issues = Table(
+    "known_issues", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("key", String(32), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("status", String(16), nullable=False),              # draft | published | retired
+    Column("body", JSON, nullable=False),                      # the entry's data form (docs/knowledge.md)
+    Column("revision", Integer, nullable=False),
+    Column("source_case_id", ForeignKey("cases.id")),          # promoted from this case
+    Column("created_by", ForeignKey("users.id"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("key", name="uq_known_issues_key"),
+    Index("ix_known_issues_status", "status"),
+)
+
+known_issue_revisions = Table(
+    "known_issue_revisions", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("issue_id", ForeignKey("known_issues.id"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("change", String(32), nullable=False),              # create | edit | publish | retire | promote
+    Column("edited_by", ForeignKey("users.id"), nullable=False),
+    Column("edited_at", TS, nullable=False),
+    UniqueConstraint("issue_id", "revision", name="uq_known_issue_revision"),
+)
+
+case_signatures = Table(
+    "case_signatures", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("kind", String(16), nullable=False),                # signature | bucket
+    Column("value", String(500), nullable=False),
+    Column("artifact", String(1000), nullable=False),
+    Index("ix_case_signatures_value", "kind", "value"),
+    Index("ix_case_signatures_case", "case_id"),
+)
+
+# --- revision 0009 --------------------------------------------------------
+
+evidence_artifacts = Table(
+    "evidence_artifacts", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("path", String(1000), nullable=False),          # display path: bundle.zip!/logs/app.log
+    Column("kind", String(32), nullable=False),
+    Column("format", String(100), nullable=False),
+    Column("sha256", String(64)),                          # the bytes in the blob store (None: unreadable)
+    Column("size", BigInteger, nullable=False),
+    Column("records", String(200)),                        # derived records file, relative to the folder
+    Column("note", String(500)),                           # why nothing derived was kept
+    Index("ix_evidence_artifacts_evidence", "evidence_id"),
+)
+
+# --- revision 0007: similar past cases (knowledge/similar) -------------------
+# The lexical index itself, ``case_fts``, is made by the migration per dialect (an FTS5 table
+# over ``case_search`` on SQLite, tsvector columns with GIN indexes on PostgreSQL) and kept in
+# step with ``case_search`` by triggers; it is not in this metadata.  Crash signatures come from
+# ``case_signatures`` (revision 0006).
+
+case_external = Table(
+    "case_external", metadata,
+    Column("case_id", ID, ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+    Column("external_id", String(200), nullable=False, unique=True),
+    Column("source", String(500), nullable=False),
+    Column("record", JSON, nullable=False),          # the imported object, unknown fields included
+    Column("imported_at", TS, nullable=False),
+)
+
+case_search = Table(
+    "case_search", metadata,
+    Column("case_id", ID, ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+    Column("title_terms", Text, nullable=False),
+    Column("body_terms", Text, nullable=False),
+    Column("internal_terms", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("indexed_at", TS, nullable=False),
+)
+
+case_vectors = Table(
+    "case_vectors", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("kind", String(16), nullable=False),      # full | title | internal
+    Column("model", String(100), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),   # float16, little-endian, unit length
+    Column("content_hash", String(64), nullable=False),
+    Index("ix_case_vectors_case", "case_id"),
+    # ids are never reused (SQLite AUTOINCREMENT): each process's copy loads the rows above the
+    # highest id it has seen, so a re-indexed case must get higher ids than any before
+    sqlite_autoincrement=True,
+)
+
+search_terms = Table(
+    "search_terms", metadata,
+    Column("term", String(64), primary_key=True),
+    Column("df", Integer, nullable=False),           # cases whose public text has the term
+)
+
+similar_queue = Table(
+    "similar_queue", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("queued_at", TS, nullable=False),
+    Index("ix_similar_queue_case", "case_id"),
 )

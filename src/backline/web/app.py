@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backline import __version__
 from backline.cases.diagnosis import DiagnosisService
+from backline.cases.drill import LogQuery
 from backline.cases.hub import Hub
 from backline.cases.model import CaseSeverity, CaseStatus, Participant, ParticipantRole, User
 from backline.cases.reports import summary
@@ -54,10 +55,12 @@ def _err(status: int, code: str, message: str, headers: dict[str, str] | None = 
 def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = True) -> FastAPI:
     """The API over ``hub``, and the web workbench's pages (``backline.web.pages``) unless ``pages`` is off."""
     app = FastAPI(title="Backline case service", version=__version__,
-                  description="Escalation cases: intake, ownership, SLA clocks, notes, evidence, bugs, hotfixes.")
+                  description="Escalation cases: intake, ownership, SLA clocks, notes, evidence, bugs, hotfixes, "
+                              "known issues.")
     app.state.hub = hub
     app.add_middleware(BodyLimit, default_limit=max_json_body,
-                       upload_limit=hub.evidence.max_bytes + 64 * 1024, upload_suffix="/evidence")
+                       upload_limit=hub.evidence.max_bytes + 64 * 1024, upload_suffix="/evidence",
+                       suffix_limits={"/analyses": hub.analyses.max_bytes})
 
     # ---------------------------------------------------------------- errors
     @app.exception_handler(AuthError)
@@ -243,9 +246,49 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
     def list_evidence(key: str, user: User = Auth):
         return J({"evidence": [e.to_json() for e in hub.evidence.list(user, key)]})
 
+    @app.post("/api/cases/{key}/analyses", status_code=201)
+    async def attach_analysis(key: str, request: Request, user: User = Auth,
+                              host: str | None = Query(default=None, max_length=255,
+                                                       description="where the analysis ran")):
+        """Attach a report.json written by ``backline analyze --format json`` (the request body)."""
+        data = await request.body()
+        item = await run_in_threadpool(hub.analyses.attach, user, key, data, host=host)
+        return J(item.to_json(), 201)
+
     @app.get("/api/cases/{key}/findings")
     def findings(key: str, user: User = Auth):
-        return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key)})
+        from backline.cases.signatures import signature_links
+
+        links = signature_links(hub.cases, user, key, known_issues=hub.knowledge.published() if hub.knowledge else ())
+        return J({"case": key, "findings": hub.evidence.findings(user, key), "facts": hub.evidence.facts(user, key),
+                  "signature_links": {"linked": links["linked"], "known_issues": links["known_issues"],
+                                      "summary": links["summary"]}})
+
+    @app.get("/api/cases/{key}/ref")
+    def drill_ref(key: str, user: User = Auth, e: int = Query(ge=1, le=2 ** 63 - 1, description="evidence id"),
+                  a: str = Query(min_length=1, max_length=1000, description="artifact path"),
+                  l: str = Query(min_length=1, max_length=300, description="locator: line:N, packet:N, ..."),  # noqa: E741
+                  q: str | None = Query(default=None, max_length=200, description="search text (log views)"),
+                  level: list[str] = Query(default=[]), template: str | None = Query(default=None, max_length=64),
+                  before: int = Query(default=25, ge=0, le=500), after: int = Query(default=25, ge=0, le=500),
+                  cmd: str | None = Query(default=None, max_length=200,
+                                          description="a debugger command for a dump (default: the standard ones)")):
+        view = hub.drill.view(user, key, e, a, l, LogQuery(tuple(level), template, q, before, after),
+                              debugger=(cmd or "").strip() or None)
+        return J(view.to_json())
+
+    @app.get("/api/cases/{key}/similar")
+    def similar_cases(key: str, user: User = Auth, limit: int = Query(default=10, ge=1, le=100),
+                      any_product: bool = False):
+        """Past cases like this one, best first: ``[{"key", "external_id", "title", "score", "why", ...}]``."""
+        return J([h.to_json() for h in hub.similar.for_case(user, key, limit=limit, any_product=any_product)])
+
+    @app.post("/api/similar")
+    def similar_text(body: S.SimilarTextIn, user: User = Auth):
+        """Cases like an escalation being written; each with a one-line ``hint`` for the intake form."""
+        hits = hub.similar.for_text(user, body.text, title=body.title, product=body.product, intake=body.intake,
+                                    limit=body.limit)
+        return J([h.to_json() | {"hint": h.hint()} for h in hits])
 
     @app.get("/api/cases/{key}/diagnosis")
     def diagnosis(key: str, user: User = Auth):
@@ -295,6 +338,9 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
     def report_summary(user: User = Auth):
         return J(summary(hub.cases, user))
 
+    from backline.web.kb_routes import register_kb_routes
+
+    register_kb_routes(app, hub, Auth)
     if pages:
         from backline.web.pages import mount_pages
         mount_pages(app)

@@ -20,16 +20,20 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimit:
-    def __init__(self, app, *, default_limit: int, upload_limit: int, upload_suffix: str = "/evidence"):
+    def __init__(self, app, *, default_limit: int, upload_limit: int, upload_suffix: str = "/evidence",
+                 suffix_limits: dict[str, int] | None = None):
         self.app = app
         self.default_limit = default_limit
         self.upload_limit = upload_limit
         self.upload_suffix = upload_suffix
+        self.suffix_limits = dict(suffix_limits or {})     # other paths with their own limit, by ending
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.upload_limit if scope["path"].rstrip("/").endswith(self.upload_suffix) else self.default_limit
+        path = scope["path"].rstrip("/")
+        limit = self.upload_limit if path.endswith(self.upload_suffix) else next(
+            (n for suffix, n in self.suffix_limits.items() if path.endswith(suffix)), self.default_limit)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:

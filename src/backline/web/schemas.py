@@ -118,3 +118,13 @@ class DeliveryIn(BaseModel):
 class VerificationIn(BaseModel):
     model_config = _FORBID
     verification: Literal["pending", "verified", "failed"]
+
+
+class SimilarTextIn(BaseModel):
+    """An escalation being written (intake): find cases like it before it is submitted."""
+    model_config = _FORBID
+    text: str = Field(default="", max_length=100_000)
+    title: str | None = Field(default=None, max_length=500)
+    product: str | None = Field(default=None, max_length=200)
+    intake: dict[str, Any] = Field(default_factory=dict)
+    limit: int = Field(default=5, ge=1, le=100)

@@ -44,13 +44,15 @@ class Background:
     def __init__(self, hub: Hub, period_s: float = 30.0):
         self.hub = hub
         self.period_s = period_s
-        self.jobs = JobRunner(hub.cases, hub.store, worker=f"pid{os.getpid()}")
+        self.jobs = JobRunner(hub.cases, hub.store, worker=f"pid{os.getpid()}", knowledge=hub.knowledge)
+        self.indexer = hub.similar.indexer
         self.dispatcher = Dispatcher(hub.engine, hub.notify, hub.clock) if hub.notify else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self.jobs.start()
+        self.indexer.start()
         if self.dispatcher is not None:
             self.dispatcher.recover()
 
@@ -69,6 +71,7 @@ class Background:
     def stop(self) -> None:
         self._stop.set()
         self.jobs.stop()
+        self.indexer.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
 

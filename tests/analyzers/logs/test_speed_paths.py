@@ -3,6 +3,8 @@ columnar Parquet) give the same answers as the plain definitions, written out he
 
 from __future__ import annotations
 
+from backline.analyzers.logs.blocks import RecordBlock
+
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -98,10 +100,10 @@ def test_block_stats_out_of_order_times():
 def test_parquet_blocks_and_rows_in_line_order(tmp_path):
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     w = RecordWriter(tmp_path / "r.parquet", "x.log")
-    w.add_block([_row(1, t0, text="a"), _row(2, None, text="b")], [1, 2])
+    w.add_block(RecordBlock.from_rows([_row(1, t0, text="a"), _row(2, None, text="b")], [1, 2]))
     w.add(ts=t0, ts_quality="exact", line=3, end_line=3, level="E", severity="high", component="c",
           pid="", thread="", host="", shape=1, message="c")
-    w.add_block([_row(4, t0, Severity.CRITICAL, text="d" * 5000)], [3])
+    w.add_block(RecordBlock.from_rows([_row(4, t0, Severity.CRITICAL, text="d" * 5000)], [3]))
     out = w.close({1: ("T1", "tpl one"), 2: ("T2", "tpl two")})
     cols, rows = query([out], "SELECT line, template_id, template, message, severity, ts FROM records")
     assert [r[0] for r in rows] == [1, 2, 3, 4]

@@ -91,3 +91,13 @@ def test_the_pack_is_documented_and_keyed_in_its_range():
         assert ki.symptoms and ki.root_cause and ki.workaround, ki.key
         assert ki.status.value == "published"
         assert ki.source.startswith("pack:")
+
+
+def test_the_docs_list_every_pack_entry_and_rule():
+    from backline.knowledge.kb.rules import BUILTIN_RULES
+    from backline.testing import project_root
+
+    doc = (project_root() / "docs/knowledge.md").read_text(encoding="utf-8")
+    missing = [ki.key for ki in load_pack() if f"| {ki.key} | {ki.title} |" not in doc]
+    assert not missing, f"docs/knowledge.md does not list {missing}"
+    assert all(f"`{r.name}`" in doc for r in BUILTIN_RULES)

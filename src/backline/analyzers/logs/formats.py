@@ -61,6 +61,33 @@ class LogFormat:
     def regex(self) -> re.Pattern[str]:
         return _compiled(self.pattern)
 
+    @property
+    def compiled(self) -> bool:
+        """True when the per-line engine can split this format (and its alternates) by
+        itself; JSON formats are split by :meth:`split` line by line."""
+        return all(f.name not in _JSON_FORMATS for f in (self, *self.alternates))
+
+    def engine_patterns(self) -> list[tuple]:
+        """``(pattern, ts field order, msg, ts, level, component, pid, thread, host group)``
+        of this format and its alternates, for :class:`._engine.LineEngine` (group numbers,
+        -1 when absent)."""
+        from backline.analyzers.logs.timestamps import ORDERS
+
+        out = []
+        for f in (self, *self.alternates):
+            gi = f.regex.groupindex
+            out.append((f.pattern.encode(), ORDERS.get(f.ts_kind, "").encode(),
+                        *(gi.get(k, -1) for k in ("msg", "ts", "level", "component", "pid", "thread", "host"))))
+        return out
+
+    def level_of(self, level: str, message: str) -> str:
+        """The level of a line from its level field (an access log: from the HTTP status)."""
+        if self.name == "access-log" and not level:
+            st = _HTTP_STATUS.match(message)
+            code = st.group(1) if st else ""
+            return "error" if code[:1] == "5" else "warning" if code[:1] == "4" else "info"
+        return level
+
     def split(self, line: str) -> Header | None:
         """Split ``line``; ``None`` when it does not have this header (nor an alternate's)."""
         h = self._split_one(line)

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
 from dataclasses import dataclass
-from operator import itemgetter
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
+from backline.analyzers.logs._engine import KeyTable
 from backline.analyzers.logs.masking import VAR, canonical, generalise_word, mask
 
 #: Distinct masked shapes kept; past this, new shapes count for their cluster's
@@ -43,9 +42,8 @@ SHAPE_MAX = 20_000
 #: an all-``<*>`` overflow template of its word count (counts stay exact, memory bounded).
 CLUSTER_MAX = 10_000
 
-#: Digit-normalised keys remembered by :meth:`TemplateMiner.add_block`; cleared when full.
+#: Message keys remembered by the compiled key table (per kind of key); cleared when full.
 KEY_CACHE_MAX = 50_000
-_DIGITS = str.maketrans("123456789", "000000000")
 
 _KEY_PREFIX = re.compile(r"^.*[=:](?=.)")
 _WORD = re.compile(r"[A-Za-z_]+")
@@ -80,19 +78,8 @@ def _enum_like(word: str) -> bool:
     return _ENUM.fullmatch(_KEY_PREFIX.sub("", word).strip("\"'()[]{},;:.!?")) is not None
 
 
-def _single_digit_getter(key: str) -> Callable[[str], object]:
-    """A function picking a message's single digits (``jk2``, ``ssh2``) at the
-    positions where ``key`` (digits as ``0``) has lone digits."""
-    n = len(key)
-    pos = [i for i, c in enumerate(key) if c == "0" and (i == 0 or key[i - 1] != "0")
-           and (i + 1 == n or key[i + 1] != "0")]
-    return itemgetter(*pos) if pos else (lambda _m: None)
-
-
 _RUN2 = re.compile(r"\d\d")
-
-#: Distinct raw messages remembered (exact repeats skip masking); cleared when full.
-RAW_CACHE_MAX = 50_000
+_DIGIT = re.compile(r"\d")
 
 
 def template_id(template: str) -> str:
@@ -138,80 +125,48 @@ class TemplateMiner:
         self._shape: dict[str, int] = {}
         self._shape_words: list[list[str]] = []
         self._shape_cluster: list[int] = []
-        self._shape_count: list[int] = []
-        self._raw: dict[str, int] = {}
-        self._by_key: dict[str, int] = {}
         self._cluster_shape: dict[int, int] = {}
         self.shapes_dropped = False
         self._overflow: dict[int, int] = {}      # word count -> overflow cluster
-        self._by_key2: dict[tuple[str, object], int] = {}
-        self._getters: dict[str, Callable[[str], object]] = {}
+        self._keys = KeyTable(self._key_miss, KEY_CACHE_MAX)
         self._tcache: dict[int, str] = {}
         self._version = 0
         self._tcache_version = 0
 
     # -- learning ---------------------------------------------------------
+    # Messages are looked up in the compiled key table (:class:`._engine.KeyTable`):
+    # masking depends on *where* digits are, not on which digits they are, so every
+    # message is keyed by its text with all digits read as ``0`` and masked once per
+    # key.  Where the template keeps lone digits (``jk2_init``) those digits join the
+    # key; where it keeps longer digit runs, each distinct message is masked.
     def add(self, message: str) -> int:
         """Learn one message; return its shape number."""
-        si = self._raw.get(message)
-        if si is None:
-            si = self._shape_index(message)
-            if len(self._raw) >= RAW_CACHE_MAX:
-                self._raw.clear()
-            self._raw[message] = si
-        self._shape_count[si] += 1
-        return si
+        return self._keys.lookup_one(message)
 
     def add_all(self, messages: Iterable[str]) -> list[int]:
         """Learn many messages; return their shape numbers."""
-        add = self.add
+        add = self._keys.lookup_one
         return [add(m) for m in messages]
 
     def add_block(self, messages: list[str]) -> list[int]:
-        """Learn a block of single-line messages at once; return their shape numbers.
-
-        The fast path: masking depends on *where* digits are, not on which
-        digits they are, so every message is keyed by its text with all
-        digits turned into ``0`` (one ``str.translate`` over the joined
-        block), counted with :class:`collections.Counter`, and masked once
-        per distinct key.  Where the template keeps lone digits (``jk2_init``)
-        those digits are added to the key; where it keeps longer digit runs,
-        such messages are masked one by one.  The result is the same as
-        :meth:`add` for every message.  Messages must not contain newlines.
-        """
+        """Learn a block of single-line messages at once; return their shape numbers
+        (the same as :meth:`add` for each, in one call into the key table)."""
         if not messages:
             return []
-        keys = "\n".join(messages).translate(_DIGITS).split("\n")
-        if len(keys) != len(messages):       # a message held a newline: slow path
+        data = "\n".join(messages)
+        if data.count("\n") != len(messages) - 1:      # a message held a newline
             return self.add_all(messages)
-        by_key = self._by_key
-        if len(by_key) > KEY_CACHE_MAX:
-            by_key.clear()
-            self._getters.clear()
-        counts = Counter(keys)
-        missing = [k for k in counts if k not in by_key]
-        if missing:
-            first: dict[str, str] = {}
-            for k, m in zip(keys, messages):
-                if k not in by_key and k not in first:
-                    first[k] = m
-            words = self._shape_words
-            for k, m in first.items():
-                cls = by_key[k] = self._key_class(self._shape_index(m), words)
-                if cls == -1:
-                    self._getters[k] = _single_digit_getter(k)
-        shape_count = self._shape_count
-        out = list(map(by_key.__getitem__, keys))
-        rest = False
-        for k, c in counts.items():
-            si = by_key[k]
-            if si >= 0:
-                shape_count[si] += c
-            else:
-                rest = True
-        if rest:
-            out = [si if si >= 0 else self._add_keyed(k, m, si) for si, k, m in zip(out, keys, messages)]
-        return out
+        return self._keys.lookup_block(data.encode("utf-8", "surrogatepass"))
+
+    @property
+    def keys(self) -> KeyTable:
+        """The compiled key table (the per-line engine looks messages up in it directly)."""
+        return self._keys
+
+    def _key_miss(self, message: str) -> tuple[int, int]:
+        """A key the table has not seen: mask and place ``message``; ``(shape, key class)``."""
+        si = self._shape_index(message)
+        return si, self._key_class(si, self._shape_words)
 
     @staticmethod
     def _key_class(si: int, words: list[list[str]]) -> int:
@@ -219,21 +174,9 @@ class TemplateMiner:
         -1 when it kept single digits only (``jk2_init``: the single digits decide);
         -2 when it kept longer digit runs (decided per message)."""
         shape = " ".join(words[si])
-        if not any(c.isdigit() for c in shape):
+        if _DIGIT.search(shape) is None:
             return si
         return -2 if _RUN2.search(shape) else -1
-
-    def _add_keyed(self, key: str, message: str, cls: int) -> int:
-        if cls == -1:
-            k2 = (key, self._getters[key](message))
-            si = self._by_key2.get(k2)
-            if si is None:
-                if len(self._by_key2) >= KEY_CACHE_MAX:
-                    self._by_key2.clear()
-                si = self._by_key2[k2] = self._shape_index(message)
-            self._shape_count[si] += 1
-            return si
-        return self.add(message)
 
     def _shape_index(self, message: str) -> int:
         shape = mask(message)
@@ -256,7 +199,6 @@ class TemplateMiner:
     def _new_shape(self, words: list[str], cluster: int) -> int:
         self._shape_words.append(words)
         self._shape_cluster.append(cluster)
-        self._shape_count.append(0)
         return len(self._shape_words) - 1
 
     def _place(self, words: list[str]) -> int:
@@ -339,21 +281,20 @@ class TemplateMiner:
 
     def count_of_shape(self, si: int) -> int:
         """Messages learned for a shape."""
-        return self._shape_count[si]
+        return self._keys.count(si)
 
     def template(self, message: str) -> str:
         """Template of ``message`` after learning (learns it, uncounted, if new)."""
-        si = self._raw.get(message)
-        if si is None:
-            si = self._shape_index(message)
-        return self.template_of_shape(si)
+        return self.template_of_shape(self._keys.lookup_one(message, False))
 
     match = template
 
     def templates(self) -> Iterator[TemplateInfo]:
         """All templates with the number of messages learned for each."""
         counts: dict[str, int] = {}
-        for si, c in enumerate(self._shape_count):
+        count = self._keys.count
+        for si in range(len(self._shape_words)):
+            c = count(si)
             if c:
                 t = self.template_of_shape(si)
                 counts[t] = counts.get(t, 0) + c

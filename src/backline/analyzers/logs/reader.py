@@ -333,6 +333,27 @@ class LogSource:
                         text = raw.decode("latin-1")
                 yield n, text
         st.lines = n
+        self._finish_warnings()
+
+    def blocks(self) -> Iterator[bytes]:
+        """The file as blocks of complete lines (``\n``-separated, no final terminator),
+        decompressed, UTF-16 re-encoded as UTF-8, CR-only ends turned into LF: what the
+        compiled per-line engine reads (:func:`.mine_file.feed_engine`)."""
+        self.stats.bytes_read = self.stats.nul_bytes = self.stats.long_lines = 0
+        yield from self._safe_raw_lines()
+
+    def finish_engine(self, engine) -> None:
+        """Fill :attr:`stats` and the warnings from a per-line engine's counts."""
+        st = self.stats
+        st.lines, st.binary_lines = engine.lines, engine.binary_lines
+        st.long_lines += engine.long_lines      # lines cut while reading (past a chunk) and by the engine
+        st.decode_errors, st.crlf_lines = engine.decode_errors, engine.crlf_lines
+        st.nul_bytes += engine.nul_bytes
+        self._finish_warnings()
+
+    def _finish_warnings(self) -> None:
+        st = self.stats
+        n = st.lines
         if st.cr_only:
             self._warn("CR-only line ends (old Mac): lines split on CR")
         if st.nul_bytes:

@@ -25,21 +25,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from itertools import chain
-from operator import itemgetter
+from itertools import islice
 from datetime import datetime, timezone
 from typing import Iterator
 from zoneinfo import ZoneInfo
 
+from backline.analyzers.logs.engine import SAMPLE_LINES
 from backline.analyzers.logs.formats import LogFormat, detect_format
 from backline.analyzers.logs.reader import LogSource, open_log  # noqa: F401  (doctest)
-from backline.analyzers.logs.timestamps import TsParser, find_timestamp
+from backline.analyzers.logs.timestamps import TsParser, file_date
 from backline.model import Severity, TsQuality
 
 #: Longest record text kept (head line plus continuation lines).
 MAX_RECORD = 64 * 1024
-#: Lines read to learn a file's format.
-SAMPLE_LINES = 400
 
 _CONT = re.compile(
     r"^(?:\s|at |Caused by:|Traceback \(most recent call last\)|\.\.\. \d+ (?:more|common)|"
@@ -121,7 +119,6 @@ class LogRecord:
         return self.end_line > self.line
 
 
-_EMPTY = ("",)
 _SEV_CACHE: dict[str, Severity | None] = {}
 
 
@@ -145,97 +142,62 @@ ROW_FIELDS = ("line", "end_line", "ts", "ts_quality", "level", "severity", "comp
 
 
 def read_records(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
-                 fmt: LogFormat | None = None, default_year: int | None = None) -> Iterator[LogRecord]:
+                 fmt: LogFormat | None = None) -> Iterator[LogRecord]:
     """Yield the records of an opened log (see module docstring)."""
-    for row in read_record_rows(source, tz, fmt, default_year):
+    for row in read_record_rows(source, tz, fmt):
         yield LogRecord(*row)
 
 
+class _NoMiner:
+    """A stand-in miner for reading records without templates: every message is shape 0."""
+
+    def __init__(self) -> None:
+        from backline.analyzers.logs._engine import KeyTable
+
+        self.keys = KeyTable(lambda _m: (0, 0))
+
+    @staticmethod
+    def add_block(messages: list[str]) -> list[int]:
+        return [0] * len(messages)
+
+
 def read_record_rows(source: LogSource, tz: ZoneInfo | timezone = timezone.utc,
-                     fmt: LogFormat | None = None, default_year: int | None = None) -> Iterator[RecordRow]:
-    """Like :func:`read_records`, but each record is a plain tuple (:data:`ROW_FIELDS`).
+                     fmt: LogFormat | None = None) -> Iterator[RecordRow]:
+    """Like :func:`read_records`, but each record is a plain tuple (:data:`ROW_FIELDS`):
+    the rows of :func:`read_record_blocks` (no templates mined)."""
+    for block in read_record_blocks(source, _NoMiner(), tz, fmt):
+        for i in range(block.n):
+            yield block.row(i)
 
-    Building a frozen dataclass per line costs more than the rest of the
-    record split; the analyzer works on these rows and makes a
-    :class:`LogRecord` only for the few records it reports (``LogRecord(*row)``).
-    """
-    it = source.numbered()
-    sample: list[tuple[int, str]] = []
-    for ln in it:
-        sample.append(ln)
-        if len(sample) >= SAMPLE_LINES:
-            break
-    if fmt is None:
-        fmt = detect_format([t for _, t in sample if t and not _CONT.match(t)])
-    source.format_name = fmt.name
-    has_header = fmt.name != "plain"
-    parser = TsParser(tz, default_year=default_year)
 
-    rx = fmt.regex
-    plain_regex = fmt.name not in ("json-lines", "journald-json", "access-log")
-    gi = rx.groupindex
-    # the fields by position in m.groups("") + ("",): a missing group reads the final ""
-    pick = itemgetter(*[gi[k] - 1 if k in gi else -1
-                        for k in ("ts", "level", "component", "pid", "thread", "host", "msg")])
-    kind = fmt.ts_kind
-    parse = parser.parse
-    # naive ISO stamps read in UTC: one C call (text + "+00:00"); off after a few misses
-    fast_iso = kind == "iso" and parser.tz is timezone.utc and plain_regex
-    fromiso = datetime.fromisoformat
-    exact, no_ts = TsQuality.EXACT, TsQuality.NONE
-    sev_cache = _SEV_CACHE
-    misses = 0
+def _json_record_rows(source: LogSource, fmt: LogFormat, tz: ZoneInfo | timezone) -> Iterator[RecordRow]:
+    """The records of a JSON-lines log: each line is parsed by :meth:`.formats.LogFormat.split`
+    (JSON), lines that are not JSON join the record before them when they look like
+    continuations (:data:`_CONT`).  The one format the compiled engine does not split."""
+    parser = TsParser(tz, default_date=file_date(str(source.path)))
     cur: tuple | None = None         # the pending record's row (see ROW_FIELDS)
     parts: list[str] | None = None   # its lines when it has continuation lines
-    end = 0
-    size = 0
-    for n, text in chain(sample, it):
-        if plain_regex:
-            m = rx.match(text)
-            fields = None if m is None else pick(m.groups("") + _EMPTY)
-        else:
-            h = fmt.split(text)
-            fields = None if h is None else (h.ts_text, h.level, h.component, h.pid, h.thread, h.host,
-                                              h.message)
+    end = size = 0
+    for n, text in source.numbered():
+        h = fmt.split(text)
+        if cur is not None and h is None and text and _CONT.match(text):
+            end = n
+            if parts is None:
+                parts = [cur[11]]
+                size = len(cur[11])
+            if size < MAX_RECORD:
+                parts.append(text)
+                size += len(text) + 1
+            continue
         if cur is not None:
-            if has_header:
-                is_cont = fields is None and (not text or text[0] in " \t"
-                                              or find_timestamp(text, 24) is None)
-            else:
-                is_cont = bool(text) and _CONT.match(text) is not None
-            if is_cont:
-                end = n
-                if parts is None:
-                    parts = [cur[11]]
-                    size = len(cur[11])
-                if size < MAX_RECORD:
-                    parts.append(text)
-                    size += len(text) + 1
-                continue
             yield cur if parts is None else _finish(cur, end, parts)
             parts = None
-        if fields is None:
-            cur = (n, n, None, no_ts, "", message_severity(text), "", "", "", "", text, text)
+        if h is None:
+            cur = (n, n, None, TsQuality.NONE, "", message_severity(text), "", "", "", "", text, text)
             continue
-        ts_text, level, comp, pid, thread, host, msg = fields
-        if not ts_text:
-            ts, q = None, no_ts
-        elif fast_iso:
-            try:
-                ts, q = fromiso(ts_text + "+00:00"), exact
-            except ValueError:
-                misses += 1
-                if misses > 16:
-                    fast_iso = False
-                ts, q = parse(kind, ts_text)
-        elif plain_regex:
-            ts, q = parse(kind, ts_text)
-        else:
-            ts, q = parse(h.ts_kind, ts_text)
-        sev = sev_cache.get(level) if level else None
-        if sev is None:
-            sev = _severity(level, msg)
-        cur = (n, n, ts, q, level, sev, comp.strip(), pid, thread, host, msg, text)
+        ts, q = parser.parse(h.ts_kind, h.ts_text) if h.ts_text else (None, TsQuality.NONE)
+        cur = (n, n, ts, q, h.level, _severity(h.level, h.message), h.component.strip(), h.pid, h.thread,
+               h.host, h.message, text)
     if cur is not None:
         yield cur if parts is None else _finish(cur, end, parts)
 
@@ -246,3 +208,58 @@ def _finish(cur: RecordRow, end: int, parts: list[str]) -> RecordRow:
     if len(text) > MAX_RECORD:
         text = text[:MAX_RECORD]
     return cur[:1] + (end,) + cur[2:11] + (text,)
+
+
+#: Records per block on the Python path (JSON-lines logs).
+ROW_BLOCK = 4096
+
+
+def learn_format(source: LogSource) -> tuple[LogFormat, list[tuple[int, str]]]:
+    """The header format of an opened log, from its first lines (which are returned)."""
+    it = source.numbered()
+    sample: list[tuple[int, str]] = []
+    for ln in it:
+        sample.append(ln)
+        if len(sample) >= SAMPLE_LINES:
+            break
+    fmt = detect_format([t for _, t in sample if t and not _CONT.match(t)])
+    source.format_name = fmt.name
+    return fmt, sample
+
+
+def _severity_code(level: str) -> int:
+    sev = level_severity(level)
+    return -1 if sev is None else int(sev)
+
+
+def read_record_blocks(source: LogSource, miner, tz: ZoneInfo | timezone = timezone.utc,
+                       fmt: LogFormat | None = None) -> "Iterator[RecordBlock]":
+    """The records of an opened log as column blocks (:class:`.blocks.RecordBlock`), their
+    messages learned by ``miner`` (a :class:`.miner.TemplateMiner`).
+
+    The compiled engine reads every format but JSON lines (split in Python, line by
+    line, by :func:`read_record_rows`).  Grouping, severities and time stamps are as
+    :func:`read_records` describes.
+    """
+    from backline.analyzers.logs.blocks import RecordBlock
+    from backline.analyzers.logs.engine import engine_blocks, record_engine
+
+    if fmt is None:
+        fmt, _ = learn_format(source)
+    source.format_name = fmt.name
+    if not fmt.compiled:
+        rows = _json_record_rows(source, fmt, tz)
+        while True:
+            batch = list(islice(rows, ROW_BLOCK))
+            if not batch:
+                return
+            yield RecordBlock.from_rows(batch, miner.add_block([r[10].replace("\n", " ") for r in batch]))
+    engine = record_engine(fmt, miner.keys, source.path, cont=_CONT.pattern, severity_of=_severity_code)
+    for _ in engine_blocks(source, engine, [fmt]):
+        d = engine.take_records()
+        if d["n"]:
+            yield RecordBlock.from_engine(d, tz)
+    engine.finish()
+    d = engine.take_records()
+    if d["n"]:
+        yield RecordBlock.from_engine(d, tz)

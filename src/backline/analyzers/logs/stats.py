@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import heapq
 import math
-import random
-from collections import Counter
 from collections.abc import Sequence
-from operator import itemgetter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
+import numpy as np
+
+from backline.analyzers.logs.blocks import NO_TS, RecordBlock
 from backline.analyzers.logs.records import LogRecord
 from backline.model import Severity
 
@@ -26,9 +26,53 @@ from backline.model import Severity
 #: histogram would hold more than MAX_BUCKETS buckets).
 BUCKET_S = 60
 MAX_BUCKETS = 8192
-#: Gaps kept in the reservoir sample used for the file's usual rhythm.
-GAP_SAMPLE = 4096
 EXAMPLES = 3
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_I64_MAX = np.iinfo(np.int64).max
+
+
+class GapHistogram:
+    """Gaps between consecutive records on a log scale (1/16 octave buckets, plus zero
+    gaps): the file's usual rhythm in bounded memory, the same however the file is cut
+    into blocks or ranges (histograms add up).
+
+    >>> h = GapHistogram(); h.add(np.array([0, 1_000_000, 1_000_000, 2_000_000, 60_000_000]))
+    >>> round(h.quantile(0.5), 2), round(h.quantile(0.99), 1)
+    (1.02, 60.0)
+    """
+
+    STEPS = 16
+
+    def __init__(self) -> None:
+        self.zero = 0
+        self.buckets: dict[int, int] = {}
+
+    def add(self, gaps_us: np.ndarray) -> None:
+        pos = gaps_us[gaps_us > 0]
+        self.zero += len(gaps_us) - len(pos)
+        if len(pos):
+            k, c = np.unique(np.floor(np.log2(pos / 1e6) * self.STEPS).astype(np.int64), return_counts=True)
+            for a, v in zip(k.tolist(), c.tolist()):
+                self.buckets[a] = self.buckets.get(a, 0) + v
+
+    def merge(self, other: "GapHistogram") -> None:
+        self.zero += other.zero
+        for a, v in other.buckets.items():
+            self.buckets[a] = self.buckets.get(a, 0) + v
+
+    def quantile(self, q: float) -> float | None:
+        total = self.zero + sum(self.buckets.values())
+        if not total:
+            return None
+        rank = min(total - 1, int(q * total))
+        if rank < self.zero:
+            return 0.0
+        seen = self.zero
+        for a in sorted(self.buckets):
+            seen += self.buckets[a]
+            if seen > rank:
+                return 2 ** ((a + 0.5) / self.STEPS)
+        return None
 
 
 @dataclass(slots=True)
@@ -85,21 +129,6 @@ class TemplateStats:
                 self.err_last_ts = other.err_last_ts
 
 
-def _add_error(st: TemplateStats, row: tuple) -> None:
-    """Account an error-level record (a row) in its shape's error numbers."""
-    st.err_count += 1
-    if st.err_count == 1:
-        st.err_first_line = row[0]
-    if st.err_count <= EXAMPLES:
-        st.err_examples.append((row[0], row[11].split("\n", 1)[0][:500]))
-    ts = row[2]
-    if ts is not None:
-        if st.err_first_ts is None or ts < st.err_first_ts:
-            st.err_first_ts = ts
-        if st.err_last_ts is None or ts > st.err_last_ts:
-            st.err_last_ts = ts
-
-
 @dataclass(frozen=True, slots=True)
 class Gap:
     """A pause between two consecutive records."""
@@ -128,17 +157,20 @@ class LogStats:
         self._first_t = math.inf
         self._last_t = -math.inf
         self.severity_counts: dict[Severity, int] = {}
-        self._prev: tuple[float, int, datetime] | None = None
-        self._gaps: list[float] = []
-        self._gap_n = 0
+        self._prev: tuple[int, int] | None = None       # (us, line) of the last record with a time
+        self._gaps = GapHistogram()
         self._top_gaps: list[tuple[float, int, Gap]] = []
-        self._rng = random.Random(0)
         self.bucket_s = BUCKET_S
 
     def add(self, rec: LogRecord, shape: int) -> None:
         """Account one record whose head line has miner shape ``shape``."""
         self.add_rows([(rec.line, rec.end_line, rec.ts, rec.ts_quality, rec.level, rec.severity,
                         rec.component, rec.pid, rec.thread, rec.host, rec.message, rec.text)], [shape])
+
+    def add_rows(self, rows: Sequence[tuple], shapes: Sequence[int]) -> None:
+        """Account records given as rows (:data:`~.records.ROW_FIELDS` order) with their shapes."""
+        if rows:
+            self.add_block(RecordBlock.from_rows(list(rows), list(shapes)))
 
     @property
     def first_error(self) -> LogRecord | None:
@@ -160,89 +192,132 @@ class LogStats:
         """The last record."""
         return None if self._last is None else LogRecord(*self._last)
 
-    def add_rows(self, rows: Sequence[tuple], shapes: Sequence[int]) -> None:
-        """Account a block of records given as rows (:data:`~.records.ROW_FIELDS` order)
-        with their miner shapes.  One tight loop: this runs once per log line."""
-        if not rows:
+    def add_block(self, b: RecordBlock) -> None:
+        """Account a block of records (columns, :class:`.blocks.RecordBlock`): array
+        operations per block, Python per shape and per reported record only."""
+        n = b.n
+        if not n:
             return
         base = self.records
-        self.records += len(rows)
-        last_error = self._last_error
-        self._last = rows[-1]
-        high = Severity.HIGH
-        sev_counts = self.severity_counts
+        self.records += n
+        sev, shape, ts, line = b.severity, b.shape, b.ts, b.line
+        self._last = b.row(n - 1)
+        for v, c in zip(*np.unique(sev, return_counts=True)):
+            k = Severity(int(v))
+            self.severity_counts[k] = self.severity_counts.get(k, 0) + int(c)
+        err = np.flatnonzero(sev >= Severity.HIGH)
+        if len(err):
+            if self._first_error is None:
+                self._first_error = b.row(int(err[0]))
+            self._last_error = b.row(int(err[-1]))
+            self._last_error_index = base + int(err[-1])
+        levels = b.strings["level"]
+        # per shape (records sorted by shape): count, first line, examples, severity and
+        # level, error numbers, time range - reductions over the sorted runs
+        order = np.argsort(shape, kind="stable")
+        uniq, starts, counts = np.unique(shape[order], return_index=True, return_counts=True)
+        sev_o, ts_o = sev[order], ts[order]
+        has_o = ts_o != NO_TS
+        max_sev = np.maximum.reduceat(sev_o, starts)
+        t_lo = np.minimum.reduceat(np.where(has_o, ts_o, _I64_MAX), starts)
+        t_hi = np.maximum.reduceat(np.where(has_o, ts_o, NO_TS), starts)
+        err_o = sev_o >= Severity.HIGH
+        n_err = np.add.reduceat(err_o.astype(np.int64), starts)
+        e_lo = np.minimum.reduceat(np.where(err_o & has_o, ts_o, _I64_MAX), starts)
+        e_hi = np.maximum.reduceat(np.where(err_o & has_o, ts_o, NO_TS), starts)
         shapes_d = self.shapes
-        with_ts = 0
-        f_t, l_t = self._first_t, self._last_t
-        prev = self._prev
-        p_t, p_line, p_ts = prev if prev is not None else (None, 0, None)
-        gaps, top = self._gaps, self._top_gaps
-        for sev, c in Counter(map(itemgetter(5), rows)).items():
-            sev_counts[sev] = sev_counts.get(sev, 0) + c
-        for row, shape in zip(rows, shapes):
-            sev = row[5]
-            st = shapes_d.get(shape)
+        for j, (s_, st0, c) in enumerate(zip(uniq.tolist(), starts.tolist(), counts.tolist())):
+            st = shapes_d.get(s_)
             if st is None:
-                st = shapes_d[shape] = TemplateStats("", first_line=row[0])
-            if sev >= high:
-                self._last_error = row
-                if self._first_error is None:
-                    self._first_error = row
-                _add_error(st, row)
-            st.count += 1
-            if st.count <= EXAMPLES:       # the first EXAMPLES records of a shape are its examples
-                st.examples.append((row[0], row[11].split("\n", 1)[0][:500]))
-            if sev > st.severity or not st.level:
-                if sev >= st.severity:
-                    st.severity, st.level = sev, row[4]
-            ts = row[2]
-            if ts is None:
-                continue
-            with_ts += 1
-            t = ts.timestamp()
-            if t < st.first_t:
-                st.first_t, st.first_ts = t, ts
-            if t > st.last_t:
-                st.last_t, st.last_ts = t, ts
-            b = int(t) // self.bucket_s
-            buckets = st.buckets
-            buckets[b] = buckets.get(b, 0) + 1
-            if len(buckets) > MAX_BUCKETS:
+                st = shapes_d[s_] = TemplateStats("", first_line=int(line[order[st0]]))
+            need = EXAMPLES - len(st.examples)
+            if need > 0:
+                st.examples.extend((int(line[i]), b.strings["head"][int(i)].as_py())
+                                   for i in order[st0:st0 + min(c, need)])
+            st.count += c
+            top = int(max_sev[j])
+            if top > st.severity or (top == st.severity and not st.level):
+                idx = order[st0:st0 + c]
+                st.severity, st.level = Severity(top), levels[int(idx[int(np.argmax(sev[idx] == top))])].as_py()
+            ne = int(n_err[j])
+            if ne:
+                need = EXAMPLES - len(st.err_examples)
+                if not st.err_count or need > 0:
+                    idx = order[st0:st0 + c]
+                    e = idx[sev[idx] >= Severity.HIGH]
+                    if not st.err_count:
+                        st.err_first_line = int(line[e[0]])
+                    if need > 0:
+                        st.err_examples.extend((int(line[i]), b.text(int(i)).split("\n", 1)[0][:500])
+                                               for i in e[:need])
+                st.err_count += ne
+                if int(e_hi[j]) != NO_TS:
+                    lo, hi = b.dt_of(int(e_lo[j])), b.dt_of(int(e_hi[j]))
+                    if st.err_first_ts is None or lo < st.err_first_ts:
+                        st.err_first_ts = lo
+                    if st.err_last_ts is None or hi > st.err_last_ts:
+                        st.err_last_ts = hi
+            hi = int(t_hi[j])
+            if hi != NO_TS:
+                lo = int(t_lo[j])
+                if lo / 1e6 < st.first_t:
+                    st.first_t, st.first_ts = lo / 1e6, b.dt_of(lo)
+                if hi / 1e6 > st.last_t:
+                    st.last_t, st.last_ts = hi / 1e6, b.dt_of(hi)
+        # per-template histograms: one count of (shape, bucket) pairs for the block
+        if has_o.any():
+            width = self.bucket_s
+            keys = shape[ts != NO_TS].astype(np.int64) * (1 << 40) + (ts[ts != NO_TS] // 1_000_000) // width
+            kk, kc = np.unique(keys, return_counts=True)
+            for k, v in zip(kk.tolist(), kc.tolist()):
+                s_, bk = k >> 40, (k & ((1 << 40) - 1))
+                if bk >= 1 << 39:
+                    bk -= 1 << 40                 # times before 1970
+                    s_ += 1
+                bs = shapes_d[s_].buckets
+                bs[bk] = bs.get(bk, 0) + v
+            if any(len(st.buckets) > MAX_BUCKETS for st in shapes_d.values()):
                 self._coarsen()
-            if t < f_t:
-                f_t, self.first_ts = t, ts
-            if t > l_t:
-                l_t, self.last_ts = t, ts
-            if p_t is not None:
-                gap = t - p_t
-                if gap < 0:
-                    self.ts_backwards += 1
-                else:
-                    # reservoir sample of gaps (the file's usual rhythm)
-                    self._gap_n += 1
-                    if len(gaps) < GAP_SAMPLE:
-                        gaps.append(gap)
+        # file-wide time numbers: range, gaps between consecutive records with a time stamp
+        has = ts != NO_TS
+        t = ts[has]
+        if not len(t):
+            return
+        self.with_ts += len(t)
+        tl = line[has]
+        lo, hi = int(t.min()), int(t.max())
+        if lo / 1e6 < self._first_t:
+            self._first_t, self.first_ts = lo / 1e6, b.dt_of(lo)
+        if hi / 1e6 > self._last_t:
+            self._last_t, self.last_ts = hi / 1e6, b.dt_of(hi)
+        if self._prev is not None:
+            t = np.concatenate(([self._prev[0]], t))
+            tl = np.concatenate(([self._prev[1]], tl))
+        self._prev = (int(t[-1]), int(tl[-1]))
+        if len(t) < 2:
+            return
+        gaps = np.diff(t)
+        back = gaps < 0
+        self.ts_backwards += int(back.sum())
+        fwd = gaps[~back]
+        self._gaps.add(fwd)
+        if len(fwd):
+            k = min(10, len(gaps))
+            cand = np.argpartition(gaps, len(gaps) - k)[len(gaps) - k:]
+            top = self._top_gaps
+            for j in cand.tolist():
+                g = int(gaps[j])
+                if g < 0:
+                    continue
+                sec = g / 1e6
+                if len(top) < 10 or sec > top[0][0]:
+                    item = (sec, int(tl[j + 1]), Gap(sec, int(tl[j]), int(tl[j + 1]),
+                                                     _EPOCH + timedelta(microseconds=int(t[j])),
+                                                     _EPOCH + timedelta(microseconds=int(t[j + 1]))))
+                    if len(top) < 10:
+                        heapq.heappush(top, item)
                     else:
-                        j = int(self._rng.random() * self._gap_n)
-                        if j < GAP_SAMPLE:
-                            gaps[j] = gap
-                    if len(top) < 10 or gap > top[0][0]:
-                        item = (gap, row[0], Gap(gap, p_line, row[0], p_ts, ts))
-                        if len(top) < 10:
-                            heapq.heappush(top, item)
-                        else:
-                            heapq.heapreplace(top, item)
-            p_t, p_line, p_ts = t, row[0], ts
-        if self._last_error is not last_error:      # a new last error in this block: its index
-            found = self._last_error
-            for k in range(len(rows) - 1, -1, -1):
-                if rows[k] is found:
-                    self._last_error_index = base + k
-                    break
-        if p_t is not None:
-            self._prev = (p_t, p_line, p_ts)
-        self._first_t, self._last_t = f_t, l_t
-        self.with_ts += with_ts
+                        heapq.heapreplace(top, item)
 
     def _coarsen(self) -> None:
         """Double the bucket width of every histogram (memory stays bounded)."""
@@ -254,11 +329,8 @@ class LogStats:
             st.buckets = merged
 
     def gap_quantile(self, q: float) -> float | None:
-        """Quantile ``q`` of the sampled gaps between records (seconds)."""
-        if not self._gaps:
-            return None
-        s = sorted(self._gaps)
-        return s[min(len(s) - 1, int(q * len(s)))]
+        """Quantile ``q`` of the gaps between records (seconds; within 1/16 octave)."""
+        return self._gaps.quantile(q)
 
     def largest_gaps(self) -> list[Gap]:
         """The largest gaps, largest first."""

@@ -3,9 +3,9 @@
 :class:`RecordWriter` streams records into a Parquet file in batches (memory
 bounded by the batch size).  Template ids are only final once the whole file
 has been mined, so records are written with the miner's *shape* number and
-:meth:`RecordWriter.close` joins them with the final shape -> template table
-in DuckDB (which streams too).  The ``records`` table has the columns of
-:data:`COLUMNS`.
+:meth:`RecordWriter.close` stores the final shape -> template table in the
+file's metadata; :func:`query` joins the two.  The ``records`` view has the
+columns of :data:`COLUMNS`.
 
 :func:`query` runs SQL over one or more such files (or a folder of them),
 exposed as the view ``records``.
@@ -13,17 +13,22 @@ exposed as the view ``records``.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backline.errors import StorageError, UsageError
 from backline.model import Severity, TsQuality
+
+if TYPE_CHECKING:
+    from backline.analyzers.logs.blocks import RecordBlock
 
 #: Columns of the ``records`` table.
 COLUMNS = ("ts", "ts_quality", "artifact", "line", "end_line", "level", "severity", "component",
@@ -36,6 +41,8 @@ _RAW_SCHEMA = pa.schema([
     ("shape", pa.int32()), ("message", pa.string()),
 ])
 BATCH = 65_536
+#: Key of the shape -> (template id, template) table in a records file's metadata.
+TEMPLATES_KEY = "backline.templates"
 #: Longest message kept in the table (characters).
 MAX_MESSAGE = 4096
 _QVAL = {q: q.value for q in TsQuality}
@@ -49,7 +56,7 @@ class RecordWriter:
         self.path = Path(path)
         self.artifact = artifact
         self._tmp = self.path.with_suffix(".raw.parquet")
-        self._writer = pq.ParquetWriter(self._tmp, _RAW_SCHEMA, compression="lz4")  # temporary: fast codec
+        self._writer = pq.ParquetWriter(self._tmp, _RAW_SCHEMA, compression="lz4")  # a fast codec
         self._rows: list[tuple] = []
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -69,24 +76,27 @@ class RecordWriter:
         if len(self._rows) >= BATCH:
             self._flush()
 
-    def add_block(self, rows: Sequence[tuple], shapes: Sequence[int]) -> None:
-        """Add a block of records given as rows (``records.ROW_FIELDS`` order) with
-        their miner shapes: columns are made by one transpose, not row by row."""
-        if not rows:
+    def add_block(self, b: "RecordBlock") -> None:
+        """Add a block of records (:class:`.blocks.RecordBlock`): the columns are made from
+        the engine's buffers (Arrow arrays over them, label columns through a dictionary),
+        no Python object per record."""
+        if not b.n:
             return
         self._flush()
-        (lines, ends, ts, quality, level, sev, comp, pid, thread, host, msg, _text) = zip(*rows)
-        n = len(rows)
+        n = b.n
+        from backline.analyzers.logs.blocks import NO_TS, QUALITY
+
+        q_dict = pa.array([q.value for q in QUALITY], pa.string())
+        s_dict = pa.array([Severity(i).label for i in range(5)], pa.string())
         cols = [
-            pa.array(ts, pa.timestamp("us", tz="UTC")),
-            pa.array([_QVAL[q] for q in quality], pa.string()),
-            pa.array([self.artifact] * n, pa.string()),
-            pa.array(lines, pa.int64()), pa.array(ends, pa.int64()),
-            pa.array(level, pa.string()),
-            pa.array([_LABEL[x] for x in sev], pa.string()),
-            pa.array(comp, pa.string()), pa.array(pid, pa.string()), pa.array(thread, pa.string()),
-            pa.array(host, pa.string()), pa.array(shapes, pa.int32()),
-            pa.array([m if len(m) <= MAX_MESSAGE else m[:MAX_MESSAGE] for m in msg], pa.string()),
+            pa.array(b.ts, pa.timestamp("us", tz="UTC"), mask=b.ts == NO_TS),
+            pa.DictionaryArray.from_arrays(pa.array(b.ts_quality, pa.int8()), q_dict).cast(pa.string()),
+            pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int8)), pa.array([self.artifact])).cast(pa.string()),
+            pa.array(b.line, pa.int64()), pa.array(b.end_line, pa.int64()),
+            b.strings["level"],
+            pa.DictionaryArray.from_arrays(pa.array(b.severity, pa.int8()), s_dict).cast(pa.string()),
+            b.strings["component"], b.strings["pid"], b.strings["thread"], b.strings["host"],
+            pa.array(b.shape, pa.int32()), b.strings["message"],
         ]
         self._pending.append(pa.Table.from_arrays(cols, schema=_RAW_SCHEMA))
         self._pending_rows += n
@@ -112,31 +122,17 @@ class RecordWriter:
     def close(self, templates: dict[int, tuple[str, str]]) -> Path:
         """Finish the file: ``templates`` maps shape -> (template_id, template).
 
-        The raw file is rewritten one row group at a time (memory bounded by a
-        row group), its ``shape`` column replaced by the template columns; rows
-        stay in the order they were added (line order).
+        Records are written once, with their miner shape; the shape -> template table
+        (final only now) goes into the file's key-value metadata (``backline.templates``),
+        and :func:`query` joins the two into the ``template_id`` and ``template`` columns.
         """
-        import pyarrow.compute as pc
-
         self._flush()
         self._write_pending()
-        self._writer.close()
-        keys = list(templates)
-        key_arr = pa.array(keys, pa.int32())
-        tids = pa.array([templates[k][0] for k in keys], pa.string())
-        tpls = pa.array([templates[k][1] for k in keys], pa.string())
-        schema = pa.schema([_RAW_SCHEMA.field(c) if c in _RAW_SCHEMA.names else pa.field(c, pa.string())
-                            for c in COLUMNS])
         try:
-            raw = pq.ParquetFile(self._tmp)
-            with pq.ParquetWriter(self.path, schema, compression="zstd") as out:
-                for i in range(raw.num_row_groups):
-                    t = raw.read_row_group(i)
-                    idx = pc.index_in(t.column("shape"), value_set=key_arr)
-                    cols = {c: t.column(c) for c in _RAW_SCHEMA.names if c != "shape"}
-                    cols["template_id"] = tids.take(idx)
-                    cols["template"] = tpls.take(idx)
-                    out.write_table(pa.table([cols[c] for c in COLUMNS], schema=schema))
+            self._writer.add_key_value_metadata({
+                TEMPLATES_KEY: json.dumps([[k, t[0], t[1]] for k, t in sorted(templates.items())])})
+            self._writer.close()
+            self._tmp.replace(self.path)
         except (OSError, pa.ArrowException) as exc:
             raise StorageError(f"cannot write the records table {self.path}: {exc}") from exc
         finally:
@@ -163,11 +159,13 @@ def _sources(paths: Iterable[str | Path]) -> list[str]:
     return out
 
 
-def query(paths: Iterable[str | Path], sql: str, limit: int | None = None
-          ) -> tuple[list[str], list[tuple[Any, ...]]]:
+def query(paths: Iterable[str | Path], sql: str, limit: int | None = None,
+          params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run ``sql`` over the view ``records`` made of the given Parquet files.
 
-    Returns ``(column names, rows)``.  SQL errors become :class:`UsageError`.
+    ``params`` are bound to the ``?`` placeholders of ``sql`` (values never
+    become SQL text).  Returns ``(column names, rows)``.  SQL errors become
+    :class:`UsageError`.
     """
     import duckdb
 
@@ -175,10 +173,20 @@ def query(paths: Iterable[str | Path], sql: str, limit: int | None = None
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone='UTC'")
+        con.execute("CREATE TEMP TABLE templates (file VARCHAR, shape INTEGER, template_id VARCHAR, "
+                    "template VARCHAR)")
+        for f in files:
+            meta = pq.read_metadata(f).metadata or {}
+            table = meta.get(TEMPLATES_KEY.encode())
+            if table:
+                con.executemany("INSERT INTO templates VALUES (?, ?, ?, ?)",
+                                [(f, k, tid, tpl) for k, tid, tpl in json.loads(table)])
         listing = ", ".join(f"'{_sql_path(Path(f))}'" for f in files)
-        con.execute(f"CREATE VIEW records AS SELECT * FROM read_parquet([{listing}], union_by_name=true)")
+        cols = ", ".join(f"t.{c}" if c in ("template_id", "template") else f"r.{c}" for c in COLUMNS)
+        con.execute(f"CREATE VIEW records AS SELECT {cols} FROM read_parquet([{listing}], union_by_name=true, "
+                    "filename=true) r LEFT JOIN templates t ON t.file = r.filename AND t.shape = r.shape")
         try:
-            cur = con.execute(sql)
+            cur = con.execute(sql, list(params)) if params else con.execute(sql)
         except duckdb.Error as exc:
             raise UsageError(f"SQL error: {str(exc).splitlines()[0]}") from exc
         names = [d[0] for d in cur.description] if cur.description else []

@@ -15,8 +15,9 @@ from :mod:`.anomalies`; stack traces inside records become crash findings
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
+
+import numpy as np
 from zoneinfo import ZoneInfo
 
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
@@ -24,9 +25,9 @@ from backline.analyzers.logs import anomalies
 from backline.analyzers.logs.crashes import LogCrashes
 from backline.analyzers.logs.miner import CLUSTER_MAX, TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
-from backline.analyzers.logs.records import LogRecord, read_record_rows, stack_trace_kind
+from backline.analyzers.logs.blocks import QUALITY, RecordBlock
+from backline.analyzers.logs.records import LogRecord, read_record_blocks, stack_trace_kind
 from backline.analyzers.logs.stats import LogStats, TemplateStats
-from backline.analyzers.logs.timestamps import file_year
 from backline.analyzers.logs.trace_join import JoinedTrace, TraceJoiner
 from backline.analyzers.logs.store import RecordWriter
 from backline.analyzers.logs.template_index import template_index
@@ -61,7 +62,6 @@ def _event(artifact: str, rec: LogRecord) -> Event:
 def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> Iterator[Output]:
     """Analyze one text log file; yields Events, Findings and Facts (see module docstring)."""
     src = open_log(path, display=artifact)
-    default_year = file_year(str(path))   # syslog / logcat stamps have no year
     tz = ctx.tz if isinstance(ctx.tz, ZoneInfo) else ZoneInfo("UTC")
     miner = TemplateMiner()
     stats = LogStats()
@@ -75,30 +75,26 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
 
     medium = Severity.MEDIUM
 
-    def flush(batch: list[tuple]) -> None:
+    def flush(b: RecordBlock) -> None:
         nonlocal dropped
-        shapes = miner.add_block([r[10] for r in batch])
-        stats.add_rows(batch, shapes)
-        # rows are tuples in records.ROW_FIELDS order: [0] line, [1] end_line, [5] severity
-        for row in batch:
-            if row[5] >= medium:
-                if len(events) < ctx.max_events:
-                    events.append(_event(artifact, LogRecord(*row)))
-                else:
-                    dropped += 1
-            if row[1] > row[0]:
-                text = row[11]
-                kind = stack_trace_kind(text)
-                if kind:
-                    crashes.add(text, row[0], row[2], row[10], row[3])
-                    if len(traces) < MAX_STACK_TRACES:
-                        traces.append(Fact("log.stack_trace", {"line": row[0], "kind": kind,
-                                                               "text": text[:MAX_TRACE_TEXT]},
-                                           artifact, NAME))
-        for jt in joiner.feed_rows(batch):
+        stats.add_block(b)
+        idx = np.flatnonzero(b.severity >= medium)
+        room = max(0, ctx.max_events - len(events))
+        for i in idx[:room].tolist():
+            events.append(_event(artifact, LogRecord(*b.row(i))))
+        dropped += max(0, len(idx) - room)
+        for i, text in b.texts:                     # records with continuation lines
+            kind = stack_trace_kind(text)
+            if kind:
+                crashes.add(text, int(b.line[i]), b.dt(i), b.strings["message"][i].as_py(),
+                            QUALITY[b.ts_quality[i]])
+                if len(traces) < MAX_STACK_TRACES:
+                    traces.append(Fact("log.stack_trace", {"line": int(b.line[i]), "kind": kind,
+                                                           "text": text[:MAX_TRACE_TEXT]}, artifact, NAME))
+        for jt in joiner.feed_block(b):
             add_joined(jt)
         if writer is not None:
-            writer.add_block(batch, shapes)
+            writer.add_block(b)
         if ctx.progress is not None:
             ctx.progress(min(1.0, src.stats.bytes_read / size))
 
@@ -109,12 +105,8 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
                                                    "text": jt.text[:MAX_TRACE_TEXT], "joined": True},
                                artifact, NAME))
 
-    rows = read_record_rows(src, tz=tz, default_year=default_year)
-    while True:
-        batch = list(islice(rows, BLOCK))
-        if not batch:
-            break
-        flush(batch)
+    for block in read_record_blocks(src, miner, tz=tz):
+        flush(block)
     for jt in joiner.finish():
         add_joined(jt)
     fmt_name = src.format_name

@@ -29,6 +29,8 @@ of each of its lines, for ``line:N`` references.
 
 from __future__ import annotations
 
+import numpy as np
+
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,6 +98,38 @@ class TraceJoiner:
         self.open: dict[tuple, _Group] = {}
         self.joined = 0
         self._swept = 0
+
+    def feed_block(self, b) -> list[JoinedTrace]:
+        """Account a block of records (:class:`.blocks.RecordBlock`); returns the traces they
+        close.  The single-line records that hold a head word are found with Arrow substring
+        searches; only they, and every record while a group is open, are made into rows."""
+        import pyarrow.compute as pc
+
+        out: list[JoinedTrace] = []
+        msgs = b.strings["message"]
+        hit = None
+        for w in MARKERS:
+            m = pc.match_substring(msgs, w)
+            hit = m if hit is None else pc.or_(hit, m)
+        marked = np.asarray(hit.to_numpy(zero_copy_only=False), bool) & (b.end_line == b.line)
+        cand = np.flatnonzero(marked)
+        if not len(cand) and not self.open:
+            return out
+        single = b.end_line == b.line
+        i, n = 0, b.n
+        k = 0                                     # next marked record
+        while i < n:
+            if not self.open:                     # nothing open: jump to the next marked record
+                while k < len(cand) and cand[k] < i:
+                    k += 1
+                if k >= len(cand):
+                    break
+                i = int(cand[k])
+            if single[i]:
+                r = b.row(i)
+                self.feed(r[0], (r[9], r[6], r[7], r[8]), r[10], r[2], r[3], out)
+            i += 1
+        return out
 
     def feed_rows(self, rows: list[tuple]) -> list[JoinedTrace]:
         """Account a block of record rows (:data:`~.records.ROW_FIELDS` order); returns

@@ -222,7 +222,7 @@ def parse_text(text: str, source: str, *, suffix: str | None = None) -> list[Kno
         import yaml
 
         try:
-            doc = yaml.safe_load(text)
+            doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             loc = f"line:{mark.line + 1}" if mark is not None else None

@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 PAGE_MODULES: tuple[str, ...] = (
     "backline.web.pages.auth",
     "backline.web.pages.queue",
+    "backline.web.pages.intake",
+    "backline.web.pages.ref",
+    "backline.web.pages.case",
+    "backline.web.pages.case_actions",
+    "backline.web.pages.bugs",
+    "backline.web.pages.dashboard",
 )
 
 _NOT_PAGES = ("/api/", "/healthz", "/openapi.json", "/docs", "/redoc", "/static/")

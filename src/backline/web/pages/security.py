@@ -8,12 +8,14 @@
   the header, read from the page's ``<meta name="csrf-token">``); without it: 403.  The
   login form, which has no session yet, uses a double-submit cookie instead.
 * Every response gets a Content-Security-Policy without inline scripts, X-Frame-Options DENY
-  (and ``frame-ancestors 'none'``), nosniff and a same-origin referrer policy.
+  (and ``frame-ancestors 'none'``), nosniff, a same-origin referrer policy, and a
+  ``Server-Timing: app;dur=MS`` header (the server's time to the response's first byte).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 
 from fastapi import Depends
 from starlette.requests import Request
@@ -56,12 +58,15 @@ class SecurityHeaders:
         if not path.startswith(_NO_CSP):
             extra.append((b"content-security-policy", CSP.encode()))
         page = not path.startswith(("/api/", "/static/", "/healthz", "/openapi.json"))
+        t0 = time.perf_counter()
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
                 headers += [(k, v) for k, v in extra if k not in names]
+                # how long the server took to the first byte (read by benchmarks/web_bench.py)
+                headers.append((b"server-timing", f"app;dur={(time.perf_counter() - t0) * 1000:.1f}".encode()))
                 if page and b"cache-control" not in names:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}

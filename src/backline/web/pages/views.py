@@ -82,6 +82,27 @@ def size(n: int | None) -> str:
     return str(n)
 
 
-FILTERS = {"duration": duration, "clock_text": clock_text, "when": when, "iso": iso, "label": label, "size": size,
+def audit_change(entry: Any) -> str:
+    """One line for an audit entry: the fields that changed, before -> after (long text cut).
+
+    >>> audit_change(type("A", (), {"before": {"status": "new"}, "after": {"status": "investigating"}})())
+    'status: new -> investigating'
+    """
+    before, after = entry.before or {}, entry.after or {}
+    parts = []
+    for k in list(dict.fromkeys([*before, *after]))[:6]:
+        b, a = _short(before.get(k)), _short(after.get(k))
+        if b == a:
+            continue
+        parts.append(f"{k}: {b} -> {a}" if k in before else f"{k}: {a}")
+    return "; ".join(parts)
+
+
+def _short(v: Any, n: int = 80) -> str:
+    text = "-" if v is None else str(v)
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+FILTERS = {"audit_change": audit_change, "duration": duration, "clock_text": clock_text, "when": when, "iso": iso, "label": label, "size": size,
            "clock_name": lambda n: CLOCK_NAMES.get(n, n), "state_label": lambda s: STATE_LABEL.get(s, s),
            "severity_label": lambda s: SEVERITY_LABEL.get(getattr(s, "value", s), s)}

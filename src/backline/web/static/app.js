@@ -77,6 +77,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    if (window.htmx) { document.documentElement.classList.add("hx"); }
     document.querySelectorAll("form[data-upload]").forEach(setupUpload);
   });
 })();

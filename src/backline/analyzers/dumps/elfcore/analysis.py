@@ -69,8 +69,7 @@ def load_core(path: Path, binary_paths: Sequence[Path] = (),
     (``.build-id/xx/….debug``).  Raises :class:`~backline.errors.FormatError`
     when the file is not a readable core; missing pieces become ``warnings``.
     """
-    path = Path(path)
-    with open_core(path) as core:
+    with open_core(Path(path)) as core:
         warnings: list[str] = list(core.warnings)
         modules = resolve_modules(core, [Path(p) for p in binary_paths],
                                   [Path(p) for p in symbol_paths], warnings)

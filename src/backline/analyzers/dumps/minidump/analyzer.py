@@ -139,7 +139,9 @@ class MinidumpAnalyzer(Analyzer):
                           artifact.path, (EvidenceRef(artifact.path, getattr(exc, "locator", None) or "file"),),
                           analyzer=self.name, data={"error": str(exc)})
             return
-        report = report_from_minidump(md, shared_store(ctx.symbol_paths))
+        # executables that came with the evidence (or --binaries) give PE unwind info and exports
+        report = report_from_minidump(md, shared_store(ctx.symbol_paths),
+                                      binary_paths=[Path(p) for p in ctx.binary_paths])
         report = analyze_crash(report, lambda a, n: md.memory.read_ptr(a, n))
         for w in report.warnings[:100]:
             ctx.warn(w)

@@ -208,7 +208,9 @@ def _thread_list(r: Reader, s: T.StreamEntry, md: T.Minidump, cpu: str | None) -
         ctx = _context(r, ctx_size, ctx_rva, cpu, md, f"thread {tid:#x}")
         md.threads.append(T.MdThread(tid, suspend, pclass, prio, teb, stack_start, stack_size,
                                      stack_rva, ctx))
-        if stack_size and stack_rva + stack_size <= r.size:
+        if stack_size and stack_rva == 0:
+            pass            # full-memory dumps: the stack is in the Memory64List, the descriptor has no RVA
+        elif stack_size and stack_rva + stack_size <= r.size:
             md.memory_regions.append(
                 T.MemoryRegion(stack_start, r.data[stack_rva:stack_rva + stack_size]))
         elif stack_size:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from backline.analyzers.dumps.analysis import disassemble, disassemble_window
 from backline.analyzers.dumps.exceptions import crash_reason
@@ -20,6 +20,7 @@ from backline.analyzers.dumps.minidump import types as T
 from backline.analyzers.dumps.minidump.context import CpuContext
 from backline.analyzers.dumps.minidump.microdump import is_microdump, read_microdump
 from backline.analyzers.dumps.minidump.parser import read_minidump
+from backline.analyzers.dumps.pe import PeImage, find_binary
 from backline.analyzers.dumps.model import (CrashException, CrashModule, CrashReport, CrashThread,
                                             StackFrame)
 from backline.analyzers.dumps.stackwalk import (MAX_FRAMES, ModuleMap, StackMemory, WalkedFrame,
@@ -29,10 +30,38 @@ from backline.analyzers.dumps.symbols import SymbolStore, shared_store
 
 def process_minidump(path: Path | str, symbol_paths: Sequence[Path] = (), *,
                      store: SymbolStore | None = None, name: str | None = None,
-                     max_frames: int = MAX_FRAMES) -> CrashReport:
+                     max_frames: int = MAX_FRAMES, binary_paths: Sequence[Path] = ()) -> CrashReport:
     """Parse, walk and symbolize the minidump at ``path``."""
     md = read_dump(path, name)
-    return report_from_minidump(md, store or shared_store(symbol_paths), max_frames=max_frames)
+    return report_from_minidump(md, store or shared_store(symbol_paths), max_frames=max_frames,
+                                binary_paths=binary_paths)
+
+
+def pe_images(md: T.Minidump, binary_paths: Sequence[Path] = ()) -> Callable[[int], PeImage | None]:
+    """The PE image of module ``i``: from the dump's memory (full-memory dumps), else a file of
+    the same name, time stamp and size in ``binary_paths``; None for other systems' modules."""
+    def image(i: int) -> PeImage | None:
+        m = md.modules[i]
+        if md.system_info is None or not md.system_info.os.startswith("Windows"):
+            return None
+
+        def read(rva: int, size: int) -> bytes | None:
+            out, a, end = bytearray(), m.base + rva, m.base + rva + size
+            while a < end:
+                r = md.memory.region_at(a)
+                if r is None:
+                    return None
+                n = min(end, r.end) - a
+                out += r.data[a - r.base:a - r.base + n]
+                a += n
+            return bytes(out)
+
+        img = PeImage.parse(m.filename, read)
+        if img is None and binary_paths:
+            path = find_binary(m.filename, [Path(p) for p in binary_paths], m.timestamp, m.size)
+            img = PeImage.from_file(path) if path is not None else None
+        return img
+    return image
 
 
 def read_dump(path: Path | str, name: str | None = None) -> T.Minidump:
@@ -84,7 +113,7 @@ def _frame(i: int, w: WalkedFrame, modules: Sequence[T.MdModule], with_regs: boo
 
 
 def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
-                         max_frames: int = MAX_FRAMES) -> CrashReport:
+                         max_frames: int = MAX_FRAMES, binary_paths: Sequence[Path] = ()) -> CrashReport:
     si = md.system_info
     os_short = si.os_short if si else "unknown"
     warnings = list(md.warnings)
@@ -96,7 +125,7 @@ def report_from_minidump(md: T.Minidump, store: SymbolStore, *,
         loaded[i] = s is not None
         return s
 
-    mmap_ = ModuleMap(md.modules, sym_for)
+    mmap_ = ModuleMap(md.modules, sym_for, pe_images(md, binary_paths))
     exc = md.exception
     crash_tid = exc.thread_id if exc else None
     requesting = (md.breakpad_info or {}).get("requesting_thread_id")

@@ -1,6 +1,7 @@
 """Stack walking per CPU, in Breakpad's order: the thread context, then call-frame
-info from ``.sym`` files (STACK WIN, STACK CFI), then the frame pointer, then
-stack scanning (40 words, 160 below a context or CFI frame).
+info from ``.sym`` files (STACK WIN, STACK CFI), then (Windows x64) the PE image's own
+unwind info (``.pdata``/``.xdata``) when its bytes are in the dump or given, then the
+frame pointer, then stack scanning (40 words, 160 below a context or CFI frame).
 
 The walk stops when the caller's instruction pointer is below 4096, when the
 stack pointer does not grow, or after :data:`MAX_FRAMES` frames (a cyclic or
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
 from backline.analyzers.dumps.minidump.context import CpuContext
+from backline.analyzers.dumps.pe import PeImage
 from backline.analyzers.dumps.symbols import SymbolFile, SymbolInfo
 
 MAX_FRAMES = 2048
@@ -39,7 +41,8 @@ class ModuleMap:
     """Find the module containing an address (sorted, binary search)."""
 
     def __init__(self, modules: Sequence[ModuleLike],
-                 symbols: Callable[[int], SymbolFile | None]) -> None:
+                 symbols: Callable[[int], SymbolFile | None],
+                 pe: Callable[[int], "PeImage | None"] | None = None) -> None:
         order = sorted(range(len(modules)), key=lambda i: modules[i].base)
         self._bases = [modules[i].base for i in order]
         self._ends = [modules[i].base + modules[i].size for i in order]
@@ -47,6 +50,16 @@ class ModuleMap:
         self.modules = modules
         self._symbols = symbols
         self._sym_cache: dict[int, SymbolFile | None] = {}
+        self._pe = pe
+        self._pe_cache: dict[int, PeImage | None] = {}
+
+    def pe_image(self, index: int) -> "PeImage | None":
+        """The module's PE image (from the dump's memory or --binaries), when there is one."""
+        if self._pe is None:
+            return None
+        if index not in self._pe_cache:
+            self._pe_cache[index] = self._pe(index)
+        return self._pe_cache[index]
 
     def index_at(self, address: int) -> int | None:
         i = bisect.bisect_right(self._bases, address) - 1
@@ -67,7 +80,12 @@ class ModuleMap:
             return None, None
         sym = self.symbols(idx)
         if sym is None:
-            return idx, None
+            # no symbol file: the nearest exported name, as WinDbg shows without symbols
+            img = self.pe_image(idx)
+            hit = img.export_at(address - self.modules[idx].base) if img is not None else None
+            if hit is None:
+                return idx, None
+            return idx, SymbolInfo(hit[0], address - self.modules[idx].base - hit[1], is_public=True)
         return idx, sym.lookup(address - self.modules[idx].base)
 
     def instruction_seems_valid(self, ip: int) -> bool:

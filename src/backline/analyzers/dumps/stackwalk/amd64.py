@@ -1,9 +1,9 @@
-"""amd64 caller recovery: STACK CFI, ``rbp`` chain, then stack scanning."""
+"""amd64 caller recovery: STACK CFI, PE unwind info (``.pdata``), ``rbp`` chain, then stack scanning."""
 
 from __future__ import annotations
 
 from backline.analyzers.dumps.minidump.context import CpuContext
-from backline.analyzers.dumps.stackwalk import ModuleMap, StackMemory, WalkedFrame, cfi_step
+from backline.analyzers.dumps.stackwalk import ModuleMap, StackMemory, WalkedFrame, callee_regs, cfi_step
 
 CALLEE_SAVED = ("rbx", "rbp", "r12", "r13", "r14", "r15")
 MAX_GAP = 128 * 1024
@@ -75,12 +75,29 @@ def _by_scan(last: WalkedFrame, memory: StackMemory, modules: ModuleMap) -> CpuC
     return None
 
 
+def _by_pdata(last: WalkedFrame, memory: StackMemory, modules: ModuleMap) -> CpuContext | None:
+    """Undo the prolog with the module's own x64 unwind info (no symbol file needed)."""
+    if last.module_index is None:
+        return None
+    img = modules.pe_image(last.module_index)
+    if img is None or not img.has_unwind_info:
+        return None
+    rva = last.instruction - modules.modules[last.module_index].base
+    out = img.unwind(rva, callee_regs(last), memory.read, first=last.trust == "context")
+    if out is None:
+        return None
+    return CpuContext("amd64", out, frozenset(out))
+
+
 def caller(frames: list[WalkedFrame], memory: StackMemory, modules: ModuleMap,
            os_short: str) -> tuple[CpuContext, str] | None:
     last = frames[-1]
     ctx = cfi_step(frames, memory, modules, "rip", "rsp", CALLEE_SAVED)
     if ctx is not None:
         return ctx, "cfi"
+    ctx = _by_pdata(last, memory, modules)
+    if ctx is not None:
+        return ctx, "cfi"           # call frame information, from the image instead of a .sym file
     ctx = _by_frame_pointer(last, memory, os_short)
     if ctx is not None:
         return ctx, "frame_pointer"

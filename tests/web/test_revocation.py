@@ -1,0 +1,105 @@
+"""Revocation is immediate in every server process: ``backline serve --workers 2``, then a disabled
+user, a rotated API token and an ended web session are refused on the very next request.
+
+Every request below goes on a new connection; with SO_REUSEPORT the kernel spreads new
+connections over both workers by their ports, so 30 requests in a row reach both (the chance
+that all 30 land on one worker is 2^-29).  Both workers answer warm before each revocation,
+so any per-process cache of a lookup would show up as an accepted request afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from .pages_helpers import PASSWORD
+from .test_serve import _backline, _free_port, database  # noqa: F401 - the database fixture
+
+N = 30
+
+
+def _cli(env, db_args, *args, stdin: str | None = None) -> str:
+    out = subprocess.run(_backline() + list(args) + db_args, env=env, input=stdin, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def _login(base: str) -> tuple[str, str]:
+    """(session cookie, CSRF token of the session) after a password login."""
+    with httpx.Client(base_url=base) as c:
+        page = c.get("/login")
+        field = re.search(r'action="/login">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page.text)
+        r = c.post("/login", data={"username": "erin", "password": PASSWORD, "csrf_token": field.group(1),
+                                   "next": "/cases"})
+        assert r.status_code == 303, r.text[:300]
+        sid = c.cookies.get("bl_session")
+        token = re.search(r'name="csrf-token" content="([^"]+)"', c.get("/cases").text).group(1)
+    return sid, token
+
+
+def _statuses(base: str, *, cookie: str | None = None, token: str | None = None, path: str = "/cases") -> set[int]:
+    seen = set()
+    for _ in range(N):
+        headers = {"Connection": "close"}
+        if cookie:
+            headers["Cookie"] = f"bl_session={cookie}"
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        seen.add(httpx.get(base + path, headers=headers, follow_redirects=False, timeout=10).status_code)
+    return seen
+
+
+@pytest.mark.slow
+def test_revocation_reaches_every_worker_at_once(tmp_path, database):  # noqa: F811
+    env = {**os.environ, "BACKLINE_HOME": str(tmp_path / "home")}
+    env.pop("BACKLINE_DATABASE_URL", None)
+    db = ["--database-url", database] if database else []
+    api_token = _cli(env, db, "user", "add", "erin", "--role", "engineer", "--password-stdin", stdin=PASSWORD + "\n")
+    port = _free_port()
+    proc = subprocess.Popen(_backline() + ["serve", "--port", str(port), "--workers", "2", "--no-background"] + db,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
+        cookie, _csrf = _login(base)
+        assert _statuses(base, cookie=cookie) == {200}
+        assert _statuses(base, token=api_token, path="/api/me") == {200}
+
+        # a disabled user: their session and their API token stop at once
+        _cli(env, db, "user", "disable", "erin")
+        assert _statuses(base, cookie=cookie) == {303}                       # back to the login page
+        assert _statuses(base, token=api_token, path="/api/me") == {401}
+        _cli(env, db, "user", "enable", "erin")
+        assert _statuses(base, cookie=cookie) == {303}                       # that session stays ended
+        assert _statuses(base, token=api_token, path="/api/me") == {200}
+
+        # a rotated API token
+        new_token = _cli(env, db, "user", "token", "erin")
+        assert _statuses(base, token=api_token, path="/api/me") == {401}
+        assert _statuses(base, token=new_token, path="/api/me") == {200}
+
+        # an ended session (logout)
+        cookie, csrf = _login(base)
+        assert _statuses(base, cookie=cookie) == {200}
+        r = httpx.post(base + "/logout", headers={"Cookie": f"bl_session={cookie}", "X-CSRF-Token": csrf})
+        assert r.status_code == 303
+        assert _statuses(base, cookie=cookie) == {303}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
