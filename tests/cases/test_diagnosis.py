@@ -73,7 +73,7 @@ def test_each_job_stores_its_diagnosis_with_finding_ids(world):
 def test_the_current_diagnosis_reasons_across_uploads(world):
     hub, eng, _s, case = world
     d = DiagnosisService(hub.cases).current(eng, case.key)
-    assert d["evidence_files"] == ["app.log", "net.zip"] and d["findings"] == 3
+    assert d["evidence_files"] == ["app.log", "net.zip"] and d["findings"] >= 3     # (+ known-issue matches)
     top = d["probable_causes"][0]
     findings = {f["id"]: f for f in hub.evidence.findings(eng, case.key)}
     assert top["code"] == "NET.TCP.RST_TO_SYN" and top["evidence_file"] == "net.zip"

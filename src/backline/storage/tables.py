@@ -315,6 +315,8 @@ case_diagnoses = Table(
     Column("causes", JSON, nullable=False),                 # the JSON report's probable_causes, + finding_id
     Column("created_at", TS, nullable=False),
     Index("ix_case_diagnoses_case", "case_id"),
+)
+
 # --- revision 0006 --------------------------------------------------------
 
 known_issues = Table(
