@@ -366,6 +366,7 @@ def test_a_log_line_ties_an_endpoint_to_a_dumped_process():
     ("accept4() failed (24: Too many open files)", "fd_exhausted"),
     ("Out of memory: Killed process 4242 (worker) total-vm:812340kB", "out_of_memory"),
     ("ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate has expired", "tls_failure_log"),
+    ("curl: (60) SSL certificate problem: unable to get local issuer certificate", "tls_failure_log"),
     ("yaml.scanner.ScannerError: mapping values are not allowed here in \"/etc/app/config.yaml\", line 3",
      "config_error"),
     ("could not write block 8812 of temporary file: No space left on device", "disk_full"),
