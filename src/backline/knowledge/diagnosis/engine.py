@@ -42,6 +42,8 @@ from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, b
 from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
 from backline.model import Artifact, Diagnosis, Event, Fact, Finding, Severity
 
+#: The library's class of "any error": the catch-all of findings no other class describes.
+GENERIC = "error"
 #: How strongly a shared entity of each kind ties two findings.
 JOIN_WEIGHT: Mapping[str, float] = {
     "endpoint": 1.0, "pid": 1.0, "host": 0.9, "process": 0.8, "module": 0.8, "path": 0.8,
@@ -71,6 +73,7 @@ class DiagnosisSettings:
     stale_factor: float = 0.4
     first_bonus: float = 1.1
     max_time_support: float = 0.5
+    max_file_support: float = 0.6
     min_path_weight: float = 0.05       # weaker chains explain nothing
     unplaced_factor: float = 0.85       # undated and tied to nothing: unknown relevance to the incident
     lead: timedelta = timedelta(minutes=5)          # a cause may start this long before the incident
@@ -210,7 +213,10 @@ class _Candidates:
         return out
 
 
-def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int) -> dict[tuple[int, int], Edge]:
+def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
+           s_generic: float = 0.5) -> dict[tuple[int, int], Edge]:
+    """The links of the library between ``nodes``; an effect known only as a generic error weighs
+    ``s_generic`` (its words say nothing about the cause)."""
     by_signal: dict[str, list[int]] = defaultdict(list)
     for k, n in enumerate(nodes):
         for sg in n.signals:
@@ -231,11 +237,11 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int) 
                 j = _join(c, e, rel, skewed)
                 if j is None:
                     continue
-                w = rel.weight * j[0]
+                esig = e.has(rel.effect)
+                assert esig is not None
+                w = rel.weight * j[0] * (s_generic if esig.id == GENERIC else 1.0)
                 old = edges.get((ci, ei))
                 if old is None or w > old.weight:
-                    esig = e.has(rel.effect)
-                    assert esig is not None
                     edges[(ci, ei)] = Edge(ci, ei, round(w, 4), rel, j[1], esig)
     # at most ``max_out`` links leave one node: the strongest, then the nearest in time
     out: dict[int, list[Edge]] = defaultdict(list)
@@ -293,16 +299,21 @@ def _closure(start: int, out: Mapping[int, list[Edge]], s: DiagnosisSettings) ->
 
 
 def _support(reach: Mapping[int, tuple[float, Edge, int]], nodes: Sequence[Node], s: DiagnosisSettings) -> float:
-    """Sum of path weight x severity over the explained nodes; links that rest on time alone add
-    at most ``s.max_time_support`` together (closeness in time is weak evidence)."""
-    firm = timed = 0.0
+    """Sum of path weight x severity over the explained nodes.  Links that rest on time alone add at
+    most ``s.max_time_support`` together, links that rest on sharing a file alone at most
+    ``s.max_file_support`` (closeness in time, or being logged by the same program, is weaker
+    evidence than naming the same endpoint, host or process)."""
+    firm = timed = filed = 0.0
     for j, (w, e, _d) in reach.items():
         v = w * _SEV_WEIGHT[nodes[j].severity]
-        if all(kind == "time" for kind, _v in e.joined_on):
+        kinds = {kind for kind, _v in e.joined_on}
+        if kinds == {"time"}:
             timed += v
+        elif kinds <= {"artifact", "time"}:
+            filed += v
         else:
             firm += v
-    return firm + min(timed, s.max_time_support)
+    return firm + min(timed, s.max_time_support) + min(filed, s.max_file_support)
 
 
 def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: Sequence[Fact] = (),

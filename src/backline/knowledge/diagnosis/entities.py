@@ -58,6 +58,7 @@ _HOST_PHRASE = re.compile(
     r"\b(?:resolv\w*|look(?:ing)?\s?up|host(?:name)?|server|name|zone|domain|connect(?:ing|ion)?\s+to|reach)"
     r"\s*[=:]?\s*['\"]?(" + _HOSTNAME + r"\.[A-Za-z][A-Za-z0-9-]*)['\"]?", re.I)
 _IP = re.compile(rf"(?<![\w.]){_IPV4}(?![\w.])")
+_DNS_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?")
 _PID = re.compile(r"\bpid\s*[:=#]?\s*(\d{1,10})\b|\b(?:process|child|worker)\s+(?:process\s+|id\s+)?(\d{2,10})\b")  # lower case
 #: ``killed process 4242 (renderer)``, ``child 311 (php-fpm)``: the name after the pid
 _PID_NAME = re.compile(r"\b(?:process|child|worker)\s+\d{2,10}\s+\(([a-z_][\w.-]{1,40})\)")
@@ -322,7 +323,8 @@ def from_data(data: Mapping[str, Any]) -> list[Entity]:
                         out.add(Entity("host", norm_host(s)))
             elif kind == "host":
                 h = norm_host(s)
-                if h not in _ANY_HOST and (_is_hostname(h) or _IP.fullmatch(h)):
+                # the analyzer says it is a name (a DNS query, a TLS server name): any DNS-shaped one
+                if h not in _ANY_HOST and _DNS_NAME.fullmatch(h):
                     out.add(Entity("host", h))
             elif kind == "path":
                 if s.startswith("/") or re.match(r"[A-Za-z]:\\", s):

@@ -29,6 +29,8 @@ def _values(n: Node, art_ents: Mapping[str, set[Entity]]) -> dict[str, str]:
     vals: dict[str, str] = {}
     for kind, lst in n.ents.items():
         good = [v for v in lst if Entity(kind, v).specific]
+        if kind == "host":                    # a name reads better than an address
+            good.sort(key=lambda v: v.replace(".", "").isdigit())
         if good:
             vals[kind] = good[0]
     if isinstance(f.data, Mapping):

@@ -73,6 +73,8 @@ def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
     s = settings or TimingSettings()
     by_art: dict[str, list[tuple[datetime, frozenset[Entity]]]] = defaultdict(list)
     captures: list[str] = []
+    if len({e.artifact for e in events if e.ts is not None and e.severity >= s.min_severity}) < 2:
+        return []                                         # one clock: nothing to compare
     for e in events:
         if e.kind.startswith("net.") and e.artifact not in captures:
             captures.append(e.artifact)
