@@ -415,3 +415,31 @@ def test_a_transient_refusal_during_a_restart_is_not_the_tls_failure_that_follow
     assert {2, 3} <= set(d.top.explained)
     refused = next(c for c in d.causes if c.code == "NET.TCP.RST_TO_SYN")
     assert 2 not in refused.explained          # a refused SYN never made the connection a client resets
+
+
+def test_in_one_file_line_order_decides_and_a_burst_is_not_the_first_anomaly():
+    """A burst's time is its bucket's start (earlier than its first record); in one file the line
+    order is the order of the happenings."""
+    findings = [
+        log("1x zone shop.example/IN: loading from master file shop.zone failed: bad TTL", 40,
+            "zone shop.example/IN: loading from master file shop.zone failed: bad TTL", at(5), artifact="named.log"),
+        Finding("LOG.BURST", "burst of 38x query <*> SERVFAIL (zone shop.example not loaded)", Severity.MEDIUM,
+                "named.log", (EvidenceRef.line("named.log", 41, "query api.shop.example SERVFAIL (zone shop.example "
+                                                               "not loaded)"),), count=38, first_seen=at(0),
+                last_seen=at(60), data={"bucket_s": 60, "template": "query <*> SERVFAIL"}),
+    ]
+    top = diagnose(findings).top
+    assert top.finding == 0 and 1 in top.explained
+    assert not any("first anomaly" in r for c in diagnose(findings).causes if c.finding == 1 for r in c.reasons)
+
+
+def test_a_finding_of_its_own_class_is_not_another_causes_generic_error():
+    findings = [
+        log("1x gateway <*> unreachable: [Errno 111] Connection refused", 196,
+            "WARNING gateway 10.0.0.8:18443 unreachable: [Errno 111] Connection refused", at(0), artifact="sync.log"),
+        log("11x TLS handshake with <*> failed: [SSL: TLSV1_ALERT_PROTOCOL_VERSION]", 197,
+            "ERROR TLS handshake with 10.0.0.8:18443 failed: [SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert "
+            "protocol version", at(1), artifact="sync.log", count=11, last=at(40)),
+    ]
+    refused = next(c for c in diagnose(findings).causes if c.finding == 0)
+    assert 1 not in refused.explained

@@ -93,12 +93,18 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str]) -> tuple[float, tup
     """How strongly ``c`` and ``e`` are tied for ``rel``, and on what; None when they are not, or when
     their times forbid it."""
     dated = c.first is not None and e.first is not None
-    if dated and rel.order == "before":
+    # in one file, the order of the lines is the order of the happenings (exact; times may be
+    # rounded or a burst's bucket)
+    same_file = [a for a in c.lines if a in e.lines]
+    if same_file and rel.order == "before":
+        if any(e.lines[a] < c.lines[a] for a in same_file):
+            return None
+    elif dated and rel.order == "before":
         tol = _tolerance(c, e, skewed)
         if e.first < c.first - tol:                                   # type: ignore[operator]
             return None
-        if e.first - (c.last if c.last is not None else c.first) > rel.within_s:   # type: ignore[operator]
-            return None
+    if dated and e.first - (c.last if c.last is not None else c.first) > rel.within_s:   # type: ignore[operator]
+        return None
     best = 0.0
     on: list[tuple[str, str]] = []
     for kind in rel.join:
@@ -216,7 +222,8 @@ class _Candidates:
 def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
            s_generic: float = 0.5) -> dict[tuple[int, int], Edge]:
     """The links of the library between ``nodes``; an effect known only as a generic error weighs
-    ``s_generic`` (its words say nothing about the cause)."""
+    ``s_generic`` (its words say nothing about the cause), and a finding of a class of its own is
+    never linked as a generic error."""
     by_signal: dict[str, list[int]] = defaultdict(list)
     for k, n in enumerate(nodes):
         for sg in n.signals:
@@ -239,6 +246,8 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
                     continue
                 esig = e.has(rel.effect)
                 assert esig is not None
+                if esig.id == GENERIC and e.signals[0].id != GENERIC:
+                    continue        # a finding of a class of its own is not "any error" of another cause
                 w = rel.weight * j[0] * (s_generic if esig.id == GENERIC else 1.0)
                 old = edges.get((ci, ei))
                 if old is None or w > old.weight:
@@ -356,7 +365,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     lead, margin = s.lead.total_seconds(), s.chronic_margin.total_seconds()
     first_anomaly = None
     if window:
-        in_window = [k for k, n in enumerate(nodes) if n.first is not None and n.prior >= 0.5
+        in_window = [k for k, n in enumerate(nodes) if n.first is not None and n.prior >= 0.5 and not n.coarse
                      and w_start - lead <= n.first <= w_end]          # type: ignore[operator]
         if in_window:
             first_anomaly = min(in_window, key=lambda k: (nodes[k].first, -nodes[k].prior))

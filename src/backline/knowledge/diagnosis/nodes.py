@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from backline.knowledge.diagnosis.entities import Entity, Vocabulary, extract, from_data
 from backline.knowledge.diagnosis.library import Library, Relation, Signal
@@ -38,6 +38,8 @@ class Node:
     last: float | None = None
     count: int = 1
     severity: Severity = Severity.INFO
+    lines: dict[str, int] = field(default_factory=dict)   # artifact -> first line it points at
+    coarse: bool = False                  # its time is a bucket's start (a burst), not a record's
 
     @property
     def prior(self) -> float:
@@ -232,10 +234,19 @@ def build_nodes(findings: Sequence[Finding], lib: Library, vocab: Vocabulary,
             if f.last_seen is not None or f.first_seen is not None:
                 lasts.append((f.last_seen or f.first_seen).timestamp() - off)
         f = findings[rep]
+        lines: dict[str, int] = {}
+        for i in group:
+            for r in findings[i].evidence:
+                if r.locator.startswith("line:") and r.locator[5:].isdigit():
+                    n = int(r.locator[5:])
+                    if n < lines.get(r.artifact, n + 1):
+                        lines[r.artifact] = n
         nodes.append(Node(
             index=rep, members=sorted(group), finding=f, text=texts[rep],
             signals=sorted(signals.values(), key=lambda sg: -sg.prior), ents=ents,
             artifacts={findings[i].artifact for i in group},
             first=min(firsts) if firsts else None, last=max(lasts) if lasts else None,
-            count=max(findings[i].count for i in group), severity=max(findings[i].severity for i in group)))
+            count=max(findings[i].count for i in group), severity=max(findings[i].severity for i in group),
+            lines=lines, coarse=all(isinstance(findings[i].data, Mapping) and "bucket_s" in findings[i].data
+                                    for i in group)))
     return nodes
