@@ -32,7 +32,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from backline.knowledge.diagnosis.entities import Entity
 from backline.knowledge.diagnosis.explain import make_cause
@@ -325,6 +325,68 @@ def _support(reach: Mapping[int, tuple[float, Edge, int]], nodes: Sequence[Node]
     return firm + min(timed, s.max_time_support) + min(filed, s.max_file_support)
 
 
+def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, Edge, int]],
+                inbound: Sequence[Edge], window: tuple[datetime, datetime] | None, first_anomaly: int | None,
+                s: DiagnosisSettings) -> tuple[float, list[str]]:
+    """Node ``k``'s confidence and the reasons for it (see the module docstring)."""
+    n = nodes[k]
+    support = _support(reach, nodes, s)
+    prior = n.prior
+    conf = prior * (0.5 + 0.5 * (1.0 - math.exp(-1.2 * support)))
+    reasons = [f"{n.signals[0].id}: prior {prior:.2f}",
+               f"explains {len(reach)} other finding(s), support {support:.2f}"]
+    explained_by = 0.0
+    by = None
+    for e in inbound:
+        cause = nodes[e.cause]
+        if e.cause in reach and (cause.first is None or n.first is None):
+            continue                           # an undated cycle says nothing about direction
+        v = e.weight * min(1.0, cause.prior / prior)
+        if v > explained_by:
+            explained_by, by = v, e.cause
+    if by is not None:
+        conf *= 1.0 - s.explained_penalty * explained_by
+        reasons.append(f"explained by finding {nodes[by].index} ({explained_by:.2f})")
+    if window is not None and n.first is not None:
+        w_start, w_end = window[0].timestamp(), window[1].timestamp()
+        margin = s.chronic_margin.total_seconds()
+        if n.first < w_start - margin and (n.last or n.first) >= w_start - margin and n.count > 1:
+            conf *= s.chronic_factor
+            reasons.append("chronic: present long before the incident and still there")
+        elif (n.last or n.first) < w_start - margin:
+            conf *= s.stale_factor
+            reasons.append("over long before the incident")
+        elif n.first > w_end + margin:
+            conf *= s.stale_factor
+            reasons.append("begins long after the incident")
+    if not reach:
+        # a lone finding: how strong is the evidence itself (severity, how often it was seen)
+        strength = _LONE_SEVERITY.get(n.severity, 0.6) * (0.85 + 0.15 * min(1.0, math.log10(max(1, n.count))))
+        conf *= strength
+        reasons.append(f"explains nothing else: evidence strength {strength:.2f}")
+        if n.first is None and not inbound:
+            conf *= s.unplaced_factor
+            reasons.append("neither dated nor tied to another finding: not placed in the incident")
+    if k == first_anomaly and support > 0:        # a lone finding stays below half its prior
+        conf *= s.first_bonus
+        reasons.append("the first anomaly of the incident")
+    return max(0.0, min(0.99, conf)), reasons
+
+
+def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[Fact], vocab) -> None:
+    """Entities one piece of evidence ties together: a server's address for the name the client
+    used (TLS SNI), and the dumped process a log line names beside an endpoint."""
+    owners = endpoint_owners(findings, named_processes(findings, facts), vocab)
+    addresses = server_names(findings)
+    for n in nodes:
+        eps = n.ents.setdefault("endpoint", [])
+        eps += sorted({a for ep in eps for a in addresses.get(ep, ()) if a not in eps})
+        derived = sorted({p for ep in eps for p in owners.get(ep, ())})
+        if derived:
+            lst = n.ents.setdefault("process", [])
+            lst += [p for p in derived if p not in lst]
+
+
 def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: Sequence[Fact] = (),
              artifacts: Sequence[Artifact] = (), *, library: Library | None = None,
              settings: DiagnosisSettings | None = None) -> Diagnosis:
@@ -344,15 +406,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     offsets = {k.artifact: k.offset_s for k in skews}
     window = incident_window(events, offsets, s.timing)
     nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)
-    owners = endpoint_owners(findings, named_processes(findings, facts), vocab)
-    addresses = server_names(findings)
-    for n in nodes:
-        eps = n.ents.get("endpoint", [])
-        eps += sorted({a for ep in eps for a in addresses.get(ep, ()) if a not in eps})
-        derived = sorted({p for ep in eps for p in owners.get(ep, ())})
-        if derived:
-            lst = n.ents.setdefault("process", [])
-            lst += [p for p in derived if p not in lst]
+    _bridge(nodes, findings, facts, vocab)
     edges = _edges(nodes, lib, set(offsets), s.max_out_links)
     out: dict[int, list[Edge]] = defaultdict(list)
     inbound: dict[int, list[Edge]] = defaultdict(list)
@@ -360,58 +414,18 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
         out[e.cause].append(e)
         inbound[e.effect].append(e)
 
-    w_start = window[0].timestamp() if window else None
-    w_end = window[1].timestamp() if window else None
-    lead, margin = s.lead.total_seconds(), s.chronic_margin.total_seconds()
     first_anomaly = None
     if window:
+        w_start, w_end, lead = window[0].timestamp(), window[1].timestamp(), s.lead.total_seconds()
         in_window = [k for k, n in enumerate(nodes) if n.first is not None and n.prior >= 0.5 and not n.coarse
-                     and w_start - lead <= n.first <= w_end]          # type: ignore[operator]
+                     and w_start - lead <= n.first <= w_end]
         if in_window:
             first_anomaly = min(in_window, key=lambda k: (nodes[k].first, -nodes[k].prior))
 
     scored = []
-    for k, n in enumerate(nodes):
+    for k in range(len(nodes)):
         reach = _closure(k, out, s)
-        support = _support(reach, nodes, s)
-        prior = n.prior
-        conf = prior * (0.5 + 0.5 * (1.0 - math.exp(-1.2 * support)))
-        reasons = [f"{n.signals[0].id}: prior {prior:.2f}",
-                   f"explains {len(reach)} other finding(s), support {support:.2f}"]
-        explained_by = 0.0
-        by = None
-        for e in inbound.get(k, ()):
-            cause = nodes[e.cause]
-            if e.cause in reach and (cause.first is None or n.first is None):
-                continue                           # an undated cycle says nothing about direction
-            v = e.weight * min(1.0, cause.prior / prior)
-            if v > explained_by:
-                explained_by, by = v, e.cause
-        if explained_by > 0:
-            conf *= 1.0 - s.explained_penalty * explained_by
-            reasons.append(f"explained by finding {nodes[by].index} ({explained_by:.2f})")   # type: ignore[index]
-        if window and n.first is not None:
-            if n.first < w_start - margin and (n.last or n.first) >= w_start - margin and n.count > 1:
-                conf *= s.chronic_factor
-                reasons.append("chronic: present long before the incident and still there")
-            elif (n.last or n.first) < w_start - margin:
-                conf *= s.stale_factor
-                reasons.append("over long before the incident")
-            elif n.first > w_end + margin:
-                conf *= s.stale_factor
-                reasons.append("begins long after the incident")
-        if not reach:
-            # a lone finding: how strong is the evidence itself (severity, how often it was seen)
-            strength = _LONE_SEVERITY.get(n.severity, 0.6) * (0.85 + 0.15 * min(1.0, math.log10(max(1, n.count))))
-            conf *= strength
-            reasons.append(f"explains nothing else: evidence strength {strength:.2f}")
-        if n.first is None and not reach and not inbound.get(k):
-            conf *= s.unplaced_factor
-            reasons.append("neither dated nor tied to another finding: not placed in the incident")
-        if k == first_anomaly and support > 0:        # a lone finding stays below half its prior
-            conf *= s.first_bonus
-            reasons.append("the first anomaly of the incident")
-        conf = max(0.0, min(0.99, conf))
+        conf, reasons = _confidence(k, nodes, reach, inbound.get(k, ()), window, first_anomaly, s)
         scored.append((conf, k, reach, reasons))
     scored.sort(key=lambda x: (-x[0], nodes[x[1]].first if nodes[x[1]].first is not None else math.inf,
                                nodes[x[1]].index))
