@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
-
-import typer
+from typing import TYPE_CHECKING
 
 from backline import __version__
+
+if TYPE_CHECKING:           # Typer is imported when a command is built (`backline dbg` starts without it)
+    import typer
 
 #: Modules with a ``register(app)`` function, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -36,20 +38,23 @@ COMMAND_NAMES: dict[str, str] = {m.rsplit(".", 1)[1]: m for m in COMMAND_MODULES
 
 
 def _version(value: bool) -> None:
+    import typer
+
     if value:
         typer.echo(f"backline {__version__}")
         raise typer.Exit()
 
 
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-) -> None:
-    """Backline - the escalation engineer's workbench."""
-
-
-def build_app(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
+def build_app(modules: tuple[str, ...] = COMMAND_MODULES) -> "typer.Typer":
     """The ``backline`` Typer app with the commands of ``modules``."""
+    import typer
+
+    def _root(
+        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                     help="Print the version and exit."),
+    ) -> None:
+        """Backline - the escalation engineer's workbench."""
+
     new = typer.Typer(
         name="backline",
         help="Backline - the escalation engineer's workbench.\n\n"
@@ -66,7 +71,7 @@ def build_app(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
     return new
 
 
-_full_app: typer.Typer | None = None
+_full_app: "typer.Typer | None" = None
 
 
 def __getattr__(name: str):
@@ -86,6 +91,11 @@ def main() -> None:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     name = sys.argv[1] if len(sys.argv) > 1 else ""
+    if name == "dbg":                  # scripts call `backline dbg -c ...`: start without Typer
+        from backline.debugger.cli import fast_main
+        code = fast_main(sys.argv[2:])
+        if code is not None:
+            sys.exit(code)
     the_app = build_app((COMMAND_NAMES[name],)) if name in COMMAND_NAMES else __getattr__("app")
     try:
         the_app()

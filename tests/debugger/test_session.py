@@ -124,6 +124,22 @@ def test_cli_json_is_one_object_per_command(corpus):
     assert all(x["ok"] for x in docs) and docs[2]["data"]["bytes"][:4] == [0x45, 0, 0, 0]
 
 
+def test_the_command_line_starts_without_typer(corpus):
+    """`backline dbg -c` (scripts, bug reports) runs through the Typer-free fast path: same output,
+    and Typer is never imported."""
+    import subprocess
+    import sys
+    d = corpus / "dumps/breakpad"
+    code = ("import sys; from backline.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n"
+            "    print('TYPER', 'typer' in sys.modules, file=sys.stderr); raise")
+    r = subprocess.run([sys.executable, "-c", code, "dbg", str(d / "minidump2.dmp"), "--symbols", str(d / "symbols"),
+                        "-c", "k 1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "0:000> k 1" in r.stdout and "CrashFunction" in r.stdout
+    assert "TYPER False" in r.stderr
+
+
 def test_cli_bad_target_exits_2(tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_bytes(b"\x00\x01binary junk")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -40,74 +38,10 @@ def dbg(targets: Optional[List[Path]] = typer.Argument(None, help="Minidumps and
                                                     help="File the logpoints (lp) of a live session write to.")
         ) -> None:
     """An interactive debugger session, in WinDbg's words, over dumps, cores and live processes."""
-    from backline.debugger.session import Session
-    from backline.errors import BacklineError
+    from backline.debugger.cli import run
 
-    opened = []
-    try:
-        for p in targets or []:
-            from backline.debugger.target import open_target
-            opened.append(open_target(p, symbols=symbols, binaries=binaries))
-        if pid is not None:
-            from backline.debugger.live import attach
-            opened.append(attach(pid, log_path=logpoint_log))
-    except BacklineError as exc:
-        for t in opened:
-            t.close()
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
-    if not opened:
-        typer.echo("error: give a dump or core file, or --pid PID (see backline dbg --help)", err=True)
-        raise typer.Exit(2)
-    session = Session(opened)
-    for t in opened:
-        extra = getattr(t, "commands", None)
-        if extra:
-            session.extra.update(extra())
-    try:
-        if commands is not None:
-            run_script(session, commands, as_json)
-        elif sys.stdin.isatty() and not as_json:
-            from backline.debugger.shell import interactive
-            interactive(session)
-        else:
-            for line in sys.stdin:
-                if not run_script(session, line, as_json):
-                    break
-    finally:
-        session.close()
-
-
-def run_script(session, line: str, as_json: bool) -> bool:
-    """Run ``line``'s commands, printing each result; False once ``q`` was given."""
-    from backline.debugger.session import split_commands
-
-    for cmd in split_commands(line):
-        prompt = f"{session.current}:{session.thread_index:03d}> "
-        r = session.run(cmd)
-        if as_json:
-            sys.stdout.write(json.dumps(r.to_json(), default=_json_default) + "\n")
-        else:
-            sys.stdout.write(f"{prompt}{cmd}\n")
-            if r.error:
-                sys.stdout.write(f"error: {r.error}\n")
-            elif r.text:
-                sys.stdout.write(r.text + "\n")
-        sys.stdout.flush()
-        if r.quit:
-            return False
-    return True
-
-
-def _json_default(o):
-    from datetime import datetime
-    if isinstance(o, datetime):
-        return o.isoformat()
-    if isinstance(o, (bytes, bytearray)):
-        return o.hex()
-    if isinstance(o, (set, frozenset, tuple)):
-        return list(o)
-    return str(o)
+    raise typer.Exit(run(targets or [], symbols=symbols, binaries=binaries, commands=commands, as_json=as_json,
+                         pid=pid, log=logpoint_log))
 
 
 def register(app: typer.Typer) -> None:

@@ -279,7 +279,7 @@ def open_target(path: Path | str, *, symbols: Sequence[Path] = (), binaries: Seq
 
     Raises :class:`~backline.errors.BacklineError` (naming the file) for anything else.
     """
-    from backline.commands.dump import classify
+    from backline.analyzers.dumps.sniff import classify
 
     p = Path(path)
     if not p.is_file():

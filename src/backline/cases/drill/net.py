@@ -136,11 +136,22 @@ def _index_row(num: int, ts: int, caplen: int, orig: int, d, tracker: TcpTracker
 
 def conversation(index: Path, number: int, around: int = MAX_LISTED // 2) -> dict[str, Any]:
     """The conversation of packet ``number``: its packets (up to ``around`` each side of it)."""
-    from backline.analyzers.logs.store import query
+    import duckdb
 
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone='UTC'")
+        con.read_parquet(str(index)).create_view("records")     # the packet index (not log records)
+        return _conversation(con, number, around)
+    finally:
+        con.close()
+
+
+def _conversation(con, number: int, around: int) -> dict[str, Any]:
     def run(sql: str, args: list) -> list[dict[str, Any]]:
-        names, rows = query([index], sql, params=args)
-        return [dict(zip(names, r)) for r in rows]
+        cur = con.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
 
     hit = run("SELECT * FROM records WHERE number = ?", [number])
     if not hit:
