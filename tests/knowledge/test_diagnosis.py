@@ -443,3 +443,29 @@ def test_a_finding_of_its_own_class_is_not_another_causes_generic_error():
     ]
     refused = next(c for c in diagnose(findings).causes if c.finding == 0)
     assert 1 not in refused.explained
+
+
+def test_a_log_in_local_time_is_aligned_with_the_capture():
+    """A log written in local time without a zone reads two hours off the capture's UTC: the
+    offset is found from the events both record, and the chain holds."""
+    shift = 2 * 3600
+    events = []
+    for k in range(4):
+        events.append(Event(at(10 * k), "net.pcap", "net.tcp.rst_to_syn", "Connection refused by 10.1.2.3:6432",
+                            Severity.HIGH, EvidenceRef.packet("net.pcap", 10 + k)))
+        events.append(Event(at(shift + 10 * k + 0.01), "app.log", "log.error",
+                            "connect to 10.1.2.3:6432 failed: Connection refused", Severity.HIGH,
+                            EvidenceRef.line("app.log", 5 + k)))
+    findings = [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (4 attempt(s))", 10, at(0),
+            {"server": "10.1.2.3:6432"}),
+        log("4x connect to <*> failed: Connection refused", 5,
+            "ERROR connect to 10.1.2.3:6432 failed: Connection refused", at(shift + 0.01), count=4,
+            last=at(shift + 30)),
+        log("1x worker stopped after repeated connection failures", 9, "ERROR worker stopped", at(shift + 31),
+            count=1),
+    ]
+    d = diagnose(findings, events, artifacts=[Artifact("net.pcap", ArtifactKind.CAPTURE, 1, "0")])
+    assert [(k.artifact, round(k.offset_s)) for k in d.skews] == [("app.log", shift)]
+    assert d.top.code == "NET.TCP.RST_TO_SYN" and {1, 2} <= set(d.top.explained)
+    assert not any("long after" in r for c in d.causes for r in c.reasons)

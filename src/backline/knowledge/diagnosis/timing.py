@@ -45,7 +45,7 @@ SKEW_KINDS = frozenset({"endpoint", "host", "pid"})
 
 @dataclass(frozen=True, slots=True)
 class TimingSettings:
-    max_skew: timedelta = timedelta(minutes=10)
+    max_skew: timedelta = timedelta(hours=14)   # a log written in local time is hours off the capture's UTC
     min_skew_s: float = 0.5
     min_pairs: int = 2                # time differences needed to believe an offset
     max_spread_s: float = 1.0         # ... and how far they may disagree (median absolute deviation)
