@@ -469,3 +469,23 @@ def test_a_log_in_local_time_is_aligned_with_the_capture():
     assert [(k.artifact, round(k.offset_s)) for k in d.skews] == [("app.log", shift)]
     assert d.top.code == "NET.TCP.RST_TO_SYN" and {1, 2} <= set(d.top.explained)
     assert not any("long after" in r for c in d.causes for r in c.reasons)
+
+
+def test_no_verdict_on_time_for_a_file_that_shows_nothing_in_the_incident():
+    """A log whose clock may be another (its problems all lie hours from the incident, within a
+    day) is not called stale; one days before is."""
+    events = [Event(at(k), "net.pcap", "net.tcp.rst_to_syn", "refused", Severity.HIGH,
+                    EvidenceRef.packet("net.pcap", k + 1)) for k in range(5)]
+    events += [Event(at(-3 * 3600), "svc.log", "log.error", "disk full", Severity.HIGH, EvidenceRef.line("svc.log", 4))]
+    findings = [
+        log("1x write failed: No space left on device", 4, "ERROR write failed: No space left on device",
+            at(-3 * 3600), artifact="svc.log"),
+        log("1x write failed: No space left on device", 4, "ERROR write failed: No space left on device",
+            at(-3 * 86400), artifact="old.log"),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (5 attempt(s))", 1, at(0),
+            {"server": "10.1.2.3:6432"}),
+    ]
+    d = diagnose(findings, events)
+    reasons = {c.finding: c.reasons for c in d.causes}
+    assert not any("long before" in r for r in reasons[0])
+    assert any("long before" in r for r in reasons[1])

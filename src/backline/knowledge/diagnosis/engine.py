@@ -327,8 +327,9 @@ def _support(reach: Mapping[int, tuple[float, Edge, int]], nodes: Sequence[Node]
 
 def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, Edge, int]],
                 inbound: Sequence[Edge], window: tuple[datetime, datetime] | None, first_anomaly: int | None,
-                s: DiagnosisSettings) -> tuple[float, list[str]]:
-    """Node ``k``'s confidence and the reasons for it (see the module docstring)."""
+                placed: set[str], s: DiagnosisSettings) -> tuple[float, list[str]]:
+    """Node ``k``'s confidence and the reasons for it (see the module docstring).  ``placed``: the
+    artifacts whose clock shows them in the incident window (problems of theirs fall in it)."""
     n = nodes[k]
     support = _support(reach, nodes, s)
     prior = n.prior
@@ -350,7 +351,10 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
     if window is not None and n.first is not None:
         w_start, w_end = window[0].timestamp(), window[1].timestamp()
         margin = s.chronic_margin.total_seconds()
-        if n.first < w_start - margin and (n.last or n.first) >= w_start - margin and n.count > 1:
+        far = s.timing.max_skew.total_seconds()
+        if not (n.artifacts & placed) and w_start - far <= n.first <= w_end + far:
+            pass        # its file shows nothing in the incident: maybe another clock, so no verdict on time
+        elif n.first < w_start - margin and (n.last or n.first) >= w_start - margin and n.count > 1:
             conf *= s.chronic_factor
             reasons.append("chronic: present long before the incident and still there")
         elif (n.last or n.first) < w_start - margin:
@@ -415,8 +419,12 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
         inbound[e.effect].append(e)
 
     first_anomaly = None
+    placed: set[str] = set()
     if window:
         w_start, w_end, lead = window[0].timestamp(), window[1].timestamp(), s.lead.total_seconds()
+        margin = s.chronic_margin.total_seconds()
+        placed = {e.artifact for e in events if e.ts is not None and e.severity >= Severity.MEDIUM
+                  and w_start - lead <= e.ts.timestamp() - offsets.get(e.artifact, 0.0) <= w_end + margin}
         in_window = [k for k, n in enumerate(nodes) if n.first is not None and n.prior >= 0.5 and not n.coarse
                      and w_start - lead <= n.first <= w_end]
         if in_window:
@@ -425,7 +433,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     scored = []
     for k in range(len(nodes)):
         reach = _closure(k, out, s)
-        conf, reasons = _confidence(k, nodes, reach, inbound.get(k, ()), window, first_anomaly, s)
+        conf, reasons = _confidence(k, nodes, reach, inbound.get(k, ()), window, first_anomaly, placed, s)
         scored.append((conf, k, reach, reasons))
     scored.sort(key=lambda x: (-x[0], nodes[x[1]].first if nodes[x[1]].first is not None else math.inf,
                                nodes[x[1]].index))
