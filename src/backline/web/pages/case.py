@@ -17,6 +17,7 @@ from markupsafe import Markup
 from backline.cases.bugs import FIELDS, _TEXT, render_markdown
 from backline.cases.model import ParticipantRole
 from backline.web.pages.case_view import analysis_view, case_view, permissions
+from backline.web.pages.diagnosis import diagnosis_section
 from backline.web.pages.markdown import to_html
 from backline.web.pages.render import is_htmx, render
 from backline.web.pages.security import PageUser
@@ -37,7 +38,7 @@ class CaseSection:
 
 #: The case page's extension places, in page order.  Fill ``provider`` to show something there.
 CASE_SECTIONS: list[CaseSection] = [
-    CaseSection("diagnosis", "Probable root cause"),        # knowledge/diagnosis (wip/diag)
+    CaseSection("diagnosis", "Probable root cause", diagnosis_section),   # web/pages/diagnosis.py
     CaseSection("known-issues", "Known issues"),            # knowledge/kb (wip/kb)
     CaseSection("similar", "Similar cases"),                # knowledge/similar (wip/similar)
 ]
