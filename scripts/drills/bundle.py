@@ -58,13 +58,19 @@ def write_truth(out: Path, name: str, *, description: str, codes: list[str] | No
                 artifact: str = "*", contains: list[str] | None = None,
                 data_at_least: dict[str, float] | None = None, alternatives: list[dict] | None = None) -> None:
     """``truth.json``: the root cause as the finding codes, artifact glob and strings a
-    correct probable cause rests on; without ``codes`` the bundle is a healthy one."""
+    correct probable cause rests on; without ``codes`` the bundle is a healthy one.  A
+    known-issue match (``KB.MATCH``) resting on the same evidence (same artifact, same strings)
+    expresses the cause as well, so it is added to every matcher's codes."""
     doc: dict = {"name": name, "healthy": codes is None}
     if codes is not None:
-        doc["root_cause"] = {"codes": codes, "artifact": artifact, "contains": contains or []}
+        doc["root_cause"] = {"codes": _with_kb(codes), "artifact": artifact, "contains": contains or []}
         if data_at_least:
             doc["root_cause"]["data_at_least"] = data_at_least
         if alternatives:
-            doc["root_cause"]["alternatives"] = alternatives
+            doc["root_cause"]["alternatives"] = [dict(a, codes=_with_kb(a["codes"])) for a in alternatives]
     doc["description"] = description
     (out / "truth.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def _with_kb(codes: list[str]) -> list[str]:
+    return codes + [c for c in ("KB.MATCH",) if c not in codes]

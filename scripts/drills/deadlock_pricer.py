@@ -109,6 +109,13 @@ static void serve_health(int fd) {
     char req[512];
     ssize_t n = read(fd, req, sizeof req - 1);
     if (n <= 0) { close(fd); return; }
+    req[n] = 0;
+    if (strncmp(req, "GET /health ", 12) != 0) {           /* /version went away in 2.3 */
+        const char *nf = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        write(fd, nf, strlen(nf));
+        close(fd);
+        return;
+    }
     pthread_mutex_lock(&book_lock);
     long q = quotes_applied;
     pthread_mutex_unlock(&book_lock);
@@ -147,9 +154,9 @@ int main(int argc, char **argv) {
 """
 
 
-def probe() -> str:
+def probe(path: str = "/health") -> str:
     with socket.create_connection(PRICER, timeout=1.0) as s:
-        s.sendall(b"GET /health HTTP/1.1\r\nHost: pricerd\r\n\r\n")
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: pricerd\r\n\r\n".encode())
         return s.recv(256).decode(errors="replace").split("\r\n", 1)[0]
 
 
@@ -158,7 +165,16 @@ def watchdog(log_path: str, pid: str, core_path: str, seconds: str) -> None:
     log.info("watching pricerd pid %s via http://%s:%d/health", pid, *PRICER)
     misses = 0
     end = time.time() + float(seconds)
+    checks = 0
     while time.time() < end:
+        checks += 1
+        if checks % 4 == 1:                    # the inventory job still asks the old version endpoint
+            try:
+                status = probe("/version")
+                if " 404 " in status + " ":
+                    log.warning("pricerd version probe: %s (endpoint removed in 2.3?)", status)
+            except OSError:
+                pass
         try:
             status = probe()
             misses = 0

@@ -85,3 +85,16 @@ def test_queue_sorts_by_sla_urgency_and_stays_exact_as_time_passes(world):
     page = q.page(mia, QueueFilters(status=("closed",)))
     assert page.rows == () and page.total == 0
     assert q.page(mia, QueueFilters(sort="severity")).rows[0].key == s1.key
+
+
+def test_warming_makes_the_plans_of_open_cases(world):
+    clock, cases, erin, mia, carl = world
+    open_ = cases.create(erin, NewCase("open", "orders", "1", "acme", CaseSeverity.S2, FULL))
+    done = cases.create(erin, NewCase("done", "orders", "1", "acme", CaseSeverity.S2, FULL))
+    cases.set_status(erin, done.key, "resolved")
+    q = CaseQueue(cases)
+    assert q.warm() == 1
+    assert set(q.clocks._plans) == {open_.id}
+    before = q.clocks._plans[open_.id]
+    q.page(mia, QueueFilters())
+    assert q.clocks._plans[open_.id] is before          # used, not remade

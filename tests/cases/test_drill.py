@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -17,15 +16,14 @@ from backline.cases.hub import Hub
 from backline.cases.model import CaseSeverity, Role
 from backline.cases.service import NewCase
 from backline.errors import NotFound
+from backline.testing import EXAMPLE_INTAKE, example_bundle
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "case-001" / "bundle.zip"
+EXAMPLE = example_bundle()
 LOG = "bundle.zip!/logs/orders-service.log"
 PCAP = "bundle.zip!/capture/orders-lo.pcap"
 CORE = "bundle.zip!/crash.tar.gz!/crash/core.stockcalc"
 TRACE = "bundle.zip!/crash.tar.gz!/crash/orders-crash.txt"
-INTAKE = {"symptoms": "Orders fail to reserve stock", "business_impact": "Orders lost for 300 users",
-          "environment": "4.2.1 on RHEL 9", "steps_to_reproduce": "Place an order",
-          "already_tried": "Restart", "expected": "Reserved", "actual": "HTTP 500", "evidence": ["bundle.zip"]}
+INTAKE = EXAMPLE_INTAKE
 
 
 @pytest.fixture
@@ -96,6 +94,9 @@ def test_log_view_at_a_line_with_filters_and_search(analysed):
     # a line inside a multi-line record (the stack trace) lands on its record
     v = hub.drill.view(eng, case.key, item.id, LOG, "line:20")
     assert v.body["target"]["line"] == 13 and v.body["target"]["end_line"] >= 20
+    lines = v.body["target_lines"]                                         # the trace's own lines
+    assert [ln["text"] for ln in lines] == raw[12:v.body["target"]["end_line"]]
+    assert [ln["number"] for ln in lines if ln["target"]] == [20]
     # SQL-looking search text is a value, never SQL
     v = hub.drill.view(eng, case.key, item.id, LOG, "line:1", LogQuery(search="') OR 1=1 --"))
     assert v.body["matching"] == 0
@@ -238,3 +239,22 @@ def test_event_log_record_view(hub, corpus):
         assert r["excerpt"].startswith(f"{v.body['provider']} {v.body['event_id']}:")
     v = hub.drill.view(eng, case.key, item.id, refs[0]["artifact"], "record:999999")
     assert v.kind == "raw" and "no record 999999" in v.notes[0]
+
+
+def test_the_packet_index_is_built_by_the_job(analysed):
+    hub, eng, _c, _o, case, item = analysed
+    built = list(hub.drill.derived.folder(item.id).glob("packets-*.parquet"))
+    assert len(built) == 1                                    # one capture in the bundle, indexed already
+    mtime = built[0].stat().st_mtime_ns
+    hub.drill.view(eng, case.key, item.id, PCAP, "packet:73")
+    assert built[0].stat().st_mtime_ns == mtime               # the view read it, did not rebuild it
+
+
+def test_a_reference_into_other_evidence_of_the_case(analysed):
+    """Findings made over the whole case (known-issue matches) cite files of other evidence."""
+    hub, eng, _c, _o, case, item = analysed
+    other = hub.evidence.upload(eng, case.key, "extra.log", io.BytesIO(b"2026-11-23 10:00:00 INFO up\n"))
+    JobRunner(hub.cases, hub.store).run_pending()
+    v = hub.drill.view(eng, case.key, other.id, PCAP, "packet:73")
+    assert v.kind == "packet" and v.evidence_id == item.id
+    assert v.notes[0] == f"this file is part of evidence {item.id} (bundle.zip)"

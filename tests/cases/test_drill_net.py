@@ -11,7 +11,7 @@ import pytest
 
 from backline.analyzers.net.decode import decode
 from backline.analyzers.net.reader import CaptureReader
-from backline.cases.drill.net import AppReplay, build_index, conversation, packet_fields
+from backline.cases.drill.net import AppReplay, analysis_names, build_index, conversation, packet_fields
 from backline.errors import StorageError
 
 
@@ -31,9 +31,10 @@ def test_packet_index_agrees_with_tshark_on_every_corpus_capture(corpus, tmp_pat
         orc = _oracle(cap)
         built = build_index(cap, tmp_path / f"{cap.name}.parquet", cap.name, 1 << 30)
         t = pq.read_table(tmp_path / f"{cap.name}.parquet").to_pydict()
-        flags = Counter(f for a in t["analysis"] for f in a.split(",") if f)
-        got = {"packets": built["packets"], "tcp_streams": len({c for c in t["conv"] if c.startswith("tcp:")}),
-               "rst_frames": sum("RST" in f for f in t["flags"]),
+        flags = Counter(f for a in t["analysis"] for f in analysis_names(a).split(",") if f)
+        got = {"packets": built["packets"],
+               "tcp_streams": len({c for f, c in zip(t["family"], t["conv"]) if f == "tcp"}),
+               "rst_frames": sum(bool(f & 4) for f in t["flags"]),
                "tcp_analysis": {k: flags.get(k, 0) for k in orc["tcp_analysis"]}}
         want = {k: orc[k] for k in got}
         if got != want:

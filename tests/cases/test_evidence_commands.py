@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from typer.testing import CliRunner
 
 from backline.cli import app
 from backline.cases.hub import Hub
+from backline.testing import EXAMPLE_INTAKE, example_bundle
 
 runner = CliRunner()
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "case-001" / "bundle.zip"
-FULL = {"symptoms": "Orders fail to reserve stock", "business_impact": "Orders lost for 300 users",
-        "environment": "4.2.1 on RHEL 9", "steps_to_reproduce": "Place an order", "already_tried": "Restart",
-        "expected": "Reserved", "actual": "HTTP 500", "evidence": ["bundle.zip"]}
+EXAMPLE = example_bundle()
+FULL = EXAMPLE_INTAKE
 
 
 def run(*args, code=0):

@@ -101,6 +101,7 @@ def screenshot_dir() -> Path:
 
 
 def shot(page, name: str) -> Path:
+    """A full-page screenshot (PNG)."""
     target = screenshot_dir() / f"{name}.png"
     page.screenshot(path=str(target), full_page=True)
     return target

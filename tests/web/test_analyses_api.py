@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from backline.cases.model import CaseSeverity, Role
 from backline.cases.service import NewCase
-from backline.pipeline import AnalyzeOptions, analyze
-from backline.report import build_report, iter_json
 from backline.web.app import create_app
+from backline.testing import EXAMPLE_INTAKE, example_bundle
+from backline.testing import report_json as make_report_json
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "case-001" / "bundle.zip"
-INTAKE = {"symptoms": "Orders fail to reserve stock", "business_impact": "Orders lost for 300 users",
-          "environment": "4.2.1 on RHEL 9", "steps_to_reproduce": "Place an order",
-          "already_tried": "Restart", "expected": "Reserved", "actual": "HTTP 500", "evidence": ["bundle.zip"]}
+EXAMPLE = example_bundle()
+INTAKE = EXAMPLE_INTAKE
 
 
 @pytest.fixture(scope="module")
 def report_json() -> bytes:
-    return "".join(iter_json(build_report(analyze([EXAMPLE], AnalyzeOptions())))).encode()
+    return make_report_json([EXAMPLE])
 
 
 def test_attach_over_http(client, hub, report_json):

@@ -124,7 +124,39 @@ def test_keyboard_alone(browser, site, hostile_case):
     ctx.close()
 
 
-def test_other_pages_pass_axe(browser, axe, site, hostile_case):
+def _history(hub) -> None:
+    """Forty cases over the last ten weeks (a hub with a hand-moved clock on the same database),
+    so the dashboard and the queue have something to show."""
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    from backline.cases.hub import Hub
+    from backline.storage.testdb import ManualClock
+
+    now = datetime.now(timezone.utc)
+    clock = ManualClock(now - timedelta(days=70))
+    past = Hub.build(hub.engine, clock=clock, blob_root=hub.store.root)
+    erin = past.users.get("erin")
+    add_users(hub, ("ola", "engineer", None), ("raj", "engineer", None))
+    rng = random.Random(5)
+    for i in range(40):
+        clock.set(now - timedelta(days=70) + timedelta(hours=i * 40 + rng.randint(0, 30)))
+        case = past.cases.create(erin, NewCase(f"{rng.choice(['Orders', 'Gateway', 'Billing'])} problem {i}",
+                                               rng.choice(["orders", "search", "billing"]), "4.2",
+                                               rng.choice(["acme", "globex", "initech"]),
+                                               rng.choice(list(CaseSeverity)), FULL))
+        past.cases.assign(erin, case.key, rng.choice(["erin", "ola", "raj"]))
+        clock.advance(minutes=rng.randint(20, 600))
+        if clock.now < now:
+            past.cases.add_note(erin, case.key, "Looking into it", "public")
+            past.cases.set_status(erin, case.key, "investigating")
+        clock.advance(hours=rng.randint(2, 200))
+        if clock.now < now - timedelta(days=5) and rng.random() < 0.7:
+            past.cases.set_status(erin, case.key, "resolved")
+
+
+def test_other_pages_pass_axe(browser, axe, site, hostile_case, web_hub):
+    _history(web_hub)
     ctx = browser.new_context()
     page = ctx.new_page()
     page.goto(site + "/login")
@@ -142,4 +174,35 @@ def test_other_pages_pass_axe(browser, axe, site, hostile_case):
     assert "network capture" in page.locator("#intake-fields").inner_text()
     found = axe_violations(page, axe)
     assert found == [], dump(found)
+    erin = web_hub.users.get("erin")
+    note = web_hub.cases.add_note(erin, hostile_case.key, "first words", "internal")
+    web_hub.cases.edit_note(erin, note.id, "second words")
+    page.goto(f"{site}/notes/{note.id}/history")
+    assert "first words" in page.locator("main").inner_text()
+    assert axe_violations(page, axe) == [], "note history"
+    page.goto(f"{site}/notes/{note.id}/edit")
+    assert page.locator("main textarea").input_value() == "second words"
+    assert axe_violations(page, axe) == [], "note edit"
+    log_in(page, site, "mia")
+    shot(page, "08-queue")
+    page.goto(site + "/dashboard")
+    assert axe_violations(page, axe) == [], "busy dashboard"
+    shot(page, "07-dashboard")
+    ctx.close()
+
+
+def test_case_page_prints_as_a_status_report(browser, site, hostile_case, tmp_path):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    log_in(page, site, "erin")
+    page.goto(f"{site}/cases/{hostile_case.key}")
+    page.emulate_media(media="print")
+    assert not page.locator("header.top nav").is_visible()          # no navigation, forms or buttons
+    assert not page.locator("#note-body").is_visible()
+    assert not page.locator("button").first.is_visible()
+    for section in ("#case-h", "#sla-h", "#notes-h", ".note-public .body"):
+        assert page.locator(section).first.is_visible(), section     # the report's content stays
+    pdf = tmp_path / "case.pdf"
+    page.pdf(path=str(pdf))
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
     ctx.close()

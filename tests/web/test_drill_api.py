@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -10,12 +9,11 @@ from backline.cases.evidence import JobRunner
 from backline.cases.hub import Hub
 from backline.cases.model import CaseSeverity, Role
 from backline.cases.service import NewCase
+from backline.testing import EXAMPLE_INTAKE, example_bundle
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "case-001" / "bundle.zip"
+EXAMPLE = example_bundle()
 LOG = "bundle.zip!/logs/orders-service.log"
-INTAKE = {"symptoms": "Orders fail to reserve stock", "business_impact": "Orders lost for 300 users",
-          "environment": "4.2.1 on RHEL 9", "steps_to_reproduce": "Place an order",
-          "already_tried": "Restart", "expected": "Reserved", "actual": "HTTP 500", "evidence": ["bundle.zip"]}
+INTAKE = EXAMPLE_INTAKE
 
 
 @pytest.fixture

@@ -84,6 +84,10 @@ def test_a_promoted_and_published_known_issue_is_matched_in_a_new_case(client, h
     links = body["signature_links"]
     assert [l["case"] for l in links["linked"]] == [first, second]
     assert links["summary"] == f"seen in {first}, {second}; fixed in hotfix HF-7 for 4.2.1; known issue KB-1001 (fixed in 4.2.3)"
+    bug3 = client.post(f"/api/cases/{third}/bugs", headers=eng, json={}).json()   # the bug report says so too
+    assert bug3["fields"]["seen_in"] == f"seen in {first}, {second}; fixed in hotfix HF-7 for 4.2.1"
+    md = client.get(f"/api/bugs/{bug3['id']}?format=markdown", headers=eng).text
+    assert f"Same crash: seen in {first}, {second}; fixed in hotfix HF-7 for 4.2.1" in md
 
     # a customer on the fixed version: the evidence matches, but the issue does not apply
     fourth = _case(client, sup, "4.2.5")

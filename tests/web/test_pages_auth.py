@@ -101,3 +101,30 @@ def test_unknown_pages_are_html_404_and_the_api_stays_json(web):
     assert r.status_code == 404 and "text/html" in r.headers["content-type"]
     r = web.get("/api/no/such")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_without_htmx_the_pages_are_plain_forms_and_say_so_once(hub, monkeypatch, caplog, tmp_path):
+    import importlib
+    R = importlib.import_module("backline.web.pages.render")
+    add_users(hub, ("erin", "engineer", None))
+    monkeypatch.setattr(R, "HTMX", tmp_path / "absent" / "htmx.min.js")
+    R.htmx_available.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="backline.web.pages.render"):
+            with TestClient(create_app(hub)) as c:
+                login(c, "erin")
+                page = c.get("/cases").text
+                c.get("/cases/new")
+        assert "htmx.min.js" not in page and "hx-get" not in page        # no polling markup without htmx
+        assert '<form class="filters card" method="get" action="/cases"' in page
+        assert sum("htmx is not installed" in r.message for r in caplog.records) == 1
+    finally:
+        R.htmx_available.cache_clear()
+
+
+def test_htmx_is_served_from_the_vendor_folder_when_fetched(web):
+    from backline.web.pages.render import HTMX
+    if not HTMX.is_file():
+        pytest.fail(f"{HTMX} is missing: run 'make venv' (fetches htmx.org from npm)")
+    r = web.get("/static/vendor/htmx.min.js")
+    assert r.status_code == 200 and b"htmx" in r.content[:2000]

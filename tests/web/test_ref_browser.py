@@ -10,14 +10,13 @@ import pytest
 from backline.cases.evidence import JobRunner
 from backline.cases.model import CaseSeverity
 from backline.cases.service import NewCase
+from backline.testing import EXAMPLE_INTAKE, corpus_dir
 
 from .browser import ROOT, axe_violations, dump, log_in, shot
 from .pages_helpers import add_users
 
 BUNDLE = ROOT / "examples" / "case-001" / "bundle.zip"
-FULL = {"symptoms": "Orders fail to reserve stock", "business_impact": "Orders lost for 300 users",
-        "environment": "4.2.1 on RHEL 9", "steps_to_reproduce": "Place an order", "already_tried": "Restart",
-        "expected": "Reserved", "actual": "HTTP 500", "evidence": ["bundle.zip"]}
+FULL = EXAMPLE_INTAKE
 
 
 @pytest.fixture(params=["sqlite"])
@@ -39,6 +38,8 @@ def test_reference_pages_in_the_browser(browser, axe, site, web_hub):
                                                        CaseSeverity.S2, FULL))
     with open(BUNDLE, "rb") as f:
         item = web_hub.evidence.upload(users["erin"], case.key, "bundle.zip", f)
+    with open(corpus_dir() / "logs/evtx/system.evtx", "rb") as f:
+        evtx = web_hub.evidence.upload(users["erin"], case.key, "system.evtx", f)
     hostile = web_hub.evidence.upload(users["erin"], case.key, "x.log", io.BytesIO(
         b'2026-11-23 10:00:01 ERROR <img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script>\n'))
     JobRunner(web_hub.cases, web_hub.store).run_pending()
@@ -53,14 +54,22 @@ def test_reference_pages_in_the_browser(browser, axe, site, web_hub):
              "frame": ("bundle.zip%21%2Fcrash.tar.gz%21%2Fcrash%2Fcore.stockcalc", "thread%3A0%2Fframe%3A0"),
              "lines": ("bundle.zip%21%2Fcrash.tar.gz%21%2Fcrash%2Forders-crash.txt", "line%3A1"),
              "log": ("bundle.zip%21%2Flogs%2Forders-service.log", "line%3A9")}
-    for kind, (art, loc) in pages.items():
-        page.goto(f"{base}{art}&l={loc}")
-        assert page.locator("tr#target").is_visible(), kind
+    record = next(r for f in web_hub.evidence.findings(users["erin"], case.key) if f["evidence_id"] == evtx.id
+                  for r in f["refs"] if r["locator"].startswith("record:"))
+    extra = {"record": f"{site}/cases/{case.key}/ref?e={evtx.id}&a=system.evtx&l={record['locator']}",
+             "raw": f"{base}{pages['frame'][0]}&l=offset%3A0x1f0"}
+    for kind, url in [*((k, f"{base}{a}&l={loc}") for k, (a, loc) in pages.items()), *extra.items()]:
+        page.goto(url)
+        if kind in pages:
+            assert page.locator("tr#target").is_visible(), kind
+        else:
+            assert page.locator("#rec-h, #raw-h").count() == 1, kind
         found = axe_violations(page, axe)
         assert found == [], f"accessibility problems on the {kind} view:\n{dump(found)}"
         shot(page, f"10-ref-{kind}")
 
     # keyboard only: from the search box, type, tick a level, apply - and land on the line again
+    page.goto(f"{base}{pages['log'][0]}&l={pages['log'][1]}")
     page.focus("#log-q")
     page.keyboard.type("attempt")
     page.keyboard.press("Tab")                                # the first level checkbox

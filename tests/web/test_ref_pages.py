@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import io
 import re
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,13 +13,12 @@ from backline.cases.evidence import JobRunner
 from backline.cases.model import CaseSeverity
 from backline.cases.service import NewCase
 from backline.web.app import create_app
+from backline.testing import EXAMPLE_INTAKE, example_bundle, report_json
 
 from .pages_helpers import add_users, login
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "case-001" / "bundle.zip"
-FULL = {"symptoms": "Orders fail to reserve stock", "business_impact": "Orders lost for 300 users",
-        "environment": "4.2.1 on RHEL 9", "steps_to_reproduce": "Place an order", "already_tried": "Restart",
-        "expected": "Reserved", "actual": "HTTP 500", "evidence": ["bundle.zip"]}
+EXAMPLE = example_bundle()
+FULL = EXAMPLE_INTAKE
 HOSTILE = ('2026-11-23 10:00:00 INFO start\n'
            '2026-11-23 10:00:01 ERROR <script>alert(1)</script> "onerror=alert(2) <a href="javascript:alert(3)">x</a>\n'
            '2026-11-23 10:00:02 INFO end\n')
@@ -101,12 +99,9 @@ def test_who_cannot_look_and_what_is_gone(site):
 
 
 def test_attached_analysis_shows_where_it_came_from(site):
-    from backline.pipeline import AnalyzeOptions, analyze
-    from backline.report import build_report, iter_json
-
     client, hub, case, _b, _h = site
     erin = hub.users.get("erin")
-    data = "".join(iter_json(build_report(analyze([EXAMPLE], AnalyzeOptions())))).encode()
+    data = report_json([EXAMPLE])
     item = hub.analyses.attach(erin, case.key, data, host="lap-7")
     login(client, "erin")
     page = client.get(f"/cases/{case.key}").text

@@ -2,13 +2,16 @@
 user, a rotated API token and an ended web session are refused on the very next request.
 
 Every request below goes on a new connection; with SO_REUSEPORT the kernel spreads new
-connections over both workers by their ports, so 30 requests in a row reach both (the chance
-that all 30 land on one worker is 2^-29).  Both workers answer warm before each revocation,
+connections over both workers by their ports, so 16 requests in a row reach both (the chance
+that all 16 land on one worker is 2^-15).  The revocations are made through the same
+``UserStore`` methods ``backline user disable|enable|token`` call (tested in
+tests/cases/test_commands.py), on the server's database, from the test process.  Both workers answer warm before each revocation,
 so any per-process cache of a lookup would show up as an accepted request afterwards.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -18,16 +21,12 @@ import time
 import httpx
 import pytest
 
-from .pages_helpers import PASSWORD
+from backline.cases.hub import Hub
+
+from .pages_helpers import PASSWORD, add_users
 from .test_serve import _backline, _free_port, database  # noqa: F401 - the database fixture
 
-N = 30
-
-
-def _cli(env, db_args, *args, stdin: str | None = None) -> str:
-    out = subprocess.run(_backline() + list(args) + db_args, env=env, input=stdin, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+N = 16
 
 
 def _login(base: str) -> tuple[str, str]:
@@ -44,14 +43,19 @@ def _login(base: str) -> tuple[str, str]:
 
 
 def _statuses(base: str, *, cookie: str | None = None, token: str | None = None, path: str = "/cases") -> set[int]:
+    """The status codes of N requests, each on a new connection."""
+    host, port = base.rsplit("/", 1)[1].split(":")
+    headers = {"Connection": "close"}
+    if cookie:
+        headers["Cookie"] = f"bl_session={cookie}"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     seen = set()
     for _ in range(N):
-        headers = {"Connection": "close"}
-        if cookie:
-            headers["Cookie"] = f"bl_session={cookie}"
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        seen.add(httpx.get(base + path, headers=headers, follow_redirects=False, timeout=10).status_code)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", path, headers=headers)
+        seen.add(conn.getresponse().status)
+        conn.close()
     return seen
 
 
@@ -60,7 +64,10 @@ def test_revocation_reaches_every_worker_at_once(tmp_path, database):  # noqa: F
     env = {**os.environ, "BACKLINE_HOME": str(tmp_path / "home")}
     env.pop("BACKLINE_DATABASE_URL", None)
     db = ["--database-url", database] if database else []
-    api_token = _cli(env, db, "user", "add", "erin", "--role", "engineer", "--password-stdin", stdin=PASSWORD + "\n")
+    (tmp_path / "home").mkdir()
+    hub = Hub.open(database or f"sqlite:///{tmp_path / 'home' / 'backline.db'}", blob_root=tmp_path / "blobs")
+    add_users(hub, ("erin", "engineer", None))
+    api_token = hub.users.rotate("erin")
     port = _free_port()
     proc = subprocess.Popen(_backline() + ["serve", "--port", str(port), "--workers", "2", "--no-background"] + db,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -79,15 +86,15 @@ def test_revocation_reaches_every_worker_at_once(tmp_path, database):  # noqa: F
         assert _statuses(base, token=api_token, path="/api/me") == {200}
 
         # a disabled user: their session and their API token stop at once
-        _cli(env, db, "user", "disable", "erin")
+        hub.users.set_active("erin", False)
         assert _statuses(base, cookie=cookie) == {303}                       # back to the login page
         assert _statuses(base, token=api_token, path="/api/me") == {401}
-        _cli(env, db, "user", "enable", "erin")
+        hub.users.set_active("erin", True)
         assert _statuses(base, cookie=cookie) == {303}                       # that session stays ended
         assert _statuses(base, token=api_token, path="/api/me") == {200}
 
         # a rotated API token
-        new_token = _cli(env, db, "user", "token", "erin")
+        new_token = hub.users.rotate("erin")
         assert _statuses(base, token=api_token, path="/api/me") == {401}
         assert _statuses(base, token=new_token, path="/api/me") == {200}
 
@@ -98,6 +105,7 @@ def test_revocation_reaches_every_worker_at_once(tmp_path, database):  # noqa: F
         assert r.status_code == 303
         assert _statuses(base, cookie=cookie) == {303}
     finally:
+        hub.engine.dispose()
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=15)

@@ -195,9 +195,7 @@ def test_escalation_story(browser, axe, site, web_hub):
     mpage.click("nav >> text=Dashboard")
     assert mpage.locator("svg.chart-svg").count() >= 5
     _no_serious_a11y(mpage, axe, "/dashboard")
-    shot(mpage, "07-dashboard")
     mpage.goto(site + "/cases?status=all")
     _no_serious_a11y(mpage, axe, "/cases")
-    shot(mpage, "08-queue")
     mgr.close()
     assert csp_errors == [], csp_errors

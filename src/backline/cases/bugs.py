@@ -26,10 +26,12 @@ from backline.storage import tables as T
 
 #: Editable fields, in the order the report shows them.
 FIELDS = ("summary", "environment", "evidence_facts", "symptoms", "steps_to_reproduce", "expected", "actual",
-          "evidence_summary", "crash_signature", "crashing_stack", "root_cause", "suggested_fix",
+          "evidence_summary", "crash_signature", "seen_in", "crashing_stack", "root_cause", "suggested_fix",
           "attachments", "facts")
 _TEXT = {"summary", "environment", "symptoms", "steps_to_reproduce", "expected", "actual",
-         "root_cause", "suggested_fix", "crash_signature"}
+         "root_cause", "suggested_fix", "crash_signature", "seen_in"}
+#: The fields people edit as free text (the others are lists and tables made from the evidence).
+TEXT_FIELDS = _TEXT
 _JIRA_PRIORITY = {"S1": "Highest", "S2": "High", "S3": "Medium", "S4": "Low"}
 
 
@@ -124,6 +126,8 @@ def render_markdown(title: str, f: Mapping[str, Any]) -> str:
         out.append("")
     if f.get("crash_signature"):
         out.extend(["## Crash", "", f"Signature: `{f['crash_signature']}`", ""])
+        if f.get("seen_in"):
+            out.extend([f"Same crash: {f['seen_in']}", ""])
         if f.get("crashing_stack"):
             out.append("```")
             out.extend(f"{'=>' if fr['blamed'] else '  '} {fr['index']:>2} {fr['frame']}"
@@ -184,6 +188,8 @@ class BugService:
             root_cause = proposed_root_cause(self.cases, user, key)
         fields = draft_fields(case, findings, evidence, root_cause=root_cause, suggested_fix=suggested_fix,
                               facts=ev.facts(user, key))
+        from backline.cases.signatures import signature_links   # the same crash in other cases
+        fields["seen_in"] = signature_links(self.cases, user, key)["summary"]
         title = (title or f"[{case.product} {case.version}] {case.title}").strip()[:500]
         now = self.cases._now()
         with self.cases.engine.begin() as conn:
@@ -202,12 +208,12 @@ class BugService:
 
     def get(self, user: User, bug_id: int) -> dict[str, Any]:
         require(user, Action.READ_BUGS)
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             return _bug_json(self._row(conn, user, bug_id))
 
     def list(self, user: User, key: str) -> list[dict[str, Any]]:
         require(user, Action.READ_BUGS)
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             crow = self.cases._case_row(conn, user, key)
             rows = conn.execute(select(T.bugs, T.cases.c.key).join(T.cases, T.cases.c.id == T.bugs.c.case_id)
                                 .where(T.bugs.c.case_id == crow["id"]).order_by(T.bugs.c.id)).mappings().all()

@@ -127,7 +127,7 @@ class EvidenceService:
         raise NotFound(f"evidence {evidence_id} is not part of {key}", locator=f"evidence:{evidence_id}")
 
     def list(self, user: User, key: str) -> list[EvidenceItem]:
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             row = self.cases._case_row(conn, user, key)
             rows = conn.execute(
                 select(T.evidence, T.users.c.name.label("uploader"), T.jobs.c.id.label("job_id"),
@@ -141,7 +141,7 @@ class EvidenceService:
 
     def findings(self, user: User, key: str) -> list[dict[str, Any]]:
         require(user, Action.READ_FINDINGS)
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             row = self.cases._case_row(conn, user, key)
             rows = conn.execute(select(T.findings, T.evidence.c.filename, T.evidence.c.origin)
                                 .join(T.evidence, T.evidence.c.id == T.findings.c.evidence_id)
@@ -153,7 +153,7 @@ class EvidenceService:
     def facts(self, user: User, key: str) -> list[dict[str, Any]]:
         """Facts the analysis learned from the case's evidence (``dump.os``, ``net.packets``, ...)."""
         require(user, Action.READ_FINDINGS)
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             row = self.cases._case_row(conn, user, key)
             rows = conn.execute(select(T.case_facts, T.evidence.c.filename)
                                 .join(T.evidence, T.evidence.c.id == T.case_facts.c.evidence_id)
@@ -166,7 +166,7 @@ class EvidenceService:
         """Timeline events of the case's evidence, dated ones by time, then undated ones."""
         require(user, Action.READ_FINDINGS)
         E = T.case_events.c
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             row = self.cases._case_row(conn, user, key)
             rows = conn.execute(select(T.case_events, T.evidence.c.filename)
                                 .join(T.evidence, T.evidence.c.id == E.evidence_id)
@@ -298,6 +298,7 @@ class JobRunner:
             result = self.analyze([src], self.options_factory(work / "work", self.store))
             kept = keep_derived(self.derived, self.store, ev["id"], result)   # before the scratch goes
             self._store_result(job, ev, result, kept)
+            self._prepare_views(ev["id"])
         except (BacklineError, OSError, ValueError) as exc:
             self._fail(job, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a crashing analysis must not kill the runner
@@ -305,6 +306,15 @@ class JobRunner:
             self._fail(job, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _prepare_views(self, evidence_id: int) -> None:
+        """After the findings are stored (the job is done): build what the drill-down views of
+        this evidence need, so the first click does not wait for it.  Failures only cost that."""
+        from backline.cases.drill import DrillService
+        try:
+            DrillService(self.cases, self.store, self.derived).prepare(evidence_id)
+        except Exception:  # noqa: BLE001 - the analysis is stored; a view builds what is missing later
+            log.exception("preparing the views of evidence %s failed", evidence_id)
 
     def _store_result(self, job, ev, result: AnalysisResult, kept: list[dict[str, Any]]) -> None:
         prefix = f"in/{ev['filename']}"

@@ -85,7 +85,7 @@ class HotfixService:
 
     def get(self, user: User, name: str) -> dict[str, Any]:
         require(user, Action.READ_HOTFIXES)
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             row = conn.execute(select(T.hotfixes).where(T.hotfixes.c.name == name)).mappings().first()
             if row is None:
                 raise NotFound(f"no hotfix {name!r}")
@@ -93,7 +93,7 @@ class HotfixService:
 
     def list(self, user: User) -> list[dict[str, Any]]:
         require(user, Action.READ_HOTFIXES)
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             return [self._json(conn, r) for r in
                     conn.execute(select(T.hotfixes).order_by(T.hotfixes.c.id)).mappings().all()]
 
@@ -101,7 +101,7 @@ class HotfixService:
         """The hotfixes delivered to case ``key``."""
         require(user, Action.READ_HOTFIXES)
         D = T.hotfix_deliveries.c
-        with self.cases.engine.connect() as conn:
+        with self.cases.reader.connect() as conn:
             crow = self.cases._case_row(conn, user, key)
             rows = conn.execute(select(T.hotfixes).join(T.hotfix_deliveries, D.hotfix_id == T.hotfixes.c.id)
                                 .where(D.case_id == crow["id"]).order_by(T.hotfixes.c.id)).mappings().all()

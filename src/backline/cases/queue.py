@@ -17,6 +17,7 @@ business time left) are exact at the time of the request.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, Sequence
@@ -33,6 +34,7 @@ from backline.model.core import utc
 from backline.storage import tables as T
 
 PER_PAGE = 25
+CHOICES_SECONDS = 60.0
 OPEN = tuple(s for s in CaseStatus if s.is_open)
 SORTS = {"urgency": "SLA urgency", "updated": "recently updated", "severity": "severity", "key": "newest"}
 _URGENT_STATES = ("breached", "warning", "running")
@@ -118,6 +120,7 @@ class CaseQueue:
         self.cases = cases
         self.per_page = per_page
         self.clocks = clocks or ClockCache(cases)
+        self._choices: dict[tuple, tuple[float, dict[str, list[str]]]] = {}
 
     def _where(self, user: User, f: QueueFilters, owner_u):
         c = T.cases.c
@@ -151,11 +154,9 @@ class CaseQueue:
             if f.sort == "urgency":
                 ids = conn.execute(base).all()
                 plans = self.clocks.plans(conn, [(r.id, r.updated_at, r.row_version) for r in ids], now)
-
-                def key(r):
-                    d = due(plans[r.id])
-                    return (0, d.timestamp(), r.id) if d is not None else (1, utc(r.created_at).timestamp(), r.id)
-                order = [r.id for r in sorted(ids, key=key)]
+                dues = {cid: due(p) for cid, p in plans.items()}
+                order = [r.id for r in sorted(ids, key=lambda r: (0, dues[r.id], r.id) if dues[r.id] is not None
+                                              else (1, utc(r.created_at), r.id))]
                 total = len(order)
                 start = (f.page - 1) * self.per_page
                 page_ids = order[start:start + self.per_page]
@@ -168,6 +169,17 @@ class CaseQueue:
             rows = self._rows(conn, page_ids, now)
         pages = max(1, math.ceil(total / self.per_page))
         return QueuePage(tuple(rows), total, f.page, pages, f)
+
+    def warm(self) -> int:
+        """Make the clock plans of every open case now (a server does this once at start, in a
+        thread, so the first queue and dashboard requests need not).  Returns how many."""
+        c = T.cases.c
+        now = self.cases._now()
+        with self.cases.reader.connect() as conn:
+            keys = [(r.id, r.updated_at, r.row_version) for r in conn.execute(
+                select(c.id, c.updated_at, c.row_version).where(c.status.in_([s.value for s in OPEN])))]
+            self.clocks.plans(conn, keys, now)
+        return len(keys)
 
     def _rows(self, conn, ids: list[int], now: datetime) -> list[QueueRow]:
         if not ids:
@@ -182,7 +194,19 @@ class CaseQueue:
                 for i in ids for r in (rows[i],)]
 
     def choices(self, user: User) -> dict[str, list[str]]:
-        """Values for the filter menus: products, organisations and owners of visible cases."""
+        """Values for the filter menus: products, organisations and owners of visible cases
+        (remembered for a minute per kind of viewer: they are menu entries, not data)."""
+        who = (user.role.value, user.org, user.team, user.id if user.role.value == "support" else None)
+        hit = self._choices.get(who)
+        if hit is not None and time.monotonic() - hit[0] < CHOICES_SECONDS:
+            return hit[1]
+        out = self._load_choices(user)
+        if len(self._choices) > 10_000:
+            self._choices.clear()
+        self._choices[who] = (time.monotonic(), out)
+        return out
+
+    def _load_choices(self, user: User) -> dict[str, list[str]]:
         c = T.cases.c
         with self.cases.reader.connect() as conn:
             vis = visible_filter(user)

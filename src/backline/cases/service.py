@@ -11,9 +11,11 @@ based on an old version raises ``Conflict`` and changes nothing.
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Connection, String, bindparam, cast, func, insert, literal, null, select, union_all, update
 from sqlalchemy.engine import Engine
@@ -82,6 +84,10 @@ _NOTES_ALL = (select(T.notes, T.users.c.name, T.users.c.role).join(T.users, T.us
 _NOTES_PUBLIC = _NOTES_ALL.where(T.notes.c.visibility == Visibility.PUBLIC.value)
 
 
+#: Case rows already read in this request (see :meth:`CaseService.read_snapshot`); None outside one.
+_ROW_MEMO: ContextVar[dict[str, Any] | None] = ContextVar("backline_case_rows", default=None)
+
+
 def system_clock() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -123,10 +129,26 @@ class CaseService:
     def _now(self) -> datetime:
         return utc(self.clock())
 
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Within the block, reads of the same case row (without a lock) are made once: a page that
+        calls several services for one case checks the case once instead of in every call.  Only
+        for reading; writes always read the row again in their own transaction."""
+        token = _ROW_MEMO.set({})
+        try:
+            yield
+        finally:
+            _ROW_MEMO.reset(token)
+
     def _case_row(self, conn: Connection, user: User, key: str, *, for_update: bool = False):
         """The case row plus ``owner_name`` and ``creator_name`` (one query)."""
-        q = _CASE_BY_KEY_LOCKED if for_update and conn.dialect.name == "postgresql" else _CASE_BY_KEY
-        row = conn.execute(q, {"key": key}).mappings().first()
+        memo = None if for_update else _ROW_MEMO.get()
+        row = memo.get(key) if memo is not None else None
+        if row is None:
+            q = _CASE_BY_KEY_LOCKED if for_update and conn.dialect.name == "postgresql" else _CASE_BY_KEY
+            row = conn.execute(q, {"key": key}).mappings().first()
+            if memo is not None and row is not None:
+                memo[key] = row
         if row is None or not can_see(user, row):
             # the same answer for "absent" and "not yours": keys are not an oracle
             raise NotFound(f"no case {key}", locator=f"case:{key}")
@@ -232,9 +254,7 @@ class CaseService:
     def get(self, user: User, key: str) -> Case:
         require(user, Action.READ_CASE)
         with self.reader.connect() as conn:
-            row = conn.execute(_CASE_BY_KEY, {"key": key}).mappings().first()
-            if row is None or not can_see(user, row):
-                raise NotFound(f"no case {key}", locator=f"case:{key}")
+            row = self._case_row(conn, user, key)
             return self._load(conn, row, row["owner_name"], row["creator_name"])
 
     def list(self, user: User, *, status: Sequence[CaseStatus] = (), severity: Sequence[CaseSeverity] = (),

@@ -160,14 +160,14 @@ class UserStore:
         return row_to_user(row)
 
     def get(self, name: str) -> User:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(T.users).where(T.users.c.name == name)).mappings().first()
         if row is None:
             raise UsageError(f"no user {name!r}")
         return row_to_user(row)
 
     def list(self) -> list[User]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(select(T.users).order_by(T.users.c.id)).mappings().all()
         return [row_to_user(r) for r in rows]
 

@@ -20,11 +20,10 @@ from rich.table import Table
 from backline.cases.model import CaseSeverity, CaseStatus
 from backline.cases.service import NewCase
 from backline.cases.sla import summarise
-from backline.commands._cases_common import DB_OPT, acting_user, fail, open_hub
-from backline.errors import BacklineError, UsageError
+from backline.commands._cases_common import AS_OPT, DB_OPT, JSON_OPT, acting_user, fail, open_hub
+from backline.commands._cases_common import run as _run
+from backline.errors import BacklineError
 
-AS_OPT = typer.Option(None, "--as", envvar="BACKLINE_USER", help="Act as this user.")
-JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
 
 case_app = typer.Typer(help="Escalation cases on the local database.\n\nExamples:\n\n"
                             "  backline case new 'Gateway OOM' --product gateway --version 7.2 --org acme "
@@ -34,15 +33,6 @@ case_app = typer.Typer(help="Escalation cases on the local database.\n\nExamples
                             "  backline case evidence ESC-1001 bundle.zip app.dmp --as erin\n\n"
                             "  backline case import tracker-export.jsonl --as erin",
                        no_args_is_help=True)
-
-
-def _run(fn):
-    try:
-        return fn()
-    except UsageError as exc:
-        fail(str(exc), 2)
-    except BacklineError as exc:
-        fail(str(exc), 1)
 
 
 def _parse(fn, text):

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List, NoReturn, Optional
+from typing import Any, List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from backline.commands._cases_common import DB_OPT, acting_user, open_hub
-from backline.errors import BacklineError, FormatError, UsageError
+from backline.commands._cases_common import AS_OPT, DB_OPT, JSON_OPT, acting_user, open_hub
+from backline.commands._cases_common import fail as _fail
+from backline.commands._cases_common import run as _run
+from backline.errors import BacklineError, FormatError
 
-AS_OPT = typer.Option(None, "--as", envvar="BACKLINE_USER", help="Act as this user.")
-JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
 
 kb_app = typer.Typer(help="Known issues: the service's knowledge base, and testing entries against evidence.\n\n"
                           "Examples:\n\n"
@@ -31,22 +31,6 @@ kb_app = typer.Typer(help="Known issues: the service's knowledge base, and testi
                           "  backline kb test --file orders-tls.yaml report/report.json\n\n"
                           "  backline kb test --key KB-1001 bundle.zip --as erin",
                       no_args_is_help=True)
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    line = Text("error:", style="bold red")
-    line.append(" " + " ".join(str(message).split()))
-    Console(stderr=True, highlight=False).print(line, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _run(fn):
-    try:
-        return fn()
-    except UsageError as exc:
-        _fail(str(exc), 2)
-    except BacklineError as exc:
-        _fail(str(exc), 1)
 
 
 def _out() -> Console:
@@ -88,6 +72,18 @@ def _sets(items: List[str]) -> dict[str, Any]:
             out[name.strip()] = json.loads(value)
         except json.JSONDecodeError:
             out[name.strip()] = value
+    return out
+
+
+def _changes(file: Optional[Path], sets: List[str], what: str) -> dict[str, Any]:
+    """A mapping of fields from a JSON/YAML ``file``, then the ``--set NAME=VALUE`` items over it."""
+    out: dict[str, Any] = {}
+    if file is not None:
+        data = _read_data(file)
+        if not isinstance(data, dict):
+            _fail(f"{file}: the {what} are a mapping of field to value", 2)
+        out.update(data)
+    out.update(_sets(sets))
     return out
 
 
@@ -188,13 +184,7 @@ def edit(key: str, file: Optional[Path] = typer.Argument(None, help="JSON/YAML m
          revision: Optional[int] = typer.Option(None, "--revision", help="Refuse when the entry changed since."),
          as_: Optional[str] = AS_OPT, database_url: Optional[str] = DB_OPT, as_json: bool = JSON_OPT) -> None:
     """Change fields of a known issue; the old text stays in its revisions."""
-    changes: dict[str, Any] = {}
-    if file is not None:
-        data = _read_data(file)
-        if not isinstance(data, dict):
-            _fail(f"{file}: the changes are a mapping of field to value", 2)
-        changes.update(data)
-    changes.update(_sets(set_))
+    changes = _changes(file, set_, "changes")
     if not changes:
         _fail("nothing to change: give a FILE or --set NAME=VALUE", 2)
     hub = open_hub(database_url)
@@ -226,13 +216,7 @@ def promote(case: str = typer.Argument(..., help="A resolved or closed case."),
             set_: List[str] = typer.Option([], "--set", help="NAME=VALUE, replaces that field of the draft (repeatable)."),
             as_: Optional[str] = AS_OPT, database_url: Optional[str] = DB_OPT, as_json: bool = JSON_OPT) -> None:
     """Draft a known issue from a resolved case: root cause, fix, crash signature and findings as matchers."""
-    overrides: dict[str, Any] = {}
-    if file is not None:
-        data = _read_data(file)
-        if not isinstance(data, dict):
-            _fail(f"{file}: the overrides are a mapping of field to value", 2)
-        overrides.update(data)
-    overrides.update(_sets(set_))
+    overrides = _changes(file, set_, "overrides")
     hub = open_hub(database_url)
     user = acting_user(hub, as_)
     e = _run(lambda: hub.knowledge.promote(user, case, overrides))

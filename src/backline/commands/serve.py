@@ -21,7 +21,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
           background: bool = typer.Option(True, "--background/--no-background",
                                           help="Run analysis jobs, SLA sweeps and notifications in this server."),
           log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level.")) -> None:
-    """Serve the REST API (OpenAPI at /openapi.json).
+    """Serve the web workbench (log in at /login) and the REST API (OpenAPI at /openapi.json).
 
     Examples:
 
@@ -47,7 +47,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
         fail(str(exc), 2)
     from rich.console import Console
     Console(stderr=True, highlight=False).print(
-        f"Backline case service on http://{host}:{port} (OpenAPI at /openapi.json), {workers} worker(s)")
+        f"Backline on http://{host}:{port}/ (web workbench; REST API under /api, OpenAPI at /openapi.json), "
+        f"{workers} worker(s)")
     if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
         _serve_reuseport(host, port, workers, log_level)
     else:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backline.commands._cases_common import DB_OPT, acting_user, fail, open_hub
-from backline.errors import BacklineError, UsageError
+from backline.commands._cases_common import run as _run
 
 AS_OPT = typer.Option(None, "--as", envvar="BACKLINE_USER", help="Act as this user.")
 
@@ -34,15 +34,6 @@ def _bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
                   TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done)
-
-
-def _run(fn):
-    try:
-        return fn()
-    except UsageError as exc:
-        fail(str(exc), 2)
-    except BacklineError as exc:
-        fail(str(exc), 1)
 
 
 def similar(key: Optional[str] = typer.Argument(None, metavar="KEY_OR_EXTERNAL_ID",

@@ -49,3 +49,23 @@ def run_analyzer(cls, path: Path, kind=None, **settings):
 
     art = make_artifact(path, kind)
     return run_task(cls, art, RunSettings(**settings))
+
+
+#: A complete escalation for the example case (every intake item filled).
+EXAMPLE_INTAKE = {"symptoms": "Orders fail to reserve stock", "business_impact": "Orders lost for 300 users",
+                  "environment": "4.2.1 on RHEL 9", "steps_to_reproduce": "Place an order",
+                  "already_tried": "Restart", "expected": "Reserved", "actual": "HTTP 500",
+                  "evidence": ["bundle.zip"]}
+
+
+def example_bundle() -> Path:
+    """The example case's evidence, ``examples/case-001/bundle.zip`` (real programs failing)."""
+    return _ROOT / "examples" / "case-001" / "bundle.zip"
+
+
+def report_json(paths) -> bytes:
+    """The ``report.json`` ``backline analyze --format json`` writes for ``paths`` (no evidence store)."""
+    from backline.pipeline import AnalyzeOptions, analyze
+    from backline.report import build_report, iter_json
+
+    return "".join(iter_json(build_report(analyze([Path(p) for p in paths], AnalyzeOptions())))).encode()

@@ -246,7 +246,9 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
     def list_evidence(key: str, user: User = Auth):
         return J({"evidence": [e.to_json() for e in hub.evidence.list(user, key)]})
 
-    @app.post("/api/cases/{key}/analyses", status_code=201)
+    @app.post("/api/cases/{key}/analyses", status_code=201, openapi_extra={"requestBody": {
+        "required": True, "description": "report.json as written by backline analyze --format json",
+        "content": {"application/json": {"schema": {"type": "object"}}}}})
     async def attach_analysis(key: str, request: Request, user: User = Auth,
                               host: str | None = Query(default=None, max_length=255,
                                                        description="where the analysis ran")):

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -76,6 +77,20 @@ class Background:
             self._thread.join(timeout=10)
 
 
+def _warm(app: FastAPI) -> None:
+    """The SLA clock plans of every open case, made once at start (the queue and dashboard use them)."""
+    queue = getattr(app.state, "queue", None)
+    if queue is None:
+        return
+    t0 = time.perf_counter()
+    try:
+        n = queue.warm()
+    except Exception:  # noqa: BLE001 - only a head start; requests make what is missing
+        log.exception("warming the queue's clocks failed")
+        return
+    log.info("clock plans of %d open cases made in %.1f s", n, time.perf_counter() - t0)
+
+
 def app_from_env() -> FastAPI:
     """The uvicorn factory (``backline.web.server:app_from_env``)."""
     hub = Hub.open(os.environ.get("BACKLINE_DATABASE_URL") or None, migrate=False,
@@ -98,6 +113,7 @@ def app_from_env() -> FastAPI:
         bg = Background(hub) if background else None
         if bg:
             bg.start()
+        threading.Thread(target=_warm, args=(a,), name="backline-warm", daemon=True).start()
         try:
             async with inner(a) as state:
                 yield state

@@ -7,6 +7,8 @@ findings and facts.
 
 from __future__ import annotations
 
+from backline.model import EvidenceRef, Finding, Severity
+
 from .helpers import crash, event_index, evtx, exc, http, jvm_fatal, log, net, smb, template_index, tls
 
 NULL_READ = crash("NULL_POINTER_READ", "EXCEPTION_ACCESS_VIOLATION_READ", "NULL_POINTER_READ_c0000005_app.exe+0x1a2b",
@@ -43,7 +45,10 @@ CASES: dict[str, dict[str, tuple]] = {
     "KB-10": {"hit": (net("NET.DNS.SERVFAIL", name="db.corp", rcode="ServFail", servers=["10.0.0.1"]),),
               "miss": (net("NET.DNS.NXDOMAIN", name="db.corp", rcode="NXDomain", servers=["10.0.0.1"]),)},
     "KB-11": {"hit": (net("NET.DNS.NXDOMAIN", name="db.corp", rcode="NXDomain", servers=["10.0.0.1"]),),
-              "miss": (net("NET.DNS.SERVFAIL", name="db.corp", rcode="ServFail", servers=["10.0.0.1"]),)},
+              "miss": (net("NET.DNS.NXDOMAIN", name="wpad.corp.example", rcode="NXDomain", servers=["10.0.0.1"]),
+                       net("NET.DNS.NXDOMAIN", name="_ldap._tcp.dc._msdcs.corp", rcode="NXDomain"),
+                       net("NET.DNS.NXDOMAIN", name="printer.local", rcode="NXDomain"),
+                       net("NET.DNS.SERVFAIL", name="db.corp", rcode="ServFail", servers=["10.0.0.1"]))},
     "KB-12": {"hit": (net("NET.DNS.UNANSWERED", name="db.corp", servers=["10.0.0.1"]),),
               "miss": (net("NET.DNS.ERROR", name="db.corp", rcode="Refused", servers=["10.0.0.1"]),)},
     "KB-13": {"hit": (net("NET.TCP.RST_TO_SYN", server="10.0.0.2:5432", connections=3),),
@@ -141,6 +146,12 @@ CASES: dict[str, dict[str, tuple]] = {
                                                               "load_state", "svc!load_state", art=f"core.{i}")),
               "miss": tuple(f for i in range(3) for f in crash("ABORT", "SIGABRT", f"ABORT_SIGABRT_svc!step{i}",
                                                                f"step{i}", f"svc!step{i}", art=f"core.{i}"))},
+    "KB-71": {"hit": (log("ingestd: store.c:88: store_frame: Assertion `len <= SCRATCH' failed.", code="LOG.SILENCE"),),
+              "miss": tuple(crash("ABORT", "SIGABRT", "ABORT_SIGABRT_svc!abort", "abort", "svc!abort", "DUMP.ABORT"))},
+    "KB-72": {"hit": (Finding("DUMP.DEADLOCK", "deadlock: threads 7, 8 wait for each other", Severity.CRITICAL, "core.9",
+                              (EvidenceRef.frame("core.9", 0, 1),), analyzer="dumps.elfcore",
+                              data={"threads": [7, 8], "resources": ["mutex:0x5652f58ba160", "mutex:0x5652f58ba120"]}),),
+              "miss": (exc("deadlock", "", code="DUMP.DEADLOCK", format="jstack", problem_class="DEADLOCK"),)},
     "KB-80": {"hit": (evtx("EVTX.SERVICE_CRASH", count=3, service="Spooler", event_id=7031),),
               "miss": (ev("Service Control Manager", 7036, 40, param1="Spooler"),)},
     "KB-81": {"hit": (ev("Service Control Manager", 7000, 3, param1="Orders", param2="%%1069"),),

@@ -180,3 +180,11 @@ def test_kb_findings_of_earlier_matches_are_never_matched_again():
     ki = entry({"finding": "KB.*"})
     (f,) = kb_findings(match_issues([entry({"finding": "NET.DNS.SERVFAIL"})], [net("NET.DNS.SERVFAIL")], []))
     assert match_issues([ki], [f], []) == []
+
+
+def test_pack_disk_full_knows_sqlite_wording():
+    from backline.knowledge.kb import load_pack
+
+    (ki,) = [k for k in load_pack() if k.key == "KB-39"]
+    f = log("insert into samples failed: database or disk is full")
+    assert match_issues([ki], [f], [])

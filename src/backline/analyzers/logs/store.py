@@ -17,7 +17,8 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
@@ -159,14 +160,32 @@ def _sources(paths: Iterable[str | Path]) -> list[str]:
     return out
 
 
-def query(paths: Iterable[str | Path], sql: str, limit: int | None = None,
-          params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run ``sql`` over the view ``records`` made of the given Parquet files.
+class Records:
+    """An open DuckDB connection with the view ``records`` over Parquet files, for several
+    queries in a row (:func:`open_records`); :meth:`query` as the function :func:`query`."""
 
-    ``params`` are bound to the ``?`` placeholders of ``sql`` (values never
-    become SQL text).  Returns ``(column names, rows)``.  SQL errors become
-    :class:`UsageError`.
-    """
+    def __init__(self, con):
+        self._con = con
+
+    def query(self, sql: str, limit: int | None = None,
+              params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        import duckdb
+
+        try:
+            try:
+                cur = self._con.execute(sql, list(params)) if params else self._con.execute(sql)
+            except duckdb.Error as exc:
+                raise UsageError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+            names = [d[0] for d in cur.description] if cur.description else []
+            rows = cur.fetchmany(limit) if limit else cur.fetchall()
+            return names, rows
+        except duckdb.Error as exc:  # reading the files failed
+            raise StorageError(f"cannot read record files: {str(exc).splitlines()[0]}") from exc
+
+
+@contextmanager
+def open_records(paths: Iterable[str | Path]) -> Iterator[Records]:
+    """The view ``records`` over the given Parquet files (or folders of them), open for queries."""
     import duckdb
 
     files = _sources(paths)
@@ -185,17 +204,23 @@ def query(paths: Iterable[str | Path], sql: str, limit: int | None = None,
         cols = ", ".join(f"t.{c}" if c in ("template_id", "template") else f"r.{c}" for c in COLUMNS)
         con.execute(f"CREATE VIEW records AS SELECT {cols} FROM read_parquet([{listing}], union_by_name=true, "
                     "filename=true) r LEFT JOIN templates t ON t.file = r.filename AND t.shape = r.shape")
-        try:
-            cur = con.execute(sql, list(params)) if params else con.execute(sql)
-        except duckdb.Error as exc:
-            raise UsageError(f"SQL error: {str(exc).splitlines()[0]}") from exc
-        names = [d[0] for d in cur.description] if cur.description else []
-        rows = cur.fetchmany(limit) if limit else cur.fetchall()
-        return names, rows
-    except duckdb.Error as exc:  # reading the files failed
+        yield Records(con)
+    except duckdb.Error as exc:
         raise StorageError(f"cannot read record files: {str(exc).splitlines()[0]}") from exc
     finally:
         con.close()
+
+
+def query(paths: Iterable[str | Path], sql: str, limit: int | None = None,
+          params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` over the view ``records`` made of the given Parquet files.
+
+    ``params`` are bound to the ``?`` placeholders of ``sql`` (values never
+    become SQL text).  Returns ``(column names, rows)``.  SQL errors become
+    :class:`UsageError`.
+    """
+    with open_records(paths) as rec:
+        return rec.query(sql, limit, params)
 
 
 def default_store_dir() -> Path:

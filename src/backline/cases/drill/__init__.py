@@ -28,6 +28,7 @@ a case they cannot see.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from typing import Any, Mapping
 from sqlalchemy import select
 
 from backline.cases.access import Action, allowed
-from backline.cases.drill.logs import LogQuery, evtx_record, log_view, text_lines
+from backline.cases.drill.logs import LogQuery, evtx_record, log_view, record_lines, text_lines
 from backline.cases.drill.store import DerivedStore
 from backline.cases.model import User
 from backline.cases.service import CaseService
@@ -47,6 +48,8 @@ from backline.storage import tables as T
 from backline.storage.blobs import BlobStore
 
 _LOCATOR = re.compile(r"^(?:thread:(?P<thread>\d{1,9})/)?(?P<kind>line|packet|record|frame):(?P<n>\d{1,15})$")
+#: Largest log re-read for the lines of a multi-line record (the records hold its message only).
+MAX_REREAD = 64 * 1024 * 1024
 _TEXT_KINDS = frozenset({"text_log", "crash_trace", "hs_err", "config", "data", "document", "source"})
 _DUMP_KINDS = frozenset({"minidump", "elf_core", "crash_trace", "hs_err"})
 
@@ -113,37 +116,56 @@ class DrillService:
         if not allowed(user, Action.READ_FINDINGS):
             raise NotFound(f"no case {key}", locator=f"case:{key}")     # as for a case they cannot see
         loc = Locator.parse(locator[:300])
+        notes: tuple[str, ...] = ()
         with self.cases.engine.connect() as conn:
             case = self.cases._case_row(conn, user, key)
-            ev = conn.execute(select(T.evidence).where(T.evidence.c.id == evidence_id,
-                                                       T.evidence.c.case_id == case["id"])).mappings().first()
+            ev = self._evidence(conn, case["id"], evidence_id)
             if ev is None:
                 raise NotFound(f"evidence {evidence_id} is not (or no longer) part of {key}",
                                locator=f"evidence:{evidence_id}")
-            arts = conn.execute(select(T.evidence_artifacts).where(
-                T.evidence_artifacts.c.evidence_id == evidence_id)).mappings().all()
-            job = conn.execute(select(T.jobs.c.status).where(T.jobs.c.evidence_id == evidence_id)
+            arts = self._manifest(conn, ev["id"])
+            art = next((a for a in arts if a["path"] == artifact), None)
+            if art is None:
+                # a finding made over the whole case (known-issue matches) cites files of other evidence
+                other = conn.execute(select(T.evidence_artifacts).where(
+                    T.evidence_artifacts.c.case_id == case["id"], T.evidence_artifacts.c.path == artifact)
+                    .order_by(T.evidence_artifacts.c.evidence_id.desc()).limit(1)).mappings().first()
+                if other is not None:
+                    ev, art = self._evidence(conn, case["id"], other["evidence_id"]), other
+                    arts = self._manifest(conn, ev["id"])
+                    notes = (f"this file is part of evidence {ev['id']} ({ev['filename']})",)
+            job = conn.execute(select(T.jobs.c.status).where(T.jobs.c.evidence_id == ev["id"])
                                .order_by(T.jobs.c.id.desc())).scalar()
             found = conn.execute(select(T.findings.c.id, T.findings.c.code, T.findings.c.title,
                                         T.findings.c.severity, T.findings.c.refs)
-                                 .where(T.findings.c.evidence_id == evidence_id)
-                                 .order_by(T.findings.c.severity.desc(), T.findings.c.id)).mappings().all()
+                                 .where(T.findings.c.case_id == case["id"])
+                                 .order_by(T.findings.c.severity.desc(), T.findings.c.id).limit(5000)).mappings().all()
         cited = tuple({"id": f["id"], "code": f["code"], "title": f["title"],
                        "severity": Severity(f["severity"]).label, "excerpt": r.get("excerpt")}
                       for f in found for r in (f["refs"] or [])[:20]
                       if r.get("artifact") == artifact and r.get("locator") == locator)[:50]
-        base = dict(case=key, evidence_id=evidence_id, evidence_file=ev["filename"], artifact=artifact,
+        base = dict(case=key, evidence_id=ev["id"], evidence_file=ev["filename"], artifact=artifact,
                     locator=locator, cited_by=cited, origin=ev["origin"])
-        art = next((a for a in arts if a["path"] == artifact), None)
         if art is None:
             return self._no_artifact(base, ev, arts, job)
         base["artifact_kind"] = art["kind"]
         try:
-            return self._dispatch(base, art, loc, query or LogQuery(), arts, debugger)
+            view = self._dispatch(base, art, loc, query or LogQuery(), arts, debugger)
+            return dataclasses.replace(view, notes=notes + view.notes) if notes else view
         except (BacklineError, OSError, ValueError) as exc:
             msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             return DrillView("raw", title=f"{artifact} {locator}", body=_raw_body(art, loc),
                              notes=(f"the evidence could not be read at this reference: {msg}",), **base)
+
+    @staticmethod
+    def _evidence(conn, case_id: int, evidence_id: int):
+        return conn.execute(select(T.evidence).where(T.evidence.c.id == evidence_id,
+                                                     T.evidence.c.case_id == case_id)).mappings().first()
+
+    @staticmethod
+    def _manifest(conn, evidence_id: int):
+        return conn.execute(select(T.evidence_artifacts).where(
+            T.evidence_artifacts.c.evidence_id == evidence_id)).mappings().all()
 
     # ------------------------------------------------------------------ dispatch
     def _no_artifact(self, base: dict[str, Any], ev, arts, job: str | None) -> DrillView:
@@ -166,8 +188,12 @@ class DrillService:
         if loc.kind == "line":
             path = self._records(art)
             if path is not None:
-                return DrillView("log", title=f"{artifact} line {loc.number}",
-                                 body=log_view(path, loc.number, query), **base)
+                body = log_view(path, loc.number, query)
+                target, blob = body["target"], self._blob(art)
+                if target and target["end_line"] > target["line"] and blob is not None and \
+                        blob.stat().st_size <= MAX_REREAD:       # the record's own lines (a stack trace)
+                    body["target_lines"] = record_lines(blob, target["line"], target["end_line"], loc.number)
+                return DrillView("log", title=f"{artifact} line {loc.number}", body=body, **base)
         blob = self._blob(art)
         if blob is None and _origin_note(base):
             return DrillView("unavailable", title=title, body={"reason": _origin_note(base)},
@@ -216,10 +242,26 @@ class DrillService:
             return None
         return self.store.path(sha)
 
-    def _packet(self, base: dict[str, Any], art, blob: Path, number: int) -> DrillView:
-        from backline.cases.drill.net import build_index, conversation, packet_fields
+    def prepare(self, evidence_id: int) -> int:
+        """Build what the first views of this evidence would otherwise build while a person waits
+        (the packet index of each capture); returns how many were built.  The job runner calls
+        this after an analysis is stored."""
+        with self.cases.engine.connect() as conn:
+            arts = conn.execute(select(T.evidence_artifacts).where(
+                T.evidence_artifacts.c.evidence_id == evidence_id,
+                T.evidence_artifacts.c.kind == "capture")).mappings().all()
+        built = 0
+        for art in arts:
+            blob = self._blob(art)
+            if blob is not None:
+                built += self._packet_index(art, blob)[0] is not None
+        return built
 
-        eid = base["evidence_id"]
+    def _packet_index(self, art, blob: Path) -> tuple[Path | None, list[str]]:
+        """The packet index of a capture artifact, built if missing: (path or None, notes)."""
+        from backline.cases.drill.net import build_index
+
+        eid = art["evidence_id"]
         index = self.derived.path(eid, f"packets-{art['id']}.parquet")
         notes: list[str] = []
         if not index.is_file():
@@ -230,7 +272,13 @@ class DrillService:
                     notes.append(f"the capture is damaged: {built['problem']} (packets before it are shown)")
             except StorageError as exc:
                 notes.append(str(exc))
-        conv = conversation(index, number) if index.is_file() else {"packets": [], "conv": None}
+        return (index if index.is_file() else None), notes
+
+    def _packet(self, base: dict[str, Any], art, blob: Path, number: int) -> DrillView:
+        from backline.cases.drill.net import conversation, packet_fields
+
+        index, notes = self._packet_index(art, blob)
+        conv = conversation(index, number) if index is not None else {"packets": [], "conv": None}
         earlier = [p["number"] for p in conv["packets"] if p["number"] < number]
         fields = packet_fields(blob, number, art["path"], earlier,
                                partial=len(earlier) < conv.get("before_count", len(earlier)))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from backline.analyzers.logs.reader import open_log
-from backline.analyzers.logs.store import query
+from backline.analyzers.logs.store import Records, open_records
 from backline.errors import UsageError
 
 #: Most records shown on either side of the line.
@@ -89,11 +89,15 @@ def log_view(records: Path, line: int, q: LogQuery) -> dict[str, Any]:
     "templates", "query"}``; each record is a dict of the ``records`` columns
     with ``target`` true for the record that holds ``line``.
     """
-    q = q.checked()
+    with open_records([records]) as rec:
+        return _log_view(rec, line, q.checked())
+
+
+def _log_view(rec: Records, line: int, q: LogQuery) -> dict[str, Any]:
     where, params = q.where()
 
     def run(sql: str, args: list[Any]) -> _Rows:
-        names, rows = query([records], sql, params=args)
+        names, rows = rec.query(sql, params=args)
         return _Rows(names, rows)
 
     hit = run(f"SELECT {_COLUMNS} FROM records WHERE line <= ? AND end_line >= ? ORDER BY line DESC LIMIT 1",
@@ -151,6 +155,25 @@ def text_lines(path: Path, line: int, context: int = 40) -> dict[str, Any]:
             out.append({"number": ln.number, "text": ln.text, "target": ln.number == line})
     return {"line": line, "lines": out, "found": any(x["target"] for x in out),
             "encoding": src.stats.encoding}
+
+
+def record_lines(path: Path, first: int, last: int, mark: int, limit: int = 200) -> list[dict[str, Any]]:
+    """Lines ``first`` .. ``last`` of a text file (at most ``limit``), ``mark`` flagged: the
+    whole text of a multi-line record (a stack trace), whose table row shows only its message.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "t.log")
+    >>> _ = open(p, "w").write("a\\nTraceback:\\n  x\\nb\\n")
+    >>> [(l["number"], l["target"]) for l in record_lines(p, 2, 3, 3)]
+    [(2, False), (3, True)]
+    """
+    out = []
+    for ln in open_log(path):
+        if ln.number > last or len(out) >= limit:
+            break
+        if ln.number >= first:
+            out.append({"number": ln.number, "text": ln.text, "target": ln.number == mark})
+    return out
 
 
 def evtx_record(path: Path, record_id: int, name: str) -> dict[str, Any] | None:

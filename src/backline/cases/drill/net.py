@@ -27,7 +27,7 @@ from backline.analyzers.net.decode import (LINKTYPE_NAMES, PROTO_ICMP, PROTO_ICM
                                            decode, format_addr)
 from backline.analyzers.net.dns import DNS_PORTS, DnsTcpParser
 from backline.analyzers.net.http import HTTP_PORTS, HttpParser, looks_like_http
-from backline.analyzers.net._engine import Feed
+from backline.analyzers.net._engine import Feed, decode_tuple
 from backline.analyzers.net.capture import EVICT_MASK
 from backline.analyzers.net.reader import CaptureReader
 from backline.analyzers.net.smb2 import COMMANDS, SMB_PORTS, Smb2Parser, status_name
@@ -41,9 +41,9 @@ _TCP_FLAGS = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10,
 _PROTO = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp", PROTO_ICMPV6: "icmpv6"}
 _SCHEMA = pa.schema([
     ("number", pa.int64()), ("ts_ns", pa.int64()), ("length", pa.int64()), ("captured", pa.int64()),
-    ("proto", pa.string()), ("src", pa.string()), ("sport", pa.int32()), ("dst", pa.string()),
-    ("dport", pa.int32()), ("flags", pa.string()), ("seglen", pa.int64()), ("conv", pa.string()),
-    ("analysis", pa.string()),
+    ("proto", pa.int16()), ("src", pa.string()), ("sport", pa.int32()), ("dst", pa.string()),
+    ("dport", pa.int32()), ("flags", pa.int16()), ("seglen", pa.int64()), ("family", pa.string()),
+    ("conv", pa.int64()), ("analysis", pa.int32()),
 ])
 _BATCH = 65_536
 _RETRANS, _FAST, _SPURIOUS, _OOO = 1, 2, 4, 8          # TcpTracker.segment's bits (FLAG_NAMES order)
@@ -73,22 +73,35 @@ def _ts(ns: int) -> str:
 
 def build_index(capture: Path, dest: Path, name: str, room: int) -> dict[str, Any]:
     """Write the packet index of ``capture`` to ``dest`` (Parquet; at most ``room`` bytes,
-    else :class:`StorageError`).  Conversations are ``tcp:<stream>`` (Wireshark's
-    ``tcp.stream``), ``udp:<n>`` / ``icmp:<n>`` / ``ip:<n>`` by address (and port) pair,
-    or ``-`` for frames without an IP packet.  Returns ``{"packets", "problem"}``."""
+    else :class:`StorageError`).  A packet's conversation is ``(family, conv)``: ``tcp`` and
+    Wireshark's ``tcp.stream``; ``udp`` / ``icmp`` / ``icmpv6`` / ``ip`` and a number per
+    address (and port) pair; ``-`` for frames without an IP packet.  TCP header flags and the
+    per-frame analysis flags are kept as bits.  Returns ``{"packets", "problem"}``."""
     reader = CaptureReader.open(capture, name)
     tracker = TcpTracker()
-    pairs: dict[tuple, str] = {}
+    segment = tracker.segment
+    pairs: dict[tuple, tuple[str, int]] = {}
     families: dict[str, int] = {}
-    cols: dict[str, list] = {f.name: [] for f in _SCHEMA}
+    texts: dict[bytes, str] = {}
+    rows: list[tuple] = []
     tmp = dest.with_name(f"{dest.name}.{os.getpid()}-{threading.get_ident()}.part")   # builders never share one
     n = 0
+
+    def addr(raw: bytes) -> str:
+        text = texts.get(raw)
+        if text is None:
+            if len(texts) > 1_000_000:
+                texts.clear()
+            text = texts[raw] = format_addr(raw)
+        return text
+
     try:
         with pq.ParquetWriter(tmp, _SCHEMA, compression="zstd") as out:
             def flush() -> None:
-                out.write_table(pa.table(cols, schema=_SCHEMA))
-                for v in cols.values():
-                    v.clear()
+                if rows:
+                    out.write_table(pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(zip(*rows), _SCHEMA)],
+                                                         schema=_SCHEMA))
+                    rows.clear()
                 if tmp.stat().st_size > room:
                     raise StorageError(f"the packet index of {name} would pass the room left for this "
                                        f"evidence's derived data ({room} bytes)")
@@ -99,39 +112,32 @@ def build_index(capture: Path, dest: Path, name: str, room: int) -> dict[str, An
                     tracker.evict(ts)
                     if not num & 0xFFFFF:
                         tracker.sweep_idle(ts)
-                d = decode(lt, data, orig)
-                row = _index_row(num, ts, len(data), orig, d, tracker, pairs, families)
-                for k, v in zip(_SCHEMA.names, row):
-                    cols[k].append(v)
-                if len(cols["number"]) >= _BATCH:
+                d = decode_tuple(lt, data, orig)
+                if d is None:
+                    rows.append((num, ts, orig, len(data), 0, "", 0, "", 0, 0, 0, "-", 0, 0))
+                    continue
+                src, dst, proto, sport, dport, seq, ack, flags, win, seglen, _p, wscale, frag, _v = d
+                if proto == PROTO_TCP and not frag:
+                    bits = segment(num, ts, src, sport, dst, dport, seq, ack, flags, win, seglen, wscale)
+                    rows.append((num, ts, orig, len(data), proto, addr(src), sport, addr(dst), dport, flags,
+                                 seglen, "tcp", tracker.last_conn.stream, bits))
+                else:
+                    key = (proto, src, sport, dst, dport) if (src, sport) <= (dst, dport) else \
+                        (proto, dst, dport, src, sport)
+                    conv = pairs.get(key)
+                    if conv is None:
+                        family = _PROTO.get(proto, "ip") if proto != PROTO_TCP else "ip"
+                        families[family] = families.get(family, -1) + 1
+                        conv = pairs[key] = (family, families[family])
+                    rows.append((num, ts, orig, len(data), proto, addr(src), sport, addr(dst), dport, 0, seglen,
+                                 conv[0], conv[1], 0))
+                if len(rows) >= _BATCH:
                     flush()
             flush()
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
     return {"packets": n, "problem": str(reader.problem) if reader.problem else None}
-
-
-def _index_row(num: int, ts: int, caplen: int, orig: int, d, tracker: TcpTracker, pairs: dict,
-               families: dict) -> tuple:
-    if d is None:
-        return (num, ts, orig, caplen, "", "", 0, "", 0, "", 0, "-", "")
-    src, dst = format_addr(d.src), format_addr(d.dst)
-    proto = _PROTO.get(d.proto, str(d.proto))
-    if d.proto == PROTO_TCP and not d.fragment:
-        bits = tracker.segment(num, ts, d.src, d.sport, d.dst, d.dport, d.seq, d.ack, d.flags, d.win,
-                               d.seglen, d.wscale)
-        conv = f"tcp:{tracker.last_conn.stream}"
-        return (num, ts, orig, caplen, proto, src, d.sport, dst, d.dport, tcp_flags(d.flags), d.seglen, conv,
-                analysis_names(bits))
-    ends = sorted([(d.src, d.sport), (d.dst, d.dport)])
-    key = (d.proto, *ends[0], *ends[1])
-    conv = pairs.get(key)
-    if conv is None:
-        family = proto if d.proto in (PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6) else "ip"
-        families[family] = families.get(family, -1) + 1
-        conv = pairs[key] = f"{family}:{families[family]}"
-    return (num, ts, orig, caplen, proto, src, d.sport, dst, d.dport, "", d.seglen, conv, "")
 
 
 def conversation(index: Path, number: int, around: int = MAX_LISTED // 2) -> dict[str, Any]:
@@ -157,30 +163,35 @@ def _conversation(con, number: int, around: int) -> dict[str, Any]:
     if not hit:
         return {"packet": None, "conv": None, "packets": [], "count": 0}
     me = hit[0]
-    conv = me["conv"]
-    if conv == "-":
-        return {"packet": _row(me, number), "conv": None, "packets": [_row(me, number)], "count": 1}
-    before = run("SELECT * FROM records WHERE conv = ? AND number < ? ORDER BY number DESC LIMIT ?",
-                 [conv, number, around])
-    after = run("SELECT * FROM records WHERE conv = ? AND number > ? ORDER BY number LIMIT ?",
-                [conv, number, around])
+    if me["family"] == "-":
+        row = _row(me, number)
+        row["rel_s"] = 0.0
+        del row["_ts"]
+        return {"packet": row, "conv": None, "packets": [row], "count": 1, "before_count": 0}
+    same = "family = ? AND conv = ?"
+    key = [me["family"], me["conv"]]
+    before = run(f"SELECT * FROM records WHERE {same} AND number < ? ORDER BY number DESC LIMIT ?",
+                 [*key, number, around])
+    after = run(f"SELECT * FROM records WHERE {same} AND number > ? ORDER BY number LIMIT ?", [*key, number, around])
     stats = run("SELECT count(*) AS n, min(ts_ns) AS first, max(ts_ns) AS last, sum(length) AS bytes, "
-                "count(*) FILTER (WHERE number < ?) AS before_count FROM records WHERE conv = ?", [number, conv])[0]
+                f"count(*) FILTER (WHERE number < ?) AS before_count FROM records WHERE {same}",
+                [number, *key])[0]
     rows = [_row(r, number) for r in [*reversed(before), me, *after]]
     t0 = stats["first"]
     for r in rows:
         r["rel_s"] = round((r.pop("_ts") - t0) / 1e9, 6)
     ends = sorted([(me["src"], me["sport"]), (me["dst"], me["dport"])])
-    return {"packet": next(r for r in rows if r["this"]), "conv": conv, "packets": rows, "count": stats["n"],
-            "before_count": stats["before_count"],
+    return {"packet": next(r for r in rows if r["this"]), "conv": f"{me['family']}:{me['conv']}",
+            "packets": rows, "count": stats["n"], "before_count": stats["before_count"],
             "bytes": stats["bytes"], "first": _ts(stats["first"]), "last": _ts(stats["last"]),
-            "endpoints": [f"{a}:{p}" if p else a for a, p in ends], "proto": me["proto"]}
+            "endpoints": [f"{a}:{p}" if p else a for a, p in ends], "proto": _PROTO.get(me["proto"], str(me["proto"]))}
 
 
 def _row(r: dict[str, Any], number: int) -> dict[str, Any]:
     return {"number": r["number"], "time": _ts(r["ts_ns"]), "_ts": r["ts_ns"], "length": r["length"],
-            "proto": r["proto"], "src": r["src"], "sport": r["sport"], "dst": r["dst"], "dport": r["dport"],
-            "flags": r["flags"], "seglen": r["seglen"], "analysis": r["analysis"], "this": r["number"] == number}
+            "proto": _PROTO.get(r["proto"], str(r["proto"])) if r["proto"] else "", "src": r["src"],
+            "sport": r["sport"], "dst": r["dst"], "dport": r["dport"], "flags": tcp_flags(r["flags"]),
+            "seglen": r["seglen"], "analysis": analysis_names(r["analysis"]), "this": r["number"] == number}
 
 
 def packet_fields(capture: Path, number: int, name: str, replay: Sequence[int] = (),

@@ -34,7 +34,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from backline.model.core import AnalysisResult
 from backline.storage.blobs import BlobStore
@@ -115,7 +115,3 @@ def keep_derived(derived: DerivedStore, store: BlobStore, evidence_id: int,
                      "note": note[:500] if note else None})
     return rows
 
-
-def artifact_paths(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """The display paths of manifest rows (for messages)."""
-    return [r["path"] for r in rows]

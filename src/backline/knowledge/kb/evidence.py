@@ -282,6 +282,8 @@ def test(op: str, operand: Any, value: Any) -> bool:
         return not any(_eq(value, o) for o in operand)
     if op == "regex":
         return bool(regex(operand).search(str(value)))
+    if op == "not_regex":
+        return not regex(operand).search(str(value))
     if op == "prefix":
         return str(value).lower().startswith(str(operand).lower())
     if op == "contains":

@@ -34,7 +34,7 @@ from backline.model import Severity
 
 SCHEMA_FILE = "kb.schema.json"
 MATCHER_KINDS = ("finding", "signature", "bucket", "exception", "log", "event", "fact", "rule")
-OPERATORS = ("eq", "ne", "in", "not_in", "regex", "prefix", "contains", "gte", "gt", "lte", "lt",
+OPERATORS = ("eq", "ne", "in", "not_in", "regex", "not_regex", "prefix", "contains", "gte", "gt", "lte", "lt",
              "exists", "version")
 SUFFIXES = (".json", ".yaml", ".yml")
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -93,8 +93,8 @@ def _condition(path: str, spec: Any, source: str, where: str) -> Condition:
     if not isinstance(spec, Mapping):
         return Condition(path, "eq", spec)
     (op, value), = spec.items()
-    if op == "regex":
-        _regex(value, source, f"{where}.regex")
+    if op in ("regex", "not_regex"):
+        _regex(value, source, f"{where}.{op}")
     if op == "version":
         try:
             VersionRange.parse(value)

@@ -67,7 +67,7 @@ class Affects:
 class Condition:
     """One test on a value: ``path`` into a mapping (dotted), an operator, an operand.
 
-    Operators: ``eq`` ``ne`` ``in`` ``not_in`` ``regex`` ``prefix`` ``contains``
+    Operators: ``eq`` ``ne`` ``in`` ``not_in`` ``regex`` ``not_regex`` ``prefix`` ``contains``
     ``gte`` ``gt`` ``lte`` ``lt`` ``exists`` ``version`` (a version range).
     """
 

@@ -34,6 +34,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "backline.web.pages.case_actions",
     "backline.web.pages.bugs",
     "backline.web.pages.dashboard",
+    "backline.web.pages.kb",
 )
 
 _NOT_PAGES = ("/api/", "/healthz", "/openapi.json", "/docs", "/redoc", "/static/")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from backline.cases.bugs import FIELDS, _TEXT, render_markdown
+from backline.cases.bugs import FIELDS, TEXT_FIELDS, render_markdown
 from backline.errors import CaseError
 from backline.web.pages.case_actions import Key, _version, back
 from backline.web.pages.markdown import to_html
@@ -23,7 +23,7 @@ _EXPORTS = {"markdown": ("text/markdown; charset=utf-8", "md"), "jira": ("applic
 
 
 def _edits(form) -> dict[str, Any]:
-    changes: dict[str, Any] = {"fields": {n: str(form[n]) for n in FIELDS if n in _TEXT and n in form}}
+    changes: dict[str, Any] = {"fields": {n: str(form[n]) for n in FIELDS if n in TEXT_FIELDS and n in form}}
     if str(form.get("title", "")).strip():
         changes["title"] = str(form["title"]).strip()
     for k in ("tracker", "external_key", "external_url", "external_status"):

@@ -14,10 +14,11 @@ from typing import Any, Callable
 from fastapi import APIRouter, Path, Request
 from markupsafe import Markup
 
-from backline.cases.bugs import FIELDS, _TEXT, render_markdown
+from backline.cases.bugs import FIELDS, TEXT_FIELDS, render_markdown
 from backline.cases.model import ParticipantRole
 from backline.web.pages.case_view import analysis_view, case_view, permissions
 from backline.web.pages.diagnosis import diagnosis_section
+from backline.web.pages.kb import known_issues_section
 from backline.web.pages.markdown import to_html
 from backline.web.pages.render import is_htmx, render
 from backline.web.pages.security import PageUser
@@ -38,8 +39,8 @@ class CaseSection:
 
 #: The case page's extension places, in page order.  Fill ``provider`` to show something there.
 CASE_SECTIONS: list[CaseSection] = [
-    CaseSection("diagnosis", "Probable root cause", diagnosis_section),   # web/pages/diagnosis.py
-    CaseSection("known-issues", "Known issues"),            # knowledge/kb (wip/kb)
+    CaseSection("diagnosis", "Probable root cause", diagnosis_section),   # knowledge/diagnosis (pages/diagnosis.py)
+    CaseSection("known-issues", "Known issues", known_issues_section),   # knowledge/kb (pages/kb.py)
     CaseSection("similar", "Similar cases"),                # knowledge/similar (wip/similar)
 ]
 
@@ -60,7 +61,7 @@ class BugField:
 def bug_form(bug: dict[str, Any]) -> dict[str, Any]:
     fields = [BugField(n, _LABELS.get(n, n), str(bug["fields"].get(n) or ""),
                        2 if n in ("crash_signature", "summary") else 4)
-              for n in FIELDS if n in _TEXT]
+              for n in FIELDS if n in TEXT_FIELDS]
     return {**bug, "fields": fields, "preview": to_html(render_markdown(bug["title"], bug["fields"]))}
 
 

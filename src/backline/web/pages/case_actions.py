@@ -82,7 +82,8 @@ def edit_note(request: Request, note_id: int = Path(ge=1, le=2 ** 63 - 1), body:
 
 @router.post("/cases/{key}/intake")
 async def resubmit(request: Request, key: str = Key, session=PageUser):
-    """Save the intake items support added; with ``action=resubmit`` also move the case to ``new``."""
+    """Save the intake items support added; with ``action=resubmit`` also move the case to ``new``
+    when nothing required is missing any more (else the case page lists what still is)."""
     hub = request.app.state.hub
     form = await request.form()
     case = await run_in_threadpool(hub.cases.get, session.user, key)
@@ -91,10 +92,10 @@ async def resubmit(request: Request, key: str = Key, session=PageUser):
     version = _version(str(form.get("row_version", "")))
     case = await run_in_threadpool(lambda: hub.cases.update(session.user, key, {"intake": intake},
                                                             expected_version=version))
-    if form.get("action") == "resubmit":
+    if form.get("action") == "resubmit" and not case.intake_missing:
         await run_in_threadpool(lambda: hub.cases.set_status(session.user, key, "new",
                                                              expected_version=case.row_version))
-    return back(key)
+    return back(key, "intake" if case.intake_missing else "")
 
 
 @router.post("/cases/{key}/evidence")

@@ -126,6 +126,25 @@ def transitions_for(user: User, case: Case) -> list[tuple[str, str]]:
     return [(s.value, _BUTTON[s]) for s in moves]
 
 
+def evidence_of(finding: dict[str, Any], artifact: str, by_name: dict[str, list[int]]) -> int | None:
+    """The evidence an artifact path belongs to: its first component is the uploaded file's name.
+
+    A finding can point into another upload of the case (a known-issue match stored with the
+    newest analysis cites the capture of an earlier one), so the finding's own evidence is only
+    the answer when the names agree.
+
+    >>> evidence_of({"evidence_id": 2, "evidence_file": "x.log"}, "bundle.zip!/a.pcap", {"bundle.zip": [1], "x.log": [2]})
+    1
+    >>> evidence_of({"evidence_id": 3, "evidence_file": "b.zip"}, "b.zip!/a.log", {"b.zip": [1, 3]})
+    3
+    """
+    head = artifact.split("!/", 1)[0].split("/", 1)[0]
+    own = finding.get("evidence_id")
+    if head == finding.get("evidence_file") or head not in by_name:
+        return own
+    return by_name[head][-1]
+
+
 def intake_fields(items: Sequence[IntakeItem], values: dict[str, Any], missing: Sequence[str]) -> list[IntakeField]:
     return [IntakeField(i.name, i.label, _text(values.get(i.name)), i.name in missing, i.min_length, i.required)
             for i in items]
@@ -150,11 +169,14 @@ def analysis_view(hub: Hub, user: User, case: Case) -> dict[str, Any]:
         return out
     groups: dict[str, list[FindingView]] = {}
     findings = hub.evidence.findings(user, case.key)
+    by_name: dict[str, list[int]] = {}
+    for e in evidence:
+        by_name.setdefault(e.filename, []).append(e.id)
     for f in findings:
         refs = tuple(RefView(r.get("artifact") or f["artifact"], r.get("locator") or "", r.get("excerpt"),
-                             ref_url(case.key, r.get("evidence_id") or f.get("evidence_id"),
-                                     r.get("artifact") or f["artifact"],
-                                     r.get("locator")))
+                             ref_url(case.key, r.get("evidence_id") or evidence_of(f, r.get("artifact") or f["artifact"],
+                                                                                    by_name),
+                                     r.get("artifact") or f["artifact"], r.get("locator")))
                      for r in (f.get("refs") or [])[:5])
         groups.setdefault(f["severity"], []).append(
             FindingView(f["id"], f["code"], f["title"], f["severity"], f["artifact"], f["evidence_file"],
@@ -182,6 +204,11 @@ def analysis_view(hub: Hub, user: User, case: Case) -> dict[str, Any]:
 
 
 def case_view(hub: Hub, user: User, key: str, *, all_notes: bool = False) -> CaseView:
+    with hub.cases.read_snapshot():          # the case row is read and checked once for the whole page
+        return _case_view(hub, user, key, all_notes)
+
+
+def _case_view(hub: Hub, user: User, key: str, all_notes: bool) -> CaseView:
     case = hub.cases.get(user, key)
     can = permissions(user)
     view = CaseView(case=case, user=user, can=can, transitions=transitions_for(user, case))

@@ -40,7 +40,7 @@ def _frame(label: str, ymax: float, unit: str = "") -> list[str]:
     for i in range(5):
         y = TOP + plot_h - plot_h * i / 4
         val = ymax * i / 4
-        text = f"{val:,.0f}" if ymax >= 8 else f"{val:,.1f}"
+        text = format(val, ",.6g")
         out.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="ch-grid"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="ch-tick">{escape(text)}{escape(unit)}</text>')
     out.append(f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{H - BOTTOM}" class="ch-axis"/>')

@@ -20,12 +20,17 @@ SEV_COLOUR = {"S1": SEVERITY_COLOUR[Severity.CRITICAL], "S2": SEVERITY_COLOUR[Se
               "S3": SEVERITY_COLOUR[Severity.MEDIUM], "S4": SEVERITY_COLOUR[Severity.LOW]}
 
 
+#: Status names short enough for a bar's label.
+SHORT = {"needs_info": "needs info", "investigating": "investig.", "waiting_customer": "wait cust.",
+         "waiting_development": "wait dev.", "fix_pending": "fix pend."}
+
+
 @router.get("/dashboard")
 def dashboard_page(request: Request, session=PageUser):
     d = dashboard(request.app.state.hub.cases, session.user, clock_cache=request.app.state.queue.clocks)
     sevs = [s.value for s in CaseSeverity]
     statuses = list(d.open_by_severity_status)
-    open_chart = charts.stacked_bars([s.replace("_", " ") for s in statuses],
+    open_chart = charts.stacked_bars([SHORT.get(s, s) for s in statuses],
                                      {s: [d.open_by_severity_status[st][s] for st in statuses] for s in sevs},
                                      SEV_COLOUR, "Open cases by status, stacked by severity")
     days = [x.strftime("%d %b") for x in d.days]

@@ -69,17 +69,23 @@ def page_context(view: DrillView, here: str) -> dict[str, Any]:
     body = dict(view.body)
     if view.kind == "log":
         qd = body["query"]
-        ctx["log"] = {**body, "levels_chosen": set(qd["levels"]),
+        ctx["log"] = {**body, "target_lines": body.get("target_lines", []), "levels_chosen": set(qd["levels"]),
                       "more_before": with_params(here, before=min(500, qd["before"] + MORE)),
                       "more_after": with_params(here, after=min(500, qd["after"] + MORE)),
                       "clear": base, "filtered": bool(qd["levels"] or qd["template"] or qd["search"]),
-                      "rows": [dict(r, template_url=with_params(base, template=r["template_id"]))
+                      "rows": [dict(r, template_url=with_params(base, template=r["template_id"]), when=clock(r["ts"]))
                                for r in body["records"]]}
     elif view.kind == "packet":
         conv = body.get("conversation") or {}
-        ctx["packet"] = {**body, "rows": [dict(p, url=ref_url(view.case, view.evidence_id, view.artifact,
-                                                                 f"packet:{p['number']}"))
-                                           for p in conv.get("packets", [])]}
+        pkt = body["packet"]
+        layers = [("Frame", list(pkt["frame"].items()))]
+        layers += [(name.upper(), [(k, "-" if v is None else v) for k, v in pkt[name].items()])
+                   for name in ("ip", "tcp", "udp") if name in pkt]
+        ctx["packet"] = {**body, "layers": layers, "time": clock(pkt["time"]),
+                         "first": clock(conv.get("first")), "last": clock(conv.get("last")),
+                         "rows": [dict(p, url=ref_url(view.case, view.evidence_id, view.artifact,
+                                                      f"packet:{p['number']}"), rel=f"{p.get('rel_s', 0):.6f}")
+                                  for p in conv.get("packets", [])]}
     elif view.kind == "frame":
         thread = body.get("thread") or {}
         ti = thread.get("index")
@@ -89,6 +95,24 @@ def page_context(view: DrillView, here: str) -> dict[str, Any]:
             for f in body.get("frames", [])]}
     ctx["body"] = body
     return ctx
+
+
+def clock(ts: str | None) -> str:
+    """An ISO time as ``2026-11-27 11:26:39.356`` (UTC, to the precision the evidence has).
+
+    >>> clock("2026-11-27T11:26:39.155746+00:00"), clock("2026-11-27T11:26:40+00:00"), clock(None)
+    ('2026-11-27 11:26:39.155746', '2026-11-27 11:26:40', '-')
+    """
+    if not ts:
+        return "-"
+    text = str(ts).replace("T", " ")
+    for suffix in ("+00:00", "Z"):
+        text = text.removesuffix(suffix)
+    if "." in text:
+        head, frac = text.split(".", 1)
+        frac = frac.rstrip("0")
+        text = f"{head}.{frac}" if frac else head
+    return text
 
 
 def _source(origin) -> str | None:

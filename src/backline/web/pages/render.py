@@ -87,6 +87,8 @@ def _nav(user) -> tuple[tuple[str, str], ...]:
     items = [("/cases", "Cases")]
     if allowed(user, Action.CREATE_CASE):
         items.append(("/cases/new", "New escalation"))
+    if allowed(user, Action.READ_KB):
+        items.append(("/kb", "Known issues"))
     if allowed(user, Action.READ_REPORTS):
         items.append(("/dashboard", "Dashboard"))
     return tuple(items)

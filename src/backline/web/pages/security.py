@@ -35,6 +35,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 _NO_CSP = ("/docs", "/redoc")
 
 
+_UNSET = object()
+
+
 class LoginRequired(Exception):
     """No live session: pages redirect to /login, htmx requests get HX-Redirect."""
 
@@ -85,8 +88,9 @@ def client_address(request: Request) -> str:
 
 def current_session(request: Request) -> WebSession | None:
     """The live session of this request, or None (looked up once per request)."""
-    if "web_session" in request.state._state:
-        return request.state.web_session
+    known = getattr(request.state, "web_session", _UNSET)
+    if known is not _UNSET:
+        return known
     hub = request.app.state.hub
     session = hub.sessions.lookup(request.cookies.get(SESSION_COOKIE))
     request.state.web_session = session

@@ -6,7 +6,7 @@ file kept for it); ``evidence.origin`` says where evidence that was not an
 upload came from (an analysis attached from a laptop: who, which host).
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0006
 """
 from alembic import op
 import sqlalchemy as sa
