@@ -88,3 +88,36 @@ def test_the_slow_backend_answer_is_pointed_at(result):
     assert slow.evidence, "a slow-response finding must point at the slow answer"
     assert slow_sku.group(1) in slow.evidence[0].excerpt
     assert slow.evidence[0].locator.startswith("packet:")
+
+
+def test_the_diagnosis_opens_with_the_refused_database_port_and_its_chain(result):
+    """The example's root cause: nothing listens on the database port the log names.  The
+    report opens with it, and its chain reaches the log's connection errors and the exception."""
+    from rich.console import Console
+    import io
+
+    from backline.report import build_report, render_text
+
+    log = _member("logs/orders-service.log")
+    port = re.search(r"connection to reservation database [\d.]+:(\d+) failed", log).group(1)
+    d = result.diagnosis
+    top = d.top
+    assert top.code == "NET.TCP.RST_TO_SYN" and top.finding == 0
+    assert result.findings[0].code == "NET.TCP.RST_TO_SYN"
+    assert f"Nothing listening on 127.0.0.1:{port}" in top.title
+    assert top.confidence > 0.5
+    effects = {result.findings[link.effect].code for link in top.chain}
+    assert {"LOG.ERROR_TEMPLATE", "DUMP.PYTHON_EXCEPTION"} <= effects
+    first = top.chain[0]
+    assert ("endpoint", f"127.0.0.1:{port}") in first.joined_on
+    assert result.findings[first.effect].artifact.endswith("orders-service.log")
+    # the unrelated native crash is not blamed
+    assert result.findings[d.causes[1].finding].code != "NET.TCP.RST_TO_SYN"
+    assert all(c.confidence < top.confidence for c in d.causes[1:])
+    out = io.StringIO()
+    render_text(build_report(result), Console(file=out, width=120))
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("Probable root cause") and f"127.0.0.1:{port}" in lines[1]
+    # its share of the analysis time is measured by benchmarks/diagnosis_bench.py (docs/diagnosis.md);
+    # here only that it is reported
+    assert d.duration_s > 0

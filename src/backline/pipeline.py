@@ -7,7 +7,8 @@
 
 Steps: intake (expand archives safely, classify every file, store it in the
 content-addressed store) -> run every applicable analyzer on every artifact
-(failures isolated) -> sort findings and events -> one immutable result.
+(failures isolated) -> correlate -> diagnose (probable root causes, their findings
+first) -> sort findings and events -> one immutable result.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +28,10 @@ from backline.analyzers.registry import all_analyzer_classes
 from backline.analyzers.runner import DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT_S, ProgressFn, RunSettings, run_all
 from backline.errors import UsageError
 from backline.knowledge.correlate import correlate
-from backline.model import AnalysisResult, Artifact, ArtifactKind, Event
+from backline.knowledge.diagnosis import diagnose
+from backline.model import (AnalysisResult, AnalyzerRun, Artifact, ArtifactKind, Diagnosis, Event, RunStatus,
+                            causes_first)
+from backline.model.diagnosis import DIAGNOSIS_VERSION
 from backline.storage.blobs import BlobStore
 
 
@@ -52,6 +57,7 @@ class AnalyzeOptions:
     keep_work_dir: bool = False
     timeout_s: float | None = DEFAULT_TIMEOUT_S   # per analyzer and artifact; None = no limit
     correlate: bool = True                  # cross-artifact incident findings (knowledge.correlate)
+    diagnose: bool = True                   # probable root causes and their chains (knowledge.diagnosis)
     kb: tuple = ()                          # known issues to match (backline.knowledge.kb.KnownIssue)
     product: str | None = None              # the customer's product and version, for known issues'
     product_version: str | None = None      # affected ranges and fixed-in versions
@@ -130,10 +136,19 @@ def analyze(
         case_findings = [*case_findings, *kb_found]
     findings = sorted([*out.findings, *case_findings], key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
     events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
+    # Knowledge: which finding probably caused the others; those come first.
+    diagnosis = None
+    runs = list(out.runs)
+    if options.diagnose:
+        diagnosis, run = _diagnose(findings, events, out.facts, artifacts)
+        if run is not None:
+            runs.append(run)
+        ordered, diagnosis = causes_first(findings, diagnosis)
+        findings = list(ordered)
     return AnalysisResult(
         inputs=intake.inputs,
         artifacts=artifacts,
-        runs=tuple(out.runs),
+        runs=tuple(runs),
         findings=tuple(findings),
         events=tuple(events),
         facts=tuple(out.facts),
@@ -146,7 +161,19 @@ def analyze(
                  **({"product": options.product} if options.product else {}),
                  **({"product_version": options.product_version} if options.product_version else {})},
         backline_version=__version__,
+        diagnosis=diagnosis,
     )
+
+
+def _diagnose(findings, events, facts, artifacts) -> tuple[Diagnosis | None, AnalyzerRun | None]:
+    """The diagnosis, or - should it fail on strange input - none, with a failed case-wide run that
+    says why (failures are data: the analysis and its findings stand without it)."""
+    try:
+        return diagnose(findings, events, facts, artifacts), None
+    except Exception as exc:  # noqa: BLE001 - a diagnosis bug must not cost the analysis
+        return None, AnalyzerRun(analyzer="knowledge.diagnosis", version=DIAGNOSIS_VERSION, artifact="",
+                                 status=RunStatus.FAILED, reason=f"{type(exc).__name__}: {exc}"[:500],
+                                 traceback=traceback.format_exc()[-20000:])
 
 
 def provide_bundle_files(artifacts: Sequence[Artifact], work_dir: Path) -> tuple[list[Path], list[Path]]:

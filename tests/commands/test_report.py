@@ -84,3 +84,23 @@ def test_invalid_report_is_named_with_its_json_path(tmp_path):
 def test_schema_command_prints_the_schema():
     res = runner.invoke(app, ["report", "schema"])
     assert res.exit_code == 0 and json.loads(res.stdout)["title"] == "Backline analysis report"
+
+
+def test_a_saved_report_with_a_diagnosis_shows_renders_and_validates(tmp_path):
+    """The diagnosis survives the round trip: show opens with it, render keeps it, validate accepts it."""
+    from backline.knowledge.diagnosis import diagnose
+
+    result = rich_result()
+    result = type(result)(**{**{f: getattr(result, f) for f in result.__dataclass_fields__},
+                             "diagnosis": diagnose(result.findings, result.events, result.facts, result.artifacts)})
+    assert result.diagnosis.causes
+    saved = write_reports(build_report(result, now=fixed_clock), tmp_path / "orig", ["json"])["json"]
+    shown = runner.invoke(app, ["report", "show", str(saved)])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines()[0].split(" (")[0] in ("Probable root cause", "Possible root cause")
+    assert runner.invoke(app, ["report", "validate", str(saved)]).exit_code == 0
+    res = runner.invoke(app, ["report", "render", str(saved), "-f", "json,md", "--out", str(tmp_path / "new")])
+    assert res.exit_code == 0, res.output
+    again = json.loads((tmp_path / "new" / "report.json").read_text())
+    assert again["diagnosis"] == json.loads(saved.read_text())["diagnosis"]
+    assert "root cause" in (tmp_path / "new" / "report.md").read_text().split("## Findings")[0]

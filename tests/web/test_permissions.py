@@ -54,6 +54,7 @@ MATRIX = {
     "upload":            ("POST", "/api/cases/ESC-1001/evidence", "upload",           "201 404 201 404 201 201 201 201"),
     "list_evidence":     ("GET", "/api/cases/ESC-1001/evidence", None,                "200 404 200 404 200 200 200 200"),
     "findings":          ("GET", "/api/cases/ESC-1001/findings", None,                "403 403 200 404 200 200 200 200"),
+    "diagnosis":         ("GET", "/api/cases/ESC-1001/diagnosis", None,               "403 403 200 404 200 200 200 200"),
     "attach_analysis":   ("POST", "/api/cases/ESC-1001/analyses?host=lap-7", EMPTY_REPORT,
                                                                                       "403 403 201 404 201 201 201 201"),
     "drill_ref":         ("GET", "/api/cases/ESC-1001/ref?e=1&a=app.log&l=line:1", None,

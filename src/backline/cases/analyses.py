@@ -72,7 +72,7 @@ class AnalysisService:
             jid = conn.execute(insert(T.jobs).values(
                 case_id=row["id"], evidence_id=eid, status=JobStatus.DONE.value, attempts=0, worker="attached",
                 created_at=now, started_at=now, finished_at=now)).inserted_primary_key[0]
-            n = store_outputs(conn, {"id": jid, "case_id": row["id"]}, eid, result)
+            n = store_outputs(conn, {"id": jid, "case_id": row["id"]}, eid, result, now=now)
             if result.artifacts:        # the files stayed on the host; the same bytes uploaded elsewhere open
                 conn.execute(insert(T.evidence_artifacts), [
                     {"case_id": row["id"], "evidence_id": eid, "job_id": jid, "path": a.path[:1000],

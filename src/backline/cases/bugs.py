@@ -5,7 +5,8 @@ environment facts, symptoms, steps, expected/actual) and its stored findings
 (top findings with excerpts; the crash signature and crashing stack with the
 blamed frame, read from a finding's ``data`` keys ``signature``, ``frames``
 (else the finding's ``frame:N`` evidence refs) and ``blamed_frame`` (an index
-or the frame's display text)).  People then edit any field.  Renderers turn the same
+or the frame's display text)).  Its root cause starts as the diagnosis' top probable
+cause, marked as a proposal, unless the engineer gave one.  People then edit any field.  Renderers turn the same
 fields into Markdown, a Jira REST ``POST /rest/api/2/issue`` payload and a
 GitHub ``POST /repos/{owner}/{repo}/issues`` payload.
 """
@@ -79,6 +80,14 @@ def draft_fields(case: Case, findings: Sequence[Mapping[str, Any]], evidence: Se
         "facts": {"case": case.key, "product": case.product, "version": case.version,
                   "customer": case.org, "severity": case.severity.value},
     }
+
+
+def proposed_root_cause(cases: CaseService, user: User, key: str) -> str:
+    """The root cause a new draft starts with: the case's top probable cause, marked as a proposal
+    (empty when the diagnosis has none)."""
+    from backline.cases.diagnosis import DiagnosisService, proposal   # avoid an import cycle at module load
+    causes = DiagnosisService(cases).current(user, key)["probable_causes"]
+    return proposal(causes[0]) if causes else ""
 
 
 def _text(value: Any) -> str:
@@ -175,6 +184,8 @@ class BugService:
         ev = EvidenceService(self.cases, store=None)  # type: ignore[arg-type]  # listing only
         findings = ev.findings(user, key)
         evidence = [e.to_json() for e in ev.list(user, key)]
+        if not (root_cause or "").strip():     # what an engineer wrote is never replaced
+            root_cause = proposed_root_cause(self.cases, user, key)
         fields = draft_fields(case, findings, evidence, root_cause=root_cause, suggested_fix=suggested_fix,
                               facts=ev.facts(user, key))
         from backline.cases.signatures import signature_links   # the same crash in other cases

@@ -4,8 +4,9 @@ An upload is streamed into the content-addressed :class:`BlobStore` (never
 held in memory), recorded against the case, and a ``queued`` job is written
 in the same transaction.  :class:`JobRunner` claims queued jobs one at a time,
 runs the analysis pipeline on the blob, and stores the findings with the
-case.  On start it puts jobs left ``running`` by a stopped server back in the
-queue, so nothing is lost across restarts.
+case (with the analysis' diagnosis, :mod:`backline.cases.diagnosis`).  On start
+it puts jobs left ``running`` by a stopped server back in the queue, so nothing is
+lost across restarts.
 
 The analysis function is passed in (``analyze(paths, options) ->
 AnalysisResult``, :func:`backline.pipeline.analyze` by default).
@@ -20,13 +21,14 @@ import tempfile
 import threading
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping, Sequence
 
 from sqlalchemy import insert, select, update
 
 from backline.cases.access import Action, require
+from backline.cases.diagnosis import store_job_diagnosis
 from backline.cases.drill.store import DerivedStore, keep_derived
 from backline.cases.model import JobStatus, User
 from backline.cases.service import CaseService
@@ -318,7 +320,7 @@ class JobRunner:
         prefix = f"in/{ev['filename']}"
         records = {r["path"]: r["records"] for r in kept}
         with self.engine.begin() as conn:
-            rows = store_outputs(conn, job, ev["id"], result, prefix, records)
+            rows = store_outputs(conn, job, ev["id"], result, prefix, records, now=self.cases._now())
             conn.execute(T.evidence_artifacts.delete().where(T.evidence_artifacts.c.evidence_id == ev["id"]))
             if kept:
                 conn.execute(insert(T.evidence_artifacts),
@@ -382,9 +384,9 @@ class JobRunner:
 
 
 def store_outputs(conn, job: Mapping[str, Any], evidence_id: int, result: AnalysisResult, prefix: str = "",
-                  records: Mapping[str, str | None] | None = None) -> int:
-    """Write the findings, facts and timeline events of ``result`` for ``job`` (replacing earlier ones); returns
-    the number of findings.  ``log.parquet`` facts name the kept records file (``records``:
+                  records: Mapping[str, str | None] | None = None, now: datetime | None = None) -> int:
+    """Write the findings (with their times), facts, timeline events and diagnosis of ``result`` for ``job``
+    (replacing earlier ones); returns the number of findings.  ``log.parquet`` facts name the kept records file (``records``:
     artifact path -> file name in the derived folder), never the scratch folder."""
     conn.execute(T.findings.delete().where(T.findings.c.job_id == job["id"]))
     rows = [{"case_id": job["case_id"], "job_id": job["id"], "evidence_id": evidence_id, "code": f.code,
@@ -392,10 +394,15 @@ def store_outputs(conn, job: Mapping[str, Any], evidence_id: int, result: Analys
              "detail": f.detail, "count": f.count,
              "refs": [{"artifact": _rel(r.artifact, prefix), "locator": r.locator, "excerpt": r.excerpt}
                       for r in f.evidence[:20]],
-             "data": _plain(f.data), "analyzer": f.analyzer}
+             "data": _plain(f.data), "analyzer": f.analyzer,
+             "first_seen": f.first_seen, "last_seen": f.last_seen}
             for f in result.findings]
     if rows:
         conn.execute(insert(T.findings), rows)
+    ids = conn.execute(select(T.findings.c.id).where(T.findings.c.job_id == job["id"])
+                       .order_by(T.findings.c.id)).scalars().all()        # in result.findings order
+    store_job_diagnosis(conn, job, evidence_id, result.diagnosis, ids, lambda a: _rel(a, prefix),
+                        now or datetime.now(timezone.utc))
     conn.execute(T.case_facts.delete().where(T.case_facts.c.job_id == job["id"]))
     facts = []
     for x in result.facts[:MAX_FACTS]:

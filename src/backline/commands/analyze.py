@@ -121,6 +121,8 @@ def analyze_cmd(
     timeout: float = typer.Option(900.0, "--timeout", min=0,
                                   help="Seconds one analyzer may spend on one file before its run is "
                                        "recorded as failed (0 = no limit)."),
+    no_diagnosis: bool = typer.Option(False, "--no-diagnosis",
+                                      help="Skip the diagnosis (probable root causes and their chains)."),
     kb: List[Path] = typer.Option([], "--kb", help="Known issues to match: a JSON/YAML file or folder "
                                                 "(repeatable); its entries replace starter-pack entries of the same key."),
     kb_pack: bool = typer.Option(True, "--kb-pack/--no-kb-pack",
@@ -211,7 +213,7 @@ def analyze_cmd(
         kb=known_issues, product=product, product_version=product_version,
         work_dir=keep_work, tz=tz, jobs=jobs, store=store,
         symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
-        timeout_s=timeout or None,
+        timeout_s=timeout or None, diagnose=not no_diagnosis,
     )
     try:
         with _Progress(quiet) as prog:

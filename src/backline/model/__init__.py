@@ -26,6 +26,7 @@ from backline.model.core import (
     TsQuality,
     utc,
 )
+from backline.model.diagnosis import ChainLink, ClockSkew, Diagnosis, NextStep, ProbableCause, causes_first
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -33,6 +34,11 @@ __all__ = [
     "ArtifactKind",
     "AnalyzerRun",
     "AnalysisResult",
+    "ChainLink",
+    "ClockSkew",
+    "Diagnosis",
+    "NextStep",
+    "ProbableCause",
     "Event",
     "EvidenceRef",
     "Fact",
@@ -41,5 +47,6 @@ __all__ = [
     "RunStatus",
     "Severity",
     "TsQuality",
+    "causes_first",
     "utc",
 ]

@@ -15,7 +15,10 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover - the diagnosis types refer back to EvidenceRef
+    from backline.model.diagnosis import Diagnosis
 
 #: Version of every persisted/exported document (JSON report, event store
 #: layout).  Bump the major part on incompatible changes.
@@ -253,3 +256,5 @@ class AnalysisResult:
     options: Mapping[str, Any] = field(default_factory=dict)   # tz, jobs, fail_on, ...
     backline_version: str = ""
     schema_version: str = SCHEMA_VERSION
+    #: probable root causes (knowledge.diagnosis); None when the stage did not run
+    diagnosis: "Diagnosis | None" = None

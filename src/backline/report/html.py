@@ -26,6 +26,7 @@ import jinja2
 from markupsafe import Markup
 
 from backline.model import Event, Severity
+from backline.report.diagnosis import diagnosis_view
 from backline.report.json_report import iso, jsonable
 from backline.report.known_issues import known_issues_json
 from backline.report.model import SEVERITY_ORDER, Report
@@ -39,6 +40,7 @@ MAX_NOTABLE_EVENTS = 200
 MAX_RUN_ROWS = 2000
 MAX_FACT_ROWS = 2000
 MAX_FINDINGS = 1000
+MAX_CHAIN = 30
 
 _PKG = "backline.report"
 
@@ -143,6 +145,13 @@ def notable_events(events: tuple[Event, ...], limit: int = MAX_NOTABLE_EVENTS) -
     return out
 
 
+def _diagnosis(report: Report) -> list:
+    """The probable causes as the diagnosis section shows them (empty: no section)."""
+    if report.diagnosis is None:
+        return []
+    return diagnosis_view(report.findings, report.diagnosis.causes)
+
+
 def render_html(report: Report) -> str:
     """The report as one self-contained HTML document."""
     script = _asset("report.js")
@@ -160,7 +169,8 @@ def render_html(report: Report) -> str:
         csp=csp,
         timeline=timeline_svg(report.timeline, anchors),
         notable=notable_events(report.events),
+        diagnosis=_diagnosis(report),
         known=known_issues_json(report.known_issues),
         limits={"evidence": MAX_EVIDENCE, "runs": MAX_RUN_ROWS, "facts": MAX_FACT_ROWS,
-                "findings": MAX_FINDINGS, "notable": MAX_NOTABLE_EVENTS},
+                "findings": MAX_FINDINGS, "notable": MAX_NOTABLE_EVENTS, "chain": MAX_CHAIN},
     )

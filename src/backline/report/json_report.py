@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import PurePath
 from typing import Any, Iterator, Mapping
 
-from backline.model import AnalyzerRun, Artifact, Event, EvidenceRef, Fact, Finding, utc
+from backline.model import AnalyzerRun, Artifact, Diagnosis, Event, EvidenceRef, Fact, Finding, ProbableCause, utc
 from backline.report.known_issues import known_issues_json
 from backline.report.model import ArtifactSection, Report
 from backline.report.timeline import Timeline
@@ -94,6 +94,37 @@ def _finding(f: Finding) -> dict[str, Any]:
         "detail": f.detail,
         "data": jsonable(f.data),
         "analyzer": f.analyzer,
+    }
+
+
+def _cause(c: ProbableCause) -> dict[str, Any]:
+    return {
+        "title": c.title,
+        "confidence": c.confidence,
+        "code": c.code,
+        "finding": c.finding,
+        "signal": c.signal,
+        "evidence": [_ref(r) for r in c.evidence],
+        "chain": [{"cause": link.cause, "effect": link.effect, "relation": link.relation,
+                   "rationale": link.rationale,
+                   "joined_on": [{"kind": k, "value": v} for k, v in link.joined_on],
+                   "effect_title": link.effect_title, "effect_summary": link.effect_summary,
+                   "weight": link.weight, "evidence": [_ref(r) for r in link.evidence]}
+                  for link in c.chain],
+        "next_steps": [{"kind": n.kind, "text": n.text} for n in c.next_steps],
+        "reasons": list(c.reasons),
+    }
+
+
+def diagnosis_document(d: Diagnosis) -> dict[str, Any]:
+    """The ``diagnosis`` object of the JSON report (its ``finding`` indices point into ``findings``)."""
+    return {
+        "version": d.version,
+        "duration_s": d.duration_s,
+        "incident": {"start": iso(d.incident_start), "end": iso(d.incident_end)},
+        "clock_skews": [{"artifact": k.artifact, "reference": k.reference, "offset_s": k.offset_s,
+                         "pairs": k.pairs} for k in d.skews],
+        "probable_causes": [_cause(c) for c in d.causes],
     }
 
 
@@ -194,6 +225,7 @@ def to_document(report: Report, *, include_events: bool = True) -> dict[str, Any
             "analysis": {"started_at": iso(s.started_at), "finished_at": iso(s.finished_at),
                          "duration_s": s.duration_s},
         },
+        "diagnosis": diagnosis_document(report.diagnosis) if report.diagnosis is not None else None,
         "artifacts": [_artifact(a) for a in report.artifacts],
         "findings": [_finding(f) for f in report.findings],
         "events": [_event(e) for e in report.events] if include_events else [],

@@ -31,10 +31,15 @@ from backline.model import (
     AnalyzerRun,
     Artifact,
     ArtifactKind,
+    ChainLink,
+    ClockSkew,
+    Diagnosis,
     Event,
     EvidenceRef,
     Fact,
     Finding,
+    NextStep,
+    ProbableCause,
     Refusal,
     RunStatus,
     Severity,
@@ -96,6 +101,32 @@ def validate_document(doc: Any, *, limit: int = 20) -> list[str]:
     return problems
 
 
+def _diagnosis(d: dict[str, Any] | None) -> Diagnosis | None:
+    """The diagnosis of a report (None for reports written without one, or before it existed)."""
+    if not d:
+        return None
+    causes = tuple(
+        ProbableCause(
+            title=c["title"], confidence=float(c["confidence"]), code=c["code"], finding=c["finding"],
+            signal=c.get("signal", ""), evidence=tuple(_ref(r) for r in c["evidence"]),  # type: ignore[misc]
+            chain=tuple(ChainLink(
+                cause=link["cause"], effect=link["effect"], relation=link["relation"],
+                rationale=link["rationale"], joined_on=tuple((j["kind"], j["value"]) for j in link["joined_on"]),
+                evidence=tuple(_ref(r) for r in link["evidence"]),  # type: ignore[misc]
+                effect_title=link.get("effect_title", ""), effect_summary=link.get("effect_summary", ""),
+                weight=float(link.get("weight", 0.0)))
+                for link in c["chain"]),
+            next_steps=tuple(NextStep(n["kind"], n["text"]) for n in c["next_steps"]),
+            reasons=tuple(c.get("reasons", ())))
+        for c in d["probable_causes"])
+    incident = d.get("incident") or {}
+    return Diagnosis(
+        causes=causes, incident_start=_dt(incident.get("start")), incident_end=_dt(incident.get("end")),
+        skews=tuple(ClockSkew(k["artifact"], k["reference"], float(k["offset_s"]), int(k["pairs"]))
+                    for k in d.get("clock_skews", ())),
+        duration_s=float(d.get("duration_s") or 0.0), version=str(d.get("version", "1")))
+
+
 def load_result(doc: dict[str, Any], *, source: str = "report.json") -> AnalysisResult:
     """Rebuild the :class:`AnalysisResult` a report was made from.
 
@@ -144,4 +175,5 @@ def load_result(doc: dict[str, Any], *, source: str = "report.json") -> Analysis
         inputs=tuple(doc["inputs"]), artifacts=tuple(artifacts), runs=tuple(runs), findings=findings,
         events=events, facts=facts, refusals=tuple(Refusal(r["path"], r["reason"]) for r in doc["refusals"]),
         started_at=_dt(analysis["started_at"]), finished_at=_dt(analysis["finished_at"]),
-        options=doc["options"], backline_version=doc["backline_version"], schema_version=doc["schema_version"])
+        options=doc["options"], backline_version=doc["backline_version"], schema_version=doc["schema_version"],
+        diagnosis=_diagnosis(doc.get("diagnosis")))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 
+from backline.report.diagnosis import diagnosis_view
 from backline.report.json_report import iso, jsonable
 from backline.report.model import Report
 from backline.report.text import clean
@@ -81,10 +82,49 @@ def _when(ts) -> str:
     return iso(ts) or ""
 
 
+def diagnosis_markdown(report: Report, max_rows: int = 20) -> list[str]:
+    """The "Probable root cause" section (no lines when there is no diagnosis or no cause)."""
+    d = report.diagnosis
+    if d is None or not d.causes:
+        return []
+    views = diagnosis_view(report.findings, d.causes)
+    top = views[0]
+    c = top.cause
+    out = [f"## {top.heading}", "", f"**{esc(c.title, 300)}**", ""]
+    where = f"confidence {c.confidence:.2f} \u00b7 {code(c.code)} \u00b7 finding {c.finding + 1}"
+    if c.evidence:
+        where += f" \u00b7 {code(c.evidence[0].artifact)} {code(c.evidence[0].locator)}"
+    out += [where, ""]
+    if top.rows:
+        out += ["What it explains:", ""]
+        for row in top.rows[:max_rows]:
+            line = "  " * (row.depth - 1) + f"- \u2192 {esc(row.summary, 160)}"
+            if row.where is not None:
+                line += f" \u2014 {code(row.where.artifact)} {code(row.where.locator)}"
+            if row.joined:
+                line += f" ({esc(row.joined, 100)})"
+            out.append(line)
+        if len(top.rows) > max_rows:
+            out.append(f"- _and {len(top.rows) - max_rows} more links in the JSON report_")
+        out.append("")
+    if c.next_steps:
+        out += ["Next steps:", ""]
+        out += [f"- **{step.kind}**: {esc(step.text, 500)}" for step in c.next_steps]
+        out.append("")
+    if len(views) > 1:
+        out += ["Other possible causes:", ""]
+        out += _table(["Confidence", "Cause", "Code", "Finding"],
+                      [[f"{v.cause.confidence:.2f}", esc(v.cause.title, 200), code(v.cause.code),
+                        str(v.cause.finding + 1)] for v in views[1:]])
+        out.append("")
+    return out
+
+
 def render_markdown(report: Report) -> str:
-    """The report as GitHub-flavoured Markdown."""
+    """The report as GitHub-flavoured Markdown, the probable root cause first."""
     s = report.summary
     out: list[str] = ["# Backline report", "", f"**{esc(s.headline())}**", ""]
+    out += diagnosis_markdown(report)
     rows = [
         ["Inputs", "<br>".join(code(i) for i in report.inputs[:20]) or "\u2014"],
         ["Evidence time span", f"{_when(s.time_start)} \u2192 {_when(s.time_end)}"

@@ -37,6 +37,7 @@ from backline.model import (
     Severity,
     utc,
 )
+from backline.model.diagnosis import Diagnosis, causes_first
 from backline.report.known_issues import known_issue_findings
 from backline.report.timeline import Timeline, build_timeline
 
@@ -135,7 +136,7 @@ class Report:
     inputs: tuple[str, ...]
     options: Mapping[str, object]
     summary: Summary
-    findings: tuple[Finding, ...]                 # worst first, then most frequent
+    findings: tuple[Finding, ...]                 # probable causes first, then worst first, most frequent
     artifacts: tuple[ArtifactSection, ...]        # in analysis order; extra sections last
     runs: tuple[AnalyzerRun, ...]
     events: tuple[Event, ...]                     # by time; undated last
@@ -143,6 +144,8 @@ class Report:
     refusals: tuple[Refusal, ...]
     timeline: Timeline
     failed_runs: tuple[AnalyzerRun, ...] = field(default=())
+    #: probable root causes; their ``finding`` indices point into ``findings`` (None: not diagnosed)
+    diagnosis: Diagnosis | None = None
     known_issues: tuple[Finding, ...] = field(default=())   # KB.MATCH / KB.NOT_AFFECTED, matches first
 
     def findings_at(self, severity: Severity) -> tuple[Finding, ...]:
@@ -206,7 +209,7 @@ def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None =
     generated_at = utc((now or (lambda: datetime.now(timezone.utc)))())
     assert generated_at is not None
 
-    findings = tuple(sorted(result.findings, key=finding_sort_key))
+    findings, diagnosis = causes_first(result.findings, result.diagnosis, finding_sort_key)
     events, undated = sort_events(tuple(result.events))
 
     by_sev = Counter(f.severity for f in findings)
@@ -288,5 +291,6 @@ def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None =
         refusals=tuple(result.refusals),
         timeline=timeline,
         failed_runs=tuple(r for r in result.runs if r.status is RunStatus.FAILED),
+        diagnosis=diagnosis,
         known_issues=known_issue_findings(findings),
     )

@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from backline.model import Severity
+from backline.report.diagnosis import MAX_ALTERNATIVES, PROBABLE, diagnosis_view
 from backline.report.model import Report
 
 #: Rich styles per severity.
@@ -147,13 +148,58 @@ def _findings_table(report: Report, max_findings: int) -> Table:
     return table
 
 
+def _artifact_ref(ref) -> Text:
+    t = Text(clean(_artifact_name(ref.artifact), 60), style="bold")
+    t.append(" " + clean(ref.locator, 40))
+    return t
+
+
+def render_diagnosis(report: Report, console: Console, *, max_rows: int = 8) -> None:
+    """The "Probable root cause" section: the top cause, its chain, what to check next, and the
+    runners-up in one line each.  Prints nothing when the report has no diagnosis or no cause."""
+    d = report.diagnosis
+    if d is None or not d.causes:
+        return
+    views = diagnosis_view(report.findings, d.causes)
+    top = views[0]
+    c = top.cause
+    head = Text(f"{top.heading} ", style="bold")
+    head.append(f"(confidence {c.confidence:.2f})", style="dim")
+    console.print(head)
+    console.print(Text("  " + clean(c.title, 240), style="bold red" if c.confidence >= PROBABLE else "bold yellow"))
+    where = Text("  " + clean(c.code, 60) + " \u00b7 ")
+    if c.evidence:
+        where.append_text(_artifact_ref(c.evidence[0]))
+    console.print(where)
+    for row in top.rows[:max_rows]:
+        line = Text("  " + "  " * row.depth + "\u2192 ")
+        line.append(clean(row.summary, 140))
+        if row.where is not None:
+            line.append(" \u2014 ")
+            line.append_text(_artifact_ref(row.where))
+        if row.joined:
+            line.append(f" ({clean(row.joined, 80)})", style="dim")
+        console.print(line)
+    if len(top.rows) > max_rows:
+        console.print(Text(f"    \u2026 and {len(top.rows) - max_rows} more links (see the full report)",
+                           style="dim"))
+    for step in c.next_steps[:3]:
+        console.print(Text(f"  {step.kind}: " + clean(step.text, 300), style="dim"))
+    for v in views[1:1 + MAX_ALTERNATIVES]:
+        alt = Text(f"  also possible ({v.cause.confidence:.2f}): ", style="dim")
+        alt.append(clean(v.cause.title, 160))
+        console.print(alt)
+    console.print()
+
+
 def render_text(report: Report, console: Console, *, max_findings: int = 20,
                 written: Mapping[str, Path] | None = None) -> None:
     """Print the terminal summary of ``report`` on ``console``.
 
     ``written`` (format -> path, what :func:`write_reports` returns) adds a
-    "Reports written" block.
+    "Reports written" block.  The probable root cause comes first (:func:`render_diagnosis`).
     """
+    render_diagnosis(report, console)
     console.print(headline(report))
     console.print(_context(report))
     if report.inputs:

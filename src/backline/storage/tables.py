@@ -173,6 +173,8 @@ findings = Table(
     Column("refs", JSON, nullable=False),
     Column("data", JSON, nullable=False),
     Column("analyzer", String(100), nullable=False),
+    Column("first_seen", TS),                               # revision 0008 (diagnosis over stored evidence)
+    Column("last_seen", TS),                                # revision 0008
     Index("ix_findings_case", "case_id"),
 )
 
@@ -296,6 +298,23 @@ case_events = Table(
     Column("excerpt", Text),
     Column("analyzer", String(100), nullable=False),
     Index("ix_case_events_case", "case_id", "ts"),
+)
+
+# --- revision 0008 --------------------------------------------------------
+
+case_diagnoses = Table(
+    "case_diagnoses", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("evidence_id", ForeignKey("evidence.id"), nullable=False),
+    Column("version", String(20), nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("incident_start", TS),
+    Column("incident_end", TS),
+    Column("causes", JSON, nullable=False),                 # the JSON report's probable_causes, + finding_id
+    Column("created_at", TS, nullable=False),
+    Index("ix_case_diagnoses_case", "case_id"),
 )
 
 # --- revision 0006 --------------------------------------------------------

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backline import __version__
+from backline.cases.diagnosis import DiagnosisService
 from backline.cases.drill import LogQuery
 from backline.cases.hub import Hub
 from backline.cases.model import CaseSeverity, CaseStatus, Participant, ParticipantRole, User
@@ -290,6 +291,10 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
         hits = hub.similar.for_text(user, body.text, title=body.title, product=body.product, intake=body.intake,
                                     limit=body.limit)
         return J([h.to_json() | {"hint": h.hint()} for h in hits])
+
+    @app.get("/api/cases/{key}/diagnosis")
+    def diagnosis(key: str, user: User = Auth):
+        return J(DiagnosisService(hub.cases).current(user, key))
 
     @app.post("/api/cases/{key}/bugs", status_code=201)
     def create_bug(key: str, body: S.BugIn, user: User = Auth):

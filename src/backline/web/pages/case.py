@@ -17,6 +17,7 @@ from markupsafe import Markup
 from backline.cases.bugs import FIELDS, TEXT_FIELDS, render_markdown
 from backline.cases.model import ParticipantRole
 from backline.web.pages.case_view import analysis_view, case_view, permissions
+from backline.web.pages.diagnosis import diagnosis_section
 from backline.web.pages.kb import known_issues_section
 from backline.web.pages.markdown import to_html
 from backline.web.pages.render import is_htmx, render
@@ -38,7 +39,7 @@ class CaseSection:
 
 #: The case page's extension places, in page order.  Fill ``provider`` to show something there.
 CASE_SECTIONS: list[CaseSection] = [
-    CaseSection("diagnosis", "Probable root cause"),        # knowledge/diagnosis (wip/diag)
+    CaseSection("diagnosis", "Probable root cause", diagnosis_section),   # knowledge/diagnosis (pages/diagnosis.py)
     CaseSection("known-issues", "Known issues", known_issues_section),   # knowledge/kb (pages/kb.py)
     CaseSection("similar", "Similar cases"),                # knowledge/similar (wip/similar)
 ]

@@ -1,0 +1,83 @@
+"""Benchmark: the diagnosis' share of the example case's analysis time (target: at most 5 %).
+
+Analyses ``examples/case-001`` ROUNDS times with the diagnosis and ROUNDS times without it,
+alternating (the machine is shared: alternation spreads its load over both), in one process.
+Prints, per round, the analysis wall time, the diagnosis' own time
+(``result.diagnosis.duration_s``), and the share; then the medians, and the difference of the
+median wall times with and without (the baseline: the same analysis with ``diagnose=False``).
+The first analysis of the process pays the one-off load of the relation library (TOML parse and
+regular expressions); it is printed on its own.
+
+Then the bound on work: a synthetic case far larger than analyzers produce (600 error findings
+in 3 logs that all name endpoints and pids, 20,000 events), diagnosed once; the caps of
+``DiagnosisSettings`` (300 findings reasoned about, 20 links out of each, 60 findings per chain)
+keep it to seconds.
+
+    .venv/bin/python benchmarks/diagnosis_bench.py          # 7 rounds
+    .venv/bin/python benchmarks/diagnosis_bench.py 15
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from datetime import datetime, timedelta, timezone
+
+from backline.knowledge.diagnosis import diagnose
+from backline.model import Event, EvidenceRef, Finding, Severity
+from backline.pipeline import AnalyzeOptions, analyze
+
+CASE = Path(__file__).resolve().parents[1] / "examples" / "case-001"
+
+
+def run(diagnose: bool) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    r = analyze([CASE], AnalyzeOptions(jobs=1, diagnose=diagnose))
+    wall = time.perf_counter() - t0
+    return wall, (r.diagnosis.duration_s if r.diagnosis else 0.0)
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus, "
+          f"load {os.getloadavg()[0]:.1f}; example case, {rounds} rounds each")
+    wall, diag = run(True)                 # the first: includes loading the relation library
+    print(f"first analysis of the process: {wall:.3f} s, diagnosis {diag * 1000:.1f} ms "
+          f"({diag / wall:.1%}, with the one-off library load)")
+    with_d, without, diags = [], [], []
+    for i in range(rounds):
+        w, d = run(True)
+        w0, _ = run(False)
+        with_d.append(w)
+        without.append(w0)
+        diags.append(d)
+        print(f"round {i + 1}: with {w:.3f} s (diagnosis {d * 1000:.1f} ms, {d / w:.1%}), without {w0:.3f} s")
+    mw, m0, md = statistics.median(with_d), statistics.median(without), statistics.median(diags)
+    print(f"median: analysis {mw:.3f} s, diagnosis {md * 1000:.1f} ms = {md / mw:.1%} of the analysis "
+          f"(target <= 5 %); baseline without the diagnosis {m0:.3f} s (difference {mw - m0:+.3f} s)")
+
+    big()
+
+
+def big() -> None:
+    t0 = datetime(2024, 5, 1, 14, 0, tzinfo=timezone.utc)
+    findings = [Finding("LOG.ERROR_TEMPLATE", f"{1 + i % 5}x job {i} failed: connection refused", Severity.HIGH,
+                        f"app{i % 3}.log", (EvidenceRef.line(f"app{i % 3}.log", i, f"ERROR job {i} failed: connection "
+                                            f"refused by 10.0.0.{i % 250}:5432 pid {1000 + i % 7}"),),
+                        count=1 + i % 5, first_seen=t0 + timedelta(seconds=i), last_seen=t0 + timedelta(seconds=i))
+                for i in range(600)]
+    events = [Event(t0 + timedelta(seconds=i / 10), f"app{i % 3}.log", "log.error", f"job failed 10.0.0.{i % 250}:5432",
+                    Severity.HIGH, EvidenceRef.line(f"app{i % 3}.log", i, "x")) for i in range(20_000)]
+    t = time.perf_counter()
+    d = diagnose(findings, events)
+    print(f"bound on work: 600 findings, 20,000 events diagnosed in {time.perf_counter() - t:.2f} s "
+          f"({len(d.causes)} causes, {len(d.causes[0].chain) if d.causes else 0} links in the first)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The diagnosis of a case: stored per analysis job, and recomputed over all its evidence.
+
+Each analysis job stores its own diagnosis (``case_diagnoses``: the JSON report's
+probable causes, with the stored findings' row ids).  :meth:`DiagnosisService.current`
+gives the case's diagnosis over *all* its analysed evidence: the stored findings
+(with their first/last times), timeline events and facts of every finished job go
+through the same :func:`backline.knowledge.diagnosis.diagnose`, so a capture uploaded
+on Monday and the application log uploaded on Tuesday are reasoned about together.
+:func:`proposal` turns the top cause into the text a bug report's root cause is
+pre-filled with - marked as a proposal.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable, Mapping, Sequence
+
+from sqlalchemy import insert, select
+
+from backline.cases.access import Action, require
+from backline.cases.model import JobStatus, User
+from backline.cases.service import CaseService
+from backline.knowledge.diagnosis import diagnose
+from backline.model import Diagnosis, Event, EvidenceRef, Fact, Finding, Severity
+from backline.model.core import utc
+from backline.report.json_report import diagnosis_document, iso
+from backline.storage import tables as T
+
+#: Events read back per case for the case-wide diagnosis (most severe kept by the job runner).
+MAX_CASE_EVENTS = 20_000
+
+
+def _with_ids(doc: Mapping[str, Any], ids: Sequence[int], files: Sequence[str] | None = None,
+              rel: Callable[[str], str] = lambda a: a) -> list[dict[str, Any]]:
+    """The report's probable causes with ``finding_id`` (and ``evidence_file``) for every finding index."""
+    out = []
+
+    def fix_refs(refs):
+        return [dict(r, artifact=rel(r["artifact"])) for r in refs]
+
+    for c in doc["probable_causes"]:
+        i = c["finding"]
+        item = dict(c, finding_id=ids[i] if 0 <= i < len(ids) else None, evidence=fix_refs(c["evidence"]),
+                    chain=[dict(link, cause_id=ids[link["cause"]], effect_id=ids[link["effect"]],
+                                evidence=fix_refs(link["evidence"])) for link in c["chain"]])
+        if files is not None and 0 <= i < len(files):
+            item["evidence_file"] = files[i]
+        out.append(item)
+    return out
+
+
+def store_job_diagnosis(conn, job: Mapping[str, Any], evidence_id: int, diagnosis: Diagnosis | None,
+                        finding_ids: Sequence[int], rel: Callable[[str], str], now: datetime) -> None:
+    """Store one job's diagnosis (replacing an earlier one of the same job)."""
+    conn.execute(T.case_diagnoses.delete().where(T.case_diagnoses.c.job_id == job["id"]))
+    if diagnosis is None:
+        return
+    doc = diagnosis_document(diagnosis)
+    conn.execute(insert(T.case_diagnoses).values(
+        case_id=job["case_id"], job_id=job["id"], evidence_id=evidence_id, version=diagnosis.version,
+        duration_s=diagnosis.duration_s, incident_start=diagnosis.incident_start,
+        incident_end=diagnosis.incident_end, causes=_with_ids(doc, finding_ids, rel=rel), created_at=now))
+
+
+class DiagnosisService:
+    def __init__(self, cases: CaseService):
+        self.cases = cases
+
+    def stored(self, user: User, key: str) -> list[dict[str, Any]]:
+        """Each analysed upload's own diagnosis, as stored by its job (newest job first)."""
+        require(user, Action.READ_FINDINGS)
+        D = T.case_diagnoses.c
+        with self.cases.engine.connect() as conn:
+            row = self.cases._case_row(conn, user, key)
+            rows = conn.execute(select(T.case_diagnoses, T.evidence.c.filename)
+                                .join(T.evidence, T.evidence.c.id == D.evidence_id)
+                                .where(D.case_id == row["id"]).order_by(D.job_id.desc())).mappings().all()
+        return [{"job_id": r["job_id"], "evidence_id": r["evidence_id"], "evidence_file": r["filename"],
+                 "version": r["version"], "duration_s": r["duration_s"],
+                 "incident": {"start": iso(utc(r["incident_start"])), "end": iso(utc(r["incident_end"]))},
+                 "probable_causes": r["causes"]} for r in rows]
+
+    def current(self, user: User, key: str) -> dict[str, Any]:
+        """The case's diagnosis over all its analysed evidence (see the module docstring)."""
+        require(user, Action.READ_FINDINGS)
+        with self.cases.engine.connect() as conn:
+            row = self.cases._case_row(conn, user, key)
+            done = select(T.jobs.c.id).where(T.jobs.c.case_id == row["id"], T.jobs.c.status == JobStatus.DONE.value)
+            frows = conn.execute(select(T.findings, T.evidence.c.filename)
+                                 .join(T.evidence, T.evidence.c.id == T.findings.c.evidence_id)
+                                 .where(T.findings.c.job_id.in_(done)).order_by(T.findings.c.id)).mappings().all()
+            erows = conn.execute(select(T.case_events).where(T.case_events.c.job_id.in_(done))
+                                 .order_by(T.case_events.c.id).limit(MAX_CASE_EVENTS)).mappings().all()
+            xrows = conn.execute(select(T.case_facts).where(T.case_facts.c.job_id.in_(done))
+                                 .order_by(T.case_facts.c.id)).mappings().all()
+        findings = [Finding(
+            code=r["code"], title=r["title"], severity=Severity(r["severity"]), artifact=r["artifact"],
+            evidence=tuple(EvidenceRef(x.get("artifact") or r["artifact"], x.get("locator") or "", x.get("excerpt"))
+                           for x in (r["refs"] or [])),
+            detail=r["detail"], count=r["count"], first_seen=utc(r["first_seen"]), last_seen=utc(r["last_seen"]),
+            analyzer=r["analyzer"], data=r["data"] or {}) for r in frows]
+        events = [Event(ts=utc(r["ts"]), artifact=r["artifact"], kind=r["kind"], summary=r["summary"],
+                        severity=Severity(r["severity"]),
+                        ref=EvidenceRef(r["artifact"], r["locator"], r["excerpt"]) if r["locator"] else None,
+                        analyzer=r["analyzer"]) for r in erows]
+        facts = [Fact(r["name"], r["value"], r["artifact"], r["analyzer"]) for r in xrows]
+        d = diagnose(findings, sorted(events, key=lambda e: (e.ts is None, e.ts or datetime.min)), facts)
+        doc = diagnosis_document(d)
+        return {"case": key, "findings": len(findings), "evidence_files": sorted({r["filename"] for r in frows}),
+                "version": doc["version"], "duration_s": doc["duration_s"], "incident": doc["incident"],
+                "clock_skews": doc["clock_skews"],
+                "probable_causes": _with_ids(doc, [r["id"] for r in frows], [r["filename"] for r in frows])}
+
+
+def proposal(cause: Mapping[str, Any], max_links: int = 6) -> str:
+    """The text a bug report's root cause is pre-filled with: the top probable cause, marked as a
+    proposal, with the evidence it rests on, its chain and what would confirm it.
+
+    >>> print(proposal({"title": "Disk full: write failed", "confidence": 0.9, "code": "LOG.ERROR_TEMPLATE",
+    ...                 "evidence": [{"artifact": "app.log", "locator": "line:7", "excerpt": "ENOSPC"}],
+    ...                 "chain": [{"effect_summary": "errors in app.log", "evidence": [
+    ...                     {"artifact": "app.log", "locator": "line:9", "excerpt": None}]}],
+    ...                 "next_steps": [{"kind": "confirm", "text": "Check df -h."}]}))
+    Proposed by Backline's diagnosis (confidence 0.90): Disk full: write failed
+    Rests on: LOG.ERROR_TEMPLATE, app.log line:7
+    Chain: -> errors in app.log (app.log line:9)
+    To confirm: Check df -h.
+    (A proposal from the automatic diagnosis: check it, then edit or replace this text.)
+    """
+    lines = [f"Proposed by Backline's diagnosis (confidence {float(cause['confidence']):.2f}): {cause['title']}"]
+    ev = (cause.get("evidence") or [None])[0]
+    lines.append(f"Rests on: {cause['code']}" + (f", {ev['artifact']} {ev['locator']}" if ev else ""))
+    steps = []
+    for link in (cause.get("chain") or [])[:max_links]:
+        where = (link.get("evidence") or [None])[0]
+        steps.append(f"-> {link.get('effect_summary') or link.get('effect_title', '')}"
+                     + (f" ({where['artifact']} {where['locator']})" if where else ""))
+    if steps:
+        lines.append("Chain: " + " ".join(steps))
+    confirm = next((s["text"] for s in cause.get("next_steps") or [] if s["kind"] == "confirm"), "")
+    if confirm:
+        lines.append(f"To confirm: {confirm}")
+    lines.append("(A proposal from the automatic diagnosis: check it, then edit or replace this text.)")
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""The cause->effect library: data, not code (``relations.toml`` in this package).
+
+Two tables.  A **signal** is a class of finding recognised by its code (globs
+allowed, ``@group`` names a list of codes) and, optionally, by words in its text
+(``text``: a regular expression, case-insensitive, searched in the title, detail,
+evidence excerpts and descriptive ``data`` values) or by ``data`` values.  It
+carries a **prior** (how often a finding of this class is the cause of an
+incident rather than a consequence), the title of a probable cause resting on
+it, and what would confirm or refute it.  A **relation** says that findings of
+some signals explain findings of others, joined on entities both name
+(``endpoint``, ``host``, ``port``, ``pid``, ``process``, ``module``, ``path``,
+``exception``, ``thread``), on being in the same ``artifact``, or only on
+``time`` (the effect follows within ``within_s`` seconds), with a rationale.
+
+>>> lib = load_library()
+>>> sig = lib.signal("conn_refused")
+>>> sig.prior > 0.5, "NET.TCP.RST_TO_SYN" in sig.codes
+(True, True)
+>>> any(r.cause == ("conn_refused",) for r in lib.relations)
+True
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Mapping
+
+from backline.errors import FormatError
+from backline.knowledge.diagnosis.entities import KINDS
+from backline.model import Severity
+
+LIBRARY_FILE = "relations.toml"
+#: Join kinds a relation may name: the entity kinds plus the artifact and time.
+JOINS = (*KINDS, "artifact", "time")
+PLACEHOLDERS = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A class of finding (see the module docstring)."""
+
+    id: str
+    codes: tuple[str, ...]
+    prior: float
+    titles: tuple[str, ...]
+    describe: tuple[str, ...]
+    text: re.Pattern | None = None
+    not_text: re.Pattern | None = None
+    data: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    min_severity: int = 0            # findings below this severity are not of the class
+    confirm: str = ""
+    refute: str = ""
+    ask: str = ""
+
+    code_re: re.Pattern | None = None
+
+    def matches_code(self, code: str) -> bool:
+        if self.code_re is not None:
+            return self.code_re.match(code) is not None
+        return any(fnmatch.fnmatchcase(code, c) for c in self.codes)
+
+    def matches(self, code: str, text: str, data: Mapping[str, Any], severity: int = 4) -> bool:
+        """Whether a finding with this code, text and data is of this class.  ``text`` must be in
+        lower case (the patterns are compiled for lower-case text: 10x faster than ignoring case)."""
+        if severity < self.min_severity or not self.matches_code(code):
+            return False
+        for key, accepted in self.data.items():
+            if str(data.get(key, "")).lower() not in accepted:
+                return False
+        if self.text is not None and not self.text.search(text):
+            return False
+        if self.not_text is not None and self.not_text.search(text):
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """Findings of the ``cause`` signals explain findings of the ``effect`` signals."""
+
+    id: str
+    cause: tuple[str, ...]
+    effect: tuple[str, ...]
+    join: tuple[str, ...]
+    rationale: str
+    weight: float = 1.0
+    order: str = "before"            # "before": the cause starts no later than the effect; "any"
+    within_s: float = 3600.0         # how long after the cause an effect may start
+    time_within_s: float = 120.0     # the same, when only time joins them
+    contradict: tuple[str, ...] = () # kinds that, named differently on both sides, forbid a time-only
+                                     # join (default: the entity kinds of ``join``)
+    confirm: str = ""
+    refute: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Library:
+    signals: tuple[Signal, ...]
+    relations: tuple[Relation, ...]
+
+    def signal(self, sid: str) -> Signal:
+        for s in self.signals:
+            if s.id == sid:
+                return s
+        raise KeyError(sid)
+
+
+def lower_pattern(pattern: str) -> str:
+    r"""The pattern for lower-case text: literals lowered, escapes (``\b``, ``\d``, ``\S`` ...) kept.
+
+    >>> print(lower_pattern(r"ECONNREFUSED|\bErrno\s+\d+"))
+    econnrefused|\berrno\s+\d+
+    """
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i:i + 2])
+            i += 2
+        else:
+            out.append(pattern[i].lower())
+            i += 1
+    return "".join(out)
+
+
+def _regex(value: Any, where: str) -> re.Pattern | None:
+    if value in (None, ""):
+        return None
+    try:
+        return re.compile(lower_pattern(str(value)))
+    except re.error as exc:
+        raise FormatError(f"bad regular expression: {exc}", artifact=LIBRARY_FILE, locator=where) from None
+
+
+def _severity(value: Any, where: str) -> int:
+    if value in (None, ""):
+        return 0
+    try:
+        return int(Severity.parse(str(value)))
+    except ValueError as exc:
+        raise FormatError(str(exc), artifact=LIBRARY_FILE, locator=where + ".min_severity") from None
+
+
+def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library:
+    """Build and check a :class:`Library` from the parsed TOML document."""
+    groups = {k: tuple(v) for k, v in (doc.get("groups") or {}).items()}
+    signals: list[Signal] = []
+    seen: set[str] = set()
+    for i, s in enumerate(doc.get("signal") or []):
+        where = f"signal[{i}]"
+        sid = s.get("id") or ""
+        if not sid or sid in seen:
+            raise FormatError(f"signal without id or with a duplicate id {sid!r}", artifact=source, locator=where)
+        seen.add(sid)
+        codes: list[str] = []
+        for c in s.get("codes") or []:
+            if c.startswith("@"):
+                if c[1:] not in groups:
+                    raise FormatError(f"unknown code group {c}", artifact=source, locator=where)
+                codes.extend(groups[c[1:]])
+            else:
+                codes.append(c)
+        prior = float(s.get("prior", -1))
+        if not codes or not 0 <= prior <= 1:
+            raise FormatError("a signal needs codes and a prior in [0, 1]", artifact=source, locator=where)
+        titles = tuple(s.get("title") or ())
+        if not titles or any(PLACEHOLDERS.search(titles[-1]) and p not in (*KINDS, "title")
+                             for p in PLACEHOLDERS.findall(titles[-1])):
+            raise FormatError("a signal needs titles, the last one a fallback", artifact=source, locator=where)
+        describe = s.get("describe") or [sid]
+        signals.append(Signal(
+            id=sid, codes=tuple(codes), prior=prior, titles=titles,
+            describe=(describe,) if isinstance(describe, str) else tuple(describe),
+            code_re=re.compile("|".join(f"(?:{fnmatch.translate(c)})" for c in codes)),
+            text=_regex(s.get("text"), where + ".text"), not_text=_regex(s.get("not_text"), where + ".not_text"),
+            data={k: tuple(str(x).lower() for x in v) for k, v in (s.get("data") or {}).items()},
+            min_severity=_severity(s.get("min_severity"), where),
+            confirm=s.get("confirm", ""), refute=s.get("refute", ""), ask=s.get("ask", "")))
+    relations: list[Relation] = []
+    rids: set[str] = set()
+    for i, r in enumerate(doc.get("relation") or []):
+        where = f"relation[{i}]"
+        rid = r.get("id") or ""
+        if not rid or rid in rids:
+            raise FormatError(f"relation without id or with a duplicate id {rid!r}", artifact=source, locator=where)
+        rids.add(rid)
+        cause, effect, join = tuple(r.get("cause") or ()), tuple(r.get("effect") or ()), tuple(r.get("join") or ())
+        unknown = [x for x in (*cause, *effect) if x not in seen]
+        bad_join = [j for j in (*join, *(r.get("contradict") or ())) if j not in JOINS]
+        if not cause or not effect or not join or unknown or bad_join or not r.get("rationale"):
+            raise FormatError(f"relation {rid}: needs cause, effect, join and rationale"
+                              + (f"; unknown signal(s) {unknown}" if unknown else "")
+                              + (f"; unknown join(s) {bad_join}" if bad_join else ""),
+                              artifact=source, locator=where)
+        order = r.get("order", "before")
+        if order not in ("before", "any"):
+            raise FormatError(f"relation {rid}: order must be before or any", artifact=source, locator=where)
+        relations.append(Relation(
+            id=rid, cause=cause, effect=effect, join=join, rationale=r["rationale"],
+            weight=float(r.get("weight", 1.0)), order=order, within_s=float(r.get("within_s", 3600)),
+            time_within_s=float(r.get("time_within_s", 120)), contradict=tuple(r.get("contradict") or ()),
+            confirm=r.get("confirm", ""),
+            refute=r.get("refute", "")))
+    return Library(tuple(signals), tuple(relations))
+
+
+@lru_cache(maxsize=1)
+def load_library() -> Library:
+    """The library shipped in this package."""
+    text = resources.files("backline.knowledge.diagnosis").joinpath(LIBRARY_FILE).read_text(encoding="utf-8")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FormatError(f"not TOML: {exc}", artifact=LIBRARY_FILE) from None
+    return parse_library(doc)

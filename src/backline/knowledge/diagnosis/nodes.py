@@ -1,0 +1,252 @@
+"""The graph's nodes: findings classified by the library's signals, with their entities and times.
+
+A :class:`Node` is one happening: a finding, and the findings that are the same happening
+(they point at the same line or packet first, or carry the same crash signature), so a log
+line reported as "first error" and as an error template is counted once.  An :class:`Edge`
+is a link of the library between two nodes (made by :mod:`.engine`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from backline.knowledge.diagnosis.entities import Entity, Vocabulary, extract, from_data
+from backline.knowledge.diagnosis.library import Library, Relation, Signal
+from backline.model import Fact, Finding, Severity
+
+#: Data values worth searching for words (the rest are numbers and ids).
+_TEXT_KEYS = ("template", "description", "status", "status_name", "rcode", "exception_type", "causes",
+              "problem_class", "signal", "kind", "reason", "level", "message", "error", "signature",
+              "service", "app", "module", "command", "path", "name", "server", "receiver", "sni")
+_FACT_ENTITIES = {"dump.process": "process", "dump.pid": "pid"}
+
+
+@dataclass(slots=True)
+class Node:
+    """One happening: a finding and the findings that are the same happening."""
+
+    index: int
+    members: list[int]
+    finding: Finding
+    text: str
+    signals: list[Signal]
+    ents: dict[str, list[str]]            # kind -> values, most telling first
+    artifacts: set[str]
+    first: float | None = None            # seconds, clock-corrected
+    last: float | None = None
+    count: int = 1
+    severity: Severity = Severity.INFO
+    lines: dict[str, int] = field(default_factory=dict)   # artifact -> first line it points at
+    coarse: bool = False                  # its time is a bucket's start (a burst), not a record's
+
+    @property
+    def prior(self) -> float:
+        return max(s.prior for s in self.signals)
+
+    def has(self, sids: Iterable[str]) -> Signal | None:
+        wanted = set(sids)
+        return next((s for s in self.signals if s.id in wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    cause: int          # node positions
+    effect: int
+    weight: float
+    relation: Relation
+    joined_on: tuple[tuple[str, str], ...]
+    effect_signal: Signal
+
+
+def finding_text(f: Finding) -> str:
+    """The words of a finding: title, detail, evidence excerpts and descriptive data values."""
+    parts = [f.title, f.detail]
+    parts += [r.excerpt for r in f.evidence[:8] if r.excerpt]
+    for key in _TEXT_KEYS:
+        v = f.data.get(key) if isinstance(f.data, Mapping) else None
+        if isinstance(v, (list, tuple)):
+            parts += [str(x) for x in v[:20] if isinstance(x, (str, int))]
+        elif v not in (None, ""):
+            parts.append(str(v))
+    return "\n".join(p for p in parts if p)
+
+
+def _add(ents: dict[str, list[str]], items: Iterable[Entity]) -> None:
+    """Add entities in order (sets sorted, so the result does not depend on hashing)."""
+    for x in (items if isinstance(items, list) else sorted(items, key=lambda e: (e.kind, e.value))):
+        lst = ents.setdefault(x.kind, [])
+        if x.value not in lst:
+            lst.append(x.value)
+
+
+def _ordered_entities(f: Finding, text: str, vocab: Vocabulary,
+                      art_ents: Mapping[str, set[Entity]]) -> dict[str, list[str]]:
+    """Entities of a finding, the ones its data names first (its subject), then its title's, then the rest."""
+    ents: dict[str, list[str]] = {}
+    if isinstance(f.data, Mapping):
+        _add(ents, from_data(f.data))
+    _add(ents, art_ents.get(f.artifact, ()))
+    _add(ents, extract(f.title, vocab))
+    _add(ents, extract(text, vocab))
+    return ents
+
+
+def learn_vocabulary(findings: Sequence[Finding], facts: Sequence[Fact]) -> Vocabulary:
+    hosts: list[str] = []
+    procs: list[str] = []
+    for f in findings:
+        if not isinstance(f.data, Mapping):
+            continue
+        if f.code.startswith("NET.DNS."):
+            hosts += [str(f.data.get("name") or "")] + [str(n) for n in (f.data.get("names") or [])[:100]]
+        if f.data.get("sni"):
+            hosts.append(str(f.data["sni"]))
+        for key in ("app", "service", "process"):
+            if f.data.get(key):
+                procs.append(str(f.data[key]).lower())
+    for fact in facts:
+        if fact.name == "dump.process" and isinstance(fact.value, str):
+            procs.append(fact.value.lower())
+    texts = [f.title for f in findings] + [r.excerpt for f in findings for r in f.evidence[:3] if r.excerpt]
+    return Vocabulary.learn(texts, hosts=hosts, processes=procs)
+
+
+def named_processes(findings: Sequence[Finding], facts: Sequence[Fact]) -> set[str]:
+    """Processes the evidence names as such: crash and hang dumps, Windows crash events."""
+    out = {str(x.value).lower() for x in facts if x.name == "dump.process" and isinstance(x.value, str) and x.value}
+    for f in findings:
+        if isinstance(f.data, Mapping):
+            out |= {str(f.data[k]).lower() for k in ("app", "service", "process") if f.data.get(k)}
+    return {p for p in out if len(p) >= 3}
+
+
+def endpoint_owners(findings: Sequence[Finding], named: set[str], vocab: Vocabulary) -> dict[str, set[str]]:
+    """Endpoints that a log line names together with exactly one dumped process ("reconnect to
+    ingestd 10.0.0.9:7070 failed"): the process behind the endpoint, so a crash dump of it can
+    explain what the capture saw on that endpoint."""
+    owners: dict[str, set[str]] = defaultdict(set)
+    if not named:
+        return owners
+    for f in findings:
+        for text in [f.title] + [r.excerpt for r in f.evidence[:5] if r.excerpt]:
+            for line in text.splitlines()[:5]:
+                ents = extract(line, vocab)
+                procs = {e.value for e in ents if e.kind == "process" and e.value in named}
+                if len(procs) == 1:
+                    for e in ents:
+                        if e.kind == "endpoint":
+                            owners[e.value] |= procs
+    return owners
+
+
+def server_names(findings: Sequence[Finding]) -> dict[str, set[str]]:
+    """``name:port`` -> ``address:port`` for servers a capture saw under the name the client asked
+    for (the TLS server name indication): a log that names the host and a capture that names the
+    address are then about the same endpoint."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for f in findings:
+        if not isinstance(f.data, Mapping) or not f.data.get("sni") or not f.data.get("server"):
+            continue
+        addr = [e.value for e in from_data({"server": f.data["server"]}) if e.kind == "endpoint"]
+        names = [e.value for e in from_data({"sni": f.data["sni"]}) if e.kind == "host"]
+        for a in addr:
+            port = a.rsplit(":", 1)[-1]
+            for name in names:
+                out[f"{name}:{port}"].add(a)
+    return out
+
+
+def artifact_entities(facts: Sequence[Fact]) -> dict[str, set[Entity]]:
+    out: dict[str, set[Entity]] = defaultdict(set)
+    for fact in facts:
+        kind = _FACT_ENTITIES.get(fact.name)
+        if kind and fact.value not in (None, ""):
+            out[fact.artifact].add(Entity(kind, str(fact.value).lower()))
+    return out
+
+
+def _same_happening(findings: Sequence[Finding], picked: Sequence[int]) -> list[list[int]]:
+    """Groups of finding indices that are one happening (shared evidence, or the same crash signature)."""
+    parent = {i: i for i in picked}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    by_key: dict[tuple, int] = {}
+    for i in picked:
+        f = findings[i]
+        keys = [("ref", r.artifact, r.locator) for r in f.evidence[:1]]
+        sig = f.data.get("signature") if isinstance(f.data, Mapping) else None
+        if sig and f.code.startswith("DUMP."):
+            keys.append(("sig", f.code, str(sig)))
+        for k in keys:
+            j = by_key.setdefault(k, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in picked:
+        groups[find(i)].append(i)
+    return list(groups.values())
+
+
+def _rep_rank(f: Finding, signals: Sequence[Signal]) -> tuple:
+    """Which member of a group stands for it: the most telling class, then a template over a
+    'first error', then severity, a time stamp, count."""
+    return (max((s.prior for s in signals), default=0.0), f.code != "LOG.FIRST_ERROR", int(f.severity),
+            f.first_seen is not None, f.count)
+
+
+def build_nodes(findings: Sequence[Finding], lib: Library, vocab: Vocabulary,
+                art_ents: Mapping[str, set[Entity]], offsets: Mapping[str, float], max_nodes: int) -> list[Node]:
+    """The nodes of ``findings`` (case-wide ones aside; the ``max_nodes`` most severe), times moved by
+    the clock ``offsets`` of their artifacts, findings of no signal left out."""
+    picked = [i for i, f in enumerate(findings) if not f.code.startswith("CASE.")]
+    if len(picked) > max_nodes:
+        picked = sorted(picked, key=lambda i: (-int(findings[i].severity), -findings[i].count, i))[: max_nodes]
+        picked.sort()
+    texts = {i: finding_text(findings[i]) for i in picked}
+    sigs = {}
+    for i in picked:
+        f, low = findings[i], texts[i].lower()
+        data = f.data if isinstance(f.data, Mapping) else {}
+        sigs[i] = [sg for sg in lib.signals if sg.matches(f.code, low, data, int(f.severity))]
+    nodes: list[Node] = []
+    for group in _same_happening(findings, [i for i in picked if sigs[i]]):
+        rep = max(group, key=lambda i: (_rep_rank(findings[i], sigs[i]), -i))
+        signals: dict[str, Signal] = {}
+        ents: dict[str, list[str]] = {}
+        firsts, lasts = [], []
+        for i in sorted(group, key=lambda i: i != rep):
+            f = findings[i]
+            for sg in sigs[i]:
+                signals.setdefault(sg.id, sg)
+            for kind, values in _ordered_entities(f, texts[i], vocab, art_ents).items():
+                lst = ents.setdefault(kind, [])
+                lst += [v for v in values if v not in lst]
+            off = offsets.get(f.artifact, 0.0)
+            if f.first_seen is not None:
+                firsts.append(f.first_seen.timestamp() - off)
+            if f.last_seen is not None or f.first_seen is not None:
+                lasts.append((f.last_seen or f.first_seen).timestamp() - off)
+        f = findings[rep]
+        lines: dict[str, int] = {}
+        for i in group:
+            for r in findings[i].evidence:
+                if r.locator.startswith("line:") and r.locator[5:].isdigit():
+                    n = int(r.locator[5:])
+                    if n < lines.get(r.artifact, n + 1):
+                        lines[r.artifact] = n
+        nodes.append(Node(
+            index=rep, members=sorted(group), finding=f, text=texts[rep],
+            signals=sorted(signals.values(), key=lambda sg: -sg.prior), ents=ents,
+            artifacts={findings[i].artifact for i in group},
+            first=min(firsts) if firsts else None, last=max(lasts) if lasts else None,
+            count=max(findings[i].count for i in group), severity=max(findings[i].severity for i in group),
+            lines=lines, coarse=all(isinstance(findings[i].data, Mapping) and "bucket_s" in findings[i].data
+                                    for i in group)))
+    return nodes

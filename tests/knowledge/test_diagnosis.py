@@ -1,0 +1,491 @@
+"""The diagnosis reasons over small synthetic findings and events built here (no files)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from backline.errors import FormatError
+from backline.knowledge.diagnosis import DiagnosisSettings, diagnose, load_library, parse_library
+from backline.knowledge.diagnosis.entities import Entity, Vocabulary, extract, from_data
+from backline.knowledge.diagnosis.timing import estimate_skews, incident_window
+from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Finding, Severity
+
+T0 = datetime(2024, 5, 1, 14, 2, 0, tzinfo=timezone.utc)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def log(title, line, excerpt, t, artifact="app.log", code="LOG.ERROR_TEMPLATE", count=1, last=None,
+        severity=Severity.HIGH, data=None):
+    return Finding(code, title, severity, artifact, (EvidenceRef.line(artifact, line, excerpt),),
+                   count=count, first_seen=t, last_seen=last or t, analyzer="logs.text", data=data or {})
+
+
+def net(code, title, packet, t, data, artifact="net.pcap", severity=Severity.HIGH, excerpt=""):
+    return Finding(code, title, severity, artifact, (EvidenceRef.packet(artifact, packet, excerpt or title),),
+                   first_seen=t, last_seen=t, analyzer="net.capture", data=data)
+
+
+def codes(d):
+    return [c.code for c in d.causes]
+
+
+# --- the classes of incident the library knows ----------------------------------------------
+
+def test_refused_connection_explains_the_client_errors_naming_the_endpoint():
+    findings = [
+        log("3x connect to <*> failed: [Errno 111] Connection refused", 8,
+            "ERROR connect to 10.1.2.3:6432 failed: [Errno 111] Connection refused", at(1)),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (3 attempt(s))", 40, at(1.0005),
+            {"server": "10.1.2.3:6432", "connections": 3}),
+        log("1x worker shutting down after unhandled error", 12, "ERROR worker shutting down", at(2)),
+    ]
+    d = diagnose(findings)
+    top = d.top
+    assert top.code == "NET.TCP.RST_TO_SYN" and top.finding == 1
+    assert "10.1.2.3:6432" in top.title
+    assert top.confidence > 0.5
+    first = top.chain[0]
+    assert (first.cause, first.effect) == (1, 0)
+    assert ("endpoint", "10.1.2.3:6432") in first.joined_on
+    assert first.evidence[0].locator == "line:8"
+    assert 2 in top.explained                     # the shutdown follows, in the same program
+    assert {s.kind for s in top.next_steps} == {"confirm", "refute", "ask"}
+
+
+def test_a_different_endpoint_is_not_explained():
+    findings = [
+        log("connect to <*> failed: Connection refused", 8,
+            "ERROR connect to 10.9.9.9:7000 failed: Connection refused", at(1)),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (1 attempt(s))", 40, at(1),
+            {"server": "10.1.2.3:6432"}),
+    ]
+    top = diagnose(findings).top
+    assert all(link.effect != 0 or link.joined_on[0][0] == "time" for link in top.chain)
+    assert not any(link.joined_on and link.joined_on[0][0] == "endpoint" for link in top.chain)
+
+
+def test_dns_failure_explains_errors_naming_the_host():
+    findings = [
+        log("2x could not reach <*>: [Errno -2] Name or service not known", 5,
+            "ERROR could not reach ledger.internal.example: [Errno -2] Name or service not known", at(3)),
+        net("NET.DNS.NXDOMAIN", "DNS NXDomain for ledger.internal.example (2 response(s))", 9, at(2.9),
+            {"name": "ledger.internal.example", "rcode": "NXDomain", "servers": ["10.0.0.53"]},
+            severity=Severity.MEDIUM),
+        log("1x disk usage 71%", 2, "WARNING disk usage 71%", at(-3600), severity=Severity.MEDIUM),
+    ]
+    top = diagnose(findings).top
+    assert top.code == "NET.DNS.NXDOMAIN"
+    assert "ledger.internal.example" in top.title
+    assert top.chain and top.chain[0].joined_on[0] == ("host", "ledger.internal.example")
+
+
+def test_deadlock_in_a_core_explains_the_health_check_timeouts_of_that_process():
+    core = "dumps/core.billingd"
+    findings = [
+        log("5x health check of billingd timed out after <*> s", 30,
+            "WARN health check of billingd timed out after 5 s", at(10), artifact="monitor.log", count=5,
+            last=at(50)),
+        Finding("DUMP.DEADLOCK", "deadlock: threads 4121, 4122 wait for each other (mutex 0x55d0, mutex 0x55e0)",
+                Severity.CRITICAL, core, (EvidenceRef.frame(core, 0, 1, "pthread_mutex_lock"),),
+                data={"threads": [4121, 4122], "resources": ["mutex 0x55d0", "mutex 0x55e0"]}),
+        Finding("DUMP.CRASH", "oldtool crashed: SIGSEGV at 0x0 in oldtool!main", Severity.CRITICAL,
+                "dumps/core.oldtool", (EvidenceRef.frame("dumps/core.oldtool", 0, 0, "oldtool!main"),),
+                data={"signal": "SIGSEGV", "problem_class": "NULL_POINTER_READ"}),
+    ]
+    facts = [Fact("dump.process", "billingd", core), Fact("dump.pid", 4120, core),
+             Fact("dump.process", "oldtool", "dumps/core.oldtool")]
+    d = diagnose(findings, facts=facts)
+    assert codes(d)[0] == "DUMP.DEADLOCK"
+    top = d.top
+    assert top.chain[0].effect == 0 and ("process", "billingd") in top.chain[0].joined_on
+    assert top.confidence > 0.5
+    crash = next(c for c in d.causes if c.code == "DUMP.CRASH")
+    assert crash.confidence <= 0.5 and not crash.chain          # alone, it explains nothing
+
+
+def test_a_crash_explains_the_worker_exit_lines_naming_its_pid():
+    core = "core.renderd.7781"
+    findings = [
+        log("1x worker (pid:7781) was sent SIGSEGV!", 44, "[ERROR] Worker (pid:7781) was sent SIGSEGV!",
+            at(5), artifact="frontend.log"),
+        net("NET.TCP.RST_MIDSTREAM", "2 connection(s) to 10.0.0.7:8000 reset by the server (10.0.0.7)", 77,
+            at(5), {"server": "10.0.0.7:8000", "sender": "10.0.0.7", "sender_role": "server"},
+            severity=Severity.MEDIUM),
+        Finding("DUMP.CRASH", "renderd crashed: SIGSEGV / SEGV_MAPERR at 0x8 in libfilters.so!apply",
+                Severity.CRITICAL, core, (EvidenceRef.frame(core, 0, 0, "libfilters.so!apply"),),
+                data={"signal": "SIGSEGV", "problem_class": "NULL_POINTER_READ"}),
+    ]
+    facts = [Fact("dump.process", "renderd", core), Fact("dump.pid", 7781, core)]
+    top = diagnose(findings, facts=facts).top
+    assert top.code == "DUMP.CRASH" and top.finding == 2
+    link = next(link for link in top.chain if link.effect == 0)
+    assert ("pid", "7781") in link.joined_on
+
+
+def test_disk_full_explains_the_errors_after_it_not_before():
+    findings = [
+        log("1x could not write segment: [Errno 28] No space left on device", 20,
+            "ERROR could not write segment /var/lib/q/seg.7: [Errno 28] No space left on device", at(10)),
+        log("4x request failed: storage error", 25, "ERROR request failed: storage error", at(11), count=4,
+            last=at(30)),
+        log("1x cache warm-up failed", 3, "ERROR cache warm-up failed", at(-50)),
+    ]
+    top = diagnose(findings).top
+    assert top.code == "LOG.ERROR_TEMPLATE" and top.finding == 0
+    assert top.title.startswith("Disk full")
+    assert 1 in top.explained
+    assert 2 not in top.explained                 # it came before the disk filled
+
+
+def test_slow_backend_explains_the_upstream_timeouts():
+    findings = [
+        log("6x upstream timed out (110: Connection timed out) while reading response from <*>", 50,
+            "upstream timed out (110: Connection timed out) while reading response from 10.0.0.8:9000",
+            at(12), artifact="proxy.log", count=6, last=at(40)),
+        net("NET.HTTP.SLOW", "Slow HTTP responses from 10.0.0.8:9000: p95 31.000 s", 300, at(2),
+            {"server": "10.0.0.8:9000", "p95_s": 31.0}, severity=Severity.MEDIUM),
+    ]
+    top = diagnose(findings).top
+    assert top.code == "NET.HTTP.SLOW"
+    assert top.chain[0].joined_on[0] == ("endpoint", "10.0.0.8:9000")
+
+
+def test_a_zero_window_stall_explains_the_sender_timeouts():
+    findings = [
+        net("NET.TCP.ZERO_WINDOW_STALL",
+            "10.0.0.9:5672 advertised a zero window for 25.000 s (receiver not reading)", 120, at(1),
+            {"stream": 3, "receiver": "10.0.0.9:5672", "duration_s": 25.0, "reopened": False}),
+        log("3x publish to <*> timed out", 70, "ERROR publish to 10.0.0.9:5672 timed out after 10 s", at(11),
+            artifact="producer.log", count=3, last=at(25)),
+    ]
+    top = diagnose(findings).top
+    assert top.code == "NET.TCP.ZERO_WINDOW_STALL"
+    assert top.chain[0].effect == 1
+
+
+# --- time: order, chronic noise, skew -------------------------------------------------------
+
+def test_chronic_warnings_are_not_the_cause_of_a_new_outage():
+    events = [Event(at(-6 * 3600 + 60 * m), "app.log", "log.error", "retrying connection to cache", Severity.HIGH,
+                    EvidenceRef.line("app.log", 10 + m)) for m in range(0, 360, 2)]
+    events += [Event(at(s), "app.log", "log.error", "out of memory", Severity.HIGH, EvidenceRef.line("app.log", 900 + s))
+               for s in range(5)]
+    findings = [
+        log("180x retrying connection to cache: timed out", 10, "ERROR retrying connection to cache: timed out",
+            at(-6 * 3600), count=180, last=at(-60)),
+        log("5x java.lang.OutOfMemoryError: Java heap space", 900, "ERROR java.lang.OutOfMemoryError: Java heap space",
+            at(0), count=5, last=at(4)),
+    ]
+    d = diagnose(findings, events)
+    assert d.incident_start is not None and d.incident_start <= at(0) <= d.incident_end
+    assert codes(d)[0] == "LOG.ERROR_TEMPLATE" and d.top.finding == 1
+    chronic = next(c for c in d.causes if c.finding == 0)
+    assert any("chronic" in r for r in chronic.reasons)
+
+
+def test_a_cause_that_starts_after_its_effect_is_not_linked():
+    findings = [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (1 attempt(s))", 40, at(30),
+            {"server": "10.1.2.3:6432"}),
+        log("connect to <*> failed: Connection refused", 8,
+            "ERROR connect to 10.1.2.3:6432 failed: Connection refused", at(1)),
+    ]
+    rst = next(c for c in diagnose(findings).causes if c.code == "NET.TCP.RST_TO_SYN")
+    assert 1 not in rst.explained
+
+
+def test_clock_skew_is_estimated_from_shared_events_and_tolerated():
+    skew = 40.0                                   # the application host's clock is 40 s ahead
+    events, findings = [], []
+    for k in range(3):
+        t = at(10 * k)
+        events.append(Event(t, "net.pcap", "net.tcp.rst_to_syn", "Connection refused by 10.1.2.3:6432",
+                            Severity.HIGH, EvidenceRef.packet("net.pcap", 10 + k)))
+        events.append(Event(t + timedelta(seconds=skew + 0.01), "app.log", "log.error",
+                            "connect to 10.1.2.3:6432 failed: Connection refused", Severity.HIGH,
+                            EvidenceRef.line("app.log", 5 + k)))
+    skews = estimate_skews(events)
+    assert [(s.artifact, s.reference, round(s.offset_s)) for s in skews] == [("app.log", "net.pcap", 40)]
+    # the log's errors appear 40 s "after" the refusals; with the skew removed they coincide, and a
+    # refusal the capture saw 20 s after the log's first error on the log's clock still explains it
+    findings = [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (3 attempt(s))", 10, at(0),
+            {"server": "10.1.2.3:6432"}),
+        log("3x connect to <*> failed: Connection refused", 5,
+            "ERROR connect to 10.1.2.3:6432 failed: Connection refused", at(skew + 0.01), last=at(skew + 20)),
+    ]
+    d = diagnose(findings, events, artifacts=[Artifact("net.pcap", ArtifactKind.CAPTURE, 1, "0")])
+    assert d.skews and d.skews[0].artifact == "app.log"
+    assert d.top.code == "NET.TCP.RST_TO_SYN" and 1 in d.top.explained
+
+
+def test_incident_window_discounts_a_warning_that_repeats_all_day():
+    events = [Event(at(-8 * 3600 + 30 * k), "a.log", "log.warning", "gc pause", Severity.MEDIUM) for k in range(900)]
+    events += [Event(at(k), "b.log", "log.error", "refused", Severity.HIGH) for k in range(4)]
+    start, end = incident_window(events)
+    assert start <= at(0) and end >= at(3) and (end - start) <= timedelta(minutes=2)
+
+
+# --- healthy evidence, limits, ordering -----------------------------------------------------
+
+def test_healthy_noise_gets_no_confident_cause():
+    findings = [
+        log("40x GET <*> 404", 3, '"GET /favicon.ico HTTP/1.1" 404', at(-3000), count=40, last=at(0),
+            severity=Severity.MEDIUM),
+        log("2x client closed connection while reading request", 9,
+            "client closed connection while reading request", at(-100), severity=Severity.MEDIUM),
+        Finding("DUMP.CRASH", "tool crashed: SIGABRT in tool!main", Severity.CRITICAL, "old/core.tool",
+                (EvidenceRef.frame("old/core.tool", 0, 0, "tool!main"),), data={"signal": "SIGABRT"}),
+    ]
+    d = diagnose(findings)
+    assert all(c.confidence <= 0.5 for c in d.causes)
+
+
+def test_no_findings_no_causes_and_case_wide_findings_are_not_causes():
+    assert diagnose([]).causes == ()
+    case = Finding("CASE.CORRELATED_INCIDENT", "3 problems in 2 artifacts", Severity.HIGH, "")
+    assert diagnose([case]).causes == ()
+
+
+def test_settings_bound_the_output():
+    findings = [log(f"1x error number {k}: connection refused", k, f"ERROR {k} connection refused", at(k))
+                for k in range(12)]
+    d = diagnose(findings, settings=DiagnosisSettings(max_causes=3))
+    assert len(d.causes) <= 3
+    assert all(0.0 <= c.confidence <= 1.0 for c in d.causes)
+    assert d.duration_s >= 0
+
+
+def test_same_happening_is_counted_once():
+    """A first-error finding and the template finding of the same line are one node."""
+    line = "ERROR connect to 10.1.2.3:6432 failed: Connection refused"
+    findings = [
+        log("first error: connect to 10.1.2.3:6432 failed: Connection refused", 8, line, at(1),
+            code="LOG.FIRST_ERROR"),
+        log("3x connect to <*> failed: Connection refused", 8, line, at(1)),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (3 attempt(s))", 40, at(1),
+            {"server": "10.1.2.3:6432"}),
+    ]
+    top = diagnose(findings).top
+    assert top.explained == (1,)                  # the template stands for both
+    assert all(c.finding != 0 for c in diagnose(findings).causes)
+
+
+# --- entities -------------------------------------------------------------------------------
+
+def test_entities_from_text_and_data():
+    vocab = Vocabulary.learn([], hosts=["db.example.net"], processes=["billingd"])
+    ents = extract("billingd[311]: lost db.example.net:5432 (pid 311) in /srv/app/data.db; thread 7; "
+                   "psycopg.OperationalError; libpq.so.5 failed", vocab)
+    assert {Entity("endpoint", "db.example.net:5432"), Entity("host", "db.example.net"), Entity("port", "5432"),
+            Entity("process", "billingd"), Entity("pid", "311"), Entity("path", "/srv/app/data.db"),
+            Entity("thread", "7"), Entity("exception", "OperationalError"),
+            Entity("module", "libpq.so.5")} <= ents
+    # locators, code positions and file names are not endpoints
+    noise = extract('at line:1234 packet:77 File "worker.py", line 3, in run; Foo.java:42; 11:26:40,155')
+    assert not [e for e in noise if e.kind in ("endpoint", "host")]
+    assert Entity("endpoint", "127.0.0.1:80") in extract("GET http://localhost:80/x")
+    assert Entity("host", "127.0.0.1") not in extract("127.0.0.1 - - [27/Nov/2026] GET /")
+    assert [str(e) for e in from_data({"exception_type": "RuntimeError", "causes": ["ConnectionRefusedError"]})] \
+        == ["exception RuntimeError", "exception ConnectionRefusedError"]
+
+
+# --- the library is data, checked on load ---------------------------------------------------
+
+def test_library_is_consistent():
+    lib = load_library()
+    ids = {s.id for s in lib.signals}
+    assert {"conn_refused", "dns_failure", "deadlock", "native_crash", "disk_full", "fd_exhausted",
+            "out_of_memory", "slow_service", "zero_window", "tls_failure", "config_error"} <= ids
+    for r in lib.relations:
+        assert r.rationale and set(r.cause) <= ids and set(r.effect) <= ids
+
+
+def test_library_errors_name_the_place():
+    good_signal = {"id": "a", "codes": ["X.*"], "prior": 0.5, "title": ["{title}"]}
+    with pytest.raises(FormatError, match=r"signal\[0\]\.text"):
+        parse_library({"signal": [dict(good_signal, text="(unclosed")]})
+    with pytest.raises(FormatError, match="unknown signal"):
+        parse_library({"signal": [good_signal],
+                       "relation": [{"id": "r", "cause": ["a"], "effect": ["b"], "join": ["host"],
+                                     "rationale": "x"}]})
+    with pytest.raises(FormatError, match="unknown join"):
+        parse_library({"signal": [good_signal],
+                       "relation": [{"id": "r", "cause": ["a"], "effect": ["a"], "join": ["colour"],
+                                     "rationale": "x"}]})
+    with pytest.raises(FormatError, match="prior"):
+        parse_library({"signal": [dict(good_signal, prior=2)]})
+
+
+def test_a_zone_that_does_not_load_explains_the_failures_of_names_inside_it():
+    findings = [
+        net("NET.DNS.SERVFAIL", "DNS ServFail for api.shop.example.net (12 response(s))", 30, at(2),
+            {"name": "api.shop.example.net", "rcode": "ServFail", "servers": ["10.0.0.53"]}),
+        log("1x zone shop.example.net/IN: loading from master file shop.zone failed: bad TTL", 4,
+            "named[88]: zone shop.example.net/IN: loading from master file shop.zone failed: bad TTL", at(1),
+            artifact="named.log"),
+        log("6x order sync failed: cannot resolve api.shop.example.net", 20,
+            "ERROR order sync failed: cannot resolve api.shop.example.net", at(3), count=6, last=at(40)),
+    ]
+    top = diagnose(findings).top
+    assert top.finding == 1 and top.title.startswith("The DNS zone shop.example.net does not load")
+    assert {0, 2} <= set(top.explained)
+    # a name's failure does not explain its parent zone's error
+    servfail = next(c for c in diagnose(findings).causes if c.finding == 0)
+    assert 1 not in servfail.explained
+
+
+def test_a_log_line_ties_an_endpoint_to_a_dumped_process():
+    core = "cores/core.ingestd"
+    findings = [
+        Finding("DUMP.CRASH", "ingestd crashed: SIGABRT in ingestd!store_frame", Severity.CRITICAL, core,
+                (EvidenceRef.frame(core, 0, 0, "libc.so.6!raise"),), data={"signal": "SIGABRT"}),
+        net("NET.TCP.RST_MIDSTREAM", "4 connection(s) to 10.0.0.9:7070 reset by the server (10.0.0.9)", 10, at(0),
+            {"server": "10.0.0.9:7070", "sender": "10.0.0.9", "sender_role": "server"}, severity=Severity.MEDIUM),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.0.0.9:7070 (28 attempt(s))", 20, at(0.3),
+            {"server": "10.0.0.9:7070"}),
+        log("28x reconnect to ingestd <*> failed: Connection refused", 18,
+            "ERROR reconnect to ingestd 10.0.0.9:7070 failed: [Errno 111] Connection refused", at(0.3),
+            artifact="gw.log", count=28, last=at(3)),
+    ]
+    facts = [Fact("dump.process", "ingestd", core)]
+    top = diagnose(findings, facts=facts).top
+    assert top.code == "DUMP.CRASH"
+    assert {1, 2} <= set(top.explained)
+    link = next(link for link in top.chain if link.effect == 2)
+    assert ("process", "ingestd") in link.joined_on
+
+
+@pytest.mark.parametrize("line, signal", [
+    ("java.net.ConnectException: Connection refused (Connection refused)", "conn_refused_log"),
+    ("accept4() failed (24: Too many open files)", "fd_exhausted"),
+    ("Out of memory: Killed process 4242 (worker) total-vm:812340kB", "out_of_memory"),
+    ("ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate has expired", "tls_failure_log"),
+    ("curl: (60) SSL certificate problem: unable to get local issuer certificate", "tls_failure_log"),
+    ("yaml.scanner.ScannerError: mapping values are not allowed here in \"/etc/app/config.yaml\", line 3",
+     "config_error"),
+    ("could not write block 8812 of temporary file: No space left on device", "disk_full"),
+    ("socket.gaierror: [Errno -2] Name or service not known", "dns_failure_log"),
+    ("upstream timed out (110: Connection timed out) while reading response header from upstream", "timeout"),
+])
+def test_the_wording_programs_use_is_recognised(line, signal):
+    f = log(f"1x {line}", 3, f"ERROR {line}", at(0))
+    d = diagnose([f])
+    assert d.causes and d.causes[0].signal == signal
+
+
+def test_an_oom_kill_explains_the_worker_exit_of_the_killed_pid():
+    findings = [
+        log("1x Out of memory: Killed process 4242 (renderer)", 80,
+            "kernel: Out of memory: Killed process 4242 (renderer) total-vm:8123400kB", at(0), artifact="kern.log"),
+        log("1x worker 4242 exited unexpectedly (signal 9), restarting", 12,
+            "ERROR supervisor: worker 4242 exited unexpectedly (signal 9), restarting", at(0.4),
+            artifact="supervisor.log"),
+        log("3x GET /render 502", 40, '"GET /render HTTP/1.1" 502', at(0.5), artifact="access.log", count=3, last=at(9)),
+    ]
+    top = diagnose(findings).top
+    assert top.finding == 0 and top.signal == "out_of_memory"
+    link = next(link for link in top.chain if link.effect == 1)
+    assert ("pid", "4242") in link.joined_on
+
+
+def test_a_transient_refusal_during_a_restart_is_not_the_tls_failure_that_follows():
+    """The server restarts (a moment of refused SYNs), then every handshake fails: the TLS alert,
+    seen under the server name the client asked for, explains the client's certificate errors."""
+    findings = [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.0.22.2:8443 (4 attempt(s))", 152, at(0),
+            {"server": "10.0.22.2:8443", "connections": 4}),
+        net("NET.TLS.ALERT", "TLS fatal alert unknown_ca on 10.0.22.2:8443 (partner.example)", 167, at(0.8),
+            {"server": "10.0.22.2:8443", "description": "unknown_ca", "level": "fatal", "sni": "partner.example"}),
+        net("NET.TCP.RST_MIDSTREAM", "10 connection(s) to 10.0.22.2:8443 reset by the client (10.0.0.1)", 168,
+            at(0.8), {"server": "10.0.22.2:8443", "sender": "10.0.0.1", "sender_role": "client"},
+            severity=Severity.MEDIUM),
+        log("10x ERROR page <*> from https://<*> failed: curl: (<*>) SSL certificate problem: unable to get local "
+            "issuer certificate", 159, "ERROR page 9 from https://partner.example:8443 failed: curl: (60) SSL "
+            "certificate problem: unable to get local issuer certificate", at(1), artifact="sync.out", count=10,
+            last=at(5)),
+    ]
+    d = diagnose(findings)
+    assert d.top.code == "NET.TLS.ALERT" and d.top.title.endswith("unknown_ca")
+    assert {2, 3} <= set(d.top.explained)
+    refused = next(c for c in d.causes if c.code == "NET.TCP.RST_TO_SYN")
+    assert 2 not in refused.explained          # a refused SYN never made the connection a client resets
+
+
+def test_in_one_file_line_order_decides_and_a_burst_is_not_the_first_anomaly():
+    """A burst's time is its bucket's start (earlier than its first record); in one file the line
+    order is the order of the happenings."""
+    findings = [
+        log("1x zone shop.example/IN: loading from master file shop.zone failed: bad TTL", 40,
+            "zone shop.example/IN: loading from master file shop.zone failed: bad TTL", at(5), artifact="named.log"),
+        Finding("LOG.BURST", "burst of 38x query <*> SERVFAIL (zone shop.example not loaded)", Severity.MEDIUM,
+                "named.log", (EvidenceRef.line("named.log", 41, "query api.shop.example SERVFAIL (zone shop.example "
+                                                               "not loaded)"),), count=38, first_seen=at(0),
+                last_seen=at(60), data={"bucket_s": 60, "template": "query <*> SERVFAIL"}),
+    ]
+    top = diagnose(findings).top
+    assert top.finding == 0 and 1 in top.explained
+    assert not any("first anomaly" in r for c in diagnose(findings).causes if c.finding == 1 for r in c.reasons)
+
+
+def test_a_finding_of_its_own_class_is_not_another_causes_generic_error():
+    findings = [
+        log("1x gateway <*> unreachable: [Errno 111] Connection refused", 196,
+            "WARNING gateway 10.0.0.8:18443 unreachable: [Errno 111] Connection refused", at(0), artifact="sync.log"),
+        log("11x TLS handshake with <*> failed: [SSL: TLSV1_ALERT_PROTOCOL_VERSION]", 197,
+            "ERROR TLS handshake with 10.0.0.8:18443 failed: [SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert "
+            "protocol version", at(1), artifact="sync.log", count=11, last=at(40)),
+    ]
+    refused = next(c for c in diagnose(findings).causes if c.finding == 0)
+    assert 1 not in refused.explained
+
+
+def test_a_log_in_local_time_is_aligned_with_the_capture():
+    """A log written in local time without a zone reads two hours off the capture's UTC: the
+    offset is found from the events both record, and the chain holds."""
+    shift = 2 * 3600
+    events = []
+    for k in range(4):
+        events.append(Event(at(10 * k), "net.pcap", "net.tcp.rst_to_syn", "Connection refused by 10.1.2.3:6432",
+                            Severity.HIGH, EvidenceRef.packet("net.pcap", 10 + k)))
+        events.append(Event(at(shift + 10 * k + 0.01), "app.log", "log.error",
+                            "connect to 10.1.2.3:6432 failed: Connection refused", Severity.HIGH,
+                            EvidenceRef.line("app.log", 5 + k)))
+    findings = [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (4 attempt(s))", 10, at(0),
+            {"server": "10.1.2.3:6432"}),
+        log("4x connect to <*> failed: Connection refused", 5,
+            "ERROR connect to 10.1.2.3:6432 failed: Connection refused", at(shift + 0.01), count=4,
+            last=at(shift + 30)),
+        log("1x worker stopped after repeated connection failures", 9, "ERROR worker stopped", at(shift + 31),
+            count=1),
+    ]
+    d = diagnose(findings, events, artifacts=[Artifact("net.pcap", ArtifactKind.CAPTURE, 1, "0")])
+    assert [(k.artifact, round(k.offset_s)) for k in d.skews] == [("app.log", shift)]
+    assert d.top.code == "NET.TCP.RST_TO_SYN" and {1, 2} <= set(d.top.explained)
+    assert not any("long after" in r for c in d.causes for r in c.reasons)
+
+
+def test_no_verdict_on_time_for_a_file_that_shows_nothing_in_the_incident():
+    """A log whose clock may be another (its problems all lie hours from the incident, within a
+    day) is not called stale; one days before is."""
+    events = [Event(at(k), "net.pcap", "net.tcp.rst_to_syn", "refused", Severity.HIGH,
+                    EvidenceRef.packet("net.pcap", k + 1)) for k in range(5)]
+    events += [Event(at(-3 * 3600), "svc.log", "log.error", "disk full", Severity.HIGH, EvidenceRef.line("svc.log", 4))]
+    findings = [
+        log("1x write failed: No space left on device", 4, "ERROR write failed: No space left on device",
+            at(-3 * 3600), artifact="svc.log"),
+        log("1x write failed: No space left on device", 4, "ERROR write failed: No space left on device",
+            at(-3 * 86400), artifact="old.log"),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.2.3:6432 (5 attempt(s))", 1, at(0),
+            {"server": "10.1.2.3:6432"}),
+    ]
+    d = diagnose(findings, events)
+    reasons = {c.finding: c.reasons for c in d.causes}
+    assert not any("long before" in r for r in reasons[0])
+    assert any("long before" in r for r in reasons[1])
