@@ -3,11 +3,12 @@ columnar Parquet) give the same answers as the plain definitions, written out he
 
 from __future__ import annotations
 
-from backline.analyzers.logs.blocks import RecordBlock
-
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pyarrow.parquet as pq
+
+from backline.analyzers.logs.blocks import RecordBlock
 from backline.analyzers.logs.reader import open_log
 from backline.analyzers.logs.records import LogRecord, read_record_rows, read_records
 from backline.analyzers.logs.stats import LogStats
@@ -105,7 +106,10 @@ def test_parquet_blocks_and_rows_in_line_order(tmp_path):
           pid="", thread="", host="", shape=1, message="c")
     w.add_block(RecordBlock.from_rows([_row(4, t0, Severity.CRITICAL, text="d" * 5000)], [3]))
     out = w.close({1: ("T1", "tpl one"), 2: ("T2", "tpl two")})
-    cols, rows = query([out], "SELECT line, template_id, template, message, severity, ts FROM records")
+    # the file itself is in line order (blocks and single rows interleaved as added) ...
+    assert pq.read_table(out, columns=["line"]).column("line").to_pylist() == [1, 2, 3, 4]
+    # ... and the view joins each row to its template (a join does not keep row order: ORDER BY)
+    cols, rows = query([out], "SELECT line, template_id, template, message, severity, ts FROM records ORDER BY line")
     assert [r[0] for r in rows] == [1, 2, 3, 4]
     assert [r[1] for r in rows] == ["T1", "T2", "T1", None]       # shape 3 has no template
     assert rows[0][2] == "tpl one" and len(rows[3][3]) == 4096 and rows[3][4] == "critical"
