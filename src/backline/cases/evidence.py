@@ -215,8 +215,13 @@ def _default_analyze(paths: Sequence[Path], options: Any) -> AnalysisResult:
 
 
 def _default_options(work_dir: Path, store: BlobStore) -> Any:
+    """Every analyzer task in a worker process with the hard limits of the environment
+    (``BACKLINE_ANALYZER_TIMEOUT``, ``BACKLINE_ANALYZER_MEMORY_MB``): the job runner is a thread
+    of the server, where a stuck or exploding analyzer must not take the server with it."""
+    from backline.config import analyzer_memory_mb, analyzer_timeout_s
     from backline.pipeline import AnalyzeOptions
-    return AnalyzeOptions(work_dir=work_dir, store=store)
+    return AnalyzeOptions(work_dir=work_dir, store=store, isolate=True, timeout_s=analyzer_timeout_s(),
+                          memory_mb=analyzer_memory_mb())
 
 
 class JobRunner:
