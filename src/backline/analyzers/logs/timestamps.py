@@ -42,6 +42,8 @@ from backline.model import TsQuality
 _FRAC = r"(?:[.,]\d{1,9})?"
 _FRAC_MS = r"(?:[.,:]\d{1,9})?"
 _HMS = r"\d{1,2}:\d{1,2}:\d{1,2}"
+#: a 12-hour clock's AM/PM after the time of day
+_AMPM = r"(?: ?[AP]M(?![A-Za-z]))?"
 
 #: Unambiguous shapes: name -> (regex text without anchors or groups of its own, field order).
 #: Listed most specific first; :func:`find_timestamp` takes the leftmost match, and of
@@ -81,11 +83,11 @@ SHAPES: dict[str, tuple[str, str]] = {
 #: Shapes whose day/month/year order a single stamp cannot tell: family -> (regex, candidate
 #: kinds, first = the default).  The kinds are in :data:`ORDERS`.
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "slash3": (r"(?<![\d/])\d{1,2}/\d{1,2}/\d{2,4}[ T:,-]" + _HMS + _FRAC_MS,
+    "slash3": (r"(?<![\d/])\d{1,2}/\d{1,2}/\d{2,4}[ T:,-]" + _HMS + _FRAC_MS + _AMPM,
                ("slash_mdy", "slash_dmy", "slash_ymd")),
-    "dot3": (r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{2,4}[ T,-]" + _HMS + _FRAC_MS,
+    "dot3": (r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{2,4}[ T,-]" + _HMS + _FRAC_MS + _AMPM,
              ("dot_dmy", "dot_mdy", "dot_ymd")),
-    "dash3": (r"(?<![\d-])\d{1,2}-\d{1,2}-\d{2,4}[ T,]" + _HMS + _FRAC_MS,
+    "dash3": (r"(?<![\d-])\d{1,2}-\d{1,2}-\d{2,4}[ T,]" + _HMS + _FRAC_MS + _AMPM,
               ("dash_dmy", "dash_mdy", "dash_ymd")),
     "md_dash": (r"(?<![\d-])\d{1,2}-\d{1,2}[ T]" + _HMS + _FRAC_MS, ("md_dash", "dm_dash")),
     "md_dot": (r"(?<![\d.])\d{1,2}\.\d{1,2} " + _HMS + _FRAC_MS, ("md_dot", "dm_dot")),
