@@ -245,6 +245,9 @@ def run_all(
             progress(desc, done, total)
 
     if jobs <= 1 or total <= 1:
+        if jobs > 1:
+            # one task: the processes go to it (a large log is read in byte ranges)
+            settings = with_split_jobs(settings, jobs)
         for i, (cls, art) in enumerate(tasks):
             out.add(run_task(cls, art, settings, i))
             tick(f"{cls.name} {art.path}")
@@ -279,6 +282,18 @@ def run_all(
                     tick(f"{cls.name} {art.path}")
                 pending = []
     return out
+
+
+def with_split_jobs(settings: RunSettings, jobs: int, executor=None) -> RunSettings:
+    """``settings`` with the processes (or executor) one analyzer may use for one artifact
+    (``logs.text`` reads a large log in byte ranges with them)."""
+    opts = dict(settings.options)
+    logs = dict(opts.get("logs.text") or {})
+    logs["jobs"] = jobs
+    if executor is not None:
+        logs["executor"] = executor
+    opts["logs.text"] = logs
+    return replace(settings, options=tuple(opts.items()))
 
 
 def _run_isolated(cls: type[Analyzer], art: Artifact, settings: RunSettings, idx: int) -> TaskResult:
