@@ -229,8 +229,10 @@ def run_all(
     *,
     jobs: int = 1,
     progress: ProgressFn | None = None,
+    scheduler: str | None = None,
 ) -> RunnerOutput:
-    """Run every applicable analyzer on every artifact."""
+    """Run every applicable analyzer on every artifact (on the Dask cluster whose
+    scheduler is at ``scheduler``, when given: :mod:`.cluster`)."""
     tasks, skipped = plan(artifacts, analyzers)
     out = RunnerOutput()
     for s in skipped:
@@ -243,6 +245,13 @@ def run_all(
         done += 1
         if progress:
             progress(desc, done, total)
+
+    if scheduler:
+        from backline.analyzers.cluster import run_on_cluster
+
+        for r in run_on_cluster(tasks, settings, scheduler, tick):
+            out.add(r)
+        return out
 
     if jobs <= 1 or total <= 1:
         if jobs > 1:
