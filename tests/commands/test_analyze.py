@@ -154,11 +154,9 @@ def test_jobs_2_reads_one_large_log_in_byte_ranges_with_the_same_report(tmp_path
 
 
 def test_an_unreachable_scheduler_exits_2_naming_it(tmp_path):
-    import socket
+    from backline.testing import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = tmp_path / "a.log"
     log.write_bytes(LOG)
     res = runner.invoke(app, ["analyze", str(log), "-q", "--no-store", "--scheduler", f"tcp://127.0.0.1:{port}"])

@@ -5,7 +5,6 @@ log's byte ranges run as tasks of the cluster."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from backline.pipeline import AnalyzeOptions, analyze
+from backline.testing import free_port
 
 from .test_ranges import make_log
 
@@ -22,18 +22,12 @@ pytest.importorskip("distributed", reason="the test extra installs dask[distribu
 DASK = str(Path(sys.executable).with_name("dask"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
     from distributed import Client
 
     base = tmp_path_factory.mktemp("dask")
-    port = _free_port()
+    port = free_port()
     addr = f"tcp://127.0.0.1:{port}"
     env = dict(os.environ)
     procs = []
@@ -124,4 +118,4 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
 
     (tmp_path / "a.log").write_text("2026-05-04 03:02:01,000 INFO [main] a.B: hello\n")
     with pytest.raises(UsageError, match="cannot reach the Dask scheduler"):
-        analyze([tmp_path / "a.log"], AnalyzeOptions(jobs=1, scheduler=f"tcp://127.0.0.1:{_free_port()}"))
+        analyze([tmp_path / "a.log"], AnalyzeOptions(jobs=1, scheduler=f"tcp://127.0.0.1:{free_port()}"))
