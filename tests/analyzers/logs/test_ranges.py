@@ -146,3 +146,20 @@ def test_a_layout_change_inside_a_range_reads_the_file_in_one_pass(tmp_path):
     many, warns = _outputs(log, tmp_path / "many", jobs=2, ranges=4, split_min_bytes=0)
     assert any("read in one pass, not in byte ranges: another header format" in w for w in warns), warns
     assert _comparable(one) == _comparable(many)
+
+
+class _LostWorker:
+    """An executor whose range tasks fail (a worker lost)."""
+
+    def map(self, fn, *iterables):
+        raise OSError("worker lost")
+
+
+def test_a_failed_range_task_reads_the_file_in_one_pass(tmp_path):
+    log = tmp_path / "big.log"
+    make_log(log, n=1500)
+    one, _ = _outputs(log, tmp_path / "one")
+    again, warns = _outputs(log, tmp_path / "again", executor=_LostWorker(), ranges=3, split_min_bytes=0)
+    assert any("a range failed (OSError: worker lost)" in w for w in warns), warns
+    assert _comparable(one) == _comparable(again)
+    assert not list((tmp_path / "again").glob("records.part*"))

@@ -343,16 +343,32 @@ def analyze_in_ranges(path: str | Path, artifact: str, ctx: AnalysisContext, job
     if executor is None:
         own = executor = _local_map()(max_workers=min(jobs, len(ranges)))
     try:
-        counts = list(executor.map(count_newlines, [str(path)] * len(ranges), [r.start for r in ranges],
-                                   [r.end for r in ranges]))
-        ranges = number_ranges(ranges, counts)
-        work = Path(ctx.work_dir) if ctx.work_dir else None
-        recs = [str(work / f"records.part{r.index:04d}.parquet") if work else None for r in ranges]
-        got = list(executor.map(scan_range, [str(path)] * len(ranges), [artifact] * len(ranges), ranges,
-                                [fmt] * len(ranges), [tz] * len(ranges), [ctx.max_events] * len(ranges), recs))
+        return _run_ranges(path, artifact, ctx, src, fmt, ranges, executor, tz)
+    except Exception as exc:  # noqa: BLE001 - a range task that failed (a worker died): one pass instead
+        ctx.warn(f"{artifact}: read in one pass, not in byte ranges: a range failed "
+                 f"({type(exc).__name__}: {str(exc)[:200]})")
+        return None
     finally:
         if own is not None:
             own.shutdown()
+
+
+def _run_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat, ranges: list[ByteRange],
+                executor, tz: str) -> list[Output] | None:
+    got: list[RangePart] = []
+    work = Path(ctx.work_dir) if ctx.work_dir else None
+    try:
+        counts = list(executor.map(count_newlines, [str(path)] * len(ranges), [r.start for r in ranges],
+                                   [r.end for r in ranges]))
+        ranges = number_ranges(ranges, counts)
+        recs = [str(work / f"records.part{r.index:04d}.parquet") if work else None for r in ranges]
+        got = list(executor.map(scan_range, [str(path)] * len(ranges), [artifact] * len(ranges), ranges,
+                                [fmt] * len(ranges), [tz] * len(ranges), [ctx.max_events] * len(ranges), recs))
+    except BaseException:
+        if work is not None:
+            for p in work.glob("records.part*.parquet"):
+                p.unlink(missing_ok=True)
+        raise
     bad = next((p.inexact for p in got if p.inexact), "")
     if bad:
         for p in got:
