@@ -163,3 +163,21 @@ def test_a_failed_range_task_reads_the_file_in_one_pass(tmp_path):
     assert any("a range failed (OSError: worker lost)" in w for w in warns), warns
     assert _comparable(one) == _comparable(again)
     assert not list((tmp_path / "again").glob("records.part*"))
+
+
+def test_crlf_bom_long_and_binary_lines_across_ranges(tmp_path):
+    log = tmp_path / "odd.log"
+    make_log(log, n=3000, seed=11)
+    lines = log.read_bytes().split(b"\n")
+    for i in (400, 1500, 2600):                       # over-long lines (cut at 64 KiB, counted)
+        lines[i] = lines[i] + b" " + b"x" * 70_000
+    lines[900] = b"\x00\x01\x02\x03 binary junk \x04\x05"  # a binary line (skipped, counted)
+    lines[1200] = lines[1200] + " caf\xe9".encode("latin-1")    # not UTF-8 (read as Latin-1)
+    log.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(lines))
+    one, w1 = _outputs(log, tmp_path / "one")
+    many, w2 = _outputs(log, tmp_path / "many", jobs=2, ranges=6, split_min_bytes=0)
+    assert not any("one pass" in w for w in w2), w2
+    assert w1 == w2 and any("longer than" in w for w in w1) and any("binary" in w for w in w1)
+    assert _comparable(one) == _comparable(many)
+    facts = {f.name: f.value for f in one if isinstance(f, Fact)}
+    assert facts["log.long_lines"] == 3 and facts["log.binary_lines"] == 1

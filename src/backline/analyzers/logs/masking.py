@@ -55,7 +55,9 @@ _VAR_RX = re.compile(
     r")" + _P_END
 )
 _WS = re.compile(r"\s+")
-_MIXED = re.compile(r"[^/" + DELIMS + r"]*<\*>[^/" + DELIMS + r"]*")
+# a piece holding <*>: anchored at the piece's start (a delimiter or the start before it), so
+# a long piece without <*> costs one scan, not one per character (64 KiB lines stay linear)
+_MIXED = re.compile(r"(?<![^/" + DELIMS + r"])[^/" + DELIMS + r"]*<\*>[^/" + DELIMS + r"]*")
 _MULTI = re.compile(r"<\*>(?:[.,-]?<\*>)+")
 
 
