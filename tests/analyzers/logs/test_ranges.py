@@ -181,3 +181,23 @@ def test_crlf_bom_long_and_binary_lines_across_ranges(tmp_path):
     assert _comparable(one) == _comparable(many)
     facts = {f.name: f.value for f in one if isinstance(f, Fact)}
     assert facts["log.long_lines"] == 3 and facts["log.binary_lines"] == 1
+
+
+def test_free_text_past_the_miner_caps_reads_the_file_in_one_pass(tmp_path, monkeypatch):
+    from backline.analyzers.logs import miner
+
+    monkeypatch.setattr(miner, "SHAPE_MAX", 60)         # forked range processes inherit it
+    rng = random.Random(5)
+    words = [f"{a}{b}" for a in ("red", "blue", "old", "new", "big") for b in ("cat", "map", "sun", "oak", "fig")]
+    lines = []
+    t = BASE
+    for i in range(2400):
+        t += timedelta(seconds=1)
+        text = " ".join(rng.choice(words) for _ in range(4))
+        lines.append(t.strftime("%Y-%m-%d %H:%M:%S,000") + f" INFO [main] app.Chat: {text}")
+    log = tmp_path / "chat.log"
+    log.write_text("\n".join(lines) + "\n")
+    one, _ = _outputs(log, tmp_path / "one")
+    many, warns = _outputs(log, tmp_path / "many", jobs=2, ranges=3, split_min_bytes=0)
+    assert any("read in one pass" in w and "cap" in w for w in warns), warns
+    assert _comparable(one) == _comparable(many)

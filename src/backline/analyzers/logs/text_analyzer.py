@@ -370,29 +370,31 @@ def _run_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat, 
                 p.unlink(missing_ok=True)
         raise
     bad = next((p.inexact for p in got if p.inexact), "")
-    if bad:
+    out = None if bad else merge_ranges(path, artifact, ctx, src, fmt, got)
+    if out is None:
         for p in got:
             if p.records_file:
                 Path(p.records_file).unlink(missing_ok=True)
-        ctx.warn(f"{artifact}: read in one pass, not in byte ranges: {bad}")
-        return None
-    return list(merge_ranges(path, artifact, ctx, src, fmt, got))
+        ctx.warn(f"{artifact}: read in one pass, not in byte ranges: "
+                 f"{bad or 'the miner shape or template cap was reached'}")
+    return out
 
 
 def merge_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat,
-                 parts: list[RangePart]) -> Iterator[Output]:
-    """One file's result from its ranges' parts (in file order); see :mod:`.ranges`."""
+                 parts: list[RangePart]) -> list[Output] | None:
+    """One file's result from its ranges' parts (in file order), see :mod:`.ranges`;
+    ``None`` when the merged miner reached a cap (then one pass is exact, not the merge)."""
     miner = TemplateMiner()
+    maps = [{si: miner.learn_shape(text) for si, text in enumerate(part.shapes)} for part in parts]
+    if miner.shapes_dropped or miner.overflow_templates:
+        return None
     stats = LogStats()
     events: list[Event] = []
     total = 0
     traces: list[Fact] = []
     crashes = LogCrashes(artifact)
-    maps = []
     taken: set[int] = set()
-    for part in parts:
-        shape_map = {si: miner.learn_shape(text) for si, text in enumerate(part.shapes)}
-        maps.append(shape_map)
+    for part, shape_map in zip(parts, maps):
         stats.absorb(part.stats, shape_map)
         events.extend(part.events[: max(0, ctx.max_events - len(events))])
         total += part.events_total
@@ -417,8 +419,8 @@ def merge_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat,
 
         def close(templates):
             return join_raw_parts(out, artifact, [(p.records_file, m) for p, m in zip(parts, maps)], templates)
-    yield from _report(artifact, ctx, miner, stats, events, total - len(events), crashes, traces, rs,
-                       fmt.name, close)
+    return list(_report(artifact, ctx, miner, stats, events, total - len(events), crashes, traces, rs,
+                        fmt.name, close))
 
 
 class LogsTextAnalyzer(Analyzer):
