@@ -1,7 +1,8 @@
 """Take evidence in: files, folders and (nested) archives -> artifacts.
 
 ``collect(paths, work_dir)`` walks every path, expands zip and tar archives
-(also gzip/bzip2/xz/zstd-compressed ones) and single compressed files,
+(also gzip/bzip2/xz/zstd-compressed ones), 7z, RAR and CAB archives (through
+libarchive) and single compressed files,
 classifies every file found and returns an :class:`Intake`.  Hostile
 entries are refused one by one (``Intake.refusals``) and the rest of the
 bundle is still taken in.
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from backline.errors import ArchiveError, EvidenceError, NothingReadable, StorageError, UnsafeArchiveEntry
-from backline.evidence.archives import Member, iter_tar, iter_zip
+from backline.evidence.archives import LIBARCHIVE_FORMATS, Member, iter_libarchive, iter_tar, iter_zip
 from backline.evidence.classify import (Classification, classify_head, classify_zero_filled, read_head,
                                        starts_zero_filled, strip_compression_suffix)
 from backline.evidence.limits import IntakeLimits
@@ -272,6 +273,8 @@ class _Collector:
         try:
             if fmt == "zip":
                 members: Iterable = iter_zip(path, display, self.limits, remaining)
+            elif fmt in LIBARCHIVE_FORMATS:
+                members = iter_libarchive(path, fmt, display, self.limits)
             else:
                 members = iter_tar(path, compression, display, self.limits, self.run_dir)
             for m in members:

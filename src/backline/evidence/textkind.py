@@ -163,6 +163,7 @@ _HS_ERR_SECTION = re.compile(r"^-{5,}\s+(T H R E A D|S Y S T E M|P R O C E S S|S
 _HS_ERR_HEADER = re.compile(r"^#\s+(JRE version: |Java VM: |Problematic frame:|"
                             r"(SIGSEGV|SIGBUS|SIGILL|SIGFPE|SIGABRT|EXCEPTION_\w+) \(0x[0-9a-f]+\) at pc=|"
                             r"Native memory allocation |An error report file with more information)", re.M)
+_HS_ERR_SIGNAL = re.compile(r"^#\s+(SIG[A-Z]+|EXCEPTION_[A-Z_]+) \(0x[0-9a-fA-F]+\) at ", re.M)
 _SYM_RECORD = re.compile(r"^(MODULE|INFO|FILE|INLINE_ORIGIN|FUNC|PUBLIC|STACK (CFI|WIN)|INLINE|"
                          r"[0-9a-fA-F]+ [0-9a-fA-F]+ \d+ \d+)\b")
 _MONTHS = r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -183,8 +184,13 @@ _LEVEL_FIRST = re.compile(r"^\s*[\[<]?(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERRO
 _LOGCAT = re.compile(r"^[VDIWEFA]/[^(]{1,80}\(\s*\d+\):")
 
 _TRACE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("python", re.compile(r"^Traceback \(most recent call last\):\s*$\n\s+File \"", re.M)),
-    ("faulthandler", re.compile(r"^(Fatal Python error: |(Current thread|Thread) 0x[0-9a-f]+ "
+    # every shape the text trace parsers read (analyzers/dumps/text): a traceback at any
+    # indent, an exception group (3.11 ``+``/``|`` box margins), faulthandler dumps
+    ("python", re.compile(r"^[ \t]*Traceback \(most recent call last\):[ \t]*\r?\n[ \t]*File \"", re.M)),
+    ("python", re.compile(r"^[ \t]*\+ Exception Group Traceback \(most recent call last\):[ \t]*\r?\n"
+                          r"[ \t]*\| ", re.M)),
+    ("faulthandler", re.compile(r"^[ \t]*(Fatal Python error: |Timeout \([^)\n]*\)!|"
+                                r"(Current thread|Thread|Stack)( (0x[0-9a-fA-F]+|\d+))?( \"[^\"\n]*\")? "
                                 r"\(most recent call first\):)", re.M)),
     ("jstack", re.compile(r"^Full thread dump ", re.M)),
     ("java", re.compile(r"^(Exception in thread \"[^\"]*\" |Caused by: )?[\w$.]+(Exception|Error|Throwable)"
@@ -318,8 +324,10 @@ def classify_text(text: str, name: str) -> TextVerdict:
 
     # 1. strong signatures
     top = head[:4096]
-    if (top.lstrip().startswith("#") and (_HS_ERR.search(top) or len(_HS_ERR_HEADER.findall(top)) >= 2)) \
-            or _HS_ERR_SECTION.search(head):
+    first60 = "\n".join(text.splitlines()[:60])
+    if (top.lstrip().startswith("#") and len(_HS_ERR_HEADER.findall(top)) >= 2) \
+            or _HS_ERR.search(first60) or _HS_ERR_SIGNAL.search(first60) or _HS_ERR_SECTION.search(head):
+        # the hs_err parser reads a text whose first 60 lines hold its banner or signal line
         return TextVerdict(_K.HS_ERR, "hs_err")
     if re.match(r"MODULE \S+ \S+ [0-9A-Fa-f]{9,40} \S", first) or (
             first.startswith(("STACK CFI", "STACK WIN", "FUNC ", "PUBLIC "))
@@ -357,7 +365,12 @@ def classify_text(text: str, name: str) -> TextVerdict:
     if delim:
         return TextVerdict(_K.DATA, delim)
 
-    # 4. logs and traces
+    # 4. logs and traces: a trace that starts the text is a trace whatever its first
+    # words look like ("Fatal Python error:" starts like a log line)
+    for fmt, rx in _TRACE_RULES:
+        m = rx.search(head)
+        if m and not head[:m.start()].strip():
+            return TextVerdict(_K.CRASH_TRACE, fmt)
     score = _log_score(lines)
     if score >= 0.5:
         return TextVerdict(_K.TEXT_LOG, "")
