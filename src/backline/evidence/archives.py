@@ -451,9 +451,11 @@ def iter_libarchive(path: Path, fmt: str, label: str, limits: IntakeLimits) -> I
         cm = lib.file_reader(str(path), format_name=readers[0], filter_name="none") if len(readers) == 1 else \
             _reader_any(lib, str(path), readers)
         archive = cm.__enter__()
+    except ArchiveError:
+        raise
     except Exception as exc:
-        raise ArchiveError(f"cannot open {fmt} archive: {_libarchive_message(exc)[len('cannot read: '):]}"
-                           if not isinstance(exc, ArchiveError) else exc.message, artifact=label) from None
+        why = _libarchive_message(exc)
+        raise ArchiveError(why.replace("cannot read: ", f"cannot open {fmt} archive: "), artifact=label) from None
     consumed = _ArchiveBytes(archive)
     seen: set[str] = set()
     try:
@@ -463,9 +465,13 @@ def iter_libarchive(path: Path, fmt: str, label: str, limits: IntakeLimits) -> I
                 entry = next(entries)
             except StopIteration:
                 break
-            except Exception as exc:        # damaged headers or a cut archive
-                yield Refused("(rest of archive)", f"archive is damaged or truncated here: "
-                                                   f"{_libarchive_message(exc)}")
+            except Exception as exc:        # damaged headers, a cut archive, encrypted headers
+                why = _libarchive_message(exc)
+                if why.startswith("encrypted"):
+                    yield Refused("(archive)", "encrypted archive (password-protected headers): "
+                                               "cannot be read")
+                else:
+                    yield Refused("(rest of archive)", f"archive is damaged or truncated here: {why}")
                 break
             try:
                 raw_name = entry.pathname or ""
@@ -528,7 +534,7 @@ def _reader_any(lib, path: str, readers: tuple[str, ...]):
     def cm():
         with lib.read.new_archive_read(format_name=readers[0], filter_name="none") as archive_p:
             for extra in readers[1:]:
-                getattr(lib.ffi, f"read_support_format_{extra}")(archive_p)
+                lib.ffi.get_read_format_function(extra)(archive_p)
             lib.ffi.read_open_filename_w(archive_p, path, 64 * 1024)
             yield lib.read.ArchiveRead(archive_p)
     return cm()
