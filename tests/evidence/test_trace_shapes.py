@@ -120,6 +120,26 @@ def _corpus_shapes() -> dict[str, str]:
     return out
 
 
+#: Printed by OpenJDK 17.0.15 here (``throw new RuntimeException("boom")`` in ``main``, and a
+#: ``Caused by`` whose outer exception has one frame): single-frame shapes.
+JAVA_SHAPES = {
+    "java_single_frame": 'Exception in thread "main" java.lang.RuntimeException: boom\n'
+                         "\tat Two.main(Two.java:1)\n",
+    "java_single_frame_caused_by": 'Exception in thread "main" java.lang.IllegalStateException: bad config\n'
+                                   "\tat One.main(One.java:3)\n"
+                                   'Caused by: java.lang.NumberFormatException: For input string: "x"\n'
+                                   "\tat java.base/java.lang.NumberFormatException.forInputString("
+                                   "NumberFormatException.java:67)\n"
+                                   "\tat java.base/java.lang.Integer.parseInt(Integer.java:668)\n"
+                                   "\t... 1 more\n",
+}
+
+
+@pytest.mark.parametrize("name", list(JAVA_SHAPES))
+def test_java_single_frame_shapes(name):
+    _check(name, JAVA_SHAPES[name])
+
+
 def _variants(text: str) -> dict[str, str]:
     return {
         "as is": text,
