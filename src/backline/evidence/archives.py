@@ -35,6 +35,7 @@ class Member:
     name: str
     open: Callable[[], BinaryIO]
     notes: tuple[str, ...] = ()
+    mtime: float | None = None          # the member's modification time (seconds, UTC) when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,16 @@ def _zip_name(info: zipfile.ZipInfo) -> tuple[str, bool]:
             # Neither UTF-8 nor marked: keep the bytes, shown escaped.
             return raw.decode("utf-8", "surrogateescape"), any(b >= 0x80 for b in raw)
     return name, False
+
+
+def _zip_time(info: zipfile.ZipInfo) -> float | None:
+    """A zip entry's DOS time (the packing machine's local time, read as UTC)."""
+    import calendar
+
+    try:
+        return float(calendar.timegm((*info.date_time, 0, 0, 0)))
+    except (ValueError, OverflowError, TypeError):
+        return None
 
 
 def iter_zip(path: Path, label: str, limits: IntakeLimits, remaining_entries: int) -> Iterator[Member | Refused]:
@@ -178,7 +189,7 @@ def iter_zip(path: Path, label: str, limits: IntakeLimits, remaining_entries: in
                                      grace=limits.ratio_grace_bytes, label=f"{label}!/{shown}")
 
             notes = ("name is not valid UTF-8 or holds control characters (shown with \\x escapes)",) if bad_name else ()
-            yield Member(name, opener, notes)
+            yield Member(name, opener, notes, _zip_time(info))
     finally:
         zf.close()
 
@@ -338,7 +349,7 @@ def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
                     raise ArchiveError("member has no data", artifact=f"{label}!/{ti.name}")
                 return f  # type: ignore[return-value]
 
-            yield Member(name, opener, notes)
+            yield Member(name, opener, notes, float(ti.mtime) if ti.mtime else None)
     finally:
         raw_file.close()
 
@@ -422,6 +433,14 @@ def _libarchive_message(exc: BaseException) -> str:
     if "passphrase" in low or "encrypt" in low or "password" in low:
         return "encrypted entry (password protected): cannot be read"
     return f"cannot read: {msg}"
+
+
+def _entry_time(entry) -> float | None:
+    try:
+        t = entry.mtime
+        return float(t) if t else None
+    except Exception:  # pragma: no cover - an entry without a time
+        return None
 
 
 def _encrypted(lib, entry) -> bool:
@@ -518,7 +537,7 @@ def iter_libarchive(path: Path, fmt: str, label: str, limits: IntakeLimits) -> I
                                      max_ratio=limits.max_ratio, grace=limits.ratio_grace_bytes,
                                      label=where)
 
-            yield Member(name, opener, notes)
+            yield Member(name, opener, notes, _entry_time(entry))
     finally:
         try:
             cm.__exit__(None, None, None)

@@ -121,3 +121,30 @@ def test_parser_never_returns_a_stamp_after_the_limit(tmp_path, month_day):
         dt, _q = parser.parse("syslog", f"{month_day} {hms}")
         assert dt <= collected
         assert dt > collected - timedelta(days=366)
+
+
+def test_bundle_member_time_bounds_the_year(tmp_path):
+    """In a bundle the file's own mtime is gone (intake writes the bytes into the store
+    today): the archive member's time is the bound, carried by intake in ``meta``."""
+    import zipfile
+
+    from backline.analyzers.base import AnalysisContext
+    from backline.analyzers.logs.text_analyzer import LogsTextAnalyzer
+    from backline.evidence import collect
+    from backline.storage.blobs import BlobStore
+
+    lines = [ln.replace("app[1]: ", "app[1]: error: ") for ln in SPANS_NEW_YEAR]
+    bundle = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(bundle, "w") as z:
+        z.writestr(zipfile.ZipInfo("var/log/messages", date_time=(2025, 1, 5, 12, 0, 0)),
+                   "".join(ln + "\n" for ln in lines))
+    intake = collect([bundle], tmp_path / "work", store=BlobStore(tmp_path / "store"))
+    (art,) = intake.artifacts
+    assert art.meta["mtime"].startswith("2025-01-05T12:00:00")
+    out = list(LogsTextAnalyzer().analyze(art, AnalysisContext()))
+    stamps = sorted(o.ts for o in out if getattr(o, "ts", None) is not None)
+    assert stamps, "no events"
+    # a bundle packed in January 2025: its events are Dec 2024 .. Jan 2025 (the file's
+    # own time, today, would have allowed Dec 2025 .. Jan 2026)
+    assert max(stamps) <= datetime(2025, 1, 5, 12, 0, tzinfo=UTC)
+    assert min(stamps).year == 2024

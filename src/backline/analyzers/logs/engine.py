@@ -28,8 +28,8 @@ MAX_ATTEMPTS = 16
 MESSAGE_LEVEL = rb"\b(?:fatal|critical|error|severe|warn(?:ing)?|panic|failed|failure|exception)\b"
 
 
-def _clock(path: str | Path | None, tz) -> FileClock:
-    return FileClock(str(path) if path else None, tz)
+def _clock(path: str | Path | None, tz, collected=None) -> FileClock:
+    return FileClock(str(path) if path else None, tz, collected)
 
 
 def line_engine(fmt: LogFormat, keys, path: str | Path | None, *, keep_shapes: bool = False,
@@ -42,12 +42,12 @@ def line_engine(fmt: LogFormat, keys, path: str | Path | None, *, keep_shapes: b
 
 
 def record_engine(fmt: LogFormat, keys, path: str | Path | None, *, cont: str,
-                  severity_of: Callable[[str], int], tz=timezone.utc) -> RecordEngine:
+                  severity_of: Callable[[str], int], tz=timezone.utc, collected=None) -> RecordEngine:
     """An engine that groups lines into records (the ``logs.text`` analyzer): a line of
     a header format that does not match it and has no time stamp near its start, or
     starts with a blank, continues the record before it; without a header format a line
     continues a record when ``cont`` matches it."""
-    clock = _clock(path, tz)
+    clock = _clock(path, tz, collected)
     engine = RecordEngine(keys, fmt.engine_patterns(), clock.year, clock.day, False, None,
                         has_header=fmt.name != "plain", cont=cont.encode(), anyts=_FIND.pattern.encode(),
                         msglevel=MESSAGE_LEVEL,

@@ -174,7 +174,7 @@ def _json_record_rows(source: LogSource, fmt: LogFormat, tz: ZoneInfo | timezone
     """The records of a JSON-lines log: each line is parsed by :meth:`.formats.LogFormat.split`
     (JSON), lines that are not JSON join the record before them when they look like
     continuations (:data:`_CONT`).  The one format the compiled engine does not split."""
-    parser = TsParser(tz, clock=FileClock(str(source.path), tz))
+    parser = TsParser(tz, clock=FileClock(str(source.path), tz, getattr(source, "collected", None)))
     cur: tuple | None = None         # the pending record's row (see ROW_FIELDS)
     parts: list[str] | None = None   # its lines when it has continuation lines
     end = size = 0
@@ -255,7 +255,7 @@ def read_record_blocks(source: LogSource, miner, tz: ZoneInfo | timezone = timez
                 return
             yield RecordBlock.from_rows(batch, miner.add_block([r[10].replace("\n", " ") for r in batch]))
     engine = record_engine(fmt, miner.keys, source.path, cont=_CONT.pattern, severity_of=_severity_code,
-                           tz=tz)
+                           tz=tz, collected=getattr(source, "collected", None))
     for _ in engine_blocks(source, engine, [fmt]):
         d = engine.take_records()
         if d["n"]:

@@ -15,6 +15,7 @@ from :mod:`.anomalies`; stack traces inside records become crash findings
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +60,14 @@ def _event(artifact: str, rec: LogRecord) -> Event:
                  ts_quality=rec.ts_quality, analyzer=NAME)
 
 
-def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> Iterator[Output]:
-    """Analyze one text log file; yields Events, Findings and Facts (see module docstring)."""
+def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext,
+                     collected: datetime | None = None) -> Iterator[Output]:
+    """Analyze one text log file; yields Events, Findings and Facts (see module docstring).
+
+    ``collected``: when the evidence was written, if the bundle says (an archive member's
+    time); year-less stamps are never inferred after it."""
     src = open_log(path, display=artifact)
+    src.collected = collected
     tz = ctx.tz if isinstance(ctx.tz, ZoneInfo) else ZoneInfo("UTC")
     miner = TemplateMiner()
     stats = LogStats()
@@ -193,4 +199,17 @@ class LogsTextAnalyzer(Analyzer):
 
     def analyze(self, artifact: Artifact, ctx: AnalysisContext) -> Iterator[Output]:
         assert artifact.local_path is not None
-        yield from analyze_text_log(artifact.local_path, artifact.path, ctx)
+        yield from analyze_text_log(artifact.local_path, artifact.path, ctx, _member_time(artifact))
+
+
+def _member_time(artifact: Artifact) -> datetime | None:
+    """The modification time intake recorded for the artifact (``meta["mtime"]``)."""
+    raw = (artifact.meta or {}).get("mtime")
+    if not raw:
+        return None
+    try:
+        t = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+

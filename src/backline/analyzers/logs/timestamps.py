@@ -257,7 +257,8 @@ def start_year(path: str | None, limit_us: int, year: int, day: tuple[int, int, 
 class FileClock:
     """What the stamps of one file are read against: the start year for stamps without
     one, the date for stamps with a time of day only, and the latest wall time an
-    inferred year may give (:func:`collected_at`).
+    inferred year may give (:func:`collected_at`, or ``collected`` when the evidence
+    says earlier: an archive member's time).
 
     >>> import os, tempfile
     >>> p = os.path.join(tempfile.mkdtemp(), "x.log")
@@ -270,8 +271,11 @@ class FileClock:
 
     __slots__ = ("year", "day", "limit_us", "collected")
 
-    def __init__(self, path: str | None, tz: ZoneInfo | timezone = timezone.utc):
+    def __init__(self, path: str | None, tz: ZoneInfo | timezone = timezone.utc,
+                 collected: datetime | None = None):
         self.collected = collected_at(path)
+        if collected is not None:       # what the bundle says (the archive member's time)
+            self.collected = min(self.collected, collected)
         d = self.collected.date()
         self.day = (d.year, d.month, d.day)
         self.limit_us = wall_us(self.collected, tz)
