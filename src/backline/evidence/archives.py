@@ -415,7 +415,8 @@ class _EntryReader(io.RawIOBase):
                 self.done = True
             except Exception as exc:    # libarchive.ArchiveError: damaged or encrypted data
                 self.done = True
-                raise ArchiveError(_libarchive_message(exc), artifact=self.label) from None
+                raise ArchiveError(_libarchive_message(exc).removeprefix("cannot read: "),
+                                   artifact=self.label) from None
         data, self.pending = self.pending[:want], self.pending[want:]
         return data
 

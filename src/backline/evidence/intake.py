@@ -333,7 +333,7 @@ class _Collector:
             self.refuse(inner, exc.message)
             return
         except (ArchiveError, RuntimeError, NotImplementedError, *STREAM_ERRORS) as exc:
-            self.refuse(inner, f"cannot extract: {exc}")
+            self.refuse(inner, f"cannot extract: {getattr(exc, 'message', None) or exc}")
             if dest.exists():
                 dest.unlink()
             return
