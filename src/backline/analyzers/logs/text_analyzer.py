@@ -21,7 +21,7 @@ import numpy as np
 from zoneinfo import ZoneInfo
 
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
-from backline.analyzers.logs import anomalies
+from backline.analyzers.logs import anomalies, deaths
 from backline.analyzers.logs.crashes import LogCrashes
 from backline.analyzers.logs.miner import CLUSTER_MAX, TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
@@ -39,7 +39,7 @@ MAX_STACK_TRACES = 200
 MAX_TRACE_TEXT = 64 * 1024
 
 FINDING_CODES = frozenset({"LOG.ERROR_TEMPLATE", "LOG.FIRST_ERROR", "LOG.BURST", "LOG.RARE_TEMPLATE",
-                           "LOG.NEW_TEMPLATE", "LOG.SILENCE",
+                           "LOG.NEW_TEMPLATE", "LOG.SILENCE", "LOG.PROCESS_EXIT",
                            # stack traces inside the log, as the dumps area reports them
                            "DUMP.PYTHON_EXCEPTION", "DUMP.JAVA_EXCEPTION", "DUMP.DOTNET_EXCEPTION",
                            "DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK", "DUMP.HANG",
@@ -146,6 +146,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     yield from anomalies.new_templates(artifact, tpls, stats, NAME)
     yield from anomalies.silences(artifact, stats, NAME)
     yield from anomalies.logging_stops(artifact, stats, NAME)
+    yield from deaths.process_exits(artifact, tpls, NAME)
     yield from crashes.findings(NAME)
     yield from crashes.events(NAME)
     if crashes.skipped:

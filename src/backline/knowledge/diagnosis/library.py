@@ -36,7 +36,7 @@ from backline.model import Severity
 
 LIBRARY_FILE = "relations.toml"
 #: Join kinds a relation may name: the entity kinds plus the artifact and time.
-JOINS = (*KINDS, "artifact", "time")
+JOINS = (*KINDS, "artifact", "time", "onset")
 PLACEHOLDERS = re.compile(r"\{(\w+)\}")
 
 
@@ -56,6 +56,8 @@ class Signal:
     confirm: str = ""
     refute: str = ""
     ask: str = ""
+    acute: bool = False              # a happening (a death, a crash), not a condition: repeats are not chronic
+                                     # noise when the incident's effects follow it
 
     code_re: re.Pattern | None = None
 
@@ -94,6 +96,7 @@ class Relation:
     time_within_s: float = 120.0     # the same, when only time joins them
     contradict: tuple[str, ...] = () # kinds that, named differently on both sides, forbid a time-only
                                      # join (default: the entity kinds of ``join``)
+    onset_s: float = 10.0            # "onset" join: the effect first appears within this long after the cause
     confirm: str = ""
     refute: str = ""
 
@@ -180,7 +183,8 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library
             text=_regex(s.get("text"), where + ".text"), not_text=_regex(s.get("not_text"), where + ".not_text"),
             data={k: tuple(str(x).lower() for x in v) for k, v in (s.get("data") or {}).items()},
             min_severity=_severity(s.get("min_severity"), where),
-            confirm=s.get("confirm", ""), refute=s.get("refute", ""), ask=s.get("ask", "")))
+            confirm=s.get("confirm", ""), refute=s.get("refute", ""), ask=s.get("ask", ""),
+            acute=bool(s.get("acute", False))))
     relations: list[Relation] = []
     rids: set[str] = set()
     for i, r in enumerate(doc.get("relation") or []):
@@ -204,7 +208,7 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library
             id=rid, cause=cause, effect=effect, join=join, rationale=r["rationale"],
             weight=float(r.get("weight", 1.0)), order=order, within_s=float(r.get("within_s", 3600)),
             time_within_s=float(r.get("time_within_s", 120)), contradict=tuple(r.get("contradict") or ()),
-            confirm=r.get("confirm", ""),
+            onset_s=float(r.get("onset_s", 10)), confirm=r.get("confirm", ""),
             refute=r.get("refute", "")))
     return Library(tuple(signals), tuple(relations))
 

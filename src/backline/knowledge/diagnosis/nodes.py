@@ -8,6 +8,7 @@ is a link of the library between two nodes (made by :mod:`.engine`).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Node:
     severity: Severity = Severity.INFO
     lines: dict[str, int] = field(default_factory=dict)   # artifact -> first line it points at
     coarse: bool = False                  # its time is a bucket's start (a burst), not a record's
+    derived: set[tuple[str, str]] = field(default_factory=set)   # entities inferred, not named (no contradiction)
 
     @property
     def prior(self) -> float:
@@ -139,6 +141,53 @@ def endpoint_owners(findings: Sequence[Finding], named: set[str], vocab: Vocabul
                         if e.kind == "endpoint":
                             owners[e.value] |= procs
     return owners
+
+
+#: A line saying a program serves on an endpoint ("listening on 10.0.0.5:8080", "bound to ...").
+_LISTEN = re.compile(r"\b(?:listen(?:s|ing)?|bound|binding|serving|accepting(?: connections)?)\b[^\n]{0,40}?"
+                     r"\b(?:on|at|to)\b", re.I)
+_TOKEN = re.compile(r"[a-z0-9_]+(?:[.-][a-z0-9_]+)*")
+
+
+def artifact_processes(paths: Iterable[str], vocab: Vocabulary) -> dict[str, set[str]]:
+    """Processes an artifact's file name names ("tilerd.log", "journal-geoindexd.txt",
+    "billing-stderr---supervisor.log"): a program's log is about that program."""
+    out: dict[str, set[str]] = {}
+    known = vocab.processes
+    if not known:
+        return out
+    for path in set(paths):
+        name = path.replace("\\", "/").rsplit("/", 1)[-1].rsplit("!", 1)[-1].lower()
+        words = set()
+        for tok in _TOKEN.findall(name):
+            words.add(tok)
+            words.update(re.split(r"[.-]", tok))
+        hit = {w for w in words if w in known}
+        if hit:
+            out[path] = hit
+    return out
+
+
+def listeners(facts: Sequence[Fact], vocab: Vocabulary, art_procs: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """Endpoints a log says its program serves on (from the logs' template index: a line such as
+    "tilerd[812] listening on 10.0.0.5:8080" is info, never a finding): endpoint -> the processes
+    the line names, or the process the log's file name names."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for fact in facts:
+        if fact.name != "log.template_index" or not isinstance(fact.value, list):
+            continue
+        for entry in fact.value:
+            text = entry.get("example") if isinstance(entry, Mapping) else None
+            if not text or not _LISTEN.search(text):
+                continue
+            ents = extract(text, vocab)
+            eps = [e.value for e in ents if e.kind == "endpoint"]
+            if not eps:
+                continue
+            procs = {e.value for e in ents if e.kind == "process"} or set(art_procs.get(fact.artifact, ()))
+            for ep in eps:
+                out[ep] |= procs
+    return out
 
 
 def server_names(findings: Sequence[Finding]) -> dict[str, set[str]]:
