@@ -76,6 +76,7 @@ class DiagnosisSettings:
     max_time_support: float = 0.5
     max_file_support: float = 0.6
     max_onset_support: float = 1.0     # links resting on an effect's onset right after the cause alone
+    onset_weight: float = 0.6          # how strongly an effect's onset right after the cause ties them
     min_path_weight: float = 0.05       # weaker chains explain nothing
     unplaced_factor: float = 0.85       # undated and tied to nothing: unknown relevance to the incident
     lead: timedelta = timedelta(minutes=5)          # a cause may start this long before the incident
@@ -91,7 +92,8 @@ def _tolerance(c: Node, e: Node, skewed: set[str]) -> float:
     return 1.0
 
 
-def _join(c: Node, e: Node, rel: Relation, skewed: set[str]) -> tuple[float, tuple[tuple[str, str], ...]] | None:
+def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
+          onset_weight: float = JOIN_WEIGHT["onset"]) -> tuple[float, tuple[tuple[str, str], ...]] | None:
     """How strongly ``c`` and ``e`` are tied for ``rel``, and on what; None when they are not, or when
     their times forbid it."""
     dated = c.first is not None and e.first is not None
@@ -123,7 +125,7 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str]) -> tuple[float, tup
                 continue
             dt = e.first - c.first                                    # type: ignore[operator]
             if -_tolerance(c, e, skewed) <= dt <= rel.onset_s:
-                w = JOIN_WEIGHT["onset"]
+                w = onset_weight
                 if w > best:
                     best = w
                 on.append(("onset", f"{max(0.0, dt):.1f} s later"))
@@ -232,7 +234,7 @@ class _Candidates:
 
 
 def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
-           s_generic: float = 0.5) -> dict[tuple[int, int], Edge]:
+           s_generic: float = 0.5, onset_weight: float = JOIN_WEIGHT["onset"]) -> dict[tuple[int, int], Edge]:
     """The links of the library between ``nodes``; an effect known only as a generic error weighs
     ``s_generic`` (its words say nothing about the cause), and a finding of a class of its own is
     never linked as a generic error."""
@@ -253,7 +255,7 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
                 if ei == ci:
                     continue
                 e = nodes[ei]
-                j = _join(c, e, rel, skewed)
+                j = _join(c, e, rel, skewed, onset_weight)
                 if j is None:
                     continue
                 esig = e.has(rel.effect)
@@ -445,7 +447,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     window = incident_window(events, offsets, s.timing)
     nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)
     _bridge(nodes, findings, facts, vocab)
-    edges = _edges(nodes, lib, set(offsets), s.max_out_links)
+    edges = _edges(nodes, lib, set(offsets), s.max_out_links, onset_weight=s.onset_weight)
     out: dict[int, list[Edge]] = defaultdict(list)
     inbound: dict[int, list[Edge]] = defaultdict(list)
     for e in sorted(edges.values(), key=lambda e: (-e.weight, e.cause, e.effect)):
