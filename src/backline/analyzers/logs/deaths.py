@@ -46,7 +46,7 @@ _OOM = re.compile(r"\b(?:Out of memory|Memory cgroup out of memory|oom[-_ ]kill\
                   r"|\bKilled process (\d+) \(|\bOOMKilled\b|\boom-kill:[^\n]*\btask=", re.I)
 _SIGNAL = re.compile(
     r"\b(?:killed|terminated|exited|stopped|died|aborted|ended)\s+(?:by|on|with|due\s+to|from)\s+"
-    r"(?:signal\s+(?P<num>\d+)(?:\s*\((?:SIG)?(?P<name1>[A-Z]{2,6})\))?|(?:signal\s+)?SIG(?P<name2>[A-Z]{2,6}))\b"
+    r"(?:signal\s+(?P<num>\d+)(?:\s*\((?:SIG)?(?P<name1>[A-Z]{2,6})\))?|(?:signal\s+)?\bSIG(?!NAL\b)(?P<name2>[A-Z]{2,6}))\b"
     r"|\bcode=(?:killed|dumped),\s*status=(?P<snum>\d+)/(?:SIG)?(?P<sname>[A-Z]{2,6})\b", re.I)
 _STATUS = re.compile(
     r"\bcode=exited,\s*status=(?P<a>-?\d+)"

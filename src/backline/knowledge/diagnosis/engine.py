@@ -120,11 +120,16 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
                 best = max(best, w)
                 on.append(("artifact", sorted(shared)[0]))
         elif kind == "onset":
-            # the effect appears right after the cause (a process dies, its port refuses the next SYN)
+            # the effect appears right after the cause (a process dies, its port refuses the next SYN);
+            # a happening that recurs (a restart loop) is measured from its last sighting before the effect
             if not dated or _contradict(c, e, rel):
                 continue
-            dt = e.first - c.first                                    # type: ignore[operator]
-            if -_tolerance(c, e, skewed) <= dt <= rel.onset_s:
+            tol = _tolerance(c, e, skewed)
+            ref = c.first
+            if c.last is not None and c.last <= e.first + tol and any(sg.acute for sg in c.signals):  # type: ignore[operator]
+                ref = c.last
+            dt = e.first - ref                                        # type: ignore[operator]
+            if -tol <= dt <= rel.onset_s:
                 w = onset_weight
                 if w > best:
                     best = w
@@ -216,7 +221,9 @@ class _Candidates:
             elif kind in ("time", "onset"):
                 if c.first is not None:
                     lo = bisect.bisect_left(self.times, c.first - tol)
-                    hi = bisect.bisect_right(self.times, c.first + (rel.time_within_s if kind == "time" else rel.onset_s))
+                    end = (c.first + rel.time_within_s if kind == "time"
+                           else max(c.first, c.last or c.first) + rel.onset_s)
+                    hi = bisect.bisect_right(self.times, end)
                     groups[2].update(self.timed[lo:hi])
             else:
                 for v in c.ents.get(kind, ()):
