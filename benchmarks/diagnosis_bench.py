@@ -6,7 +6,12 @@ Prints, per round, the analysis wall time, the diagnosis' own time
 (``result.diagnosis.duration_s``), and the share; then the medians, and the difference of the
 median wall times with and without (the baseline: the same analysis with ``diagnose=False``).
 The first analysis of the process pays the one-off load of the relation library (TOML parse and
-regular expressions); it is printed on its own.
+regular expressions); it is printed on its own.  The diagnosis remembers the words it has read
+(classes, names and entities per text: the same templates recur in every upload of a case, and
+the case-wide diagnosis reads the stored findings again), so a second analysis of the *same*
+evidence finds them remembered; each round therefore also analyses with those memos forgotten
+first (``forget_texts``), which is what evidence never seen before costs.  Both shares are
+printed; the one for new evidence is the figure to hold against the target.
 
 Then the bound on work: a synthetic case far larger than analyzers produce (600 error findings
 in 3 logs that all name endpoints and pids, 20,000 events), diagnosed once; the caps of
@@ -28,7 +33,7 @@ from pathlib import Path
 
 from datetime import datetime, timedelta, timezone
 
-from backline.knowledge.diagnosis import diagnose
+from backline.knowledge.diagnosis import diagnose, forget_texts
 from backline.model import Event, EvidenceRef, Finding, Severity
 from backline.pipeline import AnalyzeOptions, analyze
 
@@ -49,17 +54,25 @@ def main() -> None:
     wall, diag = run(True)                 # the first: includes loading the relation library
     print(f"first analysis of the process: {wall:.3f} s, diagnosis {diag * 1000:.1f} ms "
           f"({diag / wall:.1%}, with the one-off library load)")
-    with_d, without, diags = [], [], []
+    with_d, without, diags, fresh_w, fresh_d = [], [], [], [], []
     for i in range(rounds):
         w, d = run(True)
+        forget_texts()
+        wf, df = run(True)
         w0, _ = run(False)
         with_d.append(w)
         without.append(w0)
         diags.append(d)
-        print(f"round {i + 1}: with {w:.3f} s (diagnosis {d * 1000:.1f} ms, {d / w:.1%}), without {w0:.3f} s")
+        fresh_w.append(wf)
+        fresh_d.append(df)
+        print(f"round {i + 1}: with {w:.3f} s (diagnosis {d * 1000:.1f} ms, {d / w:.1%}); words forgotten first "
+              f"{wf:.3f} s (diagnosis {df * 1000:.1f} ms, {df / wf:.1%}); without {w0:.3f} s")
     mw, m0, md = statistics.median(with_d), statistics.median(without), statistics.median(diags)
-    print(f"median: analysis {mw:.3f} s, diagnosis {md * 1000:.1f} ms = {md / mw:.1%} of the analysis "
-          f"(target <= 5 %); baseline without the diagnosis {m0:.3f} s (difference {mw - m0:+.3f} s)")
+    fw, fd = statistics.median(fresh_w), statistics.median(fresh_d)
+    print(f"median, same evidence again: analysis {mw:.3f} s, diagnosis {md * 1000:.1f} ms = {md / mw:.1%} of the "
+          f"analysis; baseline without the diagnosis {m0:.3f} s (difference {mw - m0:+.3f} s)")
+    print(f"median, new evidence (memos forgotten): analysis {fw:.3f} s, diagnosis {fd * 1000:.1f} ms = "
+          f"{fd / fw:.1%} of the analysis (target <= 5 %)")
 
     big()
 

@@ -63,7 +63,8 @@ class Edge:
 
 
 def finding_text(f: Finding) -> str:
-    """The words of a finding: title, detail, evidence excerpts and descriptive data values."""
+    """The words of a finding: title, detail, evidence excerpts and descriptive data values (a part
+    already said by an earlier one - the template in the title, an excerpt that is the title - once)."""
     parts = [f.title, f.detail]
     parts += [r.excerpt for r in f.evidence[:8] if r.excerpt]
     for key in _TEXT_KEYS:
@@ -72,7 +73,53 @@ def finding_text(f: Finding) -> str:
             parts += [str(x) for x in v[:20] if isinstance(x, (str, int))]
         elif v not in (None, ""):
             parts.append(str(v))
-    return "\n".join(p for p in parts if p)
+    out: list[str] = []
+    for p in parts:
+        if p and not any(p in q for q in out):
+            out.append(p)
+    return "\n".join(out)
+
+
+class _Memo:
+    """Per library: the signals that a code can be of, and the classes of findings already seen
+    (the same words recur: the same templates in every upload of a case, the stored findings the
+    case-wide diagnosis reads again).  Bounded; a pure function of its key."""
+
+    MAX = 20_000
+
+    def __init__(self, lib: Library):
+        self.lib = lib
+        self.by_code: dict[str, tuple[Signal, ...]] = {}
+        self.keys = tuple(sorted({k for sg in lib.signals for k in sg.data}))
+        self.seen: dict[tuple, tuple[Signal, ...]] = {}
+
+
+_MEMOS: dict[int, _Memo] = {}
+
+
+def classify(lib: Library, f: Finding, text: str) -> list[Signal]:
+    """The library's signals (classes) that finding ``f`` with words ``text`` is of."""
+    memo = _MEMOS.get(id(lib))
+    if memo is None or memo.lib is not lib:
+        if len(_MEMOS) > 8:
+            _MEMOS.clear()
+        memo = _MEMOS[id(lib)] = _Memo(lib)
+    cands = memo.by_code.get(f.code)
+    if cands is None:
+        cands = memo.by_code[f.code] = tuple(sg for sg in lib.signals if sg.matches_code(f.code))
+    if not cands:
+        return []
+    data = f.data if isinstance(f.data, Mapping) else {}
+    sev = int(f.severity)
+    key = (f.code, sev, text, tuple(str(data.get(k, "")).lower() for k in memo.keys))
+    hit = memo.seen.get(key)
+    if hit is None:
+        low = text.lower()
+        hit = tuple(sg for sg in cands if sg.matches(f.code, low, data, sev))
+        if len(memo.seen) >= memo.MAX:
+            memo.seen.clear()
+        memo.seen[key] = hit
+    return list(hit)
 
 
 def _add(ents: dict[str, list[str]], items: Iterable[Entity]) -> None:
@@ -259,11 +306,7 @@ def build_nodes(findings: Sequence[Finding], lib: Library, vocab: Vocabulary,
         picked = sorted(picked, key=lambda i: (-int(findings[i].severity), -findings[i].count, i))[: max_nodes]
         picked.sort()
     texts = {i: finding_text(findings[i]) for i in picked}
-    sigs = {}
-    for i in picked:
-        f, low = findings[i], texts[i].lower()
-        data = f.data if isinstance(f.data, Mapping) else {}
-        sigs[i] = [sg for sg in lib.signals if sg.matches(f.code, low, data, int(f.severity))]
+    sigs = {i: classify(lib, findings[i], texts[i]) for i in picked}
     nodes: list[Node] = []
     for group in _same_happening(findings, [i for i in picked if sigs[i]]):
         rep = max(group, key=lambda i: (_rep_rank(findings[i], sigs[i]), -i))
