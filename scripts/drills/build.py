@@ -38,6 +38,7 @@ DRILL_MODULES = (
     "oom_tiler",
     "config_exit",
     "abort_timeouts",
+    "container_exit",
     "healthy_shop",
     "healthy_resolver",
     "healthy_stream",

@@ -12,7 +12,7 @@ exit status 0, an exit the supervisor calls expected, a stop by SIGTERM/SIGINT/S
 (or the shell's 130/143 for them).
 
 :func:`death` reads one line; :func:`process_exits` turns a log's templates into
-findings (one per template, the first abnormal example as its evidence).
+findings (:class:`Deaths`, record by record, grouped by what died and how).
 
 >>> death("Dec  7 14:52:23 tiles01 kernel: Memory cgroup out of memory: Killed process 15632 (tilerd) total-vm:70784kB")
 {'reason': 'oom-kill', 'process': ['tilerd'], 'pid': '15632'}
@@ -30,6 +30,8 @@ True
 {'reason': 'crash-message', 'process': ['geoindexd'], 'pid': '21364'}
 >>> death("worker exited normally") is None
 True
+>>> death('{"msg": "task exit", "container": "quotes", "pid": 26356, "exitCode": 2}')
+{'reason': 'exit-status', 'process': ['quotes'], 'pid': '26356', 'status': 2}
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
-from backline.analyzers.logs.stats import TemplateStats
 from backline.model import EvidenceRef, Finding, Severity
 
 MAX_EXITS = 10
@@ -52,7 +53,8 @@ _STATUS = re.compile(
     r"\bcode=exited,\s*status=(?P<a>-?\d+)"
     r"|\bexit(?:ed)?\s+(?:with\s+)?(?:exit\s+)?(?:code|status)[\s=:]*\(?(?P<b>-?\d+)"
     r"|\bexited\s+with\s+(?P<c>-?\d+)\b"
-    r"|\breturned\s+(?:exit\s+)?(?:code|status)\s+(?P<d>-?\d+)", re.I)
+    r"|\breturned\s+(?:exit\s+)?(?:code|status)\s+(?P<d>-?\d+)"
+    r"|\bexit_?(?:code|status)[\"']?\s*[=:]\s*[\"']?(?P<e>-?\d+)", re.I)     # JSON and key=value events
 _CRASH = re.compile(r"\*\*\*[^*\n]{3,80}\*\*\*:?\s*terminated|\bsegfault at\b|\bgeneral protection fault\b"
                     r"|\btrap (?:invalid opcode|divide error)\b|\b(?:Segmentation fault|Aborted|Bus error|"
                     r"Illegal instruction|Floating point exception)\s+\(core dumped\)", re.I)
@@ -61,7 +63,7 @@ _GAVE_UP = re.compile(r"\bentered FATAL state\b|\b(?:start request repeated too 
                       r"exited prematurely|terminated abnormally|exited abnormally|terminated unexpectedly)\b", re.I)
 #: a stop someone asked for: SIGTERM, SIGINT, SIGHUP (the shell's 128+N for them)
 _REQUESTED_SIGNALS = {"TERM", "INT", "HUP", "15", "2", "1"}
-_REQUESTED_STATUS = {0, 130, 143, 129}
+_REQUESTED_STATUS = {0, 130, 143, 129, -15, -2, -1}
 _EXPECTED = re.compile(r";\s*expected\)|\bDeactivated successfully\b|\bexited normally\b", re.I)
 
 _KILLED_NAME = re.compile(r"\bKill(?:ed)? process \d+ \(([^)\s]{1,40})\)|\btask=([\w.-]{1,40}),", re.I)
@@ -70,10 +72,13 @@ _SUPERVISED = re.compile(r"\b(?:exited|gave up|stopped|terminated|died|crashed|k
                          r"(?=\s|\(|$)", re.I)
 _NAME_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\s*\((?:pid\s*)?(\d{1,10})\)", re.I)
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
-_PID = re.compile(r"\b(?:pid|process)\s*[:=#]?\s*(\d{2,10})\b", re.I)
-#: a cheap test on a template's constant words before the patterns above
-_HINT = re.compile(r"kill|exit|signal|status|terminat|\*\*\*|segfault|fault|trap|core dumped|fatal state|died|"
-                   r"crash|abnormal|prematurely|unexpectedly|repeated too quickly", re.I)
+_PID = re.compile(r"\b(?:pid|process)[\"']?\s*[:=#]?\s*(\d{2,10})\b", re.I)
+#: ``"container": "quotes"``, ``unit=billing``: the name a structured event gives the process
+_FIELD_NAME = re.compile(r"\b(?:container|service|program|app|unit|process_name|task_name)[\"']?\s*[=:]\s*"
+                         r"[\"']?([A-Za-z_][\w.-]{1,40})", re.I)
+#: the same screen in RE2 syntax, run over a whole block of head lines at once
+_HINT_RE2 = (r"kill|exit|signal|status|terminat|\*\*\*|segfault|fault|trap|core dumped|fatal state|died|crash|"
+             r"abnormal|prematurely|unexpectedly|repeated too quickly")
 _NOT_NAME = {"process", "child", "worker", "program", "service", "daemon", "main", "the", "with", "signal", "pid",
              "kernel", "exit", "status", "code"}
 
@@ -122,7 +127,7 @@ def death(line: str) -> dict[str, Any] | None:
         return None
     names: list[str] = []
     pid = out.pop("pid", None)
-    for rx in (_KILLED_NAME, _UNIT, _SUPERVISED):
+    for rx in (_KILLED_NAME, _UNIT, _SUPERVISED, _FIELD_NAME):
         for n in rx.findall(line):
             n = n if isinstance(n, str) else next((x for x in n if x), "")
             if n.lower() not in _NOT_NAME and n not in names:
@@ -146,29 +151,59 @@ def death(line: str) -> dict[str, Any] | None:
     return res
 
 
-def process_exits(artifact: str, tpls: list[TemplateStats], analyzer: str) -> Iterator[Finding]:
-    """``LOG.PROCESS_EXIT`` findings: templates whose lines say a process ended abnormally (at
-    most :data:`MAX_EXITS`, the earliest first)."""
-    found = []
-    for t in tpls:
-        if not _HINT.search(t.template):
-            continue
-        for ln, text in t.examples:
+class Deaths:
+    """The deaths a log tells, collected record by record while the log streams (a template can
+    hold clean and abnormal ends alike: ``{"msg": "task exit", "exitCode": 0}`` and ``... 2}``),
+    grouped by what died and how: one ``LOG.PROCESS_EXIT`` finding per group (at most
+    :data:`MAX_EXITS`, the earliest first).  Each block's head lines are screened at once by
+    a cheap pattern (Arrow's RE2) before :func:`death` reads the few that pass."""
+
+    MAX_GROUPS = 200
+
+    def __init__(self, artifact: str):
+        self.artifact = artifact
+        self.groups: dict[tuple, dict[str, Any]] = {}
+
+    def add_block(self, b) -> None:
+        import numpy as np
+        import pyarrow.compute as pc
+
+        heads = b.strings["head"]
+        mask = pc.fill_null(pc.match_substring_regex(heads, _HINT_RE2, ignore_case=True), False)
+        for i in np.flatnonzero(mask.to_numpy(zero_copy_only=False)).tolist():
+            text = heads[i].as_py() or ""
             d = death(text)
-            if d is not None:
-                found.append((t.first_line, t, ln, text, d))
-                break
-    found.sort(key=lambda x: x[0])
-    for first_line, t, ln, text, d in found[:MAX_EXITS]:
-        who = ", ".join(d.get("process", ())) or "a process"
-        how = {"oom-kill": "killed by the kernel's OOM killer", "signal": f"killed by signal {d.get('signal')}",
-               "exit-status": f"exited with status {d.get('status')}", "crash-message": "crashed",
-               "gave-up": "ended and was given up"}[d["reason"]]
-        yield Finding(
-            code="LOG.PROCESS_EXIT", title=f"{who} {how} ({t.count}x): {t.template[:160]}",
-            severity=Severity.HIGH, artifact=artifact,
-            evidence=(EvidenceRef.line(artifact, ln, text[:500]),)
-            + tuple(EvidenceRef.line(artifact, x, y[:500]) for x, y in t.examples if x != ln),
-            detail=f"{t.count} line(s) of this template; first at line {t.first_line}",
-            count=t.count, first_seen=t.first_ts, last_seen=t.last_ts, analyzer=analyzer,
-            data={"template_id": t.template_id, "template": t.template, "level": t.level, **d})
+            if d is None:
+                continue
+            key = (d["reason"], tuple(d.get("process", ())), d.get("signal"), d.get("status"))
+            g = self.groups.get(key)
+            if g is None:
+                if len(self.groups) >= self.MAX_GROUPS:
+                    continue
+                g = self.groups[key] = {"death": d, "count": 0, "first_ts": None, "last_ts": None, "examples": []}
+            g["count"] += 1
+            ts = b.dt(i)
+            if ts is not None:
+                g["first_ts"] = ts if g["first_ts"] is None or ts < g["first_ts"] else g["first_ts"]
+                g["last_ts"] = ts if g["last_ts"] is None or ts > g["last_ts"] else g["last_ts"]
+            if len(g["examples"]) < 3:
+                g["examples"].append((int(b.line[i]), text[:500]))
+            if "words" not in g:                  # the record's message when it says it all, else its line
+                msg = b.strings["message"][i].as_py() or ""
+                g["words"] = msg if msg and death(msg) is not None else text
+
+    def findings(self, analyzer: str) -> Iterator[Finding]:
+        for g in sorted(self.groups.values(), key=lambda g: g["examples"][0][0])[:MAX_EXITS]:
+            d = g["death"]
+            who = ", ".join(d.get("process", ())) or "a process"
+            how = {"oom-kill": "killed by the kernel's OOM killer", "signal": f"killed by signal {d.get('signal')}",
+                   "exit-status": f"exited with status {d.get('status')}", "crash-message": "crashed",
+                   "gave-up": "ended and was given up"}[d["reason"]]
+            line, text = g["examples"][0]
+            yield Finding(
+                code="LOG.PROCESS_EXIT", title=f"{who} {how} ({g['count']}x): {g['words'][:160]}",
+                severity=Severity.HIGH, artifact=self.artifact,
+                evidence=tuple(EvidenceRef.line(self.artifact, ln, t) for ln, t in g["examples"]),
+                detail=f"{g['count']} line(s) say so; first at line {line}",
+                count=g["count"], first_seen=g["first_ts"], last_seen=g["last_ts"], analyzer=analyzer,
+                data={"first_line": line, **d})

@@ -70,6 +70,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     dropped = 0
     traces: list[Fact] = []
     crashes = LogCrashes(artifact)
+    ends = deaths.Deaths(artifact)
     joiner = TraceJoiner()
     size = Path(path).stat().st_size or 1
 
@@ -78,6 +79,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     def flush(b: RecordBlock) -> None:
         nonlocal dropped
         stats.add_block(b)
+        ends.add_block(b)
         idx = np.flatnonzero(b.severity >= medium)
         room = max(0, ctx.max_events - len(events))
         for i in idx[:room].tolist():
@@ -146,7 +148,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     yield from anomalies.new_templates(artifact, tpls, stats, NAME)
     yield from anomalies.silences(artifact, stats, NAME)
     yield from anomalies.logging_stops(artifact, stats, NAME)
-    yield from deaths.process_exits(artifact, tpls, NAME)
+    yield from ends.findings(NAME)
     yield from crashes.findings(NAME)
     yield from crashes.events(NAME)
     if crashes.skipped:
