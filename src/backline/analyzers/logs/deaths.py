@@ -30,6 +30,8 @@ True
 {'reason': 'crash-message', 'process': ['geoindexd'], 'pid': '21364'}
 >>> death("worker exited normally") is None
 True
+>>> death("/opt/app/run.sh: line 12:  4242 Killed                  /opt/app/bin/renderd --serve")
+{'reason': 'crash-message'}
 >>> death('{"msg": "task exit", "container": "quotes", "pid": 26356, "exitCode": 2}')
 {'reason': 'exit-status', 'process': ['quotes'], 'pid': '26356', 'status': 2}
 """
@@ -57,7 +59,10 @@ _STATUS = re.compile(
     r"|\bexit_?(?:code|status)[\"']?\s*[=:]\s*[\"']?(?P<e>-?\d+)", re.I)     # JSON and key=value events
 _CRASH = re.compile(r"\*\*\*[^*\n]{3,80}\*\*\*:?\s*terminated|\bsegfault at\b|\bgeneral protection fault\b"
                     r"|\btrap (?:invalid opcode|divide error)\b|\b(?:Segmentation fault|Aborted|Bus error|"
-                    r"Illegal instruction|Floating point exception)\s+\(core dumped\)", re.I)
+                    r"Illegal instruction|Floating point exception)\s+\(core dumped\)"
+                    # a shell's job status: "run.sh: line 12:  4242 Killed   ./app --serve"
+                    r"|\bline \d+:\s+\d+\s+(?:Killed|Segmentation fault|Aborted|Bus error|Illegal instruction|"
+                    r"Floating point exception)(?=\s)", re.I)
 _GAVE_UP = re.compile(r"\bentered FATAL state\b|\b(?:start request repeated too quickly)\b|"
                       r"\b(?:process|child|worker|program|daemon)\b[^\n]{0,60}\b(?:died|crashed|exited unexpectedly|"
                       r"exited prematurely|terminated abnormally|exited abnormally|terminated unexpectedly)\b", re.I)
