@@ -12,7 +12,7 @@ from pathlib import Path
 from backline.analyzers.base import AnalysisContext
 from backline.analyzers.logs import deaths
 from backline.analyzers.logs.text_analyzer import analyze_text_log
-from backline.model import Finding
+from backline.model import Event, Finding, Severity
 
 
 def _exits(tmp_path: Path, name: str, text: str) -> list[Finding]:
@@ -42,6 +42,10 @@ def test_supervisor_lines_at_info_level_say_the_process_died_and_clean_ends_do_n
     assert exited[0].data["status"] == 1 and exited[0].first_seen.second == 25 and exited[0].last_seen.second == 28
     assert {f.data["reason"] for f in found} == {"exit-status", "gave-up"}
     assert all("report-export" not in f.title for f in found)
+    p = tmp_path / "procsup.log"
+    events = [o for o in analyze_text_log(p, "procsup.log", AnalysisContext())
+              if isinstance(o, Event) and o.kind == "log.process_exit"]
+    assert len(events) == 5 and all(e.severity == Severity.HIGH and e.ts is not None for e in events)
 
 
 def test_a_kernel_oom_kill_and_a_json_exit_code_are_deaths(tmp_path):

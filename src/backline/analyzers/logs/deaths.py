@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
-from backline.model import EvidenceRef, Finding, Severity
+from backline.model import Event, EvidenceRef, Finding, Severity
 
 MAX_EXITS = 10
 
@@ -165,9 +165,12 @@ class Deaths:
 
     MAX_GROUPS = 200
 
+    MAX_EVENTS = 500
+
     def __init__(self, artifact: str):
         self.artifact = artifact
         self.groups: dict[tuple, dict[str, Any]] = {}
+        self.events: list[Event] = []       # a death is a problem on the timeline, at whatever level it was logged
 
     def add_block(self, b) -> None:
         import numpy as np
@@ -188,6 +191,13 @@ class Deaths:
                 g = self.groups[key] = {"death": d, "count": 0, "first_ts": None, "last_ts": None, "examples": []}
             g["count"] += 1
             ts = b.dt(i)
+            if len(self.events) < self.MAX_EVENTS and int(b.severity[i]) < int(Severity.HIGH):
+                # records at error level already are events of their own
+                self.events.append(Event(ts=ts, artifact=self.artifact, kind="log.process_exit",
+                                         summary=(b.strings["message"][i].as_py() or text)[:300],
+                                         severity=Severity.HIGH, ref=EvidenceRef.line(self.artifact, int(b.line[i]),
+                                                                                      text[:500]),
+                                         analyzer="logs.text"))
             if ts is not None:
                 g["first_ts"] = ts if g["first_ts"] is None or ts < g["first_ts"] else g["first_ts"]
                 g["last_ts"] = ts if g["last_ts"] is None or ts > g["last_ts"] else g["last_ts"]

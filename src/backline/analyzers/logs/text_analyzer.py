@@ -148,6 +148,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     yield from anomalies.new_templates(artifact, tpls, stats, NAME)
     yield from anomalies.silences(artifact, stats, NAME)
     yield from anomalies.logging_stops(artifact, stats, NAME)
+    yield from ends.events
     yield from ends.findings(NAME)
     yield from crashes.findings(NAME)
     yield from crashes.events(NAME)
