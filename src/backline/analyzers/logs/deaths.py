@@ -30,6 +30,8 @@ True
 {'reason': 'crash-message', 'process': ['geoindexd'], 'pid': '21364'}
 >>> death("worker exited normally") is None
 True
+>>> death("The process renderd.exe (pid 4242) exited with exit code 0xc0000005")["status"] == 0xC0000005
+True
 >>> death("/opt/app/run.sh: line 12:  4242 Killed                  /opt/app/bin/renderd --serve")
 {'reason': 'crash-message'}
 >>> death('{"msg": "task exit", "container": "quotes", "pid": 26356, "exitCode": 2}')
@@ -52,11 +54,11 @@ _SIGNAL = re.compile(
     r"(?:signal\s+(?P<num>\d+)(?:\s*\((?:SIG)?(?P<name1>[A-Z]{2,6})\))?|(?:signal\s+)?\bSIG(?!NAL\b)(?P<name2>[A-Z]{2,6}))\b"
     r"|\bcode=(?:killed|dumped),\s*status=(?P<snum>\d+)/(?:SIG)?(?P<sname>[A-Z]{2,6})\b", re.I)
 _STATUS = re.compile(
-    r"\bcode=exited,\s*status=(?P<a>-?\d+)"
-    r"|\bexit(?:ed)?\s+(?:with\s+)?(?:exit\s+)?(?:code|status)[\s=:]*\(?(?P<b>-?\d+)"
-    r"|\bexited\s+with\s+(?P<c>-?\d+)\b"
-    r"|\breturned\s+(?:exit\s+)?(?:code|status)\s+(?P<d>-?\d+)"
-    r"|\bexit_?(?:code|status)[\"']?\s*[=:]\s*[\"']?(?P<e>-?\d+)", re.I)     # JSON and key=value events
+    r"\bcode=exited,\s*status=(?P<a>-?(?:0x[0-9a-f]+|\d+))"
+    r"|\bexit(?:ed)?\s+(?:with\s+)?(?:exit\s+)?(?:code|status)[\s=:]*\(?(?P<b>-?(?:0x[0-9a-f]+|\d+))"
+    r"|\bexited\s+with\s+(?P<c>-?(?:0x[0-9a-f]+|\d+))\b"
+    r"|\breturned\s+(?:exit\s+)?(?:code|status)\s+(?P<d>-?(?:0x[0-9a-f]+|\d+))"
+    r"|\bexit_?(?:code|status)[\"']?\s*[=:]\s*[\"']?(?P<e>-?(?:0x[0-9a-f]+|\d+))", re.I)     # JSON and key=value events
 _CRASH = re.compile(r"\*\*\*[^*\n]{3,80}\*\*\*:?\s*terminated|\bsegfault at\b|\bgeneral protection fault\b"
                     r"|\btrap (?:invalid opcode|divide error)\b|\b(?:Segmentation fault|Aborted|Bus error|"
                     r"Illegal instruction|Floating point exception)\s+\(core dumped\)"
@@ -116,7 +118,8 @@ def death(line: str) -> dict[str, Any] | None:
     if out is None:
         m = _STATUS.search(line)
         if m:
-            status = int(next(g for g in m.groups() if g is not None))
+            raw = next(g for g in m.groups() if g is not None).lower()
+            status = int(raw, 16) if raw.startswith(("0x", "-0x")) else int(raw)
             if status in _REQUESTED_STATUS:
                 return None
             out, where = {"reason": "exit-status", "status": status}, m.start()
