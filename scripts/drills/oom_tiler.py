@@ -4,7 +4,7 @@ kills it; its clients see resets and then refused connections while it restarts.
 Real programs: ``tilerd`` (C, HTTP on 127.0.31.2:8080, one request at a time) keeps every
 rendered raster in a cache that never evicts; a heatmap layer rasterises 6 MiB per tile.
 ``procmgr`` (Python, a runit-like process manager with a log of its own) starts tilerd inside a
-memory cgroup (cgroup v1, 64 MiB, made by the drill) and restarts it 3 s after it ends; tilerd
+memory cgroup (64 MiB, made by the drill; cgroup v1 or v2) and restarts it 3 s after it ends; tilerd
 loads its style sheets for 1.5 s before it listens.  ``tile-proxy`` (Python, log with thread
 names) serves map viewers from tilerd and runs an export job that asks for heatmap tiles.  The
 kernel kills tilerd (``Memory cgroup out of memory: Killed process ...``): the lines are taken
@@ -265,18 +265,22 @@ def kernel_lines(pid: int, boot_lines: int = 25) -> str:
 
 
 def build(out: Path) -> None:
-    memcg = Path("/sys/fs/cgroup/memory")
-    if not (memcg / "memory.limit_in_bytes").exists():
-        raise DrillError("needs the cgroup v1 memory controller at /sys/fs/cgroup/memory")
+    v1, v2 = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")
+    if (v1 / "memory.limit_in_bytes").exists():
+        memcg, limit_file, swap_file = v1, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"
+    elif "memory" in ((v2 / "cgroup.controllers").read_text() if (v2 / "cgroup.controllers").exists() else ""):
+        memcg, limit_file, swap_file = v2, "memory.max", "memory.swap.max"
+    else:
+        raise DrillError("needs a memory cgroup controller (v1 at /sys/fs/cgroup/memory or v2 at /sys/fs/cgroup)")
     with Drill(NAME, SEED) as d:
         now = time.time()
         exe = d.cc("tilerd", TILERD, "-O0")
         cg = memcg / f"drill-{NAME}-{os.getpid()}"
         cg.mkdir()
         try:
-            (cg / "memory.limit_in_bytes").write_text(str(64 << 20))
+            (cg / limit_file).write_text(str(64 << 20))
             try:
-                (cg / "memory.memsw.limit_in_bytes").write_text(str(64 << 20))
+                (cg / swap_file).write_text(str(64 << 20) if memcg is v1 else "0")
             except OSError:
                 pass                                   # no swap accounting: the memory limit alone
             tlog, plog, xlog = d.path("var/log/tilerd.log"), d.path("var/log/procmgr.log"), d.path("proxy/proxy.log")
