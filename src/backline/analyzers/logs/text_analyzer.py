@@ -22,7 +22,7 @@ import numpy as np
 from zoneinfo import ZoneInfo
 
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
-from backline.analyzers.logs import anomalies
+from backline.analyzers.logs import anomalies, deaths
 from backline.analyzers.logs.crashes import LogCrashes
 from backline.analyzers.logs.miner import CLUSTER_MAX, TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
@@ -40,7 +40,7 @@ MAX_STACK_TRACES = 200
 MAX_TRACE_TEXT = 64 * 1024
 
 FINDING_CODES = frozenset({"LOG.ERROR_TEMPLATE", "LOG.FIRST_ERROR", "LOG.BURST", "LOG.RARE_TEMPLATE",
-                           "LOG.NEW_TEMPLATE", "LOG.SILENCE",
+                           "LOG.NEW_TEMPLATE", "LOG.SILENCE", "LOG.PROCESS_EXIT",
                            # stack traces inside the log, as the dumps area reports them
                            "DUMP.PYTHON_EXCEPTION", "DUMP.JAVA_EXCEPTION", "DUMP.DOTNET_EXCEPTION",
                            "DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK", "DUMP.HANG",
@@ -76,6 +76,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext,
     dropped = 0
     traces: list[Fact] = []
     crashes = LogCrashes(artifact)
+    ends = deaths.Deaths(artifact)
     joiner = TraceJoiner()
     size = Path(path).stat().st_size or 1
 
@@ -84,6 +85,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext,
     def flush(b: RecordBlock) -> None:
         nonlocal dropped
         stats.add_block(b)
+        ends.add_block(b)
         idx = np.flatnonzero(b.severity >= medium)
         room = max(0, ctx.max_events - len(events))
         for i in idx[:room].tolist():
@@ -152,6 +154,8 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext,
     yield from anomalies.new_templates(artifact, tpls, stats, NAME)
     yield from anomalies.silences(artifact, stats, NAME)
     yield from anomalies.logging_stops(artifact, stats, NAME)
+    yield from ends.events
+    yield from ends.findings(NAME)
     yield from crashes.findings(NAME)
     yield from crashes.events(NAME)
     if crashes.skipped:
