@@ -43,6 +43,10 @@ def make_log(path: Path, n: int = 6000, seed: int = 7) -> None:
                 out.append(f"{st} ERROR [trace-1] app.Handler: \tat app.Handler.send{f}(Handler.java:{40 + f})")
         elif k < 0.04:
             out.append(f"{st} WARN [{th}] net.Client: retry {i} for peer 10.1.{i % 9}.{i % 200}")
+        elif k < 0.042:                                     # deaths told at INFO level
+            who = rng.choice(["invoicer", "tilerd"])
+            out.append(f"{st} INFO [sup] proc.Supervisor: exited: {who} (exit status {rng.randint(1, 3)}; "
+                       "not expected)")
         elif k < 0.5:
             out.append(f"{st} INFO [{th}] app.Store: wrote {rng.randint(1, 9999)} rows to table t{i % 3}")
         elif k < 0.8:
@@ -106,7 +110,7 @@ def test_byte_ranges_give_the_single_pass_report(tmp_path):
         assert x == y, (x, y)
     # the findings cite lines across the whole file, the counts are the file's
     kinds = {f.code for f in one if isinstance(f, Finding)}
-    assert {"LOG.ERROR_TEMPLATE", "LOG.SILENCE", "LOG.BURST", "DUMP.JAVA_EXCEPTION"} <= kinds, kinds
+    assert {"LOG.ERROR_TEMPLATE", "LOG.SILENCE", "LOG.BURST", "DUMP.JAVA_EXCEPTION", "LOG.PROCESS_EXIT"} <= kinds, kinds
     assert sum(isinstance(o, Event) for o in one) >= 150
     joined = [f for f in one if isinstance(f, Fact) and f.name == "log.stack_trace" and f.value.get("joined")]
     assert joined

@@ -67,6 +67,7 @@ class RangePart:
     events_total: int = 0
     traces: list = field(default_factory=list)             # log.stack_trace facts, first 200
     crash_calls: list = field(default_factory=list)        # LogCrashes.add arguments, in order
+    ends: Any = None                                       # deaths.Deaths of the range
     read: dict = field(default_factory=dict)               # reader counts
     records_file: str = ""                                 # raw records (local shapes), or ''
     taken: set = field(default_factory=set)                # lines of the next range in this one's traces

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from zoneinfo import ZoneInfo
 
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
-from backline.analyzers.logs import anomalies
+from backline.analyzers.logs import anomalies, deaths
 from backline.analyzers.logs.crashes import LogCrashes
 from backline.analyzers.logs.miner import CLUSTER_MAX, TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
@@ -43,7 +44,7 @@ MAX_STACK_TRACES = 200
 MAX_TRACE_TEXT = 64 * 1024
 
 FINDING_CODES = frozenset({"LOG.ERROR_TEMPLATE", "LOG.FIRST_ERROR", "LOG.BURST", "LOG.RARE_TEMPLATE",
-                           "LOG.NEW_TEMPLATE", "LOG.SILENCE",
+                           "LOG.NEW_TEMPLATE", "LOG.SILENCE", "LOG.PROCESS_EXIT",
                            # stack traces inside the log, as the dumps area reports them
                            "DUMP.PYTHON_EXCEPTION", "DUMP.JAVA_EXCEPTION", "DUMP.DOTNET_EXCEPTION",
                            "DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK", "DUMP.HANG",
@@ -95,6 +96,7 @@ class _Scan:
         self.max_traces = max_traces
         self.crashes = crashes
         self.joiner = TraceJoiner()
+        self.ends = deaths.Deaths(artifact)
         self.progress = progress
         self.size = size or 1
         self._pending: list[tuple] = []          # (first line, crash call, fact or None)
@@ -106,6 +108,7 @@ class _Scan:
     def flush(self, b: RecordBlock, src) -> None:
         artifact = self.artifact
         self.stats.add_block(b)
+        self.ends.add_block(b)
         idx = np.flatnonzero(b.severity >= Severity.MEDIUM)
         room = max(0, self.max_events - len(self.events))
         for i in idx[:room].tolist():
@@ -182,8 +185,12 @@ class _Scan:
         return taken
 
 
-def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> Iterator[Output]:
+def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext,
+                     collected: datetime | None = None) -> Iterator[Output]:
     """Analyze one text log file; yields Events, Findings and Facts (see module docstring).
+
+    ``collected``: when the evidence was written, if the bundle says (an archive member's
+    time); year-less stamps are never inferred after it.
 
     With ``ctx.options["logs.text"]["jobs"]`` > 1 (``backline analyze --jobs N``), a large
     uncompressed file is read in byte ranges by that many processes and merged into the
@@ -196,18 +203,19 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
             yield from out
             return
     src = open_log(path, display=artifact)
+    src.collected = collected
     tz = ctx.tz if isinstance(ctx.tz, ZoneInfo) else ZoneInfo("UTC")
     scan = _Scan(artifact, ctx.max_events, Path(ctx.work_dir) / "records.parquet" if ctx.work_dir else None,
                  LogCrashes(artifact), ctx.progress, Path(path).stat().st_size)
     scan.run(src, tz)
     scan.finish_traces()
     yield from _report(artifact, ctx, scan.miner, scan.stats, scan.events, scan.dropped, scan.crashes,
-                       scan.traces, src.stats, src.format_name,
+                       scan.ends, scan.traces, src.stats, src.format_name,
                        (lambda shape_map: scan.writer.close(shape_map)) if scan.writer is not None else None)
 
 
 def _report(artifact: str, ctx: AnalysisContext, miner: TemplateMiner, stats: LogStats, events: list[Event],
-            dropped: int, crashes: LogCrashes, traces: list[Fact], rs, fmt_name: str,
+            dropped: int, crashes: LogCrashes, ends: deaths.Deaths, traces: list[Fact], rs, fmt_name: str,
             close_records) -> Iterator[Output]:
     """The findings, events and facts of one file from its scan (or merged ranges)."""
     # final templates: shapes that ended in the same template are joined
@@ -245,6 +253,8 @@ def _report(artifact: str, ctx: AnalysisContext, miner: TemplateMiner, stats: Lo
     yield from anomalies.new_templates(artifact, tpls, stats, NAME)
     yield from anomalies.silences(artifact, stats, NAME)
     yield from anomalies.logging_stops(artifact, stats, NAME)
+    yield from ends.events
+    yield from ends.findings(NAME)
     yield from crashes.findings(NAME)
     yield from crashes.events(NAME)
     if crashes.skipped:
@@ -296,6 +306,8 @@ def scan_range(path: str, artifact: str, rng: ByteRange, fmt: LogFormat, tz: str
         part.inexact = f"another header format begins near line {rng.first_line} or later"
     if scan.miner.shapes_dropped or scan.miner.overflow_templates:
         part.inexact = part.inexact or "the miner's shape or template cap was reached"
+    if len(scan.ends.groups) >= scan.ends.MAX_GROUPS:
+        part.inexact = part.inexact or "the cap of process-exit groups was reached"
     if rng.last:
         scan.finish_traces()
     else:
@@ -306,6 +318,7 @@ def scan_range(path: str, artifact: str, rng: ByteRange, fmt: LogFormat, tz: str
     part.events_total = len(scan.events) + scan.dropped
     part.traces = scan.traces
     part.crash_calls = calls.calls
+    part.ends = scan.ends
     part.read = {k: getattr(src.stats, k) for k in _READ_COUNTS}
     if scan.writer is not None:
         part.records_file = str(scan.writer.close_raw())
@@ -393,9 +406,11 @@ def merge_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat,
     total = 0
     traces: list[Fact] = []
     crashes = LogCrashes(artifact)
+    ends = deaths.Deaths(artifact)
     taken: set[int] = set()
     for part, shape_map in zip(parts, maps):
         stats.absorb(part.stats, shape_map)
+        ends.absorb(part.ends)
         events.extend(part.events[: max(0, ctx.max_events - len(events))])
         total += part.events_total
         # joined traces of lines the range before took into its own traces: not traces here
@@ -419,7 +434,7 @@ def merge_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat,
 
         def close(templates):
             return join_raw_parts(out, artifact, [(p.records_file, m) for p, m in zip(parts, maps)], templates)
-    return list(_report(artifact, ctx, miner, stats, events, total - len(events), crashes, traces, rs,
+    return list(_report(artifact, ctx, miner, stats, events, total - len(events), crashes, ends, traces, rs,
                         fmt.name, close))
 
 
@@ -438,4 +453,16 @@ class LogsTextAnalyzer(Analyzer):
 
     def analyze(self, artifact: Artifact, ctx: AnalysisContext) -> Iterator[Output]:
         assert artifact.local_path is not None
-        yield from analyze_text_log(artifact.local_path, artifact.path, ctx)
+        yield from analyze_text_log(artifact.local_path, artifact.path, ctx, _member_time(artifact))
+
+
+def _member_time(artifact: Artifact) -> datetime | None:
+    """The modification time intake recorded for the artifact (``meta["mtime"]``)."""
+    raw = (artifact.meta or {}).get("mtime")
+    if not raw:
+        return None
+    try:
+        t = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
