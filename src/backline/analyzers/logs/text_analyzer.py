@@ -153,7 +153,8 @@ class _Scan:
             self.add_joined(jt)
         self.release(everything=True)
 
-    def look_ahead(self, path: str, fmt, tz: ZoneInfo, start: int, end: int, first_line: int) -> set[int]:
+    def look_ahead(self, path: str, fmt, tz: ZoneInfo, start: int, end: int, first_line: int,
+                   collected=None) -> set[int]:
         """A byte range's end: the joined traces still open there are completed from the
         records after it (bytes ``[start, end)``, first line ``first_line``), as one pass
         would; traces that begin after it are left to the next range.  Returns the lines
@@ -168,6 +169,7 @@ class _Scan:
 
         if ours() and end > start:
             nxt = open_log(path, byte_range=(start, end))
+            nxt.collected = collected
             for b in read_record_blocks(nxt, _NoMiner(), tz=tz, fmt=fmt, first_line=first_line):
                 for jt in self.joiner.feed_block(b):
                     if jt.lines[0] < first_line:
@@ -198,7 +200,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext,
     opts = ctx.options.get(NAME) or {}
     jobs = int(opts.get("jobs", 1) or 1)
     if jobs > 1 or opts.get("executor") is not None:
-        out = analyze_in_ranges(path, artifact, ctx, jobs, opts)
+        out = analyze_in_ranges(path, artifact, ctx, jobs, opts, collected)
         if out is not None:
             yield from out
             return
@@ -292,9 +294,10 @@ _READ_COUNTS = ("lines", "binary_lines", "long_lines", "decode_errors", "crlf_li
 
 
 def scan_range(path: str, artifact: str, rng: ByteRange, fmt: LogFormat, tz: str, max_events: int,
-               records: str | None) -> RangePart:
+               records: str | None, collected: datetime | None = None) -> RangePart:
     """Read one byte range of a file (a task of its own: a process of a pool or a Dask worker)."""
     src = open_log(path, display=artifact, byte_range=(rng.start, rng.end))
+    src.collected = collected
     calls = _CrashCalls()
     # more trace facts than kept: the merge may drop a few (see look_ahead)
     scan = _Scan(artifact, max_events, Path(records) if records else None, calls,
@@ -311,7 +314,8 @@ def scan_range(path: str, artifact: str, rng: ByteRange, fmt: LogFormat, tz: str
     if rng.last:
         scan.finish_traces()
     else:
-        part.taken = scan.look_ahead(path, fmt, ZoneInfo(tz), rng.end, os.path.getsize(path), src.stats.lines + 1)
+        part.taken = scan.look_ahead(path, fmt, ZoneInfo(tz), rng.end, os.path.getsize(path), src.stats.lines + 1,
+                                     collected)
     part.shapes = [scan.miner.shape_text(i) for i in range(scan.miner.shapes)]
     part.stats = scan.stats
     part.events = scan.events
@@ -333,7 +337,7 @@ def _local_map():
 
 
 def analyze_in_ranges(path: str | Path, artifact: str, ctx: AnalysisContext, jobs: int,
-                      opts: dict) -> list[Output] | None:
+                      opts: dict, collected: datetime | None = None) -> list[Output] | None:
     """The analysis of a large file read in byte ranges by ``jobs`` processes (or by the
     executor in ``opts["executor"]``: anything with ``map(fn, *iterables)``), merged;
     ``None`` when the file is small or cannot be split (then it is read in one pass)."""
@@ -342,6 +346,7 @@ def analyze_in_ranges(path: str | Path, artifact: str, ctx: AnalysisContext, job
     if size < int(least):
         return None
     src = open_log(path, display=artifact)
+    src.collected = collected
     fmt, _ = learn_format(src)
     why = splittable(fmt, src.stats.compression, src.stats.encoding, src.stats.cr_only)
     if why:
@@ -356,7 +361,7 @@ def analyze_in_ranges(path: str | Path, artifact: str, ctx: AnalysisContext, job
     if executor is None:
         own = executor = _local_map()(max_workers=min(jobs, len(ranges)))
     try:
-        return _run_ranges(path, artifact, ctx, src, fmt, ranges, executor, tz)
+        return _run_ranges(path, artifact, ctx, src, fmt, ranges, executor, tz, collected)
     except Exception as exc:  # noqa: BLE001 - a range task that failed (a worker died): one pass instead
         ctx.warn(f"{artifact}: read in one pass, not in byte ranges: a range failed "
                  f"({type(exc).__name__}: {str(exc)[:200]})")
@@ -367,7 +372,7 @@ def analyze_in_ranges(path: str | Path, artifact: str, ctx: AnalysisContext, job
 
 
 def _run_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat, ranges: list[ByteRange],
-                executor, tz: str) -> list[Output] | None:
+                executor, tz: str, collected: datetime | None) -> list[Output] | None:
     got: list[RangePart] = []
     work = Path(ctx.work_dir) if ctx.work_dir else None
     try:
@@ -376,7 +381,8 @@ def _run_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat, 
         ranges = number_ranges(ranges, counts)
         recs = [str(work / f"records.part{r.index:04d}.parquet") if work else None for r in ranges]
         got = list(executor.map(scan_range, [str(path)] * len(ranges), [artifact] * len(ranges), ranges,
-                                [fmt] * len(ranges), [tz] * len(ranges), [ctx.max_events] * len(ranges), recs))
+                                [fmt] * len(ranges), [tz] * len(ranges), [ctx.max_events] * len(ranges), recs,
+                                [collected] * len(ranges)))
     except BaseException:
         if work is not None:
             for p in work.glob("records.part*.parquet"):
