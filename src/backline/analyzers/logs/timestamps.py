@@ -229,7 +229,7 @@ def start_year(path: str | None, limit_us: int, year: int, day: tuple[int, int, 
                 tail = f.read()
     except OSError:
         return year
-    texts: list[tuple[bytes, str]] = []
+    found_: list[tuple[str, str]] = []
     for chunk in (head, tail):
         for raw in chunk.split(b"\n")[:-1] if chunk else ():
             line = raw[:200].decode("utf-8", "replace")
@@ -237,10 +237,19 @@ def start_year(path: str | None, limit_us: int, year: int, day: tuple[int, int, 
             if found is None:
                 continue
             kind, a, b = found
-            order = ORDERS.get(kind, "")
-            if "M" not in order or "Y" in order or "y" in order:
-                continue
-            texts.append((_ORDER_BYTES[kind], line[a:b]))
+            found_.append((kind, line[a:b]))
+    # a day/month order is the file's, not one stamp's (10.03 alone reads as October 3)
+    by_family: dict[str, list[str]] = {}
+    for kind, text in found_:
+        by_family.setdefault(family(kind), []).append(text)
+    resolved = {fam: resolve_kind(fam, ts) for fam, ts in by_family.items()}
+    texts: list[tuple[bytes, str]] = []
+    for kind, text in found_:
+        kind = resolved.get(family(kind), kind)
+        order = ORDERS.get(kind, "")
+        if "M" not in order or "Y" in order or "y" in order:
+            continue
+        texts.append((_ORDER_BYTES[kind], text))
     if not texts:
         return year
     for _ in range(4):
