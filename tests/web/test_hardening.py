@@ -31,7 +31,9 @@ from sqlalchemy import create_engine, func, select, text
 from backline.storage import tables as T
 from hostile_pack import SLOW_MS, make_pack
 
-from .test_serve import _backline, _free_port, database  # noqa: F401 - the database fixture
+from backline.testing import backline_exe as _backline, free_port as _free_port
+
+from .test_serve import database  # noqa: F401 - the database fixture
 
 LOG = b"2026-11-23 10:00:00 ERROR payment service refused connection to db-7\n" * 20
 CASE = {"title": "Crash", "product": "p", "version": "1", "org": "acme", "severity": "S2",

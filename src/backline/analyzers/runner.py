@@ -244,8 +244,10 @@ def run_all(
     *,
     jobs: int = 1,
     progress: ProgressFn | None = None,
+    scheduler: str | None = None,
 ) -> RunnerOutput:
-    """Run every applicable analyzer on every artifact."""
+    """Run every applicable analyzer on every artifact (on the Dask cluster whose
+    scheduler is at ``scheduler``, when given: :mod:`.cluster`)."""
     tasks, skipped = plan(artifacts, analyzers)
     out = RunnerOutput()
     for s in skipped:
@@ -259,6 +261,16 @@ def run_all(
         if progress:
             progress(desc, done, total)
 
+    if scheduler:
+        from backline.analyzers.cluster import run_on_cluster
+
+        for r in run_on_cluster(tasks, settings, scheduler, tick):
+            out.add(r)
+        return out
+
+    if jobs > 1 and total <= 1:
+        # one task: the processes go to it (a large log is read in byte ranges)
+        settings = with_split_jobs(settings, jobs)
     if not settings.isolate and (jobs <= 1 or total <= 1):
         for i, (cls, art) in enumerate(tasks):
             out.add(run_task(cls, art, settings, i))
@@ -272,6 +284,18 @@ def run_all(
         out.add(res)
         tick(f"{res.run.analyzer} {res.run.artifact}")
     return out
+
+
+def with_split_jobs(settings: RunSettings, jobs: int, executor=None) -> RunSettings:
+    """``settings`` with the processes (or executor) one analyzer may use for one artifact
+    (``logs.text`` reads a large log in byte ranges with them)."""
+    opts = dict(settings.options)
+    logs = dict(opts.get("logs.text") or {})
+    logs["jobs"] = jobs
+    if executor is not None:
+        logs["executor"] = executor
+    opts["logs.text"] = logs
+    return replace(settings, options=tuple(opts.items()))
 
 
 def limit_reason(run: AnalyzerRun, why: str) -> AnalyzerRun:
