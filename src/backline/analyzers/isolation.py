@@ -5,8 +5,8 @@ single-threaded caller, or from multiprocessing's fork server when the caller ha
 threads, as the server's job runner does).  For every task the supervisor forks a
 fresh *task process* that
 
-* sets ``RLIMIT_DATA`` to the memory limit: the memory it allocates (heap, anonymous maps,
-  thread stacks; the interpreter's own ~200 MiB included), but not the evidence files it maps
+* sets ``RLIMIT_DATA`` to what it holds when it starts plus the memory limit: the memory the
+  analyzer allocates (heap, anonymous maps, thread stacks), but not the evidence files it maps
   read-only (a 10 GiB full-memory dump mapped by the minidump reader costs no budget), which is
   why this is not ``RLIMIT_AS``; and ``RLIMIT_CORE`` to 0 (a crash leaves no core file behind);
 * keeps the soft time limit of :func:`backline.analyzers.runner.run_task` (Python code is
@@ -87,11 +87,25 @@ def _die_with_parent() -> None:
 
 # --------------------------------------------------------------------------- task process
 
+def _data_now() -> int:
+    """Bytes of the data segment this process holds now (``VmData``; 0 when unknown)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def _limit_memory(memory_mb: int | None) -> None:
+    """``RLIMIT_DATA`` = what the process holds now + ``memory_mb``: the budget is what the analyzer
+    allocates, whatever the process it was forked from already held."""
     import resource
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory_mb:
-        limit = int(memory_mb) * 1024 * 1024
+        limit = _data_now() + int(memory_mb) * 1024 * 1024
         soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)

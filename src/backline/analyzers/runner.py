@@ -42,9 +42,9 @@ MAX_FINDINGS = 2_000
 MAX_FACTS = 5_000
 #: Time limit of one analyzer on one artifact (None = no limit).
 DEFAULT_TIMEOUT_S = 900.0
-#: Memory limit of one task process in MiB (``RLIMIT_DATA``: what it allocates, not the evidence
-#: files it maps read-only; None = no limit).  The interpreter with every analyzer loaded takes
-#: about 200 MiB of it before an analyzer allocates anything.
+#: Memory one analyzer may allocate on one artifact, in MiB (``RLIMIT_DATA`` of its task process,
+#: on top of what the process holds when the task starts; the evidence files it maps read-only do
+#: not count; None = no limit).
 DEFAULT_MEMORY_MB = 4096
 
 

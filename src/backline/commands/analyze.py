@@ -128,8 +128,8 @@ def analyze_cmd(
                                        "(killed, if it is stuck in native code) and its run recorded as "
                                        "failed (0 = no limit)."),
     memory_limit: int = typer.Option(4096, "--memory-limit", min=0, envvar="BACKLINE_ANALYZER_MEMORY_MB",
-                                     help="Memory in MiB one analyzer may allocate on one file (its worker "
-                                          "process, interpreter included; files it maps read-only do not count) "
+                                     help="Memory in MiB one analyzer may allocate on one file (in its worker "
+                                          "process; files it maps read-only do not count) "
                                           "before it is stopped and its run recorded as failed (0 = no limit)."),
     no_diagnosis: bool = typer.Option(False, "--no-diagnosis",
                                       help="Skip the diagnosis (probable root causes and their chains)."),
