@@ -48,8 +48,8 @@ def pack_dir(tmp_path_factory) -> Path:
 class Server:
     """``backline serve`` in its own process group, restartable on the same data."""
 
-    def __init__(self, home: Path, database: str | None, env: dict[str, str]):
-        self.home, self.database = home, database
+    def __init__(self, home: Path, database: str | None, env: dict[str, str], args: tuple[str, ...] = ()):
+        self.home, self.database, self.args = home, database, list(args)
         self.env = {**os.environ, "BACKLINE_HOME": str(home), **env}
         self.env.pop("BACKLINE_DATABASE_URL", None)
         self.db_args = ["--database-url", database] if database else []
@@ -63,7 +63,7 @@ class Server:
         return {"Authorization": f"Bearer {token}"}
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(_backline() + ["serve", "--port", str(self.port)] + self.db_args,
+        self.proc = subprocess.Popen(_backline() + ["serve", "--port", str(self.port)] + self.db_args + self.args,
                                      env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
         for _ in range(300):
@@ -158,8 +158,8 @@ def _incoming(home: Path) -> list[Path]:
 def test_upload_streams_into_the_store_once_and_413_leaves_nothing(tmp_path):
     spool = tmp_path / "systemtmp"
     spool.mkdir()
-    s = Server(tmp_path / "home", None, {"TMPDIR": str(spool), "BACKLINE_MAX_UPLOAD": str(4 << 20),
-                                         "BACKLINE_BACKGROUND": "0"})
+    s = Server(tmp_path / "home", None, {"TMPDIR": str(spool), "BACKLINE_MAX_UPLOAD": str(4 << 20)},
+               args=("--no-background",))                 # no analysis jobs: their scratch folders use TMPDIR
     auth = s.add_user()
     s.start()
     try:
