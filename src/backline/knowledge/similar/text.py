@@ -112,15 +112,15 @@ def signature_keys(code: str | None, data: Mapping[str, Any] | None) -> list[str
     return out
 
 
-def _strings(value: Any) -> Iterable[str]:
+def strings_in(value: Any) -> Iterable[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
         for v in value.values():
-            yield from _strings(v)
+            yield from strings_in(v)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            yield from _strings(v)
+            yield from strings_in(v)
 
 
 def build_doc(title: str, intake: Mapping[str, Any] | None, notes: Iterable[tuple[str, str]],
@@ -135,7 +135,7 @@ def build_doc(title: str, intake: Mapping[str, Any] | None, notes: Iterable[tupl
     >>> d.public, d.internal, d.signatures
     ('it dies\\nsent HF\\nDUMP.CRASH crash\\nf | g', 'heap bug', ('signature:f | g',))
     """
-    public: list[str] = [s for s in _strings(dict(intake or {})) if s.strip()]
+    public: list[str] = [s for s in strings_in(dict(intake or {})) if s.strip()]
     internal: list[str] = []
     for visibility, body in notes:
         (public if visibility == "public" else internal).append(body)
