@@ -26,14 +26,14 @@ LISTS = ("lexical", "dense", "title")
 class FusionWeights:
     """One configuration (chosen on half of the duplicate groups, see ``benchmarks/similar_eval.py``)."""
 
-    lexical: float = 1.0
+    lexical: float = 1.5
     dense: float = 1.0
-    title: float = 0.5
-    time: float = 0.6
-    signature: float = 3.0
-    k: float = 20.0
+    title: float = 1.0
+    time: float = 1.0
+    signature: float = 5.0     # more than first place in every list and in time together (4.5)
+    k: float = 2.0
     depth: int = 100           # how deep each list is read
-    lexical_terms: int = 16    # query terms asked of the lexical index
+    lexical_terms: int = 12    # query terms asked of the lexical index
     min_cosine: float = 0.25   # dense hits below this are not evidence of anything
 
     def of(self, name: str) -> float:
