@@ -5,7 +5,7 @@ top ``depth`` cases; a case at rank r in list i earns ``w_i / (k + r)``.
 Cases in the pool also earn ``w_time / (k + r_time)`` where ``r_time`` is how
 many cases of the product were filed closer in time to the query (duplicates
 are filed close together), and a case with the same crash signature or bucket
-earns ``w_signature / (k + 1)``, more than the top of any one list.  The
+earns ``w_signature / (k + 1)``, more than the top of all lists together.  The
 score shown is the sum divided by the most a case could earn from the
 lists, so 1.0 means "first everywhere" (a signature match may go above).
 
