@@ -101,6 +101,9 @@ class _Rows:
     def all(self):
         return self.rows
 
+    def scalar_one(self):
+        return len(self.rows)
+
 
 def _fake_rows(vectors, first_id=1, case_of=lambda i: i // 2 + 1):
     from datetime import datetime, timezone

@@ -43,6 +43,8 @@ SHORTLIST_FROM = 20_000
 #: Dimensions of the projection and rows compared exactly after it.
 REDUCED_DIM = 64
 SHORTLIST = 1500
+#: Rows read from the database at a time.
+LOAD_CHUNK = 20_000
 #: Rows sampled to find the projection's axes.
 _BASIS_SAMPLE = 20_000
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
@@ -138,12 +140,28 @@ class VectorCache:
         q = (select(V.id, V.case_id, V.kind, V.vector, V.dim, C.org, C.team, C.created_by, C.product,
                     C.created_at)
              .join(T.cases, T.cases.c.id == V.case_id)
-             .where(V.id > after, V.model == self.model, V.dim == self.dim).order_by(V.id))
-        rows = conn.execute(q).all()
-        if not rows:
-            return
+             .where(V.model == self.model, V.dim == self.dim).order_by(V.id).limit(LOAD_CHUNK))
+        coming = conn.execute(select(func.count()).select_from(T.case_vectors)
+                              .where(V.id > after, V.model == self.model, V.dim == self.dim)).scalar_one()
+        if self.n + coming > len(self.case):        # one allocation, not a copy per chunk
+            self._grow(self.n + coming + 1024)
+        fresh: set[int] = set()
+        while True:         # in chunks: 200,000 rows as Python objects at once would cost 250 MB
+            rows = conn.execute(q.where(V.id > after)).all()
+            if not rows:
+                break
+            self._add(rows, fresh)
+            after = rows[-1].id
+            if len(rows) < LOAD_CHUNK:
+                break
+        if self.basis is None and self.live_count >= SHORTLIST_FROM:
+            self._make_basis()
+
+    def _add(self, rows: Sequence[Any], fresh: set[int]) -> None:
+        """Append ``rows``; the rows of their cases loaded before this refresh (not in ``fresh``) die."""
         self._times = None
-        stale = {r.case_id for r in rows}
+        stale = {r.case_id for r in rows} - fresh
+        fresh |= stale
         for cid in stale:
             for pos in self.rows_of.pop(cid, ()):
                 if self.live[pos]:
@@ -172,8 +190,6 @@ class VectorCache:
             self.red[first:self.n] = self.vecs[first:self.n] @ self.basis
         if self.n > 2 * max(self.live_count, 1024):
             self._compact()
-        if self.basis is None and self.live_count >= SHORTLIST_FROM:
-            self._make_basis()
 
     def _make_basis(self) -> None:
         """The projection's axes (from a sample of the live rows) and the projection of every row."""
@@ -185,7 +201,8 @@ class VectorCache:
         self.basis = np.ascontiguousarray(vecs[:, ::-1][:, :REDUCED_DIM], dtype=np.float32)
         self.red = np.zeros((len(self.case), REDUCED_DIM), dtype=np.float32)
         for i in range(0, self.n, 50_000):
-            self.red[i:i + 50_000] = self.vecs[i:min(i + 50_000, self.n)] @ self.basis
+            j = min(i + 50_000, self.n)
+            self.red[i:j] = self.vecs[i:j] @ self.basis
 
     def _grow(self, cap: int) -> None:
         def grow(a: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ class FusionWeights:
     k: float = 2.0
     depth: int = 100           # how deep each list is read
     lexical_terms: int = 12    # query terms asked of the lexical index
+    lexical_postings: int = 5000   # ... whose documents together stay under this (bounds the query's cost)
     min_cosine: float = 0.25   # dense hits below this are not evidence of anything
 
     def of(self, name: str) -> float:

@@ -232,7 +232,7 @@ class SimilarService:
         df = dict(conn.execute(select(T.search_terms.c.term, T.search_terms.c.df)
                                .where(T.search_terms.c.term.in_(uniq + [DOC_COUNT_TERM]))).all())
         n_docs = int(df.pop(DOC_COUNT_TERM, 0))
-        picked = pick_terms(qterms, df, n_docs=n_docs, limit=w.lexical_terms)
+        picked = pick_terms(qterms, df, n_docs=n_docs, limit=w.lexical_terms, max_postings=w.lexical_postings)
         idfs = {t: idf(df.get(t, 0), max(n_docs, 1)) for t in picked}
         lex = lexical.search(conn, picked, idfs, where=where, staff=staff, limit=w.depth) if w.lexical else []
         # dense: full text (+ internal notes for staff) and titles, one pass over the vectors
