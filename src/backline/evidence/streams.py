@@ -169,8 +169,8 @@ class StreamDecompressor(io.RawIOBase):
 class GuardedReader(io.RawIOBase):
     """Decompressed-side reader that enforces the expansion ratio while streaming.
 
-    ``consumed`` is either a :class:`CountingReader` (ratio against compressed
-    bytes really read) or a fixed number (a zip entry's compressed size,
+    ``consumed`` is either a :class:`CountingReader` (or any object with a
+    ``count`` of compressed bytes really read) or a fixed number (a zip entry's compressed size,
     capped by the archive size).
     """
 
@@ -189,7 +189,7 @@ class GuardedReader(io.RawIOBase):
     def _check(self) -> None:
         if self.out <= self.grace:
             return
-        src = self.consumed.count if isinstance(self.consumed, CountingReader) else self.consumed
+        src = self.consumed if isinstance(self.consumed, int) else self.consumed.count
         ratio = self.out / max(src, 1)
         if ratio > self.max_ratio:
             raise UnsafeArchiveEntry(

@@ -118,6 +118,7 @@ class LogSource:
         self.max_line = max_line
         self.stats = ReadStats()
         self.format_name = ""          # set by records.read_records once learned
+        self.collected = None          # when the evidence was collected, if known beyond the file's mtime
         try:
             with open(self.path, "rb") as fh:
                 head = fh.read(8)

@@ -15,13 +15,14 @@ from :mod:`.anomalies`; stack traces inside records become crash findings
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from zoneinfo import ZoneInfo
 
 from backline.analyzers.base import AnalysisContext, Analyzer, Output
-from backline.analyzers.logs import anomalies
+from backline.analyzers.logs import anomalies, deaths
 from backline.analyzers.logs.crashes import LogCrashes
 from backline.analyzers.logs.miner import CLUSTER_MAX, TemplateMiner, template_id
 from backline.analyzers.logs.reader import open_log
@@ -39,7 +40,7 @@ MAX_STACK_TRACES = 200
 MAX_TRACE_TEXT = 64 * 1024
 
 FINDING_CODES = frozenset({"LOG.ERROR_TEMPLATE", "LOG.FIRST_ERROR", "LOG.BURST", "LOG.RARE_TEMPLATE",
-                           "LOG.NEW_TEMPLATE", "LOG.SILENCE",
+                           "LOG.NEW_TEMPLATE", "LOG.SILENCE", "LOG.PROCESS_EXIT",
                            # stack traces inside the log, as the dumps area reports them
                            "DUMP.PYTHON_EXCEPTION", "DUMP.JAVA_EXCEPTION", "DUMP.DOTNET_EXCEPTION",
                            "DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK", "DUMP.HANG",
@@ -59,9 +60,14 @@ def _event(artifact: str, rec: LogRecord) -> Event:
                  ts_quality=rec.ts_quality, analyzer=NAME)
 
 
-def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> Iterator[Output]:
-    """Analyze one text log file; yields Events, Findings and Facts (see module docstring)."""
+def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext,
+                     collected: datetime | None = None) -> Iterator[Output]:
+    """Analyze one text log file; yields Events, Findings and Facts (see module docstring).
+
+    ``collected``: when the evidence was written, if the bundle says (an archive member's
+    time); year-less stamps are never inferred after it."""
     src = open_log(path, display=artifact)
+    src.collected = collected
     tz = ctx.tz if isinstance(ctx.tz, ZoneInfo) else ZoneInfo("UTC")
     miner = TemplateMiner()
     stats = LogStats()
@@ -70,6 +76,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     dropped = 0
     traces: list[Fact] = []
     crashes = LogCrashes(artifact)
+    ends = deaths.Deaths(artifact)
     joiner = TraceJoiner()
     size = Path(path).stat().st_size or 1
 
@@ -78,6 +85,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     def flush(b: RecordBlock) -> None:
         nonlocal dropped
         stats.add_block(b)
+        ends.add_block(b)
         idx = np.flatnonzero(b.severity >= medium)
         room = max(0, ctx.max_events - len(events))
         for i in idx[:room].tolist():
@@ -146,6 +154,8 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext) -> I
     yield from anomalies.new_templates(artifact, tpls, stats, NAME)
     yield from anomalies.silences(artifact, stats, NAME)
     yield from anomalies.logging_stops(artifact, stats, NAME)
+    yield from ends.events
+    yield from ends.findings(NAME)
     yield from crashes.findings(NAME)
     yield from crashes.events(NAME)
     if crashes.skipped:
@@ -193,4 +203,17 @@ class LogsTextAnalyzer(Analyzer):
 
     def analyze(self, artifact: Artifact, ctx: AnalysisContext) -> Iterator[Output]:
         assert artifact.local_path is not None
-        yield from analyze_text_log(artifact.local_path, artifact.path, ctx)
+        yield from analyze_text_log(artifact.local_path, artifact.path, ctx, _member_time(artifact))
+
+
+def _member_time(artifact: Artifact) -> datetime | None:
+    """The modification time intake recorded for the artifact (``meta["mtime"]``)."""
+    raw = (artifact.meta or {}).get("mtime")
+    if not raw:
+        return None
+    try:
+        t = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
