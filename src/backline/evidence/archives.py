@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable, Iterator
 from backline.errors import ArchiveError
 from backline.evidence.limits import IntakeLimits
 from backline.evidence.names import check_member_name, render_name
-from backline.evidence.streams import CountingReader, GuardedReader, open_decompressor
+from backline.evidence.streams import HEAD_SNIFF, CountingReader, GuardedReader, is_memory_image, open_decompressor
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +186,8 @@ def iter_zip(path: Path, label: str, limits: IntakeLimits, remaining_entries: in
 
             def opener(info=info, consumed=consumed, shown=shown) -> BinaryIO:
                 return GuardedReader(zf.open(info), consumed, max_ratio=limits.max_ratio,  # type: ignore[arg-type]
-                                     grace=limits.ratio_grace_bytes, label=f"{label}!/{shown}")
+                                     grace=limits.ratio_grace_bytes, label=f"{label}!/{shown}",
+                                     memory_image_ratio=limits.max_ratio_memory_image)
 
             notes = ("name is not valid UTF-8 or holds control characters (shown with \\x escapes)",) if bad_name else ()
             yield Member(name, opener, notes, _zip_time(info))
@@ -209,12 +210,17 @@ class _TarMemberReader(io.RawIOBase):
 
     PIECE = 64 * 1024
 
-    def __init__(self, stream, size: int):
+    def __init__(self, stream, size: int, guard: GuardedReader | None = None,
+                 memory_image_ratio: float | None = None):
         self.stream = stream
         self.size = size
         self.remaining = size
         self.truncated = False
         self.truncated_reason = ""
+        # a compressed tar's ratio is the whole stream's: a member that is a memory image
+        # (mostly zero pages) lets the stream expand as far as such an image may
+        self.guard = guard if memory_image_ratio is not None else None
+        self.memory_image_ratio = memory_image_ratio
 
     def readable(self) -> bool:
         return True
@@ -224,7 +230,14 @@ class _TarMemberReader(io.RawIOBase):
         parts: list[bytes] = []
         while want > 0:
             n = min(want, self.PIECE)
-            data = self.stream.read(n)
+            if self.guard is not None and self.remaining == self.size and n >= HEAD_SNIFF:
+                data = self.stream.read(HEAD_SNIFF)
+                if is_memory_image(data):
+                    self.guard.max_ratio = max(self.guard.max_ratio, self.memory_image_ratio)
+                self.guard = None
+                n = len(data)
+            else:
+                data = self.stream.read(n)
             parts.append(data)
             self.remaining -= len(data)
             want -= len(data)
@@ -288,9 +301,10 @@ def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
     raw_file = open(path, "rb")
     counting = CountingReader(raw_file)
     stream: BinaryIO = counting  # type: ignore[assignment]
+    guard: GuardedReader | None = None
     if compression:
-        stream = GuardedReader(open_decompressor(counting, compression), counting,  # type: ignore[assignment]
-                               max_ratio=limits.max_ratio, grace=limits.ratio_grace_bytes, label=label)
+        stream = guard = GuardedReader(open_decompressor(counting, compression), counting,  # type: ignore[assignment]
+                                       max_ratio=limits.max_ratio, grace=limits.ratio_grace_bytes, label=label)
     stream = _EndGuard(stream)  # type: ignore[assignment]
     try:
         try:
@@ -343,7 +357,8 @@ def iter_tar(path: Path, compression: str, label: str, limits: IntakeLimits,
                 if not ti.issparse():
                     # Straight from the stream: ``extractfile`` drops every byte of a
                     # member that the archive cuts short; this keeps them.
-                    return _TarMemberReader(tf.fileobj, ti.size)  # type: ignore[return-value]
+                    return _TarMemberReader(tf.fileobj, ti.size, guard,  # type: ignore[return-value]
+                                            limits.max_ratio_memory_image)
                 f = tf.extractfile(ti)
                 if f is None:
                     raise ArchiveError("member has no data", artifact=f"{label}!/{ti.name}")
@@ -536,7 +551,7 @@ def iter_libarchive(path: Path, fmt: str, label: str, limits: IntakeLimits) -> I
                 where = f"{label}!/{shown}"
                 return GuardedReader(_EntryReader(entry, where), consumed,  # type: ignore[arg-type]
                                      max_ratio=limits.max_ratio, grace=limits.ratio_grace_bytes,
-                                     label=where)
+                                     label=where, memory_image_ratio=limits.max_ratio_memory_image)
 
             yield Member(name, opener, notes, _entry_time(entry))
     finally:

@@ -210,7 +210,8 @@ class _Collector:
                     raw = CountingReader(raw_f)
                     guarded = GuardedReader(open_decompressor(raw, cls.compression), raw,  # type: ignore[arg-type]
                                             max_ratio=self.limits.max_ratio,
-                                            grace=self.limits.ratio_grace_bytes, label=display)
+                                            grace=self.limits.ratio_grace_bytes, label=display,
+                                            memory_image_ratio=self.limits.max_ratio_memory_image)
                     copied = copy_bounded(guarded, dest, self.budget, display)  # type: ignore[arg-type]
             except UnsafeArchiveEntry as exc:
                 self.refuse(display, exc.message)

@@ -210,6 +210,23 @@ class Deaths:
                 msg = b.strings["message"][i].as_py() or ""
                 g["words"] = msg if msg and death(msg) is not None else text
 
+    def absorb(self, other: "Deaths") -> None:
+        """Add the deaths of the records that follow this one's in the file (the next byte
+        range, :mod:`.ranges`): the same groups, counts, examples and events as one pass."""
+        room = self.MAX_EVENTS - len(self.events)
+        self.events.extend(other.events[:max(0, room)])
+        for key, g in other.groups.items():
+            mine = self.groups.get(key)
+            if mine is None:
+                if len(self.groups) < self.MAX_GROUPS:
+                    self.groups[key] = g
+                continue
+            mine["count"] += g["count"]
+            for end, pick in (("first_ts", min), ("last_ts", max)):
+                vals = [t for t in (mine[end], g[end]) if t is not None]
+                mine[end] = pick(vals) if vals else None
+            mine["examples"] = (mine["examples"] + g["examples"])[:3]
+
     def findings(self, analyzer: str) -> Iterator[Finding]:
         for g in sorted(self.groups.values(), key=lambda g: g["examples"][0][0])[:MAX_EXITS]:
             d = g["death"]

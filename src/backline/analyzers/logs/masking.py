@@ -36,7 +36,8 @@ _P_START = r"(?<![^/" + DELIMS + r"])"
 _P_END = r"(?![^/" + DELIMS + r"])"
 _VAR_RX = re.compile(
     r"(?P<keep>\b(?:HTTP|HTTPS|RTSP|SIP|SPDY)/\d(?:\.\d)?(?![\w.]))"      # protocol names stay
-    r"|\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\")\]}]+"    # URLs (scheme kept by _URL_KEEP)
+    r"|\b[a-zA-Z][a-zA-Z0-9+.-]{0,31}+://[^\s'\")\]}]+"    # URLs (scheme kept by _URL_KEEP; a scheme
+    # is short: bounded, so a long run of name characters is not rescanned at every word start)
     r"|(?:(?<=[\s=:,'\"(\[{])|^)/(?:[^\s/,;:'\")\]}]+/?)+"     # paths
     r"|(?:(?<=[\s=,'\"(\[{])|^)(?:[A-Za-z]:|\\\\[\w.$-]+)\\[^\s,;'\")\]}]*"   # Windows paths
     r"|\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? )?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -48,14 +49,17 @@ _VAR_RX = re.compile(
     r"|(?<![\w:])(?:[0-9A-Fa-f]{2}[:-]){5,}[0-9A-Fa-f]{2}(?![\w:])"       # MAC / hardware ids
     r"|" + _P_START + r"(?:"
     r"0[xX][0-9a-fA-F]+"                        # 0x hex
-    r"|[0-9a-fA-F]*\d[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*(?=[" + DELIMS + r"]|$)(?<=[0-9a-fA-F]{6})"  # bare hex >= 6
+    # bare hex >= 6 with a digit before a letter; possessive, so a long digit run is one scan
+    r"|[a-fA-F]*+\d\d*+[a-fA-F][0-9a-fA-F]*+(?=[" + DELIMS + r"]|$)(?<=[0-9a-fA-F]{6})"
     r"|\d+"                                     # plain numbers
     r"|\w*?\d\w*?\d\w*"                         # identifiers with two or more digits
     r"|(?i:true|false|null)"                    # booleans / null
     r")" + _P_END
 )
 _WS = re.compile(r"\s+")
-_MIXED = re.compile(r"[^/" + DELIMS + r"]*<\*>[^/" + DELIMS + r"]*")
+# a piece holding <*>: anchored at the piece's start (a delimiter or the start before it), so
+# a long piece without <*> costs one scan, not one per character (64 KiB lines stay linear)
+_MIXED = re.compile(r"(?<![^/" + DELIMS + r"])[^/" + DELIMS + r"]*<\*>[^/" + DELIMS + r"]*")
 _MULTI = re.compile(r"<\*>(?:[.,-]?<\*>)+")
 
 

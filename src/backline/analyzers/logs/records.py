@@ -233,12 +233,15 @@ def _severity_code(level: str) -> int:
 
 
 def read_record_blocks(source: LogSource, miner, tz: ZoneInfo | timezone = timezone.utc,
-                       fmt: LogFormat | None = None) -> "Iterator[RecordBlock]":
+                       fmt: LogFormat | None = None, *, first_line: int = 1,
+                       formats: list[LogFormat] | None = None) -> "Iterator[RecordBlock]":
     """The records of an opened log as column blocks (:class:`.blocks.RecordBlock`), their
     messages learned by ``miner`` (a :class:`.miner.TemplateMiner`).
 
     The compiled engine reads every format but JSON lines (split in Python, line by
-    line, by :func:`read_record_rows`).  Grouping, severities and time stamps are as
+    line, by :func:`read_record_rows`).  ``first_line`` numbers the first line read (a
+    byte range of a file); ``formats``, when given, receives the header formats used
+    (the first, and any learned further on).  Grouping, severities and time stamps are as
     :func:`read_records` describes.
     """
     from backline.analyzers.logs.blocks import RecordBlock
@@ -256,7 +259,11 @@ def read_record_blocks(source: LogSource, miner, tz: ZoneInfo | timezone = timez
             yield RecordBlock.from_rows(batch, miner.add_block([r[10].replace("\n", " ") for r in batch]))
     engine = record_engine(fmt, miner.keys, source.path, cont=_CONT.pattern, severity_of=_severity_code,
                            tz=tz, collected=getattr(source, "collected", None))
-    for _ in engine_blocks(source, engine, [fmt]):
+    engine.lines = first_line - 1              # a byte range of the file: its lines' numbers
+    if formats is None:
+        formats = []
+    formats[:] = [fmt]                         # the formats in use (more when learned on the way)
+    for _ in engine_blocks(source, engine, formats):
         d = engine.take_records()
         if d["n"]:
             yield RecordBlock.from_engine(d, tz)

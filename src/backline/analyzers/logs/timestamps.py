@@ -42,6 +42,8 @@ from backline.model import TsQuality
 _FRAC = r"(?:[.,]\d{1,9})?"
 _FRAC_MS = r"(?:[.,:]\d{1,9})?"
 _HMS = r"\d{1,2}:\d{1,2}:\d{1,2}"
+#: a 12-hour clock's AM/PM after the time of day
+_AMPM = r"(?: ?[AP]M(?![A-Za-z]))?"
 
 #: Unambiguous shapes: name -> (regex text without anchors or groups of its own, field order).
 #: Listed most specific first; :func:`find_timestamp` takes the leftmost match, and of
@@ -81,11 +83,11 @@ SHAPES: dict[str, tuple[str, str]] = {
 #: Shapes whose day/month/year order a single stamp cannot tell: family -> (regex, candidate
 #: kinds, first = the default).  The kinds are in :data:`ORDERS`.
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "slash3": (r"(?<![\d/])\d{1,2}/\d{1,2}/\d{2,4}[ T:,-]" + _HMS + _FRAC_MS,
+    "slash3": (r"(?<![\d/])\d{1,2}/\d{1,2}/\d{2,4}[ T:,-]" + _HMS + _FRAC_MS + _AMPM,
                ("slash_mdy", "slash_dmy", "slash_ymd")),
-    "dot3": (r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{2,4}[ T,-]" + _HMS + _FRAC_MS,
+    "dot3": (r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{2,4}[ T,-]" + _HMS + _FRAC_MS + _AMPM,
              ("dot_dmy", "dot_mdy", "dot_ymd")),
-    "dash3": (r"(?<![\d-])\d{1,2}-\d{1,2}-\d{2,4}[ T,]" + _HMS + _FRAC_MS,
+    "dash3": (r"(?<![\d-])\d{1,2}-\d{1,2}-\d{2,4}[ T,]" + _HMS + _FRAC_MS + _AMPM,
               ("dash_dmy", "dash_mdy", "dash_ymd")),
     "md_dash": (r"(?<![\d-])\d{1,2}-\d{1,2}[ T]" + _HMS + _FRAC_MS, ("md_dash", "dm_dash")),
     "md_dot": (r"(?<![\d.])\d{1,2}\.\d{1,2} " + _HMS + _FRAC_MS, ("md_dot", "dm_dot")),
@@ -227,7 +229,7 @@ def start_year(path: str | None, limit_us: int, year: int, day: tuple[int, int, 
                 tail = f.read()
     except OSError:
         return year
-    texts: list[tuple[bytes, str]] = []
+    found_: list[tuple[str, str]] = []
     for chunk in (head, tail):
         for raw in chunk.split(b"\n")[:-1] if chunk else ():
             line = raw[:200].decode("utf-8", "replace")
@@ -235,10 +237,19 @@ def start_year(path: str | None, limit_us: int, year: int, day: tuple[int, int, 
             if found is None:
                 continue
             kind, a, b = found
-            order = ORDERS.get(kind, "")
-            if "M" not in order or "Y" in order or "y" in order:
-                continue
-            texts.append((_ORDER_BYTES[kind], line[a:b]))
+            found_.append((kind, line[a:b]))
+    # a day/month order is the file's, not one stamp's (10.03 alone reads as October 3)
+    by_family: dict[str, list[str]] = {}
+    for kind, text in found_:
+        by_family.setdefault(family(kind), []).append(text)
+    resolved = {fam: resolve_kind(fam, ts) for fam, ts in by_family.items()}
+    texts: list[tuple[bytes, str]] = []
+    for kind, text in found_:
+        kind = resolved.get(family(kind), kind)
+        order = ORDERS.get(kind, "")
+        if "M" not in order or "Y" in order or "y" in order:
+            continue
+        texts.append((_ORDER_BYTES[kind], text))
     if not texts:
         return year
     for _ in range(4):

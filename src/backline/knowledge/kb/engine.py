@@ -26,7 +26,7 @@ from backline.knowledge.kb.evidence import Evidence, RegexTimeout, TimedPattern,
 from backline.knowledge.kb.model import (Condition, EventMatcher, ExceptionMatcher, FactMatcher, FindingMatcher,
                                          Hit, KbResult, KnownIssue, LogMatcher, Matcher, RuleMatcher,
                                          SignatureMatcher, Status)
-from backline.knowledge.kb.versions import Version, VersionRange, try_version
+from backline.knowledge.kb.versions import VersionRange, try_version
 from backline.model import EvidenceRef, Fact, Finding, Severity
 
 ANALYZER = "knowledge.kb"
