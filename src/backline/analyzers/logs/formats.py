@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from backline.analyzers.logs.timestamps import TS_REGEX, find_timestamp
 
-_LEVELS = (r"(?:TRACE|DEBUG|DBG|FINE|FINER|FINEST|CONFIG|INFO|INFORMATION|NOTICE|WARN|WARNING|"
+_LEVELS = (r"(?:TRACE|DEBUG|DBG|VRB|INF|WRN|FTL|FINE|FINER|FINEST|CONFIG|INFO|INFORMATION|NOTICE|WARN|WARNING|"
            r"ERROR|ERR|SEVERE|FATAL|CRITICAL|CRIT|ALERT|EMERG|EMERGENCY|"
            r"Trace|Debug|Info|Information|Notice|Warn|Warning|Error|Fatal|Critical|Verbose|"
            r"trace|debug|info|notice|warn|warning|error|fatal|critical)")
@@ -64,8 +64,8 @@ class LogFormat:
     @property
     def compiled(self) -> bool:
         """True when the per-line engine can split this format (and its alternates) by
-        itself; JSON formats are split by :meth:`split` line by line."""
-        return all(f.name not in _JSON_FORMATS for f in (self, *self.alternates))
+        itself; JSON and logfmt formats are split by :meth:`split` line by line."""
+        return all(f.name not in _PYTHON_FORMATS for f in (self, *self.alternates))
 
     def engine_patterns(self) -> list[tuple]:
         """``(pattern, ts field order, msg, ts, level, component, pid, thread, host group)``
@@ -105,6 +105,8 @@ class LogFormat:
         g = m.groupdict()
         if self.name in _JSON_FORMATS:
             return _json_header(g["msg"]) or Header("", "", "", "", "", "", "", g["msg"])
+        if self.name == "logfmt":
+            return _logfmt_header(g["msg"])
         if self.name == "access-log":           # the HTTP status is the level
             st = _HTTP_STATUS.match(g["msg"])
             code = st.group(1) if st else ""
@@ -119,6 +121,8 @@ class LogFormat:
 
 _HTTP_STATUS = re.compile(r'"[^"]*" (\d{3}) ')
 _JSON_FORMATS = frozenset({"json-lines", "journald-json"})
+#: formats split in Python, line by line (not by the compiled engine)
+_PYTHON_FORMATS = _JSON_FORMATS | {"logfmt"}
 _J_MSG = ("MESSAGE", "message", "msg", "log", "@message", "text")
 _J_LEVEL = ("level", "severity", "levelname", "log.level", "lvl", "PRIORITY", "loglevel")
 _J_TS = ("__REALTIME_TIMESTAMP", "@timestamp", "timestamp", "time", "ts", "datetime", "date")
@@ -165,6 +169,43 @@ def _json_header(text: str) -> Header | None:
         level = _PRIORITY.get(level, level)
     return Header(ts, kind, level, _first(d, _J_COMP), _first(d, _J_PID), _first(d, _J_THREAD),
                   _first(d, _J_HOST), _first(d, _J_MSG) or text)
+
+
+#: logfmt (``key=value`` pairs, a value with spaces in double quotes): one pair, and the
+#: keys whose value is the record's time stamp or its level
+_LF_PAIR = r'[\w.@/-]+=(?:"(?:[^"\\]|\\.)*"|[^\s"]*)'
+_LF_TOKEN = re.compile(r'([\w.@/-]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+_LF_TIME = frozenset({"time", "ts", "t", "timestamp"})
+_LF_LEVEL = frozenset({"level", "lvl", "severity"})
+_LF_KEYS = "|".join(sorted(_LF_TIME | _LF_LEVEL))
+
+
+def _logfmt_header(text: str) -> Header:
+    """Fields of one logfmt record: the first time key whose value is a whole time stamp
+    of a known shape is the stamp, the first level key the level; both pairs leave the
+    message, the other pairs stay in it as written.
+
+    >>> h = _logfmt_header('ts=1733565605.012 msg="cache miss" lvl=warn key=u:1')
+    >>> (h.ts_kind, h.ts_text, h.level, h.message)
+    ('epoch', '1733565605.012', 'warn', 'msg="cache miss" key=u:1')
+    """
+    ts = kind = level = ""
+    cut: list[tuple[int, int]] = []
+    for m in _LF_TOKEN.finditer(text):
+        key, raw = m.group(1), m.group(2)
+        value = raw[1:-1] if raw[:1] == '"' else raw
+        if key in _LF_TIME and not ts and value:
+            found = find_timestamp(value, within=1)
+            if found and found[1] == 0 and found[2] == len(value):
+                ts, kind = value, found[0]
+                cut.append(m.span())
+        elif key in _LF_LEVEL and not level and value:
+            level = value
+            cut.append(m.span())
+    msg = text
+    for a, b in reversed(cut):
+        msg = msg[:a].rstrip() + " " + msg[b:].lstrip()
+    return Header(ts, kind, level, "", "", "", "", msg.strip())
 
 
 _CACHE: dict[str, re.Pattern[str]] = {}
@@ -219,6 +260,9 @@ FORMATS: tuple[LogFormat, ...] = (
     LogFormat("python-logging", _ts("iso") + r"\s+(?:-\s+)?(?P<component>[\w.]+)\s+-\s+(?P<level>" + _LEVELS +
               r")\s+-\s+(?P<msg>.*)", "iso"),
     LogFormat("json-lines", r"(?P<msg>\{.*\})\s*$", ""),
+    # logfmt: nothing but key=value pairs, one of them a time or level key
+    LogFormat("logfmt", r"(?=(?:.*\s)?(?:" + _LF_KEYS + r")=)(?P<msg>" + _LF_PAIR + r"(?:\s+" + _LF_PAIR +
+              r")*)\s*$", ""),
 )
 
 

@@ -53,6 +53,7 @@ _LEVEL_MAP = {
     "e": Severity.HIGH, "f": Severity.CRITICAL, "a": Severity.CRITICAL,
     "trace": Severity.INFO, "debug": Severity.INFO, "dbg": Severity.INFO, "fine": Severity.INFO,
     "finer": Severity.INFO, "finest": Severity.INFO, "config": Severity.INFO, "verbose": Severity.INFO,
+    "vrb": Severity.INFO, "inf": Severity.INFO, "wrn": Severity.MEDIUM, "ftl": Severity.CRITICAL,
     "info": Severity.INFO, "information": Severity.INFO, "notice": Severity.LOW,
     "warn": Severity.MEDIUM, "warning": Severity.MEDIUM,
     "error": Severity.HIGH, "err": Severity.HIGH, "severe": Severity.HIGH, "failure": Severity.HIGH,

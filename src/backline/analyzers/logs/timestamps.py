@@ -49,9 +49,11 @@ _AMPM = r"(?: ?[AP]M(?![A-Za-z]))?"
 #: Listed most specific first; :func:`find_timestamp` takes the leftmost match, and of
 #: matches that start at the same place the first one listed.
 SHAPES: dict[str, tuple[str, str]] = {
-    # 2015-10-18 18:01:47,978 / 2015-10-18T18:01:47.978Z / +02:00 / 2024-1-5 7:3:9
+    # 2015-10-18 18:01:47,978 / 2015-10-18T18:01:47.978Z / +02:00 / 2024-1-5 7:3:9; a zone
+    # after one space belongs to the stamp too: "... 10:01:06.161 +01:00", " -0500", " Z"
     "iso": (r"\d{4}-\d{1,2}-\d{1,2}[T ]" + _HMS + _FRAC +
-            r"(?:Z(?![A-Za-z])|[+-]\d\d:?\d\d(?!\d)| [+-]\d{4}(?!\d))?", "YMDhmsf"),
+            r"(?:Z(?![A-Za-z])|[+-]\d\d:?\d\d(?!\d)| [+-]\d{4}(?!\d)"
+            r"| [+-](?:0\d|1[0-4]):[0-5]\d(?![\d:])| Z(?!\w))?", "YMDhmsf"),
     # 2005-06-03-15.42.50.675872 (dots in the time of day)
     "ymd_dots": (r"\d{4}-\d\d-\d\d-\d{1,2}\.\d\d\.\d\d(?:\.\d{1,9})?", "YMDhmsf"),
     # 2016/09/28 04:30:30(.123), Go's log package, nginx error logs
