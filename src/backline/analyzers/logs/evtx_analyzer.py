@@ -129,19 +129,21 @@ def _parse(raw: dict[str, Any]) -> EvtxRecord:
 
 
 def read_evtx(path: str | Path, artifact: str, problems: list[str], *,
-              chunk_seconds: float = CHUNK_SECONDS) -> Iterator[EvtxRecord]:
+              chunk_seconds: float | None = None) -> Iterator[EvtxRecord]:
     """Every readable record of an .evtx file; unreadable chunks / records go to ``problems``.
 
     The native reader runs in a worker process (:mod:`.evtx_worker`), one chunk at a time: a
     chunk that it does not finish within ``chunk_seconds`` (the reader loops forever on some
     damaged chunks) or that kills the worker is recorded as a bad chunk and reading goes on
     with the next one in a fresh worker.  Raises :class:`FormatError` when the file header is
-    unreadable.
+    unreadable.  ``chunk_seconds`` defaults to :data:`CHUNK_SECONDS`.
     """
     try:
         import evtx  # noqa: F401 - only to fail early and clearly when the package is missing
     except ImportError as exc:  # pragma: no cover - dependency is declared
         raise FormatError("the 'evtx' package is not installed", artifact=artifact) from exc
+    if chunk_seconds is None:
+        chunk_seconds = CHUNK_SECONDS
     start = 0
     while True:
         worker = _EvtxWorker.acquire()
