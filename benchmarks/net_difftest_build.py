@@ -2,8 +2,8 @@
 
 Three groups, all written into one folder (never into the repository):
 
-* ``conv_*``, ``snap*_*``, ``shift_*``, ``merge_*``, ``encap_*``, ``netmon2_*``,
-  ``be_*``, ``gz_*``: the corpus captures rewritten with editcap / mergecap
+* ``conv_*``, ``snap*_*``, ``shift_*``, ``merge_*``, ``encap_*``, ``netmon1_*``, ``netmon2*_*``,
+  ``be_*``, ``gz_*``, ``cut*_*``: the corpus captures rewritten with editcap / mergecap
   (pcap <-> pcapng, nanosecond pcap, big-endian pcap, snaplen cuts 60/96/200,
   time shifts, split and re-merged multi-interface pcapng, an unsupported
   link type, Network Monitor 2.x, gzip);
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from backline.analyzers.net.synth import (ACK_F, FIN_F, PSH_F, RST_F, SYN_F, PcapngWriter,
                                           PcapWriter, dns_query, dns_response, ether, ipv4, ipv6,
-                                          tcp, udp)
+                                          netmon_rewrite, tcp, udp)
 
 HERE = Path(__file__).resolve().parent
 C4 = bytes([192, 168, 1, 10])
@@ -608,6 +608,35 @@ def build_conversions(out: Path, corpus: Path) -> None:
     run("editcap", "-F", "netmon2", c("msod_FASOD_ex2_smb2_domain.pcapng"), str(out / "netmon2_fasod.cap"))
     with open(out / "conv_cs_http_espn_fail.pcapng", "rb") as src, gzip.open(out / "gz_espn.pcapng.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
+    # Network Monitor: every corpus capture editcap can write as 1.x and 2.0, the 2.0
+    # files rewritten as 2.1 / 2.2 / 2.3 (record trailers; 2.3 with the frame table first
+    # and the header time in local time)
+    for cap in sorted(corpus.iterdir()):
+        if not cap.name.endswith((".pcap", ".pcapng", ".pcap.gz", ".cap")):
+            continue
+        stem = cap.name.split(".")[0]
+        for fmt in ("netmon1", "netmon2"):
+            dst = out / f"{fmt}_{stem}.cap"
+            if subprocess.run(["editcap", "-F", fmt, str(cap), str(dst)], capture_output=True).returncode:
+                dst.unlink(missing_ok=True)
+        v20 = out / f"netmon2_{stem}.cap"
+        raw = v20.read_bytes() if v20.exists() else b""
+        if raw[:6] == b"GMBU\x00\x02":          # editcap writes 2.1 when link types are mixed
+            for minor in (1, 2, 3):
+                (out / f"netmon2{minor}_{stem}.cap").write_bytes(netmon_rewrite(raw, minor))
+            (out / f"netmon23first_{stem}.cap").write_bytes(
+                netmon_rewrite(raw, 3, table_first=True, local_offset_s=7200))
+    # cut in the middle of a block, plain and gzip-compressed, at several points
+    for name in ("msod_FASOD_ex2_smb2_domain.pcapng", "cs_http_espn_fail.pcapng",
+                 "zeek_pcapng_multi_interface.pcapng", "zeek_tcp_reassembly.pcap"):
+        if not (corpus / name).exists():
+            continue
+        raw = (corpus / name).read_bytes()
+        stem, ext = name.split(".", 1)
+        for gz in (False, True):
+            data = gzip.compress(raw, mtime=0) if gz else raw
+            for cut in sorted({len(data) - 2, len(data) - 9, len(data) * 3 // 4, len(data) // 2}):
+                (out / f"cut{'gz' if gz else ''}{cut}_{stem}.{ext}{'.gz' if gz else ''}").write_bytes(data[:cut])
     for p in out.iterdir():
         if p.is_file() and p.stat().st_size == 0:
             p.unlink()

@@ -27,7 +27,6 @@ import random
 import re
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, insert, select, text, update
+
+from backline.testing import free_port, wait_healthy
 
 PG = os.environ.get("BACKLINE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,12 +50,6 @@ FULL = {"symptoms": "Orders fail with HTTP 500 when reserving stock", "business_
 WORDS = ("the reservation pool refused connections again after the deploy; customer confirms the workaround "
          "holds but latency is up; attached new logs and a capture from both ends; escalating to development "
          "with the crash signature; waiting for the maintenance window to apply the hotfix build").split()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def populate(url: str, n_cases: int, n_notes: int, rng: random.Random) -> tuple[list[str], list[str], str]:
@@ -195,14 +190,10 @@ def main() -> int:
                                  "--workers", str(args.workers), "--no-background"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])
+        try:
+            wait_healthy(base, proc, seconds=60)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         web = httpx.Client(base_url=base, timeout=60)
         page = web.get("/login")
         csrf = re.search(r'action="/login">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page.text)

@@ -61,6 +61,7 @@ class AnalyzeOptions:
     kb: tuple = ()                          # known issues to match (backline.knowledge.kb.KnownIssue)
     product: str | None = None              # the customer's product and version, for known issues'
     product_version: str | None = None      # affected ranges and fixed-in versions
+    scheduler: str | None = None            # Dask scheduler address: run on that cluster (analyzers.cluster)
 
 
 def check_tz(name: str) -> str:
@@ -118,7 +119,8 @@ def analyze(
             max_events=options.max_events_per_artifact,
             timeout_s=options.timeout_s,
         )
-        out = run_all(intake.artifacts, classes, settings, jobs=options.jobs, progress=progress)
+        out = run_all(intake.artifacts, classes, settings, jobs=options.jobs, progress=progress,
+                      scheduler=options.scheduler)
     finally:
         if own_tmp and not options.keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)

@@ -118,3 +118,34 @@ def test_the_api_serves_the_diagnosis_to_staff_only(world):
         r = c.get(f"/api/cases/{case.key}/diagnosis", headers={"Authorization": f"Bearer {eng_token}"})
         assert r.status_code == 200
         assert r.json()["probable_causes"][0]["code"] == "NET.TCP.RST_TO_SYN"
+
+
+def test_the_case_wide_diagnosis_is_cached_until_the_evidence_changes(world):
+    from backline.cases import diagnosis as cd
+
+    hub, eng, _s, case = world
+    svc = DiagnosisService(hub.cases)
+    before = dict(cd.stats)
+    first = svc.current(eng, case.key)
+    again = svc.current(eng, case.key)
+    assert again == first
+    assert cd.stats["computed"] - before["computed"] == 1 and cd.stats["cached"] - before["cached"] == 1
+    again["probable_causes"].clear()                      # a caller's copy: the cache is not touched
+    assert svc.current(eng, case.key)["probable_causes"]
+    cust, _t = hub.users.add("cora", Role.CUSTOMER, org="acme")
+    with pytest.raises(PermissionDenied):                 # access is checked on every call, cached or not
+        svc.current(cust, case.key)
+    # new evidence analysed: the key changes and the diagnosis is computed again, with the new finding
+    hub.evidence.upload(eng, case.key, "app2.log", io.BytesIO(b"ERROR connect failed\n"))
+    JobRunner(hub.cases, hub.store, analyze=_log, options_factory=lambda w, s: None).run_pending()
+    n = cd.stats["computed"]
+    third = svc.current(eng, case.key)
+    assert cd.stats["computed"] == n + 1
+    assert third["evidence_files"] == ["app.log", "app2.log", "net.zip"] and third["findings"] > first["findings"]
+    # findings removed (a known-issue refresh deletes and re-adds rows): computed again
+    with hub.cases.engine.begin() as conn:
+        from backline.storage import tables as TT
+        conn.execute(TT.findings.delete().where(TT.findings.c.title == "1x cache miss storm"))
+    n = cd.stats["computed"]
+    fourth = svc.current(eng, case.key)
+    assert cd.stats["computed"] == n + 1 and fourth["findings"] == third["findings"] - 2

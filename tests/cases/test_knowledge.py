@@ -196,3 +196,37 @@ def test_migration_fills_case_signatures_from_stored_findings(tmp_path):
         rows = conn.execute(select(T.case_signatures.c.kind, T.case_signatures.c.value)
                             .order_by(T.case_signatures.c.id)).all()
     assert [tuple(r) for r in rows] == [("signature", SIG), ("bucket", "B1")]
+
+
+def test_publishing_matches_the_open_cases_at_once_and_retiring_withdraws_it(hub, people):
+    erin, sam = people["erin"], people["sam"]
+    open_case, resolved_case, untouched = _case(hub, sam), _case(hub, sam), _case(hub, sam)
+    for key in (open_case, resolved_case):
+        _analyse(hub, erin, key)
+    hub.cases.set_status(erin, resolved_case, "resolved")
+    entry = hub.knowledge.add(erin, {**ENTRY, "matchers": [{"signature": SIG}]})
+
+    def kb_keys(key):
+        return [f["data"]["key"] for f in hub.evidence.findings(erin, key) if f["code"] == "KB.MATCH"]
+
+    assert kb_keys(open_case) == []                                 # a draft matches nothing
+    published = hub.knowledge.publish(erin, entry["key"])
+    assert published["open_cases"] == [open_case]                   # resolved / evidence-less cases are left alone
+    assert kb_keys(open_case) == [entry["key"]] and kb_keys(resolved_case) == [] and kb_keys(untouched) == []
+    ref = next(f for f in hub.evidence.findings(erin, open_case) if f["code"] == "KB.MATCH")["refs"][0]
+    assert ref["locator"] == "thread:0/frame:0"                     # the match still points at the frame
+    retired = hub.knowledge.retire(erin, entry["key"])
+    assert retired["open_cases"] == [] and kb_keys(open_case) == []
+
+
+def test_open_cases_matching_lists_only_open_cases_the_user_may_see(hub, people):
+    erin, sam, sue = people["erin"], people["sam"], people["sue"]
+    mine, theirs = _case(hub, sam, team="emea"), _case(hub, sue, team="apac")
+    for key in (mine, theirs):
+        _analyse(hub, erin, key)
+    entry = hub.knowledge.add(erin, {**ENTRY, "matchers": [{"signature": SIG}]})
+    assert hub.knowledge.publish(erin, entry["key"])["open_cases"] == [mine, theirs]
+    assert [c["key"] for c in hub.knowledge.open_cases_matching(erin, entry["key"])] == [theirs, mine]
+    assert [c["key"] for c in hub.knowledge.open_cases_matching(sam, entry["key"])] == [mine]
+    hub.cases.set_status(erin, theirs, "resolved")
+    assert [c["key"] for c in hub.knowledge.open_cases_matching(erin, entry["key"])] == [mine]

@@ -128,3 +128,38 @@ def test_whole_corpus_is_classified_and_every_artifact_has_a_status(corpus):
               if r["status"] == "failed"]
     # the deliberately malformed dumps may fail with a clear reason; nothing else may
     assert all("invalid-" in p for _, p, _ in failed), failed
+
+
+def test_jobs_2_reads_one_large_log_in_byte_ranges_with_the_same_report(tmp_path, monkeypatch):
+    from tests.analyzers.logs.test_ranges import make_log
+
+    log = tmp_path / "server.log"
+    make_log(log, n=5000)
+    monkeypatch.setenv("BACKLINE_LOGS_SPLIT_MIN_BYTES", "100000")     # the ~0.5 MB log is split
+    docs = {}
+    for jobs in ("1", "2"):
+        res = runner.invoke(app, ["analyze", str(log), "--format", "json", "-q", "--no-store", "--no-kb-pack",
+                                  "--jobs", jobs])
+        assert res.exit_code in (0, 1), res.output
+        docs[jobs] = json.loads(res.stdout)
+    runs = [r for a in docs["2"]["artifacts"] for r in a["runs"]]
+    assert not any("one pass" in w for r in runs for w in r.get("warnings", [])), runs
+
+    def view(doc):
+        facts = [f for f in doc["facts"] if f["name"] != "log.parquet"]
+        return doc["findings"], facts, doc["events"]
+
+    assert view(docs["1"]) == view(docs["2"])
+    assert len(docs["1"]["findings"]) > 3
+
+
+def test_an_unreachable_scheduler_exits_2_naming_it(tmp_path):
+    from backline.testing import free_port
+
+    port = free_port()
+    log = tmp_path / "a.log"
+    log.write_bytes(LOG)
+    res = runner.invoke(app, ["analyze", str(log), "-q", "--no-store", "--scheduler", f"tcp://127.0.0.1:{port}"])
+    assert res.exit_code == 2
+    out = res.output + (res.stderr if hasattr(res, "stderr") else "")
+    assert f"tcp://127.0.0.1:{port}" in out and "Traceback" not in out

@@ -489,3 +489,112 @@ def test_no_verdict_on_time_for_a_file_that_shows_nothing_in_the_incident():
     reasons = {c.finding: c.reasons for c in d.causes}
     assert not any("long before" in r for r in reasons[0])
     assert any("long before" in r for r in reasons[1])
+
+
+# --- process deaths: the cause of the lost service that follows them ----------------------------
+
+def death(title, t, artifact="supervisor.log", line=5, count=1, last=None, **data):
+    return log(title, line, title, t, artifact=artifact, code="LOG.PROCESS_EXIT", count=count, last=last,
+               data={"reason": "signal", **data})
+
+
+def test_a_death_outranks_the_refusals_and_client_errors_that_begin_after_it():
+    findings = [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.4.0.7:8080 (90 attempt(s))", 40, at(0.4),
+            {"server": "10.4.0.7:8080", "connections": 90}),
+        log("90x tile <*> failed: [Errno 111] Connection refused", 30,
+            "ERROR tile /a/1 failed: [Errno 111] Connection refused", at(0.4), artifact="proxy.log", count=90),
+        log("2x tile <*> failed: [Errno 104] Connection reset by peer", 29,
+            "ERROR tile /a/2 failed: [Errno 104] Connection reset by peer", at(0.1), artifact="proxy.log"),
+        death("tilerd killed by signal 9 (1x): down: tilerd[<*>] terminated by signal <*>", at(0),
+              process=["tilerd"], pid="4242", signal="9"),
+    ]
+    d = diagnose(findings)
+    assert d.top.finding == 3 and d.top.code == "LOG.PROCESS_EXIT"
+    assert d.top.title.startswith("tilerd died")
+    assert {0, 2} <= set(d.top.explained)
+    link = next(x for x in d.top.chain if x.effect == 0)
+    assert [k for k, _v in link.joined_on] == ["onset"]        # nothing but the moment ties them
+    refused = next(c for c in d.causes if c.finding == 0)
+    assert refused.confidence < d.top.confidence - 0.15
+
+
+def test_the_endpoint_a_log_says_its_program_serves_ties_the_death_to_the_refusals():
+    findings = [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.4.0.7:8080 (9 attempt(s))", 40, at(30),
+            {"server": "10.4.0.7:8080", "connections": 9}),
+        death("tilerd killed by signal 9 (1x): down: tilerd[<*>] terminated by signal <*>", at(0),
+              process=["tilerd"], pid="4242", signal="9"),
+    ]
+    index = Fact("log.template_index", [{"template": "tilerd[<*>] listening on <*>", "count": 1,
+                                         "example": "INFO tilerd[4242] listening on 10.4.0.7:8080"}], "tilerd.log")
+    d = diagnose(findings, facts=[index])
+    assert d.top.finding == 1
+    (link,) = [x for x in d.top.chain if x.effect == 0]        # 30 s later: no onset, the process ties them
+    assert ("process", "tilerd") in link.joined_on
+    without = diagnose(findings)                               # nothing says who serves 10.4.0.7:8080
+    (weak,) = [x for c in without.causes if c.finding == 1 for x in c.chain if x.effect == 0]
+    assert [k for k, _v in weak.joined_on] == ["time"] and weak.weight < link.weight
+
+
+def test_a_death_after_the_errors_began_is_not_their_cause():
+    findings = [
+        log("40x call to <*> timed out", 10, "ERROR call to 10.4.0.7:8080 timed out", at(0), count=40,
+            artifact="client.log", last=at(60)),
+        death("worker killed by signal 9 (1x): watchdog killed worker[<*>] by signal <*>", at(45),
+              process=["worker"], pid="77", signal="9"),
+    ]
+    d = diagnose(findings)
+    assert all(x.effect != 0 for c in d.causes if c.finding == 1 for x in c.chain)
+
+
+def test_a_recurring_death_is_not_chronic_when_the_incident_follows_it():
+    hours = timedelta(hours=5)
+    recurring = death("billing exited with status 1 (6x): exited: billing (exit status <*>; not expected)",
+                      at(0) - hours, count=6, last=at(0), process=["billing"], reason="exit-status")
+    refused = net("NET.TCP.RST_TO_SYN", "Connection refused by 10.4.0.9:9000 (40 attempt(s))", 40, at(0.5),
+                  {"server": "10.4.0.9:9000", "connections": 40})
+    def events(*fs):
+        out = [Event(f.first_seen, f.artifact, "log.error", f.title, Severity.HIGH, f.evidence[0]) for f in fs]
+        out += [Event(f.last_seen, f.artifact, "log.error", f.title, Severity.HIGH, f.evidence[0]) for f in fs
+                if f.code == "LOG.PROCESS_EXIT"]
+        return out + [Event(f.first_seen + timedelta(seconds=s), f.artifact, "net.tcp.rst_to_syn", f.title,
+                            Severity.HIGH, f.evidence[0]) for f in fs if f.code.startswith("NET.") for s in range(5)]
+    d = diagnose([recurring, refused], events(recurring, refused))
+    assert d.top.finding == 0
+    assert any("not discounted as chronic" in r for r in d.top.reasons)
+    # the same finding as a condition (not a happening) is discounted as chronic
+    lib = load_library()
+    plain = type(lib)(tuple(type(sg)(**{**{f: getattr(sg, f) for f in sg.__slots__ if f != "acute"},
+                                          "acute": False}) for sg in lib.signals), lib.relations)
+    d2 = diagnose([recurring, refused], events(recurring, refused), library=plain)
+    top2 = next(c for c in d2.causes if c.finding == 0)
+    assert any("chronic: present long before" in r for r in top2.reasons)
+    assert top2.confidence < d.top.confidence
+
+
+def test_the_cause_of_a_death_keeps_first_place_over_the_death():
+    findings = [
+        log("1x <error> startup failed: invalid cache.ttl.seconds '30s' in conf/rates.properties", 3,
+            "ERROR startup failed: invalid cache.ttl.seconds '30s' in conf/rates.properties", at(0),
+            artifact="journal.txt"),
+        death("rate-service exited with status 1 (1x): rate-service.service: Main process exited, "
+              "code=exited, status=<*>/FAILURE", at(0.2), artifact="journal.txt", line=4,
+              process=["rate-service"], reason="exit-status"),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.4.0.5:8088 (20 attempt(s))", 40, at(0.5),
+            {"server": "10.4.0.5:8088", "connections": 20}),
+    ]
+    d = diagnose(findings)
+    assert d.top.finding == 0 and d.top.title.startswith("Bad configuration")
+    assert 1 in d.top.explained
+
+
+def test_a_clean_or_requested_end_is_not_a_death_class():
+    lib = load_library()
+    sig = lib.signal("process_death_log")
+    for text in ("exited: report (exit status 0; expected)", "worker terminated by signal 15",
+                 "app.service: main process exited, code=exited, status=0/success", "worker stopped by sigterm"):
+        assert not sig.matches("LOG.ERROR_TEMPLATE", text.lower(), {}), text
+    for text in ("worker exited with code 1", "app.service: main process exited, code=killed, status=9/kill",
+                 "memory cgroup out of memory: killed process 42 (app)", "*** stack smashing detected ***: terminated"):
+        assert sig.matches("LOG.ERROR_TEMPLATE", text.lower(), {}), text

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+
+from backline.testing import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("BACKLINE_CHROMIUM", "/usr/bin/chromium")
@@ -32,12 +31,6 @@ AXE_VERSION = "4.11.1"
 AXE_SHA256 = "7dbfabdfc6062936d79c873ddbb5f811a1219fca3928bd8cc9dd81f1e65f4720"
 AXE_FILE = ROOT / ".cache" / "npm-vendor" / f"axe-{AXE_VERSION}.min.js"
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -57,14 +50,7 @@ def live_server(hub):
     jobs.start(poll_seconds=0.2)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("live server did not start")
+        wait_healthy(base)
         yield base
     finally:
         jobs.stop()

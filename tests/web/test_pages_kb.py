@@ -93,8 +93,11 @@ def test_case_known_issues_fragment_and_promote(web, hub, corpus, tmp_path):
     page = web.get(f"/cases/{key}").text                                           # the case page has it in place
     assert page.index('id="known-issues"') < page.index('id="similar"') and 'href="/kb/KB-63"' in page
     assert "Promote to known issue" not in frag                                     # not resolved yet
+    kb_page = web.get("/kb/KB-63").text                                             # the entry lists the open case
+    assert 'id="kb-open-cases"' in kb_page and f'<a href="/cases/{key}">{key}</a>' in kb_page
     for st in ("investigating", "resolved"):
         hub.cases.set_status(erin, key, st)
+    assert f'href="/cases/{key}"' not in web.get("/kb/KB-63").text                  # resolved: no longer listed
     frag = web.get(f"/cases/{key}/known-issues").text
     assert f'href="/cases/{key}/promote"' in frag
     confirm = web.get(f"/cases/{key}/promote")

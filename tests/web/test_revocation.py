@@ -14,17 +14,15 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import signal
-import subprocess
-import time
 
 import httpx
 import pytest
 
 from backline.cases.hub import Hub
+from backline.testing import serve_process
 
 from .pages_helpers import PASSWORD, add_users
-from .test_serve import _backline, _free_port, database  # noqa: F401 - the database fixture
+from .test_serve import database  # noqa: F401 - the database fixture
 
 N = 16
 
@@ -68,46 +66,30 @@ def test_revocation_reaches_every_worker_at_once(tmp_path, database):  # noqa: F
     hub = Hub.open(database or f"sqlite:///{tmp_path / 'home' / 'backline.db'}", blob_root=tmp_path / "blobs")
     add_users(hub, ("erin", "engineer", None))
     api_token = hub.users.rotate("erin")
-    port = _free_port()
-    proc = subprocess.Popen(_backline() + ["serve", "--port", str(port), "--workers", "2", "--no-background"] + db,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
-        cookie, _csrf = _login(base)
-        assert _statuses(base, cookie=cookie) == {200}
-        assert _statuses(base, token=api_token, path="/api/me") == {200}
+        with serve_process(["--workers", "2", "--no-background"] + db, env) as (base, _proc):
+            cookie, _csrf = _login(base)
+            assert _statuses(base, cookie=cookie) == {200}
+            assert _statuses(base, token=api_token, path="/api/me") == {200}
 
-        # a disabled user: their session and their API token stop at once
-        hub.users.set_active("erin", False)
-        assert _statuses(base, cookie=cookie) == {303}                       # back to the login page
-        assert _statuses(base, token=api_token, path="/api/me") == {401}
-        hub.users.set_active("erin", True)
-        assert _statuses(base, cookie=cookie) == {303}                       # that session stays ended
-        assert _statuses(base, token=api_token, path="/api/me") == {200}
+            # a disabled user: their session and their API token stop at once
+            hub.users.set_active("erin", False)
+            assert _statuses(base, cookie=cookie) == {303}                       # back to the login page
+            assert _statuses(base, token=api_token, path="/api/me") == {401}
+            hub.users.set_active("erin", True)
+            assert _statuses(base, cookie=cookie) == {303}                       # that session stays ended
+            assert _statuses(base, token=api_token, path="/api/me") == {200}
 
-        # a rotated API token
-        new_token = hub.users.rotate("erin")
-        assert _statuses(base, token=api_token, path="/api/me") == {401}
-        assert _statuses(base, token=new_token, path="/api/me") == {200}
+            # a rotated API token
+            new_token = hub.users.rotate("erin")
+            assert _statuses(base, token=api_token, path="/api/me") == {401}
+            assert _statuses(base, token=new_token, path="/api/me") == {200}
 
-        # an ended session (logout)
-        cookie, csrf = _login(base)
-        assert _statuses(base, cookie=cookie) == {200}
-        r = httpx.post(base + "/logout", headers={"Cookie": f"bl_session={cookie}", "X-CSRF-Token": csrf})
-        assert r.status_code == 303
-        assert _statuses(base, cookie=cookie) == {303}
+            # an ended session (logout)
+            cookie, csrf = _login(base)
+            assert _statuses(base, cookie=cookie) == {200}
+            r = httpx.post(base + "/logout", headers={"Cookie": f"bl_session={cookie}", "X-CSRF-Token": csrf})
+            assert r.status_code == 303
+            assert _statuses(base, cookie=cookie) == {303}
     finally:
         hub.engine.dispose()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()

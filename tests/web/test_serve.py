@@ -5,25 +5,16 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from backline.testing import backline_exe, free_port, serve_process, wait_healthy
 
 
-def _backline() -> list[str]:
-    exe = Path(sys.executable).with_name("backline")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "backline.cli"]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -52,29 +43,10 @@ def server(tmp_path, database):
     env = {**os.environ, "BACKLINE_HOME": str(tmp_path / "home")}
     env.pop("BACKLINE_DATABASE_URL", None)
     db_args = ["--database-url", database] if database else []
-    token = subprocess.run(_backline() + ["user", "add", "erin", "--role", "engineer"] + db_args, env=env,
+    token = subprocess.run(backline_exe() + ["user", "add", "erin", "--role", "engineer"] + db_args, env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
-    port = _free_port()
-    proc = subprocess.Popen(_backline() + ["serve", "--port", str(port)] + db_args, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            proc.kill()
-            pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
+    with serve_process(db_args, env) as (base, _proc):
         yield base, {"Authorization": f"Bearer {token}"}, tmp_path / "home", database
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_serve_end_to_end(server):
@@ -106,25 +78,18 @@ def _children(pid: int) -> list[int]:
 def test_several_workers_share_the_port_and_stop_together(tmp_path):
     env = {**os.environ, "BACKLINE_HOME": str(tmp_path / "home")}
     env.pop("BACKLINE_DATABASE_URL", None)
-    port = _free_port()
-    proc = subprocess.Popen(_backline() + ["serve", "--port", str(port), "--workers", "2", "--no-background"],
+    port = free_port()
+    proc = subprocess.Popen(backline_exe() + ["serve", "--port", str(port), "--workers", "2", "--no-background"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("server did not start: " + proc.stderr.read().decode()[-2000:])
+        wait_healthy(base, proc)
         # every new connection is answered, whichever worker the kernel gives it to
         assert all(httpx.get(base + "/healthz", timeout=5).status_code == 200 for _ in range(20))
         workers = [c for c in _children(proc.pid) if c != proc.pid]
         assert len([w for w in workers if Path(f"/proc/{w}/cmdline").exists()]) >= 2
         # a second server on the same port is refused with one clear line, not a traceback
-        second = subprocess.run(_backline() + ["serve", "--port", str(port), "--workers", "2"], env=env,
+        second = subprocess.run(backline_exe() + ["serve", "--port", str(port), "--workers", "2"], env=env,
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 2 and "cannot listen" in second.stderr
         assert "Traceback" not in second.stderr

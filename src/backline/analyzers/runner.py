@@ -229,8 +229,10 @@ def run_all(
     *,
     jobs: int = 1,
     progress: ProgressFn | None = None,
+    scheduler: str | None = None,
 ) -> RunnerOutput:
-    """Run every applicable analyzer on every artifact."""
+    """Run every applicable analyzer on every artifact (on the Dask cluster whose
+    scheduler is at ``scheduler``, when given: :mod:`.cluster`)."""
     tasks, skipped = plan(artifacts, analyzers)
     out = RunnerOutput()
     for s in skipped:
@@ -244,7 +246,17 @@ def run_all(
         if progress:
             progress(desc, done, total)
 
+    if scheduler:
+        from backline.analyzers.cluster import run_on_cluster
+
+        for r in run_on_cluster(tasks, settings, scheduler, tick):
+            out.add(r)
+        return out
+
     if jobs <= 1 or total <= 1:
+        if jobs > 1:
+            # one task: the processes go to it (a large log is read in byte ranges)
+            settings = with_split_jobs(settings, jobs)
         for i, (cls, art) in enumerate(tasks):
             out.add(run_task(cls, art, settings, i))
             tick(f"{cls.name} {art.path}")
@@ -279,6 +291,18 @@ def run_all(
                     tick(f"{cls.name} {art.path}")
                 pending = []
     return out
+
+
+def with_split_jobs(settings: RunSettings, jobs: int, executor=None) -> RunSettings:
+    """``settings`` with the processes (or executor) one analyzer may use for one artifact
+    (``logs.text`` reads a large log in byte ranges with them)."""
+    opts = dict(settings.options)
+    logs = dict(opts.get("logs.text") or {})
+    logs["jobs"] = jobs
+    if executor is not None:
+        logs["executor"] = executor
+    opts["logs.text"] = logs
+    return replace(settings, options=tuple(opts.items()))
 
 
 def _run_isolated(cls: type[Analyzer], art: Artifact, settings: RunSettings, idx: int) -> TaskResult:

@@ -8,26 +8,79 @@ through the same :func:`backline.knowledge.diagnosis.diagnose`, so a capture upl
 on Monday and the application log uploaded on Tuesday are reasoned about together.
 :func:`proposal` turns the top cause into the text a bug report's root cause is
 pre-filled with - marked as a proposal.
+
+The case-wide diagnosis is cached per database (engine) and case, keyed by the case's analysis
+version (:func:`analysis_version`: the finished jobs, and the count and highest row id of the
+case's stored findings, timeline events and facts - rows are only ever inserted or deleted, so
+any change to the evidence, an analysis or the findings changes the key), and by the
+diagnosis' own version.  A page view then costs the access checks and one small query; the
+diagnosis runs again only when the evidence has changed.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
+import weakref
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from backline.cases.access import Action, require
 from backline.cases.model import JobStatus, User
 from backline.cases.service import CaseService
 from backline.knowledge.diagnosis import diagnose
 from backline.model import Diagnosis, Event, EvidenceRef, Fact, Finding, Severity
+from backline.model.diagnosis import DIAGNOSIS_VERSION
 from backline.model.core import utc
 from backline.report.json_report import diagnosis_document, iso
 from backline.storage import tables as T
 
 #: Events read back per case for the case-wide diagnosis (most severe kept by the job runner).
 MAX_CASE_EVENTS = 20_000
+#: Case-wide diagnoses kept per database (the most recently used).
+CACHE_CASES = 128
+
+_cache: "weakref.WeakKeyDictionary[Any, OrderedDict]" = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+#: How the case-wide diagnosis was answered, for tests and benchmarks: computed / cached.
+stats = {"computed": 0, "cached": 0}
+
+
+def analysis_version(conn, case_id: int) -> tuple:
+    """What the case-wide diagnosis depends on, in one query: the finished jobs (count, highest
+    id) and the count and highest row id of the case's findings, timeline events and facts."""
+    cols = []
+    for tbl, extra in ((T.jobs, (T.jobs.c.status == JobStatus.DONE.value,)), (T.findings, ()),
+                       (T.case_events, ()), (T.case_facts, ())):
+        where = (tbl.c.case_id == case_id, *extra)
+        cols += [select(func.count(tbl.c.id)).where(*where).scalar_subquery(),
+                 select(func.max(tbl.c.id)).where(*where).scalar_subquery()]
+    values = conn.execute(select(*cols)).one()
+    rows = [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+    return tuple((int(n or 0), int(m or 0)) for n, m in rows)
+
+
+def _cache_get(engine, key: tuple) -> dict[str, Any] | None:
+    with _cache_lock:
+        per = _cache.get(engine)
+        if per is None or key not in per:
+            return None
+        per.move_to_end(key)
+        return per[key]
+
+
+def _cache_put(engine, key: tuple, value: dict[str, Any]) -> None:
+    with _cache_lock:
+        per = _cache.setdefault(engine, OrderedDict())
+        # an older version of the same case is of no use any more
+        for old in [k for k in per if k[:2] == key[:2] and k != key]:
+            del per[old]
+        per[key] = value
+        while len(per) > CACHE_CASES:
+            per.popitem(last=False)
 
 
 def _with_ids(doc: Mapping[str, Any], ids: Sequence[int], files: Sequence[str] | None = None,
@@ -81,10 +134,17 @@ class DiagnosisService:
                  "probable_causes": r["causes"]} for r in rows]
 
     def current(self, user: User, key: str) -> dict[str, Any]:
-        """The case's diagnosis over all its analysed evidence (see the module docstring)."""
+        """The case's diagnosis over all its analysed evidence (see the module docstring), from the
+        cache while the case's analysis version is unchanged."""
         require(user, Action.READ_FINDINGS)
-        with self.cases.engine.connect() as conn:
+        engine = self.cases.engine
+        with engine.connect() as conn:
             row = self.cases._case_row(conn, user, key)
+            ckey = (row["id"], str(row["created_at"]), analysis_version(conn, row["id"]), DIAGNOSIS_VERSION)
+            hit = _cache_get(engine, ckey)
+            if hit is not None and hit["case"] == key:
+                stats["cached"] += 1
+                return copy.deepcopy(hit)
             done = select(T.jobs.c.id).where(T.jobs.c.case_id == row["id"], T.jobs.c.status == JobStatus.DONE.value)
             frows = conn.execute(select(T.findings, T.evidence.c.filename)
                                  .join(T.evidence, T.evidence.c.id == T.findings.c.evidence_id)
@@ -106,10 +166,13 @@ class DiagnosisService:
         facts = [Fact(r["name"], r["value"], r["artifact"], r["analyzer"]) for r in xrows]
         d = diagnose(findings, sorted(events, key=lambda e: (e.ts is None, e.ts or datetime.min)), facts)
         doc = diagnosis_document(d)
-        return {"case": key, "findings": len(findings), "evidence_files": sorted({r["filename"] for r in frows}),
-                "version": doc["version"], "duration_s": doc["duration_s"], "incident": doc["incident"],
-                "clock_skews": doc["clock_skews"],
-                "probable_causes": _with_ids(doc, [r["id"] for r in frows], [r["filename"] for r in frows])}
+        out = {"case": key, "findings": len(findings), "evidence_files": sorted({r["filename"] for r in frows}),
+               "version": doc["version"], "duration_s": doc["duration_s"], "incident": doc["incident"],
+               "clock_skews": doc["clock_skews"],
+               "probable_causes": _with_ids(doc, [r["id"] for r in frows], [r["filename"] for r in frows])}
+        stats["computed"] += 1
+        _cache_put(engine, ckey, copy.deepcopy(out))
+        return out
 
 
 def proposal(cause: Mapping[str, Any], max_links: int = 6) -> str:

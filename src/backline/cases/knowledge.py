@@ -22,7 +22,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from backline.cases.access import Action, require
 from backline.cases.model import CaseStatus, User
 from backline.cases.service import CaseService, reject_nul
-from backline.errors import CaseError, Conflict, FormatError, NotFound
+from backline.errors import CaseError, Conflict, FormatError, NotFound, PermissionDenied
 from backline.knowledge.kb.apply import merge_entries
 from backline.knowledge.kb.engine import kb_findings, match_issues
 from backline.knowledge.kb.loader import entry_to_dict, load_pack, parse_entry
@@ -216,9 +216,13 @@ class KnowledgeService:
                 raise CaseError(f"{key} is already {target.value}", locator=f"kb:{key}")
             if target is Status.PUBLISHED and not (row["body"].get("workaround") or "").strip():
                 raise CaseError(f"{key} has no workaround: write one before publishing", locator=f"kb:{key}")
+            was = row["status"]
             self._update(conn, user, row, row["body"], target.value,
                          {"published": "publish", "retired": "retire", "draft": "unpublish"}[target.value])
-            return self._json(conn, self._row(conn, key))
+        # what the service matches changed: the open cases learn it now, not at their next upload
+        open_cases = self.rematch_open_cases(key) if Status.PUBLISHED.value in (was, target.value) else []
+        with self.cases.reader.connect() as conn:
+            return {**self._json(conn, self._row(conn, key)), "open_cases": open_cases}
 
     def publish(self, user: User, key: str) -> dict[str, Any]:
         return self.set_status(user, key, Status.PUBLISHED)
@@ -285,6 +289,61 @@ class KnowledgeService:
         pack = load_pack() if self.kb_pack else []
         return tuple(ki for ki in merge_entries(pack, stored) if ki.status is Status.PUBLISHED)
 
+    def rematch_open_cases(self, key: str | None = None) -> list[str]:
+        """Match the published known issues again against every open case with analysed evidence
+        (after a publish, retire or unpublish), one transaction per case; the keys of the cases
+        ``key`` now matches (all cases with any match when ``key`` is None).
+
+        Only cases that are not resolved or closed and have a finished analysis are looked at;
+        each keeps its ``KB.*`` findings on its latest finished job.  A case whose matching fails
+        is logged and skipped (its earlier matches stay)."""
+        import logging
+
+        done = ("resolved", "closed")
+        with self.cases.reader.connect() as conn:
+            latest = (select(T.jobs.c.case_id, func.max(T.jobs.c.id).label("job_id"))
+                      .where(T.jobs.c.status == "done").group_by(T.jobs.c.case_id).subquery())
+            todo = conn.execute(select(T.cases.c.id, T.cases.c.key, T.jobs.c.id, T.jobs.c.evidence_id)
+                                .join(latest, latest.c.case_id == T.cases.c.id)
+                                .join(T.jobs, T.jobs.c.id == latest.c.job_id)
+                                .where(T.cases.c.status.notin_(done)).order_by(T.cases.c.id)).all()
+        matched = []
+        for case_id, case_key, job_id, evidence_id in todo:
+            try:
+                with self.cases.engine.begin() as conn:
+                    before = _kb_state(conn, case_id)
+                    results = self.match_case(conn, case_id, job_id, evidence_id)
+                    hits = [r.issue.key for r in results if r.verdict == "match"]
+                    if before != _kb_state(conn, case_id):
+                        self.cases.changed(conn, case_id, "findings")
+            except Exception:  # noqa: BLE001 - one case's failure must not stop the others
+                logging.getLogger(__name__).exception("re-matching known issues for case %s failed", case_key)
+                continue
+            if (key in hits) if key else hits:
+                matched.append(case_key)
+        return matched
+
+    def open_cases_matching(self, user: User, key: str) -> list[dict[str, Any]]:
+        """The open cases whose evidence a known issue matches now (key, title, status, owner), newest first."""
+        require(user, Action.READ_KB)
+        out = []
+        with self.cases.reader.connect() as conn:
+            rows = conn.execute(select(T.cases.c.key, T.findings.c.data).join(
+                T.findings, T.findings.c.case_id == T.cases.c.id).where(
+                T.findings.c.code == "KB.MATCH", T.cases.c.status.notin_(("resolved", "closed")))
+                .order_by(T.cases.c.id.desc())).all()
+        seen = set()
+        for case_key, data in rows:
+            if (data or {}).get("key") != key or case_key in seen:
+                continue
+            seen.add(case_key)
+            try:
+                case = self.cases.get(user, case_key)           # only the cases this user may see
+            except (NotFound, PermissionDenied):
+                continue
+            out.append({"key": case.key, "title": case.title, "status": case.status.value, "owner": case.owner})
+        return out
+
     def case_evidence(self, conn: Connection, case_id: int) -> tuple[list[Finding], list[Fact]]:
         """A case's stored findings (without earlier known-issue matches) and facts, for the matcher engine."""
         from backline.cases.evidence import finding_json
@@ -346,6 +405,15 @@ class KnowledgeService:
     def count(self) -> int:
         with self.cases.reader.connect() as conn:
             return conn.execute(select(func.count()).select_from(T.known_issues)).scalar_one()
+
+
+def _kb_state(conn: Connection, case_id: int) -> list[str]:
+    """A case's known-issue findings, comparable (to tell whether a re-match changed them)."""
+    import json
+
+    return sorted(json.dumps([code, data], sort_keys=True, default=str) for code, data in conn.execute(
+        select(T.findings.c.code, T.findings.c.data).where(T.findings.c.case_id == case_id,
+                                                           T.findings.c.code.like("KB.%"))))
 
 
 _ENTRY_FIELDS = ("key", "title", "status", "severity", "symptoms", "root_cause", "workaround", "notes", "fix",

@@ -110,7 +110,12 @@ def analyze_cmd(
         help="Report format: text (terminal), json, html, md. Repeatable. Default: text, plus json, html "
              "and md files when --out is given."),
     tz: str = typer.Option("UTC", "--tz", help="Time zone for log timestamps that carry none (IANA name)."),
-    jobs: int = typer.Option(min(2, os.cpu_count() or 1), "--jobs", "-j", help="Parallel worker processes."),
+    jobs: int = typer.Option(min(2, os.cpu_count() or 1), "--jobs", "-j",
+                             help="Parallel worker processes (a large log is read in byte ranges by them)."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", envvar="BACKLINE_DASK_SCHEDULER",
+        help="Run on this Dask cluster (tcp://HOST:8786; needs the 'cluster' extra). The work folder "
+             "(--work-dir) must be a path every worker sees."),
     fail_on: Optional[str] = typer.Option(
         None, "--fail-on", help="Exit 1 when a finding at or above this severity exists "
                                 "(info, low, medium, high, critical)."),
@@ -213,7 +218,7 @@ def analyze_cmd(
         kb=known_issues, product=product, product_version=product_version,
         work_dir=keep_work, tz=tz, jobs=jobs, store=store,
         symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
-        timeout_s=timeout or None, diagnose=not no_diagnosis,
+        timeout_s=timeout or None, diagnose=not no_diagnosis, scheduler=scheduler or None,
     )
     try:
         with _Progress(quiet) as prog:

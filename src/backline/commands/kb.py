@@ -202,6 +202,8 @@ def _status_cmd(name: str, verb: str):
         user = acting_user(hub, as_)
         e = _run(lambda: getattr(hub.knowledge, name)(user, key))
         typer.echo(f"{e['key']} {e['status']} (revision {e['revision']})")
+        if e.get("open_cases"):
+            typer.echo(f"matches open cases now: {', '.join(e['open_cases'])}")
     cmd.__doc__ = verb
     return cmd
 

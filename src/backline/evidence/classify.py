@@ -30,6 +30,8 @@ from backline.evidence.textkind import classify_text, decode_head, kind_from_nam
 from backline.model.core import ArtifactKind
 
 HEAD_BYTES = 64 * 1024
+#: Container formats intake expands (7z, RAR and CAB through libarchive).
+EXPANDED_ARCHIVES = ("zip", "tar", "7z", "rar", "cab")
 
 _TEXT_KINDS = {ArtifactKind.TEXT_LOG, ArtifactKind.CRASH_TRACE, ArtifactKind.HS_ERR,
                ArtifactKind.CONFIG, ArtifactKind.DATA, ArtifactKind.DOCUMENT,
@@ -59,8 +61,8 @@ class Classification:
 
     @property
     def is_archive(self) -> bool:
-        """True for a container that intake expands (zip, tar, compressed tar)."""
-        return self.kind is ArtifactKind.ARCHIVE and self.format.split("+")[0] in ("zip", "tar")
+        """True for a container that intake expands (zip, tar, compressed tar, 7z, RAR, CAB)."""
+        return self.kind is ArtifactKind.ARCHIVE and self.format.split("+")[0] in EXPANDED_ARCHIVES
 
 
 def decompress_head(head: bytes, compression: str, limit: int = HEAD_BYTES) -> bytes:
@@ -157,9 +159,7 @@ def _classify_head(head: bytes, name: str, size: int, *, _depth: int = 0) -> Cla
             return Classification(ArtifactKind.EXECUTABLE, "jar")
         if arch == "zip" and base.endswith((".docx", ".xlsx", ".pptx", ".odt", ".ods", ".odp")):
             return Classification(ArtifactKind.DOCUMENT, "office")
-        problems = () if arch in ("zip", "tar") else (f"{arch} archives are not supported; "
-                                                      "extract it and give the folder",)
-        return Classification(ArtifactKind.ARCHIVE, arch, problems)
+        return Classification(ArtifactKind.ARCHIVE, arch)
 
     decoded = decode_head(head, truncated=size > len(head))
     if decoded is None:

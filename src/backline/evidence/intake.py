@@ -1,7 +1,8 @@
 """Take evidence in: files, folders and (nested) archives -> artifacts.
 
 ``collect(paths, work_dir)`` walks every path, expands zip and tar archives
-(also gzip/bzip2/xz/zstd-compressed ones) and single compressed files,
+(also gzip/bzip2/xz/zstd-compressed ones), 7z, RAR and CAB archives (through
+libarchive) and single compressed files,
 classifies every file found and returns an :class:`Intake`.  Hostile
 entries are refused one by one (``Intake.refusals``) and the rest of the
 bundle is still taken in.
@@ -25,11 +26,12 @@ import os
 import stat
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from backline.errors import ArchiveError, EvidenceError, NothingReadable, StorageError, UnsafeArchiveEntry
-from backline.evidence.archives import Member, iter_tar, iter_zip
+from backline.evidence.archives import LIBARCHIVE_FORMATS, Member, iter_libarchive, iter_tar, iter_zip
 from backline.evidence.classify import (Classification, classify_head, classify_zero_filled, read_head,
                                        starts_zero_filled, strip_compression_suffix)
 from backline.evidence.limits import IntakeLimits
@@ -74,6 +76,7 @@ class _Collector:
         self.artifacts: list[Artifact] = []
         self.refusals: list[Refusal] = []
         self.used: set[str] = set()
+        self.mtimes: dict[Path, float] = {}   # extracted file -> the time its source carried
 
     # ------------------------------------------------------------ helpers
     def _slot(self, name: str) -> Path:
@@ -207,7 +210,8 @@ class _Collector:
                     raw = CountingReader(raw_f)
                     guarded = GuardedReader(open_decompressor(raw, cls.compression), raw,  # type: ignore[arg-type]
                                             max_ratio=self.limits.max_ratio,
-                                            grace=self.limits.ratio_grace_bytes, label=display)
+                                            grace=self.limits.ratio_grace_bytes, label=display,
+                                            memory_image_ratio=self.limits.max_ratio_memory_image)
                     copied = copy_bounded(guarded, dest, self.budget, display)  # type: ignore[arg-type]
             except UnsafeArchiveEntry as exc:
                 self.refuse(display, exc.message)
@@ -216,6 +220,7 @@ class _Collector:
             except OSError as exc:
                 self._unreadable(display, str(exc.strerror or exc), size, problems)
                 return
+            self._carry_time(path, dest, original)
             self._discard(path, original)
             extra = (copied.problem,) if copied.problem else ()
             self.file(dest, display, nest + 1, original=False, notes=notes, sha256=copied.sha256,
@@ -236,8 +241,24 @@ class _Collector:
             cls = Classification(ArtifactKind.ARCHIVE, cls.format, cls.problems + (why,))
         self._record(path, display, cls, size, original, problems, sha256, compression)
 
+    def _time_of(self, path: Path, original: bool) -> float | None:
+        """When the evidence at ``path`` was last written, as its source tells: the input
+        file's mtime, or the time the archive member carried."""
+        if original:
+            try:
+                return os.stat(path).st_mtime
+            except OSError:
+                return None
+        return self.mtimes.get(path)
+
+    def _carry_time(self, src: Path, dest: Path, original: bool) -> None:
+        t = self._time_of(src, original)
+        if t is not None:
+            self.mtimes[dest] = t
+
     def _record(self, path: Path, display: str, cls: Classification, size: int, original: bool,
                 problems: tuple[str, ...], sha256: str, compression: str) -> None:
+        mtime = self._time_of(path, original)
         try:
             sha = sha256 or sha256_file(path)
             local: Path = path.resolve() if original else path
@@ -257,6 +278,11 @@ class _Collector:
         meta: dict[str, object] = dict(cls.meta)
         if cls.encoding:
             meta["encoding"] = cls.encoding
+        if mtime is not None:
+            try:     # when the file was last written (its own time, or the archive member's)
+                meta["mtime"] = datetime.fromtimestamp(mtime, tz=timezone.utc).isoformat()
+            except (ValueError, OverflowError, OSError):
+                pass
         self.artifacts.append(Artifact(
             path=self._unique(display), kind=cls.kind, size=size, sha256=sha, local_path=local,
             format=cls.format, compression=compression,
@@ -272,6 +298,8 @@ class _Collector:
         try:
             if fmt == "zip":
                 members: Iterable = iter_zip(path, display, self.limits, remaining)
+            elif fmt in LIBARCHIVE_FORMATS:
+                members = iter_libarchive(path, fmt, display, self.limits)
             else:
                 members = iter_tar(path, compression, display, self.limits, self.run_dir)
             for m in members:
@@ -306,11 +334,13 @@ class _Collector:
             self.refuse(inner, exc.message)
             return
         except (ArchiveError, RuntimeError, NotImplementedError, *STREAM_ERRORS) as exc:
-            self.refuse(inner, f"cannot extract: {exc}")
+            self.refuse(inner, f"cannot extract: {getattr(exc, 'message', None) or exc}")
             if dest.exists():
                 dest.unlink()
             return
         carried = (copied.problem,) if copied.problem else ()
+        if m.mtime:
+            self.mtimes[dest] = m.mtime
         self.file(dest, inner, nest, original=False, notes=m.notes, sha256=copied.sha256, carried=carried)
 
 

@@ -27,6 +27,10 @@ class IntakeLimits:
     ``max_ratio``: expanded bytes / compressed bytes of one entry or stream,
     checked while streaming (only once more than ``ratio_grace_bytes`` came out,
     so tiny highly-compressible files are not refused).
+    ``max_ratio_memory_image``: the same for a stream whose first bytes are a memory image (an
+    ELF core, a minidump, a Windows kernel dump, a Java heap dump): a process's memory is mostly
+    zero pages, and a zipped core of a small process really expands 500:1 or more.  Such a file
+    is still bounded by ``max_file_bytes`` and ``max_total_bytes``.
     ``max_entries``: archive members looked at, over all archives.
     ``max_depth``: archives nested in archives (the given archive is depth 1).
     ``head_bytes``: how much of each file classification reads.
@@ -36,6 +40,7 @@ class IntakeLimits:
     max_file_bytes: int = 8 * GiB
     max_ratio: float = 200.0
     ratio_grace_bytes: int = 16 * MiB
+    max_ratio_memory_image: float = 20_000.0
     max_entries: int = 100_000
     max_depth: int = 8
     head_bytes: int = 64 * 1024

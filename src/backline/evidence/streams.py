@@ -166,22 +166,48 @@ class StreamDecompressor(io.RawIOBase):
         return len(data)
 
 
+HEAD_SNIFF = 20
+
+
+def is_memory_image(head: bytes) -> bool:
+    r"""Whether ``head`` (the first 20 bytes of a file) starts a memory image: an ELF core
+    (``e_type`` 4 in either byte order), a minidump (``MDMP``), a Windows kernel dump
+    (``PAGEDUMP``/``PAGEDU64``) or a Java heap dump (``JAVA PROFILE``).
+
+    >>> is_memory_image(b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x04\x00\x3e\x00")
+    True
+    >>> is_memory_image(b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\x3e\x00")   # an executable
+    False
+    >>> is_memory_image(b"MDMP\x93\xa7" + bytes(14))
+    True
+    """
+    if head[:4] == b"\x7fELF" and len(head) >= 18:
+        e_type = head[16:18]
+        return e_type == (b"\x04\x00" if head[5] == 1 else b"\x00\x04")
+    return head[:4] == b"MDMP" or head[:8] in (b"PAGEDUMP", b"PAGEDU64") or head[:12] == b"JAVA PROFILE"
+
+
 class GuardedReader(io.RawIOBase):
     """Decompressed-side reader that enforces the expansion ratio while streaming.
 
-    ``consumed`` is either a :class:`CountingReader` (ratio against compressed
-    bytes really read) or a fixed number (a zip entry's compressed size,
+    ``consumed`` is either a :class:`CountingReader` (or any object with a
+    ``count`` of compressed bytes really read) or a fixed number (a zip entry's compressed size,
     capped by the archive size).
+
+    A stream that starts with a memory image (:func:`is_memory_image`) is held to
+    ``memory_image_ratio`` instead (cores of small processes are mostly zero pages).
     """
 
     def __init__(self, inner: BinaryIO, consumed: CountingReader | int, *, max_ratio: float,
-                 grace: int, label: str):
+                 grace: int, label: str, memory_image_ratio: float | None = None):
         self.inner = inner
         self.consumed = consumed
         self.max_ratio = max_ratio
         self.grace = grace
         self.label = label
         self.out = 0
+        self.memory_image_ratio = memory_image_ratio
+        self.head = b""
 
     def readable(self) -> bool:
         return True
@@ -189,7 +215,7 @@ class GuardedReader(io.RawIOBase):
     def _check(self) -> None:
         if self.out <= self.grace:
             return
-        src = self.consumed.count if isinstance(self.consumed, CountingReader) else self.consumed
+        src = self.consumed if isinstance(self.consumed, int) else self.consumed.count
         ratio = self.out / max(src, 1)
         if ratio > self.max_ratio:
             raise UnsafeArchiveEntry(
@@ -203,6 +229,12 @@ class GuardedReader(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         data = self.inner.read(CHUNK if size is None or size < 0 else size)
+        if self.memory_image_ratio is not None and data:
+            self.head += data[:HEAD_SNIFF - len(self.head)]
+            if len(self.head) >= HEAD_SNIFF:
+                if is_memory_image(self.head):
+                    self.max_ratio = max(self.max_ratio, self.memory_image_ratio)
+                self.memory_image_ratio = None
         self.out += len(data)
         self._check()
         return data

@@ -69,3 +69,83 @@ def report_json(paths) -> bytes:
     from backline.report import build_report, iter_json
 
     return "".join(iter_json(build_report(analyze([Path(p) for p in paths], AnalyzeOptions())))).encode()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base: str, proc=None, *, seconds: float = 30.0) -> None:
+    """Wait until ``base + "/healthz"`` answers 200; RuntimeError (with the server's last stderr
+    when ``proc`` is given and has exited) after ``seconds``."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    tail = ""
+    if proc is not None and proc.stderr is not None:
+        if proc.poll() is None:
+            proc.kill()
+        tail = ": " + proc.stderr.read().decode(errors="replace")[-2000:]
+    raise RuntimeError(f"{base} did not become healthy{tail}")
+
+
+def backline_exe() -> list[str]:
+    """The command that runs this checkout's ``backline`` (the venv's script beside the interpreter)."""
+    import sys
+
+    exe = Path(sys.executable).with_name("backline")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "backline.cli"]
+
+
+def stop_process(proc, *, seconds: float = 10.0) -> None:
+    """Stop a server the way Ctrl-C does (SIGINT), killing it if it has not exited after ``seconds``."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def serve_process(args, env: dict[str, str], *, port: int | None = None, stdout=None):
+    """Start ``backline serve --port PORT ARGS`` as a real process and wait until it is healthy.
+
+    A context manager yielding ``(base_url, proc)``; the server is stopped (SIGINT, then kill)
+    when the block ends.  ``stdout`` defaults to DEVNULL; stderr is kept for the error message.
+    """
+    import contextlib
+    import subprocess
+
+    @contextlib.contextmanager
+    def running():
+        p = port or free_port()
+        proc = subprocess.Popen(backline_exe() + ["serve", "--port", str(p), *args], env=env,
+                                stdout=subprocess.DEVNULL if stdout is None else stdout, stderr=subprocess.PIPE)
+        base = f"http://127.0.0.1:{p}"
+        try:
+            wait_healthy(base, proc)
+            yield base, proc
+        finally:
+            stop_process(proc)
+
+    return running()

@@ -188,3 +188,18 @@ def test_pack_disk_full_knows_sqlite_wording():
     (ki,) = [k for k in load_pack() if k.key == "KB-39"]
     f = log("insert into samples failed: database or disk is full")
     assert match_issues([ki], [f], [])
+
+
+def test_a_regex_that_backtracks_without_end_skips_its_entry_not_the_analysis():
+    import time
+
+    slow = "a" * 40 + "!"                                   # (a|aa)+$ tries every split of the a's
+    bad = entry({"log": {"regex": r"(a|aa)+$"}})
+    good = entry({"log": {"regex": r"a!$"}}, key="KB-1002")
+    gated = entry({"finding": "LOG.ERROR_TEMPLATE"}, key="KB-1003",
+                  when=[{"fact": "app.build", "regex": r"(a|aa)+$"}])
+    t0 = time.perf_counter()
+    r = match_issues([bad, good, gated], [log(slow)], [Fact("app.build", slow, "app.log", "logs.text")])
+    assert time.perf_counter() - t0 < 5                      # bounded: about 0.25 s per pattern
+    assert keys(r) == [("KB-1001", "skipped"), ("KB-1002", "match"), ("KB-1003", "skipped")]
+    assert "ran longer than" in r[0].reason and "(a|aa)+$" in r[0].reason and r[2].reason.startswith("when:")

@@ -12,6 +12,8 @@ compare directly with their outputs.
 ('SIGSEGV / SEGV_MAPERR', 16)
 >>> crash_reason("windows", 0xC0000409, 0, (7,), 0x1000)[0]
 'EXCEPTION_STACK_BUFFER_OVERRUN / FAST_FAIL_FATAL_APP_EXIT'
+>>> crash_reason("linux", 0xFFFFFFFF, 0, (), 0x45)
+('DUMP_REQUESTED', 69)
 """
 
 from __future__ import annotations
@@ -157,6 +159,11 @@ def windows_code_name(code: int) -> str | None:
             or t.get("ntstatus", {}).get(code) or WINDOWS_EXCEPTIONS.get(code))
 
 
+#: Exception codes Breakpad's Linux writer uses that are not signals (rust-minidump's
+#: ``ExceptionCodeLinux``): a dump written on request, without a crash.
+LINUX_SPECIAL_CODES = {0xFFFFFFFF: "DUMP_REQUESTED"}
+
+
 def crash_reason(os_short: str, code: int, flags: int, params: tuple[int, ...],
                  address: int = 0) -> tuple[str, int]:
     """(crash reason text, crash address) for an exception record, the way rust-minidump names it."""
@@ -175,6 +182,9 @@ def crash_reason(os_short: str, code: int, flags: int, params: tuple[int, ...],
             return f"EXCEPTION_STACK_BUFFER_OVERRUN / {ff}", address
         return (name or f"{code:#010x}"), address
     if os_short in ("linux", "android"):
+        special = LINUX_SPECIAL_CODES.get(code)
+        if special is not None:     # not a signal: the flags are shown as a number
+            return (f"{special} / {flags:#010x}" if flags else special), address
         sig = SIGNALS.get(code)
         if sig is None:
             return f"{code:#010x}", address

@@ -75,6 +75,8 @@ cdef struct TsState:
     int last_month
     int day_y, day_m, day_d   # date for time-only shapes
     int64_t last_tod       # last time of day seen by a time-only shape (us), to roll the date
+    int64_t limit          # latest wall time (us) an inferred year may give: when the evidence
+                           # was collected; INT64_MAX for no limit
 
 
 cdef void civil_from_days(int64_t z, int *y, int *m, int *d) noexcept nogil:
@@ -313,6 +315,10 @@ cdef int scan_ts(TsState *st, const unsigned char *order, Py_ssize_t norder,
             st.last_month = <int>v[1]
             v[0] = st.year
             q = Q_INFERRED_YEAR
+            # an inferred year never puts a stamp after the evidence was collected
+            while st.year > 1 and days_from_civil(v[0], v[1], v[2]) * DAY_US + tod - v[7] * US > st.limit:
+                st.year -= 1
+                v[0] = st.year
         elif v[1] == 2 and v[2] == 29 and not ((v[0] % 4 == 0 and v[0] % 100 != 0) or v[0] % 400 == 0):
             return Q_NONE
     out[0] = days_from_civil(v[0], v[1], v[2]) * DAY_US + tod - v[7] * US
@@ -338,6 +344,11 @@ cdef class TsScanner:
         self.st.last_month = 0
         self.st.day_y, self.st.day_m, self.st.day_d = day
         self.st.last_tod = -1
+        self.st.limit = INT64_MAX
+
+    def set_limit(self, int64_t limit):
+        """Latest wall time (microseconds since the epoch) an inferred year may give."""
+        self.st.limit = limit
 
     def scan(self, bytes order, bytes text):
         cdef int64_t out = 0
@@ -854,6 +865,7 @@ cdef class LineEngine:
         self.st.last_month = 0
         self.st.day_y, self.st.day_m, self.st.day_d = day
         self.st.last_tod = -1
+        self.st.limit = INT64_MAX
         self.keep_shapes = keep_shapes
         self.shapes = bytearray()
         self.on_new = on_new
@@ -864,6 +876,10 @@ cdef class LineEngine:
         self.crlf_lines = self.nul_bytes = self.with_ts = 0
         self.any_zoned = False
         self.all_zoned = True
+
+    def set_limit(self, int64_t limit):
+        """Latest wall time (microseconds since the epoch) an inferred year may give."""
+        self.st.limit = limit
 
     def __dealloc__(self):
         free(self.ts_min)

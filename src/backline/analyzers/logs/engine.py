@@ -9,13 +9,13 @@ lines, a layout changed after a restart, logs joined into one file).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
 from backline.analyzers.logs._engine import LineEngine, RecordEngine
 from backline.analyzers.logs.formats import _HTTP_STATUS, LogFormat, detect_format
-from backline.analyzers.logs.timestamps import _FIND, file_date
+from backline.analyzers.logs.timestamps import _FIND, FileClock
 
 #: Lines read to learn a file's format (also the sample after a format change).
 SAMPLE_LINES = 400
@@ -28,30 +28,33 @@ MAX_ATTEMPTS = 16
 MESSAGE_LEVEL = rb"\b(?:fatal|critical|error|severe|warn(?:ing)?|panic|failed|failure|exception)\b"
 
 
-def _day(path: str | Path | None) -> tuple[int, int, int]:
-    d = (file_date(str(path)) if path else None) or datetime.now(timezone.utc).date()
-    return d.year, d.month, d.day
+def _clock(path: str | Path | None, tz, collected=None) -> FileClock:
+    return FileClock(str(path) if path else None, tz, collected)
 
 
 def line_engine(fmt: LogFormat, keys, path: str | Path | None, *, keep_shapes: bool = False,
-                on_new: Callable | None = None) -> LineEngine:
+                on_new: Callable | None = None, tz=timezone.utc) -> LineEngine:
     """An engine that mines every physical line (``backline logs templates``)."""
-    day = _day(path)
-    return LineEngine(keys, fmt.engine_patterns(), day[0], day, keep_shapes, on_new)
+    clock = _clock(path, tz)
+    engine = LineEngine(keys, fmt.engine_patterns(), clock.year, clock.day, keep_shapes, on_new)
+    engine.set_limit(clock.limit_us)
+    return engine
 
 
 def record_engine(fmt: LogFormat, keys, path: str | Path | None, *, cont: str,
-                  severity_of: Callable[[str], int]) -> RecordEngine:
+                  severity_of: Callable[[str], int], tz=timezone.utc, collected=None) -> RecordEngine:
     """An engine that groups lines into records (the ``logs.text`` analyzer): a line of
     a header format that does not match it and has no time stamp near its start, or
     starts with a blank, continues the record before it; without a header format a line
     continues a record when ``cont`` matches it."""
-    day = _day(path)
-    return RecordEngine(keys, fmt.engine_patterns(), day[0], day, False, None,
+    clock = _clock(path, tz, collected)
+    engine = RecordEngine(keys, fmt.engine_patterns(), clock.year, clock.day, False, None,
                         has_header=fmt.name != "plain", cont=cont.encode(), anyts=_FIND.pattern.encode(),
                         msglevel=MESSAGE_LEVEL,
                         status=_HTTP_STATUS.pattern.encode() if fmt.name == "access-log" else b"",
                         severity_of=severity_of)
+    engine.set_limit(clock.limit_us)
+    return engine
 
 
 def engine_blocks(src, engine: LineEngine, formats: list[LogFormat]) -> Iterator[None]:

@@ -155,7 +155,11 @@ def _json_header(text: str) -> Header | None:
         elif re.fullmatch(r"\d+\.\d+", ts):
             kind = "epoch"
         else:
-            kind = "iso"
+            # the shape of the value decides (a syslog "Dec 30 22:00:01" is not ISO)
+            from backline.analyzers.logs.timestamps import find_timestamp
+
+            found = find_timestamp(ts, within=4)
+            kind = found[0] if found else "iso"
     level = _first(d, _J_LEVEL)
     if "PRIORITY" in d and level == str(d.get("PRIORITY")):
         level = _PRIORITY.get(level, level)

@@ -39,7 +39,8 @@ _P_START = r"(?<![^/" + DELIMS + r"])"
 _P_END = r"(?![^/" + DELIMS + r"])"
 _VAR_RX = re.compile(
     r"(?P<keep>\b(?:HTTP|HTTPS|RTSP|SIP|SPDY)/\d(?:\.\d)?(?![\w.]))"      # protocol names stay
-    r"|\b[a-zA-Z][a-zA-Z0-9+.-]{0,40}+://[^\s'\")\]}]+"    # URLs (scheme kept by _URL_KEEP)
+    r"|\b[a-zA-Z][a-zA-Z0-9+.-]{0,31}+://[^\s'\")\]}]+"    # URLs (scheme kept by _URL_KEEP; a scheme
+    # is short: bounded, so a long run of name characters is not rescanned at every word start)
     r"|(?:(?<=[\s=:,'\"(\[{])|^)/(?:[^\s/,;:'\")\]}]+/?)+"     # paths
     r"|(?:(?<=[\s=,'\"(\[{])|^)(?:[A-Za-z]:|\\\\[\w.$-]+)\\[^\s,;'\")\]}]*"   # Windows paths
     r"|\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? )?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -59,8 +60,8 @@ _VAR_RX = re.compile(
     r")" + _P_END
 )
 _WS = re.compile(r"\s+")
-# a piece holding <*>: anchored at the start of the piece (after a delimiter or at the start),
-# so that a long piece without <*> is scanned once, not once from every character (quadratic)
+# a piece holding <*>: anchored at the piece's start (a delimiter or the start before it), so
+# a long piece without <*> costs one scan, not one per character (64 KiB lines stay linear)
 _MIXED = re.compile(r"(?<![^/" + DELIMS + r"])[^/" + DELIMS + r"]*<\*>[^/" + DELIMS + r"]*")
 _MULTI = re.compile(r"<\*>(?:[.,-]?<\*>)+")
 

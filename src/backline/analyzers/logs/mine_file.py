@@ -30,7 +30,6 @@ from backline.analyzers.logs.engine import SAMPLE_LINES, engine_blocks, line_eng
 from backline.analyzers.logs.formats import LogFormat, detect_format
 from backline.analyzers.logs.miner import TemplateMiner
 from backline.analyzers.logs.reader import open_log
-from backline.analyzers.logs.timestamps import file_date
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -81,7 +80,7 @@ def mine_file(path: str | Path, tz: ZoneInfo | timezone = timezone.utc, *, keep_
         out.shapes = tempfile.SpooledTemporaryFile(max_size=64 << 20)
     if not fmt.compiled:
         return _mine_python(src, fmt, miner, out, tz, keep_lines)
-    engine = line_engine(fmt, miner.keys, path, keep_shapes=keep_lines, on_new=on_new)
+    engine = line_engine(fmt, miner.keys, path, keep_shapes=keep_lines, on_new=on_new, tz=tz)
     for _ in engine_blocks(src, engine, [fmt]):
         if out.shapes is not None:
             out.shapes.write(engine.take_shapes())
@@ -120,9 +119,9 @@ def _mine_python(src, fmt: LogFormat, miner: TemplateMiner, out: MinedFile, tz, 
     messages are looked up in the same key table, block by block."""
     import array
 
-    from backline.analyzers.logs.timestamps import TsParser
+    from backline.analyzers.logs.timestamps import FileClock, TsParser
 
-    parser = TsParser(tz, default_date=file_date(str(src.path)))
+    parser = TsParser(tz, clock=FileClock(str(src.path), tz))
     stats: dict[int, list] = {}
     buf: list[tuple[int, str, str, str, str]] = []
     next_line = 1

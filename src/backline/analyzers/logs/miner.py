@@ -179,7 +179,13 @@ class TemplateMiner:
         return -2 if _RUN2.search(shape) else -1
 
     def _shape_index(self, message: str) -> int:
-        shape = mask(message)
+        return self.learn_shape(mask(message))
+
+    def learn_shape(self, shape: str) -> int:
+        """Learn an already masked shape (as :meth:`shape_text` gives it); return its shape
+        number.  Placing the distinct shapes of a file in the order they first occur gives
+        the same clusters as learning its messages one by one: byte ranges mined apart are
+        merged this way (:mod:`.ranges`)."""
         si = self._shape.get(shape)
         if si is None:
             words = shape.split(" ") if shape else [""]
@@ -269,6 +275,10 @@ class TemplateMiner:
                    for i, (w, vals) in enumerate(zip(cl.words, cl.values))]
             t = self._tcache[si] = canonical(" ".join(out))
         return t
+
+    def shape_text(self, si: int) -> str:
+        """The masked shape of shape number ``si``."""
+        return " ".join(self._shape_words[si])
 
     def is_overflow_shape(self, si: int) -> bool:
         """True when shape ``si`` was counted in an overflow template (past CLUSTER_MAX)."""

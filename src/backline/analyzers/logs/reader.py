@@ -112,12 +112,17 @@ class LogSource:
     Iterating twice re-reads the file from the start.
     """
 
-    def __init__(self, path: str | Path, *, display: str | None = None, max_line: int = MAX_LINE):
+    def __init__(self, path: str | Path, *, display: str | None = None, max_line: int = MAX_LINE,
+                 byte_range: tuple[int, int] | None = None):
         self.path = Path(path)
+        #: ``(start, end)``: read only these bytes of an uncompressed file (a byte range
+        #: cut at line starts, :mod:`.ranges`); ``None``: the whole file
+        self.byte_range = byte_range
         self.display = display or str(path)
         self.max_line = max_line
         self.stats = ReadStats()
         self.format_name = ""          # set by records.read_records once learned
+        self.collected = None          # when the evidence was collected, if known beyond the file's mtime
         try:
             with open(self.path, "rb") as fh:
                 head = fh.read(8)
@@ -182,8 +187,16 @@ class LogSource:
             # compressed streams: read1 hands over what is decompressed so far, so a
             # truncated file still yields the lines before the damage
             read = fh.read if not st.compression else getattr(fh, "read1", fh.read)
+            left = -1
+            if self.byte_range is not None:
+                fh.seek(self.byte_range[0])
+                left = self.byte_range[1] - self.byte_range[0]
             while True:
-                data = read(1 << 20)
+                if left >= 0:
+                    data = read(min(1 << 20, left))
+                    left -= len(data)
+                else:
+                    data = read(1 << 20)
                 if not data:
                     if buf and not skipping:
                         yield buf
@@ -372,6 +385,7 @@ class LogSource:
             self.stats.warnings.append(msg)
 
 
-def open_log(path: str | Path, *, display: str | None = None, max_line: int = MAX_LINE) -> LogSource:
+def open_log(path: str | Path, *, display: str | None = None, max_line: int = MAX_LINE,
+             byte_range: tuple[int, int] | None = None) -> LogSource:
     """Open a text log for reading (see module docstring)."""
-    return LogSource(path, display=display, max_line=max_line)
+    return LogSource(path, display=display, max_line=max_line, byte_range=byte_range)

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from backline.analyzers.logs.engine import SAMPLE_LINES
 from backline.analyzers.logs.formats import LogFormat, detect_format
 from backline.analyzers.logs.reader import LogSource, open_log  # noqa: F401  (doctest)
-from backline.analyzers.logs.timestamps import TsParser, file_date
+from backline.analyzers.logs.timestamps import FileClock, TsParser
 from backline.model import Severity, TsQuality
 
 #: Longest record text kept (head line plus continuation lines).
@@ -174,7 +174,7 @@ def _json_record_rows(source: LogSource, fmt: LogFormat, tz: ZoneInfo | timezone
     """The records of a JSON-lines log: each line is parsed by :meth:`.formats.LogFormat.split`
     (JSON), lines that are not JSON join the record before them when they look like
     continuations (:data:`_CONT`).  The one format the compiled engine does not split."""
-    parser = TsParser(tz, default_date=file_date(str(source.path)))
+    parser = TsParser(tz, clock=FileClock(str(source.path), tz, getattr(source, "collected", None)))
     cur: tuple | None = None         # the pending record's row (see ROW_FIELDS)
     parts: list[str] | None = None   # its lines when it has continuation lines
     end = size = 0
@@ -233,12 +233,15 @@ def _severity_code(level: str) -> int:
 
 
 def read_record_blocks(source: LogSource, miner, tz: ZoneInfo | timezone = timezone.utc,
-                       fmt: LogFormat | None = None) -> "Iterator[RecordBlock]":
+                       fmt: LogFormat | None = None, *, first_line: int = 1,
+                       formats: list[LogFormat] | None = None) -> "Iterator[RecordBlock]":
     """The records of an opened log as column blocks (:class:`.blocks.RecordBlock`), their
     messages learned by ``miner`` (a :class:`.miner.TemplateMiner`).
 
     The compiled engine reads every format but JSON lines (split in Python, line by
-    line, by :func:`read_record_rows`).  Grouping, severities and time stamps are as
+    line, by :func:`read_record_rows`).  ``first_line`` numbers the first line read (a
+    byte range of a file); ``formats``, when given, receives the header formats used
+    (the first, and any learned further on).  Grouping, severities and time stamps are as
     :func:`read_records` describes.
     """
     from backline.analyzers.logs.blocks import RecordBlock
@@ -254,8 +257,13 @@ def read_record_blocks(source: LogSource, miner, tz: ZoneInfo | timezone = timez
             if not batch:
                 return
             yield RecordBlock.from_rows(batch, miner.add_block([r[10].replace("\n", " ") for r in batch]))
-    engine = record_engine(fmt, miner.keys, source.path, cont=_CONT.pattern, severity_of=_severity_code)
-    for _ in engine_blocks(source, engine, [fmt]):
+    engine = record_engine(fmt, miner.keys, source.path, cont=_CONT.pattern, severity_of=_severity_code,
+                           tz=tz, collected=getattr(source, "collected", None))
+    engine.lines = first_line - 1              # a byte range of the file: its lines' numbers
+    if formats is None:
+        formats = []
+    formats[:] = [fmt]                         # the formats in use (more when learned on the way)
+    for _ in engine_blocks(source, engine, formats):
         d = engine.take_records()
         if d["n"]:
             yield RecordBlock.from_engine(d, tz)

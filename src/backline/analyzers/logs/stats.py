@@ -114,8 +114,8 @@ class TemplateStats:
             self.first_ts, self.first_t = other.first_ts, other.first_t
         if other.last_ts and (self.last_ts is None or other.last_ts > self.last_ts):
             self.last_ts, self.last_t = other.last_ts, other.last_t
-        if other.severity > self.severity:
-            self.severity, self.level = other.severity, other.level
+        if other.severity > self.severity or (other.severity == self.severity and not self.level):
+            self.severity, self.level = other.severity, other.level or self.level
         for b, c in other.buckets.items():
             self.buckets[b] = self.buckets.get(b, 0) + c
         if other.err_count:
@@ -158,6 +158,7 @@ class LogStats:
         self._last_t = -math.inf
         self.severity_counts: dict[Severity, int] = {}
         self._prev: tuple[int, int] | None = None       # (us, line) of the last record with a time
+        self._first_rec: tuple[int, int] | None = None  # (us, line) of the first record with a time
         self._gaps = GapHistogram()
         self._top_gaps: list[tuple[float, int, Gap]] = []
         self.bucket_s = BUCKET_S
@@ -290,6 +291,8 @@ class LogStats:
             self._first_t, self.first_ts = lo / 1e6, b.dt_of(lo)
         if hi / 1e6 > self._last_t:
             self._last_t, self.last_ts = hi / 1e6, b.dt_of(hi)
+        if self._first_rec is None:
+            self._first_rec = (int(t[0]), int(tl[0]))
         if self._prev is not None:
             t = np.concatenate(([self._prev[0]], t))
             tl = np.concatenate(([self._prev[1]], tl))
@@ -302,22 +305,89 @@ class LogStats:
         fwd = gaps[~back]
         self._gaps.add(fwd)
         if len(fwd):
+            # the 10 largest by (seconds, earlier line first): ties kept in full, then cut
             k = min(10, len(gaps))
-            cand = np.argpartition(gaps, len(gaps) - k)[len(gaps) - k:]
-            top = self._top_gaps
+            thr = np.partition(gaps, len(gaps) - k)[len(gaps) - k]
+            cand = np.flatnonzero(gaps >= max(thr, 0))
+            if len(cand) > 10:
+                cand = cand[np.lexsort((cand, -gaps[cand]))[:10]]
             for j in cand.tolist():
-                g = int(gaps[j])
-                if g < 0:
-                    continue
-                sec = g / 1e6
-                if len(top) < 10 or sec > top[0][0]:
-                    item = (sec, int(tl[j + 1]), Gap(sec, int(tl[j]), int(tl[j + 1]),
-                                                     _EPOCH + timedelta(microseconds=int(t[j])),
-                                                     _EPOCH + timedelta(microseconds=int(t[j + 1]))))
-                    if len(top) < 10:
-                        heapq.heappush(top, item)
-                    else:
-                        heapq.heapreplace(top, item)
+                self._push_gap(int(gaps[j]) / 1e6, int(tl[j]), int(tl[j + 1]), int(t[j]), int(t[j + 1]))
+
+    def _push_gap(self, sec: float, line_before: int, line_after: int, us_before: int, us_after: int) -> None:
+        """Keep a gap among the 10 largest (ties: the earlier one wins, so the result is the
+        same however the records are cut into blocks or byte ranges)."""
+        top = self._top_gaps
+        key = (sec, -line_after)
+        if len(top) < 10 or key > top[0][:2]:
+            item = (sec, -line_after, Gap(sec, line_before, line_after,
+                                          _EPOCH + timedelta(microseconds=us_before),
+                                          _EPOCH + timedelta(microseconds=us_after)))
+            if len(top) < 10:
+                heapq.heappush(top, item)
+            else:
+                heapq.heapreplace(top, item)
+
+    def absorb(self, other: "LogStats", shape_map: dict[int, int]) -> None:
+        """Add the statistics of the records that follow this one's in the file (the next
+        byte range, :mod:`.ranges`); ``shape_map`` maps the other's shape numbers to this
+        one's.  The result equals one pass over both parts."""
+        base = self.records
+        self.records += other.records
+        for k, c in other.severity_counts.items():
+            self.severity_counts[k] = self.severity_counts.get(k, 0) + c
+        if other._last_error is not None:
+            if self._first_error is None:
+                self._first_error = other._first_error
+            self._last_error = other._last_error
+            self._last_error_index = base + other._last_error_index
+        if other._last is not None:
+            self._last = other._last
+        while self.bucket_s < other.bucket_s:
+            self._coarsen()
+        for si, st in other.shapes.items():
+            if st.count == 0:
+                continue
+            w = other.bucket_s
+            buckets = st.buckets
+            while w < self.bucket_s:                     # the other's histograms to this width
+                merged: dict[int, int] = {}
+                for b, c in buckets.items():
+                    merged[b // 2] = merged.get(b // 2, 0) + c
+                buckets, w = merged, w * 2
+            st.buckets = buckets
+            gi = shape_map[si]
+            mine = self.shapes.get(gi)
+            if mine is None:
+                self.shapes[gi] = st
+            else:
+                mine.merge(st)
+        if any(len(st.buckets) > MAX_BUCKETS for st in self.shapes.values()):
+            self._coarsen()
+            while any(len(st.buckets) > MAX_BUCKETS for st in self.shapes.values()):
+                self._coarsen()
+        if other.with_ts:
+            self.with_ts += other.with_ts
+            if other._first_t < self._first_t:
+                self._first_t, self.first_ts = other._first_t, other.first_ts
+            if other._last_t > self._last_t:
+                self._last_t, self.last_ts = other._last_t, other.last_ts
+            if self._prev is not None and other._first_rec is not None:
+                (u0, l0), (u1, l1) = self._prev, other._first_rec
+                if u1 < u0:
+                    self.ts_backwards += 1
+                else:
+                    self._gaps.add(np.array([u1 - u0], np.int64))
+                    self._push_gap((u1 - u0) / 1e6, l0, l1, u0, u1)
+            if self._first_rec is None:
+                self._first_rec = other._first_rec
+            self._prev = other._prev
+        self.ts_backwards += other.ts_backwards
+        self._gaps.merge(other._gaps)
+        for sec, neg, g in other._top_gaps:
+            self._push_gap(sec, g.line_before, g.line_after,
+                           int((g.ts_before - _EPOCH) / timedelta(microseconds=1)),
+                           int((g.ts_after - _EPOCH) / timedelta(microseconds=1)))
 
     def _coarsen(self) -> None:
         """Double the bucket width of every histogram (memory stays bounded)."""
@@ -334,4 +404,4 @@ class LogStats:
 
     def largest_gaps(self) -> list[Gap]:
         """The largest gaps, largest first."""
-        return [g for _, _, g in sorted(self._top_gaps, key=lambda t: (-t[0], t[1]))]
+        return [g for _, _, g in sorted(self._top_gaps, key=lambda t: (-t[0], -t[1]))]

@@ -141,6 +141,52 @@ class RecordWriter:
         return self.path
 
 
+    def close_raw(self) -> Path:
+        """Finish the file without templates (a byte range's records, joined later by
+        :func:`join_raw_parts`); returns its path."""
+        self._flush()
+        self._write_pending()
+        try:
+            self._writer.close()
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot write the records table {self._tmp}: {exc}") from exc
+        return self._tmp
+
+
+def join_raw_parts(path: str | Path, artifact: str, parts: list[tuple[str, dict[int, int]]],
+                   templates: dict[int, tuple[str, str]]) -> Path:
+    """One records file at ``path`` from the byte ranges' raw files (in file order), each
+    with the map of its shape numbers to the merged miner's; ``templates`` as for
+    :meth:`RecordWriter.close`.  The part files are removed."""
+    path = Path(path)
+    tmp = path.with_suffix(".raw.parquet")
+    try:
+        writer = pq.ParquetWriter(tmp, _RAW_SCHEMA, compression="lz4")
+        shape_col = _RAW_SCHEMA.get_field_index("shape")
+        for raw, shape_map in parts:
+            lookup = np.zeros(max(shape_map, default=0) + 1, np.int32)
+            for k, v in shape_map.items():
+                lookup[k] = v
+            pf = pq.ParquetFile(raw)
+            for batch in pf.iter_batches(batch_size=BATCH):
+                shapes = batch.column(shape_col).to_numpy(zero_copy_only=False)
+                cols = list(batch.columns)
+                cols[shape_col] = pa.array(lookup[shapes], pa.int32())
+                writer.write_batch(pa.RecordBatch.from_arrays(cols, schema=_RAW_SCHEMA))
+            pf.close() if hasattr(pf, "close") else None
+        writer.add_key_value_metadata({
+            TEMPLATES_KEY: json.dumps([[k, t[0], t[1]] for k, t in sorted(templates.items())])})
+        writer.close()
+        tmp.replace(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise StorageError(f"cannot write the records table {path}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+        for raw, _ in parts:
+            Path(raw).unlink(missing_ok=True)
+    return path
+
+
 def _sql_path(p: Path) -> str:
     return str(p).replace("'", "''")
 

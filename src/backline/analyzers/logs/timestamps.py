@@ -42,6 +42,8 @@ from backline.model import TsQuality
 _FRAC = r"(?:[.,]\d{1,9})?"
 _FRAC_MS = r"(?:[.,:]\d{1,9})?"
 _HMS = r"\d{1,2}:\d{1,2}:\d{1,2}"
+#: a 12-hour clock's AM/PM after the time of day
+_AMPM = r"(?: ?[AP]M(?![A-Za-z]))?"
 
 #: Unambiguous shapes: name -> (regex text without anchors or groups of its own, field order).
 #: Listed most specific first; :func:`find_timestamp` takes the leftmost match, and of
@@ -81,11 +83,11 @@ SHAPES: dict[str, tuple[str, str]] = {
 #: Shapes whose day/month/year order a single stamp cannot tell: family -> (regex, candidate
 #: kinds, first = the default).  The kinds are in :data:`ORDERS`.
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "slash3": (r"(?<![\d/])\d{1,2}/\d{1,2}/\d{2,4}[ T:,-]" + _HMS + _FRAC_MS,
+    "slash3": (r"(?<![\d/])\d{1,2}/\d{1,2}/\d{2,4}[ T:,-]" + _HMS + _FRAC_MS + _AMPM,
                ("slash_mdy", "slash_dmy", "slash_ymd")),
-    "dot3": (r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{2,4}[ T,-]" + _HMS + _FRAC_MS,
+    "dot3": (r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{2,4}[ T,-]" + _HMS + _FRAC_MS + _AMPM,
              ("dot_dmy", "dot_mdy", "dot_ymd")),
-    "dash3": (r"(?<![\d-])\d{1,2}-\d{1,2}-\d{2,4}[ T,]" + _HMS + _FRAC_MS,
+    "dash3": (r"(?<![\d-])\d{1,2}-\d{1,2}-\d{2,4}[ T,]" + _HMS + _FRAC_MS + _AMPM,
               ("dash_dmy", "dash_mdy", "dash_ymd")),
     "md_dash": (r"(?<![\d-])\d{1,2}-\d{1,2}[ T]" + _HMS + _FRAC_MS, ("md_dash", "dm_dash")),
     "md_dot": (r"(?<![\d.])\d{1,2}\.\d{1,2} " + _HMS + _FRAC_MS, ("md_dot", "dm_dot")),
@@ -122,11 +124,16 @@ class TsParser:
     """Parses one file's time stamps; keeps the state needed for year and date inference."""
 
     def __init__(self, tz: ZoneInfo | timezone = timezone.utc, default_year: int | None = None,
-                 default_date: date | None = None):
+                 default_date: date | None = None, clock: "FileClock | None" = None):
         self.tz = timezone.utc if getattr(tz, "key", None) in ("UTC", "Etc/UTC") else tz
-        today = default_date or datetime.now(timezone.utc).date()
-        self.year = default_year or today.year
-        self._scanner = TsScanner(self.year, (today.year, today.month, today.day))
+        if clock is not None:
+            self.year = default_year or clock.year
+            self._scanner = TsScanner(self.year, clock.day)
+            self._scanner.set_limit(clock.limit_us)
+        else:
+            today = default_date or datetime.now(timezone.utc).date()
+            self.year = default_year or today.year
+            self._scanner = TsScanner(self.year, (today.year, today.month, today.day))
         self._last_text = ""
         self._last_kind = ""
         self._last: tuple[datetime | None, TsQuality] = (None, TsQuality.NONE)
@@ -167,6 +174,123 @@ def file_date(path: str) -> date | None:
         return datetime.fromtimestamp(os.stat(path).st_mtime, tz=timezone.utc).date()
     except (OSError, ValueError, OverflowError):
         return None
+
+
+def collected_at(path: str | None) -> datetime:
+    """When the evidence was collected, as far as one file tells: its modification time
+    (set by the tool that wrote or packed it, kept by archives and by intake), never
+    later than now; now when the file has no usable time."""
+    import os
+
+    now = datetime.now(timezone.utc)
+    if not path:
+        return now
+    try:
+        mtime = datetime.fromtimestamp(os.stat(path).st_mtime, tz=timezone.utc)
+    except (OSError, ValueError, OverflowError):
+        return now
+    return min(mtime, now)
+
+
+def wall_us(when: datetime, tz: ZoneInfo | timezone = timezone.utc) -> int:
+    """``when`` as microseconds of wall time in ``tz`` (the scanner's unzoned scale)."""
+    local = when.astimezone(tz).replace(tzinfo=None)
+    return (local - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+
+
+#: Bytes read at each end of a file to choose the year of stamps that have none.
+YEAR_PROBE = 64 * 1024
+
+
+def start_year(path: str | None, limit_us: int, year: int, day: tuple[int, int, int]) -> int:
+    """The year to give the first year-less stamp of the file at ``path``.
+
+    The stamps of the file's head and tail are read in order with ``year`` as the start
+    (the scanner rolls the year at New Year); when the last of them would fall after
+    ``limit_us`` (when the evidence was collected, wall time), the start goes back a year
+    at a time until it does not.  A file that spans New Year and was collected in
+    January thus starts in December of the year before.  The scanner itself also never
+    puts a stamp after the limit (:class:`._engine.TsScanner`), this only keeps a file's
+    years in order when the limit would otherwise pull its end back alone.
+    """
+    import os
+
+    if not path:
+        return year
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(YEAR_PROBE)
+            tail = b""
+            if size > 2 * YEAR_PROBE:
+                f.seek(size - YEAR_PROBE)
+                tail = f.read(YEAR_PROBE).split(b"\n", 1)[-1]
+            elif size > YEAR_PROBE:
+                tail = f.read()
+    except OSError:
+        return year
+    found_: list[tuple[str, str]] = []
+    for chunk in (head, tail):
+        for raw in chunk.split(b"\n")[:-1] if chunk else ():
+            line = raw[:200].decode("utf-8", "replace")
+            found = find_timestamp(line)
+            if found is None:
+                continue
+            kind, a, b = found
+            found_.append((kind, line[a:b]))
+    # a day/month order is the file's, not one stamp's (10.03 alone reads as October 3)
+    by_family: dict[str, list[str]] = {}
+    for kind, text in found_:
+        by_family.setdefault(family(kind), []).append(text)
+    resolved = {fam: resolve_kind(fam, ts) for fam, ts in by_family.items()}
+    texts: list[tuple[bytes, str]] = []
+    for kind, text in found_:
+        kind = resolved.get(family(kind), kind)
+        order = ORDERS.get(kind, "")
+        if "M" not in order or "Y" in order or "y" in order:
+            continue
+        texts.append((_ORDER_BYTES[kind], text))
+    if not texts:
+        return year
+    for _ in range(4):
+        sc = TsScanner(year, day)
+        last = None
+        for order, text in texts:
+            us, q, _zoned = sc.scan(order, text.encode("utf-8", "replace"))
+            if q == 2:
+                last = us
+        if last is None or last <= limit_us:
+            break
+        year -= 1
+    return year
+
+
+class FileClock:
+    """What the stamps of one file are read against: the start year for stamps without
+    one, the date for stamps with a time of day only, and the latest wall time an
+    inferred year may give (:func:`collected_at`, or ``collected`` when the evidence
+    says earlier: an archive member's time).
+
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.log")
+    >>> _ = open(p, "w").write("Dec 30 10:00:00 a\\nJan  2 10:00:00 b\\n")
+    >>> os.utime(p, (1767571200, 1767571200))         # collected 2026-01-05
+    >>> c = FileClock(p)
+    >>> c.year, c.day
+    (2025, (2026, 1, 5))
+    """
+
+    __slots__ = ("year", "day", "limit_us", "collected")
+
+    def __init__(self, path: str | None, tz: ZoneInfo | timezone = timezone.utc,
+                 collected: datetime | None = None):
+        self.collected = collected_at(path)
+        if collected is not None:       # what the bundle says (the archive member's time)
+            self.collected = min(self.collected, collected)
+        d = self.collected.date()
+        self.day = (d.year, d.month, d.day)
+        self.limit_us = wall_us(self.collected, tz)
+        self.year = start_year(path, self.limit_us, d.year, self.day)
 
 
 def find_timestamp(text: str, within: int = 64) -> tuple[str, int, int] | None:

@@ -97,7 +97,10 @@ class TraceJoiner:
     def __init__(self) -> None:
         self.open: dict[tuple, _Group] = {}
         self.joined = 0
-        self._swept = 0
+        # open groups are swept for staleness once per bucket of STALE // 4 lines (the
+        # bucket of the last sweep here): the same sweeps however the file is cut into
+        # byte ranges (a range's first sweep can only find fresh groups)
+        self._swept = -1
 
     def feed_block(self, b) -> list[JoinedTrace]:
         """Account a block of records (:class:`.blocks.RecordBlock`); returns the traces they
@@ -163,8 +166,8 @@ class TraceJoiner:
                     self._close(key, out)
                 return
             self._close(key, out)
-        if self.open and line - self._swept > STALE // 4:
-            self._swept = line
+        if self.open and line // (STALE // 4) > self._swept:
+            self._swept = line // (STALE // 4)
             for k in [k for k, g in self.open.items() if line - g.seen > STALE]:
                 self._close(k, out)
         if not ("Exception" in message or "Error" in message or "Traceback" in message

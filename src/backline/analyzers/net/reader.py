@@ -1,4 +1,4 @@
-"""Streaming readers for capture files: pcap, pcapng, Network Monitor 2.x, gzip.
+"""Streaming readers for capture files: pcap, pcapng, Network Monitor 1.x and 2.x, gzip.
 
 The reader never holds the whole file. For the analysis it hands the
 records to the compiled engine (:meth:`CaptureReader.feed`; pcap records and
@@ -35,6 +35,7 @@ from typing import BinaryIO, Callable, Iterator
 from backline.analyzers.net._engine import Engine
 
 from backline.errors import FormatError, TruncatedError
+from backline.evidence.streams import StreamDecompressor
 
 #: Largest record Wireshark accepts (WTAP_MAX_PACKET_SIZE_STANDARD).
 MAX_RECORD = 262_144
@@ -52,6 +53,7 @@ PCAP_MAGICS = {
 }
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 NETMON_MAGIC = b"GMBU"
+NETMON1_MAGIC = b"RTSS"
 
 #: Network Monitor media types -> pcap link types (wiretap's netmon table, trimmed).
 _NETMON_MEDIA = {1: 1, 7: 101, 8: 101, 9: 101}
@@ -72,6 +74,8 @@ def sniff_format(head: bytes) -> str | None:
         return "pcapng"
     if head[:4] == NETMON_MAGIC:
         return "netmon2"
+    if head[:4] == NETMON1_MAGIC:
+        return "netmon1"
     if head[:2] == b"\x1f\x8b":
         return "gzip"
     return None
@@ -155,7 +159,7 @@ class _Stream:
 class CaptureReader:
     """Read the records of one capture file, streaming.
 
-    ``format`` is ``pcap``, ``nsecpcap``, ``pcapng`` or ``netmon2``;
+    ``format`` is ``pcap``, ``nsecpcap``, ``pcapng``, ``netmon1`` or ``netmon2``;
     ``compression`` is ``gzip`` when the file was gzip-compressed.
     """
 
@@ -163,18 +167,31 @@ class CaptureReader:
         self.name = name
         head = f.read(4)
         self.compression = ""
+        self._raw = f
         if head[:2] == b"\x1f\x8b":
+            # decompressed step by step: when the gzip stream is cut, every byte
+            # decompressed before the cut is still read (as tshark's reader does);
+            # gzip.GzipFile would drop the whole last read
             if f.seekable():
                 f.seek(0)
-                f = gzip.GzipFile(fileobj=f)  # type: ignore[assignment]
+                src: BinaryIO = f
             else:
-                f = gzip.GzipFile(fileobj=_Prefixed(head, f))  # type: ignore[arg-type]
+                src = _Prefixed(head, f)  # type: ignore[assignment]
+            f = StreamDecompressor(src, "gzip")  # type: ignore[assignment]
             try:
                 head = f.read(4)
             except _STREAM_ERRORS as exc:
                 raise FormatError(f"gzip stream unreadable: {exc}", artifact=name,
                                   locator="offset:0") from exc
             self.compression = "gzip"
+            if sniff_format(head) in ("netmon1", "netmon2"):
+                # Network Monitor files are read with random access (the frame table)
+                if not self._raw.seekable():
+                    raise FormatError("a gzip-compressed Network Monitor capture must be a "
+                                      "seekable file", artifact=name, locator="offset:0")
+                self._raw.seek(0)
+                f = gzip.GzipFile(fileobj=self._raw)  # type: ignore[assignment]
+                head = f.read(4)
         fmt = sniff_format(head)
         if fmt is None or fmt == "gzip":
             raise FormatError(f"not a capture file (magic {head.hex() or 'empty'})",
@@ -224,7 +241,7 @@ class CaptureReader:
 
         The same records as :meth:`packets`, in order.
         """
-        if self.format == "netmon2":
+        if self.format in ("netmon1", "netmon2"):
             gen: Iterator[list[Packet]] = _grouped(self._netmon())
         else:
             collect: list[Packet] = []
@@ -248,7 +265,7 @@ class CaptureReader:
         time; Network Monitor files are read here and handed over frame by
         frame.  ``progress(offset)`` is called now and then with the bytes consumed.
         """
-        if self.format == "netmon2":
+        if self.format in ("netmon1", "netmon2"):
             records = self._netmon()
 
             def steps() -> Iterator[None]:
@@ -274,10 +291,14 @@ class CaptureReader:
                 self._fail(TruncatedError, f"stream unreadable: {exc}", self.count + 1,
                            self._s.offset)
         finally:
-            try:
-                self._s.f.close()
-            except Exception:  # pragma: no cover - best effort
-                pass
+            for f in (self._s.f, self._raw):
+                try:
+                    f.close()
+                except Exception:  # pragma: no cover - best effort
+                    pass
+            if getattr(self._s.f, "truncated", False) and self.problem is None:
+                self._fail(TruncatedError, "gzip stream cut short (every record before the cut "
+                           "was read)", self.count + 1, self._s.offset)
 
     # ------------------------------------------------------------------ pcap
     def _pcap(self, engine: Engine) -> Iterator[None]:
@@ -450,7 +471,8 @@ class CaptureReader:
             return
         buf = s.buf
         minor, major, media = buf[4], buf[5], struct.unpack_from("<H", buf, 6)[0]
-        if major != 2:
+        v1 = self.format == "netmon1"
+        if major != (1 if v1 else 2):
             self._fail(FormatError, f"Network Monitor version {major}.{minor} not supported", 0, 4)
             return
         y, mo, _dow, d, h, mi, sec, ms = struct.unpack_from("<8H", buf, 8)
@@ -476,16 +498,26 @@ class CaptureReader:
                        0, ft_off)
             table = table[: len(table) // 4 * 4]
         offsets = struct.unpack(f"<{len(table) // 4}I", table)
-        trailer = 0 if minor == 0 else (2 if minor == 1 else (6 if minor == 2 else 21))
+        # record trailers: 2.1 network type (2 bytes); 2.2 + process-info index (4);
+        # 2.3 and later + UTC time stamp (FILETIME, 8) + time-zone index (1): 15 bytes
+        trailer = 0 if v1 or minor == 0 else (2 if minor == 1 else (6 if minor == 2 else 15))
         default_lt = _NETMON_MEDIA.get(media, -1)
         n = 0
+        prev_ts = _TS_MIN
+        # 1.x frame header: ms since the start (4), wire length (2), captured length (2);
+        # 2.x: microseconds since the start (8), wire length (4), captured length (4)
+        hlen = 8 if v1 else 16
         for off in offsets:
             f.seek(off)
-            hdr = f.read(16)
-            if len(hdr) < 16:
+            hdr = f.read(hlen)
+            if len(hdr) < hlen:
                 self._fail(TruncatedError, "frame header cut short", n + 1, off)
                 break
-            delta_us, orig, incl = struct.unpack("<QII", hdr)
+            if v1:
+                delta_ms, orig, incl = struct.unpack("<IHH", hdr)
+                delta_us = delta_ms * 1000
+            else:
+                delta_us, orig, incl = struct.unpack("<QII", hdr)
             if incl > MAX_RECORD:
                 self._fail(FormatError, f"record length {incl} exceeds the maximum {MAX_RECORD}",
                            n + 1, off)
@@ -505,12 +537,15 @@ class CaptureReader:
                     lt = -net        # Network Monitor internal record (not a packet)
                 else:
                     lt = _NETMON_MEDIA.get(net, -1000 - net)
-                if trailer == 21:
+                if trailer == 15:
                     ft = struct.unpack_from("<Q", data, incl + 6)[0]
                     if ft:
                         ts = ft * 100 - _EPOCH_1601_NS
             n += 1
             self.linktypes.add(lt)
+            if ts < prev_ts:
+                self._backwards += 1
+            prev_ts = ts
             yield n, ts, lt, data[:incl], orig
         self.count = n
         self._finish()

@@ -124,3 +124,63 @@ class PcapngWriter:
 
 def _opt(code: int, value: bytes) -> bytes:
     return struct.pack("<HH", code, len(value)) + value + b"\x00" * (-len(value) % 4)
+
+
+_EPOCH_1601_NS = 11_644_473_600 * 1_000_000_000
+
+
+def netmon_rewrite(src: bytes, minor: int, *, table_first: bool = False, local_offset_s: int = 0,
+                   network: int = 1) -> bytes:
+    """Rewrite a Network Monitor 2.0 capture (as ``editcap -F netmon2`` writes it) as 2.``minor``.
+
+    The same frames, each followed by the record trailer of that version (2.1: the
+    frame's network type; 2.2: + a process-info index; 2.3: + the UTC time stamp as a
+    FILETIME and a time-zone index, 15 bytes in all), with a new frame table, which
+    ``table_first`` puts before the frames (readers follow the header's offset).
+    ``local_offset_s`` shifts the header's start time, which 2.3 writers store in the
+    capturing machine's local time (the trailers keep UTC).  No other tables.
+
+    >>> import io
+    >>> hdr = bytearray(128); hdr[:6] = b"GMBU\\x00\\x02"; hdr[6] = 1
+    >>> struct.pack_into("<8H", hdr, 8, 2024, 1, 1, 1, 0, 0, 0, 0)
+    >>> rec = struct.pack("<QII", 0, 3, 3) + b"abc"
+    >>> struct.pack_into("<II", hdr, 24, 128 + len(rec), 4)
+    >>> out = netmon_rewrite(bytes(hdr) + rec + struct.pack("<I", 128), 3)
+    >>> out[4], len(out) - 128 - len(rec) - 4
+    (3, 15)
+    """
+    from datetime import datetime, timezone
+
+    if src[:4] != b"GMBU" or src[5] != 2 or src[4] != 0:
+        raise ValueError("expects a Network Monitor 2.0 capture")
+    y, mo, _dow, d, h, mi, s, ms = struct.unpack_from("<8H", src, 8)
+    ft_off, ft_len = struct.unpack_from("<II", src, 24)
+    offsets = struct.unpack_from(f"<{ft_len // 4}I", src, ft_off)
+    start = datetime(y, mo, d, h, mi, s, ms * 1000, tzinfo=timezone.utc)
+    start_ns = int(start.timestamp()) * 1_000_000_000 + ms * 1_000_000
+    header = bytearray(src[:128].ljust(128, b"\0"))
+    header[4] = minor
+    if local_offset_s:
+        local = datetime.fromtimestamp(start.timestamp() + local_offset_s, tz=timezone.utc)
+        struct.pack_into("<8H", header, 8, local.year, local.month, (local.weekday() + 1) % 7,
+                         local.day, local.hour, local.minute, local.second, ms)
+    for o in range(32, 72, 4):            # user data, comments, process info, extended info
+        struct.pack_into("<I", header, o, 0)
+    table_size = 4 * len(offsets)
+    pos = 128 + (table_size if table_first else 0)
+    body = bytearray()
+    offs = []
+    for off in offsets:
+        delta_us, orig, incl = struct.unpack_from("<QII", src, off)
+        trailer = b""
+        if minor >= 1:
+            trailer += struct.pack("<H", network)
+        if minor >= 2:
+            trailer += struct.pack("<I", 0)
+        if minor >= 3:
+            trailer += struct.pack("<QB", (start_ns + delta_us * 1000 + _EPOCH_1601_NS) // 100, 0)
+        offs.append(pos + len(body))
+        body += struct.pack("<QII", delta_us, orig, incl) + src[off + 16:off + 16 + incl] + trailer
+    table = struct.pack(f"<{len(offs)}I", *offs)
+    struct.pack_into("<II", header, 24, 128 if table_first else 128 + len(body), table_size)
+    return bytes(header) + (table + bytes(body) if table_first else bytes(body) + table)

@@ -31,5 +31,16 @@ from backline.knowledge.diagnosis.engine import DiagnosisSettings, diagnose
 from backline.knowledge.diagnosis.library import Library, Relation, Signal, load_library, parse_library
 from backline.knowledge.diagnosis.nodes import finding_text
 
-__all__ = ["DiagnosisSettings", "Library", "Relation", "Signal", "diagnose", "finding_text", "load_library",
-           "parse_library"]
+
+def forget_texts() -> None:
+    """Forget the words already read (the memos of classes, names and entities per text): the
+    next diagnosis reads everything anew, as it does for evidence never seen (benchmarks)."""
+    from backline.knowledge.diagnosis import entities, nodes
+
+    entities._LEARNED.clear()
+    entities._BY_VOCAB.clear()
+    nodes._MEMOS.clear()
+
+
+__all__ = ["DiagnosisSettings", "Library", "Relation", "Signal", "diagnose", "finding_text", "forget_texts",
+           "load_library", "parse_library"]

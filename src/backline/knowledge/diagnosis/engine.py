@@ -37,8 +37,9 @@ from datetime import datetime, timedelta
 from backline.knowledge.diagnosis.entities import Entity
 from backline.knowledge.diagnosis.explain import make_cause
 from backline.knowledge.diagnosis.library import Library, Relation, load_library
-from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, build_nodes, endpoint_owners,
-                                                learn_vocabulary, named_processes, server_names)
+from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, artifact_processes, build_nodes,
+                                                endpoint_owners, learn_vocabulary, listeners, named_processes,
+                                                server_names)
 from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
 from backline.model import Artifact, Diagnosis, Event, Fact, Finding, Severity
 
@@ -47,7 +48,7 @@ GENERIC = "error"
 #: How strongly a shared entity of each kind ties two findings.
 JOIN_WEIGHT: Mapping[str, float] = {
     "endpoint": 1.0, "pid": 1.0, "host": 0.9, "process": 0.8, "module": 0.8, "path": 0.8,
-    "port": 0.75, "exception": 0.6, "thread": 0.5, "artifact": 0.6, "time": 0.3,
+    "port": 0.75, "exception": 0.6, "thread": 0.5, "artifact": 0.6, "time": 0.3, "onset": 0.6,
 }
 _SEV_WEIGHT = {Severity.CRITICAL: 1.0, Severity.HIGH: 1.0, Severity.MEDIUM: 0.7, Severity.LOW: 0.4,
                Severity.INFO: 0.2}
@@ -74,6 +75,8 @@ class DiagnosisSettings:
     first_bonus: float = 1.1
     max_time_support: float = 0.5
     max_file_support: float = 0.6
+    max_onset_support: float = 1.0     # links resting on an effect's onset right after the cause alone
+    onset_weight: float = 0.6          # how strongly an effect's onset right after the cause ties them
     min_path_weight: float = 0.05       # weaker chains explain nothing
     unplaced_factor: float = 0.85       # undated and tied to nothing: unknown relevance to the incident
     lead: timedelta = timedelta(minutes=5)          # a cause may start this long before the incident
@@ -89,7 +92,8 @@ def _tolerance(c: Node, e: Node, skewed: set[str]) -> float:
     return 1.0
 
 
-def _join(c: Node, e: Node, rel: Relation, skewed: set[str]) -> tuple[float, tuple[tuple[str, str], ...]] | None:
+def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
+          onset_weight: float = JOIN_WEIGHT["onset"]) -> tuple[float, tuple[tuple[str, str], ...]] | None:
     """How strongly ``c`` and ``e`` are tied for ``rel``, and on what; None when they are not, or when
     their times forbid it."""
     dated = c.first is not None and e.first is not None
@@ -115,6 +119,21 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str]) -> tuple[float, tup
                 w = JOIN_WEIGHT[kind]
                 best = max(best, w)
                 on.append(("artifact", sorted(shared)[0]))
+        elif kind == "onset":
+            # the effect appears right after the cause (a process dies, its port refuses the next SYN);
+            # a happening that recurs (a restart loop) is measured from its last sighting before the effect
+            if not dated or _contradict(c, e, rel):
+                continue
+            tol = _tolerance(c, e, skewed)
+            ref = c.first
+            if c.last is not None and c.last <= e.first + tol and any(sg.acute for sg in c.signals):  # type: ignore[operator]
+                ref = c.last
+            dt = e.first - ref                                        # type: ignore[operator]
+            if -tol <= dt <= rel.onset_s:
+                w = onset_weight
+                if w > best:
+                    best = w
+                on.append(("onset", f"{max(0.0, dt):.1f} s later"))
         elif kind == "time":
             if not dated or best > 0 or _contradict(c, e, rel):
                 continue
@@ -150,8 +169,8 @@ def _contradict(c: Node, e: Node, rel: Relation) -> bool:
     for kind in rel.contradict or ("endpoint", "host", "pid", "process"):
         if not rel.contradict and kind not in rel.join:
             continue
-        a = [v for v in c.ents.get(kind, ()) if Entity(kind, v).specific]
-        b = [v for v in e.ents.get(kind, ()) if Entity(kind, v).specific]
+        a = [v for v in c.ents.get(kind, ()) if Entity(kind, v).specific and (kind, v) not in c.derived]
+        b = [v for v in e.ents.get(kind, ()) if Entity(kind, v).specific and (kind, v) not in e.derived]
         if a and b and not set(a) & set(b):
             return True
     return False
@@ -168,7 +187,7 @@ class _Candidates:
         self.by_artifact: dict[str, list[int]] = defaultdict(list)
         self.undated: list[int] = []
         dated: list[tuple[float, int]] = []
-        kinds = [k for k in rel.join if k not in ("artifact", "time")]
+        kinds = [k for k in rel.join if k not in ("artifact", "time", "onset")]
         for ei in effects:
             e = nodes[ei]
             for kind in kinds:
@@ -199,10 +218,12 @@ class _Candidates:
             if kind == "artifact":
                 for a in c.artifacts:
                     groups[1].update(self.by_artifact.get(a, ()))
-            elif kind == "time":
+            elif kind in ("time", "onset"):
                 if c.first is not None:
                     lo = bisect.bisect_left(self.times, c.first - tol)
-                    hi = bisect.bisect_right(self.times, c.first + rel.time_within_s)
+                    end = (c.first + rel.time_within_s if kind == "time"
+                           else max(c.first, c.last or c.first) + rel.onset_s)
+                    hi = bisect.bisect_right(self.times, end)
                     groups[2].update(self.timed[lo:hi])
             else:
                 for v in c.ents.get(kind, ()):
@@ -220,7 +241,7 @@ class _Candidates:
 
 
 def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
-           s_generic: float = 0.5) -> dict[tuple[int, int], Edge]:
+           s_generic: float = 0.5, onset_weight: float = JOIN_WEIGHT["onset"]) -> dict[tuple[int, int], Edge]:
     """The links of the library between ``nodes``; an effect known only as a generic error weighs
     ``s_generic`` (its words say nothing about the cause), and a finding of a class of its own is
     never linked as a generic error."""
@@ -241,7 +262,7 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
                 if ei == ci:
                     continue
                 e = nodes[ei]
-                j = _join(c, e, rel, skewed)
+                j = _join(c, e, rel, skewed, onset_weight)
                 if j is None:
                     continue
                 esig = e.has(rel.effect)
@@ -312,17 +333,20 @@ def _support(reach: Mapping[int, tuple[float, Edge, int]], nodes: Sequence[Node]
     most ``s.max_time_support`` together, links that rest on sharing a file alone at most
     ``s.max_file_support`` (closeness in time, or being logged by the same program, is weaker
     evidence than naming the same endpoint, host or process)."""
-    firm = timed = filed = 0.0
+    firm = timed = filed = onset = 0.0
     for j, (w, e, _d) in reach.items():
         v = w * _SEV_WEIGHT[nodes[j].severity]
         kinds = {kind for kind, _v in e.joined_on}
         if kinds == {"time"}:
             timed += v
+        elif "onset" in kinds and kinds <= {"onset", "time", "artifact"}:
+            onset += v
         elif kinds <= {"artifact", "time"}:
             filed += v
         else:
             firm += v
-    return firm + min(timed, s.max_time_support) + min(filed, s.max_file_support)
+    return (firm + min(timed, s.max_time_support) + min(filed, s.max_file_support)
+            + min(onset, s.max_onset_support))
 
 
 def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, Edge, int]],
@@ -352,8 +376,14 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
         w_start, w_end = window[0].timestamp(), window[1].timestamp()
         margin = s.chronic_margin.total_seconds()
         far = s.timing.max_skew.total_seconds()
+        lead = s.lead.total_seconds()
         if not (n.artifacts & placed) and w_start - far <= n.first <= w_end + far:
             pass        # its file shows nothing in the incident: maybe another clock, so no verdict on time
+        elif any(sg.acute for sg in n.signals) and any(
+                nodes[j].first is not None and w_start - lead <= nodes[j].first <= w_end for j in reach):
+            # a death or a crash is a happening: one that recurs is not background noise when the
+            # incident's effects follow it
+            reasons.append("a happening whose effects follow in the incident: not discounted as chronic")
         elif n.first < w_start - margin and (n.last or n.first) >= w_start - margin and n.count > 1:
             conf *= s.chronic_factor
             reasons.append("chronic: present long before the incident and still there")
@@ -379,9 +409,22 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
 
 def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[Fact], vocab) -> None:
     """Entities one piece of evidence ties together: a server's address for the name the client
-    used (TLS SNI), and the dumped process a log line names beside an endpoint."""
+    used (TLS SNI), the dumped process a log line names beside an endpoint, the program a log's
+    file name names, and the program a log says serves on an endpoint."""
     owners = endpoint_owners(findings, named_processes(findings, facts), vocab)
     addresses = server_names(findings)
+    art_procs = artifact_processes([f.artifact for f in findings if f.artifact]
+                                   + [x.artifact for x in facts if x.name == "log.template_index"], vocab)
+    served = listeners(facts, vocab, art_procs)
+    for n in nodes:
+        inferred = sorted({p for a in n.artifacts for p in art_procs.get(a, ())}
+                          | {p for ep in n.ents.get("endpoint", ()) for p in served.get(ep, ())})
+        if inferred:
+            lst = n.ents.setdefault("process", [])
+            for p in inferred:
+                if p not in lst:
+                    lst.append(p)
+                    n.derived.add(("process", p))
     for n in nodes:
         eps = n.ents.setdefault("endpoint", [])
         eps += sorted({a for ep in eps for a in addresses.get(ep, ()) if a not in eps})
@@ -411,7 +454,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     window = incident_window(events, offsets, s.timing)
     nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)
     _bridge(nodes, findings, facts, vocab)
-    edges = _edges(nodes, lib, set(offsets), s.max_out_links)
+    edges = _edges(nodes, lib, set(offsets), s.max_out_links, onset_weight=s.onset_weight)
     out: dict[int, list[Edge]] = defaultdict(list)
     inbound: dict[int, list[Edge]] = defaultdict(list)
     for e in sorted(edges.values(), key=lambda e: (-e.weight, e.cause, e.effect)):

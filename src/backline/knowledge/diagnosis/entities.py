@@ -168,17 +168,14 @@ class Vocabulary:
         """Learn names from ``texts`` (DNS-named hosts, URL hosts, ``prog[pid]``) plus the given ones."""
         v = cls(hosts={norm_host(h) for h in hosts if h}, processes={p for p in processes if p and len(p) >= 3})
         for text in texts:
-            text = text.lower()
-            for m in _URL_HOST.finditer(text):
-                v._add_host(m.group(1))
-            for m in _ENDPOINT.finditer(text):
-                h = _endpoint_host(m)
-                if h and not _IP.fullmatch(h):
-                    v._add_host(h)
-            for m in _HOST_PHRASE.finditer(text):
-                v._add_host(m.group(1))
-            for m in _PROG_PID.finditer(text):
-                v.processes.add(m.group(1))
+            found = _LEARNED.get(text)
+            if found is None:
+                found = _names_in(text)
+                if len(_LEARNED) >= _MEMO_MAX:
+                    _LEARNED.clear()
+                _LEARNED[text] = found
+            v.hosts.update(found[0])
+            v.processes.update(found[1])
         v.compile()
         return v
 
@@ -195,7 +192,36 @@ class Vocabulary:
         procs = sorted({p.lower() for p in self.processes}, key=len, reverse=True)
         self._proc_re = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, procs)) + r")(?![\w-]|\.\w)"
                                    ) if procs else None
-        self._cache = {}
+        # what a text names depends only on the text and the names: shared by equal vocabularies
+        key = (tuple(names), tuple(procs))
+        self._cache = _BY_VOCAB.get(key)
+        if self._cache is None:
+            if len(_BY_VOCAB) >= 16:
+                _BY_VOCAB.clear()
+            self._cache = _BY_VOCAB[key] = {}
+
+
+#: Texts already read (the same words recur: templates in every upload, stored findings read
+#: again): names learned from a text, and entities per vocabulary.  Bounded.
+_MEMO_MAX = 50_000
+_LEARNED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_BY_VOCAB: dict[tuple, dict[str, frozenset]] = {}
+
+
+def _names_in(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Host and process names a text says are names (see :meth:`Vocabulary.learn`)."""
+    text = text.lower()
+    tmp = Vocabulary()
+    for m in _URL_HOST.finditer(text):
+        tmp._add_host(m.group(1))
+    for m in _ENDPOINT.finditer(text):
+        h = _endpoint_host(m)
+        if h and not _IP.fullmatch(h):
+            tmp._add_host(h)
+    for m in _HOST_PHRASE.finditer(text):
+        tmp._add_host(m.group(1))
+    procs = {m.group(1) for m in _PROG_PID.finditer(text)}
+    return tuple(sorted(tmp.hosts)), tuple(sorted(procs))
 
 
 def extract(text: str, vocab: Vocabulary | None = None) -> set[Entity]:
@@ -208,8 +234,9 @@ def extract(text: str, vocab: Vocabulary | None = None) -> set[Entity]:
     hit = vocab._cache.get(text)
     if hit is None:
         hit = frozenset(_extract(text, vocab))
-        if len(vocab._cache) < 50_000:
-            vocab._cache[text] = hit
+        if len(vocab._cache) >= _MEMO_MAX:
+            vocab._cache.clear()
+        vocab._cache[text] = hit
     return set(hit)
 
 

@@ -36,7 +36,7 @@ from backline.model import Severity
 
 LIBRARY_FILE = "relations.toml"
 #: Join kinds a relation may name: the entity kinds plus the artifact and time.
-JOINS = (*KINDS, "artifact", "time")
+JOINS = (*KINDS, "artifact", "time", "onset")
 PLACEHOLDERS = re.compile(r"\{(\w+)\}")
 
 
@@ -56,8 +56,11 @@ class Signal:
     confirm: str = ""
     refute: str = ""
     ask: str = ""
+    acute: bool = False              # a happening (a death, a crash), not a condition: repeats are not chronic
+                                     # noise when the incident's effects follow it
 
     code_re: re.Pattern | None = None
+    hints: tuple[str, ...] | None = None     # every match of ``text`` contains one of these (a fast screen)
 
     def matches_code(self, code: str) -> bool:
         if self.code_re is not None:
@@ -72,8 +75,11 @@ class Signal:
         for key, accepted in self.data.items():
             if str(data.get(key, "")).lower() not in accepted:
                 return False
-        if self.text is not None and not self.text.search(text):
-            return False
+        if self.text is not None:
+            if self.hints is not None and not any(h in text for h in self.hints):
+                return False
+            if not self.text.search(text):
+                return False
         if self.not_text is not None and self.not_text.search(text):
             return False
         return True
@@ -94,6 +100,7 @@ class Relation:
     time_within_s: float = 120.0     # the same, when only time joins them
     contradict: tuple[str, ...] = () # kinds that, named differently on both sides, forbid a time-only
                                      # join (default: the entity kinds of ``join``)
+    onset_s: float = 10.0            # "onset" join: the effect first appears within this long after the cause
     confirm: str = ""
     refute: str = ""
 
@@ -126,6 +133,58 @@ def lower_pattern(pattern: str) -> str:
             out.append(pattern[i].lower())
             i += 1
     return "".join(out)
+
+
+def required_literals(pattern: str, min_len: int = 2) -> tuple[str, ...] | None:
+    """Strings one of which every match of ``pattern`` contains (each at least ``min_len`` long), or
+    None when the pattern does not say: a screen cheaper than the pattern (``in`` on the text).
+
+    >>> required_literals(r"connection refused|econnrefused|errno[ =:]*(111|10061)\\b")
+    ('connection refused', 'econnrefused', 'errno')
+    >>> required_literals(r"\\bexit(ed)? (with )?status") is None, required_literals(r"(a|bc)d")
+    (False, None)
+    """
+    from re import _constants as sc
+    from re import _parser as sp
+
+    def req(items) -> list[str] | None:
+        best: tuple[int, list[str]] | None = None
+        run: list[str] = []
+
+        def consider(cand: list[str] | None) -> None:
+            nonlocal best
+            if cand:
+                score = min(len(x) for x in cand)
+                if best is None or score > best[0]:
+                    best = (score, cand)
+
+        for op, av in items:
+            if op is sc.LITERAL:
+                run.append(chr(av))
+                continue
+            if run:
+                consider(["".join(run)])
+                run = []
+            if op is sc.SUBPATTERN:
+                consider(req(av[-1]))
+            elif op is sc.BRANCH:
+                alts = [req(b) for b in av[1]]
+                if all(alts):
+                    consider([x for a in alts for x in a])    # type: ignore[union-attr]
+            elif op in (sc.MAX_REPEAT, sc.MIN_REPEAT, getattr(sc, "POSSESSIVE_REPEAT", None)) and av[0] >= 1:
+                consider(req(av[2]))
+            # anything else (classes, anchors, lookarounds, optional parts) requires no literal
+        if run:
+            consider(["".join(run)])
+        return best[1] if best else None
+
+    try:
+        found = req(sp.parse(pattern))
+    except Exception:  # noqa: BLE001 - an unusual pattern simply gets no screen
+        return None
+    if not found or min(len(x) for x in found) < min_len:
+        return None
+    return tuple(dict.fromkeys(found))
 
 
 def _regex(value: Any, where: str) -> re.Pattern | None:
@@ -178,9 +237,11 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library
             describe=(describe,) if isinstance(describe, str) else tuple(describe),
             code_re=re.compile("|".join(f"(?:{fnmatch.translate(c)})" for c in codes)),
             text=_regex(s.get("text"), where + ".text"), not_text=_regex(s.get("not_text"), where + ".not_text"),
+            hints=required_literals(lower_pattern(str(s["text"]))) if s.get("text") else None,
             data={k: tuple(str(x).lower() for x in v) for k, v in (s.get("data") or {}).items()},
             min_severity=_severity(s.get("min_severity"), where),
-            confirm=s.get("confirm", ""), refute=s.get("refute", ""), ask=s.get("ask", "")))
+            confirm=s.get("confirm", ""), refute=s.get("refute", ""), ask=s.get("ask", ""),
+            acute=bool(s.get("acute", False))))
     relations: list[Relation] = []
     rids: set[str] = set()
     for i, r in enumerate(doc.get("relation") or []):
@@ -204,7 +265,7 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library
             id=rid, cause=cause, effect=effect, join=join, rationale=r["rationale"],
             weight=float(r.get("weight", 1.0)), order=order, within_s=float(r.get("within_s", 3600)),
             time_within_s=float(r.get("time_within_s", 120)), contradict=tuple(r.get("contradict") or ()),
-            confirm=r.get("confirm", ""),
+            onset_s=float(r.get("onset_s", 10)), confirm=r.get("confirm", ""),
             refute=r.get("refute", "")))
     return Library(tuple(signals), tuple(relations))
 

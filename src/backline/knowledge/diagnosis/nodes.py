@@ -8,6 +8,7 @@ is a link of the library between two nodes (made by :mod:`.engine`).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Node:
     severity: Severity = Severity.INFO
     lines: dict[str, int] = field(default_factory=dict)   # artifact -> first line it points at
     coarse: bool = False                  # its time is a bucket's start (a burst), not a record's
+    derived: set[tuple[str, str]] = field(default_factory=set)   # entities inferred, not named (no contradiction)
 
     @property
     def prior(self) -> float:
@@ -61,7 +63,8 @@ class Edge:
 
 
 def finding_text(f: Finding) -> str:
-    """The words of a finding: title, detail, evidence excerpts and descriptive data values."""
+    """The words of a finding: title, detail, evidence excerpts and descriptive data values (a part
+    already said by an earlier one - the template in the title, an excerpt that is the title - once)."""
     parts = [f.title, f.detail]
     parts += [r.excerpt for r in f.evidence[:8] if r.excerpt]
     for key in _TEXT_KEYS:
@@ -70,7 +73,53 @@ def finding_text(f: Finding) -> str:
             parts += [str(x) for x in v[:20] if isinstance(x, (str, int))]
         elif v not in (None, ""):
             parts.append(str(v))
-    return "\n".join(p for p in parts if p)
+    out: list[str] = []
+    for p in parts:
+        if p and not any(p in q for q in out):
+            out.append(p)
+    return "\n".join(out)
+
+
+class _Memo:
+    """Per library: the signals that a code can be of, and the classes of findings already seen
+    (the same words recur: the same templates in every upload of a case, the stored findings the
+    case-wide diagnosis reads again).  Bounded; a pure function of its key."""
+
+    MAX = 20_000
+
+    def __init__(self, lib: Library):
+        self.lib = lib
+        self.by_code: dict[str, tuple[Signal, ...]] = {}
+        self.keys = tuple(sorted({k for sg in lib.signals for k in sg.data}))
+        self.seen: dict[tuple, tuple[Signal, ...]] = {}
+
+
+_MEMOS: dict[int, _Memo] = {}
+
+
+def classify(lib: Library, f: Finding, text: str) -> list[Signal]:
+    """The library's signals (classes) that finding ``f`` with words ``text`` is of."""
+    memo = _MEMOS.get(id(lib))
+    if memo is None or memo.lib is not lib:
+        if len(_MEMOS) > 8:
+            _MEMOS.clear()
+        memo = _MEMOS[id(lib)] = _Memo(lib)
+    cands = memo.by_code.get(f.code)
+    if cands is None:
+        cands = memo.by_code[f.code] = tuple(sg for sg in lib.signals if sg.matches_code(f.code))
+    if not cands:
+        return []
+    data = f.data if isinstance(f.data, Mapping) else {}
+    sev = int(f.severity)
+    key = (f.code, sev, text, tuple(str(data.get(k, "")).lower() for k in memo.keys))
+    hit = memo.seen.get(key)
+    if hit is None:
+        low = text.lower()
+        hit = tuple(sg for sg in cands if sg.matches(f.code, low, data, sev))
+        if len(memo.seen) >= memo.MAX:
+            memo.seen.clear()
+        memo.seen[key] = hit
+    return list(hit)
 
 
 def _add(ents: dict[str, list[str]], items: Iterable[Entity]) -> None:
@@ -139,6 +188,53 @@ def endpoint_owners(findings: Sequence[Finding], named: set[str], vocab: Vocabul
                         if e.kind == "endpoint":
                             owners[e.value] |= procs
     return owners
+
+
+#: A line saying a program serves on an endpoint ("listening on 10.0.0.5:8080", "bound to ...").
+_LISTEN = re.compile(r"\b(?:listen(?:s|ing)?|bound|binding|serving|accepting(?: connections)?)\b[^\n]{0,40}?"
+                     r"\b(?:on|at|to)\b", re.I)
+_TOKEN = re.compile(r"[a-z0-9_]+(?:[.-][a-z0-9_]+)*")
+
+
+def artifact_processes(paths: Iterable[str], vocab: Vocabulary) -> dict[str, set[str]]:
+    """Processes an artifact's file name names ("tilerd.log", "journal-geoindexd.txt",
+    "billing-stderr---supervisor.log"): a program's log is about that program."""
+    out: dict[str, set[str]] = {}
+    known = vocab.processes
+    if not known:
+        return out
+    for path in set(paths):
+        name = path.replace("\\", "/").rsplit("/", 1)[-1].rsplit("!", 1)[-1].lower()
+        words = set()
+        for tok in _TOKEN.findall(name):
+            words.add(tok)
+            words.update(re.split(r"[.-]", tok))
+        hit = {w for w in words if w in known}
+        if hit:
+            out[path] = hit
+    return out
+
+
+def listeners(facts: Sequence[Fact], vocab: Vocabulary, art_procs: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """Endpoints a log says its program serves on (from the logs' template index: a line such as
+    "tilerd[812] listening on 10.0.0.5:8080" is info, never a finding): endpoint -> the processes
+    the line names, or the process the log's file name names."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for fact in facts:
+        if fact.name != "log.template_index" or not isinstance(fact.value, list):
+            continue
+        for entry in fact.value:
+            text = entry.get("example") if isinstance(entry, Mapping) else None
+            if not text or not _LISTEN.search(text):
+                continue
+            ents = extract(text, vocab)
+            eps = [e.value for e in ents if e.kind == "endpoint"]
+            if not eps:
+                continue
+            procs = {e.value for e in ents if e.kind == "process"} or set(art_procs.get(fact.artifact, ()))
+            for ep in eps:
+                out[ep] |= procs
+    return out
 
 
 def server_names(findings: Sequence[Finding]) -> dict[str, set[str]]:
@@ -210,11 +306,7 @@ def build_nodes(findings: Sequence[Finding], lib: Library, vocab: Vocabulary,
         picked = sorted(picked, key=lambda i: (-int(findings[i].severity), -findings[i].count, i))[: max_nodes]
         picked.sort()
     texts = {i: finding_text(findings[i]) for i in picked}
-    sigs = {}
-    for i in picked:
-        f, low = findings[i], texts[i].lower()
-        data = f.data if isinstance(f.data, Mapping) else {}
-        sigs[i] = [sg for sg in lib.signals if sg.matches(f.code, low, data, int(f.severity))]
+    sigs = {i: classify(lib, findings[i], texts[i]) for i in picked}
     nodes: list[Node] = []
     for group in _same_happening(findings, [i for i in picked if sigs[i]]):
         rep = max(group, key=lambda i: (_rep_rank(findings[i], sigs[i]), -i))

@@ -22,11 +22,11 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Sequence
 
-from backline.knowledge.kb.evidence import Evidence, lookup, refs_of, regex, test
+from backline.knowledge.kb.evidence import Evidence, RegexTimeout, TimedPattern, lookup, refs_of, regex, test
 from backline.knowledge.kb.model import (Condition, EventMatcher, ExceptionMatcher, FactMatcher, FindingMatcher,
                                          Hit, KbResult, KnownIssue, LogMatcher, Matcher, RuleMatcher,
                                          SignatureMatcher, Status)
-from backline.knowledge.kb.versions import Version, VersionRange, try_version
+from backline.knowledge.kb.versions import VersionRange, try_version
 from backline.model import EvidenceRef, Fact, Finding, Severity
 
 ANALYZER = "knowledge.kb"
@@ -125,7 +125,7 @@ def _exception(m: ExceptionMatcher, ev: Evidence) -> Hit | None:
                max(f.severity for f in found))
 
 
-def template_regex(template: str) -> re.Pattern[str]:
+def template_regex(template: str) -> TimedPattern:
     """A log template (``<*>`` = any text, other text literal, runs of spaces loose) as a regex.
 
     >>> bool(template_regex("open <*> failed: Too many open files").fullmatch("open /x failed: Too many open files"))
@@ -263,15 +263,18 @@ def _versions(ki: KnownIssue, ev: Evidence) -> tuple[str, str, str] | None:
 
 def evaluate_issue(ki: KnownIssue, ev: Evidence) -> KbResult | None:
     """The result of one known issue (None: it does not match and was not skipped)."""
-    for gate in ki.when:
-        if not evaluate(gate, ev):
-            return None
+    try:
+        for gate in ki.when:
+            if not evaluate(gate, ev):
+                return None
+    except RegexTimeout as exc:
+        return KbResult(ki, "skipped", (), f"when: {exc}")
     hits: list[Hit] = []
     skipped: list[str] = []
     for m in ki.matchers:
         try:
             got = evaluate(m, ev)
-        except Skipped as exc:
+        except (Skipped, RegexTimeout) as exc:
             skipped.append(str(exc))
             if ki.match == "all":
                 break

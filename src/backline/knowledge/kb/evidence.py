@@ -245,16 +245,58 @@ def _eq(a: Any, b: Any) -> bool:
     return a == b
 
 
-_RE_CACHE: dict[str, re.Pattern[str]] = {}
+#: The most one search of one matcher's regular expression over one text may take (seconds).
+#: Matchers are written by people: a pattern that backtracks without end on some text must cost
+#: a skipped known issue, not a hung analysis.
+REGEX_SECONDS = 0.25
 
 
-def regex(pattern: str) -> re.Pattern[str]:
-    """A compiled (and cached) regular expression."""
+class RegexTimeout(Exception):
+    """A matcher's regular expression ran past :data:`REGEX_SECONDS` on one text."""
+
+
+class TimedPattern:
+    """A regular expression (Python ``re`` syntax, run by the ``regex`` engine) whose every search
+    is bounded by :data:`REGEX_SECONDS`; past it, :class:`RegexTimeout`.
+
+    >>> bool(TimedPattern(r"Too many open files$").search("accept: Too many open files"))
+    True
+    """
+
+    __slots__ = ("pattern", "_p")
+
+    def __init__(self, pattern: str):
+        import regex as _regex
+
+        re.compile(pattern)                       # the documented syntax is Python's: its errors
+        self.pattern = pattern
+        self._p = _regex.compile(pattern, flags=_regex.VERSION0)
+
+    def _run(self, fn, text: str):
+        try:
+            return fn(text, timeout=REGEX_SECONDS)
+        except TimeoutError:
+            raise RegexTimeout(f"regular expression /{self.pattern}/ ran longer than {REGEX_SECONDS:g} s on "
+                               f"one text of {len(text)} characters (it backtracks without end): "
+                               "make it simpler") from None
+
+    def search(self, text: str):
+        return self._run(self._p.search, text)
+
+    def fullmatch(self, text: str):
+        return self._run(self._p.fullmatch, text)
+
+
+_RE_CACHE: dict[str, TimedPattern] = {}
+
+
+def regex(pattern: str) -> TimedPattern:
+    """A compiled (and cached) regular expression whose searches are time-bounded."""
     r = _RE_CACHE.get(pattern)
     if r is None:
         if len(_RE_CACHE) > 4096:
             _RE_CACHE.clear()
-        r = _RE_CACHE[pattern] = re.compile(pattern)
+        r = _RE_CACHE[pattern] = TimedPattern(pattern)
     return r
 
 

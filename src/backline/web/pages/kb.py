@@ -133,6 +133,7 @@ def kb_show(request: Request, key: str, session=PageUser):
     return render(request, "kb_show.html", {
         "title": f"{e['key']} {e.get('title', '')}", "e": e, "matchers": described,
         "history": kb.history(user, key) if stored else [],
+        "open_cases": kb.open_cases_matching(user, key),
         "can_edit": stored and _can(user, Action.MANAGE_KB),
         "can_publish": stored and _can(user, Action.PUBLISH_KB) and e.get("status") != "published",
         "can_retire": stored and _can(user, Action.PUBLISH_KB) and e.get("status") == "published"})

@@ -30,7 +30,7 @@ GROUP_SEP = re.compile(r"^\s*\+-(?:\+-)?-*(?: (?P<num>\d+|\.\.\.) -+)?\s*$")
 TB_START = re.compile(r"^\s*Traceback \(most recent call last\):\s*$")
 TB_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
 FH_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+) in (?P<func>.+?)\s*$')
-FH_THREAD = re.compile(r"^(?P<cur>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+|\d+)"
+FH_THREAD = re.compile(r"^(?P<cur>Current thread|Thread|Stack)(?: (?P<id>0x[0-9a-fA-F]+|\d+))?"
                        r"(?: \"(?P<name>[^\"]*)\")? \(most recent call first\):\s*$")
 FH_HEADER = re.compile(r"^(Fatal Python error: (?P<err>.*)|Timeout \((?P<timeout>[^)]*)\)!)\s*$")
 CARET = re.compile(r"^\s*[\^~]+\s*$")
@@ -161,6 +161,23 @@ def parse_python(lines: list[str], offset: int = 0) -> list[tuple[int, CrashRepo
         if not TB_START.match(lines[i]):
             i += 1
             continue
+        ind = len(lines[i]) - len(lines[i].lstrip())
+        if ind:
+            # a traceback indented as a whole (quoted in a ticket, logged with a margin):
+            # read the block without its margin
+            margin = lines[i][:ind]
+            j = i
+            while j < n and (lines[j].startswith(margin) or not lines[j].strip()):
+                j += 1
+            while j > i and not lines[j - 1].strip():
+                j -= 1
+            inner = parse_python([ln[ind:] for ln in lines[i:j]], offset + i)
+            if inner:
+                out.extend(inner)
+                i = j
+            else:
+                i += 1
+            continue
         start = i
         chain: list[tuple[CrashException, str | None]] = []
         relation: str | None = None
@@ -236,15 +253,15 @@ def parse_faulthandler(lines: list[str], offset: int = 0) -> list[tuple[int, Cra
                     frames.append(StackFrame(len(frames), "text", function=m["func"], file=m["file"],
                                              line=int(m["line"]), language="python"))
                 i += 1
-            tid = tm["id"]
+            tid = tm["id"] or "current"      # "Stack (...)": the one thread dumped (all_threads=False)
             wait = None
             if frames and frames[0].function in ("_wait_for_tstate_lock", "join") and \
                     frames[0].file and frames[0].file.endswith("threading.py"):
                 wait = WaitInfo("join", "thread:?", function=frames[0].function)
-            if tm["cur"] == "Current thread":
+            if tm["cur"] in ("Current thread", "Stack"):
                 current = len(threads)
             threads.append(CrashThread(id=tid, name=tm["name"], frames=tuple(frames),
-                                       crashed=tm["cur"] == "Current thread" and error is not None,
+                                       crashed=tm["cur"] in ("Current thread", "Stack") and error is not None,
                                        wait=wait, state="waiting" if wait else None))
         if not threads:
             i = start + 1

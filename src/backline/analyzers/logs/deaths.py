@@ -1,0 +1,244 @@
+"""Process deaths told by a log, whatever the line's level: ``LOG.PROCESS_EXIT``.
+
+A process that ends abnormally is often told only by a line at INFO level or without
+any: the kernel's OOM killer (``Memory cgroup out of memory: Killed process 4242
+(renderd)``), a supervisor (``exited: billing (exit status 1; not expected)``,
+``child worker[311] terminated by signal 9``), an init system (``app.service: Main
+process exited, code=killed, status=6/ABRT``), a C library's last words (``*** stack
+smashing detected ***: terminated``), a shell (``Segmentation fault (core dumped)``).
+These lines are the wording kernels, init systems, supervisors and C libraries use in
+general; one program's own message is never matched here.  Clean ends are not deaths:
+exit status 0, an exit the supervisor calls expected, a stop by SIGTERM/SIGINT/SIGHUP
+(or the shell's 130/143 for them).
+
+:func:`death` reads one line; :func:`process_exits` turns a log's templates into
+findings (:class:`Deaths`, record by record, grouped by what died and how).
+
+>>> death("Dec  7 14:52:23 tiles01 kernel: Memory cgroup out of memory: Killed process 15632 (tilerd) total-vm:70784kB")
+{'reason': 'oom-kill', 'process': ['tilerd'], 'pid': '15632'}
+>>> death("2026-12-07 14:53:25,291 INFO exited: invoicer (exit status 1; not expected)")
+{'reason': 'exit-status', 'process': ['invoicer'], 'status': 1}
+>>> death("2026-12-07 14:53:25,291 INFO exited: report-export (exit status 0; expected)") is None
+True
+>>> death("unitd[21362]: geoindexd.service: Main process exited, code=killed, status=6/ABRT")
+{'reason': 'signal', 'process': ['geoindexd'], 'signal': 'ABRT'}
+>>> death("procmgr[88]: down: tilerd[15632] terminated by signal 9")
+{'reason': 'signal', 'process': ['tilerd'], 'pid': '15632', 'signal': '9'}
+>>> death("procmgr[88]: down: tilerd[15632] terminated by signal 15") is None      # a requested stop
+True
+>>> death("geoindexd[21364]: *** stack smashing detected ***: terminated")
+{'reason': 'crash-message', 'process': ['geoindexd'], 'pid': '21364'}
+>>> death("worker exited normally") is None
+True
+>>> death("The process renderd.exe (pid 4242) exited with exit code 0xc0000005")["status"] == 0xC0000005
+True
+>>> death("/opt/app/run.sh: line 12:  4242 Killed                  /opt/app/bin/renderd --serve")
+{'reason': 'crash-message'}
+>>> death('{"msg": "task exit", "container": "quotes", "pid": 26356, "exitCode": 2}')
+{'reason': 'exit-status', 'process': ['quotes'], 'pid': '26356', 'status': 2}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from backline.model import Event, EvidenceRef, Finding, Severity
+
+MAX_EXITS = 10
+
+_OOM = re.compile(r"\b(?:Out of memory|Memory cgroup out of memory|oom[-_ ]kill\w*)\b[^\n]{0,40}?\bKill(?:ed)? process (\d+)"
+                  r"|\bKilled process (\d+) \(|\bOOMKilled\b|\boom-kill:[^\n]*\btask=", re.I)
+_SIGNAL = re.compile(
+    r"\b(?:killed|terminated|exited|stopped|died|aborted|ended)\s+(?:by|on|with|due\s+to|from)\s+"
+    r"(?:signal\s+(?P<num>\d+)(?:\s*\((?:SIG)?(?P<name1>[A-Z]{2,6})\))?|(?:signal\s+)?\bSIG(?!NAL\b)(?P<name2>[A-Z]{2,6}))\b"
+    r"|\bcode=(?:killed|dumped),\s*status=(?P<snum>\d+)/(?:SIG)?(?P<sname>[A-Z]{2,6})\b", re.I)
+_STATUS = re.compile(
+    r"\bcode=exited,\s*status=(?P<a>-?(?:0x[0-9a-f]+|\d+))"
+    r"|\bexit(?:ed)?\s+(?:with\s+)?(?:exit\s+)?(?:code|status)[\s=:]*\(?(?P<b>-?(?:0x[0-9a-f]+|\d+))"
+    r"|\bexited\s+with\s+(?P<c>-?(?:0x[0-9a-f]+|\d+))\b"
+    r"|\breturned\s+(?:exit\s+)?(?:code|status)\s+(?P<d>-?(?:0x[0-9a-f]+|\d+))"
+    r"|\bexit_?(?:code|status)[\"']?\s*[=:]\s*[\"']?(?P<e>-?(?:0x[0-9a-f]+|\d+))", re.I)     # JSON and key=value events
+_CRASH = re.compile(r"\*\*\*[^*\n]{3,80}\*\*\*:?\s*terminated|\bsegfault at\b|\bgeneral protection fault\b"
+                    r"|\btrap (?:invalid opcode|divide error)\b|\b(?:Segmentation fault|Aborted|Bus error|"
+                    r"Illegal instruction|Floating point exception)\s+\(core dumped\)"
+                    # a shell's job status: "run.sh: line 12:  4242 Killed   ./app --serve"
+                    r"|\bline \d+:\s+\d+\s+(?:Killed|Segmentation fault|Aborted|Bus error|Illegal instruction|"
+                    r"Floating point exception)(?=\s)", re.I)
+_GAVE_UP = re.compile(r"\bentered FATAL state\b|\b(?:start request repeated too quickly)\b|"
+                      r"\b(?:process|child|worker|program|daemon)\b[^\n]{0,60}\b(?:died|crashed|exited unexpectedly|"
+                      r"exited prematurely|terminated abnormally|exited abnormally|terminated unexpectedly)\b", re.I)
+#: a stop someone asked for: SIGTERM, SIGINT, SIGHUP (the shell's 128+N for them)
+_REQUESTED_SIGNALS = {"TERM", "INT", "HUP", "15", "2", "1"}
+_REQUESTED_STATUS = {0, 130, 143, 129, -15, -2, -1}
+_EXPECTED = re.compile(r";\s*expected\)|\bDeactivated successfully\b|\bexited normally\b", re.I)
+
+_KILLED_NAME = re.compile(r"\bKill(?:ed)? process \d+ \(([^)\s]{1,40})\)|\btask=([\w.-]{1,40}),", re.I)
+_UNIT = re.compile(r"(?<![\w.-])([A-Za-z_][\w@.-]{0,60}?)(?:@[\w.-]*)?\.service\b")
+_SUPERVISED = re.compile(r"\b(?:exited|gave up|stopped|terminated|died|crashed|killed|backoff|fatal):\s*'?([A-Za-z_][\w.-]{1,40})'?"
+                         r"(?=\s|\(|$)", re.I)
+_NAME_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\s*\((?:pid\s*)?(\d{1,10})\)", re.I)
+_PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
+_PID = re.compile(r"\b(?:pid|process)[\"']?\s*[:=#]?\s*(\d{2,10})\b", re.I)
+#: ``"container": "quotes"``, ``unit=billing``: the name a structured event gives the process
+_FIELD_NAME = re.compile(r"\b(?:container|service|program|app|unit|process_name|task_name)[\"']?\s*[=:]\s*"
+                         r"[\"']?([A-Za-z_][\w.-]{1,40})", re.I)
+#: the same screen in RE2 syntax, run over a whole block of head lines at once
+_HINT_RE2 = (r"kill|exit|signal|status|terminat|\*\*\*|segfault|fault|trap|core dumped|fatal state|died|crash|"
+             r"abnormal|prematurely|unexpectedly|repeated too quickly")
+_NOT_NAME = {"process", "child", "worker", "program", "service", "daemon", "main", "the", "with", "signal", "pid",
+             "kernel", "exit", "status", "code"}
+
+
+def _requested(sig: str | None) -> bool:
+    return bool(sig) and sig.upper().removeprefix("SIG") in _REQUESTED_SIGNALS
+
+
+def death(line: str) -> dict[str, Any] | None:
+    """What ``line`` says about a process ending abnormally (reason, process names, pid,
+    signal or exit status), or None (no death, or a clean or requested end)."""
+    if _EXPECTED.search(line):
+        return None
+    out: dict[str, Any] | None = None
+    where = 0
+    m = _OOM.search(line)
+    if m:
+        out, where = {"reason": "oom-kill"}, m.start()
+        pid = m.group(1) or m.group(2)
+        if pid:
+            out["pid"] = pid
+    if out is None:
+        m = _SIGNAL.search(line)
+        if m:
+            sig = m.group("name1") or m.group("name2") or m.group("sname") or m.group("num") or m.group("snum")
+            num = m.group("num") or m.group("snum")
+            if _requested(sig) or _requested(num):
+                return None
+            out, where = {"reason": "signal", "signal": sig.upper().removeprefix("SIG") if sig else num}, m.start()
+    if out is None:
+        m = _STATUS.search(line)
+        if m:
+            raw = next(g for g in m.groups() if g is not None).lower()
+            status = int(raw, 16) if raw.startswith(("0x", "-0x")) else int(raw)
+            if status in _REQUESTED_STATUS:
+                return None
+            out, where = {"reason": "exit-status", "status": status}, m.start()
+    if out is None:
+        m = _CRASH.search(line)
+        if m:
+            out, where = {"reason": "crash-message"}, m.start()
+    if out is None:
+        m = _GAVE_UP.search(line)
+        if m:
+            out, where = {"reason": "gave-up"}, m.start()
+    if out is None:
+        return None
+    names: list[str] = []
+    pid = out.pop("pid", None)
+    for rx in (_KILLED_NAME, _UNIT, _SUPERVISED, _FIELD_NAME):
+        for n in rx.findall(line):
+            n = n if isinstance(n, str) else next((x for x in n if x), "")
+            if n.lower() not in _NOT_NAME and n not in names:
+                names.append(n)
+    for rx in (_NAME_PID, _PROG_PID):
+        # the program named right before the death words (a line's own prefix names its writer)
+        cands = [x for x in rx.finditer(line) if x.start() < where + 1 and x.group(1).lower() not in _NOT_NAME]
+        if cands and not names:
+            names.append(cands[-1].group(1))
+            pid = pid or cands[-1].group(2)
+    if pid is None:
+        p = _PID.search(line) or re.search(r"\bpid=(\d+)", line)
+        if p:
+            pid = p.group(1)
+    res: dict[str, Any] = {"reason": out["reason"]}
+    if names:
+        res["process"] = names[:3]
+    if pid:
+        res["pid"] = pid
+    res.update({k: v for k, v in out.items() if k != "reason"})
+    return res
+
+
+class Deaths:
+    """The deaths a log tells, collected record by record while the log streams (a template can
+    hold clean and abnormal ends alike: ``{"msg": "task exit", "exitCode": 0}`` and ``... 2}``),
+    grouped by what died and how: one ``LOG.PROCESS_EXIT`` finding per group (at most
+    :data:`MAX_EXITS`, the earliest first).  Each block's head lines are screened at once by
+    a cheap pattern (Arrow's RE2) before :func:`death` reads the few that pass."""
+
+    MAX_GROUPS = 200
+
+    MAX_EVENTS = 500
+
+    def __init__(self, artifact: str):
+        self.artifact = artifact
+        self.groups: dict[tuple, dict[str, Any]] = {}
+        self.events: list[Event] = []       # a death is a problem on the timeline, at whatever level it was logged
+
+    def add_block(self, b) -> None:
+        import numpy as np
+        import pyarrow.compute as pc
+
+        heads = b.strings["head"]
+        mask = pc.fill_null(pc.match_substring_regex(heads, _HINT_RE2, ignore_case=True), False)
+        for i in np.flatnonzero(mask.to_numpy(zero_copy_only=False)).tolist():
+            text = heads[i].as_py() or ""
+            d = death(text)
+            if d is None:
+                continue
+            key = (d["reason"], tuple(d.get("process", ())), d.get("signal"), d.get("status"))
+            g = self.groups.get(key)
+            if g is None:
+                if len(self.groups) >= self.MAX_GROUPS:
+                    continue
+                g = self.groups[key] = {"death": d, "count": 0, "first_ts": None, "last_ts": None, "examples": []}
+            g["count"] += 1
+            ts = b.dt(i)
+            if len(self.events) < self.MAX_EVENTS and int(b.severity[i]) < int(Severity.HIGH):
+                # records at error level already are events of their own
+                self.events.append(Event(ts=ts, artifact=self.artifact, kind="log.process_exit",
+                                         summary=(b.strings["message"][i].as_py() or text)[:300],
+                                         severity=Severity.HIGH, ref=EvidenceRef.line(self.artifact, int(b.line[i]),
+                                                                                      text[:500]),
+                                         analyzer="logs.text"))
+            if ts is not None:
+                g["first_ts"] = ts if g["first_ts"] is None or ts < g["first_ts"] else g["first_ts"]
+                g["last_ts"] = ts if g["last_ts"] is None or ts > g["last_ts"] else g["last_ts"]
+            if len(g["examples"]) < 3:
+                g["examples"].append((int(b.line[i]), text[:500]))
+            if "words" not in g:                  # the record's message when it says it all, else its line
+                msg = b.strings["message"][i].as_py() or ""
+                g["words"] = msg if msg and death(msg) is not None else text
+
+    def absorb(self, other: "Deaths") -> None:
+        """Add the deaths of the records that follow this one's in the file (the next byte
+        range, :mod:`.ranges`): the same groups, counts, examples and events as one pass."""
+        room = self.MAX_EVENTS - len(self.events)
+        self.events.extend(other.events[:max(0, room)])
+        for key, g in other.groups.items():
+            mine = self.groups.get(key)
+            if mine is None:
+                if len(self.groups) < self.MAX_GROUPS:
+                    self.groups[key] = g
+                continue
+            mine["count"] += g["count"]
+            for end, pick in (("first_ts", min), ("last_ts", max)):
+                vals = [t for t in (mine[end], g[end]) if t is not None]
+                mine[end] = pick(vals) if vals else None
+            mine["examples"] = (mine["examples"] + g["examples"])[:3]
+
+    def findings(self, analyzer: str) -> Iterator[Finding]:
+        for g in sorted(self.groups.values(), key=lambda g: g["examples"][0][0])[:MAX_EXITS]:
+            d = g["death"]
+            who = ", ".join(d.get("process", ())) or "a process"
+            how = {"oom-kill": "killed by the kernel's OOM killer", "signal": f"killed by signal {d.get('signal')}",
+                   "exit-status": f"exited with status {d.get('status')}", "crash-message": "crashed",
+                   "gave-up": "ended and was given up"}[d["reason"]]
+            line, text = g["examples"][0]
+            yield Finding(
+                code="LOG.PROCESS_EXIT", title=f"{who} {how} ({g['count']}x): {g['words'][:160]}",
+                severity=Severity.HIGH, artifact=self.artifact,
+                evidence=tuple(EvidenceRef.line(self.artifact, ln, t) for ln, t in g["examples"]),
+                detail=f"{g['count']} line(s) say so; first at line {line}",
+                count=g["count"], first_seen=g["first_ts"], last_seen=g["last_ts"], analyzer=analyzer,
+                data={"first_line": line, **d})

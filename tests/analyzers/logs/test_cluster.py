@@ -1,0 +1,121 @@
+"""``backline analyze --scheduler``: the analysis on a real Dask cluster (a scheduler and two
+worker processes started here on 127.0.0.1) gives the report of a local run, and a large
+log's byte ranges run as tasks of the cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from backline.pipeline import AnalyzeOptions, analyze
+from backline.testing import free_port
+
+from .test_ranges import make_log
+
+pytest.importorskip("distributed", reason="the test extra installs dask[distributed]")
+
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    from distributed import Client
+
+    base = tmp_path_factory.mktemp("dask")
+    port = free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    env = dict(os.environ)
+    procs = []
+    logs = []
+    try:
+        out = open(base / "scheduler.txt", "w")
+        logs.append(out)
+        procs.append(subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                       "--no-dashboard"], stdout=out, stderr=subprocess.STDOUT, env=env))
+        for i in range(2):
+            out = open(base / f"worker{i}.txt", "w")
+            logs.append(out)
+            procs.append(subprocess.Popen([DASK, "worker", addr, "--host", "127.0.0.1", "--nworkers", "1",
+                                           "--nthreads", "1", "--no-dashboard", "--no-nanny",
+                                           "--local-directory", str(base / f"w{i}")],
+                                          stdout=out, stderr=subprocess.STDOUT, env=env))
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with Client(addr, timeout="5s", set_as_default=False) as c:
+                    c.wait_for_workers(2, timeout=60)
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield addr
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        for f in logs:
+            f.close()
+
+
+def _view(result):
+    findings = sorted((f.code, f.artifact, f.title, f.detail, f.count,
+                       tuple(r.locator for r in f.evidence)) for f in result.findings)
+    facts = sorted((x.artifact, x.name, repr(x.value)) for x in result.facts if x.name != "log.parquet")
+    events = sorted((e.artifact, e.kind, e.ref.locator if e.ref else "", e.summary) for e in result.events)
+    runs = sorted((r.analyzer, r.artifact, r.status.value, r.findings, r.events, r.facts) for r in result.runs)
+    return findings, facts, events, runs
+
+
+def test_the_cluster_gives_the_local_report(scheduler, tmp_path, monkeypatch):
+    from distributed import Client
+
+    ev = tmp_path / "evidence"
+    ev.mkdir()
+    make_log(ev / "server.log", n=6000)
+    make_log(ev / "client.log", n=800, seed=3)
+    (ev / "notes.log").write_text("2026-05-04 03:02:01,000 ERROR [main] a.B: disk full on /var\n" * 30)
+    monkeypatch.setenv("BACKLINE_LOGS_SPLIT_MIN_BYTES", "200000")    # server.log (~0.6 MB) is split
+    local = analyze([ev], AnalyzeOptions(work_dir=tmp_path / "w-local", jobs=1, keep_work_dir=True))
+    remote = analyze([ev], AnalyzeOptions(work_dir=tmp_path / "w-cluster", jobs=1, keep_work_dir=True,
+                                          scheduler=scheduler))
+    assert all(r.status.value == "ok" for r in remote.runs), [r.reason for r in remote.runs]
+    lv, rv = _view(local), _view(remote)
+    assert lv[0] == rv[0] and len(lv[0]) > 5                  # findings and their evidence lines
+    assert lv[1] == rv[1]                                     # facts: counts, templates, index
+    assert lv[2] == rv[2] and lv[3] == rv[3]
+    assert not any("one pass" in w for r in remote.runs for w in r.warnings)
+    # the records tables hold the same rows
+    from backline.analyzers.logs.store import query
+
+    def rows(result):
+        p = next(x.value for x in result.facts if x.name == "log.parquet" and x.artifact.endswith("server.log"))
+        return query([p], "SELECT line, template_id, template, message FROM records ORDER BY line")
+
+    assert rows(local) == rows(remote)
+    # the large log's byte ranges and the other logs ran as tasks on the two workers
+    with Client(scheduler, set_as_default=False) as c:
+        done = c.run(lambda dask_worker: sorted({str(k).split("-")[0] for k in dask_worker.state.log_keys()})
+                     if hasattr(dask_worker.state, "log_keys") else
+                     sorted({str(e[0]).split("-")[0] for e in dask_worker.state.log}))
+    names = set().union(*map(set, done.values()))
+    assert {"scan_range", "count_newlines", "run_task"} <= names, done
+    assert all(done.values()), done
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
+    from backline.errors import UsageError
+
+    (tmp_path / "a.log").write_text("2026-05-04 03:02:01,000 INFO [main] a.B: hello\n")
+    with pytest.raises(UsageError, match="cannot reach the Dask scheduler"):
+        analyze([tmp_path / "a.log"], AnalyzeOptions(jobs=1, scheduler=f"tcp://127.0.0.1:{free_port()}"))
