@@ -443,10 +443,15 @@ def run_one(args: argparse.Namespace) -> int:
     from backline.errors import BacklineError
 
     def test_one_input(data: bytes) -> None:
+        out_of_memory = False
         try:
             one(data)
         except BacklineError:
             pass            # a clear error naming the place: the documented outcome of bad input
+        except MemoryError:
+            out_of_memory = True
+        if out_of_memory:   # raised here, once the input's memory is freed, so it can be reported
+            raise MemoryError(f"the address-space cap was reached (--rss-mb {args.rss_mb} + 512 MB)")
 
     # warm up once so imports done lazily inside the target count in the baseline
     try:

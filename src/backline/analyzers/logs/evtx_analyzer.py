@@ -157,7 +157,7 @@ def read_evtx(path: str | Path, artifact: str, problems: list[str], *,
                     rid = struct.unpack_from("<Q", payload)[0]
                     try:
                         yield _parse({"event_record_id": rid, "data": payload[8:].decode("utf-8", "replace")})
-                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                         problems.append(f"record {rid}: {exc}")
                 elif kind == b"P":
                     problems.append(payload.decode("utf-8", "replace"))
