@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backline import __version__
 from backline.analyzers.registry import all_analyzer_classes
-from backline.analyzers.runner import DEFAULT_MAX_EVENTS, DEFAULT_TIMEOUT_S, ProgressFn, RunSettings, run_all
+from backline.analyzers.runner import (DEFAULT_MAX_EVENTS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, ProgressFn,
+                                      RunSettings, run_all)
 from backline.errors import UsageError
 from backline.knowledge.correlate import correlate
 from backline.knowledge.diagnosis import diagnose
@@ -56,6 +57,8 @@ class AnalyzeOptions:
     max_events_per_artifact: int = DEFAULT_MAX_EVENTS
     keep_work_dir: bool = False
     timeout_s: float | None = DEFAULT_TIMEOUT_S   # per analyzer and artifact; None = no limit
+    memory_mb: int | None = DEFAULT_MEMORY_MB     # memory (RLIMIT_DATA) of one task process; None = no limit
+    isolate: bool = False                   # every task in a worker process with hard limits, even with jobs=1
     correlate: bool = True                  # cross-artifact incident findings (knowledge.correlate)
     diagnose: bool = True                   # probable root causes and their chains (knowledge.diagnosis)
     kb: tuple = ()                          # known issues to match (backline.knowledge.kb.KnownIssue)
@@ -118,6 +121,8 @@ def analyze(
             binary_paths=tuple(str(p) for p in (*options.binary_paths, *bundle_bins)),
             max_events=options.max_events_per_artifact,
             timeout_s=options.timeout_s,
+            memory_mb=options.memory_mb,
+            isolate=options.isolate,
         )
         out = run_all(intake.artifacts, classes, settings, jobs=options.jobs, progress=progress,
                       scheduler=options.scheduler)

@@ -2,9 +2,14 @@
 
 Every (artifact, analyzer) pair is one task.  A task that raises becomes an
 :class:`AnalyzerRun` with ``status=failed``, the reason and the traceback;
-the run goes on.  With ``jobs > 1`` tasks run in a process pool; a worker
-that dies outright (a crash inside a native library) fails only the task it
-was running, the pool is rebuilt and the remaining tasks continue.
+the run goes on.  With ``jobs > 1`` or ``isolate`` every task runs in its own
+worker process (:mod:`backline.analyzers.isolation`) with hard limits: a task
+past its time limit is killed even inside native code, a task past the memory
+limit (its address space) is stopped by the kernel, and a task process that dies
+outright (a crash inside a native library) fails only that task.  Such a task
+is recorded as failed with the reason, and an ``ANALYZER.LIMIT_REACHED`` or
+``ANALYZER.CRASHED`` finding names the artifact, the analyzer and the limit, so
+the report says what was not analysed; the rest of the report stands.
 
 Every artifact ends up with at least one run record: the analyzers that
 applied, or a ``skipped`` record saying why nothing ran (unreadable file, no
@@ -14,20 +19,21 @@ analyzer for its kind).
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import threading
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from backline.analyzers.base import AnalysisContext, Analyzer
+from backline.analyzers.isolation import kill_grace
 from backline.errors import BacklineError
-from backline.model import AnalyzerRun, Artifact, Event, Fact, Finding, RunStatus
+from backline.model import AnalyzerRun, Artifact, Event, EvidenceRef, Fact, Finding, RunStatus, Severity
 
 #: Most events kept per task; the rest are counted in a warning.
 DEFAULT_MAX_EVENTS = 20_000
@@ -36,6 +42,10 @@ MAX_FINDINGS = 2_000
 MAX_FACTS = 5_000
 #: Time limit of one analyzer on one artifact (None = no limit).
 DEFAULT_TIMEOUT_S = 900.0
+#: Memory one analyzer may allocate on one artifact, in MiB (``RLIMIT_DATA`` of its task process,
+#: on top of what the process holds when the task starts; the evidence files it maps read-only do
+#: not count; None = no limit).
+DEFAULT_MEMORY_MB = 4096
 
 
 class AnalyzerTimeout(BaseException):
@@ -80,6 +90,8 @@ class RunSettings:
     options: tuple[tuple[str, object], ...] = ()
     max_events: int = DEFAULT_MAX_EVENTS
     timeout_s: float | None = DEFAULT_TIMEOUT_S
+    memory_mb: int | None = DEFAULT_MEMORY_MB     # applies to tasks run in worker processes
+    isolate: bool = False                         # worker processes even with jobs=1
 
 
 @dataclass(slots=True)
@@ -157,6 +169,9 @@ def run_task(cls: type[Analyzer], artifact: Artifact, settings: RunSettings, ind
         status = RunStatus.FAILED
         reason = f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc(limit=30)
+        if isinstance(exc, AnalyzerTimeout):
+            result.findings.append(_limit_finding(cls, artifact, "time", reason, {
+                "timeout_s": settings.timeout_s, "memory_mb": settings.memory_mb}))
     warnings = list(ctx.warnings)
     for what, n in dropped.items():
         if n:
@@ -253,43 +268,21 @@ def run_all(
             out.add(r)
         return out
 
-    if jobs <= 1 or total <= 1:
-        if jobs > 1:
-            # one task: the processes go to it (a large log is read in byte ranges)
-            settings = with_split_jobs(settings, jobs)
+    if jobs > 1 and total <= 1:
+        # one task: the processes go to it (a large log is read in byte ranges)
+        settings = with_split_jobs(settings, jobs)
+    if not settings.isolate and (jobs <= 1 or total <= 1):
         for i, (cls, art) in enumerate(tasks):
             out.add(run_task(cls, art, settings, i))
             tick(f"{cls.name} {art.path}")
         return out
 
-    pending = list(enumerate(tasks))
+    order = list(enumerate(tasks))
     # Longest first keeps both workers busy to the end.
-    pending.sort(key=lambda it: -(it[1][1].size or 0))
-    while pending:
-        with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or jobs)) as pool:
-            futures: dict[Future, tuple[int, tuple[type[Analyzer], Artifact]]] = {}
-            for item in pending:
-                futures[pool.submit(run_task, item[1][0], item[1][1], settings, item[0])] = item
-            pending = []
-            broken = False
-            remaining = set(futures)
-            while remaining:
-                finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    idx, (cls, art) = futures[fut]
-                    try:
-                        out.add(fut.result())
-                        tick(f"{cls.name} {art.path}")
-                    except BrokenProcessPool:
-                        broken = True
-                        pending.append((idx, (cls, art)))
-            if broken:
-                # The pool died under some task.  Run the unfinished ones one by
-                # one in fresh single-worker pools so the culprit is identified.
-                for idx, (cls, art) in pending:
-                    out.add(_run_isolated(cls, art, settings, idx))
-                    tick(f"{cls.name} {art.path}")
-                pending = []
+    order.sort(key=lambda it: -(it[1][1].size or 0))
+    for res in _run_in_workers(order, settings, jobs):
+        out.add(res)
+        tick(f"{res.run.analyzer} {res.run.artifact}")
     return out
 
 
@@ -305,12 +298,127 @@ def with_split_jobs(settings: RunSettings, jobs: int, executor=None) -> RunSetti
     return replace(settings, options=tuple(opts.items()))
 
 
-def _run_isolated(cls: type[Analyzer], art: Artifact, settings: RunSettings, idx: int) -> TaskResult:
-    try:
-        with ProcessPoolExecutor(max_workers=1) as pool:
-            return pool.submit(run_task, cls, art, settings, idx).result()
-    except BrokenProcessPool:
-        return TaskResult(run=AnalyzerRun(
-            cls.name, cls.version, art.path, RunStatus.FAILED,
-            reason="the analyzer's worker process died (crash in native code or out of memory)"))
+def limit_reason(run: AnalyzerRun, why: str) -> AnalyzerRun:
+    """``run`` as failed because of ``why`` (a limit, a crash)."""
+    reason = f"{run.reason} ({why})" if run.reason else why
+    return replace(run, status=RunStatus.FAILED, reason=reason)
 
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _limit_finding(cls: type[Analyzer], art: Artifact, kind: str, reason: str, data: dict) -> Finding:
+    """The report's record of a task stopped by a limit or a crash (``kind``: time, memory, crash)."""
+    if kind == "crash":
+        code, title = "ANALYZER.CRASHED", f"{cls.name} crashed on {art.name}; its results are missing"
+    else:
+        code, title = "ANALYZER.LIMIT_REACHED", f"{cls.name} stopped on {art.name}: {kind} limit reached"
+    return Finding(code=code, title=title, severity=Severity.MEDIUM, artifact=art.path,
+                   evidence=(EvidenceRef(art.path, "file"),), detail=reason, analyzer="runner",
+                   data={"analyzer": cls.name, "limit": kind, **data})
+
+
+def _ended(cls: type[Analyzer], art: Artifact, settings: RunSettings, end) -> TaskResult:
+    """A TaskResult from how a task process ended (see isolation.TaskEnd)."""
+    if end.result is not None:
+        res: TaskResult = pickle.loads(end.result)
+        if (res.run.status is RunStatus.FAILED and "limit" in res.run.reason
+                and not any(f.code.startswith("ANALYZER.") for f in res.findings)):
+            kind = "memory" if "memory limit" in res.run.reason else "time"
+            res.findings.append(_limit_finding(cls, art, kind, res.run.reason, _limit_data(settings, end)))
+        return res
+    peak = end.max_rss_kib // 1024
+    mem = f"{settings.memory_mb} MiB" if settings.memory_mb else "none"
+    if end.killed_at_limit:
+        kind = "time"
+        reason = (f"killed at the time limit of {settings.timeout_s:g} s: it did not return to Python "
+                  f"(native code) within {kill_grace(settings.timeout_s):g} s more")
+    elif end.signal is not None or end.exit_code:
+        how = f"signal {_signal_name(end.signal)}" if end.signal is not None else f"exit status {end.exit_code}"
+        near = settings.memory_mb and (end.max_rss_kib // 1024 >= settings.memory_mb // 2
+                                       or "MemoryError" in end.fault or "memory" in end.fault.lower())
+        kind = "memory" if near else "crash"
+        what = (f"stopped at the memory limit of {settings.memory_mb} MiB" if near
+                else "the analyzer's worker process died (crash in native code or out of memory)")
+        reason = f"{what}: {how}, peak resident memory {peak} MiB, memory limit {mem}"
+    else:
+        kind = "crash"
+        reason = ("the analyzer's worker process died (crash in native code or out of memory): "
+                  f"it ended without a result; peak resident memory {peak} MiB, memory limit {mem}")
+    if end.exit_code == 71:
+        reason = end.fault
+    run = AnalyzerRun(cls.name, cls.version, art.path, RunStatus.FAILED, reason=reason,
+                      traceback=end.fault[-20000:], duration_s=end.duration_s)
+    return TaskResult(run=run, findings=[_limit_finding(cls, art, kind, reason, _limit_data(settings, end))])
+
+
+def _limit_data(settings: RunSettings, end) -> dict:
+    return {"timeout_s": settings.timeout_s, "memory_mb": settings.memory_mb,
+            "peak_rss_mb": end.max_rss_kib // 1024, "duration_s": end.duration_s}
+
+
+def _run_in_workers(order, settings: RunSettings, jobs: int):
+    """Yield the TaskResult of every task, each run in a task process (see isolation)."""
+    from multiprocessing.connection import wait as mp_wait
+
+    from backline.analyzers import isolation
+
+    hard_s = settings.timeout_s + kill_grace(settings.timeout_s) if settings.timeout_s else None
+    backstop = (hard_s + 15.0) if hard_s else None
+    ctx = isolation.context()
+    queue = deque(order)
+    slots: list[isolation.Slot] = []
+    try:
+        while queue or any(s.busy for s in slots):
+            # hand out tasks to idle slots (start slots as needed, at most ``jobs``)
+            while queue:
+                slot = next((s for s in slots if s.busy is None), None)
+                if slot is None:
+                    if len(slots) >= max(1, jobs):
+                        break
+                    slot = isolation.Slot(ctx, settings.memory_mb, hard_s)
+                    slots.append(slot)
+                idx, (cls, art) = queue.popleft()
+                try:
+                    payload = pickle.dumps((cls, art, settings, idx), protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as exc:  # noqa: BLE001 - e.g. a class defined inside a function
+                    yield TaskResult(run=AnalyzerRun(cls.name, cls.version, art.path, RunStatus.FAILED,
+                                                     reason=f"cannot be run in a worker process: "
+                                                            f"{type(exc).__name__}: {exc}"))
+                    continue
+                slot.send(idx, payload)
+                slot.busy = (idx, cls, art, time.monotonic() + backstop if backstop else None)
+            busy = [s for s in slots if s.busy]
+            deadlines = [s.busy[3] for s in busy if s.busy[3] is not None]
+            wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = mp_wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], wait_s)
+            for slot in busy:
+                idx, cls, art, deadline = slot.busy
+                end = None
+                if slot.conn in ready or slot.proc.sentinel in ready:
+                    try:
+                        if slot.conn.poll():
+                            end = slot.conn.recv()
+                    except (EOFError, OSError):
+                        end = None
+                    if end is None and not slot.proc.is_alive():     # the supervisor itself died
+                        end = isolation.TaskEnd(idx, None, slot.proc.exitcode, None, False, 0, "", 0.0)
+                        slot.kill()
+                        slots.remove(slot)
+                elif deadline is not None and time.monotonic() >= deadline:
+                    slot.kill()                                      # it stopped answering
+                    slots.remove(slot)
+                    end = isolation.TaskEnd(idx, None, None, signal.SIGKILL, True, 0, "", 0.0)
+                if end is not None:
+                    slot.busy = None
+                    yield _ended(cls, art, settings, end)
+    finally:
+        for slot in slots:
+            if slot.busy is None:
+                slot.close()
+            else:
+                slot.kill()

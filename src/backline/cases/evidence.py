@@ -36,7 +36,7 @@ from backline.cases.signatures import record_signatures
 from backline.errors import BacklineError, CaseError, NotFound, StorageError
 from backline.model.core import AnalysisResult, utc
 from backline.storage import tables as T
-from backline.storage.blobs import BlobStore
+from backline.storage.blobs import BlobStore, StoredBlob
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,22 @@ class EvidenceService:
 
     def upload(self, user: User, key: str, filename: str | None, stream: BinaryIO) -> EvidenceItem:
         """Store the bytes of ``stream`` as evidence of case ``key`` and queue its analysis."""
+        self.check_upload(user, key)                        # refuse before reading any bytes
+        blob = self.store.put_stream(stream, max_bytes=self.max_bytes)
+        return self.record_upload(user, key, filename, blob)
+
+    def check_upload(self, user: User, key: str) -> None:
+        """Refuse an upload to case ``key`` (not allowed, no such case) before any byte is read."""
+        require(user, Action.UPLOAD_EVIDENCE)
+        with self.cases.engine.connect() as conn:
+            self.cases._case_row(conn, user, key)
+
+    def record_upload(self, user: User, key: str, filename: str | None, blob: StoredBlob) -> EvidenceItem:
+        """Record ``blob`` (already in the store, e.g. streamed there by the web API) as evidence of
+        case ``key`` and queue its analysis: the evidence row, its job and the audit entry are one
+        transaction, so after a crash the upload is either complete or absent."""
         require(user, Action.UPLOAD_EVIDENCE)
         name = safe_filename(filename)
-        with self.cases.engine.connect() as conn:          # refuse before reading any bytes
-            self.cases._case_row(conn, user, key)
-        blob = self.store.put_stream(stream, max_bytes=self.max_bytes)
         if blob.size == 0:
             raise CaseError(f"upload {name!r} is empty")
         now = self.cases._now()
@@ -215,8 +226,13 @@ def _default_analyze(paths: Sequence[Path], options: Any) -> AnalysisResult:
 
 
 def _default_options(work_dir: Path, store: BlobStore) -> Any:
+    """Every analyzer task in a worker process with the hard limits of the environment
+    (``BACKLINE_ANALYZER_TIMEOUT``, ``BACKLINE_ANALYZER_MEMORY_MB``): the job runner is a thread
+    of the server, where a stuck or exploding analyzer must not take the server with it."""
+    from backline.config import analyzer_memory_mb, analyzer_timeout_s
     from backline.pipeline import AnalyzeOptions
-    return AnalyzeOptions(work_dir=work_dir, store=store)
+    return AnalyzeOptions(work_dir=work_dir, store=store, isolate=True, timeout_s=analyzer_timeout_s(),
+                          memory_mb=analyzer_memory_mb())
 
 
 class JobRunner:

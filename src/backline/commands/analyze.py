@@ -123,9 +123,14 @@ def analyze_cmd(
     binaries: List[Path] = typer.Option([], "--binaries", help="Folder with executables/libraries for cores (repeatable)."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not copy evidence into the evidence store."),
     keep_work: Optional[Path] = typer.Option(None, "--work-dir", help="Keep extracted files and analyzer outputs here."),
-    timeout: float = typer.Option(900.0, "--timeout", min=0,
-                                  help="Seconds one analyzer may spend on one file before its run is "
-                                       "recorded as failed (0 = no limit)."),
+    timeout: float = typer.Option(900.0, "--timeout", min=0, envvar="BACKLINE_ANALYZER_TIMEOUT",
+                                  help="Seconds one analyzer may spend on one file before it is stopped "
+                                       "(killed, if it is stuck in native code) and its run recorded as "
+                                       "failed (0 = no limit)."),
+    memory_limit: int = typer.Option(4096, "--memory-limit", min=0, envvar="BACKLINE_ANALYZER_MEMORY_MB",
+                                     help="Memory in MiB one analyzer may allocate on one file (in its worker "
+                                          "process; files it maps read-only do not count) "
+                                          "before it is stopped and its run recorded as failed (0 = no limit)."),
     no_diagnosis: bool = typer.Option(False, "--no-diagnosis",
                                       help="Skip the diagnosis (probable root causes and their chains)."),
     kb: List[Path] = typer.Option([], "--kb", help="Known issues to match: a JSON/YAML file or folder "
@@ -218,7 +223,8 @@ def analyze_cmd(
         kb=known_issues, product=product, product_version=product_version,
         work_dir=keep_work, tz=tz, jobs=jobs, store=store,
         symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
-        timeout_s=timeout or None, diagnose=not no_diagnosis, scheduler=scheduler or None,
+        timeout_s=timeout or None, memory_mb=memory_limit or None, isolate=True, diagnose=not no_diagnosis,
+        scheduler=scheduler or None,
     )
     try:
         with _Progress(quiet) as prog:

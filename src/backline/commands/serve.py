@@ -20,6 +20,12 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
                                                       help="JSON file with SMTP and webhook settings."),
           background: bool = typer.Option(True, "--background/--no-background",
                                           help="Run analysis jobs, SLA sweeps and notifications in this server."),
+          analyzer_timeout: Optional[float] = typer.Option(
+              None, "--analyzer-timeout", min=0, envvar="BACKLINE_ANALYZER_TIMEOUT",
+              help="Seconds one analyzer may spend on one file of a job before it is killed (default 900; 0 = none)."),
+          analyzer_memory: Optional[int] = typer.Option(
+              None, "--analyzer-memory", min=0, envvar="BACKLINE_ANALYZER_MEMORY_MB",
+              help="MiB one analyzer may allocate on one file of a job before it is stopped (default 4096; 0 = none)."),
           log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level.")) -> None:
     """Serve the web workbench (log in at /login) and the REST API (OpenAPI at /openapi.json).
 
@@ -39,6 +45,10 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     if notify_config:
         os.environ["BACKLINE_NOTIFY_CONFIG"] = notify_config
     os.environ["BACKLINE_BACKGROUND"] = "1" if background else "0"
+    if analyzer_timeout is not None:              # the job runner of every worker reads these
+        os.environ["BACKLINE_ANALYZER_TIMEOUT"] = str(analyzer_timeout)
+    if analyzer_memory is not None:
+        os.environ["BACKLINE_ANALYZER_MEMORY_MB"] = str(analyzer_memory)
     try:
         notify_config_from_env()
         hub = Hub.open(database_url or None)    # checks the settings; migrates once, before the workers start

@@ -32,6 +32,7 @@ from backline.errors import (BacklineError, CaseError, Conflict, NotFound, Permi
                              UsageError)
 from backline.web import schemas as S
 from backline.web.limits import BodyLimit
+from backline.web.uploads import stream_multipart
 
 log = logging.getLogger(__name__)
 
@@ -229,17 +230,15 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
 
     @app.post("/api/cases/{key}/evidence", status_code=201)
     async def upload(key: str, request: Request, user: User = Auth):
+        """Upload one file (multipart ``file`` part); its bytes stream straight into the evidence store."""
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
             raise CaseError("upload evidence as multipart/form-data with a 'file' part")
-        form = await request.form(max_files=1, max_fields=5)
-        try:
-            part = form.get("file")
-            if part is None or isinstance(part, str):
-                raise CaseError("multipart body has no 'file' part")
-            item = await run_in_threadpool(hub.evidence.upload, user, key, part.filename, part.file)
-        finally:
-            await form.close()
+        await run_in_threadpool(hub.evidence.check_upload, user, key)       # refused before a byte is read
+        _, files = await stream_multipart(request, hub.store, max_bytes=hub.evidence.max_bytes, max_files=1)
+        if not files:
+            raise CaseError("multipart body has no 'file' part")
+        item = await run_in_threadpool(hub.evidence.record_upload, user, key, files[0].filename, files[0].blob)
         return J(item.to_json(), 201)
 
     @app.get("/api/cases/{key}/evidence")

@@ -4,7 +4,9 @@ and the background work each server process does (analysis jobs, SLA sweep, outb
 Settings come from the environment so that every worker process builds the
 same thing: ``BACKLINE_DATABASE_URL`` (or SQLite in ``BACKLINE_HOME``),
 ``BACKLINE_NOTIFY_CONFIG`` (a JSON file, see :class:`NotifyConfig`),
-``BACKLINE_BACKGROUND`` (``0`` turns background work off).
+``BACKLINE_BACKGROUND`` (``0`` turns background work off), ``BACKLINE_MAX_UPLOAD`` (bytes of
+one uploaded file; 20 GiB by default), ``BACKLINE_ANALYZER_TIMEOUT`` and
+``BACKLINE_ANALYZER_MEMORY_MB`` (the hard limits of every analyzer task the job runner starts).
 """
 
 from __future__ import annotations
@@ -93,8 +95,16 @@ def _warm(app: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """The uvicorn factory (``backline.web.server:app_from_env``)."""
+    from backline.cases.evidence import MAX_UPLOAD
+    try:
+        max_upload = int(os.environ.get("BACKLINE_MAX_UPLOAD") or MAX_UPLOAD)
+    except ValueError:
+        raise UsageError(f"BACKLINE_MAX_UPLOAD={os.environ['BACKLINE_MAX_UPLOAD']!r} is not a number of bytes") from None
     hub = Hub.open(os.environ.get("BACKLINE_DATABASE_URL") or None, migrate=False,
-                   notify=notify_config_from_env())
+                   notify=notify_config_from_env(), max_upload=max_upload)
+    swept = hub.store.sweep()          # partial uploads of a killed server (no live writer holds them)
+    if swept:
+        log.warning("removed %d partial upload(s) left by a stopped server", swept)
     background = os.environ.get("BACKLINE_BACKGROUND", "1") != "0"
     app = create_app(hub)
     inner = app.router.lifespan_context

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse
 
 from backline.cases.model import Participant, ParticipantRole
 from backline.errors import CaseError
-from backline.web.pages.security import PageUser
+from backline.web.pages.security import CSRF_FIELD, CSRF_HEADER, PageUser, check_csrf, require_session
+from backline.web.uploads import stream_multipart
 
 router = APIRouter()
 Key = Path(max_length=40)
@@ -101,19 +102,35 @@ async def resubmit(request: Request, key: str = Key, session=PageUser):
 
 
 @router.post("/cases/{key}/evidence")
-async def upload(request: Request, key: str = Key, session=PageUser):
-    """A multipart upload (``file``, several allowed); the script asks for JSON, a plain form gets a redirect."""
+async def upload(request: Request, key: str = Key, session=Depends(require_session)):
+    """A multipart upload (``file``, several allowed); the script asks for JSON, a plain form gets a redirect.
+    The files stream straight into the evidence store (``backline.web.uploads``); the CSRF token comes in
+    the header or as the ``csrf_token`` field before the first file (where the form puts it)."""
     hub = request.app.state.hub
-    form = await request.form(max_files=20, max_fields=10)
-    items = []
-    try:
-        parts = [p for p in form.getlist("file") if not isinstance(p, str) and p.filename]
-        if not parts:
-            raise CaseError("choose a file to upload")
-        for part in parts:
-            items.append(await run_in_threadpool(hub.evidence.upload, session.user, key, part.filename, part.file))
-    finally:
-        await form.close()
+    header = request.headers.get(CSRF_HEADER)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        sent = header
+        if sent is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            value = (await request.form()).get(CSRF_FIELD)
+            sent = value if isinstance(value, str) else None
+        check_csrf(session, sent)
+        raise CaseError("choose a file to upload")
+    if header is not None:
+        check_csrf(session, header)
+
+    def before_file(fields) -> None:
+        if header is None:
+            check_csrf(session, fields.get(CSRF_FIELD))
+
+    await run_in_threadpool(hub.evidence.check_upload, session.user, key)
+    fields, files = await stream_multipart(request, hub.store, max_bytes=hub.evidence.max_bytes, max_files=20,
+                                           before_file=before_file)
+    if header is None and not files:
+        check_csrf(session, fields.get(CSRF_FIELD))
+    if not files:
+        raise CaseError("choose a file to upload")
+    items = [await run_in_threadpool(hub.evidence.record_upload, session.user, key, f.filename, f.blob)
+             for f in files]
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"evidence": [i.to_json() for i in items]}, status_code=201)
     return back(key, "analysis")

@@ -114,9 +114,14 @@ async def csrf_guard(request: Request, session: WebSession = Depends(require_ses
                 form = await request.form()
                 value = form.get(CSRF_FIELD)
                 sent = value if isinstance(value, str) else None
-        if not sent or not secrets.compare_digest(sent.encode(), session.csrf_token.encode()):
-            raise CsrfFailed()
+        check_csrf(session, sent)
     return session
+
+
+def check_csrf(session: WebSession, sent: str | None) -> None:
+    """Refuse (403) unless ``sent`` is the session's CSRF token."""
+    if not sent or not secrets.compare_digest(sent.encode(), session.csrf_token.encode()):
+        raise CsrfFailed()
 
 
 def set_session_cookie(response, request: Request, session_id: str, max_age: int) -> None:
