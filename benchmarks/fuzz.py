@@ -98,9 +98,30 @@ def target(name: str, globs: tuple[str, ...], max_len: int, **kw):
     return t
 
 
-def _scratch() -> Path:
+def _bases() -> list[Path]:
+    return [Path(p) for p in {"/dev/shm", tempfile.gettempdir()} if os.access(p, os.W_OK)]
+
+
+def _scratch(kind: str = "scratch") -> Path:
+    """A temporary folder named with this process's id (libFuzzer ends the process with C
+    ``exit``, so Python's clean-up never runs: :func:`_sweep` removes them on a later run)."""
     base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
-    return Path(tempfile.mkdtemp(prefix="backline-fuzz-", dir=base))
+    return Path(tempfile.mkdtemp(prefix=f"backline-fuzz-{os.getpid()}-{kind}-", dir=base))
+
+
+def _sweep() -> None:
+    """Remove the temporary folders of fuzz runs whose process has ended."""
+    for base in _bases():
+        for d in base.glob("backline-fuzz-*-*"):
+            pid = d.name.split("-")[2]
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(d, ignore_errors=True)
+            except PermissionError:
+                pass
 
 
 @target("minidump", ("dumps/**/*.dmp",), 64 << 10, seed_max=256 << 10)
@@ -398,7 +419,7 @@ def seed_files(t: Target) -> list[Path]:
 
 
 def make_seed_dir(t: Target) -> Path:
-    d = Path(tempfile.mkdtemp(prefix=f"backline-fuzz-seeds-{t.name}-"))
+    d = _scratch(f"seeds-{t.name}")
     for i, p in enumerate(seed_files(t)):
         (d / f"{i:04d}-{p.name}").symlink_to(p)
     if t.generate is not None:
@@ -438,6 +459,7 @@ def run_one(args: argparse.Namespace) -> int:
 
     import atheris
 
+    _sweep()
     with atheris.instrument_imports(include=["backline"]):
         one = t.setup()
     from backline.errors import BacklineError
@@ -462,7 +484,7 @@ def run_one(args: argparse.Namespace) -> int:
         cap = _vm_size() + (args.rss_mb + 512) * (1 << 20)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     seeds = make_seed_dir(t)
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix=f"backline-fuzz-work-{t.name}-"))
+    work = Path(args.work) if args.work else _scratch(f"work-{t.name}")
     work.mkdir(parents=True, exist_ok=True)
     artifacts = Path(args.artifacts) if args.artifacts else Path(tempfile.gettempdir()) / "backline-fuzz-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
