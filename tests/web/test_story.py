@@ -4,7 +4,7 @@ Support files an incomplete escalation and sees what is missing, completes it an
 an engineer takes ownership, uploads the example bundle and sees the findings appear without
 a reload; clicks a finding's log reference and lands on the line; writes an internal and a public note; the customer logs in and sees the public note
 only; the engineer drafts the bug report and exports the Jira payload, records a hotfix and
-resolves the case.  Every page on the way is checked with axe-core (no serious or critical
+resolves the case; support starts the same escalation again and the form says it was seen before.  Every page on the way is checked with axe-core (no serious or critical
 violations) and photographed (``BACKLINE_SCREENSHOTS``).
 """
 
@@ -187,6 +187,23 @@ def test_escalation_story(browser, axe, site, web_hub):
     assert "status: investigating -> resolved" in page.locator("#audit").text_content()
     shot(page, "06-case-resolved")
     eng.close()
+
+    # --- support starts the same escalation again: the form says it was seen before (live, while typing)
+    web_hub.similar.indexer.run_pending()                   # what the indexer thread of `backline serve` does
+    again = browser.new_context()
+    spage = watch(again.new_page())
+    log_in(spage, site, "sam")
+    spage.click("nav >> text=New escalation")
+    spage.fill("#n-product", "orders")
+    spage.fill("#n-version", "4.2.1")
+    spage.fill("#n-org", "acme")                            # (htmx checks the form once it is valid)
+    spage.fill("#n-title", "Orders fail to reserve stock")
+    seen = spage.locator(f"#intake-check [data-similar='{key}']")
+    seen.wait_for(timeout=30_000)
+    assert seen.inner_text().startswith(f"This looks like {key} (Orders fail to reserve stock), closed, owned by erin")
+    _no_serious_a11y(spage, axe, "/cases/new (seen before)")
+    shot(spage, "02b-new-escalation-seen-before")
+    again.close()
 
     # --- the manager's dashboard
     mgr = browser.new_context()

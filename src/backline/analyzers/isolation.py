@@ -76,8 +76,9 @@ def context():
     return ctx
 
 
-def _die_with_parent() -> None:
-    """Linux: be killed when the parent goes (a server killed with -9 leaves no analyzer running)."""
+def die_with_parent() -> None:
+    """Linux: be killed when the parent goes (a server killed with -9 leaves no analyzer running).
+    Also the initializer of the worker processes an analyzer starts itself."""
     try:
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)     # PR_SET_PDEATHSIG
@@ -117,7 +118,10 @@ def _task_process(task, out_fd: int, fault_fd: int, memory_mb: int | None) -> No
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _die_with_parent()
+        die_with_parent()
+        # forked from a daemonic supervisor, this process would inherit "daemonic: no children";
+        # an analyzer may start its own workers (a large log read in byte ranges), which die with it
+        multiprocessing.current_process()._config["daemon"] = False
         faulthandler.enable(file=fault_fd, all_threads=True)
         faulthandler.register(signal.SIGUSR1, file=fault_fd, all_threads=True, chain=False)
         _limit_memory(memory_mb)
@@ -207,7 +211,7 @@ def _run_one(task, index: int, memory_mb: int | None, hard_s: float | None) -> T
 def supervisor(conn, memory_mb: int | None, hard_s: float | None) -> None:
     """The supervisor process: one task at a time, each in a fresh task process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the runner decides; Ctrl-C reaches it
-    _die_with_parent()
+    die_with_parent()
     try:
         os.setpgid(0, 0)                           # the runner kills the group as a backstop
     except OSError:

@@ -73,12 +73,25 @@ def new(title: str = typer.Argument(...), product: str = typer.Option(..., "--pr
     hub = open_hub(database_url)
     user = acting_user(hub, as_)
     case = _run(lambda: hub.cases.create(user, NewCase(title, product, version, org, sev, data)))
+    similar = _intake_similar(hub, user, case)
     if as_json:
-        typer.echo(json.dumps(case.to_json(), indent=2))
+        typer.echo(json.dumps(case.to_json() | {"similar": similar}, indent=2))
         return
     _out().print(f"{case.key} {case.status.value} (intake score {case.intake_score:.0%})")
     for name in case.intake_missing:
         _out().print(f"  missing: {name}")
+    for s in similar:
+        _out().print(f"  {s['hint']}", markup=False, soft_wrap=True)
+
+
+def _intake_similar(hub, user, case) -> list[dict]:
+    """Past cases the new escalation looks like; a failing search is a warning, never a failed intake."""
+    try:
+        return hub.similar.intake_matches(user, title=case.title, product=case.product, intake=case.intake,
+                                          exclude=case.key)
+    except BacklineError as exc:
+        typer.echo(f"warning: similar cases not searched: {exc}", err=True)
+        return []
 
 
 @case_app.command("list")

@@ -163,7 +163,18 @@ def create_app(hub: Hub, *, max_json_body: int = MAX_JSON_BODY, pages: bool = Tr
                                          for p in body.participants))
         case = hub.cases.create(user, new)
         intake = hub.cases.check_intake(case.product, case.intake)
-        return case_response(case, 201, {"intake_result": intake.to_json()})
+        return case_response(case, 201, {"intake_result": intake.to_json(),
+                                         "similar": _intake_similar(user, case)})
+
+    def _intake_similar(user: User, case) -> list[dict[str, Any]]:
+        """Past cases the new escalation looks like ("this looks like ESC-1042 (...), open, owned by
+        erin"); a failing search never fails the intake."""
+        try:
+            return hub.similar.intake_matches(user, title=case.title, product=case.product, intake=case.intake,
+                                              exclude=case.key)
+        except BacklineError as exc:
+            log.warning("similar cases at intake of %s: %s", case.key, exc)
+            return []
 
     @app.get("/api/cases")
     def list_cases(user: User = Auth, status: list[str] = Query(default=[]), severity: list[str] = Query(default=[]),

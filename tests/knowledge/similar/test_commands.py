@@ -47,3 +47,23 @@ def test_similar_usage_errors(tmp_path):
     run("similar", "ESC-1001", "--text", "x", "--as", "erin", code=2)   # both
     run("similar", "ESC-4242", "--as", "erin", code=1)                  # no such case
     run("case", "import", str(tmp_path / "missing.jsonl"), "--as", "erin", code=2)
+
+
+def test_case_new_says_what_the_escalation_looks_like(tmp_path):
+    run("user", "add", "erin", "--role", "engineer")
+    src = tmp_path / "export.jsonl"
+    rows = [{"id": "T-1", "project": "gateway", "title": "Gateway dies with OutOfMemoryError",
+             "status": "Open", "description": "java.lang.OutOfMemoryError: Java heap space after two hours"},
+            {"id": "T-2", "project": "gateway", "title": "Login page shows the wrong logo", "status": "Resolved",
+             "description": "Branding is wrong after the upgrade"}]
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    run("case", "import", str(src), "--as", "erin")
+    out = run("case", "new", "Gateway OutOfMemoryError: Java heap space", "--product", "gateway", "--version", "7.2",
+              "--org", "acme", "-f", "symptoms=the gateway dies with java heap space errors after hours", "--as", "erin")
+    assert "ESC-1003 needs_info" in out
+    assert "this looks like ESC-1001 (Gateway dies with OutOfMemoryError), open, no owner yet" in out
+    assert "ESC-1002" not in out                                         # nothing like it
+    body = json.loads(run("case", "new", "Gateway OutOfMemoryError: Java heap space", "--product", "gateway",
+                          "--version", "7.2", "--org", "acme", "--json", "--as", "erin"))
+    assert [s["key"] for s in body["similar"]][:1] == ["ESC-1001"] and body["key"] not in \
+        [s["key"] for s in body["similar"]]

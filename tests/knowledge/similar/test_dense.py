@@ -87,3 +87,66 @@ def test_time_ranks_count_cases_filed_closer(world):
     at = created[ids["a"]].timestamp()
     ranks = cache.time_ranks(cache.code("product", "gw"), at, [ids["a"], ids["b"]])
     assert ranks[ids["a"]] == 1 and ranks[ids["b"]] >= 1
+
+
+class _Rows:
+    """What ``VectorCache._load`` reads, without a database (thousands of rows in milliseconds)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def execute(self, _q):
+        return self
+
+    def all(self):
+        return self.rows
+
+    def scalar_one(self):
+        return len(self.rows)
+
+
+def _fake_rows(vectors, first_id=1, case_of=lambda i: i // 2 + 1):
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    return [SimpleNamespace(id=first_id + i, case_id=case_of(i), kind=("full", "title")[i % 2], vector=to_blob(v),
+                            dim=v.size, org="acme", team=None, created_by=1, product="gw", created_at=at)
+            for i, v in enumerate(vectors)]
+
+
+def test_the_projected_search_finds_what_the_exact_product_finds(monkeypatch):
+    monkeypatch.setattr(dense, "SHORTLIST_FROM", 1000)
+    monkeypatch.setattr(dense, "REDUCED_DIM", 16)
+    monkeypatch.setattr(dense, "SHORTLIST", 400)
+    monkeypatch.setattr(dense, "_BASIS_SAMPLE", 1500)
+    rng = np.random.default_rng(1)
+    dim = 64
+    centres = rng.standard_normal((40, dim))                      # topics, as real texts have
+    vecs = centres[rng.integers(0, 40, 4000)] + 0.6 * rng.standard_normal((4000, dim))
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    exact, projected = VectorCache("m", dim), VectorCache("m", dim)
+    monkeypatch.setattr(dense, "SHORTLIST_FROM", 10 ** 9)
+    exact._load(_Rows(_fake_rows(vecs)), 0)
+    assert exact.basis is None
+    monkeypatch.setattr(dense, "SHORTLIST_FROM", 1000)
+    projected._load(_Rows(_fake_rows(vecs[:800])), 0)              # exact while small ...
+    assert projected.basis is None
+    projected._load(_Rows(_fake_rows(vecs[800:], first_id=801, case_of=lambda i: (i + 800) // 2 + 1)), 800)
+    assert projected.basis is not None and projected.basis.shape == (dim, 16)   # ... projected once large
+    overlap, same_top = [], 0
+    for q in vecs[rng.integers(0, 4000, 30)]:
+        lists = [([q], ["full"]), ([q], ["title"])]
+        a = exact.search(lists, Filter(), 100)
+        b = projected.search(lists, Filter(), 100)
+        for x, y in zip(a, b):
+            overlap.append(len({c for c, _ in x} & {c for c, _ in y}) / len(x))
+            same_top += [c for c, _ in x[:10]] == [c for c, _ in y[:10]]
+            # the cosines shown are exact, not projected
+            assert all(abs(dict(x)[c] - s) < 1e-5 for c, s in y if c in dict(x))
+    assert np.mean(overlap) >= 0.95 and same_top >= 0.9 * len(overlap), (np.mean(overlap), same_top)
+    # a case re-embedded after the projection exists replaces its rows and is found by its new vector
+    new = np.zeros(dim, dtype=np.float32)
+    new[0] = 1.0
+    projected._load(_Rows(_fake_rows([new, new], first_id=5000, case_of=lambda i: 7)), 4000)
+    assert projected.search([([new], ["full"])], Filter(), 1)[0][0] == (7, pytest.approx(1.0, abs=1e-3))
+    assert projected.search([([new], ["full"])], Filter(exclude_case=7), 5)[0][0][0] != 7

@@ -330,10 +330,14 @@ def scan_range(path: str, artifact: str, rng: ByteRange, fmt: LogFormat, tz: str
 
 
 def _local_map():
-    """The executor used when none is given: a local process pool (``jobs`` processes)."""
+    """The executor used when none is given: a local process pool (``jobs`` processes) whose
+    workers die with the process that started them (a task killed at its limit leaves none)."""
     from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
 
-    return ProcessPoolExecutor
+    from backline.analyzers.isolation import die_with_parent
+
+    return partial(ProcessPoolExecutor, initializer=die_with_parent)
 
 
 def analyze_in_ranges(path: str | Path, artifact: str, ctx: AnalysisContext, jobs: int,

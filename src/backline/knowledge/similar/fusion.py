@@ -5,7 +5,7 @@ top ``depth`` cases; a case at rank r in list i earns ``w_i / (k + r)``.
 Cases in the pool also earn ``w_time / (k + r_time)`` where ``r_time`` is how
 many cases of the product were filed closer in time to the query (duplicates
 are filed close together), and a case with the same crash signature or bucket
-earns ``w_signature / (k + 1)``, more than the top of any one list.  The
+earns ``w_signature / (k + 1)``, more than the top of all lists together.  The
 score shown is the sum divided by the most a case could earn from the
 lists, so 1.0 means "first everywhere" (a signature match may go above).
 
@@ -26,14 +26,15 @@ LISTS = ("lexical", "dense", "title")
 class FusionWeights:
     """One configuration (chosen on half of the duplicate groups, see ``benchmarks/similar_eval.py``)."""
 
-    lexical: float = 1.0
+    lexical: float = 1.5
     dense: float = 1.0
-    title: float = 0.5
-    time: float = 0.6
-    signature: float = 3.0
-    k: float = 20.0
+    title: float = 1.0
+    time: float = 1.0
+    signature: float = 5.0     # more than first place in every list and in time together (4.5)
+    k: float = 2.0
     depth: int = 100           # how deep each list is read
-    lexical_terms: int = 16    # query terms asked of the lexical index
+    lexical_terms: int = 12    # query terms asked of the lexical index
+    lexical_postings: int = 5000   # ... whose documents together stay under this (bounds the query's cost)
     min_cosine: float = 0.25   # dense hits below this are not evidence of anything
 
     def of(self, name: str) -> float:

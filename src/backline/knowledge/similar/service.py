@@ -37,13 +37,17 @@ from backline.knowledge.similar.dense import Filter, VectorCache
 from backline.knowledge.similar.embed import DIM, MODEL_NAME
 from backline.knowledge.similar.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse
 from backline.knowledge.similar.index import DOC_COUNT_TERM, SimilarIndexer, doc_vectors, load_docs
-from backline.knowledge.similar.text import CaseDoc, build_doc, idf, pick_terms, terms
+from backline.knowledge.similar.text import CaseDoc, build_doc, idf, pick_terms, strings_in, terms
 from backline.model.core import utc
 from backline.storage import tables as T
 
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 100
+#: Intake hints: the least fused score shown (about "near the top of two of the three lists")
+#: and the least number of distinct words typed before anything is compared.
+INTAKE_MIN_SCORE = 0.5
+INTAKE_MIN_TERMS = 3
 MAX_QUERY_TEXT = 100_000
 _OWNER = T.users.alias("owner_u")
 _HITS = (select(T.cases, _OWNER.c.name.label("owner_name"), T.case_external.c.external_id)
@@ -144,8 +148,9 @@ class SimilarService:
 
     def for_text(self, user: User, text: str, *, title: str | None = None, product: str | None = None,
                  intake: Mapping[str, Any] | None = None, limit: int = 10,
-                 weights: FusionWeights | None = None) -> list[SimilarHit]:
-        """Cases like a text being written (an escalation at intake), best first."""
+                 weights: FusionWeights | None = None, exclude: str | None = None) -> list[SimilarHit]:
+        """Cases like a text being written (an escalation at intake), best first; ``exclude`` is
+        the key of a case never to answer (the one just filed from this text)."""
         require(user, Action.READ_CASE)
         if len(text or "") > MAX_QUERY_TEXT:
             raise CaseError(f"query text is longer than {MAX_QUERY_TEXT} characters")
@@ -154,14 +159,30 @@ class SimilarService:
         if not head and not body and not intake:
             raise CaseError("nothing to search for: give a title, text or intake items")
         doc = build_doc(head, dict(intake or {}) | ({"text": body} if body and body != head else {}), (), ())
-        q = _Query(doc, product, None, utc(self.cases.clock()).timestamp(), self._embed(doc))
+        exclude_id = None
+        if exclude:
+            with self.cases.reader.connect() as conn:
+                exclude_id = conn.execute(select(T.cases.c.id).where(T.cases.c.key == exclude)).scalar()
+        q = _Query(doc, product, exclude_id, utc(self.cases.clock()).timestamp(), self._embed(doc))
         return self._search(user, q, _limit(limit), weights or self.weights)
 
+    def intake_matches(self, user: User, *, title: str, product: str | None, intake: Mapping[str, Any],
+                       exclude: str | None = None, limit: int = 3,
+                       min_score: float = INTAKE_MIN_SCORE) -> list[dict[str, Any]]:
+        """The cases an escalation being written looks like (``to_json`` plus the one-line ``hint``),
+        those scoring ``min_score`` or more; none while there are fewer than
+        :data:`INTAKE_MIN_TERMS` words to compare (a half-typed title matches anything)."""
+        words = terms(title) + [t for s in strings_in(intake) for t in terms(s)]
+        if len(set(words)) < INTAKE_MIN_TERMS:
+            return []
+        hits = self.for_text(user, "", title=title, product=product, intake=intake, limit=limit, exclude=exclude)
+        return [h.to_json() | {"hint": h.hint()} for h in hits if h.score >= min_score]
+
     def intake_hints(self, user: User, *, title: str, product: str | None, intake: Mapping[str, Any],
-                     limit: int = 3, min_score: float = 0.5) -> list[str]:
+                     limit: int = 3, min_score: float = INTAKE_MIN_SCORE) -> list[str]:
         """Lines like ``this looks like ESC-1042 (...), open, owned by erin`` for an escalation being written."""
-        hits = self.for_text(user, "", title=title, product=product, intake=intake, limit=limit)
-        return [h.hint() for h in hits if h.score >= min_score]
+        return [m["hint"] for m in self.intake_matches(user, title=title, product=product, intake=intake,
+                                                       limit=limit, min_score=min_score)]
 
     def panel(self, user: User, key: str, *, limit: int = 5) -> list[dict[str, Any]]:
         """The case page's "Similar cases" panel: hits as JSON, with the one-line hint."""
@@ -211,7 +232,7 @@ class SimilarService:
         df = dict(conn.execute(select(T.search_terms.c.term, T.search_terms.c.df)
                                .where(T.search_terms.c.term.in_(uniq + [DOC_COUNT_TERM]))).all())
         n_docs = int(df.pop(DOC_COUNT_TERM, 0))
-        picked = pick_terms(qterms, df, n_docs=n_docs, limit=w.lexical_terms)
+        picked = pick_terms(qterms, df, n_docs=n_docs, limit=w.lexical_terms, max_postings=w.lexical_postings)
         idfs = {t: idf(df.get(t, 0), max(n_docs, 1)) for t in picked}
         lex = lexical.search(conn, picked, idfs, where=where, staff=staff, limit=w.depth) if w.lexical else []
         # dense: full text (+ internal notes for staff) and titles, one pass over the vectors

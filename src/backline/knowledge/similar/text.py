@@ -61,16 +61,36 @@ def idf(df: int, n_docs: int) -> float:
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
 
 
-def pick_terms(query_terms: Sequence[str], df: Mapping[str, int], *, n_docs: int, limit: int) -> list[str]:
+def pick_terms(query_terms: Sequence[str], df: Mapping[str, int], *, n_docs: int, limit: int,
+               max_postings: int | None = None) -> list[str]:
     """The ``limit`` most telling terms of a query: (1 + log tf) x idf, best first.
 
     A case used as a query has hundreds of terms; asking the index for all of
-    them costs time and adds noise (as Lucene's MoreLikeThis knows).
+    them costs time and adds noise (as Lucene's MoreLikeThis knows).  With
+    ``max_postings``, a term is skipped when the documents of the terms kept so
+    far and its own would pass that many (the cost of the full-text query grows
+    with the documents it scores); the best term is always kept.
+
+    >>> pick_terms(["quota", "disk", "full"], {"disk": 900, "full": 40, "quota": 3}, n_docs=1000, limit=3,
+    ...            max_postings=100)
+    ['quota', 'full']
     """
     tf = Counter(query_terms)
     n = max(n_docs, 1)
     scored = sorted(tf, key=lambda t: (-(1.0 + math.log(tf[t])) * idf(df.get(t, 0), n), t))
-    return scored[:limit]
+    if max_postings is None:
+        return scored[:limit]
+    out: list[str] = []
+    total = 0
+    for t in scored:
+        d = df.get(t, 0)
+        if out and total + d > max_postings:
+            continue
+        out.append(t)
+        total += d
+        if len(out) >= limit:
+            break
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +132,15 @@ def signature_keys(code: str | None, data: Mapping[str, Any] | None) -> list[str
     return out
 
 
-def _strings(value: Any) -> Iterable[str]:
+def strings_in(value: Any) -> Iterable[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
         for v in value.values():
-            yield from _strings(v)
+            yield from strings_in(v)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            yield from _strings(v)
+            yield from strings_in(v)
 
 
 def build_doc(title: str, intake: Mapping[str, Any] | None, notes: Iterable[tuple[str, str]],
@@ -135,7 +155,7 @@ def build_doc(title: str, intake: Mapping[str, Any] | None, notes: Iterable[tupl
     >>> d.public, d.internal, d.signatures
     ('it dies\\nsent HF\\nDUMP.CRASH crash\\nf | g', 'heap bug', ('signature:f | g',))
     """
-    public: list[str] = [s for s in _strings(dict(intake or {})) if s.strip()]
+    public: list[str] = [s for s in strings_in(dict(intake or {})) if s.strip()]
     internal: list[str] = []
     for visibility, body in notes:
         (public if visibility == "public" else internal).append(body)

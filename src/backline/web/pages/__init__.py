@@ -35,6 +35,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "backline.web.pages.bugs",
     "backline.web.pages.dashboard",
     "backline.web.pages.kb",
+    "backline.web.pages.similar",
 )
 
 _NOT_PAGES = ("/api/", "/healthz", "/openapi.json", "/docs", "/redoc", "/static/")

@@ -22,6 +22,7 @@ from backline.web.pages.kb import known_issues_section
 from backline.web.pages.markdown import to_html
 from backline.web.pages.render import is_htmx, render
 from backline.web.pages.security import PageUser
+from backline.web.pages.similar import similar_section
 
 router = APIRouter()
 
@@ -41,7 +42,7 @@ class CaseSection:
 CASE_SECTIONS: list[CaseSection] = [
     CaseSection("diagnosis", "Probable root cause", diagnosis_section),   # knowledge/diagnosis (pages/diagnosis.py)
     CaseSection("known-issues", "Known issues", known_issues_section),   # knowledge/kb (pages/kb.py)
-    CaseSection("similar", "Similar cases"),                # knowledge/similar (wip/similar)
+    CaseSection("similar", "Similar cases", similar_section),             # knowledge/similar (pages/similar.py)
 ]
 
 _LABELS = {"summary": "Summary", "environment": "Environment", "symptoms": "Symptoms",

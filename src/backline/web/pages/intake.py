@@ -2,8 +2,10 @@
 
 While support types, the form is scored against the rules (htmx posts it to
 ``/cases/new/check``, which answers the score and the list of what is still
-missing); without htmx the "Check completeness" button does the same with a
-full page.  Submitting files the case: complete escalations enter the queue as
+missing) and compared with the past cases support may see ("this looks like
+ESC-1042 (...), open, owned by erin", from :mod:`backline.web.pages.similar`),
+so a duplicate is noticed before it is filed; without htmx the "Check
+completeness" button does the same with a full page.  Submitting files the case: complete escalations enter the queue as
 ``new``, incomplete ones go to ``needs_info`` and the case page lists exactly
 what to add before resubmitting.
 """
@@ -23,6 +25,7 @@ from backline.errors import CaseError
 from backline.web.pages.case_view import intake_fields
 from backline.web.pages.render import is_htmx, render
 from backline.web.pages.security import PageUser
+from backline.web.pages.similar import intake_matches
 
 router = APIRouter()
 _BASICS = ("title", "product", "version", "org", "severity", "team")
@@ -41,7 +44,15 @@ def _context(request: Request, user, values: dict[str, str], *, checked: bool = 
     result = hub.cases.check_intake(product, {i.name: values.get(i.name, "") for i in items})
     return {"title": "New escalation", "values": values, "products": sorted(p for p in rules.products if p != "*"),
             "severities": list(CaseSeverity), "fields": intake_fields(items, values, result.missing if checked else ()),
-            "check": result, "checked": checked, "org_required": user.org is None}
+            "check": result, "checked": checked, "org_required": user.org is None, "similar": []}
+
+
+def _similar(request: Request, user, values: dict[str, str]) -> list[dict[str, Any]]:
+    """The past cases the form as it is now looks like (see :func:`intake_matches`)."""
+    hub = request.app.state.hub
+    items = hub.cases.intake.for_product(values.get("product", "")).items
+    return intake_matches(hub, user, title=values.get("title", ""), product=values.get("product", ""),
+                          intake={i.name: values[i.name] for i in items if values.get(i.name)})
 
 
 @router.get("/cases/new")
@@ -57,6 +68,7 @@ async def check(request: Request, session=PageUser):
     require(session.user, Action.CREATE_CASE)
     values = _values(await request.form())
     ctx = _context(request, session.user, values, checked=True)
+    ctx["similar"] = await run_in_threadpool(_similar, request, session.user, values)   # embeds the text
     if is_htmx(request):
         return render(request, "intake_check.html", ctx)
     return render(request, "new_case.html", ctx)
