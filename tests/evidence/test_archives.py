@@ -352,3 +352,21 @@ def test_zip_with_lying_entry_count_refused_before_loading_directory(tmp_path: P
     intake = _run(tmp_path, "liar.zip", bytes(data), IntakeLimits(max_entries=5))
     assert intake.artifacts[0].kind is K.ARCHIVE
     assert "central directory" in intake.refusals[0].reason
+
+
+def test_zip_entry_with_an_empty_name_is_refused_not_an_internal_error(tmp_path):
+    """Found by benchmarks/fuzz.py (archive): ``ZipInfo.is_dir()`` raises IndexError on an empty
+    name, which intake turned into "internal error while reading this input" for the whole zip."""
+    import io
+    import zipfile
+
+    from backline.evidence import collect
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(zipfile.ZipInfo(""), b"x")
+        z.writestr("logs/app.log", b"2024-05-01 10:00:00 INFO up\n")
+    (tmp_path / "b.zip").write_bytes(buf.getvalue())
+    intake = collect([tmp_path / "b.zip"], tmp_path / "work")
+    assert [a.path for a in intake.artifacts] == ["b.zip!/logs/app.log"]
+    assert [(r.path, r.reason) for r in intake.refusals] == [("b.zip!/", "empty name: ''")]

@@ -305,3 +305,21 @@ def test_stack_walker_output_names_win_over_weak_content() -> None:
     for name in ("x.breakpad.txt", "x.rust.txt", "x.breakpad.mr.txt", "x.stackwalk.out"):
         assert classify_head(err, f"dumps/generated/{name}", len(err)).kind is K.DATA, name
     assert classify_head(err, "notes.txt", len(err)).kind is K.TEXT_LOG
+
+
+def test_json_nested_deeper_than_the_parser_can_read_is_classified_not_a_crash():
+    """Found by benchmarks/fuzz.py (archive): ``json.loads`` raises RecursionError (not a
+    ValueError) on deeply nested arrays, which escaped the text-kind sniffer and made intake
+    give up on the whole input."""
+    from backline.evidence import classify_head
+
+    for head in (b"[" * 100_000, b"[" * 100_000 + b"]" * 100_000, (b"[" * 50_000 + b"\n") * 3):
+        cls = classify_head(head, "deep.json", len(head))
+        assert cls.kind is not None
+
+
+def test_a_log_line_of_deeply_nested_json_is_read_as_text(tmp_path):
+    from backline.analyzers.logs.formats import _json_header
+
+    assert _json_header("[" * 100_000) is None
+    assert _json_header('{"time": "2024-05-01T10:00:00Z", "msg": "up"}').message == "up"

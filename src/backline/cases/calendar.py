@@ -79,9 +79,9 @@ class BusinessCalendar:
         while day <= last:
             if day not in self.holidays:
                 for o, c in self.hours.get(day.weekday(), ()):
-                    lo = datetime.combine(day, o, self.tz).astimezone(timezone.utc)
+                    lo = wall_to_utc(day, o, self.tz)
                     close_day = day if c is not None else day + timedelta(days=1)
-                    hi = datetime.combine(close_day, c or time(0, 0), self.tz).astimezone(timezone.utc)
+                    hi = wall_to_utc(close_day, c or time(0, 0), self.tz)
                     lo, hi = max(lo, start), min(hi, end)
                     if lo < hi:
                         yield lo, hi
@@ -94,6 +94,44 @@ class BusinessCalendar:
     def add(self, start: datetime, amount: timedelta) -> datetime:
         """The moment ``amount`` of open time after ``start``."""
         return walk(self.windows(start, start + MAX_SPAN), amount, self.name)
+
+
+def wall_to_utc(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The instant (UTC) a wall-clock time of a calendar's zone names.
+
+    A time repeated when the clocks go back is its first occurrence; a time skipped when
+    they go forward (02:30 on the night of the spring change) is the moment the clocks
+    jump, the first instant after the gap.  Both keep the mapping in step with the wall
+    clock, so ordered opening windows stay ordered and never overlap on DST nights.
+
+    >>> from zoneinfo import ZoneInfo
+    >>> berlin = ZoneInfo("Europe/Berlin")            # 2026-03-29 02:00 CET -> 03:00 CEST
+    >>> wall_to_utc(date(2026, 3, 29), time(2, 30), berlin).isoformat()
+    '2026-03-29T01:00:00+00:00'
+    >>> wall_to_utc(date(2026, 3, 29), time(3, 30), berlin).isoformat()
+    '2026-03-29T01:30:00+00:00'
+    >>> wall_to_utc(date(2026, 10, 25), time(2, 30), berlin).isoformat()    # CEST, the first 02:30
+    '2026-10-25T00:30:00+00:00'
+    """
+    local = datetime.combine(day, at, tz)
+    utc = local.astimezone(timezone.utc)
+    if utc.astimezone(tz).replace(tzinfo=None) == local.replace(tzinfo=None):
+        return utc
+    # in a gap: fold=1 reads the time with the offset after the change (an instant before the
+    # jump), fold=0 with the offset before it (an instant after); the jump lies in between
+    before = local.replace(fold=1).astimezone(timezone.utc)
+    after_off = local.replace(fold=1).utcoffset()
+    lo, hi = before, utc                  # offset(lo) != after_off, offset(hi) == after_off
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        mid = mid - timedelta(microseconds=mid.microsecond)
+        if mid <= lo:
+            break
+        if mid.astimezone(tz).utcoffset() == after_off:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def walk(intervals: Iterator[Interval], amount: timedelta, what: str = "calendar") -> datetime:

@@ -154,7 +154,7 @@ def iter_zip(path: Path, label: str, limits: IntakeLimits, remaining_entries: in
         for idx, info in enumerate(infos):
             raw_name, bad_name = _zip_name(info)
             shown = render_name(raw_name)[0]
-            if info.is_dir():
+            if info.filename.endswith("/"):         # a folder (ZipInfo.is_dir fails on an empty name)
                 continue
             name, reason = check_member_name(raw_name)
             if reason:

@@ -241,7 +241,7 @@ def _looks_json(text: str) -> str:
         # JSON cut by the head limit fails only in its last line
         if exc.pos >= s.rstrip().rfind("\n") and s.count("\n") >= 3:
             return "json"
-    except ValueError:
+    except (ValueError, RecursionError):     # RecursionError: nested deeper than json can read
         pass
     lines = [ln for ln in s.splitlines()[:50] if ln.strip()]
     ok = 0
@@ -249,7 +249,7 @@ def _looks_json(text: str) -> str:
         try:
             if isinstance(json.loads(ln), (dict, list)):
                 ok += 1
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     if lines and ok >= max(1, len(lines[:-1] or lines) * 0.9):
         return "jsonl"
@@ -265,7 +265,7 @@ def _jsonl_is_log(text: str) -> bool:
     for ln in text.splitlines()[:50]:
         try:
             v = json.loads(ln)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(v, dict):
             objs.append({k.lower() for k in v})

@@ -2,7 +2,9 @@
 
 Every chunk is read (also past a header chunk count that is too low, as in
 dirty files); a chunk or record that does not parse is counted, skipped and
-reported as a warning.  Event data fields are kept.
+reported as a warning.  The native reader runs in a worker process, one chunk at a
+time, so a damaged chunk on which it loops or allocates without end costs that
+chunk only (:func:`read_evtx`, :mod:`.evtx_worker`).  Event data fields are kept.
 
 Findings (codes documented in docs/logs.md):
 
@@ -20,7 +22,14 @@ have no finding of their own.
 from __future__ import annotations
 
 import json
+import os
 import re
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +50,9 @@ LEVELS = {0: Severity.INFO, 1: Severity.CRITICAL, 2: Severity.HIGH, 3: Severity.
           4: Severity.INFO, 5: Severity.INFO}
 _DISK_PROVIDER = re.compile(r"disk|atapi|ahci|nvme|iastor|storport|scsi|stor", re.I)
 _CHUNK = re.compile(r"chunk number (\d+)")
+#: Wall-clock seconds the native reader may spend on one 64 KiB chunk (it takes milliseconds).
+CHUNK_SECONDS = 10.0
+_STARTUP_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,31 +128,139 @@ def _parse(raw: dict[str, Any]) -> EvtxRecord:
                       str(sysd.get("Computer") or ""), _event_data(ev))
 
 
-def read_evtx(path: str | Path, artifact: str, problems: list[str]) -> Iterator[EvtxRecord]:
-    """Every readable record of an .evtx file; unreadable chunks / records go to ``problems``."""
+def read_evtx(path: str | Path, artifact: str, problems: list[str], *,
+              chunk_seconds: float | None = None) -> Iterator[EvtxRecord]:
+    """Every readable record of an .evtx file; unreadable chunks / records go to ``problems``.
+
+    The native reader runs in a worker process (:mod:`.evtx_worker`), one chunk at a time: a
+    chunk that it does not finish within ``chunk_seconds`` (the reader loops forever on some
+    damaged chunks) or that kills the worker is recorded as a bad chunk and reading goes on
+    with the next one in a fresh worker.  Raises :class:`FormatError` when the file header is
+    unreadable.  ``chunk_seconds`` defaults to :data:`CHUNK_SECONDS`.
+    """
     try:
-        import evtx
+        import evtx  # noqa: F401 - only to fail early and clearly when the package is missing
     except ImportError as exc:  # pragma: no cover - dependency is declared
         raise FormatError("the 'evtx' package is not installed", artifact=artifact) from exc
-    try:
-        parser = evtx.PyEvtxParser(str(path))
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise FormatError(f"not a readable EVTX file: {exc}", artifact=artifact, locator="offset:0") from exc
-    it = parser.records_json()
+    if chunk_seconds is None:
+        chunk_seconds = CHUNK_SECONDS
+    start = 0
     while True:
+        worker = _EvtxWorker.acquire()
+        current, n_chunk, finished, fatal = None, 0, False, None
         try:
-            raw = next(it)
-        except StopIteration:
-            return
-        except Exception as exc:  # the evtx package raises RuntimeError per bad chunk/record
-            problems.append(str(exc).splitlines()[0][:300])
-            if len(problems) > 100_000:
-                return
+            for kind, payload in worker.request(Path(path), start, chunk_seconds):
+                if kind == b"S":
+                    current, n_chunk = int(payload), 0
+                elif kind == b"R":
+                    n_chunk += 1
+                    rid = struct.unpack_from("<Q", payload)[0]
+                    try:
+                        yield _parse({"event_record_id": rid, "data": payload[8:].decode("utf-8", "replace")})
+                    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+                        problems.append(f"record {rid}: {exc}")
+                elif kind == b"P":
+                    problems.append(payload.decode("utf-8", "replace"))
+                    if len(problems) > 100_000:
+                        return
+                elif kind == b"F":
+                    fatal = payload.decode("utf-8", "replace")
+                elif kind == b"D":
+                    finished = True
+            _EvtxWorker.release(worker)
+            if fatal is not None:
+                raise FormatError(f"not a readable EVTX file: {fatal}", artifact=artifact, locator="offset:0")
+        except _WorkerStuck as stuck:
+            worker.kill()
+            where = current if current is not None else start
+            problems.append(f"chunk number {where}: {stuck} after {n_chunk} record(s); rest of the chunk skipped")
+            start = where + 1
             continue
+        finally:
+            if not finished:
+                worker.kill()
+        return
+
+
+class _WorkerStuck(Exception):
+    """The worker did not answer in time, or died."""
+
+
+class _EvtxWorker:
+    """A live :mod:`.evtx_worker` process; idle ones are kept for the next file."""
+
+    _idle: list["_EvtxWorker"] = []
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        script = Path(__file__).with_name("evtx_worker.py")
+        self.proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+        self.buf = bytearray()
+
+    @classmethod
+    def acquire(cls) -> "_EvtxWorker":
+        with cls._lock:
+            while cls._idle:
+                w = cls._idle.pop()
+                if w.pid == os.getpid() and w.proc.poll() is None:
+                    return w
+        return cls()
+
+    @classmethod
+    def release(cls, w: "_EvtxWorker") -> None:
+        with cls._lock:
+            if len(cls._idle) < 2 and w.proc.poll() is None:
+                cls._idle.append(w)
+                return
+        w.kill()
+
+    def kill(self) -> None:
+        if self.pid != os.getpid():
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def request(self, path: Path, start: int, chunk_seconds: float) -> Iterator[tuple[bytes, bytes]]:
+        """Frames of one request; raises :class:`_WorkerStuck` when one chunk takes longer than
+        ``chunk_seconds`` of waiting (time the caller spends between frames does not count)."""
         try:
-            yield _parse(raw)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            problems.append(f"record {raw.get('event_record_id')}: {exc}")
+            self.proc.stdin.write(f"{start}\t{os.fsencode(path).hex()}\n".encode())
+            self.proc.stdin.flush()
+        except OSError as exc:
+            raise _WorkerStuck(f"the reader process could not be started ({exc})") from None
+        fd = self.proc.stdout.fileno()
+        waited = 0.0
+        limit = chunk_seconds + _STARTUP_SECONDS
+        while True:
+            while len(self.buf) >= 5:
+                size = struct.unpack_from("<I", self.buf, 1)[0]
+                if len(self.buf) < 5 + size:
+                    break
+                kind, payload = bytes(self.buf[:1]), bytes(self.buf[5:5 + size])
+                del self.buf[:5 + size]
+                if kind == b"S":
+                    waited, limit = 0.0, chunk_seconds
+                yield kind, payload
+                if kind == b"D":
+                    return
+            t0 = time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(0.0, limit - waited))
+            waited += time.monotonic() - t0
+            if not ready:
+                raise _WorkerStuck(f"the reader did not finish within {chunk_seconds:g} s (damaged chunk)")
+            data = os.read(fd, 1 << 20)
+            if not data:
+                rc = self.proc.wait()
+                raise _WorkerStuck(f"the reader process ended (exit status {rc}; damaged chunk)")
+            self.buf += data
 
 
 @dataclass(slots=True)

@@ -147,7 +147,7 @@ def _json_header(text: str) -> Header | None:
     """Fields of one JSON-lines record (journald export, structured app logs)."""
     try:
         d = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):    # RecursionError: nested deeper than json can read
         return None
     if not isinstance(d, dict):
         return None

@@ -31,7 +31,10 @@ DELIMS = r"""\s,;:=|"'\[\](){}.\-+@#$%&!"""
 _SPLIT = re.compile(r"([" + DELIMS + r"]+)")
 
 # One pass over the whole message: numbers / hex / digit-heavy identifiers as
-# whole pieces; paths; booleans.  Pieces are bounded by delimiters or ends.
+# whole pieces; paths; booleans.  Pieces are bounded by delimiters or ends.  Runs are matched
+# possessively (``++``, ``*+``) or with a bounded length: a failed match must not backtrack
+# through every split of a long run (found by fuzzing: a 28,000-character hex-like word took
+# 24 s, a run of digits followed by a symbol minutes).
 _P_START = r"(?<![^/" + DELIMS + r"])"
 _P_END = r"(?![^/" + DELIMS + r"])"
 _VAR_RX = re.compile(
@@ -42,17 +45,17 @@ _VAR_RX = re.compile(
     r"|(?:(?<=[\s=,'\"(\[{])|^)(?:[A-Za-z]:|\\\\[\w.$-]+)\\[^\s,;'\")\]}]*"   # Windows paths
     r"|\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? )?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
     r" [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4})?\b"        # embedded dates
-    r"|(?:(?<=[_\s=:,(\[{])|^)-\d+(?:\.\d+)?(?![^" + DELIMS + r"])"  # negative numbers
-    r"|" + _P_START + r"\d+(?:\.\d+)? ?(?:[KMGTP]i?B|B)(?![\w])"      # sizes: 16.0 KB, 0MB
-    r"|(?<![\w.])[vV]\d+(?:[._-]\d+)+[a-z]?(?![\w.])"                   # versions: v6.1.7601
+    r"|(?:(?<=[_\s=:,(\[{])|^)-\d++(?:\.\d++)?(?![^" + DELIMS + r"])"  # negative numbers
+    r"|" + _P_START + r"\d++(?:\.\d++)? ?(?:[KMGTP]i?B|B)(?![\w])"      # sizes: 16.0 KB, 0MB
+    r"|(?<![\w.])[vV]\d++(?:[._-]\d++)+[a-z]?(?![\w.])"                   # versions: v6.1.7601
     r"|(?<![\w-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\w-])"  # UUIDs
     r"|(?<![\w:])(?:[0-9A-Fa-f]{2}[:-]){5,}[0-9A-Fa-f]{2}(?![\w:])"       # MAC / hardware ids
     r"|" + _P_START + r"(?:"
-    r"0[xX][0-9a-fA-F]+"                        # 0x hex
-    # bare hex >= 6 with a digit before a letter; possessive, so a long digit run is one scan
-    r"|[a-fA-F]*+\d\d*+[a-fA-F][0-9a-fA-F]*+(?=[" + DELIMS + r"]|$)(?<=[0-9a-fA-F]{6})"
-    r"|\d+"                                     # plain numbers
-    r"|\w*?\d\w*?\d\w*"                         # identifiers with two or more digits
+    r"0[xX][0-9a-fA-F]++"                       # 0x hex
+    # bare hex >= 6 characters with a digit followed (later) by a letter a-f
+    r"|(?=[a-fA-F]*+\d[0-9]*+[a-fA-F])[0-9a-fA-F]{6,}+(?=[" + DELIMS + r"]|$)"
+    r"|\d++"                                    # plain numbers
+    r"|(?=(?:[^\W\d]*+\d){2})\w++"              # identifiers with two or more digits
     r"|(?i:true|false|null)"                    # booleans / null
     r")" + _P_END
 )

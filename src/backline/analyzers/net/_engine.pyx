@@ -1746,6 +1746,10 @@ cdef inline bint _name_is(const uint8_t* p, Py_ssize_t n, const char* want, Py_s
     return True
 
 
+#: Largest HTTP body length believed (Content-Length, chunk size); larger is damage, not a body.
+cdef int64_t _MAX_BODY = 1 << 50
+
+
 cdef class HttpParser:
     """Parse one direction of an HTTP/1.x stream.
 
@@ -1937,6 +1941,8 @@ cdef class HttpParser:
                 try:
                     size = int(line.split(b";", 1)[0].strip() or b"0", 16)
                 except ValueError:
+                    size = -1
+                if not 0 <= size < _MAX_BODY:        # not hex, negative, or past any real body
                     self.gap()
                     return 0
                 if size == 0:
@@ -1983,9 +1989,10 @@ cdef class HttpParser:
                 ve -= 1
             if _name_is(h + ns, ne - ns, b"content-length", 14):
                 try:
-                    clen = int(PyBytes_FromStringAndSize(<const char*>(h + vs), ve - vs))
+                    big = int(PyBytes_FromStringAndSize(<const char*>(h + vs), ve - vs))
                 except ValueError:
-                    clen = -1
+                    big = -1
+                clen = big if 0 <= big < _MAX_BODY else -1
             elif _name_is(h + ns, ne - ns, b"transfer-encoding", 17):
                 chunked = b"chunked" in PyBytes_FromStringAndSize(
                     <const char*>(h + c + 1), le - c - 1).lower() if c < le else False
@@ -1997,10 +2004,12 @@ cdef class HttpParser:
         cdef bint no_body
         if first.startswith("HTTP/"):
             parts = first.split(" ", 2)
+            # (boundscheck is off in this module: a missing field must be tested, never caught)
             try:
-                status = int(parts[1])
-            except (IndexError, ValueError):
-                status = 0
+                code = int(parts[1]) if len(parts) > 1 else 0
+            except ValueError:
+                code = 0
+            status = code if 0 <= code < 1000 else 0
             no_body = self.expect_no_body or 100 <= status < 200 or status == 204 or status == 304
             if not 100 <= status < 200:
                 self.expect_no_body = False
