@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,9 +32,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from logs_scale import BACKLINE, _report_view, generate, run  # noqa: E402
 
-from backline.testing import free_port  # noqa: E402
+from backline.testing import local_dask_cluster  # noqa: E402
 
-DASK = str(Path(sys.executable).with_name("dask"))
 
 
 def _cpu(pid: int) -> float:
@@ -66,39 +64,10 @@ def main(argv: list[str]) -> int:
     base = [BACKLINE, "analyze", str(ev), "--format", "json", "--no-store", "--no-kb-pack"]
     one = run(base + ["--jobs", "1", "--out", str(a.keep / "report-local")])
 
-    port = free_port()
-    addr = f"tcp://127.0.0.1:{port}"
-    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        for i in range(a.workers):
-            procs.append(subprocess.Popen([DASK, "worker", addr, "--host", "127.0.0.1", "--nthreads", "1",
-                                           "--no-nanny", "--no-dashboard",
-                                           "--local-directory", str(a.keep / f"worker{i}")],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        from distributed import Client
-
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with Client(addr, timeout="5s", set_as_default=False) as c:
-                    c.wait_for_workers(a.workers, timeout=90)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+    with local_dask_cluster(a.keep / "dask", workers=a.workers) as (addr, procs):
         before = sum(_cpu(p.pid) for p in procs)
         dist = run(base + ["--jobs", "1", "--scheduler", addr, "--out", str(a.keep / "report-cluster")])
         dist["cpu"] += sum(_cpu(p.pid) for p in procs) - before
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
     same = _report_view(a.keep / "report-local" / "report.json") == _report_view(
         a.keep / "report-cluster" / "report.json")
     print(f"{'what':44} {'wall s':>8} {'CPU s':>7}")

@@ -488,8 +488,12 @@ def run_one(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     artifacts = Path(args.artifacts) if args.artifacts else Path(tempfile.gettempdir()) / "backline-fuzz-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
+    # libFuzzer reads the peak RSS from getrusage, which Linux carries over an exec: a fuzzer started
+    # by a big process (a pytest worker) would count that process's peak; the limit is on top of it
+    inherited_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    rss_limit = args.rss_mb + inherited_mb if args.rss_mb else 0
     flags = [sys.argv[0], f"-max_total_time={args.seconds}", f"-timeout={args.timeout}",
-             f"-rss_limit_mb={args.rss_mb}", f"-max_len={args.max_len or t.max_len}",
+             f"-rss_limit_mb={rss_limit}", f"-max_len={args.max_len or t.max_len}",
              f"-artifact_prefix={artifacts}/{t.name}-", "-print_final_stats=1", "-print_pcs=0"]
     if args.seed is not None:
         flags.append(f"-seed={args.seed}")

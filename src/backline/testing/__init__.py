@@ -149,3 +149,61 @@ def serve_process(args, env: dict[str, str], *, port: int | None = None, stdout=
             stop_process(proc)
 
     return running()
+
+
+def local_dask_cluster(folder: Path, workers: int = 2):
+    """A real Dask cluster on 127.0.0.1: ``dask scheduler`` and ``workers`` one-thread ``dask worker``
+    processes (their output in ``folder``), ready when the block starts, stopped when it ends.
+
+    A context manager yielding ``(address, processes)``; needs ``dask[distributed]``.
+    """
+    import contextlib
+    import subprocess
+    import sys
+    import time
+
+    dask = str(Path(sys.executable).with_name("dask"))
+
+    @contextlib.contextmanager
+    def running():
+        from distributed import Client
+
+        folder.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        addr = f"tcp://127.0.0.1:{port}"
+        procs, logs = [], []
+
+        def start(name: str, args: list[str]) -> None:
+            out = open(folder / f"{name}.txt", "w")
+            logs.append(out)
+            procs.append(subprocess.Popen([dask, *args], stdout=out, stderr=subprocess.STDOUT))
+
+        try:
+            start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"])
+            for i in range(workers):
+                start(f"worker{i}", ["worker", addr, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
+                                     "--no-dashboard", "--no-nanny", "--local-directory", str(folder / f"w{i}")])
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with Client(addr, timeout="5s", set_as_default=False) as c:
+                        c.wait_for_workers(workers, timeout=90)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            yield addr, procs
+        finally:
+            for p in reversed(procs):
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+            for f in logs:
+                f.close()
+
+    return running()

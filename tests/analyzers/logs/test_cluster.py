@@ -4,68 +4,22 @@ log's byte ranges run as tasks of the cluster."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from backline.pipeline import AnalyzeOptions, analyze
-from backline.testing import free_port
+from backline.testing import free_port, local_dask_cluster
 
 from .test_ranges import make_log
 
 pytest.importorskip("distributed", reason="the test extra installs dask[distributed]")
 
-DASK = str(Path(sys.executable).with_name("dask"))
 
 
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
-    from distributed import Client
-
-    base = tmp_path_factory.mktemp("dask")
-    port = free_port()
-    addr = f"tcp://127.0.0.1:{port}"
-    env = dict(os.environ)
-    procs = []
-    logs = []
-    try:
-        out = open(base / "scheduler.txt", "w")
-        logs.append(out)
-        procs.append(subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                       "--no-dashboard"], stdout=out, stderr=subprocess.STDOUT, env=env))
-        for i in range(2):
-            out = open(base / f"worker{i}.txt", "w")
-            logs.append(out)
-            procs.append(subprocess.Popen([DASK, "worker", addr, "--host", "127.0.0.1", "--nworkers", "1",
-                                           "--nthreads", "1", "--no-dashboard", "--no-nanny",
-                                           "--local-directory", str(base / f"w{i}")],
-                                          stdout=out, stderr=subprocess.STDOUT, env=env))
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with Client(addr, timeout="5s", set_as_default=False) as c:
-                    c.wait_for_workers(2, timeout=60)
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+    with local_dask_cluster(tmp_path_factory.mktemp("dask"), workers=2) as (addr, _procs):
         yield addr
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        for f in logs:
-            f.close()
 
 
 def _view(result):
