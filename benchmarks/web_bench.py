@@ -216,6 +216,8 @@ def main() -> int:
             "case": lambda: measure(web, f"/cases/{rng.choice(keys)}"),
             "case w/ findings": lambda: measure(web, f"/cases/{rng.choice(with_findings)}"),
             "dashboard": lambda: measure(web, "/dashboard"),
+            # the case page's similar-cases section, fetched by the page once loaded (no target of its own)
+            "similar section": lambda: measure(web, f"/cases/{rng.choice(keys)}/similar"),
             "API /api/cases": lambda: measure(api, "/api/cases"),
             "API /api/cases/{key}": lambda: measure(api, f"/api/cases/{rng.choice(keys)}"),
         }

@@ -40,9 +40,18 @@ def similar_context(hub, user, key: str, *, limit: int = PANEL_SIZE) -> dict[str
     return {"case": key, "hits": hits, "error": error, "words_only": words_only}
 
 
+def similar_content(hub, user, key: str) -> Markup:
+    """The inside of the "Similar cases" section: the search's answer as markup."""
+    return Markup(environment().get_template("similar_case_content.html").render(similar_context(hub, user, key)))
+
+
 def similar_section(hub, user, case) -> Markup:
-    """The case page's "Similar cases" provider (``pages.case.CASE_SECTIONS``): its content as markup."""
-    return Markup(environment().get_template("similar_case_content.html").render(similar_context(hub, user, case.key)))
+    """The case page's "Similar cases" provider (``pages.case.CASE_SECTIONS``).
+
+    The search over every case takes longer than the rest of the page together, so the page is
+    sent without it and the section fills itself from ``GET /cases/{key}/similar`` once the page
+    has loaded (HTMX); without scripts, the link opens the same answer."""
+    return Markup(environment().get_template("similar_case_pending.html").render(case=case.key))
 
 
 @router.get("/cases/{key}/similar")
@@ -53,7 +62,7 @@ def case_similar(request: Request, key: str, session=PageUser):
     if not session.user.role.is_staff:
         raise PermissionDenied("similar cases are shown to the escalation team only")
     return render(request, "similar_case_section.html",
-                  {"title": f"Similar cases of {key}", "content": similar_section(hub, session.user, case)})
+                  {"title": f"Similar cases of {key}", "content": similar_content(hub, session.user, case.key)})
 
 
 def intake_matches(hub, user, *, title: str, product: str | None, intake: Mapping[str, Any],
