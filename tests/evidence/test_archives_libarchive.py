@@ -28,8 +28,20 @@ from backline.model.core import ArtifactKind as K
 MiB = 1 << 20
 LOG = b"2024-05-01T10:00:00Z INFO fine\n2024-05-01T10:00:01Z ERROR broken\n"
 
-needs_7z = pytest.mark.skipif(not shutil.which("7z"), reason="7z missing (.ci/run installs p7zip-full)")
-needs_gcab = pytest.mark.skipif(not shutil.which("gcab"), reason="gcab missing (.ci/run installs gcab)")
+@pytest.fixture
+def _7z():
+    if not shutil.which("7z"):
+        pytest.fail("7z is needed to make the hostile 7z archives (apt-get install p7zip-full; .ci/run does)")
+
+
+@pytest.fixture
+def _gcab():
+    if not shutil.which("gcab"):
+        pytest.fail("gcab is needed to make the hostile CAB archives (apt-get install gcab; .ci/run does)")
+
+
+needs_7z = pytest.mark.usefixtures("_7z")
+needs_gcab = pytest.mark.usefixtures("_gcab")
 
 
 def _intake(tmp_path: Path, archive: Path, limits: IntakeLimits | None = None):

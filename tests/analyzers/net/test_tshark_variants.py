@@ -32,8 +32,10 @@ from backline.testing import corpus_dir
 NET = corpus_dir() / "net"
 ORACLE_SH = NET / "oracle.sh"
 
-pytestmark = pytest.mark.skipif(not (shutil.which("tshark") and shutil.which("editcap")),
-                                reason="tshark/editcap not installed (.ci/run installs Debian tshark)")
+@pytest.fixture(autouse=True)
+def _tshark():
+    if not (shutil.which("tshark") and shutil.which("editcap")):
+        pytest.fail("tshark and editcap are the oracle here (apt-get install tshark; .ci/run does)")
 
 #: captures with TCP gaps (lost segment / ACKed unseen segment), DNS and SMB2
 NETMON_SOURCES = ("zeek_http_1000_requests_one_dropped.pcap.gz", "zeek_tcp_reassembly.pcap",
