@@ -12,7 +12,6 @@ from backline.testing import free_port, local_dask_cluster
 
 from .test_ranges import make_log
 
-pytest.importorskip("distributed", reason="the test extra installs dask[distributed]")
 
 
 
