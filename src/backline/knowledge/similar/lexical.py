@@ -6,6 +6,7 @@ with GIN indexes, ranked by ``ts_rank`` (title terms weigh A, public text B).
 PostgreSQL has no document frequencies in its ranking, so each query term's
 rank is weighted by its idf from ``search_terms``; with the few, rare terms
 :func:`~backline.knowledge.similar.text.pick_terms` chooses this is BM25's idea.
+Each term is ranked only over the cases that hold it (see :func:`_search_pg`).
 
 Internal notes are a column of their own: they are searched only for staff.
 The visibility rule of :mod:`backline.cases.access` and the product filter
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from sqlalchemy import Connection, and_, column, func, literal_column, or_, select, table, text
+from sqlalchemy import Connection, column, func, literal_column, select, table, text, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from backline.storage import tables as T
@@ -60,23 +61,29 @@ def _search_sqlite(conn, words, *, where, staff, limit, weights) -> list[tuple[i
 
 
 def _search_pg(conn, words, idf, *, where, staff, limit, weights) -> list[tuple[int, float]]:
+    """One ``ts_rank`` per (term, case holding it): each term's cases come from the GIN index in a
+    branch of its own, ranked there, and the branches are summed per case.
+
+    The score is the same as ranking every case that holds any term by every term (a term a case
+    does not hold ranks 0), but ``ts_rank`` reads (and decompresses) the case's ``tsvector`` on
+    each call: that way a query with 12 terms and 5,000 matching cases made 60,000 reads; this
+    way it makes one per posting (at most ``lexical_postings``)."""
     f = _FTS_PG.c
-    any_q = func.to_tsquery("simple", " | ".join(words))
     label_weights = literal_column(f"'{{0.1, 0.2, {weights.body / max(weights.title, 1e-6):.6g}, 1.0}}'::float4[]")
-    parts = []
+    branches = []
     for w in words:
         one = func.to_tsquery("simple", w)
-        score = func.ts_rank(label_weights, f.tsv, one, 1) * idf.get(w, 1.0)
+        branches.append(select(f.case_id.label("case_id"),
+                               (func.ts_rank(label_weights, f.tsv, one, 1) * idf.get(w, 1.0)).label("s"))
+                        .where(f.tsv.op("@@")(one)))
         if staff:
-            score = score + func.ts_rank(f.tsv_internal, one, 1) * idf.get(w, 1.0) * weights.internal
-        parts.append(score)
-    total = parts[0]
-    for p in parts[1:]:
-        total = total + p
-    matches = f.tsv.op("@@")(any_q)
-    if staff:
-        matches = or_(matches, f.tsv_internal.op("@@")(any_q))
-    q = (select(T.cases.c.id, total.label("score"))
-         .select_from(_FTS_PG.join(T.cases, T.cases.c.id == f.case_id))
-         .where(and_(matches, where)).order_by(literal_column("score").desc()).limit(limit))
+            branches.append(select(f.case_id.label("case_id"),
+                                   (func.ts_rank(f.tsv_internal, one, 1) * (idf.get(w, 1.0) * weights.internal))
+                                   .label("s"))
+                            .where(f.tsv_internal.op("@@")(one)))
+    postings = union_all(*branches).subquery("postings")
+    score = func.sum(postings.c.s).label("score")
+    q = (select(T.cases.c.id, score)
+         .select_from(postings.join(T.cases, T.cases.c.id == postings.c.case_id))
+         .where(where).group_by(T.cases.c.id).order_by(score.desc(), T.cases.c.id).limit(limit))
     return [(int(cid), float(s)) for cid, s in conn.execute(q)]
