@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="reports the synthetic texts are made of (see above)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep-schema", metavar="NAME",
-                    help="PostgreSQL: build the data in this schema and keep it; a later run with the same "
-                         "name skips the build and only queries (for profiling; drop it yourself)")
+                    help="build the data in this PostgreSQL schema (SQLite: the file /tmp/NAME.db) and keep it; "
+                         "a later run with the same name skips the build and only queries (drop it yourself)")
     args = ap.parse_args(argv)
     rng = random.Random(7)
     rows = [json.loads(line) for line in (corpus_dir() / "cases" / "gitbugs_cases.jsonl").open()]
@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             if not reuse:
                 c.execute(text(f'CREATE SCHEMA "{schema}"'))
         url = f"{args.database_url}{'&' if '?' in args.database_url else '?'}options=-csearch_path%3D{schema}"
+    elif args.keep_schema:
+        db = Path(tempfile.gettempdir()) / f"{args.keep_schema}.db"
+        reuse = db.exists()
+        url = f"sqlite:///{db}"
     else:
         url = f"sqlite:///{tmp / 'bench.db'}"
     res: dict[str, object] = {"cases": args.cases, "backend": "postgresql" if schema else "sqlite"}
