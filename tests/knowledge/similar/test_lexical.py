@@ -1,5 +1,6 @@
-"""The lexical half on both backends: PostgreSQL ranks each term only over the cases holding it,
-and that gives the same scores as ranking every term over every case holding any of them."""
+"""The lexical half on both backends.  PostgreSQL ranks by the full formula (each term's ts_rank
+times its idf) only a shortlist of the cases holding the terms, taken by the summed idf of the
+terms they hold: below the shortlist's size that is the same as ranking every case."""
 
 from __future__ import annotations
 
@@ -57,3 +58,14 @@ def test_postgresql_scores_equal_every_term_over_every_candidate(hub):
             f"OR tsv_internal @@ to_tsquery('simple', '{anyq}')")).all())
     assert len(got) == len(ref) == 5
     assert got == pytest.approx(ref, rel=1e-5)
+    # a shortlist of 2: the two cases holding the most (idf-weighted) terms, ranked by the formula
+    held = {cid: 0.0 for cid in ref}
+    with hub.engine.connect() as conn:
+        for w in WORDS:
+            for (cid,) in conn.execute(text(f"SELECT case_id FROM case_fts WHERE tsv @@ to_tsquery('simple', '{w}')")):
+                held[cid] += idf[w]
+        short = lexical._search_pg(conn, WORDS, idf, where=true(), staff=True, limit=10,
+                                   weights=lexical.LexicalWeights(), shortlist=2)
+    best_two = sorted(held, key=lambda c: (-held[c], c))[:2]
+    assert sorted(c for c, _ in short) == sorted(best_two)
+    assert dict(short) == pytest.approx({c: ref[c] for c in best_two}, rel=1e-5)
