@@ -39,7 +39,7 @@ from backline.knowledge.diagnosis.explain import make_cause
 from backline.knowledge.diagnosis.library import Library, Relation, load_library
 from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, artifact_processes, build_nodes,
                                                 endpoint_owners, learn_vocabulary, listeners, named_processes,
-                                                server_names)
+                                                relative_names, server_names)
 from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
 from backline.model import Artifact, Diagnosis, Event, Fact, Finding, Severity
 
@@ -283,9 +283,10 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
             lst.sort(key=lambda e: (-e.weight, abs((nodes[e.effect].first or t_c) - t_c), e.effect))
             for e in lst[max_out:]:
                 del edges[(e.cause, e.effect)]
-    # Two findings that would explain each other (same moment, or undated): keep the direction whose
-    # cause is of the more causal class (higher prior), then the one that came first, then the
-    # stronger link.
+    # Two findings that would explain each other (same moment, or undated): keep the direction that
+    # reads the effect as its own class (a bad setting read as "the program stopping" by a death
+    # explains nothing: the library says the setting explains the death), then the one whose cause
+    # is of the more causal class (higher prior), then the one that came first, then the stronger link.
     for (ci, ei) in list(edges):
         back = edges.get((ei, ci))
         fwd = edges.get((ci, ei))
@@ -293,7 +294,9 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
             continue
         t_c = nodes[ci].first if nodes[ci].first is not None else math.inf
         t_e = nodes[ei].first if nodes[ei].first is not None else math.inf
-        if (nodes[ci].prior, -t_c, fwd.weight, -ci) < (nodes[ei].prior, -t_e, back.weight, -ei):
+        own_f = fwd.effect_signal.id == nodes[ei].signals[0].id
+        own_b = back.effect_signal.id == nodes[ci].signals[0].id
+        if (own_f, nodes[ci].prior, -t_c, fwd.weight, -ci) < (own_b, nodes[ei].prior, -t_e, back.weight, -ei):
             del edges[(ci, ei)]
         else:
             del edges[(ei, ci)]
@@ -425,6 +428,7 @@ def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[
                 if p not in lst:
                     lst.append(p)
                     n.derived.add(("process", p))
+    relative_names(nodes)
     for n in nodes:
         eps = n.ents.setdefault("endpoint", [])
         eps += sorted({a for ep in eps for a in addresses.get(ep, ()) if a not in eps})

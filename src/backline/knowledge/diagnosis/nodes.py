@@ -342,3 +342,66 @@ def build_nodes(findings: Sequence[Finding], lib: Library, vocab: Vocabulary,
             lines=lines, coarse=all(isinstance(findings[i].data, Mapping) and "bucket_s" in findings[i].data
                                     for i in group)))
     return nodes
+
+
+#: Classes of finding that are a failed lookup of a name (the capture's answers), and of a client
+#: saying a name does not resolve (the program's words).
+DNS_ANSWER_CLASSES = ("dns_failure",)
+DNS_CLIENT_CLASSES = ("dns_failure_log",)
+_RELATIVE_MIN = 3
+
+
+def relative_names(nodes: Sequence[Node]) -> int:
+    """Tie a client's resolution error that names a host by a *relative* name to the failed
+    lookups of its completions: a program asks for ``billing-db`` (or ``billing-db.svc``), its
+    resolver appends the search domains and the capture shows NXDOMAIN for
+    ``billing-db.svc.corp.example`` and ``billing-db.corp.example``; the error names only what the
+    program asked for.  Only the words of a resolution error are searched (the leading labels of a
+    failed name, as a whole word), so a short name elsewhere ("clock drift against ntp") ties
+    nothing.  The entities added are inferred (they never forbid a link).  Returns the number of
+    nodes tied.
+
+    >>> from backline.model import Finding, Severity
+    >>> from backline.knowledge.diagnosis.library import load_library
+    >>> lib = load_library()
+    >>> def node(i, code, title, data, sid):
+    ...     f = Finding(code=code, title=title, severity=Severity.HIGH, artifact="a", data=data)
+    ...     return Node(i, [i], f, title.lower(), [lib.signal(sid)], {}, {"a"})
+    >>> dns = node(0, "NET.DNS.NXDOMAIN", "DNS NXDomain for billing-db.svc.corp.example (3 response(s))",
+    ...            {"name": "billing-db.svc.corp.example"}, "dns_failure")
+    >>> err = node(1, "LOG.ERROR_TEMPLATE", "cannot reach billing-db:5432: [Errno -2] Name or service not known",
+    ...            {}, "dns_failure_log")
+    >>> relative_names([dns, err]), err.ents["host"], ("host", "billing-db.svc.corp.example") in err.derived
+    (1, ['billing-db.svc.corp.example'], True)
+    """
+    full: dict[str, set[str]] = defaultdict(set)
+    for n in nodes:
+        if not n.has(DNS_ANSWER_CLASSES) or not isinstance(n.finding.data, Mapping):
+            continue
+        names = [n.finding.data.get("name")] + list(n.finding.data.get("names") or [])[:100]
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            labels = name.lower().rstrip(".").split(".")
+            for k in range(1, len(labels)):
+                rel = ".".join(labels[:k])
+                if len(rel) >= _RELATIVE_MIN and not rel.isdigit():
+                    full[rel].add(".".join(labels))
+    if not full:
+        return 0
+    rx = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, sorted(full, key=len, reverse=True)))
+                    + r")(?![\w-]|\.\w)")
+    tied = 0
+    for n in nodes:
+        if not n.has(DNS_CLIENT_CLASSES) or n.has(DNS_ANSWER_CLASSES):
+            continue
+        found = {name for m in rx.finditer(n.text.lower()) for name in full[m.group(1)]}
+        if not found:
+            continue
+        hosts = n.ents.setdefault("host", [])
+        for name in sorted(found):
+            if name not in hosts:
+                hosts.append(name)
+                n.derived.add(("host", name))
+        tied += 1
+    return tied
