@@ -39,7 +39,7 @@ from backline.knowledge.diagnosis.explain import make_cause
 from backline.knowledge.diagnosis.library import Library, Relation, load_library
 from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, artifact_processes, build_nodes,
                                                 endpoint_owners, learn_vocabulary, listeners, named_processes,
-                                                relative_names, server_names)
+                                                merge_nodes, relative_names, server_names)
 from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
 from backline.model import Artifact, Diagnosis, Event, Fact, Finding, Severity
 
@@ -410,10 +410,11 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
     return max(0.0, min(0.99, conf)), reasons
 
 
-def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[Fact], vocab) -> None:
+def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[Fact], vocab) -> list[Node]:
     """Entities one piece of evidence ties together: a server's address for the name the client
     used (TLS SNI), the dumped process a log line names beside an endpoint, the program a log's
-    file name names, and the program a log says serves on an endpoint."""
+    file name names, the program a log says serves on an endpoint, and the failed lookups of the
+    names a client asked for by a relative name (the completions of one lookup become one node)."""
     owners = endpoint_owners(findings, named_processes(findings, facts), vocab)
     addresses = server_names(findings)
     art_procs = artifact_processes([f.artifact for f in findings if f.artifact]
@@ -428,7 +429,7 @@ def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[
                 if p not in lst:
                     lst.append(p)
                     n.derived.add(("process", p))
-    relative_names(nodes)
+    nodes = merge_nodes(nodes, relative_names(nodes))
     for n in nodes:
         eps = n.ents.setdefault("endpoint", [])
         eps += sorted({a for ep in eps for a in addresses.get(ep, ()) if a not in eps})
@@ -436,6 +437,7 @@ def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[
         if derived:
             lst = n.ents.setdefault("process", [])
             lst += [p for p in derived if p not in lst]
+    return nodes
 
 
 def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: Sequence[Fact] = (),
@@ -457,7 +459,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     offsets = {k.artifact: k.offset_s for k in skews}
     window = incident_window(events, offsets, s.timing)
     nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)
-    _bridge(nodes, findings, facts, vocab)
+    nodes = _bridge(nodes, findings, facts, vocab)
     edges = _edges(nodes, lib, set(offsets), s.max_out_links, onset_weight=s.onset_weight)
     out: dict[int, list[Edge]] = defaultdict(list)
     inbound: dict[int, list[Edge]] = defaultdict(list)
