@@ -718,8 +718,9 @@ def test_a_bad_setting_and_its_exit_come_before_the_refusals_never_after():
     # the supervisor's log is stamped to the second (the exit reads as before the error that caused
     # it); the chain must still run setting -> exit -> refusals, never the refusals -> the exit
     findings = [
-        log("6x configuration <*>: invalid value for [listen] backlog: 'unlimited' (expected an integer)", 96,
-            "ERROR configuration /etc/relayd/relayd.toml: invalid value for [listen] backlog: 'unlimited'",
+        log("6x configuration <*>: invalid value for [listen] backlog: 'unlimited' (expected an integer), "
+            "terminating", 96, "ERROR configuration /etc/relayd/relayd.toml: invalid value for [listen] backlog: "
+            "'unlimited' (expected an integer), terminating",
             at(0.49), artifact="relayd.log", count=6, last=at(6)),
         death("relayd exited with status 78 (6x): svrun: relayd exited with status 78, restarting in 1 s",
               at(0.0), artifact="svrun.log", line=9, count=6, last=at(6), process=["relayd"],
@@ -736,3 +737,41 @@ def test_a_bad_setting_and_its_exit_come_before_the_refusals_never_after():
     for c in d.causes:
         for link in c.chain:
             assert (link.cause, link.effect) not in ((2, 1), (3, 1), (1, 0)), (c.title, link)
+
+
+@pytest.mark.parametrize("line", [
+    "OSError: [Errno 28] No space left on device: '/var/spool/app/journal'",
+    "accept() failed: [Errno 24] Too many open files",
+    "java.lang.OutOfMemoryError: Java heap space",
+])
+def test_a_resource_running_out_explains_the_errors_after_it_not_before(line):
+    findings = [
+        log("3x request <*> failed: internal error", 8, "ERROR request 7 failed: internal error", at(-30),
+            artifact="svc.log", count=3),
+        log(f"5x {line}", 20, f"ERROR {line}", at(0), artifact="svc.log", count=5),
+        log("9x request <*> failed: internal error, answering 500", 24,
+            "ERROR request 9 failed: internal error, answering 500", at(0.5), artifact="svc.log", count=9),
+    ]
+    d = diagnose(findings)
+    assert d.top.finding == 1 and 2 in d.top.explained and 0 not in d.top.explained
+
+
+def test_a_log_that_says_it_serves_an_endpoint_ties_its_errors_to_the_answers_seen_there():
+    # nothing names the program but its log's file name: the log's errors and the capture's 503s on
+    # the endpoint the log says it serves are about one program
+    index = Fact("log.template_index", [{"template": "serving stock levels on <*>",
+                                          "example": "INFO serving stock levels on 10.3.0.2:8080"}],
+                 "b.zip!/var/log/stock-sync.log")
+    findings = [
+        log("9x stock refresh failed: unable to connect to the inventory database", 30,
+            "ERROR stock refresh failed: unable to connect to the inventory database", at(0),
+            artifact="b.zip!/var/log/stock-sync.log", count=9),
+        net("NET.HTTP.5XX", "HTTP 503 for /stock/{id} on 10.3.0.2:8080 (9 response(s))", 80, at(40),
+            {"server": "10.3.0.2:8080", "status": 503}),
+    ]
+    d = diagnose(findings, facts=[index])
+    link = next((link for c in d.causes for link in c.chain if (link.cause, link.effect) == (0, 1)), None)
+    assert link is not None and ("process", "stock-sync") in link.joined_on
+    # without the serving line, 40 s apart, nothing ties them
+    d = diagnose(findings)
+    assert not any((link.cause, link.effect) == (0, 1) for c in d.causes for link in c.chain)
