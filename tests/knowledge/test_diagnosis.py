@@ -638,7 +638,8 @@ def test_a_mistyped_name_is_the_cause_of_the_clients_resolution_errors(words, as
 def test_benign_nxdomains_are_noise_not_causes():
     lib = load_library()
     sig = lib.signal("dns_failure")
-    for name in ("wpad.corp.example", "wpad", "isatap.corp.example", "_ldap._tcp.dc._msdcs.corp.example"):
+    for name in ("wpad.corp.example", "wpad", "isatap.corp.example", "_ldap._tcp.dc._msdcs.corp.example",
+                 "2.44.0.127.in-addr.arpa"):
         f = nxdomain(name, 1, at(0))
         assert not sig.matches(f.code, f"{f.title}\n{f.evidence[0].excerpt}".lower(), f.data, int(f.severity)), name
     # a search-list completion of a short name that resolves in the next domain, with a short name
@@ -775,3 +776,20 @@ def test_a_log_that_says_it_serves_an_endpoint_ties_its_errors_to_the_answers_se
     # without the serving line, 40 s apart, nothing ties them
     d = diagnose(findings)
     assert not any((link.cause, link.effect) == (0, 1) for c in d.causes for link in c.chain)
+
+
+def test_the_completions_of_one_asked_name_are_one_cause_not_three():
+    findings = [
+        nxdomain("billing-db.svc.corp.example", 20, at(0.0), count=13),
+        nxdomain("billing-db.corp.example", 21, at(0.001), count=13),
+        nxdomain("billing-db", 22, at(0.002), count=13),
+        log("13x sync failed: cannot connect to billing-db:5432: [Errno -2] Name or service not known", 40,
+            "ERROR sync failed: cannot connect to billing-db:5432: [Errno -2] Name or service not known", at(0.01),
+            count=13),
+        nxdomain("ntp.svc.corp.example", 23, at(0.5), count=4),           # another name: not merged
+    ]
+    d = diagnose(findings)
+    dns = [c for c in d.causes if c.code == "NET.DNS.NXDOMAIN"]
+    assert d.top.finding in (0, 1, 2) and d.top.confidence > 0.5
+    assert len([c for c in dns if c.finding in (0, 1, 2)]) == 1
+    assert any(c.finding == 4 for c in dns)
