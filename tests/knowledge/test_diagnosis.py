@@ -793,3 +793,24 @@ def test_the_completions_of_one_asked_name_are_one_cause_not_three():
     assert d.top.finding in (0, 1, 2) and d.top.confidence > 0.5
     assert len([c for c in dns if c.finding in (0, 1, 2)]) == 1
     assert any(c.finding == 4 for c in dns)
+
+
+def test_an_exception_at_start_is_the_cause_of_the_refusals_on_its_own_endpoint():
+    # the service throws while starting (no exit line anywhere); its clients' refusals name its
+    # endpoint, which its own log says it serves: the refusals did not cause the exception
+    index = Fact("log.template_index", [{"template": "listening on <*>", "example": "INFO listening on 10.5.0.2:9300"}],
+                 "svc/quoter.log")
+    findings = [
+        Finding("DUMP.JAVA_EXCEPTION", "java.lang.IllegalStateException: quote table empty (at start-up)",
+                Severity.HIGH, "svc/quoter.log",
+                (EvidenceRef.line("svc/quoter.log", 40, "java.lang.IllegalStateException: quote table empty at "
+                                  "com.example.Quoter.start(Quoter.java:88) while binding 10.5.0.2:9300"),),
+                count=3, first_seen=at(0), last_seen=at(8), analyzer="dumps.text",
+                data={"exception_type": "java.lang.IllegalStateException"}),
+        log("40x price lookup failed: connect to 10.5.0.2:9300 refused", 12,
+            "ERROR price lookup failed: connect to 10.5.0.2:9300 refused (Connection refused)", at(0.6),
+            artifact="web/shop.log", count=40, last=at(9)),
+    ]
+    d = diagnose(findings, facts=[index])
+    assert d.top.finding == 0, [(c.title, c.confidence) for c in d.causes]
+    assert not any((link.cause, link.effect) == (1, 0) for c in d.causes for link in c.chain)

@@ -151,6 +151,10 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
             if kind == "host":
                 shared_vals = [v for v in a if Entity(kind, v).specific
                                and any(Entity(kind, v).covers(Entity(kind, w)) for w in b)]
+            elif kind == "process" and c.peers:
+                # a finding about reaching a program (its client's refusal or time-out) explains
+                # nothing that program does itself: the program's own failure is the cause, not the effect
+                shared_vals = [v for v in a if v in b and (v not in c.peers or v in e.peers)]
             else:
                 shared_vals = [v for v in a if v in b and Entity(kind, v).specific]
             if shared_vals:
@@ -421,8 +425,12 @@ def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[
                                    + [x.artifact for x in facts if x.name == "log.template_index"], vocab)
     served = listeners(facts, vocab, art_procs)
     for n in nodes:
-        inferred = sorted({p for a in n.artifacts for p in art_procs.get(a, ())}
-                          | {p for ep in n.ents.get("endpoint", ()) for p in served.get(ep, ())})
+        own = {p for a in n.artifacts for p in art_procs.get(a, ())}
+        serving = {p for ep in n.ents.get("endpoint", ()) for p in served.get(ep, ())}
+        named = set(n.ents.get("process", ()))
+        # a program a finding reaches only as the server of an endpoint it names is its peer, not itself
+        n.peers |= serving - own - named
+        inferred = sorted(own | serving)
         if inferred:
             lst = n.ents.setdefault("process", [])
             for p in inferred:

@@ -43,6 +43,8 @@ class Node:
     lines: dict[str, int] = field(default_factory=dict)   # artifact -> first line it points at
     coarse: bool = False                  # its time is a bucket's start (a burst), not a record's
     derived: set[tuple[str, str]] = field(default_factory=set)   # entities inferred, not named (no contradiction)
+    peers: set[str] = field(default_factory=set)   # programs it names only as the server of an endpoint it
+                                                   # names (a client's error about reaching them), not its own
 
     @property
     def prior(self) -> float:
