@@ -75,13 +75,19 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
-def test_several_workers_share_the_port_and_stop_together(tmp_path):
+def _two_workers(tmp_path):
+    """``backline serve --workers 2`` on a fresh home and a free port: (env, process, base URL)."""
     env = {**os.environ, "BACKLINE_HOME": str(tmp_path / "home")}
     env.pop("BACKLINE_DATABASE_URL", None)
     port = free_port()
     proc = subprocess.Popen(backline_exe() + ["serve", "--port", str(port), "--workers", "2", "--no-background"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return env, proc, f"http://127.0.0.1:{port}"
+
+
+def test_several_workers_share_the_port_and_stop_together(tmp_path):
+    env, proc, base = _two_workers(tmp_path)
+    port = int(base.rsplit(":", 1)[1])
     try:
         wait_healthy(base, proc)
         # every new connection is answered, whichever worker the kernel gives it to
@@ -103,12 +109,7 @@ def test_several_workers_share_the_port_and_stop_together(tmp_path):
 
 def test_workers_stop_when_the_master_is_killed(tmp_path):
     """kill -9 of the master leaves no worker holding the port (they get SIGTERM from the kernel)."""
-    env = {**os.environ, "BACKLINE_HOME": str(tmp_path / "home")}
-    env.pop("BACKLINE_DATABASE_URL", None)
-    port = free_port()
-    proc = subprocess.Popen(backline_exe() + ["serve", "--port", str(port), "--workers", "2", "--no-background"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    _, proc, base = _two_workers(tmp_path)
     try:
         wait_healthy(base, proc)
         workers = [c for c in _children(proc.pid) if Path(f"/proc/{c}/cmdline").exists()
