@@ -31,6 +31,10 @@ vectors: the share of the exact top 100 it finds.
 
     python benchmarks/similar_bench.py --cases 100000                 # SQLite
     python benchmarks/similar_bench.py --cases 100000 --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+``--keep-schema NAME`` builds into the PostgreSQL schema NAME (SQLite: /tmp/NAME.db) and keeps it;
+a later run with the same name skips steps 1-3 and only queries (to profile, or to repeat the
+timings).  Drop it yourself when done (``DROP SCHEMA NAME CASCADE`` / delete the file).
 """
 
 from __future__ import annotations
