@@ -84,12 +84,12 @@ class _Scan:
     back while a joined trace that began before it may still be open."""
 
     def __init__(self, artifact: str, max_events: int, records: Path | None, crashes,
-                 progress=None, size: int = 1, max_traces: int = MAX_STACK_TRACES) -> None:
+                 progress=None, size: int = 1, max_traces: int = MAX_STACK_TRACES, raw: bool = False) -> None:
         self.artifact = artifact
         self.max_events = max_events
         self.miner = TemplateMiner()
         self.stats = LogStats()
-        self.writer = RecordWriter(records, artifact) if records is not None else None
+        self.writer = RecordWriter(records, artifact, raw=raw) if records is not None else None
         self.events: list[Event] = []
         self.dropped = 0
         self.traces: list[Fact] = []
@@ -301,7 +301,7 @@ def scan_range(path: str, artifact: str, rng: ByteRange, fmt: LogFormat, tz: str
     calls = _CrashCalls()
     # more trace facts than kept: the merge may drop a few (see look_ahead)
     scan = _Scan(artifact, max_events, Path(records) if records else None, calls,
-                 max_traces=MAX_STACK_TRACES + 64)
+                 max_traces=MAX_STACK_TRACES + 64, raw=True)
     formats: list[LogFormat] = []
     scan.run(src, ZoneInfo(tz), fmt=fmt, first_line=rng.first_line, formats=formats)
     part = RangePart(rng.index)
@@ -389,7 +389,7 @@ def _run_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat, 
                                 [collected] * len(ranges)))
     except BaseException:
         if work is not None:
-            for p in work.glob("records.part*.parquet"):
+            for p in work.glob("records.part*.raw.*"):
                 p.unlink(missing_ok=True)
         raise
     bad = next((p.inexact for p in got if p.inexact), "")
