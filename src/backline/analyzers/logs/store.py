@@ -201,7 +201,9 @@ class RawJoiner:
             lookup[k] = v
         try:
             if str(raw).endswith(".arrow"):
-                with pa.memory_map(str(raw)) as src:
+                # read, not mapped: mapped pages would stay resident until the whole part is
+                # read (memory would grow with the log)
+                with pa.OSFile(str(raw), "rb") as src:
                     reader = pa.ipc.open_file(src)
                     for i in range(reader.num_record_batches):
                         self._put(reader.get_batch(i), lookup)
