@@ -421,7 +421,9 @@ case_vectors = Table(
 search_terms = Table(
     "search_terms", metadata,
     Column("term", String(64), primary_key=True),
-    Column("df", Integer, nullable=False),           # cases whose public text has the term
+    Column("df", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),  # cases whose public
+    # text has the term; two rows are statistics: "" = the number of indexed cases, " tokens" = their
+    # total number of tokens (revision 0010)
 )
 
 similar_queue = Table(

@@ -1,6 +1,6 @@
-"""The lexical half on both backends.  PostgreSQL ranks by the full formula (each term's ts_rank
-times its idf) only a shortlist of the cases holding the terms, taken by the summed idf of the
-terms they hold: below the shortlist's size that is the same as ranking every case."""
+"""The lexical half on both backends.  PostgreSQL ranks by SQLite FTS5's BM25 (same formula, same
+column weights) a shortlist of the cases holding the terms, taken by the summed idf of the terms
+they hold: below the shortlist's size that is the same as ranking every case."""
 
 from __future__ import annotations
 
@@ -42,30 +42,82 @@ def test_rank_order_and_only_matching_cases(hub):
     assert titles[got[0][0]] == "Gateway heap exhausted"          # the title term and two heaps
 
 
-def test_postgresql_scores_equal_every_term_over_every_candidate(hub):
-    if hub.engine.dialect.name != "postgresql":
-        pytest.skip("the PostgreSQL ranking only")
-    idf = {w: 1.0 + i / 10 for i, w in enumerate(WORDS)}
-    with hub.engine.connect() as conn:
-        got = dict(lexical.search(conn, WORDS, idf, where=true(), staff=True, limit=10))
-        # the reference: the formula before, each term's ts_rank for every case holding any term
-        lw = "'{0.1, 0.2, 0.5, 1.0}'::float4[]"
-        parts = " + ".join(f"ts_rank({lw}, tsv, to_tsquery('simple', '{w}'), 1) * {idf[w]}"
-                           f" + ts_rank(tsv_internal, to_tsquery('simple', '{w}'), 1) * {idf[w]}" for w in WORDS)
-        anyq = " | ".join(WORDS)
-        ref = dict(conn.execute(text(
-            f"SELECT case_id, {parts} FROM case_fts WHERE tsv @@ to_tsquery('simple', '{anyq}') "
-            f"OR tsv_internal @@ to_tsquery('simple', '{anyq}')")).all())
-    assert len(got) == len(ref) == 5
-    assert got == pytest.approx(ref, rel=1e-5)
-    # a shortlist of 2: the two cases holding the most (idf-weighted) terms, ranked by the formula
-    held = {cid: 0.0 for cid in ref}
-    with hub.engine.connect() as conn:
-        for w in WORDS:
-            for (cid,) in conn.execute(text(f"SELECT case_id FROM case_fts WHERE tsv @@ to_tsquery('simple', '{w}')")):
-                held[cid] += idf[w]
-        short = lexical._search_pg(conn, WORDS, idf, where=true(), staff=True, limit=10,
-                                   weights=lexical.LexicalWeights(), shortlist=2)
-    best_two = sorted(held, key=lambda c: (-held[c], c))[:2]
-    assert sorted(c for c, _ in short) == sorted(best_two)
-    assert dict(short) == pytest.approx({c: ref[c] for c in best_two}, rel=1e-5)
+def _build(engine, tmp_path) -> Hub:
+    hub = Hub.build(engine, blob_root=tmp_path / "blobs")
+    sam = hub.users.add("sam", Role.SUPPORT, team="emea")[0]
+    for title, desc in DOCS + EXTRA:
+        case = hub.cases.create(sam, NewCase(title, "gateway", "7.2", "acme", CaseSeverity.S2, {"symptoms": desc}))
+        if "session" in desc:
+            hub.cases.add_note(sam, case.key, "internal: the session_cache heap leak again, heap heap")
+    hub.similar.indexer.run_pending()
+    return hub
+
+
+#: more cases, so that BM25's idf is positive for the common terms too (FTS5 floors it at 1e-6)
+EXTRA = [(f"Unrelated report {i}", f"printer queue stalls on page {i}; spooler restarted") for i in range(12)]
+QUERIES = [["heap", "outofmemoryerror"], ["gateway", "heap", "handshake", "session_cache", "tls"],
+           ["gateway", "tls", "handshake", "printer"], ["session_cache", "sessions", "heap"]]
+
+
+@pytest.fixture
+def both(tmp_path, sqlite_template):
+    """The same handmade cases in SQLite and in a PostgreSQL schema of its own (dropped after)."""
+    import secrets
+    import shutil
+
+    from sqlalchemy import create_engine
+
+    from backline.storage.db import make_engine, upgrade
+    from backline.storage.testdb import PG_URL
+    path = tmp_path / "lite.db"
+    shutil.copy(sqlite_template, path)
+    lite = make_engine(f"sqlite:///{path}")
+    name = f"bl_pgrank_{secrets.token_hex(4)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{name}"'))
+    pg = make_engine(PG_URL, schema=name)
+    try:
+        upgrade(pg)
+        yield _build(lite, tmp_path / "lite"), _build(pg, tmp_path / "pg")
+    finally:
+        lite.dispose()
+        pg.dispose()
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("staff", [True, False])
+def test_postgresql_bm25_is_sqlite_bm25(both, staff):
+    """The same cases, the same query terms: PostgreSQL ranks them in SQLite FTS5's order with
+    FTS5's scores (title weighs 2, internal notes count for staff only, phrase terms like
+    ``session_cache``), over every matching case and over a shortlist of 3."""
+    lite, pg = both
+    idf = dict.fromkeys(WORDS + ["session_cache", "printer"], 1.0)   # BM25 takes no idf from outside
+    for words in QUERIES:
+        with lite.engine.connect() as c:
+            want = lexical.search(c, words, idf, where=true(), staff=staff, limit=50)
+        with pg.engine.connect() as c:
+            got = lexical.search(c, words, idf, where=true(), staff=staff, limit=50)
+            short = lexical._search_pg(c, words, idf, where=true(), staff=staff, limit=50,
+                                       weights=lexical.LexicalWeights(), shortlist=3)
+        assert len(want) >= 2, words
+        assert [cid for cid, _ in got] == [cid for cid, _ in want], words
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-9), words
+        ref = dict(want)
+        assert {cid: s for cid, s in short} == pytest.approx({cid: ref[cid] for cid, _ in short}, rel=1e-9)
+        assert len(short) == min(3, len(want))
+    # a term in internal notes only ranks nothing for a customer-facing (non-staff) search
+    with pg.engine.connect() as c:
+        leak = lexical.search(c, ["leak"], idf, where=true(), staff=staff, limit=50)
+    assert bool(leak) == staff
+
+
+def test_phrase_count_and_idf_floor():
+    toks = ["foo", "bar", "foo", "bar", "bar"]
+    assert lexical.phrase_count(toks, ["bar"]) == 3
+    assert lexical.phrase_count(toks, ["foo", "bar"]) == 2
+    assert lexical.phrase_count(toks, ["bar", "bar"]) == 1
+    assert lexical.bm25_idf(10, 9) == 1e-6 and lexical.bm25_idf(10, 1) > 1.0

@@ -9,7 +9,7 @@ and ``backline case import`` run it in the foreground), rebuilds each case's
 :class:`~backline.knowledge.similar.text.CaseDoc`, embeds it outside any
 transaction, and writes in one transaction: ``case_search`` (the lexical index
 follows by trigger), the document frequencies in
-``search_terms`` and the vectors in ``case_vectors``.  A queue row is deleted
+``search_terms`` (with the cases' total number of tokens, for BM25 on PostgreSQL) and the vectors in ``case_vectors``.  A queue row is deleted
 only up to the id that was read, so a change made while a case was being
 embedded queues it again.  Writers lock the case rows first (in id order), so
 two server processes indexing the same case one after the other, never
@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from backline.errors import SearchError
 from backline.knowledge.similar.dense import to_blob
 from backline.knowledge.similar.embed import DIM, MODEL_NAME, Embedder
-from backline.knowledge.similar.text import CaseDoc, build_doc, terms
+from backline.knowledge.similar.text import TOKEN_COUNT_TERM, CaseDoc, build_doc, fts_tokens, terms
 from backline.model.core import utc
 from backline.storage import tables as T
 
@@ -145,16 +145,18 @@ class SimilarIndexer:
                 conn.execute(select(T.cases.c.id).where(T.cases.c.id.in_(ids)).order_by(T.cases.c.id)
                              .with_for_update(key_share=True))
             S = T.case_search.c
-            old = {cid: (t, b) for cid, t, b in conn.execute(
-                select(S.case_id, S.title_terms, S.body_terms).where(S.case_id.in_(ids)))}
+            old = {cid: (t, b, i) for cid, t, b, i in conn.execute(
+                select(S.case_id, S.title_terms, S.body_terms, S.internal_terms).where(S.case_id.in_(ids)))}
             delta: Counter[str] = Counter()
             rows = []
             for cid in ids:
                 d = docs[cid]
                 tt, bt, it = terms(d.title), terms(d.public), terms(d.internal)
                 new_set = set(tt) | set(bt)
+                delta[TOKEN_COUNT_TERM] += sum(len(fts_tokens(" ".join(x))) for x in (tt, bt, it))
                 if cid in old:
                     old_set = set(old[cid][0].split()) | set(old[cid][1].split())
+                    delta[TOKEN_COUNT_TERM] -= sum(len(fts_tokens(x)) for x in old[cid])
                 else:
                     old_set = set()
                     delta[DOC_COUNT_TERM] += 1

@@ -2,11 +2,10 @@
 
 SQLite: an FTS5 table over ``case_search`` (kept in step by triggers) ranked by
 FTS5's ``bm25()`` with a weight per column.  PostgreSQL: ``tsvector`` columns
-with GIN indexes, ranked by ``ts_rank`` (title terms weigh A, public text B).
-PostgreSQL has no document frequencies in its ranking, so each query term's
-rank is weighted by its idf from ``search_terms``; with the few, rare terms
-:func:`~backline.knowledge.similar.text.pick_terms` chooses this is BM25's idea.
-Only a shortlist of the cases holding the terms is ranked that way (see :func:`_search_pg`).
+with GIN indexes find the cases holding the terms, and a shortlist of them is
+ranked by the same BM25 (:func:`bm25`, FTS5's formula, constants and column
+weights), computed here from the stored terms (see :func:`_search_pg`), so one
+configuration serves both backends.
 
 Internal notes are a column of their own: they are searched only for staff.
 The visibility rule of :mod:`backline.cases.access` and the product filter
@@ -16,12 +15,15 @@ organisation's cases.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from sqlalchemy import Connection, Float, column, func, literal, literal_column, or_, select, table, text, union_all
+from sqlalchemy import Connection, Float, Integer, column, func, literal, literal_column, or_, select, table, text, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
+from backline.knowledge.similar.index import DOC_COUNT_TERM
+from backline.knowledge.similar.text import TOKEN_COUNT_TERM, fts_tokens
 from backline.storage import tables as T
 
 _FTS_SQLITE = table("case_fts", column("rowid"))
@@ -60,53 +62,93 @@ def _search_sqlite(conn, words, *, where, staff, limit, weights) -> list[tuple[i
     return [(int(cid), -float(r)) for cid, r in conn.execute(q)]
 
 
-#: PostgreSQL: cases ranked exactly (``ts_rank``), taken from the best by summed idf of the terms they hold.
+#: PostgreSQL: cases ranked by BM25, taken from the best by summed idf of the terms they hold.
 PG_SHORTLIST = 300
+#: FTS5's ``bm25()`` constants (fixed in SQLite's source, ``fts5_aux.c``).
+K1 = 1.2
+B = 0.75
+
+
+def bm25_idf(n_docs: int, n_hit: int) -> float:
+    """FTS5's idf: ``log((N - n + 0.5) / (n + 0.5))``, and 1e-6 where that is not positive."""
+    v = math.log((n_docs - n_hit + 0.5) / (n_hit + 0.5)) if n_docs > 0 else 0.0
+    return v if v > 0.0 else 1e-6
+
+
+def phrase_count(tokens: Sequence[str], phrase: Sequence[str]) -> int:
+    """How many times ``phrase`` (FTS5 tokens) starts in ``tokens``, overlapping ones included."""
+    if not phrase:
+        return 0
+    if len(phrase) == 1:
+        return tokens.count(phrase[0])
+    n, first = len(phrase), phrase[0]
+    return sum(1 for i, t in enumerate(tokens) if t == first and list(tokens[i:i + n]) == list(phrase))
+
+
+def bm25(freqs: Sequence[float], idfs: Sequence[float], doc_len: int, avgdl: float) -> float:
+    """FTS5's ``bm25()`` score (positive: FTS5 returns it negated) of one row: ``freqs`` are the
+    column-weighted frequencies of the query's phrases, ``doc_len`` the row's tokens in all columns."""
+    norm = K1 * (1.0 - B + B * doc_len / avgdl) if avgdl > 0 else K1
+    return sum(i * (f * (K1 + 1.0)) / (f + norm) for f, i in zip(freqs, idfs))
 
 
 def _search_pg(conn, words, idf, *, where, staff, limit, weights,
                shortlist: int | None = None) -> list[tuple[int, float]]:
-    """In two steps, so that only a few hundred ``tsvector`` values are read.
+    """SQLite's ranking (FTS5 ``bm25()`` with the same column weights) over a shortlist.
 
     1. every case holding a term, straight from the GIN indexes (the ``tsvector`` is not read:
        a plain term needs no recheck), scored by the summed idf of the terms it holds, and the
-       ``shortlist`` best that pass ``where`` kept;
-    2. those ranked by the full formula: for each term its ``ts_rank`` (title A, body B) times its
-       idf, plus, for staff, the same over the internal notes.
+       ``shortlist`` best that pass ``where`` kept; the same postings counted per term give each
+       term's document frequency, as FTS5 counts it (cases holding it in the searched columns, in
+       the whole index);
+    2. those ranked by FTS5's BM25 here: term frequencies (title x ``weights.title`` + public text
+       x ``weights.body`` + for staff internal notes x ``weights.internal``) and the length in
+       tokens (all three columns, as FTS5) from their ``case_search`` terms, the average length
+       from the ``search_terms`` statistics (number of cases, total tokens).  Same formula, same
+       inputs: the scores are SQLite's to the last bits, for the cases in the shortlist.
 
-    Ranking every matching case by the formula (as this did before) read each case's ``tsvector``
-    once per term and call: 100-300 ms for a query with 5,000 postings over 100,000 cases; the
-    shortlist's top 100 is measured against that exact ranking in ``benchmarks/similar_bench.py``.
+    The shortlist (300 by default) is what keeps this fast: ranking every matching case read each
+    case's text once per term and call (100-300 ms for 5,000 postings over 100,000 cases).  Its
+    top 100 is measured against ranking every match in ``benchmarks/similar_bench.py``.
     """
     shortlist = shortlist or max(PG_SHORTLIST, 3 * limit)
     f = _FTS_PG.c
     branches = []
-    for w in words:
+    for i, w in enumerate(words):
         one = func.to_tsquery("simple", w)
         holds = f.tsv.op("@@")(one)
         if staff:
             holds = or_(holds, f.tsv_internal.op("@@")(one))
-        branches.append(select(f.case_id.label("case_id"), literal(float(idf.get(w, 1.0)), Float).label("s"))
-                        .where(holds))
-    postings = union_all(*branches).subquery("postings")
+        branches.append(select(f.case_id.label("case_id"), literal(i, Integer).label("t"),
+                               literal(float(idf.get(w, 1.0)), Float).label("s")).where(holds))
+    postings = union_all(*branches).cte("postings")   # read twice: PostgreSQL materialises it once
     # summed per case before the case rows are read for ``where`` (each case once, not once a term)
     held = (select(postings.c.case_id.label("case_id"), func.sum(postings.c.s).label("pre"))
             .group_by(postings.c.case_id).subquery("held"))
     cand = (select(held.c.case_id.label("case_id"))
             .select_from(held.join(T.cases, T.cases.c.id == held.c.case_id))
             .where(where).order_by(held.c.pre.desc(), held.c.case_id).limit(shortlist).subquery("cand"))
-    fts = _FTS_PG.alias("f")
-    label_weights = literal_column(f"'{{0.1, 0.2, {weights.body / max(weights.title, 1e-6):.6g}, 1.0}}'::float4[]")
-    parts = []
-    for w in words:
-        one = func.to_tsquery("simple", w)
-        parts.append(func.ts_rank(label_weights, fts.c.tsv, one, 1) * idf.get(w, 1.0))
-        if staff:
-            parts.append(func.ts_rank(fts.c.tsv_internal, one, 1) * (idf.get(w, 1.0) * weights.internal))
-    score = parts[0]
-    for p in parts[1:]:
-        score = score + p
-    score = score.label("score")
-    q = (select(cand.c.case_id, score).select_from(cand.join(fts, fts.c.case_id == cand.c.case_id))
-         .order_by(literal_column("score").desc(), cand.c.case_id).limit(limit))
-    return [(int(cid), float(s)) for cid, s in conn.execute(q)]
+    per_term = select(postings.c.t.label("t"), func.count().label("n")).group_by(postings.c.t).subquery("per_term")
+    df = select(func.json_object_agg(per_term.c.t, per_term.c.n)).scalar_subquery()
+    ST = T.search_terms.c
+    n_docs = select(ST.df).where(ST.term == DOC_COUNT_TERM).scalar_subquery()
+    n_tokens = select(ST.df).where(ST.term == TOKEN_COUNT_TERM).scalar_subquery()
+    S = T.case_search.c
+    q = (select(cand.c.case_id, S.title_terms, S.body_terms, S.internal_terms, df, n_docs, n_tokens)
+         .select_from(cand.join(T.case_search, S.case_id == cand.c.case_id)))
+    rows = conn.execute(q).all()
+    if not rows:
+        return []
+    counts, n, total = rows[0][4] or {}, int(rows[0][5] or 0), int(rows[0][6] or 0)
+    idfs = [bm25_idf(n, int(counts.get(str(i), 0))) for i in range(len(words))]
+    avgdl = total / n if n and total else 0.0
+    phrases = [fts_tokens(w) for w in words]
+    w_int = weights.internal if staff else 0.0
+    scored = []
+    for cid, title, body, internal, *_ in rows:
+        tt, bt, it = fts_tokens(title), fts_tokens(body), fts_tokens(internal)
+        freqs = [weights.title * phrase_count(tt, p) + weights.body * phrase_count(bt, p)
+                 + (w_int * phrase_count(it, p) if w_int else 0.0) for p in phrases]
+        scored.append((int(cid), bm25(freqs, idfs, len(tt) + len(bt) + len(it), avgdl)))
+    scored.sort(key=lambda x: (-x[1], x[0]))
+    return scored[:limit]

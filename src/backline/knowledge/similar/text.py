@@ -56,6 +56,22 @@ def terms(text: str | None) -> list[str]:
     return out[:MAX_FIELD_TERMS]
 
 
+#: The ``search_terms`` row that holds the number of tokens of all indexed cases (BM25's average
+#: length on PostgreSQL; terms never contain a space, so it is no term's row).
+TOKEN_COUNT_TERM = " tokens"
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def fts_tokens(terms_text: str | None) -> list[str]:
+    """The tokens SQLite FTS5 (``unicode61``) makes of a terms column: runs of letters and digits
+    (``foo_bar`` is two tokens, and the query term ``foo_bar`` is the phrase ``foo bar``).
+
+    >>> fts_tokens("foo_bar gateway __init__ x1")
+    ['foo', 'bar', 'gateway', 'init', 'x1']
+    """
+    return _TOKEN.findall(terms_text or "")
+
+
 def idf(df: int, n_docs: int) -> float:
     """BM25's inverse document frequency (never negative)."""
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
