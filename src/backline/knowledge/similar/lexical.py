@@ -108,8 +108,11 @@ def _search_pg(conn, words, idf, *, where, staff, limit, weights,
        inputs: the scores are SQLite's to the last bits, for the cases in the shortlist.
 
     The shortlist (300 by default) is what keeps this fast: ranking every matching case read each
-    case's text once per term and call (100-300 ms for 5,000 postings over 100,000 cases).  Its
-    top 100 is measured against ranking every match in ``benchmarks/similar_bench.py``.
+    case's text once per term and call (100-300 ms for 5,000 postings over 100,000 cases).  It can
+    differ from SQLite, which ranks every match, only where a case outside it (holding fewer or
+    commoner terms) would score higher.  A phrase term (``foo_bar``) may also match across the end
+    of the title and the start of the text in the GIN step, where FTS5 keeps columns apart; its
+    frequency here is FTS5's.
     """
     shortlist = shortlist or max(PG_SHORTLIST, 3 * limit)
     f = _FTS_PG.c
