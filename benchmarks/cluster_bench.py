@@ -10,8 +10,9 @@ different seed each), then runs ``backline analyze FOLDER --format json --out DI
    torn down afterwards).
 
 Prints wall clock and CPU seconds of each, the CPU of every part of the cluster
-run (the ``backline analyze`` client, the scheduler, each worker: read with
-psutil before and after, so the cluster's start is not counted), the ratios
+run (the ``backline analyze`` client, the scheduler, each worker with the task
+processes it starts: read with psutil before and after, so the cluster's start
+is not counted), the ratios
 cluster / one process of wall clock and of total CPU, and whether the two
 reports are equal (findings, facts but the records paths, events).  The load
 average is printed before and after: on a loaded machine the wall ratio says
@@ -42,12 +43,60 @@ from backline.testing import local_dask_cluster  # noqa: E402
 
 
 def _cpu(proc: psutil.Process) -> float:
-    """User + system CPU seconds of a running process (its own threads; children not counted)."""
+    """CPU seconds (user + system) of a running process and everything under it: its live
+    descendants (a worker's fork server, task supervisors) and the ones already reaped (task
+    processes), whose time the kernel adds to their parent's children times."""
+    return sum(_tree(proc))
+
+
+def _tree(proc: psutil.Process) -> tuple[float, float]:
+    """(the process's own CPU seconds, its descendants' live and reaped)."""
+    own = rest = 0.0
     try:
-        t = proc.cpu_times()
-        return t.user + t.system
+        tree = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0.0
+        return 0.0, 0.0
+    for p in tree:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        if p.pid == proc.pid:
+            own += t.user + t.system
+            rest += t.children_user + t.children_system
+        else:
+            rest += t.user + t.system + t.children_user + t.children_system
+    return own, rest
+
+
+def _run_watched(cmd: list[str]) -> dict:
+    """``run(cmd)``, plus the CPU of its main process alone (sampled until it exits)."""
+    import threading
+
+    own = [0.0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for p in psutil.Process().children():
+                if p.cmdline()[-len(cmd) + 1:] == cmd[1:]:
+                    try:
+                        while not stop.is_set():
+                            t = p.cpu_times()
+                            own[0] = t.user + t.system
+                            stop.wait(0.05)
+                    except psutil.Error:
+                        pass
+                    return
+            stop.wait(0.05)
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    r = run(cmd)
+    stop.set()
+    th.join()
+    r["main"] = own[0]
+    return r
 
 
 def main(argv: list[str]) -> int:
@@ -68,7 +117,7 @@ def main(argv: list[str]) -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores; {a.logs} logs, {size / 1e6:.0f} MB")
     base = [BACKLINE, "analyze", str(ev), "--format", "json", "--no-store", "--no-kb-pack"]
-    ones = [run(base + ["--jobs", "1", "--out", str(a.keep / "report-local")]) for _ in range(a.repeat)]
+    ones = [_run_watched(base + ["--jobs", "1", "--out", str(a.keep / "report-local")]) for _ in range(a.repeat)]
     one = min(ones, key=lambda r: r["cpu"])
 
     dists = []
@@ -76,20 +125,26 @@ def main(argv: list[str]) -> int:
         parts = {"scheduler": psutil.Process(procs[0].pid),
                  **{f"worker {i + 1}": psutil.Process(p.pid) for i, p in enumerate(procs[1:])}}
         for _ in range(a.repeat):
-            before = {k: _cpu(p) for k, p in parts.items()}
+            before = {k: _tree(p) for k, p in parts.items()}
             r = run(base + ["--jobs", "1", "--scheduler", addr, "--out", str(a.keep / "report-cluster")])
-            r["parts"] = {"client (backline analyze)": r["cpu"],
-                          **{k: _cpu(p) - before[k] for k, p in parts.items()}}
-            r["cpu"] = sum(r["parts"].values())
+            after = {k: _tree(p) for k, p in parts.items()}
+            r["parts"] = {"client (backline analyze)": r["cpu"]}
+            for k in parts:
+                own, rest = (after[k][0] - before[k][0]), (after[k][1] - before[k][1])
+                r["parts"][k] = own + rest
+                if rest:
+                    r["parts"][f"  {k}: Dask process / task processes"] = f"{own:.1f} / {rest:.1f}"
+            r["cpu"] = sum(v for v in r["parts"].values() if isinstance(v, float))
             dists.append(r)
     dist = min(dists, key=lambda r: r["cpu"])
     same = _report_view(a.keep / "report-local" / "report.json") == _report_view(
         a.keep / "report-cluster" / "report.json")
     print(f"{'what':44} {'wall s':>8} {'CPU s':>7}")
     print(f"{'backline analyze --jobs 1 (one process)':44} {one['wall']:8.1f} {one['cpu']:7.1f}")
+    print(f"{'  main process / its task processes':44} {one['main']:.1f} / {one['cpu'] - one['main']:.1f}".rjust(10))
     print(f"{f'backline analyze --scheduler ({a.workers} workers)':44} {dist['wall']:8.1f} {dist['cpu']:7.1f}")
     for k, v in dist["parts"].items():
-        print(f"{'  ' + k:44} {'':8} {v:7.1f}")
+        print(f"{'  ' + k:44} {'':8} {v:7.1f}" if isinstance(v, float) else f"{'  ' + k:44} {v:>16}")
     print(f"cluster / one process: wall {dist['wall'] / one['wall']:.2f}x, CPU {dist['cpu'] / one['cpu']:.2f}x; "
           f"reports equal: {same}")
     if a.repeat > 1:

@@ -57,7 +57,8 @@ class DaskMap:
         self.client = client
 
     def map(self, fn, *iterables):
-        futures = self.client.map(fn, *iterables, pure=False)
+        # a large log's byte ranges are the largest tasks: ahead of the queued whole files
+        futures = self.client.map(fn, *iterables, pure=False, priority=1 << 30)
         return self.client.gather(futures)
 
     def workers(self) -> int:

@@ -101,6 +101,16 @@ class TaskResult:
     findings: list[Finding] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
 
+    def __reduce__(self):
+        # pickled between processes (a task process, a Dask worker): the events in columns (.wire)
+        from backline.analyzers.wire import pack_events
+        return (_task_result, (self.run, pack_events(self.events), self.findings, self.facts))
+
+
+def _task_result(run, events, findings, facts) -> TaskResult:
+    from backline.analyzers.wire import unpack_events
+    return TaskResult(run, unpack_events(events), findings, facts)
+
 
 @dataclass(slots=True)
 class RunnerOutput:
