@@ -1,7 +1,8 @@
 """Benchmark: leave-one-drill-out - is the diagnosis tuned to the drills it is scored on?
 
 Every built drill is analysed once (without the diagnosis).  A grid of the diagnosis' tunable
-numbers is then tried: the prior of the process-death classes, the weight of an "onset" link (an
+numbers is then tried: the prior of the process-death classes, the prior of the pool-exhaustion
+class, the weight of an "onset" link (an
 effect that appears right after its cause), the cap on the support such links give, the factor
 for chronic findings and the weight of a time-only link.  For each drill in turn, the grid point
 that scores best on *all the other drills* is chosen (first, then top 3, then healthy bundles
@@ -41,10 +42,12 @@ GRID = {
     "max_onset_support": (0.5, 1.0),
     "chronic_factor": (0.25, 0.35, 0.5),
     "time_weight": (0.2, 0.3, 0.4),
+    "pool_prior": (0.7, 0.8, 0.9),           # the pool-exhaustion class (issue 11's held-out misses)
 }
 SHIPPED = {"death_prior": None, "onset_weight": DiagnosisSettings().onset_weight,
            "max_onset_support": DiagnosisSettings().max_onset_support,
-           "chronic_factor": DiagnosisSettings().chronic_factor, "time_weight": engine.JOIN_WEIGHT["time"]}
+           "chronic_factor": DiagnosisSettings().chronic_factor, "time_weight": engine.JOIN_WEIGHT["time"],
+           "pool_prior": None}
 
 
 def _doc(f) -> dict:
@@ -52,11 +55,13 @@ def _doc(f) -> dict:
             "evidence": [{"artifact": r.artifact, "locator": r.locator, "excerpt": r.excerpt} for r in f.evidence]}
 
 
-def _library(base: Library, death_prior: float | None) -> Library:
-    if death_prior is None:
+def _library(base: Library, death_prior: float | None, pool_prior: float | None = None) -> Library:
+    if death_prior is None and pool_prior is None:
         return base
     sigs = tuple(dataclasses.replace(s, prior=death_prior - (0.02 if s.id == "process_death_log" else 0.0))
-                 if s.id in DEATHS else s for s in base.signals)
+                 if s.id in DEATHS and death_prior is not None
+                 else dataclasses.replace(s, prior=pool_prior) if s.id == "pool_exhausted" and pool_prior is not None
+                 else s for s in base.signals)
     return dataclasses.replace(base, signals=sigs)
 
 
@@ -66,7 +71,7 @@ def run(case: dict, point: dict, base: Library) -> str:
     s = DiagnosisSettings(onset_weight=point["onset_weight"], max_onset_support=point["max_onset_support"],
                           chronic_factor=point["chronic_factor"])
     d = diagnose(case["findings"], case["events"], case["facts"], case["artifacts"],
-                 library=_library(base, point["death_prior"]), settings=s)
+                 library=_library(base, point["death_prior"], point.get("pool_prior")), settings=s)
     if case["healthy"]:
         return "ok" if max((c.confidence for c in d.causes), default=0.0) <= 0.5 else "fail"
     rank = next((i + 1 for i, c in enumerate(d.causes) if c.finding in case["hits"]), None)

@@ -39,11 +39,15 @@ DRILL_MODULES = (
     "config_exit",
     "abort_timeouts",
     "container_exit",
+    "dns_typo",
+    "pool_exhaustion",
+    "startup_exit",
     "healthy_shop",
     "healthy_resolver",
     "healthy_stream",
     "healthy_catalog",
     "healthy_docstore",
+    "healthy_inventory",
 )
 DEFAULT_OUT = Path(os.environ.get("BACKLINE_DRILLS", "/work/drills-out"))
 

@@ -103,3 +103,35 @@ def test_hostile_text_in_a_cause_is_escaped(rich):
     out = io.StringIO()
     render_text(report, Console(file=out, width=100, force_terminal=True))
     assert "\x1b[31mansi" not in out.getvalue()
+
+
+def test_a_weak_top_cause_reads_no_confident_root_cause_with_the_candidates_listed(rich):
+    result, _ = _with_diagnosis(rich)
+    weak = tuple(dataclasses.replace(c, confidence=conf)
+                 for c, conf in zip(result.diagnosis.causes, (0.37, 0.2)))
+    result = dataclasses.replace(result, diagnosis=dataclasses.replace(result.diagnosis, causes=weak))
+    report = build_report(result, now=fixed_clock)
+    out = io.StringIO()
+    render_text(report, Console(file=out, width=100))
+    text = out.getvalue()
+    assert text.splitlines()[0] == "No confident root cause"
+    assert "Probable root cause" not in text and "Possible root cause" not in text
+    assert "(0.37) Nothing listening on 10.0.0.5:443" in text and "(0.20) a lone crash" in text
+    assert "connection errors naming" not in text          # no chain is put forward
+    md = render_markdown(report)
+    assert md.index("## No confident root cause") < md.index("## Findings")
+    assert "Probable root cause" not in md and "| 0.37 | Nothing listening on 10.0.0.5:443" in md
+    html = render_html(report)
+    assert "<h2>No confident root cause</h2>" in html and "Probable root cause</h2>" not in html
+    assert html.count('<details class="cause alt">') == 2
+    doc = json.loads(render_json(report))                 # the JSON is the same data, unchanged
+    assert [c["confidence"] for c in doc["diagnosis"]["probable_causes"]] == [0.37, 0.2]
+
+
+def test_a_confident_top_cause_keeps_its_heading_at_the_threshold(rich):
+    result, _ = _with_diagnosis(rich)
+    causes = (dataclasses.replace(result.diagnosis.causes[0], confidence=0.5), result.diagnosis.causes[1])
+    result = dataclasses.replace(result, diagnosis=dataclasses.replace(result.diagnosis, causes=causes))
+    out = io.StringIO()
+    render_text(build_report(result, now=fixed_clock), Console(file=out, width=100))
+    assert out.getvalue().splitlines()[0].startswith("Probable root cause (confidence 0.50)")

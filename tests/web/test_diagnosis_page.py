@@ -55,3 +55,26 @@ def test_customers_do_not_see_it(site):
     login(client, "carl")
     page = client.get(f"/cases/{case.key}").text
     assert 'id="diagnosis"' not in page and "Nothing listening" not in page
+
+
+def test_a_weak_lone_cause_is_not_presented_as_the_answer(hub):
+    """Below 0.5 the page says there is no confident root cause, and the bug draft says so too."""
+    users = add_users(hub, ("erin", "engineer", None))
+    case = hub.cases.create(users["erin"], NewCase("App warns", "orders", "4.2.1", "acme", CaseSeverity.S3, FULL))
+    log = (b"2026-11-23 10:00:00 INFO start\n"
+           b"2026-11-23 10:00:01 ERROR could not open /etc/app/extra.conf: No such file or directory\n"
+           b"2026-11-23 10:00:02 INFO ready\n")
+    import io
+    hub.evidence.upload(users["erin"], case.key, "app.log", io.BytesIO(log))
+    JobRunner(hub.cases, hub.store).run_pending()
+    from backline.cases.bugs import proposed_root_cause
+    from backline.cases.diagnosis import DiagnosisService
+    top = DiagnosisService(hub.cases).current(users["erin"], case.key)["probable_causes"][0]
+    assert top["confidence"] < 0.5
+    with TestClient(create_app(hub)) as client:
+        login(client, "erin")
+        page = client.get(f"/cases/{case.key}").text
+    section = page[page.index('id="diagnosis"'):page.index('id="known-issues"')]
+    text = html.unescape(re.sub(r"<[^>]+>", " ", section))
+    assert "No confident root cause" in text and "Possible root cause · confidence 0." in text
+    assert proposed_root_cause(hub.cases, users["erin"], case.key).startswith("No confident root cause")

@@ -75,13 +75,19 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
-def test_several_workers_share_the_port_and_stop_together(tmp_path):
+def _two_workers(tmp_path):
+    """``backline serve --workers 2`` on a fresh home and a free port: (env, process, base URL)."""
     env = {**os.environ, "BACKLINE_HOME": str(tmp_path / "home")}
     env.pop("BACKLINE_DATABASE_URL", None)
     port = free_port()
     proc = subprocess.Popen(backline_exe() + ["serve", "--port", str(port), "--workers", "2", "--no-background"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return env, proc, f"http://127.0.0.1:{port}"
+
+
+def test_several_workers_share_the_port_and_stop_together(tmp_path):
+    env, proc, base = _two_workers(tmp_path)
+    port = int(base.rsplit(":", 1)[1])
     try:
         wait_healthy(base, proc)
         # every new connection is answered, whichever worker the kernel gives it to
@@ -99,3 +105,28 @@ def test_several_workers_share_the_port_and_stop_together(tmp_path):
     time.sleep(0.5)
     assert not [w for w in workers if Path(f"/proc/{w}").exists()
                 and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]]
+
+
+def test_workers_stop_when_the_master_is_killed(tmp_path):
+    """kill -9 of the master leaves no worker holding the port (they get SIGTERM from the kernel)."""
+    _, proc, base = _two_workers(tmp_path)
+    try:
+        wait_healthy(base, proc)
+        workers = [c for c in _children(proc.pid) if Path(f"/proc/{c}/cmdline").exists()
+                   and b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        assert len(workers) == 2, workers
+    finally:
+        proc.kill()
+        proc.wait(timeout=15)
+
+    def alive(pid: int) -> bool:
+        try:
+            return "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except OSError:
+            return False
+    deadline = time.monotonic() + 30
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [w for w in workers if alive(w)]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(base + "/healthz", timeout=2)

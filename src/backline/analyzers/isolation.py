@@ -76,12 +76,12 @@ def context():
     return ctx
 
 
-def die_with_parent() -> None:
-    """Linux: be killed when the parent goes (a server killed with -9 leaves no analyzer running).
-    Also the initializer of the worker processes an analyzer starts itself."""
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Linux: get ``sig`` when the parent goes (a server killed with -9 leaves no analyzer or
+    server worker running). Also the initializer of the worker processes an analyzer starts."""
     try:
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)     # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig), 0, 0, 0)     # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 

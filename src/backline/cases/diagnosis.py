@@ -189,8 +189,20 @@ def proposal(cause: Mapping[str, Any], max_links: int = 6) -> str:
     Chain: -> errors in app.log (app.log line:9)
     To confirm: Check df -h.
     (A proposal from the automatic diagnosis: check it, then edit or replace this text.)
+
+    Below 0.5 the diagnosis has no confident cause, and the text says so:
+
+    >>> print(proposal({"title": "NXDOMAIN for wpad.corp", "confidence": 0.37, "code": "NET.DNS.NXDOMAIN"}))
+    No confident root cause from Backline's diagnosis; its strongest candidate (confidence 0.37): NXDOMAIN for wpad.corp
+    Rests on: NET.DNS.NXDOMAIN
+    (A proposal from the automatic diagnosis: check it, then edit or replace this text.)
     """
-    lines = [f"Proposed by Backline's diagnosis (confidence {float(cause['confidence']):.2f}): {cause['title']}"]
+    from backline.report.diagnosis import PROBABLE
+
+    conf = float(cause["confidence"])
+    lines = [(f"Proposed by Backline's diagnosis (confidence {conf:.2f}): " if conf >= PROBABLE else
+              f"No confident root cause from Backline's diagnosis; its strongest candidate (confidence {conf:.2f}): ")
+             + cause["title"]]
     ev = (cause.get("evidence") or [None])[0]
     lines.append(f"Rests on: {cause['code']}" + (f", {ev['artifact']} {ev['locator']}" if ev else ""))
     steps = []

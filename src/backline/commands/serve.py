@@ -74,9 +74,19 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
                     log_level=log_level, access_log=False)
 
 
-def _worker(host: str, port: int, log_level: str) -> None:
-    """One server process with its own SO_REUSEPORT listening socket."""
+def _worker(host: str, port: int, log_level: str, parent: int) -> None:
+    """One server process with its own SO_REUSEPORT listening socket.  It stops (SIGTERM, a
+    graceful shutdown) when the master goes, also when the master is killed with -9: orphaned
+    workers would keep the port and answer with nobody to stop them."""
+    import signal
+
     import uvicorn
+
+    from backline.analyzers.isolation import die_with_parent
+
+    die_with_parent(signal.SIGTERM)
+    if os.getppid() != parent:          # the master went before the line above took effect
+        return
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -111,7 +121,7 @@ def _serve_reuseport(host: str, port: int, workers: int, log_level: str) -> None
     finally:
         probe.close()
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(host, port, log_level), daemon=False) for _ in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(host, port, log_level, os.getpid()), daemon=False) for _ in range(workers)]
     for p in procs:
         p.start()
 

@@ -13,6 +13,8 @@ Renderers lay out the same rows: :func:`diagnosis_view` turns a report's
 [(1, 'connection errors', 'endpoint 10.0.0.5:5432'), (2, 'the exit', 'same file')]
 >>> heading(pc), heading(ProbableCause("x", 0.3, "C", 0))
 ('Probable root cause', 'Possible root cause')
+>>> confident((pc,)), confident((ProbableCause("x", 0.37, "C", 0),)), section_heading(())
+(True, False, 'No confident root cause')
 """
 
 from __future__ import annotations
@@ -48,8 +50,23 @@ class CauseView:
     rows: tuple[ChainRow, ...]
 
 
+#: The section's heading when no cause reaches :data:`PROBABLE`: the candidates are listed, none is put first.
+NO_CONFIDENT = "No confident root cause"
+
+
 def heading(cause: ProbableCause) -> str:
     return "Probable root cause" if cause.confidence >= PROBABLE else "Possible root cause"
+
+
+def confident(causes: tuple[ProbableCause, ...] | list[ProbableCause]) -> bool:
+    """Whether the top cause is confident enough to be presented as *the* probable root cause.
+    When not, renderers say "No confident root cause" and list the candidates below (a healthy
+    bundle's lone NXDOMAIN at 0.37 is a candidate to glance at, not a diagnosis)."""
+    return bool(causes) and causes[0].confidence >= PROBABLE
+
+
+def section_heading(causes: tuple[ProbableCause, ...] | list[ProbableCause]) -> str:
+    return "Probable root cause" if confident(causes) else NO_CONFIDENT
 
 
 def joined_text(link: ChainLink) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 
-from backline.report.diagnosis import diagnosis_view
+from backline.report.diagnosis import NO_CONFIDENT, PROBABLE, confident, diagnosis_view
 from backline.report.json_report import iso, jsonable
 from backline.report.model import Report
 from backline.report.text import clean
@@ -88,6 +88,14 @@ def diagnosis_markdown(report: Report, max_rows: int = 20) -> list[str]:
     if d is None or not d.causes:
         return []
     views = diagnosis_view(report.findings, d.causes)
+    if not confident(d.causes):
+        out = [f"## {NO_CONFIDENT}", "",
+               f"No cause reaches a confidence of {PROBABLE:.2f}; the candidates, for a look:", ""]
+        out += _table(["Confidence", "Candidate", "Code", "Finding"],
+                      [[f"{v.cause.confidence:.2f}", esc(v.cause.title, 200), code(v.cause.code),
+                        str(v.cause.finding + 1)] for v in views])
+        out.append("")
+        return out
     top = views[0]
     c = top.cause
     out = [f"## {top.heading}", "", f"**{esc(c.title, 300)}**", ""]

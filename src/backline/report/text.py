@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from backline.model import Severity
-from backline.report.diagnosis import MAX_ALTERNATIVES, PROBABLE, diagnosis_view
+from backline.report.diagnosis import MAX_ALTERNATIVES, NO_CONFIDENT, PROBABLE, confident, diagnosis_view
 from backline.report.model import Report
 
 #: Rich styles per severity.
@@ -161,6 +161,17 @@ def render_diagnosis(report: Report, console: Console, *, max_rows: int = 8) -> 
     if d is None or not d.causes:
         return
     views = diagnosis_view(report.findings, d.causes)
+    if not confident(d.causes):
+        # nothing reaches PROBABLE: say so, and list the candidates without putting one first
+        console.print(Text(NO_CONFIDENT, style="bold"))
+        console.print(Text(f"  candidates, none above {PROBABLE:.2f}:", style="dim"))
+        for v in views[:1 + MAX_ALTERNATIVES]:
+            alt = Text(f"  ({v.cause.confidence:.2f}) ", style="dim")
+            alt.append(clean(v.cause.title, 160))
+            alt.append(f"  {clean(v.cause.code, 60)}", style="dim")
+            console.print(alt)
+        console.print()
+        return
     top = views[0]
     c = top.cause
     head = Text(f"{top.heading} ", style="bold")

@@ -80,9 +80,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(base: str, proc=None, *, seconds: float = 30.0) -> None:
+def wait_healthy(base: str, proc=None, *, seconds: float = 90.0) -> None:
     """Wait until ``base + "/healthz"`` answers 200; RuntimeError (with the server's last stderr
-    when ``proc`` is given and has exited) after ``seconds``."""
+    when ``proc`` is given) after ``seconds`` (generous: a server with several workers imports
+    everything once per worker, slow on a loaded 2-core machine)."""
     import time
 
     import httpx
@@ -100,9 +101,33 @@ def wait_healthy(base: str, proc=None, *, seconds: float = 30.0) -> None:
     tail = ""
     if proc is not None and proc.stderr is not None:
         if proc.poll() is None:
-            proc.kill()
-        tail = ": " + proc.stderr.read().decode(errors="replace")[-2000:]
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except Exception:       # noqa: BLE001 - still running: kill it
+                proc.kill()
+        tail = ": " + _read_available(proc.stderr, 3.0).decode(errors="replace")[-2000:]
     raise RuntimeError(f"{base} did not become healthy{tail}")
+
+
+def _read_available(stream, seconds: float) -> bytes:
+    """What ``stream`` (a pipe) holds, read for at most ``seconds``: a child of the server that
+    outlived it may keep the pipe open, and a plain ``read()`` would then wait forever."""
+    import os
+    import select
+    import time
+
+    fd, data = stream.fileno(), b""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def backline_exe() -> list[str]:

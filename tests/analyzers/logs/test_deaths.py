@@ -75,3 +75,14 @@ def test_signals_crash_messages_and_requested_stops(tmp_path):
     assert [(f.data["reason"], f.data["process"]) for f in found] == [
         ("crash-message", ["geoindexd"]), ("signal", ["geoindexd"])]
     assert found[1].data["signal"] == "ABRT"
+
+
+def test_the_program_named_before_exited_is_the_one_that_died_and_its_own_exit_announcement_counts():
+    assert deaths.death("2026-12-07T17:30:44Z svrun: relayd exited with status 78, restarting in 1 s") == {
+        "reason": "exit-status", "process": ["relayd"], "status": 78}
+    assert deaths.death("2026-12-07 17:30:44,093 ERROR relayd exiting with status 78")["process"] == ["relayd"]
+    # words that stand before "exited" without naming a program name nothing; clean ends stay clean
+    assert "process" not in deaths.death("ERROR worker exited with code 3")
+    assert "process" not in deaths.death("WARN it exited with status 2")
+    assert deaths.death("svrun: relayd exited with status 143, restarting in 0 s") is None
+    assert deaths.death("INFO relayd exiting with status 0") is None

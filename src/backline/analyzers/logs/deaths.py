@@ -34,6 +34,12 @@ True
 True
 >>> death("/opt/app/run.sh: line 12:  4242 Killed                  /opt/app/bin/renderd --serve")
 {'reason': 'crash-message'}
+>>> death("2026-12-07T17:25:37Z svrun: relayd exited with status 78, restarting in 1 s")
+{'reason': 'exit-status', 'process': ['relayd'], 'status': 78}
+>>> death("2026-12-07 17:25:37,493 ERROR relayd exiting with status 78")
+{'reason': 'exit-status', 'process': ['relayd'], 'status': 78}
+>>> death("worker exited with code 3")
+{'reason': 'exit-status', 'status': 3}
 >>> death('{"msg": "task exit", "container": "quotes", "pid": 26356, "exitCode": 2}')
 {'reason': 'exit-status', 'process': ['quotes'], 'pid': '26356', 'status': 2}
 """
@@ -55,7 +61,7 @@ _SIGNAL = re.compile(
     r"|\bcode=(?:killed|dumped),\s*status=(?P<snum>\d+)/(?:SIG)?(?P<sname>[A-Z]{2,6})\b", re.I)
 _STATUS = re.compile(
     r"\bcode=exited,\s*status=(?P<a>-?(?:0x[0-9a-f]+|\d+))"
-    r"|\bexit(?:ed)?\s+(?:with\s+)?(?:exit\s+)?(?:code|status)[\s=:]*\(?(?P<b>-?(?:0x[0-9a-f]+|\d+))"
+    r"|\bexit(?:ed|ing)?\s+(?:with\s+)?(?:exit\s+)?(?:code|status)[\s=:]*\(?(?P<b>-?(?:0x[0-9a-f]+|\d+))"
     r"|\bexited\s+with\s+(?P<c>-?(?:0x[0-9a-f]+|\d+))\b"
     r"|\breturned\s+(?:exit\s+)?(?:code|status)\s+(?P<d>-?(?:0x[0-9a-f]+|\d+))"
     r"|\bexit_?(?:code|status)[\"']?\s*[=:]\s*[\"']?(?P<e>-?(?:0x[0-9a-f]+|\d+))", re.I)     # JSON and key=value events
@@ -80,6 +86,9 @@ _SUPERVISED = re.compile(r"\b(?:exited|gave up|stopped|terminated|died|crashed|k
 _NAME_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\s*\((?:pid\s*)?(\d{1,10})\)", re.I)
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
 _PID = re.compile(r"\b(?:pid|process)[\"']?\s*[:=#]?\s*(\d{2,10})\b", re.I)
+#: ``svrun: relayd exited with status 78``: the program named as the subject of the death words
+_SUBJECT = re.compile(r"(?:^|[\s:\]>|])([A-Za-z_][\w.-]{1,40})\s+(?:has\s+|is\s+)?(?:exited|exiting|terminated|died|crashed|"
+                      r"was\s+killed|aborted)\b", re.I)
 #: ``"container": "quotes"``, ``unit=billing``: the name a structured event gives the process
 _FIELD_NAME = re.compile(r"\b(?:container|service|program|app|unit|process_name|task_name)[\"']?\s*[=:]\s*"
                          r"[\"']?([A-Za-z_][\w.-]{1,40})", re.I)
@@ -88,6 +97,11 @@ _HINT_RE2 = (r"kill|exit|signal|status|terminat|\*\*\*|segfault|fault|trap|core 
              r"abnormal|prematurely|unexpectedly|repeated too quickly")
 _NOT_NAME = {"process", "child", "worker", "program", "service", "daemon", "main", "the", "with", "signal", "pid",
              "kernel", "exit", "status", "code"}
+#: words that stand before "exited" without naming a program
+_NOT_SUBJECT = {"it", "has", "had", "have", "that", "which", "then", "and", "just", "task", "job", "thread", "container",
+                "instance", "unexpectedly", "already", "never", "subprocess", "command", "script", "shell", "app",
+                "application", "server", "client", "info", "warn", "warning", "error", "notice", "debug", "fatal",
+                "critical", "crit", "err"}
 
 
 def _requested(sig: str | None) -> bool:
@@ -146,6 +160,10 @@ def death(line: str) -> dict[str, Any] | None:
         if cands and not names:
             names.append(cands[-1].group(1))
             pid = pid or cands[-1].group(2)
+    if not names:
+        m = _SUBJECT.search(line, max(0, where - 60))
+        if m and m.start(1) <= where + 1 and m.group(1).lower() not in _NOT_NAME | _NOT_SUBJECT:
+            names.append(m.group(1))
     if pid is None:
         p = _PID.search(line) or re.search(r"\bpid=(\d+)", line)
         if p:

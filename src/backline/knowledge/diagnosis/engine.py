@@ -39,7 +39,7 @@ from backline.knowledge.diagnosis.explain import make_cause
 from backline.knowledge.diagnosis.library import Library, Relation, load_library
 from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, artifact_processes, build_nodes,
                                                 endpoint_owners, learn_vocabulary, listeners, named_processes,
-                                                server_names)
+                                                merge_nodes, relative_names, server_names)
 from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
 from backline.model import Artifact, Diagnosis, Event, Fact, Finding, Severity
 
@@ -151,6 +151,10 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
             if kind == "host":
                 shared_vals = [v for v in a if Entity(kind, v).specific
                                and any(Entity(kind, v).covers(Entity(kind, w)) for w in b)]
+            elif kind == "process" and c.peers:
+                # a finding about reaching a program (its client's refusal or time-out) explains
+                # nothing that program does itself: the program's own failure is the cause, not the effect
+                shared_vals = [v for v in a if v in b and (v not in c.peers or v in e.peers)]
             else:
                 shared_vals = [v for v in a if v in b and Entity(kind, v).specific]
             if shared_vals:
@@ -283,9 +287,10 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
             lst.sort(key=lambda e: (-e.weight, abs((nodes[e.effect].first or t_c) - t_c), e.effect))
             for e in lst[max_out:]:
                 del edges[(e.cause, e.effect)]
-    # Two findings that would explain each other (same moment, or undated): keep the direction whose
-    # cause is of the more causal class (higher prior), then the one that came first, then the
-    # stronger link.
+    # Two findings that would explain each other (same moment, or undated): keep the direction that
+    # reads the effect as its own class (a bad setting read as "the program stopping" by a death
+    # explains nothing: the library says the setting explains the death), then the one whose cause
+    # is of the more causal class (higher prior), then the one that came first, then the stronger link.
     for (ci, ei) in list(edges):
         back = edges.get((ei, ci))
         fwd = edges.get((ci, ei))
@@ -293,7 +298,9 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
             continue
         t_c = nodes[ci].first if nodes[ci].first is not None else math.inf
         t_e = nodes[ei].first if nodes[ei].first is not None else math.inf
-        if (nodes[ci].prior, -t_c, fwd.weight, -ci) < (nodes[ei].prior, -t_e, back.weight, -ei):
+        own_f = fwd.effect_signal.id == nodes[ei].signals[0].id
+        own_b = back.effect_signal.id == nodes[ci].signals[0].id
+        if (own_f, nodes[ci].prior, -t_c, fwd.weight, -ci) < (own_b, nodes[ei].prior, -t_e, back.weight, -ei):
             del edges[(ci, ei)]
         else:
             del edges[(ei, ci)]
@@ -407,24 +414,30 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
     return max(0.0, min(0.99, conf)), reasons
 
 
-def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[Fact], vocab) -> None:
+def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[Fact], vocab) -> list[Node]:
     """Entities one piece of evidence ties together: a server's address for the name the client
     used (TLS SNI), the dumped process a log line names beside an endpoint, the program a log's
-    file name names, and the program a log says serves on an endpoint."""
+    file name names, the program a log says serves on an endpoint, and the failed lookups of the
+    names a client asked for by a relative name (the completions of one lookup become one node)."""
     owners = endpoint_owners(findings, named_processes(findings, facts), vocab)
     addresses = server_names(findings)
     art_procs = artifact_processes([f.artifact for f in findings if f.artifact]
                                    + [x.artifact for x in facts if x.name == "log.template_index"], vocab)
     served = listeners(facts, vocab, art_procs)
     for n in nodes:
-        inferred = sorted({p for a in n.artifacts for p in art_procs.get(a, ())}
-                          | {p for ep in n.ents.get("endpoint", ()) for p in served.get(ep, ())})
+        own = {p for a in n.artifacts for p in art_procs.get(a, ())}
+        serving = {p for ep in n.ents.get("endpoint", ()) for p in served.get(ep, ())}
+        named = set(n.ents.get("process", ()))
+        # a program a finding reaches only as the server of an endpoint it names is its peer, not itself
+        n.peers |= serving - own - named
+        inferred = sorted(own | serving)
         if inferred:
             lst = n.ents.setdefault("process", [])
             for p in inferred:
                 if p not in lst:
                     lst.append(p)
                     n.derived.add(("process", p))
+    nodes = merge_nodes(nodes, relative_names(nodes))
     for n in nodes:
         eps = n.ents.setdefault("endpoint", [])
         eps += sorted({a for ep in eps for a in addresses.get(ep, ()) if a not in eps})
@@ -432,6 +445,7 @@ def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[
         if derived:
             lst = n.ents.setdefault("process", [])
             lst += [p for p in derived if p not in lst]
+    return nodes
 
 
 def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: Sequence[Fact] = (),
@@ -453,7 +467,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     offsets = {k.artifact: k.offset_s for k in skews}
     window = incident_window(events, offsets, s.timing)
     nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)
-    _bridge(nodes, findings, facts, vocab)
+    nodes = _bridge(nodes, findings, facts, vocab)
     edges = _edges(nodes, lib, set(offsets), s.max_out_links, onset_weight=s.onset_weight)
     out: dict[int, list[Edge]] = defaultdict(list)
     inbound: dict[int, list[Edge]] = defaultdict(list)

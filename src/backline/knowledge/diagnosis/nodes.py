@@ -8,6 +8,7 @@ is a link of the library between two nodes (made by :mod:`.engine`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,6 +43,8 @@ class Node:
     lines: dict[str, int] = field(default_factory=dict)   # artifact -> first line it points at
     coarse: bool = False                  # its time is a bucket's start (a burst), not a record's
     derived: set[tuple[str, str]] = field(default_factory=set)   # entities inferred, not named (no contradiction)
+    peers: set[str] = field(default_factory=set)   # programs it names only as the server of an endpoint it
+                                                   # names (a client's error about reaching them), not its own
 
     @property
     def prior(self) -> float:
@@ -153,8 +156,7 @@ def learn_vocabulary(findings: Sequence[Finding], facts: Sequence[Fact]) -> Voca
         if f.data.get("sni"):
             hosts.append(str(f.data["sni"]))
         for key in ("app", "service", "process"):
-            if f.data.get(key):
-                procs.append(str(f.data[key]).lower())
+            procs += _names(f.data.get(key))
     for fact in facts:
         if fact.name == "dump.process" and isinstance(fact.value, str):
             procs.append(fact.value.lower())
@@ -167,8 +169,19 @@ def named_processes(findings: Sequence[Finding], facts: Sequence[Fact]) -> set[s
     out = {str(x.value).lower() for x in facts if x.name == "dump.process" and isinstance(x.value, str) and x.value}
     for f in findings:
         if isinstance(f.data, Mapping):
-            out |= {str(f.data[k]).lower() for k in ("app", "service", "process") if f.data.get(k)}
+            out |= {p for k in ("app", "service", "process") for p in _names(f.data.get(k))}
     return {p for p in out if len(p) >= 3}
+
+
+def _names(value) -> list[str]:
+    """Process names in a data value: one name, or a list of them (``LOG.PROCESS_EXIT``'s ``process``).
+
+    >>> _names("Tilerd"), _names(["relayd", "svrun"]), _names(None)
+    (['tilerd'], ['relayd', 'svrun'], [])
+    """
+    if isinstance(value, (list, tuple)):
+        return [str(v).lower() for v in value[:10] if isinstance(v, str) and v]
+    return [str(value).lower()] if value not in (None, "") and not isinstance(value, Mapping) else []
 
 
 def endpoint_owners(findings: Sequence[Finding], named: set[str], vocab: Vocabulary) -> dict[str, set[str]]:
@@ -215,10 +228,25 @@ def artifact_processes(paths: Iterable[str], vocab: Vocabulary) -> dict[str, set
     return out
 
 
-def listeners(facts: Sequence[Fact], vocab: Vocabulary, art_procs: Mapping[str, set[str]]) -> dict[str, set[str]]:
+def log_program(path: str) -> str | None:
+    """The program a log's file name stands for when nothing else names it: the file's stem
+    ("stock-sync.log" -> "stock-sync"; rotations and compression dropped).
+
+    >>> log_program("b.zip!/var/log/stock-sync/stock-sync.log.1.gz"), log_program("x/current"), log_program("a/1.log")
+    ('stock-sync', 'current', None)
+    """
+    name = path.replace("\\", "/").rsplit("/", 1)[-1].rsplit("!", 1)[-1].lower()
+    stem = re.sub(r"(\.(log|txt|out|err|jsonl|json|gz|xz|bz2|zst|\d+))+$", "", name)
+    return stem if len(stem) >= 3 and re.fullmatch(r"[a-z_][\w.-]*", stem) else None
+
+
+def listeners(facts: Sequence[Fact], vocab: Vocabulary, art_procs: dict[str, set[str]]) -> dict[str, set[str]]:
     """Endpoints a log says its program serves on (from the logs' template index: a line such as
     "tilerd[812] listening on 10.0.0.5:8080" is info, never a finding): endpoint -> the processes
-    the line names, or the process the log's file name names."""
+    the line names, or the process the log's file name names.  When neither names a known program,
+    the log's file stem stands for it (:func:`log_program`), and ``art_procs`` learns that the log
+    is about that program: the findings of the log and those naming the endpoint are then about
+    one program."""
     out: dict[str, set[str]] = defaultdict(set)
     for fact in facts:
         if fact.name != "log.template_index" or not isinstance(fact.value, list):
@@ -232,6 +260,11 @@ def listeners(facts: Sequence[Fact], vocab: Vocabulary, art_procs: Mapping[str, 
             if not eps:
                 continue
             procs = {e.value for e in ents if e.kind == "process"} or set(art_procs.get(fact.artifact, ()))
+            if not procs:
+                stem = log_program(fact.artifact)
+                if stem:
+                    procs = {stem}
+                    art_procs.setdefault(fact.artifact, set()).add(stem)
             for ep in eps:
                 out[ep] |= procs
     return out
@@ -342,3 +375,115 @@ def build_nodes(findings: Sequence[Finding], lib: Library, vocab: Vocabulary,
             lines=lines, coarse=all(isinstance(findings[i].data, Mapping) and "bucket_s" in findings[i].data
                                     for i in group)))
     return nodes
+
+
+#: Classes of finding that are a failed lookup of a name (the capture's answers), and of a client
+#: saying a name does not resolve (the program's words).
+DNS_ANSWER_CLASSES = ("dns_failure",)
+DNS_CLIENT_CLASSES = ("dns_failure_log",)
+_RELATIVE_MIN = 3
+
+
+def relative_names(nodes: Sequence[Node]) -> list[list[int]]:
+    """Tie a client's resolution error that names a host by a *relative* name to the failed
+    lookups of its completions: a program asks for ``billing-db`` (or ``billing-db.svc``), its
+    resolver appends the search domains and the capture shows NXDOMAIN for
+    ``billing-db.svc.corp.example`` and ``billing-db.corp.example``; the error names only what the
+    program asked for.  Only the words of a resolution error are searched (the leading labels of a
+    failed name, as a whole word), so a short name elsewhere ("clock drift against ntp") ties
+    nothing.  The entities added are inferred (they never forbid a link).  Returns the number of
+    nodes tied.
+
+    >>> from backline.model import Finding, Severity
+    >>> from backline.knowledge.diagnosis.library import load_library
+    >>> lib = load_library()
+    >>> def node(i, code, title, data, sid):
+    ...     f = Finding(code=code, title=title, severity=Severity.HIGH, artifact="a", data=data)
+    ...     return Node(i, [i], f, title.lower(), [lib.signal(sid)], {}, {"a"})
+    >>> dns = node(0, "NET.DNS.NXDOMAIN", "DNS NXDomain for billing-db.svc.corp.example (3 response(s))",
+    ...            {"name": "billing-db.svc.corp.example"}, "dns_failure")
+    >>> err = node(1, "LOG.ERROR_TEMPLATE", "cannot reach billing-db:5432: [Errno -2] Name or service not known",
+    ...            {}, "dns_failure_log")
+    >>> relative_names([dns, err]), err.ents["host"], ("host", "billing-db.svc.corp.example") in err.derived
+    ([], ['billing-db.svc.corp.example'], True)
+    """
+    full: dict[str, set[str]] = defaultdict(set)
+    holder: dict[str, set[int]] = defaultdict(set)         # a failed name -> the nodes that hold it
+    for k_node, n in enumerate(nodes):
+        if not n.has(DNS_ANSWER_CLASSES) or not isinstance(n.finding.data, Mapping):
+            continue
+        names = [n.finding.data.get("name")] + list(n.finding.data.get("names") or [])[:100]
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            labels = name.lower().rstrip(".").split(".")
+            whole = ".".join(labels)
+            holder[whole].add(k_node)
+            for k in range(1, len(labels)):
+                rel = ".".join(labels[:k])
+                if len(rel) >= _RELATIVE_MIN and not rel.isdigit():
+                    full[rel].add(whole)
+    if not full:
+        return []
+    rx = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, sorted(full, key=len, reverse=True)))
+                    + r")(?![\w-]|\.\w)")
+    lookups: list[set[int]] = []
+    for n in nodes:
+        if not n.has(DNS_CLIENT_CLASSES) or n.has(DNS_ANSWER_CLASSES):
+            continue
+        asked = {m.group(1) for m in rx.finditer(n.text.lower())}
+        found = {name for rel in asked for name in full[rel]}
+        if not found:
+            continue
+        hosts = n.ents.setdefault("host", [])
+        for name in sorted(found):
+            if name not in hosts:
+                hosts.append(name)
+                n.derived.add(("host", name))
+        for rel in asked:
+            # the bare name (when the resolver asked it too) and its completions: one lookup
+            lookup = {k for name in full[rel] | {rel} for k in holder.get(name, ())}
+            if len(lookup) > 1:
+                lookups.append(lookup)
+    # lookups that share a node are one
+    groups: list[set[int]] = []
+    for g in lookups:
+        for other in [o for o in groups if o & g]:
+            g |= other
+            groups.remove(other)
+        groups.append(set(g))
+    return [sorted(g) for g in groups]
+
+
+def merge_nodes(nodes: Sequence[Node], groups: Sequence[Sequence[int]]) -> list[Node]:
+    """``nodes`` with each group (positions) merged into one node: the most frequent, then the
+    earliest, stands for it; members, classes, entities, artifacts, times and lines are united."""
+    if not groups:
+        return list(nodes)
+    gone: set[int] = set()
+    merged: dict[int, Node] = {}
+    for g in groups:
+        rep_k = min(g, key=lambda k: (-nodes[k].count, nodes[k].first if nodes[k].first is not None else math.inf,
+                                      nodes[k].index))
+        rep = nodes[rep_k]
+        signals = {sg.id: sg for k in g for sg in nodes[k].signals}
+        ents: dict[str, list[str]] = {}
+        for k in [rep_k] + [k for k in g if k != rep_k]:
+            for kind, values in nodes[k].ents.items():
+                lst = ents.setdefault(kind, [])
+                lst += [v for v in values if v not in lst]
+        lines: dict[str, int] = {}
+        for k in g:
+            for a, n_line in nodes[k].lines.items():
+                lines[a] = min(n_line, lines.get(a, n_line))
+        firsts = [nodes[k].first for k in g if nodes[k].first is not None]
+        lasts = [nodes[k].last for k in g if nodes[k].last is not None]
+        merged[rep_k] = Node(
+            index=rep.index, members=sorted({m for k in g for m in nodes[k].members}), finding=rep.finding,
+            text=rep.text, signals=sorted(signals.values(), key=lambda sg: -sg.prior), ents=ents,
+            artifacts={a for k in g for a in nodes[k].artifacts}, first=min(firsts) if firsts else None,
+            last=max(lasts) if lasts else None, count=max(nodes[k].count for k in g),
+            severity=max(nodes[k].severity for k in g), lines=lines, coarse=all(nodes[k].coarse for k in g),
+            derived={d for k in g for d in nodes[k].derived})
+        gone |= set(g) - {rep_k}
+    return [merged.get(k, n) for k, n in enumerate(nodes) if k not in gone]

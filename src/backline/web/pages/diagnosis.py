@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from backline.cases.diagnosis import DiagnosisService
 from backline.model import ChainLink, EvidenceRef, ProbableCause
-from backline.report.diagnosis import chain_rows, heading
+from backline.report.diagnosis import NO_CONFIDENT, PROBABLE, chain_rows, heading
 from backline.web.pages.case_view import RefView, ref_url
 from backline.web.pages.render import environment
 
@@ -80,5 +80,6 @@ def diagnosis_section(hub, user, case) -> Markup | None:
     evidence_of = {f["id"]: f["evidence_id"] for f in hub.evidence.findings(user, case.key)}
     causes = [cause_view(case.key, c, evidence_of) for c in d["probable_causes"]]
     html = environment().get_template("case_diagnosis.html").render(
-        top=causes[0], others=causes[1:], files=d["evidence_files"])
+        top=causes[0], others=causes[1:], files=d["evidence_files"],
+        unsure=NO_CONFIDENT if causes[0].confidence < PROBABLE else "", probable=PROBABLE)
     return Markup(html)   # noqa: S704 - rendered with autoescape on
