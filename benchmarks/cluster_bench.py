@@ -150,6 +150,9 @@ def main(argv: list[str]) -> int:
     if a.repeat > 1:
         print("all runs (wall s / CPU s): one process " + ", ".join(f"{r['wall']:.1f}/{r['cpu']:.1f}" for r in ones)
               + "; cluster " + ", ".join(f"{r['wall']:.1f}/{r['cpu']:.1f}" for r in dists))
+        for n, r in enumerate(dists, 1):   # the first run of a new cluster starts its workers' fork servers
+            print(f"  cluster run {n}: " + ", ".join(f"{k.strip()} {v:.1f}" for k, v in r["parts"].items()
+                                                      if isinstance(v, float)))
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     return 0 if same else 1
 
