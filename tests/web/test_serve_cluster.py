@@ -205,3 +205,42 @@ def test_a_cluster_without_workers_fails_the_analysis_instead_of_waiting(tmp_pat
             analyze([tmp_path / "a.log"], AnalyzeOptions(jobs=1, isolate=True, timeout_s=30,
                                                          work_dir=tmp_path / "w", scheduler=addr))
         assert time.monotonic() - t0 < 60
+
+
+def test_a_worker_lost_during_a_task_is_replaced_by_the_other(tmp_path):
+    """The worker running a task is killed: Dask runs the task again on the other worker and
+    the analysis ends with every run done (the report of a run without the loss)."""
+    import threading
+
+    from distributed import Client
+
+    from backline.pipeline import AnalyzeOptions, analyze
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for n in range(3):
+        (ev / f"app{n}.log").write_bytes(_slow_log() * 2)
+    opts = dict(jobs=1, isolate=True, timeout_s=120, memory_mb=2048)
+    local = analyze([ev], AnalyzeOptions(work_dir=tmp_path / "w-local", **opts))
+    with local_dask_cluster(tmp_path / "dask", workers=2) as (addr, procs):
+        out: dict = {}
+        th = threading.Thread(target=lambda: out.update(r=analyze([ev], AnalyzeOptions(
+            work_dir=tmp_path / "w-cluster", scheduler=addr, **opts))))
+        th.start()
+        with Client(addr, set_as_default=False) as c:
+            deadline = time.monotonic() + 60
+            busy = []
+            while not busy and time.monotonic() < deadline:
+                busy = [w for w, keys in c.processing().items() if keys]
+                time.sleep(0.1)
+            assert busy, "no task started"
+            pid = c.run(os.getpid)[busy[0]]
+        victim = next(p for p in procs[1:] if p.pid == pid)
+        victim.kill()
+        th.join(300)
+        assert not th.is_alive()
+    remote = out["r"]
+    assert all(r.status.value == "ok" for r in remote.runs), [(r.artifact, r.reason) for r in remote.runs]
+    key = lambda f: (f.code, f.artifact, f.title, f.count, tuple(x.locator for x in f.evidence))  # noqa: E731
+    assert sorted(map(key, remote.findings)) == sorted(map(key, local.findings))
+    assert len(remote.events) == len(local.events) > 0

@@ -141,8 +141,11 @@ def _lost_worker(cls, art, settings, exc: BaseException):
     from backline.analyzers.runner import TaskResult, _limit_finding
     from backline.model import AnalyzerRun, RunStatus
 
-    reason = (f"the Dask worker running it died, and again on the retry "
-              f"(crash in native code or out of memory): {type(exc).__name__}: {exc}")[:2000]
+    if type(exc).__name__ == "KilledWorker":
+        reason = (f"the Dask worker running it died, and again on the retry "
+                  f"(crash in native code or out of memory): {exc}")[:2000]
+    else:
+        reason = f"the task failed on the Dask cluster: {type(exc).__name__}: {exc}"[:2000]
     return TaskResult(run=AnalyzerRun(cls.name, cls.version, art.path, RunStatus.FAILED, reason=reason),
                       findings=[_limit_finding(cls, art, "crash", reason, {
                           "timeout_s": settings.timeout_s, "memory_mb": settings.memory_mb})])
