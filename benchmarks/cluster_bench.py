@@ -7,7 +7,9 @@ different seed each), then runs ``backline analyze FOLDER --format json --out DI
 1. with ``--jobs 1`` (the baseline: one process);
 2. with ``--scheduler`` on a cluster started here (``dask scheduler`` and
    ``--workers`` ``dask worker`` processes of one thread each on 127.0.0.1,
-   torn down afterwards).
+   torn down afterwards);
+
+in turn, ``--repeat`` times each, so that both see the same machine load.
 
 Prints wall clock and CPU seconds of each, the CPU of every part of the cluster
 run (the ``backline analyze`` client, the scheduler, each worker with the task
@@ -117,14 +119,12 @@ def main(argv: list[str]) -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores; {a.logs} logs, {size / 1e6:.0f} MB")
     base = [BACKLINE, "analyze", str(ev), "--format", "json", "--no-store", "--no-kb-pack"]
-    ones = [_run_watched(base + ["--jobs", "1", "--out", str(a.keep / "report-local")]) for _ in range(a.repeat)]
-    one = min(ones, key=lambda r: r["cpu"])
-
-    dists = []
+    ones, dists = [], []
     with local_dask_cluster(a.keep / "dask", workers=a.workers) as (addr, procs):
         parts = {"scheduler": psutil.Process(procs[0].pid),
                  **{f"worker {i + 1}": psutil.Process(p.pid) for i, p in enumerate(procs[1:])}}
-        for _ in range(a.repeat):
+        for _ in range(a.repeat):       # one process and cluster in turn: both see the same load
+            ones.append(_run_watched(base + ["--jobs", "1", "--out", str(a.keep / "report-local")]))
             before = {k: _tree(p) for k, p in parts.items()}
             r = run(base + ["--jobs", "1", "--scheduler", addr, "--out", str(a.keep / "report-cluster")])
             after = {k: _tree(p) for k, p in parts.items()}
@@ -136,6 +136,7 @@ def main(argv: list[str]) -> int:
                     r["parts"][f"  {k}: Dask process / task processes"] = f"{own:.1f} / {rest:.1f}"
             r["cpu"] = sum(v for v in r["parts"].values() if isinstance(v, float))
             dists.append(r)
+    one = min(ones, key=lambda r: r["cpu"])
     dist = min(dists, key=lambda r: r["cpu"])
     same = _report_view(a.keep / "report-local" / "report.json") == _report_view(
         a.keep / "report-cluster" / "report.json")
@@ -150,6 +151,8 @@ def main(argv: list[str]) -> int:
     if a.repeat > 1:
         print("all runs (wall s / CPU s): one process " + ", ".join(f"{r['wall']:.1f}/{r['cpu']:.1f}" for r in ones)
               + "; cluster " + ", ".join(f"{r['wall']:.1f}/{r['cpu']:.1f}" for r in dists))
+        print("pairs run in turn, cluster / one process (wall, CPU): " + ", ".join(
+            f"{d['wall'] / o['wall']:.2f}x {d['cpu'] / o['cpu']:.2f}x" for o, d in zip(ones, dists)))
         for n, r in enumerate(dists, 1):   # the first run of a new cluster starts its workers' fork servers
             print(f"  cluster run {n}: " + ", ".join(f"{k.strip()} {v:.1f}" for k, v in r["parts"].items()
                                                       if isinstance(v, float)))
