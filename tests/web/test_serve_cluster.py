@@ -1,7 +1,8 @@
 """``backline serve --scheduler``: the service's analysis jobs run on a real Dask cluster (a
 scheduler and two worker processes on 127.0.0.1) and store the findings a local job stores;
-a task past the time limit, an unreachable scheduler and a cluster without workers end the job
-(never a wait without end), as the module docstring of :mod:`backline.analyzers.cluster` says."""
+a task past the time limit is stopped on its worker as locally; an unreachable scheduler and a
+cluster without workers end the job (never a wait without end); a worker lost in the middle of a
+task is replaced by the other, as the module docstring of :mod:`backline.analyzers.cluster` says."""
 
 from __future__ import annotations
 
