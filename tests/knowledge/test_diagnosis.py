@@ -982,3 +982,10 @@ def test_refusals_that_last_are_not_transient():
     d2 = diagnose(other)
     refused2 = next(c for c in d2.causes if c.finding == 0)
     assert not any(r.startswith("transient") for r in refused2.reasons)
+
+
+def test_a_logger_named_after_tls_is_not_a_tls_failure():
+    sig = load_library().signal("tls_failure_log")
+    # a dotted logger or module name ending in "tls" is not the word TLS
+    assert not sig.matches("LOG.ERROR_TEMPLATE", "2026-12-07t12:56:22 | error | payroll.tls | background task failed", {})
+    assert sig.matches("LOG.ERROR_TEMPLATE", "error: tls handshake failed with 10.0.0.5:443", {})
