@@ -96,6 +96,11 @@ def main() -> None:
         code = fast_main(sys.argv[2:])
         if code is not None:
             sys.exit(code)
+    if name == "logs" and sys.argv[2:3] == ["templates"]:   # the per-line path: start without Typer's parsing
+        from backline.commands.logs import fast_templates
+        code = fast_templates(sys.argv[3:])
+        if code is not None:
+            sys.exit(code)
     the_app = build_app((COMMAND_NAMES[name],)) if name in COMMAND_NAMES else __getattr__("app")
     try:
         the_app()

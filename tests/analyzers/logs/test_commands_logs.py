@@ -122,3 +122,34 @@ def test_query_csv_to_a_file_keeps_the_raw_text(tmp_path):
     r = runner.invoke(app, ["logs", "query", str(_escape_log(tmp_path)), "SELECT message FROM records", "--csv"])
     assert r.exit_code == 0, r.output
     assert "x\x1b]0;pwned\x07y" in r.output          # not a terminal: the stored text as it is
+
+
+def test_templates_started_without_typer_gives_the_same_output(tmp_path, monkeypatch, capsys):
+    """``backline logs templates`` parses its options itself (``cli.main``'s fast path):
+    the same table and per-line CSV as the Typer command; errors exit 2 with the same
+    message; help and malformed options are left to Typer."""
+    from backline import cli
+    from backline.commands.logs import fast_templates
+
+    a, _ = _two_logs(tmp_path)
+    typer_csv, fast_csv = tmp_path / "typer.csv", tmp_path / "fast.csv"
+    r = runner.invoke(app, ["logs", "templates", str(a), "--per-line", str(typer_csv), "--top", "5"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.setattr("sys.argv", ["backline", "logs", "templates", "--top", "5", str(a),
+                                     "--per-line", str(fast_csv)])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert fast_csv.read_bytes() == typer_csv.read_bytes()
+    assert [ln for ln in out.out.splitlines() if "alpha" in ln] == [ln for ln in r.stdout.splitlines()
+                                                                   if "alpha" in ln]
+    assert fast_templates([str(tmp_path / "missing.log")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert fast_templates([str(a), "--tz", "Not/AZone"]) == 2
+    assert fast_templates(["--help"]) is None
+    assert fast_templates([str(a), "--top", "many"]) is None
+    assert fast_templates([]) is None

@@ -12,7 +12,8 @@ The Python modules keep the public names (:class:`.timestamps.TsParser`).
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memchr, memcmp, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset, strlen
+
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 cdef extern from *:
@@ -513,6 +514,141 @@ cdef inline void key_hashes2(const unsigned char *s, Py_ssize_t n, uint64_t *h) 
     h[5] = b3 ^ (b3 >> 29)
 
 
+# Tokens that masking always turns into one ``<*>`` whatever their letters and digits, so
+# a message is also keyed with each of them read as a mark (the "token key", h[6..7]).  A
+# token is a maximal run of ASCII letters, digits and ``_``, bounded by a neighbour that
+# masking treats as a delimiter, in a message without ``://`` (a URL keeps its scheme):
+#
+# * D: all digits, at least 5 (a year, a clock field, a MAC or UUID part are shorter or
+#   sit next to ``-`` and hex; every rule that takes longer digit runs takes any length);
+#   shorter runs too in a message without a month name or protocol version (the rules
+#   that read digit widths: embedded dates, ``HTTP/1.1``), with 2-digit runs a mark of
+#   their own (a MAC's parts) - not next to a ``-`` that has hex on its other side;
+# * X: two or more digits and a letter or ``_``, not a version (``v12``), not next to
+#   ``.`` on its left or ``-`` (a version's tail, a UUID part): the identifier rule takes
+#   the whole run however its characters mix.
+#
+# Masking gives every message of one token key the same masked text (the rest of the
+# message is the same, digits included), so the key maps straight to the shape whatever
+# digits the shape kept (tests check this against :func:`.masking.mask` on generated
+# messages).  It is looked up only when the other keys miss.
+
+cdef inline bint is_word(unsigned int c) noexcept nogil:
+    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95
+
+
+cdef inline bint is_hex(unsigned int c) noexcept nogil:
+    return (48 <= c <= 57) or (65 <= c <= 70) or (97 <= c <= 102)
+
+
+cdef inline bint token_edge(unsigned int c) noexcept nogil:
+    """A neighbour byte of a token that masking reads as a delimiter (ASCII only)."""
+    return c == 32 or c == 9 or c == 44 or c == 59 or c == 58 or c == 61 or c == 124 \
+        or c == 34 or c == 39 or c == 91 or c == 93 or c == 40 or c == 41 or c == 123 \
+        or c == 125 or c == 43 or c == 64 or c == 35 or c == 36 or c == 37 or c == 38 \
+        or c == 33 or c == 47 or c == 46
+
+
+cdef inline bint dash_ok(const unsigned char *s, Py_ssize_t n, Py_ssize_t k, int side) noexcept nogil:
+    """``s[k]`` is a ``-`` on a digit run's ``side`` (-1 left, +1 right): fine unless hex is
+    on the dash's other side (a UUID's parts)."""
+    cdef Py_ssize_t o = k + side
+    return o < 0 or o >= n or not is_hex(s[o])
+
+
+cdef inline int token_kind(const unsigned char *s, Py_ssize_t n, Py_ssize_t i, Py_ssize_t j,
+                           Py_ssize_t digits, bint short_ok) noexcept nogil:
+    """The mark of ``s[i:j]`` (a maximal word run) when it is a token, else 0."""
+    cdef Py_ssize_t ln = j - i
+    cdef unsigned int left = s[i - 1] if i > 0 else 32
+    cdef unsigned int right = s[j] if j < n else 32
+    if digits == ln:
+        if ln < 5 and not short_ok:
+            return 0
+        if not (token_edge(left) or (left == 45 and dash_ok(s, n, i - 1, -1))):
+            return 0
+        if not (token_edge(right) or (right == 45 and dash_ok(s, n, j, 1))):
+            return 0
+        return 1 if ln >= 5 else 3 if ln == 2 else 4
+    if digits < 2 or left == 46 or not token_edge(left) or not token_edge(right):
+        return 0
+    if (s[i] == 118 or s[i] == 86) and 48 <= s[i + 1] <= 57:
+        return 0                                # v12...: a version's start
+    return 2
+
+
+cdef extern from *:
+    """
+    static const char *BL_SHORT_STOP[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+        "Sep", "Oct", "Nov", "Dec", "HTTP/", "HTTPS/", "RTSP/", "SIP/", "SPDY/", 0};
+    """
+    const char **BL_SHORT_STOP
+
+
+cdef inline int fold_stops(const unsigned char *s, Py_ssize_t n) noexcept nogil:
+    """1 when the message holds ``://`` (no token key); 2 when digit runs shorter than 5
+    may not be tokens: a month name (an embedded date reads its day, clock and year by
+    their widths) or a protocol version (``HTTP/1.1`` is kept); else 0.  One pass."""
+    cdef Py_ssize_t i, ln
+    cdef int k, out = 0
+    cdef unsigned int c
+    for i in range(n):
+        c = s[i]
+        if c == 58:
+            if i + 2 < n and s[i + 1] == 47 and s[i + 2] == 47:
+                return 1
+        elif 65 <= c <= 83 and not (out & 2):
+            k = 0
+            while BL_SHORT_STOP[k] != NULL:
+                if <unsigned char>BL_SHORT_STOP[k][0] == c:
+                    ln = strlen(BL_SHORT_STOP[k])
+                    if i + ln <= n and memcmp(s + i, BL_SHORT_STOP[k], ln) == 0:
+                        out |= 2
+                        break
+                k += 1
+    return out
+
+
+cdef bint key_fold(const unsigned char *s, Py_ssize_t n, uint64_t *h) noexcept nogil:
+    """h[6..7]: the token key (see above): the text with every token read as its mark.
+    False when the message has no token or holds ``://``."""
+    cdef uint64_t a = H0 ^ <uint64_t>0x5bd1e995, b = H1
+    cdef Py_ssize_t i = 0, j, digits
+    cdef unsigned int c, k
+    cdef bint any = False
+    cdef int stops = fold_stops(s, n)
+    cdef bint short_ok = stops == 0
+    if stops & 1:
+        return False
+    while i < n:
+        c = s[i]
+        if is_word(c):
+            j = i
+            digits = 0
+            while j < n and is_word(s[j]):
+                digits += 48 <= s[j] <= 57
+                j += 1
+            k = token_kind(s, n, i, j, digits, short_ok)
+            if k:
+                any = True
+                a = (a ^ (k | 0x100)) * P1
+                b = (b + k + 0x101) * P2
+            else:
+                while i < j:
+                    c = s[i]
+                    a = (a ^ c) * P1
+                    b = (b + c + 1) * P2
+                    i += 1
+            i = j
+        else:
+            a = (a ^ c) * P1
+            b = (b + c + 1) * P2
+            i += 1
+    h[6] = a ^ (a >> 31)
+    h[7] = b ^ (b >> 29)
+    return any
+
+
 cdef inline bint utf8_valid(const unsigned char *s, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i = 0, k, need
     cdef unsigned int c
@@ -548,7 +684,7 @@ cdef class KeyTable:
     """The miner's message -> shape lookup (see above).  ``miss(message)`` is called for a
     key not seen yet and returns ``(shape, key_class)``; counts per shape are kept here."""
 
-    cdef Table t1, t2, t3
+    cdef Table t1, t2, t3, t4
     cdef object miss
     cdef int32_t *counts
     cdef Py_ssize_t ncounts
@@ -559,6 +695,7 @@ cdef class KeyTable:
         table_init(&self.t1, 4096)
         table_init(&self.t2, 1024)
         table_init(&self.t3, 1024)
+        table_init(&self.t4, 1024)
         self.miss = miss
         self.limit = limit
         self.counts = <int32_t *>calloc(1024, sizeof(int32_t))
@@ -569,6 +706,7 @@ cdef class KeyTable:
         free(self.t1.slots)
         free(self.t2.slots)
         free(self.t3.slots)
+        free(self.t4.slots)
         free(self.counts)
 
     cdef int _grow(self, Py_ssize_t si) except -1:
@@ -597,79 +735,112 @@ cdef class KeyTable:
         cls[0] = c
         return si
 
+    cdef int _fold_put(self, uint64_t *h, int32_t si, int32_t cls) except -1:
+        """Remember a token key's shape and its digit key's class (in ``used``: 1 the shape,
+        2 "lone digits decide", 3 "each message decides")."""
+        cdef Slot *sl
+        if self.t4.n >= self.limit:
+            table_clear(&self.t4)
+        elif 2 * (self.t4.n + 1) > self.t4.cap:
+            table_grow(&self.t4)
+        sl = table_find(&self.t4, h[6], h[7])
+        sl.a, sl.b, sl.val, sl.used = h[6], h[7], si, 1 if cls >= 0 else 1 - cls
+        self.t4.n += 1
+        return 0
+
     cdef int32_t lookup(self, const unsigned char *s, Py_ssize_t n, bint latin, bint count=True) except -3:
         """Shape of one message (counted unless ``count`` is false)."""
-        cdef uint64_t h[6]
+        cdef uint64_t h[8]
         cdef Slot *sl
-        cdef int32_t si, cls
+        cdef int32_t si = -1, cls
+        cdef bint new_key, folded
         key_hash(s, n, h)
         sl = table_find(&self.t1, h[0], h[1])
-        if sl.used:
+        new_key = not sl.used
+        if not new_key:
             cls = sl.val
-        else:
-            si = self._call(s, n, latin, &cls)
-            if self.t1.n >= self.limit:
-                table_clear(&self.t1)
-                table_clear(&self.t2)
-                table_clear(&self.t3)
-            elif 2 * (self.t1.n + 1) > self.t1.cap:
-                table_grow(&self.t1)
-            if self.t2.n * 2 + 2 > self.t2.cap:
-                table_grow(&self.t2)
-            if self.t3.n * 2 + 2 > self.t3.cap:
-                table_grow(&self.t3)
-            sl = table_find(&self.t1, h[0], h[1])
-            sl.a, sl.b, sl.val, sl.used = h[0], h[1], cls, 1
-            self.t1.n += 1
-            if cls < 0:
-                key_hashes2(s, n, h)
             if cls >= 0:
                 si = cls
-            elif cls == -1:
-                sl = table_find(&self.t2, h[2], h[3])
-                sl.a, sl.b, sl.val, sl.used = h[2], h[3], si, 1
-                self.t2.n += 1
             else:
-                sl = table_find(&self.t3, h[4], h[5])
-                sl.a, sl.b, sl.val, sl.used = h[4], h[5], si, 1
-                self.t3.n += 1
-            if si >= self.ncounts:
-                self._grow(si)
-            if count:
-                self.counts[si] += 1
-            return si
-        if cls >= 0:
-            si = cls
-        else:
-            key_hashes2(s, n, h)
-            if cls == -1:
-                sl = table_find(&self.t2, h[2], h[3])
-            else:
-                sl = table_find(&self.t3, h[4], h[5])
-            if sl.used:
-                si = sl.val
-            else:
-                si = self._call(s, n, latin, &cls)
-                if (self.t2.n if cls == -1 else self.t3.n) >= self.limit:
-                    table_clear(&self.t2)
-                    table_clear(&self.t3)
-                if self.t2.n * 2 + 2 > self.t2.cap:
-                    table_grow(&self.t2)
-                if self.t3.n * 2 + 2 > self.t3.cap:
-                    table_grow(&self.t3)
-                sl = table_find(&self.t2, h[2], h[3]) if cls == -1 else table_find(&self.t3, h[4], h[5])
-                sl.a = h[2] if cls == -1 else h[4]
-                sl.b = h[3] if cls == -1 else h[5]
-                sl.val, sl.used = si, 1
+                key_hashes2(s, n, h)
                 if cls == -1:
-                    self.t2.n += 1
+                    sl = table_find(&self.t2, h[2], h[3])
                 else:
-                    self.t3.n += 1
+                    sl = table_find(&self.t3, h[4], h[5])
+                if sl.used:
+                    si = sl.val
+        if si < 0:
+            # not seen: the token key, else masking (Python)
+            folded = key_fold(s, n, h)
+            if folded:
+                sl = table_find(&self.t4, h[6], h[7])
+                if sl.used:
+                    si = sl.val
+                    cls = si if sl.used == 1 else 1 - sl.used
+            if si < 0:
+                si = self._call(s, n, latin, &cls)
+                if folded:
+                    self._fold_put(h, si, cls)
+            if new_key:
+                self._put_key(s, n, h, si, cls)
+            else:
+                self._put_digits(h, si, cls)
         if si >= self.ncounts:
             self._grow(si)
         if count:
             self.counts[si] += 1
         return si
+
+    cdef int _put_key(self, const unsigned char *s, Py_ssize_t n, uint64_t *h, int32_t si,
+                      int32_t cls) except -1:
+        """Remember a new digit key (h[0..1]) of class ``cls`` and, for a class, the message's
+        finer key."""
+        cdef Slot *sl
+        if self.t1.n >= self.limit:
+            table_clear(&self.t1)
+            table_clear(&self.t2)
+            table_clear(&self.t3)
+        elif 2 * (self.t1.n + 1) > self.t1.cap:
+            table_grow(&self.t1)
+        if self.t2.n * 2 + 2 > self.t2.cap:
+            table_grow(&self.t2)
+        if self.t3.n * 2 + 2 > self.t3.cap:
+            table_grow(&self.t3)
+        sl = table_find(&self.t1, h[0], h[1])
+        sl.a, sl.b, sl.val, sl.used = h[0], h[1], cls, 1
+        self.t1.n += 1
+        if cls >= 0:
+            return 0
+        key_hashes2(s, n, h)
+        if cls == -1:
+            sl = table_find(&self.t2, h[2], h[3])
+            sl.a, sl.b, sl.val, sl.used = h[2], h[3], si, 1
+            self.t2.n += 1
+        else:
+            sl = table_find(&self.t3, h[4], h[5])
+            sl.a, sl.b, sl.val, sl.used = h[4], h[5], si, 1
+            self.t3.n += 1
+        return 0
+
+    cdef int _put_digits(self, uint64_t *h, int32_t si, int32_t cls) except -1:
+        """Remember the finer key (h[2..5], computed) of a message whose digit key is known."""
+        cdef Slot *sl
+        if (self.t2.n if cls == -1 else self.t3.n) >= self.limit:
+            table_clear(&self.t2)
+            table_clear(&self.t3)
+        if self.t2.n * 2 + 2 > self.t2.cap:
+            table_grow(&self.t2)
+        if self.t3.n * 2 + 2 > self.t3.cap:
+            table_grow(&self.t3)
+        sl = table_find(&self.t2, h[2], h[3]) if cls == -1 else table_find(&self.t3, h[4], h[5])
+        sl.a = h[2] if cls == -1 else h[4]
+        sl.b = h[3] if cls == -1 else h[5]
+        sl.val, sl.used = si, 1
+        if cls == -1:
+            self.t2.n += 1
+        else:
+            self.t3.n += 1
+        return 0
 
     def lookup_block(self, bytes data):
         """Shapes of the ``\\n``-separated messages in ``data`` (UTF-8), as a list."""
@@ -702,6 +873,7 @@ cdef class KeyTable:
         table_clear(&self.t1)
         table_clear(&self.t2)
         table_clear(&self.t3)
+        table_clear(&self.t4)
 
 
 # ===================================================================== lines of a file
@@ -798,6 +970,35 @@ cdef class Pattern:
         return out
 
 
+cdef struct Buf:
+    char *p
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int buf_reserve(Buf *b, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t cap = b.cap or 4096
+    cdef char *q
+    if b.n + extra <= b.cap:
+        return 0
+    while cap < b.n + extra:
+        cap *= 2
+    q = <char *>realloc(b.p, cap)
+    if q == NULL:
+        raise MemoryError()
+    b.p, b.cap = q, cap
+    return 0
+
+
+cdef inline int buf_put(Buf *b, const void *s, Py_ssize_t n) except -1:
+    if b.n + n > b.cap:
+        buf_reserve(b, n)
+    memcpy(b.p + b.n, s, n)
+    b.n += n
+    return 0
+
+
+
 cdef struct Fields:
     const unsigned char *s      # the line: NULs at its start, CR and the part past max_line removed
     Py_ssize_t ln
@@ -843,7 +1044,7 @@ cdef class LineEngine:
     cdef int olen[MAXPAT]
     cdef TsState st
     cdef bint keep_shapes
-    cdef bytearray shapes
+    cdef Buf shapes             # int32 per line (keep_shapes)
     cdef object on_new
     cdef Py_ssize_t max_line
     cdef int64_t *ts_min
@@ -867,7 +1068,7 @@ cdef class LineEngine:
         self.st.last_tod = -1
         self.st.limit = INT64_MAX
         self.keep_shapes = keep_shapes
-        self.shapes = bytearray()
+        memset(&self.shapes, 0, sizeof(Buf))
         self.on_new = on_new
         self.max_line = max_line
         self.nshape = 0
@@ -885,6 +1086,7 @@ cdef class LineEngine:
         free(self.ts_min)
         free(self.ts_max)
         free(self.first_line)
+        free(self.shapes.p)
 
     cdef int _grow(self, Py_ssize_t si) except -1:
         cdef Py_ssize_t n = self.nshape or 1024, i
@@ -1043,15 +1245,26 @@ cdef class LineEngine:
                             PyBytes_FromStringAndSize(<const char *>f.s + f.lvl_s, f.lvl_e - f.lvl_s),
                             PyBytes_FromStringAndSize(<const char *>f.s + f.msg_s, f.msg_e - f.msg_s))
         if f.q:
-            self.with_ts += 1
-            if f.zoned:
-                self.any_zoned = True
-            else:
-                self.all_zoned = False
-            if f.ts < self.ts_min[si]:
-                self.ts_min[si] = f.ts
-            if f.ts > self.ts_max[si]:
-                self.ts_max[si] = f.ts
+            self._ts_seen(si, f.ts, f.zoned)
+        return 0
+
+    cdef inline void _ts_seen(self, int32_t si, int64_t ts, bint zoned) noexcept:
+        """A line or record of shape ``si`` (already grown into) with time stamp ``ts``:
+        the shape's time range and the file's zone flags."""
+        self.with_ts += 1
+        if zoned:
+            self.any_zoned = True
+        else:
+            self.all_zoned = False
+        if ts < self.ts_min[si]:
+            self.ts_min[si] = ts
+        if ts > self.ts_max[si]:
+            self.ts_max[si] = ts
+
+    cdef inline int _out(self, int32_t si) except -1:
+        """Keep a line's shape (``keep_shapes``)."""
+        if self.keep_shapes:
+            buf_put(&self.shapes, &si, 4)
         return 0
 
     def feed(self, bytes block, Py_ssize_t start=0, int stop_after=0):
@@ -1065,12 +1278,6 @@ cdef class LineEngine:
         cdef int npend = 0
         cdef int32_t si
         cdef bint defer = stop_after > 0 and self.npat > 0
-        cdef Py_ssize_t out0 = len(self.shapes), nout = 0
-        cdef int32_t *outp = NULL
-        if self.keep_shapes:
-            # one int32 per line at most: lines <= newlines + 1
-            self.shapes.extend(bytes(4 * (block.count(b"\n", start) + 1)))
-            outp = <int32_t *>(<char *>self.shapes + out0)
         while True:
             e = <const unsigned char *>memchr(p + i, 10, n - i)
             j = (e - p) if e != NULL else n
@@ -1080,8 +1287,6 @@ cdef class LineEngine:
                     pend = i
                 npend += 1
                 if npend >= stop_after:
-                    if self.keep_shapes:
-                        del self.shapes[out0 + 4 * nout:]
                     return pend
             else:
                 if npend:                           # fewer than stop_after: read them now
@@ -1089,18 +1294,12 @@ cdef class LineEngine:
                     while q < i:
                         e = <const unsigned char *>memchr(p + q, 10, i - q)
                         j = e - p
-                        if outp != NULL:
-                            outp[nout] = self._one(p + q, j - q, False)
-                            nout += 1
-                        else:
-                            self._one(p + q, j - q, False)
+                        self._out(self._one(p + q, j - q, False))
                         q = j + 1
                     npend = 0
                     e = <const unsigned char *>memchr(p + i, 10, n - i)
                     j = (e - p) if e != NULL else n
-                if outp != NULL:
-                    outp[nout] = si
-                    nout += 1
+                self._out(si)
             if e == NULL:
                 break
             i = j + 1
@@ -1109,15 +1308,10 @@ cdef class LineEngine:
             while q <= n:
                 e = <const unsigned char *>memchr(p + q, 10, n - q)
                 j = (e - p) if e != NULL else n
-                si = self._one(p + q, j - q, False)
-                if outp != NULL:
-                    outp[nout] = si
-                    nout += 1
+                self._out(self._one(p + q, j - q, False))
                 if e == NULL:
                     break
                 q = j + 1
-        if self.keep_shapes:
-            del self.shapes[out0 + 4 * nout:]
         return -1
 
     def add_patterns(self, list patterns):
@@ -1174,8 +1368,8 @@ cdef class LineEngine:
 
     def take_shapes(self):
         """The shapes of the lines fed since the last call (int32 bytes, -1 = no row)."""
-        out = bytes(self.shapes)
-        self.shapes = bytearray()
+        out = PyBytes_FromStringAndSize(self.shapes.p, self.shapes.n)
+        self.shapes.n = 0
         return out
 
     def shape_stats(self, Py_ssize_t si):
@@ -1243,34 +1437,6 @@ def write_rows(bytes shapes, list fragments, int64_t first_line):
 
 
 # ===================================================================== records
-cdef struct Buf:
-    char *p
-    Py_ssize_t n
-    Py_ssize_t cap
-
-
-cdef int buf_reserve(Buf *b, Py_ssize_t extra) except -1:
-    cdef Py_ssize_t cap = b.cap or 4096
-    cdef char *q
-    if b.n + extra <= b.cap:
-        return 0
-    while cap < b.n + extra:
-        cap *= 2
-    q = <char *>realloc(b.p, cap)
-    if q == NULL:
-        raise MemoryError()
-    b.p, b.cap = q, cap
-    return 0
-
-
-cdef inline int buf_put(Buf *b, const void *s, Py_ssize_t n) except -1:
-    if b.n + n > b.cap:
-        buf_reserve(b, n)
-    memcpy(b.p + b.n, s, n)
-    b.n += n
-    return 0
-
-
 cdef int buf_put_text(Buf *b, const unsigned char *s, Py_ssize_t n, bint latin) except -1:
     """Text bytes as UTF-8 (a Latin-1 line is transcoded)."""
     cdef Py_ssize_t i
@@ -1518,15 +1684,7 @@ cdef class RecordEngine(LineEngine):
         if self.first_line[si] == 0:
             self.first_line[si] = self.p_line
         if self.p_q:
-            self.with_ts += 1
-            if self.p_zoned:
-                self.any_zoned = True
-            else:
-                self.all_zoned = False
-            if self.p_ts < self.ts_min[si]:
-                self.ts_min[si] = self.p_ts
-            if self.p_ts > self.ts_max[si]:
-                self.ts_max[si] = self.p_ts
+            self._ts_seen(si, self.p_ts, self.p_zoned)
         buf_put(&self.o_line, &self.p_line, 8)
         buf_put(&self.o_end, &self.p_end, 8)
         buf_put(&self.o_ts, &self.p_ts, 8)

@@ -34,11 +34,14 @@ from backline.analyzers.logs.ranges import (SPLIT_MIN_BYTES, ByteRange, RangePar
 from backline.analyzers.logs.records import LogRecord, learn_format, read_record_blocks, stack_trace_kind
 from backline.analyzers.logs.stats import LogStats, TemplateStats
 from backline.analyzers.logs.trace_join import JoinedTrace, TraceJoiner
-from backline.analyzers.logs.store import RecordWriter, join_raw_parts
+from backline.analyzers.logs.store import RawJoiner, RecordWriter, join_raw_parts
 from backline.analyzers.logs.template_index import template_index
 from backline.model import Artifact, ArtifactKind, Event, EvidenceRef, Fact, Severity, TsQuality
 
 NAME = "logs.text"
+#: Byte ranges per process of the local pool (when the file is large enough): one - each
+#: range costs about a second of CPU (its process's events, look-ahead, pickling).
+RANGES_PER_JOB = 1
 BLOCK = 4096
 MAX_STACK_TRACES = 200
 MAX_TRACE_TEXT = 64 * 1024
@@ -55,13 +58,24 @@ FACT_NAMES = frozenset({"log.lines", "log.records", "log.encoding", "log.format"
                         "log.template_index"})
 
 
-def _event(artifact: str, rec: LogRecord) -> Event:
-    sev = rec.severity
+def _event_row(b: RecordBlock, i: int) -> tuple:
+    """What the timeline event of record ``i`` needs, as a plain tuple (cheap to make and to
+    send back from a byte range; most are never reported): time stamp (µs), its quality
+    code, severity, line, message and head line, both cut."""
+    head = b.text(i).split("\n", 1)[0]
+    return (int(b.ts[i]), int(b.ts_quality[i]), int(b.severity[i]), int(b.line[i]),
+            (b.strings["message"][i].as_py() or "")[:300], head[:500])
+
+
+_SEVERITY = tuple(Severity)
+
+
+def _event(artifact: str, row: tuple) -> Event:
+    us, q, sev, line, message, head = row
+    sev = _SEVERITY[sev]
     kind = "log.critical" if sev >= Severity.CRITICAL else "log.error" if sev >= Severity.HIGH else "log.warning"
-    head = rec.text.split("\n", 1)[0]
-    return Event(ts=rec.ts, artifact=artifact, kind=kind, summary=rec.message[:300] or head[:300],
-                 severity=sev, ref=EvidenceRef.line(artifact, rec.line, head[:500]),
-                 ts_quality=rec.ts_quality, analyzer=NAME)
+    return Event(ts=RecordBlock.dt_of(us), artifact=artifact, kind=kind, summary=message or head[:300],
+                 severity=sev, ref=EvidenceRef.line(artifact, line, head), ts_quality=QUALITY[q], analyzer=NAME)
 
 
 class _CrashCalls:
@@ -84,13 +98,13 @@ class _Scan:
     back while a joined trace that began before it may still be open."""
 
     def __init__(self, artifact: str, max_events: int, records: Path | None, crashes,
-                 progress=None, size: int = 1, max_traces: int = MAX_STACK_TRACES) -> None:
+                 progress=None, size: int = 1, max_traces: int = MAX_STACK_TRACES, raw: bool = False) -> None:
         self.artifact = artifact
         self.max_events = max_events
         self.miner = TemplateMiner()
         self.stats = LogStats()
-        self.writer = RecordWriter(records, artifact) if records is not None else None
-        self.events: list[Event] = []
+        self.writer = RecordWriter(records, artifact, raw=raw) if records is not None else None
+        self.events: list[tuple] = []           # :func:`_event_row` tuples, made Events when reported
         self.dropped = 0
         self.traces: list[Fact] = []
         self.max_traces = max_traces
@@ -112,7 +126,7 @@ class _Scan:
         idx = np.flatnonzero(b.severity >= Severity.MEDIUM)
         room = max(0, self.max_events - len(self.events))
         for i in idx[:room].tolist():
-            self.events.append(_event(artifact, LogRecord(*b.row(i))))
+            self.events.append(_event_row(b, i))
         self.dropped += max(0, len(idx) - room)
         for i, text in b.texts:                     # records with continuation lines
             kind = stack_trace_kind(text)
@@ -216,7 +230,7 @@ def analyze_text_log(path: str | Path, artifact: str, ctx: AnalysisContext,
                        (lambda shape_map: scan.writer.close(shape_map)) if scan.writer is not None else None)
 
 
-def _report(artifact: str, ctx: AnalysisContext, miner: TemplateMiner, stats: LogStats, events: list[Event],
+def _report(artifact: str, ctx: AnalysisContext, miner: TemplateMiner, stats: LogStats, events: list[tuple],
             dropped: int, crashes: LogCrashes, ends: deaths.Deaths, traces: list[Fact], rs, fmt_name: str,
             close_records) -> Iterator[Output]:
     """The findings, events and facts of one file from its scan (or merged ranges)."""
@@ -247,7 +261,7 @@ def _report(artifact: str, ctx: AnalysisContext, miner: TemplateMiner, stats: Lo
         ctx.warn(f"{artifact}: mostly binary ({rs.binary_lines} of {rs.lines} lines)"
                  " - is this really a text log?")
 
-    yield from events
+    yield from (_event(artifact, r) for r in events)
     yield from anomalies.error_templates(artifact, tpls, NAME)
     yield from anomalies.first_error(artifact, stats, NAME)
     yield from anomalies.bursts(artifact, tpls, stats, NAME)
@@ -301,7 +315,7 @@ def scan_range(path: str, artifact: str, rng: ByteRange, fmt: LogFormat, tz: str
     calls = _CrashCalls()
     # more trace facts than kept: the merge may drop a few (see look_ahead)
     scan = _Scan(artifact, max_events, Path(records) if records else None, calls,
-                 max_traces=MAX_STACK_TRACES + 64)
+                 max_traces=MAX_STACK_TRACES + 64, raw=True)
     formats: list[LogFormat] = []
     scan.run(src, ZoneInfo(tz), fmt=fmt, first_line=rng.first_line, formats=formats)
     part = RangePart(rng.index)
@@ -356,6 +370,10 @@ def analyze_in_ranges(path: str | Path, artifact: str, ctx: AnalysisContext, job
     if why:
         return None
     parts = max(jobs, int(opts.get("ranges", 0) or 0))
+    if not opts.get("ranges") and opts.get("executor") is None:
+        # a few ranges per process: the records of the first ones are joined while the
+        # last ones are still being read
+        parts = max(parts, min(RANGES_PER_JOB * jobs, size // int(least)))
     ranges = plan_ranges(path, fmt, parts)
     if len(ranges) < 2:
         return None
@@ -377,24 +395,46 @@ def analyze_in_ranges(path: str | Path, artifact: str, ctx: AnalysisContext, job
 
 def _run_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat, ranges: list[ByteRange],
                 executor, tz: str, collected: datetime | None) -> list[Output] | None:
+    """Read the ranges (tasks of ``executor``) and merge them.  Parts are taken in file order
+    as they come: each one's shapes go into the merged miner and its records into the one
+    records file while later ranges are still being read, so the join is not a serial step
+    at the end."""
     got: list[RangePart] = []
+    maps: list[dict[int, int]] = []
+    miner = TemplateMiner()
     work = Path(ctx.work_dir) if ctx.work_dir else None
+    joiner = None
+    bad = ""
     try:
         counts = list(executor.map(count_newlines, [str(path)] * len(ranges), [r.start for r in ranges],
                                    [r.end for r in ranges]))
         ranges = number_ranges(ranges, counts)
         recs = [str(work / f"records.part{r.index:04d}.parquet") if work else None for r in ranges]
-        got = list(executor.map(scan_range, [str(path)] * len(ranges), [artifact] * len(ranges), ranges,
-                                [fmt] * len(ranges), [tz] * len(ranges), [ctx.max_events] * len(ranges), recs,
-                                [collected] * len(ranges)))
-    except BaseException:
         if work is not None:
-            for p in work.glob("records.part*.parquet"):
+            joiner = RawJoiner(work / "records.parquet")
+        for part in executor.map(scan_range, [str(path)] * len(ranges), [artifact] * len(ranges), ranges,
+                                 [fmt] * len(ranges), [tz] * len(ranges), [ctx.max_events] * len(ranges), recs,
+                                 [collected] * len(ranges)):
+            got.append(part)
+            bad = bad or part.inexact
+            if bad:
+                continue                          # one pass instead: the rest is only cleaned up
+            maps.append({si: miner.learn_shape(text) for si, text in enumerate(part.shapes)})
+            if miner.shapes_dropped or miner.overflow_templates:
+                bad = "the miner shape or template cap was reached"
+            elif joiner is not None and part.records_file:
+                joiner.add(part.records_file, maps[-1])
+    except BaseException:
+        if joiner is not None:
+            joiner.abort()
+        if work is not None:
+            for p in work.glob("records.part*.raw.*"):
                 p.unlink(missing_ok=True)
         raise
-    bad = next((p.inexact for p in got if p.inexact), "")
-    out = None if bad else merge_ranges(path, artifact, ctx, src, fmt, got)
+    out = None if bad else merge_ranges(path, artifact, ctx, src, fmt, got, miner=miner, maps=maps, joiner=joiner)
     if out is None:
+        if joiner is not None:
+            joiner.abort()
         for p in got:
             if p.records_file:
                 Path(p.records_file).unlink(missing_ok=True)
@@ -404,15 +444,19 @@ def _run_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat, 
 
 
 def merge_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat,
-                 parts: list[RangePart]) -> list[Output] | None:
+                 parts: list[RangePart], *, miner: TemplateMiner | None = None,
+                 maps: list[dict[int, int]] | None = None, joiner: RawJoiner | None = None) -> list[Output] | None:
     """One file's result from its ranges' parts (in file order), see :mod:`.ranges`;
-    ``None`` when the merged miner reached a cap (then one pass is exact, not the merge)."""
-    miner = TemplateMiner()
-    maps = [{si: miner.learn_shape(text) for si, text in enumerate(part.shapes)} for part in parts]
+    ``None`` when the merged miner reached a cap (then one pass is exact, not the merge).
+    ``miner`` and ``maps``: the parts' shapes already placed (in order); ``joiner``: their
+    records already joined (else the part files are joined here)."""
+    if miner is None or maps is None:
+        miner = TemplateMiner()
+        maps = [{si: miner.learn_shape(text) for si, text in enumerate(part.shapes)} for part in parts]
     if miner.shapes_dropped or miner.overflow_templates:
         return None
     stats = LogStats()
-    events: list[Event] = []
+    events: list[tuple] = []
     total = 0
     traces: list[Fact] = []
     crashes = LogCrashes(artifact)
@@ -439,7 +483,9 @@ def merge_ranges(path, artifact: str, ctx: AnalysisContext, src, fmt: LogFormat,
     rs.warnings = []
     src._finish_warnings()
     close = None
-    if ctx.work_dir:
+    if joiner is not None:
+        close = joiner.close
+    elif ctx.work_dir:
         out = Path(ctx.work_dir) / "records.parquet"
 
         def close(templates):

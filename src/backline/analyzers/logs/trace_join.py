@@ -91,6 +91,49 @@ def _unescape(msg: str) -> str:
     return msg.replace("#011", "\t") if "#0" in msg else msg
 
 
+def marked_records(msgs) -> np.ndarray:
+    """Which messages of an Arrow string array hold one of :data:`MARKERS`: the words are
+    searched in the array's data buffer (a fast byte search, a few hits a block in most
+    logs) and each hit is mapped to its record by the offsets."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(msgs)
+    hit = np.zeros(n, bool)
+    if not n:
+        return hit
+    if msgs.null_count or not isinstance(msgs, pa.StringArray):
+        m = None
+        for w in MARKERS:
+            x = pc.match_substring(msgs, w)
+            m = x if m is None else pc.or_(m, x)
+        return np.asarray(m.to_numpy(zero_copy_only=False), bool)
+    offs = np.frombuffer(msgs.buffers()[1], np.int32, n + 1, msgs.offset * 4)
+    data = msgs.buffers()[2]
+    if data is None:
+        return hit
+    lo, hi = int(offs[0]), int(offs[-1])
+    text = data.to_pybytes()
+    many = max(64, n // 16)
+    for w in MARKERS:
+        word = w.encode()
+        at = text.find(word, lo, hi)
+        seen = 0
+        while at >= 0:
+            seen += 1
+            if seen > many:                 # a word in many messages: one array search
+                hit |= np.asarray(pc.match_substring(msgs, w).to_numpy(zero_copy_only=False), bool)
+                break
+            r = int(np.searchsorted(offs, at, side="right")) - 1
+            # a match must lie inside one message, not across two
+            if at + len(word) <= offs[r + 1]:
+                hit[r] = True
+                at = text.find(word, int(offs[r + 1]), hi)
+            else:
+                at = text.find(word, at + 1, hi)
+    return hit
+
+
 class TraceJoiner:
     """Joins per-record trace lines of each source into traces (module docstring)."""
 
@@ -106,15 +149,8 @@ class TraceJoiner:
         """Account a block of records (:class:`.blocks.RecordBlock`); returns the traces they
         close.  The single-line records that hold a head word are found with Arrow substring
         searches; only they, and every record while a group is open, are made into rows."""
-        import pyarrow.compute as pc
-
         out: list[JoinedTrace] = []
-        msgs = b.strings["message"]
-        hit = None
-        for w in MARKERS:
-            m = pc.match_substring(msgs, w)
-            hit = m if hit is None else pc.or_(hit, m)
-        marked = np.asarray(hit.to_numpy(zero_copy_only=False), bool) & (b.end_line == b.line)
+        marked = marked_records(b.strings["message"]) & (b.end_line == b.line)
         cand = np.flatnonzero(marked)
         if not len(cand) and not self.open:
             return out
