@@ -27,13 +27,13 @@ True
 >>> death("procmgr[88]: down: tilerd[15632] terminated by signal 15") is None      # a requested stop
 True
 >>> death("geoindexd[21364]: *** stack smashing detected ***: terminated")
-{'reason': 'crash-message', 'process': ['geoindexd'], 'pid': '21364'}
+{'reason': 'crash-message', 'process': ['geoindexd'], 'pid': '21364', 'said': '*** stack smashing detected ***: terminated'}
 >>> death("worker exited normally") is None
 True
 >>> death("The process renderd.exe (pid 4242) exited with exit code 0xc0000005")["status"] == 0xC0000005
 True
 >>> death("/opt/app/run.sh: line 12:  4242 Killed                  /opt/app/bin/renderd --serve")
-{'reason': 'crash-message'}
+{'reason': 'crash-message', 'said': 'line N: N Killed'}
 >>> death("2026-12-07T17:25:37Z svrun: relayd exited with status 78, restarting in 1 s")
 {'reason': 'exit-status', 'process': ['relayd'], 'status': 78}
 >>> death("2026-12-07 17:25:37,493 ERROR relayd exiting with status 78")
@@ -56,7 +56,7 @@ MAX_EXITS = 10
 _OOM = re.compile(r"\b(?:Out of memory|Memory cgroup out of memory|oom[-_ ]kill\w*)\b[^\n]{0,40}?\bKill(?:ed)? process (\d+)"
                   r"|\bKilled process (\d+) \(|\bOOMKilled\b|\boom-kill:[^\n]*\btask=", re.I)
 _SIGNAL = re.compile(
-    r"\b(?:killed|terminated|exited|stopped|died|aborted|ended)\s+(?:by|on|with|due\s+to|from)\s+"
+    r"\b(?:killed|terminated|exited|stopped|died|aborted|ended)(?:\s+(?:by|on|with|due\s+to|from)\s+|:\s*)"
     r"(?:signal\s+(?P<num>\d+)(?:\s*\((?:SIG)?(?P<name1>[A-Z]{2,6})\))?|(?:signal\s+)?\bSIG(?!NAL\b)(?P<name2>[A-Z]{2,6}))\b"
     r"|\bcode=(?:killed|dumped),\s*status=(?P<snum>\d+)/(?:SIG)?(?P<sname>[A-Z]{2,6})\b", re.I)
 _STATUS = re.compile(
@@ -71,6 +71,17 @@ _CRASH = re.compile(r"\*\*\*[^*\n]{3,80}\*\*\*:?\s*terminated|\bsegfault at\b|\b
                     # a shell's job status: "run.sh: line 12:  4242 Killed   ./app --serve"
                     r"|\bline \d+:\s+\d+\s+(?:Killed|Segmentation fault|Aborted|Bus error|Illegal instruction|"
                     r"Floating point exception)(?=\s)", re.I)
+#: a runtime's or C library's last words before it aborts the process: the JVM's
+#: ``Terminating due to java.lang.OutOfMemoryError: ...`` (``-XX:+ExitOnOutOfMemoryError``), the C++
+#: runtime's ``terminate called after throwing an instance of 'std::out_of_range'``, glibc's heap
+#: checks (``free(): invalid size``, ``double free or corruption (out)``, ``corrupted size vs. prev_size``)
+_LAST_WORDS = re.compile(
+    r"\bTerminating due to (?:[\w$]+\.)+[\w$]*(?:Error|Exception)\b"
+    r"|\bterminate called (?:after throwing an instance of|without an active exception|recursively)\b"
+    r"|(?:^\s*|[:\]]\s*)(?:(?:free|malloc|realloc|calloc|munmap_chunk|malloc_consolidate|_int_\w{1,20})\(\):\s+"
+    r"(?:invalid|corrupted|double free|unaligned|memory corruption|unsorted|smallbin|largebin)[^\n]{0,60}"
+    r"|double free or corruption \((?:out|!prev|fasttop|top|!\w{1,10})\)"
+    r"|corrupted (?:size vs\. prev_size|double-linked list)[^\n]{0,40})\s*$")
 _GAVE_UP = re.compile(r"\bentered FATAL state\b|\b(?:start request repeated too quickly)\b|"
                       r"\b(?:process|child|worker|program|daemon)\b[^\n]{0,60}\b(?:died|crashed|exited unexpectedly|"
                       r"exited prematurely|terminated abnormally|exited abnormally|terminated unexpectedly)\b", re.I)
@@ -84,16 +95,17 @@ _UNIT = re.compile(r"(?<![\w.-])([A-Za-z_][\w@.-]{0,60}?)(?:@[\w.-]*)?\.service\
 _SUPERVISED = re.compile(r"\b(?:exited|gave up|stopped|terminated|died|crashed|killed|backoff|fatal):\s*'?([A-Za-z_][\w.-]{1,40})'?"
                          r"(?=\s|\(|$)", re.I)
 _NAME_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\s*\((?:pid\s*)?(\d{1,10})\)", re.I)
+_NAME_PID_WORD = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\s+pid\s*[:=#]?\s*(\d{1,10})\b", re.I)
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
-_PID = re.compile(r"\b(?:pid|process)[\"']?\s*[:=#]?\s*(\d{2,10})\b", re.I)
+_PID = re.compile(r"\b(?:pid|process|child|worker)[\"']?\s*[:=#]?\s*(\d{2,10})\b", re.I)
 #: ``svrun: relayd exited with status 78``: the program named as the subject of the death words
-_SUBJECT = re.compile(r"(?:^|[\s:\]>|])([A-Za-z_][\w.-]{1,40})\s+(?:has\s+|is\s+)?(?:exited|exiting|terminated|died|crashed|"
+_SUBJECT = re.compile(r"(?:^|[\s:\]>|])([A-Za-z_][\w.-]{1,40}):?\s+(?:has\s+|is\s+)?(?:exited|exiting|terminated|died|crashed|"
                       r"was\s+killed|aborted)\b", re.I)
 #: ``"container": "quotes"``, ``unit=billing``: the name a structured event gives the process
 _FIELD_NAME = re.compile(r"\b(?:container|service|program|app|unit|process_name|task_name)[\"']?\s*[=:]\s*"
                          r"[\"']?([A-Za-z_][\w.-]{1,40})", re.I)
 #: the same screen in RE2 syntax, run over a whole block of head lines at once
-_HINT_RE2 = (r"kill|exit|signal|status|terminat|\*\*\*|segfault|fault|trap|core dumped|fatal state|died|crash|"
+_HINT_RE2 = (r"kill|exit|signal|status|terminat|free\(\)|double free|corrupted|\*\*\*|segfault|fault|trap|core dumped|fatal state|died|crash|"
              r"abnormal|prematurely|unexpectedly|repeated too quickly")
 _NOT_NAME = {"process", "child", "worker", "program", "service", "daemon", "main", "the", "with", "signal", "pid",
              "kernel", "exit", "status", "code"}
@@ -106,6 +118,11 @@ _NOT_SUBJECT = {"it", "has", "had", "have", "that", "which", "then", "and", "jus
 
 def _requested(sig: str | None) -> bool:
     return bool(sig) and sig.upper().removeprefix("SIG") in _REQUESTED_SIGNALS
+
+
+def _said(words: str) -> str:
+    """The crash words a line says, as a group key: digits masked, spaces single."""
+    return " ".join(re.sub(r"\d+", "N", words).split()).lstrip(":] ")[:80]
 
 
 def death(line: str) -> dict[str, Any] | None:
@@ -140,7 +157,11 @@ def death(line: str) -> dict[str, Any] | None:
     if out is None:
         m = _CRASH.search(line)
         if m:
-            out, where = {"reason": "crash-message"}, m.start()
+            out, where = {"reason": "crash-message", "said": _said(m.group())}, m.start()
+    if out is None:
+        m = _LAST_WORDS.search(line)
+        if m:
+            out, where = {"reason": "crash-message", "said": _said(m.group())}, m.start()
     if out is None:
         m = _GAVE_UP.search(line)
         if m:
@@ -154,7 +175,7 @@ def death(line: str) -> dict[str, Any] | None:
             n = n if isinstance(n, str) else next((x for x in n if x), "")
             if n.lower() not in _NOT_NAME and n not in names:
                 names.append(n)
-    for rx in (_NAME_PID, _PROG_PID):
+    for rx in (_NAME_PID, _PROG_PID, _NAME_PID_WORD):
         # the program named right before the death words (a line's own prefix names its writer)
         cands = [x for x in rx.finditer(line) if x.start() < where + 1 and x.group(1).lower() not in _NOT_NAME]
         if cands and not names:
@@ -204,7 +225,7 @@ class Deaths:
             d = death(text)
             if d is None:
                 continue
-            key = (d["reason"], tuple(d.get("process", ())), d.get("signal"), d.get("status"))
+            key = (d["reason"], tuple(d.get("process", ())), d.get("signal"), d.get("status"), d.get("said"))
             g = self.groups.get(key)
             if g is None:
                 if len(self.groups) >= self.MAX_GROUPS:

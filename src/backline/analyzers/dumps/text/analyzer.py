@@ -40,9 +40,9 @@ def describe(rep: CrashReport) -> str:
     if e is None:
         return f"{rep.source_format} thread dump of {len(rep.threads)} threads"
     root = [c for c in e.causes if c.relation in ("cause", "inner", "context")]
-    text = f"{e.type}: {e.message}" if e.message else e.type
+    text = f"{e.type}: {' / '.join(x.strip() for x in e.message.splitlines())}" if e.message else e.type
     if root:
-        text += f" (root cause {root[-1].type}: {root[-1].message})"
+        text += f" (root cause {root[-1].type}: {' / '.join(x.strip() for x in root[-1].message.splitlines())})"
     return text[:500]
 
 
