@@ -73,6 +73,8 @@ SHAPES: dict[str, tuple[str, str]] = {
     "mon_d_y": (r"[A-Z][a-z]{2} \d{1,2},? \d{4},? " + _HMS + _FRAC + r"(?: [AP]M)?", "MDYhmsf"),
     # Jun 14 15:16:01, Jul  1 09:00:55 (BSD syslog, no year)
     "syslog": (r"[A-Z][a-z]{2} {1,2}\d{1,2} \d{1,2}:\d\d:\d\d(?:\.\d{1,9})?", "MDhmsf"),
+    # E1207 17:25:03.379799 (glog: level letter, then month and day, no year)
+    "glog": (r"(?<=^[IWEF])\d{4} " + _HMS + _FRAC, "MDhmsf"),
     # 081109 203615
     "yymmdd": (r"(?<!\d)\d{6}[ -]\d{6}(?!\d)", "yMDhms"),
     # epoch seconds (optionally with a fraction), milli-, micro-, nanoseconds: years 2001..2033
