@@ -38,7 +38,12 @@ def _refs(artifact: str, st: TemplateStats) -> tuple[EvidenceRef, ...]:
 
 #: Templates that are a line of a stack trace (a frame, "... N more"): part of a trace
 #: that the crash findings report, not an error of their own (logcat prints each at E).
-_TRACE_LINE = re.compile(r"(?:at [\w$<>.*/]+ ?\(|\.\.\. <\*> (?:more|common frames omitted)$|File \"<\*>\", line <\*>)")
+#: Python's trace head and chain separators are trace lines too (syslog forwards a traceback
+#: one record per line: the head line alone says nothing the crash finding does not).
+_TRACE_LINE = re.compile(r"(?:at [\w$<>.*/]+ ?\(|\.\.\. <\*> (?:more|common frames omitted)$|File \"<\*>\", line <\*>"
+                         r"|Traceback \(most recent call last\):$|During handling of the above exception, another "
+                         r"exception occurred:$|The above exception was the direct cause of the following exception:$"
+                         r"|[\^~]+$)")
 
 
 def _by_wording(st: TemplateStats) -> bool:
@@ -112,7 +117,7 @@ def bursts(artifact: str, tpls: list[TemplateStats], stats: LogStats, analyzer: 
         return
     found: list[tuple[int, Finding]] = []
     for t in tpls:
-        if t.count < 20 or len(t.buckets) < 2:
+        if t.count < 20 or len(t.buckets) < 2 or _TRACE_LINE.match(t.template):
             continue
         mean = t.count / span_buckets
         thresh = max(10.0, 5.0 * mean)

@@ -82,6 +82,9 @@ _LAST_WORDS = re.compile(
     r"(?:invalid|corrupted|double free|unaligned|memory corruption|unsorted|smallbin|largebin)[^\n]{0,60}"
     r"|double free or corruption \((?:out|!prev|fasttop|top|!\w{1,10})\)"
     r"|corrupted (?:size vs\. prev_size|double-linked list)[^\n]{0,40})\s*$")
+#: the last words looked for on continuation lines (a cheap screen before :func:`death`)
+_TAIL_HINT = re.compile(r"Terminating due to|terminate called|\(\):\s|double free|corrupted |\*\*\*|core dumped")
+MAX_TAIL_LINES = 2000
 _GAVE_UP = re.compile(r"\bentered FATAL state\b|\b(?:start request repeated too quickly)\b|"
                       r"\b(?:process|child|worker|program|daemon)\b[^\n]{0,60}\b(?:died|crashed|exited unexpectedly|"
                       r"exited prematurely|terminated abnormally|exited abnormally|terminated unexpectedly)\b", re.I)
@@ -223,31 +226,45 @@ class Deaths:
         for i in np.flatnonzero(mask.to_numpy(zero_copy_only=False)).tolist():
             text = heads[i].as_py() or ""
             d = death(text)
-            if d is None:
-                continue
-            key = (d["reason"], tuple(d.get("process", ())), d.get("signal"), d.get("status"), d.get("said"))
-            g = self.groups.get(key)
-            if g is None:
-                if len(self.groups) >= self.MAX_GROUPS:
-                    continue
-                g = self.groups[key] = {"death": d, "count": 0, "first_ts": None, "last_ts": None, "examples": []}
-            g["count"] += 1
-            ts = b.dt(i)
-            if len(self.events) < self.MAX_EVENTS and int(b.severity[i]) < int(Severity.HIGH):
-                # records at error level already are events of their own
-                self.events.append(Event(ts=ts, artifact=self.artifact, kind="log.process_exit",
-                                         summary=(b.strings["message"][i].as_py() or text)[:300],
-                                         severity=Severity.HIGH, ref=EvidenceRef.line(self.artifact, int(b.line[i]),
-                                                                                      text[:500]),
-                                         analyzer="logs.text"))
-            if ts is not None:
-                g["first_ts"] = ts if g["first_ts"] is None or ts < g["first_ts"] else g["first_ts"]
-                g["last_ts"] = ts if g["last_ts"] is None or ts > g["last_ts"] else g["last_ts"]
-            if len(g["examples"]) < 3:
-                g["examples"].append((int(b.line[i]), text[:500]))
-            if "words" not in g:                  # the record's message when it says it all, else its line
+            if d is not None:
                 msg = b.strings["message"][i].as_py() or ""
-                g["words"] = msg if msg and death(msg) is not None else text
+                self._count(b, i, d, int(b.line[i]), text, msg if msg and death(msg) is not None else text,
+                            event=int(b.severity[i]) < int(Severity.HIGH))
+        # a runtime's last words on a line of their own, without stamp or level, continue the
+        # record before them (``Terminating due to java.lang.OutOfMemoryError``, ``free(): invalid
+        # size``): the continuation lines of multi-line records are read for those words only
+        for i, whole in b.texts:
+            nl = whole.find("\n")
+            if nl < 0 or not _TAIL_HINT.search(whole, nl):
+                continue
+            for k, part in enumerate(whole[nl + 1:].split("\n")[:MAX_TAIL_LINES], 1):
+                if not _TAIL_HINT.search(part):
+                    continue
+                d = death(part)
+                if d is not None and d["reason"] == "crash-message":
+                    self._count(b, i, d, int(b.line[i]) + k, part[:500], part, event=True)
+
+    def _count(self, b, i: int, d: dict, line: int, text: str, words: str, *, event: bool) -> None:
+        key = (d["reason"], tuple(d.get("process", ())), d.get("signal"), d.get("status"), d.get("said"))
+        g = self.groups.get(key)
+        if g is None:
+            if len(self.groups) >= self.MAX_GROUPS:
+                return
+            g = self.groups[key] = {"death": d, "count": 0, "first_ts": None, "last_ts": None, "examples": []}
+        g["count"] += 1
+        ts = b.dt(i)
+        if len(self.events) < self.MAX_EVENTS and event:
+            # records at error level already are events of their own
+            self.events.append(Event(ts=ts, artifact=self.artifact, kind="log.process_exit",
+                                     summary=words[:300], severity=Severity.HIGH,
+                                     ref=EvidenceRef.line(self.artifact, line, text[:500]), analyzer="logs.text"))
+        if ts is not None:
+            g["first_ts"] = ts if g["first_ts"] is None or ts < g["first_ts"] else g["first_ts"]
+            g["last_ts"] = ts if g["last_ts"] is None or ts > g["last_ts"] else g["last_ts"]
+        if len(g["examples"]) < 3:
+            g["examples"].append((line, text[:500]))
+        if "words" not in g:                  # the record's message when it says it all, else its line
+            g["words"] = words
 
     def absorb(self, other: "Deaths") -> None:
         """Add the deaths of the records that follow this one's in the file (the next byte
