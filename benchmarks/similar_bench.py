@@ -31,6 +31,10 @@ vectors: the share of the exact top 100 it finds.
 
     python benchmarks/similar_bench.py --cases 100000                 # SQLite
     python benchmarks/similar_bench.py --cases 100000 --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+``--keep-schema NAME`` builds into the PostgreSQL schema NAME (SQLite: /tmp/NAME.db) and keeps it;
+a later run with the same name skips steps 1-3 and only queries (to profile, or to repeat the
+timings).  Drop it yourself when done (``DROP SCHEMA NAME CASCADE`` / delete the file).
 """
 
 from __future__ import annotations
@@ -103,81 +107,98 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--text-from", choices=("all", "sample"), default="all",
                     help="reports the synthetic texts are made of (see above)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--keep-schema", metavar="NAME",
+                    help="build the data in this PostgreSQL schema (SQLite: the file /tmp/NAME.db) and keep it; "
+                         "a later run with the same name skips the build and only queries (drop it yourself)")
     args = ap.parse_args(argv)
     rng = random.Random(7)
     rows = [json.loads(line) for line in (corpus_dir() / "cases" / "gitbugs_cases.jsonl").open()]
     tmp = Path(tempfile.mkdtemp(prefix="similar-bench-"))
     os.environ.setdefault("BACKLINE_HOME", str(tmp))
     schema = None
+    reuse = False
     if args.database_url:
-        schema = f"bl_bench_{os.getpid()}"
+        schema = args.keep_schema or f"bl_bench_{os.getpid()}"
         with create_engine(args.database_url, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+            reuse = bool(args.keep_schema) and c.execute(
+                text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f'"{schema}".cases'}).scalar()
+            if not reuse:
+                c.execute(text(f'CREATE SCHEMA "{schema}"'))
         url = f"{args.database_url}{'&' if '?' in args.database_url else '?'}options=-csearch_path%3D{schema}"
+    elif args.keep_schema:
+        db = Path(tempfile.gettempdir()) / f"{args.keep_schema}.db"
+        reuse = db.exists()
+        url = f"sqlite:///{db}"
     else:
         url = f"sqlite:///{tmp / 'bench.db'}"
     res: dict[str, object] = {"cases": args.cases, "backend": "postgresql" if schema else "sqlite"}
     hub = Hub.open(url, blob_root=tmp / "blobs")
     try:
-        user, _ = hub.users.add("bench", Role.ENGINEER)
-        # 1. embedding throughput on real texts; their vectors are the bases of the synthetic ones
-        emb = shared_embedder()
-        sample = rng.sample(range(len(rows)), min(args.sample, len(rows)))
-        docs = [CaseDoc(rows[i]["title"] or "", rows[i].get("description") or "") for i in sample]
-        t = time.perf_counter()
-        vecs = doc_vectors(emb, docs)
-        dt = time.perf_counter() - t
-        per_s = len(docs) / dt
-        res["embed_cases_per_s"] = per_s
-        print(f"embedding: {len(docs)} real cases (full text + title) in {dt:.1f} s = {per_s:.1f} cases/s; "
-              f"{args.cases:,} cases would take {args.cases / per_s / 60:.0f} min   peak {peak_mb():.0f} MB")
-        base = {i: v for i, v in zip(sample, vecs)}
-        # 2. import (cases + lexical index + term statistics)
-        sources = rows if args.text_from == "all" else [rows[i] for i in sample]
-        records = synth(sources, args.cases, rng)
-        src = tmp / "synthetic.jsonl"
-        with src.open("w") as fh:
-            for rec, _src in records:
-                fh.write(json.dumps(rec) + "\n")
-        t = time.perf_counter()
-        report = CaseImporter(hub.cases, hub.similar.indexer).run(user, src, embed=False)
-        imp = time.perf_counter() - t
-        res["import_s"] = imp
-        print(f"import: {report.added:,} cases (no embeddings) in {imp:.1f} s = {report.added / imp:.0f} cases/s"
-              f"; with embeddings at the measured rate: {(imp + args.cases / per_s) / 60:.0f} min   "
-              f"peak {peak_mb():.0f} MB")
-        # 3. vectors of the synthetic cases: mixes of their source reports' real vectors
-        with hub.engine.begin() as conn:
-            conn.execute(T.similar_queue.delete())
-            ids = dict(conn.execute(select(T.case_external.c.external_id, T.case_external.c.case_id)).all())
-            batch = []
-            now = datetime.now(timezone.utc)
-            for rec, (a, b, c) in records:
-                values = parse_record(rec, org="imported", product="imported", now=now).values
-                content = build_doc(values["title"], values["intake"], (), ()).content_hash()
-                src_ids = [sample[x % len(sample)] for x in (a, b, c)]
-                for kind in ("full", "title"):
-                    if kind == "title":
-                        v = base[src_ids[0]]["title"] + np.float32(0.05) * rng_normal(rng)
-                    else:
-                        v = (0.6 * base[src_ids[0]]["full"] + 0.3 * base[src_ids[1]]["full"]
-                             + 0.1 * base[src_ids[2]]["full"] + np.float32(0.05) * rng_normal(rng))
-                    v = v / np.linalg.norm(v)
-                    batch.append({"case_id": ids[rec["id"]], "kind": kind, "model": MODEL_NAME, "dim": DIM,
-                                  "vector": to_blob(v), "content_hash": content})
-                if len(batch) >= 5000:
+        if reuse:
+            user = hub.users.get("bench")
+            sample = rng.sample(range(len(rows)), min(args.sample, len(rows)))
+            records = batch = ids = None
+            print(f"reusing schema {schema}")
+        else:
+            user, _ = hub.users.add("bench", Role.ENGINEER)
+            # 1. embedding throughput on real texts; their vectors are the bases of the synthetic ones
+            emb = shared_embedder()
+            sample = rng.sample(range(len(rows)), min(args.sample, len(rows)))
+            docs = [CaseDoc(rows[i]["title"] or "", rows[i].get("description") or "") for i in sample]
+            t = time.perf_counter()
+            vecs = doc_vectors(emb, docs)
+            dt = time.perf_counter() - t
+            per_s = len(docs) / dt
+            res["embed_cases_per_s"] = per_s
+            print(f"embedding: {len(docs)} real cases (full text + title) in {dt:.1f} s = {per_s:.1f} cases/s; "
+                  f"{args.cases:,} cases would take {args.cases / per_s / 60:.0f} min   peak {peak_mb():.0f} MB")
+            base = {i: v for i, v in zip(sample, vecs)}
+            # 2. import (cases + lexical index + term statistics)
+            sources = rows if args.text_from == "all" else [rows[i] for i in sample]
+            records = synth(sources, args.cases, rng)
+            src = tmp / "synthetic.jsonl"
+            with src.open("w") as fh:
+                for rec, _src in records:
+                    fh.write(json.dumps(rec) + "\n")
+            t = time.perf_counter()
+            report = CaseImporter(hub.cases, hub.similar.indexer).run(user, src, embed=False)
+            imp = time.perf_counter() - t
+            res["import_s"] = imp
+            print(f"import: {report.added:,} cases (no embeddings) in {imp:.1f} s = {report.added / imp:.0f} cases/s"
+                  f"; with embeddings at the measured rate: {(imp + args.cases / per_s) / 60:.0f} min   "
+                  f"peak {peak_mb():.0f} MB")
+            # 3. vectors of the synthetic cases: mixes of their source reports' real vectors
+            with hub.engine.begin() as conn:
+                conn.execute(T.similar_queue.delete())
+                ids = dict(conn.execute(select(T.case_external.c.external_id, T.case_external.c.case_id)).all())
+                batch = []
+                now = datetime.now(timezone.utc)
+                for rec, (a, b, c) in records:
+                    values = parse_record(rec, org="imported", product="imported", now=now).values
+                    content = build_doc(values["title"], values["intake"], (), ()).content_hash()
+                    src_ids = [sample[x % len(sample)] for x in (a, b, c)]
+                    for kind in ("full", "title"):
+                        if kind == "title":
+                            v = base[src_ids[0]]["title"] + np.float32(0.05) * rng_normal(rng)
+                        else:
+                            v = (0.6 * base[src_ids[0]]["full"] + 0.3 * base[src_ids[1]]["full"]
+                                 + 0.1 * base[src_ids[2]]["full"] + np.float32(0.05) * rng_normal(rng))
+                        v = v / np.linalg.norm(v)
+                        batch.append({"case_id": ids[rec["id"]], "kind": kind, "model": MODEL_NAME, "dim": DIM,
+                                      "vector": to_blob(v), "content_hash": content})
+                    if len(batch) >= 5000:
+                        conn.execute(insert(T.case_vectors), batch)
+                        batch = []
+                if batch:
                     conn.execute(insert(T.case_vectors), batch)
-                    batch = []
-            if batch:
-                conn.execute(insert(T.case_vectors), batch)
-        if schema:
-            with hub.engine.connect() as conn:
-                # the bench's own tables only (a bare ANALYZE takes every schema of the database and
-                # waits behind whatever holds a lock there)
-                for table in ("cases", "case_search", "case_fts", "case_vectors", "search_terms",
-                              "case_external", "case_signatures", "users"):
-                    conn.execute(text(f'ANALYZE "{schema}"."{table}"'))
-                conn.commit()
+            if schema:
+                with hub.engine.connect() as conn:
+                    # the bench's own tables only (a bare ANALYZE takes every schema of the database and
+                    # waits behind whatever holds a lock there)
+                    for table in ("cases", "case_search", "case_fts", "case_vectors", "search_terms",
+                                  "case_external", "case_signatures", "users"):
+                        conn.execute(text(f'ANALYZE "{schema}"."{table}"'))
+                    conn.commit()
         with hub.engine.connect() as conn:
             keys = [r for (r,) in conn.execute(select(T.cases.c.key))]
         qkeys = [rng.choice(keys) for _ in range(args.queries)]
@@ -212,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         hub.engine.dispose()
-        if schema:
+        if schema and not args.keep_schema:
             with create_engine(args.database_url, isolation_level="AUTOCOMMIT").connect() as c:
                 c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
@@ -240,7 +261,7 @@ def projection_recall(hub, user, keys: list[str]) -> float:
             got = {c for c, _ in cache.search([([q], ["full"])], flt, 100)[0]}
             n = cache.n
             ok = cache._mask(flt) & (cache.kind[:n] == 0)
-            scores = np.where(ok, cache.vecs[:n] @ q, -np.inf)
+            scores = np.where(ok, cache.vecs[:n].astype(np.float32) @ q, -np.inf)
             top = np.argsort(-scores)[:100]
             exact = {int(cache.case[j]) for j in top}
             found.append(len(got & exact) / len(exact))

@@ -144,6 +144,9 @@ def reindex(all_: bool = typer.Option(False, "--all", help="Rebuild every case, 
             tick(seen[0])
 
         done = _run(lambda: indexer.run_pending(progress=step))
+    if done:
+        from backline.knowledge.similar.importer import flush_fulltext_pending
+        flush_fulltext_pending(hub.engine)
     typer.echo(f"indexed {done} cases")
     if indexer.embed_error:
         Console(stderr=True, highlight=False).print(f"warning: no embeddings: {indexer.embed_error}", markup=False, soft_wrap=True)

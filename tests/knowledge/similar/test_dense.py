@@ -10,7 +10,7 @@ from backline.cases.hub import Hub
 from backline.cases.model import CaseSeverity, Role
 from backline.cases.service import NewCase
 from backline.knowledge.similar import dense
-from backline.knowledge.similar.dense import Filter, VectorCache, to_blob
+from backline.knowledge.similar.dense import Filter, VectorCache, from_blob, to_blob
 from backline.storage import tables as T
 
 
@@ -55,6 +55,10 @@ def test_top_up_replace_filter_and_reload(world, monkeypatch):
     assert [c for c, _ in cache.search(full, gw, 10)[0]] == [ids["b"]]
     assert cache.search(full, Filter(org=cache.code("org", "initech")), 10)[0] == []
     assert [c for c, _ in cache.search([([q], ["title"])], Filter(), 10)[0]] == [ids["c"]]
+    # kept float16 as stored (half the memory of float32, nothing lost), handed out as float32
+    assert cache.vecs.dtype == np.float16
+    got = cache.vectors_of(ids["b"])["full"]
+    assert got.dtype == np.float32 and np.array_equal(got, from_blob(to_blob(unit(1, 0.2)), 4))
 
     # c is re-indexed: its rows are replaced, the copy follows with one small load
     with hub.engine.begin() as conn:

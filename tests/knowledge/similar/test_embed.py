@@ -49,3 +49,16 @@ def test_a_missing_tokenizer_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setenv("BACKLINE_EMBED_TOKENIZER", str(tmp_path / "nope.json"))
     with pytest.raises(SearchError, match="requirements-models.txt"):
         locate_model()
+
+
+def test_texts_are_cut_at_max_tokens_and_the_stored_name_says_so(emb):
+    from backline.knowledge.similar.embed import MAX_TOKENS, MODEL_NAME
+    # the full length keeps the name vectors were always stored under; any other length is its own name
+    assert MODEL_NAME == "all-MiniLM-L6-v2-int8" if MAX_TOKENS == 256 else MODEL_NAME.endswith(f"/{MAX_TOKENS}")
+    words = [f"word{i}" for i in range(400)]
+    pieces = len(emb.tokenizer.encode(" ".join(words)).ids)
+    assert pieces == MAX_TOKENS
+    long, longer = emb.embed([" ".join(words), " ".join(words + ["tls", "handshake", "failure"] * 50)])
+    assert np.allclose(long, longer, atol=1e-6)          # what is past the cut does not count
+    short, shorter = emb.embed(["gateway heap exhausted after the upgrade", "gateway heap exhausted"])
+    assert not np.allclose(short, shorter, atol=1e-3)

