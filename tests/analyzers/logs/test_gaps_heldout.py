@@ -190,3 +190,28 @@ def test_logging_stops_is_dropped_only_when_the_bundle_ends_there_too():
     assert stops_at_collection([f, gap], t + timedelta(seconds=10)) == [gap]
     assert stops_at_collection([f, gap], t + timedelta(minutes=10)) == [f, gap]   # others went on
     assert stops_at_collection([f], None) == [f]
+
+
+# 8. a gcore of a thread waiting for a file lock
+
+def test_thread_in_a_file_lock_call_is_blocked_and_near_misses_are_not():
+    from backline.analyzers.dumps.analysis import _wait_kind
+    from backline.analyzers.dumps.elfcore.analysis import _with_waits
+    from backline.analyzers.dumps.elfcore.reader import EM_X86_64
+    from backline.analyzers.dumps.model import CrashThread, StackFrame
+
+    class Core:                                   # no futex syscall in these threads: memory never read
+        machine = EM_X86_64
+
+        def read_u32(self, addr):
+            return None
+
+    def th(tid, *names):
+        return CrashThread(id=tid, frames=tuple(StackFrame(i, "cfi", function=n) for i, n in enumerate(names)),
+                           registers={"orig_rax": 73})
+    assert _wait_kind("flock") == "file_lock" and _wait_kind("__fcntl64_nocancel_adjusted") == "file_lock"
+    assert _wait_kind("flockfile") is None                     # stdio's stream lock: another thing
+    out = {t.id: t.wait for t in _with_waits(Core(), [th(1, "flock", "main"), th(2, "read", "main"),
+                                                       th(3, "compute", "flockfile_user", "main")])}
+    assert out[1] is not None and out[1].kind == "file_lock" and out[1].function == "flock"
+    assert out[2] is None and out[3] is None
