@@ -215,3 +215,22 @@ def test_thread_in_a_file_lock_call_is_blocked_and_near_misses_are_not():
                                                        th(3, "compute", "flockfile_user", "main")])}
     assert out[1] is not None and out[1].kind == "file_lock" and out[1].function == "flock"
     assert out[2] is None and out[3] is None
+
+
+def test_syslog_trace_keeps_the_message_lines_written_with_it_not_later_records(tmp_path):
+    def rec(sec, msg):
+        return f"2026-12-07T10:00:{sec:02d}+0000 host1 cfgd[77]: {msg}"
+    lines = [rec(1, "starting"),
+             rec(2, "Traceback (most recent call last):"),
+             rec(2, '  File "/srv/cfgd.py", line 5, in load'),
+             rec(2, "    parse(text)"),
+             rec(2, "yaml.scanner.ScannerError: while scanning for the next token"),
+             rec(2, "found character '\\t' that cannot start any token"),
+             rec(2, '  in "cfg.yaml", line 9, column 1'),
+             rec(3, "retrying in 1 s"),                      # a later record: not the message
+             rec(4, "starting")]
+    found = _findings(tmp_path, "journal.txt", "\n".join(lines) + "\n")
+    exc = [f for f in found if f.code == "DUMP.PYTHON_EXCEPTION"]
+    assert len(exc) == 1, [f.title for f in found]
+    assert "found character" in exc[0].title and "cfg.yaml" in exc[0].title
+    assert "retrying" not in exc[0].title

@@ -40,9 +40,9 @@ def describe(rep: CrashReport) -> str:
     if e is None:
         return f"{rep.source_format} thread dump of {len(rep.threads)} threads"
     root = [c for c in e.causes if c.relation in ("cause", "inner", "context")]
-    text = f"{e.type}: {' / '.join(x.strip() for x in e.message.splitlines())}" if e.message else e.type
+    text = f"{e.type}: {_one_line(e.message)}" if e.message else e.type
     if root:
-        text += f" (root cause {root[-1].type}: {' / '.join(x.strip() for x in root[-1].message.splitlines())})"
+        text += f" (root cause {root[-1].type}: {_one_line(root[-1].message)})"
     return text[:500]
 
 
@@ -50,6 +50,12 @@ def crash_severity(code: str) -> Severity:
     """Severity of a crash finding with ``code`` (fatal errors, deadlocks: critical)."""
     return Severity.CRITICAL if code in ("DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK") \
         else Severity.HIGH
+
+
+def _one_line(message: str) -> str:
+    """A multi-line exception message on one line (`` / `` between its lines; caret lines,
+    which point into a quoted source line, left out)."""
+    return " / ".join(x.strip() for x in message.splitlines() if x.strip() and not set(x.strip()) <= {"^", "~"})
 
 
 def crash_finding(rep: CrashReport, artifact: str, lines: Sequence[int], analyzer: str, *,
