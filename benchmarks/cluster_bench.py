@@ -7,15 +7,22 @@ different seed each), then runs ``backline analyze FOLDER --format json --out DI
 1. with ``--jobs 1`` (the baseline: one process);
 2. with ``--scheduler`` on a cluster started here (``dask scheduler`` and
    ``--workers`` ``dask worker`` processes of one thread each on 127.0.0.1,
-   torn down afterwards).
+   torn down afterwards);
 
-Prints wall clock and CPU seconds of each (the cluster's CPU is the sum over its
-processes, read from /proc before they end), the ratio, and whether the two
-reports are equal (findings, facts but the records paths, events).
+in turn, ``--repeat`` times each, so that both see the same machine load.
+
+Prints wall clock and CPU seconds of each, the CPU of every part of the cluster
+run (the ``backline analyze`` client, the scheduler, each worker with the task
+processes it starts: read with psutil before and after, so the cluster's start
+is not counted), the ratios
+cluster / one process of wall clock and of total CPU, and whether the two
+reports are equal (findings, facts but the records paths, events).  The load
+average is printed before and after: on a loaded machine the wall ratio says
+little and the CPU ratio is the figure to compare.
 
 Usage::
 
-    python benchmarks/cluster_bench.py [--logs 20] [--mb 10] [--workers 2] [--keep DIR]
+    python benchmarks/cluster_bench.py [--logs 20] [--mb 10] [--workers 2] [--keep DIR] [--repeat N]
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -35,14 +44,61 @@ from logs_scale import BACKLINE, _report_view, generate, run  # noqa: E402
 from backline.testing import local_dask_cluster  # noqa: E402
 
 
+def _cpu(proc: psutil.Process) -> float:
+    """CPU seconds (user + system) of a running process and everything under it: its live
+    descendants (a worker's fork server, task supervisors) and the ones already reaped (task
+    processes), whose time the kernel adds to their parent's children times."""
+    return sum(_tree(proc))
 
-def _cpu(pid: int) -> float:
+
+def _tree(proc: psutil.Process) -> tuple[float, float]:
+    """(the process's own CPU seconds, its descendants' live and reaped)."""
+    own = rest = 0.0
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            f = fh.read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0, 0.0
+    for p in tree:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        if p.pid == proc.pid:
+            own += t.user + t.system
+            rest += t.children_user + t.children_system
+        else:
+            rest += t.user + t.system + t.children_user + t.children_system
+    return own, rest
+
+
+def _run_watched(cmd: list[str]) -> dict:
+    """``run(cmd)``, plus the CPU of its main process alone (sampled until it exits)."""
+    import threading
+
+    own = [0.0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for p in psutil.Process().children():
+                if p.cmdline()[-len(cmd) + 1:] == cmd[1:]:
+                    try:
+                        while not stop.is_set():
+                            t = p.cpu_times()
+                            own[0] = t.user + t.system
+                            stop.wait(0.05)
+                    except psutil.Error:
+                        pass
+                    return
+            stop.wait(0.05)
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    r = run(cmd)
+    stop.set()
+    th.join()
+    r["main"] = own[0]
+    return r
 
 
 def main(argv: list[str]) -> int:
@@ -50,6 +106,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--logs", type=int, default=20)
     ap.add_argument("--mb", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each; the one with least CPU is shown")
     ap.add_argument("--keep", type=Path, default=Path("/tmp/backline-cluster-bench"))
     a = ap.parse_args(argv)
     ev = a.keep / f"bundle-{a.logs}x{a.mb:g}mb"
@@ -62,20 +119,45 @@ def main(argv: list[str]) -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores; {a.logs} logs, {size / 1e6:.0f} MB")
     base = [BACKLINE, "analyze", str(ev), "--format", "json", "--no-store", "--no-kb-pack"]
-    one = run(base + ["--jobs", "1", "--out", str(a.keep / "report-local")])
-
+    ones, dists = [], []
     with local_dask_cluster(a.keep / "dask", workers=a.workers) as (addr, procs):
-        before = sum(_cpu(p.pid) for p in procs)
-        dist = run(base + ["--jobs", "1", "--scheduler", addr, "--out", str(a.keep / "report-cluster")])
-        dist["cpu"] += sum(_cpu(p.pid) for p in procs) - before
+        parts = {"scheduler": psutil.Process(procs[0].pid),
+                 **{f"worker {i + 1}": psutil.Process(p.pid) for i, p in enumerate(procs[1:])}}
+        for _ in range(a.repeat):       # one process and cluster in turn: both see the same load
+            ones.append(_run_watched(base + ["--jobs", "1", "--out", str(a.keep / "report-local")]))
+            before = {k: _tree(p) for k, p in parts.items()}
+            r = run(base + ["--jobs", "1", "--scheduler", addr, "--out", str(a.keep / "report-cluster")])
+            after = {k: _tree(p) for k, p in parts.items()}
+            r["parts"] = {"client (backline analyze)": r["cpu"]}
+            for k in parts:
+                own, rest = (after[k][0] - before[k][0]), (after[k][1] - before[k][1])
+                r["parts"][k] = own + rest
+                if rest:
+                    r["parts"][f"  {k}: Dask process / task processes"] = f"{own:.1f} / {rest:.1f}"
+            r["cpu"] = sum(v for v in r["parts"].values() if isinstance(v, float))
+            dists.append(r)
+    one = min(ones, key=lambda r: r["cpu"])
+    dist = min(dists, key=lambda r: r["cpu"])
     same = _report_view(a.keep / "report-local" / "report.json") == _report_view(
         a.keep / "report-cluster" / "report.json")
     print(f"{'what':44} {'wall s':>8} {'CPU s':>7}")
     print(f"{'backline analyze --jobs 1 (one process)':44} {one['wall']:8.1f} {one['cpu']:7.1f}")
+    print(f"{'  main process / its task processes':44} {one['main']:.1f} / {one['cpu'] - one['main']:.1f}".rjust(10))
     print(f"{f'backline analyze --scheduler ({a.workers} workers)':44} {dist['wall']:8.1f} {dist['cpu']:7.1f}")
-    print(f"cluster / one process (wall): {dist['wall'] / one['wall']:.2f}x; reports equal: {same}")
+    for k, v in dist["parts"].items():
+        print(f"{'  ' + k:44} {'':8} {v:7.1f}" if isinstance(v, float) else f"{'  ' + k:44} {v:>16}")
+    print(f"cluster / one process: wall {dist['wall'] / one['wall']:.2f}x, CPU {dist['cpu'] / one['cpu']:.2f}x; "
+          f"reports equal: {same}")
+    if a.repeat > 1:
+        print("all runs (wall s / CPU s): one process " + ", ".join(f"{r['wall']:.1f}/{r['cpu']:.1f}" for r in ones)
+              + "; cluster " + ", ".join(f"{r['wall']:.1f}/{r['cpu']:.1f}" for r in dists))
+        print("pairs run in turn, cluster / one process (wall, CPU): " + ", ".join(
+            f"{d['wall'] / o['wall']:.2f}x {d['cpu'] / o['cpu']:.2f}x" for o, d in zip(ones, dists)))
+        for n, r in enumerate(dists, 1):   # the first run of a new cluster starts its workers' fork servers
+            print(f"  cluster run {n}: " + ", ".join(f"{k.strip()} {v:.1f}" for k, v in r["parts"].items()
+                                                      if isinstance(v, float)))
     print(f"load average after: {os.getloadavg()[0]:.1f}")
-    return 0
+    return 0 if same else 1
 
 
 if __name__ == "__main__":

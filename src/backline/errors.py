@@ -13,6 +13,7 @@
     ├── AnalyzerError                 an analyzer could not finish (recorded, run goes on)
     ├── StorageError                  blob store / database problems
     ├── SearchError                   similar-case search: embedding model missing or damaged
+    ├── ClusterError                  the Dask cluster stopped answering during an analysis
     └── CaseError                     case workflow rule broken (invalid transition, ...)
         ├── NotFound
         ├── PermissionDenied
@@ -79,6 +80,10 @@ class StorageError(BacklineError):
 
 
 class SearchError(BacklineError):
+    pass
+
+
+class ClusterError(BacklineError):
     pass
 
 

@@ -814,3 +814,178 @@ def test_an_exception_at_start_is_the_cause_of_the_refusals_on_its_own_endpoint(
     d = diagnose(findings, facts=[index])
     assert d.top.finding == 0, [(c.title, c.confidence) for c in d.causes]
     assert not any((link.cause, link.effect) == (1, 0) for c in d.causes for link in c.chain)
+
+
+# --- held-out set 1 classes: what ends a program, the pool behind slow answers, the slow upstream,
+# --- a restart's refusals ----------------------------------------------------------------------
+
+def _startup_exception(artifact, prefix, line=10, pid="2110"):
+    return Finding("DUMP.PYTHON_EXCEPTION", "json.decoder.JSONDecodeError: Expecting value: line 16 column 3",
+                   Severity.HIGH, artifact,
+                   (EvidenceRef.line(artifact, line, f"{prefix}json.decoder.JSONDecodeError: Expecting value: "
+                                                     "line 16 column 3 (char 288)"),),
+                   count=5, first_seen=at(0), last_seen=at(5), analyzer="dumps.text",
+                   data={"exception_type": "json.decoder.JSONDecodeError"})
+
+
+def _respawn_loop(artifact, line=11, pid="2110"):
+    return death(f"appd exited with status 1 (5x): appd (pid {pid}) exited with code 1; respawn 1/5", at(0),
+                 artifact=artifact, line=line, count=5, last=at(5), process=["appd", "watchd"],
+                 reason="exit-status", status=1)
+
+
+def _lost_service():
+    return [net("NET.TCP.RST_TO_SYN", "Connection refused by 10.6.0.1:8088 (47 attempt(s))", 40, at(0.9),
+                {"server": "10.6.0.1:8088", "connections": 47}),
+            log("47x webhook to appd <*>:<*> failed: [Errno <*>] Connection refused", 30,
+                "ERROR webhook to appd 10.6.0.1:8088 failed: [Errno 111] Connection refused", at(1),
+                artifact="client/alerts.log", count=47, last=at(12))]
+
+
+_APPD_LISTENS = Fact("log.template_index", [{"template": "listening on <*>",
+                                             "example": "INFO listening on 10.6.0.1:8088"}], "vm/appd.log")
+
+
+@pytest.mark.parametrize("journal", [True, False])
+def test_the_exception_before_each_exit_of_a_program_is_the_cause_of_its_death(journal):
+    """A program dies at start-up with an exception, its supervisor respawns it and gives up, its
+    clients are refused: the exception explains the exits (the death is its effect).  Tied by the
+    pid of a journal's ``prog[pid]:`` prefixes, or by the program a plain stderr file is named after."""
+    if journal:
+        exc = _startup_exception("vm/journal.txt", "2026-12-07T17:50:43 vm appd[2110]: ")
+        exits = _respawn_loop("vm/journal.txt")
+    else:
+        exc = _startup_exception("vm/appd.stderr", "")
+        exits = _respawn_loop("vm/watchd.log")
+    findings = [exits, exc, *_lost_service()]
+    d = diagnose(findings, facts=[_APPD_LISTENS])
+    assert d.top.finding == 1, [(c.title, c.confidence) for c in d.causes]
+    assert 0 in d.top.explained
+    death_cause = next(c for c in d.causes if c.finding == 0)
+    assert any("explained by finding 1" in r for r in death_cause.reasons)
+    # the client's refusals name the program only as the server it calls: they do not explain its exception
+    assert not any((link.cause, link.effect) == (3, 1) for c in d.causes for link in c.chain)
+
+
+def test_an_exception_of_another_program_does_not_take_over_a_death():
+    exc = _startup_exception("other/journal.txt", "2026-12-07T17:50:43 vm reportd[977]: ", pid="977")
+    findings = [_respawn_loop("vm/journal.txt"), exc, *_lost_service()]
+    d = diagnose(findings, facts=[_APPD_LISTENS])
+    assert d.top.finding == 0, [(c.title, c.confidence) for c in d.causes]
+    other = next((c for c in d.causes if c.finding == 1), None)
+    assert other is None or other.confidence < 0.5
+
+
+def test_pool_exhaustion_wording_n_of_n_workers_busy():
+    sig = load_library().signal("pool_exhausted")
+    hits = ["POST /notify timed out after 2.5s waiting for a webhook worker: 8 of 8 workers busy, 14 tasks queued",
+            "all 16 threads busy", "request timed out waiting for a database connection"]
+    misses = ["3 of 8 workers busy, 0 tasks queued", "18 of 8 workers busy",
+              "timed out after 2.5s waiting for a response from the worker"]
+    for text in hits:
+        assert sig.matches("LOG.ERROR_TEMPLATE", text.lower(), {}), text
+    for text in misses:
+        assert not sig.matches("LOG.ERROR_TEMPLATE", text.lower(), {}), text
+
+
+def test_an_exhausted_pool_explains_the_slow_answers_and_503s_of_its_own_service():
+    index = Fact("log.template_index", [{"template": "gw listening on <*> (pool of <*>)",
+                                         "example": "INFO gw listening on 10.7.0.1:80 (pool of 8)"}], "gw/gw.log")
+    findings = [
+        net("NET.HTTP.SLOW", "Slow HTTP responses from 10.7.0.1:80: p95 2.502 s", 300, at(0.2),
+            {"server": "10.7.0.1:80"}, severity=Severity.MEDIUM),
+        log("12x POST <*> timed out after <*>s waiting for a worker: <*> of <*> workers busy", 40,
+            "WARNING POST /notify timed out after 2.5s waiting for a worker: 8 of 8 workers busy", at(0.2),
+            artifact="gw/gw.log", count=12, last=at(9)),
+        net("NET.HTTP.5XX", "HTTP 503 for /notify on 10.7.0.1:80 (12 response(s))", 310, at(0.2),
+            {"server": "10.7.0.1:80", "status": 503}),
+    ]
+    d = diagnose(findings, facts=[index])
+    assert d.top.finding == 1 and d.top.signal == "pool_exhausted", [(c.title, c.confidence) for c in d.causes]
+    assert {0, 2} <= set(d.top.explained)
+    slow = next(c for c in d.causes if c.finding == 0)
+    assert slow.confidence < d.top.confidence - 0.2
+
+
+def _proxy_case(front_paths, backend=True):
+    findings = [
+        net("NET.HTTP.SLOW", "Slow HTTP responses from 10.8.0.31:80: p95 2.003 s", 300, at(0),
+            {"server": "10.8.0.31:80"}, severity=Severity.MEDIUM,
+            excerpt="\n".join(f"2.003 s for GET {p}" for p in front_paths)),
+        log("12x upstream <*>:<*> timed out after <*>s for GET <*>", 44,
+            "[proxy:error] upstream 10.8.0.32:8088 timed out after 2.0s for GET /stock/sku-31", at(0),
+            artifact="edge/error.log", count=12, last=at(9)),
+    ]
+    if backend:
+        findings.append(log("12x slow query stock_lookup sku=<*> took <*> ms (database is locked)", 530,
+                            "WARNING slow query stock_lookup sku=sku-31 took 2563 ms (database is locked)", at(0.5),
+                            artifact="inv/inventory.log", code="LOG.NEW_TEMPLATE", count=12, last=at(9.5),
+                            severity=Severity.MEDIUM))
+    index = Fact("log.template_index", [{"template": "inventory listening on <*>",
+                                         "example": "INFO inventory listening on 10.8.0.32:8088"}], "inv/inventory.log")
+    return findings, [index]
+
+
+def test_a_slow_backend_explains_the_front_that_waits_for_it():
+    findings, facts = _proxy_case(["/stock/sku-31", "/stock/sku-9"])
+    d = diagnose(findings, facts=facts)
+    assert d.top.finding == 2, [(c.title, c.confidence) for c in d.causes]
+    assert {0, 1} <= set(d.top.explained)
+    front = next(c for c in d.causes if c.finding == 0)
+    assert any("explained by finding" in r for r in front.reasons)
+    link = next(x for c in d.causes if c.finding == 1 for x in c.chain if x.effect == 0)
+    assert ("path", "/stock/sku-31") in link.joined_on          # the same request, slow at the front
+
+
+def test_upstream_time_outs_of_other_requests_do_not_tie_to_the_front():
+    findings, facts = _proxy_case(["/promo/banner-1", "/promo/banner-2"], backend=False)
+    d = diagnose(findings, facts=facts)
+    assert not any(x.effect == 0 and ("path", "/stock/sku-31") in x.joined_on
+                   for c in d.causes for x in c.chain)
+
+
+def _restart_then(later_code, later_title, later_data, t_later, t_end):
+    return [
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.9.0.171:8443 (2 attempt(s))", 40, at(0),
+            {"server": "10.9.0.171:8443", "connections": 2}),
+        Finding(later_code, later_title, Severity.HIGH, "net.pcap",
+                (EvidenceRef.packet("net.pcap", 60, later_title),), count=20, first_seen=at(t_later),
+                last_seen=at(t_end), analyzer="net.capture", data=later_data),
+        log("1x <*>:<*> unreachable: [Errno <*>] Connection refused", 268,
+            "ERROR 10.9.0.171:8443 unreachable: [Errno 111] Connection refused", at(0.01), artifact="clinic.log"),
+    ]
+
+
+def test_refusals_during_a_restart_are_transient_when_the_endpoint_answers_again():
+    alert = {"server": "10.9.0.171:8443", "description": "protocol_version", "level": "fatal"}
+    d = diagnose(_restart_then("NET.TLS.ALERT", "TLS fatal alert protocol_version on 10.9.0.171:8443", alert,
+                               0.6, 30))
+    assert d.top.finding == 1, [(c.title, c.confidence) for c in d.causes]
+    refused = next(c for c in d.causes if c.finding == 0)
+    assert any(r.startswith("transient") for r in refused.reasons)
+
+
+def test_refusals_that_last_are_not_transient():
+    # the alerts are over before the refusals end: the endpoint never takes connections again
+    alert = {"server": "10.9.0.171:8443", "description": "protocol_version", "level": "fatal"}
+    findings = _restart_then("NET.TLS.ALERT", "TLS fatal alert protocol_version on 10.9.0.171:8443", alert, -60, -50)
+    findings[0] = net("NET.TCP.RST_TO_SYN", "Connection refused by 10.9.0.171:8443 (90 attempt(s))", 40, at(0),
+                      {"server": "10.9.0.171:8443", "connections": 90})
+    findings[0] = Finding(**{**{f: getattr(findings[0], f) for f in findings[0].__dataclass_fields__},
+                             "last_seen": at(60), "count": 90})
+    d = diagnose(findings)
+    refused = next(c for c in d.causes if c.finding == 0)
+    assert not any(r.startswith("transient") for r in refused.reasons)
+    # another endpoint answering does not make these refusals transient
+    other = _restart_then("NET.TLS.ALERT", "TLS fatal alert protocol_version on 10.9.0.5:443",
+                          {**alert, "server": "10.9.0.5:443"}, 0.6, 30)
+    d2 = diagnose(other)
+    refused2 = next(c for c in d2.causes if c.finding == 0)
+    assert not any(r.startswith("transient") for r in refused2.reasons)
+
+
+def test_a_logger_named_after_tls_is_not_a_tls_failure():
+    sig = load_library().signal("tls_failure_log")
+    # a dotted logger or module name ending in "tls" is not the word TLS
+    assert not sig.matches("LOG.ERROR_TEMPLATE", "2026-12-07t12:56:22 | error | payroll.tls | background task failed", {})
+    assert sig.matches("LOG.ERROR_TEMPLATE", "error: tls handshake failed with 10.0.0.5:443", {})

@@ -101,6 +101,16 @@ class TaskResult:
     findings: list[Finding] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
 
+    def __reduce__(self):
+        # pickled between processes (a task process, a Dask worker): the events in columns (.wire)
+        from backline.analyzers.wire import pack_events
+        return (_task_result, (self.run, pack_events(self.events), self.findings, self.facts))
+
+
+def _task_result(run, events, findings, facts) -> TaskResult:
+    from backline.analyzers.wire import unpack_events
+    return TaskResult(run, unpack_events(events), findings, facts)
+
 
 @dataclass(slots=True)
 class RunnerOutput:
@@ -280,9 +290,12 @@ def run_all(
     order = list(enumerate(tasks))
     # Longest first keeps both workers busy to the end.
     order.sort(key=lambda it: -(it[1][1].size or 0))
-    for res in _run_in_workers(order, settings, jobs):
-        out.add(res)
+    done_at: dict[int, TaskResult] = {}
+    for idx, res in _run_in_workers(order, settings, jobs):
+        done_at[idx] = res
         tick(f"{res.run.analyzer} {res.run.artifact}")
+    for idx in sorted(done_at):       # the report lists them in task order, however they ran
+        out.add(done_at[idx])
     return out
 
 
@@ -362,7 +375,7 @@ def _limit_data(settings: RunSettings, end) -> dict:
 
 
 def _run_in_workers(order, settings: RunSettings, jobs: int):
-    """Yield the TaskResult of every task, each run in a task process (see isolation)."""
+    """Yield ``(index, TaskResult)`` of every task as it ends, each run in a task process (see isolation)."""
     from multiprocessing.connection import wait as mp_wait
 
     from backline.analyzers import isolation
@@ -386,9 +399,9 @@ def _run_in_workers(order, settings: RunSettings, jobs: int):
                 try:
                     payload = pickle.dumps((cls, art, settings, idx), protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception as exc:  # noqa: BLE001 - e.g. a class defined inside a function
-                    yield TaskResult(run=AnalyzerRun(cls.name, cls.version, art.path, RunStatus.FAILED,
-                                                     reason=f"cannot be run in a worker process: "
-                                                            f"{type(exc).__name__}: {exc}"))
+                    yield idx, TaskResult(run=AnalyzerRun(cls.name, cls.version, art.path, RunStatus.FAILED,
+                                                          reason=f"cannot be run in a worker process: "
+                                                                 f"{type(exc).__name__}: {exc}"))
                     continue
                 slot.send(idx, payload)
                 slot.busy = (idx, cls, art, time.monotonic() + backstop if backstop else None)
@@ -415,7 +428,7 @@ def _run_in_workers(order, settings: RunSettings, jobs: int):
                     end = isolation.TaskEnd(idx, None, None, signal.SIGKILL, True, 0, "", 0.0)
                 if end is not None:
                     slot.busy = None
-                    yield _ended(cls, art, settings, end)
+                    yield idx, _ended(cls, art, settings, end)
     finally:
         for slot in slots:
             if slot.busy is None:

@@ -14,6 +14,7 @@ AnalysisResult``, :func:`backline.pipeline.analyze` by default).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -241,10 +242,15 @@ class JobRunner:
     def __init__(self, cases: CaseService, store: BlobStore, *, analyze: AnalyzeFn = _default_analyze,
                  options_factory: Callable[[Path, BlobStore], Any] = _default_options,
                  worker: str = "worker", work_root: Path | None = None, derived: DerivedStore | None = None,
-                 knowledge: Any = None):
+                 knowledge: Any = None, scheduler: str | None = None):
+        """``scheduler``: the address of a Dask scheduler (``tcp://HOST:8786``) whose cluster runs the
+        jobs' analyzer tasks (:mod:`backline.analyzers.cluster`); their work folders are then made in
+        the evidence store's folder (``work`` beside the blobs, unless ``work_root`` is given), which
+        every worker must see under the same path.  None: the tasks run in processes of this server."""
         from backline.cases.knowledge import KnowledgeService
 
         self.cases = cases
+        self.scheduler = scheduler or None
         #: matches the published known issues after every job (None: a service with the starter pack)
         self.knowledge = knowledge if knowledge is not None else KnowledgeService(cases)
         self.engine = cases.engine
@@ -306,12 +312,19 @@ class JobRunner:
     def _run(self, job: dict[str, Any]) -> None:
         with self.engine.connect() as conn:
             ev = conn.execute(select(T.evidence).where(T.evidence.c.id == job["evidence_id"])).mappings().one()
-        work = Path(tempfile.mkdtemp(prefix=f"job{job['id']}-", dir=self.work_root))
+        work_root = self.work_root
+        if work_root is None and self.scheduler:       # a folder the cluster's workers see too
+            work_root = self.store.root / "work"
+            work_root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"job{job['id']}-", dir=work_root))
         try:
             src = work / "in" / ev["filename"]
             src.parent.mkdir(parents=True)
             self.store.copy_out(ev["sha256"], src)
-            result = self.analyze([src], self.options_factory(work / "work", self.store))
+            options = self.options_factory(work / "work", self.store)
+            if self.scheduler and getattr(options, "scheduler", False) is None:
+                options = dataclasses.replace(options, scheduler=self.scheduler)
+            result = self.analyze([src], options)
             kept = keep_derived(self.derived, self.store, ev["id"], result)   # before the scratch goes
             self._store_result(job, ev, result, kept)
             self._prepare_views(ev["id"])

@@ -26,6 +26,10 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
           analyzer_memory: Optional[int] = typer.Option(
               None, "--analyzer-memory", min=0, envvar="BACKLINE_ANALYZER_MEMORY_MB",
               help="MiB one analyzer may allocate on one file of a job before it is stopped (default 4096; 0 = none)."),
+          scheduler: Optional[str] = typer.Option(
+              None, "--scheduler", envvar="BACKLINE_DASK_SCHEDULER",
+              help="Run the analysis jobs on this Dask cluster (tcp://HOST:8786; needs the 'cluster' extra). "
+                   "The evidence store's folder (BACKLINE_HOME) must be a path every worker sees."),
           log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level.")) -> None:
     """Serve the web workbench (log in at /login) and the REST API (OpenAPI at /openapi.json).
 
@@ -34,6 +38,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
       backline serve --port 8080
 
       backline serve --database-url postgresql+psycopg://backline@db/backline --workers 2
+
+      backline serve --scheduler tcp://10.0.0.5:8786   # analysis jobs on a Dask cluster
     """
     import uvicorn
 
@@ -49,6 +55,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
         os.environ["BACKLINE_ANALYZER_TIMEOUT"] = str(analyzer_timeout)
     if analyzer_memory is not None:
         os.environ["BACKLINE_ANALYZER_MEMORY_MB"] = str(analyzer_memory)
+    if scheduler:
+        os.environ["BACKLINE_DASK_SCHEDULER"] = scheduler
     try:
         notify_config_from_env()
         hub = Hub.open(database_url or None)    # checks the settings; migrates once, before the workers start

@@ -6,7 +6,9 @@ same thing: ``BACKLINE_DATABASE_URL`` (or SQLite in ``BACKLINE_HOME``),
 ``BACKLINE_NOTIFY_CONFIG`` (a JSON file, see :class:`NotifyConfig`),
 ``BACKLINE_BACKGROUND`` (``0`` turns background work off), ``BACKLINE_MAX_UPLOAD`` (bytes of
 one uploaded file; 20 GiB by default), ``BACKLINE_ANALYZER_TIMEOUT`` and
-``BACKLINE_ANALYZER_MEMORY_MB`` (the hard limits of every analyzer task the job runner starts).
+``BACKLINE_ANALYZER_MEMORY_MB`` (the hard limits of every analyzer task the job runner starts),
+``BACKLINE_DASK_SCHEDULER`` (a Dask scheduler whose cluster runs the jobs' analyzer tasks; the
+evidence store's folder must be a path every worker sees).
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ class Background:
     def __init__(self, hub: Hub, period_s: float = 30.0):
         self.hub = hub
         self.period_s = period_s
-        self.jobs = JobRunner(hub.cases, hub.store, worker=f"pid{os.getpid()}", knowledge=hub.knowledge)
+        from backline.analyzers.cluster import scheduler_address
+        self.jobs = JobRunner(hub.cases, hub.store, worker=f"pid{os.getpid()}", knowledge=hub.knowledge,
+                              scheduler=scheduler_address(None))
         self.indexer = hub.similar.indexer
         self.dispatcher = Dispatcher(hub.engine, hub.notify, hub.clock) if hub.notify else None
         self._stop = threading.Event()

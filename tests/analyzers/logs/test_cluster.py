@@ -62,7 +62,7 @@ def test_the_cluster_gives_the_local_report(scheduler, tmp_path, monkeypatch):
                      if hasattr(dask_worker.state, "log_keys") else
                      sorted({str(e[0]).split("-")[0] for e in dask_worker.state.log}))
     names = set().union(*map(set, done.values()))
-    assert {"scan_range", "count_newlines", "run_task"} <= names, done
+    assert {"scan_range", "count_newlines", "run_task_isolated"} <= names, done
     assert all(done.values()), done
 
 

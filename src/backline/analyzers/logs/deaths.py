@@ -42,6 +42,10 @@ True
 {'reason': 'exit-status', 'status': 3}
 >>> death('{"msg": "task exit", "container": "quotes", "pid": 26356, "exitCode": 2}')
 {'reason': 'exit-status', 'process': ['quotes'], 'pid': '26356', 'status': 2}
+>>> death("[watch 2026-12-07 17:51:32] quotefeed rc=134, restart in 4s")     # a wrapper's return code (128+6: SIGABRT)
+{'reason': 'exit-status', 'process': ['quotefeed'], 'status': 134}
+>>> death("[watch] quotefeed rc=0, restart in 4s"), death("flow src=10.0.0.1 dst=10.0.0.2 proc=3")
+(None, None)
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ _STATUS = re.compile(
     r"|\bexit(?:ed|ing)?\s+(?:with\s+)?(?:exit\s+)?(?:code|status)[\s=:]*\(?(?P<b>-?(?:0x[0-9a-f]+|\d+))"
     r"|\bexited\s+with\s+(?P<c>-?(?:0x[0-9a-f]+|\d+))\b"
     r"|\breturned\s+(?:exit\s+)?(?:code|status)\s+(?P<d>-?(?:0x[0-9a-f]+|\d+))"
-    r"|\bexit_?(?:code|status)[\"']?\s*[=:]\s*[\"']?(?P<e>-?(?:0x[0-9a-f]+|\d+))", re.I)     # JSON and key=value events
+    r"|\bexit_?(?:code|status)[\"']?\s*[=:]\s*[\"']?(?P<e>-?(?:0x[0-9a-f]+|\d+))"      # JSON and key=value events
+    r"|\brc\s*[=:]\s*(?P<f>-?\d+)\b", re.I)                                            # a wrapper's return code
 _CRASH = re.compile(r"\*\*\*[^*\n]{3,80}\*\*\*:?\s*terminated|\bsegfault at\b|\bgeneral protection fault\b"
                     r"|\btrap (?:invalid opcode|divide error)\b|\b(?:Segmentation fault|Aborted|Bus error|"
                     r"Illegal instruction|Floating point exception)\s+\(core dumped\)"
@@ -102,13 +107,13 @@ _NAME_PID_WORD = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\s+pid\s*[:=#]?
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
 _PID = re.compile(r"\b(?:pid|process|child|worker)[\"']?\s*[:=#]?\s*(\d{2,10})\b", re.I)
 #: ``svrun: relayd exited with status 78``: the program named as the subject of the death words
-_SUBJECT = re.compile(r"(?:^|[\s:\]>|])([A-Za-z_][\w.-]{1,40}):?\s+(?:has\s+|is\s+)?(?:exited|exiting|terminated|died|crashed|"
-                      r"was\s+killed|aborted)\b", re.I)
+_SUBJECT = re.compile(r"(?:^|[\s:\]>|])([A-Za-z_][\w.-]{1,40}):?\s+(?:has\s+|is\s+)?(?:(?:exited|exiting|terminated|died|crashed|"
+                      r"was\s+killed|aborted)\b|rc\s*[=:])", re.I)
 #: ``"container": "quotes"``, ``unit=billing``: the name a structured event gives the process
 _FIELD_NAME = re.compile(r"\b(?:container|service|program|app|unit|process_name|task_name)[\"']?\s*[=:]\s*"
                          r"[\"']?([A-Za-z_][\w.-]{1,40})", re.I)
 #: the same screen in RE2 syntax, run over a whole block of head lines at once
-_HINT_RE2 = (r"kill|exit|signal|status|terminat|free\(\)|double free|corrupted|\*\*\*|segfault|fault|trap|core dumped|fatal state|died|crash|"
+_HINT_RE2 = (r"kill|exit|signal|status|\brc ?[=:]|terminat|free\(\)|double free|corrupted|\*\*\*|segfault|fault|trap|core dumped|fatal state|died|crash|"
              r"abnormal|prematurely|unexpectedly|repeated too quickly")
 _NOT_NAME = {"process", "child", "worker", "program", "service", "daemon", "main", "the", "with", "signal", "pid",
              "kernel", "exit", "status", "code"}

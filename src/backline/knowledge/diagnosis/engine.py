@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from backline.knowledge.diagnosis.entities import Entity
+from backline.knowledge.diagnosis.entities import PROG_PID, Entity
 from backline.knowledge.diagnosis.explain import make_cause
 from backline.knowledge.diagnosis.library import Library, Relation, load_library
 from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, artifact_processes, build_nodes,
@@ -78,6 +78,7 @@ class DiagnosisSettings:
     max_onset_support: float = 1.0     # links resting on an effect's onset right after the cause alone
     onset_weight: float = 0.6          # how strongly an effect's onset right after the cause ties them
     min_path_weight: float = 0.05       # weaker chains explain nothing
+    transient_factor: float = 0.6       # refusals of an endpoint that accepts connections again right after
     unplaced_factor: float = 0.85       # undated and tied to nothing: unknown relevance to the incident
     lead: timedelta = timedelta(minutes=5)          # a cause may start this long before the incident
     chronic_margin: timedelta = timedelta(minutes=10)
@@ -287,7 +288,8 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
             lst.sort(key=lambda e: (-e.weight, abs((nodes[e.effect].first or t_c) - t_c), e.effect))
             for e in lst[max_out:]:
                 del edges[(e.cause, e.effect)]
-    # Two findings that would explain each other (same moment, or undated): keep the direction that
+    # Two findings that would explain each other (same moment, or undated): keep the direction of a
+    # relation that says what ends a program, then the one that
     # reads the effect as its own class (a bad setting read as "the program stopping" by a death
     # explains nothing: the library says the setting explains the death), then the one whose cause
     # is of the more causal class (higher prior), then the one that came first, then the stronger link.
@@ -300,7 +302,10 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
         t_e = nodes[ei].first if nodes[ei].first is not None else math.inf
         own_f = fwd.effect_signal.id == nodes[ei].signals[0].id
         own_b = back.effect_signal.id == nodes[ci].signals[0].id
-        if (own_f, nodes[ci].prior, -t_c, fwd.weight, -ci) < (own_b, nodes[ei].prior, -t_e, back.weight, -ei):
+        # what ends a program (the relations that lend their effect's prior) is the cause of its death,
+        # never the other way round
+        if ((fwd.relation.lend_prior, own_f, nodes[ci].prior, -t_c, fwd.weight, -ci)
+                < (back.relation.lend_prior, own_b, nodes[ei].prior, -t_e, back.weight, -ei)):
             del edges[(ci, ei)]
         else:
             del edges[(ei, ci)]
@@ -358,7 +363,9 @@ def _support(reach: Mapping[int, tuple[float, Edge, int]], nodes: Sequence[Node]
 
 def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, Edge, int]],
                 inbound: Sequence[Edge], window: tuple[datetime, datetime] | None, first_anomaly: int | None,
-                placed: set[str], s: DiagnosisSettings) -> tuple[float, list[str]]:
+                placed: set[str], s: DiagnosisSettings,
+                transient: Mapping[int, str] | None = None,
+                roots: Mapping[int, float] | None = None) -> tuple[float, list[str]]:
     """Node ``k``'s confidence and the reasons for it (see the module docstring).  ``placed``: the
     artifacts whose clock shows them in the incident window (problems of theirs fall in it)."""
     n = nodes[k]
@@ -373,7 +380,10 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
         cause = nodes[e.cause]
         if e.cause in reach and (cause.first is None or n.first is None):
             continue                           # an undated cycle says nothing about direction
-        v = e.weight * min(1.0, cause.prior / prior)
+        # a cause that is itself the effect of a likelier cause speaks with that cause's prior: the
+        # front's slow answers explained by upstream time-outs that a slow backend explains
+        c_prior = max(cause.prior, roots.get(e.cause, 0.0)) if roots else cause.prior
+        v = e.weight * min(1.0, c_prior / prior)
         if v > explained_by:
             explained_by, by = v, e.cause
     if by is not None:
@@ -400,6 +410,9 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
         elif n.first > w_end + margin:
             conf *= s.stale_factor
             reasons.append("begins long after the incident")
+    if transient and k in transient:
+        conf *= s.transient_factor
+        reasons.append(f"transient: {transient[k]} took connections again right after")
     if not reach:
         # a lone finding: how strong is the evidence itself (severity, how often it was seen)
         strength = _LONE_SEVERITY.get(n.severity, 0.6) * (0.85 + 0.15 * min(1.0, math.log10(max(1, n.count))))
@@ -412,6 +425,103 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
         conf *= s.first_bonus
         reasons.append("the first anomaly of the incident")
     return max(0.0, min(0.99, conf)), reasons
+
+
+def self_named(n: Node) -> set[str]:
+    """Programs a finding presents as its speaker: a ``prog[pid]:`` prefix in its records, or its
+    analyzer's data (``process``, ``app``, ``service``).  A program named only in the message
+    ("webhook to notifyd 10.0.0.5:80 failed") is what the speaker talks about.
+
+    >>> from backline.model import Finding, Severity
+    >>> f = Finding("LOG.ERROR_TEMPLATE", "t", Severity.HIGH, "a.log", data={"process": "relayd"})
+    >>> sorted(self_named(Node(0, [0], f, "host notifyd[311]: webhook to pagerd 10.0.0.5:80 failed", [], {}, set())))
+    ['notifyd', 'relayd']
+    """
+    out = {m.group(1).lower() for m in PROG_PID.finditer(n.text)}
+    data = n.finding.data if isinstance(n.finding.data, Mapping) else {}
+    for key in ("process", "app", "service"):
+        v = data.get(key)
+        for x in (v if isinstance(v, (list, tuple)) else [v]):
+            if isinstance(x, str) and x:
+                out.add(x.lower())
+    return out
+
+
+def _lend_priors(nodes: Sequence[Node], edges: Mapping[tuple[int, int], Edge]) -> None:
+    """A cause tied by the program itself (pid, process) to an acute effect of a higher prior - the
+    exception raised just before each exit of a program and that program's death - takes that
+    prior (for relations that say so): the death is its effect, not a cause beside it."""
+    for (ci, ei), e in edges.items():
+        if not e.relation.lend_prior or not any(sg.acute for sg in nodes[ei].signals):
+            continue
+        if not any(kind in ("pid", "process") for kind, _v in e.joined_on):
+            continue
+        eff = max(sg.prior for sg in nodes[ei].signals)
+        if eff > nodes[ci].prior:
+            nodes[ci].lent = eff
+
+
+#: Signals of a server not taking connections, and codes of a capture's findings that show a server
+#: that took the connection (it answered a handshake, a request, or data).
+REFUSAL_CLASSES = ("conn_refused", "no_answer")
+_NOT_ACCEPTED = ("NET.TCP.RST_TO_SYN", "NET.TCP.SYN_UNANSWERED", "NET.DNS.")
+
+
+def root_priors(nodes: Sequence[Node], inbound: Mapping[int, Sequence[Edge]], max_depth: int = 4) -> dict[int, float]:
+    """For each node that something explains: the highest prior among the nodes that explain it,
+    directly or through a chain of at most ``max_depth`` links (a dated cause, or one that is not
+    explained back)."""
+    out: dict[int, float] = {}
+    for k in inbound:
+        best = 0.0
+        seen = {k}
+        frontier = [k]
+        for _ in range(max_depth):
+            nxt = []
+            for j in frontier:
+                for e in inbound.get(j, ()):
+                    if e.cause in seen:
+                        continue
+                    seen.add(e.cause)
+                    best = max(best, nodes[e.cause].prior)
+                    nxt.append(e.cause)
+            frontier = nxt
+            if not frontier:
+                break
+        out[k] = best
+    return out
+
+
+def transient_refusals(nodes: Sequence[Node], max_gap_s: float = 60.0) -> dict[int, str]:
+    """Refusal bursts that end and are followed by the same endpoint taking connections again (a
+    capture's finding on it - TLS alerts, HTTP answers, resets mid-stream - that goes on after the
+    last refusal, within ``max_gap_s``): a restart's window, not the condition that lasts.  Node
+    position -> the endpoint.
+
+    >>> from backline.model import Finding, Severity
+    >>> def n(code, t0, t1, sid="conn_refused"):
+    ...     f = Finding(code, code, Severity.HIGH, "c.pcap")
+    ...     return Node(0, [0], f, "", [], {"endpoint": ["10.0.0.5:443"]}, {"c.pcap"}, t0, t1)
+    >>> from backline.knowledge.diagnosis.library import load_library
+    >>> ref = n("NET.TCP.RST_TO_SYN", 10.0, 11.0); ref.signals = [load_library().signal("conn_refused")]
+    >>> transient_refusals([ref, n("NET.TLS.ALERT", 11.5, 40.0)]), transient_refusals([ref, n("NET.TLS.ALERT", 1.0, 9.0)])
+    ({0: '10.0.0.5:443'}, {})
+    """
+    out: dict[int, str] = {}
+    by_ep: dict[str, list[Node]] = defaultdict(list)
+    for m in nodes:
+        if m.finding.code.startswith("NET.") and not m.finding.code.startswith(_NOT_ACCEPTED) and m.last is not None:
+            for ep in m.ents.get("endpoint", ())[:1]:
+                by_ep[ep].append(m)
+    if not by_ep:
+        return out
+    for k, n in enumerate(nodes):
+        if not n.has(REFUSAL_CLASSES) or n.last is None or not n.ents.get("endpoint"):
+            continue
+        ep = n.ents["endpoint"][0]
+        if any(n.last < m.last and (m.first or m.last) <= n.last + max_gap_s for m in by_ep.get(ep, ())):
+            out[k] = ep
+    return out
 
 
 def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[Fact], vocab) -> list[Node]:
@@ -427,9 +537,9 @@ def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[
     for n in nodes:
         own = {p for a in n.artifacts for p in art_procs.get(a, ())}
         serving = {p for ep in n.ents.get("endpoint", ()) for p in served.get(ep, ())}
-        named = set(n.ents.get("process", ()))
-        # a program a finding reaches only as the server of an endpoint it names is its peer, not itself
-        n.peers |= serving - own - named
+        # a program a finding reaches only as the server of an endpoint it names is its peer, not itself:
+        # unless the finding is in that program's own words (its log, its ``prog[pid]`` prefix, its data)
+        n.peers |= serving - own - self_named(n)
         inferred = sorted(own | serving)
         if inferred:
             lst = n.ents.setdefault("process", [])
@@ -469,6 +579,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)
     nodes = _bridge(nodes, findings, facts, vocab)
     edges = _edges(nodes, lib, set(offsets), s.max_out_links, onset_weight=s.onset_weight)
+    _lend_priors(nodes, edges)
     out: dict[int, list[Edge]] = defaultdict(list)
     inbound: dict[int, list[Edge]] = defaultdict(list)
     for e in sorted(edges.values(), key=lambda e: (-e.weight, e.cause, e.effect)):
@@ -487,10 +598,13 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
         if in_window:
             first_anomaly = min(in_window, key=lambda k: (nodes[k].first, -nodes[k].prior))
 
+    transient = transient_refusals(nodes)
+    roots = {k: p for k, p in root_priors(nodes, inbound, s.max_depth).items()}
     scored = []
     for k in range(len(nodes)):
         reach = _closure(k, out, s)
-        conf, reasons = _confidence(k, nodes, reach, inbound.get(k, ()), window, first_anomaly, placed, s)
+        conf, reasons = _confidence(k, nodes, reach, inbound.get(k, ()), window, first_anomaly, placed, s, transient,
+                                    roots)
         scored.append((conf, k, reach, reasons))
     scored.sort(key=lambda x: (-x[0], nodes[x[1]].first if nodes[x[1]].first is not None else math.inf,
                                nodes[x[1]].index))

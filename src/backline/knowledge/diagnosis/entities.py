@@ -63,6 +63,8 @@ _PID = re.compile(r"\bpid\s*[:=#]?\s*(\d{1,10})\b|\b(?:process|child|worker)\s+(
 #: ``killed process 4242 (renderer)``, ``child 311 (php-fpm)``: the name after the pid
 _PID_NAME = re.compile(r"\b(?:process|child|worker)\s+\d{2,10}\s+\(([a-z_][\w.-]{1,40})\)")
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
+#: ``prog[pid]`` as syslog and journal prefixes write the program speaking.
+PROG_PID = _PROG_PID
 _PROCESS = re.compile(r"\bprocess\s+['\"]([a-z_][\w.-]{2,40})['\"]")                  # lower case
 _PATH = re.compile(r"(?<![\w:/.-])(/(?:[\w.@+-]+/)+[\w.@+-]+|[A-Za-z]:\\(?:[^\s\\'\"<>|]+\\)*[^\s\\'\"<>|]+)")
 _MODULE_FILE = re.compile(r"(?<![\w.-])([\w+-][\w.+-]*\.(?:so(?:\.\d+)*|dll|dylib|exe))(?![\w])")   # lower case

@@ -45,10 +45,11 @@ class Node:
     derived: set[tuple[str, str]] = field(default_factory=set)   # entities inferred, not named (no contradiction)
     peers: set[str] = field(default_factory=set)   # programs it names only as the server of an endpoint it
                                                    # names (a client's error about reaching them), not its own
+    lent: float = 0.0                     # prior lent by an acute effect it explains (the death it causes)
 
     @property
     def prior(self) -> float:
-        return max(s.prior for s in self.signals)
+        return max(max(s.prior for s in self.signals), self.lent)
 
     def has(self, sids: Iterable[str]) -> Signal | None:
         wanted = set(sids)
