@@ -989,3 +989,20 @@ def test_a_logger_named_after_tls_is_not_a_tls_failure():
     # a dotted logger or module name ending in "tls" is not the word TLS
     assert not sig.matches("LOG.ERROR_TEMPLATE", "2026-12-07t12:56:22 | error | payroll.tls | background task failed", {})
     assert sig.matches("LOG.ERROR_TEMPLATE", "error: tls handshake failed with 10.0.0.5:443", {})
+
+
+def test_skew_entities_in_one_pass_equal_extract_text_by_text():
+    """The clock-skew estimate reads events' endpoints, hosts and pids with each pattern run once
+    over all texts joined: what it finds must equal extract() text by text, at the joins too."""
+    from backline.knowledge.diagnosis.entities import SKEW_KINDS, skew_entities_many
+    texts = ["connect to 10.0.0.5:5432 refused", "10.0.0.6", "pid 4242", "pid\n", "77 exited",
+             "('10.1.2.3', 8080)", "(\n'db.example.com'", ", 5432)", "http://user", "@api.example.com/x",
+             "billing-db timed out", "billing-db.corp:443 slow", "billing-db. again", "worker 31337 died",
+             "nginx[811]: upstream 10.0.0.9:8088 timed out", "[::1]:80 and [fe80::1]:443", "1.2.3.4.5",
+             "", "GET http://10.0.0.7:8080/x", "999.1.1.1:22", "a" * 300 + " 10.9.9.9:1", "host=db1:5432"]
+    vocab = Vocabulary.learn(texts, hosts=["billing-db", "db1"])
+    for v in (None, vocab):
+        want = [frozenset(x for x in extract(t, v) if x.kind in SKEW_KINDS and x.specific) for t in texts]
+        got = skew_entities_many(texts, v)
+        assert got == want
+        assert any(got) and not all(got)
