@@ -102,12 +102,12 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
     dated = c.first is not None and e.first is not None
     # in one file, the order of the lines is the order of the happenings (exact; times may be
     # rounded or a burst's bucket)
-    same_file = [a for a in c.lines if a in e.lines]
+    same_file = [a for a in c.lines if a in e.lines] if not rel.lag_s else []
     if same_file and rel.order == "before":
         if any(e.lines[a] < c.lines[a] for a in same_file):
             return None
     elif dated and rel.order == "before":
-        tol = _tolerance(c, e, skewed)
+        tol = _tolerance(c, e, skewed) + rel.lag_s
         if e.first < c.first - tol:                                   # type: ignore[operator]
             return None
     if dated and e.first - (c.last if c.last is not None else c.first) > rel.within_s:   # type: ignore[operator]
@@ -141,7 +141,7 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
             if not dated or best > 0 or _contradict(c, e, rel):
                 continue
             dt = e.first - c.first                                    # type: ignore[operator]
-            tol = _tolerance(c, e, skewed)
+            tol = _tolerance(c, e, skewed) + rel.lag_s
             if -tol <= dt <= rel.time_within_s:
                 w = JOIN_WEIGHT["time"] * (1.0 - max(0.0, dt) / (rel.time_within_s + 1.0))
                 if w > best:
@@ -227,7 +227,7 @@ class _Candidates:
                     groups[1].update(self.by_artifact.get(a, ()))
             elif kind in ("time", "onset"):
                 if c.first is not None:
-                    lo = bisect.bisect_left(self.times, c.first - tol)
+                    lo = bisect.bisect_left(self.times, c.first - tol - rel.lag_s)
                     end = (c.first + rel.time_within_s if kind == "time"
                            else max(c.first, c.last or c.first) + rel.onset_s)
                     hi = bisect.bisect_right(self.times, end)
