@@ -1084,3 +1084,20 @@ def test_a_file_not_found_error_is_no_name_resolution_failure():
     assert all(c.signal != "dns_failure_log" for c in d.causes)
     assert diagnose([log("1x getaddrinfo ENOTFOUND db.internal", 3, "Error: getaddrinfo ENOTFOUND db.internal",
                          at(0))]).top.signal == "dns_failure_log"
+
+
+def test_skew_entities_in_one_pass_equal_extract_text_by_text():
+    """The clock-skew estimate reads events' endpoints, hosts and pids with each pattern run once
+    over all texts joined: what it finds must equal extract() text by text, at the joins too."""
+    from backline.knowledge.diagnosis.entities import SKEW_KINDS, skew_entities_many
+    texts = ["connect to 10.0.0.5:5432 refused", "10.0.0.6", "pid 4242", "pid\n", "77 exited",
+             "('10.1.2.3', 8080)", "(\n'db.example.com'", ", 5432)", "http://user", "@api.example.com/x",
+             "billing-db timed out", "billing-db.corp:443 slow", "billing-db. again", "worker 31337 died",
+             "nginx[811]: upstream 10.0.0.9:8088 timed out", "[::1]:80 and [fe80::1]:443", "1.2.3.4.5",
+             "", "GET http://10.0.0.7:8080/x", "999.1.1.1:22", "a" * 300 + " 10.9.9.9:1", "host=db1:5432"]
+    vocab = Vocabulary.learn(texts, hosts=["billing-db", "db1"])
+    for v in (None, vocab):
+        want = [frozenset(x for x in extract(t, v) if x.kind in SKEW_KINDS and x.specific) for t in texts]
+        got = skew_entities_many(texts, v)
+        assert got == want
+        assert any(got) and not all(got)

@@ -381,3 +381,66 @@ class _Ordered:
     def update(self, es: Iterable[Entity]) -> None:
         for e in es:
             self.add(e)
+
+
+#: Kinds of entity specific enough to say that two events record the same happening (clock skew).
+SKEW_KINDS = frozenset({"endpoint", "host", "pid"})
+#: Joins texts for :func:`skew_entities_many`: no pattern can match across it (``\x00`` is neither
+#: a space nor in any name's class, and the new lines around it end every name), and next to it
+#: every look-around sees what it sees at the start or end of a text.
+_JOIN = "\n\x00\n"
+
+
+def skew_entities_many(texts: list[str], vocab: Vocabulary | None = None) -> list[frozenset[Entity]]:
+    """For each text, its specific endpoints, hosts and pids (:data:`SKEW_KINDS`): the same as
+    filtering :func:`extract`, but each pattern runs once over all the texts joined, not once per
+    text (a large bundle has hundreds of thousands of log events; per text, the calls cost more
+    than the matching).
+
+    >>> [sorted(map(str, s)) for s in skew_entities_many(["refused by 10.0.0.5:5432", "nothing", "worker[4242] died"])]
+    [['endpoint 10.0.0.5:5432', 'host 10.0.0.5'], [], ['pid 4242']]
+    """
+    from bisect import bisect_right
+
+    if not texts:
+        return []
+    low = _JOIN.join(texts).lower()
+    starts, pos = [], 0
+    for t in texts:
+        starts.append(pos)
+        pos += len(t) + len(_JOIN)
+    found: list[set[Entity] | None] = [None] * len(texts)
+
+    def put(at: int, items: Iterable[Entity]) -> None:
+        i = bisect_right(starts, at) - 1
+        s = found[i]
+        if s is None:
+            s = found[i] = set()
+        s.update(items)
+
+    for m in _ENDPOINT.finditer(low):
+        name = _endpoint_host(m)
+        port = int(m.group("port"))
+        if name and 0 < port < 65536:
+            put(m.start(), endpoint(name, port))
+    for m in _TUPLE.finditer(low):
+        if _IP.fullmatch(m.group("host")) or _is_hostname(m.group("host")):
+            put(m.start(), endpoint(m.group("host"), m.group("port")))
+    for m in _URL_HOST.finditer(low):
+        h = norm_host(m.group(1))
+        if h not in _ANY_HOST and (_is_hostname(h) or _IP.fullmatch(h)):
+            put(m.start(), (Entity("host", h),))
+    for m in _IP.finditer(low):
+        h = norm_host(m.group(0))
+        if h not in _ANY_HOST:
+            put(m.start(), (Entity("host", h),))
+    if vocab is not None and vocab._host_re is not None:
+        for m in vocab._host_re.finditer(low):
+            if "." in texts[bisect_right(starts, m.start()) - 1]:       # as extract(): known names
+                put(m.start(), (Entity("host", norm_host(m.group(1))),))   # are looked for beside dots
+    for m in _PID.finditer(low):
+        put(m.start(), (Entity("pid", m.group(1) or m.group(2)),))
+    for m in _PROG_PID.finditer(low):
+        put(m.start(), (Entity("pid", m.group(2)),))
+    empty: frozenset[Entity] = frozenset()
+    return [frozenset(x for x in s if x.kind in SKEW_KINDS and x.specific) if s else empty for s in found]

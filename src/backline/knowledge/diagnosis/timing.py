@@ -36,11 +36,13 @@ from datetime import datetime, timedelta, timezone
 from statistics import median
 from typing import Mapping, Sequence
 
-from backline.knowledge.diagnosis.entities import Entity, Vocabulary, extract
+from backline.knowledge.diagnosis.entities import SKEW_KINDS, Entity, Vocabulary, skew_entities_many
 from backline.model import ClockSkew, Event, Severity
 
-#: Entity kinds specific enough to say two events record the same happening.
-SKEW_KINDS = frozenset({"endpoint", "host", "pid"})
+__all__ = ["SKEW_KINDS", "TimingSettings", "estimate_skews"]
+
+#: Events read at a time per artifact (their texts joined for one pass of each pattern).
+_CHUNK = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +58,11 @@ class TimingSettings:
     min_severity: Severity = Severity.MEDIUM
 
 
-def _event_entities(e: Event, vocab: Vocabulary | None) -> frozenset[Entity]:
+def _event_text(e: Event) -> str:
     text = e.summary
     if e.ref is not None and e.ref.excerpt and e.ref.excerpt not in text:
         text = e.ref.excerpt if text in e.ref.excerpt else f"{text}\n{e.ref.excerpt}"
-    return frozenset(x for x in extract(text, vocab) if x.kind in SKEW_KINDS and x.specific)
+    return text
 
 
 def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
@@ -75,16 +77,26 @@ def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
     captures: list[str] = []
     if len({e.artifact for e in events if e.ts is not None and e.severity >= s.min_severity}) < 2:
         return []                                         # one clock: nothing to compare
+    pending: dict[str, list[Event]] = defaultdict(list)
+
+    def read(art: str) -> None:
+        """Entities of an artifact's pending events, in order, up to ``max_events`` that name one."""
+        batch, lst = pending.pop(art, []), by_art[art]
+        for e, ents in zip(batch, skew_entities_many([_event_text(e) for e in batch], vocab)):
+            if ents and len(lst) < s.max_events:
+                lst.append((e.ts, ents))
+
     for e in events:
         if e.kind.startswith("net.") and e.artifact not in captures:
             captures.append(e.artifact)
-        if e.ts is None or e.severity < s.min_severity:
+        if e.ts is None or e.severity < s.min_severity or len(by_art[e.artifact]) >= s.max_events:
             continue
-        lst = by_art[e.artifact]
-        if len(lst) < s.max_events:
-            ents = _event_entities(e, vocab)
-            if ents:
-                lst.append((e.ts, ents))
+        batch = pending[e.artifact]
+        batch.append(e)
+        if len(batch) >= _CHUNK:
+            read(e.artifact)
+    for art in list(pending):
+        read(art)
     # per artifact: entity -> sorted times
     index: dict[str, dict[Entity, list[float]]] = {}
     for art, lst in by_art.items():
