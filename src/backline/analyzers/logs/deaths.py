@@ -36,6 +36,8 @@ True
 {'reason': 'crash-message', 'said': 'line N: N Killed'}
 >>> death("2026-12-07T17:25:37Z svrun: relayd exited with status 78, restarting in 1 s")
 {'reason': 'exit-status', 'process': ['relayd'], 'status': 78}
+>>> death("2026-12-07T18:15:00Z supervise[21966]: relayd exited with status 1")   # the writer tells another's end
+{'reason': 'exit-status', 'process': ['relayd'], 'status': 1}
 >>> death("2026-12-07 17:25:37,493 ERROR relayd exiting with status 78")
 {'reason': 'exit-status', 'process': ['relayd'], 'status': 78}
 >>> death("worker exited with code 3")
@@ -183,16 +185,21 @@ def death(line: str) -> dict[str, Any] | None:
             n = n if isinstance(n, str) else next((x for x in n if x), "")
             if n.lower() not in _NOT_NAME and n not in names:
                 names.append(n)
+    subject = _SUBJECT.search(line, max(0, where - 60))
+    if subject and (subject.start(1) > where + 1 or subject.group(1).lower() in _NOT_NAME | _NOT_SUBJECT):
+        subject = None
     for rx in (_NAME_PID, _PROG_PID, _NAME_PID_WORD):
-        # the program named right before the death words (a line's own prefix names its writer)
+        # the program named right before the death words (a line's own prefix names its writer) -
+        # unless the death words have a subject of their own after it: "supervise[311]: mailq exited
+        # with status 1" is the writer telling another program's end (and the pid is the writer's)
         cands = [x for x in rx.finditer(line) if x.start() < where + 1 and x.group(1).lower() not in _NOT_NAME]
         if cands and not names:
+            if subject is not None and cands[-1].end() <= subject.start(1):
+                break
             names.append(cands[-1].group(1))
             pid = pid or cands[-1].group(2)
-    if not names:
-        m = _SUBJECT.search(line, max(0, where - 60))
-        if m and m.start(1) <= where + 1 and m.group(1).lower() not in _NOT_NAME | _NOT_SUBJECT:
-            names.append(m.group(1))
+    if not names and subject is not None:
+        names.append(subject.group(1))
     if pid is None:
         p = _PID.search(line) or re.search(r"\bpid=(\d+)", line)
         if p:
