@@ -45,11 +45,12 @@ GRID = {
     "time_weight": (0.2, 0.3, 0.4),
     "pool_prior": (0.7, 0.8, 0.9),           # the pool-exhaustion class (issue 11's held-out misses)
     "transient_factor": (0.45, 0.6, 0.75),   # refusals the endpoint recovers from right after (held-out set 1)
+    "lock_prior": (0.65, 0.75, 0.85),        # the lock-wait class (held-out set 2)
 }
 SHIPPED = {"death_prior": None, "onset_weight": DiagnosisSettings().onset_weight,
            "max_onset_support": DiagnosisSettings().max_onset_support,
            "chronic_factor": DiagnosisSettings().chronic_factor, "time_weight": engine.JOIN_WEIGHT["time"],
-           "pool_prior": None, "transient_factor": DiagnosisSettings().transient_factor}
+           "pool_prior": None, "transient_factor": DiagnosisSettings().transient_factor, "lock_prior": None}
 
 
 def _doc(f) -> dict:
@@ -57,12 +58,14 @@ def _doc(f) -> dict:
             "evidence": [{"artifact": r.artifact, "locator": r.locator, "excerpt": r.excerpt} for r in f.evidence]}
 
 
-def _library(base: Library, death_prior: float | None, pool_prior: float | None = None) -> Library:
-    if death_prior is None and pool_prior is None:
+def _library(base: Library, death_prior: float | None, pool_prior: float | None = None,
+             lock_prior: float | None = None) -> Library:
+    if death_prior is None and pool_prior is None and lock_prior is None:
         return base
     sigs = tuple(dataclasses.replace(s, prior=death_prior - (0.02 if s.id == "process_death_log" else 0.0))
                  if s.id in DEATHS and death_prior is not None
                  else dataclasses.replace(s, prior=pool_prior) if s.id == "pool_exhausted" and pool_prior is not None
+                 else dataclasses.replace(s, prior=lock_prior) if s.id == "lock_wait" and lock_prior is not None
                  else s for s in base.signals)
     return dataclasses.replace(base, signals=sigs)
 
@@ -73,7 +76,8 @@ def run(case: dict, point: dict, base: Library) -> str:
     s = DiagnosisSettings(onset_weight=point["onset_weight"], max_onset_support=point["max_onset_support"],
                           chronic_factor=point["chronic_factor"], transient_factor=point["transient_factor"])
     d = diagnose(case["findings"], case["events"], case["facts"], case["artifacts"],
-                 library=_library(base, point["death_prior"], point.get("pool_prior")), settings=s)
+                 library=_library(base, point["death_prior"], point.get("pool_prior"), point.get("lock_prior")),
+                 settings=s)
     if case["healthy"]:
         return "ok" if max((c.confidence for c in d.causes), default=0.0) <= 0.5 else "fail"
     rank = next((i + 1 for i, c in enumerate(d.causes) if c.finding in case["hits"]), None)
@@ -99,10 +103,16 @@ def main() -> None:
         cases.append({"name": truth["name"], "healthy": truth["healthy"], "findings": findings, "events": r.events,
                       "facts": r.facts, "artifacts": r.artifacts, "hits": hits})
     print(f"{len(cases)} drills analysed in {time.perf_counter() - t0:.1f} s; grid of "
-          f"{len(list(itertools.product(*GRID.values())))} points")
+          f"{len(list(itertools.product(*GRID.values())))} points (varied here: "
+          f"{os.environ.get('BACKLINE_LOO_VARY') or 'all'})")
     keys = list(GRID)
-    points = [dict(zip(keys, v)) for v in itertools.product(*GRID.values())]
-    shipped = dict(SHIPPED, death_prior=shipped_prior)
+    shipped = dict(SHIPPED, death_prior=shipped_prior, pool_prior=base.signal("pool_exhausted").prior,
+                   lock_prior=base.signal("lock_wait").prior)
+    # BACKLINE_LOO_VARY=a,b,...: only those numbers vary, the others stay at their shipped values
+    # (the full grid over three drill sets takes an hour on a loaded 2-core machine)
+    vary = [k for k in os.environ.get("BACKLINE_LOO_VARY", "").split(",") if k in GRID] or keys
+    grid = {k: (GRID[k] if k in vary else (shipped[k],)) for k in keys}
+    points = [dict(zip(keys, v)) for v in itertools.product(*grid.values())]
     if shipped not in points:
         points.insert(0, shipped)
     table = {i: [run(c, p, base) for c in cases] for i, p in enumerate(points)}

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backline import __version__
+from backline.analyzers.logs.anomalies import stops_at_collection
 from backline.analyzers.registry import all_analyzer_classes
 from backline.analyzers.runner import (DEFAULT_MAX_EVENTS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, ProgressFn,
                                       RunSettings, run_all)
@@ -131,6 +132,8 @@ def analyze(
             shutil.rmtree(work_dir, ignore_errors=True)
 
     artifacts = _with_time_ranges(intake.artifacts, out.events)
+    # a log that ends when the bundle ends was cut by the collection, not silenced
+    found = stops_at_collection(out.findings, _latest_time(artifacts, out.findings))
     # Knowledge: the same incident seen in several pieces of evidence at once.
     case_findings = correlate(out.events) if options.correlate else []
     kb_summary = None
@@ -138,10 +141,10 @@ def analyze(
         # Knowledge: known issues recognised in the findings and facts (never in the raw files).
         from backline.knowledge.kb.apply import apply_known_issues
 
-        kb_found, kb_summary = apply_known_issues(options.kb, [*out.findings, *case_findings], out.facts,
+        kb_found, kb_summary = apply_known_issues(options.kb, [*found, *case_findings], out.facts,
                                                   product=options.product, version=options.product_version)
         case_findings = [*case_findings, *kb_found]
-    findings = sorted([*out.findings, *case_findings], key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
+    findings = sorted([*found, *case_findings], key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
     events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
     # Knowledge: which finding probably caused the others; those come first.
     diagnosis = None
@@ -219,6 +222,13 @@ def provide_bundle_files(artifacts: Sequence[Artifact], work_dir: Path) -> tuple
         except OSError:
             continue
     return bins, syms
+
+
+def _latest_time(artifacts: Sequence[Artifact], findings) -> datetime | None:
+    """The latest time stamp the bundle holds (an artifact's end, a finding's last time)."""
+    times = [t for t in (*(a.time_end for a in artifacts), *(f.last_seen for f in findings))
+             if t is not None and t.tzinfo is not None]
+    return max(times) if times else None
 
 
 def _with_time_ranges(artifacts: Sequence[Artifact], events: Sequence[Event]) -> tuple[Artifact, ...]:

@@ -991,6 +991,101 @@ def test_a_logger_named_after_tls_is_not_a_tls_failure():
     assert sig.matches("LOG.ERROR_TEMPLATE", "error: tls handshake failed with 10.0.0.5:443", {})
 
 
+# --- held-out set 2 classes: lock waits, stale dumps, empty hang snapshots, repeated tracebacks ----
+
+@pytest.mark.parametrize("line", [
+    "fare lookup for route R1 failed after 6.0s: database is locked",
+    "(1205, 'Lock wait timeout exceeded; try restarting transaction')",
+    "ERROR: canceling statement due to lock timeout",
+    "sqlite3.OperationalError: database is locked",
+])
+def test_a_lock_wait_is_a_cause_of_the_slow_answers_and_timeouts_around_it(line):
+    findings = [
+        net("NET.HTTP.SLOW", "Slow HTTP responses from 10.0.0.8:80: p95 2.0 s", 300, at(0),
+            {"server": "10.0.0.8:80", "p95_s": 2.0}, severity=Severity.MEDIUM),
+        log("6x upstream timed out (110: Connection timed out) while reading response header from upstream", 50,
+            "upstream timed out (110: Connection timed out) while reading response header from upstream", at(2),
+            artifact="proxy.log", count=6, last=at(9)),
+        # logged when the wait gives up, seconds after the slow answers began
+        log(f"15x {line}", 400, f"ERROR {line}", at(6), artifact="api.log", count=15, last=at(9)),
+    ]
+    d = diagnose(findings)
+    assert d.top.signal == "lock_wait" and d.top.finding == 2
+    assert {0, 1} <= set(d.top.explained)
+
+
+def test_a_lock_wait_explains_nothing_of_the_same_logs_hours_before_it():
+    findings = [
+        log("36x route <*> not found in tariff <*>", 22, "ERROR route R111 not found in tariff", at(-20000),
+            artifact="api.log", count=36, last=at(-100)),
+        log("15x lookup failed after 6.0s: database is locked", 400, "ERROR lookup failed: database is locked",
+            at(6), artifact="api.log", count=15, last=at(9)),
+    ]
+    d = diagnose(findings)
+    lock = next(c for c in d.causes if c.signal == "lock_wait")
+    assert 0 not in lock.explained
+    # near miss: words about locks that are no wait
+    quiet = diagnose([log("1x lock file /run/app.lock created", 3, "ERROR lock file created", at(0))])
+    assert all(c.signal != "lock_wait" for c in quiet.causes)
+
+
+def _core(path, mtime, title="tool crashed: SIGABRT in tool!main"):
+    f = Finding("DUMP.CRASH", title, Severity.CRITICAL, path, (EvidenceRef.frame(path, 0, 0, "tool!main"),),
+                data={"signal": "SIGABRT"})
+    return f, Artifact(path, ArtifactKind.ELF_CORE, 1, "", meta={"mtime": mtime.isoformat()})
+
+
+def _window_events():
+    return [Event(ts=at(s), artifact="app.log", kind="log.error", summary="error", severity=Severity.HIGH)
+            for s in range(0, 30, 3)]
+
+
+def test_an_undated_crash_in_a_core_written_hours_before_the_incident_is_stale():
+    exc = Finding("DUMP.PYTHON_EXCEPTION", "KeyError: 'warehouse_id'", Severity.HIGH, "svc.trace",
+                  (EvidenceRef.line("svc.trace", 12, "KeyError: 'warehouse_id'"),),
+                  data={"signature": "KeyError | reserve", "exception_type": "KeyError"})
+    old_f, old_a = _core("core.tool.1", at(-5 * 3600))
+    d = diagnose([old_f, exc], _window_events(), artifacts=[old_a])
+    assert d.top.code == "DUMP.PYTHON_EXCEPTION"
+    crash = next(c for c in d.causes if c.code == "DUMP.CRASH")
+    assert crash.confidence < 0.2
+    # near miss: the same core written during the incident (or with no time at all) keeps its weight
+    new_f, new_a = _core("core.tool.1", at(10))
+    assert diagnose([new_f, exc], _window_events(), artifacts=[new_a]).top.code == "DUMP.CRASH"
+    assert diagnose([new_f, exc], _window_events()).top.code == "DUMP.CRASH"
+
+
+def test_a_traceback_repeated_per_request_outweighs_a_single_one():
+    def exc(line, name, sig):
+        return Finding("DUMP.PYTHON_EXCEPTION", f"{name}: x", Severity.HIGH, "svc.trace",
+                       (EvidenceRef.line("svc.trace", line, f"{name}: x"),),
+                       data={"signature": sig, "exception_type": name})
+    findings = [exc(5, "ValueError", "ValueError | old")] + [exc(100 + 10 * k, "KeyError", "KeyError | reserve")
+                                                              for k in range(20)]
+    d = diagnose(findings)
+    assert d.top.title.find("KeyError") >= 0
+    assert d.causes[0].confidence > d.causes[1].confidence
+
+
+def test_a_snapshot_with_no_thread_blocked_is_no_hang():
+    idle = Finding("DUMP.HANG", "snapshot of a running process: 0 of 1 threads blocked", Severity.MEDIUM,
+                   "core.seatd.1", data={"waits": {}})
+    stuck = Finding("DUMP.HANG", "snapshot of a running process: 1 of 1 threads blocked", Severity.MEDIUM,
+                    "core.seatd.1", data={"waits": {"1": "flock"}})
+    lib = load_library()
+    from backline.knowledge.diagnosis.nodes import classify, finding_text
+    assert "hang" not in [s.id for s in classify(lib, idle, finding_text(idle).lower())]
+    assert "hang" in [s.id for s in classify(lib, stuck, finding_text(stuck).lower())]
+
+
+def test_a_file_not_found_error_is_no_name_resolution_failure():
+    line = "FileNotFoundError: [Errno 2] No such file or directory: '/opt/app/missing.lic'"
+    d = diagnose([log(f"1x {line}", 3, line, at(0))])
+    assert all(c.signal != "dns_failure_log" for c in d.causes)
+    assert diagnose([log("1x getaddrinfo ENOTFOUND db.internal", 3, "Error: getaddrinfo ENOTFOUND db.internal",
+                         at(0))]).top.signal == "dns_failure_log"
+
+
 def test_skew_entities_in_one_pass_equal_extract_text_by_text():
     """The clock-skew estimate reads events' endpoints, hosts and pids with each pattern run once
     over all texts joined: what it finds must equal extract() text by text, at the joins too."""

@@ -86,3 +86,14 @@ def test_the_program_named_before_exited_is_the_one_that_died_and_its_own_exit_a
     assert "process" not in deaths.death("WARN it exited with status 2")
     assert deaths.death("svrun: relayd exited with status 143, restarting in 0 s") is None
     assert deaths.death("INFO relayd exiting with status 0") is None
+
+
+def test_a_writer_telling_another_programs_end_names_that_program_not_itself():
+    # a shell supervisor's line: the prefix names the writer, the death words their own subject
+    d = deaths.death("2026-12-07T18:15:00Z watchdog[21966]: relayd exited with status 1")
+    assert d == {"reason": "exit-status", "process": ["relayd"], "status": 1}
+    # near misses: the writer's own end, and a subject that names no program, keep the writer and its pid
+    assert deaths.death("procmgr[88]: down: tilerd[15632] terminated by signal 9")["process"] == ["tilerd"]
+    d = deaths.death("watchdog[21966]: worker exited with status 1")
+    assert d["process"] == ["watchdog"] and d["pid"] == "21966"
+    assert deaths.death("watchdog[21966]: exited with status 3")["process"] == ["watchdog"]

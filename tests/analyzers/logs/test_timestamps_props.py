@@ -76,6 +76,8 @@ def write(kind: str, t: datetime, v: dict) -> str:
         return f"{MON[M - 1]} {(f'{D:02d}' if pad else f'{D:>2}')} {h:02d}:{m:02d}:{s:02d}" + _frac(us, fd)
     if kind == "yymmdd":
         return f"{y2}{M:02d}{D:02d} {h:02d}{m:02d}{s:02d}"
+    if kind == "glog":
+        return f"{M:02d}{D:02d} {hms}" + _frac(us, fd)
     if kind in ("epoch_ns", "epoch_us", "epoch_ms", "epoch"):
         d = t.replace(tzinfo=None) - EPOCH.replace(tzinfo=None)
         us_total = (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
@@ -107,7 +109,7 @@ def write(kind: str, t: datetime, v: dict) -> str:
 FRACTION = {k: (0, 3, 6, 9) for k in ORDERS}
 FRACTION.update({k: (0,) for k in ("ctime", "rfc2822", "clf", "yymmdd", "epoch_ms")})
 FRACTION.update({"epoch_ns": (6,), "epoch_us": (6,), "epoch_ms": (3,)})
-NO_YEAR = {"syslog", "md_dash", "dm_dash", "md_dot", "dm_dot", "md_slash", "dm_slash", "time"}
+NO_YEAR = {"glog", "syslog", "md_dash", "dm_dash", "md_dot", "dm_dot", "md_slash", "dm_slash", "time"}
 ZONED = {"epoch_ns", "epoch_us", "epoch_ms", "epoch"}
 
 

@@ -35,7 +35,7 @@ from backline.analyzers.dumps.signature import normalize_function, socorro_signa
 
 NULL_LIMIT = 0x10000          # the first 64 KiB are never mapped (Windows) / mmap_min_addr (Linux)
 STACK_GUARD = 0x10000
-_WAIT_PRIORITY = ("critical_section", "mutex", "join", "condition", "handle", "futex", "sleep", "io")
+_WAIT_PRIORITY = ("critical_section", "mutex", "join", "condition", "handle", "futex", "file_lock", "sleep", "io")
 _ABORT_FUNCTIONS = {"abort", "raise", "gsignal", "__assert_fail", "__assert_rtn", "_assert", "_wassert",
                     "__pthread_kill", "pthread_kill", "__pthread_kill_implementation", "__abort_with_payload",
                     "__pthread_kill_internal", "std::terminate", "__cxa_throw"}

@@ -64,7 +64,7 @@ class WaitInfo:
     ``owner`` is the thread id that holds it, when known.
     """
 
-    kind: str                      # mutex | futex | critical_section | monitor | handle | join | io | sleep
+    kind: str                      # mutex | futex | critical_section | monitor | handle | join | io | sleep | file_lock
     resource: str
     owner: int | str | None = None
     function: str | None = None    # the wait function seen on the stack

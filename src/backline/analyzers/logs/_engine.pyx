@@ -206,6 +206,10 @@ cdef int scan_ts(TsState *st, const unsigned char *order, Py_ssize_t norder,
                     slot += 1
                 else:
                     return Q_NONE
+            elif o == b'M' and nd == 4 and slot + 1 < norder and order[slot + 1] == b'D':
+                v[1], v[2] = val // 100, val % 100   # MMDD (glog)
+                have[1] = have[2] = True
+                slot += 2
             elif o == b'M' or o == b'D':
                 if nd > 2:
                     return Q_NONE

@@ -16,7 +16,7 @@ Every finding carries :class:`EvidenceRef` objects pointing at lines.  Codes
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 from backline.analyzers.logs.records import LogRecord, stack_trace_kind
@@ -38,7 +38,12 @@ def _refs(artifact: str, st: TemplateStats) -> tuple[EvidenceRef, ...]:
 
 #: Templates that are a line of a stack trace (a frame, "... N more"): part of a trace
 #: that the crash findings report, not an error of their own (logcat prints each at E).
-_TRACE_LINE = re.compile(r"(?:at [\w$<>.*/]+ ?\(|\.\.\. <\*> (?:more|common frames omitted)$|File \"<\*>\", line <\*>)")
+#: Python's trace head and chain separators are trace lines too (syslog forwards a traceback
+#: one record per line: the head line alone says nothing the crash finding does not).
+_TRACE_LINE = re.compile(r"(?:at [\w$<>.*/]+ ?\(|\.\.\. <\*> (?:more|common frames omitted)$|File \"<\*>\", line <\*>"
+                         r"|Traceback \(most recent call last\):$|During handling of the above exception, another "
+                         r"exception occurred:$|The above exception was the direct cause of the following exception:$"
+                         r"|[\^~]+$)")
 
 
 def _by_wording(st: TemplateStats) -> bool:
@@ -112,7 +117,7 @@ def bursts(artifact: str, tpls: list[TemplateStats], stats: LogStats, analyzer: 
         return
     found: list[tuple[int, Finding]] = []
     for t in tpls:
-        if t.count < 20 or len(t.buckets) < 2:
+        if t.count < 20 or len(t.buckets) < 2 or _TRACE_LINE.match(t.template):
             continue
         mean = t.count / span_buckets
         thresh = max(10.0, 5.0 * mean)
@@ -298,3 +303,34 @@ def _human(sec: float) -> str:
     if sec < 172800:
         return f"{sec / 3600:.1f} h"
     return f"{sec / 86400:.1f} days"
+
+
+#: A log that ends this close to the latest time the bundle knows ends because the evidence was
+#: collected then, not because its program stopped (``LOG.SILENCE`` "logging stops" is dropped).
+COLLECTED_AFTER_S = 30.0
+
+
+def stops_at_collection(findings, latest: datetime | None) -> list:
+    """``findings`` without the "logging stops after an error" ones whose log ends within
+    :data:`COLLECTED_AFTER_S` of ``latest`` (the latest time stamp of the whole bundle: its
+    artifacts' ends, its findings' last times): nothing in the bundle goes on past that
+    log's end, so its end says when the evidence was taken, not that logging stopped.
+
+    >>> from datetime import timezone
+    >>> t = datetime(2026, 1, 1, 10, 0, 0, tzinfo=timezone.utc)
+    >>> f = Finding(code="LOG.SILENCE", title="logging stops after an error: x", severity=Severity.HIGH,
+    ...             artifact="a.log", last_seen=t, data={"kind": "stops"})
+    >>> len(stops_at_collection([f], t + timedelta(seconds=5))), len(stops_at_collection([f], t + timedelta(minutes=5)))
+    (0, 1)
+    """
+    if latest is None:
+        return list(findings)
+    out = []
+    for f in findings:
+        if (f.code == "LOG.SILENCE" and (f.data or {}).get("kind") == "stops" and f.last_seen is not None
+                and f.last_seen.tzinfo is not None
+                and (latest - f.last_seen).total_seconds() <= COLLECTED_AFTER_S):
+            continue
+        out.append(f)
+    return out
+

@@ -27,15 +27,17 @@ True
 >>> death("procmgr[88]: down: tilerd[15632] terminated by signal 15") is None      # a requested stop
 True
 >>> death("geoindexd[21364]: *** stack smashing detected ***: terminated")
-{'reason': 'crash-message', 'process': ['geoindexd'], 'pid': '21364'}
+{'reason': 'crash-message', 'process': ['geoindexd'], 'pid': '21364', 'said': '*** stack smashing detected ***: terminated'}
 >>> death("worker exited normally") is None
 True
 >>> death("The process renderd.exe (pid 4242) exited with exit code 0xc0000005")["status"] == 0xC0000005
 True
 >>> death("/opt/app/run.sh: line 12:  4242 Killed                  /opt/app/bin/renderd --serve")
-{'reason': 'crash-message'}
+{'reason': 'crash-message', 'said': 'line N: N Killed'}
 >>> death("2026-12-07T17:25:37Z svrun: relayd exited with status 78, restarting in 1 s")
 {'reason': 'exit-status', 'process': ['relayd'], 'status': 78}
+>>> death("2026-12-07T18:15:00Z supervise[21966]: relayd exited with status 1")   # the writer tells another's end
+{'reason': 'exit-status', 'process': ['relayd'], 'status': 1}
 >>> death("2026-12-07 17:25:37,493 ERROR relayd exiting with status 78")
 {'reason': 'exit-status', 'process': ['relayd'], 'status': 78}
 >>> death("worker exited with code 3")
@@ -60,7 +62,7 @@ MAX_EXITS = 10
 _OOM = re.compile(r"\b(?:Out of memory|Memory cgroup out of memory|oom[-_ ]kill\w*)\b[^\n]{0,40}?\bKill(?:ed)? process (\d+)"
                   r"|\bKilled process (\d+) \(|\bOOMKilled\b|\boom-kill:[^\n]*\btask=", re.I)
 _SIGNAL = re.compile(
-    r"\b(?:killed|terminated|exited|stopped|died|aborted|ended)\s+(?:by|on|with|due\s+to|from)\s+"
+    r"\b(?:killed|terminated|exited|stopped|died|aborted|ended)(?:\s+(?:by|on|with|due\s+to|from)\s+|:\s*)"
     r"(?:signal\s+(?P<num>\d+)(?:\s*\((?:SIG)?(?P<name1>[A-Z]{2,6})\))?|(?:signal\s+)?\bSIG(?!NAL\b)(?P<name2>[A-Z]{2,6}))\b"
     r"|\bcode=(?:killed|dumped),\s*status=(?P<snum>\d+)/(?:SIG)?(?P<sname>[A-Z]{2,6})\b", re.I)
 _STATUS = re.compile(
@@ -76,6 +78,20 @@ _CRASH = re.compile(r"\*\*\*[^*\n]{3,80}\*\*\*:?\s*terminated|\bsegfault at\b|\b
                     # a shell's job status: "run.sh: line 12:  4242 Killed   ./app --serve"
                     r"|\bline \d+:\s+\d+\s+(?:Killed|Segmentation fault|Aborted|Bus error|Illegal instruction|"
                     r"Floating point exception)(?=\s)", re.I)
+#: a runtime's or C library's last words before it aborts the process: the JVM's
+#: ``Terminating due to java.lang.OutOfMemoryError: ...`` (``-XX:+ExitOnOutOfMemoryError``), the C++
+#: runtime's ``terminate called after throwing an instance of 'std::out_of_range'``, glibc's heap
+#: checks (``free(): invalid size``, ``double free or corruption (out)``, ``corrupted size vs. prev_size``)
+_LAST_WORDS = re.compile(
+    r"\bTerminating due to (?:[\w$]+\.)+[\w$]*(?:Error|Exception)\b"
+    r"|\bterminate called (?:after throwing an instance of|without an active exception|recursively)\b"
+    r"|(?:^\s*|[:\]]\s*)(?:(?:free|malloc|realloc|calloc|munmap_chunk|malloc_consolidate|_int_\w{1,20})\(\):\s+"
+    r"(?:invalid|corrupted|double free|unaligned|memory corruption|unsorted|smallbin|largebin)[^\n]{0,60}"
+    r"|double free or corruption \((?:out|!prev|fasttop|top|!\w{1,10})\)"
+    r"|corrupted (?:size vs\. prev_size|double-linked list)[^\n]{0,40})\s*$")
+#: the last words looked for on continuation lines (a cheap screen before :func:`death`)
+_TAIL_HINT = re.compile(r"Terminating due to|terminate called|\(\):\s|double free|corrupted |\*\*\*|core dumped")
+MAX_TAIL_LINES = 2000
 _GAVE_UP = re.compile(r"\bentered FATAL state\b|\b(?:start request repeated too quickly)\b|"
                       r"\b(?:process|child|worker|program|daemon)\b[^\n]{0,60}\b(?:died|crashed|exited unexpectedly|"
                       r"exited prematurely|terminated abnormally|exited abnormally|terminated unexpectedly)\b", re.I)
@@ -89,16 +105,17 @@ _UNIT = re.compile(r"(?<![\w.-])([A-Za-z_][\w@.-]{0,60}?)(?:@[\w.-]*)?\.service\
 _SUPERVISED = re.compile(r"\b(?:exited|gave up|stopped|terminated|died|crashed|killed|backoff|fatal):\s*'?([A-Za-z_][\w.-]{1,40})'?"
                          r"(?=\s|\(|$)", re.I)
 _NAME_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\s*\((?:pid\s*)?(\d{1,10})\)", re.I)
+_NAME_PID_WORD = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\s+pid\s*[:=#]?\s*(\d{1,10})\b", re.I)
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
-_PID = re.compile(r"\b(?:pid|process)[\"']?\s*[:=#]?\s*(\d{2,10})\b", re.I)
+_PID = re.compile(r"\b(?:pid|process|child|worker)[\"']?\s*[:=#]?\s*(\d{2,10})\b", re.I)
 #: ``svrun: relayd exited with status 78``: the program named as the subject of the death words
-_SUBJECT = re.compile(r"(?:^|[\s:\]>|])([A-Za-z_][\w.-]{1,40})\s+(?:has\s+|is\s+)?(?:(?:exited|exiting|terminated|died|crashed|"
+_SUBJECT = re.compile(r"(?:^|[\s:\]>|])([A-Za-z_][\w.-]{1,40}):?\s+(?:has\s+|is\s+)?(?:(?:exited|exiting|terminated|died|crashed|"
                       r"was\s+killed|aborted)\b|rc\s*[=:])", re.I)
 #: ``"container": "quotes"``, ``unit=billing``: the name a structured event gives the process
 _FIELD_NAME = re.compile(r"\b(?:container|service|program|app|unit|process_name|task_name)[\"']?\s*[=:]\s*"
                          r"[\"']?([A-Za-z_][\w.-]{1,40})", re.I)
 #: the same screen in RE2 syntax, run over a whole block of head lines at once
-_HINT_RE2 = (r"kill|exit|signal|status|\brc ?[=:]|terminat|\*\*\*|segfault|fault|trap|core dumped|fatal state|died|crash|"
+_HINT_RE2 = (r"kill|exit|signal|status|\brc ?[=:]|terminat|free\(\)|double free|corrupted|\*\*\*|segfault|fault|trap|core dumped|fatal state|died|crash|"
              r"abnormal|prematurely|unexpectedly|repeated too quickly")
 _NOT_NAME = {"process", "child", "worker", "program", "service", "daemon", "main", "the", "with", "signal", "pid",
              "kernel", "exit", "status", "code"}
@@ -111,6 +128,11 @@ _NOT_SUBJECT = {"it", "has", "had", "have", "that", "which", "then", "and", "jus
 
 def _requested(sig: str | None) -> bool:
     return bool(sig) and sig.upper().removeprefix("SIG") in _REQUESTED_SIGNALS
+
+
+def _said(words: str) -> str:
+    """The crash words a line says, as a group key: digits masked, spaces single."""
+    return " ".join(re.sub(r"\d+", "N", words).split()).lstrip(":] ")[:80]
 
 
 def death(line: str) -> dict[str, Any] | None:
@@ -145,7 +167,11 @@ def death(line: str) -> dict[str, Any] | None:
     if out is None:
         m = _CRASH.search(line)
         if m:
-            out, where = {"reason": "crash-message"}, m.start()
+            out, where = {"reason": "crash-message", "said": _said(m.group())}, m.start()
+    if out is None:
+        m = _LAST_WORDS.search(line)
+        if m:
+            out, where = {"reason": "crash-message", "said": _said(m.group())}, m.start()
     if out is None:
         m = _GAVE_UP.search(line)
         if m:
@@ -159,16 +185,21 @@ def death(line: str) -> dict[str, Any] | None:
             n = n if isinstance(n, str) else next((x for x in n if x), "")
             if n.lower() not in _NOT_NAME and n not in names:
                 names.append(n)
-    for rx in (_NAME_PID, _PROG_PID):
-        # the program named right before the death words (a line's own prefix names its writer)
+    subject = _SUBJECT.search(line, max(0, where - 60))
+    if subject and (subject.start(1) > where + 1 or subject.group(1).lower() in _NOT_NAME | _NOT_SUBJECT):
+        subject = None
+    for rx in (_NAME_PID, _PROG_PID, _NAME_PID_WORD):
+        # the program named right before the death words (a line's own prefix names its writer) -
+        # unless the death words have a subject of their own after it: "supervise[311]: mailq exited
+        # with status 1" is the writer telling another program's end (and the pid is the writer's)
         cands = [x for x in rx.finditer(line) if x.start() < where + 1 and x.group(1).lower() not in _NOT_NAME]
         if cands and not names:
+            if subject is not None and cands[-1].end() <= subject.start(1):
+                break
             names.append(cands[-1].group(1))
             pid = pid or cands[-1].group(2)
-    if not names:
-        m = _SUBJECT.search(line, max(0, where - 60))
-        if m and m.start(1) <= where + 1 and m.group(1).lower() not in _NOT_NAME | _NOT_SUBJECT:
-            names.append(m.group(1))
+    if not names and subject is not None:
+        names.append(subject.group(1))
     if pid is None:
         p = _PID.search(line) or re.search(r"\bpid=(\d+)", line)
         if p:
@@ -207,31 +238,45 @@ class Deaths:
         for i in np.flatnonzero(mask.to_numpy(zero_copy_only=False)).tolist():
             text = heads[i].as_py() or ""
             d = death(text)
-            if d is None:
-                continue
-            key = (d["reason"], tuple(d.get("process", ())), d.get("signal"), d.get("status"))
-            g = self.groups.get(key)
-            if g is None:
-                if len(self.groups) >= self.MAX_GROUPS:
-                    continue
-                g = self.groups[key] = {"death": d, "count": 0, "first_ts": None, "last_ts": None, "examples": []}
-            g["count"] += 1
-            ts = b.dt(i)
-            if len(self.events) < self.MAX_EVENTS and int(b.severity[i]) < int(Severity.HIGH):
-                # records at error level already are events of their own
-                self.events.append(Event(ts=ts, artifact=self.artifact, kind="log.process_exit",
-                                         summary=(b.strings["message"][i].as_py() or text)[:300],
-                                         severity=Severity.HIGH, ref=EvidenceRef.line(self.artifact, int(b.line[i]),
-                                                                                      text[:500]),
-                                         analyzer="logs.text"))
-            if ts is not None:
-                g["first_ts"] = ts if g["first_ts"] is None or ts < g["first_ts"] else g["first_ts"]
-                g["last_ts"] = ts if g["last_ts"] is None or ts > g["last_ts"] else g["last_ts"]
-            if len(g["examples"]) < 3:
-                g["examples"].append((int(b.line[i]), text[:500]))
-            if "words" not in g:                  # the record's message when it says it all, else its line
+            if d is not None:
                 msg = b.strings["message"][i].as_py() or ""
-                g["words"] = msg if msg and death(msg) is not None else text
+                self._count(b, i, d, int(b.line[i]), text, msg if msg and death(msg) is not None else text,
+                            event=int(b.severity[i]) < int(Severity.HIGH))
+        # a runtime's last words on a line of their own, without stamp or level, continue the
+        # record before them (``Terminating due to java.lang.OutOfMemoryError``, ``free(): invalid
+        # size``): the continuation lines of multi-line records are read for those words only
+        for i, whole in b.texts:
+            nl = whole.find("\n")
+            if nl < 0 or not _TAIL_HINT.search(whole, nl):
+                continue
+            for k, part in enumerate(whole[nl + 1:].split("\n")[:MAX_TAIL_LINES], 1):
+                if not _TAIL_HINT.search(part):
+                    continue
+                d = death(part)
+                if d is not None and d["reason"] == "crash-message":
+                    self._count(b, i, d, int(b.line[i]) + k, part[:500], part, event=True)
+
+    def _count(self, b, i: int, d: dict, line: int, text: str, words: str, *, event: bool) -> None:
+        key = (d["reason"], tuple(d.get("process", ())), d.get("signal"), d.get("status"), d.get("said"))
+        g = self.groups.get(key)
+        if g is None:
+            if len(self.groups) >= self.MAX_GROUPS:
+                return
+            g = self.groups[key] = {"death": d, "count": 0, "first_ts": None, "last_ts": None, "examples": []}
+        g["count"] += 1
+        ts = b.dt(i)
+        if len(self.events) < self.MAX_EVENTS and event:
+            # records at error level already are events of their own
+            self.events.append(Event(ts=ts, artifact=self.artifact, kind="log.process_exit",
+                                     summary=words[:300], severity=Severity.HIGH,
+                                     ref=EvidenceRef.line(self.artifact, line, text[:500]), analyzer="logs.text"))
+        if ts is not None:
+            g["first_ts"] = ts if g["first_ts"] is None or ts < g["first_ts"] else g["first_ts"]
+            g["last_ts"] = ts if g["last_ts"] is None or ts > g["last_ts"] else g["last_ts"]
+        if len(g["examples"]) < 3:
+            g["examples"].append((line, text[:500]))
+        if "words" not in g:                  # the record's message when it says it all, else its line
+            g["words"] = words
 
     def absorb(self, other: "Deaths") -> None:
         """Add the deaths of the records that follow this one's in the file (the next byte

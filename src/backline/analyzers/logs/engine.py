@@ -25,7 +25,10 @@ RUN_LINES = 32
 MAX_ATTEMPTS = 16
 
 #: Level words in a message without a level field (case-insensitive): the first one decides.
-MESSAGE_LEVEL = rb"\b(?:fatal|critical|error|severe|warn(?:ing)?|panic|failed|failure|exception)\b"
+#: A type name ending in Error or Exception and followed by its message (``java.lang.OutOfMemoryError:
+#: Java heap space``, ``KeyError: 'x'``) is an error too: a runtime's throwable printed bare.
+MESSAGE_LEVEL = (rb"\b(?:fatal|critical|error|severe|warn(?:ing)?|panic|failed|failure|exception)\b"
+                 rb"|(?-i:(?<=[a-z0-9])(?:Error|Exception))(?=:|\s*$)")
 
 
 def _clock(path: str | Path | None, tz, collected=None) -> FileClock:

@@ -241,6 +241,8 @@ FORMATS: tuple[LogFormat, ...] = (
     LogFormat("bracket-ctime-level", r"\[" + _ts("ctime") + r"\] \[(?:(?P<component>[\w]+):)?(?P<level>\w+)\]"
               r"(?: \[pid (?P<pid>\d+)(?::tid (?P<thread>\d+))?\])? (?P<msg>.*)", "ctime"),
     LogFormat("access-log", r"(?P<host>\S+) \S+ \S+ \[" + _ts("clf") + r"\] (?P<msg>\".*)", "clf"),
+    LogFormat("glog", r"(?P<level>[IWEF])" + _ts("glog") + r"\s+(?P<thread>\d+) (?P<component>[^\s\]]+)\] "
+              r"(?P<msg>.*)", "glog"),
     LogFormat("yymmdd-pid-level", _ts("yymmdd") + r" (?P<pid>\d+) (?P<level>[A-Z]+) (?P<component>\S+?): (?P<msg>.*)",
               "yymmdd"),
     LogFormat("iso-comma-level", _ts("iso") + r", (?P<level>\w+)\s+(?P<component>[A-Za-z]\w*)\s+(?P<msg>.*)",

@@ -46,6 +46,7 @@ _VAR_RX = re.compile(
     r"|\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? )?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
     r" [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4})?\b"        # embedded dates
     r"|(?:(?<=[_\s=:,(\[{])|^)-\d++(?:\.\d++)?(?![^" + DELIMS + r"])"  # negative numbers
+    r"|(?:(?<=[\s=:,(\[{])|^)\*\d++(?![^" + DELIMS + r"])"   # connection / request numbers: nginx's "*42"
     r"|" + _P_START + r"\d++(?:\.\d++)? ?(?:[KMGTP]i?B|B)(?![\w])"      # sizes: 16.0 KB, 0MB
     r"|(?<![\w.])[vV]\d++(?:[._-]\d++)+[a-z]?(?![\w.])"                   # versions: v6.1.7601
     r"|(?<![\w-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\w-])"  # UUIDs

@@ -62,7 +62,8 @@ _LEVEL_MAP = {
     "failed": Severity.HIGH, "panic": Severity.CRITICAL,
 }
 _MSG_LEVEL = re.compile(r"\b(FATAL|CRITICAL|ERROR|SEVERE|WARN(?:ING)?|PANIC)\b|"
-                        r"\b(?:error|fatal|failed|failure|exception|panic)\b", re.I)
+                        r"\b(?:error|fatal|failed|failure|exception|panic)\b|"
+                        r"(?-i:(?<=[a-z0-9])(?:Error|Exception))(?=:|\s*$)", re.I)
 
 
 def level_severity(level: str) -> Severity | None:

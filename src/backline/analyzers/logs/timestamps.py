@@ -112,6 +112,10 @@ _FAMILY_OF = {k: fam for fam, (_, kinds) in FAMILIES.items() for k in kinds}
 #: Regex text of each kind (no anchors, no groups of its own).
 TS_REGEX: dict[str, str] = {k: rx for k, (rx, _) in SHAPES.items()}
 TS_REGEX.update({k: FAMILIES[fam][0] for k, fam in _FAMILY_OF.items()})
+# E1207 17:25:03.379799 (glog: a level letter, then month and day, no year): read by its
+# library format only (the letter is the level), never searched for on its own
+ORDERS["glog"] = "MDhmsf"
+TS_REGEX["glog"] = r"(?<=^[IWEF])\d{4} " + _HMS + _FRAC
 
 _ORDER_BYTES = {k: o.encode() for k, o in ORDERS.items()}
 _QUALITY = (TsQuality.NONE, TsQuality.EXACT, TsQuality.INFERRED_YEAR, TsQuality.INFERRED)

@@ -44,6 +44,8 @@ MAX_LINES = 1024
 MAX_CHARS = 256 * 1024
 #: Lines between logcat's ``FATAL EXCEPTION`` head and the first frame (``Process: ...``, the exception line).
 MAX_PREAMBLE = 3
+#: Records joined to a Python exception line as its message's continuation (same time stamp).
+MAX_MESSAGE_LINES = 6
 #: Open groups at once (sources with a trace in progress); past that the oldest closes.
 MAX_OPEN = 256
 
@@ -84,6 +86,8 @@ class _Group:
     chars: int = 0
     state: str = ""                 # python: "frames", "code", "exc"
     preamble: bool = False          # a head before the exception line (logcat FATAL EXCEPTION)
+    exc_ts: datetime | None = None  # python: time stamp of the exception line
+    msg_lines: int = 0              # python: lines continuing the exception's message
 
 
 def _unescape(msg: str) -> str:
@@ -195,7 +199,7 @@ class TraceJoiner:
         """Account one single-line record; the traces it closes are appended to ``out``."""
         g = self.open.get(key)
         if g is not None:
-            if self._extends(g, message, line):
+            if self._extends(g, message, line, ts):
                 g.seen = line
                 g.chars += len(message) + 1
                 if len(g.lines) >= MAX_LINES or g.chars >= MAX_CHARS:
@@ -223,7 +227,7 @@ class TraceJoiner:
         g.seen = line
         self.open[key] = g
 
-    def _extends(self, g: _Group, message: str, line: int) -> bool:
+    def _extends(self, g: _Group, message: str, line: int, ts: datetime | None = None) -> bool:
         raw = _unescape(message).rstrip()
         body = raw.lstrip()
         indented = raw[:1] in (" ", "\t")            # the header kept the line's indentation
@@ -247,11 +251,18 @@ class TraceJoiner:
                 g.texts.append(raw if indented else "    " + body)
             elif g.state == "frames" and body and g.frames:
                 g.state = "exc"                       # the exception line ends a traceback
+                g.exc_ts, g.msg_lines = ts, 0
                 g.texts.append(body)
             elif g.state == "exc" and (not body or _PY_CHAIN.match(body)):
                 g.texts.append(body)
                 if body.startswith("Traceback"):
                     g.state = "frames"
+            elif (g.state == "exc" and g.texts[-1] and ts is not None and ts == g.exc_ts
+                  and g.msg_lines < MAX_MESSAGE_LINES):
+                # the exception's message goes on over the next records, written at the same time
+                # (yaml's "found character '\t' that cannot start any token" under its ScannerError)
+                g.msg_lines += 1
+                g.texts.append(raw)
             else:
                 return False
         g.lines.append(line)

@@ -80,6 +80,8 @@ class DiagnosisSettings:
     min_path_weight: float = 0.05       # weaker chains explain nothing
     transient_factor: float = 0.6       # refusals of an endpoint that accepts connections again right after
     unplaced_factor: float = 0.85       # undated and tied to nothing: unknown relevance to the incident
+    written_margin: timedelta = timedelta(hours=2)  # an undated finding whose files were all last written this
+                                                    # long before the incident is over long before it
     lead: timedelta = timedelta(minutes=5)          # a cause may start this long before the incident
     chronic_margin: timedelta = timedelta(minutes=10)
     timing: TimingSettings = field(default_factory=TimingSettings)
@@ -100,12 +102,12 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
     dated = c.first is not None and e.first is not None
     # in one file, the order of the lines is the order of the happenings (exact; times may be
     # rounded or a burst's bucket)
-    same_file = [a for a in c.lines if a in e.lines]
+    same_file = [a for a in c.lines if a in e.lines] if not rel.lag_s else []
     if same_file and rel.order == "before":
         if any(e.lines[a] < c.lines[a] for a in same_file):
             return None
     elif dated and rel.order == "before":
-        tol = _tolerance(c, e, skewed)
+        tol = _tolerance(c, e, skewed) + rel.lag_s
         if e.first < c.first - tol:                                   # type: ignore[operator]
             return None
     if dated and e.first - (c.last if c.last is not None else c.first) > rel.within_s:   # type: ignore[operator]
@@ -139,7 +141,7 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
             if not dated or best > 0 or _contradict(c, e, rel):
                 continue
             dt = e.first - c.first                                    # type: ignore[operator]
-            tol = _tolerance(c, e, skewed)
+            tol = _tolerance(c, e, skewed) + rel.lag_s
             if -tol <= dt <= rel.time_within_s:
                 w = JOIN_WEIGHT["time"] * (1.0 - max(0.0, dt) / (rel.time_within_s + 1.0))
                 if w > best:
@@ -225,7 +227,7 @@ class _Candidates:
                     groups[1].update(self.by_artifact.get(a, ()))
             elif kind in ("time", "onset"):
                 if c.first is not None:
-                    lo = bisect.bisect_left(self.times, c.first - tol)
+                    lo = bisect.bisect_left(self.times, c.first - tol - rel.lag_s)
                     end = (c.first + rel.time_within_s if kind == "time"
                            else max(c.first, c.last or c.first) + rel.onset_s)
                     hi = bisect.bisect_right(self.times, end)
@@ -365,7 +367,8 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
                 inbound: Sequence[Edge], window: tuple[datetime, datetime] | None, first_anomaly: int | None,
                 placed: set[str], s: DiagnosisSettings,
                 transient: Mapping[int, str] | None = None,
-                roots: Mapping[int, float] | None = None) -> tuple[float, list[str]]:
+                roots: Mapping[int, float] | None = None,
+                written: Mapping[int, datetime] | None = None) -> tuple[float, list[str]]:
     """Node ``k``'s confidence and the reasons for it (see the module docstring).  ``placed``: the
     artifacts whose clock shows them in the incident window (problems of theirs fall in it)."""
     n = nodes[k]
@@ -410,6 +413,10 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
         elif n.first > w_end + margin:
             conf *= s.stale_factor
             reasons.append("begins long after the incident")
+    if written and k in written and n.first is None:
+        conf *= s.stale_factor
+        reasons.append(f"undated, but its file was last written {written[k].isoformat(timespec='seconds')}, "
+                       "long before the incident")
     if transient and k in transient:
         conf *= s.transient_factor
         reasons.append(f"transient: {transient[k]} took connections again right after")
@@ -558,6 +565,49 @@ def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[
     return nodes
 
 
+def _mtime(a: Artifact) -> datetime | None:
+    raw = (a.meta or {}).get("mtime") if isinstance(a.meta, Mapping) else None
+    if isinstance(raw, datetime):
+        return raw
+    try:
+        return datetime.fromisoformat(raw) if isinstance(raw, str) and raw else None
+    except ValueError:
+        return None
+
+
+def written_before(nodes: Sequence[Node], artifacts: Sequence[Artifact], before: datetime) -> dict[int, datetime]:
+    """Undated nodes all of whose files were last written (modified, as intake recorded it) before
+    ``before``: a core or a trace file is written when the program died, so an undated crash in a
+    file last touched hours before the incident is over long before it.  Node position -> the latest
+    write.  A file copied without its times carries the copy's time, which is never early: such a
+    finding is just not judged.
+
+    >>> from backline.model import Artifact, ArtifactKind, Finding, Severity
+    >>> old = Artifact("b!/core.x.1", ArtifactKind.ELF_CORE, 1, "", meta={"mtime": "2026-12-07T13:25:04+00:00"})
+    >>> new = Artifact("b!/core.y.2", ArtifactKind.ELF_CORE, 1, "", meta={"mtime": "2026-12-07T18:25:04+00:00"})
+    >>> def n(path, first=None):
+    ...     return Node(0, [0], Finding("DUMP.CRASH", "t", Severity.HIGH, path), "", [], {}, {path}, first)
+    >>> t = datetime.fromisoformat("2026-12-07T16:00:00+00:00")
+    >>> sorted(written_before([n("b!/core.x.1"), n("b!/core.y.2"), n("b!/core.x.1", 1.0), n("other")], [old, new], t))
+    [0]
+    """
+    from datetime import timezone
+    before = before if before.tzinfo is not None else before.replace(tzinfo=timezone.utc)
+    when = {a.path: _mtime(a) for a in artifacts}
+    out: dict[int, datetime] = {}
+    for k, n in enumerate(nodes):
+        if n.first is not None or not n.artifacts:
+            continue
+        times = [when.get(a) for a in n.artifacts]
+        if all(t is not None for t in times):
+            latest = max(times)                                        # type: ignore[type-var]
+            if latest.tzinfo is None:
+                latest = latest.replace(tzinfo=timezone.utc)
+            if latest < before:
+                out[k] = latest
+    return out
+
+
 def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: Sequence[Fact] = (),
              artifacts: Sequence[Artifact] = (), *, library: Library | None = None,
              settings: DiagnosisSettings | None = None) -> Diagnosis:
@@ -599,12 +649,13 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
             first_anomaly = min(in_window, key=lambda k: (nodes[k].first, -nodes[k].prior))
 
     transient = transient_refusals(nodes)
+    written = written_before(nodes, artifacts, window[0] - s.written_margin) if window else {}
     roots = {k: p for k, p in root_priors(nodes, inbound, s.max_depth).items()}
     scored = []
     for k in range(len(nodes)):
         reach = _closure(k, out, s)
         conf, reasons = _confidence(k, nodes, reach, inbound.get(k, ()), window, first_anomaly, placed, s, transient,
-                                    roots)
+                                    roots, written)
         scored.append((conf, k, reach, reasons))
     scored.sort(key=lambda x: (-x[0], nodes[x[1]].first if nodes[x[1]].first is not None else math.inf,
                                nodes[x[1]].index))

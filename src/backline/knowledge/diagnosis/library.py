@@ -101,6 +101,8 @@ class Relation:
     contradict: tuple[str, ...] = () # kinds that, named differently on both sides, forbid a time-only
                                      # join (default: the entity kinds of ``join``)
     onset_s: float = 10.0            # "onset" join: the effect first appears within this long after the cause
+    lag_s: float = 0.0               # how long after its effects began a cause may be logged (a wait told
+                                     # when it gives up: "failed after 6.0s: database is locked")
     lend_prior: bool = False         # a cause tied to an acute effect (a death) by the program itself (pid,
                                      # process) is at least as likely a root cause as that effect
     confirm: str = ""
@@ -267,7 +269,7 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library
             id=rid, cause=cause, effect=effect, join=join, rationale=r["rationale"],
             weight=float(r.get("weight", 1.0)), order=order, within_s=float(r.get("within_s", 3600)),
             time_within_s=float(r.get("time_within_s", 120)), contradict=tuple(r.get("contradict") or ()),
-            onset_s=float(r.get("onset_s", 10)), lend_prior=bool(r.get("lend_prior", False)),
+            onset_s=float(r.get("onset_s", 10)), lag_s=float(r.get("lag_s", 0)), lend_prior=bool(r.get("lend_prior", False)),
             confirm=r.get("confirm", ""),
             refute=r.get("refute", "")))
     return Library(tuple(signals), tuple(relations))

@@ -324,6 +324,28 @@ def _same_happening(findings: Sequence[Finding], picked: Sequence[int]) -> list[
     return list(groups.values())
 
 
+def _occurrences(findings: Sequence[Finding], group: Sequence[int]) -> int:
+    """How often a happening was seen: the most any one view of it counted (a line reported as
+    "first error" and as a template is one line), or - for dump findings merged by their crash
+    signature that point at different places (one traceback per request) - the sum of theirs.
+
+    >>> from backline.model import EvidenceRef, Finding, Severity
+    >>> def exc(line, sig="KeyError | reserve"):
+    ...     return Finding("DUMP.PYTHON_EXCEPTION", "KeyError", Severity.HIGH, "a.log",
+    ...                    evidence=(EvidenceRef.line("a.log", line),), data={"signature": sig})
+    >>> _occurrences([exc(3), exc(9), exc(15)], [0, 1, 2]), _occurrences([exc(3), exc(3)], [0, 1])
+    (3, 1)
+    """
+    most = max(findings[i].count for i in group)
+    places: dict[tuple, int] = {}
+    for i in group:
+        f = findings[i]
+        if f.code.startswith("DUMP.") and isinstance(f.data, Mapping) and f.data.get("signature"):
+            key = (f.artifact, f.evidence[0].locator if f.evidence else str(i))
+            places[key] = max(places.get(key, 0), f.count)
+    return max(most, sum(places.values()))
+
+
 def _rep_rank(f: Finding, signals: Sequence[Signal]) -> tuple:
     """Which member of a group stands for it: the most telling class, then a template over a
     'first error', then severity, a time stamp, count."""
@@ -372,7 +394,7 @@ def build_nodes(findings: Sequence[Finding], lib: Library, vocab: Vocabulary,
             signals=sorted(signals.values(), key=lambda sg: -sg.prior), ents=ents,
             artifacts={findings[i].artifact for i in group},
             first=min(firsts) if firsts else None, last=max(lasts) if lasts else None,
-            count=max(findings[i].count for i in group), severity=max(findings[i].severity for i in group),
+            count=_occurrences(findings, group), severity=max(findings[i].severity for i in group),
             lines=lines, coarse=all(isinstance(findings[i].data, Mapping) and "bucket_s" in findings[i].data
                                     for i in group)))
     return nodes

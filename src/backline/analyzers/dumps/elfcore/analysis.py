@@ -370,6 +370,16 @@ def _with_waits(core: ElfCore, threads: list[CrashThread]) -> list[CrashThread]:
             holds.setdefault(owner, []).append(res)
         else:
             waits[t.id] = WaitInfo("futex", f"futex:{uaddr:#x}", owner=None, function=func)
+    # a thread inside flock/lockf/fcntl waits for a file lock another process (or thread) holds
+    from backline.analyzers.dumps.analysis import _wait_kind
+    for t in threads:
+        if t.id in waits:
+            continue
+        for f in t.frames[:6]:
+            name = clean_function(f.function) if f.function else None
+            if name and _wait_kind(name) == "file_lock":
+                waits[t.id] = WaitInfo("file_lock", f"file_lock@{t.id}", owner=None, function=name)
+                break
     from dataclasses import replace
     return [replace(t, wait=waits.get(t.id), holds=tuple(holds.get(t.id, ())),
                     state="waiting" if t.id in waits else t.state)

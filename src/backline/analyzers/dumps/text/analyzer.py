@@ -40,9 +40,9 @@ def describe(rep: CrashReport) -> str:
     if e is None:
         return f"{rep.source_format} thread dump of {len(rep.threads)} threads"
     root = [c for c in e.causes if c.relation in ("cause", "inner", "context")]
-    text = f"{e.type}: {e.message}" if e.message else e.type
+    text = f"{e.type}: {_one_line(e.message)}" if e.message else e.type
     if root:
-        text += f" (root cause {root[-1].type}: {root[-1].message})"
+        text += f" (root cause {root[-1].type}: {_one_line(root[-1].message)})"
     return text[:500]
 
 
@@ -50,6 +50,12 @@ def crash_severity(code: str) -> Severity:
     """Severity of a crash finding with ``code`` (fatal errors, deadlocks: critical)."""
     return Severity.CRITICAL if code in ("DUMP.JVM_FATAL", "DUMP.PYTHON_FATAL", "DUMP.DEADLOCK") \
         else Severity.HIGH
+
+
+def _one_line(message: str) -> str:
+    """A multi-line exception message on one line (`` / `` between its lines; caret lines,
+    which point into a quoted source line, left out)."""
+    return " / ".join(x.strip() for x in message.splitlines() if x.strip() and not set(x.strip()) <= {"^", "~"})
 
 
 def crash_finding(rep: CrashReport, artifact: str, lines: Sequence[int], analyzer: str, *,
@@ -82,6 +88,12 @@ def crash_finding(rep: CrashReport, artifact: str, lines: Sequence[int], analyze
                    data=data, first_seen=first_seen, last_seen=last_seen)
 
 
+#: Lines referenced per grouped finding (the first occurrences and the last), and
+#: timeline events kept per trace signature.
+MAX_REFS = 5
+MAX_EVENTS_PER_TRACE = 200
+
+
 class TextCrashAnalyzer(Analyzer):
     """Python/Java/.NET traces, faulthandler and jstack dumps, JVM hs_err logs."""
 
@@ -103,30 +115,52 @@ class TextCrashAnalyzer(Analyzer):
         reports = parse_text_crash(artifact.local_path)
         if not reports:
             ctx.warn(f"{artifact.path}: no crash trace found")
+        # the same trace printed again and again (a retry loop, a worker respawned) is one
+        # finding with a count: reports grouped by signature and title, in first-seen order
+        groups: dict[tuple, list] = {}
         for rep in reports:
-            line = int(rep.extra.get("line") or 1)
+            key = (rep.signature, describe(rep), rep.source_format) if rep.signature else (id(rep),)
+            groups.setdefault(key, []).append(rep)
+        seen_facts: set[tuple[str, str]] = set()
+        for reps in groups.values():
+            rep = reps[0]
             e = rep.exception
-            ts = None
-            if rep.extra.get("time_text"):
-                ts, _exact = parse_text_time(rep.extra["time_text"], rep.extra.get("timezone_text"), ctx.tz)
-            finding = crash_finding(rep, artifact.path, [line], self.name, first_seen=ts, last_seen=ts)
+            times = []
+            for r in reps:
+                t = None
+                if r.extra.get("time_text"):
+                    t, _exact = parse_text_time(r.extra["time_text"], r.extra.get("timezone_text"), ctx.tz)
+                times.append(t)
+            known = [t for t in times if t is not None]
+            lines = [int(r.extra.get("line") or 1) for r in reps]
+            if len(lines) > MAX_REFS:
+                lines = lines[:MAX_REFS - 1] + lines[-1:]
+            finding = crash_finding(rep, artifact.path, lines, self.name, count=len(reps),
+                                    first_seen=min(known) if known else None,
+                                    last_seen=max(known) if known else None)
             refs, severity = finding.evidence, finding.severity
             yield finding
-            ts, quality = None, TsQuality.NONE
-            if rep.extra.get("time_text"):
-                ts, exact = parse_text_time(rep.extra["time_text"], rep.extra.get("timezone_text"), ctx.tz)
-                quality = TsQuality.EXACT if exact else TsQuality.INFERRED
-                if ts is None:
-                    quality = TsQuality.NONE
-            yield Event(ts=ts, artifact=artifact.path, kind="dump.crash" if e else "dump.hang",
-                        summary=describe(rep), severity=severity, ref=refs[0],
-                        ts_quality=quality, analyzer=self.name)
+            for r, t in list(zip(reps, times))[:MAX_EVENTS_PER_TRACE]:
+                quality = TsQuality.NONE
+                if t is not None:
+                    _t, exact = parse_text_time(r.extra["time_text"], r.extra.get("timezone_text"), ctx.tz)
+                    quality = TsQuality.EXACT if exact else TsQuality.INFERRED
+                line = int(r.extra.get("line") or 1)
+                yield Event(ts=t, artifact=artifact.path, kind="dump.crash" if e else "dump.hang",
+                            summary=describe(r), severity=severity,
+                            ref=EvidenceRef.line(artifact.path, line, refs[0].excerpt),
+                            ts_quality=quality, analyzer=self.name)
+            facts = []
             if rep.signature:
-                yield Fact("dump.signature", rep.signature, artifact.path, self.name)
+                facts.append(("dump.signature", rep.signature))
             if e is not None:
-                yield Fact("dump.exception_type", e.type, artifact.path, self.name)
+                facts.append(("dump.exception_type", e.type))
             if rep.problem_class:
-                yield Fact("dump.problem_class", rep.problem_class, artifact.path, self.name)
+                facts.append(("dump.problem_class", rep.problem_class))
             if rep.extra.get("jre_version"):
-                yield Fact("jvm.version", rep.extra["jre_version"], artifact.path, self.name)
-            yield Fact("dump.format", rep.source_format, artifact.path, self.name)
+                facts.append(("jvm.version", rep.extra["jre_version"]))
+            facts.append(("dump.format", rep.source_format))
+            for name, value in facts:
+                if (name, value) not in seen_facts:
+                    seen_facts.add((name, value))
+                    yield Fact(name, value, artifact.path, self.name)

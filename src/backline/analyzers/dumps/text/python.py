@@ -70,10 +70,39 @@ def _read_tb(lines: list[str], i: int) -> tuple[CrashException | None, int]:
     if not m:
         return None, i
     frames.reverse()
-    exc = CrashException(type=m["type"], message=(m["msg"] or "").strip(),
-                         frames=renumber(frames))
+    msg, i = _message_lines((m["msg"] or "").strip(), lines, i + 1)
+    exc = CrashException(type=m["type"], message=msg, frames=renumber(frames))
     _ = start
-    return exc, i + 1
+    return exc, i
+
+
+#: Lines and characters of an exception message kept past its first line
+#: (``yaml.scanner.ScannerError: while scanning ...`` / ``found character '\t' that cannot start any token``).
+MAX_MESSAGE_LINES = 6
+MAX_MESSAGE_CHARS = 800
+#: a line that is not a message's continuation: a time stamp or bracket starting a new record
+_NEW_RECORD = re.compile(r"^\s*(?:\[?\d{2,4}[-/:.]\d\d|[IWEF]\d{4} \d\d:)")
+
+
+def _message_lines(first: str, lines: list[str], i: int) -> tuple[str, int]:
+    """An exception message and the lines that continue it (up to a blank line, the next
+    traceback, a chain separator or a line that starts a new record; bounded by
+    :data:`MAX_MESSAGE_LINES` and :data:`MAX_MESSAGE_CHARS`); the message's lines joined by
+    newlines, and the index after them."""
+    parts = [first] if first else []
+    size = len(first)
+    n = len(lines)
+    while i < n and len(parts) < MAX_MESSAGE_LINES + 1:
+        line = lines[i]
+        text = line.strip()
+        if (not text or TB_START.match(line) or GROUP_START.match(line) or GROUP_NESTED.match(line)
+                or text in (CAUSE, CONTEXT) or _NEW_RECORD.match(line) or FH_HEADER.match(text)
+                or size + len(text) > MAX_MESSAGE_CHARS):
+            break
+        parts.append(line.rstrip())
+        size += len(text)
+        i += 1
+    return "\n".join(parts), i
 
 
 def _at(line: str, col: int, ch: str) -> bool:
