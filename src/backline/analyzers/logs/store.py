@@ -63,6 +63,24 @@ _QVAL = {q: q.value for q in TsQuality}
 _LABEL = {s: s.label for s in Severity}
 
 
+
+def _seal(w, templates: dict[int, tuple[str, str]], before=None) -> Path:
+    """Finish a records file: ``before()`` (the last rows), the templates into the file's key-value
+    metadata, close, and move the temporary file into place (``w``: a writer with ``_writer``,
+    ``_tmp`` and ``path``).  Any failure is a StorageError and leaves no temporary file."""
+    try:
+        if before is not None:
+            before()
+        w._writer.add_key_value_metadata({
+            TEMPLATES_KEY: json.dumps([[k, t[0], t[1]] for k, t in sorted(templates.items())])})
+        w._writer.close()
+        w._tmp.replace(w.path)
+    except (OSError, pa.ArrowException) as exc:
+        raise StorageError(f"cannot write the records table {w.path}: {exc}") from exc
+    finally:
+        w._tmp.unlink(missing_ok=True)
+    return w.path
+
 class RecordWriter:
     """Write records to ``path`` (Parquet); call :meth:`close` with the templates.
 
@@ -152,16 +170,7 @@ class RecordWriter:
         """
         self._flush()
         self._write_pending()
-        try:
-            self._writer.add_key_value_metadata({
-                TEMPLATES_KEY: json.dumps([[k, t[0], t[1]] for k, t in sorted(templates.items())])})
-            self._writer.close()
-            self._tmp.replace(self.path)
-        except (OSError, pa.ArrowException) as exc:
-            raise StorageError(f"cannot write the records table {self.path}: {exc}") from exc
-        finally:
-            self._tmp.unlink(missing_ok=True)
-        return self.path
+        return _seal(self, templates)
 
 
     def close_raw(self) -> Path:
@@ -234,17 +243,7 @@ class RawJoiner:
             self._rows = 0
 
     def close(self, templates: dict[int, tuple[str, str]]) -> Path:
-        try:
-            self._flush()
-            self._writer.add_key_value_metadata({
-                TEMPLATES_KEY: json.dumps([[k, t[0], t[1]] for k, t in sorted(templates.items())])})
-            self._writer.close()
-            self._tmp.replace(self.path)
-        except (OSError, pa.ArrowException) as exc:
-            raise StorageError(f"cannot write the records table {self.path}: {exc}") from exc
-        finally:
-            self._tmp.unlink(missing_ok=True)
-        return self.path
+        return _seal(self, templates, self._flush)
 
     def abort(self) -> None:
         try:
