@@ -1101,3 +1101,21 @@ def test_skew_entities_in_one_pass_equal_extract_text_by_text():
         got = skew_entities_many(texts, v)
         assert got == want
         assert any(got) and not all(got)
+
+
+def test_the_shipped_library_compiles_every_pattern_and_the_lazy_one_agrees():
+    """The shipped library is read with its patterns compiled when first needed: every one of them
+    must compile (here, at once) and screen the same way."""
+    import tomllib
+    from importlib import resources
+    text = resources.files("backline.knowledge.diagnosis").joinpath("relations.toml").read_text(encoding="utf-8")
+    eager, lazy = parse_library(tomllib.loads(text)), load_library()
+    assert [s.id for s in eager.signals] == [s.id for s in lazy.signals]
+    for e, z in zip(eager.signals, lazy.signals):
+        for a, b in ((e.text, z.text), (e.not_text, z.not_text)):
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert a._rx is not None and a.pattern == b.pattern and a.hints == b.hints
+    probe = "connection refused by 10.0.0.5:5432 (errno 111)"
+    assert [s.id for s in eager.signals if s.matches("LOG.ERROR_TEMPLATE", probe, {})] == \
+        [s.id for s in lazy.signals if s.matches("LOG.ERROR_TEMPLATE", probe, {})]

@@ -49,8 +49,8 @@ class Signal:
     prior: float
     titles: tuple[str, ...]
     describe: tuple[str, ...]
-    text: re.Pattern | None = None
-    not_text: re.Pattern | None = None
+    text: "LazyPattern | None" = None
+    not_text: "LazyPattern | None" = None
     data: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     min_severity: int = 0            # findings below this severity are not of the class
     confirm: str = ""
@@ -60,7 +60,6 @@ class Signal:
                                      # noise when the incident's effects follow it
 
     code_re: re.Pattern | None = None
-    hints: tuple[str, ...] | None = None     # every match of ``text`` contains one of these (a fast screen)
 
     def matches_code(self, code: str) -> bool:
         if self.code_re is not None:
@@ -76,7 +75,8 @@ class Signal:
             if str(data.get(key, "")).lower() not in accepted:
                 return False
         if self.text is not None:
-            if self.hints is not None and not any(h in text for h in self.hints):
+            hints = self.text.hints
+            if hints is not None and not any(h in text for h in hints):
                 return False
             if not self.text.search(text):
                 return False
@@ -191,13 +191,46 @@ def required_literals(pattern: str, min_len: int = 2) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(found))
 
 
-def _regex(value: Any, where: str) -> re.Pattern | None:
+class LazyPattern:
+    """A class's text pattern (for lower-case text), compiled - with its literal screen
+    (:func:`required_literals`) - when a finding of the class's codes first needs it.  A bundle's
+    findings carry a few codes, so most of the library's patterns are never compiled in a run
+    (compiling all of them up front was most of the diagnosis's cost on the example case).
+    :meth:`check` compiles now (:func:`parse_library` checks every pattern of a library it is
+    given; the shipped one is checked by the tests)."""
+
+    __slots__ = ("pattern", "_rx", "_hints", "_screened")
+
+    def __init__(self, pattern: str):
+        self.pattern, self._rx, self._hints, self._screened = pattern, None, None, False
+
+    def check(self) -> "LazyPattern":
+        self._rx = re.compile(self.pattern)
+        return self
+
+    @property
+    def hints(self) -> tuple[str, ...] | None:
+        """Strings one of which every match contains (None: no screen)."""
+        if not self._screened:
+            self._hints, self._screened = required_literals(self.pattern), True
+        return self._hints
+
+    def search(self, text: str):
+        if self._rx is None:
+            self._rx = re.compile(self.pattern)
+        return self._rx.search(text)
+
+
+def _regex(value: Any, where: str, check: bool = True) -> LazyPattern | None:
     if value in (None, ""):
         return None
-    try:
-        return re.compile(lower_pattern(str(value)))
-    except re.error as exc:
-        raise FormatError(f"bad regular expression: {exc}", artifact=LIBRARY_FILE, locator=where) from None
+    pattern = LazyPattern(lower_pattern(str(value)))
+    if check:
+        try:
+            pattern.check()
+        except re.error as exc:
+            raise FormatError(f"bad regular expression: {exc}", artifact=LIBRARY_FILE, locator=where) from None
+    return pattern
 
 
 def _severity(value: Any, where: str) -> int:
@@ -209,8 +242,9 @@ def _severity(value: Any, where: str) -> int:
         raise FormatError(str(exc), artifact=LIBRARY_FILE, locator=where + ".min_severity") from None
 
 
-def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library:
-    """Build and check a :class:`Library` from the parsed TOML document."""
+def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE, *, compile_now: bool = True) -> Library:
+    """Build and check a :class:`Library` from the parsed TOML document (``compile_now=False``:
+    the text patterns are compiled when first needed; for the shipped library, checked by the tests)."""
     groups = {k: tuple(v) for k, v in (doc.get("groups") or {}).items()}
     signals: list[Signal] = []
     seen: set[str] = set()
@@ -240,8 +274,8 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE) -> Library
             id=sid, codes=tuple(codes), prior=prior, titles=titles,
             describe=(describe,) if isinstance(describe, str) else tuple(describe),
             code_re=re.compile("|".join(f"(?:{fnmatch.translate(c)})" for c in codes)),
-            text=_regex(s.get("text"), where + ".text"), not_text=_regex(s.get("not_text"), where + ".not_text"),
-            hints=required_literals(lower_pattern(str(s["text"]))) if s.get("text") else None,
+            text=_regex(s.get("text"), where + ".text", compile_now),
+            not_text=_regex(s.get("not_text"), where + ".not_text", compile_now),
             data={k: tuple(str(x).lower() for x in v) for k, v in (s.get("data") or {}).items()},
             min_severity=_severity(s.get("min_severity"), where),
             confirm=s.get("confirm", ""), refute=s.get("refute", ""), ask=s.get("ask", ""),
@@ -283,4 +317,4 @@ def load_library() -> Library:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FormatError(f"not TOML: {exc}", artifact=LIBRARY_FILE) from None
-    return parse_library(doc)
+    return parse_library(doc, compile_now=False)
