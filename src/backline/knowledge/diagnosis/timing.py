@@ -51,7 +51,7 @@ class TimingSettings:
     min_skew_s: float = 0.5
     min_pairs: int = 2                # time differences needed to believe an offset
     max_spread_s: float = 1.0         # ... and how far they may disagree (median absolute deviation)
-    max_events: int = 4000            # per artifact, the first ones (bounded work on huge bundles)
+    max_events: int = 4000            # per artifact, the first ones read (bounded work on huge bundles)
     bucket_s: int = 10
     min_baseline_buckets: int = 12   # an artifact active this long has an everyday rate to subtract
     capture_weight: float = 1.5
@@ -79,18 +79,21 @@ def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
         return []                                         # one clock: nothing to compare
     pending: dict[str, list[Event]] = defaultdict(list)
 
+    queued: dict[str, int] = defaultdict(int)
+
     def read(art: str) -> None:
-        """Entities of an artifact's pending events, in order, up to ``max_events`` that name one."""
+        """Entities of an artifact's pending events, in order."""
         batch, lst = pending.pop(art, []), by_art[art]
         for e, ents in zip(batch, skew_entities_many([_event_text(e) for e in batch], vocab)):
-            if ents and len(lst) < s.max_events:
+            if ents:
                 lst.append((e.ts, ents))
 
     for e in events:
         if e.kind.startswith("net.") and e.artifact not in captures:
             captures.append(e.artifact)
-        if e.ts is None or e.severity < s.min_severity or len(by_art[e.artifact]) >= s.max_events:
+        if e.ts is None or e.severity < s.min_severity or queued[e.artifact] >= s.max_events:
             continue
+        queued[e.artifact] += 1
         batch = pending[e.artifact]
         batch.append(e)
         if len(batch) >= _CHUNK:
