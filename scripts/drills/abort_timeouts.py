@@ -28,7 +28,7 @@ import urllib.parse
 from pathlib import Path
 
 from kit import Bundle, Drill, DrillError, old_crash, roles, ticks, write_truth
-from logfmt import Syslog, at, setup
+from logfmt import Syslog, at, close, setup
 
 NAME = "abort-timeouts"
 CLASS = "native abort without a core behind a held socket (timeouts)"
@@ -218,10 +218,7 @@ def history(d: Drill, journal: Path, api_log: Path, start: float, end: float) ->
                 al.info("%d orders routed in the last 3 min", rng.randint(60, 140))
             else:
                 al.warning("order %d: no depot known near Quimper", rng.randint(60000, 77000))
-    for lg in (jl, al):
-        for hd in lg.handlers[:]:
-            hd.close()
-            lg.removeHandler(hd)
+    close(jl, al)
 
 
 def build(out: Path) -> None:

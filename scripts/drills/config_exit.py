@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from kit import Bundle, Drill, DrillError, roles, ticks, write_truth
-from logfmt import at, setup
+from logfmt import at, close, setup
 
 NAME = "config-exit"
 CLASS = "unhandled exception from a bad configuration (exit status only)"
@@ -210,10 +210,7 @@ def history(d: Drill, sup_log: Path, svc_log: Path, job_log: Path, start: float,
             currency_of({"country": "LI"})
         except KeyError:
             jlog.exception("charge run 2208: currency lookup failed, charging in EUR")
-    for lg in (slog, jlog):
-        for hd in lg.handlers[:]:
-            hd.close()
-            lg.removeHandler(hd)
+    close(slog, jlog)
 
 
 def currency_of(account: dict) -> str:

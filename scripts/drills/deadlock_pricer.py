@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from kit import Bundle, Drill, roles, ticks, write_truth
-from logfmt import at, setup
+from logfmt import at, close, setup
 
 NAME = "deadlock-pricer"
 CLASS = "deadlock"
@@ -214,10 +214,7 @@ def history(d: Drill, pricer_log: Path, wd_log: Path, start: float, end: float) 
                     except ConnectionRefusedError:
                         logging.getLogger("watchdog.metrics").exception("metrics push to graphite failed; "
                                                                         "dropping 60 samples")
-    for lg in (wlog, logging.getLogger("watchdog.metrics")):
-        for h in lg.handlers[:]:
-            h.close()
-            lg.removeHandler(h)
+    close(wlog, logging.getLogger("watchdog.metrics"))
 
 
 def push_metrics(addr: tuple[str, int]) -> None:

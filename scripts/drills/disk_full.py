@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from kit import Bundle, Drill, old_crash, request, roles, ticks, write_truth
-from logfmt import at, setup
+from logfmt import at, close, setup
 
 NAME = "disk-full"
 CLASS = "disk full"
@@ -133,10 +133,7 @@ def history(d: Drill, log_path: Path, client_log: Path, start: float, end: float
                 log.warning("slow fsync on journal: %d ms", rng.randint(210, 480))
             else:
                 clog.info("batch of %d documents uploaded", rng.randint(5, 40))
-    for lg in (log, clog):
-        for h in lg.handlers[:]:
-            h.close()
-            lg.removeHandler(h)
+    close(log, clog)
 
 
 def build(out: Path, fault: bool = True, name: str = NAME, seed: int = SEED) -> None:

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from kit import Bundle, Drill, old_crash, roles, ticks, write_truth
-from logfmt import access_line, at, setup
+from logfmt import access_line, at, close, setup
 
 NAME = "dns-servfail"
 CLASS = "DNS failure"
@@ -192,10 +192,7 @@ def history(d: Drill, notifier_log: Path, resolver_log: Path, start: float, end:
                 rlog.info("query wpad.corp.example from 127.0.0.1#%d: NXDOMAIN", rng.randint(32768, 60999))
             else:
                 nlog.info("delivered %d refund event(s) in %d ms", rng.randint(1, 30), rng.randint(20, 300))
-    for lg in (nlog, rlog):
-        for h in lg.handlers[:]:
-            h.close()
-            lg.removeHandler(h)
+    close(nlog, rlog)
 
 
 def build(out: Path, fault: bool = True, name: str = NAME, seed: int = SEED) -> None:

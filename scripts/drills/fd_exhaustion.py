@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from kit import Bundle, Drill, old_crash, roles, ticks, write_truth
-from logfmt import at, setup
+from logfmt import at, close, setup
 
 NAME = "fd-exhaustion"
 CLASS = "descriptor exhaustion"
@@ -107,9 +107,7 @@ def build(out: Path) -> None:
         for t in sorted(ticks(rng, now - 9 * 3600, now - 30, 700)):
             with at(t):
                 lg.warning("session GC took %d ms (%d sessions)", rng.randint(600, 1200), rng.randint(2000, 5000))
-        for h in lg.handlers[:]:
-            h.close()
-            lg.removeHandler(h)
+        close(lg)
         svc = d.role(__file__, "sessiond", slog, audit, out="sessiond.out")
         d.wait_port(*SESSIOND, proc=svc)
         d.start_capture(SESSIOND)

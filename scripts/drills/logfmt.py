@@ -134,6 +134,14 @@ def setup(path: str | os.PathLike, kind: str, *names: str, program: str = "app",
     return logging.getLogger(names[0])
 
 
+def close(*loggers: logging.Logger) -> None:
+    """Close and remove the handlers :func:`setup` gave ``loggers`` (the file is complete)."""
+    for lg in loggers:
+        for h in lg.handlers[:]:
+            h.close()
+            lg.removeHandler(h)
+
+
 def access_line(client: str, ts: float, method: str, path: str, status: int, size: int,
                 agent: str, took_s: float | None = None, upstream: str = "") -> str:
     """An access-log line in nginx's ``combined`` layout (plus request time when given)."""

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from kit import Bundle, Drill, DrillError, old_crash, roles, ticks, write_truth
-from logfmt import at, setup
+from logfmt import at, close, setup
 
 NAME = "pool-exhaustion"
 CLASS = "resource-pool exhaustion (a connection leak)"
@@ -178,10 +178,7 @@ def history(d: Drill, cart_log: Path, web_log: Path, start: float, end: float) -
     for t in ticks(rng, start, end, 900):
         with at(t):
             wlog.warning("checkout %d: cart service answered 404 for /carts/latest", rng.randint(1000, 7000))
-    for lg in (clog, wlog):
-        for h in lg.handlers[:]:
-            h.close()
-            lg.removeHandler(h)
+    close(clog, wlog)
 
 
 def build(out: Path, fault: bool = True, name: str = NAME, seed: int = SEED) -> None:

@@ -22,7 +22,7 @@ import tomllib
 from pathlib import Path
 
 from kit import Bundle, Drill, DrillError, old_crash, roles, ticks, write_truth
-from logfmt import at, setup
+from logfmt import at, close, setup
 
 NAME = "startup-exit"
 CLASS = "start-up exit on a bad configuration"
@@ -114,10 +114,7 @@ def history(d: Drill, relay_log: Path, sv_log: Path, agent_log: Path, start: flo
     with open(sv_log, "w") as f:
         for t in ticks(rng, start, end, 3600, 0.02):
             f.write(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) + " svrun: logrotate exited with status 0\n")
-    for lg in (rlog, alog):
-        for h in lg.handlers[:]:
-            h.close()
-            lg.removeHandler(h)
+    close(rlog, alog)
 
 
 def build(out: Path) -> None:

@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from kit import Bundle, Drill, need_tools, roles, ticks, write_truth
-from logfmt import at, setup
+from logfmt import at, close, setup
 
 NAME = "tls-unknown-ca"
 CLASS = "TLS failure (untrusted certificate)"
@@ -138,9 +138,7 @@ def build(out: Path) -> None:
                 write_report(BrokenPipeError(32, "Broken pipe"))
             except BrokenPipeError:
                 lg.exception("sending order export page 12 failed")
-        for h in lg.handlers[:]:
-            h.close()
-            lg.removeHandler(h)
+        close(lg)
         with open(slog, "w") as f:
             for t in ticks(rng, now - 10 * 3600, now - 40, 240):
                 f.write(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) +

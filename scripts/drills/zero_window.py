@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from kit import Bundle, Drill, roles, ticks, write_truth
-from logfmt import at, setup
+from logfmt import at, close, setup
 
 NAME = "zero-window"
 CLASS = "zero-window stall"
@@ -120,10 +120,7 @@ def history(d: Drill, arch_log: Path, relay_log: Path, start: float, end: float)
                     parse_sample(raw)
                 except UnicodeDecodeError:
                     alog.exception("rejecting malformed sample line")
-    for lg in (alog, rlog):
-        for h in lg.handlers[:]:
-            h.close()
-            lg.removeHandler(h)
+    close(alog, rlog)
 
 
 def parse_sample(raw: bytes) -> tuple[str, float]:
