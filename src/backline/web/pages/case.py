@@ -40,7 +40,7 @@ class CaseSection:
 
 #: The case page's extension places, in page order.  Fill ``provider`` to show something there.
 CASE_SECTIONS: list[CaseSection] = [
-    CaseSection("diagnosis", "Probable root cause", diagnosis_section),   # knowledge/diagnosis (pages/diagnosis.py)
+    CaseSection("diagnosis", "Root cause (diagnosis)", diagnosis_section),   # knowledge/diagnosis (pages/diagnosis.py)
     CaseSection("known-issues", "Known issues", known_issues_section),   # knowledge/kb (pages/kb.py)
     CaseSection("similar", "Similar cases", similar_section),             # knowledge/similar (pages/similar.py)
 ]
