@@ -38,6 +38,7 @@ LIBRARY_FILE = "relations.toml"
 #: Join kinds a relation may name: the entity kinds plus the artifact and time.
 JOINS = (*KINDS, "artifact", "time", "onset")
 PLACEHOLDERS = re.compile(r"\{(\w+)\}")
+_GLOB = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +60,12 @@ class Signal:
     acute: bool = False              # a happening (a death, a crash), not a condition: repeats are not chronic
                                      # noise when the incident's effects follow it
 
-    code_re: re.Pattern | None = None
+    exact: frozenset[str] = frozenset()  # the codes without glob characters, for a set lookup
+    globs: tuple[str, ...] = ()          # the rest, matched with fnmatch (few: a class of codes is mostly named)
 
     def matches_code(self, code: str) -> bool:
-        if self.code_re is not None:
-            return self.code_re.match(code) is not None
+        if self.exact or self.globs:
+            return code in self.exact or any(fnmatch.fnmatchcase(code, g) for g in self.globs)
         return any(fnmatch.fnmatchcase(code, c) for c in self.codes)
 
     def matches(self, code: str, text: str, data: Mapping[str, Any], severity: int = 4) -> bool:
@@ -74,12 +76,8 @@ class Signal:
         for key, accepted in self.data.items():
             if str(data.get(key, "")).lower() not in accepted:
                 return False
-        if self.text is not None:
-            hints = self.text.hints
-            if hints is not None and not any(h in text for h in hints):
-                return False
-            if not self.text.search(text):
-                return False
+        if self.text is not None and not self.text.screened_search(text):
+            return False
         if self.not_text is not None and self.not_text.search(text):
             return False
         return True
@@ -192,17 +190,20 @@ def required_literals(pattern: str, min_len: int = 2) -> tuple[str, ...] | None:
 
 
 class LazyPattern:
-    """A class's text pattern (for lower-case text), compiled - with its literal screen
-    (:func:`required_literals`) - when a finding of the class's codes first needs it.  A bundle's
-    findings carry a few codes, so most of the library's patterns are never compiled in a run
-    (compiling all of them up front was most of the diagnosis's cost on the example case).
-    :meth:`check` compiles now (:func:`parse_library` checks every pattern of a library it is
-    given; the shipped one is checked by the tests)."""
+    """A class's text pattern (for lower-case text), compiled when a finding of the class's codes
+    first needs it.  A bundle's findings carry a few codes, so most of the library's patterns are
+    never compiled in a run (compiling all of them up front was most of the diagnosis's cost on the
+    example case).  Once a pattern has been searched :attr:`SCREEN_AFTER` times it also gets its
+    literal screen (:func:`required_literals`: a cheap ``in`` test that rejects most texts before
+    the pattern runs); working the screen out costs about as much as compiling, which a small bundle
+    would not earn back.  :meth:`check` compiles now (:func:`parse_library` checks every pattern of a
+    library it is given; the shipped one is checked by the tests)."""
 
-    __slots__ = ("pattern", "_rx", "_hints", "_screened")
+    SCREEN_AFTER = 32
+    __slots__ = ("pattern", "_rx", "_hints", "_uses")
 
     def __init__(self, pattern: str):
-        self.pattern, self._rx, self._hints, self._screened = pattern, None, None, False
+        self.pattern, self._rx, self._hints, self._uses = pattern, None, None, 0
 
     def check(self) -> "LazyPattern":
         self._rx = re.compile(self.pattern)
@@ -211,14 +212,24 @@ class LazyPattern:
     @property
     def hints(self) -> tuple[str, ...] | None:
         """Strings one of which every match contains (None: no screen)."""
-        if not self._screened:
-            self._hints, self._screened = required_literals(self.pattern), True
+        if self._uses <= self.SCREEN_AFTER:
+            self._hints, self._uses = required_literals(self.pattern), self.SCREEN_AFTER + 1
         return self._hints
 
     def search(self, text: str):
         if self._rx is None:
             self._rx = re.compile(self.pattern)
         return self._rx.search(text)
+
+    def screened_search(self, text: str) -> bool:
+        """Whether the pattern matches ``text``, screened by its literals once it is used often."""
+        if self._uses < self.SCREEN_AFTER:
+            self._uses += 1
+        else:
+            hints = self.hints
+            if hints is not None and not any(h in text for h in hints):
+                return False
+        return self.search(text) is not None
 
 
 def _regex(value: Any, where: str, check: bool = True) -> LazyPattern | None:
@@ -273,7 +284,8 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE, *, compile
         signals.append(Signal(
             id=sid, codes=tuple(codes), prior=prior, titles=titles,
             describe=(describe,) if isinstance(describe, str) else tuple(describe),
-            code_re=re.compile("|".join(f"(?:{fnmatch.translate(c)})" for c in codes)),
+            exact=frozenset(c for c in codes if not _GLOB.search(c)),
+            globs=tuple(dict.fromkeys(c for c in codes if _GLOB.search(c))),
             text=_regex(s.get("text"), where + ".text", compile_now),
             not_text=_regex(s.get("not_text"), where + ".not_text", compile_now),
             data={k: tuple(str(x).lower() for x in v) for k, v in (s.get("data") or {}).items()},
