@@ -1322,12 +1322,13 @@ cdef class Engine:
     cdef int dns_ports[8]
     cdef int n_dns_ports
     cdef public AppSink sink
-    cdef uint8_t portkind[65536]     # bit 1 HTTP, 2 TLS, 4 SMB, 8 DNS (well-known ports)
+    cdef uint8_t portkind[65536]     # bit 1 HTTP, 2 TLS, 4 SMB, 8 DNS (well-known ports),
+                                     # 16 another protocol's (no HTTP by first bytes)
 
     def __init__(self, tcp=None, dns=None, make_apps=None, zw_open=None, retrans=None,
                  zw_run=None, format_addr=None, zw_closed=None, collect=None,
                  int64_t evict_mask=0xFFF, dns_ports=(53,), sink=None, http_ports=(),
-                 tls_ports=(), smb_ports=()):
+                 tls_ports=(), smb_ports=(), other_ports=()):
         self.tcp = tcp if tcp is not None else TcpTracker()
         self.dns = dns
         self.make_apps = make_apps
@@ -1347,7 +1348,8 @@ cdef class Engine:
         cdef int k
         for k in range(65536):
             self.portkind[k] = 0
-        for bit, group in ((1, http_ports), (2, tls_ports), (4, smb_ports), (8, dns_ports)):
+        for bit, group in ((1, http_ports), (2, tls_ports), (4, smb_ports), (8, dns_ports),
+                           (16, other_ports)):
             for p in group:
                 self.portkind[<uint16_t>p] |= bit
 
@@ -1550,7 +1552,7 @@ cdef class Engine:
                 # dissected alone, also a spurious retransmission, not a plain one.
                 a = c.apps
                 if a is None:
-                    a = c.apps = self._apps(c, data + d.poff, d.plen)
+                    a = c.apps = self._apps(c, data + d.poff, d.plen, fwd_i)
                 if PyTuple_GET_SIZE(a):
                     fd = <Feed>(<tuple>a)[fwd_i]
                     fd.late = 0 if af & C_FAST else (2 if af & C_RETRANS else (
@@ -1564,26 +1566,37 @@ cdef class Engine:
             self.icmp += 1
         return 0
 
-    cdef object _apps(self, Connection c, const uint8_t* p, Py_ssize_t n):
+    cdef object _apps(self, Connection c, const uint8_t* p, Py_ssize_t n, int from_b):
         """Choose a new stream's application parsers from its ports (and first bytes).
 
-        HTTP and TLS parsers report to :attr:`sink`; DNS over TCP and SMB2
-        streams (and every stream when there is no sink) are set up by the
-        Python ``make_apps``.
+        ``p[:n]`` is the stream's first payload, sent by side b when ``from_b``.
+        A stream on no HTTP, SMB, DNS or other protocol's port (a TLS port is
+        allowed: plain HTTP sent to an HTTPS port) whose first payload is an
+        HTTP/1.x start line (:func:`_http_first_line`) gets the HTTP parsers, as
+        Wireshark's ``http_tcp`` heuristic gives it to HTTP.  HTTP
+        and TLS parsers report to :attr:`sink`; DNS over TCP and SMB2 streams
+        (and every stream when there is no sink) are set up by the Python
+        ``make_apps``.
         """
         if self.sink is None:
             return self.make_apps(c, PyBytes_FromStringAndSize(<const char*>p, n))
         cdef int ka = self.portkind[c.ap], kb = self.portkind[c.bp]
+        cdef int head = 0
         cdef bint a_is_client
         cdef HttpParser req, resp
         cdef TlsParser t0, t1
-        # the client: the SYN's sender when seen, else the side off the well-known port
+        if not (ka | kb) & ~2:      # on no port of ours, or on a TLS port (as in tshark)
+            head = _http_first_line(p, n)
+        # the client: the SYN's sender when seen, else the sender of an HTTP request
+        # line (the receiver of a status line), else the side off the well-known port
         if c.syn_frame:
             a_is_client = c.syn_from_a is None or bool(c.syn_from_a)
+        elif head:
+            a_is_client = (head == 1) != bool(from_b)
         else:
-            a_is_client = kb != 0 or c.bp < c.ap
+            a_is_client = (kb & 15) != 0 or c.bp < c.ap
         c.client_side = 0 if a_is_client else 1
-        if (ka | kb) & 1:
+        if (ka | kb) & 1 or head:
             req = HttpParser(None, None)
             resp = HttpParser(None, None)
             req.sink = resp.sink = self.sink
@@ -1725,6 +1738,59 @@ cdef bint _http_prefix(const uint8_t* p, Py_ssize_t n):
 
 def looks_like_http(bytes data):
     return _looks_http(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+cdef inline Py_ssize_t _line_end(const uint8_t* p, Py_ssize_t n, Py_ssize_t i):
+    """``i`` if a line ends there (CRLF or a bare LF), else -1."""
+    if i < n and p[i] == 10:
+        return i
+    if i + 1 < n and p[i] == 13 and p[i + 1] == 10:
+        return i
+    return -1
+
+
+cdef int _http_first_line(const uint8_t* p, Py_ssize_t n):
+    """Is the whole first line an HTTP/1.x start line?  1 a request, 2 a status line, 0 not.
+
+    Request: a method of :data:`METHODS`, a space, a target of visible
+    characters, a space, ``HTTP/1.0`` or ``HTTP/1.1`` and the line's end (CRLF or
+    LF).  Status: ``HTTP/1.0`` or ``HTTP/1.1``, a space, three digits, then the
+    line's end or a space and a reason phrase without control characters.
+    The line must end inside ``p[:n]``.  So SIP (``INVITE sip:x SIP/2.0``,
+    ``SIP/2.0 200 OK``), RTSP (``RTSP/1.0``), SMTP, FTP, POP3, IMAP, Redis and
+    memcached lines are not taken for HTTP.
+    """
+    cdef Py_ssize_t i, m, t
+    cdef int k
+    if n >= 13 and memcmp(p, b"HTTP/1.", 7) == 0 and (p[7] == 48 or p[7] == 49) \
+            and p[8] == 32 and 48 <= p[9] <= 57 and 48 <= p[10] <= 57 and 48 <= p[11] <= 57:
+        if _line_end(p, n, 12) >= 0:
+            return 2
+        if p[12] != 32:
+            return 0
+        i = 13
+        while i < n and (p[i] >= 32 or p[i] == 9) and p[i] != 127:
+            i += 1
+        return 2 if _line_end(p, n, i) >= 0 else 0
+    for k in range(23):
+        m = _METHOD_LEN[k]
+        if n >= m and memcmp(p, _METHODS[k], m) == 0:
+            break
+    else:
+        return 0
+    t = m
+    while t < n and p[t] > 32 and p[t] != 127:
+        t += 1
+    if t == m or n - t < 10 or p[t] != 32 or memcmp(p + t + 1, b"HTTP/1.", 7) != 0 \
+            or not (p[t + 8] == 48 or p[t + 8] == 49):
+        return 0
+    return 1 if _line_end(p, n, t + 9) >= 0 else 0
+
+
+def http_first_line(bytes data):
+    """What a stream's first payload starts with: 1 an HTTP request line, 2 a status line,
+    0 neither (the test that gives a stream on no known port to HTTP)."""
+    return _http_first_line(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
 
 cdef inline bint _ws(uint8_t c):
