@@ -246,3 +246,40 @@ def test_written_streams_equal_tshark(tmp_path):
     assert mine["http_status"] == dict(codes) == {"503": 5}
     assert set(st.http_times) == {"10.0.0.2:31501", "10.0.0.2:9000", "10.0.0.2:3000",
                                   "10.0.0.2:443"}
+
+
+def test_http_found_at_a_later_segment_as_tshark_does(tmp_path):
+    """tshark tries each segment of a stream that no dissector took: a capture that starts
+    inside a keep-alive connection (a body first), a PROXY protocol v1 line before the
+    request (tshark's ``proxy`` heuristic hands the rest to HTTP), and a binary stream
+    that never turns HTTP."""
+    cap = tmp_path / "later.pcap"
+    with cap.open("wb") as f:
+        w = PcapWriter(f)
+        t, cs, ss = 1_700_000_000 * 10**9, 1000, 5000
+
+        def seg(t: int, frm_client: bool, cport: int, sport: int, seq: int, ack: int,
+                payload: bytes) -> None:
+            pkt = tcp(cport, sport, seq, ack, ACK_F | PSH_F, payload=payload) if frm_client \
+                else tcp(sport, cport, seq, ack, ACK_F | PSH_F, payload=payload)
+            w.write(t, ether(ipv4(A, B, pkt) if frm_client else ipv4(B, A, pkt)))
+
+        # 1. mid-stream: the rest of a response body, then a request and a 500
+        body, req2 = b"x" * 300, b"GET /later HTTP/1.1\r\nHost: h\r\n\r\n"
+        resp2 = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+        seg(t, False, 40100, 31510, ss, cs, body)
+        seg(t + 10**6, True, 40100, 31510, cs, ss + 300, req2)
+        seg(t + 2 * 10**6, False, 40100, 31510, ss + 300, cs + len(req2), resp2)
+        # 2. a PROXY protocol v1 line before the request
+        preq = b"PROXY TCP4 1.2.3.4 5.6.7.8 1111 2222\r\n" + REQ
+        seg(t + 3 * 10**6, True, 40101, 31511, cs, ss, preq)
+        seg(t + 4 * 10**6, False, 40101, 31511, ss, cs + len(preq), RESP)
+        # 3. binary both ways, with a byte that could start a method (G)
+        seg(t + 5 * 10**6, True, 40102, 31512, cs, ss, b"\x00\x01GET" * 10)
+        seg(t + 6 * 10**6, False, 40102, 31512, ss, cs + 50, b"G\x00\x00\x00")
+    st = analyze_capture(cap)
+    mine = oracle_counts(st)
+    requests, codes = _tshark_http(cap)
+    assert mine["http_requests"] == requests == 2
+    assert mine["http_status"] == dict(codes) == {"500": 1, "503": 1}
+    assert set(st.http_times) == {"10.0.0.2:31510", "10.0.0.2:31511"}

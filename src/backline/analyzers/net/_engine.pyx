@@ -1322,6 +1322,7 @@ cdef class Engine:
     cdef int dns_ports[8]
     cdef int n_dns_ports
     cdef public AppSink sink
+    cdef Py_ssize_t app_skip         # bytes before the HTTP start found by _http_start
     cdef uint8_t portkind[65536]     # bit 1 HTTP, 2 TLS, 4 SMB, 8 DNS (well-known ports),
                                      # 16 another protocol's (no HTTP by first bytes)
 
@@ -1503,6 +1504,7 @@ cdef class Engine:
         cdef int flags = d.flags
         cdef int fwd_i = 0
         cdef int af
+        cdef Py_ssize_t skip
         cdef Connection c
         cdef uint8_t kbuf[36]
         cdef int klen
@@ -1551,13 +1553,23 @@ cdef class Engine:
                 # is "late" (see Feed.seg).  When the snaplen cut the segment it is
                 # dissected alone, also a spurious retransmission, not a plain one.
                 a = c.apps
+                skip = 0
                 if a is None:
-                    a = c.apps = self._apps(c, data + d.poff, d.plen, fwd_i)
+                    a = self._apps(c, data + d.poff, d.plen, fwd_i)
+                    skip = self.app_skip
+                elif a is _MAYBE_HTTP:
+                    # no protocol yet: each segment may start HTTP, as in tshark
+                    if d.plen and _HTTP_START[data[d.poff]]:
+                        a = self._http_later(c, data + d.poff, d.plen, fwd_i)
+                        skip = self.app_skip
+                    else:
+                        a = ()
                 if PyTuple_GET_SIZE(a):
                     fd = <Feed>(<tuple>a)[fwd_i]
                     fd.late = 0 if af & C_FAST else (2 if af & C_RETRANS else (
                         1 if af & C_OOO else 0))
-                    fd.seg(n, ts, d.seq, data + d.poff, d.plen, d.seglen)
+                    fd.seg(n, ts, d.seq + <uint32_t>skip, data + d.poff + skip, d.plen - skip,
+                           d.seglen - skip)
         elif d.proto == 17:
             self.udp += 1
             if d.plen and (self._is_dns(d.sport) or self._is_dns(d.dport)):
@@ -1567,6 +1579,13 @@ cdef class Engine:
         return 0
 
     cdef object _apps(self, Connection c, const uint8_t* p, Py_ssize_t n, int from_b):
+        """Set ``c.apps`` (:meth:`_choose_apps`); the parsers for this segment (``()`` for a
+        stream whose protocol is still open)."""
+        self.app_skip = 0
+        a = c.apps = self._choose_apps(c, p, n, from_b)
+        return () if a is _MAYBE_HTTP else a
+
+    cdef object _choose_apps(self, Connection c, const uint8_t* p, Py_ssize_t n, int from_b):
         """Choose a new stream's application parsers from its ports (and first bytes).
 
         ``p[:n]`` is the stream's first payload, sent by side b when ``from_b``.
@@ -1582,27 +1601,12 @@ cdef class Engine:
             return self.make_apps(c, PyBytes_FromStringAndSize(<const char*>p, n))
         cdef int ka = self.portkind[c.ap], kb = self.portkind[c.bp]
         cdef int head = 0
-        cdef bint a_is_client
-        cdef HttpParser req, resp
         cdef TlsParser t0, t1
         if not (ka | kb) & ~2:      # on no port of ours, or on a TLS port (as in tshark)
-            head = _http_first_line(p, n)
-        # the client: the SYN's sender when seen, else the sender of an HTTP request
-        # line (the receiver of a status line), else the side off the well-known port
-        if c.syn_frame:
-            a_is_client = c.syn_from_a is None or bool(c.syn_from_a)
-        elif head:
-            a_is_client = (head == 1) != bool(from_b)
-        else:
-            a_is_client = (kb & 15) != 0 or c.bp < c.ap
-        c.client_side = 0 if a_is_client else 1
+            head = self._http_start(p, n)
         if (ka | kb) & 1 or head:
-            req = HttpParser(None, None)
-            resp = HttpParser(None, None)
-            req.sink = resp.sink = self.sink
-            req.conn = resp.conn = c
-            req.peer = resp
-            return (Feed(req), Feed(resp)) if a_is_client else (Feed(resp), Feed(req))
+            return self._http_parsers(c, head, from_b)
+        self._set_client(c, 0, 0)
         if c.ap == 53 or c.bp == 53 or (ka | kb) & 4:
             return self.make_apps(c, PyBytes_FromStringAndSize(<const char*>p, n))
         if (ka | kb) & 2 or _looks_tls(p, n):
@@ -1612,7 +1616,60 @@ cdef class Engine:
             t0.conn = t1.conn = c
             t1.side = 1
             return (Feed(t0), Feed(t1))
-        return ()
+        # on no port of ours nor of another protocol: a later segment may start HTTP
+        return _MAYBE_HTTP if not (ka | kb) else ()
+
+    cdef object _http_later(self, Connection c, const uint8_t* p, Py_ssize_t n, int from_b):
+        """A later segment of a stream with no protocol yet: HTTP parsers from here when it
+        starts with an HTTP/1.x start line (tshark's heuristic tries every segment), else ()."""
+        self.app_skip = 0
+        cdef int head = self._http_start(p, n)
+        if not head:
+            return ()
+        a = c.apps = self._http_parsers(c, head, from_b)
+        return a
+
+    cdef int _http_start(self, const uint8_t* p, Py_ssize_t n):
+        """:func:`_http_first_line` of ``p[:n]``, or of what follows a PROXY protocol v1
+        line (a load balancer's ``PROXY TCP4 src dst sport dport``; tshark's ``proxy``
+        heuristic hands the rest on); :attr:`app_skip` is then that line's length."""
+        cdef int head = _http_first_line(p, n)
+        cdef const uint8_t* lf
+        cdef Py_ssize_t k
+        if head or n < 16 or memcmp(p, b"PROXY ", 6) != 0:
+            return head
+        lf = <const uint8_t*>memchr(p, 10, n if n < 108 else 108)   # v1 lines: <= 107 bytes
+        if lf == NULL or lf == p or lf[-1] != 13:
+            return 0
+        k = lf - p + 1
+        head = _http_first_line(p + k, n - k)
+        if head:
+            self.app_skip = k
+        return head
+
+    cdef int _set_client(self, Connection c, int head, int from_b) except -1:
+        """Decide the stream's client: the SYN's sender when seen, else the sender of an HTTP
+        request line (the receiver of a status line), else the side off the well-known port."""
+        cdef bint a_is_client
+        if c.syn_frame:
+            a_is_client = c.syn_from_a is None or bool(c.syn_from_a)
+        elif head:
+            a_is_client = (head == 1) != bool(from_b)
+        else:
+            a_is_client = (self.portkind[c.bp] & 15) != 0 or c.bp < c.ap
+        c.client_side = 0 if a_is_client else 1
+        return 0
+
+    cdef tuple _http_parsers(self, Connection c, int head, int from_b):
+        """The two directions' HTTP parsers, reporting to :attr:`sink`, client side first."""
+        cdef HttpParser req, resp
+        self._set_client(c, head, from_b)
+        req = HttpParser(None, None)
+        resp = HttpParser(None, None)
+        req.sink = resp.sink = self.sink
+        req.conn = resp.conn = c
+        req.peer = resp
+        return (Feed(req), Feed(resp)) if c.client_side == 0 else (Feed(resp), Feed(req))
 
     cdef object _defragment(self, Dec* d, const uint8_t* data):
         """Add one IP fragment; the whole datagram (a raw IP packet) once complete, else None.
@@ -1785,6 +1842,19 @@ cdef int _http_first_line(const uint8_t* p, Py_ssize_t n):
             or not (p[t + 8] == 48 or p[t + 8] == 49):
         return 0
     return 1 if _line_end(p, n, t + 9) >= 0 else 0
+
+
+#: the first bytes an HTTP/1.x start line can have (``H``, or a method's first letter,
+#: which include PROXY's ``P``)
+cdef bint _HTTP_START[256]
+for _i in range(256):
+    _HTTP_START[_i] = _i == 72          # 'H' of HTTP/1.x
+for _i in range(23):
+    _HTTP_START[<uint8_t>_METHODS[_i][0]] = True
+
+#: ``Connection.apps`` of a stream with no protocol yet, on no port of ours nor of
+#: another protocol: each later data segment is tried as the start of HTTP
+cdef tuple _MAYBE_HTTP = (None,)
 
 
 def http_first_line(bytes data):
