@@ -2,8 +2,9 @@
 
 A stream is HTTP when it is on one of :data:`HTTP_PORTS` (Wireshark's default
 HTTP ports), or, on any other port that is not one of :data:`OTHER_PROTOCOL_PORTS`
-(nor a TLS, SMB or DNS port), when its first payload from either side is an
-HTTP/1.x request or status line (:func:`http_first_line`, the engine's test).
+(nor an SMB or DNS port), from its first data segment (from either side) that
+starts with an HTTP/1.x request or status line (:func:`http_first_line`, the
+engine's test), as tshark's ``http_tcp`` heuristic decides.
 
 A :class:`HttpParser` reads one direction of a TCP stream in sequence order
 (the engine feeds only new, in-order bytes and calls :meth:`gap` at holes).
