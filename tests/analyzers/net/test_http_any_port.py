@@ -59,6 +59,7 @@ def _tshark_http(cap: Path) -> tuple[int, Counter]:
     (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1),
     (b"POST /api/v1/jobs?id=7 HTTP/1.0\r\n", 1),
     (b"GET /x HTTP/1.1\n", 1),                       # a bare LF ends a line too
+    (b"PUT / HTTP/1.1\n", 1),                        # the shortest request line
     (b"M-SEARCH * HTTP/1.1\r\n", 1),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 2),
     (b"HTTP/1.0 503 Service Unavailable\r\n", 2),

@@ -1829,9 +1829,11 @@ cdef int _http_first_line(const uint8_t* p, Py_ssize_t n):
         while i < n and (p[i] >= 32 or p[i] == 9) and p[i] != 127:
             i += 1
         return 2 if _line_end(p, n, i) >= 0 else 0
+    if n < 15:                      # "GET / HTTP/1.1" and an LF: the shortest request line
+        return 0
     for k in range(23):
         m = _METHOD_LEN[k]
-        if n >= m and memcmp(p, _METHODS[k], m) == 0:
+        if <uint8_t>_METHODS[k][0] == p[0] and memcmp(p, _METHODS[k], m) == 0:
             break
     else:
         return 0
