@@ -101,8 +101,9 @@ class Relation:
     onset_s: float = 10.0            # "onset" join: the effect first appears within this long after the cause
     lag_s: float = 0.0               # how long after its effects began a cause may be logged (a wait told
                                      # when it gives up: "failed after 6.0s: database is locked")
-    lend_prior: bool = False         # a cause tied to an acute effect (a death) by the program itself (pid,
-                                     # process) is at least as likely a root cause as that effect
+    lend_prior: bool | None = None   # a cause tied to an acute effect (a death) by the program itself (pid,
+                                     # process) is at least as likely a root cause as that effect; None (the
+                                     # default): when the cause's class is not acute itself (see engine._lends)
     confirm: str = ""
     refute: str = ""
 
@@ -253,6 +254,12 @@ def _severity(value: Any, where: str) -> int:
         raise FormatError(str(exc), artifact=LIBRARY_FILE, locator=where + ".min_severity") from None
 
 
+def _lend(value: Any, source: str, where: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise FormatError("lend_prior must be true or false", artifact=source, locator=where + ".lend_prior")
+
+
 def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE, *, compile_now: bool = True) -> Library:
     """Build and check a :class:`Library` from the parsed TOML document (``compile_now=False``:
     the text patterns are compiled when first needed; for the shipped library, checked by the tests)."""
@@ -315,7 +322,7 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE, *, compile
             id=rid, cause=cause, effect=effect, join=join, rationale=r["rationale"],
             weight=float(r.get("weight", 1.0)), order=order, within_s=float(r.get("within_s", 3600)),
             time_within_s=float(r.get("time_within_s", 120)), contradict=tuple(r.get("contradict") or ()),
-            onset_s=float(r.get("onset_s", 10)), lag_s=float(r.get("lag_s", 0)), lend_prior=bool(r.get("lend_prior", False)),
+            onset_s=float(r.get("onset_s", 10)), lag_s=float(r.get("lag_s", 0)), lend_prior=_lend(r.get("lend_prior"), source, where),
             confirm=r.get("confirm", ""),
             refute=r.get("refute", "")))
     return Library(tuple(signals), tuple(relations))
