@@ -1169,3 +1169,31 @@ def test_lock_and_pid_files_still_held_are_lock_waits():
         assert sig.matches("LOG.ERROR_TEMPLATE", text.lower(), {}), text
     for text in misses:
         assert not sig.matches("LOG.ERROR_TEMPLATE", text.lower(), {}), text
+
+
+def test_the_parsed_library_is_cached_between_runs_and_a_bad_cache_is_ignored(tmp_path, monkeypatch):
+    from backline.knowledge.diagnosis import library as L
+    monkeypatch.setenv("BACKLINE_CACHE_DIR", str(tmp_path))
+    try:
+        L.load_library.cache_clear()
+        first = L.load_library()
+        files = list(tmp_path.glob("relations-*.json"))
+        assert len(files) == 1
+        L.load_library.cache_clear()
+        again = L.load_library()                 # from the cache
+        assert [s.id for s in again.signals] == [s.id for s in first.signals]
+        assert [r.id for r in again.relations] == [r.id for r in first.relations]
+        for a, b in zip(first.signals, again.signals):
+            if a.text is not None:
+                assert a.text.hints == b.text.hints and a.text.pattern == b.text.pattern
+        probe = "lock file /run/x.lock exists (held by pid 12)"
+        assert [s.id for s in again.signals if s.matches("LOG.ERROR_TEMPLATE", probe, {})] == \
+            [s.id for s in first.signals if s.matches("LOG.ERROR_TEMPLATE", probe, {})] != []
+        files[0].write_text('{"format": 1, "doc": {"signal": "not a list"}, "hints": {}}')
+        L.load_library.cache_clear()
+        assert [s.id for s in L.load_library().signals] == [s.id for s in first.signals]   # parsed again
+        files[0].write_text("not json")
+        L.load_library.cache_clear()
+        assert len(L.load_library().signals) == len(first.signals)
+    finally:
+        L.load_library.cache_clear()
