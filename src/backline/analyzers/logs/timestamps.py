@@ -271,11 +271,19 @@ def start_year(path: str | None, limit_us: int, year: int, day: tuple[int, int, 
     return year
 
 
+#: How far after the collection time a year-less stamp may fall and keep the collection's year:
+#: archive members keep whole seconds (ZIP two), a host's clock runs minutes ahead of the one that
+#: packed its logs, and a file written in local time is read as UTC when nothing says its zone
+#: (up to 14 hours ahead).  Only a stamp later than that is taken for the year before (a file
+#: that spans New Year); without the slack, a line 0.06 s after a tar member's time went back a year.
+COLLECTED_SLACK_US = 26 * 3600 * 1_000_000
+
+
 class FileClock:
     """What the stamps of one file are read against: the start year for stamps without
     one, the date for stamps with a time of day only, and the latest wall time an
     inferred year may give (:func:`collected_at`, or ``collected`` when the evidence
-    says earlier: an archive member's time).
+    says earlier: an archive member's time; plus :data:`COLLECTED_SLACK_US`).
 
     >>> import os, tempfile
     >>> p = os.path.join(tempfile.mkdtemp(), "x.log")
@@ -295,7 +303,7 @@ class FileClock:
             self.collected = min(self.collected, collected)
         d = self.collected.date()
         self.day = (d.year, d.month, d.day)
-        self.limit_us = wall_us(self.collected, tz)
+        self.limit_us = wall_us(self.collected, tz) + COLLECTED_SLACK_US
         self.year = start_year(path, self.limit_us, d.year, self.day)
 
 
