@@ -32,6 +32,8 @@ file's modification date, rolling over at midnight).
 
 from __future__ import annotations
 
+import math
+
 import re
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -337,13 +339,34 @@ def family(kind: str) -> str:
     return _FAMILY_OF.get(kind, kind)
 
 
+def _recency(rows: list[list[int]], yi: int, mi: int, di: int, today) -> float:
+    """How recent the latest date of ``rows`` read in this order is: minus its age in days when it
+    falls in the year before today (or tomorrow, for clocks ahead), else minus infinity."""
+    latest = None
+    for r in rows:
+        if len(r) <= max(yi, mi, di):
+            continue
+        y = r[yi] + 2000 if r[yi] < 100 else r[yi]
+        try:
+            d = date(y, r[mi], r[di])
+        except ValueError:
+            continue
+        latest = d if latest is None or d > latest else latest
+    if latest is None:
+        return -math.inf
+    age = (today - latest).days
+    return -float(age) if -1 <= age <= 366 else -math.inf
+
+
 def resolve_kind(kind: str, texts: list[str]) -> str:
     """The day/month/year order of an ambiguous shape, from the stamps of one file.
 
     An order is possible when every stamp has a month 1..12 and a day 1..31 in it; of
     the possible orders the one whose day field takes the most values wins (days vary
-    more than months and years), then the order whose year is nearest this year, then
-    the family's default.
+    more than months and years), then the order whose year is nearest this year, then -
+    when the stamps say nothing (one day, ``07/12/2026``) - the order that reads them as the
+    more recent date within the past year (logs sent to support are days old, not months:
+    7 December, not 12 July, when read on 7 December), then the family's default.
 
     >>> resolve_kind("md_dot", ["10.30 16:49:06", "10.31 01:02:03"])
     'md_dot'
@@ -363,7 +386,8 @@ def resolve_kind(kind: str, texts: list[str]) -> str:
         nums = [int(x) for x in _DIGITS.findall(t)[:3]]
         rows.append(nums)
     best, best_key = kinds[0], (-1, 0, 0)
-    this_year = datetime.now(timezone.utc).year
+    today = datetime.now(timezone.utc).date()
+    this_year = today.year
     for rank, k in enumerate(kinds):
         order = ORDERS[k].lower().replace("y", "Y").upper()
         mi, di = ORDERS[k].index("M"), ORDERS[k].index("D")
@@ -372,10 +396,12 @@ def resolve_kind(kind: str, texts: list[str]) -> str:
             continue
         yi = order.find("Y")
         near = 0
+        recent = -math.inf
         if 0 <= yi < 3 and rows and len(rows[0]) > yi:
             y = rows[0][yi]
             near = -abs((y + 2000 if y < 100 else y) - this_year)
-        key = (len({r[di] for r in rows}), near, -rank)
+            recent = _recency(rows, yi, mi, di, today)
+        key = (len({r[di] for r in rows}), near, recent, -rank)
         if key > best_key:
             best, best_key = k, key
     return best
