@@ -1591,11 +1591,12 @@ cdef class Engine:
         ``p[:n]`` is the stream's first payload, sent by side b when ``from_b``.
         A stream on no HTTP, SMB, DNS or other protocol's port (a TLS port is
         allowed: plain HTTP sent to an HTTPS port) whose first payload is an
-        HTTP/1.x start line (:func:`_http_first_line`) gets the HTTP parsers, as
-        Wireshark's ``http_tcp`` heuristic gives it to HTTP.  HTTP
-        and TLS parsers report to :attr:`sink`; DNS over TCP and SMB2 streams
-        (and every stream when there is no sink) are set up by the Python
-        ``make_apps``.
+        HTTP/1.x start line (:meth:`_http_start`) gets the HTTP parsers, as
+        Wireshark's ``http_tcp`` heuristic gives it to HTTP; on no port at all
+        and not TLS by its first bytes, it is ``_MAYBE_HTTP`` and each later
+        segment is tried (:meth:`_http_later`).  HTTP and TLS parsers report to
+        :attr:`sink`; DNS over TCP and SMB2 streams (and every stream when there
+        is no sink) are set up by the Python ``make_apps``.
         """
         if self.sink is None:
             return self.make_apps(c, PyBytes_FromStringAndSize(<const char*>p, n))
