@@ -121,3 +121,28 @@ def test_phrase_count_and_idf_floor():
     assert lexical.phrase_count(toks, ["foo", "bar"]) == 2
     assert lexical.phrase_count(toks, ["bar", "bar"]) == 1
     assert lexical.bm25_idf(10, 9) == 1e-6 and lexical.bm25_idf(10, 1) > 1.0
+
+
+def test_fts_tokens_fast_path_is_the_regular_expression():
+    """The split fast path for the indexer's own text gives FTS5's tokens exactly, and any other text
+    (capitals, punctuation, non-ASCII) goes through the regular expression."""
+    import random
+    import re
+
+    from backline.knowledge.similar.text import fts_tokens, terms
+    regex = re.compile(r"[a-z0-9]+")
+    rng = random.Random(4)
+    alphabet = "abcxyz019_ _ "
+    for _ in range(500):
+        s = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        assert fts_tokens(s) == regex.findall(s), s
+    for s in ("Foo_bar baz", "a-b c.d", "naïve café x1", " __init__  x", terms("NativeAzureFs close() v1.2")):
+        s = s if isinstance(s, str) else " ".join(s)
+        assert fts_tokens(s) == regex.findall(s), s
+
+
+def test_term_counts_are_phrase_counts():
+    toks = ["foo", "bar", "foo", "bar", "bar"]
+    counts = lexical._Counts(toks)
+    for phrase in (["bar"], ["foo"], ["nope"], ["foo", "bar"], ["bar", "bar"], []):
+        assert counts.of(phrase) == lexical.phrase_count(toks, phrase), phrase

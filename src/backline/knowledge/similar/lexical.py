@@ -16,6 +16,7 @@ organisation's cases.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -150,8 +151,27 @@ def _search_pg(conn, words, idf, *, where, staff, limit, weights,
     scored = []
     for cid, title, body, internal, *_ in rows:
         tt, bt, it = fts_tokens(title), fts_tokens(body), fts_tokens(internal)
-        freqs = [weights.title * phrase_count(tt, p) + weights.body * phrase_count(bt, p)
-                 + (w_int * phrase_count(it, p) if w_int else 0.0) for p in phrases]
+        tc, bc = _Counts(tt), _Counts(bt)
+        ic = _Counts(it) if w_int else None
+        freqs = [weights.title * tc.of(p) + weights.body * bc.of(p) + (w_int * ic.of(p) if ic else 0.0)
+                 for p in phrases]
         scored.append((int(cid), bm25(freqs, idfs, len(tt) + len(bt) + len(it), avgdl)))
     scored.sort(key=lambda x: (-x[1], x[0]))
     return scored[:limit]
+
+
+class _Counts:
+    """:func:`phrase_count` over one column's tokens, single tokens from one count of them all."""
+
+    __slots__ = ("tokens", "_single")
+
+    def __init__(self, tokens: Sequence[str]):
+        self.tokens = tokens
+        self._single: Counter[str] | None = None
+
+    def of(self, phrase: Sequence[str]) -> int:
+        if len(phrase) != 1:
+            return phrase_count(self.tokens, phrase)
+        if self._single is None:
+            self._single = Counter(self.tokens)
+        return self._single.get(phrase[0], 0)
