@@ -20,15 +20,21 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from sqlalchemy import Connection, Float, Integer, column, func, literal, literal_column, or_, select, table, text, union_all
+from sqlalchemy import Column, Connection, Float, Integer, column, func, literal, literal_column, or_, select, table, text, union_all
+from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnElement
 
+from backline.errors import SearchError
 from backline.knowledge.similar.index import DOC_COUNT_TERM
 from backline.knowledge.similar.text import TOKEN_COUNT_TERM, fts_tokens
 from backline.storage import tables as T
 
 _FTS_SQLITE = table("case_fts", column("rowid"))
-_FTS_PG = table("case_fts", column("case_id"), column("tsv"), column("tsv_internal"))
+#: PostgreSQL: the case facts the filter reads are copied into ``case_fts`` (revision 0011), so a
+#: posting is filtered without reading its ``cases`` row.
+FILTER_FACTS = ("product", "org", "team", "created_by")
+_FTS_PG = table("case_fts", column("case_id"), column("tsv"), column("tsv_internal"),
+                *(column(f) for f in FILTER_FACTS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,19 @@ def bm25(freqs: Sequence[float], idfs: Sequence[float], doc_len: int, avgdl: flo
     return sum(i * (f * (K1 + 1.0)) / (f + norm) for f, i in zip(freqs, idfs))
 
 
+def _on_postings(where: ColumnElement[bool], postings) -> ColumnElement[bool]:
+    """``where`` (a condition on ``cases``: visibility, product, not the query case) as a condition
+    on the postings' own columns (``cases.id`` is ``case_id``, the facts are copied)."""
+    def swap(el):
+        if isinstance(el, Column) and el.table is T.cases:
+            name = "case_id" if el.name == "id" else el.name
+            if name not in postings.c:
+                raise SearchError(f"the lexical filter reads cases.{el.name}, which case_fts does not carry")
+            return postings.c[name]
+        return None
+    return visitors.replacement_traverse(where, {}, swap)
+
+
 def _search_pg(conn, words, idf, *, where, staff, limit, weights,
                shortlist: int | None = None) -> list[tuple[int, float]]:
     """SQLite's ranking (FTS5 ``bm25()`` with the same column weights) over a shortlist.
@@ -124,14 +143,14 @@ def _search_pg(conn, words, idf, *, where, staff, limit, weights,
         if staff:
             holds = or_(holds, f.tsv_internal.op("@@")(one))
         branches.append(select(f.case_id.label("case_id"), literal(i, Integer).label("t"),
-                               literal(float(idf.get(w, 1.0)), Float).label("s")).where(holds))
+                               literal(float(idf.get(w, 1.0)), Float).label("s"),
+                               *(f[name] for name in FILTER_FACTS)).where(holds))
     postings = union_all(*branches).cte("postings")   # read twice: PostgreSQL materialises it once
-    # summed per case before the case rows are read for ``where`` (each case once, not once a term)
+    # ``where`` on the facts the postings carry (no ``cases`` row read), then summed per case
     held = (select(postings.c.case_id.label("case_id"), func.sum(postings.c.s).label("pre"))
-            .group_by(postings.c.case_id).subquery("held"))
+            .where(_on_postings(where, postings)).group_by(postings.c.case_id).subquery("held"))
     cand = (select(held.c.case_id.label("case_id"))
-            .select_from(held.join(T.cases, T.cases.c.id == held.c.case_id))
-            .where(where).order_by(held.c.pre.desc(), held.c.case_id).limit(shortlist).subquery("cand"))
+            .order_by(held.c.pre.desc(), held.c.case_id).limit(shortlist).subquery("cand"))
     per_term = select(postings.c.t.label("t"), func.count().label("n")).group_by(postings.c.t).subquery("per_term")
     df = select(func.json_object_agg(per_term.c.t, per_term.c.n)).scalar_subquery()
     ST = T.search_terms.c
