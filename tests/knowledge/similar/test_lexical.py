@@ -141,13 +141,6 @@ def test_fts_tokens_fast_path_is_the_regular_expression():
         assert fts_tokens(s) == regex.findall(s), s
 
 
-def test_term_counts_are_phrase_counts():
-    toks = ["foo", "bar", "foo", "bar", "bar"]
-    counts = lexical._Counts(toks)
-    for phrase in (["bar"], ["foo"], ["nope"], ["foo", "bar"], ["bar", "bar"], []):
-        assert counts.of(phrase) == lexical.phrase_count(toks, phrase), phrase
-
-
 @pytest.mark.postgres
 def test_postgresql_filters_on_the_facts_case_fts_carries(both):
     """The product / visibility filter on PostgreSQL reads the facts copied into ``case_fts``

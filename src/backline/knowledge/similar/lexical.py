@@ -186,29 +186,18 @@ def _search_pg(conn, words, idf, *, where, staff, limit, weights,
     phrases = [fts_tokens(w) for w in words]
     w_int = weights.internal if staff else 0.0
     scored = []
+    w_title, w_body = weights.title, weights.body
     for cid, title, body, internal, *_ in rows:
         tt, bt, it = fts_tokens(title), fts_tokens(body), fts_tokens(internal)
-        tc, bc = _Counts(tt), _Counts(bt)
-        ic = _Counts(it) if w_int else None
-        freqs = [weights.title * tc.of(p) + weights.body * bc.of(p) + (w_int * ic.of(p) if ic else 0.0)
+        # one count of each column's tokens serves every single-term phrase (most of them)
+        tc, bc = Counter(tt), Counter(bt)
+        ic = Counter(it) if w_int and it else None
+        freqs = [(w_title * tc.get(p[0], 0) + w_body * bc.get(p[0], 0) + (w_int * ic.get(p[0], 0) if ic else 0.0))
+                 if len(p) == 1 else
+                 (w_title * phrase_count(tt, p) + w_body * phrase_count(bt, p)
+                  + (w_int * phrase_count(it, p) if ic else 0.0))
                  for p in phrases]
         scored.append((int(cid), bm25(freqs, idfs, len(tt) + len(bt) + len(it), avgdl)))
     scored.sort(key=lambda x: (-x[1], x[0]))
     return scored[:limit]
 
-
-class _Counts:
-    """:func:`phrase_count` over one column's tokens, single tokens from one count of them all."""
-
-    __slots__ = ("tokens", "_single")
-
-    def __init__(self, tokens: Sequence[str]):
-        self.tokens = tokens
-        self._single: Counter[str] | None = None
-
-    def of(self, phrase: Sequence[str]) -> int:
-        if len(phrase) != 1:
-            return phrase_count(self.tokens, phrase)
-        if self._single is None:
-            self._single = Counter(self.tokens)
-        return self._single.get(phrase[0], 0)
