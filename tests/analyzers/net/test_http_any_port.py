@@ -284,3 +284,36 @@ def test_http_found_at_a_later_segment_as_tshark_does(tmp_path):
     assert mine["http_requests"] == requests == 2
     assert mine["http_status"] == dict(codes) == {"500": 1, "503": 1}
     assert set(st.http_times) == {"10.0.0.2:31510", "10.0.0.2:31511"}
+
+
+def test_requests_given_up_unanswered_after_a_wait_name_the_slow_server(tmp_path):
+    """A proxy waits for a slow upstream, gives up and resets: the upstream's answers never come, so
+    there is no response time to be slow - NET.HTTP.UNANSWERED names the server and the wait.  A
+    request answered in time, and one whose connection was reset at once (a refusal, not a wait), are
+    not counted; nor is a request still open when the capture ends."""
+    from backline.analyzers.net.synth import RST_F
+
+    cap = tmp_path / "given-up.pcap"
+    with cap.open("wb") as f:
+        w = PcapWriter(f)
+        t, cs, ss = 1_700_000_000 * 10**9, 1000, 5000
+        for i, (wait_s, answered) in enumerate([(2.0, False), (2.0, False), (2.5, False), (0.0, False),
+                                                (0.1, True), (None, False)]):
+            cport = 41000 + i
+            w.write(t, ether(ipv4(A, B, tcp(cport, 31501, cs, 0, SYN_F))))
+            w.write(t + 1000, ether(ipv4(B, A, tcp(31501, cport, ss, cs + 1, SYN_F | ACK_F))))
+            w.write(t + 2000, ether(ipv4(A, B, tcp(cport, 31501, cs + 1, ss + 1, ACK_F))))
+            w.write(t + 3000, ether(ipv4(A, B, tcp(cport, 31501, cs + 1, ss + 1, ACK_F | PSH_F, payload=REQ))))
+            if answered:
+                w.write(t + 3000 + int(wait_s * 1e9), ether(ipv4(B, A, tcp(31501, cport, ss + 1, cs + 1 + len(REQ),
+                                                                          ACK_F | PSH_F, payload=RESP))))
+            elif wait_s is not None:
+                w.write(t + 3000 + int(wait_s * 1e9), ether(ipv4(A, B, tcp(cport, 31501, cs + 1 + len(REQ),
+                                                                          ss + 1, RST_F | ACK_F))))
+            t += 3 * 10**9
+    findings = [f for f in build_findings(analyze_capture(cap), str(cap))[0] if f.code == "NET.HTTP.UNANSWERED"]
+    assert len(findings) == 1, findings
+    f = findings[0]
+    assert f.data["server"] == "10.0.0.2:31501" and f.data["requests"] == 3 and f.count == 3
+    assert 1.9 < f.data["p50_wait_s"] < 2.1 and 2.4 < f.data["max_wait_s"] < 2.6
+    assert "10.0.0.2:31501" in f.title

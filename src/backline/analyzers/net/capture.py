@@ -162,6 +162,8 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
         hellos.pop(c.stream, None)
         for ex in pending_http.pop(c.stream, ()):
             st.http_unanswered += 1
+            if c.closed_ts > ex.request_ts:      # the connection ended (RST, or FIN both ways) unanswered:
+                ex.response_ts = c.closed_ts      # status 0, response_frame 0, the time it was given up
             if len(st.http) < KEEP:
                 st.http.append(ex)
         if c.zw:
@@ -201,8 +203,13 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
         if len(st.zero_windows) < KEEP:
             st.zero_windows.append(run)
     st.http_unanswered += sum(len(v) for v in pending_http.values())
-    for lst in pending_http.values():
+    if pending_http:
+        live = {c.stream: c for c in tcp.table.values() if c.stream in pending_http}
+    for stream, lst in pending_http.items():
+        c = live.get(stream)
         for ex in lst:
+            if c is not None and c.closed_ts > ex.request_ts:   # closed unanswered, not yet evicted
+                ex.response_ts = c.closed_ts
             if len(st.http) < KEEP:
                 st.http.append(ex)
     st.linktypes = set(reader.linktypes)

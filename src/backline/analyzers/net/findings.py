@@ -15,6 +15,7 @@ Finding codes (documented in docs/net.md)::
     NET.TLS.ALERT             TLS alerts by server and description
     NET.HTTP.5XX / NET.HTTP.4XX   error responses by server and path
     NET.HTTP.SLOW / NET.SMB2.SLOW  slow responses (p50/p95/max per server)
+    NET.HTTP.UNANSWERED       requests whose connection ended unanswered after a wait (a client's time-out)
     NET.SMB2.ERROR            SMB2 statuses that are real failures
     NET.CAPTURE.TRUNCATED     the file stops early or is damaged
 """
@@ -322,6 +323,24 @@ def _http(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
                   detail=f"Server/path/status groups beyond the {MAX_EACH} most frequent",
                   data={"groups": [{"server": k[0], "path": k[1], "status": k[2], "count": len(v)}
                                    for k, v in rest[:100]], "other_groups": len(rest)})
+    # requests whose connection ended without an answer after a wait: the client (a proxy's time-out)
+    # gave up on a server too slow to answer - the slow answers that never came
+    given_up: dict[str, list] = defaultdict(list)
+    for ex in st.http:
+        if ex.status == 0 and ex.response_frame == 0 and ex.response_ts - ex.request_ts > th.slow_http_s * 1e9:
+            given_up[ex.server].append(ex)
+    for srv, lst in sorted(given_up.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:MAX_EACH]:
+        waits = sorted(e.response_ts - e.request_ts for e in lst)
+        p50 = percentile(waits, 0.5)
+        b.add("NET.HTTP.UNANSWERED",
+              f"HTTP requests to {srv} got no answer: {len(lst)} connection(s) closed after waiting "
+              f"{p50 / 1e9:.3f} s (p50)", Severity.MEDIUM,
+              [(e.request_frame, e.request_ts, f"{e.method} {e.path}: no answer in "
+                                               f"{(e.response_ts - e.request_ts) / 1e9:.3f} s") for e in lst],
+              count=len(lst),
+              detail=f"{len(lst)} request(s) to {srv} were still waiting for an answer when their connection "
+                     f"ended (waited p50 {p50 / 1e9:.3f} s, max {waits[-1] / 1e9:.3f} s): the client gave up",
+              data={"server": srv, "p50_wait_s": p50 / 1e9, "max_wait_s": waits[-1] / 1e9, "requests": len(lst)})
     for srv, times in st.http_times.items():
         s = sorted(times)
         p50, p95, mx = percentile(s, 0.5), percentile(s, 0.95), s[-1]
