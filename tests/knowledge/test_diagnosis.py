@@ -1197,3 +1197,43 @@ def test_the_parsed_library_is_cached_between_runs_and_a_bad_cache_is_ignored(tm
         assert len(L.load_library().signals) == len(first.signals)
     finally:
         L.load_library.cache_clear()
+
+
+# --- held-out set 4 classes (after its unseen score): words that only look like TLS; the template's
+# --- own finding stands for its burst; a thread dump taken once callers were already timing out ----
+
+def test_unknown_category_is_not_an_unknown_ca():
+    sig = load_library().signal("tls_failure_log")
+    assert sig.matches("LOG.ERROR_TEMPLATE", "ssl alert: unknown ca (48)", {})
+    assert sig.matches("LOG.ERROR_TEMPLATE", "tls handshake failed: unknown certificate authority", {})
+    assert not sig.matches("LOG.BURST", 'burst of 48x msg="unknown category <*> requested" component=tree', {})
+
+
+def test_a_templates_own_finding_stands_for_its_burst():
+    """The burst of a template and the template are one happening; the template's finding (every
+    occurrence counted) is the one a cause rests on, whichever comes first in the list."""
+    text = "upstream spool-broker (10.9.0.12:41672) failed: [Errno 111] Connect call failed"
+    burst = log("burst of 86x " + text, 40, text, at(0), code="LOG.BURST", count=86, last=at(20))
+    tpl = log("86x " + text, 40, text, at(0), count=86, last=at(20))
+    d = diagnose([burst, net("NET.HTTP.5XX", "HTTP 503 for /orders on 10.9.0.10:80 (43 response(s))", 90, at(1),
+                             {"server": "10.9.0.10:80"}), tpl])
+    cause = next(c for c in d.causes if c.finding in (0, 2))
+    assert cause.finding == 2 and cause.code == "LOG.ERROR_TEMPLATE"
+
+
+def test_a_thread_dump_taken_after_the_callers_began_to_time_out_explains_them():
+    """A deadlock is seen when the dump is taken: seconds or minutes after its callers' time-outs
+    began.  It still explains them, and outranks the slow answers it explains."""
+    dump = Finding("DUMP.DEADLOCK", "deadlock between xfer-worker-1 and xfer-worker-3", Severity.CRITICAL,
+                   "host/ledger-threads-2173.txt",
+                   (EvidenceRef.line("host/ledger-threads-2173.txt", 3, "Found one Java-level deadlock:"),),
+                   first_seen=at(11), last_seen=at(11), analyzer="dumps.text",
+                   data={"problem_class": "DEADLOCK", "signature": "deadlock | xfer-worker-1 | xfer-worker-3"})
+    slow = net("NET.HTTP.SLOW", "Slow HTTP responses from 10.9.0.41:41441: p95 3.003 s", 50, at(0),
+               {"server": "10.9.0.41:41441"}, severity=Severity.MEDIUM)
+    timeouts = log("29x upstream ledger (<*>:<*>) timed out after <*>.0s on <*>", 12,
+                   "ERROR upstream ledger (10.9.0.41:41441) timed out after 3.0s on /pay/1", at(0.1),
+                   artifact="api/payments.log", count=29, last=at(25))
+    d = diagnose([slow, dump, timeouts])
+    assert d.top.finding == 1, [(c.title, c.confidence) for c in d.causes]
+    assert 0 in d.top.explained

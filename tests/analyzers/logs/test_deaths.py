@@ -97,3 +97,14 @@ def test_a_writer_telling_another_programs_end_names_that_program_not_itself():
     d = deaths.death("watchdog[21966]: worker exited with status 1")
     assert d["process"] == ["watchdog"] and d["pid"] == "21966"
     assert deaths.death("watchdog[21966]: exited with status 3")["process"] == ["watchdog"]
+
+
+def test_a_supervisor_naming_a_childs_pid_tells_the_childs_death_not_its_own():
+    """``svscan[6269]: notifyd pid 7080 exited with code 1``: the line's prefix names its writer, the
+    program named (with its pid) right before the death words is the one that died."""
+    d = deaths.death("Dec  7 20:23:11 mesa-ntf-01 svscan[6269]: notifyd pid 7080 exited with code 1")
+    assert d["process"] == ["notifyd"] and d["pid"] == "7080" and d["status"] == 1
+    d = deaths.death("2026-12-07T10:00:00Z runsv[88]: worker (pid 4121) terminated by signal 9")
+    assert d["pid"] == "4121" and "runsv" not in d.get("process", [])     # "worker" names no program
+    own = deaths.death("Dec  7 20:23:11 host relayd[311]: exiting with status 2")
+    assert own["process"] == ["relayd"] and own["pid"] == "311"

@@ -290,7 +290,8 @@ def test_requests_given_up_unanswered_after_a_wait_name_the_slow_server(tmp_path
     """A proxy waits for a slow upstream, gives up and resets: the upstream's answers never come, so
     there is no response time to be slow - NET.HTTP.UNANSWERED names the server and the wait.  A
     request answered in time, and one whose connection was reset at once (a refusal, not a wait), are
-    not counted; nor is a request still open when the capture ends."""
+    not counted; nor is a request still open when the capture ends, nor one whose server reset it
+    after the wait (a server that dies or is killed drops its connections: not a client giving up)."""
     from backline.analyzers.net.synth import RST_F
 
     cap = tmp_path / "given-up.pcap"
@@ -298,15 +299,18 @@ def test_requests_given_up_unanswered_after_a_wait_name_the_slow_server(tmp_path
         w = PcapWriter(f)
         t, cs, ss = 1_700_000_000 * 10**9, 1000, 5000
         for i, (wait_s, answered) in enumerate([(2.0, False), (2.0, False), (2.5, False), (0.0, False),
-                                                (0.1, True), (None, False)]):
+                                                (0.1, True), (None, False), (2.0, "server")]):
             cport = 41000 + i
             w.write(t, ether(ipv4(A, B, tcp(cport, 31501, cs, 0, SYN_F))))
             w.write(t + 1000, ether(ipv4(B, A, tcp(31501, cport, ss, cs + 1, SYN_F | ACK_F))))
             w.write(t + 2000, ether(ipv4(A, B, tcp(cport, 31501, cs + 1, ss + 1, ACK_F))))
             w.write(t + 3000, ether(ipv4(A, B, tcp(cport, 31501, cs + 1, ss + 1, ACK_F | PSH_F, payload=REQ))))
-            if answered:
+            if answered is True:
                 w.write(t + 3000 + int(wait_s * 1e9), ether(ipv4(B, A, tcp(31501, cport, ss + 1, cs + 1 + len(REQ),
                                                                           ACK_F | PSH_F, payload=RESP))))
+            elif wait_s is not None and answered == "server":
+                w.write(t + 3000 + int(wait_s * 1e9), ether(ipv4(B, A, tcp(31501, cport, ss + 1, cs + 1 + len(REQ),
+                                                                          RST_F | ACK_F))))
             elif wait_s is not None:
                 w.write(t + 3000 + int(wait_s * 1e9), ether(ipv4(A, B, tcp(cport, 31501, cs + 1 + len(REQ),
                                                                           ss + 1, RST_F | ACK_F))))

@@ -188,16 +188,19 @@ def death(line: str) -> dict[str, Any] | None:
     subject = _SUBJECT.search(line, max(0, where - 60))
     if subject and (subject.start(1) > where + 1 or subject.group(1).lower() in _NOT_NAME | _NOT_SUBJECT):
         subject = None
-    for rx in (_NAME_PID, _PROG_PID, _NAME_PID_WORD):
-        # the program named right before the death words (a line's own prefix names its writer) -
-        # unless the death words have a subject of their own after it: "supervise[311]: mailq exited
-        # with status 1" is the writer telling another program's end (and the pid is the writer's)
-        cands = [x for x in rx.finditer(line) if x.start() < where + 1 and x.group(1).lower() not in _NOT_NAME]
-        if cands and not names:
-            if subject is not None and cands[-1].end() <= subject.start(1):
-                break
-            names.append(cands[-1].group(1))
-            pid = pid or cands[-1].group(2)
+    # the program named (with its pid) nearest before the death words - "svscan[6269]: notifyd pid 7080
+    # exited" tells notifyd's end, a line's own prefix names only its writer - unless the death words
+    # have a subject of their own after it: "supervise[311]: mailq exited with status 1" is the writer
+    # telling another program's end (and the pid is the writer's)
+    # ("runsv[88]: worker (pid 4121) terminated": a word like "worker" names no program, but its pid is
+    # the one that died)
+    cands = [x for rx in (_NAME_PID, _PROG_PID, _NAME_PID_WORD) for x in rx.finditer(line) if x.start() < where + 1]
+    if cands and not names:
+        near = max(cands, key=lambda x: x.start())
+        if subject is None or near.end() > subject.start(1):
+            if near.group(1).lower() not in _NOT_NAME:
+                names.append(near.group(1))
+            pid = pid or near.group(2)
     if not names and subject is not None:
         names.append(subject.group(1))
     if pid is None:

@@ -162,8 +162,9 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
         hellos.pop(c.stream, None)
         for ex in pending_http.pop(c.stream, ()):
             st.http_unanswered += 1
-            if c.closed_ts > ex.request_ts:      # the connection ended (RST, or FIN both ways) unanswered:
-                ex.response_ts = c.closed_ts      # status 0, response_frame 0, the time it was given up
+            end = _given_up(c)
+            if end > ex.request_ts:      # the client closed the connection unanswered: status 0,
+                ex.response_ts = end     # response_frame 0, the time the connection ended
             if len(st.http) < KEEP:
                 st.http.append(ex)
         if c.zw:
@@ -208,8 +209,8 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
     for stream, lst in pending_http.items():
         c = live.get(stream)
         for ex in lst:
-            if c is not None and c.closed_ts > ex.request_ts:   # closed unanswered, not yet evicted
-                ex.response_ts = c.closed_ts
+            if c is not None and _given_up(c) > ex.request_ts:   # given up, not yet evicted
+                ex.response_ts = _given_up(c)
             if len(st.http) < KEEP:
                 st.http.append(ex)
     st.linktypes = set(reader.linktypes)
@@ -222,6 +223,18 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
         st.warnings.append(f"{st.unsupported_linktype_frames} frame(s) with unsupported link "
                            f"type(s) {bad} were counted but not decoded")
     return st
+
+
+def _given_up(c) -> int:
+    """When a connection ended (its ``closed_ts``) if its client closed it first - a FIN or RST of the
+    client's before any of the server's: a client (a proxy's time-out) giving up on an answer -
+    else 0 (open, or ended by the server: a server that dies resets its connections itself)."""
+    if not c.closed_ts:
+        return 0
+    cd, sd = (c.d0, c.d1) if c.client_side == 0 else (c.d1, c.d0)
+    mine = min((x for x in (cd.fin, cd.rst) if x), default=0)
+    theirs = min((x for x in (sd.fin, sd.rst) if x), default=0)
+    return c.closed_ts if mine and (not theirs or mine < theirs) else 0
 
 
 def _ignore(*_args) -> None:

@@ -346,10 +346,15 @@ def _occurrences(findings: Sequence[Finding], group: Sequence[int]) -> int:
     return max(most, sum(places.values()))
 
 
+#: Findings that are views of a log template (its first line, a burst of it, its first appearance):
+#: the template's own finding, which counts every occurrence, stands for the group before them.
+_VIEWS = {"LOG.FIRST_ERROR": 0, "LOG.BURST": 1, "LOG.NEW_TEMPLATE": 1, "LOG.RARE_TEMPLATE": 1}
+
+
 def _rep_rank(f: Finding, signals: Sequence[Signal]) -> tuple:
-    """Which member of a group stands for it: the most telling class, then a template over a
-    'first error', then severity, a time stamp, count."""
-    return (max((s.prior for s in signals), default=0.0), f.code != "LOG.FIRST_ERROR", int(f.severity),
+    """Which member of a group stands for it: the most telling class, then a template over a burst
+    or a first appearance of it, and those over a 'first error', then severity, a time stamp, count."""
+    return (max((s.prior for s in signals), default=0.0), _VIEWS.get(f.code, 2), int(f.severity),
             f.first_seen is not None, f.count)
 
 
