@@ -1237,3 +1237,19 @@ def test_a_thread_dump_taken_after_the_callers_began_to_time_out_explains_them()
     d = diagnose([slow, dump, timeouts])
     assert d.top.finding == 1, [(c.title, c.confidence) for c in d.causes]
     assert 0 in d.top.explained
+
+
+def test_a_names_servfail_answers_and_unanswered_queries_are_one_happening_told_by_the_answer():
+    unanswered = net("NET.DNS.UNANSWERED", "DNS query for ledger-db.pay.example never answered (4 query(ies))", 10,
+                     at(0), {"name": "ledger-db.pay.example"}, severity=Severity.MEDIUM)
+    servfail = net("NET.DNS.SERVFAIL", "DNS ServFail for ledger-db.pay.example (4 response(s))", 14, at(0.5),
+                   {"name": "ledger-db.pay.example", "rcode": "ServFail"})
+    other = net("NET.DNS.SERVFAIL", "DNS ServFail for mx.pay.example (1 response(s))", 90, at(0.6),
+                {"name": "mx.pay.example", "rcode": "ServFail"}, severity=Severity.MEDIUM)
+    client = log("26x cannot reach ledger ledger-db.pay.example:<*>, batch <*> left in outbox", 30,
+                 "ERROR cannot reach ledger ledger-db.pay.example:5432, batch 7 left in outbox", at(1),
+                 artifact="app/settle.log", count=26, last=at(20))
+    d = diagnose([unanswered, servfail, other, client])
+    assert d.top.finding == 1 and d.top.code == "NET.DNS.SERVFAIL", [(c.title, c.confidence) for c in d.causes]
+    assert not any(c.finding == 0 for c in d.causes)            # one happening: the answer stands for it
+    assert any(c.finding == 2 for c in d.causes) or 2 not in d.top.explained

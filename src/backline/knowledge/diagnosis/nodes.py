@@ -298,7 +298,8 @@ def artifact_entities(facts: Sequence[Fact]) -> dict[str, set[Entity]]:
 
 
 def _same_happening(findings: Sequence[Finding], picked: Sequence[int]) -> list[list[int]]:
-    """Groups of finding indices that are one happening (shared evidence, or the same crash signature)."""
+    """Groups of finding indices that are one happening (shared evidence, the same crash signature, or
+    one capture's failures to resolve one name)."""
     parent = {i: i for i in picked}
 
     def find(i: int) -> int:
@@ -314,6 +315,11 @@ def _same_happening(findings: Sequence[Finding], picked: Sequence[int]) -> list[
         sig = f.data.get("signature") if isinstance(f.data, Mapping) else None
         if sig and f.code.startswith("DUMP."):
             keys.append(("sig", f.code, str(sig)))
+        name = f.data.get("name") if isinstance(f.data, Mapping) else None
+        if name and f.code.startswith("NET.DNS."):
+            # one capture's failures to resolve one name (answered SERVFAIL, and never answered) are one
+            # happening: the name does not resolve
+            keys.append(("dns", f.artifact, str(name).lower().rstrip(".")))
         for k in keys:
             j = by_key.setdefault(k, i)
             if j != i:
@@ -346,9 +352,12 @@ def _occurrences(findings: Sequence[Finding], group: Sequence[int]) -> int:
     return max(most, sum(places.values()))
 
 
-#: Findings that are views of a log template (its first line, a burst of it, its first appearance):
-#: the template's own finding, which counts every occurrence, stands for the group before them.
-_VIEWS = {"LOG.FIRST_ERROR": 0, "LOG.BURST": 1, "LOG.NEW_TEMPLATE": 1, "LOG.RARE_TEMPLATE": 1}
+#: Findings that say less than another of the same happening: views of a log template (its first
+#: line, a burst of it, its first appearance) - the template's own finding, which counts every
+#: occurrence, stands for the group before them - and a DNS query never answered, when the server
+#: also answered it with a failure (SERVFAIL, NXDOMAIN: what went wrong, said by the server).
+_VIEWS = {"LOG.FIRST_ERROR": 0, "LOG.BURST": 1, "LOG.NEW_TEMPLATE": 1, "LOG.RARE_TEMPLATE": 1,
+          "NET.DNS.UNANSWERED": 1}
 
 
 def _rep_rank(f: Finding, signals: Sequence[Signal]) -> tuple:
