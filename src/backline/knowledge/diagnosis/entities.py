@@ -391,11 +391,18 @@ SKEW_KINDS = frozenset({"endpoint", "host", "pid"})
 _JOIN = "\n\x00\n"
 
 
-def skew_entities_many(texts: list[str], vocab: Vocabulary | None = None) -> list[frozenset[Entity]]:
+def skew_entities_many(texts: list[str], vocab: Vocabulary | None = None, *,
+                       fixed: bool = True) -> list[frozenset[Entity]]:
     """For each text, its specific endpoints, hosts and pids (:data:`SKEW_KINDS`): the same as
     filtering :func:`extract`, but each pattern runs once over all the texts joined, not once per
     text (a large bundle has hundreds of thousands of log events; per text, the calls cost more
     than the matching).
+
+    The entities found by the fixed patterns (``fixed``) and the ones found by ``vocab`` (names
+    learned from the whole evidence) are independent: with ``fixed=False`` only the latter are
+    looked for, and the union of ``skew_entities_many(texts)`` and
+    ``skew_entities_many(texts, vocab, fixed=False)`` is the result with both (the fixed part can
+    be found where an artifact was analysed, before the vocabulary is known).
 
     >>> [sorted(map(str, s)) for s in skew_entities_many(["refused by 10.0.0.5:5432", "nothing", "worker[4242] died"])]
     [['endpoint 10.0.0.5:5432', 'host 10.0.0.5'], [], ['pid 4242']]
@@ -418,29 +425,31 @@ def skew_entities_many(texts: list[str], vocab: Vocabulary | None = None) -> lis
             s = found[i] = set()
         s.update(items)
 
-    for m in _ENDPOINT.finditer(low):
-        name = _endpoint_host(m)
-        port = int(m.group("port"))
-        if name and 0 < port < 65536:
-            put(m.start(), endpoint(name, port))
-    for m in _TUPLE.finditer(low):
-        if _IP.fullmatch(m.group("host")) or _is_hostname(m.group("host")):
-            put(m.start(), endpoint(m.group("host"), m.group("port")))
-    for m in _URL_HOST.finditer(low):
-        h = norm_host(m.group(1))
-        if h not in _ANY_HOST and (_is_hostname(h) or _IP.fullmatch(h)):
-            put(m.start(), (Entity("host", h),))
-    for m in _IP.finditer(low):
-        h = norm_host(m.group(0))
-        if h not in _ANY_HOST:
-            put(m.start(), (Entity("host", h),))
+    if fixed:
+        for m in _ENDPOINT.finditer(low):
+            name = _endpoint_host(m)
+            port = int(m.group("port"))
+            if name and 0 < port < 65536:
+                put(m.start(), endpoint(name, port))
+        for m in _TUPLE.finditer(low):
+            if _IP.fullmatch(m.group("host")) or _is_hostname(m.group("host")):
+                put(m.start(), endpoint(m.group("host"), m.group("port")))
+        for m in _URL_HOST.finditer(low):
+            h = norm_host(m.group(1))
+            if h not in _ANY_HOST and (_is_hostname(h) or _IP.fullmatch(h)):
+                put(m.start(), (Entity("host", h),))
+        for m in _IP.finditer(low):
+            h = norm_host(m.group(0))
+            if h not in _ANY_HOST:
+                put(m.start(), (Entity("host", h),))
     if vocab is not None and vocab._host_re is not None:
         for m in vocab._host_re.finditer(low):
             if "." in texts[bisect_right(starts, m.start()) - 1]:       # as extract(): known names
                 put(m.start(), (Entity("host", norm_host(m.group(1))),))   # are looked for beside dots
-    for m in _PID.finditer(low):
-        put(m.start(), (Entity("pid", m.group(1) or m.group(2)),))
-    for m in _PROG_PID.finditer(low):
-        put(m.start(), (Entity("pid", m.group(2)),))
+    if fixed:
+        for m in _PID.finditer(low):
+            put(m.start(), (Entity("pid", m.group(1) or m.group(2)),))
+        for m in _PROG_PID.finditer(low):
+            put(m.start(), (Entity("pid", m.group(2)),))
     empty: frozenset[Entity] = frozenset()
     return [frozenset(x for x in s if x.kind in SKEW_KINDS and x.specific) if s else empty for s in found]
