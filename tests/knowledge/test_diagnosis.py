@@ -1198,3 +1198,16 @@ def test_runner_keeps_a_digest_only_for_an_artifact_one_task_produced():
     assert set(out.skew) == {"net.pcap"}
     out.add(TaskResult(run, pcap[:1]))                                    # events without a digest
     assert out.skew == {}
+
+
+def test_vocabulary_hosts_are_what_the_vocabulary_adds_to_the_skew_entities():
+    from backline.knowledge.diagnosis.entities import Vocabulary, skew_entities_many, vocabulary_hosts
+
+    texts = [e.summary for e in _skew_bundle(5)] + ["LocalHost. down", "DB01 lost. again db01 ", "db01 no dot"]
+    vocab = Vocabulary.learn([], hosts=["db01", "cache7.corp.example", "localhost"])
+    hits: dict[int, set] = {}
+    for i, x in vocabulary_hosts(texts, vocab):
+        hits.setdefault(i, set()).add(x)
+    assert hits                                                   # the names are there to be found
+    fixed, both = skew_entities_many(texts), skew_entities_many(texts, vocab)
+    assert [set(b) for b in both] == [set(f) | hits.get(i, set()) for i, f in enumerate(fixed)]

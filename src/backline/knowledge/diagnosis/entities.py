@@ -391,18 +391,11 @@ SKEW_KINDS = frozenset({"endpoint", "host", "pid"})
 _JOIN = "\n\x00\n"
 
 
-def skew_entities_many(texts: list[str], vocab: Vocabulary | None = None, *,
-                       fixed: bool = True) -> list[frozenset[Entity]]:
+def skew_entities_many(texts: list[str], vocab: Vocabulary | None = None) -> list[frozenset[Entity]]:
     """For each text, its specific endpoints, hosts and pids (:data:`SKEW_KINDS`): the same as
     filtering :func:`extract`, but each pattern runs once over all the texts joined, not once per
     text (a large bundle has hundreds of thousands of log events; per text, the calls cost more
     than the matching).
-
-    The entities found by the fixed patterns (``fixed``) and the ones found by ``vocab`` (names
-    learned from the whole evidence) are independent: with ``fixed=False`` only the latter are
-    looked for, and the union of ``skew_entities_many(texts)`` and
-    ``skew_entities_many(texts, vocab, fixed=False)`` is the result with both (the fixed part can
-    be found where an artifact was analysed, before the vocabulary is known).
 
     >>> [sorted(map(str, s)) for s in skew_entities_many(["refused by 10.0.0.5:5432", "nothing", "worker[4242] died"])]
     [['endpoint 10.0.0.5:5432', 'host 10.0.0.5'], [], ['pid 4242']]
@@ -425,31 +418,65 @@ def skew_entities_many(texts: list[str], vocab: Vocabulary | None = None, *,
             s = found[i] = set()
         s.update(items)
 
-    if fixed:
-        for m in _ENDPOINT.finditer(low):
-            name = _endpoint_host(m)
-            port = int(m.group("port"))
-            if name and 0 < port < 65536:
-                put(m.start(), endpoint(name, port))
-        for m in _TUPLE.finditer(low):
-            if _IP.fullmatch(m.group("host")) or _is_hostname(m.group("host")):
-                put(m.start(), endpoint(m.group("host"), m.group("port")))
-        for m in _URL_HOST.finditer(low):
-            h = norm_host(m.group(1))
-            if h not in _ANY_HOST and (_is_hostname(h) or _IP.fullmatch(h)):
-                put(m.start(), (Entity("host", h),))
-        for m in _IP.finditer(low):
-            h = norm_host(m.group(0))
-            if h not in _ANY_HOST:
-                put(m.start(), (Entity("host", h),))
+    for m in _ENDPOINT.finditer(low):
+        name = _endpoint_host(m)
+        port = int(m.group("port"))
+        if name and 0 < port < 65536:
+            put(m.start(), endpoint(name, port))
+    for m in _TUPLE.finditer(low):
+        if _IP.fullmatch(m.group("host")) or _is_hostname(m.group("host")):
+            put(m.start(), endpoint(m.group("host"), m.group("port")))
+    for m in _URL_HOST.finditer(low):
+        h = norm_host(m.group(1))
+        if h not in _ANY_HOST and (_is_hostname(h) or _IP.fullmatch(h)):
+            put(m.start(), (Entity("host", h),))
+    for m in _IP.finditer(low):
+        h = norm_host(m.group(0))
+        if h not in _ANY_HOST:
+            put(m.start(), (Entity("host", h),))
     if vocab is not None and vocab._host_re is not None:
         for m in vocab._host_re.finditer(low):
             if "." in texts[bisect_right(starts, m.start()) - 1]:       # as extract(): known names
                 put(m.start(), (Entity("host", norm_host(m.group(1))),))   # are looked for beside dots
-    if fixed:
-        for m in _PID.finditer(low):
-            put(m.start(), (Entity("pid", m.group(1) or m.group(2)),))
-        for m in _PROG_PID.finditer(low):
-            put(m.start(), (Entity("pid", m.group(2)),))
+    for m in _PID.finditer(low):
+        put(m.start(), (Entity("pid", m.group(1) or m.group(2)),))
+    for m in _PROG_PID.finditer(low):
+        put(m.start(), (Entity("pid", m.group(2)),))
     empty: frozenset[Entity] = frozenset()
     return [frozenset(x for x in s if x.kind in SKEW_KINDS and x.specific) if s else empty for s in found]
+
+
+def vocabulary_hosts(texts: list[str], vocab: Vocabulary) -> list[tuple[int, Entity]]:
+    """``(index of the text, host)`` for every specific name of ``vocab`` found in ``texts``: what
+    the vocabulary adds to :func:`skew_entities_many` (whose other patterns do not depend on it, so
+    they can run where an artifact is analysed: :func:`.timing.skew_digests`), as hits, without a
+    set per text (a bundle's learned names can be in tens of thousands of its events).
+
+    >>> v = Vocabulary.learn([], hosts=["db01", "localhost"])
+    >>> [(i, str(x)) for i, x in vocabulary_hosts(["lost db01. retrying", "db01 down", "localhost. x"], v)]
+    [(0, 'host db01')]
+    """
+    from bisect import bisect_right
+
+    if not texts or vocab._host_re is None:
+        return []
+    low = _JOIN.join(texts).lower()
+    starts, pos = [], 0
+    for t in texts:
+        starts.append(pos)
+        pos += len(t) + len(_JOIN)
+    names: dict[str, Entity | None] = {}
+    out = []
+    for m in vocab._host_re.finditer(low):
+        i = bisect_right(starts, m.start()) - 1
+        if "." not in texts[i]:                       # as extract(): known names are looked for beside dots
+            continue
+        raw = m.group(1)
+        x = names.get(raw, False)
+        if x is False:
+            x = names[raw] = Entity("host", norm_host(raw))
+            if not x.specific:
+                x = names[raw] = None
+        if x is not None:
+            out.append((i, x))
+    return out

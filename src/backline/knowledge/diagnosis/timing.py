@@ -36,7 +36,8 @@ from datetime import datetime, timedelta, timezone
 from statistics import median
 from typing import Mapping, Sequence
 
-from backline.knowledge.diagnosis.entities import SKEW_KINDS, Entity, Vocabulary, skew_entities_many
+from backline.knowledge.diagnosis.entities import (SKEW_KINDS, Entity, Vocabulary, skew_entities_many,
+                                                   vocabulary_hosts)
 from backline.model import ClockSkew, Event, Severity
 
 __all__ = ["SKEW_KINDS", "SkewDigest", "TimingSettings", "estimate_skews", "skew_digests"]
@@ -140,18 +141,27 @@ def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
     pending: dict[str, list[Event]] = defaultdict(list)
 
     queued: dict[str, int] = defaultdict(int)
+    learned_spans: dict[str, dict[Entity, list[float]]] = defaultdict(dict)   # of digested artifacts
 
     def read(art: str) -> None:
         """Entities of an artifact's pending events, in order (of a digested artifact: the
         vocabulary's names only, the rest is in its digest)."""
-        batch, lst = pending.pop(art, []), by_art[art]
+        batch = pending.pop(art, [])
         if art in digests:
-            if not learned:
-                return
-            found = skew_entities_many([_event_text(e) for e in batch], vocab, fixed=False)
-        else:
-            found = skew_entities_many([_event_text(e) for e in batch], vocab)
-        for e, ents in zip(batch, found):
+            if learned:
+                spans = learned_spans[art]
+                for i, x in vocabulary_hosts([_event_text(e) for e in batch], vocab):
+                    t = batch[i].ts.timestamp()
+                    span = spans.get(x)
+                    if span is None:
+                        spans[x] = [t, t]
+                    elif t < span[0]:
+                        span[0] = t
+                    elif t > span[1]:
+                        span[1] = t
+            return
+        lst = by_art[art]
+        for e, ents in zip(batch, skew_entities_many([_event_text(e) for e in batch], vocab)):
             if ents:
                 lst.append((e.ts, ents))
 
@@ -182,10 +192,10 @@ def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
     # a digested artifact: its first and last time of each entity (all that is read below),
     # the vocabulary's names found above merged in
     for art, d in digests.items():
-        idx = index.get(art) or defaultdict(list)
+        idx = {x: list(span) for x, span in learned_spans.get(art, {}).items()}
         for x, lo, hi in d.spans:
-            v = idx[x]
-            v[:] = [min(lo, v[0]), max(hi, v[-1])] if v else [lo, hi]
+            v = idx.get(x)
+            idx[x] = [min(lo, v[0]), max(hi, v[1])] if v else [lo, hi]
         if idx:
             index[art] = idx
     limit = s.max_skew.total_seconds()
