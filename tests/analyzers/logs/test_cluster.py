@@ -30,6 +30,20 @@ def _view(result):
     return findings, facts, events, runs
 
 
+def _json(result, work) -> str:
+    """The JSON report of ``result`` without the times it ran and with its work folder as ``W``."""
+    import json
+    import re
+    from datetime import datetime, timezone
+
+    from backline.report import build_report, iter_json
+
+    text = "".join(iter_json(build_report(result, now=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))))
+    text = re.sub(r'"(duration_s|started_at|finished_at)": [^,\n]*', r'"\1": -', text.replace(str(work), "W"))
+    json.loads(text.replace(": -", ": 0"))           # still one document
+    return text
+
+
 def test_the_cluster_gives_the_local_report(scheduler, tmp_path, monkeypatch):
     from distributed import Client
 
@@ -41,13 +55,18 @@ def test_the_cluster_gives_the_local_report(scheduler, tmp_path, monkeypatch):
     monkeypatch.setenv("BACKLINE_LOGS_SPLIT_MIN_BYTES", "200000")    # server.log (~0.6 MB) is split
     local = analyze([ev], AnalyzeOptions(work_dir=tmp_path / "w-local", jobs=1, keep_work_dir=True))
     remote = analyze([ev], AnalyzeOptions(work_dir=tmp_path / "w-cluster", jobs=1, keep_work_dir=True,
-                                          scheduler=scheduler))
+                                          scheduler=scheduler, json_events=True))
     assert all(r.status.value == "ok" for r in remote.runs), [r.reason for r in remote.runs]
     lv, rv = _view(local), _view(remote)
     assert lv[0] == rv[0] and len(lv[0]) > 5                  # findings and their evidence lines
     assert lv[1] == rv[1]                                     # facts: counts, templates, index
     assert lv[2] == rv[2] and lv[3] == rv[3]
     assert not any("one pass" in w for r in remote.runs for w in r.warnings)
+    # the JSON report: the same bytes (the events' text written on the workers, the skew digests made
+    # there), but for the times the analysis ran and the work folder's name
+    assert remote.events_json and not local.events_json
+    texts = [_json(r, tmp_path / w) for r, w in ((local, "w-local"), (remote, "w-cluster"))]
+    assert texts[0] == texts[1] and '"events": [' in texts[0]
     # the records tables hold the same rows
     from backline.analyzers.logs.store import query
 
