@@ -1211,3 +1211,81 @@ def test_vocabulary_hosts_are_what_the_vocabulary_adds_to_the_skew_entities():
     assert hits                                                   # the names are there to be found
     fixed, both = skew_entities_many(texts), skew_entities_many(texts, vocab)
     assert [set(b) for b in both] == [set(f) | hits.get(i, set()) for i, f in enumerate(fixed)]
+
+
+# --- held-out set 3 classes: what stops a program lends its death's prior whatever its relation; a
+# --- lock or pid file still held -----------------------------------------------------------------
+
+def test_a_refused_access_that_stops_a_program_outranks_the_supervisors_report_of_its_exits():
+    """The program's own stderr says it could not read its key file; the supervisor reports it exited
+    (3x) and its clients are refused.  The access error explains the exits (tied by the program), so
+    the death is its effect - without a relation of its own saying so (``lend_prior`` unset)."""
+    assert next(r for r in load_library().relations if r.id == "access-explains-errors").lend_prior is None
+    exc = Finding("DUMP.PYTHON_EXCEPTION", "PermissionError: [Errno 13] Permission denied: '/srv/keys/sign.pem'",
+                  Severity.HIGH, "vm/signer.stderr",
+                  (EvidenceRef.line("vm/signer.stderr", 7, "PermissionError: [Errno 13] Permission denied: "
+                                                           "'/srv/keys/sign.pem'"),),
+                  count=3, first_seen=None, last_seen=None, analyzer="dumps.text",
+                  data={"exception_type": "PermissionError"})
+    exits = death("signer exited with status 1 (3x): signer.service: Main process exited, code=exited, "
+                  "status=1/FAILURE", at(0), artifact="vm/journal.txt", count=3, last=at(4),
+                  process=["signer"], reason="exit-status", status=1)
+    refused = log("5x request <*> failed: [Errno <*>] Connection refused", 30,
+                  "ERROR request /sign/1 failed: [Errno 111] Connection refused", at(1), artifact="app/billing.log",
+                  count=5, last=at(9))
+    d = diagnose([exits, exc, refused])
+    assert d.top.finding == 1, [(c.title, c.confidence) for c in d.causes]
+    assert 0 in d.top.explained
+
+
+def test_a_relation_may_refuse_to_lend_its_effects_prior():
+    doc = {"signal": [{"id": "a", "codes": ["X"], "prior": 0.2, "title": ["a"]},
+                      {"id": "b", "codes": ["Y"], "prior": 0.9, "title": ["b"], "acute": True}],
+           "relation": [{"id": "r", "cause": ["a"], "effect": ["b"], "join": ["process"], "rationale": "r",
+                         "lend_prior": False}]}
+    assert parse_library(doc).relations[0].lend_prior is False
+    doc["relation"][0]["lend_prior"] = "yes"
+    with pytest.raises(FormatError, match="lend_prior"):
+        parse_library(doc)
+
+
+def test_lock_and_pid_files_still_held_are_lock_waits():
+    sig = load_library().signal("lock_wait")
+    hits = ["lock file /var/run/nightly.lock exists (held by pid 4411); aborting",
+            "pid file /run/exporter.pid already exists, refusing to start",
+            "another instance of syncd is already running",
+            "cannot start: the queue is locked by process 9120"]
+    misses = ["lock file /var/run/nightly.lock removed", "created pid file /run/exporter.pid",
+              "instance 3 is running", "process 9120 exited"]
+    for text in hits:
+        assert sig.matches("LOG.ERROR_TEMPLATE", text.lower(), {}), text
+    for text in misses:
+        assert not sig.matches("LOG.ERROR_TEMPLATE", text.lower(), {}), text
+
+
+def test_the_parsed_library_is_cached_between_runs_and_a_bad_cache_is_ignored(tmp_path, monkeypatch):
+    from backline.knowledge.diagnosis import library as L
+    monkeypatch.setenv("BACKLINE_CACHE_DIR", str(tmp_path))
+    try:
+        L.load_library.cache_clear()
+        first = L.load_library()
+        files = list(tmp_path.glob("relations-*.json"))
+        assert len(files) == 1
+        L.load_library.cache_clear()
+        again = L.load_library()                 # from the cache
+        assert [s.id for s in again.signals] == [s.id for s in first.signals]
+        assert [r.id for r in again.relations] == [r.id for r in first.relations]
+        for a, b in zip(first.signals, again.signals):
+            if a.text is not None:
+                assert a.text.hints == b.text.hints and a.text.pattern == b.text.pattern
+        probe = "lock file /run/x.lock exists (held by pid 12)"
+        assert [s.id for s in again.signals if s.matches("LOG.ERROR_TEMPLATE", probe, {})] == \
+            [s.id for s in first.signals if s.matches("LOG.ERROR_TEMPLATE", probe, {})] != []
+        files[0].write_text('{"format": 1, "doc": {"signal": "not a list"}, "hints": {}}')
+        L.load_library.cache_clear()
+        assert [s.id for s in L.load_library().signals] == [s.id for s in first.signals]   # parsed again
+        files[0].write_text("not json")
+        L.load_library.cache_clear()
+        assert len(L.load_library().signals) == len(first.signals)
+    finally:
+        L.load_library.cache_clear()

@@ -110,7 +110,9 @@ def test_job_runner_kills_native_loops_and_bombs(tmp_path, pack_dir):
     s = Server(tmp_path / "home", None, {"PYTHONPATH": os.pathsep.join([str(pack_dir), os.environ.get("PYTHONPATH", "")]),
                                          "BACKLINE_ANALYZER_MEMORY_MB": "512"})
     auth = s.add_user()
-    s.env["BACKLINE_ANALYZER_TIMEOUT"] = "2"
+    # 6 s: long enough that the bomb's task process starts and reaches the memory limit first even on
+    # a loaded machine (at 2 s and load 10 it was stopped at the time limit instead)
+    s.env["BACKLINE_ANALYZER_TIMEOUT"] = "6"
     s.start()
     try:
         key = httpx.post(s.base + "/api/cases", headers=auth, json=CASE).json()["key"]
@@ -123,7 +125,7 @@ def test_job_runner_kills_native_loops_and_bombs(tmp_path, pack_dir):
         limits = {(f["evidence_file"], f["data"]["limit"]) for f in findings if f["code"] == "ANALYZER.LIMIT_REACHED"}
         assert limits == {("spin.log", "time"), ("bomb.log", "memory")}
         stopped = {f["evidence_file"]: f["detail"] for f in findings if f["code"] == "ANALYZER.LIMIT_REACHED"}
-        assert "killed at the time limit of 2 s" in stopped["spin.log"]
+        assert "killed at the time limit of 6 s" in stopped["spin.log"]
         assert "memory limit of 512 MiB" in stopped["bomb.log"]
         # the rest of each report stands: the log analyzer ran on all three
         assert {f["evidence_file"] for f in findings if f["code"].startswith("LOG.")} == {"spin.log", "bomb.log",

@@ -107,3 +107,25 @@ def test_time_of_day_inside_a_word_is_not_a_stamp():
     # a file name holding a time stamp before the real one
     hit = find_timestamp("nova-api.log.1.2017-05-16_13:53:08 2017-05-16 00:00:00.008 25746 INFO x")
     assert hit[0] == "iso" and hit[1] == 35
+
+
+def test_an_ambiguous_day_month_order_reads_as_the_recent_date():
+    """A file whose stamps are all of one day (``07/12/2026``) says nothing about its order: read in
+    the past year, the more recent date is taken (logs sent to support are days old); old stamps
+    keep the family's default (month first); stamps that do say (a day above 12) decide."""
+    from datetime import datetime, timedelta, timezone
+
+    from backline.analyzers.logs.timestamps import resolve_kind
+
+    today = datetime.now(timezone.utc).date()
+    recent = today - timedelta(days=2)
+    if recent.day > 12 or recent.day == recent.month:
+        recent = today.replace(day=5) if today.day > 5 else (today.replace(day=1) - timedelta(days=20)).replace(day=5)
+    if recent.month == recent.day:
+        recent = recent - timedelta(days=1)
+    dd_mm = f"{recent.day:02d}/{recent.month:02d}/{recent.year} 18:22:56.495"
+    mm_dd = f"{recent.month:02d}/{recent.day:02d}/{recent.year} 08:22:56 PM"
+    assert resolve_kind("slash3", [dd_mm]) == "slash_dmy"
+    assert resolve_kind("slash3", [mm_dd]) == "slash_mdy"
+    assert resolve_kind("slash3", ["07/12/2015 18:22:56"]) == "slash_mdy"            # old: the default
+    assert resolve_kind("slash3", ["13/06/2015 10:00:00", "07/06/2015 10:00:00"]) == "slash_dmy"

@@ -2,7 +2,9 @@
 
 A stamp without a year (BSD syslog ``Dec 31 23:59:59``) takes its year from the file;
 the year must never put an event after the evidence was collected: the file's
-modification time (kept by archives and intake), and never after now.  Each test
+modification time (kept by archives and intake), and never after now - give or take
+``COLLECTED_SLACK_US`` (26 h: archive times in whole seconds, a host's clock ahead, a
+local-time file read as UTC), within which a stamp keeps the collection's year.  Each test
 sets the file's mtime and checks every path that reads stamps: the record engine
 (``logs.text``), the line engine (``logs templates``) and the Python reader (JSON lines).
 """
@@ -82,15 +84,31 @@ def test_mtime_in_the_future_is_capped_by_now(tmp_path):
 
 
 def test_zone_of_the_file_counts(tmp_path):
-    # collected 2026-01-01 00:30 UTC = 2025-12-31 19:30 in New York; a stamp
-    # "Dec 31 20:00" (New York wall time) is after collection, so it is from 2024
+    # collected 2026-01-01 00:30 UTC = 2025-12-31 19:30 in New York; with the slack the bound is
+    # 2026-01-01 21:30 New York wall time, or 2026-01-02 02:30 read as UTC: a stamp "Jan 1 23:00"
+    # is past the bound in New York (so from 2025), within it in UTC (2026)
     collected = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
-    p = _write(tmp_path / "ny.log", ["Dec 31 20:00:00 h a: x"], collected)
+    p = _write(tmp_path / "ny.log", ["Jan  1 23:00:00 h a: x"], collected)
     (t,) = _years(p, ZoneInfo("America/New_York"))
-    assert t.year == 2025 and t.month == 1 and t <= collected
-    p2 = _write(tmp_path / "ny2.log", ["Dec 31 19:00:00 h a: x"], collected)
-    (t2,) = _years(p2, ZoneInfo("America/New_York"))
-    assert t2.astimezone(ZoneInfo("America/New_York")).year == 2025 and t2 <= collected
+    assert t.astimezone(ZoneInfo("America/New_York")).year == 2025 and t <= collected
+    (t_utc,) = _years(p, UTC)
+    assert t_utc == datetime(2026, 1, 1, 23, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("after", [timedelta(seconds=0.06), timedelta(seconds=2), timedelta(minutes=5),
+                                   timedelta(hours=2)])
+def test_a_stamp_just_after_the_collection_keeps_its_year(tmp_path, after):
+    """Tar keeps a member's time in whole seconds, ZIP in two: the last lines of a log packed at once
+    are a fraction of a second 'after' it; a host's clock may run minutes ahead of the packer's; a
+    log in UTC+2 local time read as UTC is two hours 'ahead'.  None of them is a year old."""
+    collected = datetime(2026, 12, 7, 20, 22, 46, tzinfo=UTC)
+    last = collected + after
+    lines = [f"{(last - timedelta(seconds=30)).strftime('%b %d %H:%M:%S')} h a: before",
+             f"{last.strftime('%b %d %H:%M:%S')}.{last.microsecond:06d} h a: last"]
+    p = _write(tmp_path / "x.log", lines, collected)
+    got = _years(p)
+    assert [t.year for t in got] == [2026, 2026], got
+    assert got == sorted(got)
 
 
 def test_line_engine_templates_are_not_in_the_future(tmp_path):
@@ -112,14 +130,16 @@ def test_json_lines_reader_is_not_in_the_future(tmp_path):
     assert [t.year for t in got] == [2025, 2025, 2026, 2026]
 
 
-@pytest.mark.parametrize("month_day", ["Jan  1", "Jun 15", "Dec 31"])
+@pytest.mark.parametrize("month_day", ["Jan  1", "Jun 15", "Jun 16", "Jun 17", "Dec 31"])
 def test_parser_never_returns_a_stamp_after_the_limit(tmp_path, month_day):
+    from backline.analyzers.logs.timestamps import COLLECTED_SLACK_US
     collected = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+    bound = collected + timedelta(microseconds=COLLECTED_SLACK_US)
     p = _write(tmp_path / "f.log", [], collected)
     parser = TsParser(UTC, clock=FileClock(str(p)))
     for hms in ("00:00:00", "12:00:00", "12:00:01", "23:59:59"):
         dt, _q = parser.parse("syslog", f"{month_day} {hms}")
-        assert dt <= collected
+        assert dt <= bound
         assert dt > collected - timedelta(days=366)
 
 

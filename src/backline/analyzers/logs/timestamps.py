@@ -32,6 +32,8 @@ file's modification date, rolling over at midnight).
 
 from __future__ import annotations
 
+import math
+
 import re
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -271,11 +273,19 @@ def start_year(path: str | None, limit_us: int, year: int, day: tuple[int, int, 
     return year
 
 
+#: How far after the collection time a year-less stamp may fall and keep the collection's year:
+#: archive members keep whole seconds (ZIP two), a host's clock runs minutes ahead of the one that
+#: packed its logs, and a file written in local time is read as UTC when nothing says its zone
+#: (up to 14 hours ahead).  Only a stamp later than that is taken for the year before (a file
+#: that spans New Year); without the slack, a line 0.06 s after a tar member's time went back a year.
+COLLECTED_SLACK_US = 26 * 3600 * 1_000_000
+
+
 class FileClock:
     """What the stamps of one file are read against: the start year for stamps without
     one, the date for stamps with a time of day only, and the latest wall time an
     inferred year may give (:func:`collected_at`, or ``collected`` when the evidence
-    says earlier: an archive member's time).
+    says earlier: an archive member's time; plus :data:`COLLECTED_SLACK_US`).
 
     >>> import os, tempfile
     >>> p = os.path.join(tempfile.mkdtemp(), "x.log")
@@ -295,7 +305,7 @@ class FileClock:
             self.collected = min(self.collected, collected)
         d = self.collected.date()
         self.day = (d.year, d.month, d.day)
-        self.limit_us = wall_us(self.collected, tz)
+        self.limit_us = wall_us(self.collected, tz) + COLLECTED_SLACK_US
         self.year = start_year(path, self.limit_us, d.year, self.day)
 
 
@@ -329,13 +339,34 @@ def family(kind: str) -> str:
     return _FAMILY_OF.get(kind, kind)
 
 
+def _recency(rows: list[list[int]], yi: int, mi: int, di: int, today) -> float:
+    """How recent the latest date of ``rows`` read in this order is: minus its age in days when it
+    falls in the year before today (or tomorrow, for clocks ahead), else minus infinity."""
+    latest = None
+    for r in rows:
+        if len(r) <= max(yi, mi, di):
+            continue
+        y = r[yi] + 2000 if r[yi] < 100 else r[yi]
+        try:
+            d = date(y, r[mi], r[di])
+        except ValueError:
+            continue
+        latest = d if latest is None or d > latest else latest
+    if latest is None:
+        return -math.inf
+    age = (today - latest).days
+    return -float(age) if -1 <= age <= 366 else -math.inf
+
+
 def resolve_kind(kind: str, texts: list[str]) -> str:
     """The day/month/year order of an ambiguous shape, from the stamps of one file.
 
     An order is possible when every stamp has a month 1..12 and a day 1..31 in it; of
     the possible orders the one whose day field takes the most values wins (days vary
-    more than months and years), then the order whose year is nearest this year, then
-    the family's default.
+    more than months and years), then the order whose year is nearest this year, then -
+    when the stamps say nothing (one day, ``07/12/2026``) - the order that reads them as the
+    more recent date within the past year (logs sent to support are days old, not months:
+    7 December, not 12 July, when read on 7 December), then the family's default.
 
     >>> resolve_kind("md_dot", ["10.30 16:49:06", "10.31 01:02:03"])
     'md_dot'
@@ -355,7 +386,8 @@ def resolve_kind(kind: str, texts: list[str]) -> str:
         nums = [int(x) for x in _DIGITS.findall(t)[:3]]
         rows.append(nums)
     best, best_key = kinds[0], (-1, 0, 0)
-    this_year = datetime.now(timezone.utc).year
+    today = datetime.now(timezone.utc).date()
+    this_year = today.year
     for rank, k in enumerate(kinds):
         order = ORDERS[k].lower().replace("y", "Y").upper()
         mi, di = ORDERS[k].index("M"), ORDERS[k].index("D")
@@ -364,10 +396,12 @@ def resolve_kind(kind: str, texts: list[str]) -> str:
             continue
         yi = order.find("Y")
         near = 0
+        recent = -math.inf
         if 0 <= yi < 3 and rows and len(rows[0]) > yi:
             y = rows[0][yi]
             near = -abs((y + 2000 if y < 100 else y) - this_year)
-        key = (len({r[di] for r in rows}), near, -rank)
+            recent = _recency(rows, yi, mi, di, today)
+        key = (len({r[di] for r in rows}), near, recent, -rank)
         if key > best_key:
             best, best_key = k, key
     return best

@@ -306,8 +306,10 @@ def _edges(nodes: Sequence[Node], lib: Library, skewed: set[str], max_out: int,
         own_b = back.effect_signal.id == nodes[ci].signals[0].id
         # what ends a program (the relations that lend their effect's prior) is the cause of its death,
         # never the other way round
-        if ((fwd.relation.lend_prior, own_f, nodes[ci].prior, -t_c, fwd.weight, -ci)
-                < (back.relation.lend_prior, own_b, nodes[ei].prior, -t_e, back.weight, -ei)):
+        # (only a relation that says so outright: a link that lends by default - a connection reset
+        # read as what stopped a program - may well be the death's effect)
+        if ((fwd.relation.lend_prior is True, own_f, nodes[ci].prior, -t_c, fwd.weight, -ci)
+                < (back.relation.lend_prior is True, own_b, nodes[ei].prior, -t_e, back.weight, -ei)):
             del edges[(ci, ei)]
         else:
             del edges[(ei, ci)]
@@ -454,12 +456,27 @@ def self_named(n: Node) -> set[str]:
     return out
 
 
+def _acute(n: Node) -> bool:
+    return any(sg.acute for sg in n.signals)
+
+
+def _lends(e: Edge, nodes: Sequence[Node]) -> bool:
+    """Whether a link says what ended a program: its relation says so (``lend_prior = true``), or
+    says nothing and links a cause that is not itself a happening (an exception, a refused access,
+    a full disk, a bad setting, a lock wait) to an acute effect (a death, a crash)."""
+    lend = e.relation.lend_prior
+    if lend is None:
+        return _acute(nodes[e.effect]) and not _acute(nodes[e.cause])
+    return lend
+
+
 def _lend_priors(nodes: Sequence[Node], edges: Mapping[tuple[int, int], Edge]) -> None:
     """A cause tied by the program itself (pid, process) to an acute effect of a higher prior - the
-    exception raised just before each exit of a program and that program's death - takes that
-    prior (for relations that say so): the death is its effect, not a cause beside it."""
+    exception raised just before each exit of a program and that program's death, the refused
+    access or the full disk that stopped it - takes that prior (see :func:`_lends`): the death is its
+    effect, not a cause beside it."""
     for (ci, ei), e in edges.items():
-        if not e.relation.lend_prior or not any(sg.acute for sg in nodes[ei].signals):
+        if not _acute(nodes[ei]) or not _lends(e, nodes):
             continue
         if not any(kind in ("pid", "process") for kind, _v in e.joined_on):
             continue

@@ -23,11 +23,15 @@ True
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Mapping
 
 from backline.errors import FormatError
@@ -38,6 +42,7 @@ LIBRARY_FILE = "relations.toml"
 #: Join kinds a relation may name: the entity kinds plus the artifact and time.
 JOINS = (*KINDS, "artifact", "time", "onset")
 PLACEHOLDERS = re.compile(r"\{(\w+)\}")
+_GLOB = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +64,12 @@ class Signal:
     acute: bool = False              # a happening (a death, a crash), not a condition: repeats are not chronic
                                      # noise when the incident's effects follow it
 
-    code_re: re.Pattern | None = None
+    exact: frozenset[str] = frozenset()  # the codes without glob characters, for a set lookup
+    globs: tuple[str, ...] = ()          # the rest, matched with fnmatch (few: a class of codes is mostly named)
 
     def matches_code(self, code: str) -> bool:
-        if self.code_re is not None:
-            return self.code_re.match(code) is not None
+        if self.exact or self.globs:
+            return code in self.exact or any(fnmatch.fnmatchcase(code, g) for g in self.globs)
         return any(fnmatch.fnmatchcase(code, c) for c in self.codes)
 
     def matches(self, code: str, text: str, data: Mapping[str, Any], severity: int = 4) -> bool:
@@ -74,12 +80,8 @@ class Signal:
         for key, accepted in self.data.items():
             if str(data.get(key, "")).lower() not in accepted:
                 return False
-        if self.text is not None:
-            hints = self.text.hints
-            if hints is not None and not any(h in text for h in hints):
-                return False
-            if not self.text.search(text):
-                return False
+        if self.text is not None and not self.text.screened_search(text):
+            return False
         if self.not_text is not None and self.not_text.search(text):
             return False
         return True
@@ -103,8 +105,9 @@ class Relation:
     onset_s: float = 10.0            # "onset" join: the effect first appears within this long after the cause
     lag_s: float = 0.0               # how long after its effects began a cause may be logged (a wait told
                                      # when it gives up: "failed after 6.0s: database is locked")
-    lend_prior: bool = False         # a cause tied to an acute effect (a death) by the program itself (pid,
-                                     # process) is at least as likely a root cause as that effect
+    lend_prior: bool | None = None   # a cause tied to an acute effect (a death) by the program itself (pid,
+                                     # process) is at least as likely a root cause as that effect; None (the
+                                     # default): when the cause's class is not acute itself (see engine._lends)
     confirm: str = ""
     refute: str = ""
 
@@ -192,17 +195,20 @@ def required_literals(pattern: str, min_len: int = 2) -> tuple[str, ...] | None:
 
 
 class LazyPattern:
-    """A class's text pattern (for lower-case text), compiled - with its literal screen
-    (:func:`required_literals`) - when a finding of the class's codes first needs it.  A bundle's
-    findings carry a few codes, so most of the library's patterns are never compiled in a run
-    (compiling all of them up front was most of the diagnosis's cost on the example case).
-    :meth:`check` compiles now (:func:`parse_library` checks every pattern of a library it is
-    given; the shipped one is checked by the tests)."""
+    """A class's text pattern (for lower-case text), compiled when a finding of the class's codes
+    first needs it.  A bundle's findings carry a few codes, so most of the library's patterns are
+    never compiled in a run (compiling all of them up front was most of the diagnosis's cost on the
+    example case).  Once a pattern has been searched :attr:`SCREEN_AFTER` times it also gets its
+    literal screen (:func:`required_literals`: a cheap ``in`` test that rejects most texts before
+    the pattern runs); working the screen out costs about as much as compiling, which a small bundle
+    would not earn back.  :meth:`check` compiles now (:func:`parse_library` checks every pattern of a
+    library it is given; the shipped one is checked by the tests)."""
 
-    __slots__ = ("pattern", "_rx", "_hints", "_screened")
+    SCREEN_AFTER = 32
+    __slots__ = ("pattern", "_rx", "_hints", "_uses")
 
     def __init__(self, pattern: str):
-        self.pattern, self._rx, self._hints, self._screened = pattern, None, None, False
+        self.pattern, self._rx, self._hints, self._uses = pattern, None, None, 0
 
     def check(self) -> "LazyPattern":
         self._rx = re.compile(self.pattern)
@@ -211,14 +217,28 @@ class LazyPattern:
     @property
     def hints(self) -> tuple[str, ...] | None:
         """Strings one of which every match contains (None: no screen)."""
-        if not self._screened:
-            self._hints, self._screened = required_literals(self.pattern), True
+        if self._uses <= self.SCREEN_AFTER:
+            self._hints, self._uses = required_literals(self.pattern), self.SCREEN_AFTER + 1
         return self._hints
+
+    def preset(self, hints: tuple[str, ...] | None) -> None:
+        """Take a screen worked out before (the library cache): it applies from the first search."""
+        self._hints, self._uses = hints, self.SCREEN_AFTER + 1
 
     def search(self, text: str):
         if self._rx is None:
             self._rx = re.compile(self.pattern)
         return self._rx.search(text)
+
+    def screened_search(self, text: str) -> bool:
+        """Whether the pattern matches ``text``, screened by its literals once it is used often."""
+        if self._uses < self.SCREEN_AFTER:
+            self._uses += 1
+        else:
+            hints = self.hints
+            if hints is not None and not any(h in text for h in hints):
+                return False
+        return self.search(text) is not None
 
 
 def _regex(value: Any, where: str, check: bool = True) -> LazyPattern | None:
@@ -240,6 +260,12 @@ def _severity(value: Any, where: str) -> int:
         return int(Severity.parse(str(value)))
     except ValueError as exc:
         raise FormatError(str(exc), artifact=LIBRARY_FILE, locator=where + ".min_severity") from None
+
+
+def _lend(value: Any, source: str, where: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise FormatError("lend_prior must be true or false", artifact=source, locator=where + ".lend_prior")
 
 
 def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE, *, compile_now: bool = True) -> Library:
@@ -273,7 +299,8 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE, *, compile
         signals.append(Signal(
             id=sid, codes=tuple(codes), prior=prior, titles=titles,
             describe=(describe,) if isinstance(describe, str) else tuple(describe),
-            code_re=re.compile("|".join(f"(?:{fnmatch.translate(c)})" for c in codes)),
+            exact=frozenset(c for c in codes if not _GLOB.search(c)),
+            globs=tuple(dict.fromkeys(c for c in codes if _GLOB.search(c))),
             text=_regex(s.get("text"), where + ".text", compile_now),
             not_text=_regex(s.get("not_text"), where + ".not_text", compile_now),
             data={k: tuple(str(x).lower() for x in v) for k, v in (s.get("data") or {}).items()},
@@ -303,18 +330,89 @@ def parse_library(doc: Mapping[str, Any], source: str = LIBRARY_FILE, *, compile
             id=rid, cause=cause, effect=effect, join=join, rationale=r["rationale"],
             weight=float(r.get("weight", 1.0)), order=order, within_s=float(r.get("within_s", 3600)),
             time_within_s=float(r.get("time_within_s", 120)), contradict=tuple(r.get("contradict") or ()),
-            onset_s=float(r.get("onset_s", 10)), lag_s=float(r.get("lag_s", 0)), lend_prior=bool(r.get("lend_prior", False)),
+            onset_s=float(r.get("onset_s", 10)), lag_s=float(r.get("lag_s", 0)), lend_prior=_lend(r.get("lend_prior"), source, where),
             confirm=r.get("confirm", ""),
             refute=r.get("refute", "")))
     return Library(tuple(signals), tuple(relations))
 
 
+#: Bumped when what the cache holds changes shape.
+CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path | None:
+    """Where the parsed library is kept between runs: ``$BACKLINE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/backline``, else ``~/.cache/backline`` (None when no home is known)."""
+    explicit = os.environ.get("BACKLINE_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg) / "backline"
+    try:
+        return Path.home() / ".cache" / "backline"
+    except RuntimeError:
+        return None
+
+
+def _cached(text: str) -> tuple[dict, dict] | None:
+    """The parsed TOML document and the patterns' literal screens of this library text, from the
+    cache; None when absent or unreadable (a cache is never trusted beyond its key and shape)."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    path = folder / f"relations-{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
+    try:
+        blob = json.loads(path.read_text(encoding="utf-8"))
+        if blob.get("format") == CACHE_FORMAT and isinstance(blob.get("doc"), dict) and isinstance(blob.get("hints"), dict):
+            return blob["doc"], blob["hints"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def _store(text: str, doc: dict, lib: Library) -> None:
+    """Keep the parsed document and every pattern's literal screen for the next run (best effort:
+    a read-only or missing home just means the next run parses again)."""
+    folder = cache_dir()
+    if folder is None:
+        return
+    hints = {p.pattern: p.hints for s in lib.signals for p in (s.text, s.not_text) if p is not None}
+    path = folder / f"relations-{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"format": CACHE_FORMAT, "doc": doc, "hints": hints}), encoding="utf-8")
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):
+        pass
+
+
 @lru_cache(maxsize=1)
 def load_library() -> Library:
-    """The library shipped in this package."""
+    """The library shipped in this package.  Parsing its TOML and working out its patterns' literal
+    screens costs about a third of a small bundle's diagnosis, so both are kept in a cache file keyed
+    by the library's text (:func:`cache_dir`) and read from there by the next run."""
     text = resources.files("backline.knowledge.diagnosis").joinpath(LIBRARY_FILE).read_text(encoding="utf-8")
+    cached = _cached(text)
+    if cached is not None:
+        doc, hints = cached
+        try:
+            lib = parse_library(doc, compile_now=False)
+        except (FormatError, AttributeError, TypeError, ValueError, KeyError):   # a damaged cache: parse again
+            lib = None
+        if lib is not None:
+            for sig in lib.signals:
+                for pat in (sig.text, sig.not_text):
+                    if pat is not None and pat.pattern in hints:
+                        got = hints[pat.pattern]
+                        pat.preset(tuple(got) if isinstance(got, list) and all(isinstance(x, str) for x in got)
+                                   else None)
+            return lib
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FormatError(f"not TOML: {exc}", artifact=LIBRARY_FILE) from None
-    return parse_library(doc, compile_now=False)
+    lib = parse_library(doc, compile_now=False)
+    _store(text, doc, lib)
+    return lib
