@@ -66,8 +66,6 @@ class AnalyzeOptions:
     product: str | None = None              # the customer's product and version, for known issues'
     product_version: str | None = None      # affected ranges and fixed-in versions
     scheduler: str | None = None            # Dask scheduler address: run on that cluster (analyzers.cluster)
-    json_events: bool = False               # a JSON report with events follows: the tasks write the events'
-                                            # JSON text where they find them (AnalysisResult.events_json)
 
 
 def check_tz(name: str) -> str:
@@ -126,7 +124,6 @@ def analyze(
             timeout_s=options.timeout_s,
             memory_mb=options.memory_mb,
             isolate=options.isolate,
-            encode_events=options.json_events,
         )
         out = run_all(intake.artifacts, classes, settings, jobs=options.jobs, progress=progress,
                       scheduler=options.scheduler)
@@ -175,7 +172,6 @@ def analyze(
                  **({"product_version": options.product_version} if options.product_version else {})},
         backline_version=__version__,
         diagnosis=diagnosis,
-        events_json=out.events_json or None,
     )
 
 

@@ -92,7 +92,6 @@ class RunSettings:
     timeout_s: float | None = DEFAULT_TIMEOUT_S
     memory_mb: int | None = DEFAULT_MEMORY_MB     # applies to tasks run in worker processes
     isolate: bool = False                         # worker processes even with jobs=1
-    encode_events: bool = False                   # each task writes its events' JSON text (a JSON report follows)
 
 
 @dataclass(slots=True)
@@ -105,19 +104,16 @@ class TaskResult:
     # (in the task process or on the cluster worker) instead of on the machine making the report
     # (knowledge.diagnosis.timing.skew_digests); None when not made
     skew: dict | None = None
-    # the events' JSON text, one per event, made where they were found (RunSettings.encode_events)
-    events_json: list[str] | None = None
 
     def __reduce__(self):
         # pickled between processes (a task process, a Dask worker): the events in columns (.wire)
         from backline.analyzers.wire import pack_events
-        return (_task_result, (self.run, pack_events(self.events), self.findings, self.facts, self.skew,
-                               self.events_json))
+        return (_task_result, (self.run, pack_events(self.events), self.findings, self.facts, self.skew))
 
 
-def _task_result(run, events, findings, facts, skew=None, events_json=None) -> TaskResult:
+def _task_result(run, events, findings, facts, skew=None) -> TaskResult:
     from backline.analyzers.wire import unpack_events
-    return TaskResult(run, unpack_events(events), findings, facts, skew, events_json)
+    return TaskResult(run, unpack_events(events), findings, facts, skew)
 
 
 @dataclass(slots=True)
@@ -129,8 +125,6 @@ class RunnerOutput:
     # artifact -> its skew digest, for the artifacts whose events all came from one task that made one
     skew: dict = field(default_factory=dict)
     _undigested: set = field(default_factory=set)
-    # id(event) -> (event, its JSON text) for the events whose task wrote their text (AnalysisResult.events_json)
-    events_json: dict = field(default_factory=dict)
 
     def add(self, r: TaskResult) -> None:
         self.runs.append(r.run)
@@ -139,8 +133,6 @@ class RunnerOutput:
         self.facts.extend(r.facts)
         if not r.events:
             return
-        if r.events_json is not None and len(r.events_json) == len(r.events):
-            self.events_json.update(zip(map(id, r.events), zip(r.events, r.events_json)))
         if r.skew is None:       # events without a digest: their artifacts are read on the report's side
             self._undigested.update({e.artifact for e in r.events})
             for art in self._undigested:
@@ -212,8 +204,6 @@ def run_task(cls: type[Analyzer], artifact: Artifact, settings: RunSettings, ind
                 "timeout_s": settings.timeout_s, "memory_mb": settings.memory_mb}))
     if result.events:
         result.skew = _skew_digests(result.events)
-        if settings.encode_events:
-            result.events_json = _encode_events(result.events)
     warnings = list(ctx.warnings)
     for what, n in dropped.items():
         if n:
@@ -241,17 +231,6 @@ def _skew_digests(events: list[Event]) -> dict | None:
         from backline.knowledge.diagnosis.timing import skew_digests
 
         return skew_digests(events)
-    except Exception:  # noqa: BLE001 - an optional shortcut must not cost the task
-        return None
-
-
-def _encode_events(events: list[Event]) -> list[str] | None:
-    """The events' JSON text (see TaskResult.events_json), or None should that fail: the report
-    then encodes them itself."""
-    try:
-        from backline.report.json_report import encode_events
-
-        return encode_events(events)
     except Exception:  # noqa: BLE001 - an optional shortcut must not cost the task
         return None
 

@@ -225,7 +225,6 @@ def analyze_cmd(
         symbol_paths=tuple(symbols), binary_paths=tuple(binaries), keep_work_dir=keep_work is not None,
         timeout_s=timeout or None, memory_mb=memory_limit or None, isolate=True, diagnose=not no_diagnosis,
         scheduler=scheduler or None,
-        json_events="json" in formats or attach is not None,   # the tasks write the events' JSON text
     )
     try:
         with _Progress(quiet) as prog:

@@ -258,7 +258,3 @@ class AnalysisResult:
     schema_version: str = SCHEMA_VERSION
     #: probable root causes (knowledge.diagnosis); None when the stage did not run
     diagnosis: "Diagnosis | None" = None
-    #: JSON text of some events, written where they were found (a task process, a cluster worker):
-    #: ``id(event) -> (event, text)``, the event held so that its id stays its own; the JSON report
-    #: writes those texts instead of encoding the events again (the same bytes)
-    events_json: "Mapping[int, tuple[Event, str]] | None" = field(default=None, compare=False, repr=False)

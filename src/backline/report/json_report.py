@@ -26,7 +26,7 @@ from json.encoder import encode_basestring
 from functools import lru_cache
 from importlib import resources
 from pathlib import PurePath
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 
 from backline.model import (AnalyzerRun, Artifact, Diagnosis, Event, EvidenceRef, Fact, Finding, ProbableCause,
                             Severity, utc)
@@ -169,12 +169,11 @@ class _EventEncoder:
     (a report of 400,000 events: 1.2 CPU s instead of 4.4).  Anything unusual (a subclass, a
     field that is not a string, a time zone other than UTC) goes the general way."""
 
-    __slots__ = ("_names", "_slow", "_known")
+    __slots__ = ("_names", "_slow")
 
-    def __init__(self, slow, known: Mapping[int, tuple[Event, str]] | None = None) -> None:
+    def __init__(self, slow) -> None:
         self._names: dict = {}
         self._slow = slow
-        self._known = known or {}
 
     def _name(self, text) -> str:
         names = self._names
@@ -186,9 +185,6 @@ class _EventEncoder:
         return out
 
     def __call__(self, e: Event) -> str:
-        made = self._known.get(id(e))
-        if made is not None and made[0] is e:              # encoded where the event was found
-            return made[1]
         ts, ref = e.ts, e.ref
         if (type(e) is not Event or type(e.summary) is not str or type(e.artifact) is not str
                 or type(e.kind) is not str or type(e.analyzer) is not str
@@ -208,20 +204,6 @@ class _EventEncoder:
                 f'"ts_quality": {name(e.ts_quality.value)}, "artifact": {name(e.artifact)}, '
                 f'"kind": {name(e.kind)}, "summary": {encode_basestring(e.summary)}, '
                 f'"severity": {name(e.severity.label)}, "ref": {r}, "analyzer": {name(e.analyzer)}}}')
-
-
-def encode_events(events: Sequence[Event]) -> list[str]:
-    """Each event's JSON text, as the JSON report writes it (done where the events are found, in a
-    task process or on a cluster worker, when a JSON report will be written: see
-    ``AnalysisResult.events_json``).
-
-    >>> from backline.model import Event
-    >>> encode_events([Event(None, "a.log", "log.note", "hi")])
-    ['{"ts": null, "ts_quality": "exact", "artifact": "a.log", "kind": "log.note", "summary": "hi", \
-"severity": "info", "ref": null, "analyzer": ""}']
-    """
-    encode = _EventEncoder(json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode)
-    return [encode(e) for e in events]
 
 
 def _fact(f: Fact) -> dict[str, Any]:
@@ -322,7 +304,7 @@ def iter_json(report: Report, *, indent: int | None = 2,
         pad = "\n" + " " * (2 * indent) if indent else ""
         sep = "," + pad if indent else ","
         close = "\n" + " " * indent + "]" if indent else "]"
-        encode = _EventEncoder(json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode, report.events_json)
+        encode = _EventEncoder(json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode)
         yield "[" + pad
         events = report.events
         for at in range(0, len(events), _EVENTS_PER_PIECE):     # a few hundred events per piece

@@ -147,8 +147,6 @@ class Report:
     #: probable root causes; their ``finding`` indices point into ``findings`` (None: not diagnosed)
     diagnosis: Diagnosis | None = None
     known_issues: tuple[Finding, ...] = field(default=())   # KB.MATCH / KB.NOT_AFFECTED, matches first
-    #: JSON text of events made where they were found (AnalysisResult.events_json)
-    events_json: Mapping[int, tuple[Event, str]] | None = field(default=None, compare=False, repr=False)
 
     def findings_at(self, severity: Severity) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.severity is severity)
@@ -295,5 +293,4 @@ def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None =
         failed_runs=tuple(r for r in result.runs if r.status is RunStatus.FAILED),
         diagnosis=diagnosis,
         known_issues=known_issue_findings(findings),
-        events_json=result.events_json,
     )
