@@ -164,46 +164,55 @@ def _event(e: Event) -> dict[str, Any]:
 
 class _EventEncoder:
     """An event as the JSON text ``json.dumps(_event(e), ensure_ascii=False)`` gives, byte for byte,
-    written directly: the names and fields repeated across a report's events (artifact, kind,
-    analyzer, severity, time quality) are encoded once, the times formatted without a copy
-    (a report of 400,000 events: 1.2 CPU s instead of 4.4).  Anything unusual (a subclass, a
-    field that is not a string, a time zone other than UTC) goes the general way."""
+    written directly: the text between the per-event fields is made once for each combination of
+    the fields repeated across a report's events (time quality, artifact, kind, severity, analyzer,
+    the reference's artifact), the times formatted without a copy (a report of 400,000 events:
+    about 1.5 CPU s instead of 4.4).  Anything unusual (a subclass, a field that is not a string,
+    a time zone other than UTC) goes the general way."""
 
-    __slots__ = ("_names", "_slow")
+    __slots__ = ("_parts", "_slow")
 
     def __init__(self, slow) -> None:
-        self._names: dict = {}
+        self._parts: dict = {}
         self._slow = slow
 
-    def _name(self, text) -> str:
-        names = self._names
-        out = names.get(text)
-        if out is None:
-            if len(names) >= 50_000:
-                names.clear()
-            out = names[text] = encode_basestring(text)
-        return out
+    def _make(self, key: tuple) -> tuple[str, str, str, str] | None:
+        quality, artifact, kind, severity, analyzer, ref_artifact = key
+        if not all(type(x) is str for x in (artifact, kind, analyzer)) or \
+                (ref_artifact is not None and type(ref_artifact) is not str):
+            return None
+        if len(self._parts) >= 50_000:
+            self._parts.clear()
+        enc = encode_basestring
+        made = (f'"ts_quality": {enc(quality.value)}, "artifact": {enc(artifact)}, "kind": {enc(kind)}, '
+                f'"summary": ',
+                f', "severity": {enc(severity.label)}, "ref": ',
+                f', "analyzer": {enc(analyzer)}}}',
+                "" if ref_artifact is None else f'{{"artifact": {enc(ref_artifact)}, "locator": ')
+        self._parts[key] = made
+        return made
 
     def __call__(self, e: Event) -> str:
         ts, ref = e.ts, e.ref
-        if (type(e) is not Event or type(e.summary) is not str or type(e.artifact) is not str
-                or type(e.kind) is not str or type(e.analyzer) is not str
+        if (type(e) is not Event or type(e.summary) is not str
                 or type(e.severity) is not Severity or type(e.ts_quality) is not TsQuality
                 or (ts is not None and (type(ts) is not datetime or ts.tzinfo is not timezone.utc))
-                or (ref is not None and (type(ref) is not EvidenceRef or type(ref.artifact) is not str
-                                         or type(ref.locator) is not str
+                or (ref is not None and (type(ref) is not EvidenceRef or type(ref.locator) is not str
                                          or (ref.excerpt is not None and type(ref.excerpt) is not str)))):
             return self._slow(_event(e))
-        name = self._name
+        key = (e.ts_quality, e.artifact, e.kind, e.severity, e.analyzer, None if ref is None else ref.artifact)
+        parts = self._parts.get(key)
+        if parts is None:
+            parts = self._make(key)
+            if parts is None:
+                return self._slow(_event(e))
+        enc = encode_basestring
         if ref is None:
             r = "null"
         else:
-            r = (f'{{"artifact": {name(ref.artifact)}, "locator": {encode_basestring(ref.locator)}, '
-                 f'"excerpt": {"null" if ref.excerpt is None else encode_basestring(ref.excerpt)}}}')
+            r = f'{parts[3]}{enc(ref.locator)}, "excerpt": {"null" if ref.excerpt is None else enc(ref.excerpt)}}}'
         return (f'{{"ts": {"null" if ts is None else chr(34) + ts.isoformat()[:-6] + "Z" + chr(34)}, '
-                f'"ts_quality": {name(e.ts_quality.value)}, "artifact": {name(e.artifact)}, '
-                f'"kind": {name(e.kind)}, "summary": {encode_basestring(e.summary)}, '
-                f'"severity": {name(e.severity.label)}, "ref": {r}, "analyzer": {name(e.analyzer)}}}')
+                f'{parts[0]}{enc(e.summary)}{parts[1]}{r}{parts[2]}')
 
 
 def _fact(f: Fact) -> dict[str, Any]:
