@@ -9,12 +9,15 @@ Usage::
 
     python benchmarks/net_bench.py [--packets 5200000] [--capture /tmp/net-bench.pcap]
                                    [--keep] [--no-tshark]
-                                   [--analyzer-baseline REV] [--analyzer-only] [--repeat N]
+                                   [--analyzer-baseline REV] [--analyzer-baseline-src DIR]
+                                   [--analyzer-only] [--repeat N]
 
 ``--analyzer-baseline REV`` also times the analysis function
 (``analyze_capture``) of git revision ``REV`` of this repository against the
 current code, on the same file in the same run, each in a fresh process,
-alternating, and prints the best CPU time of each and the ratio.
+alternating, and prints the best CPU time of each and the ratio.  The compiled
+engine is not in ``git archive``: give a built copy of REV's ``src`` with
+``--analyzer-baseline-src DIR`` (e.g. ``cp -r src /tmp/base-src`` before a change).
 
 Targets (issue 4): >= 500,000 packets/s and <= 450 MB peak for Backline.
 tshark comes from Debian (``apt-get install -y tshark``).
@@ -108,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tshark", action="store_true", help="skip the baseline")
     ap.add_argument("--analyzer-baseline", metavar="REV", default="",
                     help="also time analyze_capture as it was at git revision REV")
+    ap.add_argument("--analyzer-baseline-src", metavar="DIR", default="",
+                    help="the baseline's src folder, already built (git archive has no "
+                         "compiled engine); named REV in the output")
     ap.add_argument("--analyzer-only", action="store_true",
                     help="only the analyze_capture comparison (needs --analyzer-baseline)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side (best is kept)")
@@ -129,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.analyzer_only and not a.analyzer_baseline:
         ap.error("--analyzer-only needs --analyzer-baseline")
     with tempfile.TemporaryDirectory() as tmp:
-        base_src = baseline_tree(a.analyzer_baseline, Path(tmp)) if a.analyzer_baseline else None
+        base_src = (Path(a.analyzer_baseline_src) if a.analyzer_baseline_src else
+                    baseline_tree(a.analyzer_baseline, Path(tmp))) if a.analyzer_baseline else None
         if base_src is not None:
             analyzer_section(cap, a.analyzer_baseline, base_src, a.repeat)
         if a.analyzer_only:

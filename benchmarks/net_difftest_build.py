@@ -12,8 +12,9 @@ Three groups, all written into one folder (never into the repository):
   layers (VLAN/QinQ, SLL, SLL2, raw IP, null/loop), IPv6 extension headers,
   TCP corner cases (port reuse, late FIN/RST, zero window, keep-alive, window
   full, out-of-order, retransmissions across the 2^32 wrap), HTTP (chunked,
-  HEAD, 1xx/204/304, pipelining), TLS alerts and DNS over TCP, plus seeded
-  "chaos" captures (loss, duplication, reordering) on every link layer.
+  HEAD, 1xx/204/304, pipelining, also on ports that are not HTTP's), TLS alerts and
+  DNS over TCP, plus seeded "chaos" captures (loss, duplication, reordering) on every
+  link layer.
 
 Usage::
 
@@ -197,10 +198,11 @@ def client_hello(sni: str) -> bytes:
 
 # --------------------------------------------------------------------------- scenarios
 
-def sc_http(o: Out, base: int, v6=False):
-    """HTTP edge cases: chunked, HEAD, 1xx, 204, 304, pipelining, until-close."""
+def sc_http(o: Out, base: int, v6=False, port=80, alt_port=8080):
+    """HTTP edge cases: chunked, HEAD, 1xx, 204, 304, pipelining, until-close (on ``port``
+    and ``alt_port``: other than HTTP's, the streams are HTTP by their first line)."""
     body = bytes(range(256)) * 20
-    c = Conn(o, base + 1, 80, v6)
+    c = Conn(o, base + 1, port, v6)
     c.open()
     c.c_data(http_req("GET", "/chunked"))
     c.s_data(http_resp(200, b"", {"Transfer-Encoding": "chunked"}, length=False) + chunked(body))
@@ -223,7 +225,7 @@ def sc_http(o: Out, base: int, v6=False):
              mss=97)
     c.close()
     # response without length, read until close
-    c = Conn(o, base + 2, 8080, v6)
+    c = Conn(o, base + 2, alt_port, v6)
     c.open()
     c.c_data(http_req("GET", "/stream"))
     c.s_data(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body)
@@ -231,7 +233,7 @@ def sc_http(o: Out, base: int, v6=False):
     c.c2s(FIN_F | ACK_F)
     c.s2c(ACK_F)
     # HTTP on a 1xx + 101 upgrade
-    c = Conn(o, base + 3, 80, v6)
+    c = Conn(o, base + 3, port, v6)
     c.open()
     c.c_data(http_req("GET", "/ws").replace(b"\r\n\r\n", b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", 1))
     c.s_data(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
@@ -432,14 +434,15 @@ def ipv6_ext(o: Out, base: int):
     o.add(ipv4(C4, S4, seg[24:], frag=3, ident=99), False)
 
 
-def chaos(o: Out, rnd: random.Random, n_conns: int, v6_share=0.3):
+def chaos(o: Out, rnd: random.Random, n_conns: int, v6_share=0.3,
+          ports=(80, 8080, 443, 53, 445, 22, 5001), http_ports=(80, 8080)):
     """Many interleaved connections with random loss, duplication, reordering, windows."""
     # build each connection's packet list, then interleave by random time
     streams = []
     for k in range(n_conns):
         sub = Out(0)
         v6 = rnd.random() < v6_share
-        port = rnd.choice([80, 8080, 443, 53, 445, 22, 5001])
+        port = rnd.choice(ports)
         c = Conn(sub, 10000 + k, port, v6, rnd=rnd,
                  cisn=rnd.choice([None, 0xFFFFFFFF - rnd.randrange(20000)]),
                  sisn=rnd.choice([None, 0xFFFFFFFF - rnd.randrange(20000)]))
@@ -450,11 +453,11 @@ def chaos(o: Out, rnd: random.Random, n_conns: int, v6_share=0.3):
         # real next byte (a probe with other data makes tshark see conflicting
         # overlapping segments, "[Illegal Segments]")
         tls_round = [port == 443 and rnd.random() < 0.5 for _ in range(rounds)]
-        asks = [http_req("GET", "/r/%d" % rnd.randrange(1000)) if port in (80, 8080)
+        asks = [http_req("GET", "/r/%d" % rnd.randrange(1000)) if port in http_ports
                 else client_hello("h%d.test" % k) if tls_round[i]
                 else bytes([65 + i]) * rnd.randrange(1, 3000) for i in range(rounds)]
         for r in range(rounds):
-            if port in (80, 8080):
+            if port in http_ports:
                 c.c_data(asks[r])
                 body = bytes(rnd.randrange(0, 9000))
                 st = rnd.choice([200, 200, 404, 500, 304])
@@ -551,6 +554,23 @@ def build_synth(out: Path, quick: bool) -> None:
             chaos(o, random.Random(seed * 100 + j), n // 30)
             name = f"synth_chaos_s{seed}_{kind}.pcap"
             print(name, o.write(out / name, kind, nano=bool(j % 2)))
+    build_anyport(out, quick)
+
+
+def build_anyport(out: Path, quick: bool) -> None:
+    """HTTP off HTTP's ports (found by its first line, as tshark's http_tcp heuristic does):
+    the HTTP edge cases on 31501/9000, and chaos with HTTP on 31501, 9000, 5000 and 3000
+    beside TLS, SSH and binary streams."""
+    o = Out()
+    sc_http(o, 29000, port=31501, alt_port=9000)
+    sc_http(o, 29500, v6=True, port=5000, alt_port=3000)
+    print("synth_anyport_edges.pcap", o.write(out / "synth_anyport_edges.pcap", "ether"))
+    for seed, n in ([(1, 800)] if quick else [(1, 3000), (2, 12000)]):
+        o = Out()
+        chaos(o, random.Random(seed * 977), n // 30, ports=(31501, 9000, 5000, 3000, 443, 22, 5001),
+              http_ports=(31501, 9000, 5000, 3000))
+        name = f"synth_anyport_chaos_s{seed}.pcap"
+        print(name, o.write(out / name, "ether"))
 
 
 def big_endian_copy(src: Path, dst: Path) -> None:

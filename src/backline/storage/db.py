@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from backline.config import data_dir
 from backline.errors import StorageError
 
-HEAD = "0010"
+HEAD = "0011"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 

@@ -381,7 +381,8 @@ evidence_artifacts = Table(
 # --- revision 0007: similar past cases (knowledge/similar) -------------------
 # The lexical index itself, ``case_fts``, is made by the migration per dialect (an FTS5 table
 # over ``case_search`` on SQLite, tsvector columns with GIN indexes on PostgreSQL) and kept in
-# step with ``case_search`` by triggers; it is not in this metadata.  Crash signatures come from
+# step with ``case_search`` by triggers; it is not in this metadata.  On PostgreSQL it also carries
+# the case facts the search filters on (product, org, team, created_by; revision 0011).  Crash signatures come from
 # ``case_signatures`` (revision 0006).
 
 case_external = Table(

@@ -154,3 +154,66 @@ def test_the_projected_search_finds_what_the_exact_product_finds(monkeypatch):
     projected._load(_Rows(_fake_rows([new, new], first_id=5000, case_of=lambda i: 7)), 4000)
     assert projected.search([([new], ["full"])], Filter(), 1)[0][0] == (7, pytest.approx(1.0, abs=1e-3))
     assert projected.search([([new], ["full"])], Filter(exclude_case=7), 5)[0][0][0] != 7
+
+
+def test_time_ranks_are_the_count_of_cases_filed_closer():
+    """Against a brute-force count: for each case, the cases of the product filed closer to the query
+    time than it (itself excluded), at least 1."""
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+    rng = np.random.default_rng(3)
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    minutes = rng.integers(0, 60 * 24 * 365, 500)
+    rows = [SimpleNamespace(id=i + 1, case_id=i + 1, kind="full", vector=to_blob(unit(1)), dim=4, org="acme",
+                            team=None, created_by=1, product=("gw", "portal")[i % 3 == 0],
+                            created_at=start + timedelta(minutes=int(m))) for i, m in enumerate(minutes)]
+    cache = VectorCache("m", 4)
+    cache._load(_Rows(rows), 0)
+    created = {r.case_id: r.created_at.timestamp() for r in rows}
+    gw = [r.case_id for r in rows if r.product == "gw"]
+    at = (start + timedelta(days=100)).timestamp()
+    asked = [int(c) for c in rng.choice(gw, 60, replace=False)] + [10_000]      # 10_000: no such case
+    ranks = cache.time_ranks(cache.code("product", "gw"), at, asked)
+    assert set(ranks) == set(asked[:-1])
+    for cid in asked[:-1]:
+        d = abs(created[cid] - at)
+        closer = sum(1 for o in gw if abs(created[o] - at) <= d) - 1
+        assert ranks[cid] == max(1, closer)
+
+
+def test_projection_blocks_follow_compaction(monkeypatch):
+    """Re-embedded cases leave dead rows; once compacted, the per-kind projection blocks point at the
+    renumbered rows, and the two-step search still finds what the exact product finds."""
+    monkeypatch.setattr(dense, "SHORTLIST_FROM", 500)
+    monkeypatch.setattr(dense, "REDUCED_DIM", 16)
+    monkeypatch.setattr(dense, "SHORTLIST", 300)
+    monkeypatch.setattr(dense, "_BASIS_SAMPLE", 1000)
+    rng = np.random.default_rng(5)
+    dim = 32
+    centres = rng.standard_normal((20, dim))
+
+    def sample(k):
+        v = centres[rng.integers(0, 20, k)] + 0.5 * rng.standard_normal((k, dim))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    cache = VectorCache("m", dim)
+    cache._load(_Rows(_fake_rows(sample(1200))), 0)               # cases 1..600, full + title each
+    assert cache.basis is not None
+    assert [b.n for b in cache.blocks] == [600, 600, 0]
+    # every case re-embedded twice: more dead rows than live ones, so the cache compacts
+    last = 1200
+    for _round in range(2):
+        cache._load(_Rows(_fake_rows(sample(1200), first_id=last + 1)), last)
+        last += 1200
+    assert cache.n == 1200 and cache.live_count == 1200
+    assert [b.n for b in cache.blocks] == [600, 600, 0]
+    for code, block in enumerate(cache.blocks[:2]):
+        assert (cache.kind[block.rows[:block.n]] == code).all()
+    live = cache.vecs[:cache.n].astype(np.float32)
+    for q in sample(20):
+        for kind, code in (("full", 0), ("title", 1)):
+            got = cache.search([([q], [kind])], Filter(), 20)[0]
+            s = np.where(cache.kind[:cache.n] == code, live @ q, -np.inf)
+            want = [int(cache.case[j]) for j in np.argsort(-s)[:20]]
+            assert len(set(c for c, _ in got) & set(want)) >= 18
+            assert got[0][0] == want[0]

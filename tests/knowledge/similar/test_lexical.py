@@ -121,3 +121,60 @@ def test_phrase_count_and_idf_floor():
     assert lexical.phrase_count(toks, ["foo", "bar"]) == 2
     assert lexical.phrase_count(toks, ["bar", "bar"]) == 1
     assert lexical.bm25_idf(10, 9) == 1e-6 and lexical.bm25_idf(10, 1) > 1.0
+
+
+def test_fts_tokens_fast_path_is_the_regular_expression():
+    """The split fast path for the indexer's own text gives FTS5's tokens exactly, and any other text
+    (capitals, punctuation, non-ASCII) goes through the regular expression."""
+    import random
+    import re
+
+    from backline.knowledge.similar.text import fts_tokens, terms
+    regex = re.compile(r"[a-z0-9]+")
+    rng = random.Random(4)
+    alphabet = "abcxyz019_ _ "
+    for _ in range(500):
+        s = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        assert fts_tokens(s) == regex.findall(s), s
+    for s in ("Foo_bar baz", "a-b c.d", "naïve café x1", " __init__  x", terms("NativeAzureFs close() v1.2")):
+        s = s if isinstance(s, str) else " ".join(s)
+        assert fts_tokens(s) == regex.findall(s), s
+
+
+@pytest.mark.postgres
+def test_postgresql_filters_on_the_facts_case_fts_carries(both):
+    """The product / visibility filter on PostgreSQL reads the facts copied into ``case_fts``
+    (revision 0011); a later change of a case's product, organisation or team reaches them (trigger
+    on ``cases``), so both backends return the same cases in the same order under every filter."""
+    from sqlalchemy import and_, or_, update
+
+    from backline.storage import tables as T
+    lite, pg = both
+    idf = dict.fromkeys(WORDS + ["session_cache", "printer"], 1.0)
+    for hub in both:
+        with hub.engine.begin() as c:
+            ids = [r for (r,) in c.execute(text("SELECT id FROM cases ORDER BY id"))]
+            c.execute(update(T.cases).where(T.cases.c.id.in_(ids[::2])).values(product="portal"))
+            c.execute(update(T.cases).where(T.cases.c.id.in_(ids[::3])).values(org="globex", team=None))
+    C = T.cases.c
+    filters = [and_(C.product == "portal"), and_(C.org == "globex", C.product == "gateway"),
+               or_(C.team == "emea", C.created_by == -1), and_(C.product == "portal", C.id != ids[2])]
+    for where in filters:
+        for words in QUERIES:
+            with lite.engine.connect() as c:
+                want = lexical.search(c, words, idf, where=where, staff=True, limit=50)
+            with pg.engine.connect() as c:
+                got = lexical.search(c, words, idf, where=where, staff=True, limit=50)
+                allowed = {r for (r,) in c.execute(select_ids(where))}
+            assert [cid for cid, _ in got] == [cid for cid, _ in want], (str(where), words)
+            assert {cid for cid, _ in got} <= allowed
+    with pg.engine.connect() as c:
+        facts = dict(c.execute(text("SELECT case_id, product FROM case_fts")).all())
+    assert {facts[i] for i in ids[::2]} == {"portal"} and "gateway" in facts.values()
+
+
+def select_ids(where):
+    from sqlalchemy import select
+
+    from backline.storage import tables as T
+    return select(T.cases.c.id).where(where)

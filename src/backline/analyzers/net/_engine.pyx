@@ -1322,12 +1322,14 @@ cdef class Engine:
     cdef int dns_ports[8]
     cdef int n_dns_ports
     cdef public AppSink sink
-    cdef uint8_t portkind[65536]     # bit 1 HTTP, 2 TLS, 4 SMB, 8 DNS (well-known ports)
+    cdef Py_ssize_t app_skip         # bytes before the HTTP start found by _http_start
+    cdef uint8_t portkind[65536]     # bit 1 HTTP, 2 TLS, 4 SMB, 8 DNS (well-known ports),
+                                     # 16 another protocol's (no HTTP by first bytes)
 
     def __init__(self, tcp=None, dns=None, make_apps=None, zw_open=None, retrans=None,
                  zw_run=None, format_addr=None, zw_closed=None, collect=None,
                  int64_t evict_mask=0xFFF, dns_ports=(53,), sink=None, http_ports=(),
-                 tls_ports=(), smb_ports=()):
+                 tls_ports=(), smb_ports=(), other_ports=()):
         self.tcp = tcp if tcp is not None else TcpTracker()
         self.dns = dns
         self.make_apps = make_apps
@@ -1347,7 +1349,8 @@ cdef class Engine:
         cdef int k
         for k in range(65536):
             self.portkind[k] = 0
-        for bit, group in ((1, http_ports), (2, tls_ports), (4, smb_ports), (8, dns_ports)):
+        for bit, group in ((1, http_ports), (2, tls_ports), (4, smb_ports), (8, dns_ports),
+                           (16, other_ports)):
             for p in group:
                 self.portkind[<uint16_t>p] |= bit
 
@@ -1501,6 +1504,7 @@ cdef class Engine:
         cdef int flags = d.flags
         cdef int fwd_i = 0
         cdef int af
+        cdef Py_ssize_t skip
         cdef Connection c
         cdef uint8_t kbuf[36]
         cdef int klen
@@ -1549,13 +1553,23 @@ cdef class Engine:
                 # is "late" (see Feed.seg).  When the snaplen cut the segment it is
                 # dissected alone, also a spurious retransmission, not a plain one.
                 a = c.apps
+                skip = 0
                 if a is None:
-                    a = c.apps = self._apps(c, data + d.poff, d.plen)
+                    a = self._apps(c, data + d.poff, d.plen, fwd_i)
+                    skip = self.app_skip
+                elif a is _MAYBE_HTTP:
+                    # no protocol yet: each segment may start HTTP, as in tshark
+                    if d.plen and _HTTP_START[data[d.poff]]:
+                        a = self._http_later(c, data + d.poff, d.plen, fwd_i)
+                        skip = self.app_skip
+                    else:
+                        a = ()
                 if PyTuple_GET_SIZE(a):
                     fd = <Feed>(<tuple>a)[fwd_i]
                     fd.late = 0 if af & C_FAST else (2 if af & C_RETRANS else (
                         1 if af & C_OOO else 0))
-                    fd.seg(n, ts, d.seq, data + d.poff, d.plen, d.seglen)
+                    fd.seg(n, ts, d.seq + <uint32_t>skip, data + d.poff + skip, d.plen - skip,
+                           d.seglen - skip)
         elif d.proto == 17:
             self.udp += 1
             if d.plen and (self._is_dns(d.sport) or self._is_dns(d.dport)):
@@ -1564,32 +1578,36 @@ cdef class Engine:
             self.icmp += 1
         return 0
 
-    cdef object _apps(self, Connection c, const uint8_t* p, Py_ssize_t n):
+    cdef object _apps(self, Connection c, const uint8_t* p, Py_ssize_t n, int from_b):
+        """Set ``c.apps`` (:meth:`_choose_apps`); the parsers for this segment (``()`` for a
+        stream whose protocol is still open)."""
+        self.app_skip = 0
+        a = c.apps = self._choose_apps(c, p, n, from_b)
+        return () if a is _MAYBE_HTTP else a
+
+    cdef object _choose_apps(self, Connection c, const uint8_t* p, Py_ssize_t n, int from_b):
         """Choose a new stream's application parsers from its ports (and first bytes).
 
-        HTTP and TLS parsers report to :attr:`sink`; DNS over TCP and SMB2
-        streams (and every stream when there is no sink) are set up by the
-        Python ``make_apps``.
+        ``p[:n]`` is the stream's first payload, sent by side b when ``from_b``.
+        A stream on no HTTP, SMB, DNS or other protocol's port (a TLS port is
+        allowed: plain HTTP sent to an HTTPS port) whose first payload is an
+        HTTP/1.x start line (:meth:`_http_start`) gets the HTTP parsers, as
+        Wireshark's ``http_tcp`` heuristic gives it to HTTP; on no port at all
+        and not TLS by its first bytes, it is ``_MAYBE_HTTP`` and each later
+        segment is tried (:meth:`_http_later`).  HTTP and TLS parsers report to
+        :attr:`sink`; DNS over TCP and SMB2 streams (and every stream when there
+        is no sink) are set up by the Python ``make_apps``.
         """
         if self.sink is None:
             return self.make_apps(c, PyBytes_FromStringAndSize(<const char*>p, n))
         cdef int ka = self.portkind[c.ap], kb = self.portkind[c.bp]
-        cdef bint a_is_client
-        cdef HttpParser req, resp
+        cdef int head = 0
         cdef TlsParser t0, t1
-        # the client: the SYN's sender when seen, else the side off the well-known port
-        if c.syn_frame:
-            a_is_client = c.syn_from_a is None or bool(c.syn_from_a)
-        else:
-            a_is_client = kb != 0 or c.bp < c.ap
-        c.client_side = 0 if a_is_client else 1
-        if (ka | kb) & 1:
-            req = HttpParser(None, None)
-            resp = HttpParser(None, None)
-            req.sink = resp.sink = self.sink
-            req.conn = resp.conn = c
-            req.peer = resp
-            return (Feed(req), Feed(resp)) if a_is_client else (Feed(resp), Feed(req))
+        if not (ka | kb) & ~2:      # on no port of ours, or on a TLS port (as in tshark)
+            head = self._http_start(p, n)
+        if (ka | kb) & 1 or head:
+            return self._http_parsers(c, head, from_b)
+        self._set_client(c, 0, 0)
         if c.ap == 53 or c.bp == 53 or (ka | kb) & 4:
             return self.make_apps(c, PyBytes_FromStringAndSize(<const char*>p, n))
         if (ka | kb) & 2 or _looks_tls(p, n):
@@ -1599,7 +1617,60 @@ cdef class Engine:
             t0.conn = t1.conn = c
             t1.side = 1
             return (Feed(t0), Feed(t1))
-        return ()
+        # on no port of ours nor of another protocol: a later segment may start HTTP
+        return _MAYBE_HTTP if not (ka | kb) else ()
+
+    cdef object _http_later(self, Connection c, const uint8_t* p, Py_ssize_t n, int from_b):
+        """A later segment of a stream with no protocol yet: HTTP parsers from here when it
+        starts with an HTTP/1.x start line (tshark's heuristic tries every segment), else ()."""
+        self.app_skip = 0
+        cdef int head = self._http_start(p, n)
+        if not head:
+            return ()
+        a = c.apps = self._http_parsers(c, head, from_b)
+        return a
+
+    cdef int _http_start(self, const uint8_t* p, Py_ssize_t n):
+        """:func:`_http_first_line` of ``p[:n]``, or of what follows a PROXY protocol v1
+        line (a load balancer's ``PROXY TCP4 src dst sport dport``; tshark's ``proxy``
+        heuristic hands the rest on); :attr:`app_skip` is then that line's length."""
+        cdef int head = _http_first_line(p, n)
+        cdef const uint8_t* lf
+        cdef Py_ssize_t k
+        if head or n < 16 or memcmp(p, b"PROXY ", 6) != 0:
+            return head
+        lf = <const uint8_t*>memchr(p, 10, n if n < 108 else 108)   # v1 lines: <= 107 bytes
+        if lf == NULL or lf == p or lf[-1] != 13:
+            return 0
+        k = lf - p + 1
+        head = _http_first_line(p + k, n - k)
+        if head:
+            self.app_skip = k
+        return head
+
+    cdef int _set_client(self, Connection c, int head, int from_b) except -1:
+        """Decide the stream's client: the SYN's sender when seen, else the sender of an HTTP
+        request line (the receiver of a status line), else the side off the well-known port."""
+        cdef bint a_is_client
+        if c.syn_frame:
+            a_is_client = c.syn_from_a is None or bool(c.syn_from_a)
+        elif head:
+            a_is_client = (head == 1) != bool(from_b)
+        else:
+            a_is_client = (self.portkind[c.bp] & 15) != 0 or c.bp < c.ap
+        c.client_side = 0 if a_is_client else 1
+        return 0
+
+    cdef tuple _http_parsers(self, Connection c, int head, int from_b):
+        """The two directions' HTTP parsers, reporting to :attr:`sink`, client side first."""
+        cdef HttpParser req, resp
+        self._set_client(c, head, from_b)
+        req = HttpParser(None, None)
+        resp = HttpParser(None, None)
+        req.sink = resp.sink = self.sink
+        req.conn = resp.conn = c
+        req.peer = resp
+        return (Feed(req), Feed(resp)) if c.client_side == 0 else (Feed(resp), Feed(req))
 
     cdef object _defragment(self, Dec* d, const uint8_t* data):
         """Add one IP fragment; the whole datagram (a raw IP packet) once complete, else None.
@@ -1725,6 +1796,74 @@ cdef bint _http_prefix(const uint8_t* p, Py_ssize_t n):
 
 def looks_like_http(bytes data):
     return _looks_http(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+cdef inline Py_ssize_t _line_end(const uint8_t* p, Py_ssize_t n, Py_ssize_t i):
+    """``i`` if a line ends there (CRLF or a bare LF), else -1."""
+    if i < n and p[i] == 10:
+        return i
+    if i + 1 < n and p[i] == 13 and p[i + 1] == 10:
+        return i
+    return -1
+
+
+cdef int _http_first_line(const uint8_t* p, Py_ssize_t n):
+    """Is the whole first line an HTTP/1.x start line?  1 a request, 2 a status line, 0 not.
+
+    Request: a method of :data:`METHODS`, a space, a target of visible
+    characters, a space, ``HTTP/1.0`` or ``HTTP/1.1`` and the line's end (CRLF or
+    LF).  Status: ``HTTP/1.0`` or ``HTTP/1.1``, a space, three digits, then the
+    line's end or a space and a reason phrase without control characters.
+    The line must end inside ``p[:n]``.  So SIP (``INVITE sip:x SIP/2.0``,
+    ``SIP/2.0 200 OK``), RTSP (``RTSP/1.0``), SMTP, FTP, POP3, IMAP, Redis and
+    memcached lines are not taken for HTTP.
+    """
+    cdef Py_ssize_t i, m, t
+    cdef int k
+    if n >= 13 and memcmp(p, b"HTTP/1.", 7) == 0 and (p[7] == 48 or p[7] == 49) \
+            and p[8] == 32 and 48 <= p[9] <= 57 and 48 <= p[10] <= 57 and 48 <= p[11] <= 57:
+        if _line_end(p, n, 12) >= 0:
+            return 2
+        if p[12] != 32:
+            return 0
+        i = 13
+        while i < n and (p[i] >= 32 or p[i] == 9) and p[i] != 127:
+            i += 1
+        return 2 if _line_end(p, n, i) >= 0 else 0
+    if n < 15:                      # "GET / HTTP/1.1" and an LF: the shortest request line
+        return 0
+    for k in range(23):
+        m = _METHOD_LEN[k]
+        if <uint8_t>_METHODS[k][0] == p[0] and memcmp(p, _METHODS[k], m) == 0:
+            break
+    else:
+        return 0
+    t = m
+    while t < n and p[t] > 32 and p[t] != 127:
+        t += 1
+    if t == m or n - t < 10 or p[t] != 32 or memcmp(p + t + 1, b"HTTP/1.", 7) != 0 \
+            or not (p[t + 8] == 48 or p[t + 8] == 49):
+        return 0
+    return 1 if _line_end(p, n, t + 9) >= 0 else 0
+
+
+#: the first bytes an HTTP/1.x start line can have (``H``, or a method's first letter,
+#: which include PROXY's ``P``)
+cdef bint _HTTP_START[256]
+for _i in range(256):
+    _HTTP_START[_i] = _i == 72          # 'H' of HTTP/1.x
+for _i in range(23):
+    _HTTP_START[<uint8_t>_METHODS[_i][0]] = True
+
+#: ``Connection.apps`` of a stream with no protocol yet, on no port of ours nor of
+#: another protocol: each later data segment is tried as the start of HTTP
+cdef tuple _MAYBE_HTTP = (None,)
+
+
+def http_first_line(bytes data):
+    """What a stream's first payload starts with: 1 an HTTP request line, 2 a status line,
+    0 neither (the test that gives a stream on no known port to HTTP)."""
+    return _http_first_line(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
 
 cdef inline bint _ws(uint8_t c):

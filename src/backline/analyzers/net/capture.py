@@ -26,7 +26,7 @@ from typing import Callable
 from backline.analyzers.net._engine import AppSink, Engine, Feed, HttpExchange  # noqa: F401
 from backline.analyzers.net.decode import SUPPORTED_LINKTYPES, format_addr
 from backline.analyzers.net.dns import DNS_PORTS, DnsTcpParser, DnsTracker
-from backline.analyzers.net.http import HTTP_PORTS
+from backline.analyzers.net.http import HTTP_PORTS, OTHER_PROTOCOL_PORTS
 from backline.analyzers.net.reader import CaptureReader
 from backline.analyzers.net.smb2 import CHANGE_NOTIFY, SMB_PORTS, Smb2Parser, is_failure
 from backline.analyzers.net.tcp import TcpTracker
@@ -184,7 +184,7 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
         tcp=tcp, dns=st.dns,
         make_apps=lambda c, payload: _make_apps(st, c, payload, smb_req, sink),
         sink=sink, http_ports=HTTP_PORTS, tls_ports=TLS_PORTS,
-        smb_ports=SMB_PORTS,
+        smb_ports=SMB_PORTS, other_ports=OTHER_PROTOCOL_PORTS,
         zw_open=zw_open, retrans=st.retrans_frames, zw_run=zw_run, format_addr=format_addr,
         zw_closed=zw_closed, evict_mask=EVICT_MASK,   # module setting, read per run (tests lower it)
         dns_ports=DNS_PORTS)

@@ -60,6 +60,7 @@ def terms(text: str | None) -> list[str]:
 #: length on PostgreSQL; terms never contain a space, so it is no term's row).
 TOKEN_COUNT_TERM = " tokens"
 _TOKEN = re.compile(r"[a-z0-9]+")
+_NOT_TERM_CHAR = re.compile(r"[^a-z0-9_ ]")
 
 
 def fts_tokens(terms_text: str | None) -> list[str]:
@@ -69,7 +70,13 @@ def fts_tokens(terms_text: str | None) -> list[str]:
     >>> fts_tokens("foo_bar gateway __init__ x1")
     ['foo', 'bar', 'gateway', 'init', 'x1']
     """
-    return _TOKEN.findall(terms_text or "")
+    if not terms_text:
+        return []
+    if _NOT_TERM_CHAR.search(terms_text) is None:
+        # the indexer's own text (lower-case letters, digits, ``_`` and spaces): the same tokens,
+        # about twice as fast as the regular expression
+        return terms_text.replace("_", " ").split()
+    return _TOKEN.findall(terms_text)
 
 
 def idf(df: int, n_docs: int) -> float:
