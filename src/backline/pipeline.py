@@ -150,7 +150,7 @@ def analyze(
     diagnosis = None
     runs = list(out.runs)
     if options.diagnose:
-        diagnosis, run = _diagnose(findings, events, out.facts, artifacts)
+        diagnosis, run = _diagnose(findings, events, out.facts, artifacts, out.skew)
         if run is not None:
             runs.append(run)
         ordered, diagnosis = causes_first(findings, diagnosis)
@@ -175,11 +175,12 @@ def analyze(
     )
 
 
-def _diagnose(findings, events, facts, artifacts) -> tuple[Diagnosis | None, AnalyzerRun | None]:
+def _diagnose(findings, events, facts, artifacts, skew=None) -> tuple[Diagnosis | None, AnalyzerRun | None]:
     """The diagnosis, or - should it fail on strange input - none, with a failed case-wide run that
-    says why (failures are data: the analysis and its findings stand without it)."""
+    says why (failures are data: the analysis and its findings stand without it).  ``skew``: the
+    clock-skew digests the tasks made of their artifacts' events (``events`` in time order)."""
     try:
-        return diagnose(findings, events, facts, artifacts), None
+        return diagnose(findings, events, facts, artifacts, skew_digests=skew), None
     except Exception as exc:  # noqa: BLE001 - a diagnosis bug must not cost the analysis
         return None, AnalyzerRun(analyzer="knowledge.diagnosis", version=DIAGNOSIS_VERSION, artifact="",
                                  status=RunStatus.FAILED, reason=f"{type(exc).__name__}: {exc}"[:500],

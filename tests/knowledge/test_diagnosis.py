@@ -1121,6 +1121,98 @@ def test_the_shipped_library_compiles_every_pattern_and_the_lazy_one_agrees():
         [s.id for s in lazy.signals if s.matches("LOG.ERROR_TEMPLATE", probe, {})]
 
 
+def _skew_bundle(seed: int):
+    """Three artifacts that record the same happenings with their own clocks (the capture's, a log
+    40 s ahead, a log 7 s behind): refusals of endpoints, a host name only the vocabulary knows,
+    pids; with ties in time, undated and minor events between them, and more dated problems per
+    artifact than the estimate reads with small settings."""
+    import random
+
+    rnd = random.Random(seed)
+    offsets = {"net.pcap": 0.0, "app.log": 40.0, "db.log": -7.0}
+    events = []
+    for k in range(300):
+        t = at(rnd.randrange(0, 3600) + rnd.choice((0.0, 0.25)))       # ties in time on purpose
+        host, port = rnd.choice(("10.1.2.3", "db01.corp.example")), rnd.choice((6432, 5432, 443))
+        pid = rnd.randrange(100, 110)
+        what = rnd.randrange(5)
+        for art, off in offsets.items():
+            ts = t + timedelta(seconds=off + rnd.random() * 0.02)
+            if art == "net.pcap":
+                if what == 0:
+                    events.append(Event(ts, art, "net.tcp.rst_to_syn", f"Connection refused by {host}:{port}",
+                                        Severity.HIGH, EvidenceRef.packet(art, k)))
+                continue
+            summary = (f"connect to {host}:{port} failed: Connection refused",
+                       f"worker[{pid}] lost db01. Retrying",        # db01: only the vocabulary knows it
+                       "pool on cache7.corp.example:8080 is slow",   # the same host: fixed patterns
+                       "nothing specific here",
+                       "cache7.corp.example dropped a request")[what]   # ... and the vocabulary
+            sev = (Severity.HIGH, Severity.MEDIUM)[k % 2]
+            events.append(Event(ts, art, "log.error", summary, sev, EvidenceRef.line(art, k, summary)))
+            if rnd.random() < 0.2:                                     # noise the estimate does not read
+                events.append(Event(None, art, "log.error", summary, Severity.HIGH))
+                events.append(Event(ts, art, "log.info", summary, Severity.LOW))
+    return events
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("learned", [False, True])
+def test_skew_digests_made_per_artifact_give_the_same_estimate(seed, learned):
+    """The tasks' digests (each artifact's entities found where it was analysed) change nothing:
+    the same skews as reading every event on the report's side, with and without learned names,
+    also when only the first events of each artifact are read."""
+    from backline.knowledge.diagnosis.entities import Vocabulary
+    from backline.knowledge.diagnosis.timing import TimingSettings, skew_digests
+
+    events = _skew_bundle(seed)
+    ordered = sorted(events, key=lambda e: ((0, e.ts) if e.ts else (1, at(0)), e.artifact))
+    vocab = Vocabulary.learn([], hosts=["db01", "cache7.corp.example"]) if learned else None
+    for settings in (TimingSettings(), TimingSettings(max_events=40), TimingSettings(max_events=3)):
+        digests = {}
+        for art in ("net.pcap", "app.log", "db.log"):      # one task per artifact, in task order
+            digests.update(skew_digests([e for e in events if e.artifact == art], settings))
+        want = estimate_skews(ordered, vocab, settings)
+        got = estimate_skews(ordered, vocab, settings, digests=digests)
+        assert got == want
+        if settings == TimingSettings():                   # every event read
+            assert {(s.artifact, round(s.offset_s)) for s in want} == {("app.log", 40), ("db.log", -7)}
+    # a digest made with other settings is not used (and cannot change the answer)
+    other = skew_digests(events, TimingSettings(max_events=2))
+    assert estimate_skews(ordered, vocab, digests=other) == estimate_skews(ordered, vocab)
+
+
+def test_runner_keeps_a_digest_only_for_an_artifact_one_task_produced():
+    from backline.analyzers.runner import RunnerOutput, TaskResult
+    from backline.knowledge.diagnosis.timing import skew_digests
+    from backline.model import AnalyzerRun, RunStatus
+
+    events = _skew_bundle(4)
+    app = [e for e in events if e.artifact == "app.log"]
+    pcap = [e for e in events if e.artifact == "net.pcap"]
+    run = AnalyzerRun("x", "1", "a", RunStatus.OK)
+    out = RunnerOutput()
+    out.add(TaskResult(run, app[:50], skew=skew_digests(app[:50])))
+    out.add(TaskResult(run, pcap, skew=skew_digests(pcap)))
+    out.add(TaskResult(run, app[50:], skew=skew_digests(app[50:])))      # a second task on app.log
+    assert set(out.skew) == {"net.pcap"}
+    out.add(TaskResult(run, pcap[:1]))                                    # events without a digest
+    assert out.skew == {}
+
+
+def test_vocabulary_hosts_are_what_the_vocabulary_adds_to_the_skew_entities():
+    from backline.knowledge.diagnosis.entities import Vocabulary, skew_entities_many, vocabulary_hosts
+
+    texts = [e.summary for e in _skew_bundle(5)] + ["LocalHost. down", "DB01 lost. again db01 ", "db01 no dot"]
+    vocab = Vocabulary.learn([], hosts=["db01", "cache7.corp.example", "localhost"])
+    hits: dict[int, set] = {}
+    for i, x in vocabulary_hosts(texts, vocab):
+        hits.setdefault(i, set()).add(x)
+    assert hits                                                   # the names are there to be found
+    fixed, both = skew_entities_many(texts), skew_entities_many(texts, vocab)
+    assert [set(b) for b in both] == [set(f) | hits.get(i, set()) for i, f in enumerate(fixed)]
+
+
 # --- held-out set 3 classes: what stops a program lends its death's prior whatever its relation; a
 # --- lock or pid file still held -----------------------------------------------------------------
 

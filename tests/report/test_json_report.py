@@ -142,3 +142,68 @@ def test_every_schema_field_is_documented():
     missing = sorted(n for n in names
                      if not re.search(rf"`(?:[\w.]+\.)?{re.escape(n)}(?:`|\.[\w.]+`|`,)", doc))
     assert not missing
+
+
+def _events_as_before(report, indent=2) -> str:
+    """The events array as the report wrote it before events were encoded directly: each event's
+    dictionary through ``json.JSONEncoder`` (the reference the direct encoder must match)."""
+    from backline.report.json_report import _event
+
+    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+    pad = "\n" + " " * (2 * indent)
+    return "[" + pad + ("," + pad).join(dumps(_event(e)) for e in report.events) + "\n" + " " * indent + "]"
+
+
+def _odd_events():
+    """Events the direct encoder must write as the general path does: quotes, control characters,
+    lone surrogates, non-ASCII, no time, another time zone, microseconds, no reference or excerpt,
+    a subclass, a field that is not a string."""
+    from dataclasses import dataclass
+    from datetime import datetime, timedelta, timezone
+
+    from backline.model import Event, EvidenceRef, Severity
+    from backline.model.core import TsQuality
+
+    @dataclass(frozen=True, slots=True)
+    class Sub(Event):
+        pass
+
+    t = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+    texts = ['plain', 'quo"te \\ back', 'tab\tnew\nline\x00\x1f\x7f', 'lone \udc80 surrogate', 'ünï€😀',
+             '\u2028\u2029', '']
+    out = []
+    for i, s in enumerate(texts):
+        out += [
+            Event(t + timedelta(microseconds=i * 250_001), f"a{s}.log", f"log.{s}", s, Severity(i % 5),
+                  EvidenceRef(f"a{s}.log", f"line:{i}", s), TsQuality.EXACT, "logs.text"),
+            Event(None, "b.log", "log.error", s, Severity.HIGH, None, TsQuality.INFERRED, s),
+            Event(t.astimezone(timezone(timedelta(hours=-5))), "c.log", "k", s, Severity.LOW,
+                  EvidenceRef("c.log", "line:1", None)),
+            Event(t.replace(tzinfo=None), "d.log", "k", s),
+            Sub(t, "e.log", "k", s),
+        ]
+    out.append(Event(t, "f.log", "k", 42, Severity.INFO, EvidenceRef("f.log", 7, 1.5)))   # type: ignore[arg-type]
+    out.append(Event(t, 5, "k", "an artifact that is a number"))                          # type: ignore[arg-type]
+    out.append(Event(t, "g.log", "k", "a reference's artifact that is not text", Severity.INFO,
+                     EvidenceRef(("g.log",), "line:1", "x")))                             # type: ignore[arg-type]
+    out.append(Event(t, "g.log", "k", "the same names again", Severity.INFO, EvidenceRef("g.log", "line:2", "x")))
+    return out
+
+
+def test_events_are_written_byte_for_byte_as_the_general_encoder_does():
+    from backline.model import AnalysisResult
+    from backline.report import iter_json
+    from backline.report.json_report import _EventEncoder, _event
+
+    events = tuple(_odd_events())
+    general = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+    direct = _EventEncoder(general)
+    for e in events:
+        assert direct(e) == general(_event(e)), e
+    # the whole report, more events than one piece holds, none lost or doubled at the seams
+    many = tuple(e for e in events if isinstance(e.artifact, str)) * 40    # a report sorts by artifact
+    result = AnalysisResult(inputs=(), artifacts=(), runs=(), findings=(), events=many, facts=())
+    report = build_report(result, now=fixed_clock)
+    text = "".join(iter_json(report))
+    assert _events_as_before(report) in text
+    assert json.loads(text)["events"] == [json.loads(general(_event(e))) for e in report.events]

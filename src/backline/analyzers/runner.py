@@ -100,16 +100,20 @@ class TaskResult:
     events: list[Event] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
+    # artifact -> what the diagnosis's clock-skew estimate reads of its events, found here
+    # (in the task process or on the cluster worker) instead of on the machine making the report
+    # (knowledge.diagnosis.timing.skew_digests); None when not made
+    skew: dict | None = None
 
     def __reduce__(self):
         # pickled between processes (a task process, a Dask worker): the events in columns (.wire)
         from backline.analyzers.wire import pack_events
-        return (_task_result, (self.run, pack_events(self.events), self.findings, self.facts))
+        return (_task_result, (self.run, pack_events(self.events), self.findings, self.facts, self.skew))
 
 
-def _task_result(run, events, findings, facts) -> TaskResult:
+def _task_result(run, events, findings, facts, skew=None) -> TaskResult:
     from backline.analyzers.wire import unpack_events
-    return TaskResult(run, unpack_events(events), findings, facts)
+    return TaskResult(run, unpack_events(events), findings, facts, skew)
 
 
 @dataclass(slots=True)
@@ -118,12 +122,28 @@ class RunnerOutput:
     events: list[Event] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
+    # artifact -> its skew digest, for the artifacts whose events all came from one task that made one
+    skew: dict = field(default_factory=dict)
+    _undigested: set = field(default_factory=set)
 
     def add(self, r: TaskResult) -> None:
         self.runs.append(r.run)
         self.events.extend(r.events)
         self.findings.extend(r.findings)
         self.facts.extend(r.facts)
+        if not r.events:
+            return
+        if r.skew is None:       # events without a digest: their artifacts are read on the report's side
+            self._undigested.update({e.artifact for e in r.events})
+            for art in self._undigested:
+                self.skew.pop(art, None)
+            return
+        for art, digest in r.skew.items():
+            if art in self.skew or art in self._undigested:   # events of one artifact from two tasks
+                self.skew.pop(art, None)
+                self._undigested.add(art)
+            else:
+                self.skew[art] = digest
 
 
 def _safe_name(text: str) -> str:
@@ -182,6 +202,8 @@ def run_task(cls: type[Analyzer], artifact: Artifact, settings: RunSettings, ind
         if isinstance(exc, AnalyzerTimeout):
             result.findings.append(_limit_finding(cls, artifact, "time", reason, {
                 "timeout_s": settings.timeout_s, "memory_mb": settings.memory_mb}))
+    if result.events:
+        result.skew = _skew_digests(result.events)
     warnings = list(ctx.warnings)
     for what, n in dropped.items():
         if n:
@@ -200,6 +222,17 @@ def run_task(cls: type[Analyzer], artifact: Artifact, settings: RunSettings, ind
         warnings=tuple(warnings),
     )
     return result
+
+
+def _skew_digests(events: list[Event]) -> dict | None:
+    """The clock-skew digests of a task's events (see TaskResult.skew), or None should that fail:
+    the diagnosis then reads those events itself."""
+    try:
+        from backline.knowledge.diagnosis.timing import skew_digests
+
+        return skew_digests(events)
+    except Exception:  # noqa: BLE001 - an optional shortcut must not cost the task
+        return None
 
 
 def _stamp(item, analyzer_name: str):

@@ -73,10 +73,15 @@ def correlate(events: Sequence[Event], settings: CorrelationSettings | None = No
     incidents.sort(key=lambda it: (-max(e.severity for e in it[0]), -len(it[1]), it[0][0].ts))
     findings = []
     for cluster, artifacts in incidents[: s.max_incidents]:
-        firsts: list[Event] = []
-        for art in artifacts:
-            firsts.append(max((e for e in cluster if e.artifact == art),
-                              key=lambda e: (e.severity, -e.ts.timestamp())))
+        # per artifact its worst event, the earliest of those (the first one met on a tie): one pass
+        # over the cluster, which can hold every event of a busy bundle
+        best: dict[str, tuple[tuple, Event]] = {}
+        for e in cluster:
+            key = (e.severity, -e.ts.timestamp())
+            held = best.get(e.artifact)
+            if held is None or key > held[0]:
+                best[e.artifact] = (key, e)
+        firsts = [best[art][1] for art in artifacts]
         firsts.sort(key=lambda e: e.ts)
         refs = tuple(_evidence(e) for e in firsts[: s.max_evidence])
         start, end = cluster[0].ts, cluster[-1].ts

@@ -5,7 +5,7 @@
     report = build_report(result)              # backline.model.AnalysisResult -> Report
     render_text(report, console)               # terminal summary (Rich)
     render_json(report)                        # versioned JSON (report.schema.json)
-    iter_json(report)                          # the same, in pieces (one event each)
+    iter_json(report)                          # the same, in pieces (a few hundred events each)
     render_markdown(report)                    # for pasting into a ticket
     render_html(report)                        # one self-contained HTML file
     write_reports(report, out_dir, ["json", "md", "html"])

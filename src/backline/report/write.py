@@ -47,7 +47,7 @@ def _whole(render: Callable[[Report], str]) -> Callable[[Report], Iterable[str]]
 
 #: format name -> (file name, renderer yielding the text in pieces)
 FORMATS: dict[str, tuple[str, Callable[[Report], Iterable[str]]]] = {
-    "json": ("report.json", iter_json),          # streamed: one event at a time
+    "json": ("report.json", iter_json),          # streamed: events a few hundred at a time
     "md": ("report.md", _whole(render_markdown)),
     "html": ("report.html", _whole(render_html)),
     "txt": ("report.txt", _whole(_render_txt)),

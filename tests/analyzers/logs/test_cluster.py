@@ -30,6 +30,20 @@ def _view(result):
     return findings, facts, events, runs
 
 
+def _json(result, work) -> str:
+    """The JSON report of ``result`` without the times it ran and with its work folder as ``W``."""
+    import json
+    import re
+    from datetime import datetime, timezone
+
+    from backline.report import build_report, iter_json
+
+    text = "".join(iter_json(build_report(result, now=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))))
+    text = re.sub(r'"(duration_s|started_at|finished_at)": [^,\n]*', r'"\1": -', text.replace(str(work), "W"))
+    json.loads(text.replace(": -", ": 0"))           # still one document
+    return text
+
+
 def test_the_cluster_gives_the_local_report(scheduler, tmp_path, monkeypatch):
     from distributed import Client
 
@@ -48,6 +62,10 @@ def test_the_cluster_gives_the_local_report(scheduler, tmp_path, monkeypatch):
     assert lv[1] == rv[1]                                     # facts: counts, templates, index
     assert lv[2] == rv[2] and lv[3] == rv[3]
     assert not any("one pass" in w for r in remote.runs for w in r.warnings)
+    # the JSON report: the same bytes (the skew digests made on the workers), but for the times the
+    # analysis ran and the work folder's name
+    texts = [_json(r, tmp_path / w) for r, w in ((local, "w-local"), (remote, "w-cluster"))]
+    assert texts[0] == texts[1] and '"events": [' in texts[0]
     # the records tables hold the same rows
     from backline.analyzers.logs.store import query
 

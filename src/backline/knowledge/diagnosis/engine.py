@@ -627,12 +627,14 @@ def written_before(nodes: Sequence[Node], artifacts: Sequence[Artifact], before:
 
 def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: Sequence[Fact] = (),
              artifacts: Sequence[Artifact] = (), *, library: Library | None = None,
-             settings: DiagnosisSettings | None = None) -> Diagnosis:
+             settings: DiagnosisSettings | None = None, skew_digests: Mapping | None = None) -> Diagnosis:
     """Rank the probable root causes among ``findings`` (see the module docstring).
 
     Pure: reads the analysis' findings, events, facts and artifacts, never a file
     (the shipped relation library aside, loaded once).  ``finding`` indices in the
-    result refer to ``findings`` as given.
+    result refer to ``findings`` as given.  ``skew_digests``: what the clock-skew
+    estimate reads of some artifacts' events, found where they were analysed
+    (:func:`.timing.skew_digests`; ``events`` then in time order); the same result, less work.
     """
     t0 = time.perf_counter()
     s = settings or DiagnosisSettings()
@@ -640,7 +642,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     vocab = learn_vocabulary(findings, facts)
     art_ents = artifact_entities(facts)
     captures = sorted({a.path for a in artifacts if a.kind.value == "capture"})
-    skews = estimate_skews(events, vocab, s.timing, prefer=captures)
+    skews = estimate_skews(events, vocab, s.timing, prefer=captures, digests=skew_digests)
     offsets = {k.artifact: k.offset_s for k in skews}
     window = incident_window(events, offsets, s.timing)
     nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)

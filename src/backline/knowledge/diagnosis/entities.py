@@ -444,3 +444,39 @@ def skew_entities_many(texts: list[str], vocab: Vocabulary | None = None) -> lis
         put(m.start(), (Entity("pid", m.group(2)),))
     empty: frozenset[Entity] = frozenset()
     return [frozenset(x for x in s if x.kind in SKEW_KINDS and x.specific) if s else empty for s in found]
+
+
+def vocabulary_hosts(texts: list[str], vocab: Vocabulary) -> list[tuple[int, Entity]]:
+    """``(index of the text, host)`` for every specific name of ``vocab`` found in ``texts``: what
+    the vocabulary adds to :func:`skew_entities_many` (whose other patterns do not depend on it, so
+    they can run where an artifact is analysed: :func:`.timing.skew_digests`), as hits, without a
+    set per text (a bundle's learned names can be in tens of thousands of its events).
+
+    >>> v = Vocabulary.learn([], hosts=["db01", "localhost"])
+    >>> [(i, str(x)) for i, x in vocabulary_hosts(["lost db01. retrying", "db01 down", "localhost. x"], v)]
+    [(0, 'host db01')]
+    """
+    from bisect import bisect_right
+
+    if not texts or vocab._host_re is None:
+        return []
+    low = _JOIN.join(texts).lower()
+    starts, pos = [], 0
+    for t in texts:
+        starts.append(pos)
+        pos += len(t) + len(_JOIN)
+    names: dict[str, Entity | None] = {}
+    out = []
+    for m in vocab._host_re.finditer(low):
+        i = bisect_right(starts, m.start()) - 1
+        if "." not in texts[i]:                       # as extract(): known names are looked for beside dots
+            continue
+        raw = m.group(1)
+        x = names.get(raw, False)
+        if x is False:
+            x = names[raw] = Entity("host", norm_host(raw))
+            if not x.specific:
+                x = names[raw] = None
+        if x is not None:
+            out.append((i, x))
+    return out

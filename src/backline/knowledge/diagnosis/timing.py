@@ -36,10 +36,11 @@ from datetime import datetime, timedelta, timezone
 from statistics import median
 from typing import Mapping, Sequence
 
-from backline.knowledge.diagnosis.entities import SKEW_KINDS, Entity, Vocabulary, skew_entities_many
+from backline.knowledge.diagnosis.entities import (SKEW_KINDS, Entity, Vocabulary, skew_entities_many,
+                                                   vocabulary_hosts)
 from backline.model import ClockSkew, Event, Severity
 
-__all__ = ["SKEW_KINDS", "TimingSettings", "estimate_skews"]
+__all__ = ["SKEW_KINDS", "SkewDigest", "TimingSettings", "estimate_skews", "skew_digests"]
 
 #: Events read at a time per artifact (their texts joined for one pass of each pattern).
 _CHUNK = 2048
@@ -65,14 +66,74 @@ def _event_text(e: Event) -> str:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class SkewDigest:
+    """What the skew estimate reads of one artifact's events, found where the artifact was
+    analysed (a task process, a cluster worker) so that the machine making the report does not
+    run the entity patterns over them: for every entity the fixed patterns find in the
+    artifact's first ``max_events`` dated problem events (in time order), the first and last
+    of their times (seconds since the epoch).  The names learned from the whole evidence (the
+    vocabulary) are looked for later, in the same events (:func:`estimate_skews`).
+    ``max_events`` and ``min_severity`` are the settings it was made with."""
+
+    spans: tuple[tuple[Entity, float, float], ...]
+    max_events: int
+    min_severity: int
+
+
+def _chosen(events: Sequence[Event], s: TimingSettings) -> list[Event]:
+    """The events of one artifact the skew estimate reads: the first ``max_events`` dated
+    problem events in time order (a stable sort: ties keep the events' order)."""
+    dated = [e for e in events if e.ts is not None and e.severity >= s.min_severity]
+    dated.sort(key=lambda e: e.ts)
+    return dated[:s.max_events]
+
+
+def skew_digests(events: Sequence[Event], settings: TimingSettings | None = None) -> dict[str, SkewDigest]:
+    """A :class:`SkewDigest` of each artifact of ``events`` (all the events of those artifacts:
+    :func:`estimate_skews` takes a digest for an artifact only from the one place that
+    produced all its events)."""
+    s = settings or TimingSettings()
+    by_art: dict[str, list[Event]] = defaultdict(list)
+    for e in events:
+        by_art[e.artifact].append(e)
+    out = {}
+    for art, evs in by_art.items():
+        chosen = _chosen(evs, s)
+        spans: dict[Entity, list[float]] = {}
+        for at in range(0, len(chosen), _CHUNK):
+            batch = chosen[at:at + _CHUNK]
+            for e, ents in zip(batch, skew_entities_many([_event_text(e) for e in batch])):
+                if ents:
+                    t = e.ts.timestamp()
+                    for x in ents:
+                        span = spans.get(x)
+                        if span is None:
+                            spans[x] = [t, t]
+                        elif t < span[0]:
+                            span[0] = t
+                        elif t > span[1]:
+                            span[1] = t
+        out[art] = SkewDigest(tuple((x, lo, hi) for x, (lo, hi) in spans.items()), s.max_events,
+                              int(s.min_severity))
+    return out
+
+
 def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
-                   settings: TimingSettings | None = None, prefer: Sequence[str] = ()) -> list[ClockSkew]:
+                   settings: TimingSettings | None = None, prefer: Sequence[str] = (),
+                   digests: Mapping[str, SkewDigest] | None = None) -> list[ClockSkew]:
     """Clock offsets of artifacts against a reference (see the module docstring).
 
     ``prefer`` lists artifacts to take as reference first (then captures).  Artifacts
-    with no shared events, or an offset below ``min_skew_s``, get no entry.
+    with no shared events, or an offset below ``min_skew_s``, get no entry.  ``digests``
+    (artifact -> :func:`skew_digests` of all its events, made with these settings) spare
+    running the fixed entity patterns over those artifacts' events again: the result is the
+    same with or without them.
     """
     s = settings or TimingSettings()
+    digests = {a: d for a, d in (digests or {}).items()
+               if d.max_events == s.max_events and d.min_severity == int(s.min_severity)}
+    learned = vocab is not None and vocab._host_re is not None
     by_art: dict[str, list[tuple[datetime, frozenset[Entity]]]] = defaultdict(list)
     captures: list[str] = []
     if len({e.artifact for e in events if e.ts is not None and e.severity >= s.min_severity}) < 2:
@@ -80,10 +141,26 @@ def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
     pending: dict[str, list[Event]] = defaultdict(list)
 
     queued: dict[str, int] = defaultdict(int)
+    learned_spans: dict[str, dict[Entity, list[float]]] = defaultdict(dict)   # of digested artifacts
 
     def read(art: str) -> None:
-        """Entities of an artifact's pending events, in order."""
-        batch, lst = pending.pop(art, []), by_art[art]
+        """Entities of an artifact's pending events, in order (of a digested artifact: the
+        vocabulary's names only, the rest is in its digest)."""
+        batch = pending.pop(art, [])
+        if art in digests:
+            if learned:
+                spans = learned_spans[art]
+                for i, x in vocabulary_hosts([_event_text(e) for e in batch], vocab):
+                    t = batch[i].ts.timestamp()
+                    span = spans.get(x)
+                    if span is None:
+                        spans[x] = [t, t]
+                    elif t < span[0]:
+                        span[0] = t
+                    elif t > span[1]:
+                        span[1] = t
+            return
+        lst = by_art[art]
         for e, ents in zip(batch, skew_entities_many([_event_text(e) for e in batch], vocab)):
             if ents:
                 lst.append((e.ts, ents))
@@ -92,6 +169,8 @@ def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
         if e.kind.startswith("net.") and e.artifact not in captures:
             captures.append(e.artifact)
         if e.ts is None or e.severity < s.min_severity or queued[e.artifact] >= s.max_events:
+            continue
+        if not learned and e.artifact in digests:
             continue
         queued[e.artifact] += 1
         batch = pending[e.artifact]
@@ -110,6 +189,15 @@ def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
         for v in idx.values():
             v.sort()
         index[art] = idx
+    # a digested artifact: its first and last time of each entity (all that is read below),
+    # the vocabulary's names found above merged in
+    for art, d in digests.items():
+        idx = {x: list(span) for x, span in learned_spans.get(art, {}).items()}
+        for x, lo, hi in d.spans:
+            v = idx.get(x)
+            idx[x] = [min(lo, v[0]), max(hi, v[1])] if v else [lo, hi]
+        if idx:
+            index[art] = idx
     limit = s.max_skew.total_seconds()
     offsets: dict[tuple[str, str], tuple[float, int]] = {}
     arts = sorted(index)
