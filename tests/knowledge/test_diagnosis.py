@@ -1345,3 +1345,28 @@ def test_a_names_servfail_answers_and_unanswered_queries_are_one_happening_told_
     assert d.top.finding == 1 and d.top.code == "NET.DNS.SERVFAIL", [(c.title, c.confidence) for c in d.causes]
     assert not any(c.finding == 0 for c in d.causes)            # one happening: the answer stands for it
     assert any(c.finding == 2 for c in d.causes) or 2 not in d.top.explained
+
+
+def test_a_client_naming_the_program_it_failed_to_reach_does_not_explain_that_programs_death():
+    """login-api's "upstream session-store (...) failed: Connect call failed" names session-store as
+    what it called: session-store's OutOfMemoryError and its exits are the cause, the refusals the
+    effect - not the other way round through the shared name, even though the first refusal (the
+    planned restart before the crash loop) comes first."""
+    oom = Finding("DUMP.JAVA_EXCEPTION", "java.lang.OutOfMemoryError: Java heap space", Severity.HIGH,
+                  "host/supervisor.log",
+                  (EvidenceRef.line("host/supervisor.log", 20, "Exception in thread main "
+                                                               "java.lang.OutOfMemoryError: Java heap space"),),
+                  count=3, first_seen=at(0), last_seen=at(8), analyzer="dumps.text",
+                  data={"exception_type": "java.lang.OutOfMemoryError", "process": "session-store"})
+    exits = death("session-store exited with status 1 (3x): session-store pid 5863 exited with code 1", at(0.2),
+                  artifact="host/supervisor.log", line=21, count=3, last=at(8.2), process=["session-store"],
+                  pid="5863", reason="exit-status", status=1)
+    refused = log("177x upstream session-store (<*>:<*>) failed on <*>: [Errno <*>] Connect call failed", 40,
+                  'ERROR upstream session-store (10.9.0.120:41120) failed on /login/u2a: [Errno 111] '
+                  "Connect call failed ('10.9.0.120', 41120)", at(-5), artifact="edge/login-api.log", count=177,
+                  last=at(30), data={"svc": "login-api"})
+    d = diagnose([refused, oom, exits])
+    assert d.top.finding == 1, [(c.title, c.confidence) for c in d.causes]
+    assert not any(link.cause == 0 and link.effect in (1, 2) and any(k == "process" for k, _v in link.joined_on)
+                   for c in d.causes for link in c.chain)
+    assert next(c for c in d.causes if c.finding == 0).confidence < 0.5

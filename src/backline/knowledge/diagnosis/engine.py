@@ -485,6 +485,11 @@ def _lend_priors(nodes: Sequence[Node], edges: Mapping[tuple[int, int], Edge]) -
             nodes[ci].lent = eff
 
 
+#: Classes of a client failing to reach or hear from another program: the programs they name are
+#: what was called, not who failed.
+CLIENT_FAILURES = ("conn_refused_log", "conn_error", "conn_reset_log", "timeout", "tls_failure_log",
+                   "dns_failure_log")
+
 #: Signals of a server not taking connections, and codes of a capture's findings that show a server
 #: that took the connection (it answered a handshake, a request, or data).
 REFUSAL_CLASSES = ("conn_refused", "no_answer")
@@ -564,6 +569,10 @@ def _bridge(nodes: Sequence[Node], findings: Sequence[Finding], facts: Sequence[
         # a program a finding reaches only as the server of an endpoint it names is its peer, not itself:
         # unless the finding is in that program's own words (its log, its ``prog[pid]`` prefix, its data)
         n.peers |= serving - own - self_named(n)
+        if n.has(CLIENT_FAILURES):
+            # a client's failure to reach a program names that program as what it called ("upstream
+            # session-store (10.0.0.7:41120) failed: Connect call failed"): a peer, unless it speaks
+            n.peers |= set(n.ents.get("process", ())) - own - self_named(n)
         inferred = sorted(own | serving)
         if inferred:
             lst = n.ents.setdefault("process", [])
