@@ -404,11 +404,7 @@ def skew_entities_many(texts: list[str], vocab: Vocabulary | None = None) -> lis
 
     if not texts:
         return []
-    low = _JOIN.join(texts).lower()
-    starts, pos = [], 0
-    for t in texts:
-        starts.append(pos)
-        pos += len(t) + len(_JOIN)
+    low, starts = _joined(texts)
     found: list[set[Entity] | None] = [None] * len(texts)
 
     def put(at: int, items: Iterable[Entity]) -> None:
@@ -446,6 +442,15 @@ def skew_entities_many(texts: list[str], vocab: Vocabulary | None = None) -> lis
     return [frozenset(x for x in s if x.kind in SKEW_KINDS and x.specific) if s else empty for s in found]
 
 
+def _joined(texts: list[str]) -> tuple[str, list[int]]:
+    """``texts`` joined in lower case (one pass of each pattern over all of them) and where each begins."""
+    starts, pos = [], 0
+    for t in texts:
+        starts.append(pos)
+        pos += len(t) + len(_JOIN)
+    return _JOIN.join(texts).lower(), starts
+
+
 def vocabulary_hosts(texts: list[str], vocab: Vocabulary) -> list[tuple[int, Entity]]:
     """``(index of the text, host)`` for every specific name of ``vocab`` found in ``texts``: what
     the vocabulary adds to :func:`skew_entities_many` (whose other patterns do not depend on it, so
@@ -460,11 +465,7 @@ def vocabulary_hosts(texts: list[str], vocab: Vocabulary) -> list[tuple[int, Ent
 
     if not texts or vocab._host_re is None:
         return []
-    low = _JOIN.join(texts).lower()
-    starts, pos = [], 0
-    for t in texts:
-        starts.append(pos)
-        pos += len(t) + len(_JOIN)
+    low, starts = _joined(texts)
     names: dict[str, Entity | None] = {}
     out = []
     for m in vocab._host_re.finditer(low):

@@ -107,16 +107,21 @@ def skew_digests(events: Sequence[Event], settings: TimingSettings | None = None
                 if ents:
                     t = e.ts.timestamp()
                     for x in ents:
-                        span = spans.get(x)
-                        if span is None:
-                            spans[x] = [t, t]
-                        elif t < span[0]:
-                            span[0] = t
-                        elif t > span[1]:
-                            span[1] = t
+                        _widen(spans, x, t)
         out[art] = SkewDigest(tuple((x, lo, hi) for x, (lo, hi) in spans.items()), s.max_events,
                               int(s.min_severity))
     return out
+
+
+def _widen(spans: dict, x: Entity, t: float) -> None:
+    """Widen ``x``'s first/last time span in ``spans`` to include ``t``."""
+    span = spans.get(x)
+    if span is None:
+        spans[x] = [t, t]
+    elif t < span[0]:
+        span[0] = t
+    elif t > span[1]:
+        span[1] = t
 
 
 def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
@@ -151,14 +156,7 @@ def estimate_skews(events: Sequence[Event], vocab: Vocabulary | None = None,
             if learned:
                 spans = learned_spans[art]
                 for i, x in vocabulary_hosts([_event_text(e) for e in batch], vocab):
-                    t = batch[i].ts.timestamp()
-                    span = spans.get(x)
-                    if span is None:
-                        spans[x] = [t, t]
-                    elif t < span[0]:
-                        span[0] = t
-                    elif t > span[1]:
-                        span[1] = t
+                    _widen(spans, x, batch[i].ts.timestamp())
             return
         lst = by_art[art]
         for e, ents in zip(batch, skew_entities_many([_event_text(e) for e in batch], vocab)):
