@@ -1370,3 +1370,31 @@ def test_a_client_naming_the_program_it_failed_to_reach_does_not_explain_that_pr
     assert not any(link.cause == 0 and link.effect in (1, 2) and any(k == "process" for k, _v in link.joined_on)
                    for c in d.causes for link in c.chain)
     assert next(c for c in d.causes if c.finding == 0).confidence < 0.5
+
+
+def test_an_undated_core_written_in_the_incident_is_placed_there_a_text_trace_is_not():
+    """A kernel core says nothing of when; its file was written as the process died.  Written inside
+    the incident window, it is dated by that write and explains the resets that follow; a text
+    trace (written to until collection) keeps no such date."""
+    core = Artifact("b!/core.quoted.5207", ArtifactKind.ELF_CORE, 1, "",
+                    meta={"mtime": at(0).isoformat()})
+    crash = Finding("DUMP.CRASH", "quoted crashed: SIGFPE / FPE_INTDIV in quoted!spread_per_lot", Severity.CRITICAL,
+                    core.path, (EvidenceRef.frame(core.path, 0),),
+                    analyzer="dumps.elfcore", data={"process": "quoted", "problem_class": "DIVIDE_BY_ZERO"})
+    resets = log("3x quote stream <*>:<*> lost: [Errno <*>] Connection reset by peer", 20,
+                 "ERROR quote stream 10.9.0.80:31800 lost: [Errno 104] Connection reset by peer", at(0.3),
+                 artifact="ui/pricing-ui.log", count=3, last=at(0.4))
+    later = log("5x request <*> failed: HTTP <*>", 30, "ERROR request /q/1 failed: HTTP 502", at(2),
+                artifact="ui/pricing-ui.log", count=5, last=at(30))
+    events = [Event(at(0.3), "ui/pricing-ui.log", "log.error", "quote stream lost", Severity.HIGH),
+              Event(at(30), "ui/pricing-ui.log", "log.error", "request failed", Severity.HIGH)]
+    d = diagnose([resets, crash, later], events, artifacts=[core])
+    top = d.top
+    assert top.finding == 1, [(c.title, c.confidence, c.reasons) for c in d.causes]
+    assert any("dated by when its file was written" in r for r in top.reasons) and 0 in top.explained
+    trace = Artifact("b!/quoted.stderr", ArtifactKind.CRASH_TRACE, 1, "", meta={"mtime": at(0).isoformat()})
+    crash_txt = Finding("DUMP.CRASH", crash.title, Severity.CRITICAL, trace.path,
+                        (EvidenceRef.line(trace.path, 1, "Floating point exception"),), analyzer="dumps.text",
+                        data={"process": "quoted", "problem_class": "DIVIDE_BY_ZERO"})
+    d2 = diagnose([resets, crash_txt, later], events, artifacts=[trace])
+    assert not any("dated by when its file was written" in r for c in d2.causes for r in c.reasons)

@@ -415,6 +415,8 @@ def _confidence(k: int, nodes: Sequence[Node], reach: Mapping[int, tuple[float, 
         elif n.first > w_end + margin:
             conf *= s.stale_factor
             reasons.append("begins long after the incident")
+    if n.file_dated:
+        reasons.append("undated inside: dated by when its file was written, in the incident")
     if written and k in written and n.first is None:
         conf *= s.stale_factor
         reasons.append(f"undated, but its file was last written {written[k].isoformat(timespec='seconds')}, "
@@ -601,6 +603,39 @@ def _mtime(a: Artifact) -> datetime | None:
         return None
 
 
+#: Artifact kinds written in one go when a process dies (or is dumped).
+_SNAPSHOTS = frozenset({"elf_core", "minidump"})
+
+
+def dated_by_file(nodes: Sequence[Node], artifacts: Sequence[Artifact], start: datetime, end: datetime) -> None:
+    """Undated findings of process snapshots (an ELF core, a minidump: nothing inside says when) whose
+    files were all last written between ``start`` and ``end`` (the incident window, widened) take
+    that write as their time: the kernel writes a core as the process dies, in one go.  Text traces
+    are not (a stderr file is written to until collection: its time is its last line's).  A file
+    written outside the window - an old core, or one copied without its times - is left undated
+    (:func:`written_before` judges the old ones).
+
+    >>> from backline.model import Artifact, ArtifactKind, Finding, Severity
+    >>> a = Artifact("b!/core.q.1", ArtifactKind.ELF_CORE, 1, "", meta={"mtime": "2026-12-07T16:00:03+00:00"})
+    >>> n = Node(0, [0], Finding("DUMP.CRASH", "t", Severity.HIGH, a.path), "", [], {}, {a.path})
+    >>> t = datetime.fromisoformat("2026-12-07T16:00:00+00:00")
+    >>> dated_by_file([n], [a], t, t + timedelta(minutes=1)); n.first == t.timestamp() + 3, n.file_dated
+    (True, True)
+    """
+    from datetime import timezone
+    when = {a.path: _mtime(a) for a in artifacts if a.kind.value in _SNAPSHOTS}
+    for n in nodes:
+        if n.first is not None or not n.artifacts or not n.finding.code.startswith("DUMP."):
+            continue
+        times = [when.get(a) for a in n.artifacts]
+        if any(t is None for t in times):
+            continue
+        latest = max(t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc) for t in times)  # type: ignore[union-attr]
+        if start <= latest <= end:
+            n.first = n.last = latest.timestamp()
+            n.file_dated = True
+
+
 def written_before(nodes: Sequence[Node], artifacts: Sequence[Artifact], before: datetime) -> dict[int, datetime]:
     """Undated nodes all of whose files were last written (modified, as intake recorded it) before
     ``before``: a core or a trace file is written when the program died, so an undated crash in a
@@ -656,6 +691,8 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     window = incident_window(events, offsets, s.timing)
     nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)
     nodes = _bridge(nodes, findings, facts, vocab)
+    if window:
+        dated_by_file(nodes, artifacts, window[0] - s.lead, window[1] + s.chronic_margin)
     edges = _edges(nodes, lib, set(offsets), s.max_out_links, onset_weight=s.onset_weight)
     _lend_priors(nodes, edges)
     out: dict[int, list[Edge]] = defaultdict(list)

@@ -43,6 +43,7 @@ class Node:
     lines: dict[str, int] = field(default_factory=dict)   # artifact -> first line it points at
     coarse: bool = False                  # its time is a bucket's start (a burst), not a record's
     derived: set[tuple[str, str]] = field(default_factory=set)   # entities inferred, not named (no contradiction)
+    file_dated: bool = False              # undated inside: ``first`` is when its file was written
     peers: set[str] = field(default_factory=set)   # programs it names only as the server of an endpoint it
                                                    # names (a client's error about reaching them), not its own
     lent: float = 0.0                     # prior lent by an acute effect it explains (the death it causes)
