@@ -1398,3 +1398,20 @@ def test_an_undated_core_written_in_the_incident_is_placed_there_a_text_trace_is
                         data={"process": "quoted", "problem_class": "DIVIDE_BY_ZERO"})
     d2 = diagnose([resets, crash_txt, later], events, artifacts=[trace])
     assert not any("dated by when its file was written" in r for c in d2.causes for r in c.reasons)
+
+
+def test_a_restart_into_a_crash_loop_explains_the_refusals_that_began_at_the_planned_stop():
+    """notifyd is stopped for a restart with a new setting; its port refuses from then on; the new
+    process dies at every start (the first death logged 3 s after the refusals began).  The deaths,
+    tied to the port by the client naming notifyd beside it, explain the refusals."""
+    deaths_ = death("notifyd exited with status 1 (3x): notifyd pid 7080 exited with code 1", at(3),
+                    artifact="host/supervisor.log", line=21, count=3, last=at(8), process=["notifyd"], pid="7080",
+                    reason="exit-status", status=1)
+    rst = net("NET.TCP.RST_TO_SYN", "Connection refused by 10.9.0.80:41880 (92 attempt(s))", 40, at(0),
+              {"server": "10.9.0.80:41880", "connections": 92})
+    client = log("92x upstream notifyd (<*>:<*>) failed on <*>: [Errno <*>] Connect call failed", 12,
+                 "ERROR upstream notifyd (10.9.0.80:41880) failed on /notify/1: [Errno 111] Connect call failed",
+                 at(0.1), artifact="edge/alerts-api.log", count=92, last=at(40))
+    d = diagnose([rst, client, deaths_])
+    assert d.top.finding == 2, [(c.title, c.confidence) for c in d.causes]
+    assert 0 in d.top.explained
