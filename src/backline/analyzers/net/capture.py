@@ -204,8 +204,7 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
         if len(st.zero_windows) < KEEP:
             st.zero_windows.append(run)
     st.http_unanswered += sum(len(v) for v in pending_http.values())
-    if pending_http:
-        live = {c.stream: c for c in tcp.table.values() if c.stream in pending_http}
+    live = {c.stream: c for c in tcp.table.values() if c.stream in pending_http} if pending_http else {}
     for stream, lst in pending_http.items():
         c = live.get(stream)
         for ex in lst:
