@@ -44,13 +44,20 @@ DEFAULT_DIR = Path(os.environ.get("BACKLINE_DRILLS", "/work/drills-out"))
 TARGET_FIRST, TARGET_TOP3, HEALTHY_MAX_CONFIDENCE = 0.80, 0.95, 0.5
 
 
+#: The known issues the analysis matches, as ``backline analyze`` does by default (the starter pack);
+#: ``--no-kb-pack`` leaves them out (what this script did before 2026-12-07 22:00).
+KB_PACK = True
+
+
 def analyse(drill: Path) -> tuple[dict, float]:
     """The JSON report of one drill's bundle, and the wall time of the analysis."""
+    from backline.knowledge.kb.apply import knowledge_base
     from backline.pipeline import AnalyzeOptions, analyze
     from backline.report import build_report, iter_json
 
+    kb = knowledge_base([], pack=KB_PACK)
     t0 = time.perf_counter()
-    result = analyze(drill_inputs(drill), AnalyzeOptions(jobs=1))
+    result = analyze(drill_inputs(drill), AnalyzeOptions(jobs=1, kb=kb))
     elapsed = time.perf_counter() - t0
     doc = json.loads("".join(iter_json(build_report(result))))
     return doc, elapsed
@@ -144,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-build", action="store_true", help="score what is built, build nothing")
     ap.add_argument("--json", action="store_true", help="print the scores as JSON")
     ap.add_argument("--only", nargs="*", default=None, help="score only these drill names")
+    ap.add_argument("--no-kb-pack", action="store_true",
+                    help="analyse without the starter pack of known issues (backline analyze matches it by default)")
     args = ap.parse_args(argv)
+    global KB_PACK
+    KB_PACK = not args.no_kb_pack
     folder = args.drills or DEFAULT_DIR
     if args.drills is None and not args.no_build:
         ensure_built(folder, args.rebuild)
