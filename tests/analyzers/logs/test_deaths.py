@@ -106,5 +106,7 @@ def test_a_supervisor_naming_a_childs_pid_tells_the_childs_death_not_its_own():
     assert d["process"] == ["notifyd"] and d["pid"] == "7080" and d["status"] == 1
     d = deaths.death("2026-12-07T10:00:00Z runsv[88]: worker (pid 4121) terminated by signal 9")
     assert d["pid"] == "4121" and "runsv" not in d.get("process", [])     # "worker" names no program
+    d = deaths.death("2026-12-07 21:40:02 runit[88]: imgproc: pid 6105 terminated by signal 11")
+    assert d["process"] == ["imgproc"] and d["pid"] == "6105"
     own = deaths.death("Dec  7 20:23:11 host relayd[311]: exiting with status 2")
     assert own["process"] == ["relayd"] and own["pid"] == "311"

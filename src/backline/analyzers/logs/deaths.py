@@ -105,7 +105,7 @@ _UNIT = re.compile(r"(?<![\w.-])([A-Za-z_][\w@.-]{0,60}?)(?:@[\w.-]*)?\.service\
 _SUPERVISED = re.compile(r"\b(?:exited|gave up|stopped|terminated|died|crashed|killed|backoff|fatal):\s*'?([A-Za-z_][\w.-]{1,40})'?"
                          r"(?=\s|\(|$)", re.I)
 _NAME_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\s*\((?:pid\s*)?(\d{1,10})\)", re.I)
-_NAME_PID_WORD = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\s+pid\s*[:=#]?\s*(\d{1,10})\b", re.I)
+_NAME_PID_WORD = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40}):?\s+pid\s*[:=#]?\s*(\d{1,10})\b", re.I)
 _PROG_PID = re.compile(r"(?<![\w/.-])([A-Za-z_][\w.-]{1,40})\[(\d{1,10})\]")
 _PID = re.compile(r"\b(?:pid|process|child|worker)[\"']?\s*[:=#]?\s*(\d{2,10})\b", re.I)
 #: ``svrun: relayd exited with status 78``: the program named as the subject of the death words
