@@ -607,9 +607,9 @@ def _mtime(a: Artifact) -> datetime | None:
 _SNAPSHOTS = frozenset({"elf_core", "minidump"})
 
 
-def dated_by_file(nodes: Sequence[Node], artifacts: Sequence[Artifact], start: datetime, end: datetime) -> None:
+def dated_by_file(nodes: Sequence[Node], artifacts: Sequence[Artifact], start: float, end: float) -> None:
     """Undated findings of process snapshots (an ELF core, a minidump: nothing inside says when) whose
-    files were all last written between ``start`` and ``end`` (the incident window, widened) take
+    files were all last written between ``start`` and ``end`` (epoch seconds: the incident window, widened) take
     that write as their time: the kernel writes a core as the process dies, in one go.  Text traces
     are not (a stderr file is written to until collection: its time is its last line's).  A file
     written outside the window - an old core, or one copied without its times - is left undated
@@ -618,8 +618,8 @@ def dated_by_file(nodes: Sequence[Node], artifacts: Sequence[Artifact], start: d
     >>> from backline.model import Artifact, ArtifactKind, Finding, Severity
     >>> a = Artifact("b!/core.q.1", ArtifactKind.ELF_CORE, 1, "", meta={"mtime": "2026-12-07T16:00:03+00:00"})
     >>> n = Node(0, [0], Finding("DUMP.CRASH", "t", Severity.HIGH, a.path), "", [], {}, {a.path})
-    >>> t = datetime.fromisoformat("2026-12-07T16:00:00+00:00")
-    >>> dated_by_file([n], [a], t, t + timedelta(minutes=1)); n.first == t.timestamp() + 3, n.file_dated
+    >>> t = datetime.fromisoformat("2026-12-07T16:00:00+00:00").timestamp()
+    >>> dated_by_file([n], [a], t, t + 60); n.first == t + 3, n.file_dated
     (True, True)
     """
     from datetime import timezone
@@ -630,9 +630,9 @@ def dated_by_file(nodes: Sequence[Node], artifacts: Sequence[Artifact], start: d
         times = [when.get(a) for a in n.artifacts]
         if any(t is None for t in times):
             continue
-        latest = max(t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc) for t in times)  # type: ignore[union-attr]
+        latest = max(t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc) for t in times).timestamp()  # type: ignore[union-attr]
         if start <= latest <= end:
-            n.first = n.last = latest.timestamp()
+            n.first = n.last = latest
             n.file_dated = True
 
 
@@ -692,7 +692,8 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     nodes = build_nodes(findings, lib, vocab, art_ents, offsets, s.max_nodes)
     nodes = _bridge(nodes, findings, facts, vocab)
     if window:
-        dated_by_file(nodes, artifacts, window[0] - s.lead, window[1] + s.chronic_margin)
+        dated_by_file(nodes, artifacts, window[0].timestamp() - s.lead.total_seconds(),
+                      window[1].timestamp() + s.chronic_margin.total_seconds())
     edges = _edges(nodes, lib, set(offsets), s.max_out_links, onset_weight=s.onset_weight)
     _lend_priors(nodes, edges)
     out: dict[int, list[Edge]] = defaultdict(list)
