@@ -16,7 +16,6 @@ from backline.pipeline import AnalyzeOptions, analyze
 from backline.report import build_report, iter_json
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus" / "logs" / "loghub-2k"
 
 
 def fixed_clock():
@@ -41,14 +40,13 @@ def _events_text(text: str) -> str:
 
 
 @pytest.fixture
-def bundle(tmp_path):
+def bundle(tmp_path, corpus):
     ev = tmp_path / "evidence"
     ev.mkdir()
     shutil.copy(ROOT / "examples" / "case-001" / "bundle.zip", ev / "case.zip")
     for system in ("Apache", "OpenSSH", "HDFS"):
-        src = next((CORPUS / system).glob("*.log"), None)
-        if src is None:
-            pytest.skip(f"corpus log of {system} not found under {CORPUS}")
+        src = next((corpus / "logs" / "loghub-2k" / system).glob("*.log"), None)
+        assert src is not None, f"corpus log of {system} not found under {corpus}"
         shutil.copy(src, ev / f"{system}.log")
     return ev
 

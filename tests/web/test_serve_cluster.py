@@ -16,11 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backline.testing import backline_exe, free_port, local_dask_cluster, serve_process
+from backline.testing import backline_exe, corpus_dir, free_port, local_dask_cluster, serve_process
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "logs" / "loghub-2k"
-if not CORPUS.is_dir():
-    CORPUS = Path("/work/shared/corpus/logs/loghub-2k")
+CORPUS = corpus_dir() / "logs" / "loghub-2k"
 
 
 @pytest.fixture(scope="module")
