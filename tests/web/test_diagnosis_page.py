@@ -48,6 +48,10 @@ def test_the_case_page_shows_the_probable_root_cause_and_its_chain(site):
     assert refs
     for url in refs[:5]:
         assert client.get(url).status_code == 200, url
+    # the links one relation makes in a row carry its rationale once (the example: three of them)
+    chain = section[section.index('class="chain"'):section.index("</ol>")]
+    why = "A program that cannot connect to a dependency fails the work that needs it"
+    assert chain.count("→") >= 4 and chain.count(why) == 1
 
 
 def test_customers_do_not_see_it(site):
