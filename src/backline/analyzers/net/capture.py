@@ -207,9 +207,10 @@ def _analyze(reader: CaptureReader, progress: Callable[[int], None] | None) -> C
     live = {c.stream: c for c in tcp.table.values() if c.stream in pending_http} if pending_http else {}
     for stream, lst in pending_http.items():
         c = live.get(stream)
+        end = _given_up(c) if c is not None else 0
         for ex in lst:
-            if c is not None and _given_up(c) > ex.request_ts:   # given up, not yet evicted
-                ex.response_ts = _given_up(c)
+            if end > ex.request_ts:      # given up, not yet evicted
+                ex.response_ts = end
             if len(st.http) < KEEP:
                 st.http.append(ex)
     st.linktypes = set(reader.linktypes)
