@@ -1444,3 +1444,30 @@ def test_the_core_of_a_crash_loop_and_the_loops_deaths_are_one_happening_led_by_
                    process=["shipd"], pid="17555", signal="9")
     d2 = diagnose([killed] + findings[1:], facts=facts)
     assert any(c.finding == 0 for c in d2.causes)
+
+
+def test_the_kernels_oom_kill_and_the_supervisors_kill_of_that_program_are_one_happening():
+    # the journal's "status=9/KILL" of the unit comes right after the kernel's OOM kill of its pid: one
+    # happening, led by the kernel's line (it says why); the refusals of the restart follow it
+    kern = "host!/var/log/kern.log"
+    findings = [
+        death("reportd killed by signal 9 (2x): reportd.service: Main process exited, code=killed, status=9/KILL",
+              at(0.2), artifact="host!/journal.txt", count=2, last=at(40), process=["reportd"], signal="9"),
+        log("reportd killed by the kernel's OOM killer (2x): Out of memory: Killed process 5120 (reportd)", 80,
+            "kernel: Out of memory: Killed process 5120 (reportd) total-vm:812340kB", at(0), artifact=kern,
+            code="LOG.PROCESS_EXIT", count=2, last=at(39.8),
+            data={"reason": "oom-kill", "process": ["reportd"], "pid": "5120"}),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.4.0.9:7070 (12 attempt(s))", 40, at(0.6),
+            {"server": "10.4.0.9:7070", "connections": 12}),
+        log("12x report 7 failed: reportd 10.4.0.9:7070: [Errno 111] Connection refused", 30,
+            "report 7 failed: reportd 10.4.0.9:7070: [Errno 111] Connection refused", at(0.6), artifact="web.log",
+            count=12),
+    ]
+    d = diagnose(findings)
+    assert d.top.finding == 1 and d.top.signal == "out_of_memory"
+    assert all(c.finding != 0 for c in d.causes)
+    # near miss: the same program ending by a SIGSEGV a moment later is another happening than the kill
+    crashed = death("reportd killed by signal 11 (1x): reportd.service: Main process exited, code=killed, "
+                    "status=11/SEGV", at(0.2), artifact="host!/journal.txt", process=["reportd"], signal="11")
+    d2 = diagnose([crashed] + findings[1:])
+    assert any(c.finding == 0 for c in d2.causes) or any(0 in c.explained for c in d2.causes)

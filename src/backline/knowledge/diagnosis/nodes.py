@@ -532,9 +532,10 @@ def merge_nodes(nodes: Sequence[Node], groups: Sequence[Sequence[int]], reps: Se
 #: Classes of a native crash (a dump's) and of a program's death (a supervisor's, a journal's, its own).
 CRASH_CLASSES = ("native_crash",)
 DEATH_CLASSES = ("process_death", "process_death_log")
-#: Signals whose default action dumps core (Linux numbers): a death by one of them can leave a core.
-_CORE_SIGNALS = {3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 11: "SIGSEGV",
-                 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS"}
+#: Signal names by their Linux numbers (what supervisors print: "signal 11", "status=9/KILL").
+_SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
+                 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE",
+                 14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS"}
 _SIG_WORDS = re.compile(r"\b(?-i:SIG([A-Z]{3,6}))\b|\bsignal[ :=]+(\d{1,2})\b|\bstatus=(\d{1,2})/|\b(core dumped|dumped core)\b",
                         re.IGNORECASE)
 _SIG_ALIASES = {"SIGIOT": "SIGABRT"}
@@ -561,7 +562,7 @@ def death_signals(text: str) -> tuple[set[str], bool]:
             names.add(_SIG_ALIASES.get(name, name))
         elif m.group(2) or m.group(3):
             num = int(m.group(2) or m.group(3))
-            names.add(_CORE_SIGNALS.get(num, f"signal {num}"))
+            names.add(_SIGNAL_NAMES.get(num, f"signal {num}"))
         else:
             dumped = True
     return names, dumped
@@ -576,6 +577,19 @@ def _same_program(a: Iterable[str], b: Iterable[str]) -> bool:
     return False
 
 
+def _death_cause_signal(n: Node) -> str | bool | None:
+    """What a node that ends a process says it ended it with: a crash dump's signal, or ``SIGKILL``
+    for the kernel's OOM killer ("Killed process 4242 (renderd)"); ``True`` for a dump that names no
+    signal; None for any other node."""
+    data = n.finding.data if isinstance(n.finding.data, Mapping) else {}
+    if n.has(CRASH_CLASSES) and n.finding.code.startswith("DUMP."):
+        raw = data.get("signal")
+        return _SIG_ALIASES.get(str(raw).upper(), str(raw).upper()) if raw else True
+    if n.has(("out_of_memory",)) and data.get("reason") == "oom-kill":
+        return "SIGKILL"
+    return None
+
+
 def core_deaths(nodes: Sequence[Node]) -> tuple[list[list[int]], list[int]]:
     """A crash dump and the program's deaths that it is the core of: one happening.  A supervisor (or
     the journal) says "logshipd (pid 17230) terminated by signal 11 (SIGSEGV) (core dumped)" and the
@@ -583,13 +597,17 @@ def core_deaths(nodes: Sequence[Node]) -> tuple[list[list[int]], list[int]]:
     signature) and the loop's deaths are one happening that began at the first death.  Tied when the
     dump's process is the dying program and either a pid is shared, or the death names the dump's
     signal (or a dumped core) and the dump was written within ``CORE_DEATH_S`` of a death.  A death
-    naming another signal (a KILL, a TERM) is never the core's.  Returns the groups (positions) and,
-    for each, the crash that stands for it (the dump says more than the line).
+    naming another signal (a KILL, a TERM) is never the core's.  The kernel's OOM kill and the
+    supervisor's "status=9/KILL" for the same program are tied the same way (the kill's signal is
+    KILL).  Returns the groups (positions) and, for each, the crash or kill that stands for it (the
+    dump or the kernel says why; the supervisor only that it ended).
 
     >>> from backline.model import Finding, Severity
+    >>> from backline.knowledge.diagnosis.library import load_library
+    >>> lib = load_library()
     >>> def node(i, code, text, ents, sid, first, data=None):
     ...     f = Finding(code=code, title=text, severity=Severity.HIGH, artifact=f"a{i}", data=data or {})
-    ...     return Node(i, [i], f, text, [Signal(sid, 0.9, "x")], ents, {f"a{i}"}, first, first + 5)
+    ...     return Node(i, [i], f, text, [lib.signal(sid)], ents, {f"a{i}"}, first, first + 5)
     >>> crash = node(0, "DUMP.CRASH", "logshipd crashed", {"process": ["logshipd"], "pid": ["17251"]},
     ...              "native_crash", 1004.0, {"signal": "SIGSEGV"})
     >>> loop = node(1, "LOG.PROCESS_EXIT", "logshipd (pid 17230) terminated by signal 11 (SIGSEGV)",
@@ -599,8 +617,8 @@ def core_deaths(nodes: Sequence[Node]) -> tuple[list[list[int]], list[int]]:
     >>> core_deaths([crash, loop, killed])
     ([[0, 1]], [0])
     """
-    crashes = [k for k, n in enumerate(nodes) if n.has(CRASH_CLASSES) and n.finding.code.startswith("DUMP.")]
-    deaths = [k for k, n in enumerate(nodes) if n.has(DEATH_CLASSES) and not n.finding.code.startswith("DUMP.")]
+    crashes = [k for k, n in enumerate(nodes) if _death_cause_signal(n)]
+    deaths = [k for k, n in enumerate(nodes) if n.has(DEATH_CLASSES) and not _death_cause_signal(n)]
     if not crashes or not deaths:
         return [], []
     parent = {k: k for k in crashes + deaths}
@@ -616,8 +634,8 @@ def core_deaths(nodes: Sequence[Node]) -> tuple[list[list[int]], list[int]]:
         procs = cn.ents.get("process", ())
         if not procs:
             continue
-        raw = cn.finding.data.get("signal") if isinstance(cn.finding.data, Mapping) else None
-        sig = _SIG_ALIASES.get(str(raw).upper(), str(raw).upper()) if raw else None
+        sig = _death_cause_signal(cn)
+        sig = None if sig is True else sig
         pids = set(cn.ents.get("pid", ()))
         for d in deaths:
             dn = nodes[d]
