@@ -309,26 +309,54 @@ def _same_happening(findings: Sequence[Finding], picked: Sequence[int]) -> list[
             i = parent[i]
         return i
 
-    by_key: dict[tuple, int] = {}
+    members: dict[tuple, list[int]] = {}
     for i in picked:
         f = findings[i]
         keys = [("ref", r.artifact, r.locator) for r in f.evidence[:1]]
         sig = f.data.get("signature") if isinstance(f.data, Mapping) else None
         if sig and f.code.startswith("DUMP."):
             keys.append(("sig", f.code, str(sig)))
-        name = f.data.get("name") if isinstance(f.data, Mapping) else None
+        data = f.data if isinstance(f.data, Mapping) else {}
+        if f.first_seen is not None and f.evidence and f.evidence[0].locator.startswith("line:"):
+            # a log record and the stack trace that continues it (the lines right after its head, at its
+            # time): "ERROR thumbnail worker crashed" and the ValueError traceback below it are one happening
+            start = data.get("first_line") if f.code.startswith("DUMP.") and data.get("source") == "log" else None
+            if isinstance(start, int) and start > 1:
+                keys.append(("rec", f.artifact, start - 1, f.first_seen))
+            elif f.code.startswith("LOG.") and f.evidence[0].locator[5:].isdigit():
+                keys.append(("rec", f.artifact, int(f.evidence[0].locator[5:]), f.first_seen))
+        name = data.get("name")
         if name and f.code.startswith("NET.DNS."):
             # one capture's failures to resolve one name (answered SERVFAIL, and never answered) are one
             # happening: the name does not resolve
             keys.append(("dns", f.artifact, str(name).lower().rstrip(".")))
         for k in keys:
-            j = by_key.setdefault(k, i)
-            if j != i:
-                parent[find(i)] = find(j)
+            members.setdefault(k, []).append(i)
+    dropped: set[int] = set()
+    for k, lst in members.items():
+        if k[0] in ("ref", "rec") and len(lst) > 1:
+            # a template whose line is also a death's (or a trace's) but that counts more is broader than
+            # that happening: "<*>[<*>]: segfault at ..." holds an old crash of one program and today's of
+            # another.  It is not the death's span; when its line is a death, the deaths reader has read
+            # each of its death lines on its own (per program): the mixed template is left out
+            deaths = [findings[i].count for i in lst if findings[i].code == "LOG.PROCESS_EXIT"]
+            specific = deaths + [findings[i].count for i in lst if findings[i].code.startswith("DUMP.")]
+            if specific:
+                broader = [i for i in lst if findings[i].code in _TEMPLATE_VIEWS and findings[i].count > min(specific)]
+                if deaths:
+                    dropped.update(broader)
+                lst = [i for i in lst if i not in broader]
+        for i in lst[1:]:
+            parent[find(i)] = find(lst[0])
     groups: dict[int, list[int]] = defaultdict(list)
     for i in picked:
-        groups[find(i)].append(i)
+        if i not in dropped:
+            groups[find(i)].append(i)
     return list(groups.values())
+
+
+#: Findings of a log template (every occurrence of a wording, whoever wrote it).
+_TEMPLATE_VIEWS = frozenset({"LOG.ERROR_TEMPLATE", "LOG.BURST", "LOG.NEW_TEMPLATE", "LOG.RARE_TEMPLATE"})
 
 
 def _occurrences(findings: Sequence[Finding], group: Sequence[int]) -> int:
