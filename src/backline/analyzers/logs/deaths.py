@@ -71,7 +71,7 @@ _STATUS = re.compile(
     r"|\bexited\s+with\s+(?P<c>-?(?:0x[0-9a-f]+|\d+))\b"
     r"|\breturned\s+(?:exit\s+)?(?:code|status)\s+(?P<d>-?(?:0x[0-9a-f]+|\d+))"
     r"|\bexit_?(?:code|status)[\"']?\s*[=:]\s*[\"']?(?P<e>-?(?:0x[0-9a-f]+|\d+))"      # JSON and key=value events
-    r"|\brc\s*[=:]\s*(?P<f>-?\d+)\b", re.I)                                            # a wrapper's return code
+    r"|\brc\s*[=:]\s*(?P<f>\d+)\b", re.I)      # a wrapper's return code (a library's negative rc=-3 is none)
 _CRASH = re.compile(r"\*\*\*[^*\n]{3,80}\*\*\*:?\s*terminated|\bsegfault at\b|\bgeneral protection fault\b"
                     r"|\btrap (?:invalid opcode|divide error)\b|\b(?:Segmentation fault|Aborted|Bus error|"
                     r"Illegal instruction|Floating point exception)\s+\(core dumped\)"

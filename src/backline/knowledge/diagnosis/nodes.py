@@ -213,7 +213,13 @@ _TOKEN = re.compile(r"[a-z0-9_]+(?:[.-][a-z0-9_]+)*")
 
 def artifact_processes(paths: Iterable[str], vocab: Vocabulary) -> dict[str, set[str]]:
     """Processes an artifact's file name names ("tilerd.log", "journal-geoindexd.txt",
-    "billing-stderr---supervisor.log"): a program's log is about that program."""
+    "billing-stderr---supervisor.log", "notify-hub.stderr.gz"): a program's log is about that program.
+
+    >>> from backline.knowledge.diagnosis.entities import Vocabulary
+    >>> v = Vocabulary.learn([], processes=["notify-hub", "tilerd", "svloop"])
+    >>> sorted(artifact_processes(["b!/notify-hub.stderr.gz", "tilerd.log", "journal-svloop.txt", "hub.log"], v).items())
+    [('b!/notify-hub.stderr.gz', {'notify-hub'}), ('journal-svloop.txt', {'svloop'}), ('tilerd.log', {'tilerd'})]
+    """
     out: dict[str, set[str]] = {}
     known = vocab.processes
     if not known:
@@ -222,8 +228,11 @@ def artifact_processes(paths: Iterable[str], vocab: Vocabulary) -> dict[str, set
         name = path.replace("\\", "/").rsplit("/", 1)[-1].rsplit("!", 1)[-1].lower()
         words = set()
         for tok in _TOKEN.findall(name):
-            words.add(tok)
-            words.update(re.split(r"[.-]", tok))
+            # every run of its dot- and dash-separated parts: "notify-hub.stderr.gz" names notify-hub
+            parts = re.split(r"([.-])", tok)
+            for a in range(0, len(parts), 2):
+                for b in range(a + 1, min(len(parts), a + 12) + 1, 2):
+                    words.add("".join(parts[a:b]))
         hit = {w for w in words if w in known}
         if hit:
             out[path] = hit
