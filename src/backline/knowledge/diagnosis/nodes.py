@@ -47,6 +47,7 @@ class Node:
     peers: set[str] = field(default_factory=set)   # programs it names only as the server of an endpoint it
                                                    # names (a client's error about reaching them), not its own
     lent: float = 0.0                     # prior lent by an acute effect it explains (the death it causes)
+    steps: set[int] = field(default_factory=set)   # deaths (their ``index``) it precedes in lockstep
 
     @property
     def prior(self) -> float:
@@ -692,3 +693,43 @@ def core_deaths(nodes: Sequence[Node]) -> tuple[list[list[int]], list[int]]:
     out = [sorted(g) for g in groups.values() if len(g) > 1]
     reps = [max((k for k in g if k in set(crashes)), key=lambda k: (nodes[k].count, -k)) for g in out]
     return out, reps
+
+
+#: How close an error's first and last sightings must precede a death's (a program's last words are
+#: written just before it ends).
+LOCKSTEP_S = 2.0
+
+
+def lockstep(nodes: Sequence[Node]) -> int:
+    """Tie a log's errors to the deaths they precede in lockstep: a container's log named by its id
+    says "migration 0042 failed" four times, the runtime's events say "accountsd exitCode 3" four
+    times, each within a moment after.  The same count (at least 2), the first and the last of the
+    errors each no more than ``LOCKSTEP_S`` before the death's, in another file: the errors are the
+    dying program's last words (the ``lockstep`` join, :attr:`Node.steps`).  Returns the number of
+    nodes tied.
+
+    >>> from backline.model import Finding, Severity
+    >>> from backline.knowledge.diagnosis.library import load_library
+    >>> lib = load_library()
+    >>> def node(i, code, sid, first, last, count, ents):
+    ...     f = Finding(code=code, title="t", severity=Severity.HIGH, artifact=f"a{i}")
+    ...     return Node(i, [i], f, "t", [lib.signal(sid)], ents, {f"a{i}"}, first, last, count)
+    >>> death = node(0, "LOG.PROCESS_EXIT", "process_death", 100.07, 109.3, 4, {"process": ["accountsd"]})
+    >>> err = node(1, "LOG.ERROR_TEMPLATE", "error", 100.0, 109.2, 4, {})
+    >>> other = node(2, "LOG.ERROR_TEMPLATE", "error", 100.0, 109.2, 3, {})
+    >>> lockstep([death, err, other]), err.steps, other.steps
+    (1, {0}, set())
+    """
+    deaths = [n for n in nodes if n.has(DEATH_CLASSES) and n.count >= 2 and n.first is not None
+              and n.last is not None]
+    tied = 0
+    for n in nodes:
+        if n.has(DEATH_CLASSES) or n.first is None or n.last is None or not n.finding.code.startswith("LOG."):
+            continue
+        for d in deaths:
+            if d.count != n.count or d.artifacts & n.artifacts:
+                continue
+            if 0.0 < d.first - n.first <= LOCKSTEP_S and 0.0 < d.last - n.last <= LOCKSTEP_S:     # type: ignore[operator]
+                n.steps.add(d.index)
+                tied += 1
+    return tied
