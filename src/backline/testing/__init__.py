@@ -71,13 +71,18 @@ def report_json(paths) -> bytes:
     return "".join(iter_json(build_report(analyze([Path(p) for p in paths], AnalyzeOptions())))).encode()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def free_port(avoid: frozenset[int] | set[int] = frozenset()) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (above 1024 and not in ``avoid``:
+    ports a dissector claims, say)."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port > 1024 and port not in avoid:
+            return port
+    raise RuntimeError("no free TCP port outside the ones to avoid")
 
 
 def wait_healthy(base: str, proc=None, *, seconds: float = 90.0) -> None:

@@ -36,6 +36,7 @@ from backline.analyzers.net.http import HTTP_PORTS, OTHER_PROTOCOL_PORTS, http_f
 from backline.analyzers.net.summary import oracle_counts
 from backline.analyzers.net.synth import A, ACK_F, B, PSH_F, SYN_F, PcapWriter, ether, ipv4, tcp
 from backline.analyzers.net.tls import TLS_PORTS
+from backline.testing import free_port
 
 
 def _tshark_http(cap: Path) -> tuple[int, Counter]:
@@ -111,14 +112,7 @@ def test_other_protocol_ports_leave_http_and_tls_ports_alone():
 
 def _free_port() -> int:
     """A free TCP port on 127.0.0.1 that is no port Backline or tshark gives to a protocol."""
-    taken = OTHER_PROTOCOL_PORTS | HTTP_PORTS | TLS_PORTS
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in taken and port > 1024:
-            return port
-    raise AssertionError("no free port")
+    return free_port(OTHER_PROTOCOL_PORTS | HTTP_PORTS | TLS_PORTS)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

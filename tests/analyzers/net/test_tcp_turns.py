@@ -24,19 +24,14 @@ from backline.analyzers.net.capture import analyze_capture
 from backline.analyzers.net.findings import Thresholds, build_findings
 from backline.analyzers.net.http import HTTP_PORTS, OTHER_PROTOCOL_PORTS
 from backline.analyzers.net.tls import TLS_PORTS
+from backline.testing import free_port
 
 SLOW_S = 1.3
 
 
 def _free_port() -> int:
-    taken = OTHER_PROTOCOL_PORTS | HTTP_PORTS | TLS_PORTS
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in taken and port > 1024:
-            return port
-    raise AssertionError("no free port")
+    """A free TCP port on 127.0.0.1 that is no port Backline or tshark gives to a protocol."""
+    return free_port(OTHER_PROTOCOL_PORTS | HTTP_PORTS | TLS_PORTS)
 
 
 class _KeyValue(socketserver.StreamRequestHandler):
