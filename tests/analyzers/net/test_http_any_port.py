@@ -21,7 +21,6 @@ import http.client
 import http.server
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
