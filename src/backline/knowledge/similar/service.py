@@ -36,7 +36,8 @@ from backline.knowledge.similar import lexical
 from backline.knowledge.similar.dense import Filter, VectorCache
 from backline.knowledge.similar.embed import DIM, MODEL_NAME
 from backline.knowledge.similar.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse
-from backline.knowledge.similar.index import DOC_COUNT_TERM, SimilarIndexer, doc_vectors, load_docs
+from backline.knowledge.similar.index import DOC_COUNT_TERM, REV_TERM, SimilarIndexer, doc_vectors, load_docs
+from backline.knowledge.similar.lexindex import LexicalIndex
 from backline.knowledge.similar.text import CaseDoc, build_doc, idf, pick_terms, strings_in, terms
 from backline.model.core import utc
 from backline.storage import tables as T
@@ -113,11 +114,14 @@ class SimilarService:
     """Similar-case search over the cases of one database."""
 
     def __init__(self, cases: CaseService, indexer: SimilarIndexer, *,
-                 weights: FusionWeights = DEFAULT_WEIGHTS):
+                 weights: FusionWeights = DEFAULT_WEIGHTS, lexical_in_memory: bool = True):
         self.cases = cases
         self.indexer = indexer
         self.weights = weights
         self.cache = VectorCache(MODEL_NAME, DIM)
+        #: the lexical index in memory (None: every lexical query asks the database's full-text index;
+        #: the same lists, see lexindex.py)
+        self.lexindex: LexicalIndex | None = LexicalIndex() if lexical_in_memory else None
 
     # ------------------------------------------------------------------ entry points
     def resolve(self, conn: Connection, user: User, key_or_external: str):
@@ -233,11 +237,13 @@ class SimilarService:
         # lexical: the query's most telling terms against the full-text index
         qterms = terms(q.doc.title) + terms(q.doc.public) + (terms(q.doc.internal) if staff else [])
         uniq = list(dict.fromkeys(qterms))[:5000]
-        df = dict(conn.execute(_DF, {"terms": uniq + [DOC_COUNT_TERM]}).all())
+        df = dict(conn.execute(_DF, {"terms": uniq + [DOC_COUNT_TERM, REV_TERM]}).all())
         n_docs = int(df.pop(DOC_COUNT_TERM, 0))
+        rev = int(df.pop(REV_TERM, 0))
         picked = pick_terms(qterms, df, n_docs=n_docs, limit=w.lexical_terms, max_postings=w.lexical_postings)
         idfs = {t: idf(df.get(t, 0), max(n_docs, 1)) for t in picked}
-        lex = lexical.search(conn, picked, idfs, where=where, staff=staff, limit=w.depth) if w.lexical else []
+        lex = (lexical.search(conn, picked, idfs, where=where, staff=staff, limit=w.depth, index=self.lexindex,
+                              rev=rev) if w.lexical else [])
         # dense: full text (+ internal notes for staff) and titles, one pass over the vectors
         lists: list[tuple[list[np.ndarray], list[str]]] = [([], []), ([], [])]
         if "full" in q.vectors and w.dense:
