@@ -96,8 +96,9 @@ def timed(fn, n: int) -> list[float]:
         fn(i)
         out.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
+    out.sort()
     CPU[id(out)] = sorted(cpu)
-    return sorted(out)
+    return out
 
 
 def pct(ts: list[float], p: float) -> float:
@@ -216,12 +217,15 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         reset_peak()
         print(f"(the bench's own peak so far {res['bench_peak_rss_mb']:.0f} MB; reset, now {peak_mb():.0f} MB)")
-        if args.lexical == "database":
+        if not hasattr(hub.similar, "lexindex"):
+            args.lexical = "database (code from before the in-memory index)"
+        elif args.lexical == "database":
             hub.similar.lexindex = None
         t = time.perf_counter()
         hub.similar.for_case(user, qkeys[0])            # loads the vector cache (and the lexical index)
         load = time.perf_counter() - t
-        lex = hub.similar.lexindex.stats() if hub.similar.lexindex else None
+        lex = getattr(hub.similar, "lexindex", None)          # (None also for code from before it)
+        lex = lex.stats() if lex is not None else None
         print(f"first query (loads {hub.similar.cache.stats()['live']:,} vectors"
               + (f", builds the lexical index: {lex['postings']:,} postings, {lex['bytes'] / 2**20:.0f} MB" if lex else "")
               + f"): {load:.1f} s   peak {peak_mb():.0f} MB   lexical: {args.lexical}   load average "

@@ -179,7 +179,7 @@ class LexicalIndex:
             off[:, 1:] = starts[np.arange(len(rows) * _COLS + 1, step=_COLS)[:, None][:-1] + np.arange(_COLS + 1)]
             offsets.append(off)
             pos += tok.size
-            parts_fwd.append(tok.astype(np.int32))
+            parts_fwd.append(tok.astype(np.uint16 if len(vocab) <= 2 ** 16 else np.int32))
             if tok.size:
                 flat = sizes.ravel()
                 docs = np.repeat(np.repeat(cids, _COLS), flat)
@@ -206,21 +206,31 @@ class LexicalIndex:
             if len(rows) < LOAD_CHUNK:
                 break
         n_vocab = len(vocab)
-        if parts_tok:
-            tok = np.concatenate(parts_tok)
-            order = np.argsort(tok, kind="stable")          # chunks come in case order: stays sorted by case
-            self.ptr = np.concatenate([[0], np.cumsum(np.bincount(tok, minlength=n_vocab))]).astype(np.int64)
-            del tok
-            self.doc = np.concatenate(parts_doc)[order]
-            del parts_doc
-            wide = any(p.dtype == np.uint32 for p in parts_tf)
-            self.tf = np.empty((_COLS, order.size), dtype=np.uint32 if wide else np.uint16)
-            for c in range(_COLS):        # a column at a time: the build's peak stays low
-                self.tf[c] = np.concatenate([p[c] for p in parts_tf])[order]
-            del parts_tf, order
-        else:
-            self.ptr = np.zeros(n_vocab + 1, dtype=np.int64)
-        self.fwd = np.concatenate(parts_fwd) if parts_fwd else np.zeros(0, dtype=np.int32)
+        self.fwd = np.empty(pos, dtype=np.uint16 if n_vocab <= 2 ** 16 else np.int32)
+        at = 0
+        for i, f in enumerate(parts_fwd):
+            self.fwd[at:at + f.size] = f
+            at += f.size
+            parts_fwd[i] = None
+        # the postings in token order, each chunk's put straight in its place (no sort of them all,
+        # no second copy: the build's peak stays near the index's own size)
+        counts = np.zeros(n_vocab, dtype=np.int64)
+        for t in parts_tok:
+            counts += np.bincount(t, minlength=n_vocab)
+        self.ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        total = int(self.ptr[-1])
+        wide = any(p.dtype == np.uint32 for p in parts_tf)
+        self.doc = np.empty(total, dtype=np.int32)
+        self.tf = np.empty((_COLS, total), dtype=np.uint32 if wide else np.uint16)
+        cursor = self.ptr[:-1].copy()
+        for i, t in enumerate(parts_tok):       # sorted by token, then case, within a chunk
+            run = np.flatnonzero(np.concatenate([[True], t[1:] != t[:-1]]))
+            run_len = np.diff(np.concatenate([run, [t.size]]))
+            at = cursor[t] + (np.arange(t.size) - np.repeat(run, run_len))
+            self.doc[at] = parts_doc[i]
+            self.tf[:, at] = parts_tf[i]
+            cursor[t[run]] += run_len
+            parts_tok[i] = parts_doc[i] = parts_tf[i] = None
         arr = np.concatenate(offsets) if offsets else np.zeros((0, _COLS + 2), dtype=np.int64)
         top = int(arr[:, 0].max(initial=0)) + 1
         self.off = np.zeros((top, _COLS + 1), dtype=np.int64)

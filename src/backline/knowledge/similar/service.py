@@ -55,9 +55,13 @@ MAX_QUERY_TEXT = 100_000
 _DF = (select(T.search_terms.c.term, T.search_terms.c.df)
        .where(T.search_terms.c.term.in_(bindparam("terms", expanding=True))))
 _OWNER = T.users.alias("owner_u")
-_HITS = (select(T.cases, _OWNER.c.name.label("owner_name"), T.case_external.c.external_id)
+#: The hits' rows with their stored terms (for the "shared terms" reason): one statement.
+_HITS = (select(T.cases, _OWNER.c.name.label("owner_name"), T.case_external.c.external_id,
+                T.case_search.c.title_terms.label("s_title"), T.case_search.c.body_terms.label("s_body"),
+                T.case_search.c.internal_terms.label("s_internal"))
          .join(_OWNER, _OWNER.c.id == T.cases.c.owner_id, isouter=True)
          .join(T.case_external, T.case_external.c.case_id == T.cases.c.id, isouter=True)
+         .join(T.case_search, T.case_search.c.case_id == T.cases.c.id, isouter=True)
          .where(T.cases.c.id.in_(bindparam("ids", expanding=True))))
 
 
@@ -92,6 +96,7 @@ class _Query:
     exclude: int | None
     created: float
     vectors: Mapping[str, np.ndarray]
+    cache_fresh: bool = False     # the vector cache was just brought up to date for this query
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +157,7 @@ class SimilarService:
         if vectors is None:
             vectors = self._embed(doc)
         return _Query(doc, None if any_product else row["product"], row["id"], utc(row["created_at"]).timestamp(),
-                      vectors)
+                      vectors, cache_fresh=True)
 
     def for_text(self, user: User, text: str, *, title: str | None = None, product: str | None = None,
                  intake: Mapping[str, Any] | None = None, limit: int = 10,
@@ -232,7 +237,8 @@ class SimilarService:
     def _gather(self, conn: Connection, user: User, q: _Query, w: FusionWeights) -> Candidates:
         """The ranked lists and signals for ``q`` (everything but the fusion)."""
         staff = user.role.is_staff
-        self.cache.refresh(conn)
+        if not q.cache_fresh:         # (a case query refreshed it a moment ago: one round trip less)
+            self.cache.refresh(conn)
         where, flt = self._filters(user, q)
         # lexical: the query's most telling terms against the full-text index
         qterms = terms(q.doc.title) + terms(q.doc.public) + (terms(q.doc.internal) if staff else [])
@@ -282,7 +288,9 @@ class SimilarService:
             top = [c for c in cand.fuse(w) if c[0] != q.exclude][:limit * 2]
             ids = [c for c, _, _ in top]
             rows = {r["id"]: r for r in conn.execute(_HITS, {"ids": ids}).mappings()} if top else {}
-            terms_of = self._terms_of(conn, ids, staff)
+        terms_of = {cid: set(" ".join([r["s_title"] or "", r["s_body"] or ""]
+                                      + ([r["s_internal"] or ""] if staff else [])).split())
+                    for cid, r in rows.items()}
         hits: list[SimilarHit] = []
         for cid, score, ranks in top:
             row = rows.get(cid)
@@ -304,17 +312,6 @@ class SimilarService:
         q = self._case_query(user, key_or_external, any_product=False)
         with self.cases.reader.connect() as conn:
             return self._gather(conn, user, q, w)
-
-    @staticmethod
-    def _terms_of(conn: Connection, ids: Sequence[int], staff: bool) -> dict[int, set[str]]:
-        if not ids:
-            return {}
-        S = T.case_search.c
-        cols = [S.case_id, S.title_terms, S.body_terms] + ([S.internal_terms] if staff else [])
-        out = {}
-        for r in conn.execute(select(*cols).where(S.case_id.in_(list(ids)))):
-            out[r[0]] = set(" ".join(r[1:]).split())
-        return out
 
 
 def _limit(limit: int) -> int:
