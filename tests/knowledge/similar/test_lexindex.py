@@ -61,10 +61,14 @@ def _compare(ref_hub: Hub, hub: Hub, index: LexicalIndex, *, queries=MORE_QUERIE
     return compared
 
 
-def test_memory_ranks_as_fts5_on_sqlite(sqlite_template, tmp_path):
-    """(PostgreSQL: the next test, against the same cases in SQLite.)"""
+@pytest.mark.parametrize("chunk", [5000, 4])
+def test_memory_ranks_as_fts5_on_sqlite(sqlite_template, tmp_path, monkeypatch, chunk):
+    """(PostgreSQL: the next test, against the same cases in SQLite.)  Built in one chunk and in
+    chunks of 4 cases (some with internal notes, some without: their counts are assembled)."""
     import shutil
 
+    from backline.knowledge.similar import lexindex
+    monkeypatch.setattr(lexindex, "LOAD_CHUNK", chunk)
     from backline.storage.db import make_engine
     shutil.copy(sqlite_template, tmp_path / "lite.db")
     hub = Hub.build(make_engine(f"sqlite:///{tmp_path / 'lite.db'}"), blob_root=tmp_path / "blobs")

@@ -198,9 +198,9 @@ class LexicalIndex:
                 tf[key & 3, slot] = count
                 if int(count.max()) < 2 ** 16:
                     tf = tf.astype(np.uint16)
-                parts_tok.append((tc >> 32).astype(np.int32))
+                parts_tok.append((tc >> 32).astype(np.uint16 if len(vocab) <= 2 ** 16 else np.int32))
                 parts_doc.append((tc & 0xFFFFFFFF).astype(np.int32))
-                parts_tf.append(tf)
+                parts_tf.append(tf if tf[_COLS - 1].any() else tf[:_COLS - 1].copy())   # no internal notes: 2 rows
                 del key, count, tc, slot, tf
             del tok
             if len(rows) < LOAD_CHUNK:
@@ -220,15 +220,19 @@ class LexicalIndex:
         self.ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         total = int(self.ptr[-1])
         wide = any(p.dtype == np.uint32 for p in parts_tf)
+        # no internal notes anywhere: that column's counts are not kept (all zero)
+        rows_tf = max((p.shape[0] for p in parts_tf), default=_COLS - 1)
         self.doc = np.empty(total, dtype=np.int32)
-        self.tf = np.empty((_COLS, total), dtype=np.uint32 if wide else np.uint16)
+        self.tf = np.empty((rows_tf, total), dtype=np.uint32 if wide else np.uint16)
         cursor = self.ptr[:-1].copy()
         for i, t in enumerate(parts_tok):       # sorted by token, then case, within a chunk
             run = np.flatnonzero(np.concatenate([[True], t[1:] != t[:-1]]))
             run_len = np.diff(np.concatenate([run, [t.size]]))
             at = cursor[t] + (np.arange(t.size) - np.repeat(run, run_len))
             self.doc[at] = parts_doc[i]
-            self.tf[:, at] = parts_tf[i]
+            self.tf[:parts_tf[i].shape[0], at] = parts_tf[i]
+            if parts_tf[i].shape[0] < rows_tf:
+                self.tf[rows_tf - 1, at] = 0
             cursor[t[run]] += run_len
             parts_tok[i] = parts_doc[i] = parts_tf[i] = None
         arr = np.concatenate(offsets) if offsets else np.zeros((0, _COLS + 2), dtype=np.int64)
@@ -309,7 +313,8 @@ class LexicalIndex:
         elif len(ids) == 1:
             s, e = self.ptr[ids[0]], self.ptr[ids[0] + 1]
             docs = self.doc[s:e].astype(np.int64)
-            counts = self.tf[:, s:e].astype(np.int64)
+            counts = np.zeros((_COLS, e - s), dtype=np.int64)
+            counts[:self.tf.shape[0]] = self.tf[:, s:e]
         else:
             docs, counts = self._phrase_in_base(ids)
         if docs.size:
