@@ -66,12 +66,17 @@ def _chunks(seq: Sequence, n: int) -> Iterable[Sequence]:
         yield seq[i:i + n]
 
 
-def load_docs(conn: Connection, case_ids: Sequence[int]) -> dict[int, CaseDoc]:
-    """The :class:`CaseDoc` of each case, read from the case tables."""
+def load_docs(conn: Connection, case_ids: Sequence[int], *,
+              known: Mapping[int, tuple[str, object]] | None = None) -> dict[int, CaseDoc]:
+    """The :class:`CaseDoc` of each case, read from the case tables (``known``: case id ->
+    ``(title, intake)`` already read by the caller, not read again)."""
     out: dict[int, CaseDoc] = {}
     for ids in _chunks(list(case_ids), 500):
-        cases = conn.execute(select(T.cases.c.id, T.cases.c.title, T.cases.c.intake)
-                             .where(T.cases.c.id.in_(ids))).all()
+        if known and all(i in known for i in ids):
+            cases = [(i, *known[i]) for i in ids]
+        else:
+            cases = conn.execute(select(T.cases.c.id, T.cases.c.title, T.cases.c.intake)
+                                 .where(T.cases.c.id.in_(ids))).all()
         notes: dict[int, list[tuple[str, str]]] = {}
         for cid, vis, body in conn.execute(select(T.notes.c.case_id, T.notes.c.visibility, T.notes.c.body)
                                            .where(T.notes.c.case_id.in_(ids)).order_by(T.notes.c.id)):

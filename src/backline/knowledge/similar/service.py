@@ -150,7 +150,7 @@ class SimilarService:
     def _case_query(self, user: User, key_or_external: str, *, any_product: bool) -> _Query:
         with self.cases.reader.connect() as conn:
             row = self.resolve(conn, user, key_or_external)
-            doc = load_docs(conn, [row["id"]])[row["id"]]
+            doc = load_docs(conn, [row["id"]], known={row["id"]: (row["title"], row["intake"])})[row["id"]]
             if not user.role.is_staff:
                 doc = CaseDoc(doc.title, doc.public, "", doc.signatures)
             vectors = self._stored_vectors(conn, row["id"], doc)
