@@ -85,13 +85,20 @@ def synth(rows: list[dict], n: int, rng: random.Random) -> list[tuple[dict, tupl
     return out
 
 
+CPU: dict[int, list[float]] = {}
+
+
 def timed(fn, n: int) -> list[float]:
-    out = []
+    """Wall-clock seconds of ``fn(0..n-1)``, sorted; their CPU seconds (the process's) go to ``CPU``."""
+    out, cpu = [], []
     for i in range(n):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn(i)
         out.append(time.perf_counter() - t)
-    return sorted(out)
+        cpu.append(time.process_time() - c)
+    out.sort()
+    CPU[id(out)] = sorted(cpu)
+    return out
 
 
 def pct(ts: list[float], p: float) -> float:
@@ -107,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--text-from", choices=("all", "sample"), default="all",
                     help="reports the synthetic texts are made of (see above)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--lexical", choices=("memory", "database"), default="memory",
+                    help="the lexical half from the process's in-memory index (the default) or from the "
+                         "database's full-text index (the path before it; the same lists)")
     ap.add_argument("--keep-schema", metavar="NAME",
                     help="build the data in this PostgreSQL schema (SQLite: the file /tmp/NAME.db) and keep it; "
                          "a later run with the same name skips the build and only queries (drop it yourself)")
@@ -207,11 +217,19 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         reset_peak()
         print(f"(the bench's own peak so far {res['bench_peak_rss_mb']:.0f} MB; reset, now {peak_mb():.0f} MB)")
+        if not hasattr(hub.similar, "lexindex"):
+            args.lexical = "database (code from before the in-memory index)"
+        elif args.lexical == "database":
+            hub.similar.lexindex = None
         t = time.perf_counter()
-        hub.similar.for_case(user, qkeys[0])            # loads the vector cache
+        hub.similar.for_case(user, qkeys[0])            # loads the vector cache (and the lexical index)
         load = time.perf_counter() - t
-        print(f"first query (loads {hub.similar.cache.stats()['live']:,} vectors): {load:.1f} s   "
-              f"peak {peak_mb():.0f} MB")
+        lex = getattr(hub.similar, "lexindex", None)          # (None also for code from before it)
+        lex = lex.stats() if lex is not None else None
+        print(f"first query (loads {hub.similar.cache.stats()['live']:,} vectors"
+              + (f", builds the lexical index: {lex['postings']:,} postings, {lex['bytes'] / 2**20:.0f} MB" if lex else "")
+              + f"): {load:.1f} s   peak {peak_mb():.0f} MB   lexical: {args.lexical}   load average "
+              f"{os.getloadavg()[0]:.1f}")
         base_t = timed(lambda i: hub.cases.get(user, qkeys[i]), args.queries)
         case_t = timed(lambda i: hub.similar.for_case(user, qkeys[i], limit=10), args.queries)
         texts = [f"{rows[i]['title']}. {(rows[i].get('description') or '')[:300]}" for i in sample[:50]]
@@ -220,8 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, ts in (("case read (baseline)", base_t), ("similar to a case", case_t),
                          ("similar to a text (with embedding)", text_t)):
             m, p = pct(ts, .5), pct(ts, .95)
-            res[name] = {"median_ms": m, "p95_ms": p, "n": len(ts)}
-            print(f"{name:38s} n={len(ts):4d} median {m:7.1f} ms  p95 {p:7.1f} ms   x{p / b95:.0f} of baseline p95")
+            cm, cp = pct(CPU[id(ts)], .5), pct(CPU[id(ts)], .95)
+            res[name] = {"median_ms": m, "p95_ms": p, "n": len(ts), "cpu_median_ms": cm, "cpu_p95_ms": cp}
+            print(f"{name:38s} n={len(ts):4d} median {m:7.1f} ms  p95 {p:7.1f} ms   x{p / b95:.0f} of baseline p95"
+                  f"   CPU median {cm:.1f} / p95 {cp:.1f} ms   load average {os.getloadavg()[0]:.1f}")
         res["peak_rss_mb"] = peak_mb()
         print(f"service peak RSS {peak_mb():.0f} MB (loading {args.cases:,} cases' vectors and the queries, "
               f"{res['backend']})")

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from backline.config import data_dir
 from backline.errors import StorageError
 
-HEAD = "0011"
+HEAD = "0012"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 

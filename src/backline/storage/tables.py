@@ -59,6 +59,8 @@ cases = Table(
     Column("returned_for_info", Boolean, nullable=False),
     Index("ix_cases_org", "org"),
     Index("ix_cases_status", "status"),
+    # the similar-case filter's columns (revision 0012): read instead of the rows
+    Index("ix_cases_filter", "id", "product", "org", "team", "created_by"),
 )
 
 case_links = Table(
@@ -402,6 +404,11 @@ case_search = Table(
     Column("internal_terms", Text, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("indexed_at", TS, nullable=False),
+    # the index revision that wrote the row (the ``" rev"`` row of ``search_terms``, bumped by every
+    # write; revision 0012): a process's in-memory lexical index loads the rows above the revision it
+    # has seen
+    Column("rev", BigInteger().with_variant(Integer(), "sqlite"), nullable=False, server_default="0"),
+    Index("ix_case_search_rev", "rev"),
 )
 
 case_vectors = Table(
@@ -424,7 +431,7 @@ search_terms = Table(
     Column("term", String(64), primary_key=True),
     Column("df", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),  # cases whose public
     # text has the term; two rows are statistics: "" = the number of indexed cases, " tokens" = their
-    # total number of tokens (revision 0010)
+    # total number of tokens (revision 0010), " rev" = the revision of the last write to case_search (0012)
 )
 
 similar_queue = Table(

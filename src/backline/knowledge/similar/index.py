@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 #: The ``search_terms`` row that counts indexed cases.
 DOC_COUNT_TERM = ""
+#: The ``search_terms`` row that counts writes to ``case_search`` (revision 0012; see :func:`bump_revision`).
+REV_TERM = " rev"
+_BUMP_REV = text("INSERT INTO search_terms (term, df) VALUES (' rev', 1) "
+                 "ON CONFLICT (term) DO UPDATE SET df = search_terms.df + 1 RETURNING df")
 _UPSERT_DF = text("INSERT INTO search_terms (term, df) VALUES (:term, :df) "
                   "ON CONFLICT (term) DO UPDATE SET df = search_terms.df + excluded.df")
 
@@ -50,17 +54,29 @@ def enqueue(conn: Connection, case_id: int, reason: str, now: datetime) -> None:
     conn.execute(insert(T.similar_queue).values(case_id=case_id, reason=reason[:32], queued_at=now))
 
 
+def bump_revision(conn: Connection) -> int:
+    """The next revision of the lexical index, inside the writer's transaction.  On PostgreSQL the
+    ``" rev"`` row stays locked until the writer commits, so writes commit in revision order and a
+    reader that sees revision R has every write up to R (SQLite has one writer at a time anyway)."""
+    return int(conn.execute(_BUMP_REV).scalar_one())
+
+
 def _chunks(seq: Sequence, n: int) -> Iterable[Sequence]:
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
 
 
-def load_docs(conn: Connection, case_ids: Sequence[int]) -> dict[int, CaseDoc]:
-    """The :class:`CaseDoc` of each case, read from the case tables."""
+def load_docs(conn: Connection, case_ids: Sequence[int], *,
+              known: Mapping[int, tuple[str, object]] | None = None) -> dict[int, CaseDoc]:
+    """The :class:`CaseDoc` of each case, read from the case tables (``known``: case id ->
+    ``(title, intake)`` already read by the caller, not read again)."""
     out: dict[int, CaseDoc] = {}
     for ids in _chunks(list(case_ids), 500):
-        cases = conn.execute(select(T.cases.c.id, T.cases.c.title, T.cases.c.intake)
-                             .where(T.cases.c.id.in_(ids))).all()
+        if known and all(i in known for i in ids):
+            cases = [(i, *known[i]) for i in ids]
+        else:
+            cases = conn.execute(select(T.cases.c.id, T.cases.c.title, T.cases.c.intake)
+                                 .where(T.cases.c.id.in_(ids))).all()
         notes: dict[int, list[tuple[str, str]]] = {}
         for cid, vis, body in conn.execute(select(T.notes.c.case_id, T.notes.c.visibility, T.notes.c.body)
                                            .where(T.notes.c.case_id.in_(ids)).order_by(T.notes.c.id)):
@@ -144,6 +160,7 @@ class SimilarIndexer:
             if conn.dialect.name == "postgresql":
                 conn.execute(select(T.cases.c.id).where(T.cases.c.id.in_(ids)).order_by(T.cases.c.id)
                              .with_for_update(key_share=True))
+            rev = bump_revision(conn)      # first: the order writers take search_terms rows in
             S = T.case_search.c
             old = {cid: (t, b, i) for cid, t, b, i in conn.execute(
                 select(S.case_id, S.title_terms, S.body_terms, S.internal_terms).where(S.case_id.in_(ids)))}
@@ -166,7 +183,7 @@ class SimilarIndexer:
                     delta[t] -= 1
                 rows.append({"case_id": cid, "title_terms": " ".join(tt), "body_terms": " ".join(bt),
                              "internal_terms": " ".join(it), "content_hash": d.content_hash(),
-                             "indexed_at": now})
+                             "indexed_at": now, "rev": rev})
             conn.execute(delete(T.case_search).where(S.case_id.in_(ids)))
             conn.execute(insert(T.case_search), rows)
             changes = [{"term": t, "df": n} for t, n in sorted(delta.items()) if n]

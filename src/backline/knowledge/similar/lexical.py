@@ -22,13 +22,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
-from sqlalchemy import Column, Connection, Float, Integer, String, bindparam, column, func, literal, literal_column, or_, select, table, text, union_all
+from sqlalchemy import JSON, BigInteger, Column, Connection, Float, Integer, String, bindparam, column, func, literal, literal_column, or_, select, table, text, union_all
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnElement
 
 from backline.errors import SearchError
 from backline.knowledge.similar.index import DOC_COUNT_TERM
+from backline.knowledge.similar.lexindex import LexicalIndex
 from backline.knowledge.similar.text import TOKEN_COUNT_TERM, fts_tokens
 from backline.storage import tables as T
 
@@ -49,14 +50,69 @@ class LexicalWeights:
 
 def search(conn: Connection, query_terms: Sequence[str], idf: Mapping[str, float], *,
            where: ColumnElement[bool], staff: bool, limit: int,
-           weights: LexicalWeights = LexicalWeights()) -> list[tuple[int, float]]:
-    """``(case_id, score)`` best first; higher is better on both backends."""
+           weights: LexicalWeights = LexicalWeights(), index: LexicalIndex | None = None,
+           rev: int | None = None) -> list[tuple[int, float]]:
+    """``(case_id, score)`` best first; higher is better on both backends.
+
+    With ``index`` (the process's in-memory copy, brought up to revision ``rev`` first), every
+    matching case is ranked by FTS5's ``bm25()`` in memory and only the filter is asked of the
+    database (:func:`_search_index`); the same list as SQLite's FTS5 statement, on both backends.
+    """
     words = [t for t in query_terms if t and t.replace("_", "a").isalnum()]
     if not words:
         return []
+    if index is not None:
+        index.refresh(conn, rev)
+        got = _search_index(conn, index, words, where=where, staff=staff, limit=limit, weights=weights)
+        if got is not None:
+            return got
     if conn.dialect.name == "postgresql":
         return _search_pg(conn, words, idf, where=where, staff=staff, limit=limit, weights=weights)
     return _search_sqlite(conn, words, where=where, staff=staff, limit=limit, weights=weights)
+
+
+#: The filter is asked of the ``FILTER_FIRST`` x ``limit`` best-ranked cases first, then of as many
+#: more as the share that passed says are needed (x 1.5), until ``limit`` pass or none are left.
+FILTER_FIRST = 3
+
+
+def _search_index(conn, index: LexicalIndex, words, *, where, staff, limit, weights) -> list[tuple[int, float]] | None:
+    ranked = index.rank(words, staff=staff, title=weights.title, body=weights.body, internal=weights.internal)
+    if ranked is None:
+        return None
+    cases, scores = ranked
+    out: list[tuple[int, float]] = []
+    start, size = 0, FILTER_FIRST * limit
+    stmt = _filter_statement(conn.dialect.name, where)
+    while start < cases.size and len(out) < limit:
+        part = cases[start:start + size]
+        # the first of ``part`` (in rank order) that pass the filter, as positions in ``part``
+        pos = [int(p) for (p,) in conn.execute(stmt, {"ids": part.tolist(), "n": limit - len(out)})]
+        out.extend((int(part[p]), float(scores[start + p])) for p in pos)
+        start += part.size
+        rate = max(len(out) / start, 0.01)
+        size = max(limit, int(1.5 * (limit - len(out)) / rate))
+    return out
+
+
+def _filter_statement(dialect: str, where: ColumnElement[bool]):
+    """The positions (0-based, in order) of the first ``:n`` cases of ``:ids`` that pass ``where``:
+    the ids are one bound value (a JSON array on SQLite, an array on PostgreSQL), not a placeholder
+    each, and only the passing positions come back."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+        u = (func.unnest(bindparam("ids", type_=ARRAY(BigInteger()))).table_valued("id", with_ordinality="ord")
+             .render_derived(name="u"))
+        pos = u.c.ord - 1
+    else:
+        u = func.json_each(bindparam("ids", type_=JSON())).table_valued("key", "value").alias("u")
+        pos = u.c.key
+    u_id = u.c.id if dialect == "postgresql" else u.c.value
+    # SQLite: through the small covering index of the filter's columns (revision 0012), not the
+    # table's rows (a page of ``cases`` read per case: 1.8 instead of 4.6 ms CPU for 1,000 cases)
+    return (select(pos).select_from(u.join(T.cases, T.cases.c.id == u_id)).where(where)
+            .with_hint(T.cases, "INDEXED BY ix_cases_filter", "sqlite")
+            .order_by(pos).limit(bindparam("n")))
 
 
 def _search_sqlite(conn, words, *, where, staff, limit, weights) -> list[tuple[int, float]]:

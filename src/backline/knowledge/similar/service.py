@@ -36,7 +36,8 @@ from backline.knowledge.similar import lexical
 from backline.knowledge.similar.dense import Filter, VectorCache
 from backline.knowledge.similar.embed import DIM, MODEL_NAME
 from backline.knowledge.similar.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse
-from backline.knowledge.similar.index import DOC_COUNT_TERM, SimilarIndexer, doc_vectors, load_docs
+from backline.knowledge.similar.index import DOC_COUNT_TERM, REV_TERM, SimilarIndexer, doc_vectors, load_docs
+from backline.knowledge.similar.lexindex import LexicalIndex
 from backline.knowledge.similar.text import CaseDoc, build_doc, idf, pick_terms, strings_in, terms
 from backline.model.core import utc
 from backline.storage import tables as T
@@ -54,9 +55,15 @@ MAX_QUERY_TEXT = 100_000
 _DF = (select(T.search_terms.c.term, T.search_terms.c.df)
        .where(T.search_terms.c.term.in_(bindparam("terms", expanding=True))))
 _OWNER = T.users.alias("owner_u")
-_HITS = (select(T.cases, _OWNER.c.name.label("owner_name"), T.case_external.c.external_id)
+#: The hits' rows with their stored terms (for the "shared terms" reason): one statement, and only
+#: the columns shown or checked (not the JSON ones: decoding 20 intakes cost ~1 ms a query).
+_HIT_COLUMNS = ("id", "key", "title", "status", "product", "created_at", "org", "team", "created_by")  # (+ can_see's)
+_HITS = (select(*(T.cases.c[c] for c in _HIT_COLUMNS), _OWNER.c.name.label("owner_name"), T.case_external.c.external_id,
+                T.case_search.c.title_terms.label("s_title"), T.case_search.c.body_terms.label("s_body"),
+                T.case_search.c.internal_terms.label("s_internal"))
          .join(_OWNER, _OWNER.c.id == T.cases.c.owner_id, isouter=True)
          .join(T.case_external, T.case_external.c.case_id == T.cases.c.id, isouter=True)
+         .join(T.case_search, T.case_search.c.case_id == T.cases.c.id, isouter=True)
          .where(T.cases.c.id.in_(bindparam("ids", expanding=True))))
 
 
@@ -91,6 +98,7 @@ class _Query:
     exclude: int | None
     created: float
     vectors: Mapping[str, np.ndarray]
+    cache_fresh: bool = False     # the vector cache was just brought up to date for this query
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +121,14 @@ class SimilarService:
     """Similar-case search over the cases of one database."""
 
     def __init__(self, cases: CaseService, indexer: SimilarIndexer, *,
-                 weights: FusionWeights = DEFAULT_WEIGHTS):
+                 weights: FusionWeights = DEFAULT_WEIGHTS, lexical_in_memory: bool = True):
         self.cases = cases
         self.indexer = indexer
         self.weights = weights
         self.cache = VectorCache(MODEL_NAME, DIM)
+        #: the lexical index in memory (None: every lexical query asks the database's full-text index;
+        #: the same lists, see lexindex.py)
+        self.lexindex: LexicalIndex | None = LexicalIndex() if lexical_in_memory else None
 
     # ------------------------------------------------------------------ entry points
     def resolve(self, conn: Connection, user: User, key_or_external: str):
@@ -141,14 +152,14 @@ class SimilarService:
     def _case_query(self, user: User, key_or_external: str, *, any_product: bool) -> _Query:
         with self.cases.reader.connect() as conn:
             row = self.resolve(conn, user, key_or_external)
-            doc = load_docs(conn, [row["id"]])[row["id"]]
+            doc = load_docs(conn, [row["id"]], known={row["id"]: (row["title"], row["intake"])})[row["id"]]
             if not user.role.is_staff:
                 doc = CaseDoc(doc.title, doc.public, "", doc.signatures)
             vectors = self._stored_vectors(conn, row["id"], doc)
         if vectors is None:
             vectors = self._embed(doc)
         return _Query(doc, None if any_product else row["product"], row["id"], utc(row["created_at"]).timestamp(),
-                      vectors)
+                      vectors, cache_fresh=True)
 
     def for_text(self, user: User, text: str, *, title: str | None = None, product: str | None = None,
                  intake: Mapping[str, Any] | None = None, limit: int = 10,
@@ -228,16 +239,19 @@ class SimilarService:
     def _gather(self, conn: Connection, user: User, q: _Query, w: FusionWeights) -> Candidates:
         """The ranked lists and signals for ``q`` (everything but the fusion)."""
         staff = user.role.is_staff
-        self.cache.refresh(conn)
+        if not q.cache_fresh:         # (a case query refreshed it a moment ago: one round trip less)
+            self.cache.refresh(conn)
         where, flt = self._filters(user, q)
         # lexical: the query's most telling terms against the full-text index
         qterms = terms(q.doc.title) + terms(q.doc.public) + (terms(q.doc.internal) if staff else [])
         uniq = list(dict.fromkeys(qterms))[:5000]
-        df = dict(conn.execute(_DF, {"terms": uniq + [DOC_COUNT_TERM]}).all())
+        df = dict(conn.execute(_DF, {"terms": uniq + [DOC_COUNT_TERM, REV_TERM]}).all())
         n_docs = int(df.pop(DOC_COUNT_TERM, 0))
+        rev = int(df.pop(REV_TERM, 0))
         picked = pick_terms(qterms, df, n_docs=n_docs, limit=w.lexical_terms, max_postings=w.lexical_postings)
         idfs = {t: idf(df.get(t, 0), max(n_docs, 1)) for t in picked}
-        lex = lexical.search(conn, picked, idfs, where=where, staff=staff, limit=w.depth) if w.lexical else []
+        lex = (lexical.search(conn, picked, idfs, where=where, staff=staff, limit=w.depth, index=self.lexindex,
+                              rev=rev) if w.lexical else [])
         # dense: full text (+ internal notes for staff) and titles, one pass over the vectors
         lists: list[tuple[list[np.ndarray], list[str]]] = [([], []), ([], [])]
         if "full" in q.vectors and w.dense:
@@ -276,7 +290,9 @@ class SimilarService:
             top = [c for c in cand.fuse(w) if c[0] != q.exclude][:limit * 2]
             ids = [c for c, _, _ in top]
             rows = {r["id"]: r for r in conn.execute(_HITS, {"ids": ids}).mappings()} if top else {}
-            terms_of = self._terms_of(conn, ids, staff)
+        terms_of = {cid: set(" ".join([r["s_title"] or "", r["s_body"] or ""]
+                                      + ([r["s_internal"] or ""] if staff else [])).split())
+                    for cid, r in rows.items()}
         hits: list[SimilarHit] = []
         for cid, score, ranks in top:
             row = rows.get(cid)
@@ -298,17 +314,6 @@ class SimilarService:
         q = self._case_query(user, key_or_external, any_product=False)
         with self.cases.reader.connect() as conn:
             return self._gather(conn, user, q, w)
-
-    @staticmethod
-    def _terms_of(conn: Connection, ids: Sequence[int], staff: bool) -> dict[int, set[str]]:
-        if not ids:
-            return {}
-        S = T.case_search.c
-        cols = [S.case_id, S.title_terms, S.body_terms] + ([S.internal_terms] if staff else [])
-        out = {}
-        for r in conn.execute(select(*cols).where(S.case_id.in_(list(ids)))):
-            out[r[0]] = set(" ".join(r[1:]).split())
-        return out
 
 
 def _limit(limit: int) -> int:
