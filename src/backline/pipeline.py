@@ -27,7 +27,7 @@ from backline import __version__
 from backline.analyzers.logs.anomalies import stops_at_collection
 from backline.analyzers.registry import all_analyzer_classes
 from backline.analyzers.runner import (DEFAULT_MAX_EVENTS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, ProgressFn,
-                                      RunSettings, run_all)
+                                      RunSettings, TaskResult, run_all)
 from backline.errors import UsageError
 from backline.knowledge.correlate import correlate
 from backline.knowledge.diagnosis import diagnose
@@ -86,9 +86,15 @@ def analyze(
     *,
     intake_progress: Callable[[str], None] | None = None,
     progress: ProgressFn | None = None,
+    on_result: Callable[[TaskResult], None] | None = None,
 ) -> AnalysisResult:
     """Analyse the evidence at ``paths``.  Raises UsageError for bad options and
-    NothingReadable (from intake) when no path holds anything readable."""
+    NothingReadable (from intake) when no path holds anything readable.
+
+    ``on_result`` is called with each analyzer task's result as it arrives (in the order
+    the tasks end, which varies; see :func:`.analyzers.runner.run_all`): a caller that
+    makes something of every event (the JSON report's text) can do it while the other
+    tasks still run."""
     from backline.evidence import collect
 
     options = options or AnalyzeOptions()
@@ -104,6 +110,12 @@ def analyze(
     except OSError as exc:
         where = "a temporary folder" if own_tmp else str(options.work_dir)
         raise UsageError(f"cannot create the work folder {where}: {exc.strerror or exc}") from None
+    connecting = None
+    if options.scheduler:
+        from backline.analyzers.cluster import Connecting
+
+        # Dask's import and the hand-shake with the scheduler while the intake runs
+        connecting = Connecting(options.scheduler)
     try:
         intake = collect([Path(p) for p in paths], work_dir / "evidence", limits=options.limits,
                          store=options.store, progress=intake_progress)
@@ -126,8 +138,10 @@ def analyze(
             isolate=options.isolate,
         )
         out = run_all(intake.artifacts, classes, settings, jobs=options.jobs, progress=progress,
-                      scheduler=options.scheduler)
+                      scheduler=options.scheduler, on_result=on_result, connecting=connecting)
     finally:
+        if connecting is not None:
+            connecting.close()          # (already closed when the analysis ran on the cluster)
         if own_tmp and not options.keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
 

@@ -226,15 +226,23 @@ def analyze_cmd(
         timeout_s=timeout or None, memory_mb=memory_limit or None, isolate=True, diagnose=not no_diagnosis,
         scheduler=scheduler or None,
     )
+    texts = None
+    if options.scheduler and ("json" in formats or attach is not None):
+        from backline.report.json_report import EventTexts
+
+        # the tasks run on the cluster: the events' JSON texts are made here as each task's
+        # result arrives, while the other tasks run, not all after the last one
+        texts = EventTexts()
     try:
         with _Progress(quiet) as prog:
-            result = analyze(paths, options, intake_progress=prog.intake, progress=prog.analysis)
+            result = analyze(paths, options, intake_progress=prog.intake, progress=prog.analysis,
+                             on_result=(lambda r: texts.add(r.events)) if texts is not None else None)
     except BacklineError as exc:          # NothingReadable, UsageError, StorageError...: one line, exit 2
         _fail(str(exc))
 
     from backline.report import build_report, iter_json, render_html, render_markdown, render_text, write_reports
 
-    report = build_report(result)
+    report = build_report(result, event_texts=texts)
     machine_to_stdout = out is None and any(f != "text" for f in formats)
     written: dict[str, Path] = {}
     if out is not None:
