@@ -170,6 +170,27 @@ def test_log_with_embedded_java_trace_stays_a_log() -> None:
     assert c.kind is K.TEXT_LOG
 
 
+@pytest.mark.parametrize("stamp", [
+    "07 Dec 2026 14:21:43,000",      # log4j's DATE layout
+    "07-Dec-2026 14:21:43.123",      # Tomcat
+    "Dec 07, 2026 2:21:43 PM",       # java.util.logging's SimpleFormatter
+    "2026-12-7 4:21:43",             # unpadded fields
+    "1765117303123",                 # epoch milliseconds
+])
+def test_log_with_many_traces_stays_a_log_whatever_its_time_layout(stamp: str) -> None:
+    # a service log where half the records carry a stack trace: the time stamps at the start
+    # of the record lines make it a log (the log reader also reads the traces), not a trace file
+    lines = []
+    for i in range(30):
+        lines.append(f"{stamp} ERROR [ExportService] export {i} failed: cannot open template")
+        lines += ["java.io.FileNotFoundException: /t/tpl.csv (Too many open files)",
+                  "\tat java.base/java.io.FileInputStream.open0(Native Method)",
+                  "\tat ExportService.readTemplate(ExportService.java:31)"]
+        lines.append(f"{stamp} INFO [ExportService] export {i} rendered as csv")
+    c = classify_head("\n".join(lines).encode() + b"\n", "export-service.log", 10_000)
+    assert c.kind is K.TEXT_LOG
+
+
 def test_binary_junk_and_unreadable(tmp_path: Path) -> None:
     junk = tmp_path / "blob"
     junk.write_bytes(bytes(range(256)) * 64)

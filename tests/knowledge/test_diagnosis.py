@@ -1415,3 +1415,59 @@ def test_a_restart_into_a_crash_loop_explains_the_refusals_that_began_at_the_pla
     d = diagnose([rst, client, deaths_])
     assert d.top.finding == 2, [(c.title, c.confidence) for c in d.causes]
     assert 0 in d.top.explained
+
+
+def test_the_core_of_a_crash_loop_and_the_loops_deaths_are_one_happening_led_by_the_crash():
+    # a supervisor reports each death of a crash loop; the bundle holds the core of the first one (the
+    # same pid) - the crash, not its death line, is the cause, and the refusals of the restarts follow it
+    core = "cores.tar.gz!/core.shipd.17230"
+    findings = [
+        death("shipd killed by signal 11 (4x): <err> shipd (pid 17230) terminated by signal 11 (SIGSEGV) "
+              "(core dumped); restarting in 2 s", at(0), count=4, last=at(7), process=["shipd"], pid="17230",
+              signal="11"),
+        Finding("DUMP.CRASH", "shipd crashed: SIGSEGV / SEGV_MAPERR at 0x8 in filter_geo.so!ls_filter",
+                Severity.CRITICAL, core, (EvidenceRef.frame(core, 0, 0, "filter_geo.so!ls_filter"),),
+                data={"signal": "SIGSEGV", "problem_class": "NULL_POINTER_READ", "signature": "ls_filter"}),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.4.0.7:5140 (41 attempt(s))", 40, at(1),
+            {"server": "10.4.0.7:5140", "connections": 41}),
+        log("12x shipping to shipd 10.4.0.7:5140 failed: [Errno 111] Connection refused", 30,
+            "shipping to shipd 10.4.0.7:5140 failed: [Errno 111] Connection refused", at(1), artifact="edge.log",
+            count=12),
+    ]
+    facts = [Fact("dump.process", "shipd", core), Fact("dump.pid", 17230, core)]
+    d = diagnose(findings, facts=facts)
+    assert d.top.code == "DUMP.CRASH" and d.top.finding == 1
+    assert all(c.finding != 0 for c in d.causes)          # the death line is the crash itself, not a rival
+    assert 2 in d.top.explained
+    # near miss: a death by another signal (the OOM killer's KILL) is not this core's: two happenings
+    killed = death("shipd killed by signal 9 (1x): shipd (pid 17555) terminated by signal 9 (SIGKILL)", at(0),
+                   process=["shipd"], pid="17555", signal="9")
+    d2 = diagnose([killed] + findings[1:], facts=facts)
+    assert any(c.finding == 0 for c in d2.causes)
+
+
+def test_the_kernels_oom_kill_and_the_supervisors_kill_of_that_program_are_one_happening():
+    # the journal's "status=9/KILL" of the unit comes right after the kernel's OOM kill of its pid: one
+    # happening, led by the kernel's line (it says why); the refusals of the restart follow it
+    kern = "host!/var/log/kern.log"
+    findings = [
+        death("reportd killed by signal 9 (2x): reportd.service: Main process exited, code=killed, status=9/KILL",
+              at(0.2), artifact="host!/journal.txt", count=2, last=at(40), process=["reportd"], signal="9"),
+        log("reportd killed by the kernel's OOM killer (2x): Out of memory: Killed process 5120 (reportd)", 80,
+            "kernel: Out of memory: Killed process 5120 (reportd) total-vm:812340kB", at(0), artifact=kern,
+            code="LOG.PROCESS_EXIT", count=2, last=at(39.8),
+            data={"reason": "oom-kill", "process": ["reportd"], "pid": "5120"}),
+        net("NET.TCP.RST_TO_SYN", "Connection refused by 10.4.0.9:7070 (12 attempt(s))", 40, at(0.6),
+            {"server": "10.4.0.9:7070", "connections": 12}),
+        log("12x report 7 failed: reportd 10.4.0.9:7070: [Errno 111] Connection refused", 30,
+            "report 7 failed: reportd 10.4.0.9:7070: [Errno 111] Connection refused", at(0.6), artifact="web.log",
+            count=12),
+    ]
+    d = diagnose(findings)
+    assert d.top.finding == 1 and d.top.signal == "out_of_memory"
+    assert all(c.finding != 0 for c in d.causes)
+    # near miss: the same program ending by a SIGSEGV a moment later is another happening than the kill
+    crashed = death("reportd killed by signal 11 (1x): reportd.service: Main process exited, code=killed, "
+                    "status=11/SEGV", at(0.2), artifact="host!/journal.txt", process=["reportd"], signal="11")
+    d2 = diagnose([crashed] + findings[1:])
+    assert any(c.finding == 0 for c in d2.causes) or any(0 in c.explained for c in d2.causes)

@@ -49,7 +49,7 @@ def net_command(
     if not file.is_file():
         err.print(f"error: {file}: no such file")
         raise typer.Exit(2)
-    th = Thresholds(retrans_rate=retrans_rate, slow_http_s=slow, slow_smb2_s=slow)
+    th = Thresholds(retrans_rate=retrans_rate, slow_http_s=slow, slow_smb2_s=slow, slow_tcp_s=slow)
     try:
         st = _run(file, analyze_capture, err)
     except BacklineError as exc:

@@ -169,16 +169,18 @@ _SYM_RECORD = re.compile(r"^(MODULE|INFO|FILE|INLINE_ORIGIN|FUNC|PUBLIC|STACK (C
 _MONTHS = r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 #: A timestamp somewhere near the start of a line (many log dialects).
 _TS_ANY = re.compile(
-    r"(\d{4}[-/.]\d{2}[-/.]\d{2}[-T _.]+\d{1,2}[:.]\d{2}"      # 2015-10-18 18:01 / BGL 2005-06-03-15.42
+    r"(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}[-T _.]+\d{1,2}[:.]\d{1,2}"  # 2015-10-18 18:01 / BGL 2005-06-03-15.42 / 2024-1-5 7:3
     r"|\b\d{2}[-/]\d{2}[-/ ]\d{2,4}[ T]?\d{1,2}:\d{2}:\d{2}"  # 17/06/09 20:10:40, 03-17 16:13:38
     r"|\b\d{2}-\d{2} \d{2}:\d{2}:\d{2}"                       # Android 03-17 16:13:38
     r"|\b" + _MONTHS + r"\s+\d{1,2}\s+\d{2}:\d{2}:\d{2}"           # syslog Jun 14 15:16:01
+    r"|\b\d{1,2}[ -]" + _MONTHS + r"[ -]\d{2,4}[ :T]+\d{1,2}:\d{2}"  # log4j DATE 07 Dec 2026 14:21:43, 07-Dec-2026, RFC 2822
+    r"|\b" + _MONTHS + r" \d{1,2}, \d{4},? \d{1,2}:\d{2}:\d{2}"      # java.util.logging Dec 07, 2026 5:46:40 PM
     r"|\b\d{6} \d{6}\b"                                        # HDFS 081109 203615
     r"|^[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d"                       # glog E1207 17:25:03.379799
     r"|\b\d{8}-\d{1,2}:\d{1,2}:\d{1,2}"                        # HealthApp 20171223-22:15:29
     r"|^\[?\d{1,2}[:.]\d{2}[ :.]\d{2}"                         # [10.30 16:49:06], 16:49:06
     r"|\[\d{1,2}/" + _MONTHS + r"/\d{4}[: ]\d{2}:\d{2}"          # access log [10/Oct/2000:13:55:36
-    r"|\b1\d{9}(\.\d+)?\b)"                                    # epoch seconds
+    r"|\b1\d{9}(\d{3}){0,3}(\.\d+)?\b)"                          # epoch seconds, ms, us, ns
 )
 _LEVEL_FIRST = re.compile(r"^\s*[\[<]?(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRITICAL|"
                           r"SEVERE|FINE|FINER|FINEST|CONFIG)\b[\]>:]?", re.I)

@@ -67,6 +67,25 @@ def test_a_bare_throwable_line_without_level_is_an_error_and_near_misses_are_not
     assert message_severity("NoErrors reported by the checker") == Severity.INFO
 
 
+def test_syslog_short_level_names_in_a_message_are_levels_only_as_written_as_one(tmp_path):
+    # a journal export: the program's own level is inside the message ("crit:", "<err>"), never a
+    # key of a key=value pair ("err=<nil>")
+    lines = []
+    for k in range(40):
+        lines.append(f"Dec 07 14:{k:02d}:00 rates01 ratecard[1412]: ratecard(1412) info: served {k} lookups "
+                     f"err=<nil>")
+    for k in range(5):
+        lines.append(f"Dec 07 15:00:0{k} rates01 ratecard[{3974 + k}]: ratecard({3974 + k}) crit: cannot open "
+                     f"rate table /srv/rates.tsv: Permission denied (errno 13)")
+    found = _findings(tmp_path, "journal-ratecard.txt", "\n".join(lines) + "\n")
+    errors = [f for f in found if f.code == "LOG.ERROR_TEMPLATE"]
+    assert any("Permission denied" in f.title for f in errors), [f.title for f in found]
+    assert not any("served" in f.title for f in found)
+    assert message_severity("ratecard(3974) crit: cannot open") == Severity.CRITICAL
+    assert message_severity("<err> shipd (pid 7) terminated") == Severity.HIGH
+    assert message_severity("request done err=<nil> stderr: none") == Severity.INFO
+
+
 # 2. supervisor wording
 
 def test_supervisor_death_wordings():

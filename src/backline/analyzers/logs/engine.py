@@ -26,8 +26,11 @@ MAX_ATTEMPTS = 16
 
 #: Level words in a message without a level field (case-insensitive): the first one decides.
 #: A type name ending in Error or Exception and followed by its message (``java.lang.OutOfMemoryError:
-#: Java heap space``, ``KeyError: 'x'``) is an error too: a runtime's throwable printed bare.
+#: Java heap space``, ``KeyError: 'x'``) is an error too: a runtime's throwable printed bare.  Syslog's
+#: short level names count only as a level is written (``crit:``, ``<err>``, ``[emerg]``), never as
+#: a key (``err=nil``).
 MESSAGE_LEVEL = (rb"\b(?:fatal|critical|error|severe|warn(?:ing)?|panic|failed|failure|exception)\b"
+                 rb"|\b(?:crit|emerg|err)(?=[:>\]])"
                  rb"|(?-i:(?<=[a-z0-9])(?:Error|Exception))(?=:|\s*$)")
 
 

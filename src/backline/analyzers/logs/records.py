@@ -63,6 +63,7 @@ _LEVEL_MAP = {
 }
 _MSG_LEVEL = re.compile(r"\b(FATAL|CRITICAL|ERROR|SEVERE|WARN(?:ING)?|PANIC)\b|"
                         r"\b(?:error|fatal|failed|failure|exception|panic)\b|"
+                        r"\b(?:crit|emerg|err)(?=[:>\]])|"
                         r"(?-i:(?<=[a-z0-9])(?:Error|Exception))(?=:|\s*$)", re.I)
 
 
@@ -77,7 +78,7 @@ def message_severity(message: str) -> Severity:
     if not m:
         return Severity.INFO
     word = m.group().lower()
-    if word in ("fatal", "critical", "panic"):
+    if word in ("fatal", "critical", "crit", "panic"):
         return Severity.CRITICAL
     if word.startswith("warn"):
         return Severity.MEDIUM

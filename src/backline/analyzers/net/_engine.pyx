@@ -157,6 +157,12 @@ cdef class Connection:
     cdef public int zw                   # bit i: a zero-window run of direction i is open
     cdef public int client_side          # 0: a is the client, 1: b is, -1: not decided yet
     cdef public bint tapped              # a frame with its whole TCP header was seen
+    # the request of a stream in a protocol Backline does not decode, waiting for its answer
+    # (AppSink.tcp_answer): frame and time of its first client segment, time of its last one
+    cdef public int64_t turn_frame
+    cdef public int64_t turn_first_ts
+    cdef public int64_t turn_ts
+    cdef public int64_t turns_answered   # requests the server answered on this stream
 
     def __init__(self, int64_t stream, a, int ap, b, int bp, int64_t frame, int64_t ts):
         self._setup(stream, a, ap, b, bp, frame, ts)
@@ -1570,12 +1576,45 @@ cdef class Engine:
                         1 if af & C_OOO else 0))
                     fd.seg(n, ts, d.seq + <uint32_t>skip, data + d.poff + skip, d.plen - skip,
                            d.seglen - skip)
+            if self.sink is not None and c.client_side >= 0 and (
+                    c.apps is _MAYBE_HTTP or (type(c.apps) is tuple and PyTuple_GET_SIZE(c.apps) == 0)):
+                self._turn(c, n, ts, fwd_i == c.client_side,
+                           d.seglen > 0 and not af & (C_RETRANS | C_SPURIOUS | C_KA), flags)
         elif d.proto == 17:
             self.udp += 1
             if d.plen and (self._is_dns(d.sport) or self._is_dns(d.dport)):
                 self._dns(n, ts, &d, data)
         elif d.proto == 1 or d.proto == 58:
             self.icmp += 1
+        return 0
+
+    cdef int _turn(self, Connection c, int64_t n, int64_t ts, bint from_client, bint data,
+                   int flags) except -1:
+        """Request and answer turns of a stream in a protocol Backline does not decode (a
+        database's, a cache's, an in-house RPC's): the client's data opens a request (later
+        client segments extend it), the server's next data answers it - the answer time runs
+        from the request's last segment (a long upload is not a slow answer); a client that
+        closes (FIN or RST) while a request waits on a stream whose server has answered before
+        gave up on it.  Reported to :attr:`sink` (``tcp_answer``, ``tcp_given_up``)."""
+        if from_client:
+            if data:
+                if c.turn_frame == 0:
+                    c.turn_frame = n
+                    c.turn_first_ts = ts
+                c.turn_ts = ts
+            if flags & (F_FIN | F_RST) and c.turn_frame:
+                if c.turns_answered:
+                    self.sink.tcp_given_up(c, c.turn_frame, c.turn_first_ts, c.turn_ts, n, ts)
+                c.turn_frame = 0
+        elif data:
+            if c.turn_frame:
+                c.turns_answered += 1
+                self.sink.tcp_answer(c, c.turn_frame, c.turn_first_ts, c.turn_ts, n, ts)
+                c.turn_frame = 0
+            else:
+                self.sink.tcp_unasked(c)
+        elif flags & (F_FIN | F_RST):
+            c.turn_frame = 0             # the server closed: no answer to wait for, nor a client giving up
         return 0
 
     cdef object _apps(self, Connection c, const uint8_t* p, Py_ssize_t n, int from_b):
@@ -2585,6 +2624,41 @@ cdef class AppSink:
                 heapq.heapreplace(slowest, (took, frame, ts, ex.method, ex.path))
             if status >= 400 and len(st.http) < self.keep:
                 st.http.append(ex)
+
+    cpdef tcp_answer(self, Connection c, int64_t req_frame, int64_t req_ts, int64_t last_ts,
+                     int64_t frame, int64_t ts):
+        """A request of an undecoded protocol answered: its answer time per server, and the
+        slowest kept with their request and answer frames."""
+        st = self.st
+        cdef int64_t took = ts - last_ts
+        server = self.server(c)
+        cdef list times = st.tcp_times.get(server)
+        if times is None:
+            times = st.tcp_times[server] = []
+        if len(times) < 200_000:
+            times.append(took)
+        cdef list slowest = st.tcp_slowest.get(server)
+        if slowest is None:
+            slowest = st.tcp_slowest[server] = []
+        if len(slowest) < self.slowest_kept:
+            heapq.heappush(slowest, (took, req_frame, req_ts, frame, ts))
+        elif took > slowest[0][0]:
+            heapq.heapreplace(slowest, (took, req_frame, req_ts, frame, ts))
+
+    cpdef tcp_unasked(self, Connection c):
+        """Server data that answers no request (a greeting, a pushed message)."""
+        server = self.server(c)
+        self.st.tcp_unasked[server] = self.st.tcp_unasked.get(server, 0) + 1
+
+    cpdef tcp_given_up(self, Connection c, int64_t req_frame, int64_t req_ts, int64_t last_ts,
+                       int64_t frame, int64_t ts):
+        """A client closed its stream while its request waited for an answer."""
+        server = self.server(c)
+        cdef list lst = self.st.tcp_given_up.get(server)
+        if lst is None:
+            lst = self.st.tcp_given_up[server] = []
+        if len(lst) < self.keep:
+            lst.append((ts - last_ts, req_frame, req_ts, frame, ts))
 
     cpdef tls_alert(self, Connection c, int side, int64_t frame, int64_t ts, int level, int desc):
         st = self.st

@@ -1,7 +1,7 @@
 """The ``net.capture`` analyzer: a capture artifact in, findings, events and facts out.
 
 Options (``ctx.options["net.capture"]``): ``retrans_rate``, ``retrans_min``,
-``slow_http_s``, ``slow_smb2_s``, ``zero_window_min_s`` (see
+``slow_http_s``, ``slow_smb2_s``, ``slow_tcp_s``, ``min_tcp_answers``, ``zero_window_min_s`` (see
 :class:`~backline.analyzers.net.findings.Thresholds`).
 """
 
@@ -20,7 +20,8 @@ FINDING_CODES = frozenset({
     "NET.TCP.RST_TO_SYN", "NET.TCP.SYN_UNANSWERED", "NET.TCP.RST_MIDSTREAM",
     "NET.TCP.RETRANS_RATE", "NET.TCP.ZERO_WINDOW_STALL", "NET.DNS.NXDOMAIN", "NET.DNS.SERVFAIL",
     "NET.DNS.ERROR", "NET.DNS.UNANSWERED", "NET.TLS.ALERT", "NET.HTTP.5XX", "NET.HTTP.4XX", "NET.HTTP.UNANSWERED",
-    "NET.HTTP.SLOW", "NET.SMB2.ERROR", "NET.SMB2.SLOW", "NET.CAPTURE.TRUNCATED",
+    "NET.HTTP.SLOW", "NET.SMB2.ERROR", "NET.SMB2.SLOW", "NET.TCP.SLOW_ANSWER", "NET.TCP.UNANSWERED",
+    "NET.CAPTURE.TRUNCATED",
 })
 FACT_NAMES = frozenset({
     "net.packets", "net.format", "net.time_start", "net.time_end", "net.counts",

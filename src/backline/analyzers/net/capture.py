@@ -106,6 +106,11 @@ class CaptureStats:
     http_times: dict = field(default_factory=dict)      # server -> [ns]
     http_slowest: dict = field(default_factory=dict)    # server -> min-heap of the slowest (ns, frame, ts, method, path)
     http_unanswered: int = 0
+    # request and answer turns of streams in protocols not decoded (AppSink.tcp_answer)
+    tcp_times: dict = field(default_factory=dict)       # server -> [ns] answer times
+    tcp_slowest: dict = field(default_factory=dict)     # server -> min-heap (ns, req frame, req ts, frame, ts)
+    tcp_unasked: dict = field(default_factory=dict)     # server -> data segments answering no request
+    tcp_given_up: dict = field(default_factory=dict)    # server -> [(wait ns, req frame, req ts, frame, ts)]
     tls_alerts: list = field(default_factory=list)
     tls_alert_counts: dict = field(default_factory=dict)
     tls_alert_records: int = 0

@@ -17,6 +17,8 @@ Finding codes (documented in docs/net.md)::
     NET.HTTP.SLOW / NET.SMB2.SLOW  slow responses (p50/p95/max per server)
     NET.HTTP.UNANSWERED       requests whose connection ended unanswered after a wait (a client's time-out)
     NET.SMB2.ERROR            SMB2 statuses that are real failures
+    NET.TCP.SLOW_ANSWER       slow answers of a server in a protocol not decoded (request/answer turns)
+    NET.TCP.UNANSWERED        requests of such a protocol whose client closed the stream waiting for the answer
     NET.CAPTURE.TRUNCATED     the file stops early or is damaged
 """
 
@@ -59,6 +61,8 @@ class Thresholds:
     retrans_min: int = 3             # at least this many retransmissions
     slow_http_s: float = 1.0         # p95 above this is slow
     slow_smb2_s: float = 1.0
+    slow_tcp_s: float = 1.0          # answers of undecoded protocols: p95 above this is slow
+    min_tcp_answers: int = 5         # ... over at least this many answers of one server
     zero_window_min_s: float = 0.0   # report stalls at least this long
 
     @classmethod
@@ -139,6 +143,7 @@ def build_findings(st: CaptureStats, artifact: str, analyzer: str = "net.capture
     _tls(b, st)
     _http(b, st, th)
     _smb2(b, st, th)
+    _turns(b, st, th)
     if st.problem is not None:
         loc = getattr(st.problem, "locator", "") or ""
         msg = getattr(st.problem, "message", str(st.problem))
@@ -384,3 +389,46 @@ def _smb2(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
                          "(CHANGE_NOTIFY long polls excluded)",
                   data={"command": cmd, "p50_s": percentile(s, 0.5)[0] / 1e9, "p95_s": p95 / 1e9,
                         "max_s": s[-1][0] / 1e9})
+
+
+def _turns(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
+    """Servers of protocols Backline does not decode (a database's, a cache's, an in-house RPC's)
+    seen in request and answer turns: slow answers (p95 above ``slow_tcp_s`` over at least
+    ``min_tcp_answers``), and clients that closed their stream while waiting.  A server that sends
+    more data unasked than it answers (a feed, a push channel: its first message after a
+    subscription is no answer time) is left out of the slow answers."""
+    for srv, times in sorted(st.tcp_times.items()):
+        if len(times) < th.min_tcp_answers or st.tcp_unasked.get(srv, 0) > len(times):
+            continue
+        s = sorted(times)
+        p50, p95, mx = percentile(s, 0.5), percentile(s, 0.95), s[-1]
+        if p95 / 1e9 <= th.slow_tcp_s:
+            continue
+        slow = sorted(x for x in st.tcp_slowest.get(srv, ()) if x[0] / 1e9 > th.slow_tcp_s)
+        # each slow request at its first segment (when the wait began), answered at packet N
+        frames = [(req_frame, req_ts, f"answered {took / 1e9:.3f} s later (packet {frame})")
+                  for took, req_frame, req_ts, frame, _ts in slow]
+        n_slow = sum(1 for t in s if t / 1e9 > th.slow_tcp_s)
+        b.add("NET.TCP.SLOW_ANSWER", f"Slow answers from {srv}: p95 {p95 / 1e9:.3f} s", Severity.MEDIUM,
+              frames, count=n_slow,
+              detail=f"{len(s)} request(s) answered in turn on a protocol not decoded: p50 {p50 / 1e9:.3f} s, "
+                     f"p95 {p95 / 1e9:.3f} s, max {mx / 1e9:.3f} s; {n_slow} took over {th.slow_tcp_s:g} s "
+                     "(from the request's last segment to the server's first data after it)",
+              data={"server": srv, "p50_s": p50 / 1e9, "p95_s": p95 / 1e9, "max_s": mx / 1e9,
+                    "answers": len(s), "slow": n_slow})
+    for srv, lst in sorted(st.tcp_given_up.items()):
+        waited = sorted(x for x in lst if x[0] / 1e9 > th.slow_tcp_s)
+        if not waited:
+            continue
+        waits = sorted(x[0] for x in waited)
+        p50 = percentile(waits, 0.5)
+        b.add("NET.TCP.UNANSWERED",
+              f"Requests to {srv} got no answer: {len(waited)} stream(s) closed by the client after waiting "
+              f"{p50 / 1e9:.3f} s (p50)", Severity.MEDIUM,
+              [(req_frame, req_ts, f"no answer in {w / 1e9:.3f} s; the client closed at packet {frame}")
+               for w, req_frame, req_ts, frame, _ts in waited], count=len(waited),
+              detail=f"{len(waited)} request(s) to {srv} (a protocol not decoded; the server had answered "
+                     f"earlier requests on the same streams) were still waiting when their client closed the "
+                     f"stream: waited p50 {p50 / 1e9:.3f} s, max {waits[-1] / 1e9:.3f} s - the client gave up",
+              data={"server": srv, "p50_wait_s": p50 / 1e9, "max_wait_s": waits[-1] / 1e9,
+                    "requests": len(waited)})

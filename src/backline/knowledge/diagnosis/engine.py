@@ -38,7 +38,7 @@ from backline.knowledge.diagnosis.entities import PROG_PID, Entity
 from backline.knowledge.diagnosis.explain import make_cause
 from backline.knowledge.diagnosis.library import Library, Relation, load_library
 from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, artifact_processes, build_nodes,
-                                                endpoint_owners, learn_vocabulary, listeners, named_processes,
+                                                core_deaths, endpoint_owners, learn_vocabulary, listeners, named_processes,
                                                 merge_nodes, relative_names, server_names)
 from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
 from backline.model import Artifact, Diagnosis, Event, Fact, Finding, Severity
@@ -694,6 +694,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
     if window:
         dated_by_file(nodes, artifacts, window[0].timestamp() - s.lead.total_seconds(),
                       window[1].timestamp() + s.chronic_margin.total_seconds())
+    nodes = merge_nodes(nodes, *core_deaths(nodes))
     edges = _edges(nodes, lib, set(offsets), s.max_out_links, onset_weight=s.onset_weight)
     _lend_priors(nodes, edges)
     out: dict[int, list[Edge]] = defaultdict(list)

@@ -493,16 +493,18 @@ def relative_names(nodes: Sequence[Node]) -> list[list[int]]:
     return [sorted(g) for g in groups]
 
 
-def merge_nodes(nodes: Sequence[Node], groups: Sequence[Sequence[int]]) -> list[Node]:
-    """``nodes`` with each group (positions) merged into one node: the most frequent, then the
-    earliest, stands for it; members, classes, entities, artifacts, times and lines are united."""
+def merge_nodes(nodes: Sequence[Node], groups: Sequence[Sequence[int]], reps: Sequence[int] | None = None) -> list[Node]:
+    """``nodes`` with each group (positions) merged into one node: the given ``reps`` (one position per
+    group), or else the most frequent, then the earliest, stands for it; members, classes, entities,
+    artifacts, times and lines are united."""
     if not groups:
         return list(nodes)
     gone: set[int] = set()
     merged: dict[int, Node] = {}
-    for g in groups:
-        rep_k = min(g, key=lambda k: (-nodes[k].count, nodes[k].first if nodes[k].first is not None else math.inf,
-                                      nodes[k].index))
+    for n_group, g in enumerate(groups):
+        rep_k = reps[n_group] if reps is not None else min(
+            g, key=lambda k: (-nodes[k].count, nodes[k].first if nodes[k].first is not None else math.inf,
+                              nodes[k].index))
         rep = nodes[rep_k]
         signals = {sg.id: sg for k in g for sg in nodes[k].signals}
         ents: dict[str, list[str]] = {}
@@ -525,3 +527,131 @@ def merge_nodes(nodes: Sequence[Node], groups: Sequence[Sequence[int]]) -> list[
             derived={d for k in g for d in nodes[k].derived})
         gone |= set(g) - {rep_k}
     return [merged.get(k, n) for k, n in enumerate(nodes) if k not in gone]
+
+
+#: Classes of a native crash (a dump's) and of a program's death (a supervisor's, a journal's, its own).
+CRASH_CLASSES = ("native_crash",)
+DEATH_CLASSES = ("process_death", "process_death_log")
+#: Signal names by their Linux numbers (what supervisors print: "signal 11", "status=9/KILL").
+_SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
+                 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE",
+                 14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS"}
+_SIG_WORDS = re.compile(r"\b(?-i:SIG([A-Z]{3,6}))\b|\bsignal[ :=]+(\d{1,2})\b|\bstatus=(\d{1,2})/|\b(core dumped|dumped core)\b",
+                        re.IGNORECASE)
+_SIG_ALIASES = {"SIGIOT": "SIGABRT"}
+#: A core is written as its process dies; its file time (or its own) falls this close to the death's line.
+CORE_DEATH_S = 60.0
+
+
+def death_signals(text: str) -> tuple[set[str], bool]:
+    """The signals a death's words name (``SIGSEGV``, ``signal 11``, ``status=6/ABRT``), and whether
+    they say a core was dumped.
+
+    >>> death_signals("logshipd (pid 17230) terminated by signal 11 (SIGSEGV) (core dumped)")
+    ({'SIGSEGV'}, True)
+    >>> death_signals("Main process exited, code=killed, status=6/ABRT")
+    ({'SIGABRT'}, False)
+    >>> death_signals("exited: quotes (exit status 2; not expected)")
+    (set(), False)
+    """
+    names: set[str] = set()
+    dumped = False
+    for m in _SIG_WORDS.finditer(text):
+        if m.group(1):
+            name = "SIG" + m.group(1).upper()
+            names.add(_SIG_ALIASES.get(name, name))
+        elif m.group(2) or m.group(3):
+            num = int(m.group(2) or m.group(3))
+            names.add(_SIGNAL_NAMES.get(num, f"signal {num}"))
+        else:
+            dumped = True
+    return names, dumped
+
+
+def _same_program(a: Iterable[str], b: Iterable[str]) -> bool:
+    """Process names that are one program; a kernel's 15-character ``comm`` is the start of the name."""
+    bs = {x.lower() for x in b}
+    for x in (y.lower() for y in a):
+        if x in bs or any(len(s) == 15 and x.startswith(s) or len(x) == 15 and s.startswith(x) for s in bs):
+            return True
+    return False
+
+
+def _death_cause_signal(n: Node) -> str | bool | None:
+    """What a node that ends a process says it ended it with: a crash dump's signal, or ``SIGKILL``
+    for the kernel's OOM killer ("Killed process 4242 (renderd)"); ``True`` for a dump that names no
+    signal; None for any other node."""
+    data = n.finding.data if isinstance(n.finding.data, Mapping) else {}
+    if n.has(CRASH_CLASSES) and n.finding.code.startswith("DUMP."):
+        raw = data.get("signal")
+        return _SIG_ALIASES.get(str(raw).upper(), str(raw).upper()) if raw else True
+    if n.has(("out_of_memory",)) and data.get("reason") == "oom-kill":
+        return "SIGKILL"
+    return None
+
+
+def core_deaths(nodes: Sequence[Node]) -> tuple[list[list[int]], list[int]]:
+    """A crash dump and the program's deaths that it is the core of: one happening.  A supervisor (or
+    the journal) says "logshipd (pid 17230) terminated by signal 11 (SIGSEGV) (core dumped)" and the
+    bundle holds ``core.logshipd.17230``; in a crash loop, the cores of the same crash (merged by their
+    signature) and the loop's deaths are one happening that began at the first death.  Tied when the
+    dump's process is the dying program and either a pid is shared, or the death names the dump's
+    signal (or a dumped core) and the dump was written within ``CORE_DEATH_S`` of a death.  A death
+    naming another signal (a KILL, a TERM) is never the core's.  The kernel's OOM kill and the
+    supervisor's "status=9/KILL" for the same program are tied the same way (the kill's signal is
+    KILL).  Returns the groups (positions) and, for each, the crash or kill that stands for it (the
+    dump or the kernel says why; the supervisor only that it ended).
+
+    >>> from backline.model import Finding, Severity
+    >>> from backline.knowledge.diagnosis.library import load_library
+    >>> lib = load_library()
+    >>> def node(i, code, text, ents, sid, first, data=None):
+    ...     f = Finding(code=code, title=text, severity=Severity.HIGH, artifact=f"a{i}", data=data or {})
+    ...     return Node(i, [i], f, text, [lib.signal(sid)], ents, {f"a{i}"}, first, first + 5)
+    >>> crash = node(0, "DUMP.CRASH", "logshipd crashed", {"process": ["logshipd"], "pid": ["17251"]},
+    ...              "native_crash", 1004.0, {"signal": "SIGSEGV"})
+    >>> loop = node(1, "LOG.PROCESS_EXIT", "logshipd (pid 17230) terminated by signal 11 (SIGSEGV)",
+    ...             {"process": ["logshipd"], "pid": ["17230"]}, "process_death", 1000.0)
+    >>> killed = node(2, "LOG.PROCESS_EXIT", "logshipd killed by signal 9 (SIGKILL)",
+    ...               {"process": ["logshipd"]}, "process_death", 1000.0)
+    >>> core_deaths([crash, loop, killed])
+    ([[0, 1]], [0])
+    """
+    crashes = [k for k, n in enumerate(nodes) if _death_cause_signal(n)]
+    deaths = [k for k, n in enumerate(nodes) if n.has(DEATH_CLASSES) and not _death_cause_signal(n)]
+    if not crashes or not deaths:
+        return [], []
+    parent = {k: k for k in crashes + deaths}
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for c in crashes:
+        cn = nodes[c]
+        procs = cn.ents.get("process", ())
+        if not procs:
+            continue
+        sig = _death_cause_signal(cn)
+        sig = None if sig is True else sig
+        pids = set(cn.ents.get("pid", ()))
+        for d in deaths:
+            dn = nodes[d]
+            if not _same_program(procs, dn.ents.get("process", ())):
+                continue
+            named, dumped = death_signals(dn.text)
+            if named and sig and sig not in named:
+                continue                      # killed by another signal: not this core's death
+            tied = bool(pids & set(dn.ents.get("pid", ())))
+            if not tied and (named or dumped) and cn.first is not None and dn.first is not None:
+                tied = dn.first - CORE_DEATH_S <= cn.first <= (dn.last if dn.last is not None else dn.first) + CORE_DEATH_S
+            if tied:
+                parent[find(d)] = find(c)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for k in parent:
+        groups[find(k)].append(k)
+    out = [sorted(g) for g in groups.values() if len(g) > 1]
+    reps = [max((k for k in g if k in set(crashes)), key=lambda k: (nodes[k].count, -k)) for g in out]
+    return out, reps

@@ -24,7 +24,8 @@ from backline.model import Severity
 #: Findings that say nothing specific about a problem (or are the KB's own).
 SKIP_CODES = ("KB.", "CASE.", "LOG.FIRST_ERROR", "LOG.SILENCE", "LOG.RARE_TEMPLATE", "LOG.NEW_TEMPLATE",
               "NET.CAPTURE.TRUNCATED", "DUMP.INCOMPLETE", "DUMP.UNREADABLE", "NET.TCP.RETRANS_RATE",
-              "NET.HTTP.SLOW", "NET.SMB2.SLOW", "NET.TCP.RST_MIDSTREAM")
+              "NET.HTTP.SLOW", "NET.SMB2.SLOW", "NET.TCP.RST_MIDSTREAM", "NET.HTTP.UNANSWERED",
+              "NET.TCP.SLOW_ANSWER", "NET.TCP.UNANSWERED")
 #: Data keys that identify a finding of a code (others are counts, addresses, times).
 KEYS: Mapping[str, tuple[str, ...]] = {
     "NET.TLS.ALERT": ("description",),
