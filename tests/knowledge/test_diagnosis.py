@@ -1471,3 +1471,26 @@ def test_the_kernels_oom_kill_and_the_supervisors_kill_of_that_program_are_one_h
                     "status=11/SEGV", at(0.2), artifact="host!/journal.txt", process=["reportd"], signal="11")
     d2 = diagnose([crashed] + findings[1:])
     assert any(c.finding == 0 for c in d2.causes) or any(0 in c.explained for c in d2.causes)
+
+
+def test_errors_written_a_moment_before_each_death_are_its_last_words():
+    # a container's log is named by its id: nothing names the program, but its error comes a moment
+    # before each of the runtime's four exits of that program - the error is why it died
+    exits = death("accountsd exited with status 3 (4x): task-exit accountsd exitCode 3", at(0.07),
+                  artifact="events.jsonl", count=4, last=at(9.3), process=["accountsd"], status=3)
+    exits = Finding(exits.code, exits.title, exits.severity, exits.artifact, exits.evidence, count=4,
+                    first_seen=at(0.07), last_seen=at(9.3), data={"reason": "exit-status", "process": ["accountsd"]})
+    migration = log("4x ERROR migration <*> failed: duplicate column name: mfa_secret", 40,
+                    "ERROR migration 0042_add_mfa_columns failed: duplicate column name: mfa_secret", at(0),
+                    artifact="containers/3f9c1d27/3f9c1d27-json.log", count=4, last=at(9.2))
+    refused = net("NET.TCP.RST_TO_SYN", "Connection refused by 10.4.0.16:8080 (29 attempt(s))", 40, at(0.2),
+                  {"server": "10.4.0.16:8080", "connections": 29})
+    d = diagnose([exits, migration, refused])
+    assert d.top.finding == 1, [(c.finding, c.title) for c in d.causes]
+    link = next(x for x in d.top.chain if x.effect == 0)
+    assert link.relation == "last-words-end-program" and link.joined_on[0][0] == "lockstep"
+    # near miss: the same error, but not as often as the program died (3 of 4): no lockstep, no tie
+    fewer = Finding(migration.code, migration.title, migration.severity, migration.artifact, migration.evidence,
+                    count=3, first_seen=at(0), last_seen=at(9.2), analyzer="logs.text", data={})
+    d2 = diagnose([exits, fewer, refused])
+    assert d2.top.finding != 1

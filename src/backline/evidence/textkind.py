@@ -260,7 +260,10 @@ def _looks_json(text: str) -> str:
 
 
 _LOG_KEYS_TIME = {"time", "timestamp", "ts", "@timestamp", "datetime", "date", "asctime", "eventtime", "t"}
-_LOG_KEYS_MSG = {"level", "msg", "message", "severity", "lvl", "log", "loglevel", "@message"}
+_LOG_KEYS_MSG = {"level", "msg", "message", "severity", "lvl", "log", "loglevel", "@message",
+                 # an event stream's records (a container runtime's, an orchestrator's, an audit trail's):
+                 # a time and what happened
+                 "event", "type", "action", "reason", "status", "topic", "eventtype", "event_type"}
 
 
 def _jsonl_is_log(text: str) -> bool:

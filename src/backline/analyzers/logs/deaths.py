@@ -60,7 +60,7 @@ from backline.model import Event, EvidenceRef, Finding, Severity
 MAX_EXITS = 10
 
 _OOM = re.compile(r"\b(?:Out of memory|Memory cgroup out of memory|oom[-_ ]kill\w*)\b[^\n]{0,40}?\bKill(?:ed)? process (\d+)"
-                  r"|\bKilled process (\d+) \(|\bOOMKilled\b|\boom-kill:[^\n]*\btask=", re.I)
+                  r"|\bKilled process (\d+) \(|\bOOMKilled\b(?!\"?\s*[:=]\s*(?:false|0)\b)|\boom-kill:[^\n]*\btask=", re.I)
 _SIGNAL = re.compile(
     r"\b(?:killed|terminated|exited|stopped|died|aborted|ended)(?:\s+(?:by|on|with|due\s+to|from)\s+|:\s*)"
     r"(?:signal\s+(?P<num>\d+)(?:\s*\((?:SIG)?(?P<name1>[A-Z]{2,6})\))?|(?:signal\s+)?\bSIG(?!NAL\b)(?P<name2>[A-Z]{2,6}))\b"
@@ -71,7 +71,7 @@ _STATUS = re.compile(
     r"|\bexited\s+with\s+(?P<c>-?(?:0x[0-9a-f]+|\d+))\b"
     r"|\breturned\s+(?:exit\s+)?(?:code|status)\s+(?P<d>-?(?:0x[0-9a-f]+|\d+))"
     r"|\bexit_?(?:code|status)[\"']?\s*[=:]\s*[\"']?(?P<e>-?(?:0x[0-9a-f]+|\d+))"      # JSON and key=value events
-    r"|\brc\s*[=:]\s*(?P<f>-?\d+)\b", re.I)                                            # a wrapper's return code
+    r"|\brc\s*[=:]\s*(?P<f>\d+)\b", re.I)      # a wrapper's return code (a library's negative rc=-3 is none)
 _CRASH = re.compile(r"\*\*\*[^*\n]{3,80}\*\*\*:?\s*terminated|\bsegfault at\b|\bgeneral protection fault\b"
                     r"|\btrap (?:invalid opcode|divide error)\b|\b(?:Segmentation fault|Aborted|Bus error|"
                     r"Illegal instruction|Floating point exception)\s+\(core dumped\)"
@@ -92,9 +92,11 @@ _LAST_WORDS = re.compile(
 #: the last words looked for on continuation lines (a cheap screen before :func:`death`)
 _TAIL_HINT = re.compile(r"Terminating due to|terminate called|\(\):\s|double free|corrupted |\*\*\*|core dumped")
 MAX_TAIL_LINES = 2000
-_GAVE_UP = re.compile(r"\bentered FATAL state\b|\b(?:start request repeated too quickly)\b|"
-                      r"\b(?:process|child|worker|program|daemon)\b[^\n]{0,60}\b(?:died|crashed|exited unexpectedly|"
-                      r"exited prematurely|terminated abnormally|exited abnormally|terminated unexpectedly)\b", re.I)
+#: a supervisor giving up on a program
+_GAVE_UP = re.compile(r"\bentered FATAL state\b|\b(?:start request repeated too quickly)\b", re.I)
+#: a process, child or worker that ended unexpectedly, said without a status or signal
+_DIED = re.compile(r"\b(?:process|child|worker|program|daemon)\b[^\n]{0,60}\b(?:died|crashed|exited unexpectedly|"
+                   r"exited prematurely|terminated abnormally|exited abnormally|terminated unexpectedly)\b", re.I)
 #: a stop someone asked for: SIGTERM, SIGINT, SIGHUP (the shell's 128+N for them)
 _REQUESTED_SIGNALS = {"TERM", "INT", "HUP", "15", "2", "1"}
 _REQUESTED_STATUS = {0, 130, 143, 129, -15, -2, -1}
@@ -176,6 +178,10 @@ def death(line: str) -> dict[str, Any] | None:
         m = _GAVE_UP.search(line)
         if m:
             out, where = {"reason": "gave-up"}, m.start()
+    if out is None:
+        m = _DIED.search(line)
+        if m:
+            out, where = {"reason": "died"}, m.start()
     if out is None:
         return None
     names: list[str] = []
@@ -304,7 +310,7 @@ class Deaths:
             who = ", ".join(d.get("process", ())) or "a process"
             how = {"oom-kill": "killed by the kernel's OOM killer", "signal": f"killed by signal {d.get('signal')}",
                    "exit-status": f"exited with status {d.get('status')}", "crash-message": "crashed",
-                   "gave-up": "ended and was given up"}[d["reason"]]
+                   "gave-up": "ended and was given up", "died": "ended unexpectedly"}[d["reason"]]
             line, text = g["examples"][0]
             yield Finding(
                 code="LOG.PROCESS_EXIT", title=f"{who} {how} ({g['count']}x): {g['words'][:160]}",

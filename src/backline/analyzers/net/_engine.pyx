@@ -162,7 +162,7 @@ cdef class Connection:
     cdef public int64_t turn_frame
     cdef public int64_t turn_first_ts
     cdef public int64_t turn_ts
-    cdef public int64_t turns_answered   # requests the server answered on this stream
+    cdef public bint turn_dropped        # the client reset the stream: later server data answers nothing
 
     def __init__(self, int64_t stream, a, int ap, b, int bp, int64_t frame, int64_t ts):
         self._setup(stream, a, ap, b, bp, frame, ts)
@@ -1593,28 +1593,30 @@ cdef class Engine:
         """Request and answer turns of a stream in a protocol Backline does not decode (a
         database's, a cache's, an in-house RPC's): the client's data opens a request (later
         client segments extend it), the server's next data answers it - the answer time runs
-        from the request's last segment (a long upload is not a slow answer); a client that
-        closes (FIN or RST) while a request waits on a stream whose server has answered before
-        gave up on it.  Reported to :attr:`sink` (``tcp_answer``, ``tcp_given_up``)."""
+        from the request's last segment (a long upload is not a slow answer).  A client that
+        closes (FIN or RST) while a request waits gave up on it; after a FIN a late answer is
+        still an answer (a client may only have closed its sending side), after a RST the
+        server's data answers nothing.  Reported to :attr:`sink` (``tcp_answer``,
+        ``tcp_given_up``, ``tcp_unasked``)."""
         if from_client:
-            if data:
+            if data and not c.turn_dropped:
                 if c.turn_frame == 0:
                     c.turn_frame = n
                     c.turn_first_ts = ts
                 c.turn_ts = ts
-            if flags & (F_FIN | F_RST) and c.turn_frame:
-                if c.turns_answered:
-                    self.sink.tcp_given_up(c, c.turn_frame, c.turn_first_ts, c.turn_ts, n, ts)
-                c.turn_frame = 0
-        elif data:
+            if flags & (F_FIN | F_RST) and c.turn_frame and not c.turn_dropped:
+                self.sink.tcp_given_up(c, c.turn_frame, c.turn_first_ts, c.turn_ts, n, ts)
+                if flags & F_RST:
+                    c.turn_frame = 0
+                    c.turn_dropped = True
+        elif data and not c.turn_dropped:
             if c.turn_frame:
-                c.turns_answered += 1
                 self.sink.tcp_answer(c, c.turn_frame, c.turn_first_ts, c.turn_ts, n, ts)
                 c.turn_frame = 0
             else:
                 self.sink.tcp_unasked(c)
         elif flags & (F_FIN | F_RST):
-            c.turn_frame = 0             # the server closed: no answer to wait for, nor a client giving up
+            c.turn_frame = 0             # the server closed: no answer to wait for
         return 0
 
     cdef object _apps(self, Connection c, const uint8_t* p, Py_ssize_t n, int from_b):

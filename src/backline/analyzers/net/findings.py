@@ -418,8 +418,8 @@ def _turns(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
                     "answers": len(s), "slow": n_slow})
     for srv, lst in sorted(st.tcp_given_up.items()):
         waited = sorted(x for x in lst if x[0] / 1e9 > th.slow_tcp_s)
-        if not waited:
-            continue
+        if not waited or not st.tcp_times.get(srv):
+            continue            # a server that never answers anything (a sink of one-way streams) is not waited on
         waits = sorted(x[0] for x in waited)
         p50 = percentile(waits, 0.5)
         b.add("NET.TCP.UNANSWERED",
@@ -427,8 +427,8 @@ def _turns(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
               f"{p50 / 1e9:.3f} s (p50)", Severity.MEDIUM,
               [(req_frame, req_ts, f"no answer in {w / 1e9:.3f} s; the client closed at packet {frame}")
                for w, req_frame, req_ts, frame, _ts in waited], count=len(waited),
-              detail=f"{len(waited)} request(s) to {srv} (a protocol not decoded; the server had answered "
-                     f"earlier requests on the same streams) were still waiting when their client closed the "
+              detail=f"{len(waited)} request(s) to {srv} (a protocol not decoded; the server answers other "
+                     f"requests) were still waiting when their client closed the "
                      f"stream: waited p50 {p50 / 1e9:.3f} s, max {waits[-1] / 1e9:.3f} s - the client gave up",
               data={"server": srv, "p50_wait_s": p50 / 1e9, "max_wait_s": waits[-1] / 1e9,
                     "requests": len(waited)})

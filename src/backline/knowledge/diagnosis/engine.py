@@ -38,7 +38,8 @@ from backline.knowledge.diagnosis.entities import PROG_PID, Entity
 from backline.knowledge.diagnosis.explain import make_cause
 from backline.knowledge.diagnosis.library import Library, Relation, load_library
 from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, artifact_processes, build_nodes,
-                                                core_deaths, endpoint_owners, learn_vocabulary, listeners, named_processes,
+                                                core_deaths, endpoint_owners, learn_vocabulary, listeners, lockstep,
+                                                named_processes,
                                                 merge_nodes, relative_names, server_names)
 from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
 from backline.model import Artifact, Diagnosis, Event, Fact, Finding, Severity
@@ -48,7 +49,7 @@ GENERIC = "error"
 #: How strongly a shared entity of each kind ties two findings.
 JOIN_WEIGHT: Mapping[str, float] = {
     "endpoint": 1.0, "pid": 1.0, "host": 0.9, "process": 0.8, "module": 0.8, "path": 0.8,
-    "port": 0.75, "exception": 0.6, "thread": 0.5, "artifact": 0.6, "time": 0.3, "onset": 0.6,
+    "port": 0.75, "exception": 0.6, "thread": 0.5, "artifact": 0.6, "time": 0.3, "onset": 0.6, "lockstep": 0.9,
 }
 _SEV_WEIGHT = {Severity.CRITICAL: 1.0, Severity.HIGH: 1.0, Severity.MEDIUM: 0.7, Severity.LOW: 0.4,
                Severity.INFO: 0.2}
@@ -137,6 +138,11 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
                 if w > best:
                     best = w
                 on.append(("onset", f"{max(0.0, dt):.1f} s later"))
+        elif kind == "lockstep":
+            # the cause is written a moment before each of the effect's occurrences (nodes.lockstep)
+            if e.index in c.steps:
+                best = max(best, JOIN_WEIGHT[kind])
+                on.append(("lockstep", f"{e.count}x, each a moment before"))
         elif kind == "time":
             if not dated or best > 0 or _contradict(c, e, rel):
                 continue
@@ -194,7 +200,8 @@ class _Candidates:
         self.by_artifact: dict[str, list[int]] = defaultdict(list)
         self.undated: list[int] = []
         dated: list[tuple[float, int]] = []
-        kinds = [k for k in rel.join if k not in ("artifact", "time", "onset")]
+        kinds = [k for k in rel.join if k not in ("artifact", "time", "onset", "lockstep")]
+        self.by_index = {nodes[ei].index: ei for ei in effects} if "lockstep" in rel.join else {}
         for ei in effects:
             e = nodes[ei]
             for kind in kinds:
@@ -225,6 +232,8 @@ class _Candidates:
             if kind == "artifact":
                 for a in c.artifacts:
                     groups[1].update(self.by_artifact.get(a, ()))
+            elif kind == "lockstep":
+                groups[0].update(self.by_index[i] for i in c.steps if i in self.by_index)
             elif kind in ("time", "onset"):
                 if c.first is not None:
                     lo = bisect.bisect_left(self.times, c.first - tol - rel.lag_s)
@@ -480,7 +489,7 @@ def _lend_priors(nodes: Sequence[Node], edges: Mapping[tuple[int, int], Edge]) -
     for (ci, ei), e in edges.items():
         if not _acute(nodes[ei]) or not _lends(e, nodes):
             continue
-        if not any(kind in ("pid", "process") for kind, _v in e.joined_on):
+        if not any(kind in ("pid", "process", "lockstep") for kind, _v in e.joined_on):
             continue
         eff = max(sg.prior for sg in nodes[ei].signals)
         if eff > nodes[ci].prior:
@@ -695,6 +704,7 @@ def diagnose(findings: Sequence[Finding], events: Sequence[Event] = (), facts: S
         dated_by_file(nodes, artifacts, window[0].timestamp() - s.lead.total_seconds(),
                       window[1].timestamp() + s.chronic_margin.total_seconds())
     nodes = merge_nodes(nodes, *core_deaths(nodes))
+    lockstep(nodes)
     edges = _edges(nodes, lib, set(offsets), s.max_out_links, onset_weight=s.onset_weight)
     _lend_priors(nodes, edges)
     out: dict[int, list[Edge]] = defaultdict(list)

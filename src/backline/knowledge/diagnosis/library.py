@@ -40,7 +40,7 @@ from backline.model import Severity
 
 LIBRARY_FILE = "relations.toml"
 #: Join kinds a relation may name: the entity kinds plus the artifact and time.
-JOINS = (*KINDS, "artifact", "time", "onset")
+JOINS = (*KINDS, "artifact", "time", "onset", "lockstep")
 PLACEHOLDERS = re.compile(r"\{(\w+)\}")
 _GLOB = re.compile(r"[*?\[]")
 

@@ -47,6 +47,7 @@ class Node:
     peers: set[str] = field(default_factory=set)   # programs it names only as the server of an endpoint it
                                                    # names (a client's error about reaching them), not its own
     lent: float = 0.0                     # prior lent by an acute effect it explains (the death it causes)
+    steps: set[int] = field(default_factory=set)   # deaths (their ``index``) it precedes in lockstep
 
     @property
     def prior(self) -> float:
@@ -213,7 +214,13 @@ _TOKEN = re.compile(r"[a-z0-9_]+(?:[.-][a-z0-9_]+)*")
 
 def artifact_processes(paths: Iterable[str], vocab: Vocabulary) -> dict[str, set[str]]:
     """Processes an artifact's file name names ("tilerd.log", "journal-geoindexd.txt",
-    "billing-stderr---supervisor.log"): a program's log is about that program."""
+    "billing-stderr---supervisor.log", "notify-hub.stderr.gz"): a program's log is about that program.
+
+    >>> from backline.knowledge.diagnosis.entities import Vocabulary
+    >>> v = Vocabulary.learn([], processes=["notify-hub", "tilerd", "svloop"])
+    >>> sorted(artifact_processes(["b!/notify-hub.stderr.gz", "tilerd.log", "journal-svloop.txt", "hub.log"], v).items())
+    [('b!/notify-hub.stderr.gz', {'notify-hub'}), ('journal-svloop.txt', {'svloop'}), ('tilerd.log', {'tilerd'})]
+    """
     out: dict[str, set[str]] = {}
     known = vocab.processes
     if not known:
@@ -222,8 +229,11 @@ def artifact_processes(paths: Iterable[str], vocab: Vocabulary) -> dict[str, set
         name = path.replace("\\", "/").rsplit("/", 1)[-1].rsplit("!", 1)[-1].lower()
         words = set()
         for tok in _TOKEN.findall(name):
-            words.add(tok)
-            words.update(re.split(r"[.-]", tok))
+            # every run of its dot- and dash-separated parts: "notify-hub.stderr.gz" names notify-hub
+            parts = re.split(r"([.-])", tok)
+            for a in range(0, len(parts), 2):
+                for b in range(a + 1, min(len(parts), a + 12) + 1, 2):
+                    words.add("".join(parts[a:b]))
         hit = {w for w in words if w in known}
         if hit:
             out[path] = hit
@@ -309,26 +319,54 @@ def _same_happening(findings: Sequence[Finding], picked: Sequence[int]) -> list[
             i = parent[i]
         return i
 
-    by_key: dict[tuple, int] = {}
+    members: dict[tuple, list[int]] = {}
     for i in picked:
         f = findings[i]
         keys = [("ref", r.artifact, r.locator) for r in f.evidence[:1]]
         sig = f.data.get("signature") if isinstance(f.data, Mapping) else None
         if sig and f.code.startswith("DUMP."):
             keys.append(("sig", f.code, str(sig)))
-        name = f.data.get("name") if isinstance(f.data, Mapping) else None
+        data = f.data if isinstance(f.data, Mapping) else {}
+        if f.first_seen is not None and f.evidence and f.evidence[0].locator.startswith("line:"):
+            # a log record and the stack trace that continues it (the lines right after its head, at its
+            # time): "ERROR thumbnail worker crashed" and the ValueError traceback below it are one happening
+            start = data.get("first_line") if f.code.startswith("DUMP.") and data.get("source") == "log" else None
+            if isinstance(start, int) and start > 1:
+                keys.append(("rec", f.artifact, start - 1, f.first_seen))
+            elif f.code.startswith("LOG.") and f.evidence[0].locator[5:].isdigit():
+                keys.append(("rec", f.artifact, int(f.evidence[0].locator[5:]), f.first_seen))
+        name = data.get("name")
         if name and f.code.startswith("NET.DNS."):
             # one capture's failures to resolve one name (answered SERVFAIL, and never answered) are one
             # happening: the name does not resolve
             keys.append(("dns", f.artifact, str(name).lower().rstrip(".")))
         for k in keys:
-            j = by_key.setdefault(k, i)
-            if j != i:
-                parent[find(i)] = find(j)
+            members.setdefault(k, []).append(i)
+    dropped: set[int] = set()
+    for k, lst in members.items():
+        if k[0] in ("ref", "rec") and len(lst) > 1:
+            # a template whose line is also a death's (or a trace's) but that counts more is broader than
+            # that happening: "<*>[<*>]: segfault at ..." holds an old crash of one program and today's of
+            # another.  It is not the death's span; when its line is a death, the deaths reader has read
+            # each of its death lines on its own (per program): the mixed template is left out
+            deaths = [findings[i].count for i in lst if findings[i].code == "LOG.PROCESS_EXIT"]
+            specific = deaths + [findings[i].count for i in lst if findings[i].code.startswith("DUMP.")]
+            if specific:
+                broader = [i for i in lst if findings[i].code in _TEMPLATE_VIEWS and findings[i].count > min(specific)]
+                if deaths:
+                    dropped.update(broader)
+                lst = [i for i in lst if i not in broader]
+        for i in lst[1:]:
+            parent[find(i)] = find(lst[0])
     groups: dict[int, list[int]] = defaultdict(list)
     for i in picked:
-        groups[find(i)].append(i)
+        if i not in dropped:
+            groups[find(i)].append(i)
     return list(groups.values())
+
+
+#: Findings of a log template (every occurrence of a wording, whoever wrote it).
+_TEMPLATE_VIEWS = frozenset({"LOG.ERROR_TEMPLATE", "LOG.BURST", "LOG.NEW_TEMPLATE", "LOG.RARE_TEMPLATE"})
 
 
 def _occurrences(findings: Sequence[Finding], group: Sequence[int]) -> int:
@@ -655,3 +693,43 @@ def core_deaths(nodes: Sequence[Node]) -> tuple[list[list[int]], list[int]]:
     out = [sorted(g) for g in groups.values() if len(g) > 1]
     reps = [max((k for k in g if k in set(crashes)), key=lambda k: (nodes[k].count, -k)) for g in out]
     return out, reps
+
+
+#: How close an error's first and last sightings must precede a death's (a program's last words are
+#: written just before it ends).
+LOCKSTEP_S = 2.0
+
+
+def lockstep(nodes: Sequence[Node]) -> int:
+    """Tie a log's errors to the deaths they precede in lockstep: a container's log named by its id
+    says "migration 0042 failed" four times, the runtime's events say "accountsd exitCode 3" four
+    times, each within a moment after.  The same count (at least 2), the first and the last of the
+    errors each no more than ``LOCKSTEP_S`` before the death's, in another file: the errors are the
+    dying program's last words (the ``lockstep`` join, :attr:`Node.steps`).  Returns the number of
+    nodes tied.
+
+    >>> from backline.model import Finding, Severity
+    >>> from backline.knowledge.diagnosis.library import load_library
+    >>> lib = load_library()
+    >>> def node(i, code, sid, first, last, count, ents):
+    ...     f = Finding(code=code, title="t", severity=Severity.HIGH, artifact=f"a{i}")
+    ...     return Node(i, [i], f, "t", [lib.signal(sid)], ents, {f"a{i}"}, first, last, count)
+    >>> death = node(0, "LOG.PROCESS_EXIT", "process_death", 100.07, 109.3, 4, {"process": ["accountsd"]})
+    >>> err = node(1, "LOG.ERROR_TEMPLATE", "error", 100.0, 109.2, 4, {})
+    >>> other = node(2, "LOG.ERROR_TEMPLATE", "error", 100.0, 109.2, 3, {})
+    >>> lockstep([death, err, other]), err.steps, other.steps
+    (1, {0}, set())
+    """
+    deaths = [n for n in nodes if n.has(DEATH_CLASSES) and n.count >= 2 and n.first is not None
+              and n.last is not None]
+    tied = 0
+    for n in nodes:
+        if n.has(DEATH_CLASSES) or n.first is None or n.last is None or not n.finding.code.startswith("LOG."):
+            continue
+        for d in deaths:
+            if d.count != n.count or d.artifacts & n.artifacts:
+                continue
+            if 0.0 < d.first - n.first <= LOCKSTEP_S and 0.0 < d.last - n.last <= LOCKSTEP_S:     # type: ignore[operator]
+                n.steps.add(d.index)
+                tied += 1
+    return tied
