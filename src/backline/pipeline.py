@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,7 +27,7 @@ from backline import __version__
 from backline.analyzers.logs.anomalies import stops_at_collection
 from backline.analyzers.registry import all_analyzer_classes
 from backline.analyzers.runner import (DEFAULT_MAX_EVENTS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, ProgressFn,
-                                      RunSettings, run_all)
+                                      RunSettings, TaskResult, run_all)
 from backline.errors import UsageError
 from backline.knowledge.correlate import correlate
 from backline.knowledge.diagnosis import diagnose
@@ -80,15 +80,61 @@ def _sort_key_ts(ts: datetime | None) -> tuple[int, datetime]:
     return (0, ts) if ts is not None else (1, datetime.min.replace(tzinfo=timezone.utc))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+_UNDATED = 1 << 62          # after every dated event (year 9999 is ~2.5e17 microseconds)
+
+
+class _EventOrder:
+    """The report's event order (by time, undated last, then artifact: :func:`_sort_key_ts`)
+    worked out ahead: each task's events get their sort keys as its result arrives, as plain
+    integer microseconds, so that the sort after the last task compares integers instead of
+    datetimes.  Same order as sorting on ``(_sort_key_ts(e.ts), e.artifact)``; anything that
+    does not fit (a naive time) and the sort is done the usual way."""
+
+    __slots__ = ("keys", "usable")
+
+    def __init__(self) -> None:
+        self.keys: dict[int, tuple] = {}
+        self.usable = True
+
+    def add(self, events: Sequence[Event]) -> None:
+        if not self.usable:
+            return
+        keys = self.keys
+        try:
+            for e in events:
+                ts = e.ts
+                keys[id(e)] = (_UNDATED if ts is None else (ts - _EPOCH) // _US, e.artifact)
+        except (TypeError, AttributeError, OverflowError):     # a naive or odd time stamp
+            self.usable = False
+            self.keys = {}
+
+    def sorted(self, events: Sequence[Event]) -> list[Event]:
+        keys = self.keys
+        if self.usable and len(keys) == len(events):
+            try:
+                return sorted(events, key=lambda e: keys[id(e)])
+            except KeyError:            # an event that was not added (one object listed twice)
+                pass
+        return sorted(events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
+
+
 def analyze(
     paths: Sequence[Path],
     options: AnalyzeOptions | None = None,
     *,
     intake_progress: Callable[[str], None] | None = None,
     progress: ProgressFn | None = None,
+    on_result: Callable[[TaskResult], None] | None = None,
 ) -> AnalysisResult:
     """Analyse the evidence at ``paths``.  Raises UsageError for bad options and
-    NothingReadable (from intake) when no path holds anything readable."""
+    NothingReadable (from intake) when no path holds anything readable.
+
+    ``on_result`` is called with each analyzer task's result as it arrives (in the order
+    the tasks end, which varies; see :func:`.analyzers.runner.run_all`): a caller that
+    makes something of every event (the JSON report's text) can do it while the other
+    tasks still run."""
     from backline.evidence import collect
 
     options = options or AnalyzeOptions()
@@ -104,6 +150,12 @@ def analyze(
     except OSError as exc:
         where = "a temporary folder" if own_tmp else str(options.work_dir)
         raise UsageError(f"cannot create the work folder {where}: {exc.strerror or exc}") from None
+    connecting = None
+    if options.scheduler:
+        from backline.analyzers.cluster import Connecting
+
+        # Dask's import and the hand-shake with the scheduler while the intake runs
+        connecting = Connecting(options.scheduler)
     try:
         intake = collect([Path(p) for p in paths], work_dir / "evidence", limits=options.limits,
                          store=options.store, progress=intake_progress)
@@ -125,9 +177,21 @@ def analyze(
             memory_mb=options.memory_mb,
             isolate=options.isolate,
         )
+        # on a cluster the results arrive while the other tasks run elsewhere: what is made of
+        # each (the events' sort keys here, the caller's on_result) is made then, not after the last
+        order = _EventOrder() if options.scheduler else None
+
+        def arrived(res: TaskResult) -> None:
+            if order is not None:
+                order.add(res.events)
+            if on_result is not None:
+                on_result(res)
+
         out = run_all(intake.artifacts, classes, settings, jobs=options.jobs, progress=progress,
-                      scheduler=options.scheduler)
+                      scheduler=options.scheduler, on_result=arrived, connecting=connecting)
     finally:
+        if connecting is not None:
+            connecting.close()          # (already closed when the analysis ran on the cluster)
         if own_tmp and not options.keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -145,7 +209,8 @@ def analyze(
                                                   product=options.product, version=options.product_version)
         case_findings = [*case_findings, *kb_found]
     findings = sorted([*found, *case_findings], key=lambda f: (-int(f.severity), -f.count, f.code, f.artifact))
-    events = sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
+    events = order.sorted(out.events) if order is not None else \
+        sorted(out.events, key=lambda e: (_sort_key_ts(e.ts), e.artifact))
     # Knowledge: which finding probably caused the others; those come first.
     diagnosis = None
     runs = list(out.runs)

@@ -207,3 +207,43 @@ def test_events_are_written_byte_for_byte_as_the_general_encoder_does():
     text = "".join(iter_json(report))
     assert _events_as_before(report) in text
     assert json.loads(text)["events"] == [json.loads(general(_event(e))) for e in report.events]
+
+
+def test_event_texts_made_ahead_give_the_same_report_whatever_order_they_were_made_in():
+    import random
+
+    from backline.report import iter_json
+    from backline.report.json_report import EventTexts
+
+    result = many_events_result(n=3000, artifacts=7)
+    plain = "".join(iter_json(build_report(result, now=fixed_clock)))
+    events = list(result.events)
+    for seed in (1, 2):
+        # made in pieces, in an order that is not the report's, some events never made ahead
+        random.Random(seed).shuffle(events)
+        texts = EventTexts()
+        for at in range(0, 2600, 500):
+            texts.add(events[at:min(at + 500, 2600)])
+        assert len(texts) == 2600
+        ahead = "".join(iter_json(build_report(result, now=fixed_clock, event_texts=texts)))
+        assert ahead == plain
+    # the texts made ahead are the ones written (not made again)
+    texts = EventTexts()
+    texts.add(result.events[:1])
+    key = id(result.events[0])
+    texts._texts[key] = texts._texts[key].replace('"ts": ', '"ts":  ')
+    marked = "".join(iter_json(build_report(result, now=fixed_clock, event_texts=texts)))
+    assert marked.count('"ts":  ') == 1 and marked.replace('"ts":  ', '"ts": ') == plain
+
+
+def test_event_texts_stop_making_texts_ahead_past_their_bound():
+    from backline.report import iter_json
+    from backline.report.json_report import EventTexts
+
+    result = many_events_result(n=300, artifacts=3)
+    texts = EventTexts(max_events=250)
+    texts.add(result.events[:200])
+    texts.add(result.events[200:])          # would pass the bound: made when the report is written
+    assert len(texts) == 200
+    assert "".join(iter_json(build_report(result, now=fixed_clock, event_texts=texts))) == \
+        "".join(iter_json(build_report(result, now=fixed_clock)))

@@ -83,6 +83,38 @@ def connect(address: str):
         raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
 
+class Connecting:
+    """A connection to the scheduler at ``address`` made in a thread of its own, started now:
+    Dask's import and the hand-shake with the scheduler run while this machine does the
+    intake, instead of after it.  :meth:`client` waits for it (and raises what
+    :func:`connect` raises); :meth:`close` closes it, whether it was used or not."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._client = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="backline-dask-connect", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._client = connect(self.address)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of client()
+            self._error = exc
+
+    def client(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._client
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
 # --------------------------------------------------------------------------- on the worker
 
 _SLOTS = threading.local()      # one supervisor process per worker thread, kept between tasks
@@ -203,14 +235,22 @@ def _wait_all(client, futures: dict, address: str, hard_s: float | None, on_done
                                f"{give_up_s:g} s, longer than a task may run; {len(pending)} task(s) not done")
 
 
-def run_on_cluster(tasks: Sequence[tuple], settings, address: str, tick: Callable[[str], None]) -> list:
+def run_on_cluster(tasks: Sequence[tuple], settings, address: str, tick: Callable[[str], None], *,
+                   on_result: Callable | None = None, connecting: Connecting | None = None) -> list:
     """Run ``tasks`` (``(analyzer class, artifact)`` pairs) on the cluster; their results
-    (:class:`.runner.TaskResult`) in task order."""
+    (:class:`.runner.TaskResult`) in task order.  ``on_result(result)`` is called as each
+    result arrives (in the order the tasks end); ``connecting``: a connection started
+    earlier (closed here), else one is made now."""
     from backline.analyzers.isolation import kill_grace
     from backline.analyzers.logs.ranges import SPLIT_MIN_BYTES
     from backline.analyzers.runner import _ended, run_task, with_split_jobs
 
-    client = connect(address)
+    try:
+        client = connecting.client() if connecting is not None else connect(address)
+    except BaseException:
+        if connecting is not None:
+            connecting.close()
+        raise
     try:
         dmap = DaskMap(client)
         least = int(os.environ.get("BACKLINE_LOGS_SPLIT_MIN_BYTES") or SPLIT_MIN_BYTES)
@@ -233,6 +273,8 @@ def run_on_cluster(tasks: Sequence[tuple], settings, address: str, tick: Callabl
             except Exception as exc:  # noqa: BLE001 - the worker died twice: a failed run, as a local crash
                 results[i] = _lost_worker(cls, art, settings, exc)
             fut.release()                              # the worker may drop the result now
+            if on_result is not None:
+                on_result(results[i])
             tick(f"{cls.name} {art.path}")
 
         hard_s = settings.timeout_s + kill_grace(settings.timeout_s) if settings.timeout_s else None
@@ -243,7 +285,12 @@ def run_on_cluster(tasks: Sequence[tuple], settings, address: str, tick: Callabl
             _wait_all(client, futures, address, hard_s, done)
             for fut, i in mine.items():
                 results[i] = fut.result()
+                if on_result is not None:
+                    on_result(results[i])
                 tick(f"{tasks[i][0].name} {tasks[i][1].path}")
         return results
     finally:
-        client.close()
+        if connecting is not None:
+            connecting.close()
+        else:
+            client.close()

@@ -288,9 +288,17 @@ def run_all(
     jobs: int = 1,
     progress: ProgressFn | None = None,
     scheduler: str | None = None,
+    on_result: Callable[[TaskResult], None] | None = None,
+    connecting=None,
 ) -> RunnerOutput:
     """Run every applicable analyzer on every artifact (on the Dask cluster whose
-    scheduler is at ``scheduler``, when given: :mod:`.cluster`)."""
+    scheduler is at ``scheduler``, when given: :mod:`.cluster`; ``connecting``: a
+    :class:`.cluster.Connecting` to it started earlier, used instead of connecting here).
+
+    ``on_result`` is called with each task's result as soon as it is here, in the order
+    the tasks end (which varies from run to run), so that a caller can prepare what it
+    makes of each result while the other tasks still run; the output itself lists the
+    results in task order whatever order they ended in."""
     tasks, skipped = plan(artifacts, analyzers)
     out = RunnerOutput()
     for s in skipped:
@@ -304,10 +312,14 @@ def run_all(
         if progress:
             progress(desc, done, total)
 
+    def arrived(res: TaskResult) -> None:
+        if on_result is not None:
+            on_result(res)
+
     if scheduler:
         from backline.analyzers.cluster import run_on_cluster
 
-        for r in run_on_cluster(tasks, settings, scheduler, tick):
+        for r in run_on_cluster(tasks, settings, scheduler, tick, on_result=arrived, connecting=connecting):
             out.add(r)
         return out
 
@@ -316,7 +328,9 @@ def run_all(
         settings = with_split_jobs(settings, jobs)
     if not settings.isolate and (jobs <= 1 or total <= 1):
         for i, (cls, art) in enumerate(tasks):
-            out.add(run_task(cls, art, settings, i))
+            res = run_task(cls, art, settings, i)
+            arrived(res)
+            out.add(res)
             tick(f"{cls.name} {art.path}")
         return out
 
@@ -326,6 +340,7 @@ def run_all(
     done_at: dict[int, TaskResult] = {}
     for idx, res in _run_in_workers(order, settings, jobs):
         done_at[idx] = res
+        arrived(res)
         tick(f"{res.run.analyzer} {res.run.artifact}")
     for idx in sorted(done_at):       # the report lists them in task order, however they ran
         out.add(done_at[idx])

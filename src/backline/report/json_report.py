@@ -215,6 +215,48 @@ class _EventEncoder:
                 f'{parts[0]}{enc(e.summary)}{parts[1]}{r}{parts[2]}')
 
 
+class EventTexts:
+    """Events' JSON texts made ahead of the report, as the analysis's results arrive (while
+    its other tasks still run in other processes or on a cluster), so that writing the
+    report only joins them: :func:`iter_json` takes the text made here for every event of
+    the report that was :meth:`add`-ed, and makes the others itself.  The texts are the ones
+    :func:`iter_json` makes (the same encoder), so the report is the same byte for byte;
+    which events were added, and in which order, changes nothing in it.
+
+    The events added are held (an event is known by its identity), and so are their texts:
+    about 450 bytes an event.  Past ``max_events`` events, no more are made ahead."""
+
+    __slots__ = ("_encode", "_texts", "_held", "max_events")
+
+    def __init__(self, max_events: int = 2_000_000) -> None:
+        self._encode = _EventEncoder(json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode)
+        self._texts: dict[int, str] = {}
+        self._held: list[tuple[Event, ...]] = []
+        self.max_events = max_events
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def add(self, events) -> None:
+        """Make the texts of ``events`` now (nothing when that would pass ``max_events``)."""
+        events = tuple(events)
+        if not events or len(self._texts) + len(events) > self.max_events:
+            return
+        self._held.append(events)
+        self._texts.update(zip(map(id, events), map(self._encode, events)))
+
+    def encoder(self):
+        """``event -> text``: the text made ahead when there is one, else made now."""
+        texts, encode = self._texts.get, self._encode
+        if not self._texts:
+            return encode
+
+        def text(e: Event) -> str:
+            t = texts(id(e))
+            return encode(e) if t is None else t
+        return text
+
+
 def _fact(f: Fact) -> dict[str, Any]:
     return {"name": f.name, "value": jsonable(f.value), "artifact": f.artifact, "analyzer": f.analyzer}
 
@@ -313,7 +355,9 @@ def iter_json(report: Report, *, indent: int | None = 2,
         pad = "\n" + " " * (2 * indent) if indent else ""
         sep = "," + pad if indent else ","
         close = "\n" + " " * indent + "]" if indent else "]"
-        encode = _EventEncoder(json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode)
+        made = report.event_texts
+        encode = made.encoder() if isinstance(made, EventTexts) else \
+            _EventEncoder(json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode)
         yield "[" + pad
         events = report.events
         for at in range(0, len(events), _EVENTS_PER_PIECE):     # a few hundred events per piece

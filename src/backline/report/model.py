@@ -147,6 +147,9 @@ class Report:
     #: probable root causes; their ``finding`` indices point into ``findings`` (None: not diagnosed)
     diagnosis: Diagnosis | None = None
     known_issues: tuple[Finding, ...] = field(default=())   # KB.MATCH / KB.NOT_AFFECTED, matches first
+    #: the events' JSON texts made ahead (a json_report.EventTexts, or None): the JSON report
+    #: uses them instead of making them again; nothing else reads them
+    event_texts: object | None = field(default=None, compare=False, repr=False)
 
     def findings_at(self, severity: Severity) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.severity is severity)
@@ -200,11 +203,12 @@ def _span(values: list[datetime | None]) -> tuple[datetime | None, datetime | No
 
 
 def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None = None,
-                 timeline_buckets: int = 120, timeline_lanes: int = 24) -> Report:
+                 timeline_buckets: int = 120, timeline_lanes: int = 24, event_texts: object | None = None) -> Report:
     """Build the report model of ``result``.
 
     ``now`` is the clock used for ``generated_at`` (default: the real UTC
-    clock); pass a fixed one for reproducible output.
+    clock); pass a fixed one for reproducible output.  ``event_texts``: the
+    events' JSON texts made while the analysis ran (:class:`.json_report.EventTexts`).
     """
     generated_at = utc((now or (lambda: datetime.now(timezone.utc)))())
     assert generated_at is not None
@@ -293,4 +297,5 @@ def build_report(result: AnalysisResult, *, now: Callable[[], datetime] | None =
         failed_runs=tuple(r for r in result.runs if r.status is RunStatus.FAILED),
         diagnosis=diagnosis,
         known_issues=known_issue_findings(findings),
+        event_texts=event_texts,
     )
