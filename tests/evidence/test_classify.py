@@ -344,3 +344,16 @@ def test_a_log_line_of_deeply_nested_json_is_read_as_text(tmp_path):
 
     assert _json_header("[" * 100_000) is None
     assert _json_header('{"time": "2024-05-01T10:00:00Z", "msg": "up"}').message == "up"
+
+
+def test_lines_of_blanks_do_not_stall_the_configuration_check() -> None:
+    # the fuzzer's input: a few lines of thousands of spaces reached the configuration-file patterns,
+    # whose blanks around a run of blanks backtracked for over a minute
+    import time
+
+    text = "\n".join([" " * 9186, " " * 5805, " " * 24648, "x" * 12, " " * 5769]) + "\n"
+    t0 = time.perf_counter()
+    classify_head(text.encode(), "evidence", len(text))
+    assert time.perf_counter() - t0 < 2.0
+    ini = "[server]\nport = 8080\nmy key = some value\n; a comment\n"
+    assert classify_head(ini.encode(), "settings", len(ini)).format == "ini"

@@ -305,8 +305,10 @@ def _delimited(lines: list[str], name_says_data: bool) -> str:
 
 #: An insta snapshot: a ``---`` header of ``key: value`` lines naming the test source.
 _INSTA = re.compile(r"---\n([\w_]+: .*\n){0,8}source: .*\n([\w_]+: .*\n|\n){0,8}---\n")
-_INI = re.compile(r"^\s*(\[[^\]]+\]|[\w.\-/ ]+\s*=\s*.*|[;#].*)\s*$")
-_YAML = re.compile(r"^\s*(-\s+.*|[\w.\-\"']+:(\s+.*)?|#.*|---|\.\.\.)\s*$")
+#: Lines of a configuration file, matched whole against the stripped line (no blanks on either side:
+#: ``\s*`` around a run that may itself hold blanks backtracks for minutes on a line of 9,000 spaces).
+_INI = re.compile(r"\[[^\]]+\]|[\w.\-/][\w.\-/ ]*=.*|[;#].*")
+_YAML = re.compile(r"-\s+.*|[\w.\-\"']+:(\s+.*)?|#.*|---|\.\.\.")
 
 
 def _config_format(text: str, lines: list[str]) -> str:
@@ -317,9 +319,9 @@ def _config_format(text: str, lines: list[str]) -> str:
         return "xml"
     if len(lines) < 3:
         return ""
-    if sum(1 for ln in lines if _INI.match(ln)) >= 0.9 * len(lines) and any("=" in ln for ln in lines):
+    if sum(1 for ln in lines if _INI.fullmatch(ln.strip())) >= 0.9 * len(lines) and any("=" in ln for ln in lines):
         return "ini" if any(ln.lstrip().startswith("[") for ln in lines) else "properties"
-    if sum(1 for ln in lines if _YAML.match(ln)) >= 0.9 * len(lines) and any(":" in ln for ln in lines):
+    if sum(1 for ln in lines if _YAML.fullmatch(ln.strip())) >= 0.9 * len(lines) and any(":" in ln for ln in lines):
         return "yaml"
     return ""
 
