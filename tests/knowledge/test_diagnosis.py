@@ -1494,3 +1494,29 @@ def test_errors_written_a_moment_before_each_death_are_its_last_words():
                     count=3, first_seen=at(0), last_seen=at(9.2), analyzer="logs.text", data={})
     d2 = diagnose([exits, fewer, refused])
     assert d2.top.finding != 1
+
+
+def test_the_core_of_a_crash_loops_last_death_explains_the_refusals_that_began_at_the_first():
+    # the core file is the last crash's (written 20 s after the first crash's refusals began): tied by
+    # the program the client names with the endpoint, it still explains them - by name, never by time
+    path = "dumps.tar.gz!/dumps/core.anticheatd"
+    crash = Finding("DUMP.CRASH", "anticheatd crashed: SIGSEGV / SEGV_MAPERR at 0x0 in libac_aimbot.so!snap_score",
+                    Severity.CRITICAL, path, (EvidenceRef.frame(path, 0, 0, "libac_aimbot.so!snap_score"),),
+                    data={"signal": "SIGSEGV", "problem_class": "NULL_POINTER_READ"})
+    core = Artifact(path, ArtifactKind.ELF_CORE, 1, "", meta={"mtime": at(20).isoformat()})
+    refused = net("NET.TCP.RST_TO_SYN", "Connection refused by 10.9.0.60:7777 (36 attempt(s))", 40, at(0.2),
+                  {"server": "10.9.0.60:7777", "connections": 36})
+    client = log("36x anticheat report for <*> lost: [Errno <*>] Connection refused (anticheatd <*>:<*>)", 30,
+                 "anticheat report for p7 lost: [Errno 111] Connection refused (anticheatd 10.9.0.60:7777)", at(0.2),
+                 artifact="gameserver.log", count=36, last=at(25))
+    facts = [Fact("dump.process", "anticheatd", path)]
+    d = diagnose([refused, crash, client], _window_events(), facts=facts, artifacts=[core])
+    assert d.top.finding == 1, [(c.finding, c.title) for c in d.causes]
+    assert 0 in d.top.explained
+    # near miss: the core of a program nothing names beside the endpoint explains nothing there
+    other = Finding("DUMP.CRASH", "logrot crashed: SIGABRT in logrot!main", Severity.CRITICAL, "dumps!/core.logrot",
+                    (EvidenceRef.frame("dumps!/core.logrot", 0, 0, "logrot!main"),), data={"signal": "SIGABRT"})
+    other_core = Artifact("dumps!/core.logrot", ArtifactKind.ELF_CORE, 1, "", meta={"mtime": at(20).isoformat()})
+    d2 = diagnose([refused, other, client], _window_events(), facts=[Fact("dump.process", "logrot", "dumps!/core.logrot")],
+                  artifacts=[other_core])
+    assert all(0 not in c.explained for c in d2.causes if c.finding == 1)

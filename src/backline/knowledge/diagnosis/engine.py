@@ -88,6 +88,10 @@ class DiagnosisSettings:
     timing: TimingSettings = field(default_factory=TimingSettings)
 
 
+#: How long before a core's file was written its effects may begin (the core of a crash loop's last death).
+FILE_DATED_SLACK_S = 120.0
+
+
 def _tolerance(c: Node, e: Node, skewed: set[str]) -> float:
     if c.artifacts & e.artifacts:
         return 0.001
@@ -104,18 +108,25 @@ def _join(c: Node, e: Node, rel: Relation, skewed: set[str],
     # in one file, the order of the lines is the order of the happenings (exact; times may be
     # rounded or a burst's bucket)
     same_file = [a for a in c.lines if a in e.lines] if not rel.lag_s else []
+    named_only = False
     if same_file and rel.order == "before":
         if any(e.lines[a] < c.lines[a] for a in same_file):
             return None
     elif dated and rel.order == "before":
         tol = _tolerance(c, e, skewed) + rel.lag_s
         if e.first < c.first - tol:                                   # type: ignore[operator]
-            return None
+            # a core dated by its file's write was written when the process last died: a crash loop's
+            # earlier deaths came before it.  Named ties only (the program, its endpoint), never time alone
+            if not c.file_dated or e.first < c.first - tol - FILE_DATED_SLACK_S:   # type: ignore[operator]
+                return None
+            named_only = True
     if dated and e.first - (c.last if c.last is not None else c.first) > rel.within_s:   # type: ignore[operator]
         return None
     best = 0.0
     on: list[tuple[str, str]] = []
     for kind in rel.join:
+        if named_only and kind in ("artifact", "onset", "time", "lockstep"):
+            continue
         if kind == "artifact":
             # one program's log says something by being one file; a capture holds everyone's traffic
             shared = c.artifacts & e.artifacts
