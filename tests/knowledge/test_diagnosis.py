@@ -372,6 +372,8 @@ def test_a_log_line_ties_an_endpoint_to_a_dumped_process():
     ("could not write block 8812 of temporary file: No space left on device", "disk_full"),
     ("socket.gaierror: [Errno -2] Name or service not known", "dns_failure_log"),
     ("upstream timed out (110: Connection timed out) while reading response header from upstream", "timeout"),
+    ("riskscore 10.0.0.4:7311 did not answer within 1500 ms for txn=88; declining (fallback)", "timeout"),
+    ("acquire conn: timed out after 1s (pool 5/5 in use, 0 idle)", "pool_exhausted"),
 ])
 def test_the_wording_programs_use_is_recognised(line, signal):
     f = log(f"1x {line}", 3, f"ERROR {line}", at(0))

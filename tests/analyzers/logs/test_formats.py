@@ -111,6 +111,17 @@ def test_json_lines_app_log():
     assert (h.ts_kind, h.level, h.component, h.message) == ("iso", "warn", "db", "slow query")
 
 
+@pytest.mark.parametrize("line, ts, level, msg", [
+    ('{"t":"2026-12-07 18:36:20,579","lvl":"INFO","svc":"authorizer","msg":"auth ok"}',
+     "2026-12-07 18:36:20,579", "INFO", "auth ok"),                                 # a hand-rolled logger's "t"
+    ('{"@t":"2026-12-07T18:36:20.5790000Z","@mt":"Order {Id} placed","@l":"Warning","Id":7}',
+     "2026-12-07T18:36:20.5790000Z", "Warning", "Order {Id} placed"),              # Serilog's compact JSON
+])
+def test_json_lines_time_keys_of_other_loggers(line, ts, level, msg):
+    h = detect_format([line] * 3).split(line)
+    assert (h.ts_text, h.level, h.message) == (ts, level, msg) and h.ts_kind
+
+
 def test_python_http_server_access_log():
     line = '127.0.0.1 - - [27/Nov/2026 10:13:44] "GET /api/stock/SKU-1001 HTTP/1.1" 200 -'
     fmt = detect_format([line] * 3)

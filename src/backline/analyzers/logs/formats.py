@@ -123,9 +123,12 @@ _HTTP_STATUS = re.compile(r'"[^"]*" (\d{3}) ')
 _JSON_FORMATS = frozenset({"json-lines", "journald-json"})
 #: formats split in Python, line by line (not by the compiled engine)
 _PYTHON_FORMATS = _JSON_FORMATS | {"logfmt"}
-_J_MSG = ("MESSAGE", "message", "msg", "log", "@message", "text")
-_J_LEVEL = ("level", "severity", "levelname", "log.level", "lvl", "PRIORITY", "loglevel")
-_J_TS = ("__REALTIME_TIMESTAMP", "@timestamp", "timestamp", "time", "ts", "datetime", "date")
+_J_MSG = ("MESSAGE", "message", "msg", "log", "@message", "text", "@m", "@mt")
+_J_LEVEL = ("level", "severity", "levelname", "log.level", "lvl", "PRIORITY", "loglevel", "@l")
+#: time keys: journald, Elastic/logstash, zap/zerolog/pino/bunyan/logrus, Python's asctime, Serilog's compact "@t",
+#: and the short "t" of hand-rolled JSON loggers
+_J_TS = ("__REALTIME_TIMESTAMP", "@timestamp", "timestamp", "time", "ts", "datetime", "date", "asctime", "@t",
+         "eventTime", "t")
 _J_COMP = ("SYSLOG_IDENTIFIER", "logger", "logger_name", "component", "name", "module", "_COMM", "source")
 _J_PID = ("_PID", "pid", "process", "SYSLOG_PID")
 _J_HOST = ("_HOSTNAME", "host", "hostname")
