@@ -1522,3 +1522,24 @@ def test_the_core_of_a_crash_loops_last_death_explains_the_refusals_that_began_a
     d2 = diagnose([refused, other, client], _window_events(), facts=[Fact("dump.process", "logrot", "dumps!/core.logrot")],
                   artifacts=[other_core])
     assert all(0 not in c.explained for c in d2.causes if c.finding == 1)
+
+
+def test_refusals_the_capture_saw_end_in_an_accepted_connection_are_a_start_not_the_cause():
+    # two refused SYNs while a printer service was starting, then it took connections: its zero-window
+    # stall seconds later is the cause of the sender's time-outs, not the start-up refusals
+    refused = net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.0.120:9100 (2 attempt(s))", 1, at(0),
+                  {"server": "10.1.0.120:9100", "connections": 2, "accepted_after_s": 0.05})
+    stall = net("NET.TCP.ZERO_WINDOW_STALL", "10.1.0.120 advertised a zero window for 7.9 s (receiver not reading)",
+                40, at(1.4), {"receiver": "10.1.0.120", "duration_s": 7.9, "reopened": True})
+    sender = log("1x job 77 to printer 10.1.0.120:9100: send timed out after 5 s; job requeued", 30,
+                 "job 77 to printer 10.1.0.120:9100: send timed out after 5 s; job requeued", at(6.4),
+                 artifact="printbridge.log")
+    d = diagnose([refused, stall, sender])
+    assert d.top.finding == 1, [(c.finding, c.title, c.confidence) for c in d.causes]
+    ref = next(c for c in d.causes if c.finding == 0)
+    assert any("took connections again" in r for r in ref.reasons)
+    # near miss: without the accepted connection the refusals are not called transient
+    still = net("NET.TCP.RST_TO_SYN", "Connection refused by 10.1.0.120:9100 (2 attempt(s))", 1, at(0),
+                {"server": "10.1.0.120:9100", "connections": 2})
+    d2 = diagnose([still, stall, sender])
+    assert not any("took connections again" in r for c in d2.causes for r in c.reasons)

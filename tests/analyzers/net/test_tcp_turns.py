@@ -194,3 +194,31 @@ def test_fast_answers_a_feed_and_a_one_way_stream_are_not_slow(captures):
     # one the feed still is no slow server (it sends more unasked than it answers)
     low = _findings(healthy, Thresholds(slow_tcp_s=0.2))
     assert low == [], [f.title for f in low]
+
+
+def test_refusals_followed_by_an_accepted_connection_say_how_soon(tmp_path):
+    """A service that was starting (or restarting) refuses a few SYNs, then takes connections: the
+    refusal finding says the endpoint accepted again, and how soon; a service that stays down does not."""
+    from backline.analyzers.net.synth import A, ACK_F, B, RST_F, SYN_F, PcapWriter, ether, ipv4, tcp
+
+    def capture(name: str, recovers: bool) -> Path:
+        cap = tmp_path / name
+        with cap.open("wb") as f:
+            w = PcapWriter(f)
+            t = 1_700_000_000 * 10**9
+            for i in range(2):                                        # refused twice, 50 ms apart
+                w.write(t, ether(ipv4(A, B, tcp(41000 + i, 9100, 1000, 0, SYN_F))))
+                w.write(t + 1000, ether(ipv4(B, A, tcp(9100, 41000 + i, 0, 1001, RST_F | ACK_F))))
+                t += 50_000_000
+            if recovers:
+                w.write(t, ether(ipv4(A, B, tcp(41010, 9100, 1000, 0, SYN_F))))
+                w.write(t + 1000, ether(ipv4(B, A, tcp(9100, 41010, 5000, 1001, SYN_F | ACK_F))))
+                w.write(t + 2000, ether(ipv4(A, B, tcp(41010, 9100, 1001, 5001, ACK_F))))
+        return cap
+
+    def refused(cap: Path):
+        return next(f for f in build_findings(analyze_capture(cap), str(cap))[0] if f.code == "NET.TCP.RST_TO_SYN")
+
+    up = refused(capture("recovers.pcap", True))
+    assert up.count == 2 and 0.04 < up.data["accepted_after_s"] < 0.06
+    assert "accepted_after_s" not in refused(capture("down.pcap", False)).data

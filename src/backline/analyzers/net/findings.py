@@ -160,11 +160,14 @@ def _tcp(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
     refused: dict[str, list] = defaultdict(list)
     unanswered: dict[str, list] = defaultdict(list)
     midstream: dict[tuple, list] = defaultdict(list)
+    accepted: dict[str, list[int]] = defaultdict(list)     # server -> times it answered a SYN with a SYN-ACK
     for c in st.tcp.conns:
         state = c.state()
         a_orig = c.originator_is_a()
         client, cport, server, sport = (c.a, c.ap, c.b, c.bp) if a_orig else (c.b, c.bp, c.a, c.ap)
         srv = f"{format_addr(server)}:{sport}"
+        if c.synack_frame and state != "REJ":
+            accepted[srv].append(c.synack_ts)
         if state == "REJ":
             rst = next((r for r in c.rst_frames if (r[2] == 1) == a_orig), c.rst_frames[0])
             refused[srv].append((c.syn_frame, c.first_ts, f"SYN from {format_addr(client)}:{cport}"))
@@ -192,10 +195,16 @@ def _tcp(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
                         "server": srv})
     for srv, frames in refused.items():
         n = len(frames) // 2
+        data = {"server": srv, "connections": n}
+        detail = f"{n} SYN(s) to {srv} answered with RST: nothing listening or a firewall rejecting"
+        # the server took connections again after the last refusal (a restart's or a start's window)
+        last = max(t for _f, t, _x in frames)
+        later = [t for t in accepted.get(srv, ()) if t > last]
+        if later:
+            data["accepted_after_s"] = round((min(later) - last) / 1e9, 6)
+            detail += f"; it accepted a connection again {data['accepted_after_s']:.3f} s after the last refusal"
         b.add("NET.TCP.RST_TO_SYN", f"Connection refused by {srv} ({n} attempt(s))",
-              Severity.HIGH, frames, count=n,
-              detail=f"{n} SYN(s) to {srv} answered with RST: nothing listening or a firewall rejecting",
-              data={"server": srv, "connections": n})
+              Severity.HIGH, frames, count=n, detail=detail, data=data)
     for srv, frames in unanswered.items():
         b.add("NET.TCP.SYN_UNANSWERED", f"SYN to {srv} never answered ({len(frames)} connection(s))",
               Severity.HIGH, frames, count=len(frames),

@@ -544,7 +544,8 @@ def root_priors(nodes: Sequence[Node], inbound: Mapping[int, Sequence[Edge]], ma
 
 
 def transient_refusals(nodes: Sequence[Node], max_gap_s: float = 60.0) -> dict[int, str]:
-    """Refusal bursts that end and are followed by the same endpoint taking connections again (a
+    """Refusal bursts that end and are followed by the same endpoint taking connections again (the
+    capture's SYN-ACK after the last refusal, ``accepted_after_s`` in the refusal's data, or a
     capture's finding on it - TLS alerts, HTTP answers, resets mid-stream - that goes on after the
     last refusal, within ``max_gap_s``): a restart's window, not the condition that lasts.  Node
     position -> the endpoint.
@@ -564,13 +565,14 @@ def transient_refusals(nodes: Sequence[Node], max_gap_s: float = 60.0) -> dict[i
         if m.finding.code.startswith("NET.") and not m.finding.code.startswith(_NOT_ACCEPTED) and m.last is not None:
             for ep in m.ents.get("endpoint", ())[:1]:
                 by_ep[ep].append(m)
-    if not by_ep:
-        return out
     for k, n in enumerate(nodes):
         if not n.has(REFUSAL_CLASSES) or n.last is None or not n.ents.get("endpoint"):
             continue
         ep = n.ents["endpoint"][0]
-        if any(n.last < m.last and (m.first or m.last) <= n.last + max_gap_s for m in by_ep.get(ep, ())):
+        after = n.finding.data.get("accepted_after_s") if isinstance(n.finding.data, Mapping) else None
+        if isinstance(after, (int, float)) and after <= max_gap_s:
+            out[k] = ep           # the capture saw the endpoint take a connection again right after
+        elif any(n.last < m.last and (m.first or m.last) <= n.last + max_gap_s for m in by_ep.get(ep, ())):
             out[k] = ep
     return out
 
