@@ -222,3 +222,30 @@ def test_refusals_followed_by_an_accepted_connection_say_how_soon(tmp_path):
     up = refused(capture("recovers.pcap", True))
     assert up.count == 2 and 0.04 < up.data["accepted_after_s"] < 0.06
     assert "accepted_after_s" not in refused(capture("down.pcap", False)).data
+
+
+def test_a_client_that_closes_then_resets_gave_up_once(tmp_path):
+    """A client that closes its side (FIN) while its request waits, then resets the stream, gave up
+    on that request once, not twice."""
+    from backline.analyzers.net.synth import A, ACK_F, B, FIN_F, PSH_F, RST_F, SYN_F, PcapWriter, ether, ipv4, tcp
+
+    cap = tmp_path / "fin-then-rst.pcap"
+    with cap.open("wb") as f:
+        w = PcapWriter(f)
+        t, cs, ss = 1_700_000_000 * 10**9, 1000, 5000
+        for i in range(3):
+            cp = 42000 + i
+            w.write(t, ether(ipv4(A, B, tcp(cp, 7311, cs, 0, SYN_F))))
+            w.write(t + 1000, ether(ipv4(B, A, tcp(7311, cp, ss, cs + 1, SYN_F | ACK_F))))
+            w.write(t + 2000, ether(ipv4(A, B, tcp(cp, 7311, cs + 1, ss + 1, ACK_F))))
+            w.write(t + 3000, ether(ipv4(A, B, tcp(cp, 7311, cs + 1, ss + 1, ACK_F | PSH_F, payload=b"GET k\n"))))
+            if i < 2:        # answered at once
+                w.write(t + 4000, ether(ipv4(B, A, tcp(7311, cp, ss + 1, cs + 7, ACK_F | PSH_F, payload=b"OK 1\n"))))
+            else:            # waits, the client closes after 2 s, then resets
+                w.write(t + 2 * 10**9, ether(ipv4(A, B, tcp(cp, 7311, cs + 7, ss + 1, FIN_F | ACK_F))))
+                w.write(t + 2 * 10**9 + 5000, ether(ipv4(A, B, tcp(cp, 7311, cs + 8, ss + 1, RST_F | ACK_F))))
+            t += 3 * 10**9
+    st = analyze_capture(cap)
+    assert len(st.tcp_given_up["10.0.0.2:7311"]) == 1
+    found = [f for f in build_findings(st, str(cap))[0] if f.code == "NET.TCP.UNANSWERED"]
+    assert len(found) == 1 and found[0].data["requests"] == 1

@@ -163,6 +163,7 @@ cdef class Connection:
     cdef public int64_t turn_first_ts
     cdef public int64_t turn_ts
     cdef public bint turn_dropped        # the client reset the stream: later server data answers nothing
+    cdef public bint turn_given          # the waiting request was already counted as given up (a FIN, then a RST)
 
     def __init__(self, int64_t stream, a, int ap, b, int bp, int64_t frame, int64_t ts):
         self._setup(stream, a, ap, b, bp, frame, ts)
@@ -1603,9 +1604,12 @@ cdef class Engine:
                 if c.turn_frame == 0:
                     c.turn_frame = n
                     c.turn_first_ts = ts
+                    c.turn_given = False
                 c.turn_ts = ts
             if flags & (F_FIN | F_RST) and c.turn_frame and not c.turn_dropped:
-                self.sink.tcp_given_up(c, c.turn_frame, c.turn_first_ts, c.turn_ts, n, ts)
+                if not c.turn_given:
+                    self.sink.tcp_given_up(c, c.turn_frame, c.turn_first_ts, c.turn_ts, n, ts)
+                    c.turn_given = True
                 if flags & F_RST:
                     c.turn_frame = 0
                     c.turn_dropped = True
