@@ -63,6 +63,8 @@ A_RETRANS, A_FAST, A_SPURIOUS, A_OOO, A_LOST, A_ACK_LOST, A_DUPACK, A_ZW, A_ZWP,
     A_WFULL, A_WUPD, A_KA, A_KAA, A_REUSED = (1 << i for i in range(15))
 
 cdef uint32_t HALF = 0x80000000u
+#: Server data segments that answer no request, counted per stream (AppSink.tcp_unasked).
+cdef int UNASKED_KEPT = 8
 
 
 cdef inline bint _gt(uint32_t a, uint32_t b):
@@ -164,6 +166,7 @@ cdef class Connection:
     cdef public int64_t turn_ts
     cdef public bint turn_dropped        # the client reset the stream: later server data answers nothing
     cdef public bint turn_given          # the waiting request was already counted as given up (a FIN, then a RST)
+    cdef public int turn_unasked         # server data segments that answered no request (counted up to UNASKED_KEPT)
 
     def __init__(self, int64_t stream, a, int ap, b, int bp, int64_t frame, int64_t ts):
         self._setup(stream, a, ap, b, bp, frame, ts)
@@ -1617,7 +1620,10 @@ cdef class Engine:
             if c.turn_frame:
                 self.sink.tcp_answer(c, c.turn_frame, c.turn_first_ts, c.turn_ts, n, ts)
                 c.turn_frame = 0
-            else:
+            elif c.turn_unasked < UNASKED_KEPT:
+                # a few per stream tell a feed from a server that answers; a bulk stream's every
+                # segment would only cost time
+                c.turn_unasked += 1
                 self.sink.tcp_unasked(c)
         elif flags & (F_FIN | F_RST):
             c.turn_frame = 0             # the server closed: no answer to wait for

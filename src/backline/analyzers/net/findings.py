@@ -405,7 +405,8 @@ def _turns(b: _Builder, st: CaptureStats, th: Thresholds) -> None:
     seen in request and answer turns: slow answers (p95 above ``slow_tcp_s`` over at least
     ``min_tcp_answers``), and clients that closed their stream while waiting.  A server that sends
     more data unasked than it answers (a feed, a push channel: its first message after a
-    subscription is no answer time) is left out of the slow answers."""
+    subscription is no answer time; unasked segments are counted up to 8 per stream) is left out of
+    the slow answers."""
     for srv, times in sorted(st.tcp_times.items()):
         if len(times) < th.min_tcp_answers or st.tcp_unasked.get(srv, 0) > len(times):
             continue
