@@ -39,8 +39,7 @@ from backline.knowledge.diagnosis.explain import make_cause
 from backline.knowledge.diagnosis.library import Library, Relation, load_library
 from backline.knowledge.diagnosis.nodes import (Edge, Node, artifact_entities, artifact_processes, build_nodes,
                                                 core_deaths, endpoint_owners, learn_vocabulary, listeners, lockstep,
-                                                named_processes,
-                                                merge_nodes, relative_names, server_names)
+                                                merge_nodes, named_processes, relative_names, server_names)
 from backline.knowledge.diagnosis.timing import TimingSettings, estimate_skews, incident_window
 from backline.model import Artifact, Diagnosis, Event, Fact, Finding, Severity
 

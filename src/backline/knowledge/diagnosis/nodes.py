@@ -691,7 +691,8 @@ def core_deaths(nodes: Sequence[Node]) -> tuple[list[list[int]], list[int]]:
     for k in parent:
         groups[find(k)].append(k)
     out = [sorted(g) for g in groups.values() if len(g) > 1]
-    reps = [max((k for k in g if k in set(crashes)), key=lambda k: (nodes[k].count, -k)) for g in out]
+    causes = set(crashes)
+    reps = [max((k for k in g if k in causes), key=lambda k: (nodes[k].count, -k)) for g in out]
     return out, reps
 
 
